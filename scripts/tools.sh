@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# tools.sh — install the pinned external programs kura's tests and local stack
+# need (MinIO, Vault, the reference age CLI) into a cache outside the repo.
+#
+#   scripts/tools.sh [all|minio|vault|age]   install (no-op when cached)
+#   scripts/tools.sh path                    print the cache bin dir
+#
+# Programs already on PATH are used as they are. Builds are slow the first
+# time on a machine (Vault ~25-30 min, MinIO ~7 min on 2 cores); afterwards
+# this script returns in well under a second.
+set -euo pipefail
+
+MINIO_VERSION=${MINIO_VERSION:-v0.0.0-20260212201848-7aac2a2c5b7c}
+VAULT_VERSION=${VAULT_VERSION:-v1.21.0}
+AGE_VERSION=${AGE_VERSION:-v1.3.2}
+
+CACHE=${KURA_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kura/tools}
+BIN=$CACHE/bin
+mkdir -p "$BIN"
+export PATH=$BIN:$PATH
+
+log() { printf 'tools: %s\n' "$*" >&2; }
+
+have() { command -v "$1" >/dev/null 2>&1; }
+
+install_minio() {
+  if have minio; then return 0; fi
+  log "building MinIO $MINIO_VERSION (about 7 minutes the first time)"
+  GOBIN=$BIN CGO_ENABLED=0 go install "github.com/minio/minio@$MINIO_VERSION"
+  log "minio installed at $BIN/minio"
+}
+
+install_age() {
+  if have age && have age-keygen; then return 0; fi
+  log "installing age CLI $AGE_VERSION"
+  GOBIN=$BIN go install "filippo.io/age/cmd/...@$AGE_VERSION"
+}
+
+install_vault() {
+  if have vault; then return 0; fi
+  log "building Vault $VAULT_VERSION (about 25-30 minutes the first time)"
+  # Vault's go.mod replaces its api/sdk modules with directories of its own
+  # tree that the module zip does not carry, so `go install` refuses it. Build
+  # a writable copy with those replaces dropped (v1.21.0's go.mod pins the
+  # api/sdk versions matching its tree).
+  local src work
+  src=$(go mod download -json "github.com/hashicorp/vault@$VAULT_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  [ -n "$src" ] || { log "could not download the vault module"; return 1; }
+  work=$CACHE/src/vault-$VAULT_VERSION
+  rm -rf "$work"; mkdir -p "$(dirname "$work")"
+  cp -r "$src" "$work"; chmod -R u+w "$work"
+  (cd "$work" &&
+    go mod edit -dropreplace github.com/hashicorp/vault/api \
+      -dropreplace github.com/hashicorp/vault/api/auth/approle \
+      -dropreplace github.com/hashicorp/vault/api/auth/kubernetes \
+      -dropreplace github.com/hashicorp/vault/api/auth/userpass \
+      -dropreplace github.com/hashicorp/vault/sdk &&
+    GOFLAGS=-mod=mod go build -o "$BIN/vault.tmp" . &&
+    mv "$BIN/vault.tmp" "$BIN/vault")
+  rm -rf "$work"
+  log "vault installed at $BIN/vault"
+}
+
+case "${1:-all}" in
+  path) echo "$BIN" ;;
+  minio) install_minio ;;
+  vault) install_vault ;;
+  age) install_age ;;
+  all) install_age; install_minio; install_vault ;;
+  *) echo "usage: $0 [all|minio|vault|age|path]" >&2; exit 2 ;;
+esac

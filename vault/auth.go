@@ -1,0 +1,89 @@
+package vault
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"time"
+)
+
+// TokenInfo is what kura needs to know about a caller's token. It never
+// carries the token itself.
+type TokenInfo struct {
+	Accessor    string
+	EntityID    string
+	DisplayName string // e.g. "userpass-alice"
+	Path        string // auth path the token came from, e.g. "auth/userpass/login/alice"
+	Username    string // from the auth method's metadata, when it has one
+	Policies    []string
+	ExpireTime  time.Time // zero for non-expiring tokens
+}
+
+// LookupSelf describes the client's own token. A bad or expired token is
+// ErrPermissionDenied.
+func (c *Client) LookupSelf(ctx context.Context) (*TokenInfo, error) {
+	s, err := c.api.Auth().Token().LookupSelfWithContext(ctx)
+	if err != nil {
+		return nil, classify("auth/token/lookup-self", err)
+	}
+	if s == nil || s.Data == nil {
+		return nil, fmt.Errorf("vault auth/token/lookup-self: %w", ErrPermissionDenied)
+	}
+	ti := &TokenInfo{}
+	ti.Accessor, _ = s.Data["accessor"].(string)
+	ti.EntityID, _ = s.Data["entity_id"].(string)
+	ti.DisplayName, _ = s.Data["display_name"].(string)
+	ti.Path, _ = s.Data["path"].(string)
+	if meta, ok := s.Data["meta"].(map[string]any); ok {
+		ti.Username, _ = meta["username"].(string)
+	}
+	if ps, ok := s.Data["policies"].([]any); ok {
+		for _, p := range ps {
+			if ps, ok := p.(string); ok {
+				ti.Policies = append(ti.Policies, ps)
+			}
+		}
+	}
+	if et, ok := s.Data["expire_time"].(string); ok && et != "" {
+		if t, err := time.Parse(time.RFC3339Nano, et); err == nil {
+			ti.ExpireTime = t
+		}
+	}
+	return ti, nil
+}
+
+var usernameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
+
+// ValidUsername reports whether u is an acceptable kura/Vault user name.
+func ValidUsername(u string) error {
+	if !usernameRE.MatchString(u) {
+		return fmt.Errorf("invalid user name %q: use 1-64 of a-z 0-9 . _ - starting with a letter or digit", u)
+	}
+	return nil
+}
+
+// UserpassLogin logs in with Vault's userpass method mounted at mount
+// (default "userpass") and returns the client token. The password is sent
+// only to Vault.
+func (c *Client) UserpassLogin(ctx context.Context, mount, username, password string) (string, error) {
+	if err := ValidUsername(username); err != nil {
+		return "", err
+	}
+	if password == "" {
+		return "", errors.New("empty password")
+	}
+	if mount == "" {
+		mount = "userpass"
+	}
+	p := "auth/" + url.PathEscape(mount) + "/login/" + username
+	s, err := c.api.Logical().WriteWithContext(ctx, p, map[string]any{"password": password})
+	if err != nil {
+		return "", classify(p, err)
+	}
+	if s == nil || s.Auth == nil || s.Auth.ClientToken == "" {
+		return "", fmt.Errorf("vault %s: no token in response", p)
+	}
+	return s.Auth.ClientToken, nil
+}
