@@ -1,0 +1,147 @@
+// Package filestore writes and reads kura files: an age header object (the
+// age header followed by the payload nonce) and the age payload chunk stream,
+// erasure-coded into segments across storage targets.
+//
+// It joins crypto (what the bytes are) and storage (where they go) and
+// holds no policy: who may read, and which recipients a header is wrapped
+// for, are the caller's decisions.
+package filestore
+
+import (
+	"context"
+	"crypto/md5"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+
+	"filippo.io/age"
+
+	"github.com/ddbj/kura/crypto"
+	"github.com/ddbj/kura/storage"
+)
+
+// DefaultPlainSegmentSize is the plaintext covered by one segment. It is a
+// multiple of the age chunk size, so segments start on chunk boundaries and
+// an upload can resume at any segment.
+const DefaultPlainSegmentSize = 64 << 20
+
+// Layout returns the storage layout for k+m coding of segments holding
+// plainSegmentSize bytes of plaintext each.
+func Layout(k, m int, plainSegmentSize int64) (storage.Layout, error) {
+	stored, err := crypto.StoredSegmentSize(plainSegmentSize)
+	if err != nil {
+		return storage.Layout{}, err
+	}
+	l := storage.Layout{K: k, M: m, SegmentSize: stored}
+	return l, l.Validate()
+}
+
+// WriteOptions describe one file to write.
+type WriteOptions struct {
+	DatasetID, FileID string
+	Layout            storage.Layout // from Layout()
+	Targets           []storage.Target
+	HashAlg           string // piece hash; "" for storage's default
+
+	// Recipients receive the file key in the header object. Ignored when
+	// resuming (FileKey set), as the header already exists.
+	Recipients []age.Recipient
+
+	// FileKey and Nonce resume an interrupted upload: the same key and
+	// nonce, continuing at StartSegment. The caller must have checked that
+	// the plaintext is unchanged: new plaintext under an old key and nonce
+	// would reuse keystream.
+	FileKey, Nonce []byte
+	StartSegment   int
+
+	Concurrency int
+	// OnSegment is called once every piece of a segment is stored.
+	OnSegment func(storage.SegmentMeta) error
+}
+
+// WriteResult is what a write produced.
+type WriteResult struct {
+	// HeaderObject is set for a fresh write; the caller stores it (it is
+	// small) where its catalog expects it.
+	HeaderObject []byte
+	Segments     []storage.SegmentMeta
+	HashAlg      string // the piece hash used, for storage.NewManifest
+	// PlainBytes, SHA256 and MD5 cover the plaintext this call read, which
+	// is the whole file unless it resumed.
+	PlainBytes  int64
+	SHA256, MD5 []byte
+}
+
+// Write encrypts src and stores it erasure-coded on the targets. src must
+// start at the plaintext offset of opts.StartSegment.
+func Write(ctx context.Context, src io.Reader, opts WriteOptions) (*WriteResult, error) {
+	res := &WriteResult{}
+	fileKey, nonce := opts.FileKey, opts.Nonce
+	if fileKey == nil {
+		if opts.StartSegment != 0 {
+			return nil, errors.New("filestore: resuming needs the file key and nonce of the first attempt")
+		}
+		if len(opts.Recipients) == 0 {
+			return nil, errors.New("filestore: no recipients for the file key")
+		}
+		var err error
+		if fileKey, err = crypto.NewFileKey(); err != nil {
+			return nil, err
+		}
+		defer clear(fileKey)
+		if nonce, err = crypto.NewNonce(); err != nil {
+			return nil, err
+		}
+		if res.HeaderObject, err = crypto.NewHeaderObject(fileKey, nonce, opts.Recipients...); err != nil {
+			return nil, err
+		}
+	}
+	chunksPerSegment := opts.Layout.SegmentSize / (crypto.ChunkSize + crypto.ChunkOverhead)
+
+	sw, err := storage.NewWriter(ctx, storage.WriterOptions{
+		DatasetID:    opts.DatasetID,
+		FileID:       opts.FileID,
+		Layout:       opts.Layout,
+		Targets:      opts.Targets,
+		HashAlg:      opts.HashAlg,
+		StartSegment: opts.StartSegment,
+		Concurrency:  opts.Concurrency,
+		OnSegment:    opts.OnSegment,
+	})
+	if err != nil {
+		return nil, err
+	}
+	enc, err := crypto.NewStreamWriter(sw, fileKey, nonce, uint64(opts.StartSegment)*uint64(chunksPerSegment))
+	if err != nil {
+		return nil, sw.Abort(err)
+	}
+	sha, md := sha256.New(), md5.New()
+	n, err := io.Copy(enc, io.TeeReader(src, multiHash{sha, md}))
+	if err == nil {
+		err = enc.Close()
+	}
+	if err != nil {
+		// The source or the encryption failed: the segment being filled
+		// is not the end of the file and must not be stored as if it were.
+		return nil, fmt.Errorf("writing file %s: %w", opts.FileID, sw.Abort(err))
+	}
+	if err := sw.Close(); err != nil {
+		return nil, fmt.Errorf("writing file %s: %w", opts.FileID, err)
+	}
+	res.Segments = sw.Segments()
+	res.HashAlg = sw.HashAlg()
+	res.PlainBytes = n
+	res.SHA256, res.MD5 = sha.Sum(nil), md.Sum(nil)
+	return res, nil
+}
+
+type multiHash []hash.Hash
+
+func (m multiHash) Write(p []byte) (int, error) {
+	for _, h := range m {
+		h.Write(p)
+	}
+	return len(p), nil
+}

@@ -1,0 +1,102 @@
+package filestore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/ddbj/kura/storage"
+)
+
+// maxHeaderObject bounds what GetHeaderObject reads: an age header with a
+// handful of stanzas is well under a kilobyte.
+const maxHeaderObject = 64 << 10
+
+// maxManifest bounds a manifest read from storage (a 200 GB file with
+// 64 MiB segments is about 1.5 MB of JSON).
+const maxManifest = 64 << 20
+
+// metadataTargets picks one target per failure domain, so the small
+// metadata objects survive the loss of any domain, as the pieces do.
+func metadataTargets(targets []storage.Target) []storage.Target {
+	seen := map[string]bool{}
+	var out []storage.Target
+	for _, t := range targets {
+		if !seen[t.Domain()] {
+			seen[t.Domain()] = true
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// PutMetadata stores the header object and the signed manifest next to
+// the pieces, one copy per failure domain, so that storage alone is enough
+// to scrub a file or rebuild the catalog.
+func PutMetadata(ctx context.Context, targets []storage.Target, m *storage.Manifest, headerObject []byte) error {
+	if m.MAC == "" {
+		return errors.New("filestore: refusing to store an unsigned manifest")
+	}
+	mb, err := m.Marshal()
+	if err != nil {
+		return err
+	}
+	for _, t := range metadataTargets(targets) {
+		if err := t.Put(ctx, storage.HeaderKey(m.DatasetID, m.FileID), bytes.NewReader(headerObject), int64(len(headerObject))); err != nil {
+			return fmt.Errorf("storing header of %s on %s: %w", m.FileID, t.ID(), err)
+		}
+		if err := t.Put(ctx, storage.ManifestKey(m.DatasetID, m.FileID), bytes.NewReader(mb), int64(len(mb))); err != nil {
+			return fmt.Errorf("storing manifest of %s on %s: %w", m.FileID, t.ID(), err)
+		}
+	}
+	return nil
+}
+
+// GetMetadata returns the first manifest copy that verifies under a, with
+// the header object stored beside it.
+func GetMetadata(ctx context.Context, targets []storage.Target, a storage.Authenticator, datasetID, fileID string) (*storage.Manifest, []byte, error) {
+	var errs []error
+	for _, t := range targets {
+		mb, err := readSmall(ctx, t, storage.ManifestKey(datasetID, fileID), maxManifest)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		m, err := storage.ParseManifest(mb)
+		if err == nil {
+			err = m.Verify(ctx, a)
+		}
+		if err == nil && (m.DatasetID != datasetID || m.FileID != fileID) {
+			err = errors.New("manifest names another file")
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("manifest on %s: %w", t.ID(), err))
+			continue
+		}
+		hdr, err := readSmall(ctx, t, storage.HeaderKey(datasetID, fileID), maxHeaderObject)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		return m, hdr, nil
+	}
+	return nil, nil, fmt.Errorf("no valid metadata for file %s: %w", fileID, errors.Join(errs...))
+}
+
+func readSmall(ctx context.Context, t storage.Target, key string, limit int64) ([]byte, error) {
+	rc, err := t.Get(ctx, key, 0, -1)
+	if err != nil {
+		return nil, fmt.Errorf("%s on %s: %w", key, t.ID(), err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s on %s: %w", key, t.ID(), err)
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s on %s: larger than %d bytes", key, t.ID(), limit)
+	}
+	return b, nil
+}
