@@ -74,6 +74,7 @@ wait_http() { # url seconds name
   local i
   for ((i = 0; i < $2 * 10; i++)); do
     curl -fsS -o /dev/null --max-time 2 "$1" 2>/dev/null && return 0
+    alive "$3" || break # it exited: no point waiting
     sleep 0.1
   done
   log "$3 did not become healthy at $1; last log lines:"
@@ -85,7 +86,7 @@ load_secrets() {
   [ -f "$STACK/secrets" ] || {
     mkdir -p "$STACK"
     printf 'S3_ACCESS_KEY=%s\nS3_SECRET_KEY=%s\nVAULT_ROOT_TOKEN=%s\n' \
-      "kura$(secret 12)" "$(secret 40)" "hvs.dev$(secret 32)" >"$STACK/secrets"
+      "kura$(secret 12)" "$(secret 40)" "kuradev$(secret 32)" >"$STACK/secrets"
     chmod 600 "$STACK/secrets"
   }
   # shellcheck disable=SC1091
@@ -130,9 +131,13 @@ start_vault() {
   # The dev server keeps everything in memory: a restart loses keys, which
   # is what a throwaway test stack wants. -dev-no-store-token keeps it from
   # writing the root token to ~/.vault-token.
-  (cd "$STACK/vault" && VAULT_DEV_ROOT_TOKEN_ID=$VAULT_ROOT_TOKEN setsid nohup vault server -dev \
-    -dev-listen-address="127.0.0.1:$port" -dev-no-store-token -dev-no-kv -log-level=warn \
-    >"$STACK/vault.log" 2>&1 </dev/null & echo $! >"$STACK/vault.pid")
+  # Only the vault command goes to the background (so $! is Vault's pid
+  # and nothing holds our caller's stdout open).
+  (cd "$STACK/vault" || exit 1
+    VAULT_DEV_ROOT_TOKEN_ID=$VAULT_ROOT_TOKEN setsid nohup vault server -dev \
+      -dev-listen-address="127.0.0.1:$port" -dev-no-store-token -dev-no-kv -log-level=warn \
+      >"$STACK/vault.log" 2>&1 </dev/null &
+    echo $! >"$STACK/vault.pid")
   wait_http "http://127.0.0.1:$port/v1/sys/health" 60 vault || die "vault failed to start"
   export VAULT_ADDR="http://127.0.0.1:$port" VAULT_TOKEN=$VAULT_ROOT_TOKEN
   vault secrets enable transit >/dev/null

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"github.com/klauspost/reedsolomon"
@@ -114,6 +115,9 @@ type Reader struct {
 	segmentsRead, segmentsDegraded      atomic.Int64
 	piecesFetched, pieceBytes           atomic.Int64
 	piecesBad, piecesRebuilt, cacheHits atomic.Int64
+
+	dmu  sync.Mutex
+	down map[string]time.Time // targets skipped until the given time
 
 	cmu   sync.Mutex
 	cache []*cacheEntry // least recently used first
@@ -304,6 +308,12 @@ func (r *Reader) fetchPiece(ctx context.Context, seg *SegmentMeta, j int, buf []
 	if t == nil {
 		return fail(ReasonUnreachable, errors.New("target not configured"))
 	}
+	if r.isDown(p.Target) {
+		// A target that just failed is not asked again for a while: with a
+		// server down, every segment would otherwise wait out the client's
+		// retries before falling back to parity.
+		return fail(ReasonUnreachable, errors.New("target marked down after an earlier failure"))
+	}
 	select {
 	case r.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -316,6 +326,9 @@ func (r *Reader) fetchPiece(ctx context.Context, seg *SegmentMeta, j int, buf []
 		return fail(ReasonMissing, err)
 	}
 	if err != nil {
+		if ctx.Err() == nil {
+			r.markDown(p.Target)
+		}
 		return fail(ReasonUnreachable, err)
 	}
 	got, err := io.ReadFull(rc, buf)
@@ -333,6 +346,25 @@ func (r *Reader) fetchPiece(ctx context.Context, seg *SegmentMeta, j int, buf []
 		return fail(ReasonCorrupt, errors.New("hash mismatch"))
 	}
 	return nil
+}
+
+// downFor is how long a target that failed with an unreachable error is
+// skipped by this Reader.
+const downFor = 30 * time.Second
+
+func (r *Reader) markDown(target string) {
+	r.dmu.Lock()
+	defer r.dmu.Unlock()
+	if r.down == nil {
+		r.down = map[string]time.Time{}
+	}
+	r.down[target] = time.Now().Add(downFor)
+}
+
+func (r *Reader) isDown(target string) bool {
+	r.dmu.Lock()
+	defer r.dmu.Unlock()
+	return time.Now().Before(r.down[target])
 }
 
 // ReadAt implements io.ReaderAt over the stored stream. It fetches only the

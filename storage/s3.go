@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -15,10 +16,11 @@ import (
 )
 
 // DefaultPartSize is the multipart part size S3Target uses unless told
-// otherwise. Pieces up to this size (16 MiB: a 64 MiB segment at K=4) go in
-// one PUT; larger ones are uploaded in parts read straight from the piece
-// buffer, so memory stays bounded either way.
-const DefaultPartSize = 16 << 20
+// otherwise. A piece up to this size goes in one PUT: 64 MiB covers the
+// ~16 MiB pieces of the default layout (64 MiB segments, K=4) with room for
+// larger segments. Larger pieces go in parts read straight from the piece
+// buffer (an io.ReaderAt), so memory stays bounded either way.
+const DefaultPartSize = 64 << 20
 
 // minPartSize is S3's minimum part size (except for the last part).
 const minPartSize = 5 << 20
@@ -38,7 +40,15 @@ type S3Config struct {
 	// Transport, if set, replaces minio-go's default HTTP transport (e.g. to
 	// add a CA or tune connection pools).
 	Transport http.RoundTripper
+	// MaxRetries bounds minio-go's retries of a failed request; 0 means
+	// DefaultMaxRetries. Kept low: a piece has parity to fall back on, and
+	// minio-go's own default (10) stalls a read for seconds per piece when
+	// a server is down.
+	MaxRetries int
 }
+
+// DefaultMaxRetries is S3Config.MaxRetries' default.
+const DefaultMaxRetries = 2
 
 // S3Target is a Target on one bucket of an S3-compatible server. It uses only
 // the common S3 API (no MinIO admin calls) through minio-go.
@@ -83,10 +93,11 @@ func NewS3Target(cfg S3Config) (*S3Target, error) {
 		return nil, fmt.Errorf("storage: s3 target %s: part size %d below the S3 minimum %d", cfg.ID, cfg.PartSize, minPartSize)
 	}
 	client, err := minio.New(cfg.Endpoint, &minio.Options{
-		Creds:     credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
-		Secure:    cfg.Secure,
-		Region:    cfg.Region,
-		Transport: cfg.Transport,
+		Creds:      credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
+		Secure:     cfg.Secure,
+		Region:     cfg.Region,
+		Transport:  cfg.Transport,
+		MaxRetries: cmp.Or(cfg.MaxRetries, DefaultMaxRetries),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("storage: s3 target %s: %w", cfg.ID, err)

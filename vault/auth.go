@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"regexp"
 	"time"
+
+	"github.com/hashicorp/vault/api"
 )
 
 // TokenInfo is what kura needs to know about a caller's token. It never
@@ -80,6 +83,11 @@ func (c *Client) UserpassLogin(ctx context.Context, mount, username, password st
 	p := "auth/" + url.PathEscape(mount) + "/login/" + username
 	s, err := c.api.Logical().WriteWithContext(ctx, p, map[string]any{"password": password})
 	if err != nil {
+		// userpass answers a wrong user or password with 400.
+		var re *api.ResponseError
+		if errors.As(err, &re) && re.StatusCode == http.StatusBadRequest {
+			return "", fmt.Errorf("vault %s: %w: invalid username or password", p, ErrPermissionDenied)
+		}
 		return "", classify(p, err)
 	}
 	if s == nil || s.Auth == nil || s.Auth.ClientToken == "" {
