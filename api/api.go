@@ -112,6 +112,9 @@ type BeginUploadRequest struct {
 	// the new file id, and keeps only the wrapped form.
 	FileKey string `json:"file_key"`
 	Nonce   string `json:"nonce"`
+	// HashAlg is the piece hash the client computes: "blake3" (default,
+	// storage.DefaultHashAlg) or "sha256". It goes into the manifest.
+	HashAlg string `json:"hash_alg,omitempty"`
 }
 
 type Target struct {
@@ -135,7 +138,8 @@ type Upload struct {
 	Targets   []Target              `json:"targets"`
 	Committed []storage.SegmentMeta `json:"committed,omitempty"`
 	ExpiresAt time.Time             `json:"expires_at"`
-	State     string                `json:"state"` // "open", "complete", "aborted", "expired"
+	State     string                `json:"state"`    // "open", "complete", "aborted", "expired"
+	HashAlg   string                `json:"hash_alg"` // piece hash algorithm, as in the manifest
 }
 
 type PresignRequest struct {

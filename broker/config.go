@@ -1,0 +1,300 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/ddbj/kura/storage"
+	"github.com/ddbj/kura/vault"
+)
+
+// Config is kurad's configuration: a TOML file, then KURAD_* environment
+// variables, which override the file. Secrets (the Vault token, S3 secret
+// keys) are never read from the TOML file itself, only from the
+// environment or from files of mode 0600 or stricter.
+type Config struct {
+	Listen        string        `toml:"listen"`
+	TLSCert       string        `toml:"tls_cert"`
+	TLSKey        string        `toml:"tls_key"`
+	InsecureHTTP  bool          `toml:"insecure_http"`
+	Catalog       string        `toml:"catalog"`
+	PresignExpiry time.Duration `toml:"presign_expiry"`
+	UploadExpiry  time.Duration `toml:"upload_expiry"`
+	Admins        []string      `toml:"admins"`
+	Submitters    []string      `toml:"submitters"`
+	LogLevel      string        `toml:"log_level"`
+
+	Vault   VaultConfig    `toml:"vault"`
+	Targets []TargetConfig `toml:"targets"`
+}
+
+// VaultConfig says how kurad reaches Vault.
+type VaultConfig struct {
+	Address      string `toml:"address"`
+	TokenFile    string `toml:"token_file"`
+	TransitMount string `toml:"transit_mount"`
+	CACert       string `toml:"ca_cert"`
+	Token        string `toml:"-"` // KURAD_VAULT_TOKEN, or read from TokenFile
+}
+
+// TargetConfig is one S3 bucket.
+type TargetConfig struct {
+	ID            string `toml:"id"`
+	Domain        string `toml:"domain"`
+	Endpoint      string `toml:"endpoint"` // http(s)://host:port
+	Bucket        string `toml:"bucket"`
+	Region        string `toml:"region"`
+	AccessKey     string `toml:"access_key"`
+	SecretKeyFile string `toml:"secret_key_file"`
+	SecretKey     string `toml:"-"` // KURAD_S3_SECRET_KEY, or read from SecretKeyFile
+}
+
+// ConfigHelp documents every key and environment variable; kurad's --help
+// prints it.
+const ConfigHelp = `Configuration: a TOML file (--config) and KURAD_* environment variables,
+which override the file. Secrets are never taken from the TOML file itself.
+
+  key                 env                        default
+  listen              KURAD_LISTEN               127.0.0.1:8443
+  tls_cert            KURAD_TLS_CERT             (required unless insecure_http)
+  tls_key             KURAD_TLS_KEY              (required unless insecure_http)
+  insecure_http       KURAD_INSECURE_HTTP        false; plain HTTP, loopback listen only
+  catalog             KURAD_CATALOG              kura.db (SQLite file, created 0600)
+  presign_expiry      KURAD_PRESIGN_EXPIRY       10m (presigned URL lifetime, 1m..1h)
+  upload_expiry       KURAD_UPLOAD_EXPIRY        24h (idle upload session lifetime)
+  admins              KURAD_ADMINS               [] (comma-separated in env)
+  submitters          KURAD_SUBMITTERS           [] (may create datasets)
+  log_level           KURAD_LOG_LEVEL            info (debug, info, warn, error)
+  [vault]
+  address             KURAD_VAULT_ADDR           (required)
+  token_file          KURAD_VAULT_TOKEN_FILE     file with kurad's token, mode 0600
+  (token)             KURAD_VAULT_TOKEN          kurad's own token (else token_file)
+  transit_mount       KURAD_VAULT_TRANSIT_MOUNT  transit
+  ca_cert             KURAD_VAULT_CACERT         (system roots)
+  [[targets]]         (file only; at least one)
+  id, domain          storage ids, e.g. "s1-a", "s1" (failure domain)
+  endpoint            http(s)://host:port
+  bucket, region      bucket name; region default us-east-1
+  access_key          KURAD_S3_ACCESS_KEY        (env applies to targets without one)
+  secret_key_file     KURAD_S3_SECRET_KEY        file mode 0600 (env applies to targets
+                                                 without a file)
+`
+
+// LoadConfig reads path (if not empty), applies the environment (getenv,
+// normally os.Getenv), fills defaults and validates.
+func LoadConfig(path string, getenv func(string) string) (*Config, error) {
+	c := &Config{}
+	if path != "" {
+		md, err := toml.DecodeFile(path, c)
+		if err != nil {
+			return nil, fmt.Errorf("config %s: %w", path, err)
+		}
+		if und := md.Undecoded(); len(und) > 0 {
+			return nil, fmt.Errorf("config %s: unknown keys %v", path, und)
+		}
+	}
+	if err := c.applyEnv(getenv); err != nil {
+		return nil, err
+	}
+	c.defaults()
+	if err := c.loadSecrets(); err != nil {
+		return nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Config) applyEnv(getenv func(string) string) error {
+	str := func(name string, dst *string) {
+		if v := getenv(name); v != "" {
+			*dst = v
+		}
+	}
+	list := func(name string, dst *[]string) {
+		if v := getenv(name); v != "" {
+			*dst = nil
+			for _, x := range strings.Split(v, ",") {
+				if x = strings.TrimSpace(x); x != "" {
+					*dst = append(*dst, x)
+				}
+			}
+		}
+	}
+	dur := func(name string, dst *time.Duration) error {
+		if v := getenv(name); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			*dst = d
+		}
+		return nil
+	}
+	str("KURAD_LISTEN", &c.Listen)
+	str("KURAD_TLS_CERT", &c.TLSCert)
+	str("KURAD_TLS_KEY", &c.TLSKey)
+	str("KURAD_CATALOG", &c.Catalog)
+	str("KURAD_LOG_LEVEL", &c.LogLevel)
+	list("KURAD_ADMINS", &c.Admins)
+	list("KURAD_SUBMITTERS", &c.Submitters)
+	str("KURAD_VAULT_ADDR", &c.Vault.Address)
+	str("KURAD_VAULT_TOKEN_FILE", &c.Vault.TokenFile)
+	str("KURAD_VAULT_TOKEN", &c.Vault.Token)
+	str("KURAD_VAULT_TRANSIT_MOUNT", &c.Vault.TransitMount)
+	str("KURAD_VAULT_CACERT", &c.Vault.CACert)
+	if v := getenv("KURAD_INSECURE_HTTP"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("KURAD_INSECURE_HTTP: %w", err)
+		}
+		c.InsecureHTTP = b
+	}
+	if err := dur("KURAD_PRESIGN_EXPIRY", &c.PresignExpiry); err != nil {
+		return err
+	}
+	if err := dur("KURAD_UPLOAD_EXPIRY", &c.UploadExpiry); err != nil {
+		return err
+	}
+	ak, sk := getenv("KURAD_S3_ACCESS_KEY"), getenv("KURAD_S3_SECRET_KEY")
+	for i := range c.Targets {
+		t := &c.Targets[i]
+		if t.AccessKey == "" {
+			t.AccessKey = ak
+		}
+		if t.SecretKeyFile == "" {
+			t.SecretKey = sk
+		}
+	}
+	return nil
+}
+
+func (c *Config) defaults() {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8443"
+	}
+	if c.Catalog == "" {
+		c.Catalog = "kura.db"
+	}
+	if c.PresignExpiry == 0 {
+		c.PresignExpiry = DefaultPresignExpiry
+	}
+	if c.UploadExpiry == 0 {
+		c.UploadExpiry = DefaultUploadExpiry
+	}
+	if c.LogLevel == "" {
+		c.LogLevel = "info"
+	}
+	if c.Vault.TransitMount == "" {
+		c.Vault.TransitMount = "transit"
+	}
+	for i := range c.Targets {
+		if c.Targets[i].Region == "" {
+			c.Targets[i].Region = "us-east-1"
+		}
+	}
+}
+
+// ReadSecretFile reads a secret from a file that only its owner can read:
+// a secret in a group- or world-readable file is already leaked, so it is
+// refused rather than used.
+func ReadSecretFile(path string) (string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", err
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return "", fmt.Errorf("%s: mode %v is readable by others; chmod 600 it", path, fi.Mode().Perm())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		return "", fmt.Errorf("%s: empty", path)
+	}
+	return s, nil
+}
+
+func (c *Config) loadSecrets() error {
+	if c.Vault.Token == "" && c.Vault.TokenFile != "" {
+		tok, err := ReadSecretFile(c.Vault.TokenFile)
+		if err != nil {
+			return fmt.Errorf("vault token file: %w", err)
+		}
+		c.Vault.Token = tok
+	}
+	for i := range c.Targets {
+		t := &c.Targets[i]
+		if t.SecretKeyFile != "" {
+			sk, err := ReadSecretFile(t.SecretKeyFile)
+			if err != nil {
+				return fmt.Errorf("target %s secret key file: %w", t.ID, err)
+			}
+			t.SecretKey = sk
+		}
+	}
+	return nil
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	host, _, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %q: %w", c.Listen, err)
+	}
+	if c.InsecureHTTP {
+		ip := net.ParseIP(host)
+		if host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return fmt.Errorf("insecure_http is allowed only on a loopback listen address, not %q", c.Listen)
+		}
+	} else if c.TLSCert == "" || c.TLSKey == "" {
+		return errors.New("tls_cert and tls_key are required (make them with `kurad gen-cert`), or set insecure_http on a loopback address")
+	}
+	if c.PresignExpiry < time.Minute || c.PresignExpiry > time.Hour {
+		return fmt.Errorf("presign_expiry %v: must be 1m..1h", c.PresignExpiry)
+	}
+	if c.UploadExpiry < 10*time.Minute {
+		return fmt.Errorf("upload_expiry %v: must be at least 10m", c.UploadExpiry)
+	}
+	for _, u := range append(append([]string{}, c.Admins...), c.Submitters...) {
+		if err := vault.ValidUsername(u); err != nil {
+			return fmt.Errorf("admins/submitters: %w", err)
+		}
+	}
+	if c.Vault.Address == "" {
+		return errors.New("vault address is required (vault.address or KURAD_VAULT_ADDR)")
+	}
+	if c.Vault.Token == "" {
+		return errors.New("kurad's vault token is required (KURAD_VAULT_TOKEN or vault.token_file)")
+	}
+	if len(c.Targets) == 0 {
+		return errors.New("no [[targets]] configured")
+	}
+	seen := map[string]bool{}
+	for _, t := range c.Targets {
+		if err := storage.ValidateID(t.ID); err != nil {
+			return fmt.Errorf("target id: %w", err)
+		}
+		if seen[t.ID] {
+			return fmt.Errorf("target %s configured twice", t.ID)
+		}
+		seen[t.ID] = true
+		if t.Endpoint == "" || t.Bucket == "" {
+			return fmt.Errorf("target %s: endpoint and bucket are required", t.ID)
+		}
+		if t.AccessKey == "" || t.SecretKey == "" {
+			return fmt.Errorf("target %s: access key and secret key are required (secret_key_file or KURAD_S3_SECRET_KEY)", t.ID)
+		}
+	}
+	return nil
+}

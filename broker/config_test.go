@@ -1,0 +1,87 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ddbj/kura/vault"
+)
+
+func writeFile(t *testing.T, dir, name, body string, mode os.FileMode) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(body), mode); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(p, mode)
+	return p
+}
+
+func TestLoadConfig(t *testing.T) {
+	dir := t.TempDir()
+	tok := writeFile(t, dir, "token", "s.kurad\n", 0o600)
+	sk := writeFile(t, dir, "sk", "secret\n", 0o600)
+	conf := writeFile(t, dir, "kurad.toml", `
+listen = "127.0.0.1:9443"
+tls_cert = "c.pem"
+tls_key = "k.pem"
+admins = ["admin"]
+[vault]
+address = "http://127.0.0.1:8200"
+token_file = "`+tok+`"
+[[targets]]
+id = "s1-a"
+domain = "s1"
+endpoint = "http://127.0.0.1:9000"
+bucket = "kura-a"
+access_key = "ak"
+secret_key_file = "`+sk+`"
+`, 0o600)
+	env := map[string]string{"KURAD_SUBMITTERS": "sam, rita", "KURAD_PRESIGN_EXPIRY": "5m"}
+	c, err := LoadConfig(conf, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Vault.Token != "s.kurad" || c.Targets[0].SecretKey != "secret" || c.PresignExpiry != 5*time.Minute ||
+		len(c.Submitters) != 2 || c.UploadExpiry != DefaultUploadExpiry || c.Targets[0].Region != "us-east-1" {
+		t.Fatalf("config %+v", c)
+	}
+
+	// A readable token file is refused.
+	os.Chmod(tok, 0o644)
+	if _, err := LoadConfig(conf, func(k string) string { return env[k] }); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("world-readable token file: %v", err)
+	}
+	os.Chmod(tok, 0o600)
+	// Plain HTTP only on loopback.
+	env["KURAD_INSECURE_HTTP"] = "true"
+	env["KURAD_LISTEN"] = "0.0.0.0:8080"
+	if _, err := LoadConfig(conf, func(k string) string { return env[k] }); err == nil {
+		t.Fatal("insecure HTTP on a public address accepted")
+	}
+	env["KURAD_LISTEN"] = "127.0.0.1:8080"
+	if _, err := LoadConfig(conf, func(k string) string { return env[k] }); err != nil {
+		t.Fatal(err)
+	}
+	// Unknown keys are an error, not ignored.
+	bad := writeFile(t, dir, "bad.toml", "listen = \"127.0.0.1:1\"\nsecret_key = \"x\"\n", 0o600)
+	if _, err := LoadConfig(bad, func(string) string { return "" }); err == nil || !strings.Contains(err.Error(), "unknown") {
+		t.Fatalf("unknown key: %v", err)
+	}
+}
+
+func TestVaultIdentifierFailsClosed(t *testing.T) {
+	vc, err := vault.New(vault.Config{Address: "http://127.0.0.1:1", Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = NewVaultIdentifier(vc, 0).Identify(context.Background(), "some-token")
+	if !errors.Is(err, ErrIdentityUnavailable) {
+		t.Fatalf("unreachable vault: %v", err)
+	}
+}

@@ -1,0 +1,141 @@
+package broker
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/ddbj/kura/api"
+	"github.com/ddbj/kura/catalog"
+	"github.com/ddbj/kura/filestore"
+	"github.com/ddbj/kura/storage"
+)
+
+const maxTitleLen = 1000
+
+func apiDataset(a *dsAccess) api.Dataset {
+	d := a.ds
+	return api.Dataset{
+		ID: d.ID, Title: d.Title, K: d.K, M: d.M, PlainSegmentSize: d.PlainSegmentSize,
+		TransitKey: d.TransitKey, CreatedBy: d.CreatedBy, CreatedAt: d.CreatedAt,
+		Files: d.Files, Bytes: d.Bytes, Access: a.access,
+	}
+}
+
+// datasetLayout checks a dataset's erasure and segment parameters against
+// the configured targets.
+func (s *Server) datasetLayout(req *api.CreateDatasetRequest) (storage.Layout, error) {
+	if req.K == 0 && req.M == 0 {
+		req.K, req.M = DefaultK, DefaultM
+	}
+	if req.PlainSegmentSize == 0 {
+		req.PlainSegmentSize = filestore.DefaultPlainSegmentSize
+	}
+	p := req.PlainSegmentSize
+	if p < MinPlainSegmentSize || p > MaxPlainSegmentSize || p%(64<<10) != 0 {
+		return storage.Layout{}, badRequest("plain_segment_size %d: must be a multiple of 64 KiB between 1 MiB and 1 GiB", p)
+	}
+	l, err := filestore.Layout(req.K, req.M, p)
+	if err != nil {
+		return storage.Layout{}, badRequest("bad layout %d+%d with %d-byte segments: %v", req.K, req.M, p, err)
+	}
+	if _, err := storage.Place(s.allTargets(), l, 0); err != nil {
+		return storage.Layout{}, badRequest("layout %d+%d does not fit this broker's targets: %v", req.K, req.M, err)
+	}
+	return l, nil
+}
+
+func (s *Server) createDataset(q *request) error {
+	var req api.CreateDatasetRequest
+	if err := q.decode(&req); err != nil {
+		return err
+	}
+	q.object = "dataset/" + req.ID
+	if !s.isAdmin(q.user) && !s.submit[q.user.Name] {
+		return errorf(http.StatusForbidden, "only submitters and admins may create datasets")
+	}
+	if err := ValidateDatasetID(req.ID); err != nil {
+		return badRequest("bad dataset id: %v", err)
+	}
+	if err := validateText("title", req.Title, maxTitleLen); err != nil {
+		return badRequest("%v", err)
+	}
+	l, err := s.datasetLayout(&req)
+	if err != nil {
+		return err
+	}
+	if _, err := s.cat.Dataset(q.ctx, req.ID); err == nil {
+		return errorf(http.StatusConflict, "dataset %q already exists", req.ID)
+	}
+	key := TransitKeyName(req.ID)
+	// The key is made first: a catalog row must never point at a key that
+	// does not exist. Creating an existing Transit key is a no-op, so a
+	// retry after a failed insert is harmless.
+	if err := s.keys.CreateKey(q.ctx, key); err != nil {
+		return internal("creating the dataset key", err)
+	}
+	d := catalog.Dataset{
+		ID: req.ID, Title: req.Title, K: l.K, M: l.M, PlainSegmentSize: req.PlainSegmentSize,
+		SegmentSize: l.SegmentSize, TransitKey: key, CreatedBy: q.user.Name, CreatedAt: s.now(),
+	}
+	if err := s.cat.CreateDataset(q.ctx, d); errors.Is(err, catalog.ErrExists) {
+		return errorf(http.StatusConflict, "dataset %q already exists", req.ID)
+	} else if err != nil {
+		return internal("recording the dataset", err)
+	}
+	a, err := s.requireDataset(q, req.ID)
+	if err != nil {
+		return err
+	}
+	return q.reply(http.StatusCreated, apiDataset(a))
+}
+
+func (s *Server) listDatasets(q *request) error {
+	q.object = "datasets"
+	all, err := s.cat.Datasets(q.ctx)
+	if err != nil {
+		return internal("listing datasets", err)
+	}
+	out := []api.Dataset{}
+	for _, d := range all {
+		a, err := s.datasetAccess(q, d.ID)
+		if err != nil {
+			return err
+		}
+		if a != nil {
+			out = append(out, apiDataset(a))
+		}
+	}
+	return q.reply(http.StatusOK, out)
+}
+
+func (s *Server) showDataset(q *request) error {
+	a, err := s.requireDataset(q, q.r.PathValue("ds"))
+	if err != nil {
+		return err
+	}
+	return q.reply(http.StatusOK, apiDataset(a))
+}
+
+func apiFile(f *catalog.File) api.File {
+	state := f.State
+	return api.File{
+		ID: f.ID, Dataset: f.DatasetID, Name: f.Name, Size: f.Size, SHA256: f.SHA256, MD5: f.MD5,
+		State: state, CreatedBy: f.CreatedBy, CreatedAt: f.CreatedAt,
+	}
+}
+
+func (s *Server) listFiles(q *request) error {
+	a, err := s.requireDataset(q, q.r.PathValue("ds"))
+	if err != nil {
+		return err
+	}
+	fs, err := s.cat.Files(q.ctx, a.ds.ID)
+	if err != nil {
+		return internal("listing files", err)
+	}
+	out := make([]api.File, len(fs))
+	for i := range fs {
+		out[i] = apiFile(&fs[i])
+	}
+	return q.reply(http.StatusOK, out)
+}

@@ -1,0 +1,49 @@
+package broker
+
+import (
+	"net/http"
+	"strings"
+
+	"filippo.io/age"
+
+	"github.com/ddbj/kura/api"
+)
+
+func (s *Server) whoami(q *request) error {
+	q.object = "user/" + q.user.Name
+	rcpt, err := s.cat.Recipient(q.ctx, q.user.Name)
+	if err != nil {
+		return internal("reading recipient", err)
+	}
+	u := api.User{Name: q.user.Name, Roles: s.roles(q.user), Recipient: rcpt}
+	if !q.user.TokenExpires.IsZero() {
+		u.TokenTTL = max(0, int64(q.user.TokenExpires.Sub(s.now()).Seconds()))
+	}
+	return q.reply(http.StatusOK, u)
+}
+
+// ParseRecipient accepts an age X25519 recipient ("age1...") or an
+// ML-KEM-768+X25519 hybrid one ("age1pq1..."): the only kinds a fetch
+// header is ever wrapped to.
+func ParseRecipient(s string) (age.Recipient, error) {
+	if strings.HasPrefix(s, "age1pq1") {
+		return age.ParseHybridRecipient(s)
+	}
+	return age.ParseX25519Recipient(s)
+}
+
+func (s *Server) setRecipient(q *request) error {
+	q.object = "user/" + q.user.Name
+	var req api.RecipientRequest
+	if err := q.decode(&req); err != nil {
+		return err
+	}
+	if _, err := ParseRecipient(req.Recipient); err != nil {
+		return &httpError{status: http.StatusBadRequest, msg: "not an age X25519 or hybrid (age1pq1...) recipient: " + err.Error(),
+			hint: "use the public key printed by `kura keygen`"}
+	}
+	if err := s.cat.SetRecipient(q.ctx, q.user.Name, req.Recipient, s.now()); err != nil {
+		return internal("storing recipient", err)
+	}
+	return q.reply(http.StatusOK, api.User{Name: q.user.Name, Roles: s.roles(q.user), Recipient: req.Recipient})
+}

@@ -1,0 +1,303 @@
+// Package broker is kurad's HTTP API (see package api): identity,
+// authorisation, keys and the catalog. It is the control plane only:
+// payload bytes travel between clients and storage on presigned URLs that
+// each allow one method on one object for minutes, and storage credentials
+// never leave this process.
+//
+// Every handler authorises before it reveals anything: a caller with no
+// access to a dataset gets the same 404 body as for a dataset (or file)
+// that does not exist.
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"time"
+
+	"github.com/ddbj/kura/api"
+	"github.com/ddbj/kura/catalog"
+	"github.com/ddbj/kura/crypto"
+	"github.com/ddbj/kura/storage"
+)
+
+// KeyService is the subset of Vault Transit kurad uses; *vault.Client
+// implements it. Dataset keys stay inside it: kurad only asks it to wrap,
+// unwrap and MAC.
+type KeyService interface {
+	crypto.KeyWrapper
+	CreateKey(ctx context.Context, name string) error
+	HMAC(ctx context.Context, name string, data []byte) (string, error)
+	VerifyHMAC(ctx context.Context, name string, data []byte, mac string) error
+}
+
+// Target is a storage target kurad can presign for; *storage.S3Target
+// implements it.
+type Target interface {
+	storage.Target
+	PresignPut(ctx context.Context, key string, expiry time.Duration) (*url.URL, error)
+	PresignGet(ctx context.Context, key string, expiry time.Duration) (*url.URL, error)
+}
+
+// Options configure a Server.
+type Options struct {
+	Catalog    *catalog.Catalog
+	Identifier Identifier
+	Keys       KeyService
+	Targets    []Target
+	Admins     []string
+	Submitters []string
+	// PresignExpiry is the lifetime of presigned URLs (default 10m).
+	PresignExpiry time.Duration
+	// UploadExpiry is how long an upload session lives without activity
+	// (default 24h).
+	UploadExpiry time.Duration
+	Logger       *slog.Logger
+	Version      string
+	Now          func() time.Time // for tests; default time.Now
+}
+
+// Defaults.
+const (
+	DefaultPresignExpiry = 10 * time.Minute
+	DefaultUploadExpiry  = 24 * time.Hour
+	DefaultK             = 4
+	DefaultM             = 2
+	MinPlainSegmentSize  = 1 << 20
+	MaxPlainSegmentSize  = 1 << 30
+	// MaxFileSize bounds a declared upload size (16 TiB).
+	MaxFileSize = 16 << 40
+	// MaxGrantPeriod: NIG accounts and NBDC use periods run at most a year.
+	MaxGrantYears = 1
+)
+
+// Server is kurad's HTTP handler.
+type Server struct {
+	cat       *catalog.Catalog
+	ident     Identifier
+	keys      KeyService
+	targets   map[string]Target
+	targetIDs []string
+	admins    map[string]bool
+	submit    map[string]bool
+	presign   time.Duration
+	uploadTTL time.Duration
+	log       *slog.Logger
+	version   string
+	now       func() time.Time
+	mux       *http.ServeMux
+}
+
+// New returns a Server.
+func New(o Options) (*Server, error) {
+	if o.Catalog == nil || o.Identifier == nil || o.Keys == nil {
+		return nil, errors.New("broker: catalog, identifier and key service are required")
+	}
+	if len(o.Targets) == 0 {
+		return nil, errors.New("broker: no storage targets")
+	}
+	s := &Server{
+		cat: o.Catalog, ident: o.Identifier, keys: o.Keys,
+		targets:   map[string]Target{},
+		admins:    set(o.Admins),
+		submit:    set(o.Submitters),
+		presign:   o.PresignExpiry,
+		uploadTTL: o.UploadExpiry,
+		log:       o.Logger,
+		version:   o.Version,
+		now:       o.Now,
+		mux:       http.NewServeMux(),
+	}
+	for _, t := range o.Targets {
+		if _, dup := s.targets[t.ID()]; dup {
+			return nil, fmt.Errorf("broker: duplicate target id %q", t.ID())
+		}
+		s.targets[t.ID()] = t
+		s.targetIDs = append(s.targetIDs, t.ID())
+	}
+	slices.Sort(s.targetIDs)
+	if s.presign <= 0 {
+		s.presign = DefaultPresignExpiry
+	}
+	if s.uploadTTL <= 0 {
+		s.uploadTTL = DefaultUploadExpiry
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.routes()
+	return s, nil
+}
+
+func set(xs []string) map[string]bool {
+	m := make(map[string]bool, len(xs))
+	for _, x := range xs {
+		m[x] = true
+	}
+	return m
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+func (s *Server) routes() {
+	s.route("GET /v1/health", "", false, s.health)
+	s.route("GET /v1/whoami", "whoami", true, s.whoami)
+	s.route("PUT /v1/me/recipient", "recipient.set", true, s.setRecipient)
+	s.route("POST /v1/datasets", "dataset.create", true, s.createDataset)
+	s.route("GET /v1/datasets", "dataset.list", true, s.listDatasets)
+	s.route("GET /v1/datasets/{ds}", "dataset.show", true, s.showDataset)
+	s.route("GET /v1/datasets/{ds}/files", "file.list", true, s.listFiles)
+	s.route("POST /v1/datasets/{ds}/uploads", "upload.begin", true, s.beginUpload)
+	s.route("GET /v1/uploads/{upload}", "upload.show", true, s.showUpload)
+	s.route("POST /v1/uploads/{upload}/presign", "upload.presign", true, s.presignPut)
+	s.route("PUT /v1/uploads/{upload}/segments/{n}", "upload.commit", true, s.commitSegment)
+	s.route("POST /v1/uploads/{upload}/complete", "upload.complete", true, s.completeUpload)
+	s.route("DELETE /v1/uploads/{upload}", "upload.abort", true, s.abortUpload)
+	s.route("POST /v1/datasets/{ds}/files/{name}/fetch", "file.fetch", true, s.fetch)
+	s.route("POST /v1/fetches/{file}/presign", "fetch.presign", true, s.presignGet)
+	s.route("PUT /v1/datasets/{ds}/grants/{user}", "grant.put", true, s.putGrant)
+	s.route("DELETE /v1/datasets/{ds}/grants/{user}", "grant.revoke", true, s.revokeGrant)
+	s.route("GET /v1/datasets/{ds}/grants", "grant.list", true, s.listGrants)
+	s.route("/", "unknown", false, func(q *request) error {
+		return errorf(http.StatusNotFound, "no such endpoint: %s %s", q.r.Method, q.r.URL.Path)
+	})
+}
+
+func (s *Server) health(q *request) error {
+	return q.reply(http.StatusOK, api.Health{Status: "ok", Version: s.version})
+}
+
+// today is the current UTC date, against which grants are checked.
+func (s *Server) today() string { return s.now().UTC().Format(catalog.DateLayout) }
+
+func (s *Server) isAdmin(u *Identity) bool { return s.admins[u.Name] }
+
+func (s *Server) roles(u *Identity) []string {
+	var r []string
+	if s.admins[u.Name] {
+		r = append(r, "admin")
+	}
+	if s.submit[u.Name] {
+		r = append(r, "submitter")
+	}
+	return r
+}
+
+// notFoundDataset is the one answer for "no such dataset" and "no access
+// to it", byte for byte, so the two cannot be told apart.
+func notFoundDataset(id string) *httpError {
+	return errorf(http.StatusNotFound, "dataset %q not found", id)
+}
+
+// notFoundFile is the one answer for a missing file, a missing dataset,
+// and no access to either.
+func notFoundFile(ds, name string) *httpError {
+	return errorf(http.StatusNotFound, "file %q not found in dataset %q", name, ds)
+}
+
+// dsAccess is a caller's relation to a dataset.
+type dsAccess struct {
+	ds     *catalog.Dataset
+	access []string // "admin", "custodian", "submitter", "grantee"
+}
+
+func (a *dsAccess) has(roles ...string) bool {
+	for _, r := range roles {
+		if slices.Contains(a.access, r) {
+			return true
+		}
+	}
+	return false
+}
+
+// datasetAccess loads a dataset the caller may see. Unknown dataset and no
+// access both return nil access and no error: the caller answers both the
+// same way.
+func (s *Server) datasetAccess(q *request, id string) (*dsAccess, error) {
+	if ValidateDatasetID(id) != nil {
+		return nil, nil
+	}
+	ds, err := s.cat.Dataset(q.ctx, id)
+	if errors.Is(err, catalog.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, internal("reading dataset", err)
+	}
+	roles, err := s.cat.Roles(q.ctx, id, q.user.Name, s.today())
+	if err != nil {
+		return nil, internal("reading roles", err)
+	}
+	if s.isAdmin(q.user) {
+		roles = append([]string{"admin"}, roles...)
+	}
+	if len(roles) == 0 {
+		return nil, nil
+	}
+	return &dsAccess{ds: ds, access: roles}, nil
+}
+
+// requireDataset is datasetAccess with the 404 for "none" and a 403 when
+// the caller may see the dataset but needs one of roles (admin always
+// passes).
+func (s *Server) requireDataset(q *request, id string, roles ...string) (*dsAccess, error) {
+	q.object = "dataset/" + id
+	a, err := s.datasetAccess(q, id)
+	if err != nil {
+		return nil, err
+	}
+	if a == nil {
+		return nil, notFoundDataset(id)
+	}
+	if len(roles) > 0 && !a.has(append(roles, "admin")...) {
+		return nil, errorf(http.StatusForbidden, "dataset %q: this needs the %v role", id, roles)
+	}
+	return a, nil
+}
+
+// target resolves a target id to a configured target.
+func (s *Server) target(id string) (Target, error) {
+	t, ok := s.targets[id]
+	if !ok {
+		return nil, &httpError{status: http.StatusServiceUnavailable, msg: fmt.Sprintf("storage target %q is not configured on this broker", id)}
+	}
+	return t, nil
+}
+
+func (s *Server) allTargets() []storage.Target {
+	out := make([]storage.Target, 0, len(s.targetIDs))
+	for _, id := range s.targetIDs {
+		out = append(out, s.targets[id])
+	}
+	return out
+}
+
+func apiTargets(ts []storage.Target) []api.Target {
+	out := make([]api.Target, len(ts))
+	for i, t := range ts {
+		out[i] = api.Target{ID: t.ID(), Domain: t.Domain()}
+	}
+	return out
+}
+
+// macAuth signs manifests with the dataset's Transit key.
+type macAuth struct {
+	keys KeyService
+	name string
+}
+
+func (m macAuth) MAC(ctx context.Context, data []byte) (string, error) {
+	return m.keys.HMAC(ctx, m.name, data)
+}
+
+func (m macAuth) Verify(ctx context.Context, data []byte, mac string) error {
+	return m.keys.VerifyHMAC(ctx, m.name, data, mac)
+}

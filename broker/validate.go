@@ -1,0 +1,146 @@
+package broker
+
+import (
+	"encoding/base64"
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/ddbj/kura/storage"
+	"github.com/ddbj/kura/vault"
+)
+
+// MaxNameLen is the longest file name accepted.
+const MaxNameLen = 255
+
+// ValidateName checks a user-visible file name: 1..MaxNameLen bytes of
+// valid UTF-8, no '/', no NUL or other control characters, not "." or
+// "..". Names are shown to people and never used in object keys, but they
+// do end up as local file names on fetch, so anything that could climb
+// directories or hide in a terminal is refused here once for all clients.
+func ValidateName(name string) error {
+	if name == "" {
+		return fmt.Errorf("empty file name")
+	}
+	if len(name) > MaxNameLen {
+		return fmt.Errorf("file name longer than %d bytes", MaxNameLen)
+	}
+	if !utf8.ValidString(name) {
+		return fmt.Errorf("file name is not valid UTF-8")
+	}
+	if name == "." || name == ".." {
+		return fmt.Errorf("file name %q is not allowed", name)
+	}
+	for _, r := range name {
+		if r == '/' {
+			return fmt.Errorf("file name %q contains '/'", name)
+		}
+		if unicode.IsControl(r) {
+			return fmt.Errorf("file name %q contains control character %U", name, r)
+		}
+	}
+	return nil
+}
+
+// validateText checks free text such as a dataset title.
+func validateText(what, s string, max int) error {
+	if len(s) > max {
+		return fmt.Errorf("%s longer than %d bytes", what, max)
+	}
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("%s is not valid UTF-8", what)
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("%s contains control character %U", what, r)
+		}
+	}
+	return nil
+}
+
+// TransitKeyName returns the Vault Transit key of a dataset.
+func TransitKeyName(datasetID string) string { return "kura-ds-" + datasetID }
+
+// ValidateDatasetID accepts ids that are storage ids and whose Transit key
+// name is a valid Vault key name.
+func ValidateDatasetID(id string) error {
+	if err := storage.ValidateID(id); err != nil {
+		return err
+	}
+	if err := vault.ValidKeyName(TransitKeyName(id)); err != nil {
+		return fmt.Errorf("dataset id %q: too long or contains \"..\"", id)
+	}
+	return nil
+}
+
+// parseIndex parses a path segment index: decimal digits only, no sign, no
+// leading zeros (one spelling per number), below limit.
+func parseIndex(s string, limit int) (int, error) {
+	if s == "" || len(s) > 9 || (len(s) > 1 && s[0] == '0') {
+		return 0, fmt.Errorf("bad index %q", s)
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, fmt.Errorf("bad index %q", s)
+		}
+	}
+	n, _ := strconv.Atoi(s)
+	if n >= limit {
+		return 0, fmt.Errorf("index %d out of range 0..%d", n, limit-1)
+	}
+	return n, nil
+}
+
+// ParsePieceKey returns the segment and piece a key names if, and only if,
+// key is exactly storage.PieceKey(datasetID, fileID, seg, piece) for some
+// seg < segments and piece < shards. Any other key (a manifest, another
+// file's piece, a different spelling) is refused, so a presigned URL can
+// only ever reach a piece of this one file.
+func ParsePieceKey(key, datasetID, fileID string, segments, shards int) (seg, piece int, err error) {
+	prefix := storage.FilePrefix(datasetID, fileID) + "seg-"
+	rest, ok := strings.CutPrefix(key, prefix)
+	if !ok {
+		return 0, 0, fmt.Errorf("key %q is not a piece of file %s", key, fileID)
+	}
+	segStr, pieceStr, ok := strings.Cut(rest, "/p")
+	if !ok || len(segStr) != 8 || len(pieceStr) < 2 {
+		return 0, 0, fmt.Errorf("key %q is not a piece key", key)
+	}
+	seg, err1 := strconv.Atoi(segStr)
+	piece, err2 := strconv.Atoi(pieceStr)
+	if err1 != nil || err2 != nil || seg < 0 || piece < 0 || storage.PieceKey(datasetID, fileID, seg, piece) != key {
+		return 0, 0, fmt.Errorf("key %q is not a piece key", key)
+	}
+	if seg >= segments {
+		return 0, 0, fmt.Errorf("key %q: segment %d out of range 0..%d", key, seg, segments-1)
+	}
+	if piece >= shards {
+		return 0, 0, fmt.Errorf("key %q: piece %d out of range 0..%d", key, piece, shards-1)
+	}
+	return seg, piece, nil
+}
+
+// isLowerHex reports whether s is exactly n lowercase hex digits.
+func isLowerHex(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// decodeFixed decodes standard base64 of exactly n bytes.
+func decodeFixed(what, s string, n int) ([]byte, error) {
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil || len(b) != n {
+		clear(b)
+		return nil, fmt.Errorf("%s must be %d bytes in standard base64", what, n)
+	}
+	return b, nil
+}

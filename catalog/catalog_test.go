@@ -1,0 +1,243 @@
+package catalog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ddbj/kura/storage"
+)
+
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func open(t *testing.T) *Catalog {
+	t.Helper()
+	c, err := Open(context.Background(), filepath.Join(t.TempDir(), "kura.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func mkDataset(t *testing.T, c *Catalog, id string) {
+	t.Helper()
+	err := c.CreateDataset(context.Background(), Dataset{ID: id, Title: "t", K: 4, M: 2, PlainSegmentSize: 1 << 20,
+		SegmentSize: 1<<20 + 16*16, TransitKey: "kura-ds-" + id, CreatedBy: "sam", CreatedAt: t0})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mkUpload(t *testing.T, c *Catalog, ds, id, name string, segments int) error {
+	t.Helper()
+	return c.BeginUpload(context.Background(), Upload{
+		ID:        id,
+		File:      File{ID: "f-" + id, DatasetID: ds, Name: name, Size: 10, StoredSize: 26, HashAlg: "blake3", HeaderObject: []byte("hdr")},
+		Segments:  segments,
+		Targets:   []TargetRef{{ID: "s1-a", Domain: "s1"}},
+		CreatedBy: "sam", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour),
+	})
+}
+
+func seg(i int) storage.SegmentMeta {
+	return storage.SegmentMeta{Index: i, Size: 26, PieceSize: 7, Pieces: []storage.PieceMeta{{Target: "s1-a", Hash: strings.Repeat("a", 64)}}}
+}
+
+func TestMigrations(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "kura.db")
+	for range 2 { // reopening applies nothing twice
+		c, err := Open(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := c.Version(ctx)
+		if err != nil || v != SchemaVersion {
+			t.Fatalf("version %d, %v; want %d", v, err, SchemaVersion)
+		}
+		var n int
+		c.db.QueryRow(`SELECT count(*) FROM schema_migrations`).Scan(&n)
+		if n != len(migrations) {
+			t.Fatalf("%d migration rows, want %d", n, len(migrations))
+		}
+		c.Close()
+	}
+	// A catalog from a newer kurad is refused.
+	c, _ := Open(ctx, path)
+	c.db.Exec(`INSERT INTO schema_migrations(version, applied_at) VALUES (?, 0)`, SchemaVersion+1)
+	c.Close()
+	if _, err := Open(ctx, path); err == nil {
+		t.Fatal("opened a catalog with a newer schema")
+	}
+}
+
+func TestDatasetExistsAndRoles(t *testing.T) {
+	ctx := context.Background()
+	c := open(t)
+	mkDataset(t, c, "JGAD1")
+	err := c.CreateDataset(ctx, Dataset{ID: "JGAD1", Title: "x", K: 1, PlainSegmentSize: 1, SegmentSize: 1, TransitKey: "k", CreatedBy: "x", CreatedAt: t0})
+	if !errors.Is(err, ErrExists) {
+		t.Fatalf("duplicate dataset: %v", err)
+	}
+	roles, err := c.Roles(ctx, "JGAD1", "sam", "2026-03-01")
+	if err != nil || fmt.Sprint(roles) != "[custodian submitter]" {
+		t.Fatalf("roles %v %v", roles, err)
+	}
+	if roles, _ := c.Roles(ctx, "JGAD1", "rita", "2026-03-01"); len(roles) != 0 {
+		t.Fatalf("stranger has roles %v", roles)
+	}
+	if _, err := c.Dataset(ctx, "nope"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing dataset: %v", err)
+	}
+}
+
+func TestGrantLifecycle(t *testing.T) {
+	ctx := context.Background()
+	c := open(t)
+	mkDataset(t, c, "D")
+	g, err := c.PutGrant(ctx, Grant{DatasetID: "D", User: "rita", Until: "2026-03-10", GrantedBy: "sam", GrantedAt: t0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for day, want := range map[string]bool{"2026-03-01": true, "2026-03-10": true, "2026-03-11": false} {
+		if got := g.ActiveOn(day); got != want {
+			t.Errorf("ActiveOn(%s) = %v", day, got)
+		}
+		_, err := c.ActiveGrant(ctx, "D", "rita", day)
+		if (err == nil) != want {
+			t.Errorf("ActiveGrant on %s: %v", day, err)
+		}
+	}
+	// Extension supersedes, keeping history.
+	g2, err := c.PutGrant(ctx, Grant{DatasetID: "D", User: "rita", Until: "2026-06-01", GrantedBy: "sam", GrantedAt: t0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, err := c.ActiveGrant(ctx, "D", "rita", "2026-05-01"); err != nil || a.ID != g2.ID {
+		t.Fatalf("active after extension: %+v %v", a, err)
+	}
+	// Revocation stamps, never deletes.
+	r, err := c.RevokeGrant(ctx, "D", "rita", "sam", t0.Add(time.Hour))
+	if err != nil || r.RevokedAt == nil || r.RevokedBy != "sam" || r.ActiveOn("2026-03-01") {
+		t.Fatalf("revoke: %+v %v", r, err)
+	}
+	if _, err := c.ActiveGrant(ctx, "D", "rita", "2026-03-01"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("revoked grant still active: %v", err)
+	}
+	if _, err := c.RevokeGrant(ctx, "D", "rita", "sam", t0); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("second revoke: %v", err)
+	}
+	hist, err := c.Grants(ctx, "D")
+	if err != nil || len(hist) != 2 || hist[0].SupersededBy != g2.ID || hist[1].RevokedAt == nil {
+		t.Fatalf("history %+v %v", hist, err)
+	}
+	if roles, _ := c.Roles(ctx, "D", "rita", "2026-03-01"); len(roles) != 0 {
+		t.Fatalf("revoked grantee has roles %v", roles)
+	}
+}
+
+func TestUploadStateMachine(t *testing.T) {
+	ctx := context.Background()
+	c := open(t)
+	mkDataset(t, c, "D")
+	if err := mkUpload(t, c, "D", "u1", "a.vcf", 3); err != nil {
+		t.Fatal(err)
+	}
+	// The name is held while uploading.
+	if err := mkUpload(t, c, "D", "u2", "a.vcf", 3); !errors.Is(err, ErrNameTaken) {
+		t.Fatalf("second upload of a name: %v", err)
+	}
+	if u, err := c.OpenUploadByName(ctx, "D", "a.vcf"); err != nil || u.ID != "u1" {
+		t.Fatalf("open upload by name: %v", err)
+	}
+	// Not available, not listed, until every segment is committed.
+	for i := range 2 {
+		if err := c.CommitSegment(ctx, "u1", seg(i), t0, t0.Add(2*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.CommitSegment(ctx, "u1", seg(3), t0, t0); !errors.Is(err, ErrState) {
+		t.Fatalf("out-of-range segment: %v", err)
+	}
+	if _, err := c.CompleteUpload(ctx, "u1", "s", "m", []byte("{}"), t0); !errors.Is(err, ErrState) {
+		t.Fatalf("complete with a missing segment: %v", err)
+	}
+	if fs, _ := c.Files(ctx, "D"); len(fs) != 0 {
+		t.Fatalf("partial file listed: %+v", fs)
+	}
+	if _, err := c.AvailableFile(ctx, "D", "a.vcf"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("partial file available: %v", err)
+	}
+	u, _ := c.Upload(ctx, "u1")
+	if !u.ExpiresAt.Equal(t0.Add(2 * time.Hour)) {
+		t.Fatalf("commit did not extend expiry: %v", u.ExpiresAt)
+	}
+	if err := c.CommitSegment(ctx, "u1", seg(2), t0, t0); err != nil {
+		t.Fatal(err)
+	}
+	f, err := c.CompleteUpload(ctx, "u1", "s", "m", []byte("{}"), t0)
+	if err != nil || f.State != FileAvailable || string(f.Manifest) != "{}" {
+		t.Fatalf("complete: %+v %v", f, err)
+	}
+	if fs, _ := c.Files(ctx, "D"); len(fs) != 1 {
+		t.Fatalf("files %+v", fs)
+	}
+	// A finished session accepts nothing more.
+	if err := c.CommitSegment(ctx, "u1", seg(0), t0, t0); !errors.Is(err, ErrState) {
+		t.Fatalf("commit after complete: %v", err)
+	}
+	if err := c.EndUpload(ctx, "u1", UploadAborted, t0); !errors.Is(err, ErrState) {
+		t.Fatalf("abort after complete: %v", err)
+	}
+	if _, err := c.CompleteUpload(ctx, "u1", "s", "m", nil, t0); !errors.Is(err, ErrState) {
+		t.Fatalf("second complete: %v", err)
+	}
+	// The name stays taken by the available file.
+	if err := mkUpload(t, c, "D", "u3", "a.vcf", 1); !errors.Is(err, ErrNameTaken) {
+		t.Fatalf("upload over an available file: %v", err)
+	}
+}
+
+func TestAbortExpireAndClean(t *testing.T) {
+	ctx := context.Background()
+	c := open(t)
+	mkDataset(t, c, "D")
+	mkUpload(t, c, "D", "u1", "a", 1)
+	mkUpload(t, c, "D", "u2", "b", 1)
+	if err := c.EndUpload(ctx, "u1", UploadAborted, t0); err != nil {
+		t.Fatal(err)
+	}
+	// Abort frees the name.
+	if err := mkUpload(t, c, "D", "u3", "a", 1); err != nil {
+		t.Fatalf("name not freed by abort: %v", err)
+	}
+	ids, _ := c.ExpiredUploads(ctx, t0.Add(30*time.Minute))
+	if len(ids) != 0 {
+		t.Fatalf("expired too early: %v", ids)
+	}
+	ids, _ = c.ExpiredUploads(ctx, t0.Add(2*time.Hour))
+	if len(ids) != 2 {
+		t.Fatalf("expired %v", ids)
+	}
+	c.EndUpload(ctx, "u2", UploadExpired, t0.Add(2*time.Hour))
+	todo, _ := c.UploadsToClean(ctx, 10*time.Minute)
+	if len(todo) != 2 {
+		t.Fatalf("to clean %d", len(todo))
+	}
+	// A clean-up inside the presign window must be repeated later.
+	c.MarkCleaned(ctx, "u1", t0.Add(time.Minute))
+	c.MarkCleaned(ctx, "u2", t0.Add(3*time.Hour))
+	todo, _ = c.UploadsToClean(ctx, 10*time.Minute)
+	if len(todo) != 1 || todo[0].ID != "u1" {
+		t.Fatalf("to clean after first pass: %+v", todo)
+	}
+	c.MarkCleaned(ctx, "u1", t0.Add(11*time.Minute))
+	if todo, _ = c.UploadsToClean(ctx, 10*time.Minute); len(todo) != 0 {
+		t.Fatalf("still to clean: %+v", todo)
+	}
+}

@@ -1,0 +1,128 @@
+package catalog
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Dataset roles held per dataset (besides grants).
+const (
+	RoleCustodian = "custodian"
+	RoleSubmitter = "submitter"
+	RoleGrantee   = "grantee"
+)
+
+// Dataset is one dataset row with its file totals.
+type Dataset struct {
+	ID               string
+	Title            string
+	K, M             int
+	PlainSegmentSize int64
+	SegmentSize      int64 // stored bytes per full segment
+	TransitKey       string
+	CreatedBy        string
+	CreatedAt        time.Time
+	Files            int   // available files
+	Bytes            int64 // their plaintext bytes
+}
+
+// CreateDataset inserts d and makes its creator custodian and submitter,
+// atomically. An existing id is ErrExists.
+func (c *Catalog) CreateDataset(ctx context.Context, d Dataset) error {
+	return c.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO datasets(id, title, k, m, plain_segment_size, segment_size, transit_key, created_by, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			d.ID, d.Title, d.K, d.M, d.PlainSegmentSize, d.SegmentSize, d.TransitKey, d.CreatedBy, ts(d.CreatedAt))
+		if isConstraint(err) {
+			return fmt.Errorf("dataset %s: %w", d.ID, ErrExists)
+		}
+		if err != nil {
+			return fmt.Errorf("catalog: create dataset: %w", err)
+		}
+		for _, role := range []string{RoleCustodian, RoleSubmitter} {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO members(dataset_id, user, role, added_by, added_at) VALUES (?, ?, ?, ?, ?)`,
+				d.ID, d.CreatedBy, role, d.CreatedBy, ts(d.CreatedAt)); err != nil {
+				return fmt.Errorf("catalog: add member: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+const datasetCols = `d.id, d.title, d.k, d.m, d.plain_segment_size, d.segment_size, d.transit_key, d.created_by, d.created_at,
+	(SELECT count(*) FROM files f WHERE f.dataset_id = d.id AND f.state = 'available'),
+	(SELECT coalesce(sum(f.size), 0) FROM files f WHERE f.dataset_id = d.id AND f.state = 'available')`
+
+func scanDataset(s interface{ Scan(...any) error }) (*Dataset, error) {
+	var d Dataset
+	var created int64
+	if err := s.Scan(&d.ID, &d.Title, &d.K, &d.M, &d.PlainSegmentSize, &d.SegmentSize, &d.TransitKey, &d.CreatedBy, &created, &d.Files, &d.Bytes); err != nil {
+		return nil, err
+	}
+	d.CreatedAt = fromTS(created)
+	return &d, nil
+}
+
+// Dataset returns one dataset or ErrNotFound.
+func (c *Catalog) Dataset(ctx context.Context, id string) (*Dataset, error) {
+	d, err := scanDataset(c.db.QueryRowContext(ctx, `SELECT `+datasetCols+` FROM datasets d WHERE d.id = ?`, id))
+	if err != nil {
+		return nil, notFound(err, "dataset "+id)
+	}
+	return d, nil
+}
+
+// Datasets returns every dataset, ordered by id.
+func (c *Catalog) Datasets(ctx context.Context) ([]Dataset, error) {
+	rows, err := c.db.QueryContext(ctx, `SELECT `+datasetCols+` FROM datasets d ORDER BY d.id`)
+	if err != nil {
+		return nil, fmt.Errorf("catalog: datasets: %w", err)
+	}
+	defer rows.Close()
+	var out []Dataset
+	for rows.Next() {
+		d, err := scanDataset(rows)
+		if err != nil {
+			return nil, fmt.Errorf("catalog: datasets: %w", err)
+		}
+		out = append(out, *d)
+	}
+	return out, rows.Err()
+}
+
+// Roles returns user's relations to the dataset on day `today`
+// (YYYY-MM-DD, UTC): custodian, submitter, and grantee if an active grant
+// exists. An unknown dataset has no roles.
+func (c *Catalog) Roles(ctx context.Context, datasetID, user, today string) ([]string, error) {
+	rows, err := c.db.QueryContext(ctx, `SELECT role FROM members WHERE dataset_id = ? AND user = ? ORDER BY role`, datasetID, user)
+	if err != nil {
+		return nil, fmt.Errorf("catalog: roles: %w", err)
+	}
+	defer rows.Close()
+	var roles []string
+	for rows.Next() {
+		var r string
+		if err := rows.Scan(&r); err != nil {
+			return nil, fmt.Errorf("catalog: roles: %w", err)
+		}
+		roles = append(roles, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	g, err := c.ActiveGrant(ctx, datasetID, user, today)
+	if err != nil && !isNotFound(err) {
+		return nil, err
+	}
+	if g != nil {
+		roles = append(roles, RoleGrantee)
+	}
+	return roles, nil
+}
+
+func isConstraint(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "constraint failed")
+}

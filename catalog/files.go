@@ -1,0 +1,382 @@
+package catalog
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/ddbj/kura/storage"
+)
+
+// File states (the API's, plus "aborted" for a file whose upload was
+// abandoned; aborted files are never listed and free their name).
+const (
+	FileUploading = "uploading"
+	FileAvailable = "available"
+	FileDamaged   = "damaged"
+	FileAborted   = "aborted"
+)
+
+// Upload states.
+const (
+	UploadOpen     = "open"
+	UploadComplete = "complete"
+	UploadAborted  = "aborted"
+	UploadExpired  = "expired"
+)
+
+// File is one file row.
+type File struct {
+	ID, DatasetID, Name string
+	Size                int64 // plaintext bytes
+	StoredSize          int64 // payload (chunk stream) bytes
+	HashAlg             string
+	State               string
+	HeaderObject        []byte // stored header object (Transit-wrapped key + nonce)
+	Manifest            []byte // signed manifest JSON, once available
+	SHA256, MD5         string
+	CreatedBy           string
+	CreatedAt           time.Time
+}
+
+// TargetRef names a target used to place an upload's pieces.
+type TargetRef struct {
+	ID     string `json:"id"`
+	Domain string `json:"domain"`
+}
+
+// Upload is one upload session with its file's identity.
+type Upload struct {
+	ID        string
+	File      File // without Manifest
+	Segments  int  // total the file needs
+	Targets   []TargetRef
+	State     string
+	CreatedBy string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	EndedAt   *time.Time
+	CleanedAt *time.Time
+}
+
+const fileCols = `f.id, f.dataset_id, f.name, f.size, f.stored_size, f.hash_alg, f.state, f.header_object, coalesce(f.manifest, x''), f.sha256, f.md5, f.created_by, f.created_at`
+
+func scanFile(s interface{ Scan(...any) error }, extra ...any) (*File, error) {
+	var f File
+	var created int64
+	dst := append([]any{&f.ID, &f.DatasetID, &f.Name, &f.Size, &f.StoredSize, &f.HashAlg, &f.State, &f.HeaderObject, &f.Manifest, &f.SHA256, &f.MD5, &f.CreatedBy, &created}, extra...)
+	if err := s.Scan(dst...); err != nil {
+		return nil, err
+	}
+	f.CreatedAt = fromTS(created)
+	if len(f.Manifest) == 0 {
+		f.Manifest = nil
+	}
+	return &f, nil
+}
+
+// BeginUpload inserts an uploading file and its open session. If the name
+// is held by a live file it returns ErrNameTaken and nothing changes.
+func (c *Catalog) BeginUpload(ctx context.Context, u Upload) error {
+	targets, err := json.Marshal(u.Targets)
+	if err != nil {
+		return err
+	}
+	f := u.File
+	return c.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO files(id, dataset_id, name, size, stored_size, hash_alg, state, header_object, created_by, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, 'uploading', ?, ?, ?)`,
+			f.ID, f.DatasetID, f.Name, f.Size, f.StoredSize, f.HashAlg, f.HeaderObject, u.CreatedBy, ts(u.CreatedAt))
+		if isConstraint(err) {
+			return fmt.Errorf("file %q in %s: %w", f.Name, f.DatasetID, ErrNameTaken)
+		}
+		if err != nil {
+			return fmt.Errorf("catalog: begin upload: %w", err)
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO uploads(id, file_id, segments, targets, state, created_by, created_at, expires_at)
+			VALUES (?, ?, ?, ?, 'open', ?, ?, ?)`,
+			u.ID, f.ID, u.Segments, string(targets), u.CreatedBy, ts(u.CreatedAt), ts(u.ExpiresAt))
+		if err != nil {
+			return fmt.Errorf("catalog: begin upload: %w", err)
+		}
+		return nil
+	})
+}
+
+const uploadQuery = `SELECT u.id, u.segments, u.targets, u.state, u.created_by, u.created_at, u.expires_at, u.ended_at, u.cleaned_at, ` +
+	fileCols + ` FROM uploads u JOIN files f ON f.id = u.file_id `
+
+func scanUpload(s interface{ Scan(...any) error }) (*Upload, error) {
+	var u Upload
+	var targets string
+	var created, expires int64
+	var ended, cleaned sql.NullInt64
+	var f File
+	var fcreated int64
+	err := s.Scan(&u.ID, &u.Segments, &targets, &u.State, &u.CreatedBy, &created, &expires, &ended, &cleaned,
+		&f.ID, &f.DatasetID, &f.Name, &f.Size, &f.StoredSize, &f.HashAlg, &f.State, &f.HeaderObject, &f.Manifest, &f.SHA256, &f.MD5, &f.CreatedBy, &fcreated)
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(targets), &u.Targets); err != nil {
+		return nil, fmt.Errorf("catalog: upload %s targets: %w", u.ID, err)
+	}
+	f.CreatedAt = fromTS(fcreated)
+	f.Manifest = nil
+	u.File = f
+	u.CreatedAt, u.ExpiresAt = fromTS(created), fromTS(expires)
+	u.EndedAt, u.CleanedAt = fromNullTS(ended), fromNullTS(cleaned)
+	return &u, nil
+}
+
+// Upload returns an upload session or ErrNotFound.
+func (c *Catalog) Upload(ctx context.Context, id string) (*Upload, error) {
+	u, err := scanUpload(c.db.QueryRowContext(ctx, uploadQuery+`WHERE u.id = ?`, id))
+	if err != nil {
+		return nil, notFound(err, "upload "+id)
+	}
+	return u, nil
+}
+
+// OpenUploadByName returns the open upload of the named file, or
+// ErrNotFound.
+func (c *Catalog) OpenUploadByName(ctx context.Context, datasetID, name string) (*Upload, error) {
+	u, err := scanUpload(c.db.QueryRowContext(ctx, uploadQuery+`WHERE f.dataset_id = ? AND f.name = ? AND u.state = 'open'`, datasetID, name))
+	if err != nil {
+		return nil, notFound(err, "open upload of "+name)
+	}
+	return u, nil
+}
+
+// TouchUpload moves an open upload's expiry to expires (activity extends
+// the session). A session that is not open is ErrState.
+func (c *Catalog) TouchUpload(ctx context.Context, id string, expires time.Time) error {
+	res, err := c.db.ExecContext(ctx, `UPDATE uploads SET expires_at = max(expires_at, ?) WHERE id = ? AND state = 'open'`, ts(expires), id)
+	if err != nil {
+		return fmt.Errorf("catalog: touch upload: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("upload %s is not open: %w", id, ErrState)
+	}
+	return nil
+}
+
+// CommitSegment records (or replaces, for a re-sent segment) one
+// segment's metadata for an open upload and extends its expiry. The caller
+// has checked the metadata against the placement and the stored pieces.
+func (c *Catalog) CommitSegment(ctx context.Context, uploadID string, seg storage.SegmentMeta, now, expires time.Time) error {
+	meta, err := json.Marshal(seg)
+	if err != nil {
+		return err
+	}
+	return c.tx(ctx, func(tx *sql.Tx) error {
+		var fileID, state string
+		var segments int
+		err := tx.QueryRowContext(ctx, `SELECT file_id, state, segments FROM uploads WHERE id = ?`, uploadID).Scan(&fileID, &state, &segments)
+		if err != nil {
+			return notFound(err, "upload "+uploadID)
+		}
+		if state != UploadOpen {
+			return fmt.Errorf("upload %s is %s: %w", uploadID, state, ErrState)
+		}
+		if seg.Index < 0 || seg.Index >= segments {
+			return fmt.Errorf("segment %d out of range 0..%d: %w", seg.Index, segments-1, ErrState)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO segments(file_id, idx, meta, committed_at) VALUES (?, ?, ?, ?)
+			ON CONFLICT(file_id, idx) DO UPDATE SET meta = excluded.meta, committed_at = excluded.committed_at`,
+			fileID, seg.Index, string(meta), ts(now)); err != nil {
+			return fmt.Errorf("catalog: commit segment: %w", err)
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE uploads SET expires_at = max(expires_at, ?) WHERE id = ?`, ts(expires), uploadID)
+		return err
+	})
+}
+
+// Segments returns a file's committed segments in index order.
+func (c *Catalog) Segments(ctx context.Context, fileID string) ([]storage.SegmentMeta, error) {
+	rows, err := c.db.QueryContext(ctx, `SELECT meta FROM segments WHERE file_id = ? ORDER BY idx`, fileID)
+	if err != nil {
+		return nil, fmt.Errorf("catalog: segments: %w", err)
+	}
+	defer rows.Close()
+	var out []storage.SegmentMeta
+	for rows.Next() {
+		var meta string
+		if err := rows.Scan(&meta); err != nil {
+			return nil, err
+		}
+		var s storage.SegmentMeta
+		if err := json.Unmarshal([]byte(meta), &s); err != nil {
+			return nil, fmt.Errorf("catalog: segment of %s: %w", fileID, err)
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// Segment returns one committed segment of a file, or ErrNotFound.
+func (c *Catalog) Segment(ctx context.Context, fileID string, idx int) (*storage.SegmentMeta, error) {
+	var meta string
+	err := c.db.QueryRowContext(ctx, `SELECT meta FROM segments WHERE file_id = ? AND idx = ?`, fileID, idx).Scan(&meta)
+	if err != nil {
+		return nil, notFound(err, fmt.Sprintf("segment %d of %s", idx, fileID))
+	}
+	var s storage.SegmentMeta
+	if err := json.Unmarshal([]byte(meta), &s); err != nil {
+		return nil, fmt.Errorf("catalog: segment of %s: %w", fileID, err)
+	}
+	return &s, nil
+}
+
+// CompleteUpload makes the upload's file available with its plaintext
+// checksums and signed manifest, in one transaction that first checks the
+// session is open and every segment 0..Segments-1 is committed. Anything
+// else is ErrState and changes nothing: a file with a missing segment can
+// never become available.
+func (c *Catalog) CompleteUpload(ctx context.Context, uploadID, sha256, md5 string, manifest []byte, now time.Time) (*File, error) {
+	var out *File
+	err := c.tx(ctx, func(tx *sql.Tx) error {
+		var fileID, state string
+		var segments int
+		err := tx.QueryRowContext(ctx, `SELECT file_id, state, segments FROM uploads WHERE id = ?`, uploadID).Scan(&fileID, &state, &segments)
+		if err != nil {
+			return notFound(err, "upload "+uploadID)
+		}
+		if state != UploadOpen {
+			return fmt.Errorf("upload %s is %s: %w", uploadID, state, ErrState)
+		}
+		var n, maxIdx int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*), coalesce(max(idx), -1) FROM segments WHERE file_id = ?`, fileID).Scan(&n, &maxIdx); err != nil {
+			return err
+		}
+		if n != segments || maxIdx != segments-1 {
+			return fmt.Errorf("upload %s has %d of %d segments committed: %w", uploadID, n, segments, ErrState)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE files SET state = 'available', sha256 = ?, md5 = ?, manifest = ?, available_at = ?
+			WHERE id = ? AND state = 'uploading'`, sha256, md5, manifest, ts(now), fileID); err != nil {
+			return fmt.Errorf("catalog: complete: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE uploads SET state = 'complete', ended_at = ? WHERE id = ?`, ts(now), uploadID); err != nil {
+			return fmt.Errorf("catalog: complete: %w", err)
+		}
+		out, err = scanFile(tx.QueryRowContext(ctx, `SELECT `+fileCols+` FROM files f WHERE f.id = ?`, fileID))
+		return err
+	})
+	return out, err
+}
+
+// EndUpload ends an open session as aborted or expired; its file becomes
+// "aborted" (unlisted, name freed). Its pieces are then due for deletion
+// (see UploadsToClean). A session that is not open is ErrState.
+func (c *Catalog) EndUpload(ctx context.Context, uploadID, state string, now time.Time) error {
+	if state != UploadAborted && state != UploadExpired {
+		return fmt.Errorf("catalog: cannot end an upload as %q", state)
+	}
+	return c.tx(ctx, func(tx *sql.Tx) error {
+		var fileID, cur string
+		err := tx.QueryRowContext(ctx, `SELECT file_id, state FROM uploads WHERE id = ?`, uploadID).Scan(&fileID, &cur)
+		if err != nil {
+			return notFound(err, "upload "+uploadID)
+		}
+		if cur != UploadOpen {
+			return fmt.Errorf("upload %s is %s: %w", uploadID, cur, ErrState)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE uploads SET state = ?, ended_at = ? WHERE id = ?`, state, ts(now), uploadID); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE files SET state = 'aborted' WHERE id = ? AND state = 'uploading'`, fileID)
+		return err
+	})
+}
+
+// ExpiredUploads returns the ids of open sessions whose expiry is before now.
+func (c *Catalog) ExpiredUploads(ctx context.Context, now time.Time) ([]string, error) {
+	return c.ids(ctx, `SELECT id FROM uploads WHERE state = 'open' AND expires_at < ? ORDER BY expires_at`, ts(now))
+}
+
+// UploadsToClean returns ended (aborted or expired) sessions whose pieces
+// still need deleting: never cleaned, or cleaned before every presigned URL
+// issued for them had expired (a late PUT may have landed after the
+// previous clean-up). grace is the presigned-URL lifetime.
+func (c *Catalog) UploadsToClean(ctx context.Context, grace time.Duration) ([]Upload, error) {
+	rows, err := c.db.QueryContext(ctx, uploadQuery+`WHERE u.state IN ('aborted', 'expired')
+		AND (u.cleaned_at IS NULL OR u.cleaned_at < u.ended_at + ?) ORDER BY u.ended_at`, int64(grace))
+	if err != nil {
+		return nil, fmt.Errorf("catalog: uploads to clean: %w", err)
+	}
+	defer rows.Close()
+	var out []Upload
+	for rows.Next() {
+		u, err := scanUpload(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *u)
+	}
+	return out, rows.Err()
+}
+
+// MarkCleaned records that an ended session's objects were deleted at now.
+func (c *Catalog) MarkCleaned(ctx context.Context, uploadID string, now time.Time) error {
+	_, err := c.db.ExecContext(ctx, `UPDATE uploads SET cleaned_at = ? WHERE id = ? AND state IN ('aborted', 'expired')`, ts(now), uploadID)
+	return err
+}
+
+// File returns a file by id, or ErrNotFound.
+func (c *Catalog) File(ctx context.Context, id string) (*File, error) {
+	f, err := scanFile(c.db.QueryRowContext(ctx, `SELECT `+fileCols+` FROM files f WHERE f.id = ?`, id))
+	if err != nil {
+		return nil, notFound(err, "file "+id)
+	}
+	return f, nil
+}
+
+// AvailableFile returns the available file with this name, or ErrNotFound.
+func (c *Catalog) AvailableFile(ctx context.Context, datasetID, name string) (*File, error) {
+	f, err := scanFile(c.db.QueryRowContext(ctx, `SELECT `+fileCols+` FROM files f
+		WHERE f.dataset_id = ? AND f.name = ? AND f.state = 'available'`, datasetID, name))
+	if err != nil {
+		return nil, notFound(err, "file "+name)
+	}
+	return f, nil
+}
+
+// Files returns the dataset's available files by name, without manifests
+// or headers.
+func (c *Catalog) Files(ctx context.Context, datasetID string) ([]File, error) {
+	rows, err := c.db.QueryContext(ctx, `SELECT f.id, f.dataset_id, f.name, f.size, f.stored_size, f.hash_alg, f.state, x'', x'', f.sha256, f.md5, f.created_by, f.created_at
+		FROM files f WHERE f.dataset_id = ? AND f.state IN ('available', 'damaged') ORDER BY f.name`, datasetID)
+	if err != nil {
+		return nil, fmt.Errorf("catalog: files: %w", err)
+	}
+	defer rows.Close()
+	var out []File
+	for rows.Next() {
+		f, err := scanFile(rows)
+		if err != nil {
+			return nil, err
+		}
+		f.HeaderObject = nil
+		out = append(out, *f)
+	}
+	return out, rows.Err()
+}
+
+func (c *Catalog) ids(ctx context.Context, q string, args ...any) ([]string, error) {
+	rows, err := c.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("catalog: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,142 @@
+package catalog
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// migrations are applied in order, each in its own transaction, and
+// recorded in schema_migrations by version (index+1). Never edit a
+// released migration; append a new one.
+var migrations = []string{
+	// 1: initial schema.
+	`
+CREATE TABLE users (
+	name       TEXT PRIMARY KEY,
+	recipient  TEXT NOT NULL DEFAULT '',
+	updated_at INTEGER NOT NULL
+);
+CREATE TABLE datasets (
+	id                 TEXT PRIMARY KEY,
+	title              TEXT NOT NULL,
+	k                  INTEGER NOT NULL CHECK (k >= 1),
+	m                  INTEGER NOT NULL CHECK (m >= 0),
+	plain_segment_size INTEGER NOT NULL CHECK (plain_segment_size > 0),
+	segment_size       INTEGER NOT NULL CHECK (segment_size > 0),
+	transit_key        TEXT NOT NULL,
+	created_by         TEXT NOT NULL,
+	created_at         INTEGER NOT NULL
+);
+-- Per-dataset roles: custodian (manages grants), submitter (uploads).
+CREATE TABLE members (
+	dataset_id TEXT NOT NULL REFERENCES datasets(id),
+	user       TEXT NOT NULL,
+	role       TEXT NOT NULL CHECK (role IN ('custodian', 'submitter')),
+	added_by   TEXT NOT NULL,
+	added_at   INTEGER NOT NULL,
+	PRIMARY KEY (dataset_id, user, role)
+);
+CREATE TABLE files (
+	id            TEXT PRIMARY KEY,
+	dataset_id    TEXT NOT NULL REFERENCES datasets(id),
+	name          TEXT NOT NULL,
+	size          INTEGER NOT NULL CHECK (size >= 0),
+	stored_size   INTEGER NOT NULL CHECK (stored_size >= 0),
+	hash_alg      TEXT NOT NULL,
+	state         TEXT NOT NULL CHECK (state IN ('uploading', 'available', 'damaged', 'aborted')),
+	header_object BLOB NOT NULL,
+	manifest      BLOB,
+	sha256        TEXT NOT NULL DEFAULT '',
+	md5           TEXT NOT NULL DEFAULT '',
+	created_by    TEXT NOT NULL,
+	created_at    INTEGER NOT NULL,
+	available_at  INTEGER
+);
+-- One live (uploading or available) file per name in a dataset.
+CREATE UNIQUE INDEX files_live_name ON files(dataset_id, name)
+	WHERE state IN ('uploading', 'available', 'damaged');
+CREATE TABLE uploads (
+	id          TEXT PRIMARY KEY,
+	file_id     TEXT NOT NULL UNIQUE REFERENCES files(id),
+	segments    INTEGER NOT NULL CHECK (segments >= 1),
+	targets     TEXT NOT NULL, -- JSON [{"id":..,"domain":..}], fixed at begin
+	state       TEXT NOT NULL CHECK (state IN ('open', 'complete', 'aborted', 'expired')),
+	created_by  TEXT NOT NULL,
+	created_at  INTEGER NOT NULL,
+	expires_at  INTEGER NOT NULL,
+	ended_at    INTEGER,
+	cleaned_at  INTEGER
+);
+CREATE INDEX uploads_state ON uploads(state, expires_at);
+CREATE TABLE segments (
+	file_id      TEXT NOT NULL REFERENCES files(id),
+	idx          INTEGER NOT NULL CHECK (idx >= 0),
+	meta         TEXT NOT NULL, -- JSON storage.SegmentMeta
+	committed_at INTEGER NOT NULL,
+	PRIMARY KEY (file_id, idx)
+);
+-- Grants are never deleted. revoked_at/by mark a revocation;
+-- superseded_by marks a row replaced by a newer grant (an extension).
+CREATE TABLE grants (
+	id            INTEGER PRIMARY KEY AUTOINCREMENT,
+	dataset_id    TEXT NOT NULL REFERENCES datasets(id),
+	user          TEXT NOT NULL,
+	until         TEXT NOT NULL, -- YYYY-MM-DD, inclusive, UTC
+	granted_by    TEXT NOT NULL,
+	granted_at    INTEGER NOT NULL,
+	revoked_at    INTEGER,
+	revoked_by    TEXT NOT NULL DEFAULT '',
+	superseded_by INTEGER REFERENCES grants(id)
+);
+CREATE INDEX grants_user ON grants(dataset_id, user);
+`,
+}
+
+// SchemaVersion is the version a fully migrated catalog has.
+var SchemaVersion = len(migrations)
+
+func (c *Catalog) migrate(ctx context.Context) error {
+	if _, err := c.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    INTEGER PRIMARY KEY,
+		applied_at INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("catalog: migrations table: %w", err)
+	}
+	for i, m := range migrations {
+		v := i + 1
+		err := c.tx(ctx, func(tx *sql.Tx) error {
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, v).Scan(&n); err != nil {
+				return err
+			}
+			if n > 0 {
+				return nil
+			}
+			if _, err := tx.ExecContext(ctx, m); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations(version, applied_at) VALUES (?, ?)`, v, ts(time.Now()))
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("catalog: migration %d: %w", v, err)
+		}
+	}
+	// A catalog written by a newer kurad must not be used by an older one.
+	var maxV int
+	if err := c.db.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&maxV); err != nil {
+		return fmt.Errorf("catalog: schema version: %w", err)
+	}
+	if maxV > SchemaVersion {
+		return fmt.Errorf("catalog: schema version %d is newer than this kurad supports (%d)", maxV, SchemaVersion)
+	}
+	return nil
+}
+
+// Version returns the highest applied migration.
+func (c *Catalog) Version(ctx context.Context) (int, error) {
+	var v int
+	err := c.db.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&v)
+	return v, err
+}

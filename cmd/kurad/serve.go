@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ddbj/kura/broker"
+	"github.com/ddbj/kura/catalog"
+	"github.com/ddbj/kura/storage"
+	"github.com/ddbj/kura/vault"
+)
+
+func serveCommand() *cli.Command {
+	return &cli.Command{
+		Name:        "serve",
+		Usage:       "run the broker",
+		Description: broker.ConfigHelp,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "config", Usage: "TOML config file", EnvVars: []string{"KURAD_CONFIG"}},
+			&cli.StringFlag{Name: "listen", Usage: "listen address (overrides config and KURAD_LISTEN)"},
+			&cli.BoolFlag{Name: "insecure-http", Usage: "serve plain HTTP (loopback listen address only)"},
+		},
+		Action: serve,
+	}
+}
+
+func logger(level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log_level %q: %w", level, err)
+	}
+	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
+}
+
+func serve(c *cli.Context) error {
+	// The catalog, its WAL and anything else kurad writes are private.
+	syscall.Umask(0o077)
+	cfg, err := broker.LoadConfig(c.String("config"), os.Getenv)
+	if err != nil {
+		return err
+	}
+	if c.IsSet("listen") {
+		cfg.Listen = c.String("listen")
+	}
+	if c.Bool("insecure-http") {
+		cfg.InsecureHTTP = true
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	log, err := logger(cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	vc, err := vault.New(vault.Config{Address: cfg.Vault.Address, Token: cfg.Vault.Token, TransitMount: cfg.Vault.TransitMount, CACert: cfg.Vault.CACert})
+	if err != nil {
+		return err
+	}
+	// Fail at start, not at the first request, if kurad's own token is bad.
+	self, err := vc.LookupSelf(ctx)
+	if err != nil {
+		return fmt.Errorf("checking kurad's vault token: %w", err)
+	}
+	targets, err := s3Targets(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	cat, err := catalog.Open(ctx, cfg.Catalog)
+	if err != nil {
+		return err
+	}
+	defer cat.Close()
+	srv, err := broker.New(broker.Options{
+		Catalog: cat, Identifier: broker.NewVaultIdentifier(vc, broker.MaxTokenCacheAge), Keys: vc, Targets: targets,
+		Admins: cfg.Admins, Submitters: cfg.Submitters, PresignExpiry: cfg.PresignExpiry, UploadExpiry: cfg.UploadExpiry,
+		Logger: log, Version: version,
+	})
+	if err != nil {
+		return err
+	}
+	go srv.RunReaper(ctx, time.Minute)
+	if !self.ExpireTime.IsZero() {
+		go renewToken(ctx, vc, log)
+	}
+	return listenAndServe(ctx, cfg, srv, log)
+}
+
+func s3Targets(ctx context.Context, cfg *broker.Config) ([]broker.Target, error) {
+	var out []broker.Target
+	for _, tc := range cfg.Targets {
+		t, err := storage.NewS3Target(storage.S3Config{
+			ID: tc.ID, Domain: tc.Domain, Endpoint: tc.Endpoint, Bucket: tc.Bucket, Region: tc.Region,
+			AccessKey: tc.AccessKey, SecretKey: tc.SecretKey,
+		})
+		if err != nil {
+			return nil, err
+		}
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err = t.EnsureBucket(cctx)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// renewToken keeps kurad's periodic or renewable Vault token alive.
+func renewToken(ctx context.Context, vc *vault.Client, log *slog.Logger) {
+	t := time.NewTicker(10 * time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, err := vc.API().Auth().Token().RenewSelfWithContext(ctx, 0); err != nil {
+			log.Warn("renewing kurad's vault token failed", "error", err.Error())
+		}
+	}
+}
+
+func listenAndServe(ctx context.Context, cfg *broker.Config, h http.Handler, log *slog.Logger) error {
+	hs := &http.Server{
+		Addr:              cfg.Listen,
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      120 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12},
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	scheme := "https"
+	if cfg.InsecureHTTP {
+		scheme = "http"
+	}
+	log.Info("kurad listening", "url", scheme+"://"+ln.Addr().String(), "version", version)
+	errc := make(chan error, 1)
+	go func() {
+		if cfg.InsecureHTTP {
+			errc <- hs.Serve(ln)
+		} else {
+			errc <- hs.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey)
+		}
+	}()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("kurad shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return err
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
