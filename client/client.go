@@ -1,0 +1,346 @@
+// Package client is kura's client library: a Go client of the kurad HTTP
+// API (package api), a storage.Target that moves pieces through presigned
+// URLs, the upload and fetch logic of the kura CLI, and its local state
+// (config directory, login token, age identity, upload journals).
+//
+// Security properties kept throughout:
+//   - plaintext and file keys never leave this process unencrypted: kurad
+//     receives the file key once, at upload begin, over pinned TLS, and
+//     storage receives ciphertext pieces only;
+//   - the client never holds storage credentials: every piece moves through
+//     a short-lived presigned URL that kurad issues per piece;
+//   - tokens, keys, passwords and presigned URLs (which are bearer
+//     capabilities) never appear in errors or logs.
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/ddbj/kura/api"
+	"github.com/ddbj/kura/storage"
+)
+
+// Options configure a Client.
+type Options struct {
+	// Broker is kurad's base URL, e.g. https://kura.example.org:8443.
+	Broker string
+	// CACert is a PEM file. When set, kurad's certificate must chain to it
+	// and to nothing else (the system roots are not consulted), so a
+	// compromised public CA cannot impersonate the broker. When empty the
+	// system roots are used.
+	CACert string
+	// Token is the caller's Vault token, sent as a bearer token to kurad
+	// only (never to storage).
+	Token string
+	// UserAgent is sent with every request.
+	UserAgent string
+	// Timeout bounds each kurad API call (not piece transfers); default 60s.
+	Timeout time.Duration
+	// Debug, if set, receives one line per API call (method, path,
+	// status, request id). Never the token or a presigned URL.
+	Debug func(format string, args ...any)
+}
+
+// Client talks to kurad. It is safe for concurrent use.
+type Client struct {
+	base    *url.URL
+	token   string
+	ua      string
+	timeout time.Duration
+	debug   func(string, ...any)
+	api     *http.Client // to kurad: pinned CA
+	data    *http.Client // to storage: presigned URLs
+}
+
+// New returns a Client. It does not contact kurad.
+func New(o Options) (*Client, error) {
+	if o.Broker == "" {
+		return nil, &Error{Op: "connecting to kurad", Err: errors.New("no broker address"),
+			Hint: "pass --broker URL or set KURA_BROKER"}
+	}
+	u, err := url.Parse(strings.TrimRight(o.Broker, "/"))
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, &Error{Op: "connecting to kurad", Err: fmt.Errorf("bad broker address %q", o.Broker),
+			Hint: "use a URL like https://host:port"}
+	}
+	apiTLS := &tls.Config{MinVersion: tls.VersionTLS12}
+	dataTLS := &tls.Config{MinVersion: tls.VersionTLS12}
+	if o.CACert != "" {
+		pool, err := loadCA(o.CACert)
+		if err != nil {
+			return nil, err
+		}
+		apiTLS.RootCAs = pool
+		// Storage endpoints of a centre often share the broker's private
+		// CA; they are also trusted through the system roots, since piece
+		// integrity rests on the manifest hashes and confidentiality on
+		// the encryption, not on TLS to storage.
+		sys, err := x509.SystemCertPool()
+		if err != nil || sys == nil {
+			sys = x509.NewCertPool()
+		}
+		pem, _ := os.ReadFile(o.CACert)
+		sys.AppendCertsFromPEM(pem)
+		dataTLS.RootCAs = sys
+	}
+	timeout := o.Timeout
+	if timeout == 0 {
+		timeout = 60 * time.Second
+	}
+	debug := o.Debug
+	if debug == nil {
+		debug = func(string, ...any) {}
+	}
+	ua := o.UserAgent
+	if ua == "" {
+		ua = "kura-client"
+	}
+	return &Client{
+		base:    u,
+		token:   o.Token,
+		ua:      ua,
+		timeout: timeout,
+		debug:   debug,
+		api:     &http.Client{Transport: newTransport(apiTLS, 8)},
+		// Piece transfers can take minutes on a slow link; they are bounded
+		// by the caller's context and the transport's idle timeouts instead
+		// of a total timeout.
+		data: &http.Client{Transport: newTransport(dataTLS, 64)},
+	}, nil
+}
+
+func newTransport(tc *tls.Config, conns int) *http.Transport {
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:       tc,
+		TLSHandshakeTimeout:   15 * time.Second,
+		ResponseHeaderTimeout: 5 * time.Minute,
+		ExpectContinueTimeout: time.Second,
+		IdleConnTimeout:       90 * time.Second,
+		MaxIdleConns:          conns * 2,
+		MaxIdleConnsPerHost:   conns,
+		ForceAttemptHTTP2:     true,
+	}
+}
+
+func loadCA(path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &Error{Op: "loading the broker CA certificate", Err: err,
+			Hint: "check --ca-cert / KURA_CA_CERT"}
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, &Error{Op: "loading the broker CA certificate", Err: fmt.Errorf("%s holds no PEM certificate", path),
+			Hint: "check --ca-cert / KURA_CA_CERT"}
+	}
+	return pool, nil
+}
+
+// Broker returns kurad's base URL.
+func (c *Client) Broker() string { return c.base.String() }
+
+// HasToken reports whether the client carries a login token.
+func (c *Client) HasToken() bool { return c.token != "" }
+
+// do sends one API call: in (if not nil) as the JSON body, and decodes a
+// 2xx JSON response into out (if not nil). A non-2xx answer is an *APIError.
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base.String()+path, body)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", c.ua)
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.api.Do(req)
+	if err != nil {
+		c.debug("%s %s: %v", method, path, err)
+		return &TransportError{Method: method, Path: path, Err: unwrapURLError(err)}
+	}
+	defer resp.Body.Close()
+	rid := resp.Header.Get("X-Request-Id")
+	c.debug("%s %s -> %d (request id %s)", method, path, resp.StatusCode, orDash(rid))
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		ae := &APIError{Method: method, Path: path, Status: resp.StatusCode}
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		if json.Unmarshal(b, &ae.Body) != nil || ae.Body.Error == "" {
+			ae.Body.Error = strings.TrimSpace(http.StatusText(resp.StatusCode))
+		}
+		if ae.Body.RequestID == "" {
+			ae.Body.RequestID = rid
+		}
+		return ae
+	}
+	if out == nil || resp.StatusCode == http.StatusNoContent {
+		return nil
+	}
+	// kurad bounds request bodies at api.MaxBodyBytes; responses may be
+	// larger (a manifest of a 200 GB file is a few MB), so bound generously.
+	dec := json.NewDecoder(io.LimitReader(resp.Body, storage.MaxManifestSize+(1<<20)))
+	if err := dec.Decode(out); err != nil {
+		return fmt.Errorf("%s %s: decoding kurad's answer: %w", method, path, err)
+	}
+	return nil
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// unwrapURLError drops the *url.Error wrapper, whose message repeats the
+// URL: harmless for kurad's URLs, but the same helper serves presigned
+// URLs, whose query strings are credentials.
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+func esc(s string) string { return url.PathEscape(s) }
+
+// Health checks that kurad answers (no login needed).
+func (c *Client) Health(ctx context.Context) (*api.Health, error) {
+	var h api.Health
+	return &h, c.do(ctx, http.MethodGet, "/v1/health", nil, &h)
+}
+
+// WhoAmI returns the caller as kurad sees them.
+func (c *Client) WhoAmI(ctx context.Context) (*api.User, error) {
+	var u api.User
+	return &u, c.do(ctx, http.MethodGet, "/v1/whoami", nil, &u)
+}
+
+// SetRecipient registers the caller's age recipient (public key). Headers
+// of files the caller fetches are wrapped to it.
+func (c *Client) SetRecipient(ctx context.Context, recipient string) (*api.User, error) {
+	var u api.User
+	return &u, c.do(ctx, http.MethodPut, "/v1/me/recipient", api.RecipientRequest{Recipient: recipient}, &u)
+}
+
+// CreateDataset creates a dataset; the caller becomes its custodian.
+func (c *Client) CreateDataset(ctx context.Context, req api.CreateDatasetRequest) (*api.Dataset, error) {
+	var d api.Dataset
+	return &d, c.do(ctx, http.MethodPost, "/v1/datasets", req, &d)
+}
+
+// ListDatasets lists the datasets the caller may see.
+func (c *Client) ListDatasets(ctx context.Context) ([]api.Dataset, error) {
+	var ds []api.Dataset
+	return ds, c.do(ctx, http.MethodGet, "/v1/datasets", nil, &ds)
+}
+
+// Dataset describes one dataset.
+func (c *Client) Dataset(ctx context.Context, id string) (*api.Dataset, error) {
+	var d api.Dataset
+	return &d, c.do(ctx, http.MethodGet, "/v1/datasets/"+esc(id), nil, &d)
+}
+
+// ListFiles lists a dataset's files.
+func (c *Client) ListFiles(ctx context.Context, dataset string) ([]api.File, error) {
+	var fs []api.File
+	return fs, c.do(ctx, http.MethodGet, "/v1/datasets/"+esc(dataset)+"/files", nil, &fs)
+}
+
+// BeginUpload opens an upload session. req carries the file key and nonce
+// the client made; kurad wraps the key with the dataset's Transit key and
+// keeps only the wrapped form.
+func (c *Client) BeginUpload(ctx context.Context, dataset string, req api.BeginUploadRequest) (*api.Upload, error) {
+	var u api.Upload
+	return &u, c.do(ctx, http.MethodPost, "/v1/datasets/"+esc(dataset)+"/uploads", req, &u)
+}
+
+// Upload returns an upload session with its committed segments.
+func (c *Client) Upload(ctx context.Context, id string) (*api.Upload, error) {
+	var u api.Upload
+	return &u, c.do(ctx, http.MethodGet, "/v1/uploads/"+esc(id), nil, &u)
+}
+
+// PresignUpload asks for a PUT URL for one piece of an upload.
+func (c *Client) PresignUpload(ctx context.Context, upload, target, key string) (*api.PresignResponse, error) {
+	var p api.PresignResponse
+	return &p, c.do(ctx, http.MethodPost, "/v1/uploads/"+esc(upload)+"/presign", api.PresignRequest{Target: target, Key: key}, &p)
+}
+
+// CommitSegment records that every piece of a segment is stored.
+func (c *Client) CommitSegment(ctx context.Context, upload string, seg storage.SegmentMeta) (*api.Upload, error) {
+	var u api.Upload
+	return &u, c.do(ctx, http.MethodPut, fmt.Sprintf("/v1/uploads/%s/segments/%d", esc(upload), seg.Index), seg, &u)
+}
+
+// CompleteUpload finishes an upload with the plaintext checksums; the file
+// becomes available.
+func (c *Client) CompleteUpload(ctx context.Context, upload string, req api.CompleteUploadRequest) (*api.File, error) {
+	var f api.File
+	return &f, c.do(ctx, http.MethodPost, "/v1/uploads/"+esc(upload)+"/complete", req, &f)
+}
+
+// AbortUpload abandons an upload; kurad deletes its pieces.
+func (c *Client) AbortUpload(ctx context.Context, upload string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/uploads/"+esc(upload), nil, nil)
+}
+
+// Fetch asks for a file: its manifest, a header wrapped for the caller's
+// registered recipient, and the targets to read from.
+func (c *Client) Fetch(ctx context.Context, dataset, name string) (*api.FetchResponse, error) {
+	var f api.FetchResponse
+	return &f, c.do(ctx, http.MethodPost, "/v1/datasets/"+esc(dataset)+"/files/"+esc(name)+"/fetch", nil, &f)
+}
+
+// PresignFetch asks for a GET URL for one piece of a file being fetched.
+func (c *Client) PresignFetch(ctx context.Context, file, target, key string) (*api.PresignResponse, error) {
+	var p api.PresignResponse
+	return &p, c.do(ctx, http.MethodPost, "/v1/fetches/"+esc(file)+"/presign", api.PresignRequest{Target: target, Key: key}, &p)
+}
+
+// Grant gives user access to a dataset until the end of until (YYYY-MM-DD, UTC).
+func (c *Client) Grant(ctx context.Context, dataset, user, until string) (*api.Grant, error) {
+	var g api.Grant
+	return &g, c.do(ctx, http.MethodPut, "/v1/datasets/"+esc(dataset)+"/grants/"+esc(user), api.GrantRequest{Until: until}, &g)
+}
+
+// Revoke ends user's access to a dataset now.
+func (c *Client) Revoke(ctx context.Context, dataset, user string) (*api.Grant, error) {
+	var g api.Grant
+	return &g, c.do(ctx, http.MethodDelete, "/v1/datasets/"+esc(dataset)+"/grants/"+esc(user), nil, &g)
+}
+
+// Grants lists a dataset's grants, active and past.
+func (c *Client) Grants(ctx context.Context, dataset string) ([]api.Grant, error) {
+	var gs []api.Grant
+	return gs, c.do(ctx, http.MethodGet, "/v1/datasets/"+esc(dataset)+"/grants", nil, &gs)
+}

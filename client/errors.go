@@ -1,0 +1,167 @@
+package client
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"syscall"
+
+	"github.com/ddbj/kura/storage"
+)
+
+// Error is a failed operation with, when known, what the user can do about
+// it. Its message is "<op>: <why>"; the hint is kept apart so the CLI can
+// print "kura: <op>: <why> (<hint>)".
+type Error struct {
+	Op   string // what failed, e.g. "uploading reads.bam"
+	Err  error  // why
+	Hint string // what to do; may be empty
+}
+
+func (e *Error) Error() string { return e.Op + ": " + e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+// opError wraps err with the operation that failed, keeping any hint.
+func opError(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &Error{Op: op, Err: err}
+}
+
+// hintError wraps err with op and a hint.
+func hintError(op, hint string, err error) error {
+	return &Error{Op: op, Err: err, Hint: hint}
+}
+
+// APIError is a non-2xx answer from kurad.
+type APIError struct {
+	Method, Path string
+	Status       int
+	Body         struct {
+		Error     string `json:"error"`
+		Hint      string `json:"hint,omitempty"`
+		RequestID string `json:"request_id,omitempty"`
+	}
+}
+
+func (e *APIError) Error() string { return e.Body.Error }
+
+// TransportError is a kurad request that got no HTTP answer.
+type TransportError struct {
+	Method, Path string
+	Err          error
+}
+
+func (e *TransportError) Error() string { return "cannot reach kurad: " + e.Err.Error() }
+func (e *TransportError) Unwrap() error { return e.Err }
+
+// IsStatus reports whether err is an APIError with the given status.
+func IsStatus(err error, status int) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && ae.Status == status
+}
+
+// Hint returns what the user can do about err: the innermost explicit hint
+// (kurad's, or one set by this package), else one derived from the kind of
+// failure. It may be empty.
+func Hint(err error) string {
+	// kurad knows best why it refused; prefer its hint.
+	var ae *APIError
+	if errors.As(err, &ae) {
+		if ae.Body.Hint != "" {
+			return ae.Body.Hint
+		}
+		switch ae.Status {
+		case http.StatusUnauthorized:
+			return "log in again with 'kura login'"
+		case http.StatusForbidden:
+			return "ask the dataset's custodian or an admin for access"
+		case http.StatusNotFound:
+			return "check the name; datasets you have no access to look like missing ones"
+		}
+		if ae.Status >= 500 {
+			return "kurad failed; retry later or tell its operators the request id (--debug shows it)"
+		}
+		return ""
+	}
+	var e *Error
+	hint := ""
+	for x := err; x != nil; {
+		if errors.As(x, &e) {
+			if e.Hint != "" {
+				hint = e.Hint // keep going: an inner hint is more specific
+			}
+			x = e.Err
+			continue
+		}
+		break
+	}
+	if hint != "" {
+		return hint
+	}
+	var ua x509.UnknownAuthorityError
+	var hn x509.HostnameError
+	var ci x509.CertificateInvalidError
+	var te *TransportError
+	switch {
+	case errors.Is(err, context.Canceled):
+		return "interrupted; run the same command again to resume"
+	case errors.As(err, &ua):
+		return "pass the broker's CA certificate with --ca-cert or KURA_CA_CERT"
+	case errors.As(err, &hn), errors.As(err, &ci):
+		return "the broker's certificate does not match; check --broker and --ca-cert"
+	case errors.Is(err, syscall.ECONNREFUSED) && errors.As(err, &te):
+		return "is kurad running? check --broker / KURA_BROKER"
+	case errors.As(err, &te):
+		var dns *net.DNSError
+		if errors.As(err, &dns) {
+			return "check the host name in --broker / KURA_BROKER"
+		}
+		return "check the network and --broker / KURA_BROKER"
+	case errors.Is(err, syscall.ECONNREFUSED), errors.As(err, new(*net.OpError)):
+		return "a storage server is unreachable (tell the operators if it persists)"
+	case errors.Is(err, ErrNotLoggedIn):
+		return "run 'kura login --username NAME' first"
+	case errors.Is(err, ErrNoIdentity):
+		return "run 'kura keygen' and 'kura key register' first"
+	case errors.Is(err, storage.ErrNotFound):
+		return "a piece is missing from storage; ask the operators to run a scrub"
+	case errors.Is(err, os.ErrPermission):
+		return "check the file's permissions"
+	case errors.Is(err, syscall.ENOSPC):
+		return "free some disk space, then run the same command again to resume"
+	}
+	return ""
+}
+
+// Format renders err for a terminal: "<what failed>: <why> (<what to do>)".
+// With debug it adds the HTTP status, request path and request id of a
+// kurad error. It never includes tokens or presigned URLs: none of this
+// package's errors carry them.
+func Format(err error, debug bool) string {
+	msg := strings.ReplaceAll(err.Error(), "\n", " ")
+	if h := Hint(err); h != "" {
+		msg += " (" + h + ")"
+	}
+	var ae *APIError
+	if errors.As(err, &ae) {
+		if debug {
+			msg += fmt.Sprintf(" [HTTP %d %s %s, request id %s]", ae.Status, ae.Method, ae.Path, orDash(ae.Body.RequestID))
+		} else if ae.Status >= 500 && ae.Body.RequestID != "" {
+			msg += " [request id " + ae.Body.RequestID + "]"
+		}
+	}
+	if debug {
+		var te *TransportError
+		if errors.As(err, &te) {
+			msg += fmt.Sprintf(" [%s %s]", te.Method, te.Path)
+		}
+	}
+	return msg
+}

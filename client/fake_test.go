@@ -1,0 +1,263 @@
+package client
+
+import (
+	"cmp"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"filippo.io/age"
+
+	"github.com/ddbj/kura/api"
+	"github.com/ddbj/kura/crypto"
+	"github.com/ddbj/kura/filestore"
+	"github.com/ddbj/kura/storage"
+)
+
+// fakeKurad is an in-process stand-in for kurad, just enough of the API
+// contract (package api) to drive the client's upload, resume and fetch
+// logic in unit tests without servers. Storage is a set of DirTargets
+// behind a second HTTP server that honours "presigned" URLs.
+type fakeKurad struct {
+	t       *testing.T
+	api     *httptest.Server
+	store   *httptest.Server
+	targets map[string]*storage.DirTarget
+	order   []api.Target
+	auth    storage.Authenticator
+
+	mu        sync.Mutex
+	recipient string
+	uploads   map[string]*fakeUpload
+	files     map[string]*fakeFile // by dataset/name
+	nextID    int
+	aborted   []string
+
+	// failPutAfter, when > 0, makes storage refuse PUTs after that many.
+	failPutAfter atomic.Int64
+	puts         atomic.Int64
+	loseComplete atomic.Bool // the next complete succeeds but its answer is lost
+	presigns     atomic.Int64
+}
+
+type fakeUpload struct {
+	api.Upload
+	key, nonce []byte
+}
+
+type fakeFile struct {
+	api.File
+	m          *storage.Manifest
+	key, nonce []byte
+}
+
+const fakePlainSeg = 4 * crypto.ChunkSize
+
+func newFakeKurad(t *testing.T) *fakeKurad {
+	retryBase = time.Millisecond
+	f := &fakeKurad{t: t, targets: map[string]*storage.DirTarget{}, uploads: map[string]*fakeUpload{},
+		files: map[string]*fakeFile{}, auth: storage.NewHMACAuthenticator([]byte("test"))}
+	for _, s := range []string{"s1", "s2", "s3"} {
+		for _, b := range []string{"a", "b"} {
+			id := s + "-" + b
+			dt, err := storage.NewDirTarget(id, s, t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.targets[id] = dt
+			f.order = append(f.order, api.Target{ID: id, Domain: s})
+		}
+	}
+	f.store = httptest.NewServer(http.HandlerFunc(f.serveStorage))
+	f.api = httptest.NewServer(http.HandlerFunc(f.serveAPI))
+	t.Cleanup(func() { f.api.Close(); f.store.Close() })
+	return f
+}
+
+func (f *fakeKurad) client(t *testing.T) *Client {
+	c, err := New(Options{Broker: f.api.URL, Token: "s.test-token"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func (f *fakeKurad) serveStorage(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Get("sig") != "secret" {
+		http.Error(w, "<Error><Code>AccessDenied</Code></Error>", http.StatusForbidden)
+		return
+	}
+	tid, key, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+	t := f.targets[tid]
+	if t == nil {
+		http.NotFound(w, r)
+		return
+	}
+	switch r.Method {
+	case http.MethodPut:
+		n := f.puts.Add(1)
+		if lim := f.failPutAfter.Load(); lim > 0 && n > lim {
+			http.Error(w, "<Error><Code>SlowDown</Code></Error>", http.StatusServiceUnavailable)
+			return
+		}
+		if err := t.Put(r.Context(), key, r.Body, r.ContentLength); err != nil {
+			http.Error(w, err.Error(), 500)
+		}
+	case http.MethodGet:
+		off, length := int64(0), int64(-1)
+		if rg := r.Header.Get("Range"); rg != "" {
+			a, b, _ := strings.Cut(strings.TrimPrefix(rg, "bytes="), "-")
+			off, _ = strconv.ParseInt(a, 10, 64)
+			if b != "" {
+				e, _ := strconv.ParseInt(b, 10, 64)
+				length = e - off + 1
+			}
+		}
+		rc, err := t.Get(r.Context(), key, off, length)
+		if err != nil {
+			http.Error(w, "<Error><Code>NoSuchKey</Code></Error>", http.StatusNotFound)
+			return
+		}
+		defer rc.Close()
+		w.WriteHeader(http.StatusPartialContent)
+		io.Copy(w, rc)
+	}
+}
+
+func (f *fakeKurad) fail(w http.ResponseWriter, status int, msg, hint string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(api.Error{Error: msg, Hint: hint, RequestID: "req-1"})
+}
+
+func (f *fakeKurad) reply(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(v)
+}
+
+func (f *fakeKurad) serveAPI(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("Authorization") != "Bearer s.test-token" {
+		f.fail(w, 401, "bad token", "log in again")
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p := strings.Split(strings.TrimPrefix(r.URL.EscapedPath(), "/v1/"), "/")
+	for i := range p {
+		p[i], _ = url.PathUnescape(p[i])
+	}
+	switch {
+	case r.Method == "PUT" && len(p) == 2 && p[0] == "me":
+		var req api.RecipientRequest
+		json.NewDecoder(r.Body).Decode(&req)
+		f.recipient = req.Recipient
+		f.reply(w, api.User{Name: "alice", Recipient: req.Recipient})
+	case r.Method == "POST" && len(p) == 3 && p[2] == "uploads":
+		var req api.BeginUploadRequest
+		json.NewDecoder(r.Body).Decode(&req)
+		key, _ := base64.StdEncoding.DecodeString(req.FileKey)
+		nonce, _ := base64.StdEncoding.DecodeString(req.Nonce)
+		if _, ok := f.files[p[1]+"/"+req.Name]; ok {
+			f.fail(w, 409, "file exists", "")
+			return
+		}
+		f.nextID++
+		l, _ := filestore.Layout(4, 2, fakePlainSeg)
+		up := &fakeUpload{key: key, nonce: nonce}
+		up.Upload = api.Upload{ID: fmt.Sprintf("up%d", f.nextID), FileID: fmt.Sprintf("f%d", f.nextID), Dataset: p[1],
+			Name: req.Name, Size: req.Size, K: 4, M: 2, SegmentSize: l.SegmentSize, PlainSegmentSize: fakePlainSeg,
+			Segments: int((crypto.CiphertextSize(req.Size) + l.SegmentSize - 1) / l.SegmentSize),
+			Targets:  f.order, State: "open", ExpiresAt: time.Now().Add(time.Hour), HashAlg: req.HashAlg}
+		f.uploads[up.ID] = up
+		f.reply(w, up.Upload)
+	case len(p) >= 2 && p[0] == "uploads":
+		up := f.uploads[p[1]]
+		if up == nil {
+			f.fail(w, 404, "no such upload", "")
+			return
+		}
+		switch {
+		case r.Method == "GET" && len(p) == 2:
+			f.reply(w, up.Upload)
+		case r.Method == "DELETE" && len(p) == 2:
+			up.State = "aborted"
+			f.aborted = append(f.aborted, up.ID)
+			w.WriteHeader(204)
+		case r.Method == "POST" && len(p) == 3 && p[2] == "presign":
+			var req api.PresignRequest
+			json.NewDecoder(r.Body).Decode(&req)
+			f.presigns.Add(1)
+			f.reply(w, api.PresignResponse{URL: f.store.URL + "/" + req.Target + "/" + req.Key + "?sig=secret", Method: "PUT"})
+		case r.Method == "PUT" && len(p) == 4 && p[2] == "segments":
+			var seg storage.SegmentMeta
+			json.NewDecoder(r.Body).Decode(&seg)
+			up.Committed = append(up.Committed, seg)
+			f.reply(w, up.Upload)
+		case r.Method == "POST" && len(p) == 3 && p[2] == "complete":
+			var req api.CompleteUploadRequest
+			json.NewDecoder(r.Body).Decode(&req)
+			l, _ := filestore.Layout(4, 2, fakePlainSeg)
+			m, err := storage.NewManifest(up.Dataset, up.FileID, l, cmp.Or(up.HashAlg, storage.DefaultHashAlg), up.Committed)
+			if err == nil && m.Size != crypto.CiphertextSize(up.Size) {
+				err = fmt.Errorf("stored %d, want %d", m.Size, crypto.CiphertextSize(up.Size))
+			}
+			if err != nil {
+				f.fail(w, 400, err.Error(), "")
+				return
+			}
+			m.Sign(context.Background(), f.auth)
+			up.State = "complete"
+			ff := &fakeFile{m: m, key: up.key, nonce: up.nonce}
+			ff.File = api.File{ID: up.FileID, Dataset: up.Dataset, Name: up.Name, Size: up.Size, SHA256: req.SHA256, MD5: req.MD5, State: api.FileAvailable}
+			f.files[up.Dataset+"/"+up.Name] = ff
+			if f.loseComplete.CompareAndSwap(true, false) {
+				f.fail(w, 502, "bad gateway", "")
+				return
+			}
+			f.reply(w, ff.File)
+		}
+	case r.Method == "GET" && len(p) == 3 && p[2] == "files":
+		fs := []api.File{}
+		for _, ff := range f.files {
+			if ff.Dataset == p[1] {
+				fs = append(fs, ff.File)
+			}
+		}
+		f.reply(w, fs)
+	case r.Method == "POST" && len(p) == 5 && p[2] == "files" && p[4] == "fetch":
+		ff := f.files[p[1]+"/"+p[3]]
+		if ff == nil {
+			f.fail(w, 404, "no such file", "")
+			return
+		}
+		rs, err := age.ParseRecipients(strings.NewReader(f.recipient))
+		if err != nil {
+			f.fail(w, 400, "no recipient registered", "run kura key register")
+			return
+		}
+		hdr, err := crypto.NewHeaderObject(ff.key, ff.nonce, rs...)
+		if err != nil {
+			f.fail(w, 500, err.Error(), "")
+			return
+		}
+		f.reply(w, api.FetchResponse{File: ff.File, Manifest: ff.m, HeaderObject: base64.StdEncoding.EncodeToString(hdr), Targets: f.order})
+	case r.Method == "POST" && len(p) == 3 && p[0] == "fetches" && p[2] == "presign":
+		var req api.PresignRequest
+		json.NewDecoder(r.Body).Decode(&req)
+		f.presigns.Add(1)
+		f.reply(w, api.PresignResponse{URL: f.store.URL + "/" + req.Target + "/" + req.Key + "?sig=secret", Method: "GET"})
+	default:
+		f.fail(w, 404, "no route "+r.Method+" "+r.URL.Path, "")
+	}
+}

@@ -1,0 +1,528 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"filippo.io/age"
+
+	"github.com/ddbj/kura/api"
+	"github.com/ddbj/kura/crypto"
+	"github.com/ddbj/kura/filestore"
+	"github.com/ddbj/kura/storage"
+)
+
+// FetchOptions describe one fetch.
+type FetchOptions struct {
+	Dataset, Name string
+	// Output is a path, or "-" for Stdout.
+	Output string
+	Stdout io.Writer
+	// Force replaces an existing Output file.
+	Force    bool
+	Identity *Identity
+	// Range, if set, fetches only these plaintext bytes (and only the
+	// segments covering them).
+	Range *Range
+	// Raw writes the age-encrypted file (header for the caller's
+	// recipient, then the payload) instead of the plaintext.
+	Raw bool
+	// Concurrency bounds parallel piece GETs; 0 for the storage default.
+	Concurrency int
+	// Progress, if set, is told how many bytes of the output are written.
+	Progress func(done, total int64)
+	// OnDegraded, if set, is told of every segment that needed parity.
+	OnDegraded func(segment int, failures []storage.PieceFailure)
+	// Notice receives one-line remarks (e.g. resuming).
+	Notice func(format string, args ...any)
+}
+
+// FetchResult describes a finished fetch.
+type FetchResult struct {
+	File    api.File
+	Output  string
+	Bytes   int64 // written by this run
+	Resumed bool
+	From    int64 // plaintext offset this run started at (resume or range)
+	// Verified is true when the whole file's SHA-256 and MD5 were checked
+	// against the catalog. Ranges are verified piece by piece and chunk by
+	// chunk, but there is no whole-file checksum to compare.
+	Verified bool
+	Stats    storage.ReadStats
+	Elapsed  time.Duration
+}
+
+// ErrChecksum means the fetched plaintext does not match the catalog.
+var ErrChecksum = errors.New("checksum mismatch")
+
+// FetchFile fetches a file from kura.
+//
+// Security properties: every piece is checked against the manifest kurad
+// sent over pinned TLS, every chunk against its AEAD tag, and a whole file
+// against the catalog's SHA-256 and MD5; a file on disk appears at Output
+// only after all of that passed (it is written to Output.partial, 0600, and
+// renamed), so a failed fetch never leaves something that looks complete.
+func (c *Client) FetchFile(ctx context.Context, o FetchOptions) (*FetchResult, error) {
+	began := time.Now()
+	op := "fetching " + o.Dataset + "/" + o.Name
+	if o.Notice == nil {
+		o.Notice = func(string, ...any) {}
+	}
+	if o.Identity == nil {
+		return nil, opError(op, ErrNoIdentity)
+	}
+	if o.Output == "" {
+		return nil, hintError(op, "pass -o PATH, or -o - for standard output", errors.New("no output"))
+	}
+	toStdout := o.Output == "-"
+	if !toStdout {
+		if _, err := os.Lstat(o.Output); err == nil && !o.Force {
+			return nil, hintError(op, "remove it or pass --force", fmt.Errorf("%s already exists", o.Output))
+		}
+	}
+	fr, err := c.Fetch(ctx, o.Dataset, o.Name)
+	if err != nil {
+		return nil, opError(op, err)
+	}
+	m := fr.Manifest
+	switch {
+	case m == nil:
+		return nil, opError(op, errors.New("kurad sent no manifest"))
+	case m.DatasetID != fr.File.Dataset || m.FileID != fr.File.ID:
+		// The manifest must be this file's: a valid manifest of another
+		// file would decrypt to the wrong data or fail late.
+		return nil, opError(op, fmt.Errorf("kurad sent the manifest of %s/%s for file %s", m.DatasetID, m.FileID, fr.File.ID))
+	}
+	hdr, err := base64.StdEncoding.DecodeString(fr.HeaderObject)
+	if err != nil {
+		return nil, opError(op, fmt.Errorf("kurad sent a malformed header: %w", err))
+	}
+	// Check up front that the header opens, for a clear error.
+	fileKey, _, err := crypto.OpenHeaderObject(hdr, o.Identity)
+	if err != nil {
+		var nm *age.NoIdentityMatchError
+		if errors.As(err, &nm) {
+			return nil, hintError(op, "run 'kura key register' so kurad wraps keys for your current identity",
+				errors.New("the file's header is not wrapped for your identity"))
+		}
+		return nil, opError(op, err)
+	}
+	clear(fileKey)
+
+	f := &fetcher{c: c, o: o, op: op, fr: fr, hdr: hdr, res: &FetchResult{File: fr.File, Output: o.Output}}
+	f.targets = c.FetchTargets(fr.File.ID, fr.Targets)
+	if err := f.run(ctx); err != nil {
+		if ctx.Err() != nil {
+			hint := "run the same command again"
+			if o.Output != "-" && o.Range == nil && !o.Raw {
+				hint += " to resume"
+			}
+			return nil, hintError(op, hint, fmt.Errorf("interrupted (%w)", context.Canceled))
+		}
+		return nil, err
+	}
+	f.res.Elapsed = time.Since(began)
+	return f.res, nil
+}
+
+type fetcher struct {
+	c       *Client
+	o       FetchOptions
+	op      string
+	fr      *api.FetchResponse
+	hdr     []byte
+	targets []storage.Target
+	res     *FetchResult
+	done    int64
+	total   int64
+}
+
+func (f *fetcher) readOptions() filestore.ReadOptions {
+	return filestore.ReadOptions{Targets: f.targets, Concurrency: f.o.Concurrency, OnDegraded: f.o.OnDegraded}
+}
+
+func (f *fetcher) run(ctx context.Context) error {
+	if f.o.Output == "-" {
+		out := f.o.Stdout
+		if out == nil {
+			out = os.Stdout
+		}
+		_, err := f.write(ctx, out, 0)
+		return err
+	}
+	return f.toFile(ctx)
+}
+
+// write sends the requested bytes to out; from is where a resumed full
+// plaintext fetch continues (prefix hashes already in f.pre).
+func (f *fetcher) write(ctx context.Context, out io.Writer, from int64) (*hashPair, error) {
+	switch {
+	case f.o.Raw:
+		return nil, f.writeRaw(ctx, out)
+	case f.o.Range != nil:
+		return nil, f.writeRange(ctx, out)
+	default:
+		return f.writeFull(ctx, out, from, nil)
+	}
+}
+
+type hashPair struct{ sha, md hash.Hash }
+
+func newHashPair() *hashPair { return &hashPair{sha256.New(), md5.New()} }
+
+func (h *hashPair) Write(p []byte) (int, error) {
+	h.sha.Write(p)
+	h.md.Write(p)
+	return len(p), nil
+}
+
+// check compares the plaintext hashes with the catalog's.
+func (f *fetcher) check(h *hashPair) error {
+	file := f.fr.File
+	if file.SHA256 == "" && file.MD5 == "" {
+		f.o.Notice("%s/%s: the catalog has no checksums; pieces and chunks were verified, the whole file could not be", file.Dataset, file.Name)
+		return nil
+	}
+	if got := hex.EncodeToString(h.sha.Sum(nil)); file.SHA256 != "" && got != file.SHA256 {
+		return hintError(f.op, "report it to the operators with the file id "+file.ID,
+			fmt.Errorf("%w: SHA-256 is %s, the catalog says %s", ErrChecksum, got, file.SHA256))
+	}
+	if got := hex.EncodeToString(h.md.Sum(nil)); file.MD5 != "" && got != file.MD5 {
+		return hintError(f.op, "report it to the operators with the file id "+file.ID,
+			fmt.Errorf("%w: MD5 is %s, the catalog says %s", ErrChecksum, got, file.MD5))
+	}
+	f.res.Verified = true
+	return nil
+}
+
+// counter reports progress as bytes go to the output.
+type counter struct {
+	w io.Writer
+	f *fetcher
+}
+
+func (c counter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.f.done += int64(n)
+	c.f.res.Bytes += int64(n)
+	if c.f.o.Progress != nil {
+		c.f.o.Progress(c.f.done, c.f.total)
+	}
+	return n, err
+}
+
+// writeFull writes the plaintext from offset from to out and checks the
+// whole-file checksums (pre holds those of [0, from)).
+func (f *fetcher) writeFull(ctx context.Context, out io.Writer, from int64, pre *hashPair) (*hashPair, error) {
+	file, err := filestore.Open(ctx, f.fr.Manifest, f.hdr, f.readOptions(), f.o.Identity)
+	if err != nil {
+		return nil, opError(f.op, err)
+	}
+	defer file.Close()
+	defer func() { f.res.Stats = file.Stats() }()
+	f.total, f.done, f.res.From = file.Size(), from, from
+	h := pre
+	if h == nil {
+		h = newHashPair()
+	}
+	w := counter{io.MultiWriter(out, h), f}
+	if from == 0 {
+		// Sequential with readahead, through age's own decryptor.
+		_, err = file.WriteTo(w)
+	} else {
+		err = copyRange(ctx, w, file, from, file.Size()-from, planSegment(f.fr.Manifest))
+	}
+	if err != nil {
+		return nil, opError(f.op, err)
+	}
+	return h, f.check(h)
+}
+
+// writeRange writes a plaintext byte range, fetching only its segments.
+func (f *fetcher) writeRange(ctx context.Context, out io.Writer) error {
+	file, err := filestore.Open(ctx, f.fr.Manifest, f.hdr, f.readOptions(), f.o.Identity)
+	if err != nil {
+		return opError(f.op, err)
+	}
+	defer file.Close()
+	defer func() { f.res.Stats = file.Stats() }()
+	off, n, err := f.o.Range.Clamp(file.Size())
+	if err != nil {
+		return hintError(f.op, "check --range against the file's size ('kura ls')", err)
+	}
+	f.total, f.res.From = n, off
+	return opError(f.op, copyRange(ctx, counter{out, f}, file, off, n, planSegment(f.fr.Manifest)))
+}
+
+// writeRaw writes the age file: the header object (header wrapped for the
+// caller's recipient, then the payload nonce) followed by the verified
+// chunk stream. `age -d -i identity` opens it. The stream is also
+// decrypted on the side, with the caller's identity through age itself, to
+// check the plaintext checksums: a raw file that would not decrypt to the
+// catalog's content is an error, not a surprise later.
+func (f *fetcher) writeRaw(ctx context.Context, out io.Writer) error {
+	r, err := storage.NewReader(ctx, f.fr.Manifest, storage.ReaderOptions{
+		Targets: f.targets, Concurrency: f.o.Concurrency, OnDegraded: f.o.OnDegraded,
+	})
+	if err != nil {
+		return opError(f.op, err)
+	}
+	defer func() { f.res.Stats = r.Stats() }()
+	f.total = int64(len(f.hdr)) + r.Size()
+	s, err := r.Stream(ctx, 0)
+	if err != nil {
+		return opError(f.op, err)
+	}
+	defer s.Close()
+
+	pr, pw := io.Pipe()
+	h := newHashPair()
+	verr := make(chan error, 1)
+	go func() {
+		dec, err := age.Decrypt(io.MultiReader(bytes.NewReader(f.hdr), pr), f.o.Identity)
+		if err == nil {
+			_, err = io.Copy(h, dec)
+		}
+		pr.CloseWithError(err) // unblocks the writer if decryption failed
+		verr <- err
+	}()
+	w := counter{out, f}
+	_, err = w.Write(f.hdr)
+	if err == nil {
+		_, err = io.Copy(io.MultiWriter(w, pw), s)
+	}
+	pw.CloseWithError(err)
+	derr := <-verr
+	if err != nil {
+		return opError(f.op, err)
+	}
+	if derr != nil {
+		return opError(f.op, fmt.Errorf("the encrypted file does not decrypt: %w", derr))
+	}
+	return f.check(h)
+}
+
+// planSegment is the plaintext per segment of m's file.
+func planSegment(m *storage.Manifest) int64 {
+	return m.SegmentSize / (crypto.ChunkSize + crypto.ChunkOverhead) * crypto.ChunkSize
+}
+
+// copyRange copies n plaintext bytes from off through ReadAt, which fetches
+// only the covering segments. While one segment is copied, the next is
+// warmed into the storage reader's segment cache, so fetching overlaps
+// decrypting and writing.
+func copyRange(ctx context.Context, w io.Writer, file *filestore.File, off, n, plainSeg int64) error {
+	buf := make([]byte, 4<<20)
+	end := off + n
+	warmed := int64(-1)
+	for off < end {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if next := (off/plainSeg + 1) * plainSeg; next < end && next != warmed {
+			warmed = next
+			go func() {
+				var b [1]byte
+				file.ReadAt(b[:], next) // errors surface on the real read
+			}()
+		}
+		c := min(int64(len(buf)), end-off)
+		got, err := file.ReadAt(buf[:c], off)
+		if int64(got) == c {
+			err = nil
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := w.Write(buf[:got]); err != nil {
+			return err
+		}
+		off += int64(got)
+	}
+	return nil
+}
+
+// sidecar records how much of Output.partial is verified, so an
+// interrupted fetch can continue. It is trusted for the resume offset only:
+// the kept prefix is re-read and enters the whole-file checksum, which must
+// still match the catalog at the end.
+type sidecar struct {
+	Version  int    `json:"version"`
+	FileID   string `json:"file_id"`
+	SHA256   string `json:"sha256"`
+	Size     int64  `json:"size"`
+	Verified int64  `json:"verified_bytes"`
+}
+
+// toFile writes to Output.partial (0600), resuming a full fetch where a
+// previous run stopped, and renames it to Output once verified.
+func (f *fetcher) toFile(ctx context.Context) error {
+	out := f.o.Output
+	partial, side := out+".partial", out+".partial.kura"
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return opError(f.op, err)
+	}
+	unlock, err := lockFile(partial + ".lock")
+	if err != nil {
+		return hintError(f.op, "wait for the other 'kura fetch' to "+out+" to finish", err)
+	}
+	defer func() {
+		os.Remove(partial + ".lock") // while still held
+		unlock()
+	}()
+	full := !f.o.Raw && f.o.Range == nil
+	var from int64
+	var pre *hashPair
+	fp, err := os.OpenFile(partial, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return opError(f.op, err)
+	}
+	defer fp.Close()
+	if err := fp.Chmod(0o600); err != nil {
+		return opError(f.op, err)
+	}
+	if full {
+		from, pre = f.resumePoint(fp, side)
+	}
+	if err := fp.Truncate(from); err != nil {
+		return opError(f.op, err)
+	}
+	if _, err := fp.Seek(from, io.SeekStart); err != nil {
+		return opError(f.op, err)
+	}
+	if from > 0 {
+		f.res.Resumed = true
+		f.o.Notice("%s: resuming at byte %d of %d (%s already verified)", out, from, f.fr.File.Size, FormatSize(from))
+	}
+	var w io.Writer = fp
+	if full {
+		sc := sidecar{Version: 1, FileID: f.fr.File.ID, SHA256: f.fr.File.SHA256, Size: f.fr.File.Size, Verified: from}
+		if err := writeSidecar(side, sc); err != nil {
+			return opError(f.op, err)
+		}
+		w = &checkpointWriter{f: fp, side: side, sc: sc, every: planSegment(f.fr.Manifest)}
+	} else {
+		os.Remove(side)
+	}
+	if full {
+		_, err = f.writeFull(ctx, w, from, pre)
+	} else {
+		_, err = f.write(ctx, w, 0)
+	}
+	if errors.Is(err, ErrChecksum) {
+		// The partial file is wrong somewhere; a resume must not build on it.
+		fp.Close()
+		os.Remove(partial)
+		os.Remove(side)
+		return err
+	}
+	if err != nil {
+		if !full {
+			// Ranges and raw files are not resumed; leave nothing behind.
+			fp.Close()
+			os.Remove(partial)
+		}
+		return err
+	}
+	if err := fp.Sync(); err != nil {
+		return opError(f.op, err)
+	}
+	if err := fp.Close(); err != nil {
+		return opError(f.op, err)
+	}
+	if err := os.Rename(partial, out); err != nil {
+		return opError(f.op, err)
+	}
+	os.Remove(side)
+	syncDir(filepath.Dir(out))
+	return nil
+}
+
+// resumePoint returns where a full fetch into fp may continue, at a
+// segment boundary within the verified prefix the sidecar records, and the
+// whole-file hashes of that prefix (re-read from disk). 0 means from the
+// start.
+func (f *fetcher) resumePoint(fp *os.File, side string) (int64, *hashPair) {
+	b, err := os.ReadFile(side)
+	if err != nil {
+		return 0, nil
+	}
+	var sc sidecar
+	if json.Unmarshal(b, &sc) != nil || sc.Version != 1 {
+		return 0, nil
+	}
+	file := f.fr.File
+	// Only the very same file version may be continued.
+	if sc.FileID != file.ID || sc.SHA256 != file.SHA256 || sc.Size != file.Size {
+		return 0, nil
+	}
+	fi, err := fp.Stat()
+	if err != nil {
+		return 0, nil
+	}
+	seg := planSegment(f.fr.Manifest)
+	v := min(sc.Verified, fi.Size(), file.Size)
+	from := v / seg * seg
+	if from <= 0 {
+		return 0, nil
+	}
+	h := newHashPair()
+	if _, err := fp.Seek(0, io.SeekStart); err != nil {
+		return 0, nil
+	}
+	if n, err := io.CopyBuffer(h, io.LimitReader(fp, from), make([]byte, 1<<20)); err != nil || n != from {
+		return 0, nil
+	}
+	return from, h
+}
+
+// checkpointWriter writes to the partial file and, at every segment
+// boundary, syncs it and records the verified length in the sidecar. Bytes
+// reach it only after their chunk authenticated, so "written" is "verified".
+type checkpointWriter struct {
+	f     *os.File
+	side  string
+	sc    sidecar
+	every int64
+	since int64
+}
+
+func (c *checkpointWriter) Write(p []byte) (int, error) {
+	n, err := c.f.Write(p)
+	c.sc.Verified += int64(n)
+	c.since += int64(n)
+	if err == nil && c.since >= c.every {
+		c.since = 0
+		if err = c.f.Sync(); err == nil {
+			err = writeSidecar(c.side, c.sc)
+		}
+	}
+	return n, err
+}
+
+func writeSidecar(path string, sc sidecar) error {
+	b, err := json.Marshal(sc)
+	if err != nil {
+		return err
+	}
+	return writeSecret(path, b)
+}
+
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+}

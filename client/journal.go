@@ -1,0 +1,265 @@
+package client
+
+import (
+	"bytes"
+	"crypto/md5"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"filippo.io/age"
+
+	"github.com/ddbj/kura/crypto"
+	"github.com/ddbj/kura/storage"
+)
+
+// JournalVersion is the journal format this package writes and reads.
+const JournalVersion = 1
+
+// Journal is the local record of one upload in progress, kept in
+// <config>/uploads/<id>.json (0600) while the upload runs and removed when
+// it completes. It is what makes an interrupted upload resumable: with it,
+// a second run continues at the next uncommitted segment under the same
+// file key and nonce.
+//
+// The file key and nonce are stored only sealed (age-encrypted) to the
+// user's own recipient, so the journal alone — a backup, a shared home —
+// reveals nothing. Reusing them is safe only for the same plaintext, so the
+// journal also records what identifies the source (size, mtime, inode) and
+// the SHA-256 of every committed segment's plaintext; a resume checks both.
+type Journal struct {
+	Version int    `json:"version"`
+	Broker  string `json:"broker"`
+	Dataset string `json:"dataset"`
+	Name    string `json:"name"`
+	Path    string `json:"path"` // absolute
+
+	UploadID string `json:"upload_id"`
+	FileID   string `json:"file_id"`
+	// SealedKey is an age file (base64) for Recipient holding the 16-byte
+	// file key followed by the 16-byte payload nonce.
+	SealedKey string `json:"sealed_key"`
+	Recipient string `json:"recipient"`
+
+	Source           SourceInfo    `json:"source"`
+	PlainSegmentSize int64         `json:"plain_segment_size"`
+	Segments         []SegmentHash `json:"segments"` // in index order
+	CreatedAt        time.Time     `json:"created_at"`
+	UpdatedAt        time.Time     `json:"updated_at"`
+
+	path string // where it is stored
+}
+
+// SourceInfo identifies a source file's version cheaply.
+type SourceInfo struct {
+	Size    int64  `json:"size"`
+	MTimeNS int64  `json:"mtime_ns"`
+	Inode   uint64 `json:"inode"`
+	Device  uint64 `json:"device"`
+}
+
+// SegmentHash is the SHA-256 (hex) of one segment's plaintext, recorded
+// before the segment is committed to kurad.
+type SegmentHash struct {
+	Index  int    `json:"index"`
+	SHA256 string `json:"sha256"`
+}
+
+// JournalPath returns where the journal of an upload of absPath as
+// dataset/name through broker lives. The name is a hash of all four, so
+// it reveals none of them and the same file uploaded under two names or
+// to two datasets has two independent journals.
+func (d *Dir) JournalPath(broker, dataset, name, absPath string) string {
+	h := sha256.New()
+	for _, s := range []string{broker, dataset, name, absPath} {
+		io.WriteString(h, s)
+		h.Write([]byte{0})
+	}
+	return filepath.Join(d.Path, journalDir, hex.EncodeToString(h.Sum(nil)[:16])+".json")
+}
+
+// LoadJournal reads the journal at path; (nil, nil) if there is none.
+func LoadJournal(path string) (*Journal, error) {
+	b, err := readSecret(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var j Journal
+	if err := json.Unmarshal(b, &j); err != nil {
+		return nil, fmt.Errorf("upload journal %s: %w", path, err)
+	}
+	if j.Version != JournalVersion {
+		return nil, fmt.Errorf("upload journal %s: version %d, want %d", path, j.Version, JournalVersion)
+	}
+	j.path = path
+	return &j, nil
+}
+
+// Save writes the journal atomically (0600 in a 0700 directory).
+func (j *Journal) Save() error {
+	if err := os.MkdirAll(filepath.Dir(j.path), 0o700); err != nil {
+		return err
+	}
+	j.UpdatedAt = time.Now().UTC()
+	b, err := json.MarshalIndent(j, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeSecret(j.path, append(b, '\n'))
+}
+
+// Remove deletes the journal; a missing one is fine.
+func (j *Journal) Remove() error {
+	if err := os.Remove(j.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// SealKey encrypts fileKey||nonce to r with age.
+func SealKey(r age.Recipient, fileKey, nonce []byte) (string, error) {
+	var buf bytes.Buffer
+	w, err := age.Encrypt(&buf, r)
+	if err != nil {
+		return "", err
+	}
+	secret := append(slices.Clone(fileKey), nonce...)
+	defer clear(secret)
+	if _, err := w.Write(secret); err != nil {
+		return "", err
+	}
+	if err := w.Close(); err != nil {
+		return "", err
+	}
+	return base64.StdEncoding.EncodeToString(buf.Bytes()), nil
+}
+
+// OpenKey unseals the journal's file key and nonce with id. The caller
+// clears the key when done.
+func (j *Journal) OpenKey(id age.Identity) (fileKey, nonce []byte, err error) {
+	b, err := base64.StdEncoding.DecodeString(j.SealedKey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sealed key: %w", err)
+	}
+	r, err := age.Decrypt(bytes.NewReader(b), id)
+	if err != nil {
+		return nil, nil, fmt.Errorf("unsealing the file key: %w", err)
+	}
+	secret, err := io.ReadAll(io.LimitReader(r, 1024))
+	if err != nil {
+		return nil, nil, fmt.Errorf("unsealing the file key: %w", err)
+	}
+	defer clear(secret)
+	if len(secret) != crypto.FileKeySize+crypto.NonceSize {
+		return nil, nil, fmt.Errorf("sealed key holds %d bytes, want %d", len(secret), crypto.FileKeySize+crypto.NonceSize)
+	}
+	return slices.Clone(secret[:crypto.FileKeySize]), slices.Clone(secret[crypto.FileKeySize:]), nil
+}
+
+// ErrSourceChanged means the journal's session may not be continued: the
+// source, the journal or the session differ from what was recorded, so the
+// upload must start over with a new file key.
+var ErrSourceChanged = errors.New("cannot resume")
+
+// ResumePoint decides whether an upload recorded in j may continue, given
+// the source as it is now and the segments kurad has committed. It returns
+// the segment to continue at, or an error wrapping ErrSourceChanged saying
+// why a fresh start (new key and nonce) is needed.
+//
+// It is the cheap half of the check; VerifyPrefix must then re-hash the
+// committed segments' plaintext before any new ciphertext is made.
+func ResumePoint(j *Journal, now SourceInfo, plainSegmentSize int64, committed []storage.SegmentMeta) (int, error) {
+	changed := func(format string, args ...any) (int, error) {
+		return 0, fmt.Errorf("%w: %s", ErrSourceChanged, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case j.Source.Size != now.Size:
+		return changed("the file's size changed from %d to %d bytes", j.Source.Size, now.Size)
+	case j.Source.MTimeNS != now.MTimeNS:
+		return changed("the file was modified since the interrupted upload")
+	case j.Source.Inode != now.Inode || j.Source.Device != now.Device:
+		return changed("the path now names another file (inode changed)")
+	case j.PlainSegmentSize != plainSegmentSize || plainSegmentSize <= 0:
+		return changed("the segment size changed")
+	}
+	// kurad commits segments in order; count the contiguous prefix.
+	idx := make([]int, 0, len(committed))
+	for _, s := range committed {
+		idx = append(idx, s.Index)
+	}
+	slices.Sort(idx)
+	start := 0
+	for _, i := range idx {
+		if i == start {
+			start++
+		} else if i > start {
+			break
+		}
+	}
+	// Every committed segment needs a recorded plaintext hash: the journal
+	// is written before each commit, so a gap means the journal is not the
+	// one that went with this session.
+	hashes := map[int]bool{}
+	for _, s := range j.Segments {
+		hashes[s.Index] = true
+	}
+	for i := range start {
+		if !hashes[i] {
+			return changed("the journal has no plaintext hash of committed segment %d", i)
+		}
+	}
+	return start, nil
+}
+
+// prefixHashes is the running state after reading a prefix of the source:
+// the whole-file SHA-256 and MD5 so far.
+type prefixHashes struct {
+	sha, md hash.Hash
+}
+
+func newPrefixHashes() *prefixHashes { return &prefixHashes{sha: sha256.New(), md: md5.New()} }
+
+// VerifyPrefix re-reads segments [0, start) of src, checks each segment's
+// plaintext SHA-256 against the journal, and returns the whole-file hashes
+// of that prefix so the upload can carry them on. A mismatch wraps
+// ErrSourceChanged: the content changed although size and mtime did not.
+// progress, if set, is told of the bytes read.
+func VerifyPrefix(src io.Reader, j *Journal, start int, progress func(int64)) (*prefixHashes, error) {
+	want := map[int]string{}
+	for _, s := range j.Segments {
+		want[s.Index] = s.SHA256
+	}
+	ph := newPrefixHashes()
+	buf := make([]byte, 1<<20)
+	for i := range start {
+		seg := sha256.New()
+		size := min(j.PlainSegmentSize, j.Source.Size-int64(i)*j.PlainSegmentSize)
+		n, err := io.CopyBuffer(io.MultiWriter(seg, ph.sha, ph.md), io.LimitReader(src, max(size, 0)), buf)
+		if progress != nil {
+			progress(n)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("re-reading segment %d: %w", i, err)
+		}
+		if n != size || size < 0 {
+			return nil, fmt.Errorf("%w: the file ends inside committed segment %d", ErrSourceChanged, i)
+		}
+		if hex.EncodeToString(seg.Sum(nil)) != want[i] {
+			return nil, fmt.Errorf("%w: the content of segment %d changed since it was uploaded", ErrSourceChanged, i)
+		}
+	}
+	return ph, nil
+}

@@ -1,0 +1,186 @@
+package client
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/ddbj/kura/storage"
+)
+
+var sizeUnits = []struct {
+	suffix string
+	mult   int64
+}{
+	// Longest suffixes first so "MiB" is not read as "B".
+	{"kib", 1 << 10}, {"mib", 1 << 20}, {"gib", 1 << 30}, {"tib", 1 << 40},
+	{"kb", 1e3}, {"mb", 1e6}, {"gb", 1e9}, {"tb", 1e12},
+	{"k", 1 << 10}, {"m", 1 << 20}, {"g", 1 << 30}, {"t", 1 << 40},
+	{"b", 1},
+}
+
+// ParseSize parses a byte count: "65536", "64MiB", "1GiB", "1.5GiB",
+// "500MB" (decimal units: kB MB GB TB) or "64M" (a bare letter is binary).
+// Case is ignored.
+func ParseSize(s string) (int64, error) {
+	t := strings.ToLower(strings.TrimSpace(s))
+	if t == "" {
+		return 0, errors.New("empty size")
+	}
+	mult := int64(1)
+	for _, u := range sizeUnits {
+		if strings.HasSuffix(t, u.suffix) {
+			mult, t = u.mult, strings.TrimSpace(strings.TrimSuffix(t, u.suffix))
+			break
+		}
+	}
+	if n, err := strconv.ParseInt(t, 10, 64); err == nil {
+		if n < 0 || (mult > 1 && n > math.MaxInt64/mult) {
+			return 0, fmt.Errorf("bad size %q: out of range", s)
+		}
+		return n * mult, nil
+	}
+	f, err := strconv.ParseFloat(t, 64)
+	if err != nil || f < 0 || math.IsNaN(f) || f*float64(mult) >= math.MaxInt64 {
+		return 0, fmt.Errorf("bad size %q: want a number of bytes like 65536, 64MiB or 1GiB", s)
+	}
+	v := f * float64(mult)
+	if v != math.Trunc(v) {
+		return 0, fmt.Errorf("bad size %q: not a whole number of bytes", s)
+	}
+	return int64(v), nil
+}
+
+// FormatSize renders n bytes in binary units, e.g. "64.0 MiB".
+func FormatSize(n int64) string {
+	if n < 1024 {
+		return fmt.Sprintf("%d B", n)
+	}
+	units := "KMGTPE"
+	v, i := float64(n)/1024, 0
+	for v >= 1024 && i < len(units)-1 {
+		v /= 1024
+		i++
+	}
+	return fmt.Sprintf("%.1f %ciB", v, units[i])
+}
+
+// Range is a byte range of a file: Length < 0 means to the end.
+type Range struct {
+	Start, Length int64
+}
+
+// ParseRange parses "START-END" (inclusive byte offsets, like HTTP) or
+// "START-" (to the end of the file).
+func ParseRange(s string) (Range, error) {
+	a, b, ok := strings.Cut(strings.TrimSpace(s), "-")
+	bad := func(why string) (Range, error) {
+		return Range{}, fmt.Errorf("bad range %q: %s (want START-END, inclusive byte offsets, or START- for the rest)", s, why)
+	}
+	if !ok {
+		return bad("no '-'")
+	}
+	start, err := strconv.ParseInt(strings.TrimSpace(a), 10, 64)
+	if err != nil || start < 0 {
+		return bad("START is not a byte offset")
+	}
+	if strings.TrimSpace(b) == "" {
+		return Range{Start: start, Length: -1}, nil
+	}
+	end, err := strconv.ParseInt(strings.TrimSpace(b), 10, 64)
+	if err != nil || end < 0 {
+		return bad("END is not a byte offset")
+	}
+	if end < start {
+		return bad("END is before START")
+	}
+	if end == math.MaxInt64 {
+		return Range{Start: start, Length: -1}, nil
+	}
+	return Range{Start: start, Length: end - start + 1}, nil
+}
+
+// Clamp fits r to a file of size bytes and returns the offset and length
+// to read. A start beyond the end is an error.
+func (r Range) Clamp(size int64) (off, n int64, err error) {
+	if r.Start > size || (r.Start == size && size > 0) {
+		return 0, 0, fmt.Errorf("range starts at %d, beyond the end of the %d-byte file", r.Start, size)
+	}
+	n = size - r.Start
+	if r.Length >= 0 && r.Length < n {
+		n = r.Length
+	}
+	return r.Start, n, nil
+}
+
+// MaxNameLen bounds a file's name in kura.
+const MaxNameLen = 255
+
+// ValidateName checks a file's name in kura: 1..MaxNameLen bytes of
+// printable UTF-8 with no '/' (names are labels, never paths or object
+// keys, but they are shown in terminals and written to disk by fetch), not
+// "." or "..".
+func ValidateName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("empty file name")
+	case len(name) > MaxNameLen:
+		return fmt.Errorf("file name longer than %d bytes", MaxNameLen)
+	case !utf8.ValidString(name):
+		return fmt.Errorf("file name %q is not valid UTF-8", name)
+	case name == "." || name == "..":
+		return fmt.Errorf("file name %q is not allowed", name)
+	case strings.ContainsRune(name, '/'):
+		return fmt.Errorf("file name %q contains '/'", name)
+	}
+	for _, r := range name {
+		if !unicode.IsPrint(r) && r != ' ' {
+			return fmt.Errorf("file name %q contains a control or invisible character", name)
+		}
+	}
+	return nil
+}
+
+// DefaultName is the name a local file gets in kura: its base name.
+func DefaultName(path string) string {
+	return filepath.Base(filepath.Clean(path))
+}
+
+// ParseFileRef splits "DATASET/NAME". The dataset id is checked like
+// storage ids; the name with ValidateName.
+func ParseFileRef(s string) (dataset, name string, err error) {
+	dataset, name, ok := strings.Cut(s, "/")
+	if !ok || dataset == "" || name == "" {
+		return "", "", fmt.Errorf("bad file reference %q: want DATASET/NAME, e.g. JGAD000001/sample1.cram", s)
+	}
+	if err := storage.ValidateID(dataset); err != nil {
+		return "", "", fmt.Errorf("bad dataset id %q: use A-Z a-z 0-9 . _ - (not starting with . or -)", dataset)
+	}
+	if err := ValidateName(name); err != nil {
+		return "", "", err
+	}
+	return dataset, name, nil
+}
+
+// ValidateDatasetID checks a dataset id before sending it to kurad.
+func ValidateDatasetID(id string) error {
+	if err := storage.ValidateID(id); err != nil {
+		return fmt.Errorf("bad dataset id %q: use 1-%d of A-Z a-z 0-9 . _ - (not starting with . or -)", id, storage.MaxIDLen)
+	}
+	return nil
+}
+
+// ParseDate checks a YYYY-MM-DD date (as grants take it) and returns it.
+func ParseDate(s string) (time.Time, error) {
+	t, err := time.Parse(time.DateOnly, strings.TrimSpace(s))
+	if err != nil {
+		return time.Time{}, fmt.Errorf("bad date %q: want YYYY-MM-DD, e.g. %s", s, time.Now().UTC().AddDate(0, 0, 30).Format(time.DateOnly))
+	}
+	return t, nil
+}

@@ -1,0 +1,547 @@
+package client
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/ddbj/kura/api"
+	"github.com/ddbj/kura/crypto"
+	"github.com/ddbj/kura/filestore"
+	"github.com/ddbj/kura/storage"
+)
+
+// UploadOptions describe one file to upload.
+type UploadOptions struct {
+	Dataset string
+	Path    string // local file
+	Name    string // name in kura; default: the base name of Path
+	// Dir holds the journal. Identity seals the file key in it; without an
+	// identity the upload still works but cannot be resumed.
+	Dir      *Dir
+	Identity *Identity
+	// Concurrency bounds parallel piece PUTs; 0 means K+M.
+	Concurrency int
+	// Progress, if set, is told how many plaintext bytes of the file have
+	// been processed: phase "verify" while re-reading the part a resumed
+	// upload had already sent, then "upload".
+	Progress func(phase string, done, total int64)
+	// Notice, if set, receives one-line remarks worth showing the user
+	// (resuming, starting over and why).
+	Notice func(format string, args ...any)
+}
+
+// UploadResult describes a finished upload.
+type UploadResult struct {
+	File         *api.File
+	UploadID     string
+	Resumed      bool // continued an interrupted upload
+	StartSegment int  // first segment this run sent
+	Segments     int
+	Sent         int64 // plaintext bytes encrypted and sent by this run
+	Elapsed      time.Duration
+}
+
+// UploadFile encrypts and uploads one file, resuming an interrupted upload
+// of the same file when its journal allows.
+//
+// Security properties: the plaintext is encrypted here and only ciphertext
+// pieces leave the host; a file key and nonce are reused only for
+// plaintext proven unchanged (same size, mtime and inode, and every
+// committed segment re-hashed equal) — anything else aborts the old
+// session and starts over with a fresh key, since new plaintext under an
+// old key and nonce would reuse keystream.
+func (c *Client) UploadFile(ctx context.Context, o UploadOptions) (*UploadResult, error) {
+	began := time.Now()
+	abs, err := filepath.Abs(o.Path)
+	if err != nil {
+		return nil, err
+	}
+	name := o.Name
+	if name == "" {
+		name = DefaultName(abs)
+	}
+	op := "uploading " + o.Path
+	if err := ValidateName(name); err != nil {
+		return nil, hintError(op, "pick another name with --name", err)
+	}
+	if err := ValidateDatasetID(o.Dataset); err != nil {
+		return nil, opError(op, err)
+	}
+	if o.Notice == nil {
+		o.Notice = func(string, ...any) {}
+	}
+	src, err := os.Open(abs)
+	if err != nil {
+		return nil, opError(op, err)
+	}
+	defer src.Close()
+	fi, err := src.Stat()
+	if err != nil {
+		return nil, opError(op, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, hintError(op, "upload regular files; for a stream, save it to a file first (resume needs to re-read it)",
+			errors.New("not a regular file"))
+	}
+	now := sourceInfo(fi)
+
+	u := &uploader{c: c, o: o, op: op, src: src, abs: abs, name: name, now: now}
+	if o.Dir != nil && o.Identity != nil {
+		jpath := o.Dir.JournalPath(c.Broker(), o.Dataset, name, abs)
+		if err := os.MkdirAll(filepath.Dir(jpath), 0o700); err != nil {
+			return nil, opError(op, err)
+		}
+		unlock, err := lockFile(jpath + ".lock")
+		if err != nil {
+			return nil, hintError(op, "wait for the other 'kura upload' of this file to finish", err)
+		}
+		defer unlock()
+		u.jpath = jpath
+	} else {
+		o.Notice("%s: no age identity, so this upload cannot be resumed if interrupted (run 'kura keygen' to enable resume)", o.Path)
+	}
+	defer u.forget()
+
+	if err := u.prepare(ctx); err != nil {
+		return nil, err
+	}
+	res, err := u.run(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if u.jpath != "" {
+		os.Remove(u.jpath + ".lock") // still held; only tidies the directory
+	}
+	res.Elapsed = time.Since(began)
+	return res, nil
+}
+
+type uploader struct {
+	c    *Client
+	o    UploadOptions
+	op   string
+	src  *os.File
+	abs  string
+	name string
+	now  SourceInfo
+
+	jpath string   // "" when not journaling
+	j     *Journal // nil when not journaling
+
+	up         *api.Upload
+	fileKey    []byte
+	nonce      []byte
+	start      int
+	resumed    bool
+	prefix     *prefixHashes
+	plainSeg   int64
+	nsegs      int
+	layout     storage.Layout
+	sentPrefix int64
+	done       *api.File // set when an earlier run had completed the upload
+}
+
+// forget clears the file key from memory.
+func (u *uploader) forget() {
+	clear(u.fileKey)
+	clear(u.nonce)
+}
+
+// prepare resumes the journal's session if it is safe to, or begins a
+// new one.
+func (u *uploader) prepare(ctx context.Context) error {
+	if u.jpath != "" {
+		j, err := LoadJournal(u.jpath)
+		if err != nil {
+			// An unreadable journal cannot prove anything: start over.
+			u.o.Notice("%s: ignoring unreadable upload journal (%v); starting over", u.o.Path, err)
+			os.Remove(u.jpath)
+		}
+		if j != nil {
+			ok, err := u.tryResume(ctx, j)
+			if err != nil {
+				return err
+			}
+			if ok {
+				return nil
+			}
+		}
+	}
+	return u.begin(ctx)
+}
+
+// tryResume continues j's session if kurad still has it open and the
+// source is provably unchanged. false means "start over" (and the old
+// session has been aborted and its journal removed).
+func (u *uploader) tryResume(ctx context.Context, j *Journal) (bool, error) {
+	startOver := func(why error) (bool, error) {
+		u.o.Notice("%s: starting over with a new key: %v", u.o.Path, why)
+		u.forget()
+		u.fileKey, u.nonce = nil, nil
+		if j.UploadID != "" {
+			// Best effort: kurad also expires abandoned sessions.
+			if err := u.c.AbortUpload(ctx, j.UploadID); err != nil && !IsStatus(err, 404) {
+				u.o.Notice("%s: could not abort the old upload session %s: %v", u.o.Path, j.UploadID, err)
+			}
+		}
+		return false, j.Remove()
+	}
+	if j.Dataset != u.o.Dataset || j.Name != u.name || j.Path != u.abs {
+		return startOver(fmt.Errorf("%w: the journal belongs to another upload", ErrSourceChanged))
+	}
+	up, err := u.c.Upload(ctx, j.UploadID)
+	if IsStatus(err, 404) {
+		return startOver(errors.New("the interrupted upload session no longer exists"))
+	}
+	if err != nil {
+		return false, opError(u.op, err)
+	}
+	switch up.State {
+	case "open":
+	case "complete":
+		// An earlier run completed but died before removing the journal.
+		if f := u.completed(ctx, j, up); f != nil {
+			u.done, u.up = f, up
+			return true, nil
+		}
+		j.Remove()
+		return false, hintError(u.op, "see it with 'kura ls "+u.o.Dataset+"'",
+			errors.New("an earlier run completed this upload, but the file is not listed as available"))
+	default:
+		return startOver(fmt.Errorf("the interrupted upload session is %s", up.State))
+	}
+	start, err := ResumePoint(j, u.now, up.PlainSegmentSize, up.Committed)
+	if err != nil {
+		return startOver(err)
+	}
+	if up.Dataset != u.o.Dataset || up.Name != u.name || up.Size != u.now.Size {
+		return startOver(fmt.Errorf("%w: kurad's session describes another file", ErrSourceChanged))
+	}
+	fileKey, nonce, err := j.OpenKey(u.o.Identity)
+	if err != nil {
+		return startOver(fmt.Errorf("%w: %v (was the identity replaced?)", ErrSourceChanged, err))
+	}
+	u.fileKey, u.nonce, u.up, u.j = fileKey, nonce, up, j
+	if err := u.setLayout(); err != nil {
+		return false, err
+	}
+	// The expensive half of the check: re-hash what was sent. This also
+	// rebuilds the whole-file SHA-256 and MD5 of the prefix.
+	if _, err := u.src.Seek(0, io.SeekStart); err != nil {
+		return false, opError(u.op, err)
+	}
+	var done int64
+	ph, err := VerifyPrefix(u.src, j, start, func(n int64) {
+		done += n
+		if u.o.Progress != nil {
+			u.o.Progress("verify", done, u.now.Size)
+		}
+	})
+	if errors.Is(err, ErrSourceChanged) {
+		return startOver(err)
+	}
+	if err != nil {
+		return false, opError(u.op, err)
+	}
+	// Drop hashes of segments recorded but never committed: they are sent
+	// again below, and their new hashes replace them.
+	kept := j.Segments[:0]
+	for _, s := range j.Segments {
+		if s.Index < start {
+			kept = append(kept, s)
+		}
+	}
+	j.Segments = kept
+	u.start, u.prefix, u.resumed = start, ph, true
+	u.sentPrefix = min(int64(start)*u.plainSeg, u.now.Size)
+	if start > 0 {
+		u.o.Notice("%s: resuming upload at segment %d of %d (%s already sent and re-verified)", u.o.Path, start, u.nsegs, FormatSize(u.sentPrefix))
+	} else {
+		u.o.Notice("%s: continuing the interrupted upload session (no segment was committed yet)", u.o.Path)
+	}
+	return true, nil
+}
+
+// completed returns the file an earlier run completed, if the source is
+// still the one it uploaded.
+func (u *uploader) completed(ctx context.Context, j *Journal, up *api.Upload) *api.File {
+	if j.Source != u.now {
+		return nil
+	}
+	files, err := u.c.ListFiles(ctx, u.o.Dataset)
+	if err != nil {
+		return nil
+	}
+	for i := range files {
+		if files[i].ID == up.FileID && files[i].State == api.FileAvailable {
+			j.Remove()
+			u.o.Notice("%s: already uploaded by an earlier run", u.o.Path)
+			return &files[i]
+		}
+	}
+	return nil
+}
+
+// begin starts a new session with a fresh file key and nonce.
+func (u *uploader) begin(ctx context.Context) error {
+	var err error
+	if u.fileKey, err = crypto.NewFileKey(); err != nil {
+		return err
+	}
+	if u.nonce, err = crypto.NewNonce(); err != nil {
+		return err
+	}
+	up, err := u.c.BeginUpload(ctx, u.o.Dataset, api.BeginUploadRequest{
+		Name:    u.name,
+		Size:    u.now.Size,
+		FileKey: base64.StdEncoding.EncodeToString(u.fileKey),
+		Nonce:   base64.StdEncoding.EncodeToString(u.nonce),
+		HashAlg: storage.DefaultHashAlg,
+	})
+	if err != nil {
+		return opError(u.op, err)
+	}
+	u.up, u.start, u.prefix = up, 0, newPrefixHashes()
+	if err := u.setLayout(); err != nil {
+		u.c.AbortUpload(ctx, up.ID)
+		return err
+	}
+	if u.jpath != "" {
+		sealed, err := SealKey(u.o.Identity.Recipient, u.fileKey, u.nonce)
+		if err != nil {
+			u.c.AbortUpload(ctx, up.ID)
+			return opError(u.op, err)
+		}
+		now := time.Now().UTC()
+		u.j = &Journal{
+			Version: JournalVersion, Broker: u.c.Broker(), Dataset: u.o.Dataset, Name: u.name, Path: u.abs,
+			UploadID: up.ID, FileID: up.FileID, SealedKey: sealed, Recipient: u.o.Identity.Public,
+			Source: u.now, PlainSegmentSize: up.PlainSegmentSize, CreatedAt: now,
+			path: u.jpath,
+		}
+		if err := u.j.Save(); err != nil {
+			u.c.AbortUpload(ctx, up.ID)
+			return hintError(u.op, "check the config directory", fmt.Errorf("writing the upload journal: %w", err))
+		}
+	}
+	return nil
+}
+
+// setLayout derives the storage layout from the session and checks it
+// against what kurad announced, so both sides place and size pieces alike.
+func (u *uploader) setLayout() error {
+	up := u.up
+	l, err := filestore.Layout(up.K, up.M, up.PlainSegmentSize)
+	if err != nil {
+		return opError(u.op, fmt.Errorf("kurad's upload session has an unusable layout: %w", err))
+	}
+	if up.SegmentSize != 0 && l.SegmentSize != up.SegmentSize {
+		return opError(u.op, fmt.Errorf("kurad says %d stored bytes per segment, the client computes %d", up.SegmentSize, l.SegmentSize))
+	}
+	stored := crypto.CiphertextSize(u.now.Size)
+	n := int((stored + l.SegmentSize - 1) / l.SegmentSize)
+	if up.Segments != 0 && up.Segments != n {
+		return opError(u.op, fmt.Errorf("kurad expects %d segments, the client computes %d", up.Segments, n))
+	}
+	if _, err := storage.Place(u.c.UploadTargets(up), l, 0); err != nil {
+		return opError(u.op, fmt.Errorf("kurad's targets: %w", err))
+	}
+	u.layout, u.plainSeg, u.nsegs = l, up.PlainSegmentSize, n
+	return nil
+}
+
+// run sends the segments from u.start on and completes the upload.
+func (u *uploader) run(ctx context.Context) (*UploadResult, error) {
+	if u.done != nil {
+		return &UploadResult{File: u.done, UploadID: u.up.ID, Resumed: true, StartSegment: u.up.Segments, Segments: u.up.Segments}, nil
+	}
+	hr := &segmentHasher{
+		r: u.src, plainSeg: u.plainSeg, seg: u.start, ph: u.prefix,
+		off: min(int64(u.start)*u.plainSeg, u.now.Size), sums: map[int]string{},
+		progress: u.o.Progress, total: u.now.Size,
+	}
+	var sent int64
+	if u.start < u.nsegs {
+		if _, err := u.src.Seek(hr.off, io.SeekStart); err != nil {
+			return nil, opError(u.op, err)
+		}
+		_, err := filestore.Write(ctx, hr, filestore.WriteOptions{
+			DatasetID:    u.up.Dataset,
+			FileID:       u.up.FileID,
+			Layout:       u.layout,
+			Targets:      u.c.UploadTargets(u.up),
+			FileKey:      u.fileKey,
+			Nonce:        u.nonce,
+			HashAlg:      u.up.HashAlg, // kurad's manifest names it; "" is storage's default
+			StartSegment: u.start,
+			Concurrency:  u.o.Concurrency,
+			OnSegment:    func(m storage.SegmentMeta) error { return u.commit(ctx, hr, m) },
+		})
+		if err != nil {
+			return nil, u.fail(ctx, err)
+		}
+		sent = hr.off - int64(u.start)*u.plainSeg
+	}
+	// The source must not have changed while it was read: a concurrent
+	// writer could have given us a mix of two versions.
+	if hr.off != u.now.Size {
+		return nil, u.changedDuring(ctx, fmt.Errorf("read %d bytes, the file has %d", hr.off, u.now.Size))
+	}
+	if fi, err := u.src.Stat(); err != nil || sourceInfo(fi) != u.now {
+		return nil, u.changedDuring(ctx, errors.New("it was modified during the upload"))
+	}
+	f, err := u.c.CompleteUpload(ctx, u.up.ID, api.CompleteUploadRequest{
+		SHA256: hex.EncodeToString(u.prefix.sha.Sum(nil)),
+		MD5:    hex.EncodeToString(u.prefix.md.Sum(nil)),
+	})
+	if err != nil {
+		return nil, u.fail(ctx, err)
+	}
+	if u.j != nil {
+		if err := u.j.Remove(); err != nil {
+			u.o.Notice("%s: could not remove the upload journal: %v", u.o.Path, err)
+		}
+	}
+	return &UploadResult{File: f, UploadID: u.up.ID, Resumed: u.resumed, StartSegment: u.start, Segments: u.nsegs, Sent: sent}, nil
+}
+
+// commit records segment m: first its plaintext hash in the journal, then
+// the commit at kurad. In that order the journal always covers every
+// committed segment, which ResumePoint relies on.
+func (u *uploader) commit(ctx context.Context, hr *segmentHasher, m storage.SegmentMeta) error {
+	sum, ok := hr.sum(m.Index)
+	if !ok {
+		return fmt.Errorf("no plaintext hash for segment %d", m.Index)
+	}
+	if u.j != nil {
+		u.j.Segments = append(u.j.Segments, SegmentHash{Index: m.Index, SHA256: sum})
+		if err := u.j.Save(); err != nil {
+			return fmt.Errorf("writing the upload journal: %w", err)
+		}
+	}
+	// Once every piece is stored, the commit is worth finishing even if
+	// the user pressed Ctrl-C meanwhile: the next run then resumes after
+	// this segment instead of sending it again.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	if _, err := u.c.CommitSegment(cctx, u.up.ID, m); err != nil {
+		return fmt.Errorf("committing segment %d: %w", m.Index, err)
+	}
+	return nil
+}
+
+// fail explains an upload error. The journal stays, so the same command
+// resumes, unless there is none.
+func (u *uploader) fail(ctx context.Context, err error) error {
+	if u.j == nil && ctx.Err() == nil {
+		u.c.AbortUpload(context.WithoutCancel(ctx), u.up.ID)
+	}
+	if ctx.Err() != nil {
+		// Say it plainly; the cause chain (a canceled PUT) is noise.
+		err = fmt.Errorf("interrupted (%w)", context.Canceled)
+	}
+	if u.j != nil {
+		return &Error{Op: u.op, Err: err, Hint: resumeHint(err)}
+	}
+	return opError(u.op, err)
+}
+
+func resumeHint(err error) string {
+	if h := Hint(err); h != "" && !errors.Is(err, context.Canceled) {
+		return h + "; then run the same command again to resume"
+	}
+	return "run the same command again to resume"
+}
+
+// changedDuring aborts a session whose source changed while being read:
+// the ciphertext sent may mix two versions, and resuming it would reuse
+// the key on new plaintext.
+func (u *uploader) changedDuring(ctx context.Context, why error) error {
+	u.c.AbortUpload(context.WithoutCancel(ctx), u.up.ID)
+	if u.j != nil {
+		u.j.Remove()
+	}
+	return hintError(u.op, "upload it again once nothing writes to it",
+		fmt.Errorf("the file changed while it was being uploaded: %w", why))
+}
+
+// segmentHasher reads the source for filestore.Write, hashing as it goes:
+// the whole-file SHA-256 and MD5 (continuing a verified prefix) and the
+// SHA-256 of each segment's plaintext for the journal.
+type segmentHasher struct {
+	r        io.Reader
+	plainSeg int64
+	ph       *prefixHashes
+	off      int64 // absolute plaintext offset read so far
+	seg      int   // segment being read
+	h        hash.Hash
+	eof      bool
+	progress func(string, int64, int64)
+	total    int64
+
+	mu   sync.Mutex
+	sums map[int]string
+}
+
+func (s *segmentHasher) Read(p []byte) (int, error) {
+	if s.eof {
+		return 0, io.EOF
+	}
+	if s.h == nil {
+		s.h = sha256.New()
+	}
+	// Never read across a segment boundary in one call, so each segment's
+	// hash is closed exactly at its end.
+	end := int64(s.seg+1) * s.plainSeg
+	if int64(len(p)) > end-s.off {
+		p = p[:end-s.off]
+	}
+	n, err := s.r.Read(p)
+	if n > 0 {
+		s.h.Write(p[:n])
+		s.ph.sha.Write(p[:n])
+		s.ph.md.Write(p[:n])
+		s.off += int64(n)
+		if s.progress != nil {
+			s.progress("upload", s.off, s.total)
+		}
+	}
+	if s.off == end {
+		s.closeSegment()
+	}
+	if err == io.EOF {
+		s.eof = true
+		// A short last segment, or the single empty segment of an empty
+		// file, ends here.
+		if s.off > int64(s.seg)*s.plainSeg || s.off == 0 {
+			s.closeSegment()
+		}
+	}
+	return n, err
+}
+
+func (s *segmentHasher) closeSegment() {
+	s.mu.Lock()
+	s.sums[s.seg] = hex.EncodeToString(s.h.Sum(nil))
+	s.mu.Unlock()
+	s.seg++
+	s.h = sha256.New()
+}
+
+// sum returns segment i's plaintext hash once it has been read entirely.
+func (s *segmentHasher) sum(i int) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.sums[i]
+	return v, ok
+}

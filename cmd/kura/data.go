@@ -1,0 +1,299 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ddbj/kura/client"
+	"github.com/ddbj/kura/storage"
+)
+
+func uploadCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "upload",
+		Usage:     "encrypt and upload files to a dataset (resumable)",
+		ArgsUsage: "FILE...",
+		Description: "Each file is encrypted here (age, with a fresh random key), cut into segments,\n" +
+			"erasure-coded and sent piece by piece straight to storage through URLs kurad\n" +
+			"signs; memory stays bounded whatever the file size. SHA-256 and MD5 of the\n" +
+			"plaintext are computed on the way and recorded in the catalog.\n\n" +
+			"If an upload is interrupted (Ctrl-C, network, reboot), run the same command\n" +
+			"again: it continues at the next unsent segment, after checking that the file\n" +
+			"is unchanged (size, mtime, inode, and a re-hash of what was sent). A changed\n" +
+			"file starts over with a new key. Resuming needs your age identity\n" +
+			"('kura keygen'), to which the journal's copy of the file key is sealed.\n\n" +
+			"A file is named by its base name in kura unless --name says otherwise.\n\n" +
+			"EXAMPLES:\n" +
+			"   kura upload --dataset JGAD000001 sample1.cram sample1.cram.crai\n" +
+			"   kura upload -d JGAD000001 --name NA12878.bam /scratch/tmp/out.bam\n" +
+			"   kura upload -d JGAD000001 *.fastq.gz --json > uploaded.json",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "dataset", Aliases: []string{"d"}, Usage: "dataset `ID` to upload into", Required: true},
+			&cli.StringFlag{Name: "name", Usage: "`NAME` in kura (single file only; default: the file's base name)"},
+			&cli.IntFlag{Name: "concurrency", Usage: "`N` parallel piece uploads", DefaultText: "K+M of the dataset"},
+			jsonFlag,
+		},
+		Action: runUpload,
+	}
+}
+
+type uploadOut struct {
+	Path     string  `json:"path"`
+	Dataset  string  `json:"dataset"`
+	Name     string  `json:"name"`
+	FileID   string  `json:"file_id"`
+	Size     int64   `json:"size"`
+	SHA256   string  `json:"sha256"`
+	MD5      string  `json:"md5"`
+	State    string  `json:"state"`
+	Resumed  bool    `json:"resumed"`
+	Sent     int64   `json:"sent_bytes"`
+	Segments int     `json:"segments"`
+	Seconds  float64 `json:"seconds"`
+}
+
+func runUpload(c *cli.Context) error {
+	files := c.Args().Slice()
+	if len(files) == 0 {
+		return needArgs(c, 1, "at least one FILE")
+	}
+	if c.String("name") != "" && len(files) > 1 {
+		return badArg(c, errors.New("--name needs exactly one FILE"))
+	}
+	ds := c.String("dataset")
+	if err := client.ValidateDatasetID(ds); err != nil {
+		return badArg(c, err)
+	}
+	// Check every file and name first, so a typo in the last argument does
+	// not surface after hours of uploading the first.
+	var total int64
+	names := map[string]string{}
+	for _, f := range files {
+		fi, err := os.Stat(f)
+		if err != nil {
+			return &client.Error{Op: "uploading " + f, Err: err, Hint: "check the path"}
+		}
+		if !fi.Mode().IsRegular() {
+			return &client.Error{Op: "uploading " + f, Err: errors.New("not a regular file")}
+		}
+		name := c.String("name")
+		if name == "" {
+			name = client.DefaultName(f)
+		}
+		if err := client.ValidateName(name); err != nil {
+			return &client.Error{Op: "uploading " + f, Err: err, Hint: "rename the file or use --name"}
+		}
+		if prev, dup := names[name]; dup {
+			return &client.Error{Op: "uploading " + f, Err: fmt.Errorf("%s and %s would both be named %q", prev, f, name), Hint: "upload one of them separately with --name"}
+		}
+		names[name] = f
+		total += fi.Size()
+	}
+	cl, d, err := newClient(c)
+	if err != nil {
+		return err
+	}
+	id, err := d.Identity()
+	if err != nil && !errors.Is(err, client.ErrNoIdentity) {
+		return &client.Error{Op: "loading your age identity", Err: err}
+	}
+	p := newProgress(stderr(c), total, len(files))
+	say := func(format string, args ...any) {
+		p.clear()
+		notice(c)(format, args...)
+	}
+	var outs []uploadOut
+	for _, f := range files {
+		fi, _ := os.Stat(f)
+		p.file(client.DefaultName(f), fi.Size())
+		res, err := cl.UploadFile(c.Context, client.UploadOptions{
+			Dataset: ds, Path: f, Name: c.String("name"),
+			Dir: d, Identity: id, Concurrency: c.Int("concurrency"),
+			Progress: p.update, Notice: say,
+		})
+		p.finish()
+		if err != nil {
+			return err
+		}
+		o := uploadOut{
+			Path: f, Dataset: res.File.Dataset, Name: res.File.Name, FileID: res.File.ID, Size: res.File.Size,
+			SHA256: res.File.SHA256, MD5: res.File.MD5, State: res.File.State, Resumed: res.Resumed,
+			Sent: res.Sent, Segments: res.Segments, Seconds: res.Elapsed.Seconds(),
+		}
+		outs = append(outs, o)
+		if !c.Bool("json") {
+			how := ""
+			if res.Resumed {
+				how = fmt.Sprintf(", resumed at segment %d/%d", res.StartSegment, res.Segments)
+			}
+			fmt.Fprintf(stdout(c), "uploaded %s -> %s/%s (%s in %s, %s%s)\n  sha256 %s\n  md5    %s\n",
+				f, o.Dataset, o.Name, client.FormatSize(o.Size), res.Elapsed.Round(10*time.Millisecond), rate(res.Sent, res.Elapsed), how, o.SHA256, o.MD5)
+		}
+	}
+	if c.Bool("json") {
+		return printJSON(stdout(c), outs)
+	}
+	return nil
+}
+
+func rate(n int64, d time.Duration) string {
+	if d <= 0 {
+		return "-"
+	}
+	return client.FormatSize(int64(float64(n)/d.Seconds())) + "/s"
+}
+
+func fetchCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "fetch",
+		Usage:     "download, verify and decrypt a file (resumable)",
+		ArgsUsage: "DATASET/NAME",
+		Description: "kurad checks your grant and wraps the file's key for your registered key;\n" +
+			"pieces come straight from storage and are checked against the manifest's\n" +
+			"hashes (parity repairs missing or corrupt ones; you are told once if storage\n" +
+			"is degraded), every chunk is authenticated, and the whole file's SHA-256 and\n" +
+			"MD5 are compared with the catalog. Data goes to PATH.partial (0600) and is\n" +
+			"renamed to PATH only when all checks pass, so PATH never holds a bad file.\n" +
+			"An interrupted fetch continues from the last verified segment when re-run.\n\n" +
+			"-o - streams to standard output (no resume); a checksum failure then makes\n" +
+			"kura exit non-zero after the data was written, so check the exit status.\n" +
+			"--range fetches a byte range, touching only the segments that cover it.\n" +
+			"--raw writes the standard age file instead; 'age -d -i identity.age' opens it.\n\n" +
+			"EXAMPLES:\n" +
+			"   kura fetch JGAD000001/sample1.cram -o sample1.cram\n" +
+			"   kura fetch JGAD000001/sample1.bam -o - | samtools view - | head\n" +
+			"   kura fetch JGAD000001/sample1.bam --range 0-65535 -o head.bin\n" +
+			"   kura fetch JGAD000001/sample1.bam --raw -o sample1.bam.age\n" +
+			"   age -d -i ~/.config/kura/identity.age sample1.bam.age > sample1.bam",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "`PATH` to write, or - for standard output", Required: true},
+			&cli.StringFlag{Name: "range", Usage: "only bytes `START-END` (inclusive offsets; START- for the rest)"},
+			&cli.BoolFlag{Name: "raw", Usage: "write the age-encrypted file instead of the plaintext"},
+			&cli.BoolFlag{Name: "force", Usage: "replace PATH if it exists (with -o -: write even to a terminal)"},
+			&cli.IntFlag{Name: "concurrency", Usage: "`N` parallel piece downloads", DefaultText: "K per segment, with readahead"},
+			jsonFlag,
+		},
+		Action: runFetch,
+	}
+}
+
+type fetchOut struct {
+	Dataset   string  `json:"dataset"`
+	Name      string  `json:"name"`
+	FileID    string  `json:"file_id"`
+	Output    string  `json:"output"`
+	Size      int64   `json:"size"`
+	Written   int64   `json:"written_bytes"`
+	From      int64   `json:"from"`
+	Resumed   bool    `json:"resumed"`
+	Verified  bool    `json:"checksums_verified"`
+	SHA256    string  `json:"sha256"`
+	MD5       string  `json:"md5"`
+	Degraded  int64   `json:"segments_degraded"`
+	PiecesBad int64   `json:"pieces_bad"`
+	Seconds   float64 `json:"seconds"`
+}
+
+func runFetch(c *cli.Context) error {
+	if err := needArgs(c, 1, "DATASET/NAME"); err != nil {
+		return err
+	}
+	ds, name, err := client.ParseFileRef(c.Args().First())
+	if err != nil {
+		return badArg(c, err)
+	}
+	var rng *client.Range
+	if s := c.String("range"); s != "" {
+		r, err := client.ParseRange(s)
+		if err != nil {
+			return badArg(c, err)
+		}
+		rng = &r
+	}
+	if rng != nil && c.Bool("raw") {
+		return badArg(c, errors.New("--range and --raw do not combine (a range of an age file is not an age file)"))
+	}
+	cl, d, err := newClient(c)
+	if err != nil {
+		return err
+	}
+	id, err := d.Identity()
+	if err != nil {
+		return &client.Error{Op: "fetching " + ds + "/" + name, Err: err}
+	}
+	out := c.String("output")
+	if out == "-" && !c.Bool("force") && isTerminal(stdout(c)) {
+		return badArg(c, errors.New("standard output is a terminal; pipe it (e.g. | samtools view -) or write a file with -o PATH (--force sends it anyway)"))
+	}
+	p := newProgress(stderr(c), 0, 1)
+	p.file(name, 0)
+	say := func(format string, args ...any) {
+		p.clear()
+		notice(c)(format, args...)
+	}
+	var once sync.Once
+	res, err := cl.FetchFile(c.Context, client.FetchOptions{
+		Dataset: ds, Name: name, Output: out, Stdout: stdout(c), Force: c.Bool("force"),
+		Identity: id, Range: rng, Raw: c.Bool("raw"), Concurrency: c.Int("concurrency"),
+		Progress: func(done, total int64) { p.update("fetch", done, total) },
+		OnDegraded: func(seg int, failures []storage.PieceFailure) {
+			once.Do(func() {
+				// One line, once: which targets failed and how. The full
+				// errors are for --debug.
+				var fs []string
+				for _, f := range failures {
+					fs = append(fs, fmt.Sprintf("%s %s", f.Target, f.Reason))
+					if c.Bool("debug") {
+						fs[len(fs)-1] = f.String()
+					}
+				}
+				say("storage is degraded (segment %d: %s); the data is rebuilt from parity and intact, but tell the operators so they can repair it", seg, strings.Join(fs, ", "))
+			})
+		},
+		Notice: say,
+	})
+	p.finish()
+	if err != nil {
+		return err
+	}
+	o := fetchOut{
+		Dataset: ds, Name: name, FileID: res.File.ID, Output: out, Size: res.File.Size, Written: res.Bytes,
+		From: res.From, Resumed: res.Resumed, Verified: res.Verified, SHA256: res.File.SHA256, MD5: res.File.MD5,
+		Degraded: res.Stats.SegmentsDegraded, PiecesBad: res.Stats.PiecesBad, Seconds: res.Elapsed.Seconds(),
+	}
+	// With -o - standard output carries the data: the summary goes to stderr.
+	w := stdout(c)
+	if out == "-" {
+		w = stderr(c)
+	}
+	if c.Bool("json") {
+		return printJSON(w, o)
+	}
+	what := "verified: pieces, chunks, SHA-256 and MD5"
+	switch {
+	case rng != nil:
+		what = fmt.Sprintf("bytes %d-%d; verified: pieces and chunks", res.From, res.From+res.Bytes-1)
+	case !res.Verified:
+		what = "verified: pieces and chunks (the catalog has no checksums)"
+	case c.Bool("raw"):
+		what = "age file; verified: pieces, and it decrypts to the catalog's SHA-256 and MD5"
+	}
+	dest := out
+	if out == "-" {
+		dest = "standard output"
+	}
+	if res.Resumed {
+		what = fmt.Sprintf("resumed at %s; %s", client.FormatSize(res.From), what)
+	}
+	fmt.Fprintf(w, "fetched %s/%s -> %s (%s in %s, %s; %s)\n", ds, name, dest, client.FormatSize(res.Bytes), res.Elapsed.Round(10*time.Millisecond), rate(res.Bytes, res.Elapsed), what)
+	if res.Stats.SegmentsDegraded > 0 {
+		fmt.Fprintf(w, "  note: %d segment(s) needed parity (%d bad piece(s)); the data is intact\n", res.Stats.SegmentsDegraded, res.Stats.PiecesBad)
+	}
+	return nil
+}

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
+
+	"github.com/ddbj/kura/client"
+)
+
+var jsonFlag = &cli.BoolFlag{Name: "json", Usage: "print machine-readable JSON on standard output"}
+
+// configDir opens (creating, 0700) the config directory.
+func configDir(c *cli.Context) (*client.Dir, error) {
+	return client.OpenDir(c.String("config-dir"))
+}
+
+// brokerURL is --broker / KURA_BROKER, else the broker remembered at login.
+func brokerURL(c *cli.Context, d *client.Dir) string {
+	if b := c.String("broker"); b != "" {
+		return b
+	}
+	return d.Login().Broker
+}
+
+// newClient returns a kurad client carrying the stored login token.
+func newClient(c *cli.Context) (*client.Client, *client.Dir, error) {
+	d, err := configDir(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	tok, err := d.Token()
+	if err != nil {
+		return nil, nil, &client.Error{Op: cmdPath(c), Err: err}
+	}
+	cl, err := clientFor(c, d, tok)
+	return cl, d, err
+}
+
+func clientFor(c *cli.Context, d *client.Dir, token string) (*client.Client, error) {
+	o := client.Options{
+		Broker:    brokerURL(c, d),
+		CACert:    c.String("ca-cert"),
+		Token:     token,
+		UserAgent: "kura/" + version,
+	}
+	if c.Bool("debug") {
+		o.Debug = func(format string, args ...any) {
+			fmt.Fprintf(c.App.ErrWriter, "kura: debug: "+format+"\n", args...)
+		}
+	}
+	return client.New(o)
+}
+
+// stderr is where notices and progress go; stdout carries results (and,
+// for "fetch -o -", the data itself).
+func stderr(c *cli.Context) io.Writer {
+	if c.App.ErrWriter != nil {
+		return c.App.ErrWriter
+	}
+	return os.Stderr
+}
+
+func stdout(c *cli.Context) io.Writer {
+	if c.App.Writer != nil {
+		return c.App.Writer
+	}
+	return os.Stdout
+}
+
+func notice(c *cli.Context) func(string, ...any) {
+	return func(format string, args ...any) {
+		fmt.Fprintf(stderr(c), "kura: "+format+"\n", args...)
+	}
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func table(w io.Writer) *tabwriter.Writer {
+	return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+}
+
+// isTerminal reports whether w is a terminal (for progress bars and
+// password prompts).
+func isTerminal(w any) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// needArgs checks the number of positional arguments.
+func needArgs(c *cli.Context, n int, what string) error {
+	if c.NArg() != n {
+		return &client.Error{
+			Op:   cmdPath(c),
+			Err:  fmt.Errorf("want %s, got %d argument(s)", what, c.NArg()),
+			Hint: "see kura " + cmdPath(c) + " --help",
+		}
+	}
+	return nil
+}
+
+func badArg(c *cli.Context, err error) error {
+	return &client.Error{Op: cmdPath(c), Err: err, Hint: "see kura " + cmdPath(c) + " --help"}
+}
+
+// cmdPath is the command being run, e.g. "dataset create".
+func cmdPath(c *cli.Context) string {
+	var names []string
+	for _, x := range c.Lineage() {
+		if x.Command != nil && x.Command.Name != "" && x.Command.Name != c.App.Name {
+			names = append([]string{x.Command.Name}, names...)
+		}
+	}
+	return strings.Join(names, " ")
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func joinOr(ss []string, none string) string {
+	if len(ss) == 0 {
+		return none
+	}
+	return strings.Join(ss, ",")
+}

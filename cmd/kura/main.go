@@ -1,0 +1,223 @@
+// Command kura is the researcher's client for the kura genome-data vault.
+//
+// It is a thin layer over package client: commands parse flags, call the
+// client, and format what comes back (tables for people, --json for
+// programs). Files are encrypted and decrypted on this machine only.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ddbj/kura/client"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func newApp() *cli.App {
+	app := &cli.App{
+		Name:    "kura",
+		Usage:   "upload and fetch encrypted, erasure-coded genome files",
+		Version: version,
+		Description: "kura encrypts files on this machine with age, erasure-codes the ciphertext\n" +
+			"across several object-storage targets and keeps every key in HashiCorp Vault.\n" +
+			"Storage and the broker only ever see ciphertext.\n\n" +
+			"GETTING STARTED:\n" +
+			"   export KURA_BROKER=https://kura.example.org:8443 VAULT_ADDR=https://vault.example.org:8200\n" +
+			"   kura login --username alice          # Vault login; token kept in the config dir (0600)\n" +
+			"   kura keygen && kura key register     # your age key pair; kurad learns the public half\n" +
+			"   kura dataset list                    # what you may see\n" +
+			"   kura fetch JGAD000001/sample1.cram -o sample1.cram\n\n" +
+			"Every command explains itself: kura COMMAND --help.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "broker", EnvVars: []string{"KURA_BROKER"}, Usage: "kurad's URL, e.g. https://kura.example.org:8443 (default: the one used at login)"},
+			&cli.StringFlag{Name: "ca-cert", EnvVars: []string{"KURA_CA_CERT"}, Usage: "PEM `FILE` of the CA that signed kurad's certificate; only it is trusted for kurad (default: system roots)"},
+			&cli.StringFlag{Name: "config-dir", EnvVars: []string{"KURA_CONFIG_DIR"}, Usage: "`DIR` for the login token, age identity and upload journals, kept 0700 (default: ~/.config/kura)"},
+			&cli.BoolFlag{Name: "debug", Usage: "show more on errors: HTTP status, request path and request id (never tokens or keys)"},
+		},
+		Commands: []*cli.Command{
+			loginCommand(), whoamiCommand(), logoutCommand(),
+			keygenCommand(), keyCommand(),
+			datasetCommand(), lsCommand(),
+			uploadCommand(), fetchCommand(),
+			grantCommand(), revokeCommand(), grantsCommand(),
+		},
+		EnableBashCompletion: true,
+		HideHelpCommand:      true,
+		// Errors are printed once, by main, in kura's format.
+		ExitErrHandler: func(*cli.Context, error) {},
+		OnUsageError: func(c *cli.Context, err error, _ bool) error {
+			return usageError(err)
+		},
+	}
+	setUsageErrors(app.Commands, "")
+	return app
+}
+
+// setUsageErrors makes flag errors of every command come back as kura errors.
+func setUsageErrors(cmds []*cli.Command, prefix string) {
+	for _, c := range cmds {
+		name := strings.TrimSpace(prefix + " " + c.Name)
+		c.OnUsageError = func(_ *cli.Context, err error, _ bool) error {
+			return &client.Error{Op: name, Err: err, Hint: "see kura " + name + " --help"}
+		}
+		setUsageErrors(c.Subcommands, name)
+	}
+}
+
+func usageError(err error) error {
+	return &client.Error{Op: "reading the command line", Err: err, Hint: "see kura --help"}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	app := newApp()
+	err := app.RunContext(ctx, reorderArgs(app, os.Args))
+	if err != nil {
+		err = explain(app, os.Args, err)
+		printError(os.Stderr, err, hasDebug(os.Args))
+		var ec cli.ExitCoder
+		if errors.As(err, &ec) && ec.ExitCode() != 0 {
+			os.Exit(ec.ExitCode())
+		}
+		if errors.Is(err, context.Canceled) {
+			os.Exit(130)
+		}
+		os.Exit(1)
+	}
+}
+
+// explain gives errors urfave/cli makes itself (a missing required flag)
+// the command they concern and where to read about it.
+func explain(app *cli.App, args []string, err error) error {
+	var ce *client.Error
+	var ae *client.APIError
+	if errors.As(err, &ce) || errors.As(err, &ae) || errors.Is(err, context.Canceled) {
+		return err
+	}
+	var path []string
+	cmds := app.Commands
+	for _, a := range reorderArgs(app, args)[1:] {
+		if c := findCommand(cmds, a); c != nil {
+			path = append(path, c.Name)
+			cmds = c.Subcommands
+		}
+	}
+	name := strings.Join(path, " ")
+	if name == "" {
+		return &client.Error{Op: "reading the command line", Err: err, Hint: "see kura --help"}
+	}
+	return &client.Error{Op: name, Err: err, Hint: "see kura " + name + " --help"}
+}
+
+// printError writes the one line a failure gets:
+// "kura: <what failed>: <why> (<what to do>)".
+func printError(w io.Writer, err error, debug bool) {
+	fmt.Fprintln(w, "kura: "+client.Format(err, debug))
+	if debug {
+		for e := errors.Unwrap(err); e != nil; e = errors.Unwrap(e) {
+			fmt.Fprintf(w, "kura: debug: caused by %T: %s\n", e, strings.ReplaceAll(e.Error(), "\n", " "))
+		}
+	}
+}
+
+func hasDebug(args []string) bool {
+	for _, a := range args[1:] {
+		if a == "--" {
+			break
+		}
+		if a == "--debug" || a == "-debug" || a == "--debug=true" {
+			return true
+		}
+	}
+	return false
+}
+
+// reorderArgs lets flags follow positional arguments ("kura fetch DS/NAME
+// -o out"), which urfave/cli v2 otherwise treats as more arguments. Within
+// the innermost command, flags (with their values) are moved in front of
+// the positional arguments; "--" ends flags as usual.
+func reorderArgs(app *cli.App, args []string) []string {
+	if len(args) < 2 {
+		return args
+	}
+	out := []string{args[0]}
+	flags, cmds := app.Flags, app.Commands
+	i := 1
+	for i < len(args) {
+		// Leading flags at this level stay where they are.
+		for i < len(args) && isFlag(args[i]) && args[i] != "--" {
+			out = append(out, args[i])
+			if takesValue(flags, args[i]) && i+1 < len(args) {
+				out = append(out, args[i+1])
+				i++
+			}
+			i++
+		}
+		if i >= len(args) {
+			return out
+		}
+		if cmd := findCommand(cmds, args[i]); cmd != nil {
+			out = append(out, args[i])
+			flags, cmds = cmd.Flags, cmd.Subcommands
+			i++
+			continue
+		}
+		break
+	}
+	var fl, pos []string
+	for ; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			pos = append(pos, args[i:]...)
+			break
+		}
+		if isFlag(a) {
+			fl = append(fl, a)
+			if takesValue(flags, a) && i+1 < len(args) {
+				fl = append(fl, args[i+1])
+				i++
+			}
+			continue
+		}
+		pos = append(pos, a)
+	}
+	return append(append(out, fl...), pos...)
+}
+
+func isFlag(a string) bool { return len(a) > 1 && a[0] == '-' }
+
+func takesValue(flags []cli.Flag, a string) bool {
+	if strings.Contains(a, "=") {
+		return false
+	}
+	name := strings.TrimLeft(a, "-")
+	for _, f := range flags {
+		for _, n := range f.Names() {
+			if n == name {
+				_, isBool := f.(*cli.BoolFlag)
+				return !isBool
+			}
+		}
+	}
+	return false
+}
+
+func findCommand(cmds []*cli.Command, name string) *cli.Command {
+	for _, c := range cmds {
+		if c.HasName(name) {
+			return c
+		}
+	}
+	return nil
+}

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/ddbj/kura/client"
+)
+
+// progress draws one status line on a terminal: the current file's bar and
+// the overall total. It is silent when its writer is not a terminal (logs
+// and pipes get the final summaries only). Safe for concurrent use.
+type progress struct {
+	w       io.Writer
+	fd      int
+	enabled bool
+
+	mu         sync.Mutex
+	label      string
+	phase      string
+	done, size int64 // current file
+	base, all  int64 // bytes of finished files, total of all files
+	files      int
+	index      int
+	start      time.Time
+	startDone  int64
+	last       time.Time
+	drawn      bool
+}
+
+func newProgress(w io.Writer, totalBytes int64, files int) *progress {
+	p := &progress{w: w, all: totalBytes, files: files}
+	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		p.enabled, p.fd = true, int(f.Fd())
+	}
+	return p
+}
+
+// file starts the bar of the next file.
+func (p *progress) file(label string, size int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.index++
+	p.label, p.size, p.done, p.phase = label, size, 0, ""
+	p.start, p.startDone = time.Now(), 0
+}
+
+// update sets the current file's progress; phase changes restart the rate.
+func (p *progress) update(phase string, done, size int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if phase != p.phase {
+		p.phase, p.start, p.startDone = phase, time.Now(), done
+	}
+	p.done, p.size = done, size
+	if !p.enabled || time.Since(p.last) < 150*time.Millisecond && done < size {
+		return
+	}
+	p.last = time.Now()
+	p.drawLocked()
+}
+
+// finish ends the current file: its bytes count toward the total.
+func (p *progress) finish() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.base += p.size
+	p.clearLocked()
+}
+
+// clear removes the line (before printing something else).
+func (p *progress) clear() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.clearLocked()
+}
+
+func (p *progress) clearLocked() {
+	if p.enabled && p.drawn {
+		fmt.Fprint(p.w, "\r\033[K")
+		p.drawn = false
+	}
+}
+
+func (p *progress) drawLocked() {
+	width := 80
+	if w, _, err := term.GetSize(p.fd); err == nil && w > 20 {
+		width = w
+	}
+	pct := func(a, b int64) float64 {
+		if b <= 0 {
+			return 100
+		}
+		return 100 * float64(a) / float64(b)
+	}
+	rate := ""
+	if el := time.Since(p.start).Seconds(); el > 0.5 {
+		rate = client.FormatSize(int64(float64(p.done-p.startDone)/el)) + "/s"
+	}
+	phase := ""
+	if p.phase == "verify" {
+		phase = "verifying "
+	}
+	tail := fmt.Sprintf(" %5.1f%% %s/%s %s", pct(p.done, p.size), client.FormatSize(p.done), client.FormatSize(p.size), rate)
+	if p.files > 1 {
+		tail += fmt.Sprintf(" | %d/%d files, %.0f%% of all", p.index, p.files, pct(p.base+p.done, p.all))
+	}
+	label := phase + p.label
+	barWidth := width - len(tail) - 4 - min(len(label), 30)
+	if barWidth > 40 {
+		barWidth = 40
+	}
+	bar := ""
+	if barWidth >= 10 {
+		fill := int(float64(barWidth) * pct(p.done, p.size) / 100)
+		fill = min(max(fill, 0), barWidth)
+		bar = " [" + strings.Repeat("=", fill) + strings.Repeat(" ", barWidth-fill) + "]"
+	}
+	if len(label) > 30 {
+		label = label[:27] + "..."
+	}
+	line := label + bar + tail
+	if len(line) > width-1 {
+		line = line[:width-1]
+	}
+	fmt.Fprint(p.w, "\r\033[K"+line)
+	p.drawn = true
+}
