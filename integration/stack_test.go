@@ -3,8 +3,11 @@ package integration
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,11 +20,15 @@ import (
 	"github.com/ddbj/kura/vault"
 )
 
-// stack is the real MinIO + Vault stack the tests run against, started once
-// per test binary by TestMain through scripts/stack.sh.
+// stack is the real local kura the tests run against: three MinIO
+// servers and a Vault dev server (scripts/stack.sh) plus kurad over TLS
+// with demo users (scripts/dev.sh), started once per test binary.
 type stack struct {
-	dir       string // KURA_STACK_DIR
-	script    string
+	devDir    string // KURA_DEV_DIR
+	dir       string // KURA_STACK_DIR, inside devDir
+	script    string // scripts/stack.sh
+	bin       string // where kura and kurad were built
+	env       map[string]string
 	endpoints []string
 	buckets   []string
 	accessKey string
@@ -45,50 +52,87 @@ func TestMain(m *testing.M) {
 	flag.Parse()
 	if !testing.Short() {
 		theStack, stackError = startStack()
+		if stackError != nil {
+			fmt.Fprintln(os.Stderr, "integration: stack unavailable:", stackError)
+		}
 	} else {
 		stackError = fmt.Errorf("-short: integration stack not started")
 	}
 	code := m.Run()
 	if theStack != nil && theStack.owned && os.Getenv("KURA_KEEP_STACK") == "" {
-		_ = theStack.run("down")
+		_ = theStack.dev("down")
+		os.RemoveAll(theStack.devDir)
+	}
+	if theStack != nil {
+		os.RemoveAll(theStack.bin)
 	}
 	os.Exit(code)
 }
 
-// startStack uses the stack named by KURA_STACK_DIR when it is already up,
-// and otherwise starts a private one in a temporary directory.
+// startStack builds kura and kurad, then uses the dev stack named by
+// KURA_DEV_DIR when it is already up, and otherwise starts a private one
+// in a temporary directory.
 func startStack() (*stack, error) {
-	s := &stack{script: filepath.Join(repoRoot(), "scripts", "stack.sh")}
-	if d := os.Getenv("KURA_STACK_DIR"); d != "" {
-		s.dir = d
-		if s.run("status") != nil {
-			return nil, fmt.Errorf("KURA_STACK_DIR=%s is not a running stack (scripts/stack.sh status)", d)
-		}
-	} else {
-		d, err := os.MkdirTemp("", "kura-it-")
-		if err != nil {
-			return nil, err
-		}
-		s.dir, s.owned = d, true
-		if err := s.run("up"); err != nil {
-			return nil, fmt.Errorf("scripts/stack.sh up: %w", err)
+	root := repoRoot()
+	s := &stack{script: filepath.Join(root, "scripts", "stack.sh")}
+	var err error
+	if s.bin, err = os.MkdirTemp("", "kura-it-bin-"); err != nil {
+		return nil, err
+	}
+	for _, c := range []string{"kura", "kurad"} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(s.bin, c), "./cmd/"+c)
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("building %s: %v: %s", c, err, out)
 		}
 	}
+	if d := os.Getenv("KURA_DEV_DIR"); d != "" {
+		s.devDir = d
+		if err := s.dev("status"); err != nil {
+			return nil, fmt.Errorf("KURA_DEV_DIR=%s is not a running dev stack (scripts/dev.sh status): %v", d, err)
+		}
+	} else {
+		if s.devDir, err = os.MkdirTemp("", "kura-it-"); err != nil {
+			return nil, err
+		}
+		s.owned = true
+		if err := s.dev("up"); err != nil {
+			s.dev("down")
+			return nil, fmt.Errorf("scripts/dev.sh up: %w", err)
+		}
+	}
+	s.dir = filepath.Join(s.devDir, "stack")
 	return s, s.loadEnv()
 }
 
-func (s *stack) run(args ...string) error {
-	cmd := exec.Command(s.script, args...)
-	cmd.Env = append(os.Environ(), "KURA_STACK_DIR="+s.dir)
-	out, err := cmd.CombinedOutput()
+// dev runs scripts/dev.sh; its output goes to a file, not a pipe, so the
+// servers it leaves running cannot hold this process up.
+func (s *stack) dev(args ...string) error {
+	return s.runScript(filepath.Join(repoRoot(), "scripts", "dev.sh"), args...)
+}
+
+func (s *stack) run(args ...string) error { return s.runScript(s.script, args...) }
+
+func (s *stack) runScript(script string, args ...string) error {
+	out, err := os.CreateTemp("", "kura-it-script-")
 	if err != nil {
-		return fmt.Errorf("%v: %s", err, strings.TrimSpace(string(out)))
+		return err
+	}
+	defer os.Remove(out.Name())
+	defer out.Close()
+	cmd := exec.Command(script, args...)
+	cmd.Env = append(os.Environ(), "KURA_DEV_DIR="+s.devDir, "KURA_STACK_DIR="+filepath.Join(s.devDir, "stack"),
+		"KURAD_BIN="+filepath.Join(s.bin, "kurad"))
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Run(); err != nil {
+		b, _ := os.ReadFile(out.Name())
+		return fmt.Errorf("%s %v: %v: %s", filepath.Base(script), args, err, strings.TrimSpace(string(b)))
 	}
 	return nil
 }
 
 func (s *stack) loadEnv() error {
-	f, err := os.Open(filepath.Join(s.dir, "env"))
+	f, err := os.Open(filepath.Join(s.devDir, "env"))
 	if err != nil {
 		return err
 	}
@@ -102,14 +146,15 @@ func (s *stack) loadEnv() error {
 		}
 		k, v, ok := strings.Cut(line, "=")
 		if ok {
-			env[k] = strings.Trim(v, "'")
+			env[k] = strings.Trim(v, "'\"")
 		}
 	}
+	s.env = env
 	s.endpoints = strings.Split(env["KURA_DEV_S3_ENDPOINTS"], ",")
 	s.buckets = strings.Split(env["KURA_DEV_S3_BUCKETS"], ",")
 	s.accessKey, s.secretKey = env["KURA_DEV_S3_ACCESS_KEY"], env["KURA_DEV_S3_SECRET_KEY"]
 	s.vaultAddr, s.rootToken = env["VAULT_ADDR"], env["VAULT_TOKEN"]
-	if len(s.endpoints) != 3 || s.accessKey == "" || s.vaultAddr == "" || s.rootToken == "" {
+	if len(s.endpoints) != 3 || s.accessKey == "" || s.vaultAddr == "" || s.rootToken == "" || env["KURA_BROKER"] == "" {
 		return fmt.Errorf("incomplete env file %s", f.Name())
 	}
 	return sc.Err()
@@ -186,4 +231,18 @@ func testContext(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// brokerHTTP is an HTTP client that trusts only the dev stack's CA.
+func (s *stack) brokerHTTP(t testing.TB) *http.Client {
+	t.Helper()
+	pem, err := os.ReadFile(s.env["KURA_CA_CERT"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		t.Fatal("no certificate in KURA_CA_CERT")
+	}
+	return &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 }
