@@ -35,10 +35,22 @@ unit:
 bench: tools
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -timeout 60m ./crypto/ ./storage/ ./integration/
 
+# Every fuzz target, FUZZTIME each (go test -fuzz takes one target at a time).
 FUZZTIME ?= 30s
+FUZZ_TARGETS := \
+	./crypto/internal/format:FuzzParseHeader \
+	./crypto:FuzzSplitHeaderObject \
+	./crypto:FuzzStreamWriter \
+	./storage:FuzzParseManifest \
+	./storage:FuzzValidateKey \
+	./api:FuzzValidateFileName \
+	./client:FuzzParseRange \
+	./client:FuzzParseSize
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzParseHeader$$' -fuzztime $(FUZZTIME) ./crypto/internal/format/
-	$(GO) test -run '^$$' -fuzz '^FuzzParseManifest$$' -fuzztime $(FUZZTIME) ./storage/
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; echo "fuzz $$fn ($$pkg)"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done
 
 up: tools
 	scripts/dev.sh up
@@ -47,7 +59,7 @@ down:
 	scripts/dev.sh down
 
 status:
-	scripts/stack.sh status
+	scripts/dev.sh status
 
 clean:
 	rm -rf $(BIN)

@@ -3,6 +3,7 @@ package broker
 import (
 	"encoding/base64"
 	"fmt"
+	"github.com/ddbj/kura/api"
 	"strconv"
 	"strings"
 	"unicode"
@@ -12,37 +13,8 @@ import (
 	"github.com/ddbj/kura/vault"
 )
 
-// MaxNameLen is the longest file name accepted.
-const MaxNameLen = 255
-
-// ValidateName checks a user-visible file name: 1..MaxNameLen bytes of
-// valid UTF-8, no '/', no NUL or other control characters, not "." or
-// "..". Names are shown to people and never used in object keys, but they
-// do end up as local file names on fetch, so anything that could climb
-// directories or hide in a terminal is refused here once for all clients.
-func ValidateName(name string) error {
-	if name == "" {
-		return fmt.Errorf("empty file name")
-	}
-	if len(name) > MaxNameLen {
-		return fmt.Errorf("file name longer than %d bytes", MaxNameLen)
-	}
-	if !utf8.ValidString(name) {
-		return fmt.Errorf("file name is not valid UTF-8")
-	}
-	if name == "." || name == ".." {
-		return fmt.Errorf("file name %q is not allowed", name)
-	}
-	for _, r := range name {
-		if r == '/' {
-			return fmt.Errorf("file name %q contains '/'", name)
-		}
-		if unicode.IsControl(r) {
-			return fmt.Errorf("file name %q contains control character %U", name, r)
-		}
-	}
-	return nil
-}
+// ValidateName is the one file-name rule of the API, api.ValidateFileName.
+var ValidateName = api.ValidateFileName
 
 // validateText checks free text such as a dataset title.
 func validateText(what, s string, max int) error {

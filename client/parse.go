@@ -3,13 +3,12 @@ package client
 import (
 	"errors"
 	"fmt"
+	"github.com/ddbj/kura/api"
 	"math"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/ddbj/kura/storage"
 )
@@ -119,33 +118,9 @@ func (r Range) Clamp(size int64) (off, n int64, err error) {
 	return r.Start, n, nil
 }
 
-// MaxNameLen bounds a file's name in kura.
-const MaxNameLen = 255
-
-// ValidateName checks a file's name in kura: 1..MaxNameLen bytes of
-// printable UTF-8 with no '/' (names are labels, never paths or object
-// keys, but they are shown in terminals and written to disk by fetch), not
-// "." or "..".
-func ValidateName(name string) error {
-	switch {
-	case name == "":
-		return errors.New("empty file name")
-	case len(name) > MaxNameLen:
-		return fmt.Errorf("file name longer than %d bytes", MaxNameLen)
-	case !utf8.ValidString(name):
-		return fmt.Errorf("file name %q is not valid UTF-8", name)
-	case name == "." || name == "..":
-		return fmt.Errorf("file name %q is not allowed", name)
-	case strings.ContainsRune(name, '/'):
-		return fmt.Errorf("file name %q contains '/'", name)
-	}
-	for _, r := range name {
-		if !unicode.IsPrint(r) && r != ' ' {
-			return fmt.Errorf("file name %q contains a control or invisible character", name)
-		}
-	}
-	return nil
-}
+// ValidateName checks a file's name in kura before anything is sent; it is
+// kurad's own rule, api.ValidateFileName.
+var ValidateName = api.ValidateFileName
 
 // DefaultName is the name a local file gets in kura: its base name.
 func DefaultName(path string) string {

@@ -5,11 +5,15 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -177,4 +181,75 @@ func benchEndToEnd(b *testing.B, size int64) {
 	b.ReportMetric(baseGet.Seconds()/kuraGet.Seconds(), "read-ratio")
 	b.ReportMetric(float64(wPeak)/mib, "write-peak-heap-MiB")
 	b.ReportMetric(float64(rPeak)/mib, "read-peak-heap-MiB")
+}
+
+// BenchmarkCLI compares, in one run on the same MinIO and the same file,
+// plain minio-go PutObject/GetObject (one server, no encryption, no
+// parity) with the kura CLI's upload and fetch through kurad (age, 4+2
+// over three servers, presigned URLs), and reports the kura processes'
+// peak RSS.
+func BenchmarkCLI(b *testing.B) {
+	for _, size := range []int64{1024 * mib, 4096 * mib} {
+		b.Run(fmt.Sprintf("%dMiB", size/mib), func(b *testing.B) { benchCLI(b, size) })
+	}
+}
+
+func benchCLI(b *testing.B, size int64) {
+	s := needStack(b)
+	ctx := context.Background()
+	sam, _ := s.users(b)
+	ds := newDatasetID()
+	sam.must(b, "dataset", "create", ds, "--title", "bench")
+	dir := b.TempDir()
+	src := filepath.Join(dir, "bench.bam")
+	writeRandomFile(b, src, 21, size, nil)
+	mc, err := minio.New(s.endpoints[0], &minio.Options{Creds: credentials.NewStaticV4(s.accessKey, s.secretKey, "")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	rss := func(c *exec.Cmd) float64 { return float64(c.ProcessState.SysUsage().(*syscall.Rusage).Maxrss) / 1024 }
+	var basePut, baseGet, kuraPut, kuraGet time.Duration
+	var upRSS, getRSS float64
+	b.SetBytes(size)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		key := fmt.Sprintf("bench/cli-%d", i)
+		t0 := time.Now()
+		if _, err := mc.FPutObject(ctx, s.buckets[0], key, src, minio.PutObjectOptions{PartSize: 64 * mib}); err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		if err := mc.FGetObject(ctx, s.buckets[0], key, filepath.Join(dir, "baseline.out"), minio.GetObjectOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		t2 := time.Now()
+		name := fmt.Sprintf("f%d.bam", i)
+		up := sam.command("upload", "--dataset", ds, "--name", name, src)
+		if out, err := up.CombinedOutput(); err != nil {
+			b.Fatalf("kura upload: %v: %s", err, out)
+		}
+		t3 := time.Now()
+		get := sam.command("fetch", ds+"/"+name, "-o", filepath.Join(dir, "kura.out"), "--force")
+		if out, err := get.CombinedOutput(); err != nil {
+			b.Fatalf("kura fetch: %v: %s", err, out)
+		}
+		t4 := time.Now()
+		basePut += t1.Sub(t0)
+		baseGet += t2.Sub(t1)
+		kuraPut += t3.Sub(t2)
+		kuraGet += t4.Sub(t3)
+		upRSS, getRSS = max(upRSS, rss(up)), max(getRSS, rss(get))
+		os.Remove(filepath.Join(dir, "kura.out"))
+		os.Remove(filepath.Join(dir, "baseline.out"))
+		_ = mc.RemoveObject(ctx, s.buckets[0], key, minio.RemoveObjectOptions{})
+	}
+	mbps := func(d time.Duration) float64 { return float64(size) * float64(b.N) / mib / d.Seconds() }
+	b.ReportMetric(mbps(basePut), "baseline-put-MiB/s")
+	b.ReportMetric(mbps(kuraPut), "kura-upload-MiB/s")
+	b.ReportMetric(basePut.Seconds()/kuraPut.Seconds(), "upload-ratio")
+	b.ReportMetric(mbps(baseGet), "baseline-get-MiB/s")
+	b.ReportMetric(mbps(kuraGet), "kura-fetch-MiB/s")
+	b.ReportMetric(baseGet.Seconds()/kuraGet.Seconds(), "fetch-ratio")
+	b.ReportMetric(upRSS, "upload-peak-RSS-MiB")
+	b.ReportMetric(getRSS, "fetch-peak-RSS-MiB")
 }

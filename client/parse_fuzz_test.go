@@ -1,0 +1,44 @@
+package client
+
+import (
+	"testing"
+)
+
+// FuzzParseRange: never panics; an accepted range is non-negative, and
+// Clamp keeps reads inside the file.
+func FuzzParseRange(f *testing.F) {
+	for _, s := range []string{"0-9", "5-", "9223372036854775806-9223372036854775807", "-1-2", "1-0", " 3 - 4 "} {
+		f.Add(s, int64(100))
+	}
+	f.Fuzz(func(t *testing.T, s string, size int64) {
+		r, err := ParseRange(s)
+		if err != nil {
+			return
+		}
+		if r.Start < 0 || r.Length < -1 || r.Length == 0 {
+			t.Fatalf("ParseRange(%q) = %+v", s, r)
+		}
+		if size < 0 {
+			return
+		}
+		off, n, err := r.Clamp(size)
+		if err != nil {
+			return
+		}
+		if off < 0 || n < 0 || off+n > size || (r.Length >= 0 && n > r.Length) {
+			t.Fatalf("Clamp(%+v, %d) = %d, %d", r, size, off, n)
+		}
+	})
+}
+
+// FuzzParseSize: never panics; accepted sizes are non-negative.
+func FuzzParseSize(f *testing.F) {
+	for _, s := range []string{"64MiB", "1.5GiB", "65536", "1e30", "-1", "NaN", "9223372036854775807"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if n, err := ParseSize(s); err == nil && n < 0 {
+			t.Fatalf("ParseSize(%q) = %d", s, n)
+		}
+	})
+}
