@@ -226,6 +226,14 @@ func ReadSecretFile(path string) (string, error) {
 }
 
 func (c *Config) loadSecrets() error {
+	// The TLS private key is read by the TLS stack, but it is a secret file
+	// like the others: refuse it when others can read it. A missing file is
+	// reported when the listener starts.
+	if c.TLSKey != "" && !c.InsecureHTTP {
+		if fi, err := os.Stat(c.TLSKey); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			return fmt.Errorf("tls key %s: mode %v is readable by others; chmod 600 it", c.TLSKey, fi.Mode().Perm())
+		}
+	}
 	if c.Vault.Token == "" && c.Vault.TokenFile != "" {
 		tok, err := ReadSecretFile(c.Vault.TokenFile)
 		if err != nil {

@@ -85,3 +85,29 @@ func TestVaultIdentifierFailsClosed(t *testing.T) {
 		t.Fatalf("unreachable vault: %v", err)
 	}
 }
+
+func TestLoadConfigRefusesReadableTLSKey(t *testing.T) {
+	dir := t.TempDir()
+	key := writeFile(t, dir, "key.pem", "-----BEGIN PRIVATE KEY-----\n", 0o644)
+	conf := writeFile(t, dir, "kurad.toml", `
+listen = "127.0.0.1:9443"
+tls_cert = "c.pem"
+tls_key = "`+key+`"
+[vault]
+address = "http://127.0.0.1:8200"
+[[targets]]
+id = "s1-a"
+domain = "s1"
+endpoint = "http://127.0.0.1:9000"
+bucket = "kura-a"
+access_key = "ak"
+`, 0o600)
+	env := map[string]string{"KURAD_VAULT_TOKEN": "s.kurad", "KURAD_S3_SECRET_KEY": "secret"}
+	if _, err := LoadConfig(conf, func(k string) string { return env[k] }); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("world-readable TLS key: %v", err)
+	}
+	os.Chmod(key, 0o600)
+	if _, err := LoadConfig(conf, func(k string) string { return env[k] }); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -76,6 +76,15 @@ func New(o Options) (*Client, error) {
 		return nil, &Error{Op: "connecting to kurad", Err: fmt.Errorf("bad broker address %q", o.Broker),
 			Hint: "use a URL like https://host:port"}
 	}
+	if u.Scheme == "http" {
+		// Every call carries the Vault token: plain HTTP only to this host,
+		// as kurad itself allows.
+		h := u.Hostname()
+		if ip := net.ParseIP(h); h != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return nil, &Error{Op: "connecting to kurad", Err: fmt.Errorf("plain http to %s would send the login token unencrypted", u.Host),
+				Hint: "use https://; http:// is allowed only for a loopback address"}
+		}
+	}
 	apiTLS := &tls.Config{MinVersion: tls.VersionTLS12}
 	dataTLS := &tls.Config{MinVersion: tls.VersionTLS12}
 	if o.CACert != "" {

@@ -682,3 +682,17 @@ func TestUploadCompletedButAnswerLost(t *testing.T) {
 		t.Errorf("journal left: %v", m)
 	}
 }
+
+// The token goes with every call: plain http only to a loopback broker.
+func TestNewRefusesPlainHTTPToRemoteBroker(t *testing.T) {
+	for _, b := range []string{"http://kura.example.org:8443", "http://10.0.0.5:8443"} {
+		if _, err := New(Options{Broker: b}); err == nil {
+			t.Errorf("%s accepted", b)
+		}
+	}
+	for _, b := range []string{"http://127.0.0.1:8443", "http://localhost:8443", "http://[::1]:8443", "https://kura.example.org:8443"} {
+		if _, err := New(Options{Broker: b}); err != nil {
+			t.Errorf("%s: %v", b, err)
+		}
+	}
+}
