@@ -11,7 +11,9 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"time"
@@ -49,6 +51,17 @@ type Client struct {
 func New(cfg Config) (*Client, error) {
 	if cfg.Address == "" {
 		return nil, errors.New("vault: no address configured (set VAULT_ADDR or the config's vault address)")
+	}
+	// A Vault token or password must never cross a network in clear text:
+	// plain HTTP is for a Vault on this machine (the dev stack) only.
+	u, err := url.Parse(cfg.Address)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, fmt.Errorf("vault: bad address %q: want https://host:port", cfg.Address)
+	}
+	if u.Scheme == "http" {
+		if ip := net.ParseIP(u.Hostname()); u.Hostname() != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return nil, fmt.Errorf("vault: refusing plain HTTP to %s: tokens and passwords would travel unencrypted (use https://)", u.Host)
+		}
 	}
 	ac := api.DefaultConfig()
 	if ac.Error != nil {
