@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -10,9 +11,9 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
+	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -218,7 +219,39 @@ func benchCLI(b *testing.B, size int64) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	rss := func(c *exec.Cmd) float64 { return float64(c.ProcessState.SysUsage().(*syscall.Rusage).Maxrss) / 1024 }
+	// Peak RSS from /proc/PID/status VmHWM, sampled while the process
+	// runs: wait4's ru_maxrss would include the RSS this (large) test
+	// process had when it forked the child.
+	run := func(c *exec.Cmd) (float64, error) {
+		var out bytes.Buffer
+		c.Stdout, c.Stderr = &out, &out
+		if err := c.Start(); err != nil {
+			return 0, err
+		}
+		var peak float64
+		done := make(chan error, 1)
+		go func() { done <- c.Wait() }()
+		tk := time.NewTicker(20 * time.Millisecond)
+		defer tk.Stop()
+		for {
+			select {
+			case err := <-done:
+				if err != nil {
+					return 0, fmt.Errorf("%v: %s", err, out.String())
+				}
+				return peak, nil
+			case <-tk.C:
+				if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.Process.Pid)); err == nil {
+					for _, line := range strings.Split(string(st), "\n") {
+						var kb float64
+						if _, err := fmt.Sscanf(line, "VmHWM: %f kB", &kb); err == nil {
+							peak = max(peak, kb/1024)
+						}
+					}
+				}
+			}
+		}
+	}
 	var basePut, baseGet, kuraPut, kuraGet time.Duration
 	var upRSS, getRSS float64
 	b.SetBytes(size)
@@ -235,21 +268,21 @@ func benchCLI(b *testing.B, size int64) {
 		}
 		t2 := time.Now()
 		name := fmt.Sprintf("f%d.bam", i)
-		up := sam.command("upload", "--dataset", ds, "--name", name, src)
-		if out, err := up.CombinedOutput(); err != nil {
-			b.Fatalf("kura upload: %v: %s", err, out)
+		upPeak, err := run(sam.command("upload", "--dataset", ds, "--name", name, src))
+		if err != nil {
+			b.Fatalf("kura upload: %v", err)
 		}
 		t3 := time.Now()
-		get := sam.command("fetch", ds+"/"+name, "-o", filepath.Join(dir, "kura.out"), "--force")
-		if out, err := get.CombinedOutput(); err != nil {
-			b.Fatalf("kura fetch: %v: %s", err, out)
+		getPeak, err := run(sam.command("fetch", ds+"/"+name, "-o", filepath.Join(dir, "kura.out"), "--force"))
+		if err != nil {
+			b.Fatalf("kura fetch: %v", err)
 		}
 		t4 := time.Now()
 		basePut += t1.Sub(t0)
 		baseGet += t2.Sub(t1)
 		kuraPut += t3.Sub(t2)
 		kuraGet += t4.Sub(t3)
-		upRSS, getRSS = max(upRSS, rss(up)), max(getRSS, rss(get))
+		upRSS, getRSS = max(upRSS, upPeak), max(getRSS, getPeak)
 		os.Remove(filepath.Join(dir, "kura.out"))
 		os.Remove(filepath.Join(dir, "baseline.out"))
 		_ = mc.RemoveObject(ctx, s.buckets[0], key, minio.RemoveObjectOptions{})
