@@ -4,8 +4,9 @@
 GO      ?= go
 BIN     := bin
 PKGS    := ./...
-# Integration tests start their own private stack once per run (TestMain).
-TESTFLAGS ?= -timeout 40m
+# Integration tests start their own private stack once per run (TestMain);
+# -count=1: a cached "ok" must never stand in for a run against the servers.
+TESTFLAGS ?= -count=1 -timeout 40m
 BENCHTIME ?= 3x
 
 .PHONY: all build test unit bench fuzz vet tools up down status clean
