@@ -115,3 +115,25 @@ func notFound(err error, what string) error {
 	}
 	return fmt.Errorf("catalog: %s: %w", what, err)
 }
+
+// rowScanner is what *sql.Row and *sql.Rows share.
+type rowScanner interface{ Scan(...any) error }
+
+// queryAll runs query and scans every row with scan; what names the
+// result in errors.
+func queryAll[T any](ctx context.Context, c *Catalog, what string, scan func(rowScanner) (*T, error), query string, args ...any) ([]T, error) {
+	rows, err := c.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("catalog: %s: %w", what, err)
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, fmt.Errorf("catalog: %s: %w", what, err)
+		}
+		out = append(out, *v)
+	}
+	return out, rows.Err()
+}

@@ -56,7 +56,7 @@ const datasetCols = `d.id, d.title, d.k, d.m, d.plain_segment_size, d.segment_si
 	(SELECT count(*) FROM files f WHERE f.dataset_id = d.id AND f.state = 'available'),
 	(SELECT coalesce(sum(f.size), 0) FROM files f WHERE f.dataset_id = d.id AND f.state = 'available')`
 
-func scanDataset(s interface{ Scan(...any) error }) (*Dataset, error) {
+func scanDataset(s rowScanner) (*Dataset, error) {
 	var d Dataset
 	var created int64
 	if err := s.Scan(&d.ID, &d.Title, &d.K, &d.M, &d.PlainSegmentSize, &d.SegmentSize, &d.TransitKey, &d.CreatedBy, &created, &d.Files, &d.Bytes); err != nil {
@@ -77,20 +77,7 @@ func (c *Catalog) Dataset(ctx context.Context, id string) (*Dataset, error) {
 
 // Datasets returns every dataset, ordered by id.
 func (c *Catalog) Datasets(ctx context.Context) ([]Dataset, error) {
-	rows, err := c.db.QueryContext(ctx, `SELECT `+datasetCols+` FROM datasets d ORDER BY d.id`)
-	if err != nil {
-		return nil, fmt.Errorf("catalog: datasets: %w", err)
-	}
-	defer rows.Close()
-	var out []Dataset
-	for rows.Next() {
-		d, err := scanDataset(rows)
-		if err != nil {
-			return nil, fmt.Errorf("catalog: datasets: %w", err)
-		}
-		out = append(out, *d)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, c, "datasets", scanDataset, `SELECT `+datasetCols+` FROM datasets d ORDER BY d.id`)
 }
 
 // Roles returns user's relations to the dataset on day `today`

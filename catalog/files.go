@@ -63,7 +63,7 @@ type Upload struct {
 
 const fileCols = `f.id, f.dataset_id, f.name, f.size, f.stored_size, f.hash_alg, f.state, f.header_object, coalesce(f.manifest, x''), f.sha256, f.md5, f.created_by, f.created_at`
 
-func scanFile(s interface{ Scan(...any) error }, extra ...any) (*File, error) {
+func scanFile(s rowScanner, extra ...any) (*File, error) {
 	var f File
 	var created int64
 	dst := append([]any{&f.ID, &f.DatasetID, &f.Name, &f.Size, &f.StoredSize, &f.HashAlg, &f.State, &f.HeaderObject, &f.Manifest, &f.SHA256, &f.MD5, &f.CreatedBy, &created}, extra...)
@@ -108,7 +108,7 @@ func (c *Catalog) BeginUpload(ctx context.Context, u Upload) error {
 const uploadQuery = `SELECT u.id, u.segments, u.targets, u.state, u.created_by, u.created_at, u.expires_at, u.ended_at, u.cleaned_at, ` +
 	fileCols + ` FROM uploads u JOIN files f ON f.id = u.file_id `
 
-func scanUpload(s interface{ Scan(...any) error }) (*Upload, error) {
+func scanUpload(s rowScanner) (*Upload, error) {
 	var u Upload
 	var targets string
 	var created, expires int64
@@ -301,21 +301,8 @@ func (c *Catalog) ExpiredUploads(ctx context.Context, now time.Time) ([]string, 
 // issued for them had expired (a late PUT may have landed after the
 // previous clean-up). grace is the presigned-URL lifetime.
 func (c *Catalog) UploadsToClean(ctx context.Context, grace time.Duration) ([]Upload, error) {
-	rows, err := c.db.QueryContext(ctx, uploadQuery+`WHERE u.state IN ('aborted', 'expired')
+	return queryAll(ctx, c, "uploads to clean", scanUpload, uploadQuery+`WHERE u.state IN ('aborted', 'expired')
 		AND (u.cleaned_at IS NULL OR u.cleaned_at < u.ended_at + ?) ORDER BY u.ended_at`, int64(grace))
-	if err != nil {
-		return nil, fmt.Errorf("catalog: uploads to clean: %w", err)
-	}
-	defer rows.Close()
-	var out []Upload
-	for rows.Next() {
-		u, err := scanUpload(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, *u)
-	}
-	return out, rows.Err()
 }
 
 // MarkCleaned records that an ended session's objects were deleted at now.
@@ -346,22 +333,15 @@ func (c *Catalog) AvailableFile(ctx context.Context, datasetID, name string) (*F
 // Files returns the dataset's available files by name, without manifests
 // or headers.
 func (c *Catalog) Files(ctx context.Context, datasetID string) ([]File, error) {
-	rows, err := c.db.QueryContext(ctx, `SELECT f.id, f.dataset_id, f.name, f.size, f.stored_size, f.hash_alg, f.state, x'', x'', f.sha256, f.md5, f.created_by, f.created_at
-		FROM files f WHERE f.dataset_id = ? AND f.state IN ('available', 'damaged') ORDER BY f.name`, datasetID)
-	if err != nil {
-		return nil, fmt.Errorf("catalog: files: %w", err)
-	}
-	defer rows.Close()
-	var out []File
-	for rows.Next() {
-		f, err := scanFile(rows)
-		if err != nil {
-			return nil, err
+	scan := func(r rowScanner) (*File, error) {
+		f, err := scanFile(r)
+		if f != nil {
+			f.HeaderObject = nil
 		}
-		f.HeaderObject = nil
-		out = append(out, *f)
+		return f, err
 	}
-	return out, rows.Err()
+	return queryAll(ctx, c, "files", scan, `SELECT f.id, f.dataset_id, f.name, f.size, f.stored_size, f.hash_alg, f.state, x'', x'', f.sha256, f.md5, f.created_by, f.created_at
+		FROM files f WHERE f.dataset_id = ? AND f.state IN ('available', 'damaged') ORDER BY f.name`, datasetID)
 }
 
 func (c *Catalog) ids(ctx context.Context, q string, args ...any) ([]string, error) {

@@ -35,7 +35,7 @@ func (g *Grant) ActiveOn(today string) bool {
 
 const grantCols = `id, dataset_id, user, until, granted_by, granted_at, revoked_at, revoked_by, coalesce(superseded_by, 0)`
 
-func scanGrant(s interface{ Scan(...any) error }) (*Grant, error) {
+func scanGrant(s rowScanner) (*Grant, error) {
 	var g Grant
 	var granted int64
 	var revoked sql.NullInt64
@@ -113,20 +113,7 @@ func (c *Catalog) ActiveGrant(ctx context.Context, datasetID, user, today string
 
 // Grants returns the dataset's grant history, oldest first.
 func (c *Catalog) Grants(ctx context.Context, datasetID string) ([]Grant, error) {
-	rows, err := c.db.QueryContext(ctx, `SELECT `+grantCols+` FROM grants WHERE dataset_id = ? ORDER BY id`, datasetID)
-	if err != nil {
-		return nil, fmt.Errorf("catalog: grants: %w", err)
-	}
-	defer rows.Close()
-	var out []Grant
-	for rows.Next() {
-		g, err := scanGrant(rows)
-		if err != nil {
-			return nil, fmt.Errorf("catalog: grants: %w", err)
-		}
-		out = append(out, *g)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, c, "grants", scanGrant, `SELECT `+grantCols+` FROM grants WHERE dataset_id = ? ORDER BY id`, datasetID)
 }
 
 func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
