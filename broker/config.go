@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"github.com/ddbj/kura/internal/loopback"
 	"net"
 	"os"
 	"strconv"
@@ -261,8 +262,7 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("listen %q: %w", c.Listen, err)
 	}
 	if c.InsecureHTTP {
-		ip := net.ParseIP(host)
-		if host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		if !loopback.Host(host) {
 			return fmt.Errorf("insecure_http is allowed only on a loopback listen address, not %q", c.Listen)
 		}
 	} else if c.TLSCert == "" || c.TLSKey == "" {

@@ -21,6 +21,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/ddbj/kura/internal/loopback"
 	"io"
 	"net"
 	"net/http"
@@ -79,8 +80,7 @@ func New(o Options) (*Client, error) {
 	if u.Scheme == "http" {
 		// Every call carries the Vault token: plain HTTP only to this host,
 		// as kurad itself allows.
-		h := u.Hostname()
-		if ip := net.ParseIP(h); h != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		if !loopback.Host(u.Hostname()) {
 			return nil, &Error{Op: "connecting to kurad", Err: fmt.Errorf("plain http to %s would send the login token unencrypted", u.Host),
 				Hint: "use https://; http:// is allowed only for a loopback address"}
 		}

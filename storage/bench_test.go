@@ -93,7 +93,11 @@ const benchStream = 4 * benchSegment
 
 // BenchmarkWriterDir stores a 256 MiB stream 4+2 on six DirTargets.
 func BenchmarkWriterDir(b *testing.B) {
-	targets := localStack(b, benchDir(b), 3, 2)
+	benchWriter(b, localStack(b, benchDir(b), 3, 2))
+}
+
+// benchWriter stores a benchStream-byte stream 4+2 on targets, b.N times.
+func benchWriter(b *testing.B, targets []Target) {
 	data := randBytes(4, benchStream)
 	b.SetBytes(benchStream)
 	for b.Loop() {

@@ -207,21 +207,7 @@ func s3BenchTargets(b *testing.B) []Target {
 // BenchmarkWriterS3 and BenchmarkReaderS3 store and read a 256 MiB stream
 // 4+2 on six buckets of the KURA_TEST_S3_* server.
 func BenchmarkWriterS3(b *testing.B) {
-	targets := s3BenchTargets(b)
-	data := randBytes(4, benchStream)
-	b.SetBytes(benchStream)
-	for b.Loop() {
-		w, err := NewWriter(context.Background(), WriterOptions{DatasetID: "d", FileID: "f", Layout: DefaultLayout(), Targets: targets})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := io.Copy(w, bytes.NewReader(data)); err != nil {
-			b.Fatal(err)
-		}
-		if err := w.Close(); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchWriter(b, s3BenchTargets(b))
 }
 
 func BenchmarkReaderS3(b *testing.B) {

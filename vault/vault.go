@@ -11,7 +11,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"net"
+	"github.com/ddbj/kura/internal/loopback"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -59,7 +59,7 @@ func New(cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("vault: bad address %q: want https://host:port", cfg.Address)
 	}
 	if u.Scheme == "http" {
-		if ip := net.ParseIP(u.Hostname()); u.Hostname() != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		if !loopback.Host(u.Hostname()) {
 			return nil, fmt.Errorf("vault: refusing plain HTTP to %s: tokens and passwords would travel unencrypted (use https://)", u.Host)
 		}
 	}
