@@ -34,6 +34,8 @@ type Config struct {
 
 	Vault   VaultConfig    `toml:"vault"`
 	Targets []TargetConfig `toml:"targets"`
+	Scrub   ScrubConfig    `toml:"scrub"`   // scrub.go
+	Metrics MetricsConfig  `toml:"metrics"` // ops.go
 }
 
 // VaultConfig says how kurad reaches Vault.
@@ -59,7 +61,9 @@ type TargetConfig struct {
 
 // ConfigHelp documents every key and environment variable; kurad's --help
 // prints it.
-const ConfigHelp = `Configuration: a TOML file (--config) and KURAD_* environment variables,
+const ConfigHelp = baseConfigHelp + scrubConfigHelp + metricsConfigHelp
+
+const baseConfigHelp = `Configuration: a TOML file (--config) and KURAD_* environment variables,
 which override the file. Secrets are never taken from the TOML file itself.
 
   key                 env                        default
@@ -115,6 +119,12 @@ func LoadConfig(path string, getenv func(string) string) (*Config, error) {
 }
 
 func (c *Config) applyEnv(getenv func(string) string) error {
+	if err := c.Scrub.applyEnv(getenv); err != nil {
+		return err
+	}
+	if err := c.Metrics.applyEnv(getenv); err != nil {
+		return err
+	}
 	str := func(name string, dst *string) {
 		if v := getenv(name); v != "" {
 			*dst = v
@@ -304,5 +314,8 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("target %s: access key and secret key are required (secret_key_file or KURAD_S3_SECRET_KEY)", t.ID)
 		}
 	}
-	return nil
+	if err := c.Scrub.validate(); err != nil {
+		return err
+	}
+	return c.Metrics.validate()
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/ddbj/kura/api"
 	"github.com/ddbj/kura/catalog"
 	"github.com/ddbj/kura/storage"
+	"github.com/ddbj/kura/vault"
 )
 
 // fakeIdentity maps tokens to users, standing in for Vault's lookup-self.
@@ -226,4 +227,20 @@ func errBody(t *testing.T, raw []byte) api.Error {
 	}
 	e.RequestID = ""
 	return e
+}
+
+func (f *fakeKeys) ReadKey(context.Context, string) (*vault.KeyInfo, error) {
+	return nil, errors.New("fake transit: ReadKey not supported")
+}
+func (f *fakeKeys) Rewrap(context.Context, string, string, []byte) (string, error) {
+	return "", errors.New("fake transit: Rewrap not supported")
+}
+func (f *fakeKeys) Rotate(context.Context, string) error {
+	return errors.New("fake transit: Rotate not supported")
+}
+func (f *fakeKeys) ConfigureKey(context.Context, string, vault.KeyConfig) error {
+	return errors.New("fake transit: ConfigureKey not supported")
+}
+func (f *fakeKeys) DeleteKey(context.Context, string) error {
+	return errors.New("fake transit: DeleteKey not supported")
 }

@@ -170,6 +170,7 @@ func (s *Server) route(pattern, action string, auth bool, h handlerFunc) {
 		if action != "" {
 			s.audit(q, err, s.now().Sub(start))
 		}
+		s.observe(q, s.now().Sub(start))
 	})
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/ddbj/kura/catalog"
 	"github.com/ddbj/kura/crypto"
 	"github.com/ddbj/kura/storage"
+	"github.com/ddbj/kura/vault"
 )
 
 // KeyService is the subset of Vault Transit kurad uses; *vault.Client
@@ -31,6 +32,11 @@ import (
 type KeyService interface {
 	crypto.KeyWrapper
 	CreateKey(ctx context.Context, name string) error
+	ReadKey(ctx context.Context, name string) (*vault.KeyInfo, error)
+	Rewrap(ctx context.Context, name, ciphertext string, associatedData []byte) (string, error)
+	Rotate(ctx context.Context, name string) error
+	ConfigureKey(ctx context.Context, name string, cfg vault.KeyConfig) error
+	DeleteKey(ctx context.Context, name string) error
 	HMAC(ctx context.Context, name string, data []byte) (string, error)
 	VerifyHMAC(ctx context.Context, name string, data []byte, mac string) error
 }
@@ -58,7 +64,10 @@ type Options struct {
 	UploadExpiry time.Duration
 	Logger       *slog.Logger
 	Version      string
-	Now          func() time.Time // for tests; default time.Now
+	// Scrub and Metrics are the [scrub] and [metrics] config sections.
+	Scrub   ScrubConfig
+	Metrics MetricsConfig
+	Now     func() time.Time // for tests; default time.Now
 }
 
 // Defaults.
@@ -90,6 +99,9 @@ type Server struct {
 	version   string
 	now       func() time.Time
 	mux       *http.ServeMux
+
+	scrubState // scrub.go
+	opsState   // ops.go: target health, metrics
 }
 
 // New returns a Server.
@@ -132,6 +144,12 @@ func New(o Options) (*Server, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	if err := s.initScrub(o); err != nil {
+		return nil, err
+	}
+	if err := s.initOps(o); err != nil {
+		return nil, err
+	}
 	s.routes()
 	return s, nil
 }
@@ -166,6 +184,11 @@ func (s *Server) routes() {
 	s.route("PUT /v1/datasets/{ds}/grants/{user}", "grant.put", true, s.putGrant)
 	s.route("DELETE /v1/datasets/{ds}/grants/{user}", "grant.revoke", true, s.revokeGrant)
 	s.route("GET /v1/datasets/{ds}/grants", "grant.list", true, s.listGrants)
+	s.accessRoutes() // access.go
+	s.auditRoutes()  // audit.go
+	s.scrubRoutes()  // scrub.go
+	s.opsRoutes()    // ops.go
+	s.batchRoutes()  // batch.go
 	s.route("/", "unknown", false, func(q *request) error {
 		return errorf(http.StatusNotFound, "no such endpoint: %s %s", q.r.Method, q.r.URL.Path)
 	})
@@ -300,4 +323,11 @@ func (m macAuth) MAC(ctx context.Context, data []byte) (string, error) {
 
 func (m macAuth) Verify(ctx context.Context, data []byte, mac string) error {
 	return m.keys.VerifyHMAC(ctx, m.name, data, mac)
+}
+
+// Start runs kurad's background work (scheduled scrubs, target health
+// probes) until ctx ends. It returns at once.
+func (s *Server) Start(ctx context.Context) {
+	s.startScrub(ctx)
+	s.startOps(ctx)
 }

@@ -11,8 +11,14 @@ import (
 // recorded in schema_migrations by version (index+1). Never edit a
 // released migration; append a new one.
 var migrations = []string{
-	// 1: initial schema.
-	`
+	migrationInitial,
+	migrationAccess, // 2: migrate_access.go
+	migrationAudit,  // 3: migrate_audit.go
+	migrationScrub,  // 4: migrate_scrub.go
+}
+
+// migrationInitial is the first schema.
+const migrationInitial = `
 CREATE TABLE users (
 	name       TEXT PRIMARY KEY,
 	recipient  TEXT NOT NULL DEFAULT '',
@@ -91,8 +97,7 @@ CREATE TABLE grants (
 	superseded_by INTEGER REFERENCES grants(id)
 );
 CREATE INDEX grants_user ON grants(dataset_id, user);
-`,
-}
+`
 
 // SchemaVersion is the version a fully migrated catalog has.
 var SchemaVersion = len(migrations)

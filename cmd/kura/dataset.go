@@ -22,7 +22,7 @@ func datasetCommand() *cli.Command {
 			"   kura dataset create JGAD000001 --title 'WGS of 100 samples'\n" +
 			"   kura dataset list\n" +
 			"   kura dataset show JGAD000001",
-		Subcommands: []*cli.Command{
+		Subcommands: append([]*cli.Command{
 			{
 				Name:      "create",
 				Usage:     "create a dataset (you become its custodian)",
@@ -60,7 +60,7 @@ func datasetCommand() *cli.Command {
 				Flags:  []cli.Flag{jsonFlag},
 				Action: runDatasetShow,
 			},
-		},
+		}, datasetLifecycleCommands()...), // lifecycle.go
 	}
 }
 

@@ -50,6 +50,7 @@ func newApp() *cli.App {
 			datasetCommand(), lsCommand(),
 			uploadCommand(), fetchCommand(),
 			grantCommand(), revokeCommand(), grantsCommand(),
+			auditCommand(), adminCommand(), scrubCommand(),
 		},
 		EnableBashCompletion: true,
 		HideHelpCommand:      true,

@@ -21,6 +21,7 @@ func newApp() *cli.App {
 		Commands: []*cli.Command{
 			serveCommand(),
 			genCertCommand(),
+			catalogCommand(), // catalog.go
 			{
 				Name:  "version",
 				Usage: "print the version",

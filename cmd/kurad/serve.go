@@ -87,12 +87,13 @@ func serve(c *cli.Context) error {
 	srv, err := broker.New(broker.Options{
 		Catalog: cat, Identifier: broker.NewVaultIdentifier(vc, broker.MaxTokenCacheAge), Keys: vc, Targets: targets,
 		Admins: cfg.Admins, Submitters: cfg.Submitters, PresignExpiry: cfg.PresignExpiry, UploadExpiry: cfg.UploadExpiry,
-		Logger: log, Version: version,
+		Logger: log, Version: version, Scrub: cfg.Scrub, Metrics: cfg.Metrics,
 	})
 	if err != nil {
 		return err
 	}
 	go srv.RunReaper(ctx, time.Minute)
+	srv.Start(ctx) // background work: scheduled scrubs, target health
 	if !self.ExpireTime.IsZero() {
 		go renewToken(ctx, vc, log)
 	}

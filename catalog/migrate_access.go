@@ -1,0 +1,3 @@
+package catalog
+
+const migrationAccess = `SELECT 1;`

@@ -1,0 +1,3 @@
+package catalog
+
+const migrationAudit = `SELECT 1;`

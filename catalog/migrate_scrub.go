@@ -1,0 +1,3 @@
+package catalog
+
+const migrationScrub = `SELECT 1;`
