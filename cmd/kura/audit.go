@@ -3,5 +3,5 @@ package main
 import "github.com/urfave/cli/v2"
 
 func auditCommand() *cli.Command {
-	return &cli.Command{Name: "audit", Hidden: true, Flags: []cli.Flag{jsonFlag}}
+	return &cli.Command{Name: "audit", Hidden: true, Description: "EXAMPLES:\n   kura audit (not yet built)", Flags: []cli.Flag{jsonFlag}}
 }
