@@ -331,3 +331,11 @@ func (s *Server) Start(ctx context.Context) {
 	s.startScrub(ctx)
 	s.startOps(ctx)
 }
+
+// requireAdmin refuses a caller who is not an operator.
+func (s *Server) requireAdmin(q *request) error {
+	if !s.isAdmin(q.user) {
+		return errorf(http.StatusForbidden, "this needs the admin role")
+	}
+	return nil
+}
