@@ -861,7 +861,15 @@ func (s *Server) showScrub(q *request) error {
 	if err != nil {
 		return err
 	}
-	out, err := s.scrubRunAPI(q.ctx, id, true)
+	withFindings := true
+	switch v := q.r.URL.Query().Get("findings"); v {
+	case "", "true":
+	case "false":
+		withFindings = false // progress polls need only the summary
+	default:
+		return badRequest("findings=%q: want true or false", v)
+	}
+	out, err := s.scrubRunAPI(q.ctx, id, withFindings)
 	if err != nil {
 		return internal("reading the scrub", err)
 	}
