@@ -20,6 +20,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -358,6 +359,14 @@ func TestScrubServerDown(t *testing.T) {
 	// and the scrub did not mark it damaged.)
 	f.fetchAll(t, f.names()[1])
 
+	// A repair while the server is down rebuilds nothing it cannot place
+	// (4+2 on six targets leaves no spare target in any segment) and
+	// damages nothing: unreachable is not lost.
+	down, code, _ := f.scrub(t, f.ds, "--repair")
+	if code != 0 || down.Summary.Repaired != 0 || down.Summary.DamagedFiles != 0 || down.Summary.Deferred != down.Summary.Found || down.Summary.Found == 0 {
+		t.Fatalf("repair with a server down: exit %d, %+v", code, down.Summary)
+	}
+
 	restart()
 	f.waitMinio(t, targets)
 	rep, code, _ := f.scrub(t, f.ds, "--deep", "--repair")
@@ -473,4 +482,70 @@ func (s *stack) minioRequests(t *testing.T) map[string]float64 {
 		resp.Body.Close()
 	}
 	return out
+}
+
+// TestScrubResumesAfterKuradRestart: kurad is killed in the middle of a
+// paced scrub and started again; the run continues with the files it had
+// not finished (those finished keep their record) and completes.
+func TestScrubResumesAfterKuradRestart(t *testing.T) {
+	f := newScrubFixture(t, 4)
+	var started api.ScrubRun
+	if err := json.Unmarshal([]byte(f.admin.must(t, "scrub", f.ds, "--deep", "--rate", "3MiB/s", "--detach", "--json")), &started); err != nil {
+		t.Fatal(err)
+	}
+	doneAt := func() map[int]int64 {
+		db, err := sql.Open("sqlite", "file:"+filepath.Join(f.s.devDir, "kura.db")+"?mode=ro")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		rows, err := db.Query(`SELECT seq, done_at FROM scrub_files WHERE run_id = ? AND done_at IS NOT NULL`, started.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		out := map[int]int64{}
+		for rows.Next() {
+			var seq int
+			var at int64
+			rows.Scan(&seq, &at)
+			out[seq] = at
+		}
+		return out
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for len(doneAt()) < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("no file finished")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	pid, err := os.ReadFile(filepath.Join(f.s.devDir, "kurad.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p int
+	fmt.Sscan(string(pid), &p)
+	syscall.Kill(p, syscall.SIGKILL)
+	for i := 0; i < 50 && syscall.Kill(p, 0) == nil; i++ {
+		time.Sleep(100 * time.Millisecond)
+	}
+	before := doneAt()
+	if len(before) >= 4 {
+		t.Skip("the scrub finished before kurad could be killed")
+	}
+	if err := f.s.dev("up"); err != nil {
+		t.Fatal(err)
+	}
+	r := f.waitScrub(t, started.ID)
+	if r.State != api.ScrubDone || r.Summary.FilesDone != 4 || r.Summary.Found != 0 || r.Summary.Pieces != r.Summary.PiecesTotal {
+		t.Fatalf("resumed run: %s %+v", r.State, r.Summary)
+	}
+	after := doneAt()
+	for seq, at := range before {
+		if after[seq] != at {
+			t.Fatalf("file %d finished before the restart was scrubbed again", seq)
+		}
+	}
+	t.Logf("%d of 4 files were done when kurad was killed", len(before))
 }
