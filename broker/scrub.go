@@ -345,7 +345,9 @@ func (s *Server) runScrub(rec catalog.ScrubRun) error {
 		defer cancel()
 		s.execScrub(ctx, r)
 		s.scrubMu.Lock()
-		s.scrubCur = nil
+		if s.scrubCur == r {
+			s.scrubCur = nil
+		}
 		s.scrubMu.Unlock()
 	})
 	return nil
@@ -437,9 +439,16 @@ func (s *Server) countFile(res *scrubFileResult) {
 
 func (s *Server) endScrub(ctx context.Context, r *scrubRun, state, msg string) {
 	now := s.now()
+	// The run stops counting as ours and as running in the catalog at the
+	// same moment, so a client that sees it ended can start the next one.
+	s.scrubMu.Lock()
 	if err := s.cat.EndScrubRun(ctx, r.rec.ID, state, msg, now); err != nil {
 		s.log.Error("scrub: recording the end of a run", "run", r.rec.ID, "error", err.Error())
 	}
+	if s.scrubCur == r {
+		s.scrubCur = nil
+	}
+	s.scrubMu.Unlock()
 	t := &s.scrubTotals
 	t.mu.Lock()
 	t.runs++

@@ -19,6 +19,7 @@ import (
 	"github.com/ddbj/kura/api"
 	"github.com/ddbj/kura/catalog"
 	"github.com/ddbj/kura/storage"
+	"github.com/ddbj/kura/vault"
 )
 
 // flakyTarget is a server-side target that can be switched off, as a
@@ -51,6 +52,26 @@ func (f flakyTarget) Put(ctx context.Context, key string, r io.Reader, size int6
 	return f.dirTarget.Put(ctx, key, r, size)
 }
 
+// switchKeys is fakeKeys whose MAC calls fail as with Vault unreachable.
+type switchKeys struct {
+	*fakeKeys
+	down atomic.Bool
+}
+
+func (k *switchKeys) HMAC(ctx context.Context, name string, data []byte) (string, error) {
+	if k.down.Load() {
+		return "", fmt.Errorf("vault: %w", vault.ErrUnavailable)
+	}
+	return k.fakeKeys.HMAC(ctx, name, data)
+}
+
+func (k *switchKeys) VerifyHMAC(ctx context.Context, name string, data []byte, mac string) error {
+	if k.down.Load() {
+		return fmt.Errorf("vault: %w", vault.ErrUnavailable)
+	}
+	return k.fakeKeys.VerifyHMAC(ctx, name, data, mac)
+}
+
 // newScrubEnv is newEnv whose server-side targets can be switched off
 // (off[id]); the client side (e.targets) always reaches them.
 func newScrubEnv(t *testing.T, cfg ScrubConfig) (*env, map[string]*atomic.Bool) {
@@ -76,7 +97,7 @@ func newScrubEnv(t *testing.T, cfg ScrubConfig) (*env, map[string]*atomic.Bool) 
 		}
 	}
 	e.srv, err = New(Options{
-		Catalog: cat, Identifier: tokens, Keys: &fakeKeys{}, Targets: targets,
+		Catalog: cat, Identifier: tokens, Keys: &switchKeys{fakeKeys: &fakeKeys{}}, Targets: targets,
 		Admins: []string{"admin"}, Submitters: []string{"sam"},
 		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Version: "test",
 		Now: func() time.Time { return e.now }, Scrub: cfg,
@@ -493,5 +514,25 @@ func TestScrubConfig(t *testing.T) {
 		if !strings.Contains(scrubConfigHelp, k) {
 			t.Errorf("scrubConfigHelp does not document %s", k)
 		}
+	}
+}
+
+// TestScrubFailsClosedWithoutVault: manifests cannot be verified, so the
+// run stops as failed; no file is judged, damaged or repaired.
+func TestScrubFailsClosedWithoutVault(t *testing.T) {
+	e, _ := newScrubEnv(t, ScrubConfig{})
+	e.must(201, "tok-sam", "POST", "/v1/datasets", api.CreateDatasetRequest{ID: "JGAD6", Title: "t", PlainSegmentSize: 1 << 20}, nil)
+	f := e.upload("tok-sam", "JGAD6", "a", randBytes(2<<20), randBytes(16), randBytes(16))
+	m := e.manifest(f.ID)
+	for _, j := range []int{0, 1, 2} { // more than m: would be damaged
+		os.Remove(e.piecePath(m, 0, j))
+	}
+	e.srv.keys.(*switchKeys).down.Store(true)
+	r := e.scrub(api.ScrubRequest{Deep: true, Repair: true})
+	if r.State != api.ScrubFailed || !strings.Contains(r.Error, "vault unavailable") || r.Summary.FilesDone != 0 {
+		t.Fatalf("run without vault: %s %q %+v", r.State, r.Error, r.Summary)
+	}
+	if got, _ := e.cat.File(context.Background(), f.ID); got.State != catalog.FileAvailable {
+		t.Fatalf("file %s without vault", got.State)
 	}
 }
