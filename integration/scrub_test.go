@@ -151,7 +151,7 @@ func TestScrubBitRot(t *testing.T) {
 	}
 	rng := rand.New(rand.NewPCG(7, 7))
 	var want, wantLight []string
-	pieces := 0
+	pieces, empties := 0, 0
 	for _, name := range f.names() {
 		m := ms[name]
 		for i := range m.Segments {
@@ -161,8 +161,14 @@ func TestScrubBitRot(t *testing.T) {
 				p := m.Segments[i].Pieces[j]
 				tg := targetByID(t, targets, p.Target)
 				key := storage.PieceKey(f.ds, m.FileID, i, j)
-				kind := []string{"hash", "missing", "size"}[rng.IntN(3)]
+				kind := []string{"hash", "missing", "size", "empty"}[rng.IntN(4)]
 				switch kind {
+				case "empty": // S3 refuses a ranged GET of it (416)
+					if err := tg.Put(ctx, key, strings.NewReader(""), 0); err != nil {
+						t.Fatal(err)
+					}
+					kind = "size"
+					empties++
 				case "hash":
 					corruptObject(t, ctx, tg, key)
 				case "missing":
@@ -182,7 +188,7 @@ func TestScrubBitRot(t *testing.T) {
 	}
 	sort.Strings(want)
 	sort.Strings(wantLight)
-	if len(want) < 10 || len(wantLight) == len(want) || len(wantLight) == 0 {
+	if len(want) < 10 || len(wantLight) == len(want) || len(wantLight) == 0 || empties == 0 {
 		t.Fatalf("damage plan too thin: %d bad, %d light-visible", len(want), len(wantLight))
 	}
 	t.Logf("%d pieces, %d damaged (%d visible to a light scrub)", pieces, len(want), len(wantLight))

@@ -270,6 +270,9 @@ func checkPiece(ctx context.Context, m *Manifest, seg *SegmentMeta, j int, targe
 		return bad(FindingMissing, "not found"), 0
 	}
 	if err != nil {
+		if f := statAfterGetError(ctx, t, key, seg, j, p.Target); f != nil {
+			return f, 0
+		}
 		return unreachable(err), 0
 	}
 	defer rc.Close()
@@ -576,11 +579,15 @@ func readPiece(ctx context.Context, m *Manifest, seg *SegmentMeta, j int, target
 	if err := opts.Limiter.Wait(ctx, int64(len(buf))); err != nil {
 		return bad(FindingUnreachable, "%v", err)
 	}
-	rc, err := t.Get(ctx, PieceKey(m.DatasetID, m.FileID, seg.Index, j), 0, int64(len(buf))+1)
+	key := PieceKey(m.DatasetID, m.FileID, seg.Index, j)
+	rc, err := t.Get(ctx, key, 0, int64(len(buf))+1)
 	if errors.Is(err, ErrNotFound) {
 		return bad(FindingMissing, "not found")
 	}
 	if err != nil {
+		if f := statAfterGetError(ctx, t, key, seg, j, p.Target); f != nil {
+			return f
+		}
 		if ctx.Err() == nil {
 			opts.Down.Mark(p.Target)
 		}
@@ -604,6 +611,24 @@ func readPiece(ctx context.Context, m *Manifest, seg *SegmentMeta, j int, target
 	}
 	if hashHex(m.HashAlg, buf) != p.Hash {
 		return bad(FindingHash, "hash mismatch")
+	}
+	return nil
+}
+
+// statAfterGetError tells a failed GET of a damaged object from an
+// unreachable target: S3 refuses a ranged GET of an empty object (416),
+// which must be reported as a short piece, not mark a healthy target down.
+// It returns nil when the target does not answer a Stat either.
+func statAfterGetError(ctx context.Context, t Target, key string, seg *SegmentMeta, j int, target string) *Finding {
+	if ctx.Err() != nil {
+		return nil
+	}
+	oi, err := t.Stat(ctx, key)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return &Finding{Segment: seg.Index, Piece: j, Target: target, Kind: FindingMissing, Detail: "not found"}
+	case err == nil && oi.Size != seg.PieceSize:
+		return &Finding{Segment: seg.Index, Piece: j, Target: target, Kind: FindingSize, Detail: fmt.Sprintf("%d bytes, want %d", oi.Size, seg.PieceSize)}
 	}
 	return nil
 }

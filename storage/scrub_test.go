@@ -354,3 +354,40 @@ func TestRateLimiterReserves(t *testing.T) {
 		t.Fatalf("cancelled wait: %v", err)
 	}
 }
+
+// rangeRefusingTarget refuses a ranged GET of an empty object, as S3 does
+// (416 InvalidRange).
+type rangeRefusingTarget struct{ Target }
+
+func (r rangeRefusingTarget) Get(ctx context.Context, key string, off, length int64) (io.ReadCloser, error) {
+	if oi, err := r.Stat(ctx, key); err == nil && oi.Size == 0 && length > 0 {
+		return nil, errors.New("InvalidRange: The requested range is not satisfiable")
+	}
+	return r.Target.Get(ctx, key, off, length)
+}
+
+func TestScrubEmptyPieceIsShortNotUnreachable(t *testing.T) {
+	ctx := context.Background()
+	targets, _, ms, data := scrubFixture(t, 3)
+	m := ms["fa"]
+	os.WriteFile(pieceFile(t, m, targets, 0, 2), nil, 0o644)
+	wrapped := make([]Target, len(targets))
+	for i, tg := range targets {
+		wrapped[i] = rangeRefusingTarget{tg}
+	}
+	rep, err := Scrub(ctx, m, targetMap(wrapped), ScrubOptions{Deep: true, Concurrency: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("0/2/%s/size", m.Segments[0].Pieces[2].Target)
+	if got := findingSet(rep.Findings); len(got) != 1 || got[0] != want {
+		t.Fatalf("found %v, want only %s (the target must not be marked down)", got, want)
+	}
+	res, err := Repair(ctx, m, targetMap(wrapped), rep.Findings, RepairOptions{})
+	if err != nil || len(res.Repaired) != 1 {
+		t.Fatalf("repair %+v %v", res, err)
+	}
+	if got, _ := readAll(t, m, targets); !bytes.Equal(got, data["fa"]) {
+		t.Fatal("differs after repair")
+	}
+}
