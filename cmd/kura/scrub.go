@@ -1,7 +1,306 @@
 package main
 
-import "github.com/urfave/cli/v2"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ddbj/kura/api"
+	"github.com/ddbj/kura/client"
+)
+
+// exitUnrecoverable is kura scrub's exit status when a segment has lost
+// more pieces than parity covers (the file is marked damaged): distinct
+// from 1 (the command failed) so schedulers can page on it.
+const exitUnrecoverable = 3
+
+// scrubPoll is how often kura scrub asks kurad for progress.
+var scrubPoll = time.Second
 
 func scrubCommand() *cli.Command {
-	return &cli.Command{Name: "scrub", Hidden: true, Description: "EXAMPLES:\n   kura scrub (not yet built)", Flags: []cli.Flag{jsonFlag}}
+	return &cli.Command{
+		Name:      "scrub",
+		Usage:     "check that every piece of every file is present and intact; repair from parity (admin)",
+		ArgsUsage: "[DATASET]",
+		Description: "kurad checks each file's pieces against its signed manifest: a light scrub\n" +
+			"checks that every piece exists with the right size (no piece is read), --deep\n" +
+			"reads every piece and checks its hash. --repair rebuilds missing, short and\n" +
+			"corrupt pieces from the surviving ones (Reed-Solomon), verifies each rebuilt\n" +
+			"piece's hash and stores it (on its own target, or on another one that keeps\n" +
+			"the failure-domain rule), then re-signs the manifest. A segment with more\n" +
+			"than M lost pieces cannot be rebuilt: it is reported unrecoverable, nothing\n" +
+			"is written, the file is marked damaged, and kura exits with status 3.\n" +
+			"The scrub runs inside kurad, one at a time; this command follows it with a\n" +
+			"progress bar and prints a summary (--detach: start it and return).\n\n" +
+			"EXAMPLES:\n" +
+			"   kura scrub                                   # light scrub of everything\n" +
+			"   kura scrub JGAD000001 --deep --rate 200MiB/s # read and hash every piece, paced\n" +
+			"   kura scrub JGAD000001 --file NA12878.cram --deep --repair\n" +
+			"   kura scrub --deep --repair --detach --json | jq -r .id\n" +
+			"   kura scrub status                            # recent runs\n" +
+			"   kura scrub status scrub-1f2e... --json       # one run's full report",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "file", Usage: "scrub only the file `NAME` of DATASET"},
+			&cli.BoolFlag{Name: "deep", Usage: "read every piece and check its hash (default: existence and size only)"},
+			&cli.BoolFlag{Name: "repair", Usage: "rebuild bad pieces from parity and update the manifest"},
+			&cli.StringFlag{Name: "rate", Usage: "bound the deep read `RATE`, e.g. 200MiB/s (default: no limit)"},
+			&cli.BoolFlag{Name: "detach", Usage: "start the scrub and return; follow it with kura scrub status"},
+			jsonFlag,
+		},
+		Action: runScrub,
+		Subcommands: []*cli.Command{
+			{
+				Name:      "status",
+				Usage:     "show a scrub run, or list recent runs",
+				ArgsUsage: "[RUN]",
+				Description: "Without RUN, lists recent runs. With RUN, prints its summary and findings\n" +
+					"(--json: the full report); exit status 3 if it found unrecoverable segments.\n\n" +
+					"EXAMPLES:\n" +
+					"   kura scrub status\n" +
+					"   kura scrub status scrub-1f2e... --json | jq '.findings[] | select(.action != \"repaired\")'",
+				Flags:  []cli.Flag{jsonFlag},
+				Action: runScrubStatus,
+			},
+			{
+				Name:      "cancel",
+				Usage:     "stop a running scrub (files already checked keep their results)",
+				ArgsUsage: "RUN",
+				Description: "EXAMPLES:\n" +
+					"   kura scrub cancel scrub-1f2e...",
+				Flags:  []cli.Flag{jsonFlag},
+				Action: runScrubCancel,
+			},
+		},
+	}
 }
+
+func runScrub(c *cli.Context) error {
+	if c.NArg() > 1 {
+		return needArgs(c, 1, "at most one DATASET")
+	}
+	req := api.ScrubRequest{Dataset: c.Args().First(), File: c.String("file"), Deep: c.Bool("deep"), Repair: c.Bool("repair")}
+	if req.Dataset != "" {
+		if err := client.ValidateDatasetID(req.Dataset); err != nil {
+			return badArg(c, err)
+		}
+	}
+	if req.File != "" && req.Dataset == "" {
+		return badArg(c, errors.New("--file needs a DATASET"))
+	}
+	if v := c.String("rate"); v != "" {
+		r, err := api.ParseRate(v)
+		if err != nil {
+			return badArg(c, fmt.Errorf("bad --rate: %w", err))
+		}
+		if r > 0 && !req.Deep && !req.Repair {
+			return badArg(c, errors.New("--rate paces piece reads; a light scrub reads none (add --deep)"))
+		}
+		req.RateBytesPerSec = r
+	}
+	cl, _, err := newClient(c)
+	if err != nil {
+		return err
+	}
+	run, err := cl.StartScrub(c.Context, req)
+	if err != nil {
+		return &client.Error{Op: "starting a scrub", Err: err}
+	}
+	if c.Bool("detach") {
+		if c.Bool("json") {
+			return printJSON(stdout(c), run)
+		}
+		fmt.Fprintf(stdout(c), "Started %s %s.\nFollow it with: kura scrub status %s\n", scrubMode(run), run.ID, run.ID)
+		return nil
+	}
+	notice(c)("started %s %s (%d files); follow it elsewhere with `kura scrub status %s`", scrubMode(run), run.ID, run.Summary.Files, run.ID)
+	p := newProgress(stderr(c), run.Summary.BytesTotal, 1)
+	p.file(scrubMode(run), run.Summary.BytesTotal)
+	final, err := cl.WaitScrub(c.Context, run.ID, scrubPoll, func(r *api.ScrubRun) {
+		label := scrubMode(r)
+		if r.Current != "" {
+			label = r.Current
+		}
+		p.mu.Lock()
+		p.label = label
+		p.mu.Unlock()
+		p.update("", r.Summary.Bytes, r.Summary.BytesTotal)
+	})
+	p.clear()
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			notice(c)("stopped following; scrub %s continues in kurad (kura scrub status %s, kura scrub cancel %s)", run.ID, run.ID, run.ID)
+		}
+		return &client.Error{Op: "following scrub " + run.ID, Err: err}
+	}
+	return reportScrub(c, final)
+}
+
+func runScrubStatus(c *cli.Context) error {
+	if c.NArg() > 1 {
+		return needArgs(c, 1, "at most one RUN")
+	}
+	cl, _, err := newClient(c)
+	if err != nil {
+		return err
+	}
+	if id := c.Args().First(); id != "" {
+		r, err := cl.Scrub(c.Context, id, true)
+		if err != nil {
+			return &client.Error{Op: "reading scrub " + id, Err: err}
+		}
+		return reportScrub(c, r)
+	}
+	runs, err := cl.Scrubs(c.Context)
+	if err != nil {
+		return &client.Error{Op: "listing scrubs", Err: err}
+	}
+	if c.Bool("json") {
+		if runs == nil {
+			runs = []api.ScrubRun{}
+		}
+		return printJSON(stdout(c), runs)
+	}
+	w := table(stdout(c))
+	fmt.Fprintln(w, "RUN\tSTATE\tMODE\tSCOPE\tSTARTED\tFILES\tFOUND\tREPAIRED\tUNRECOVERABLE")
+	for _, r := range runs {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d/%d\t%d\t%d\t%d\n", r.ID, r.State, scrubMode(&r), scrubScope(&r),
+			r.StartedAt.UTC().Format(time.RFC3339), r.Summary.FilesDone, r.Summary.Files, r.Summary.Found, r.Summary.Repaired, r.Summary.Unrecoverable)
+	}
+	return w.Flush()
+}
+
+func runScrubCancel(c *cli.Context) error {
+	if err := needArgs(c, 1, "the RUN to cancel"); err != nil {
+		return err
+	}
+	cl, _, err := newClient(c)
+	if err != nil {
+		return err
+	}
+	id := c.Args().First()
+	r, err := cl.CancelScrub(c.Context, id)
+	if err != nil {
+		return &client.Error{Op: "cancelling scrub " + id, Err: err}
+	}
+	if c.Bool("json") {
+		return printJSON(stdout(c), r)
+	}
+	fmt.Fprintf(stdout(c), "Scrub %s is %s (%d of %d files checked).\n", r.ID, r.State, r.Summary.FilesDone, r.Summary.Files)
+	return nil
+}
+
+func scrubMode(r *api.ScrubRun) string {
+	m := "light scrub"
+	if r.Deep {
+		m = "deep scrub"
+	}
+	if r.Repair {
+		m += " with repair"
+	}
+	return m
+}
+
+func scrubScope(r *api.ScrubRun) string {
+	switch {
+	case r.File != "":
+		return r.Dataset + "/" + r.File
+	case r.Dataset != "":
+		return r.Dataset
+	}
+	return "all"
+}
+
+// maxFindingLines bounds the findings printed for people; --json has all.
+const maxFindingLines = 40
+
+// reportScrub prints a run (summary, findings) and turns an unrecoverable
+// or failed run into the exit status.
+func reportScrub(c *cli.Context, r *api.ScrubRun) error {
+	if c.Bool("json") {
+		if err := printJSON(stdout(c), r); err != nil {
+			return err
+		}
+	} else {
+		printScrub(stdout(c), r)
+	}
+	sm := r.Summary
+	switch {
+	case sm.Unrecoverable > 0:
+		return &exitError{code: exitUnrecoverable, err: &client.Error{Op: "scrub " + r.ID,
+			Err:  fmt.Errorf("%d segment(s) lost more pieces than parity covers; %d file(s) marked damaged", sm.Unrecoverable, sm.DamagedFiles),
+			Hint: "restore those files from another copy and upload them again"}}
+	case r.State == api.ScrubFailed:
+		return &client.Error{Op: "scrub " + r.ID, Err: fmt.Errorf("failed: %s", r.Error), Hint: "see kurad's log; start a new scrub when fixed"}
+	}
+	return nil
+}
+
+func printScrub(w io.Writer, r *api.ScrubRun) {
+	sm := r.Summary
+	fmt.Fprintf(w, "Scrub %s: %s, %s of %s\n", r.ID, r.State, scrubMode(r), scrubScope(r))
+	t := table(w)
+	fmt.Fprintf(t, "  files\t%d of %d checked\n", sm.FilesDone, sm.Files)
+	what := "size-checked"
+	if r.Deep {
+		what = "read and hashed"
+	}
+	fmt.Fprintf(t, "  segments\t%d\n", sm.Segments)
+	fmt.Fprintf(t, "  pieces\t%d, %s %s\n", sm.Pieces, client.FormatSize(sm.Bytes), what)
+	fmt.Fprintf(t, "  found\t%d bad pieces (missing %d, wrong size %d, bad hash %d, unreachable %d)\n", sm.Found, sm.Missing, sm.Size, sm.Hash, sm.Unreachable)
+	if r.Repair {
+		fmt.Fprintf(t, "  repaired\t%d\n", sm.Repaired)
+		if sm.Deferred > 0 {
+			fmt.Fprintf(t, "  not repaired now\t%d (see findings)\n", sm.Deferred)
+		}
+	}
+	fmt.Fprintf(t, "  unrecoverable\t%d segments, %d files marked damaged\n", sm.Unrecoverable, sm.DamagedFiles)
+	if sm.Seconds > 0 {
+		fmt.Fprintf(t, "  throughput\t%s/s over %s\n", client.FormatSize(int64(sm.BytesPerSec)), (time.Duration(sm.Seconds * float64(time.Second))).Round(time.Millisecond))
+	}
+	if sm.FileErrors > 0 {
+		fmt.Fprintf(t, "  not checked\t%d files (see below)\n", sm.FileErrors)
+	}
+	t.Flush()
+	for _, u := range r.Unrecoverable {
+		fmt.Fprintf(w, "UNRECOVERABLE %s/%s (%s) segment %d: pieces %v lost\n", u.Dataset, u.File, u.FileID, u.Segment, u.Pieces)
+	}
+	for _, e := range r.Errors {
+		fmt.Fprintf(w, "NOT CHECKED %s\n", e)
+	}
+	if len(r.Findings) > 0 {
+		t := table(w)
+		fmt.Fprintln(t, "FILE\tSEGMENT\tPIECE\tTARGET\tKIND\tACTION")
+		for i, f := range r.Findings {
+			if i == maxFindingLines {
+				break
+			}
+			action := f.Action
+			if f.MovedTo != "" {
+				action += " -> " + f.MovedTo
+			}
+			fmt.Fprintf(t, "%s/%s\t%d\t%d\t%s\t%s\t%s\n", f.Dataset, f.File, f.Segment, f.Piece, f.Target, f.Kind, action)
+		}
+		t.Flush()
+		if n := len(r.Findings); n > maxFindingLines || r.FindingsTruncated {
+			fmt.Fprintf(w, "(%d more findings; see --json)\n", sm.Found-maxFindingLines)
+		}
+	}
+	if r.State == api.ScrubRunning {
+		fmt.Fprintf(w, "Still running%s.\n", strings.TrimSuffix(" at "+r.Current, " at "))
+	}
+}
+
+// exitError carries a distinct exit status through main's error path.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+func (e *exitError) ExitCode() int { return e.code }

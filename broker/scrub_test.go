@@ -1,0 +1,538 @@
+package broker
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ddbj/kura/api"
+	"github.com/ddbj/kura/catalog"
+	"github.com/ddbj/kura/storage"
+	"github.com/ddbj/kura/vault"
+)
+
+// flakyTarget is a server-side target that can be switched off, as a
+// stopped MinIO server would be: every call fails (not "not found").
+type flakyTarget struct {
+	dirTarget
+	off *atomic.Bool
+}
+
+var errOff = errors.New("connection refused")
+
+func (f flakyTarget) Get(ctx context.Context, key string, off, n int64) (io.ReadCloser, error) {
+	if f.off.Load() {
+		return nil, errOff
+	}
+	return f.dirTarget.Get(ctx, key, off, n)
+}
+
+func (f flakyTarget) Stat(ctx context.Context, key string) (storage.ObjectInfo, error) {
+	if f.off.Load() {
+		return storage.ObjectInfo{}, errOff
+	}
+	return f.dirTarget.Stat(ctx, key)
+}
+
+func (f flakyTarget) Put(ctx context.Context, key string, r io.Reader, size int64) error {
+	if f.off.Load() {
+		return errOff
+	}
+	return f.dirTarget.Put(ctx, key, r, size)
+}
+
+// switchKeys is fakeKeys whose MAC calls fail as with Vault unreachable.
+type switchKeys struct {
+	*fakeKeys
+	down atomic.Bool
+}
+
+func (k *switchKeys) HMAC(ctx context.Context, name string, data []byte) (string, error) {
+	if k.down.Load() {
+		return "", fmt.Errorf("vault: %w", vault.ErrUnavailable)
+	}
+	return k.fakeKeys.HMAC(ctx, name, data)
+}
+
+func (k *switchKeys) VerifyHMAC(ctx context.Context, name string, data []byte, mac string) error {
+	if k.down.Load() {
+		return fmt.Errorf("vault: %w", vault.ErrUnavailable)
+	}
+	return k.fakeKeys.VerifyHMAC(ctx, name, data, mac)
+}
+
+// newScrubEnv is newEnv whose server-side targets can be switched off
+// (off[id]); the client side (e.targets) always reaches them.
+func newScrubEnv(t *testing.T, cfg ScrubConfig) (*env, map[string]*atomic.Bool) {
+	t.Helper()
+	ctx := context.Background()
+	cat, err := catalog.Open(ctx, filepath.Join(t.TempDir(), "kura.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cat.Close() })
+	e := &env{t: t, cat: cat, now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), logs: &bytes.Buffer{}}
+	off := map[string]*atomic.Bool{}
+	var targets []Target
+	for _, srv := range []string{"s1", "s2", "s3"} {
+		for _, b := range []string{"a", "b"} {
+			d, err := storage.NewDirTarget(srv+"-"+b, srv, t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			off[d.ID()] = &atomic.Bool{}
+			targets = append(targets, flakyTarget{dirTarget{d}, off[d.ID()]})
+			e.targets = append(e.targets, d)
+		}
+	}
+	e.srv, err = New(Options{
+		Catalog: cat, Identifier: tokens, Keys: &switchKeys{fakeKeys: &fakeKeys{}}, Targets: targets,
+		Admins: []string{"admin"}, Submitters: []string{"sam"},
+		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Version: "test",
+		Now: func() time.Time { return e.now }, Scrub: cfg,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, off
+}
+
+// waitScrub polls a run until it is no longer running.
+func (e *env) waitScrub(id string) api.ScrubRun {
+	e.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var r api.ScrubRun
+		e.must(200, "tok-admin", "GET", "/v1/scrubs/"+id, nil, &r)
+		if r.State != api.ScrubRunning {
+			return r
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("scrub %s still running: %+v", id, r.Summary)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (e *env) scrub(req api.ScrubRequest) api.ScrubRun {
+	e.t.Helper()
+	var r api.ScrubRun
+	e.must(202, "tok-admin", "POST", "/v1/scrubs", req, &r)
+	if r.State != api.ScrubRunning || r.ID == "" {
+		e.t.Fatalf("started scrub %+v", r)
+	}
+	return e.waitScrub(r.ID)
+}
+
+// piecePath is where piece j of segment i of a file lives, by the
+// catalog's manifest.
+func (e *env) manifest(fileID string) *storage.Manifest {
+	e.t.Helper()
+	f, err := e.cat.File(context.Background(), fileID)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	m, err := storage.ParseManifest(f.Manifest)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return m
+}
+
+func (e *env) piecePath(m *storage.Manifest, i, j int) string {
+	for _, t := range e.targets {
+		if t.ID() == m.Segments[i].Pieces[j].Target {
+			return filepath.Join(t.(*storage.DirTarget).Dir(), storage.PieceKey(m.DatasetID, m.FileID, i, j))
+		}
+	}
+	e.t.Fatalf("no target for segment %d piece %d", i, j)
+	return ""
+}
+
+func findingKeys(fs []api.ScrubFinding) []string {
+	var out []string
+	for _, f := range fs {
+		out = append(out, fmt.Sprintf("%s/%d/%d/%s", f.FileID, f.Segment, f.Piece, f.Kind))
+	}
+	sort.Strings(out)
+	return out
+}
+
+func TestScrubFindRepairAndDamage(t *testing.T) {
+	e, _ := newScrubEnv(t, ScrubConfig{})
+	e.must(201, "tok-sam", "POST", "/v1/datasets", api.CreateDatasetRequest{ID: "JGAD1", Title: "t", PlainSegmentSize: 1 << 20}, nil)
+	var files []api.File
+	for i := range 3 {
+		files = append(files, e.upload("tok-sam", "JGAD1", fmt.Sprintf("f%d.bam", i), randBytes(3<<20+1000*(i+1)), randBytes(16), randBytes(16)))
+	}
+
+	// Only admins scrub; bad requests change nothing.
+	e.must(403, "tok-sam", "POST", "/v1/scrubs", api.ScrubRequest{}, nil)
+	e.must(403, "tok-sam", "GET", "/v1/scrubs", nil, nil)
+	e.must(400, "tok-admin", "POST", "/v1/scrubs", api.ScrubRequest{File: "f0.bam"}, nil)
+	e.must(400, "tok-admin", "POST", "/v1/scrubs", api.ScrubRequest{RateBytesPerSec: -1}, nil)
+	e.must(400, "tok-admin", "POST", "/v1/scrubs", `{"deep":true,"bogus":1}`, nil)
+	e.must(404, "tok-admin", "POST", "/v1/scrubs", api.ScrubRequest{Dataset: "JGAD9"}, nil)
+	e.must(404, "tok-admin", "POST", "/v1/scrubs", api.ScrubRequest{Dataset: "JGAD1", File: "nope"}, nil)
+	e.must(404, "tok-admin", "GET", "/v1/scrubs/scrub-nope", nil, nil)
+	var runs []api.ScrubRun
+	if e.must(200, "tok-admin", "GET", "/v1/scrubs", nil, &runs); len(runs) != 0 {
+		t.Fatalf("refused requests recorded runs: %+v", runs)
+	}
+
+	clean := e.scrub(api.ScrubRequest{Deep: true})
+	if clean.State != api.ScrubDone || clean.Summary.Files != 3 || clean.Summary.FilesDone != 3 || clean.Summary.Found != 0 ||
+		clean.Summary.Segments != 12 || clean.Summary.Pieces != 12*6 || clean.Summary.Pieces != clean.Summary.PiecesTotal || clean.Summary.Bytes != clean.Summary.BytesTotal {
+		t.Fatalf("clean scrub %+v", clean)
+	}
+
+	// Damage: deleted and corrupted pieces, at most m=2 per segment, in
+	// two files.
+	var want, wantLight []string
+	for fi, d := range []struct {
+		file          int
+		seg, piece    int
+		del, truncate bool
+	}{
+		{0, 0, 1, true, false}, {0, 0, 4, false, false}, {0, 2, 0, false, false}, {0, 3, 5, true, false},
+		{2, 1, 2, false, true}, {2, 1, 3, true, false}, {2, 3, 0, false, false},
+	} {
+		_ = fi
+		m := e.manifest(files[d.file].ID)
+		path := e.piecePath(m, d.seg, d.piece)
+		kind := "hash"
+		switch {
+		case d.del:
+			os.Remove(path)
+			kind = "missing"
+		case d.truncate:
+			b, _ := os.ReadFile(path)
+			os.WriteFile(path, b[:len(b)-7], 0o600)
+			kind = "size"
+		default:
+			b, _ := os.ReadFile(path)
+			b[len(b)/2] ^= 0x80
+			os.WriteFile(path, b, 0o600)
+		}
+		k := fmt.Sprintf("%s/%d/%d/%s", files[d.file].ID, d.seg, d.piece, kind)
+		want = append(want, k)
+		if kind != "hash" {
+			wantLight = append(wantLight, k)
+		}
+	}
+	sort.Strings(want)
+	sort.Strings(wantLight)
+
+	light := e.scrub(api.ScrubRequest{Dataset: "JGAD1"})
+	if got := findingKeys(light.Findings); !slices.Equal(got, wantLight) || light.Deep {
+		t.Fatalf("light scrub found %v, want %v", got, wantLight)
+	}
+	deep := e.scrub(api.ScrubRequest{Deep: true})
+	if got := findingKeys(deep.Findings); !slices.Equal(got, want) {
+		t.Fatalf("deep scrub found %v, want %v", got, want)
+	}
+	for _, f := range deep.Findings {
+		if f.Action != api.ActionFound || f.File == "" || f.Dataset != "JGAD1" {
+			t.Fatalf("finding %+v", f)
+		}
+	}
+	// Scoped to one file.
+	one := e.scrub(api.ScrubRequest{Dataset: "JGAD1", File: "f1.bam", Deep: true})
+	if one.Summary.Files != 1 || one.Summary.Found != 0 {
+		t.Fatalf("scrub of the clean file: %+v", one.Summary)
+	}
+
+	rep := e.scrub(api.ScrubRequest{Deep: true, Repair: true})
+	if rep.Summary.Repaired != len(want) || rep.Summary.Found != len(want) || rep.Summary.Unrecoverable != 0 {
+		t.Fatalf("repair summary %+v", rep.Summary)
+	}
+	for _, f := range rep.Findings {
+		if f.Action != api.ActionRepaired || f.MovedTo != "" {
+			t.Fatalf("finding after repair %+v", f)
+		}
+	}
+	if after := e.scrub(api.ScrubRequest{Deep: true}); after.Summary.Found != 0 {
+		t.Fatalf("after repair: %v", findingKeys(after.Findings))
+	}
+
+	// Three pieces of one segment: unrecoverable, the file damaged, the
+	// others untouched, and nothing written.
+	m := e.manifest(files[1].ID)
+	for _, j := range []int{0, 3, 5} {
+		os.Remove(e.piecePath(m, 2, j))
+	}
+	bad := e.scrub(api.ScrubRequest{Deep: true, Repair: true})
+	if bad.Summary.Unrecoverable != 1 || bad.Summary.DamagedFiles != 1 || bad.Summary.Repaired != 0 ||
+		len(bad.Unrecoverable) != 1 || bad.Unrecoverable[0].FileID != files[1].ID || bad.Unrecoverable[0].Segment != 2 ||
+		fmt.Sprint(bad.Unrecoverable[0].Pieces) != "[0 3 5]" {
+		t.Fatalf("unrecoverable run: %+v %+v", bad.Summary, bad.Unrecoverable)
+	}
+	for _, p := range []int{0, 3, 5} {
+		if _, err := os.Stat(e.piecePath(m, 2, p)); !os.IsNotExist(err) {
+			t.Fatalf("piece %d of an unrecoverable segment was written", p)
+		}
+	}
+	for i, f := range files {
+		got, err := e.cat.File(context.Background(), f.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := catalog.FileAvailable
+		if i == 1 {
+			want = catalog.FileDamaged
+		}
+		if got.State != want {
+			t.Fatalf("file %d is %s, want %s", i, got.State, want)
+		}
+	}
+	e.must(404, "tok-sam", "POST", "/v1/datasets/JGAD1/files/f1.bam/fetch", nil, nil)
+
+	// Every run is recorded (kurad's clock is frozen here, so no order).
+	e.must(200, "tok-admin", "GET", "/v1/scrubs", nil, &runs)
+	ids := map[string]api.ScrubRun{}
+	for _, r := range runs {
+		ids[r.ID] = r
+	}
+	if len(runs) != 7 || ids[bad.ID].Summary.Unrecoverable != 1 || ids[clean.ID].State != api.ScrubDone || ids[rep.ID].Summary.Repaired != len(want) {
+		t.Fatalf("%d runs listed: %+v", len(runs), runs)
+	}
+}
+
+func TestScrubRepairMovesOffADownTarget(t *testing.T) {
+	e, off := newScrubEnv(t, ScrubConfig{})
+	// 2+1 on six targets leaves three targets free in every segment.
+	e.must(201, "tok-sam", "POST", "/v1/datasets", api.CreateDatasetRequest{ID: "JGAD2", Title: "t", K: 2, M: 1, PlainSegmentSize: 1 << 20}, nil)
+	data := randBytes(4<<20 + 99)
+	f := e.upload("tok-sam", "JGAD2", "x.cram", data, randBytes(16), randBytes(16))
+	before := e.manifest(f.ID)
+	down := before.Segments[0].Pieces[1].Target
+	off[down].Store(true)
+
+	r := e.scrub(api.ScrubRequest{Deep: true, Repair: true})
+	moved := 0
+	for _, fd := range r.Findings {
+		if fd.Kind != api.FindingUnreachable || fd.Target != down || fd.Action != api.ActionRepaired || fd.MovedTo == "" || fd.MovedTo == down {
+			t.Fatalf("finding %+v", fd)
+		}
+		moved++
+	}
+	if moved == 0 || r.Summary.Repaired != moved {
+		t.Fatalf("summary %+v", r.Summary)
+	}
+	after := e.manifest(f.ID)
+	if err := after.Verify(context.Background(), macAuth{e.srv.keys, TransitKeyName("JGAD2")}); err != nil {
+		t.Fatalf("repaired manifest does not verify: %v", err)
+	}
+	if after.MAC == before.MAC {
+		t.Fatal("manifest not re-signed")
+	}
+	domains := map[string]string{}
+	for _, tg := range e.targets {
+		domains[tg.ID()] = tg.Domain()
+	}
+	for i, s := range after.Segments {
+		segs, err := e.cat.Segment(context.Background(), f.ID, i)
+		if err != nil || fmt.Sprint(segs.Pieces) != fmt.Sprint(s.Pieces) {
+			t.Fatalf("segment row %d disagrees with the manifest: %v", i, err)
+		}
+		perDomain := map[string]int{}
+		for _, p := range s.Pieces {
+			if p.Target == down {
+				t.Fatalf("segment %d still uses %s", i, down)
+			}
+			perDomain[domains[p.Target]]++
+		}
+		for d, n := range perDomain {
+			if n > 1 {
+				t.Fatalf("segment %d: domain %s holds %d pieces with m=1", i, d, n)
+			}
+		}
+	}
+	// The stored manifest copies were rewritten too, and verify.
+	copies := 0
+	for _, tg := range e.targets {
+		if tg.ID() == down {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(tg.(*storage.DirTarget).Dir(), storage.ManifestKey("JGAD2", f.ID)))
+		if err != nil {
+			continue
+		}
+		m, err := storage.ParseManifest(b)
+		if err != nil || m.MAC != after.MAC {
+			t.Fatalf("manifest copy on %s is stale: %v", tg.ID(), err)
+		}
+		copies++
+	}
+	if copies < 2 {
+		t.Fatalf("only %d manifest copies rewritten", copies)
+	}
+	// With the target still off, a deep scrub is clean: nothing needs it.
+	if again := e.scrub(api.ScrubRequest{Deep: true}); again.Summary.Found != 0 {
+		t.Fatalf("after moving: %v", findingKeys(again.Findings))
+	}
+}
+
+func TestScrubOneAtATimeAndCancel(t *testing.T) {
+	e, _ := newScrubEnv(t, ScrubConfig{})
+	e.must(201, "tok-sam", "POST", "/v1/datasets", api.CreateDatasetRequest{ID: "JGAD3", Title: "t", PlainSegmentSize: 1 << 20}, nil)
+	e.upload("tok-sam", "JGAD3", "a", randBytes(2<<20), randBytes(16), randBytes(16))
+	var r api.ScrubRun
+	// One byte per second: the run sits in its limiter.
+	e.must(202, "tok-admin", "POST", "/v1/scrubs", api.ScrubRequest{Deep: true, RateBytesPerSec: 1}, &r)
+	raw := e.must(409, "tok-admin", "POST", "/v1/scrubs", api.ScrubRequest{}, nil)
+	if !strings.Contains(string(raw), r.ID) {
+		t.Fatalf("409 does not name the running scrub: %s", raw)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		snap := e.srv.scrubSnapshot()
+		if !snap.Running || snap.RunID != r.ID || !snap.Deep {
+			t.Fatalf("snapshot %+v", snap)
+		}
+		if snap.FilesTotal == 1 && snap.FilesDone == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("snapshot %+v", snap)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	e.must(403, "tok-sam", "DELETE", "/v1/scrubs/"+r.ID, nil, nil)
+	var c api.ScrubRun
+	e.must(200, "tok-admin", "DELETE", "/v1/scrubs/"+r.ID, nil, &c)
+	if c.State != api.ScrubCancelled || c.EndedAt == nil {
+		t.Fatalf("cancelled run %+v", c)
+	}
+	if snap := e.srv.scrubSnapshot(); snap.Running || snap.RunsCompleted != 1 || snap.LastRunState != "cancelled" {
+		t.Fatalf("snapshot after cancel %+v", snap)
+	}
+	// Free again.
+	if done := e.scrub(api.ScrubRequest{}); done.State != api.ScrubDone {
+		t.Fatalf("%+v", done)
+	}
+}
+
+// TestScrubResumesAfterRestart: a run left "running" by a previous kurad
+// (one of its two files finished) continues at Start with the other file
+// only.
+func TestScrubResumesAfterRestart(t *testing.T) {
+	e, _ := newScrubEnv(t, ScrubConfig{})
+	ctx := context.Background()
+	e.must(201, "tok-sam", "POST", "/v1/datasets", api.CreateDatasetRequest{ID: "JGAD4", Title: "t", PlainSegmentSize: 1 << 20}, nil)
+	a := e.upload("tok-sam", "JGAD4", "a", randBytes(2<<20), randBytes(16), randBytes(16))
+	b := e.upload("tok-sam", "JGAD4", "b", randBytes(2<<20), randBytes(16), randBytes(16))
+	os.Remove(e.piecePath(e.manifest(a.ID), 0, 0)) // would be found if a were re-scrubbed
+	os.Remove(e.piecePath(e.manifest(b.ID), 1, 2))
+	cands, err := e.cat.ScrubCandidates(ctx, "JGAD4", "")
+	if err != nil || len(cands) != 2 || cands[0].FileID != a.ID {
+		t.Fatalf("candidates %+v %v", cands, err)
+	}
+	rec := catalog.ScrubRun{ID: "scrub-old", Trigger: catalog.ScrubManual, StartedBy: "admin", DatasetID: "JGAD4", StartedAt: e.now}
+	if err := e.cat.CreateScrubRun(ctx, rec, cands); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.cat.FinishScrubFile(ctx, rec.ID, 0, []byte(`{"file_id":"`+a.ID+`","dataset":"JGAD4","name":"a","segments":3,"pieces":18,"bytes":1}`), e.now); err != nil {
+		t.Fatal(err)
+	}
+	// The catalog allows only one running run.
+	if err := e.cat.CreateScrubRun(ctx, catalog.ScrubRun{ID: "scrub-2", Trigger: catalog.ScrubManual, StartedBy: "x", StartedAt: e.now}, nil); !errors.Is(err, catalog.ErrState) {
+		t.Fatalf("second running run: %v", err)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	e.srv.Start(sctx)
+	r := e.waitScrub(rec.ID)
+	if r.State != api.ScrubDone || r.Summary.FilesDone != 2 || r.Summary.Found != 1 || r.Findings[0].FileID != b.ID {
+		t.Fatalf("resumed run %+v findings %v", r.Summary, findingKeys(r.Findings))
+	}
+}
+
+func TestScrubScheduled(t *testing.T) {
+	e, _ := newScrubEnv(t, ScrubConfig{LightInterval: time.Hour, Repair: true})
+	e.srv.scrubTick = 5 * time.Millisecond
+	e.must(201, "tok-sam", "POST", "/v1/datasets", api.CreateDatasetRequest{ID: "JGAD5", Title: "t", PlainSegmentSize: 1 << 20}, nil)
+	f := e.upload("tok-sam", "JGAD5", "a", randBytes(2<<20), randBytes(16), randBytes(16))
+	os.Remove(e.piecePath(e.manifest(f.ID), 1, 1))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	e.srv.Start(ctx)
+	deadline := time.Now().Add(30 * time.Second)
+	var runs []api.ScrubRun
+	for {
+		e.must(200, "tok-admin", "GET", "/v1/scrubs", nil, &runs)
+		if len(runs) == 1 && runs[0].State == api.ScrubDone {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no scheduled run finished: %+v", runs)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	r := runs[0]
+	if r.Trigger != "scheduled" || r.StartedBy != "kurad" || r.Deep || !r.Repair || r.Summary.Repaired != 1 {
+		t.Fatalf("scheduled run %+v", r)
+	}
+	// Not due again within the hour (kurad's clock is frozen in tests).
+	time.Sleep(50 * time.Millisecond)
+	if e.must(200, "tok-admin", "GET", "/v1/scrubs", nil, &runs); len(runs) != 1 {
+		t.Fatalf("%d runs within one interval", len(runs))
+	}
+}
+
+func TestScrubConfig(t *testing.T) {
+	var c ScrubConfig
+	env := map[string]string{"KURAD_SCRUB_LIGHT_INTERVAL": "24h", "KURAD_SCRUB_DEEP_INTERVAL": "720h", "KURAD_SCRUB_RATE": "200MiB/s", "KURAD_SCRUB_REPAIR": "true"}
+	if err := c.applyEnv(func(k string) string { return env[k] }); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.LightInterval != 24*time.Hour || c.DeepInterval != 720*time.Hour || c.rate != 200<<20 || !c.Repair {
+		t.Fatalf("config %+v", c)
+	}
+	for _, bad := range []ScrubConfig{{LightInterval: time.Second}, {DeepInterval: -time.Hour}, {Rate: "fast"}} {
+		if err := bad.validate(); err == nil {
+			t.Errorf("%+v accepted", bad)
+		}
+	}
+	if err := (&ScrubConfig{}).applyEnv(func(k string) string { return map[string]string{"KURAD_SCRUB_REPAIR": "maybe"}[k] }); err == nil {
+		t.Error("KURAD_SCRUB_REPAIR=maybe accepted")
+	}
+	for _, k := range []string{"light_interval", "deep_interval", "rate", "repair", "KURAD_SCRUB_RATE"} {
+		if !strings.Contains(scrubConfigHelp, k) {
+			t.Errorf("scrubConfigHelp does not document %s", k)
+		}
+	}
+}
+
+// TestScrubFailsClosedWithoutVault: manifests cannot be verified, so the
+// run stops as failed; no file is judged, damaged or repaired.
+func TestScrubFailsClosedWithoutVault(t *testing.T) {
+	e, _ := newScrubEnv(t, ScrubConfig{})
+	e.must(201, "tok-sam", "POST", "/v1/datasets", api.CreateDatasetRequest{ID: "JGAD6", Title: "t", PlainSegmentSize: 1 << 20}, nil)
+	f := e.upload("tok-sam", "JGAD6", "a", randBytes(2<<20), randBytes(16), randBytes(16))
+	m := e.manifest(f.ID)
+	for _, j := range []int{0, 1, 2} { // more than m: would be damaged
+		os.Remove(e.piecePath(m, 0, j))
+	}
+	e.srv.keys.(*switchKeys).down.Store(true)
+	r := e.scrub(api.ScrubRequest{Deep: true, Repair: true})
+	if r.State != api.ScrubFailed || !strings.Contains(r.Error, "vault unavailable") || r.Summary.FilesDone != 0 {
+		t.Fatalf("run without vault: %s %q %+v", r.State, r.Error, r.Summary)
+	}
+	if got, _ := e.cat.File(context.Background(), f.ID); got.State != catalog.FileAvailable {
+		t.Fatalf("file %s without vault", got.State)
+	}
+}
