@@ -486,6 +486,9 @@ func (s *Server) completeUpload(q *request) error {
 	if err := filestore.PutMetadata(q.ctx, targets, m, u.File.HeaderObject); err != nil {
 		return &httpError{status: http.StatusServiceUnavailable, msg: "storing the manifest and header failed; retry complete", cause: err}
 	}
+	if err := s.putFileInfo(q.ctx, targets, ds, &u.File, req.SHA256, req.MD5); err != nil {
+		return &httpError{status: http.StatusServiceUnavailable, msg: "storing the file info failed; retry complete", cause: err}
+	}
 	f, err := s.cat.CompleteUpload(q.ctx, u.ID, req.SHA256, req.MD5, mb, s.now())
 	if errors.Is(err, catalog.ErrState) {
 		return errorf(http.StatusConflict, "upload %s cannot complete: %v", u.ID, err)
