@@ -403,9 +403,11 @@ func TestFaultCatalogRebuild(t *testing.T) {
 		DatasetRow string `json:"dataset_row"`
 		Manifests  int    `json:"manifests_found"`
 		Files      []struct {
-			FileID, Name, Action string
-			Size                 int64
-			NameFromID           bool `json:"name_from_id"`
+			FileID     string `json:"file_id"`
+			Name       string `json:"name"`
+			Action     string `json:"action"`
+			Size       int64  `json:"size"`
+			NameFromID bool   `json:"name_from_id"`
 		}
 		Skipped []any
 	}
