@@ -68,13 +68,19 @@ func catalogRebuild(c *cli.Context) error {
 	if _, err := vc.LookupSelf(ctx); err != nil {
 		return fmt.Errorf("checking kurad's vault token: %w", err)
 	}
-	bts, err := s3Targets(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	targets := make([]storage.Target, len(bts))
-	for i, t := range bts {
-		targets[i] = t
+	// Unlike serve, no bucket is created or checked here: a rebuild only
+	// reads, and it works with a failure domain down (the manifests and
+	// headers are stored once per domain); unlistable targets are reported.
+	var targets []storage.Target
+	for _, tc := range cfg.Targets {
+		t, err := storage.NewS3Target(storage.S3Config{
+			ID: tc.ID, Domain: tc.Domain, Endpoint: tc.Endpoint, Bucket: tc.Bucket, Region: tc.Region,
+			AccessKey: tc.AccessKey, SecretKey: tc.SecretKey,
+		})
+		if err != nil {
+			return err
+		}
+		targets = append(targets, t)
 	}
 	cat, err := catalog.Open(ctx, cfg.Catalog)
 	if err != nil {
