@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -382,5 +383,42 @@ func TestEscapeLabel(t *testing.T) {
 	got := formatSample("m", 1.5, []string{"a", "x\"y\\z\nw"})
 	if got != `m{a="x\"y\\z\nw"} 1.5`+"\n" {
 		t.Fatalf("got %q", got)
+	}
+}
+
+func TestMetricsConfigFile(t *testing.T) {
+	dir := t.TempDir()
+	tok := writeFile(t, dir, "token", "s.kurad\n", 0o600)
+	mt := writeFile(t, dir, "metrics-token", "0123456789abcdef0123\n", 0o600)
+	conf := writeFile(t, dir, "kurad.toml", `
+listen = "127.0.0.1:9443"
+insecure_http = true
+[vault]
+address = "http://127.0.0.1:8200"
+token_file = "`+tok+`"
+[[targets]]
+id = "s1-a"
+domain = "s1"
+endpoint = "http://127.0.0.1:9000"
+bucket = "kura-a"
+access_key = "ak"
+[metrics]
+token_file = "`+mt+`"
+allow_unauthenticated_loopback = true
+probe_interval = "30s"
+probe_timeout = "3s"
+`, 0o600)
+	env := map[string]string{"KURAD_S3_SECRET_KEY": "sk"}
+	c, err := LoadConfig(conf, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := c.Metrics
+	if m.token != "0123456789abcdef0123" || !m.AllowLoopback || m.ProbeInterval != 30*time.Second || m.ProbeTimeout != 3*time.Second {
+		t.Fatalf("metrics config %+v", m)
+	}
+	os.Chmod(mt, 0o640)
+	if _, err := LoadConfig(conf, func(k string) string { return env[k] }); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("group-readable metrics token: %v", err)
 	}
 }
