@@ -190,9 +190,12 @@ func (s *Server) targetUp(id string) bool {
 
 // probeTargets probes every target at once, each with its own timeout, and
 // records the results.
-func (s *Server) probeTargets(ctx context.Context) {
+func (s *Server) probeTargets(ctx context.Context) { s.probe(ctx, s.targetIDs) }
+
+// probe probes the targets ids at once and records the results.
+func (s *Server) probe(ctx context.Context, ids []string) {
 	var wg sync.WaitGroup
-	for _, id := range s.targetIDs {
+	for _, id := range ids {
 		t := s.targets[id]
 		wg.Go(func() {
 			pctx, cancel := context.WithTimeout(ctx, s.opsCfg.ProbeTimeout)
@@ -304,25 +307,35 @@ func (s *Server) listTargets(q *request) error {
 // a 503 that says which targets are down and what the layout needs, so the
 // client neither hangs on a dead target nor weakens the failure-domain
 // rule.
-func (s *Server) uploadPlacement(l storage.Layout) ([]storage.Target, error) {
+func (s *Server) uploadPlacement(ctx context.Context, l storage.Layout) ([]storage.Target, error) {
 	all := s.allTargets()
-	healthy := storage.FilterTargets(all, s.targetUp)
-	if len(healthy) == len(all) {
-		if _, err := storage.Place(all, l, 0); err != nil {
-			return nil, internal("placing pieces", err)
-		}
-		return all, nil
-	}
-	if len(healthy) > 0 {
-		if _, err := storage.Place(healthy, l, 0); err == nil {
-			return healthy, nil
-		}
-	}
+	var healthy []storage.Target
 	var down []string
-	for _, t := range all {
-		if !s.targetUp(t.ID()) {
-			down = append(down, t.ID())
+	for attempt := 0; ; attempt++ {
+		healthy = storage.FilterTargets(all, s.targetUp)
+		if len(healthy) == len(all) {
+			if _, err := storage.Place(all, l, 0); err != nil {
+				return nil, internal("placing pieces", err)
+			}
+			return all, nil
 		}
+		if len(healthy) > 0 {
+			if _, err := storage.Place(healthy, l, 0); err == nil {
+				return healthy, nil
+			}
+		}
+		down = down[:0]
+		for _, t := range all {
+			if !s.targetUp(t.ID()) {
+				down = append(down, t.ID())
+			}
+		}
+		if attempt > 0 {
+			break
+		}
+		// Before refusing, ask the down targets again: one may have come
+		// back since the last probe, and a refusal should be current.
+		s.probe(ctx, down)
 	}
 	limit := l.M
 	if limit == 0 {

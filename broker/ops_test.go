@@ -178,6 +178,11 @@ func TestTargetHealthPlacement(t *testing.T) {
 	if !strings.Contains(e.logs.String(), `"msg":"storage target down","target":"s2-a"`) {
 		t.Fatalf("no log of the target going down:\n%s", e.logs)
 	}
+	// s1-a is in fact up: before refusing an upload kurad asks the down
+	// targets again, so a stale verdict does not refuse it.
+	if up, _ := e.begin("D42", "reprobed", 201); len(up.Targets) != 6 || !e.srv.targetUp("s1-a") {
+		t.Fatalf("after a re-probe: %d targets, s1-a up %v", len(up.Targets), e.srv.targetUp("s1-a"))
+	}
 }
 
 func TestProbesRun(t *testing.T) {

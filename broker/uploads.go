@@ -133,7 +133,7 @@ func (s *Server) beginUpload(q *request) error {
 	}
 	// Pieces go only to targets that are up (ops.go); the session keeps
 	// this set, so every segment of the upload is placed the same way.
-	targets, err := s.uploadPlacement(plan.layout)
+	targets, err := s.uploadPlacement(q.ctx, plan.layout)
 	if err != nil {
 		return err
 	}
