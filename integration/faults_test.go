@@ -295,7 +295,7 @@ func TestFaultKillDuringFetch(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	s.stopMinio(t, 1)
+	restart := s.stopMinio(t, 1)
 	stoppedAt, _ := os.Stat(out + ".partial")
 	if err := <-waited; err != nil {
 		t.Fatalf("fetch with a server stopped midway: %v\n%s", err, stderr.String())
@@ -325,6 +325,8 @@ func TestFaultKillDuringFetch(t *testing.T) {
 			t.Fatalf("degraded target %s is not on the stopped server", tg)
 		}
 	}
+	restart()
+	s.waitMetrics(t, s.adminToken(t), "s1 back up", serverUp(1, 1))
 }
 
 // kurad runs the kurad binary under test against the dev stack's config.
