@@ -30,7 +30,9 @@ func catalogCommand() *cli.Command {
 				"missing) in the catalog. Names, checksums and uploaders come from the sealed\n" +
 				"file info stored with each file; files stored before kura kept it are named\n" +
 				"by their file id. Copies that do not verify are skipped and reported; a\n" +
-				"Vault outage stops the rebuild. Files already in the catalog are left alone.\n\n" +
+				"Vault outage stops the rebuild. Files already in the catalog are left alone.\n" +
+				"Storage does not hold grants, members (other than --owner), users' registered\n" +
+				"keys or the audit log: re-grant, and users run 'kura key register' again.\n\n" +
 				"Dry run by default: --apply writes. Stop kurad first (SQLite is\n" +
 				"single-writer), and keep a copy of the old catalog file if there is one.\n\n" +
 				"EXAMPLES:\n" +
