@@ -137,5 +137,6 @@ func (s *Server) presignGet(q *request) error {
 	if err != nil {
 		return internal("presigning", err)
 	}
+	s.countPresign(http.MethodGet, meta.PieceSize)
 	return q.reply(http.StatusOK, api.PresignResponse{URL: url.String(), Method: http.MethodGet, ExpiresAt: s.now().Add(s.presign)})
 }

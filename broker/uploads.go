@@ -131,9 +131,11 @@ func (s *Server) beginUpload(q *request) error {
 		q.object = "upload/" + u.ID
 		return q.reply(http.StatusOK, au)
 	}
-	targets := s.allTargets()
-	if _, err := storage.Place(targets, plan.layout, 0); err != nil {
-		return internal("placing pieces", err)
+	// Pieces go only to targets that are up (ops.go); the session keeps
+	// this set, so every segment of the upload is placed the same way.
+	targets, err := s.uploadPlacement(q.ctx, plan.layout)
+	if err != nil {
+		return err
 	}
 	fileID := newID("f")
 	hdr, err := crypto.NewHeaderObject(fileKey, nonce, crypto.NewTransitRecipient(q.ctx, s.keys, a.ds.TransitKey, fileID))
@@ -309,6 +311,7 @@ func (s *Server) presignPut(q *request) error {
 	if err != nil {
 		return internal("presigning", err)
 	}
+	s.countPresign(http.MethodPut, (plan.segmentSize(seg)+int64(plan.layout.K)-1)/int64(plan.layout.K))
 	return q.reply(http.StatusOK, api.PresignResponse{URL: url.String(), Method: http.MethodPut, ExpiresAt: s.now().Add(s.presign)})
 }
 
@@ -362,6 +365,7 @@ func (s *Server) statPieces(ctx context.Context, ds, file string, meta *storage.
 			case errors.Is(err, storage.ErrNotFound):
 				errs[i] = errorf(http.StatusConflict, "piece %d of segment %d is not stored on %s; upload it first", i, meta.Index, p.Target)
 			case err != nil:
+				s.noteTargetError(ctx, p.Target, err)
 				errs[i] = &httpError{status: http.StatusServiceUnavailable, msg: fmt.Sprintf("cannot check piece %d of segment %d on %s", i, meta.Index, p.Target), cause: err}
 			case oi.Size != meta.PieceSize:
 				errs[i] = errorf(http.StatusConflict, "piece %d of segment %d on %s has %d bytes, want %d", i, meta.Index, p.Target, oi.Size, meta.PieceSize)
@@ -481,6 +485,9 @@ func (s *Server) completeUpload(q *request) error {
 	}
 	if err := filestore.PutMetadata(q.ctx, targets, m, u.File.HeaderObject); err != nil {
 		return &httpError{status: http.StatusServiceUnavailable, msg: "storing the manifest and header failed; retry complete", cause: err}
+	}
+	if err := s.putFileInfo(q.ctx, targets, ds, &u.File, req.SHA256, req.MD5); err != nil {
+		return &httpError{status: http.StatusServiceUnavailable, msg: "storing the file info failed; retry complete", cause: err}
 	}
 	f, err := s.cat.CompleteUpload(q.ctx, u.ID, req.SHA256, req.MD5, mb, s.now())
 	if errors.Is(err, catalog.ErrState) {

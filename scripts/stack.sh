@@ -111,8 +111,13 @@ start_minio() {
   wait_http "http://127.0.0.1:$port/minio/health/live" 60 "minio$n" || die "minio$n failed to start"
   for b in "${BUCKETS[@]}"; do
     # S3 CreateBucket, signed with SigV4 by curl; 409 means it exists.
-    code=$(curl -sS -o /dev/null -w '%{http_code}' --aws-sigv4 "aws:amz:us-east-1:s3" \
-      --user "$S3_ACCESS_KEY:$S3_SECRET_KEY" -X PUT "http://127.0.0.1:$port/$b")
+    # "live" comes before the object layer is ready: 503 means retry.
+    for _ in $(seq 1 100); do
+      code=$(curl -sS -o /dev/null -w '%{http_code}' --aws-sigv4 "aws:amz:us-east-1:s3" \
+        --user "$S3_ACCESS_KEY:$S3_SECRET_KEY" -X PUT "http://127.0.0.1:$port/$b")
+      [ "$code" = 503 ] || break
+      sleep 0.1
+    done
     case $code in 200|409) ;; *) die "minio$n: creating bucket $b: HTTP $code";; esac
   done
   log "minio$n up on 127.0.0.1:$port"

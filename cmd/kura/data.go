@@ -3,7 +3,9 @@ package main
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -198,6 +200,10 @@ type fetchOut struct {
 	Degraded  int64   `json:"segments_degraded"`
 	PiecesBad int64   `json:"pieces_bad"`
 	Seconds   float64 `json:"seconds"`
+
+	// DegradedTargets are the targets whose pieces could not be used (the
+	// data came from parity); empty when storage was healthy.
+	DegradedTargets []string `json:"degraded_targets"`
 }
 
 func runFetch(c *cli.Context) error {
@@ -237,12 +243,23 @@ func runFetch(c *cli.Context) error {
 		p.clear()
 		notice(c)(format, args...)
 	}
-	var once sync.Once
+	// Parity may cover for different targets in different segments: the
+	// notice names those of the first degraded segment, the report all.
+	var (
+		once         sync.Once
+		degradedMu   sync.Mutex
+		degradedTgts = map[string]bool{}
+	)
 	res, err := cl.FetchFile(c.Context, client.FetchOptions{
 		Dataset: ds, Name: name, Output: out, Stdout: stdout(c), Force: c.Bool("force"),
 		Identity: id, Range: rng, Raw: c.Bool("raw"), Concurrency: c.Int("concurrency"),
 		Progress: func(done, total int64) { p.update("fetch", done, total) },
 		OnDegraded: func(seg int, failures []storage.PieceFailure) {
+			degradedMu.Lock()
+			for _, f := range failures {
+				degradedTgts[f.Target] = true
+			}
+			degradedMu.Unlock()
 			once.Do(func() {
 				// One line, once: which targets failed and how. The full
 				// errors are for --debug.
@@ -266,6 +283,10 @@ func runFetch(c *cli.Context) error {
 		Dataset: ds, Name: name, FileID: res.File.ID, Output: out, Size: res.File.Size, Written: res.Bytes,
 		From: res.From, Resumed: res.Resumed, Verified: res.Verified, SHA256: res.File.SHA256, MD5: res.File.MD5,
 		Degraded: res.Stats.SegmentsDegraded, PiecesBad: res.Stats.PiecesBad, Seconds: res.Elapsed.Seconds(),
+		DegradedTargets: slices.Sorted(maps.Keys(degradedTgts)),
+	}
+	if o.DegradedTargets == nil {
+		o.DegradedTargets = []string{}
 	}
 	// With -o - standard output carries the data: the summary goes to stderr.
 	w := stdout(c)

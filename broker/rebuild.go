@@ -1,0 +1,346 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/ddbj/kura/catalog"
+	"github.com/ddbj/kura/crypto"
+	"github.com/ddbj/kura/filestore"
+	"github.com/ddbj/kura/storage"
+	"github.com/ddbj/kura/vault"
+)
+
+// RebuildOptions describe one catalog rebuild of a dataset from storage.
+type RebuildOptions struct {
+	Catalog   *catalog.Catalog
+	Keys      KeyService
+	Targets   []storage.Target
+	DatasetID string
+	// TransitKey is the dataset's key; "" for the catalog row's, else the
+	// broker's naming rule (TransitKeyName).
+	TransitKey string
+	// Owner becomes custodian and submitter of a dataset row that has to
+	// be recreated; required then.
+	Owner string
+	// Title of a recreated dataset row; "" for the title stored with the
+	// files, else a note that it was rebuilt.
+	Title string
+	Apply bool // false: report what would change, change nothing
+	Now   time.Time
+}
+
+// RebuildReport says what a rebuild found and did.
+type RebuildReport struct {
+	Dataset        string            `json:"dataset"`
+	TransitKey     string            `json:"transit_key"`
+	Applied        bool              `json:"applied"`
+	DatasetRow     string            `json:"dataset_row"` // "exists", "created", "would be created"
+	Layout         string            `json:"layout,omitempty"`
+	Manifests      int               `json:"manifests_found"`
+	Files          []RebuildFile     `json:"files"`
+	Skipped        []RebuildSkip     `json:"skipped"`
+	TargetsMissing map[string]string `json:"targets_unlisted,omitempty"`
+}
+
+// RebuildFile is one file found on storage.
+type RebuildFile struct {
+	FileID string `json:"file_id"`
+	Name   string `json:"name"`
+	Size   int64  `json:"size"`
+	// Action is "restored", "would restore" or "already in the catalog".
+	Action string `json:"action"`
+	// NameFromID: storage held no readable file info (files uploaded
+	// before kura stored it), so the file is named by its id and has no
+	// checksums; rename it if needed.
+	NameFromID bool   `json:"name_from_id,omitempty"`
+	Note       string `json:"note,omitempty"`
+}
+
+// RebuildSkip is a file on storage that was not restored, and why.
+type RebuildSkip struct {
+	FileID string `json:"file_id"`
+	Reason string `json:"reason"`
+}
+
+// Rebuild restores the catalog rows of a dataset's files from the
+// manifests, headers and sealed file info stored on the targets.
+//
+// Nothing from storage is trusted unverified: a manifest is used only if
+// its MAC verifies under the dataset's Transit key and it names this
+// dataset and file; the header beside it only if Transit opens it for that
+// file id (which also checks the header's MAC); the file info only if it
+// opens under that header's file key. Anything else is skipped and
+// reported. A Vault outage stops the rebuild (fail closed) instead of
+// being reported as bad files. Files already in the catalog are left
+// alone. Without Apply nothing is written.
+func Rebuild(ctx context.Context, o RebuildOptions) (*RebuildReport, error) {
+	if err := ValidateDatasetID(o.DatasetID); err != nil {
+		return nil, err
+	}
+	if o.Now.IsZero() {
+		o.Now = time.Now()
+	}
+	rep := &RebuildReport{Dataset: o.DatasetID, Applied: o.Apply, Files: []RebuildFile{}, Skipped: []RebuildSkip{}}
+	ds, err := o.Catalog.Dataset(ctx, o.DatasetID)
+	switch {
+	case err == nil:
+		rep.DatasetRow = "exists"
+		if o.TransitKey != "" && o.TransitKey != ds.TransitKey {
+			return nil, fmt.Errorf("dataset %s exists with transit key %q, not %q", ds.ID, ds.TransitKey, o.TransitKey)
+		}
+		o.TransitKey = ds.TransitKey
+	case errors.Is(err, catalog.ErrNotFound):
+		ds = nil
+		if o.TransitKey == "" {
+			o.TransitKey = TransitKeyName(o.DatasetID)
+		}
+		if o.Owner == "" {
+			return nil, fmt.Errorf("dataset %s is not in the catalog: pass --owner USER (made custodian and submitter of the recreated dataset)", o.DatasetID)
+		}
+		if err := vault.ValidUsername(o.Owner); err != nil {
+			return nil, fmt.Errorf("--owner: %w", err)
+		}
+	default:
+		return nil, err
+	}
+	rep.TransitKey = o.TransitKey
+	if err := vault.ValidKeyName(o.TransitKey); err != nil {
+		return nil, fmt.Errorf("transit key: %w", err)
+	}
+	byID := map[string]storage.Target{}
+	for _, t := range o.Targets {
+		byID[t.ID()] = t
+	}
+
+	found, listErrs := filestore.ListManifests(ctx, o.Targets, o.DatasetID)
+	if len(listErrs) > 0 {
+		rep.TargetsMissing = map[string]string{}
+		for id, err := range listErrs {
+			rep.TargetsMissing[id] = err.Error()
+		}
+		if len(listErrs) == len(o.Targets) {
+			return nil, fmt.Errorf("no storage target could be listed: %v", errors.Join(mapValues(listErrs)...))
+		}
+	}
+	rep.Manifests = len(found)
+	ids := make([]string, 0, len(found))
+	for id := range found {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	auth := macAuth{o.Keys, o.TransitKey}
+	for _, id := range ids {
+		rf, skip, err := rebuildOne(ctx, o, auth, byID, found[id], id, &ds, rep)
+		if err != nil {
+			return nil, err
+		}
+		if skip != "" {
+			rep.Skipped = append(rep.Skipped, RebuildSkip{FileID: id, Reason: skip})
+			continue
+		}
+		rep.Files = append(rep.Files, *rf)
+	}
+	if rep.DatasetRow == "" {
+		rep.DatasetRow = "not needed (no file could be restored)"
+	}
+	return rep, nil
+}
+
+func mapValues(m map[string]error) []error {
+	var out []error
+	for _, e := range m {
+		out = append(out, e)
+	}
+	return out
+}
+
+// recovered is one file's verified metadata from one target.
+type recovered struct {
+	m       *storage.Manifest
+	mb      []byte
+	hdr     []byte
+	fileKey []byte
+	src     storage.Target
+}
+
+// rebuildOne verifies one file's metadata and restores it. It returns a
+// skip reason for a file that cannot be restored, and an error only when
+// the rebuild must stop (Vault or the catalog failing).
+func rebuildOne(ctx context.Context, o RebuildOptions, auth macAuth, byID map[string]storage.Target, holders []string,
+	id string, ds **catalog.Dataset, rep *RebuildReport) (*RebuildFile, string, error) {
+	if f, err := o.Catalog.File(ctx, id); err == nil {
+		if f.DatasetID != o.DatasetID {
+			return nil, fmt.Sprintf("file id already in the catalog under dataset %s", f.DatasetID), nil
+		}
+		return &RebuildFile{FileID: id, Name: f.Name, Size: f.Size, Action: "already in the catalog"}, "", nil
+	} else if !errors.Is(err, catalog.ErrNotFound) {
+		return nil, "", err
+	}
+	var rec *recovered
+	var problems []string
+	for _, tid := range holders {
+		r, err := readVerified(ctx, o, auth, byID[tid], id)
+		if errors.Is(err, vault.ErrUnavailable) {
+			return nil, "", fmt.Errorf("vault unavailable while verifying %s: %w", id, err)
+		}
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%s: %v", tid, err))
+			continue
+		}
+		rec = r
+		break
+	}
+	if rec == nil {
+		return nil, fmt.Sprintf("no copy verifies (%s)", joinProblems(problems)), nil
+	}
+	defer clear(rec.fileKey)
+	m := rec.m
+	l := m.Layout()
+	if *ds != nil && (m.K != (*ds).K || m.M != (*ds).M || m.SegmentSize != (*ds).SegmentSize) {
+		return nil, fmt.Sprintf("layout %s does not match the dataset's %d+%d/%d", l, (*ds).K, (*ds).M, (*ds).SegmentSize), nil
+	}
+	plainSize, err := crypto.PlaintextSize(m.Size)
+	if err != nil {
+		return nil, fmt.Sprintf("manifest size: %v", err), nil
+	}
+	f := catalog.File{ID: id, DatasetID: o.DatasetID, Name: id, Size: plainSize, StoredSize: m.Size, HashAlg: m.HashAlg,
+		HeaderObject: rec.hdr, Manifest: rec.mb, CreatedBy: "kurad-rebuild", CreatedAt: o.Now}
+	rf := &RebuildFile{FileID: id}
+	info, infoErr := readFileInfo(ctx, o, byID, holders, rec, id)
+	switch {
+	case infoErr != nil:
+		rf.NameFromID = true
+		rf.Note = "no readable file info on storage (" + infoErr.Error() + "): named by its id, no checksums"
+	case crypto.CiphertextSize(info.Size) != m.Size:
+		rf.NameFromID = true
+		rf.Note = "file info disagrees with the manifest on the size: named by its id, no checksums"
+	default:
+		f.Name, f.Size, f.SHA256, f.MD5, f.CreatedBy, f.CreatedAt = info.Name, info.Size, info.SHA256, info.MD5, info.CreatedBy, info.CreatedAt
+	}
+	rf.Name, rf.Size = f.Name, f.Size
+
+	if *ds == nil {
+		// The first verified manifest fixes the recreated dataset's layout;
+		// later files must match it.
+		plainSeg, err := plainSegmentSize(m.SegmentSize)
+		if err != nil {
+			return nil, fmt.Sprintf("segment size: %v", err), nil
+		}
+		title := o.Title
+		if title == "" && info != nil {
+			title = info.DatasetTitle
+		}
+		if title == "" {
+			title = "rebuilt from storage by kurad catalog rebuild"
+		}
+		d := catalog.Dataset{ID: o.DatasetID, Title: title, K: m.K, M: m.M, PlainSegmentSize: plainSeg, SegmentSize: m.SegmentSize,
+			TransitKey: o.TransitKey, CreatedBy: o.Owner, CreatedAt: o.Now}
+		rep.Layout = fmt.Sprintf("%d+%d, %d-byte plaintext segments", m.K, m.M, plainSeg)
+		rep.DatasetRow = "would be created"
+		if o.Apply {
+			if err := o.Catalog.CreateDataset(ctx, d); err != nil {
+				return nil, "", fmt.Errorf("recreating dataset %s: %w", o.DatasetID, err)
+			}
+			rep.DatasetRow = "created"
+		}
+		*ds = &d
+	}
+	if !o.Apply {
+		rf.Action = "would restore"
+		return rf, "", nil
+	}
+	err = o.Catalog.RestoreFile(ctx, f, m.Segments, o.Now)
+	switch {
+	case errors.Is(err, catalog.ErrNameTaken):
+		return nil, fmt.Sprintf("the catalog already has a live file named %q", f.Name), nil
+	case err != nil:
+		return nil, "", err
+	}
+	rf.Action = "restored"
+	return rf, "", nil
+}
+
+func joinProblems(ps []string) string {
+	if len(ps) == 0 {
+		return "no copy could be read"
+	}
+	s := ps[0]
+	for _, p := range ps[1:] {
+		s += "; " + p
+	}
+	return s
+}
+
+// readVerified reads and verifies the manifest and header copy on t.
+func readVerified(ctx context.Context, o RebuildOptions, auth macAuth, t storage.Target, id string) (*recovered, error) {
+	if t == nil {
+		return nil, errors.New("target not configured")
+	}
+	mb, err := filestore.ReadSmall(ctx, t, storage.ManifestKey(o.DatasetID, id), storage.MaxManifestSize)
+	if err != nil {
+		return nil, err
+	}
+	m, err := storage.ParseManifest(mb)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.Verify(ctx, auth); err != nil {
+		return nil, fmt.Errorf("manifest MAC: %w", err)
+	}
+	if m.DatasetID != o.DatasetID || m.FileID != id {
+		return nil, fmt.Errorf("the manifest names %s/%s", m.DatasetID, m.FileID)
+	}
+	hdr, err := filestore.ReadSmall(ctx, t, storage.HeaderKey(o.DatasetID, id), 64<<10)
+	if err != nil {
+		return nil, err
+	}
+	key, _, err := crypto.OpenHeaderObject(hdr, crypto.NewTransitIdentity(ctx, o.Keys, o.TransitKey, id))
+	if err != nil {
+		return nil, fmt.Errorf("header: %w", err)
+	}
+	return &recovered{m: m, mb: mb, hdr: hdr, fileKey: key, src: t}, nil
+}
+
+// readFileInfo opens the first sealed info copy that opens.
+func readFileInfo(ctx context.Context, o RebuildOptions, byID map[string]storage.Target, holders []string, rec *recovered, id string) (*fileInfo, error) {
+	order := append([]string{rec.src.ID()}, holders...)
+	var last error = errors.New("not stored")
+	for _, tid := range order {
+		t := byID[tid]
+		if t == nil {
+			continue
+		}
+		obj, err := filestore.ReadSmall(ctx, t, FileInfoKey(o.DatasetID, id), maxFileInfo)
+		if errors.Is(err, storage.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			last = err
+			continue
+		}
+		fi, err := openFileInfo(rec.fileKey, o.DatasetID, id, obj)
+		if err != nil {
+			last = err
+			continue
+		}
+		return fi, nil
+	}
+	return nil, last
+}
+
+// plainSegmentSize inverts crypto.StoredSegmentSize.
+func plainSegmentSize(stored int64) (int64, error) {
+	const enc = crypto.ChunkSize + crypto.ChunkOverhead
+	if stored <= 0 || stored%enc != 0 {
+		return 0, fmt.Errorf("stored segment size %d is not a whole number of chunks", stored)
+	}
+	p := stored / enc * crypto.ChunkSize
+	if s, err := crypto.StoredSegmentSize(p); err != nil || s != stored {
+		return 0, fmt.Errorf("stored segment size %d does not come from a plaintext segment size", stored)
+	}
+	return p, nil
+}
