@@ -599,17 +599,35 @@ func (s *Server) writeMetrics(ctx context.Context, w *promWriter) {
 		}
 	}
 
-	// ---- scrub gauges (issue 5 scrub engine) ----
-	// SCRUB METRICS GO HERE: the lead wires the scrub engine's progress
-	// snapshot at merge, e.g.
-	//   w.family("kura_scrub_running", "gauge", "1 while a scrub runs.")
-	//   w.sample("kura_scrub_running", ...)
-	//   kura_scrub_{files,segments,pieces,bytes}_checked_total,
-	//   kura_scrub_{found,repaired,unrecoverable}_total,
-	//   kura_scrub_last_{start,end}_seconds
-	// Label values must come from fixed sets (mode="light|deep"), never
-	// from dataset or file ids.
-	// ---- end scrub gauges ----
+	// Scrub progress and findings. Labels come from fixed sets only (finding
+	// kinds), never from dataset or file ids.
+	sc := s.scrubSnapshot()
+	running := 0.0
+	if sc.Running {
+		running = 1
+	}
+	w.family("kura_scrub_running", "gauge", "1 while a scrub runs.")
+	w.sample("kura_scrub_running", running)
+	w.family("kura_scrub_files_total", "gauge", "Files the running scrub covers.")
+	w.sample("kura_scrub_files_total", float64(sc.FilesTotal))
+	w.family("kura_scrub_files_done", "gauge", "Files the running scrub has finished.")
+	w.sample("kura_scrub_files_done", float64(sc.FilesDone))
+	w.family("kura_scrub_runs_completed_total", "counter", "Scrub runs ended since kurad started.")
+	w.sample("kura_scrub_runs_completed_total", float64(sc.RunsCompleted))
+	w.family("kura_scrub_pieces_checked_total", "counter", "Pieces checked by scrubs since kurad started.")
+	w.sample("kura_scrub_pieces_checked_total", float64(sc.PiecesCheckedTotal))
+	w.family("kura_scrub_bytes_checked_total", "counter", "Piece bytes read by deep scrubs since kurad started.")
+	w.sample("kura_scrub_bytes_checked_total", float64(sc.BytesCheckedTotal))
+	w.family("kura_scrub_findings_total", "counter", "Bad pieces found by scrubs, by kind.")
+	for _, kind := range []string{"missing", "size", "hash", "unreachable"} {
+		w.sample("kura_scrub_findings_total", float64(sc.FindingsTotal[kind]), "kind", kind)
+	}
+	w.family("kura_scrub_repaired_total", "counter", "Pieces rebuilt and rewritten by repair scrubs.")
+	w.sample("kura_scrub_repaired_total", float64(sc.RepairedTotal))
+	w.family("kura_scrub_unrecoverable_total", "counter", "Segments found with more than m bad pieces.")
+	w.sample("kura_scrub_unrecoverable_total", float64(sc.UnrecoverableTotal))
+	w.family("kura_scrub_last_end_seconds", "gauge", "When the last scrub run ended, Unix time (0: none yet).")
+	w.sample("kura_scrub_last_end_seconds", unix(sc.LastRunEnd))
 }
 
 func unix(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }

@@ -158,6 +158,10 @@ func mapValues(m map[string]error) []error {
 	return out
 }
 
+// defaultRebuildTitle names a recreated dataset until a file's stored info
+// gives its real title.
+const defaultRebuildTitle = "rebuilt from storage by kurad catalog rebuild"
+
 // recovered is one file's verified metadata from one target.
 type recovered struct {
 	m       *storage.Manifest
@@ -235,7 +239,7 @@ func rebuildOne(ctx context.Context, o RebuildOptions, auth macAuth, byID map[st
 			title = info.DatasetTitle
 		}
 		if title == "" {
-			title = "rebuilt from storage by kurad catalog rebuild"
+			title = defaultRebuildTitle
 		}
 		d := catalog.Dataset{ID: o.DatasetID, Title: title, K: m.K, M: m.M, PlainSegmentSize: plainSeg, SegmentSize: m.SegmentSize,
 			TransitKey: o.TransitKey, CreatedBy: o.Owner, CreatedAt: o.Now}
@@ -248,6 +252,14 @@ func rebuildOne(ctx context.Context, o RebuildOptions, auth macAuth, byID map[st
 			rep.DatasetRow = "created"
 		}
 		*ds = &d
+	} else if (*ds).Title == defaultRebuildTitle && o.Title == "" && info != nil && info.DatasetTitle != "" {
+		// The file that recreated the row had no stored title; this one does.
+		if o.Apply {
+			if err := o.Catalog.SetDatasetTitle(ctx, o.DatasetID, info.DatasetTitle); err != nil {
+				return nil, "", fmt.Errorf("setting the title of dataset %s: %w", o.DatasetID, err)
+			}
+		}
+		(*ds).Title = info.DatasetTitle
 	}
 	if !o.Apply {
 		rf.Action = "would restore"

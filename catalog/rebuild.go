@@ -52,3 +52,17 @@ func (c *Catalog) RestoreFile(ctx context.Context, f File, segs []storage.Segmen
 		return nil
 	})
 }
+
+// SetDatasetTitle replaces a dataset's title. A catalog rebuild uses it
+// when the file that recreated the dataset row carried no stored title and
+// a later one does.
+func (c *Catalog) SetDatasetTitle(ctx context.Context, id, title string) error {
+	res, err := c.db.ExecContext(ctx, `UPDATE datasets SET title = ? WHERE id = ?`, title, id)
+	if err != nil {
+		return fmt.Errorf("catalog: set title: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
