@@ -213,4 +213,3 @@ func runAuditExport(c *cli.Context) error {
 	}
 	return nil
 }
-
