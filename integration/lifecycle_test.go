@@ -401,6 +401,11 @@ func TestDeleteDataset(t *testing.T) {
 	if len(again.Objects) != len(rep.Objects) || !again.FinishedAt.Equal(rep.FinishedAt) {
 		t.Errorf("stored report differs: %d vs %d objects", len(again.Objects), len(rep.Objects))
 	}
+	// The id is never reused, and trying does not bring a key back.
+	sam.refused(t, "dataset", "create", ds, "--title", "again")
+	if _, err := s.vault(t).ReadKey(testContext(t), key); !errors.Is(err, vault.ErrNotFound) {
+		t.Fatalf("re-creating a deleted dataset made a key: %v", err)
+	}
 	// Deleting again is harmless and changes nothing.
 	sam.must(t, "dataset", "delete", ds, "--confirm", ds, "--report", filepath.Join(dir, "rep2"))
 	var done bool
