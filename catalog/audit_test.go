@@ -117,6 +117,9 @@ func TestDeletionHidesDataset(t *testing.T) {
 	if u, _ := c.Upload(ctx, "u1"); u.State != UploadAborted || u.File.State != FileAborted {
 		t.Fatalf("open upload survived the deletion: %s/%s", u.State, u.File.State)
 	}
+	if todo, _ := c.UploadsToClean(ctx, time.Hour); len(todo) != 0 {
+		t.Fatalf("the reaper would clean a deleted dataset's upload: %+v", todo)
+	}
 	// Resuming keeps the first start.
 	if d, _ := c.StartDeletion(ctx, "DS1", "admin", t0.Add(time.Hour)); d.StartedBy != "sam" || !d.StartedAt.Equal(t0) {
 		t.Fatalf("restart changed the deletion: %+v", d)

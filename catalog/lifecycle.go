@@ -160,6 +160,10 @@ func (c *Catalog) FinishRotation(ctx context.Context, id int64, now time.Time) (
 	return r, nil
 }
 
+// reaperNever is a clean-up time beyond any presigned URL's lifetime (a
+// century, in nanoseconds): UploadsToClean never selects such an upload.
+const reaperNever = int64(100 * 365 * 24 * time.Hour)
+
 // Deletion is the progress of one dataset's deletion.
 type Deletion struct {
 	DatasetID      string
@@ -197,7 +201,14 @@ func (c *Catalog) StartDeletion(ctx context.Context, datasetID, by string, now t
 			WHERE state = 'open' AND file_id IN (SELECT id FROM files WHERE dataset_id = ?)`, ts(now), datasetID); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `UPDATE files SET state = 'aborted' WHERE dataset_id = ? AND state = 'uploading'`, datasetID)
+		if _, err := tx.ExecContext(ctx, `UPDATE files SET state = 'aborted' WHERE dataset_id = ? AND state = 'uploading'`, datasetID); err != nil {
+			return err
+		}
+		// The deletion's purge is these uploads' clean-up: keep the reaper
+		// away, so it never races the purge (on a versioned bucket a late
+		// reaper delete would leave a delete marker behind).
+		_, err := tx.ExecContext(ctx, `UPDATE uploads SET cleaned_at = ended_at + ?
+			WHERE state IN ('aborted', 'expired') AND file_id IN (SELECT id FROM files WHERE dataset_id = ?)`, reaperNever, datasetID)
 		return err
 	})
 	if err != nil {
