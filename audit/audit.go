@@ -167,6 +167,8 @@ const (
 	Reordered   = "reordered"   // seq goes backwards or repeats
 	BrokenLink  = "broken link" // prev_hash is not the previous record's hash
 	Malformed   = "malformed"   // not a record at all
+	Truncated   = "truncated"   // a record an earlier export ended with is gone
+	Rewritten   = "rewritten"   // a record an earlier export ended with has another hash
 	HeadUnknown = "unexpected first record"
 )
 
@@ -265,6 +267,51 @@ func (v *Verifier) Result() Result {
 		return *v.bad
 	}
 	return Result{OK: true, Records: v.n, Head: v.lastHash}
+}
+
+// Anchor is a record (seq and hash) known from outside the log, such as
+// the last line of an earlier export. A chain that verifies but no longer
+// holds its anchor was cut short or rewritten from some point on: the one
+// change a hash chain alone cannot reveal.
+type Anchor struct {
+	Seq  uint64
+	Hash string
+}
+
+// CheckAnchor returns the verdict for a chain whose record at a.Seq is r
+// (nil when there is none), given the chain's own result res.
+func CheckAnchor(res Result, a Anchor, r *Record) Result {
+	if !res.OK {
+		return res
+	}
+	switch {
+	case r == nil:
+		return Result{Records: res.Records, BadSeq: a.Seq, Kind: Truncated, Head: res.Head,
+			Reason: fmt.Sprintf("%s: record %d, which the anchor names, is not in the log (it ends at %d records)", Truncated, a.Seq, res.Records)}
+	case r.Hash != a.Hash:
+		return Result{Records: res.Records, BadSeq: a.Seq, Kind: Rewritten, Head: res.Head,
+			Reason: fmt.Sprintf("%s: record %d's hash differs from the anchor's; the log was rewritten from there or earlier", Rewritten, a.Seq)}
+	}
+	return res
+}
+
+// LastRecord returns the last record of an export, to use as an Anchor.
+func LastRecord(r io.Reader) (*Record, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), MaxLineLen+1)
+	var last []byte
+	for sc.Scan() {
+		if b := bytes.TrimSpace(sc.Bytes()); len(b) > 0 {
+			last = append(last[:0], b...)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if last == nil {
+		return nil, errors.New("audit: empty export")
+	}
+	return ParseRecord(last)
 }
 
 // Verify checks a whole sequence of records in stored order.

@@ -116,6 +116,43 @@ func TestExportRoundTrip(t *testing.T) {
 	}
 }
 
+func TestAnchor(t *testing.T) {
+	rs := chain(t, 6)
+	var buf bytes.Buffer
+	for i := range rs[:4] {
+		b, _ := rs[i].MarshalLine()
+		buf.Write(append(b, '\n'))
+	}
+	last, err := LastRecord(&buf)
+	if err != nil || last.Seq != 4 {
+		t.Fatalf("last record: %+v %v", last, err)
+	}
+	a := Anchor{Seq: last.Seq, Hash: last.Hash}
+	if res := CheckAnchor(Verify(rs), a, &rs[3]); !res.OK {
+		t.Fatalf("intact log fails its anchor: %+v", res)
+	}
+	// Cut after record 3: the chain itself still verifies.
+	cut := rs[:3]
+	if res := Verify(cut); !res.OK {
+		t.Fatal("a truncated chain should verify on its own")
+	}
+	if res := CheckAnchor(Verify(cut), a, nil); res.OK || res.Kind != Truncated || res.BadSeq != 4 {
+		t.Fatalf("truncation: %+v", res)
+	}
+	// Rewritten wholesale from record 2 on, consistently rehashed.
+	rw := chain(t, 6)
+	rw[1].Actor = "mallory"
+	for i := 1; i < len(rw); i++ {
+		rw[i].Seal(rw[i-1].Hash)
+	}
+	if res := CheckAnchor(Verify(rw), a, &rw[3]); res.OK || res.Kind != Rewritten {
+		t.Fatalf("rewrite: %+v", res)
+	}
+	if _, err := LastRecord(strings.NewReader("\n")); err == nil {
+		t.Fatal("empty export has a last record")
+	}
+}
+
 func TestParseRecordStrict(t *testing.T) {
 	rs := chain(t, 1)
 	good, _ := rs[0].MarshalLine()

@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 	"time"
@@ -110,9 +111,25 @@ func (s *Server) auditVerify(q *request) error {
 	if err := s.requireAdmin(q); err != nil {
 		return err
 	}
+	var anchor *audit.Anchor
+	if v := q.r.URL.Query(); v.Has("anchor_seq") || v.Has("anchor_hash") {
+		seq, err := strconv.ParseUint(v.Get("anchor_seq"), 10, 64)
+		h := v.Get("anchor_hash")
+		if err != nil || seq == 0 || len(h) != 2*audit.HashSize {
+			return badRequest("anchor_seq and anchor_hash: want a record's seq (1 or more) and its 64-digit hex hash")
+		}
+		anchor = &audit.Anchor{Seq: seq, Hash: h}
+	}
 	res, err := s.cat.VerifyAudit(q.ctx)
 	if err != nil {
 		return internal("reading the audit log", err)
+	}
+	if anchor != nil {
+		r, err := s.cat.AuditRecord(q.ctx, anchor.Seq)
+		if err != nil && !errors.Is(err, catalog.ErrNotFound) {
+			return internal("reading the audit log", err)
+		}
+		res = audit.CheckAnchor(res, *anchor, r)
 	}
 	if !res.OK {
 		s.log.Error("audit chain verification failed", "first_bad_seq", res.BadSeq, "reason", res.Reason)

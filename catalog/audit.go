@@ -163,3 +163,12 @@ func (c *Catalog) VerifyAudit(ctx context.Context) (audit.Result, error) {
 	})
 	return v.Result(), err
 }
+
+// AuditRecord returns the record with this seq, or ErrNotFound.
+func (c *Catalog) AuditRecord(ctx context.Context, seq uint64) (*audit.Record, error) {
+	r, err := scanAudit(c.db.QueryRowContext(ctx, `SELECT `+auditCols+` FROM audit WHERE seq = ?`, int64(seq)))
+	if err != nil {
+		return nil, notFound(err, fmt.Sprintf("audit record %d", seq))
+	}
+	return r, nil
+}

@@ -45,10 +45,17 @@ func (c *Client) AuditList(ctx context.Context, q AuditQuery) ([]api.AuditRecord
 	return out, c.do(ctx, http.MethodGet, path, nil, &out)
 }
 
-// AuditVerify asks kurad to verify the whole stored chain (admin).
-func (c *Client) AuditVerify(ctx context.Context) (*api.AuditVerifyResponse, error) {
+// AuditVerify asks kurad to verify the whole stored chain (admin). With an
+// anchor (the last record of an earlier export) it also checks that the
+// log still holds that record unchanged, which catches a log cut short or
+// rewritten wholesale since the export.
+func (c *Client) AuditVerify(ctx context.Context, anchor *audit.Anchor) (*api.AuditVerifyResponse, error) {
+	path := "/v1/audit/verify"
+	if anchor != nil {
+		path += "?" + url.Values{"anchor_seq": {strconv.FormatUint(anchor.Seq, 10)}, "anchor_hash": {anchor.Hash}}.Encode()
+	}
 	var out api.AuditVerifyResponse
-	return &out, c.do(ctx, http.MethodGet, "/v1/audit/verify", nil, &out)
+	return &out, c.do(ctx, http.MethodGet, path, nil, &out)
 }
 
 // AuditExport streams the whole audit chain (JSON lines) to w (admin) and

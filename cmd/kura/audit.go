@@ -47,12 +47,16 @@ func auditCommand() *cli.Command {
 				Name:  "verify",
 				Usage: "check the hash chain; exits non-zero naming the first bad record",
 				Description: "Without --file, kurad verifies the log in its catalog (admin). With --file,\n" +
-					"an export is verified here, offline, by the same code.\n\n" +
+					"an export is verified here, offline, by the same code. A hash chain cannot\n" +
+					"show that its tail was cut off or that it was rewritten wholesale; --anchor\n" +
+					"with an export kept elsewhere can.\n\n" +
 					"EXAMPLES:\n" +
 					"   kura audit verify\n" +
-					"   kura audit verify --file audit.jsonl --json",
+					"   kura audit verify --file audit.jsonl --json\n" +
+					"   kura audit verify --anchor audit-2026-10.jsonl",
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "file", Usage: "verify the export in `FILE` (JSON lines) instead of asking kurad"},
+					&cli.StringFlag{Name: "anchor", Usage: "also check that kurad's log still holds the last record of the earlier export `FILE` (catches a log cut short or rewritten since)"},
 					jsonFlag,
 				},
 				Action: runAuditVerify,
@@ -121,6 +125,9 @@ func runAuditVerify(c *cli.Context) error {
 	var res audit.Result
 	where := "kurad's audit log"
 	if path := c.String("file"); path != "" {
+		if c.String("anchor") != "" {
+			return badArg(c, fmt.Errorf("--anchor checks kurad's log; use it without --file"))
+		}
 		f, err := os.Open(path)
 		if err != nil {
 			return badArg(c, err)
@@ -131,11 +138,24 @@ func runAuditVerify(c *cli.Context) error {
 		}
 		where = path
 	} else {
+		var anchor *audit.Anchor
+		if path := c.String("anchor"); path != "" {
+			f, err := os.Open(path)
+			if err != nil {
+				return badArg(c, err)
+			}
+			last, err := audit.LastRecord(f)
+			f.Close()
+			if err != nil {
+				return badArg(c, fmt.Errorf("--anchor %s: %w", path, err))
+			}
+			anchor = &audit.Anchor{Seq: last.Seq, Hash: last.Hash}
+		}
 		cl, _, err := newClient(c)
 		if err != nil {
 			return err
 		}
-		r, err := cl.AuditVerify(c.Context)
+		r, err := cl.AuditVerify(c.Context, anchor)
 		if err != nil {
 			return &client.Error{Op: "verifying the audit log", Err: err}
 		}
