@@ -21,6 +21,12 @@ import (
 // with the database behind the broker's back.
 func newEnvAt(t *testing.T) (*env, string) {
 	t.Helper()
+	return newEnvWith(t, &fakeKeys{})
+}
+
+// newEnvWith is newEnvAt with a chosen key service.
+func newEnvWith(t *testing.T, keys KeyService) (*env, string) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "kura.db")
 	cat, err := catalog.Open(context.Background(), path)
 	if err != nil {
@@ -40,7 +46,7 @@ func newEnvAt(t *testing.T) (*env, string) {
 		}
 	}
 	e.srv, err = New(Options{
-		Catalog: cat, Identifier: tokens, Keys: &fakeKeys{}, Targets: targets,
+		Catalog: cat, Identifier: tokens, Keys: keys, Targets: targets,
 		Admins: []string{"admin"}, Submitters: []string{"sam"},
 		Logger: slog.New(slog.NewJSONHandler(e.logs, nil)), Version: "test",
 		Now: func() time.Time { return e.now },
