@@ -349,4 +349,3 @@ func TestRotateAndDelete(t *testing.T) {
 		t.Fatalf("audit: %+v", v)
 	}
 }
-
