@@ -348,4 +348,12 @@ func TestRotateAndDelete(t *testing.T) {
 	if !v.OK {
 		t.Fatalf("audit: %+v", v)
 	}
+	// The file key went through begin, rotation and fetch: it is in no
+	// record, in any encoding, and neither is any header.
+	exp := e.must(200, "tok-admin", "GET", "/v1/audit/export", nil, nil)
+	for _, secret := range []string{base64.StdEncoding.EncodeToString(key), hex.EncodeToString(key), "vault:v", "kura-transit", fr.HeaderObject[:40]} {
+		if bytes.Contains(exp, []byte(secret)) {
+			t.Errorf("audit export holds %q", secret)
+		}
+	}
 }
