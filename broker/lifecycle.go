@@ -151,7 +151,6 @@ func (s *Server) rotateKey(q *request) error {
 	// Passes until one finds nothing left under an older version: an
 	// upload that began (wrapping its key under the old version) while a
 	// pass ran is caught by the next one.
-	wasUploading := map[string]bool{}
 	for pass := 0; ; pass++ {
 		ids, err := s.cat.FileKeyIDs(ctx, id)
 		if err != nil {
@@ -160,7 +159,7 @@ func (s *Server) rotateKey(q *request) error {
 		resp.Files = len(ids)
 		changed, conflicts := 0, 0
 		for _, fid := range ids {
-			did, err := s.rotateFile(ctx, ds, fid, rot.TargetVersion, wasUploading)
+			did, err := s.rotateFile(ctx, ds, fid, rot.TargetVersion)
 			if errors.Is(err, catalog.ErrState) {
 				conflicts++ // changed under us (an upload completed): next pass
 				continue
@@ -188,19 +187,24 @@ func (s *Server) rotateKey(q *request) error {
 		}
 	}
 
+	v := rot.TargetVersion
+	if err := s.keys.ConfigureKey(ctx, key, vault.KeyConfig{MinDecryptionVersion: &v}); err != nil {
+		return internal("raising min_decryption_version", err)
+	}
+
 	// A complete that read its upload's header before this rotation
 	// rewrote it stores the old header next to the pieces; put the
-	// catalog's (current) copy there again.
-	for fid := range wasUploading {
+	// catalog's (current) copy there again for every file completed since
+	// the rotation began (in this run or an interrupted one).
+	done, err := s.cat.FilesCompletedSince(ctx, id, rot.StartedAt)
+	if err != nil {
+		return internal("listing files", err)
+	}
+	for _, fid := range done {
 		if err := s.refreshStoredMetadata(ctx, ds, fid); err != nil {
 			return &httpError{status: http.StatusServiceUnavailable, msg: fmt.Sprintf("key rotation of %s: storing the header of %s failed", id, fid),
 				hint: "run `kura dataset rotate-key " + id + "` again: it resumes", cause: err}
 		}
-	}
-
-	v := rot.TargetVersion
-	if err := s.keys.ConfigureKey(ctx, key, vault.KeyConfig{MinDecryptionVersion: &v}); err != nil {
-		return internal("raising min_decryption_version", err)
 	}
 
 	// An upload whose key was wrapped under the old version in the instant
@@ -252,15 +256,13 @@ func (s *Server) rotateKey(q *request) error {
 // The file key exists in this process only inside RewrapHeaderObject,
 // which checks the header MAC before rewrapping: only authentic headers
 // are carried over.
-func (s *Server) rotateFile(ctx context.Context, ds *catalog.Dataset, fid string, target int, wasUploading map[string]bool) (bool, error) {
+func (s *Server) rotateFile(ctx context.Context, ds *catalog.Dataset, fid string, target int) (bool, error) {
 	f, err := s.cat.File(ctx, fid)
 	if err != nil {
 		return false, err
 	}
 	switch f.State {
-	case catalog.FileUploading:
-		wasUploading[fid] = true
-	case catalog.FileAvailable, catalog.FileDamaged:
+	case catalog.FileUploading, catalog.FileAvailable, catalog.FileDamaged:
 	default:
 		return false, nil
 	}

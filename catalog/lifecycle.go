@@ -39,6 +39,12 @@ func (c *Catalog) FileKeyIDs(ctx context.Context, datasetID string) ([]string, e
 	return c.ids(ctx, `SELECT id FROM files WHERE dataset_id = ? AND state IN ('uploading', 'available', 'damaged') ORDER BY id`, datasetID)
 }
 
+// FilesCompletedSince returns the ids of a dataset's available files that
+// became available at or after t.
+func (c *Catalog) FilesCompletedSince(ctx context.Context, datasetID string, t time.Time) ([]string, error) {
+	return c.ids(ctx, `SELECT id FROM files WHERE dataset_id = ? AND state = 'available' AND available_at >= ? ORDER BY id`, datasetID, ts(t))
+}
+
 // ReplaceKeyMaterial swaps a file's stored header object, and its manifest
 // when newManifest is not nil, if and only if both still hold exactly the
 // old values (compare-and-swap). A concurrent change (an upload completing,
