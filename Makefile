@@ -46,7 +46,8 @@ FUZZ_TARGETS := \
 	./storage:FuzzValidateKey \
 	./api:FuzzValidateFileName \
 	./client:FuzzParseRange \
-	./client:FuzzParseSize
+	./client:FuzzParseSize \
+	./audit:FuzzParseRecord
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; echo "fuzz $$fn ($$pkg)"; \

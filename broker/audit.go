@@ -1,11 +1,173 @@
 package broker
 
-import "context"
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
 
-func (s *Server) auditRoutes() {}
+	"github.com/ddbj/kura/api"
+	"github.com/ddbj/kura/audit"
+	"github.com/ddbj/kura/catalog"
+)
+
+func (s *Server) auditRoutes() {
+	s.route("GET /v1/audit", "audit.list", true, s.auditList)
+	s.route("GET /v1/audit/verify", "audit.verify", true, s.auditVerify)
+	s.route("GET /v1/audit/export", "audit.export", true, s.auditExport)
+	s.lifecycleRoutes() // lifecycle.go
+}
+
+// appendAudit commits r to the chain. Over-long fields are cut (a record
+// must never fail to append because a caller sent a long path).
+func (s *Server) appendAudit(ctx context.Context, r audit.Record) (*audit.Record, error) {
+	for _, f := range []*string{&r.Actor, &r.Action, &r.Object, &r.Dataset, &r.Source, &r.RequestID, &r.Detail} {
+		if len(*f) > audit.MaxFieldLen {
+			*f = (*f)[:audit.MaxFieldLen-3] + "..."
+		}
+	}
+	// The append must finish even when the client went away: the work it
+	// records has happened.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	return s.cat.AppendAudit(ctx, r)
+}
 
 // recordEvent appends an event that is not an HTTP request (a scheduled
 // scrub, a background repair) to the audit log. actor is a user name or
 // "kurad"; result is "ok", "refused" or "error"; detail is a short
-// human-readable line and must hold no secret.
-func (s *Server) recordEvent(ctx context.Context, actor, action, object, result, detail string) {}
+// human-readable line and must hold no secret. A failed append is logged
+// at error level with the whole event, so it is not lost.
+func (s *Server) recordEvent(ctx context.Context, actor, action, object, result, detail string) {
+	if err := s.event(ctx, actor, action, object, result, detail); err != nil {
+		s.log.Error("audit event not recorded", "actor", actor, "action", action, "object", object, "result", result, "detail", detail, "error", err)
+	}
+}
+
+// event is recordEvent returning the error, for callers that must stop
+// when the record cannot be written.
+func (s *Server) event(ctx context.Context, actor, action, object, result, detail string) error {
+	switch result {
+	case audit.ResultOK, audit.ResultRefused, audit.ResultError:
+	default:
+		result = audit.ResultError
+	}
+	_, err := s.appendAudit(ctx, audit.Record{Time: s.now(), Actor: actor, Action: action, Object: object, Result: result, Detail: detail})
+	return err
+}
+
+// auditList: admins see everything; a custodian may list their dataset's
+// records (dataset= given).
+func (s *Server) auditList(q *request) error {
+	v := q.r.URL.Query()
+	f := catalog.AuditFilter{Dataset: v.Get("dataset"), Actor: v.Get("user")}
+	q.object = "audit"
+	if f.Dataset != "" {
+		if s.isAdmin(q.user) {
+			// Admins may read the audit of a deleted dataset too.
+			q.object = "dataset/" + f.Dataset
+		} else if _, err := s.requireDataset(q, f.Dataset, "custodian"); err != nil {
+			return err
+		}
+	} else if err := s.requireAdmin(q); err != nil {
+		return &httpError{status: http.StatusForbidden, msg: "listing the whole audit log needs the admin role",
+			hint: "custodians: add --dataset ID to list their dataset's records"}
+	}
+	if since := v.Get("since"); since != "" {
+		t, err := parseSince(since)
+		if err != nil {
+			return badRequest("since=%q: want RFC 3339 (2026-01-02T15:04:05Z) or YYYY-MM-DD", since)
+		}
+		f.Since = t
+	}
+	if l := v.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > catalog.MaxAuditLimit {
+			return badRequest("limit=%q: want 1..%d", l, catalog.MaxAuditLimit)
+		}
+		f.Limit = n
+	}
+	rs, err := s.cat.AuditRecords(q.ctx, f)
+	if err != nil {
+		return internal("reading the audit log", err)
+	}
+	if rs == nil {
+		rs = []audit.Record{}
+	}
+	return q.reply(http.StatusOK, rs)
+}
+
+func parseSince(s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	return time.Parse(time.DateOnly, s)
+}
+
+func (s *Server) auditVerify(q *request) error {
+	q.object = "audit"
+	if err := s.requireAdmin(q); err != nil {
+		return err
+	}
+	var anchor *audit.Anchor
+	if v := q.r.URL.Query(); v.Has("anchor_seq") || v.Has("anchor_hash") {
+		seq, err := strconv.ParseUint(v.Get("anchor_seq"), 10, 64)
+		h := v.Get("anchor_hash")
+		if err != nil || seq == 0 || len(h) != 2*audit.HashSize {
+			return badRequest("anchor_seq and anchor_hash: want a record's seq (1 or more) and its 64-digit hex hash")
+		}
+		anchor = &audit.Anchor{Seq: seq, Hash: h}
+	}
+	res, err := s.cat.VerifyAudit(q.ctx)
+	if err != nil {
+		return internal("reading the audit log", err)
+	}
+	if anchor != nil {
+		r, err := s.cat.AuditRecord(q.ctx, anchor.Seq)
+		if err != nil && !errors.Is(err, catalog.ErrNotFound) {
+			return internal("reading the audit log", err)
+		}
+		res = audit.CheckAnchor(res, *anchor, r)
+	}
+	if !res.OK {
+		s.log.Error("audit chain verification failed", "first_bad_seq", res.BadSeq, "reason", res.Reason)
+	}
+	return q.reply(http.StatusOK, api.AuditVerifyResponse(res))
+}
+
+// auditExport streams the whole chain as JSON lines. Its own record is
+// committed before the first line is sent, so it is in the export.
+func (s *Server) auditExport(q *request) error {
+	q.object = "audit"
+	if err := s.requireAdmin(q); err != nil {
+		return err
+	}
+	q.w.Header().Set("Content-Type", "application/x-ndjson")
+	q.w.Header().Set("Cache-Control", "no-store")
+	if err := q.stream(s, http.StatusOK); err != nil {
+		return err
+	}
+	enc := json.NewEncoder(q.w)
+	flusher, _ := q.w.(http.Flusher)
+	n := 0
+	err := s.cat.EachAudit(q.ctx, func(r *audit.Record) error {
+		r.Time = r.Time.UTC()
+		if err := enc.Encode(r); err != nil {
+			return err
+		}
+		if n++; n%1000 == 0 && flusher != nil {
+			flusher.Flush()
+		}
+		return nil
+	})
+	if err != nil {
+		// The status is sent; the client sees a truncated export, which
+		// its verifier reports. Say so in the log and the audit.
+		s.log.Error("audit export interrupted", "request_id", q.id, "records", n, "error", err)
+		s.recordEvent(context.WithoutCancel(q.ctx), q.userName(), "audit.export", "audit", audit.ResultError,
+			"export interrupted after "+strconv.Itoa(n)+" records")
+	}
+	return nil
+}

@@ -63,7 +63,7 @@ func (s *Server) createDataset(q *request) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.cat.Dataset(q.ctx, req.ID); err == nil {
+	if _, _, err := s.cat.DatasetIncludingDeleted(q.ctx, req.ID); err == nil { // ids of deleted datasets are never reused
 		return errorf(http.StatusConflict, "dataset %q already exists", req.ID)
 	}
 	key := TransitKeyName(req.ID)

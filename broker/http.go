@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ddbj/kura/api"
+	"github.com/ddbj/kura/audit"
 	"github.com/ddbj/kura/vault"
 )
 
@@ -63,6 +64,8 @@ type request struct {
 	action string
 	object string
 	status int
+	// audited: the request's audit record is already committed (stream).
+	audited bool
 }
 
 func (q *request) userName() string {
@@ -149,6 +152,11 @@ type handlerFunc func(*request) error
 // audit record.
 func (s *Server) route(pattern, action string, auth bool, h handlerFunc) {
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		if action != "" {
+			// The reply is held until its audit record is committed (see
+			// audit), so no answer leaves without its record.
+			w = &heldResponse{w: w}
+		}
 		q := &request{w: w, r: r, ctx: r.Context(), id: newRequestID(), action: action}
 		w.Header().Set("X-Request-Id", q.id)
 		start := s.now()
@@ -176,10 +184,21 @@ func (s *Server) route(pattern, action string, auth bool, h handlerFunc) {
 
 // audit records one request: who did what to which object, and how it
 // ended. It is the single place every state change, data access and refusal
-// passes through, so the hash-chained audit table can hook in here. It never
-// sees tokens, keys or plaintext.
+// passes through: it appends a record to the hash-chained audit log, writes
+// the slog line, and only then releases the held reply.
+//
+// Fail closed: when the append fails, a successful reply is discarded and
+// the caller gets 503 instead, so no data (a fetch header, a presigned URL,
+// a listing) is ever handed out without a committed record. A state change
+// the handler already committed stands (the catalog and the log are the
+// same database, so this needs the database to fail between the two
+// writes); its record then survives in the error-level log line. A refusal
+// is still sent as it was: it gives nothing away.
+//
+// The record holds request metadata and the message the caller saw, never
+// the token, keys, header objects or plaintext.
 func (s *Server) audit(q *request, err error, took time.Duration) {
-	result := "ok"
+	result := audit.ResultOK
 	level := slog.LevelInfo
 	attrs := []slog.Attr{
 		slog.String("request_id", q.id),
@@ -190,13 +209,130 @@ func (s *Server) audit(q *request, err error, took time.Duration) {
 		slog.String("remote", q.r.RemoteAddr),
 		slog.Duration("took", took),
 	}
+	detail := ""
 	if err != nil {
-		result = "refused"
+		result = audit.ResultRefused
 		if q.status >= 500 {
-			result, level = "error", slog.LevelError
+			result, level = audit.ResultError, slog.LevelError
 		}
 		attrs = append(attrs, slog.String("error", err.Error()))
+		var he *httpError
+		if errors.As(err, &he) {
+			detail = he.msg
+		}
+	}
+	if q.action == "unknown" {
+		detail = q.r.Method + " " + q.r.URL.Path
+	}
+	held, _ := q.w.(*heldResponse)
+	if !q.audited {
+		rec := audit.Record{
+			Time: s.now(), Actor: q.userName(), Action: q.action, Object: q.object, Result: result,
+			Status: q.status, Source: q.r.RemoteAddr, RequestID: q.id, Detail: detail,
+		}
+		sealed, aerr := s.appendAudit(q.ctx, rec)
+		if aerr != nil {
+			attrs = append(attrs, slog.String("audit_error", aerr.Error()))
+			level = slog.LevelError
+			if held != nil && result == audit.ResultOK {
+				held.discard()
+				q.fail(&httpError{status: http.StatusServiceUnavailable, msg: "audit log unavailable: the request was not answered; try again later"})
+			}
+		} else {
+			attrs = append(attrs, slog.Uint64("audit_seq", sealed.Seq))
+		}
 	}
 	attrs = append(attrs, slog.String("result", result))
 	s.log.LogAttrs(q.ctx, level, "request", attrs...)
+	if held != nil {
+		held.release()
+	}
+}
+
+// heldResponse buffers a reply until release, so audit can replace it if
+// the audit record cannot be committed. After release (or stream) writes
+// go straight through.
+type heldResponse struct {
+	w           http.ResponseWriter
+	status      int
+	buf         bytes.Buffer
+	passthrough bool
+}
+
+func (h *heldResponse) Header() http.Header { return h.w.Header() }
+
+func (h *heldResponse) WriteHeader(code int) {
+	if h.passthrough {
+		h.w.WriteHeader(code)
+		return
+	}
+	if h.status == 0 {
+		h.status = code
+	}
+}
+
+func (h *heldResponse) Write(p []byte) (int, error) {
+	if h.passthrough {
+		return h.w.Write(p)
+	}
+	if h.status == 0 {
+		h.status = http.StatusOK
+	}
+	return h.buf.Write(p)
+}
+
+// Flush implements http.Flusher once the reply streams.
+func (h *heldResponse) Flush() {
+	if f, ok := h.w.(http.Flusher); ok && h.passthrough {
+		f.Flush()
+	}
+}
+
+// discard drops what the handler wrote, keeping only the request id
+// header, so a different reply can be written.
+func (h *heldResponse) discard() {
+	for k := range h.w.Header() {
+		if k != "X-Request-Id" {
+			delete(h.w.Header(), k)
+		}
+	}
+	h.buf.Reset()
+	h.status = 0
+}
+
+// release sends what was held and lets later writes through.
+func (h *heldResponse) release() {
+	if h.passthrough {
+		return
+	}
+	h.passthrough = true
+	if h.status != 0 {
+		h.w.WriteHeader(h.status)
+	}
+	if h.buf.Len() > 0 {
+		h.w.Write(h.buf.Bytes())
+	}
+	h.buf = bytes.Buffer{}
+}
+
+// stream commits the request's audit record now, as a success, and then
+// lets the reply stream out unbuffered (for large answers such as the
+// audit export). If the record cannot be committed nothing is sent.
+func (q *request) stream(s *Server, status int) error {
+	rec := audit.Record{
+		Time: s.now(), Actor: q.userName(), Action: q.action, Object: q.object, Result: audit.ResultOK,
+		Status: status, Source: q.r.RemoteAddr, RequestID: q.id, Detail: "streamed",
+	}
+	if _, err := s.appendAudit(q.ctx, rec); err != nil {
+		return &httpError{status: http.StatusServiceUnavailable, msg: "audit log unavailable: the request was not answered; try again later", cause: err}
+	}
+	q.audited = true
+	q.status = status
+	if h, ok := q.w.(*heldResponse); ok {
+		h.WriteHeader(status)
+		h.release()
+	} else {
+		q.w.WriteHeader(status)
+	}
+	return nil
 }

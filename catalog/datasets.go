@@ -68,7 +68,7 @@ func scanDataset(s rowScanner) (*Dataset, error) {
 
 // Dataset returns one dataset or ErrNotFound.
 func (c *Catalog) Dataset(ctx context.Context, id string) (*Dataset, error) {
-	d, err := scanDataset(c.db.QueryRowContext(ctx, `SELECT `+datasetCols+` FROM datasets d WHERE d.id = ?`, id))
+	d, err := scanDataset(c.db.QueryRowContext(ctx, `SELECT `+datasetCols+` FROM datasets d WHERE d.id = ? AND d.deleted_at IS NULL`, id))
 	if err != nil {
 		return nil, notFound(err, "dataset "+id)
 	}
@@ -77,7 +77,7 @@ func (c *Catalog) Dataset(ctx context.Context, id string) (*Dataset, error) {
 
 // Datasets returns every dataset, ordered by id.
 func (c *Catalog) Datasets(ctx context.Context) ([]Dataset, error) {
-	return queryAll(ctx, c, "datasets", scanDataset, `SELECT `+datasetCols+` FROM datasets d ORDER BY d.id`)
+	return queryAll(ctx, c, "datasets", scanDataset, `SELECT `+datasetCols+` FROM datasets d WHERE d.deleted_at IS NULL ORDER BY d.id`)
 }
 
 // Roles returns user's relations to the dataset on day `today`

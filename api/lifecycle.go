@@ -1,0 +1,85 @@
+package api
+
+import "time"
+
+// Dataset lifecycle endpoints (the dataset's custodian or an admin):
+//
+//	POST /v1/datasets/{ds}/rotate-key                       -> RotateKeyResponse
+//	POST /v1/datasets/{ds}/delete  DeleteDatasetRequest     -> DeletionReport
+//	GET  /v1/datasets/{ds}/deletion-report                  -> DeletionReport
+//
+// Both POSTs are resumable: repeating one after an interruption continues
+// where it stopped.
+
+// RotateKeyResponse reports a finished key rotation.
+type RotateKeyResponse struct {
+	Dataset string `json:"dataset"`
+	Key     string `json:"key"` // the Transit key name (never key material)
+	// FromVersion is the newest version before the rotation; ToVersion the
+	// version every header and manifest is now under, and the new
+	// min_decryption_version.
+	FromVersion int  `json:"from_version"`
+	ToVersion   int  `json:"to_version"`
+	Files       int  `json:"files"`     // files whose headers are in use
+	Rewrapped   int  `json:"rewrapped"` // headers/manifests rewritten by this rotation (all runs)
+	Resumed     bool `json:"resumed"`
+	// AbortedUploads are uploads begun in the instant between the rotation
+	// and the raise of min_decryption_version whose header could no longer
+	// be rewrapped; their owners must upload again.
+	AbortedUploads []string  `json:"aborted_uploads,omitempty"`
+	StartedAt      time.Time `json:"started_at"`
+	FinishedAt     time.Time `json:"finished_at"`
+}
+
+// DeleteDatasetRequest confirms a deletion: Confirm must repeat the
+// dataset id.
+type DeleteDatasetRequest struct {
+	Confirm string `json:"confirm"`
+}
+
+// DeletionReport is the evidence of a dataset's deletion, meant to be
+// attached to the NBDC data-use termination report.
+type DeletionReport struct {
+	Dataset   string    `json:"dataset"`
+	Title     string    `json:"title"`
+	Status    string    `json:"status"` // "complete"
+	StartedBy string    `json:"started_by"`
+	StartedAt time.Time `json:"started_at"`
+	// FinishedBy ran the deletion to its end (the same person unless it
+	// was resumed by someone else).
+	FinishedBy string          `json:"finished_by"`
+	FinishedAt time.Time       `json:"finished_at"`
+	Files      []DeletedFile   `json:"files"`
+	Objects    []DeletedObject `json:"objects"`
+	Targets    []string        `json:"targets"` // every target that was purged
+	Key        DestroyedKey    `json:"key"`
+	// Statement is the plain-language summary for the termination report.
+	Statement string `json:"statement"`
+}
+
+// DeletedFile is one file of a deleted dataset.
+type DeletedFile struct {
+	ID     string `json:"id"`
+	Name   string `json:"name"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256,omitempty"`
+	MD5    string `json:"md5,omitempty"`
+	State  string `json:"state"` // at deletion: available, damaged, or aborted (never completed)
+}
+
+// DeletedObject is one object version removed from storage.
+type DeletedObject struct {
+	Target       string    `json:"target"`
+	Key          string    `json:"key"`
+	VersionID    string    `json:"version_id,omitempty"`
+	Size         int64     `json:"size"`
+	DeleteMarker bool      `json:"delete_marker,omitempty"`
+	DeletedAt    time.Time `json:"deleted_at"`
+}
+
+// DestroyedKey describes the Transit key that was destroyed.
+type DestroyedKey struct {
+	Name        string    `json:"name"`
+	Versions    int       `json:"versions"` // versions 1..Versions all destroyed
+	DestroyedAt time.Time `json:"destroyed_at"`
+}
