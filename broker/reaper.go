@@ -46,7 +46,7 @@ func (s *Server) Reap(ctx context.Context) error {
 		if err := s.cat.EndUpload(ctx, id, catalog.UploadExpired, now); err != nil && !errors.Is(err, catalog.ErrState) {
 			return err
 		}
-		s.log.Info("upload expired", "action", "upload.expire", "object", "upload/"+id, "user", "kurad", "result", "ok")
+		s.recordEvent(ctx, "kurad", "upload.expire", "upload/"+id, "ok", "idle past upload_expiry")
 	}
 	todo, err := s.cat.UploadsToClean(ctx, s.presign)
 	if err != nil {
@@ -58,7 +58,7 @@ func (s *Server) Reap(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("upload %s: %w", todo[i].ID, err))
 			continue
 		}
-		s.log.Info("upload pieces deleted", "action", "upload.clean", "object", "upload/"+todo[i].ID, "user", "kurad", "result", "ok")
+		s.recordEvent(ctx, "kurad", "upload.clean", "upload/"+todo[i].ID, "ok", "pieces of the ended upload deleted")
 	}
 	return errors.Join(errs...)
 }
