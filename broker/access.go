@@ -1,3 +1,301 @@
 package broker
 
-func (s *Server) accessRoutes() {}
+// Access control beyond the per-dataset roles of server.go: incident
+// freezes, the rule for reading data, the explanation a former grantee
+// gets, and the NBDC register views. The rule of every endpoint is listed
+// in package api's documentation and checked cell by cell by
+// matrix_test.go.
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/ddbj/kura/api"
+	"github.com/ddbj/kura/catalog"
+	"github.com/ddbj/kura/vault"
+)
+
+func (s *Server) accessRoutes() {
+	s.route("GET /v1/grants", "grant.register", true, s.grantRegister)
+	s.route("POST /v1/admin/freezes", "admin.freeze", true, s.freeze)
+	s.route("DELETE /v1/admin/freezes/{kind}/{name}", "admin.unfreeze", true, s.unfreeze)
+	s.route("GET /v1/admin/freezes", "admin.freezes", true, s.listFreezes)
+}
+
+// routeInfo is one registered route, recorded so that tests can walk every
+// endpoint the server really serves.
+type routeInfo struct {
+	pattern string
+	action  string
+	auth    bool
+}
+
+const frozenHint = "an administrator froze access during an incident; contact the kura operators"
+
+// frozen is the one refusal for anything an incident freeze blocks. It
+// says plainly that an administrator froze access, and nothing else (not
+// the reason, which may name a suspicion).
+func frozen(what string) *httpError {
+	return &httpError{status: http.StatusForbidden, msg: "access frozen by an administrator: " + what, hint: frozenHint}
+}
+
+// isFrozen asks the catalog, on every call (no cache), whether a freeze is
+// in force. A catalog error is returned, so callers fail closed.
+func (s *Server) isFrozen(q *request, kind, name string) (bool, error) {
+	_, err := s.cat.ActiveFreeze(q.ctx, kind, name)
+	if errors.Is(err, catalog.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, internal("checking freezes", err)
+	}
+	return true, nil
+}
+
+// checkUserFrozen refuses a caller whose account is frozen. It runs before
+// anything about the requested object is looked up, so its answer is the
+// same whether or not the object exists.
+func (s *Server) checkUserFrozen(q *request) error {
+	if q.user == nil {
+		return nil
+	}
+	f, err := s.isFrozen(q, catalog.FreezeUser, q.user.Name)
+	if err != nil {
+		return err
+	}
+	if f {
+		return frozen(fmt.Sprintf("your account %q is frozen", q.user.Name))
+	}
+	return nil
+}
+
+// checkDatasetFrozen refuses a data read, upload or new grant on a frozen
+// dataset. Callers must have established that the caller may see the
+// dataset: strangers get the uniform 404 before this.
+func (s *Server) checkDatasetFrozen(q *request, id string) error {
+	f, err := s.isFrozen(q, catalog.FreezeDataset, id)
+	if err != nil {
+		return err
+	}
+	if f {
+		return frozen(fmt.Sprintf("dataset %q is frozen", id))
+	}
+	return nil
+}
+
+// refuseFrozen is checkDatasetFrozen for a dsAccess already loaded.
+func (a *dsAccess) refuseFrozen() error {
+	if a.frozen {
+		return frozen(fmt.Sprintf("dataset %q is frozen", a.ds.ID))
+	}
+	return nil
+}
+
+// formerGrantee explains to a caller with no role on an existing dataset
+// why, when the caller once held a grant on it: expired, revoked or not yet
+// started. Only someone the dataset was granted to learns that it exists;
+// everyone else gets nil and so the uniform 404.
+func (s *Server) formerGrantee(q *request, id string) error {
+	g, err := s.cat.LatestGrant(q.ctx, id, q.user.Name)
+	if errors.Is(err, catalog.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return internal("reading grants", err)
+	}
+	e := &httpError{status: http.StatusForbidden, hint: "ask the dataset's custodian for a new grant"}
+	switch g.State(s.today()) {
+	case catalog.GrantRevoked:
+		e.msg = fmt.Sprintf("your access to dataset %q was revoked on %s", id, g.RevokedAt.UTC().Format(catalog.DateLayout))
+	case catalog.GrantExpired:
+		e.msg = fmt.Sprintf("your grant on dataset %q expired: its last day was %s (UTC)", id, g.Until)
+	case catalog.GrantFuture:
+		e.msg = fmt.Sprintf("your grant on dataset %q starts on %s (UTC); not active yet", id, g.From)
+		e.hint = "wait for the start date, or ask the custodian to change it"
+	default:
+		return nil
+	}
+	return e
+}
+
+// readAccess is the rule for reading a dataset's data (fetch and fetch
+// presign): the caller must be a grantee, submitter or custodian; admin
+// alone is not enough, so operators never read data without a grant of
+// their own. A frozen user or dataset is refused. Strangers get notFound,
+// the same answer as for a missing dataset or file.
+func (s *Server) readAccess(q *request, id string, notFound *httpError) (*dsAccess, error) {
+	a, err := s.datasetAccess(q, id)
+	if err != nil {
+		return nil, err
+	}
+	if a == nil {
+		if err := s.formerGrantee(q, id); err != nil {
+			return nil, err
+		}
+		return nil, notFound
+	}
+	if !a.has(catalog.RoleGrantee, catalog.RoleSubmitter, catalog.RoleCustodian) {
+		return nil, &httpError{status: http.StatusForbidden, msg: fmt.Sprintf("dataset %q: reading data needs an active grant, also for admins", id),
+			hint: "a custodian (or admin) can grant you access with `kura grant`; the grant is in the register"}
+	}
+	if err := a.refuseFrozen(); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// boolQuery parses an optional boolean query parameter.
+func boolQuery(q *request, name string) (bool, error) {
+	v := q.r.URL.Query().Get(name)
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, badRequest("query parameter %s=%q: want true or false", name, v)
+	}
+	return b, nil
+}
+
+// grantRegister is the NBDC user register the caller may review: every
+// grant for admins, those of datasets the caller is custodian of, and the
+// caller's own.
+func (s *Server) grantRegister(q *request) error {
+	q.object = "grants"
+	if err := s.checkUserFrozen(q); err != nil {
+		return err
+	}
+	history, err := boolQuery(q, "history")
+	if err != nil {
+		return err
+	}
+	gs, err := s.cat.VisibleGrants(q.ctx, q.user.Name, s.isAdmin(q.user), history)
+	if err != nil {
+		return internal("listing grants", err)
+	}
+	out := make([]api.Grant, len(gs))
+	for i := range gs {
+		out[i] = s.apiGrant(&gs[i])
+	}
+	return q.reply(http.StatusOK, out)
+}
+
+const maxReasonLen = 1000
+
+// requiredText checks free text that must be given (a reason, an
+// institution).
+func requiredText(what, s string, max int) error {
+	if strings.TrimSpace(s) == "" {
+		return badRequest("%s is required", what)
+	}
+	if err := validateText(what, s, max); err != nil {
+		return badRequest("%v", err)
+	}
+	return nil
+}
+
+func apiFreeze(f *catalog.Freeze) api.Freeze {
+	return api.Freeze{ID: f.ID, Kind: f.Kind, Name: f.Name, Reason: f.Reason, FrozenBy: f.FrozenBy, FrozenAt: f.FrozenAt,
+		LiftedAt: f.LiftedAt, LiftedBy: f.LiftedBy, LiftReason: f.LiftReason}
+}
+
+// freezeTarget checks a freeze's kind and name. Admins may freeze any
+// valid user name (kura learns users from Vault, so one that has never
+// logged in can be frozen ahead of time) but only an existing dataset.
+func (s *Server) freezeTarget(q *request, kind, name string) error {
+	switch kind {
+	case api.FreezeUser:
+		if err := vault.ValidUsername(name); err != nil {
+			return badRequest("%v", err)
+		}
+	case api.FreezeDataset:
+		if ValidateDatasetID(name) != nil {
+			return notFoundDataset(name)
+		}
+		if _, err := s.cat.Dataset(q.ctx, name); errors.Is(err, catalog.ErrNotFound) {
+			return notFoundDataset(name)
+		} else if err != nil {
+			return internal("reading the dataset", err)
+		}
+	default:
+		return badRequest("freeze kind %q: want %q or %q", kind, api.FreezeUser, api.FreezeDataset)
+	}
+	q.object = "freeze/" + kind + "/" + name
+	return nil
+}
+
+// freeze puts an incident freeze in force. It takes effect at the next
+// request: every check reads the catalog, nothing is cached.
+func (s *Server) freeze(q *request) error {
+	q.object = "freezes"
+	if err := s.requireAdmin(q); err != nil {
+		return err
+	}
+	var req api.FreezeRequest
+	if err := q.decode(&req); err != nil {
+		return err
+	}
+	if err := s.freezeTarget(q, req.Kind, req.Name); err != nil {
+		return err
+	}
+	if err := requiredText("reason", req.Reason, maxReasonLen); err != nil {
+		return err
+	}
+	f, err := s.cat.PutFreeze(q.ctx, catalog.Freeze{Kind: req.Kind, Name: req.Name, Reason: req.Reason, FrozenBy: q.user.Name, FrozenAt: s.now()})
+	if errors.Is(err, catalog.ErrExists) {
+		return &httpError{status: http.StatusConflict, msg: fmt.Sprintf("%s %q is already frozen", req.Kind, req.Name), hint: "see `kura admin frozen`"}
+	}
+	if err != nil {
+		return internal("recording the freeze", err)
+	}
+	return q.reply(http.StatusCreated, apiFreeze(f))
+}
+
+func (s *Server) unfreeze(q *request) error {
+	q.object = "freezes"
+	if err := s.requireAdmin(q); err != nil {
+		return err
+	}
+	kind, name := q.r.PathValue("kind"), q.r.PathValue("name")
+	if err := s.freezeTarget(q, kind, name); err != nil {
+		return err
+	}
+	var req api.UnfreezeRequest
+	if err := q.decode(&req); err != nil {
+		return err
+	}
+	if err := requiredText("reason", req.Reason, maxReasonLen); err != nil {
+		return err
+	}
+	f, err := s.cat.LiftFreeze(q.ctx, kind, name, q.user.Name, req.Reason, s.now())
+	if errors.Is(err, catalog.ErrNotFound) {
+		return errorf(http.StatusNotFound, "%s %q is not frozen", kind, name)
+	}
+	if err != nil {
+		return internal("lifting the freeze", err)
+	}
+	return q.reply(http.StatusOK, apiFreeze(f))
+}
+
+func (s *Server) listFreezes(q *request) error {
+	q.object = "freezes"
+	if err := s.requireAdmin(q); err != nil {
+		return err
+	}
+	all, err := boolQuery(q, "all")
+	if err != nil {
+		return err
+	}
+	fs, err := s.cat.Freezes(q.ctx, all)
+	if err != nil {
+		return internal("listing freezes", err)
+	}
+	out := make([]api.Freeze, len(fs))
+	for i := range fs {
+		out[i] = apiFreeze(&fs[i])
+	}
+	return q.reply(http.StatusOK, out)
+}

@@ -307,13 +307,16 @@ func TestEndToEnd(t *testing.T) {
 	e.must(404, "tok-rita", "POST", "/v1/fetches/"+f.ID+"/presign", pget, nil)
 
 	// Grants: custodian only, at most a year, not in the past.
-	e.must(404, "tok-rita", "PUT", "/v1/datasets/JGAD1/grants/rita", api.GrantRequest{Until: "2026-06-01"}, nil)
-	e.must(400, "tok-sam", "PUT", "/v1/datasets/JGAD1/grants/rita", api.GrantRequest{Until: "2027-03-02"}, nil)
-	e.must(400, "tok-sam", "PUT", "/v1/datasets/JGAD1/grants/rita", api.GrantRequest{Until: "2026-02-28"}, nil)
-	e.must(400, "tok-sam", "PUT", "/v1/datasets/JGAD1/grants/rita", api.GrantRequest{Until: "2026-6-1"}, nil)
-	e.must(400, "tok-sam", "PUT", "/v1/datasets/JGAD1/grants/Rita!", api.GrantRequest{Until: "2026-06-01"}, nil)
+	grq := func(until string) api.GrantRequest {
+		return api.GrantRequest{Until: until, ApplicationID: "J-DU000001", Institution: "NIG"}
+	}
+	e.must(404, "tok-rita", "PUT", "/v1/datasets/JGAD1/grants/rita", grq("2026-06-01"), nil)
+	e.must(400, "tok-sam", "PUT", "/v1/datasets/JGAD1/grants/rita", grq("2027-03-02"), nil)
+	e.must(400, "tok-sam", "PUT", "/v1/datasets/JGAD1/grants/rita", grq("2026-02-28"), nil)
+	e.must(400, "tok-sam", "PUT", "/v1/datasets/JGAD1/grants/rita", grq("2026-6-1"), nil)
+	e.must(400, "tok-sam", "PUT", "/v1/datasets/JGAD1/grants/Rita!", grq("2026-06-01"), nil)
 	var g api.Grant
-	e.must(200, "tok-sam", "PUT", "/v1/datasets/JGAD1/grants/rita", api.GrantRequest{Until: "2026-03-10"}, &g)
+	e.must(200, "tok-sam", "PUT", "/v1/datasets/JGAD1/grants/rita", grq("2026-03-10"), &g)
 	if !g.Active || g.GrantedBy != "sam" {
 		t.Fatalf("grant %+v", g)
 	}
@@ -350,15 +353,22 @@ func TestEndToEnd(t *testing.T) {
 
 	// Expiry bites at request time; so does revocation.
 	e.now = time.Date(2026, 3, 11, 0, 0, 1, 0, time.UTC)
-	e.must(404, "tok-rita", "POST", "/v1/fetches/"+f.ID+"/presign", pget, nil)
+	raw = e.must(403, "tok-rita", "POST", "/v1/fetches/"+f.ID+"/presign", pget, nil)
+	if !strings.Contains(errBody(t, raw).Error, "expired") {
+		t.Fatalf("expiry refusal does not say so: %s", raw)
+	}
 	e.now = time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
 	e.must(200, "tok-rita", "POST", "/v1/fetches/"+f.ID+"/presign", pget, nil)
-	e.must(200, "tok-sam", "DELETE", "/v1/datasets/JGAD1/grants/rita", nil, &g)
-	if g.Active || g.RevokedBy != "sam" {
+	e.must(400, "tok-sam", "DELETE", "/v1/datasets/JGAD1/grants/rita", nil, nil) // a reason is required
+	e.must(200, "tok-sam", "DELETE", "/v1/datasets/JGAD1/grants/rita", api.RevokeRequest{Reason: "project ended"}, &g)
+	if g.Active || g.RevokedBy != "sam" || g.RevokeReason != "project ended" {
 		t.Fatalf("revoked %+v", g)
 	}
-	e.must(404, "tok-rita", "POST", "/v1/fetches/"+f.ID+"/presign", pget, nil)
-	e.must(404, "tok-sam", "DELETE", "/v1/datasets/JGAD1/grants/rita", nil, nil)
+	raw = e.must(403, "tok-rita", "POST", "/v1/fetches/"+f.ID+"/presign", pget, nil)
+	if !strings.Contains(errBody(t, raw).Error, "revoked") {
+		t.Fatalf("revocation refusal does not say so: %s", raw)
+	}
+	e.must(404, "tok-sam", "DELETE", "/v1/datasets/JGAD1/grants/rita", api.RevokeRequest{Reason: "again"}, nil)
 	var hist []api.Grant
 	e.must(200, "tok-sam", "GET", "/v1/datasets/JGAD1/grants", nil, &hist)
 	if len(hist) != 1 || hist[0].RevokedAt == nil {

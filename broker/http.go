@@ -148,6 +148,7 @@ type handlerFunc func(*request) error
 // route wraps h with request ids, authentication, error rendering and the
 // audit record.
 func (s *Server) route(pattern, action string, auth bool, h handlerFunc) {
+	s.routeList = append(s.routeList, routeInfo{pattern, action, auth})
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		q := &request{w: w, r: r, ctx: r.Context(), id: newRequestID(), action: action}
 		w.Header().Set("X-Request-Id", q.id)
