@@ -234,8 +234,8 @@ type GrantRequest struct {
 // Grant states.
 const (
 	GrantActive     = "active"
-	GrantFuture     = "future"     // from is after today
-	GrantExpired    = "expired"    // until is before today
+	GrantFuture     = "future"  // from is after today
+	GrantExpired    = "expired" // until is before today
 	GrantRevoked    = "revoked"
 	GrantSuperseded = "superseded" // replaced by a later row (an extension)
 )
