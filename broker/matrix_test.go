@@ -245,7 +245,7 @@ type fixture struct {
 	upload           string             // open, segment 0 stored, not committed
 	seg              storage.SegmentMeta
 	putPiece         api.PresignRequest // a piece of upload
-	complete         string // every segment committed
+	complete         string             // every segment committed
 	recipient        string
 }
 
