@@ -5,6 +5,24 @@ package broker
 // gets, and the NBDC register views. The rule of every endpoint is listed
 // in package api's documentation and checked cell by cell by
 // matrix_test.go.
+//
+// Rule vocabulary for handlers (each helper refuses a frozen caller first):
+//
+//	s.requireAdmin(q)                      operators: scrubs, global audit
+//	                                       list/verify/export, freezes
+//	s.requireDataset(q, id)                anyone who may see the dataset
+//	s.requireDataset(q, id, "custodian")   custodian or admin: grants, the
+//	                                       dataset's audit, rotate-key, delete
+//	s.requireDataset(q, id, "submitter")   submitter or admin: uploads
+//	s.readAccess(q, id, notFound)          reading data (fetch, presign, batch
+//	                                       presign): grantee, submitter or
+//	                                       custodian; refuses a frozen dataset
+//	a.refuseFrozen() / s.checkDatasetFrozen(q, id)
+//	                                       for handlers that read or add data
+//	                                       or grants on a dataset
+//
+// matrix_test.go names the same rules ("admin", "custodian", "readData",
+// ...); a new route needs a row there.
 
 import (
 	"errors"
