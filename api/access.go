@@ -116,3 +116,19 @@ type Freeze struct {
 	LiftedBy   string     `json:"lifted_by,omitempty"`
 	LiftReason string     `json:"lift_reason,omitempty"`
 }
+
+// Per-dataset roles a custodian (or admin) can give: PUT and DELETE
+// /v1/datasets/{ds}/members/{user}/{role}.
+const (
+	RoleCustodian = "custodian"
+	RoleSubmitter = "submitter"
+)
+
+// Member is one holder of a per-dataset role.
+type Member struct {
+	Dataset string    `json:"dataset"`
+	User    string    `json:"user"`
+	Role    string    `json:"role"`
+	AddedBy string    `json:"added_by"`
+	AddedAt time.Time `json:"added_at"`
+}

@@ -25,6 +25,9 @@
 //	DELETE /v1/datasets/{ds}/grants/{user}  RevokeRequest -> Grant (revoked)
 //	GET    /v1/datasets/{ds}/grants[?history=true]      -> []Grant
 //	GET    /v1/grants[?history=true]                    -> []Grant (the register the caller may review)
+//	GET    /v1/datasets/{ds}/members                    -> []Member
+//	PUT    /v1/datasets/{ds}/members/{user}/{role}      -> Member (role: custodian or submitter)
+//	DELETE /v1/datasets/{ds}/members/{user}/{role}      -> 204 (not the last custodian)
 //	POST   /v1/admin/freezes       FreezeRequest        -> Freeze
 //	DELETE /v1/admin/freezes/{kind}/{name}  UnfreezeRequest -> Freeze (lifted)
 //	GET    /v1/admin/freezes[?all=true]                 -> []Freeze
@@ -54,6 +57,9 @@
 //	                             alone: operators do not read data without a grant)
 //	grant.put, grant.revoke      custodian or admin
 //	grant.list                   custodian or admin
+//	member.list, member.remove   custodian or admin
+//	member.add                   custodian or admin; not on a frozen dataset
+//	                             or for a frozen user
 //	grant.register (/v1/grants)  any user: admins see all, custodians their
 //	                             datasets', everyone their own grants
 //	admin.freeze, admin.unfreeze, admin.freezes

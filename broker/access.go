@@ -41,6 +41,9 @@ func (s *Server) accessRoutes() {
 	s.route("POST /v1/admin/freezes", "admin.freeze", true, s.freeze)
 	s.route("DELETE /v1/admin/freezes/{kind}/{name}", "admin.unfreeze", true, s.unfreeze)
 	s.route("GET /v1/admin/freezes", "admin.freezes", true, s.listFreezes)
+	s.route("GET /v1/datasets/{ds}/members", "member.list", true, s.listMembers)
+	s.route("PUT /v1/datasets/{ds}/members/{user}/{role}", "member.add", true, s.addMember)
+	s.route("DELETE /v1/datasets/{ds}/members/{user}/{role}", "member.remove", true, s.removeMember)
 }
 
 // routeInfo is one registered route, recorded so that tests can walk every
@@ -316,4 +319,80 @@ func (s *Server) listFreezes(q *request) error {
 		out[i] = apiFreeze(&fs[i])
 	}
 	return q.reply(http.StatusOK, out)
+}
+
+// member resolves {ds}, {user} and {role} for role changes: custodian or
+// admin only.
+func (s *Server) member(q *request) (*dsAccess, string, string, error) {
+	a, err := s.requireDataset(q, q.r.PathValue("ds"), catalog.RoleCustodian)
+	if err != nil {
+		return nil, "", "", err
+	}
+	user, role := q.r.PathValue("user"), q.r.PathValue("role")
+	if err := vault.ValidUsername(user); err != nil {
+		return nil, "", "", badRequest("%v", err)
+	}
+	if role != api.RoleCustodian && role != api.RoleSubmitter {
+		return nil, "", "", badRequest("role %q: want %q or %q", role, api.RoleCustodian, api.RoleSubmitter)
+	}
+	q.object = "dataset/" + a.ds.ID + "/member/" + user + "/" + role
+	return a, user, role, q.noBody()
+}
+
+func (s *Server) listMembers(q *request) error {
+	a, err := s.requireDataset(q, q.r.PathValue("ds"), catalog.RoleCustodian)
+	if err != nil {
+		return err
+	}
+	ms, err := s.cat.Members(q.ctx, a.ds.ID)
+	if err != nil {
+		return internal("listing members", err)
+	}
+	out := make([]api.Member, len(ms))
+	for i, m := range ms {
+		out[i] = api.Member{Dataset: m.DatasetID, User: m.User, Role: m.Role, AddedBy: m.AddedBy, AddedAt: m.AddedAt}
+	}
+	return q.reply(http.StatusOK, out)
+}
+
+// addMember gives a per-dataset role. Like a grant, it widens access, so
+// it is refused on a frozen dataset and for a frozen user.
+func (s *Server) addMember(q *request) error {
+	a, user, role, err := s.member(q)
+	if err != nil {
+		return err
+	}
+	if err := a.refuseFrozen(); err != nil {
+		return err
+	}
+	if fr, err := s.isFrozen(q, catalog.FreezeUser, user); err != nil {
+		return err
+	} else if fr {
+		return frozen(fmt.Sprintf("user %q is frozen and cannot be given a role", user))
+	}
+	now := s.now()
+	if err := s.cat.AddMember(q.ctx, a.ds.ID, user, role, q.user.Name, now); err != nil {
+		return internal("adding the member", err)
+	}
+	return q.reply(http.StatusOK, api.Member{Dataset: a.ds.ID, User: user, Role: role, AddedBy: q.user.Name, AddedAt: now.UTC()})
+}
+
+// removeMember takes a per-dataset role away (allowed on a frozen dataset:
+// it only reduces access). The last custodian stays.
+func (s *Server) removeMember(q *request) error {
+	a, user, role, err := s.member(q)
+	if err != nil {
+		return err
+	}
+	err = s.cat.RemoveMember(q.ctx, a.ds.ID, user, role)
+	switch {
+	case errors.Is(err, catalog.ErrNotFound):
+		return errorf(http.StatusNotFound, "user %q is not %s of dataset %q", user, role, a.ds.ID)
+	case errors.Is(err, catalog.ErrState):
+		return &httpError{status: http.StatusConflict, msg: fmt.Sprintf("user %q is the last custodian of dataset %q", user, a.ds.ID),
+			hint: "add another custodian first"}
+	case err != nil:
+		return internal("removing the member", err)
+	}
+	return q.reply(http.StatusNoContent, nil)
 }

@@ -685,3 +685,39 @@ func TestIncidentFreeze(t *testing.T) {
 		t.Fatal("freeze actions not logged")
 	}
 }
+
+// TestMembers: custodians give and take per-dataset roles; the last
+// custodian stays; bad input changes nothing.
+func TestMembers(t *testing.T) {
+	e := newEnv(t)
+	e.must(201, "tok-sam", "POST", "/v1/datasets", api.CreateDatasetRequest{ID: "JGAD000001", Title: "t"}, nil)
+	base := "/v1/datasets/JGAD000001/members/"
+	e.must(400, "tok-sam", "PUT", base+"rita/owner", nil, nil)
+	e.must(400, "tok-sam", "PUT", base+"Rita!/submitter", nil, nil)
+	e.must(400, "tok-sam", "PUT", base+"rita/submitter", `{"x":1}`, nil)
+	e.must(404, "tok-eve", "PUT", base+"eve/custodian", nil, nil)
+	var ms []api.Member
+	if e.must(200, "tok-sam", "GET", "/v1/datasets/JGAD000001/members", nil, &ms); len(ms) != 2 {
+		t.Fatalf("bad input changed members: %+v", ms)
+	}
+	// rita becomes submitter, then may upload but not grant.
+	e.must(200, "tok-sam", "PUT", base+"rita/submitter", nil, nil)
+	begin := api.BeginUploadRequest{Name: "x", Size: 1, FileKey: base64.StdEncoding.EncodeToString(randBytes(16)), Nonce: base64.StdEncoding.EncodeToString(randBytes(16))}
+	e.must(201, "tok-rita", "POST", "/v1/datasets/JGAD000001/uploads", begin, nil)
+	e.must(403, "tok-rita", "PUT", base+"eve/submitter", nil, nil)
+	// The admin makes eve custodian; sam can then leave that role.
+	e.must(200, "tok-admin", "PUT", base+"eve/custodian", nil, nil)
+	e.must(204, "tok-sam", "DELETE", base+"sam/custodian", nil, nil)
+	e.must(403, "tok-sam", "PUT", "/v1/datasets/JGAD000001/grants/rita", api.GrantRequest{Until: "2026-03-31", ApplicationID: "J-DU000001", Institution: "NIG"}, nil)
+	raw := e.must(409, "tok-eve", "DELETE", base+"eve/custodian", nil, nil)
+	if !strings.Contains(errBody(t, raw).Error, "last custodian") {
+		t.Fatalf("last custodian: %s", raw)
+	}
+	e.must(404, "tok-eve", "DELETE", base+"sam/custodian", nil, nil)
+	// No role for a frozen user.
+	e.must(201, "tok-admin", "POST", "/v1/admin/freezes", api.FreezeRequest{Kind: "user", Name: "bob", Reason: "incident"}, nil)
+	e.must(403, "tok-eve", "PUT", base+"bob/submitter", nil, nil)
+	if e.must(200, "tok-eve", "GET", "/v1/datasets/JGAD000001/members", nil, &ms); fmt.Sprint(len(ms)) != "3" {
+		t.Fatalf("members %+v", ms)
+	}
+}

@@ -229,6 +229,15 @@ var matrixRoutes = map[string]matrixRoute{
 		return "DELETE", "/v1/admin/freezes/user/mallory", api.UnfreezeRequest{Reason: "resolved"}
 	}},
 	"GET /v1/admin/freezes": {"admin.freezes", "admin", get("/v1/admin/freezes?all=true")},
+	"GET /v1/datasets/{ds}/members": {"member.list", "custodian", func(fx *fixture) (string, string, any) {
+		return "GET", "/v1/datasets/" + fx.ds + "/members", nil
+	}},
+	"PUT /v1/datasets/{ds}/members/{user}/{role}": {"member.add", "grantChange", func(fx *fixture) (string, string, any) {
+		return "PUT", "/v1/datasets/" + fx.ds + "/members/bob/submitter", nil
+	}},
+	"DELETE /v1/datasets/{ds}/members/{user}/{role}": {"member.remove", "custodian", func(fx *fixture) (string, string, any) {
+		return "DELETE", "/v1/datasets/" + fx.ds + "/members/dora/submitter", nil
+	}},
 }
 
 func get(path string) func(*fixture) (string, string, any) {
@@ -238,7 +247,7 @@ func get(path string) func(*fixture) (string, string, any) {
 // fixture is the world of one cell: dataset fx.ds holds an available file;
 // sam (its submitter) has an open upload with segment 0 stored but not
 // committed, and another upload with every segment committed; bob holds an
-// active grant; mallory is frozen.
+// active grant; dora is another submitter; mallory is frozen.
 type fixture struct {
 	ds, file, fileID string
 	getPiece         api.PresignRequest // a piece of the available file
@@ -340,6 +349,7 @@ func newMatrixWorld(t *testing.T) *matrixWorld {
 		TransitKey: TransitKeyName(fx.ds), CreatedBy: "cara", CreatedAt: e.now}))
 	must(cat.RemoveMember(ctx, fx.ds, "cara", catalog.RoleSubmitter))
 	must(cat.AddMember(ctx, fx.ds, "sam", catalog.RoleSubmitter, "cara", e.now))
+	must(cat.AddMember(ctx, fx.ds, "dora", catalog.RoleSubmitter, "cara", e.now))
 	for _, u := range []string{"admin", "cara", "sam", "rita", "eve"} {
 		must(cat.SetRecipient(ctx, u, fx.recipient, e.now))
 	}

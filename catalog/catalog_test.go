@@ -325,8 +325,18 @@ func TestDatasetNBDCMetadataAndMembers(t *testing.T) {
 	if roles, _ := c.Roles(ctx, "D", "cara", "2026-03-01"); fmt.Sprint(roles) != "[custodian]" {
 		t.Fatalf("roles %v", roles)
 	}
+	if ms, err := c.Members(ctx, "D"); err != nil || len(ms) != 3 || ms[0].User != "cara" || ms[0].AddedBy != "admin" {
+		t.Fatalf("members %+v %v", ms, err)
+	}
 	if err := c.RemoveMember(ctx, "D", "cara", RoleCustodian); err != nil {
 		t.Fatal(err)
+	}
+	// sam, the creator, is now the last custodian.
+	if err := c.RemoveMember(ctx, "D", "sam", RoleCustodian); !errors.Is(err, ErrState) {
+		t.Fatalf("removing the last custodian: %v", err)
+	}
+	if roles, _ := c.Roles(ctx, "D", "sam", "2026-03-01"); fmt.Sprint(roles) != "[custodian submitter]" {
+		t.Fatalf("refused removal changed roles: %v", roles)
 	}
 	if err := c.RemoveMember(ctx, "D", "cara", RoleCustodian); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("removing twice: %v", err)

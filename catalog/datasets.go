@@ -161,15 +161,45 @@ func (c *Catalog) AddMember(ctx context.Context, datasetID, user, role, by strin
 
 // RemoveMember takes a per-dataset role away; ErrNotFound if the user did
 // not hold it.
+// The last custodian cannot be removed (ErrState): a dataset always has
+// someone to manage its grants besides the operators.
 func (c *Catalog) RemoveMember(ctx context.Context, datasetID, user, role string) error {
-	res, err := c.db.ExecContext(ctx, `DELETE FROM members WHERE dataset_id = ? AND user = ? AND role = ?`, datasetID, user, role)
-	if err != nil {
-		return fmt.Errorf("catalog: remove member: %w", err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("member %s of %s as %s: %w", user, datasetID, role, ErrNotFound)
-	}
-	return nil
+	return c.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM members WHERE dataset_id = ? AND user = ? AND role = ?`, datasetID, user, role)
+		if err != nil {
+			return fmt.Errorf("catalog: remove member: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("member %s of %s as %s: %w", user, datasetID, role, ErrNotFound)
+		}
+		var left int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM members WHERE dataset_id = ? AND role = 'custodian'`, datasetID).Scan(&left); err != nil {
+			return fmt.Errorf("catalog: remove member: %w", err)
+		}
+		if role == RoleCustodian && left == 0 {
+			return fmt.Errorf("%s is the last custodian of %s: %w", user, datasetID, ErrState)
+		}
+		return nil
+	})
+}
+
+// Member is one per-dataset role holder.
+type Member struct {
+	DatasetID, User, Role, AddedBy string
+	AddedAt                        time.Time
+}
+
+// Members lists a dataset's custodians and submitters, by user and role.
+func (c *Catalog) Members(ctx context.Context, datasetID string) ([]Member, error) {
+	return queryAll(ctx, c, "members", func(s rowScanner) (*Member, error) {
+		var m Member
+		var at int64
+		if err := s.Scan(&m.DatasetID, &m.User, &m.Role, &m.AddedBy, &at); err != nil {
+			return nil, err
+		}
+		m.AddedAt = fromTS(at)
+		return &m, nil
+	}, `SELECT dataset_id, user, role, added_by, added_at FROM members WHERE dataset_id = ? ORDER BY user, role`, datasetID)
 }
 
 func isConstraint(err error) bool {

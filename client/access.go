@@ -82,3 +82,20 @@ func csvSafe(s string) string {
 	}
 	return s
 }
+
+// Members lists a dataset's custodians and submitters.
+func (c *Client) Members(ctx context.Context, dataset string) ([]api.Member, error) {
+	var ms []api.Member
+	return ms, c.do(ctx, http.MethodGet, "/v1/datasets/"+esc(dataset)+"/members", nil, &ms)
+}
+
+// AddMember gives user a per-dataset role (custodian or submitter).
+func (c *Client) AddMember(ctx context.Context, dataset, user, role string) (*api.Member, error) {
+	var m api.Member
+	return &m, c.do(ctx, http.MethodPut, "/v1/datasets/"+esc(dataset)+"/members/"+esc(user)+"/"+esc(role), nil, &m)
+}
+
+// RemoveMember takes a per-dataset role away.
+func (c *Client) RemoveMember(ctx context.Context, dataset, user, role string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/datasets/"+esc(dataset)+"/members/"+esc(user)+"/"+esc(role), nil, nil)
+}

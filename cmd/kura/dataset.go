@@ -72,6 +72,8 @@ func datasetCommand() *cli.Command {
 				Flags:  []cli.Flag{jsonFlag},
 				Action: runDatasetShow,
 			},
+			membersCommand(),
+			memberCommand(),
 		}, datasetLifecycleCommands()...), // lifecycle.go
 	}
 }
@@ -451,4 +453,112 @@ func grantsCommand() *cli.Command {
 			return w.Flush()
 		},
 	}
+}
+
+func membersCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "members",
+		Usage:     "list a dataset's custodians and submitters",
+		ArgsUsage: "ID",
+		Description: "Custodians grant and revoke access and review the register; submitters\n" +
+			"upload. The dataset's creator starts as both. Custodians and admins only.\n\n" +
+			"EXAMPLES:\n" +
+			"   kura dataset members JGAD000001",
+		Flags: []cli.Flag{jsonFlag},
+		Action: func(c *cli.Context) error {
+			if err := needArgs(c, 1, "the dataset ID"); err != nil {
+				return err
+			}
+			ds := c.Args().First()
+			cl, _, err := newClient(c)
+			if err != nil {
+				return err
+			}
+			ms, err := cl.Members(c.Context, ds)
+			if err != nil {
+				return &client.Error{Op: "listing members of " + ds, Err: err}
+			}
+			if ms == nil {
+				ms = []api.Member{}
+			}
+			if c.Bool("json") {
+				return printJSON(stdout(c), ms)
+			}
+			w := table(stdout(c))
+			fmt.Fprintln(w, "USER\tROLE\tADDED BY\tADDED AT")
+			for _, m := range ms {
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", m.User, m.Role, m.AddedBy, m.AddedAt.UTC().Format("2006-01-02 15:04"))
+			}
+			return w.Flush()
+		},
+	}
+}
+
+func memberCommand() *cli.Command {
+	flags := []cli.Flag{
+		&cli.StringFlag{Name: "role", Usage: "`ROLE`: custodian or submitter (required)"},
+		jsonFlag,
+	}
+	return &cli.Command{
+		Name:  "member",
+		Usage: "give or take a per-dataset role (custodian, submitter)",
+		Description: "EXAMPLES:\n" +
+			"   kura dataset member add JGAD000001 carol --role custodian\n" +
+			"   kura dataset member remove JGAD000001 sam --role submitter",
+		Subcommands: []*cli.Command{
+			{
+				Name:      "add",
+				Usage:     "give USER a role on the dataset",
+				ArgsUsage: "ID USER",
+				Description: "Refused on a frozen dataset and for a frozen user.\n\n" +
+					"EXAMPLES:\n" +
+					"   kura dataset member add JGAD000001 carol --role custodian\n" +
+					"   kura dataset member add JGAD000001 dave --role submitter",
+				Flags:  flags,
+				Action: runMember,
+			},
+			{
+				Name:      "remove",
+				Usage:     "take a role on the dataset away from USER",
+				ArgsUsage: "ID USER",
+				Description: "The last custodian cannot be removed.\n\n" +
+					"EXAMPLES:\n" +
+					"   kura dataset member remove JGAD000001 dave --role submitter",
+				Flags:  flags,
+				Action: runMember,
+			},
+		},
+	}
+}
+
+func runMember(c *cli.Context) error {
+	if err := needArgs(c, 2, "ID USER"); err != nil {
+		return err
+	}
+	ds, user, role := c.Args().Get(0), c.Args().Get(1), c.String("role")
+	if role != api.RoleCustodian && role != api.RoleSubmitter {
+		return badArg(c, fmt.Errorf("--role %q: want custodian or submitter", role))
+	}
+	cl, _, err := newClient(c)
+	if err != nil {
+		return err
+	}
+	m := &api.Member{Dataset: ds, User: user, Role: role}
+	if c.Command.Name == "add" {
+		m, err = cl.AddMember(c.Context, ds, user, role)
+	} else {
+		err = cl.RemoveMember(c.Context, ds, user, role)
+	}
+	if err != nil {
+		return &client.Error{Op: c.Command.Name + " " + role + " " + user + " on " + ds, Err: err}
+	}
+	if c.Bool("json") {
+		return printJSON(stdout(c), m)
+	}
+	if c.Command.Name == "add" {
+		fmt.Fprintf(stdout(c), "%s is now %s of %s.\n", m.User, m.Role, m.Dataset)
+	} else {
+		fmt.Fprintf(stdout(c), "%s is no longer %s of %s.\n", user, role, ds)
+	}
+	return nil
 }
