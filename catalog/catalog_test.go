@@ -142,6 +142,20 @@ func TestGrantLifecycle(t *testing.T) {
 	if l, err := c.LatestGrant(ctx, "D", "rita"); err != nil || l.ID != g2.ID {
 		t.Fatalf("latest %+v %v", l, err)
 	}
+	// A new grant after the revocation replaces the revoked row as the
+	// current one; the revocation stays on record.
+	g3, err := c.PutGrant(ctx, Grant{DatasetID: "D", User: "rita", Until: "2026-04-01", GrantedBy: "sam", GrantedAt: t0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hist, _ = c.Grants(ctx, "D", true)
+	if len(hist) != 3 || hist[1].SupersededBy != g3.ID || hist[1].RevokedAt == nil || hist[1].State("2026-03-01") != GrantRevoked {
+		t.Fatalf("history after re-grant %+v", hist)
+	}
+	if cur, _ := c.Grants(ctx, "D", false); len(cur) != 1 || cur[0].ID != g3.ID {
+		t.Fatalf("current after re-grant %+v", cur)
+	}
+	c.RevokeGrant(ctx, "D", "rita", "sam", "end", t0)
 	if roles, _ := c.Roles(ctx, "D", "rita", "2026-03-01"); len(roles) != 0 {
 		t.Fatalf("revoked grantee has roles %v", roles)
 	}

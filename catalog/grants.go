@@ -79,8 +79,8 @@ func scanGrant(s rowScanner) (*Grant, error) {
 }
 
 // PutGrant records a grant of the dataset to g.User for g.From..g.Until.
-// A current grant of the same user is superseded (kept, marked), so an
-// extension leaves the earlier period in the history. The caller checks
+// The user's current row is superseded (kept, marked), so an extension or
+// a new grant after a revocation leaves the earlier rows in the history. The caller checks
 // who may grant and the date bounds.
 func (c *Catalog) PutGrant(ctx context.Context, g Grant) (*Grant, error) {
 	if _, err := time.Parse(DateLayout, g.Until); err != nil {
@@ -103,8 +103,10 @@ func (c *Catalog) PutGrant(ctx context.Context, g Grant) (*Grant, error) {
 		if err != nil {
 			return err
 		}
+		// The user's previous row, whatever its state (a revoked one keeps
+		// its revocation), is replaced: one current row per user.
 		if _, err := tx.ExecContext(ctx, `UPDATE grants SET superseded_by = ?
-			WHERE dataset_id = ? AND user = ? AND id != ? AND revoked_at IS NULL AND superseded_by IS NULL`,
+			WHERE dataset_id = ? AND user = ? AND id != ? AND superseded_by IS NULL`,
 			id, g.DatasetID, g.User, id); err != nil {
 			return fmt.Errorf("catalog: supersede grant: %w", err)
 		}
@@ -164,8 +166,8 @@ func (c *Catalog) LatestGrant(ctx context.Context, datasetID, user string) (*Gra
 }
 
 // Grants returns the dataset's grant rows, oldest first: every row with
-// history, else only current ones (not superseded; revoked and expired
-// rows stay, as the last word on that user).
+// history, else the current one per user (not superseded: active, future,
+// expired or revoked, the last word on that user).
 func (c *Catalog) Grants(ctx context.Context, datasetID string, history bool) ([]Grant, error) {
 	return queryAll(ctx, c, "grants", scanGrant, `SELECT `+grantCols+` FROM grants
 		WHERE dataset_id = ? AND (? OR superseded_by IS NULL) ORDER BY id`, datasetID, history)
