@@ -282,3 +282,31 @@ func TestDatasetNBDCBadInput(t *testing.T) {
 		sam.refused(t, "dataset", "show", req.ID)
 	}
 }
+
+// TestDatasetMembersCLI: a custodian gives a second user the submitter
+// role, who can then upload, and takes it away again.
+func TestDatasetMembersCLI(t *testing.T) {
+	s := needStack(t)
+	sam, _ := s.users(t)
+	dave := s.newUser(t)
+	dave.must(t, "keygen", "--classic")
+	ds := newDatasetID()
+	sam.must(t, "dataset", "create", ds, "--title", "members")
+	src := filepath.Join(t.TempDir(), "x.vcf")
+	writeRandomFile(t, src, 43, 1000, nil)
+	dave.refused(t, "upload", "--dataset", ds, src)
+	sam.must(t, "dataset", "member", "add", ds, dave.name, "--role", "submitter")
+	var ms []api.Member
+	if err := json.Unmarshal([]byte(sam.must(t, "dataset", "members", ds, "--json")), &ms); err != nil || len(ms) != 3 {
+		t.Fatalf("members %+v %v", ms, err)
+	}
+	dave.must(t, "upload", "--dataset", ds, src)
+	dave.refused(t, "dataset", "members", ds) // submitters do not manage roles
+	sam.must(t, "dataset", "member", "remove", ds, dave.name, "--role", "submitter")
+	src2 := filepath.Join(t.TempDir(), "y.vcf")
+	writeRandomFile(t, src2, 44, 1000, nil)
+	dave.refused(t, "upload", "--dataset", ds, src2)
+	if line := sam.refused(t, "dataset", "member", "remove", ds, sam.name, "--role", "custodian"); !strings.Contains(line, "last custodian") {
+		t.Errorf("removing the last custodian: %q", line)
+	}
+}
