@@ -28,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -105,6 +106,24 @@ func (s *Server) checkDatasetFrozen(q *request, id string) error {
 		return frozen(fmt.Sprintf("dataset %q is frozen", id))
 	}
 	return nil
+}
+
+// checkUploader re-checks, on every call that adds to an upload, that the
+// caller may still upload to the dataset: a submitter (or admin) whose role
+// was not taken away since the upload began, and the dataset not frozen.
+func (s *Server) checkUploader(q *request, id string) error {
+	if s.isAdmin(q.user) {
+		return s.checkDatasetFrozen(q, id)
+	}
+	roles, err := s.cat.Roles(q.ctx, id, q.user.Name, s.today())
+	if err != nil {
+		return internal("reading roles", err)
+	}
+	if !slices.Contains(roles, catalog.RoleSubmitter) {
+		return &httpError{status: http.StatusForbidden, msg: fmt.Sprintf("dataset %q: you are no longer a submitter of it", id),
+			hint: "ask the dataset's custodian; the upload can be aborted"}
+	}
+	return s.checkDatasetFrozen(q, id)
 }
 
 // refuseFrozen is checkDatasetFrozen for a dsAccess already loaded.

@@ -15,7 +15,7 @@ func (s *Server) whoami(q *request) error {
 	if err != nil {
 		return internal("reading recipient", err)
 	}
-	fr, err := s.isFrozen(q, "user", q.user.Name) // access.go
+	fr, err := s.isFrozen(q, api.FreezeUser, q.user.Name) // access.go
 	if err != nil {
 		return err
 	}

@@ -251,7 +251,7 @@ func (s *Server) openUpload(q *request) (*catalog.Upload, *catalog.Dataset, erro
 		return nil, nil, &httpError{status: http.StatusConflict, msg: fmt.Sprintf("upload %s is %s", u.ID, u.State),
 			hint: "start a new upload"}
 	}
-	if err := s.checkDatasetFrozen(q, ds.ID); err != nil { // access.go
+	if err := s.checkUploader(q, ds.ID); err != nil { // access.go: role and freeze, now
 		return nil, nil, err
 	}
 	return u, ds, nil
