@@ -51,8 +51,10 @@
 //	dataset.show                 visible
 //	file.list                    visible
 //	upload.begin                 submitter
-//	upload.* (show, presign, commit, complete, abort)
-//	                             the upload's creator, or admin
+//	upload.show, upload.abort    the upload's creator, or admin
+//	upload.presign, .commit, .complete
+//	                             the upload's creator while still a submitter
+//	                             (or admin); not on a frozen dataset
 //	file.fetch, fetch.presign    grantee, submitter or custodian (not admin
 //	                             alone: operators do not read data without a grant)
 //	grant.put, grant.revoke      custodian or admin
