@@ -22,8 +22,50 @@
 //	POST   /v1/datasets/{ds}/files/{name}/fetch         -> FetchResponse (header for the caller's recipient)
 //	POST   /v1/fetches/{file}/presign  PresignRequest   -> PresignResponse  (GET URL for one piece)
 //	PUT    /v1/datasets/{ds}/grants/{user}  GrantRequest -> Grant
-//	DELETE /v1/datasets/{ds}/grants/{user}              -> Grant (revoked)
-//	GET    /v1/datasets/{ds}/grants                     -> []Grant
+//	DELETE /v1/datasets/{ds}/grants/{user}  RevokeRequest -> Grant (revoked)
+//	GET    /v1/datasets/{ds}/grants[?history=true]      -> []Grant
+//	GET    /v1/grants[?history=true]                    -> []Grant (the register the caller may review)
+//	GET    /v1/datasets/{ds}/members                    -> []Member
+//	PUT    /v1/datasets/{ds}/members/{user}/{role}      -> Member (role: custodian or submitter)
+//	DELETE /v1/datasets/{ds}/members/{user}/{role}      -> 204 (not the last custodian)
+//	POST   /v1/admin/freezes       FreezeRequest        -> Freeze
+//	DELETE /v1/admin/freezes/{kind}/{name}  UnfreezeRequest -> Freeze (lifted)
+//	GET    /v1/admin/freezes[?all=true]                 -> []Freeze
+//
+// Who may call what (the authorisation matrix, tested cell by cell in
+// broker/matrix_test.go). Roles: admin (kurad's `admins`), custodian and
+// submitter (per dataset; a dataset's creator holds both), grantee (an
+// active grant: not revoked, not superseded, from <= today <= until, UTC).
+// "Visible" means any of those four; everyone else gets 404 for the
+// dataset and everything in it, as if it did not exist. A former grantee
+// (expired, revoked, not yet started) gets 403 saying which. A frozen user
+// is refused everything but health and whoami; a frozen dataset refuses
+// file lists, fetches, presigns, uploads and new grants (revoke, show and
+// grant lists stay allowed: they reduce or review access).
+//
+//	health                       anyone, no token
+//	whoami                       any user (also when frozen)
+//	recipient.set                any user
+//	dataset.create               admin, or a user in kurad's `submitters`
+//	dataset.list                 any user; lists visible datasets only
+//	dataset.show                 visible
+//	file.list                    visible
+//	upload.begin                 submitter
+//	upload.show, upload.abort    the upload's creator, or admin
+//	upload.presign, .commit, .complete
+//	                             the upload's creator while still a submitter
+//	                             (or admin); not on a frozen dataset
+//	file.fetch, fetch.presign    grantee, submitter or custodian (not admin
+//	                             alone: operators do not read data without a grant)
+//	grant.put, grant.revoke      custodian or admin
+//	grant.list                   custodian or admin
+//	member.list, member.remove   custodian or admin
+//	member.add                   custodian or admin; not on a frozen dataset
+//	                             or for a frozen user
+//	grant.register (/v1/grants)  any user: admins see all, custodians their
+//	                             datasets', everyone their own grants
+//	admin.freeze, admin.unfreeze, admin.freezes
+//	                             admin
 package api
 
 import (
@@ -53,6 +95,9 @@ type User struct {
 	Roles     []string `json:"roles,omitempty"`     // global roles: "admin", "submitter"
 	Recipient string   `json:"recipient,omitempty"` // registered age recipient
 	TokenTTL  int64    `json:"token_ttl_seconds,omitempty"`
+	// Frozen: an administrator froze this account; everything but whoami
+	// is refused until it is lifted.
+	Frozen bool `json:"frozen,omitempty"`
 }
 
 type RecipientRequest struct {
@@ -67,6 +112,13 @@ type CreateDatasetRequest struct {
 	K                int    `json:"k,omitempty"`                  // default 4
 	M                int    `json:"m,omitempty"`                  // default 2
 	PlainSegmentSize int64  `json:"plain_segment_size,omitempty"` // default 64 MiB
+	// NBDC metadata. AccessLevel defaults to controlled-type1; NBDCID
+	// (JGAD + 6 digits) defaults to ID when ID has that form; PolicyID is
+	// JGAP + 6 digits; MaxUseDays (1..366) defaults to 365.
+	AccessLevel string `json:"access_level,omitempty"`
+	NBDCID      string `json:"nbdc_id,omitempty"`
+	PolicyID    string `json:"policy_id,omitempty"`
+	MaxUseDays  int    `json:"max_use_days,omitempty"`
 }
 
 type Dataset struct {
@@ -80,6 +132,13 @@ type Dataset struct {
 	CreatedAt        time.Time `json:"created_at"`
 	Files            int       `json:"files"`
 	Bytes            int64     `json:"bytes"`
+	AccessLevel      string    `json:"access_level"`
+	NBDCID           string    `json:"nbdc_id,omitempty"`
+	PolicyID         string    `json:"policy_id,omitempty"`
+	MaxUseDays       int       `json:"max_use_days"`
+	// Frozen: an administrator froze the dataset; no reads, uploads or
+	// new grants until it is lifted.
+	Frozen bool `json:"frozen,omitempty"`
 	// Access is the caller's relation to the dataset: "custodian",
 	// "submitter", "grantee" or "admin".
 	Access []string `json:"access,omitempty"`
@@ -167,17 +226,44 @@ type FetchResponse struct {
 	Targets      []Target `json:"targets"`
 }
 
+// GrantRequest records one use period of the NBDC user register. A user
+// with a current grant gets a new row that supersedes it (an extension);
+// the old row stays in the history.
 type GrantRequest struct {
-	Until string `json:"until"` // YYYY-MM-DD, inclusive, in UTC
+	From  string `json:"from,omitempty"` // YYYY-MM-DD (UTC), first day; default today
+	Until string `json:"until"`          // YYYY-MM-DD, inclusive, in UTC
+	// ApplicationID is the NBDC data-use application (J-DU + 6 digits);
+	// required on controlled-access datasets.
+	ApplicationID string `json:"application_id,omitempty"`
+	Institution   string `json:"institution"` // required: a new institution needs a new grant
+	Reason        string `json:"reason,omitempty"`
 }
 
+// Grant states.
+const (
+	GrantActive     = "active"
+	GrantFuture     = "future"  // from is after today
+	GrantExpired    = "expired" // until is before today
+	GrantRevoked    = "revoked"
+	GrantSuperseded = "superseded" // replaced by a later row (an extension)
+)
+
+// Grant is one row of the register.
 type Grant struct {
-	Dataset   string     `json:"dataset"`
-	User      string     `json:"user"`
-	Until     time.Time  `json:"until"`
-	GrantedBy string     `json:"granted_by"`
-	GrantedAt time.Time  `json:"granted_at"`
-	RevokedAt *time.Time `json:"revoked_at,omitempty"`
-	RevokedBy string     `json:"revoked_by,omitempty"`
-	Active    bool       `json:"active"`
+	ID            int64      `json:"id"`
+	Dataset       string     `json:"dataset"`
+	User          string     `json:"user"`
+	From          string     `json:"from"`  // YYYY-MM-DD
+	Until         time.Time  `json:"until"` // the last day, 00:00 UTC
+	ApplicationID string     `json:"application_id,omitempty"`
+	Institution   string     `json:"institution,omitempty"`
+	Reason        string     `json:"reason,omitempty"`
+	GrantedBy     string     `json:"granted_by"`
+	GrantedAt     time.Time  `json:"granted_at"`
+	RevokedAt     *time.Time `json:"revoked_at,omitempty"`
+	RevokedBy     string     `json:"revoked_by,omitempty"`
+	RevokeReason  string     `json:"revoke_reason,omitempty"`
+	SupersededBy  int64      `json:"superseded_by,omitempty"`
+	State         string     `json:"state"`
+	Active        bool       `json:"active"`
 }

@@ -307,13 +307,16 @@ func TestEndToEnd(t *testing.T) {
 	e.must(404, "tok-rita", "POST", "/v1/fetches/"+f.ID+"/presign", pget, nil)
 
 	// Grants: custodian only, at most a year, not in the past.
-	e.must(404, "tok-rita", "PUT", "/v1/datasets/JGAD1/grants/rita", api.GrantRequest{Until: "2026-06-01"}, nil)
-	e.must(400, "tok-sam", "PUT", "/v1/datasets/JGAD1/grants/rita", api.GrantRequest{Until: "2027-03-02"}, nil)
-	e.must(400, "tok-sam", "PUT", "/v1/datasets/JGAD1/grants/rita", api.GrantRequest{Until: "2026-02-28"}, nil)
-	e.must(400, "tok-sam", "PUT", "/v1/datasets/JGAD1/grants/rita", api.GrantRequest{Until: "2026-6-1"}, nil)
-	e.must(400, "tok-sam", "PUT", "/v1/datasets/JGAD1/grants/Rita!", api.GrantRequest{Until: "2026-06-01"}, nil)
+	grq := func(until string) api.GrantRequest {
+		return api.GrantRequest{Until: until, ApplicationID: "J-DU000001", Institution: "NIG"}
+	}
+	e.must(404, "tok-rita", "PUT", "/v1/datasets/JGAD1/grants/rita", grq("2026-06-01"), nil)
+	e.must(400, "tok-sam", "PUT", "/v1/datasets/JGAD1/grants/rita", grq("2027-03-02"), nil)
+	e.must(400, "tok-sam", "PUT", "/v1/datasets/JGAD1/grants/rita", grq("2026-02-28"), nil)
+	e.must(400, "tok-sam", "PUT", "/v1/datasets/JGAD1/grants/rita", grq("2026-6-1"), nil)
+	e.must(400, "tok-sam", "PUT", "/v1/datasets/JGAD1/grants/Rita!", grq("2026-06-01"), nil)
 	var g api.Grant
-	e.must(200, "tok-sam", "PUT", "/v1/datasets/JGAD1/grants/rita", api.GrantRequest{Until: "2026-03-10"}, &g)
+	e.must(200, "tok-sam", "PUT", "/v1/datasets/JGAD1/grants/rita", grq("2026-03-10"), &g)
 	if !g.Active || g.GrantedBy != "sam" {
 		t.Fatalf("grant %+v", g)
 	}
@@ -350,15 +353,22 @@ func TestEndToEnd(t *testing.T) {
 
 	// Expiry bites at request time; so does revocation.
 	e.now = time.Date(2026, 3, 11, 0, 0, 1, 0, time.UTC)
-	e.must(404, "tok-rita", "POST", "/v1/fetches/"+f.ID+"/presign", pget, nil)
+	raw = e.must(403, "tok-rita", "POST", "/v1/fetches/"+f.ID+"/presign", pget, nil)
+	if !strings.Contains(errBody(t, raw).Error, "expired") {
+		t.Fatalf("expiry refusal does not say so: %s", raw)
+	}
 	e.now = time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
 	e.must(200, "tok-rita", "POST", "/v1/fetches/"+f.ID+"/presign", pget, nil)
-	e.must(200, "tok-sam", "DELETE", "/v1/datasets/JGAD1/grants/rita", nil, &g)
-	if g.Active || g.RevokedBy != "sam" {
+	e.must(400, "tok-sam", "DELETE", "/v1/datasets/JGAD1/grants/rita", nil, nil) // a reason is required
+	e.must(200, "tok-sam", "DELETE", "/v1/datasets/JGAD1/grants/rita", api.RevokeRequest{Reason: "project ended"}, &g)
+	if g.Active || g.RevokedBy != "sam" || g.RevokeReason != "project ended" {
 		t.Fatalf("revoked %+v", g)
 	}
-	e.must(404, "tok-rita", "POST", "/v1/fetches/"+f.ID+"/presign", pget, nil)
-	e.must(404, "tok-sam", "DELETE", "/v1/datasets/JGAD1/grants/rita", nil, nil)
+	raw = e.must(403, "tok-rita", "POST", "/v1/fetches/"+f.ID+"/presign", pget, nil)
+	if !strings.Contains(errBody(t, raw).Error, "revoked") {
+		t.Fatalf("revocation refusal does not say so: %s", raw)
+	}
+	e.must(404, "tok-sam", "DELETE", "/v1/datasets/JGAD1/grants/rita", api.RevokeRequest{Reason: "again"}, nil)
 	var hist []api.Grant
 	e.must(200, "tok-sam", "GET", "/v1/datasets/JGAD1/grants", nil, &hist)
 	if len(hist) != 1 || hist[0].RevokedAt == nil {
@@ -445,5 +455,279 @@ func TestMethodAndBodyRules(t *testing.T) {
 	// Unknown methods and paths get a JSON error, never a 2xx.
 	if code, raw := e.call("tok-sam", "PATCH", "/v1/datasets/D", nil, nil); code != http.StatusNotFound || errBody(t, raw).Error == "" {
 		t.Errorf("PATCH: %d %s", code, raw)
+	}
+}
+
+// TestNBDCDatasetMetadata: access level, JGAD/JGAP ids and the maximum use
+// period are checked, defaulted and shown; bad input creates nothing.
+func TestNBDCDatasetMetadata(t *testing.T) {
+	e := newEnv(t)
+	var d api.Dataset
+	e.must(201, "tok-sam", "POST", "/v1/datasets", api.CreateDatasetRequest{ID: "JGAD000001", Title: "t"}, &d)
+	if d.AccessLevel != api.AccessControlled1 || d.NBDCID != "JGAD000001" || d.PolicyID != "" || d.MaxUseDays != 365 {
+		t.Fatalf("defaults %+v", d)
+	}
+	e.must(201, "tok-sam", "POST", "/v1/datasets", api.CreateDatasetRequest{ID: "wgs-1", Title: "t",
+		AccessLevel: api.AccessControlled2, NBDCID: "JGAD000002", PolicyID: "JGAP000002", MaxUseDays: 30}, &d)
+	if d.AccessLevel != api.AccessControlled2 || d.NBDCID != "JGAD000002" || d.PolicyID != "JGAP000002" || d.MaxUseDays != 30 {
+		t.Fatalf("metadata %+v", d)
+	}
+	for _, bad := range []api.CreateDatasetRequest{
+		{ID: "B1", Title: "t", AccessLevel: "open"},
+		{ID: "B2", Title: "t", NBDCID: "JGAD12"},
+		{ID: "B3", Title: "t", NBDCID: "JGAS000001"},
+		{ID: "B4", Title: "t", PolicyID: "JGAP0000001"},
+		{ID: "B5", Title: "t", MaxUseDays: 367},
+		{ID: "B6", Title: "t", MaxUseDays: -1},
+	} {
+		e.must(400, "tok-sam", "POST", "/v1/datasets", bad, nil)
+		e.must(404, "tok-sam", "GET", "/v1/datasets/"+bad.ID, nil, nil)
+	}
+	var all []api.Dataset
+	e.must(200, "tok-sam", "GET", "/v1/datasets", nil, &all)
+	if len(all) != 2 || all[1].PolicyID != "JGAP000002" {
+		t.Fatalf("list %+v", all)
+	}
+}
+
+// TestGrantRegister: the register's fields, periods within the dataset's
+// maximum, extensions as new rows, future grants, and who sees what.
+func TestGrantRegister(t *testing.T) {
+	e := newEnv(t) // today is 2026-03-01
+	e.must(201, "tok-sam", "POST", "/v1/datasets", api.CreateDatasetRequest{ID: "JGAD000001", Title: "t", MaxUseDays: 30}, nil)
+	e.must(201, "tok-sam", "POST", "/v1/datasets", api.CreateDatasetRequest{ID: "OPEN1", Title: "t", AccessLevel: api.AccessUnrestricted}, nil)
+	put := "/v1/datasets/JGAD000001/grants/rita"
+	ok := api.GrantRequest{Until: "2026-03-31", ApplicationID: "J-DU000001", Institution: "NIG", Reason: "approved"}
+	for _, bad := range []api.GrantRequest{
+		{Until: "2026-03-31", Institution: "NIG"},                                                  // controlled: application id required
+		{Until: "2026-03-31", ApplicationID: "DU1", Institution: "NIG"},                            // bad application id
+		{Until: "2026-03-31", ApplicationID: "J-DU000001"},                                         // institution required
+		{Until: "2026-03-31", ApplicationID: "J-DU000001", Institution: "  "},                      // blank institution
+		{Until: "2026-04-01", ApplicationID: "J-DU000001", Institution: "NIG"},                     // beyond 30 days
+		{From: "2026-02-28", Until: "2026-03-10", ApplicationID: "J-DU000001", Institution: "NIG"}, // starts in the past
+		{From: "2026-03-10", Until: "2026-03-09", ApplicationID: "J-DU000001", Institution: "NIG"}, // ends before it starts
+		{From: "2026-03-10", Until: "2026-04-10", ApplicationID: "J-DU000001", Institution: "NIG"}, // 31 days from its start
+		{Until: "2026-03-31", ApplicationID: "J-DU000001", Institution: "NIG", Reason: "a\x00b"},   // control character
+	} {
+		if code, raw := e.call("tok-sam", "PUT", put, bad, nil); code != 400 {
+			t.Errorf("grant %+v: %d %s", bad, code, raw)
+		}
+	}
+	var gs []api.Grant
+	if e.must(200, "tok-sam", "GET", "/v1/datasets/JGAD000001/grants?history=true", nil, &gs); len(gs) != 0 {
+		t.Fatalf("refused grants left rows: %+v", gs)
+	}
+	// A grant on unrestricted data needs no application id (kura still
+	// wants a grant to read it).
+	e.must(200, "tok-sam", "PUT", "/v1/datasets/OPEN1/grants/rita", api.GrantRequest{Until: "2027-03-01", Institution: "NIG"}, nil)
+	e.must(400, "tok-sam", "PUT", "/v1/datasets/OPEN1/grants/rita", api.GrantRequest{Until: "2027-03-02", Institution: "NIG"}, nil)
+
+	var g1, g2 api.Grant
+	e.must(200, "tok-sam", "PUT", put, ok, &g1)
+	if g1.State != api.GrantActive || g1.From != "2026-03-01" || g1.ApplicationID != "J-DU000001" || g1.Institution != "NIG" || g1.Reason != "approved" {
+		t.Fatalf("grant %+v", g1)
+	}
+	// A later start cannot silently cut an active grant short.
+	e.must(409, "tok-sam", "PUT", put, api.GrantRequest{From: "2026-03-20", Until: "2026-03-31", ApplicationID: "J-DU000001", Institution: "NIG"}, nil)
+	// Extension: a new row; the old one is kept, superseded.
+	e.now = time.Date(2026, 3, 25, 9, 0, 0, 0, time.UTC)
+	e.must(200, "tok-sam", "PUT", put, api.GrantRequest{Until: "2026-04-24", ApplicationID: "J-DU000001", Institution: "NIG", Reason: "extended"}, &g2)
+	e.must(200, "tok-sam", "GET", "/v1/datasets/JGAD000001/grants", nil, &gs)
+	if len(gs) != 1 || gs[0].ID != g2.ID {
+		t.Fatalf("current rows %+v", gs)
+	}
+	e.must(200, "tok-sam", "GET", "/v1/datasets/JGAD000001/grants?history=true", nil, &gs)
+	if len(gs) != 2 || gs[0].State != api.GrantSuperseded || gs[0].SupersededBy != g2.ID || gs[1].State != api.GrantActive {
+		t.Fatalf("history %+v", gs)
+	}
+	e.must(400, "tok-sam", "GET", "/v1/datasets/JGAD000001/grants?history=maybe", nil, nil)
+
+	// A grant that starts later is not active yet, and says so.
+	e.must(201, "tok-sam", "POST", "/v1/datasets", api.CreateDatasetRequest{ID: "JGAD000003", Title: "t"}, nil)
+	var f api.Grant
+	e.must(200, "tok-sam", "PUT", "/v1/datasets/JGAD000003/grants/rita", api.GrantRequest{From: "2026-04-01", Until: "2026-05-01", ApplicationID: "J-DU000002", Institution: "NIG"}, &f)
+	if f.State != api.GrantFuture || f.Active {
+		t.Fatalf("future grant %+v", f)
+	}
+	raw := e.must(403, "tok-rita", "GET", "/v1/datasets/JGAD000003/files", nil, nil)
+	if !strings.Contains(errBody(t, raw).Error, "starts on 2026-04-01") {
+		t.Fatalf("future refusal: %s", raw)
+	}
+	e.now = time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)
+	e.must(200, "tok-rita", "GET", "/v1/datasets/JGAD000003/files", nil, nil)
+
+	// The register: sam (custodian of all three) sees every row, rita her
+	// own, eve nothing, the admin everything.
+	for tok, want := range map[string]int{"tok-sam": 4, "tok-rita": 4, "tok-eve": 0, "tok-admin": 4} {
+		e.must(200, tok, "GET", "/v1/grants?history=true", nil, &gs)
+		if len(gs) != want {
+			t.Errorf("%s sees %d rows, want %d", tok, len(gs), want)
+		}
+	}
+	e.must(200, "tok-sam", "GET", "/v1/grants", nil, &gs)
+	if len(gs) != 3 {
+		t.Errorf("current register has %d rows, want 3", len(gs))
+	}
+}
+
+// TestIncidentFreeze: freezing takes effect at the next request, says so,
+// keeps revoke working, blocks grants to and by the frozen, and is lifted
+// with a record.
+func TestIncidentFreeze(t *testing.T) {
+	e := newEnv(t)
+	e.must(201, "tok-sam", "POST", "/v1/datasets", api.CreateDatasetRequest{ID: "JGAD000001", Title: "t", PlainSegmentSize: 1 << 20}, nil)
+	f := e.upload("tok-sam", "JGAD000001", "a.vcf", randBytes(5000), randBytes(16), randBytes(16))
+	id, _ := age.GenerateX25519Identity()
+	e.must(200, "tok-rita", "PUT", "/v1/me/recipient", api.RecipientRequest{Recipient: id.Recipient().String()}, nil)
+	grant := api.GrantRequest{Until: "2026-03-31", ApplicationID: "J-DU000001", Institution: "NIG"}
+	e.must(200, "tok-sam", "PUT", "/v1/datasets/JGAD000001/grants/rita", grant, nil)
+	fetch := "/v1/datasets/JGAD000001/files/a.vcf/fetch"
+	e.must(200, "tok-rita", "POST", fetch, nil, nil)
+
+	freeze := func(tok string, req api.FreezeRequest) (int, []byte) {
+		return e.call(tok, "POST", "/v1/admin/freezes", req, nil)
+	}
+	for tok, want := range map[string]int{"tok-sam": 403, "tok-rita": 403, "": 401} {
+		if code, raw := freeze(tok, api.FreezeRequest{Kind: "user", Name: "rita", Reason: "x"}); code != want {
+			t.Errorf("freeze by %q: %d %s", tok, code, raw)
+		}
+	}
+	for _, bad := range []api.FreezeRequest{
+		{Kind: "user", Name: "rita"},               // no reason
+		{Kind: "host", Name: "rita", Reason: "x"},  // bad kind
+		{Kind: "user", Name: "Rita!", Reason: "x"}, // bad name
+	} {
+		if code, raw := freeze("tok-admin", bad); code != 400 {
+			t.Errorf("freeze %+v: %d %s", bad, code, raw)
+		}
+	}
+	if code, _ := freeze("tok-admin", api.FreezeRequest{Kind: "dataset", Name: "JGAD999999", Reason: "x"}); code != 404 {
+		t.Errorf("freezing a missing dataset: %d", code)
+	}
+	var fr []api.Freeze
+	if e.must(200, "tok-admin", "GET", "/v1/admin/freezes?all=true", nil, &fr); len(fr) != 0 {
+		t.Fatalf("refused freezes were recorded: %+v", fr)
+	}
+
+	// User freeze: at once, with a clear message, everywhere but whoami.
+	var fz api.Freeze
+	e.must(201, "tok-admin", "POST", "/v1/admin/freezes", api.FreezeRequest{Kind: "user", Name: "rita", Reason: "laptop stolen"}, &fz)
+	if fz.FrozenBy != "admin" || fz.Reason != "laptop stolen" {
+		t.Fatalf("freeze %+v", fz)
+	}
+	code, _ := freeze("tok-admin", api.FreezeRequest{Kind: "user", Name: "rita", Reason: "again"})
+	if code != 409 {
+		t.Fatalf("double freeze: %d", code)
+	}
+	raw := e.must(403, "tok-rita", "POST", fetch, nil, nil)
+	if eb := errBody(t, raw); !strings.Contains(eb.Error, "access frozen by an administrator") || strings.Contains(eb.Error, "laptop") {
+		t.Fatalf("frozen refusal %+v", eb)
+	}
+	// The same for a dataset that does not exist: nothing leaks.
+	raw2 := e.must(403, "tok-rita", "POST", "/v1/datasets/JGAD999999/files/a.vcf/fetch", nil, nil)
+	if errBody(t, raw).Error != errBody(t, raw2).Error {
+		t.Fatalf("frozen refusals differ: %s / %s", raw, raw2)
+	}
+	var u api.User
+	if e.must(200, "tok-rita", "GET", "/v1/whoami", nil, &u); !u.Frozen {
+		t.Fatalf("whoami does not say frozen: %+v", u)
+	}
+	// No new grant to a frozen user; revoking still works.
+	raw = e.must(403, "tok-sam", "PUT", "/v1/datasets/JGAD000001/grants/rita", grant, nil)
+	if !strings.Contains(errBody(t, raw).Error, "frozen") {
+		t.Fatalf("grant to frozen user: %s", raw)
+	}
+	e.must(400, "tok-admin", "DELETE", "/v1/admin/freezes/user/rita", api.UnfreezeRequest{}, nil)
+	e.must(200, "tok-admin", "DELETE", "/v1/admin/freezes/user/rita", api.UnfreezeRequest{Reason: "laptop found"}, &fz)
+	if fz.LiftedAt == nil || fz.LiftedBy != "admin" || fz.LiftReason != "laptop found" {
+		t.Fatalf("lifted %+v", fz)
+	}
+	e.must(404, "tok-admin", "DELETE", "/v1/admin/freezes/user/rita", api.UnfreezeRequest{Reason: "again"}, nil)
+	e.must(200, "tok-rita", "POST", fetch, nil, nil)
+
+	// Dataset freeze: no reads, uploads or grants for anyone; show and
+	// revoke stay.
+	e.must(201, "tok-admin", "POST", "/v1/admin/freezes", api.FreezeRequest{Kind: "dataset", Name: "JGAD000001", Reason: "incident"}, nil)
+	pget := api.PresignRequest{Target: e.targets[0].ID(), Key: storage.PieceKey("JGAD000001", f.ID, 0, 0)}
+	for _, c := range []struct{ tok, method, path string }{
+		{"tok-rita", "POST", fetch},
+		{"tok-rita", "POST", "/v1/fetches/" + f.ID + "/presign"},
+		{"tok-sam", "GET", "/v1/datasets/JGAD000001/files"},
+		{"tok-admin", "GET", "/v1/datasets/JGAD000001/files"},
+	} {
+		var body any
+		if strings.HasSuffix(c.path, "/presign") {
+			body = pget
+		}
+		code, raw := e.call(c.tok, c.method, c.path, body, nil)
+		if code != 403 || !strings.Contains(string(raw), "dataset \\\"JGAD000001\\\" is frozen") {
+			t.Errorf("%s %s by %s on a frozen dataset: %d %s", c.method, c.path, c.tok, code, raw)
+		}
+	}
+	e.must(403, "tok-sam", "PUT", "/v1/datasets/JGAD000001/grants/bob", grant, nil)
+	var d api.Dataset
+	if e.must(200, "tok-sam", "GET", "/v1/datasets/JGAD000001", nil, &d); !d.Frozen {
+		t.Fatalf("show does not say frozen: %+v", d)
+	}
+	// A stranger still gets the plain 404.
+	e.must(404, "tok-eve", "GET", "/v1/datasets/JGAD000001/files", nil, nil)
+	e.must(200, "tok-sam", "DELETE", "/v1/datasets/JGAD000001/grants/rita", api.RevokeRequest{Reason: "incident"}, nil)
+	e.must(200, "tok-admin", "GET", "/v1/admin/freezes", nil, &fr)
+	if len(fr) != 1 || fr[0].Kind != "dataset" {
+		t.Fatalf("in force %+v", fr)
+	}
+	e.must(200, "tok-admin", "GET", "/v1/admin/freezes?all=true", nil, &fr)
+	if len(fr) != 2 {
+		t.Fatalf("all freezes %+v", fr)
+	}
+	// Freezes and unfreezes pass through the audit hook like every request.
+	if !strings.Contains(e.logs.String(), `"action":"admin.freeze"`) || !strings.Contains(e.logs.String(), `"action":"admin.unfreeze"`) {
+		t.Fatal("freeze actions not logged")
+	}
+}
+
+// TestMembers: custodians give and take per-dataset roles; the last
+// custodian stays; bad input changes nothing.
+func TestMembers(t *testing.T) {
+	e := newEnv(t)
+	e.must(201, "tok-sam", "POST", "/v1/datasets", api.CreateDatasetRequest{ID: "JGAD000001", Title: "t"}, nil)
+	base := "/v1/datasets/JGAD000001/members/"
+	e.must(400, "tok-sam", "PUT", base+"rita/owner", nil, nil)
+	e.must(400, "tok-sam", "PUT", base+"Rita!/submitter", nil, nil)
+	e.must(400, "tok-sam", "PUT", base+"rita/submitter", `{"x":1}`, nil)
+	e.must(404, "tok-eve", "PUT", base+"eve/custodian", nil, nil)
+	var ms []api.Member
+	if e.must(200, "tok-sam", "GET", "/v1/datasets/JGAD000001/members", nil, &ms); len(ms) != 2 {
+		t.Fatalf("bad input changed members: %+v", ms)
+	}
+	// rita becomes submitter, then may upload but not grant.
+	e.must(200, "tok-sam", "PUT", base+"rita/submitter", nil, nil)
+	begin := api.BeginUploadRequest{Name: "x", Size: 1, FileKey: base64.StdEncoding.EncodeToString(randBytes(16)), Nonce: base64.StdEncoding.EncodeToString(randBytes(16))}
+	e.must(201, "tok-rita", "POST", "/v1/datasets/JGAD000001/uploads", begin, nil)
+	var up api.Upload
+	begin.Name = "y"
+	e.must(201, "tok-rita", "POST", "/v1/datasets/JGAD000001/uploads", begin, &up)
+	e.must(403, "tok-rita", "PUT", base+"eve/submitter", nil, nil)
+	// Losing the role stops an upload already begun.
+	e.must(204, "tok-sam", "DELETE", base+"rita/submitter", nil, nil)
+	raw := e.must(403, "tok-rita", "POST", "/v1/uploads/"+up.ID+"/complete", api.CompleteUploadRequest{SHA256: strings.Repeat("0", 64), MD5: strings.Repeat("0", 32)}, nil)
+	if !strings.Contains(errBody(t, raw).Error, "no longer a submitter") {
+		t.Fatalf("upload after losing the role: %s", raw)
+	}
+	e.must(204, "tok-rita", "DELETE", "/v1/uploads/"+up.ID, nil, nil) // aborting stays possible
+	// The admin makes eve custodian; sam can then leave that role.
+	e.must(200, "tok-admin", "PUT", base+"eve/custodian", nil, nil)
+	e.must(204, "tok-sam", "DELETE", base+"sam/custodian", nil, nil)
+	e.must(403, "tok-sam", "PUT", "/v1/datasets/JGAD000001/grants/rita", api.GrantRequest{Until: "2026-03-31", ApplicationID: "J-DU000001", Institution: "NIG"}, nil)
+	raw = e.must(409, "tok-eve", "DELETE", base+"eve/custodian", nil, nil)
+	if !strings.Contains(errBody(t, raw).Error, "last custodian") {
+		t.Fatalf("last custodian: %s", raw)
+	}
+	e.must(404, "tok-eve", "DELETE", base+"sam/custodian", nil, nil)
+	// No role for a frozen user.
+	e.must(201, "tok-admin", "POST", "/v1/admin/freezes", api.FreezeRequest{Kind: "user", Name: "bob", Reason: "incident"}, nil)
+	e.must(403, "tok-eve", "PUT", base+"bob/submitter", nil, nil)
+	if e.must(200, "tok-eve", "GET", "/v1/datasets/JGAD000001/members", nil, &ms); len(ms) != 2 {
+		t.Fatalf("members %+v", ms)
 	}
 }

@@ -18,7 +18,42 @@ func apiDataset(a *dsAccess) api.Dataset {
 		ID: d.ID, Title: d.Title, K: d.K, M: d.M, PlainSegmentSize: d.PlainSegmentSize,
 		TransitKey: d.TransitKey, CreatedBy: d.CreatedBy, CreatedAt: d.CreatedAt,
 		Files: d.Files, Bytes: d.Bytes, Access: a.access,
+		AccessLevel: d.AccessLevel, NBDCID: d.NBDCID, PolicyID: d.PolicyID, MaxUseDays: d.MaxUseDays,
+		Frozen: a.frozen,
 	}
+}
+
+// datasetNBDC checks and defaults a new dataset's NBDC metadata: access
+// level (default controlled-type1), NBDC dataset id (default: the dataset
+// id when it is a JGAD id), policy id, and maximum use period (default 365
+// days).
+func datasetNBDC(req *api.CreateDatasetRequest) error {
+	if req.AccessLevel == "" {
+		req.AccessLevel = api.AccessControlled1
+	}
+	if err := api.ValidateAccessLevel(req.AccessLevel); err != nil {
+		return badRequest("%v", err)
+	}
+	if req.NBDCID == "" && api.ValidateJGAD(req.ID) == nil {
+		req.NBDCID = req.ID
+	}
+	if req.NBDCID != "" {
+		if err := api.ValidateJGAD(req.NBDCID); err != nil {
+			return badRequest("%v", err)
+		}
+	}
+	if req.PolicyID != "" {
+		if err := api.ValidateJGAP(req.PolicyID); err != nil {
+			return badRequest("%v", err)
+		}
+	}
+	if req.MaxUseDays == 0 {
+		req.MaxUseDays = api.DefaultMaxUseDays
+	}
+	if err := api.ValidateMaxUseDays(req.MaxUseDays); err != nil {
+		return badRequest("%v", err)
+	}
+	return nil
 }
 
 // datasetLayout checks a dataset's erasure and segment parameters against
@@ -50,6 +85,9 @@ func (s *Server) createDataset(q *request) error {
 		return err
 	}
 	q.object = "dataset/" + req.ID
+	if err := s.checkUserFrozen(q); err != nil {
+		return err
+	}
 	if !s.isAdmin(q.user) && !s.submit[q.user.Name] {
 		return errorf(http.StatusForbidden, "only submitters and admins may create datasets")
 	}
@@ -58,6 +96,9 @@ func (s *Server) createDataset(q *request) error {
 	}
 	if err := validateText("title", req.Title, maxTitleLen); err != nil {
 		return badRequest("%v", err)
+	}
+	if err := datasetNBDC(&req); err != nil {
+		return err
 	}
 	l, err := s.datasetLayout(&req)
 	if err != nil {
@@ -76,6 +117,7 @@ func (s *Server) createDataset(q *request) error {
 	d := catalog.Dataset{
 		ID: req.ID, Title: req.Title, K: l.K, M: l.M, PlainSegmentSize: req.PlainSegmentSize,
 		SegmentSize: l.SegmentSize, TransitKey: key, CreatedBy: q.user.Name, CreatedAt: s.now(),
+		AccessLevel: req.AccessLevel, NBDCID: req.NBDCID, PolicyID: req.PolicyID, MaxUseDays: req.MaxUseDays,
 	}
 	if err := s.cat.CreateDataset(q.ctx, d); errors.Is(err, catalog.ErrExists) {
 		return errorf(http.StatusConflict, "dataset %q already exists", req.ID)
@@ -91,6 +133,9 @@ func (s *Server) createDataset(q *request) error {
 
 func (s *Server) listDatasets(q *request) error {
 	q.object = "datasets"
+	if err := s.checkUserFrozen(q); err != nil {
+		return err
+	}
 	all, err := s.cat.Datasets(q.ctx)
 	if err != nil {
 		return internal("listing datasets", err)
@@ -127,6 +172,9 @@ func apiFile(f *catalog.File) api.File {
 func (s *Server) listFiles(q *request) error {
 	a, err := s.requireDataset(q, q.r.PathValue("ds"))
 	if err != nil {
+		return err
+	}
+	if err := a.refuseFrozen(); err != nil {
 		return err
 	}
 	fs, err := s.cat.Files(q.ctx, a.ds.ID)

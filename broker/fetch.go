@@ -23,12 +23,9 @@ func (s *Server) fetch(q *request) error {
 	if ValidateName(name) != nil {
 		return notFoundFile(dsID, name)
 	}
-	a, err := s.datasetAccess(q, dsID)
+	a, err := s.readAccess(q, dsID, notFoundFile(dsID, name)) // access.go: grant, freezes
 	if err != nil {
 		return err
-	}
-	if a == nil {
-		return notFoundFile(dsID, name)
 	}
 	f, err := s.cat.AvailableFile(q.ctx, dsID, name)
 	if errors.Is(err, catalog.ErrNotFound) {
@@ -109,11 +106,11 @@ func (s *Server) presignGet(q *request) error {
 	if err != nil {
 		return internal("reading the file", err)
 	}
-	a, err := s.datasetAccess(q, f.DatasetID)
+	a, err := s.readAccess(q, f.DatasetID, notFound) // access.go: grant, freezes
 	if err != nil {
 		return err
 	}
-	if a == nil || f.State != catalog.FileAvailable {
+	if f.State != catalog.FileAvailable {
 		return notFound
 	}
 	segments := int((f.StoredSize + a.ds.SegmentSize - 1) / a.ds.SegmentSize)

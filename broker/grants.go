@@ -2,6 +2,7 @@ package broker
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -10,31 +11,75 @@ import (
 	"github.com/ddbj/kura/vault"
 )
 
+const maxInstitutionLen = 200
+
 func (s *Server) apiGrant(g *catalog.Grant) api.Grant {
 	until, _ := time.Parse(catalog.DateLayout, g.Until)
+	from := g.From
+	if from == "" { // rows from before periods had a start: from the grant's day
+		from = g.GrantedAt.UTC().Format(catalog.DateLayout)
+	}
+	state := g.State(s.today())
 	return api.Grant{
-		Dataset: g.DatasetID, User: g.User, Until: until, GrantedBy: g.GrantedBy, GrantedAt: g.GrantedAt,
-		RevokedAt: g.RevokedAt, RevokedBy: g.RevokedBy, Active: g.ActiveOn(s.today()),
+		ID: g.ID, Dataset: g.DatasetID, User: g.User, From: from, Until: until,
+		ApplicationID: g.ApplicationID, Institution: g.Institution, Reason: g.Reason,
+		GrantedBy: g.GrantedBy, GrantedAt: g.GrantedAt,
+		RevokedAt: g.RevokedAt, RevokedBy: g.RevokedBy, RevokeReason: g.RevokeReason,
+		SupersededBy: g.SupersededBy, State: state, Active: state == catalog.GrantActive,
 	}
 }
 
-// checkUntil enforces the use period: from today to at most MaxGrantYears
-// ahead (NIG: accounts last at most a year; extensions are new grants).
-func (s *Server) checkUntil(until string) error {
-	d, err := time.Parse(catalog.DateLayout, until)
-	if err != nil || d.Format(catalog.DateLayout) != until {
-		return badRequest("until %q: want a date YYYY-MM-DD (UTC)", until)
+func parseDay(what, s string) (time.Time, error) {
+	d, err := time.Parse(catalog.DateLayout, s)
+	if err != nil || d.Format(catalog.DateLayout) != s {
+		return time.Time{}, badRequest("%s %q: want a date YYYY-MM-DD (UTC)", what, s)
 	}
+	return d, nil
+}
+
+// checkPeriod enforces the use period: it starts today or later, ends on
+// or after its start, and lasts at most the dataset's maximum use period
+// and never more than MaxGrantYears (NIG: accounts last at most a year;
+// NBDC: access lasts the approved period, extensions are new grants). It
+// returns the start day, defaulting to today.
+func (s *Server) checkPeriod(ds *catalog.Dataset, from, until string) (string, error) {
 	today, _ := time.Parse(catalog.DateLayout, s.today())
-	if d.Before(today) {
-		return badRequest("until %s is in the past", until)
+	start := today
+	if from != "" {
+		d, err := parseDay("from", from)
+		if err != nil {
+			return "", err
+		}
+		if d.Before(today) {
+			return "", badRequest("from %s is in the past; a grant cannot start before today (%s)", from, s.today())
+		}
+		start = d
 	}
-	if last := today.AddDate(MaxGrantYears, 0, 0); d.After(last) {
-		return badRequest("until %s is more than %d year ahead (latest %s); extend with a new grant before expiry", until, MaxGrantYears, last.Format(catalog.DateLayout))
+	end, err := parseDay("until", until)
+	if err != nil {
+		return "", err
 	}
-	return nil
+	if end.Before(today) {
+		return "", badRequest("until %s is in the past", until)
+	}
+	if end.Before(start) {
+		return "", badRequest("until %s is before from %s", until, start.Format(catalog.DateLayout))
+	}
+	last := start.AddDate(0, 0, ds.MaxUseDays)
+	if y := start.AddDate(MaxGrantYears, 0, 0); y.Before(last) {
+		last = y
+	}
+	if end.After(last) {
+		return "", &httpError{status: http.StatusBadRequest,
+			msg: fmt.Sprintf("until %s exceeds dataset %s's maximum use period of %d days (at most one year): the latest allowed is %s",
+				until, ds.ID, ds.MaxUseDays, last.Format(catalog.DateLayout)),
+			hint: "extend later with a new grant before this one ends"}
+	}
+	return start.Format(catalog.DateLayout), nil
 }
 
+// grantee resolves {ds} and {user} for grant changes: the caller must be
+// the dataset's custodian or an admin.
 func (s *Server) grantee(q *request) (*dsAccess, string, error) {
 	a, err := s.requireDataset(q, q.r.PathValue("ds"), "custodian")
 	if err != nil {
@@ -48,34 +93,81 @@ func (s *Server) grantee(q *request) (*dsAccess, string, error) {
 	return a, user, nil
 }
 
+// putGrant records a use period in the register. Every field is checked
+// before anything is written, so a refused grant changes nothing. A frozen
+// dataset or grantee cannot be granted.
 func (s *Server) putGrant(q *request) error {
 	a, user, err := s.grantee(q)
 	if err != nil {
+		return err
+	}
+	if err := a.refuseFrozen(); err != nil {
 		return err
 	}
 	var req api.GrantRequest
 	if err := q.decode(&req); err != nil {
 		return err
 	}
-	if err := s.checkUntil(req.Until); err != nil {
+	from, err := s.checkPeriod(a.ds, req.From, req.Until)
+	if err != nil {
 		return err
 	}
-	g, err := s.cat.PutGrant(q.ctx, catalog.Grant{DatasetID: a.ds.ID, User: user, Until: req.Until, GrantedBy: q.user.Name, GrantedAt: s.now()})
+	switch {
+	case req.ApplicationID != "":
+		if err := api.ValidateApplicationID(req.ApplicationID); err != nil {
+			return badRequest("%v", err)
+		}
+	case api.IsControlled(a.ds.AccessLevel):
+		return &httpError{status: http.StatusBadRequest,
+			msg:  fmt.Sprintf("dataset %s is %s: a grant needs the NBDC data-use application id", a.ds.ID, a.ds.AccessLevel),
+			hint: "pass --application J-DU...... (the approved application naming this user)"}
+	}
+	if err := requiredText("institution", req.Institution, maxInstitutionLen); err != nil {
+		return err
+	}
+	if err := validateText("reason", req.Reason, maxReasonLen); err != nil {
+		return badRequest("%v", err)
+	}
+	if fr, err := s.isFrozen(q, catalog.FreezeUser, user); err != nil {
+		return err
+	} else if fr {
+		return frozen(fmt.Sprintf("user %q is frozen and cannot be granted access", user))
+	}
+	if from > s.today() {
+		// A new row supersedes the current one at once: a future start
+		// would silently cut off an active grant until then.
+		if cur, err := s.cat.ActiveGrant(q.ctx, a.ds.ID, user, s.today()); err == nil {
+			return &httpError{status: http.StatusConflict,
+				msg:  fmt.Sprintf("user %q holds an active grant until %s; a grant starting later would end it now", user, cur.Until),
+				hint: "extend from today (omit --from), or grant the later period after the current one ends"}
+		} else if !errors.Is(err, catalog.ErrNotFound) {
+			return internal("reading grants", err)
+		}
+	}
+	g, err := s.cat.PutGrant(q.ctx, catalog.Grant{DatasetID: a.ds.ID, User: user, From: from, Until: req.Until,
+		ApplicationID: req.ApplicationID, Institution: req.Institution, Reason: req.Reason,
+		GrantedBy: q.user.Name, GrantedAt: s.now()})
 	if err != nil {
 		return internal("recording the grant", err)
 	}
 	return q.reply(http.StatusOK, s.apiGrant(g))
 }
 
+// revokeGrant ends a user's grant now, with a reason kept in the register.
+// It stays allowed on a frozen dataset: it only reduces access.
 func (s *Server) revokeGrant(q *request) error {
 	a, user, err := s.grantee(q)
 	if err != nil {
 		return err
 	}
-	if err := q.noBody(); err != nil {
+	var req api.RevokeRequest
+	if err := q.decode(&req); err != nil {
 		return err
 	}
-	g, err := s.cat.RevokeGrant(q.ctx, a.ds.ID, user, q.user.Name, s.now())
+	if err := requiredText("reason", req.Reason, maxReasonLen); err != nil {
+		return err
+	}
+	g, err := s.cat.RevokeGrant(q.ctx, a.ds.ID, user, q.user.Name, req.Reason, s.now())
 	if errors.Is(err, catalog.ErrNotFound) {
 		return errorf(http.StatusNotFound, "user %q has no current grant on dataset %q", user, a.ds.ID)
 	}
@@ -85,12 +177,18 @@ func (s *Server) revokeGrant(q *request) error {
 	return q.reply(http.StatusOK, s.apiGrant(g))
 }
 
+// listGrants is a dataset's register: current rows, or every row with
+// ?history=true.
 func (s *Server) listGrants(q *request) error {
 	a, err := s.requireDataset(q, q.r.PathValue("ds"), "custodian")
 	if err != nil {
 		return err
 	}
-	gs, err := s.cat.Grants(q.ctx, a.ds.ID)
+	history, err := boolQuery(q, "history")
+	if err != nil {
+		return err
+	}
+	gs, err := s.cat.Grants(q.ctx, a.ds.ID, history)
 	if err != nil {
 		return internal("listing grants", err)
 	}

@@ -151,6 +151,7 @@ type handlerFunc func(*request) error
 // route wraps h with request ids, authentication, error rendering and the
 // audit record.
 func (s *Server) route(pattern, action string, auth bool, h handlerFunc) {
+	s.routeList = append(s.routeList, routeInfo{pattern, action, auth})
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		if action != "" {
 			// The reply is held until its audit record is committed (see

@@ -15,7 +15,11 @@ func (s *Server) whoami(q *request) error {
 	if err != nil {
 		return internal("reading recipient", err)
 	}
-	u := api.User{Name: q.user.Name, Roles: s.roles(q.user), Recipient: rcpt}
+	fr, err := s.isFrozen(q, api.FreezeUser, q.user.Name) // access.go
+	if err != nil {
+		return err
+	}
+	u := api.User{Name: q.user.Name, Roles: s.roles(q.user), Recipient: rcpt, Frozen: fr}
 	if !q.user.TokenExpires.IsZero() {
 		u.TokenTTL = max(0, int64(q.user.TokenExpires.Sub(s.now()).Seconds()))
 	}
@@ -34,6 +38,9 @@ func ParseRecipient(s string) (age.Recipient, error) {
 
 func (s *Server) setRecipient(q *request) error {
 	q.object = "user/" + q.user.Name
+	if err := s.checkUserFrozen(q); err != nil { // access.go
+		return err
+	}
 	var req api.RecipientRequest
 	if err := q.decode(&req); err != nil {
 		return err

@@ -99,6 +99,8 @@ type Server struct {
 	version   string
 	now       func() time.Time
 	mux       *http.ServeMux
+	// routeList is every route registered, in order (access.go).
+	routeList []routeInfo
 
 	scrubState // scrub.go
 	opsState   // ops.go: target health, metrics
@@ -230,6 +232,7 @@ func notFoundFile(ds, name string) *httpError {
 type dsAccess struct {
 	ds     *catalog.Dataset
 	access []string // "admin", "custodian", "submitter", "grantee"
+	frozen bool     // an incident freeze is in force on the dataset
 }
 
 func (a *dsAccess) has(roles ...string) bool {
@@ -243,8 +246,12 @@ func (a *dsAccess) has(roles ...string) bool {
 
 // datasetAccess loads a dataset the caller may see. Unknown dataset and no
 // access both return nil access and no error: the caller answers both the
-// same way.
+// same way. A frozen caller is refused first, before the dataset is looked
+// up, so that refusal says nothing about the dataset either.
 func (s *Server) datasetAccess(q *request, id string) (*dsAccess, error) {
+	if err := s.checkUserFrozen(q); err != nil {
+		return nil, err
+	}
 	if ValidateDatasetID(id) != nil {
 		return nil, nil
 	}
@@ -265,12 +272,18 @@ func (s *Server) datasetAccess(q *request, id string) (*dsAccess, error) {
 	if len(roles) == 0 {
 		return nil, nil
 	}
-	return &dsAccess{ds: ds, access: roles}, nil
+	fr, err := s.isFrozen(q, catalog.FreezeDataset, id)
+	if err != nil {
+		return nil, err
+	}
+	return &dsAccess{ds: ds, access: roles, frozen: fr}, nil
 }
 
 // requireDataset is datasetAccess with the 404 for "none" and a 403 when
 // the caller may see the dataset but needs one of roles (admin always
-// passes).
+// passes). A former grantee learns why access ended (formerGrantee); a
+// frozen caller is refused. Freezes of the dataset itself are left to the
+// handler (a.refuseFrozen), since revoking and reviewing stay allowed.
 func (s *Server) requireDataset(q *request, id string, roles ...string) (*dsAccess, error) {
 	q.object = "dataset/" + id
 	a, err := s.datasetAccess(q, id)
@@ -278,6 +291,9 @@ func (s *Server) requireDataset(q *request, id string, roles ...string) (*dsAcce
 		return nil, err
 	}
 	if a == nil {
+		if err := s.formerGrantee(q, id); err != nil {
+			return nil, err
+		}
 		return nil, notFoundDataset(id)
 	}
 	if len(roles) > 0 && !a.has(append(roles, "admin")...) {
@@ -332,9 +348,14 @@ func (s *Server) Start(ctx context.Context) {
 	s.startOps(ctx)
 }
 
-// requireAdmin refuses a caller who is not an operator.
+// requireAdmin refuses a caller who is not an operator, and a frozen one:
+// a compromised admin account is frozen like any other (another admin, or
+// the config, lifts it).
 func (s *Server) requireAdmin(q *request) error {
-	if !s.isAdmin(q.user) {
+	if err := s.checkUserFrozen(q); err != nil {
+		return err
+	}
+	if q.user == nil || !s.isAdmin(q.user) {
 		return errorf(http.StatusForbidden, "this needs the admin role")
 	}
 	return nil

@@ -213,7 +213,7 @@ func TestStackEndToEnd(t *testing.T) {
 	e.must(200, sam, "POST", "/v1/uploads/"+up.ID+"/complete", api.CompleteUploadRequest{SHA256: hex.EncodeToString(sha[:]), MD5: hex.EncodeToString(md[:])}, &f)
 
 	until := time.Now().UTC().AddDate(0, 1, 0).Format(catalog.DateLayout)
-	e.must(200, sam, "PUT", "/v1/datasets/"+ds+"/grants/rita"+suffix, api.GrantRequest{Until: until}, nil)
+	e.must(200, sam, "PUT", "/v1/datasets/"+ds+"/grants/rita"+suffix, api.GrantRequest{Until: until, ApplicationID: "J-DU000001", Institution: "NIG"}, nil)
 	id, _ := age.GenerateX25519Identity()
 	e.must(200, rita, "PUT", "/v1/me/recipient", api.RecipientRequest{Recipient: id.Recipient().String()}, nil)
 	var fr api.FetchResponse
@@ -232,8 +232,8 @@ func TestStackEndToEnd(t *testing.T) {
 	if _, _, err := filestore.GetMetadata(ctx, []storage.Target{targets[0]}, macAuth{keys, TransitKeyName(ds)}, ds, f.ID); err != nil {
 		t.Fatal(err)
 	}
-	e.must(200, sam, "DELETE", "/v1/datasets/"+ds+"/grants/rita"+suffix, nil, nil)
-	e.must(404, rita, "POST", "/v1/fetches/"+f.ID+"/presign", api.PresignRequest{Target: fr.Manifest.Segments[0].Pieces[0].Target,
+	e.must(200, sam, "DELETE", "/v1/datasets/"+ds+"/grants/rita"+suffix, api.RevokeRequest{Reason: "test"}, nil)
+	e.must(403, rita, "POST", "/v1/fetches/"+f.ID+"/presign", api.PresignRequest{Target: fr.Manifest.Segments[0].Pieces[0].Target,
 		Key: storage.PieceKey(ds, f.ID, 0, 0)}, nil)
 	if strings.Contains(logs.String(), sam) || strings.Contains(logs.String(), se["VAULT_TOKEN"]) {
 		t.Fatal("a token reached the log")

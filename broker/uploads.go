@@ -90,6 +90,9 @@ func (s *Server) beginUpload(q *request) error {
 	if err != nil {
 		return err
 	}
+	if err := a.refuseFrozen(); err != nil { // access.go
+		return err
+	}
 	var req api.BeginUploadRequest
 	if err := q.decode(&req); err != nil {
 		return err
@@ -213,6 +216,9 @@ func (s *Server) ownUpload(q *request) (*catalog.Upload, *catalog.Dataset, error
 	id := q.r.PathValue("upload")
 	q.object = "upload/" + id
 	notFound := errorf(http.StatusNotFound, "upload %q not found", id)
+	if err := s.checkUserFrozen(q); err != nil { // access.go
+		return nil, nil, err
+	}
 	if storage.ValidateID(id) != nil {
 		return nil, nil, notFound
 	}
@@ -246,6 +252,9 @@ func (s *Server) openUpload(q *request) (*catalog.Upload, *catalog.Dataset, erro
 	if u.State != catalog.UploadOpen {
 		return nil, nil, &httpError{status: http.StatusConflict, msg: fmt.Sprintf("upload %s is %s", u.ID, u.State),
 			hint: "start a new upload"}
+	}
+	if err := s.checkUploader(q, ds.ID); err != nil { // access.go: role and freeze, now
+		return nil, nil, err
 	}
 	return u, ds, nil
 }

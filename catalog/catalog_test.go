@@ -122,20 +122,40 @@ func TestGrantLifecycle(t *testing.T) {
 		t.Fatalf("active after extension: %+v %v", a, err)
 	}
 	// Revocation stamps, never deletes.
-	r, err := c.RevokeGrant(ctx, "D", "rita", "sam", t0.Add(time.Hour))
-	if err != nil || r.RevokedAt == nil || r.RevokedBy != "sam" || r.ActiveOn("2026-03-01") {
+	r, err := c.RevokeGrant(ctx, "D", "rita", "sam", "left the project", t0.Add(time.Hour))
+	if err != nil || r.RevokedAt == nil || r.RevokedBy != "sam" || r.RevokeReason != "left the project" || r.ActiveOn("2026-03-01") {
 		t.Fatalf("revoke: %+v %v", r, err)
 	}
 	if _, err := c.ActiveGrant(ctx, "D", "rita", "2026-03-01"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("revoked grant still active: %v", err)
 	}
-	if _, err := c.RevokeGrant(ctx, "D", "rita", "sam", t0); !errors.Is(err, ErrNotFound) {
+	if _, err := c.RevokeGrant(ctx, "D", "rita", "sam", "again", t0); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("second revoke: %v", err)
 	}
-	hist, err := c.Grants(ctx, "D")
+	hist, err := c.Grants(ctx, "D", true)
 	if err != nil || len(hist) != 2 || hist[0].SupersededBy != g2.ID || hist[1].RevokedAt == nil {
 		t.Fatalf("history %+v %v", hist, err)
 	}
+	if cur, err := c.Grants(ctx, "D", false); err != nil || len(cur) != 1 || cur[0].ID != g2.ID || cur[0].State("2026-03-01") != GrantRevoked {
+		t.Fatalf("current rows %+v %v", cur, err)
+	}
+	if l, err := c.LatestGrant(ctx, "D", "rita"); err != nil || l.ID != g2.ID {
+		t.Fatalf("latest %+v %v", l, err)
+	}
+	// A new grant after the revocation replaces the revoked row as the
+	// current one; the revocation stays on record.
+	g3, err := c.PutGrant(ctx, Grant{DatasetID: "D", User: "rita", Until: "2026-04-01", GrantedBy: "sam", GrantedAt: t0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hist, _ = c.Grants(ctx, "D", true)
+	if len(hist) != 3 || hist[1].SupersededBy != g3.ID || hist[1].RevokedAt == nil || hist[1].State("2026-03-01") != GrantRevoked {
+		t.Fatalf("history after re-grant %+v", hist)
+	}
+	if cur, _ := c.Grants(ctx, "D", false); len(cur) != 1 || cur[0].ID != g3.ID {
+		t.Fatalf("current after re-grant %+v", cur)
+	}
+	c.RevokeGrant(ctx, "D", "rita", "sam", "end", t0)
 	if roles, _ := c.Roles(ctx, "D", "rita", "2026-03-01"); len(roles) != 0 {
 		t.Fatalf("revoked grantee has roles %v", roles)
 	}
@@ -239,5 +259,143 @@ func TestAbortExpireAndClean(t *testing.T) {
 	c.MarkCleaned(ctx, "u1", t0.Add(11*time.Minute))
 	if todo, _ = c.UploadsToClean(ctx, 10*time.Minute); len(todo) != 0 {
 		t.Fatalf("still to clean: %+v", todo)
+	}
+}
+
+func TestGrantPeriodAndRegister(t *testing.T) {
+	ctx := context.Background()
+	c := open(t)
+	mkDataset(t, c, "D")
+	mkDataset(t, c, "E")
+	g, err := c.PutGrant(ctx, Grant{DatasetID: "D", User: "rita", From: "2026-04-01", Until: "2026-04-30",
+		ApplicationID: "J-DU000001", Institution: "NIG", Reason: "approved", GrantedBy: "sam", GrantedAt: t0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for day, want := range map[string]string{"2026-03-31": GrantFuture, "2026-04-01": GrantActive, "2026-04-30": GrantActive, "2026-05-01": GrantExpired} {
+		if got := g.State(day); got != want {
+			t.Errorf("State(%s) = %s, want %s", day, got, want)
+		}
+		_, err := c.ActiveGrant(ctx, "D", "rita", day)
+		if (err == nil) != (want == GrantActive) {
+			t.Errorf("ActiveGrant on %s: %v", day, err)
+		}
+	}
+	if g.ApplicationID != "J-DU000001" || g.Institution != "NIG" || g.Reason != "approved" || g.From != "2026-04-01" {
+		t.Fatalf("register fields lost: %+v", g)
+	}
+	if _, err := c.PutGrant(ctx, Grant{DatasetID: "D", User: "rita", From: "2026-05-01", Until: "2026-04-30", GrantedBy: "sam", GrantedAt: t0}); err == nil {
+		t.Fatal("from after until accepted")
+	}
+	c.PutGrant(ctx, Grant{DatasetID: "E", User: "bob", Until: "2026-04-30", GrantedBy: "carl", GrantedAt: t0})
+	// sam created both (custodian of both); rita sees only her own; bob
+	// his own; an admin everything.
+	for _, tc := range []struct {
+		viewer string
+		all    bool
+		want   int
+	}{{"sam", false, 2}, {"rita", false, 1}, {"bob", false, 1}, {"nobody", false, 0}, {"admin", true, 2}} {
+		gs, err := c.VisibleGrants(ctx, tc.viewer, tc.all, true)
+		if err != nil || len(gs) != tc.want {
+			t.Errorf("VisibleGrants(%s) = %d rows %v, want %d", tc.viewer, len(gs), err, tc.want)
+		}
+	}
+}
+
+func TestDatasetNBDCMetadataAndMembers(t *testing.T) {
+	ctx := context.Background()
+	c := open(t)
+	mkDataset(t, c, "D")
+	d, err := c.Dataset(ctx, "D")
+	if err != nil || d.AccessLevel != AccessControlled1 || d.MaxUseDays != DefaultMaxUseDays {
+		t.Fatalf("defaults: %+v %v", d, err)
+	}
+	err = c.CreateDataset(ctx, Dataset{ID: "E", Title: "t", K: 4, M: 2, PlainSegmentSize: 1 << 20, SegmentSize: 1 << 20,
+		TransitKey: "k", CreatedBy: "sam", CreatedAt: t0, AccessLevel: AccessControlled2, NBDCID: "JGAD000001", PolicyID: "JGAP000001", MaxUseDays: 90})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, _ := c.Dataset(ctx, "E"); e.AccessLevel != AccessControlled2 || e.NBDCID != "JGAD000001" || e.PolicyID != "JGAP000001" || e.MaxUseDays != 90 {
+		t.Fatalf("metadata %+v", e)
+	}
+	for _, bad := range []Dataset{{ID: "F", AccessLevel: "open"}, {ID: "G", MaxUseDays: 400}} {
+		bad.Title, bad.K, bad.M, bad.PlainSegmentSize, bad.SegmentSize, bad.TransitKey, bad.CreatedBy = "t", 4, 2, 1, 1, "k", "sam"
+		if err := c.CreateDataset(ctx, bad); err == nil {
+			t.Errorf("dataset %+v accepted", bad)
+		}
+		if _, err := c.Dataset(ctx, bad.ID); !errors.Is(err, ErrNotFound) {
+			t.Errorf("refused dataset %s was stored", bad.ID)
+		}
+	}
+	if err := c.AddMember(ctx, "D", "cara", RoleCustodian, "admin", t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.AddMember(ctx, "D", "cara", RoleCustodian, "admin", t0); err != nil {
+		t.Fatalf("adding twice: %v", err)
+	}
+	if err := c.AddMember(ctx, "nope", "cara", RoleCustodian, "admin", t0); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("member of a missing dataset: %v", err)
+	}
+	if roles, _ := c.Roles(ctx, "D", "cara", "2026-03-01"); fmt.Sprint(roles) != "[custodian]" {
+		t.Fatalf("roles %v", roles)
+	}
+	if ms, err := c.Members(ctx, "D"); err != nil || len(ms) != 3 || ms[0].User != "cara" || ms[0].AddedBy != "admin" {
+		t.Fatalf("members %+v %v", ms, err)
+	}
+	if err := c.RemoveMember(ctx, "D", "cara", RoleCustodian); err != nil {
+		t.Fatal(err)
+	}
+	// sam, the creator, is now the last custodian.
+	if err := c.RemoveMember(ctx, "D", "sam", RoleCustodian); !errors.Is(err, ErrState) {
+		t.Fatalf("removing the last custodian: %v", err)
+	}
+	if roles, _ := c.Roles(ctx, "D", "sam", "2026-03-01"); fmt.Sprint(roles) != "[custodian submitter]" {
+		t.Fatalf("refused removal changed roles: %v", roles)
+	}
+	if err := c.RemoveMember(ctx, "D", "cara", RoleCustodian); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("removing twice: %v", err)
+	}
+}
+
+func TestFreezes(t *testing.T) {
+	ctx := context.Background()
+	c := open(t)
+	if _, err := c.ActiveFreeze(ctx, FreezeUser, "rita"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("fresh catalog has a freeze: %v", err)
+	}
+	f, err := c.PutFreeze(ctx, Freeze{Kind: FreezeUser, Name: "rita", Reason: "incident 1", FrozenBy: "admin", FrozenAt: t0})
+	if err != nil || f.ID == 0 || f.LiftedAt != nil {
+		t.Fatalf("freeze: %+v %v", f, err)
+	}
+	if _, err := c.PutFreeze(ctx, Freeze{Kind: FreezeUser, Name: "rita", Reason: "again", FrozenBy: "admin", FrozenAt: t0}); !errors.Is(err, ErrExists) {
+		t.Fatalf("second freeze: %v", err)
+	}
+	if _, err := c.PutFreeze(ctx, Freeze{Kind: "host", Name: "x", Reason: "r", FrozenBy: "admin", FrozenAt: t0}); err == nil {
+		t.Fatal("bad kind accepted")
+	}
+	// A dataset and a user of the same name are distinct freezes.
+	if _, err := c.ActiveFreeze(ctx, FreezeDataset, "rita"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("user freeze counted for a dataset: %v", err)
+	}
+	if a, err := c.ActiveFreeze(ctx, FreezeUser, "rita"); err != nil || a.Reason != "incident 1" {
+		t.Fatalf("active: %+v %v", a, err)
+	}
+	l, err := c.LiftFreeze(ctx, FreezeUser, "rita", "admin", "resolved", t0.Add(time.Hour))
+	if err != nil || l.LiftedAt == nil || l.LiftReason != "resolved" {
+		t.Fatalf("lift: %+v %v", l, err)
+	}
+	if _, err := c.LiftFreeze(ctx, FreezeUser, "rita", "admin", "again", t0); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("second lift: %v", err)
+	}
+	if _, err := c.ActiveFreeze(ctx, FreezeUser, "rita"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("lifted freeze still active: %v", err)
+	}
+	// Frozen again: history keeps both.
+	c.PutFreeze(ctx, Freeze{Kind: FreezeUser, Name: "rita", Reason: "incident 2", FrozenBy: "admin", FrozenAt: t0})
+	if cur, _ := c.Freezes(ctx, false); len(cur) != 1 || cur[0].Reason != "incident 2" {
+		t.Fatalf("in force: %+v", cur)
+	}
+	if all, _ := c.Freezes(ctx, true); len(all) != 2 {
+		t.Fatalf("history: %+v", all)
 	}
 }

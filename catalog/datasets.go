@@ -27,15 +27,45 @@ type Dataset struct {
 	CreatedAt        time.Time
 	Files            int   // available files
 	Bytes            int64 // their plaintext bytes
+	// NBDC metadata. AccessLevel is one of the Access* constants; NBDCID
+	// (JGAD...) and PolicyID (JGAP...) may be empty; MaxUseDays bounds the
+	// period of every grant (1..366).
+	AccessLevel string
+	NBDCID      string
+	PolicyID    string
+	MaxUseDays  int
 }
+
+// NBDC access levels.
+const (
+	AccessUnrestricted = "unrestricted"
+	AccessRegistered   = "registered"
+	AccessControlled1  = "controlled-type1"
+	AccessControlled2  = "controlled-type2"
+)
+
+// DefaultMaxUseDays is a dataset's maximum use period unless set: one
+// year, NIG's account limit.
+const DefaultMaxUseDays = 365
 
 // CreateDataset inserts d and makes its creator custodian and submitter,
 // atomically. An existing id is ErrExists.
 func (c *Catalog) CreateDataset(ctx context.Context, d Dataset) error {
 	return c.tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO datasets(id, title, k, m, plain_segment_size, segment_size, transit_key, created_by, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			d.ID, d.Title, d.K, d.M, d.PlainSegmentSize, d.SegmentSize, d.TransitKey, d.CreatedBy, ts(d.CreatedAt))
+		if d.AccessLevel == "" {
+			d.AccessLevel = AccessControlled1
+		}
+		if d.MaxUseDays == 0 {
+			d.MaxUseDays = DefaultMaxUseDays
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO datasets(id, title, k, m, plain_segment_size, segment_size, transit_key, created_by, created_at,
+				access_level, nbdc_id, policy_id, max_use_days)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			d.ID, d.Title, d.K, d.M, d.PlainSegmentSize, d.SegmentSize, d.TransitKey, d.CreatedBy, ts(d.CreatedAt),
+			d.AccessLevel, d.NBDCID, d.PolicyID, d.MaxUseDays)
+		if err != nil && strings.Contains(err.Error(), "CHECK constraint") {
+			return fmt.Errorf("catalog: create dataset %s: bad access level or maximum use period: %w", d.ID, err)
+		}
 		if isConstraint(err) {
 			return fmt.Errorf("dataset %s: %w", d.ID, ErrExists)
 		}
@@ -53,13 +83,15 @@ func (c *Catalog) CreateDataset(ctx context.Context, d Dataset) error {
 }
 
 const datasetCols = `d.id, d.title, d.k, d.m, d.plain_segment_size, d.segment_size, d.transit_key, d.created_by, d.created_at,
+	d.access_level, d.nbdc_id, d.policy_id, d.max_use_days,
 	(SELECT count(*) FROM files f WHERE f.dataset_id = d.id AND f.state = 'available'),
 	(SELECT coalesce(sum(f.size), 0) FROM files f WHERE f.dataset_id = d.id AND f.state = 'available')`
 
 func scanDataset(s rowScanner) (*Dataset, error) {
 	var d Dataset
 	var created int64
-	if err := s.Scan(&d.ID, &d.Title, &d.K, &d.M, &d.PlainSegmentSize, &d.SegmentSize, &d.TransitKey, &d.CreatedBy, &created, &d.Files, &d.Bytes); err != nil {
+	if err := s.Scan(&d.ID, &d.Title, &d.K, &d.M, &d.PlainSegmentSize, &d.SegmentSize, &d.TransitKey, &d.CreatedBy, &created,
+		&d.AccessLevel, &d.NBDCID, &d.PolicyID, &d.MaxUseDays, &d.Files, &d.Bytes); err != nil {
 		return nil, err
 	}
 	d.CreatedAt = fromTS(created)
@@ -108,6 +140,66 @@ func (c *Catalog) Roles(ctx context.Context, datasetID, user, today string) ([]s
 		roles = append(roles, RoleGrantee)
 	}
 	return roles, nil
+}
+
+// AddMember gives user a per-dataset role (custodian or submitter). It is
+// idempotent: adding a role the user holds changes nothing.
+func (c *Catalog) AddMember(ctx context.Context, datasetID, user, role, by string, now time.Time) error {
+	if role != RoleCustodian && role != RoleSubmitter {
+		return fmt.Errorf("catalog: role %q: want %s or %s", role, RoleCustodian, RoleSubmitter)
+	}
+	_, err := c.db.ExecContext(ctx, `INSERT INTO members(dataset_id, user, role, added_by, added_at) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT(dataset_id, user, role) DO NOTHING`, datasetID, user, role, by, ts(now))
+	if isConstraint(err) {
+		return fmt.Errorf("dataset %s: %w", datasetID, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("catalog: add member: %w", err)
+	}
+	return nil
+}
+
+// RemoveMember takes a per-dataset role away; ErrNotFound if the user did
+// not hold it.
+// The last custodian cannot be removed (ErrState): a dataset always has
+// someone to manage its grants besides the operators.
+func (c *Catalog) RemoveMember(ctx context.Context, datasetID, user, role string) error {
+	return c.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM members WHERE dataset_id = ? AND user = ? AND role = ?`, datasetID, user, role)
+		if err != nil {
+			return fmt.Errorf("catalog: remove member: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("member %s of %s as %s: %w", user, datasetID, role, ErrNotFound)
+		}
+		var left int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM members WHERE dataset_id = ? AND role = 'custodian'`, datasetID).Scan(&left); err != nil {
+			return fmt.Errorf("catalog: remove member: %w", err)
+		}
+		if role == RoleCustodian && left == 0 {
+			return fmt.Errorf("%s is the last custodian of %s: %w", user, datasetID, ErrState)
+		}
+		return nil
+	})
+}
+
+// Member is one per-dataset role holder.
+type Member struct {
+	DatasetID, User, Role, AddedBy string
+	AddedAt                        time.Time
+}
+
+// Members lists a dataset's custodians and submitters, by user and role.
+func (c *Catalog) Members(ctx context.Context, datasetID string) ([]Member, error) {
+	return queryAll(ctx, c, "members", func(s rowScanner) (*Member, error) {
+		var m Member
+		var at int64
+		if err := s.Scan(&m.DatasetID, &m.User, &m.Role, &m.AddedBy, &at); err != nil {
+			return nil, err
+		}
+		m.AddedAt = fromTS(at)
+		return &m, nil
+	}, `SELECT dataset_id, user, role, added_by, added_at FROM members WHERE dataset_id = ? ORDER BY user, role`, datasetID)
 }
 
 func isConstraint(err error) bool {

@@ -336,20 +336,21 @@ func (c *Client) PresignFetch(ctx context.Context, file, target, key string) (*a
 	return &p, c.do(ctx, http.MethodPost, "/v1/fetches/"+esc(file)+"/presign", api.PresignRequest{Target: target, Key: key}, &p)
 }
 
-// Grant gives user access to a dataset until the end of until (YYYY-MM-DD, UTC).
-func (c *Client) Grant(ctx context.Context, dataset, user, until string) (*api.Grant, error) {
+// Grant records a use period for user on a dataset (req.Until inclusive,
+// UTC). A current grant of the user is superseded and kept in the history.
+func (c *Client) Grant(ctx context.Context, dataset, user string, req api.GrantRequest) (*api.Grant, error) {
 	var g api.Grant
-	return &g, c.do(ctx, http.MethodPut, "/v1/datasets/"+esc(dataset)+"/grants/"+esc(user), api.GrantRequest{Until: until}, &g)
+	return &g, c.do(ctx, http.MethodPut, "/v1/datasets/"+esc(dataset)+"/grants/"+esc(user), req, &g)
 }
 
-// Revoke ends user's access to a dataset now.
-func (c *Client) Revoke(ctx context.Context, dataset, user string) (*api.Grant, error) {
+// Revoke ends user's access to a dataset now; reason goes in the register.
+func (c *Client) Revoke(ctx context.Context, dataset, user, reason string) (*api.Grant, error) {
 	var g api.Grant
-	return &g, c.do(ctx, http.MethodDelete, "/v1/datasets/"+esc(dataset)+"/grants/"+esc(user), nil, &g)
+	return &g, c.do(ctx, http.MethodDelete, "/v1/datasets/"+esc(dataset)+"/grants/"+esc(user), api.RevokeRequest{Reason: reason}, &g)
 }
 
-// Grants lists a dataset's grants, active and past.
-func (c *Client) Grants(ctx context.Context, dataset string) ([]api.Grant, error) {
+// Grants lists a dataset's register: current rows, or every row (history).
+func (c *Client) Grants(ctx context.Context, dataset string, history bool) ([]api.Grant, error) {
 	var gs []api.Grant
-	return gs, c.do(ctx, http.MethodGet, "/v1/datasets/"+esc(dataset)+"/grants", nil, &gs)
+	return gs, c.do(ctx, http.MethodGet, "/v1/datasets/"+esc(dataset)+"/grants"+historyQuery(history), nil, &gs)
 }

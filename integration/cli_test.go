@@ -234,7 +234,7 @@ func TestCLIUploadGrantFetch(t *testing.T) {
 
 	before := s.pieceStates(t, ds)
 	until := time.Now().AddDate(0, 0, 30).Format("2006-01-02")
-	sam.must(t, "grant", ds, rita.name, "--until", until)
+	sam.must(t, "grant", ds, rita.name, "--until", until, "--application", "J-DU000001", "--institution", "NIG")
 	if after := s.pieceStates(t, ds); fmt.Sprint(after) != fmt.Sprint(before) || len(after) != 5*6 {
 		t.Fatalf("granting touched payload objects (%d before, %d after)", len(before), len(after))
 	}
@@ -295,7 +295,7 @@ func TestCLIUploadGrantFetch(t *testing.T) {
 	}
 
 	// Revoked: refused at once, no bytes.
-	sam.must(t, "revoke", ds, rita.name)
+	sam.must(t, "revoke", ds, rita.name, "--reason", "test")
 	os.Remove(out)
 	rita.refused(t, "fetch", ds+"/NA12878.cram", "-o", out)
 	if _, err := os.Stat(out); !os.IsNotExist(err) {
@@ -304,7 +304,7 @@ func TestCLIUploadGrantFetch(t *testing.T) {
 
 	// Expired: a grant whose last day has passed (the test ages it in the
 	// catalog; kurad itself refuses to grant into the past).
-	sam.must(t, "grant", ds, rita.name, "--until", until)
+	sam.must(t, "grant", ds, rita.name, "--until", until, "--application", "J-DU000001", "--institution", "NIG")
 	rita.must(t, "fetch", ds+"/NA12878.cram", "-o", out, "--range", "0-9")
 	os.Remove(out)
 	db, err := sql.Open("sqlite", filepath.Join(s.devDir, "kura.db"))
@@ -328,7 +328,7 @@ func TestCLIUploadGrantFetch(t *testing.T) {
 	stranger.must(t, "key", "register")
 	stranger.refused(t, "fetch", ds+"/NA12878.cram", "-o", out)
 	stranger.refused(t, "ls", ds)
-	stranger.refused(t, "grant", ds, stranger.name, "--until", until)
+	stranger.refused(t, "grant", ds, stranger.name, "--until", until, "--application", "J-DU000001", "--institution", "NIG")
 }
 
 // TestCLIUploadResume kills the client mid-file, then kurad, and shows
@@ -428,8 +428,8 @@ func TestBrokerRejectsBadInput(t *testing.T) {
 		{"upload", "--dataset", "JGAD000000001", src},
 		{"upload", "--dataset", ds, "--name", "../../x", src},
 		{"upload", "--dataset", ds, "--name", "a/b", src},
-		{"grant", ds, "rita", "--until", "2001-01-01"},
-		{"grant", ds, "rita", "--until", "tomorrow"},
+		{"grant", ds, "rita", "--until", "2001-01-01", "--application", "J-DU000001", "--institution", "NIG"},
+		{"grant", ds, "rita", "--until", "tomorrow", "--application", "J-DU000001", "--institution", "NIG"},
 		{"fetch", ds + "/ok.vcf", "-o", filepath.Join(t.TempDir(), "x"), "--range", "5-1"},
 	} {
 		sam.refused(t, args...)

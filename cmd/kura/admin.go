@@ -1,7 +1,153 @@
 package main
 
-import "github.com/urfave/cli/v2"
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ddbj/kura/api"
+	"github.com/ddbj/kura/client"
+)
 
 func adminCommand() *cli.Command {
-	return &cli.Command{Name: "admin", Hidden: true, Description: "EXAMPLES:\n   kura admin (not yet built)", Flags: []cli.Flag{jsonFlag}}
+	target := []cli.Flag{
+		&cli.StringFlag{Name: "user", Usage: "the user `NAME`"},
+		&cli.StringFlag{Name: "dataset", Usage: "the dataset `ID`"},
+		&cli.StringFlag{Name: "reason", Usage: "why, for the audit and the freeze record (`TEXT`; required)"},
+		jsonFlag,
+	}
+	return &cli.Command{
+		Name:  "admin",
+		Usage: "operator commands: incident freezes",
+		Description: "For kurad's admins (the `admins` list of its config).\n\n" +
+			"EXAMPLES:\n" +
+			"   kura admin freeze --user bob --reason 'laptop stolen, incident #12'\n" +
+			"   kura admin frozen\n" +
+			"   kura admin unfreeze --user bob --reason 'incident #12 closed'",
+		Subcommands: []*cli.Command{
+			{
+				Name:  "freeze",
+				Usage: "block a user or a dataset at once (NBDC: disconnect on an incident)",
+				Description: "A frozen user is refused everything but `kura whoami`: no fetch, no\n" +
+					"listing, no upload, no grant to or by them. A frozen dataset refuses every\n" +
+					"file list, fetch, upload and new grant, for everyone (revoking stays\n" +
+					"allowed). It takes effect at the next request; refusals say that an\n" +
+					"administrator froze access. Every freeze is in the audit log.\n\n" +
+					"EXAMPLES:\n" +
+					"   kura admin freeze --user bob --reason 'credentials leaked, incident #12'\n" +
+					"   kura admin freeze --dataset JGAD000001 --reason 'suspected leak, incident #13'",
+				Flags:  target,
+				Action: runFreeze,
+			},
+			{
+				Name:  "unfreeze",
+				Usage: "lift a freeze",
+				Description: "The freeze stays on record (`kura admin frozen --all`).\n\n" +
+					"EXAMPLES:\n" +
+					"   kura admin unfreeze --user bob --reason 'incident #12 closed, new credentials'\n" +
+					"   kura admin unfreeze --dataset JGAD000001 --reason 'incident #13: no leak'",
+				Flags:  target,
+				Action: runFreeze,
+			},
+			{
+				Name:  "frozen",
+				Usage: "list freezes in force (--all: with lifted ones)",
+				Description: "EXAMPLES:\n" +
+					"   kura admin frozen\n" +
+					"   kura admin frozen --all --json",
+				Flags: []cli.Flag{
+					&cli.BoolFlag{Name: "all", Usage: "also list lifted freezes"},
+					jsonFlag,
+				},
+				Action: runFrozen,
+			},
+		},
+	}
+}
+
+// freezeTarget reads exactly one of --user and --dataset.
+func freezeTarget(c *cli.Context) (kind, name string, err error) {
+	u, d := c.String("user"), c.String("dataset")
+	switch {
+	case u != "" && d != "":
+		return "", "", errors.New("give --user or --dataset, not both")
+	case u != "":
+		return api.FreezeUser, u, nil
+	case d != "":
+		if err := client.ValidateDatasetID(d); err != nil {
+			return "", "", err
+		}
+		return api.FreezeDataset, d, nil
+	}
+	return "", "", errors.New("give --user NAME or --dataset ID")
+}
+
+func runFreeze(c *cli.Context) error {
+	if err := needArgs(c, 0, "no arguments (use --user or --dataset)"); err != nil {
+		return err
+	}
+	kind, name, err := freezeTarget(c)
+	if err != nil {
+		return badArg(c, err)
+	}
+	reason := c.String("reason")
+	if strings.TrimSpace(reason) == "" {
+		return badArg(c, errors.New("--reason is required (it goes in the freeze record)"))
+	}
+	cl, _, err := newClient(c)
+	if err != nil {
+		return err
+	}
+	lift := c.Command.Name == "unfreeze"
+	var f *api.Freeze
+	if lift {
+		f, err = cl.Unfreeze(c.Context, kind, name, reason)
+	} else {
+		f, err = cl.Freeze(c.Context, kind, name, reason)
+	}
+	if err != nil {
+		return &client.Error{Op: c.Command.Name + " " + kind + " " + name, Err: err}
+	}
+	if c.Bool("json") {
+		return printJSON(stdout(c), f)
+	}
+	if lift {
+		fmt.Fprintf(stdout(c), "Unfroze %s %s.\n", f.Kind, f.Name)
+	} else {
+		fmt.Fprintf(stdout(c), "Froze %s %s: refused from the next request on.\n", f.Kind, f.Name)
+	}
+	return nil
+}
+
+func runFrozen(c *cli.Context) error {
+	if err := needArgs(c, 0, "no arguments"); err != nil {
+		return err
+	}
+	cl, _, err := newClient(c)
+	if err != nil {
+		return err
+	}
+	fs, err := cl.Freezes(c.Context, c.Bool("all"))
+	if err != nil {
+		return &client.Error{Op: "listing freezes", Err: err}
+	}
+	if fs == nil {
+		fs = []api.Freeze{}
+	}
+	if c.Bool("json") {
+		return printJSON(stdout(c), fs)
+	}
+	w := table(stdout(c))
+	fmt.Fprintln(w, "KIND\tNAME\tSINCE\tBY\tREASON\tLIFTED")
+	for _, f := range fs {
+		lifted := "-"
+		if f.LiftedAt != nil {
+			lifted = f.LiftedAt.UTC().Format("2006-01-02 15:04") + " by " + f.LiftedBy + ": " + f.LiftReason
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", f.Kind, f.Name, f.FrozenAt.UTC().Format(time.RFC3339), f.FrozenBy, f.Reason, lifted)
+	}
+	return w.Flush()
 }

@@ -159,11 +159,15 @@ func runWhoami(c *cli.Context) error {
 			TokenTTL          int64    `json:"token_ttl_seconds,omitempty"`
 			Broker            string   `json:"broker"`
 			ConfigurationPath string   `json:"config_dir"`
-		}{u.Name, u.Roles, u.Recipient, local, local != "" && local == u.Recipient, u.TokenTTL, cl.Broker(), d.Path})
+			Frozen            bool     `json:"frozen,omitempty"`
+		}{u.Name, u.Roles, u.Recipient, local, local != "" && local == u.Recipient, u.TokenTTL, cl.Broker(), d.Path, u.Frozen})
 	}
 	w := table(stdout(c))
 	fmt.Fprintf(w, "user\t%s\n", u.Name)
 	fmt.Fprintf(w, "roles\t%s\n", joinOr(u.Roles, "(none)"))
+	if u.Frozen {
+		fmt.Fprintf(w, "FROZEN\tby an administrator: everything but whoami is refused\n")
+	}
 	fmt.Fprintf(w, "broker\t%s\n", cl.Broker())
 	if u.TokenTTL > 0 {
 		fmt.Fprintf(w, "token expires in\t%s\n", time.Duration(u.TokenTTL)*time.Second)

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -31,13 +33,23 @@ func datasetCommand() *cli.Command {
 					"segment as K data and M parity pieces on distinct storage targets: any M\n" +
 					"may be lost. --segment-size is the plaintext per segment, a multiple of\n" +
 					"64KiB; larger segments mean fewer, larger objects.\n\n" +
+					"NBDC metadata: --access-level (unrestricted, registered, controlled-type1\n" +
+					"(default), controlled-type2); --jgad, the NBDC dataset id (default: ID when\n" +
+					"it is a JGAD id); --jgap, the policy id; --max-use-days, the longest period\n" +
+					"any grant may cover (default 365, at most one year). Every level needs a\n" +
+					"grant to read; controlled levels also need an application id per grant.\n\n" +
 					"EXAMPLES:\n" +
-					"   kura dataset create JGAD000001 --title 'WGS of 100 samples'\n" +
-					"   kura dataset create JGAD000002 --title 'RNA-seq' --rs 6+3 --segment-size 128MiB",
+					"   kura dataset create JGAD000001 --title 'WGS of 100 samples' --jgap JGAP000001\n" +
+					"   kura dataset create wgs-2026 --title 'WGS' --jgad JGAD000002 --access-level controlled-type2 --max-use-days 180\n" +
+					"   kura dataset create JGAD000003 --title 'RNA-seq' --rs 6+3 --segment-size 128MiB",
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "title", Usage: "human-readable `TITLE`", Required: true},
 					&cli.StringFlag{Name: "rs", Value: "4+2", Usage: "erasure code `K+M`"},
 					&cli.StringFlag{Name: "segment-size", Value: "64MiB", Usage: "plaintext `SIZE` per segment, e.g. 64MiB, 1GiB, 65536"},
+					&cli.StringFlag{Name: "access-level", Value: api.AccessControlled1, Usage: "NBDC access `LEVEL`: unrestricted, registered, controlled-type1, controlled-type2"},
+					&cli.StringFlag{Name: "jgad", Usage: "NBDC dataset `ID` (JGAD + 6 digits); default ID when it has that form"},
+					&cli.StringFlag{Name: "jgap", Usage: "NBDC policy `ID` (JGAP + 6 digits)"},
+					&cli.IntFlag{Name: "max-use-days", Value: api.DefaultMaxUseDays, Usage: "maximum use period of any grant, in `DAYS` (1..366; never more than a year)"},
 					jsonFlag,
 				},
 				Action: runDatasetCreate,
@@ -60,6 +72,8 @@ func datasetCommand() *cli.Command {
 				Flags:  []cli.Flag{jsonFlag},
 				Action: runDatasetShow,
 			},
+			membersCommand(),
+			memberCommand(),
 		}, datasetLifecycleCommands()...), // lifecycle.go
 	}
 }
@@ -98,18 +112,24 @@ func runDatasetCreate(c *cli.Context) error {
 	if err != nil {
 		return badArg(c, err)
 	}
+	req := api.CreateDatasetRequest{ID: id, Title: c.String("title"), K: k, M: m, PlainSegmentSize: plain,
+		AccessLevel: c.String("access-level"), NBDCID: c.String("jgad"), PolicyID: c.String("jgap"), MaxUseDays: c.Int("max-use-days")}
+	if err := checkNBDC(&req); err != nil {
+		return badArg(c, err)
+	}
 	cl, _, err := newClient(c)
 	if err != nil {
 		return err
 	}
-	ds, err := cl.CreateDataset(c.Context, api.CreateDatasetRequest{ID: id, Title: c.String("title"), K: k, M: m, PlainSegmentSize: plain})
+	ds, err := cl.CreateDataset(c.Context, req)
 	if err != nil {
 		return &client.Error{Op: "creating dataset " + id, Err: err}
 	}
 	if c.Bool("json") {
 		return printJSON(stdout(c), ds)
 	}
-	fmt.Fprintf(stdout(c), "Created dataset %s (%d+%d, %s segments).\n", ds.ID, ds.K, ds.M, client.FormatSize(ds.PlainSegmentSize))
+	fmt.Fprintf(stdout(c), "Created dataset %s (%d+%d, %s segments; %s, grants of at most %d days).\n",
+		ds.ID, ds.K, ds.M, client.FormatSize(ds.PlainSegmentSize), ds.AccessLevel, ds.MaxUseDays)
 	return nil
 }
 
@@ -132,9 +152,14 @@ func runDatasetList(c *cli.Context) error {
 		return printJSON(stdout(c), ds)
 	}
 	w := table(stdout(c))
-	fmt.Fprintln(w, "ID\tFILES\tSIZE\tCODE\tACCESS\tTITLE")
+	fmt.Fprintln(w, "ID\tFILES\tSIZE\tCODE\tLEVEL\tJGAD\tJGAP\tACCESS\tTITLE")
 	for _, d := range ds {
-		fmt.Fprintf(w, "%s\t%d\t%s\t%d+%d\t%s\t%s\n", d.ID, d.Files, client.FormatSize(d.Bytes), d.K, d.M, joinOr(d.Access, "-"), d.Title)
+		access := joinOr(d.Access, "-")
+		if d.Frozen {
+			access += " (FROZEN)"
+		}
+		fmt.Fprintf(w, "%s\t%d\t%s\t%d+%d\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Files, client.FormatSize(d.Bytes), d.K, d.M,
+			d.AccessLevel, orNone(d.NBDCID), orNone(d.PolicyID), access, d.Title)
 	}
 	return w.Flush()
 }
@@ -158,6 +183,13 @@ func runDatasetShow(c *cli.Context) error {
 	w := table(stdout(c))
 	fmt.Fprintf(w, "id\t%s\n", d.ID)
 	fmt.Fprintf(w, "title\t%s\n", d.Title)
+	fmt.Fprintf(w, "access level\t%s\n", d.AccessLevel)
+	fmt.Fprintf(w, "NBDC dataset id\t%s\n", orNone(d.NBDCID))
+	fmt.Fprintf(w, "NBDC policy id\t%s\n", orNone(d.PolicyID))
+	fmt.Fprintf(w, "max use period\t%d days per grant\n", d.MaxUseDays)
+	if d.Frozen {
+		fmt.Fprintf(w, "FROZEN\tby an administrator: no reads, uploads or new grants\n")
+	}
 	fmt.Fprintf(w, "erasure code\t%d+%d (any %d of %d pieces may be lost)\n", d.K, d.M, d.M, d.K+d.M)
 	fmt.Fprintf(w, "segment size\t%s plaintext\n", client.FormatSize(d.PlainSegmentSize))
 	fmt.Fprintf(w, "files\t%d (%s)\n", d.Files, client.FormatSize(d.Bytes))
@@ -219,19 +251,51 @@ func runLs(c *cli.Context) error {
 	return w.Flush()
 }
 
+// checkNBDC checks dataset create's NBDC flags before kurad sees them.
+func checkNBDC(req *api.CreateDatasetRequest) error {
+	if err := api.ValidateAccessLevel(req.AccessLevel); err != nil {
+		return fmt.Errorf("bad --access-level: %w", err)
+	}
+	if req.NBDCID != "" {
+		if err := api.ValidateJGAD(req.NBDCID); err != nil {
+			return fmt.Errorf("bad --jgad: %w", err)
+		}
+	}
+	if req.PolicyID != "" {
+		if err := api.ValidateJGAP(req.PolicyID); err != nil {
+			return fmt.Errorf("bad --jgap: %w", err)
+		}
+	}
+	if err := api.ValidateMaxUseDays(req.MaxUseDays); err != nil {
+		return fmt.Errorf("bad --max-use-days: %w", err)
+	}
+	return nil
+}
+
 func grantCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "grant",
-		Usage:     "let a user fetch a dataset's files until a date",
+		Usage:     "record a user's use period for a dataset (the NBDC user register)",
 		ArgsUsage: "DATASET USER",
-		Description: "The grant ends at the end of --until (UTC); kurad checks it at every fetch,\n" +
-			"so an expired or revoked grant stops access immediately. Granting never\n" +
+		Description: "The grant runs from --from (default today) to the end of --until (UTC) and\n" +
+			"may not exceed the dataset's maximum use period (at most a year). kurad\n" +
+			"checks it at every request: an expired or revoked grant stops access at\n" +
+			"once, and one starting later is not active yet. --application (the NBDC\n" +
+			"data-use application id, J-DU + 6 digits) is required on controlled-access\n" +
+			"datasets; --institution is always required (a new institution needs a new\n" +
+			"grant). Granting a user who already holds a grant records a new period\n" +
+			"(an extension); the old row stays in `kura grants --history`. Granting never\n" +
 			"re-encrypts data: each fetch wraps the file key for the grantee's own key.\n\n" +
 			"EXAMPLES:\n" +
-			"   kura grant JGAD000001 bob --until 2026-12-31\n" +
-			"   kura grant JGAD000001 bob --until $(date -u -d '+30 days' +%F)",
+			"   kura grant JGAD000001 bob --until 2026-12-31 --application J-DU000123 --institution 'Univ. of Tokyo'\n" +
+			"   kura grant JGAD000001 bob --from 2027-01-01 --until 2027-03-31 --application J-DU000123 \\\n" +
+			"        --institution 'Univ. of Tokyo' --reason 'second phase approved'",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "until", Usage: "last day of access, `YYYY-MM-DD` (UTC)", Required: true},
+			&cli.StringFlag{Name: "from", Usage: "first day of access, `YYYY-MM-DD` (UTC); default today"},
+			&cli.StringFlag{Name: "application", Usage: "NBDC data-use application `ID` (J-DU + 6 digits)"},
+			&cli.StringFlag{Name: "institution", Usage: "the user's `INSTITUTION` as approved (required)"},
+			&cli.StringFlag{Name: "reason", Usage: "why, for the register (`TEXT`)"},
 			jsonFlag,
 		},
 		Action: func(c *cli.Context) error {
@@ -243,21 +307,42 @@ func grantCommand() *cli.Command {
 			if err != nil {
 				return badArg(c, err)
 			}
-			if until.Before(time.Now().UTC().Truncate(24 * time.Hour)) {
+			today := time.Now().UTC().Truncate(24 * time.Hour)
+			if until.Before(today) {
 				return badArg(c, fmt.Errorf("--until %s is in the past", c.String("until")))
+			}
+			req := api.GrantRequest{Until: until.Format(time.DateOnly), ApplicationID: c.String("application"),
+				Institution: c.String("institution"), Reason: c.String("reason")}
+			if f := c.String("from"); f != "" {
+				from, err := client.ParseDate(f)
+				if err != nil {
+					return badArg(c, fmt.Errorf("--from: %w", err))
+				}
+				if until.Before(from) {
+					return badArg(c, fmt.Errorf("--until %s is before --from %s", req.Until, f))
+				}
+				req.From = from.Format(time.DateOnly)
+			}
+			if req.ApplicationID != "" {
+				if err := api.ValidateApplicationID(req.ApplicationID); err != nil {
+					return badArg(c, fmt.Errorf("bad --application: %w", err))
+				}
+			}
+			if strings.TrimSpace(req.Institution) == "" {
+				return badArg(c, errors.New("--institution is required (the user's institution as approved)"))
 			}
 			cl, _, err := newClient(c)
 			if err != nil {
 				return err
 			}
-			g, err := cl.Grant(c.Context, ds, user, until.Format(time.DateOnly))
+			g, err := cl.Grant(c.Context, ds, user, req)
 			if err != nil {
 				return &client.Error{Op: "granting " + user + " access to " + ds, Err: err}
 			}
 			if c.Bool("json") {
 				return printJSON(stdout(c), g)
 			}
-			fmt.Fprintf(stdout(c), "Granted %s access to %s until %s.\n", g.User, g.Dataset, g.Until.UTC().Format(time.DateOnly))
+			fmt.Fprintf(stdout(c), "Granted %s access to %s from %s until %s (%s).\n", g.User, g.Dataset, g.From, g.Until.UTC().Format(time.DateOnly), g.State)
 			return nil
 		},
 	}
@@ -268,21 +353,28 @@ func revokeCommand() *cli.Command {
 		Name:      "revoke",
 		Usage:     "end a user's access to a dataset now",
 		ArgsUsage: "DATASET USER",
-		Description: "Takes effect at once: the next fetch is refused. (Copies already fetched\n" +
+		Description: "Takes effect at once: the next request is refused. The grant row stays in\n" +
+			"the register with who revoked it, when and --reason. (Copies already fetched\n" +
 			"are the user's responsibility under their data-use agreement.)\n\n" +
 			"EXAMPLES:\n" +
-			"   kura revoke JGAD000001 bob",
-		Flags: []cli.Flag{jsonFlag},
+			"   kura revoke JGAD000001 bob --reason 'left the project'",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "reason", Usage: "why, for the register (`TEXT`; required)"},
+			jsonFlag,
+		},
 		Action: func(c *cli.Context) error {
 			if err := needArgs(c, 2, "DATASET USER"); err != nil {
 				return err
 			}
 			ds, user := c.Args().Get(0), c.Args().Get(1)
+			if strings.TrimSpace(c.String("reason")) == "" {
+				return badArg(c, errors.New("--reason is required (it goes in the register)"))
+			}
 			cl, _, err := newClient(c)
 			if err != nil {
 				return err
 			}
-			g, err := cl.Revoke(c.Context, ds, user)
+			g, err := cl.Revoke(c.Context, ds, user, c.String("reason"))
 			if err != nil {
 				return &client.Error{Op: "revoking " + user + "'s access to " + ds, Err: err}
 			}
@@ -298,11 +390,80 @@ func revokeCommand() *cli.Command {
 func grantsCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "grants",
-		Usage:     "list a dataset's grants, active and past",
-		ArgsUsage: "DATASET",
-		Description: "EXAMPLES:\n" +
+		Usage:     "show the user register: grants of one dataset, or all you may review",
+		ArgsUsage: "[DATASET]",
+		Description: "Without DATASET: every grant you may review (admins: all; custodians: their\n" +
+			"datasets'; everyone: their own). By default the current row per user and\n" +
+			"dataset (active, future, expired or revoked); --history adds every earlier\n" +
+			"period that an extension superseded. --csv and --json export the register\n" +
+			"(one row per period, with application, institution, who granted or revoked\n" +
+			"it, when and why).\n\n" +
+			"EXAMPLES:\n" +
 			"   kura grants JGAD000001\n" +
+			"   kura grants --history --csv > register.csv\n" +
 			"   kura grants JGAD000001 --json | jq -r '.[] | select(.active) | .user'",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "history", Usage: "include superseded periods (every change)"},
+			&cli.BoolFlag{Name: "csv", Usage: "print CSV (for the NBDC register) on standard output"},
+			jsonFlag,
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 1 {
+				return needArgs(c, 1, "at most one DATASET")
+			}
+			if c.Bool("csv") && c.Bool("json") {
+				return badArg(c, errors.New("--csv and --json: choose one"))
+			}
+			ds := c.Args().First()
+			cl, _, err := newClient(c)
+			if err != nil {
+				return err
+			}
+			var gs []api.Grant
+			if ds == "" {
+				gs, err = cl.GrantRegister(c.Context, c.Bool("history"))
+			} else {
+				gs, err = cl.Grants(c.Context, ds, c.Bool("history"))
+			}
+			if err != nil {
+				return &client.Error{Op: "listing grants" + strings.TrimSuffix(" of "+ds, " of "), Err: err}
+			}
+			if gs == nil {
+				gs = []api.Grant{}
+			}
+			switch {
+			case c.Bool("json"):
+				return printJSON(stdout(c), gs)
+			case c.Bool("csv"):
+				return client.WriteGrantsCSV(stdout(c), gs)
+			}
+			w := table(stdout(c))
+			fmt.Fprintln(w, "ID\tDATASET\tUSER\tFROM\tUNTIL\tSTATE\tAPPLICATION\tINSTITUTION\tGRANTED BY\tGRANTED AT")
+			for _, g := range gs {
+				state := g.State
+				switch {
+				case g.RevokedAt != nil:
+					state = "revoked " + g.RevokedAt.UTC().Format(time.DateOnly) + " by " + g.RevokedBy
+				case g.SupersededBy != 0:
+					state = fmt.Sprintf("superseded by #%d", g.SupersededBy)
+				}
+				fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", g.ID, g.Dataset, g.User, g.From, g.Until.UTC().Format(time.DateOnly),
+					state, orNone(g.ApplicationID), orNone(g.Institution), g.GrantedBy, g.GrantedAt.UTC().Format("2006-01-02 15:04"))
+			}
+			return w.Flush()
+		},
+	}
+}
+
+func membersCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "members",
+		Usage:     "list a dataset's custodians and submitters",
+		ArgsUsage: "ID",
+		Description: "Custodians grant and revoke access and review the register; submitters\n" +
+			"upload. The dataset's creator starts as both. Custodians and admins only.\n\n" +
+			"EXAMPLES:\n" +
+			"   kura dataset members JGAD000001",
 		Flags: []cli.Flag{jsonFlag},
 		Action: func(c *cli.Context) error {
 			if err := needArgs(c, 1, "the dataset ID"); err != nil {
@@ -313,29 +474,91 @@ func grantsCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			gs, err := cl.Grants(c.Context, ds)
+			ms, err := cl.Members(c.Context, ds)
 			if err != nil {
-				return &client.Error{Op: "listing grants of " + ds, Err: err}
+				return &client.Error{Op: "listing members of " + ds, Err: err}
+			}
+			if ms == nil {
+				ms = []api.Member{}
 			}
 			if c.Bool("json") {
-				if gs == nil {
-					gs = []api.Grant{}
-				}
-				return printJSON(stdout(c), gs)
+				return printJSON(stdout(c), ms)
 			}
 			w := table(stdout(c))
-			fmt.Fprintln(w, "USER\tUNTIL\tSTATE\tGRANTED BY\tGRANTED AT")
-			for _, g := range gs {
-				state := "active"
-				switch {
-				case g.RevokedAt != nil:
-					state = "revoked " + g.RevokedAt.UTC().Format(time.DateOnly) + " by " + g.RevokedBy
-				case !g.Active:
-					state = "expired"
-				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", g.User, g.Until.UTC().Format(time.DateOnly), state, g.GrantedBy, g.GrantedAt.UTC().Format("2006-01-02 15:04"))
+			fmt.Fprintln(w, "USER\tROLE\tADDED BY\tADDED AT")
+			for _, m := range ms {
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", m.User, m.Role, m.AddedBy, m.AddedAt.UTC().Format("2006-01-02 15:04"))
 			}
 			return w.Flush()
 		},
 	}
+}
+
+func memberCommand() *cli.Command {
+	flags := []cli.Flag{
+		&cli.StringFlag{Name: "role", Usage: "`ROLE`: custodian or submitter (required)"},
+		jsonFlag,
+	}
+	return &cli.Command{
+		Name:  "member",
+		Usage: "give or take a per-dataset role (custodian, submitter)",
+		Description: "EXAMPLES:\n" +
+			"   kura dataset member add JGAD000001 carol --role custodian\n" +
+			"   kura dataset member remove JGAD000001 sam --role submitter",
+		Subcommands: []*cli.Command{
+			{
+				Name:      "add",
+				Usage:     "give USER a role on the dataset",
+				ArgsUsage: "ID USER",
+				Description: "Refused on a frozen dataset and for a frozen user.\n\n" +
+					"EXAMPLES:\n" +
+					"   kura dataset member add JGAD000001 carol --role custodian\n" +
+					"   kura dataset member add JGAD000001 dave --role submitter",
+				Flags:  flags,
+				Action: runMember,
+			},
+			{
+				Name:      "remove",
+				Usage:     "take a role on the dataset away from USER",
+				ArgsUsage: "ID USER",
+				Description: "The last custodian cannot be removed.\n\n" +
+					"EXAMPLES:\n" +
+					"   kura dataset member remove JGAD000001 dave --role submitter",
+				Flags:  flags,
+				Action: runMember,
+			},
+		},
+	}
+}
+
+func runMember(c *cli.Context) error {
+	if err := needArgs(c, 2, "ID USER"); err != nil {
+		return err
+	}
+	ds, user, role := c.Args().Get(0), c.Args().Get(1), c.String("role")
+	if role != api.RoleCustodian && role != api.RoleSubmitter {
+		return badArg(c, fmt.Errorf("--role %q: want custodian or submitter", role))
+	}
+	cl, _, err := newClient(c)
+	if err != nil {
+		return err
+	}
+	m := &api.Member{Dataset: ds, User: user, Role: role}
+	if c.Command.Name == "add" {
+		m, err = cl.AddMember(c.Context, ds, user, role)
+	} else {
+		err = cl.RemoveMember(c.Context, ds, user, role)
+	}
+	if err != nil {
+		return &client.Error{Op: c.Command.Name + " " + role + " " + user + " on " + ds, Err: err}
+	}
+	if c.Bool("json") {
+		return printJSON(stdout(c), m)
+	}
+	if c.Command.Name == "add" {
+		fmt.Fprintf(stdout(c), "%s is now %s of %s.\n", m.User, m.Role, m.Dataset)
+	} else {
+		fmt.Fprintf(stdout(c), "%s is no longer %s of %s.\n", user, role, ds)
+	}
+	return nil
 }
