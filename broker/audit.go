@@ -64,6 +64,9 @@ func (s *Server) auditList(q *request) error {
 	v := q.r.URL.Query()
 	f := catalog.AuditFilter{Dataset: v.Get("dataset"), Actor: v.Get("user")}
 	q.object = "audit"
+	if err := s.checkUserFrozen(q); err != nil {
+		return err
+	}
 	if f.Dataset != "" {
 		if s.isAdmin(q.user) {
 			// Admins may read the audit of a deleted dataset too.

@@ -347,10 +347,14 @@ func (s *Server) refreshStoredMetadata(ctx context.Context, ds *catalog.Dataset,
 	return filestore.PutMetadata(ctx, targets, m, f.HeaderObject)
 }
 
-// lifecycleAccess is requireDataset for the deletion endpoints, which must
-// also find a dataset already (being) deleted: the custodian or an admin,
-// with the same 404 as everywhere else for anyone else.
+// lifecycleAccess is requireDataset(q, id, "custodian") for the deletion
+// endpoints, which must also find a dataset already (being) deleted: only
+// its custodians and admins learn that it was; everyone else gets the same
+// 404 as everywhere else. A frozen caller is refused first.
 func (s *Server) lifecycleAccess(q *request, id string) (*catalog.Dataset, *time.Time, error) {
+	if err := s.checkUserFrozen(q); err != nil {
+		return nil, nil, err
+	}
 	q.object = "dataset/" + id
 	if ValidateDatasetID(id) != nil {
 		return nil, nil, notFoundDataset(id)
@@ -362,6 +366,12 @@ func (s *Server) lifecycleAccess(q *request, id string) (*catalog.Dataset, *time
 	if err != nil {
 		return nil, nil, internal("reading dataset", err)
 	}
+	if deleted == nil {
+		if _, err := s.requireDataset(q, id, "custodian"); err != nil {
+			return nil, nil, err
+		}
+		return ds, nil, nil
+	}
 	if s.isAdmin(q.user) {
 		return ds, deleted, nil
 	}
@@ -372,10 +382,7 @@ func (s *Server) lifecycleAccess(q *request, id string) (*catalog.Dataset, *time
 	if slices.Contains(roles, catalog.RoleCustodian) {
 		return ds, deleted, nil
 	}
-	if len(roles) == 0 || deleted != nil {
-		return nil, nil, notFoundDataset(id)
-	}
-	return nil, nil, errorf(http.StatusForbidden, "dataset %q: this needs the [custodian] role", id)
+	return nil, nil, notFoundDataset(id)
 }
 
 // deleteDataset ends a dataset (NBDC end of use): it hides the dataset at
@@ -549,7 +556,9 @@ func (s *Server) deletionReport(q *request) error {
 		return internal("reading the deletion", err)
 	}
 	if del == nil || del.Report == nil {
-		return &httpError{status: http.StatusNotFound, msg: fmt.Sprintf("dataset %q has no finished deletion", id),
+		// 409, not 404: only callers allowed to know the dataset get here,
+		// and 404 is kept for "no such dataset (or none of yours)".
+		return &httpError{status: http.StatusConflict, msg: fmt.Sprintf("dataset %q has no finished deletion", id),
 			hint: "a deletion that was interrupted finishes with `kura dataset delete " + id + " --confirm " + id + "`"}
 	}
 	var rep api.DeletionReport

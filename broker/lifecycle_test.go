@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -40,6 +41,18 @@ type versionedKeys struct {
 type vkey struct {
 	versions [][]byte
 	min      int
+}
+
+// clone copies every key, so a test can rotate or destroy keys in the copy
+// without touching the original.
+func (f *versionedKeys) clone() *versionedKeys {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := &versionedKeys{keys: map[string]*vkey{}, wrapVersion: f.wrapVersion}
+	for name, k := range f.keys {
+		c.keys[name] = &vkey{versions: slices.Clone(k.versions), min: k.min}
+	}
+	return c
 }
 
 func (f *versionedKeys) get(name string) (*vkey, error) {
@@ -304,7 +317,7 @@ func TestRotateAndDelete(t *testing.T) {
 	}
 	e.must(400, "tok-sam", "POST", "/v1/datasets/DS1/delete", api.DeleteDatasetRequest{Confirm: "DS2"}, nil)
 	e.must(404, "tok-rita", "POST", "/v1/datasets/DS1/delete", api.DeleteDatasetRequest{Confirm: "DS1"}, nil)
-	e.must(404, "tok-sam", "GET", "/v1/datasets/DS1/deletion-report", nil, nil)
+	e.must(409, "tok-sam", "GET", "/v1/datasets/DS1/deletion-report", nil, nil)
 	var rep api.DeletionReport
 	e.must(200, "tok-sam", "POST", "/v1/datasets/DS1/delete", api.DeleteDatasetRequest{Confirm: "DS1"}, &rep)
 	if len(rep.Objects) != objects || rep.Key.Name != "kura-ds-DS1" || rep.Key.Versions != 2 || len(rep.Files) != 3 || len(rep.Targets) != 6 {

@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -152,6 +153,14 @@ var matrixRules = map[string]map[string]string{
 		"custodian":  "ok  ok  ok  ok  ok  frz ok",
 		"admin":      "ok  ok  ok  ok  ok  frz ok",
 	},
+	"custodianNoReport": { // as custodian; the fixture's dataset is not deleted, so an allowed caller gets 409
+		"anonymous":  "401 401 401 401 401 401 401",
+		"stranger":   "404 404 404 404 404 frz 404",
+		"researcher": "404 403 403 403 403 frz 403",
+		"submitter":  "403 403 403 403 403 frz 403",
+		"custodian":  "409 409 409 409 409 frz 409",
+		"admin":      "409 409 409 409 409 frz 409",
+	},
 	"admin": { // operators only
 		"anonymous":  "401 401 401 401 401 401 401",
 		"stranger":   "403 403 403 403 403 frz 403",
@@ -238,6 +247,36 @@ var matrixRoutes = map[string]matrixRoute{
 	"DELETE /v1/datasets/{ds}/members/{user}/{role}": {"member.remove", "custodian", func(fx *fixture) (string, string, any) {
 		return "DELETE", "/v1/datasets/" + fx.ds + "/members/dora/submitter", nil
 	}},
+	// Audit (issue 4): the whole log is the operators'; a custodian reads
+	// their dataset's records.
+	"GET /v1/audit": {"audit.list", "custodian", func(fx *fixture) (string, string, any) {
+		return "GET", "/v1/audit?dataset=" + fx.ds, nil
+	}},
+	"GET /v1/audit/verify": {"audit.verify", "admin", get("/v1/audit/verify")},
+	"GET /v1/audit/export": {"audit.export", "admin", get("/v1/audit/export")},
+	// Key lifecycle: custodian or admin, also during an incident freeze of
+	// the dataset (rotating or destroying the key is an incident response).
+	"POST /v1/datasets/{ds}/rotate-key": {"dataset.rotate-key", "custodian", func(fx *fixture) (string, string, any) {
+		return "POST", "/v1/datasets/" + fx.ds + "/rotate-key", nil
+	}},
+	"POST /v1/datasets/{ds}/delete": {"dataset.delete", "custodian", func(fx *fixture) (string, string, any) {
+		return "POST", "/v1/datasets/" + fx.ds + "/delete", api.DeleteDatasetRequest{Confirm: fx.ds}
+	}},
+	"GET /v1/datasets/{ds}/deletion-report": {"dataset.deletion-report", "custodianNoReport", func(fx *fixture) (string, string, any) {
+		return "GET", "/v1/datasets/" + fx.ds + "/deletion-report", nil
+	}},
+	// Scrubs, targets and metrics (issue 5): operators only.
+	"POST /v1/scrubs": {"scrub.start", "admin", func(fx *fixture) (string, string, any) {
+		return "POST", "/v1/scrubs", api.ScrubRequest{Dataset: fx.ds}
+	}},
+	"GET /v1/scrubs":      {"scrub.list", "admin", get("/v1/scrubs")},
+	"GET /v1/scrubs/{id}": {"scrub.show", "admin", get("/v1/scrubs/" + matrixScrubRun)},
+	"DELETE /v1/scrubs/{id}": {"scrub.cancel", "admin", func(fx *fixture) (string, string, any) {
+		return "DELETE", "/v1/scrubs/" + matrixScrubRun, nil
+	}},
+	"GET /v1/metrics": {"metrics", "admin", get("/v1/metrics")},
+	"GET /metrics":    {"metrics", "admin", get("/metrics")},
+	"GET /v1/targets": {"target.list", "admin", get("/v1/targets")},
 }
 
 func get(path string) func(*fixture) (string, string, any) {
@@ -280,7 +319,7 @@ func flipLast(id string) string {
 type matrixWorld struct {
 	targets  []Target
 	stargets []storage.Target
-	keys     *fakeKeys
+	keys     *versionedKeys // cloned per cell: rotate-key and delete change it
 	dir      string
 	golden   []byte
 	fx       fixture
@@ -288,19 +327,44 @@ type matrixWorld struct {
 
 var matrixTokens = fakeIdentity{"tok-admin": "admin", "tok-cara": "cara", "tok-sam": "sam", "tok-rita": "rita", "tok-eve": "eve"}
 
-// noDelete keeps pieces on the shared targets when a cell aborts an
-// upload, so later cells still find them.
-type noDelete struct{ dirTarget }
+// cellTarget keeps pieces on the shared targets when a cell aborts an
+// upload or deletes the dataset, so later cells still find them; within
+// its cell a deleted key is gone from listings, as a dataset deletion
+// checks.
+type cellTarget struct {
+	dirTarget
+	deleted *sync.Map
+}
 
-func (noDelete) Delete(context.Context, string) error { return nil }
+func (c cellTarget) Delete(_ context.Context, key string) error {
+	c.deleted.Store(key, true)
+	return nil
+}
+
+func (c cellTarget) List(ctx context.Context, prefix string, fn func(storage.ObjectInfo) error) error {
+	return c.dirTarget.List(ctx, prefix, func(oi storage.ObjectInfo) error {
+		if _, gone := c.deleted.Load(oi.Key); gone {
+			return nil
+		}
+		return fn(oi)
+	})
+}
+
+// matrixScrubRun is a finished scrub run in the fixture.
+const matrixScrubRun = "scrub-fixture"
 
 var matrixNow = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
-func (w *matrixWorld) server(t *testing.T, cat *catalog.Catalog) *env {
+func (w *matrixWorld) server(t *testing.T, cat *catalog.Catalog, keys KeyService) *env {
 	e := &env{t: t, cat: cat, targets: w.stargets, now: matrixNow, logs: &bytes.Buffer{}}
+	deleted := &sync.Map{}
+	targets := make([]Target, len(w.stargets))
+	for i, d := range w.stargets {
+		targets[i] = cellTarget{dirTarget{d.(*storage.DirTarget)}, deleted}
+	}
 	var err error
 	e.srv, err = New(Options{
-		Catalog: cat, Identifier: matrixTokens, Keys: w.keys, Targets: w.targets,
+		Catalog: cat, Identifier: matrixTokens, Keys: keys, Targets: targets,
 		Admins: []string{"admin"}, Submitters: []string{"sam"},
 		Logger: slog.New(slog.NewJSONHandler(e.logs, nil)), Version: "test",
 		Now: func() time.Time { return e.now },
@@ -316,14 +380,13 @@ func (w *matrixWorld) server(t *testing.T, cat *catalog.Catalog) *env {
 // bob's active grant, mallory's freeze, and everyone's recipient.
 func newMatrixWorld(t *testing.T) *matrixWorld {
 	ctx := context.Background()
-	w := &matrixWorld{dir: scratchDir(t), keys: &fakeKeys{}}
+	w := &matrixWorld{dir: scratchDir(t), keys: &versionedKeys{}}
 	for _, srv := range []string{"s1", "s2", "s3"} {
 		for _, b := range []string{"a", "b"} {
 			d, err := storage.NewDirTarget(srv+"-"+b, srv, t.TempDir())
 			if err != nil {
 				t.Fatal(err)
 			}
-			w.targets = append(w.targets, noDelete{dirTarget{d}})
 			w.stargets = append(w.stargets, d)
 		}
 	}
@@ -340,7 +403,7 @@ func newMatrixWorld(t *testing.T) *matrixWorld {
 	path := filepath.Join(w.dir, "golden.db")
 	cat, err := catalog.Open(ctx, path)
 	must(err)
-	e := w.server(t, cat)
+	e := w.server(t, cat, w.keys)
 	fx := &w.fx
 	*fx = fixture{ds: "JGAD000001", file: "a.vcf", recipient: id.Recipient().String()}
 	must(w.keys.CreateKey(ctx, TransitKeyName(fx.ds)))
@@ -385,6 +448,9 @@ func newMatrixWorld(t *testing.T) *matrixWorld {
 	must(err)
 	_, err = cat.PutFreeze(ctx, catalog.Freeze{Kind: catalog.FreezeUser, Name: "mallory", Reason: "r", FrozenBy: "admin", FrozenAt: e.now})
 	must(err)
+	must(cat.CreateScrubRun(ctx, catalog.ScrubRun{ID: matrixScrubRun, Trigger: catalog.ScrubManual, StartedBy: "admin",
+		State: catalog.ScrubRunning, StartedAt: e.now}, nil))
+	must(cat.EndScrubRun(ctx, matrixScrubRun, catalog.ScrubDone, "", e.now))
 	must(cat.Close()) // checkpoints the WAL into the file
 	w.golden, err = os.ReadFile(path)
 	must(err)
@@ -416,7 +482,7 @@ func (w *matrixWorld) cell(t *testing.T, n int, role, state string) (e *env, fx 
 	if err != nil {
 		t.Fatal(err)
 	}
-	e = w.server(t, cat)
+	e = w.server(t, cat, w.keys.clone())
 	done = func() {
 		cat.Close()
 		for _, sfx := range []string{"", "-wal", "-shm"} {
@@ -548,6 +614,10 @@ func checkCell(t *testing.T, e *env, fx *fixture, pattern string, row matrixRout
 	case "ok":
 		if code/100 != 2 {
 			t.Errorf("%s: want allowed, got %d %s", where, code, raw)
+		}
+	case "409": // allowed, but the object's state forbids it
+		if code != 409 {
+			t.Errorf("%s: want 409, got %d %s", where, code, raw)
 		}
 	case "401":
 		if code != 401 {

@@ -55,7 +55,7 @@ func TestAuditChain(t *testing.T) {
 	sam.must(t, "upload", "--dataset", ds, src)
 	out := filepath.Join(t.TempDir(), "out.vcf")
 	rita.refused(t, "fetch", ds+"/a.vcf", "-o", out)
-	sam.must(t, "grant", ds, rita.name, "--until", time.Now().AddDate(0, 0, 7).Format(time.DateOnly))
+	sam.must(t, "grant", ds, rita.name, "--until", time.Now().AddDate(0, 0, 7).Format(time.DateOnly), "--application", "J-DU000001", "--institution", "NIG")
 	rita.must(t, "fetch", ds+"/a.vcf", "-o", out)
 
 	// Every step is on record, attributed to its dataset.

@@ -107,7 +107,7 @@ func TestRotateKey(t *testing.T) {
 		want[filepath.Base(p)] = writeRandomFile(t, p, uint64(30+i), size, nil)
 		sam.must(t, "upload", "--dataset", ds, p)
 	}
-	sam.must(t, "grant", ds, rita.name, "--until", time.Now().AddDate(0, 0, 7).Format(time.DateOnly))
+	sam.must(t, "grant", ds, rita.name, "--until", time.Now().AddDate(0, 0, 7).Format(time.DateOnly), "--application", "J-DU000001", "--institution", "NIG")
 	old := s.catalogFiles(t, ds)
 	if len(old) != 2 {
 		t.Fatalf("%d files stored", len(old))
@@ -287,7 +287,7 @@ func TestDeleteDataset(t *testing.T) {
 		writeRandomFile(t, p, uint64(40+i), size, nil)
 		sam.must(t, "upload", "--dataset", ds, p)
 	}
-	sam.must(t, "grant", ds, rita.name, "--until", time.Now().AddDate(0, 0, 7).Format(time.DateOnly))
+	sam.must(t, "grant", ds, rita.name, "--until", time.Now().AddDate(0, 0, 7).Format(time.DateOnly), "--application", "J-DU000001", "--institution", "NIG")
 	// A rotation rewrites header.age and manifest.json: on server 3 the
 	// old versions stay behind as noncurrent versions, which the deletion
 	// must remove too.
