@@ -237,12 +237,17 @@ func (f *fetcher) writeFull(ctx context.Context, out io.Writer, from int64, pre 
 	if h == nil {
 		h = newHashPair()
 	}
-	w := counter{io.MultiWriter(out, h), f}
+	// Writing and the two hashes run in their own goroutines, beside the
+	// decryption; bytes reach them only after their chunk authenticated.
+	w := newAsyncSink(counter{out, f}, h.sha, h.md)
 	if from == 0 {
 		// Sequential with readahead, through age's own decryptor.
 		_, err = file.WriteTo(w)
 	} else {
 		err = copyRange(ctx, w, file, from, file.Size()-from, planSegment(f.fr.Manifest))
+	}
+	if cerr := w.Close(); err == nil {
+		err = cerr
 	}
 	if err != nil {
 		return nil, opError(f.op, err)
