@@ -150,7 +150,8 @@ type fetcher struct {
 }
 
 func (f *fetcher) readOptions() filestore.ReadOptions {
-	return filestore.ReadOptions{Targets: f.targets, Concurrency: f.o.Concurrency, OnDegraded: f.o.OnDegraded}
+	return filestore.ReadOptions{Targets: f.targets, Concurrency: f.o.Concurrency, OnDegraded: f.o.OnDegraded,
+		Readahead: readahead(f.fr.Manifest.SegmentSize)}
 }
 
 func (f *fetcher) run(ctx context.Context) error {
@@ -317,6 +318,20 @@ func (f *fetcher) writeRaw(ctx context.Context, out io.Writer) error {
 		return opError(f.op, fmt.Errorf("the encrypted file does not decrypt: %w", derr))
 	}
 	return f.check(h)
+}
+
+// readaheadBudget bounds the segment buffers of a sequential fetch
+// (readahead + the one being consumed), so peak RSS stays under 200 MiB
+// for datasets with large segments too.
+const readaheadBudget = 100 << 20
+
+// readahead is how many segments a fetch prefetches: two (the storage
+// default) where the budget allows, else one.
+func readahead(segmentSize int64) int {
+	if segmentSize > 0 && 3*segmentSize > readaheadBudget {
+		return 1
+	}
+	return 2
 }
 
 // planSegment is the plaintext per segment of m's file.
