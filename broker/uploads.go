@@ -286,22 +286,15 @@ func (s *Server) presignPut(q *request) error {
 	if err != nil {
 		return internal("planning", err)
 	}
-	seg, piece, err := ParsePieceKey(req.Key, ds.ID, u.File.ID, u.Segments, plan.layout.Shards())
-	if err != nil {
-		return badRequest("%v", err)
-	}
-	q.object = "upload/" + u.ID + "/" + req.Key
 	targets, err := s.uploadTargets(u)
 	if err != nil {
 		return err
 	}
-	if err := checkPlacement(targets, plan.layout, seg, piece, req.Target); err != nil {
-		return badRequest("%v", err)
-	}
-	t, err := s.target(req.Target)
+	t, err := s.checkPutPiece(u, ds, plan, targets, req)
 	if err != nil {
 		return err
 	}
+	q.object = "upload/" + u.ID + "/" + req.Key
 	if err := s.cat.TouchUpload(q.ctx, u.ID, s.now().Add(s.uploadTTL)); err != nil {
 		return errorf(http.StatusConflict, "upload %s is no longer open", u.ID)
 	}
@@ -310,6 +303,20 @@ func (s *Server) presignPut(q *request) error {
 		return internal("presigning", err)
 	}
 	return q.reply(http.StatusOK, api.PresignResponse{URL: url.String(), Method: http.MethodPut, ExpiresAt: s.now().Add(s.presign)})
+}
+
+// checkPutPiece returns the target a PUT of req's piece may be presigned
+// on: the key must name a piece of this upload and the target must be
+// where placement puts it (also used by the batch presign).
+func (s *Server) checkPutPiece(u *catalog.Upload, ds *catalog.Dataset, plan uploadPlan, targets []storage.Target, req api.PresignRequest) (Target, error) {
+	seg, piece, err := ParsePieceKey(req.Key, ds.ID, u.File.ID, u.Segments, plan.layout.Shards())
+	if err != nil {
+		return nil, badRequest("%v", err)
+	}
+	if err := checkPlacement(targets, plan.layout, seg, piece, req.Target); err != nil {
+		return nil, badRequest("%v", err)
+	}
+	return s.target(req.Target)
 }
 
 // checkSegment verifies a client's segment metadata against what the plan

@@ -122,7 +122,7 @@ func (c *Client) FetchFile(ctx context.Context, o FetchOptions) (*FetchResult, e
 	clear(fileKey)
 
 	f := &fetcher{c: c, o: o, op: op, fr: fr, hdr: hdr, res: &FetchResult{File: fr.File, Output: o.Output}}
-	f.targets = c.FetchTargets(fr.File.ID, fr.Targets)
+	f.targets = c.FetchTargets(fr.Manifest, fr.Targets)
 	if err := f.run(ctx); err != nil {
 		if ctx.Err() != nil {
 			hint := "run the same command again"

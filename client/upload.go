@@ -353,7 +353,7 @@ func (u *uploader) setLayout() error {
 	if up.Segments != 0 && up.Segments != n {
 		return opError(u.op, fmt.Errorf("kurad expects %d segments, the client computes %d", up.Segments, n))
 	}
-	if _, err := storage.Place(u.c.UploadTargets(up), l, 0); err != nil {
+	if _, err := storage.Place(u.c.UploadTargets(up, l), l, 0); err != nil {
 		return opError(u.op, fmt.Errorf("kurad's targets: %w", err))
 	}
 	u.layout, u.plainSeg, u.nsegs = l, up.PlainSegmentSize, n
@@ -380,7 +380,7 @@ func (u *uploader) run(ctx context.Context) (*UploadResult, error) {
 			DatasetID:    u.up.Dataset,
 			FileID:       u.up.FileID,
 			Layout:       u.layout,
-			Targets:      u.c.UploadTargets(u.up),
+			Targets:      u.c.UploadTargets(u.up, u.layout),
 			FileKey:      u.fileKey,
 			Nonce:        u.nonce,
 			HashAlg:      u.up.HashAlg, // kurad's manifest names it; "" is storage's default

@@ -37,7 +37,7 @@ func datasetCommand() *cli.Command {
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "title", Usage: "human-readable `TITLE`", Required: true},
 					&cli.StringFlag{Name: "rs", Value: "4+2", Usage: "erasure code `K+M`"},
-					&cli.StringFlag{Name: "segment-size", Value: "64MiB", Usage: "plaintext `SIZE` per segment, e.g. 64MiB, 1GiB, 65536"},
+					&cli.StringFlag{Name: "segment-size", Value: "32MiB", Usage: "plaintext `SIZE` per segment, e.g. 32MiB, 1GiB, 65536"},
 					jsonFlag,
 				},
 				Action: runDatasetCreate,
