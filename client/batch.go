@@ -78,7 +78,7 @@ func (b *batchPresigner) presign(ctx context.Context, target, key string) (*api.
 	ck := target + "\n" + key
 	if c, ok := b.cache[ck]; ok {
 		delete(b.cache, ck)
-		if time.Until(c.p.ExpiresAt) > urlMargin && time.Since(c.got) < urlMaxAge {
+		if (c.p.ExpiresAt.IsZero() || time.Until(c.p.ExpiresAt) > urlMargin) && time.Since(c.got) < urlMaxAge {
 			return &c.p, nil
 		}
 	}
