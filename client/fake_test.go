@@ -47,7 +47,7 @@ type fakeKurad struct {
 	// failPutAfter, when > 0, makes storage refuse PUTs after that many.
 	failPutAfter atomic.Int64
 	puts         atomic.Int64
-	loseComplete atomic.Bool // the next complete succeeds but its answer is lost
+	loseComplete atomic.Bool  // the next complete succeeds but its answer is lost
 	presigns     atomic.Int64 // single presigns
 	batches      atomic.Int64 // batch presigns
 	noBatch      bool         // answer batch presigns 404, like an older kurad
