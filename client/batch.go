@@ -88,7 +88,10 @@ func (b *batchPresigner) presign(ctx context.Context, target, key string) (*api.
 	}
 	var reqs []api.PresignRequest
 	found := false
-	for s := seg; s < min(seg+batchSegments, b.nsegs) && len(reqs) < api.MaxPresignBatch; s++ {
+	// Windows are aligned, so the concurrent first requests of a
+	// prefetching reader (segments 0, 1, 2 in any order) share one batch.
+	first := seg - seg%batchSegments
+	for s := first; s < min(first+batchSegments, b.nsegs) && len(reqs) < api.MaxPresignBatch; s++ {
 		for _, r := range b.pieces(s, piece >= b.k) {
 			if len(reqs) == api.MaxPresignBatch {
 				break

@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -13,6 +12,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/zeebo/blake3"
 
 	"github.com/ddbj/kura/api"
 	"github.com/ddbj/kura/crypto"
@@ -428,7 +429,7 @@ func (u *uploader) commit(ctx context.Context, hr *segmentHasher, m storage.Segm
 		return fmt.Errorf("no plaintext hash for segment %d", m.Index)
 	}
 	if u.j != nil {
-		u.j.Segments = append(u.j.Segments, SegmentHash{Index: m.Index, SHA256: sum})
+		u.j.Segments = append(u.j.Segments, SegmentHash{Index: m.Index, BLAKE3: sum})
 		if err := u.j.Save(); err != nil {
 			return fmt.Errorf("writing the upload journal: %w", err)
 		}
@@ -481,7 +482,7 @@ func (u *uploader) changedDuring(ctx context.Context, why error) error {
 
 // segmentHasher reads the source for filestore.Write, hashing as it goes:
 // the whole-file SHA-256 and MD5 (continuing a verified prefix) and the
-// SHA-256 of each segment's plaintext for the journal.
+// BLAKE3 hash of each segment's plaintext for the journal.
 //
 // A producer goroutine reads the source in blocks that never cross a
 // segment boundary, so each segment's hash closes exactly at its end; a
@@ -521,7 +522,7 @@ func (s *segmentHasher) begin() {
 	}
 	s.started = true
 	s.cond = sync.NewCond(&s.mu)
-	s.segHash = sha256.New()
+	s.segHash = blake3.New()
 	s.fan = newFanout(
 		func(b *block) { s.ph.md.Write(b.bytes()) },
 		func(b *block) {
