@@ -206,7 +206,11 @@ func (r *benchRun) size(size int64) {
 		pipe(b, down, dec)
 		return []*exec.Cmd{down, dec}
 	}, n)
-	// bench/a and bench/b are overwritten by the next size.
+	for _, k := range []string{"bench/a", "bench/b"} {
+		if out, err := r.s3put("rm", bucket, k, "-").CombinedOutput(); err != nil {
+			b.Fatalf("removing %s: %v: %s", k, err, out)
+		}
+	}
 	os.Remove(out)
 
 	// kura: a new name per repetition (kura does not overwrite), and the

@@ -6,6 +6,7 @@
 //	s3pipe put BUCKET KEY FILE   upload FILE (known size, multipart)
 //	s3pipe put BUCKET KEY -      upload standard input (unknown size)
 //	s3pipe get BUCKET KEY FILE   download to FILE ("-" for standard output)
+//	s3pipe rm BUCKET KEY -       remove the object
 //
 // The endpoint and keys come from S3PIPE_ENDPOINT, S3PIPE_ACCESS_KEY and
 // S3PIPE_SECRET_KEY (plain HTTP, as on the local stack).
@@ -34,7 +35,7 @@ func main() {
 
 func run(args []string) error {
 	if len(args) != 4 {
-		return fmt.Errorf("usage: s3pipe put|get BUCKET KEY FILE|-")
+		return fmt.Errorf("usage: s3pipe put|get|rm BUCKET KEY FILE|-")
 	}
 	op, bucket, key, path := args[0], args[1], args[2], args[3]
 	mc, err := minio.New(os.Getenv("S3PIPE_ENDPOINT"), &minio.Options{
@@ -68,6 +69,8 @@ func run(args []string) error {
 			return err
 		}
 		return out.Close()
+	case "rm":
+		return mc.RemoveObject(ctx, bucket, key, minio.RemoveObjectOptions{})
 	}
 	return fmt.Errorf("unknown operation %q", op)
 }
