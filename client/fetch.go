@@ -121,6 +121,10 @@ func (c *Client) FetchFile(ctx context.Context, o FetchOptions) (*FetchResult, e
 	}
 	clear(fileKey)
 
+	// The reader's segment buffers, a degraded read's parity pieces and the
+	// sink's blocks.
+	seg := m.SegmentSize
+	defer boundHeap(int64(readahead(seg)+1)*seg + seg/int64(max(m.K, 1))*int64(m.M) + pipeBlocks*pipeBlockSize)()
 	f := &fetcher{c: c, o: o, op: op, fr: fr, hdr: hdr, res: &FetchResult{File: fr.File, Output: o.Output}}
 	f.targets = c.FetchTargets(fr.Manifest, fr.Targets)
 	if err := f.run(ctx); err != nil {

@@ -372,6 +372,8 @@ func (u *uploader) run(ctx context.Context) (*UploadResult, error) {
 		seg:      u.start,
 		progress: u.o.Progress, total: u.now.Size,
 	}
+	// Two coded segments (storage.Writer) and the source's pipe blocks.
+	defer boundHeap(2*u.layout.SegmentSize/int64(u.layout.K)*int64(u.layout.Shards()) + pipeBlocks*pipeBlockSize)()
 	var sent int64
 	if u.start < u.nsegs {
 		if _, err := u.src.Seek(hr.off, io.SeekStart); err != nil {
