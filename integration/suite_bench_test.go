@@ -229,6 +229,17 @@ func (r *benchRun) size(size int64) {
 		return []*exec.Cmd{r.rita.command("fetch", r.ds+"/"+name(), "-o", out, "--force")}
 	}, n)
 	os.Remove(out)
+	// The same to standard output: no partial file, no fsync before the
+	// rename (the baselines do not sync their output either).
+	toStdout := r.measure("kura fetch -o - (no disk)", size, func() []*exec.Cmd {
+		c := r.rita.command("fetch", r.ds+"/"+name(), "-o", "-")
+		null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		c.Stdout = null
+		return []*exec.Cmd{c}
+	}, n)
 	restart := s.stopMinio(b, 1)
 	degraded := r.measure("kura fetch, 1 server down", size, func() []*exec.Cmd {
 		return []*exec.Cmd{r.rita.command("fetch", r.ds+"/"+name(), "-o", out, "--force")}
@@ -253,6 +264,7 @@ func (r *benchRun) size(size int64) {
 	ratio("upload / B put (throughput)", up, bPut, "> 1")
 	ratio("fetch / A get (throughput)", fetch, aGet, ">= 0.9")
 	ratio("fetch / B get (throughput)", fetch, bGet, "> 1")
+	ratio("fetch -o - / A get (throughput)", toStdout, aGet, "")
 	ratio("fetch 1 down / fetch (throughput)", degraded, fetch, ">= 0.8")
 	if small.Seconds > 0 {
 		r.ratios = append(r.ratios, benchRatio{"header fetch large / 1 MiB (time)", size, large.Seconds / small.Seconds, "<= 1.2"})
