@@ -7,7 +7,6 @@ PKGS    := ./...
 # Integration tests start their own private stack once per run (TestMain);
 # -count=1: a cached "ok" must never stand in for a run against the servers.
 TESTFLAGS ?= -count=1 -timeout 40m
-BENCHTIME ?= 3x
 
 .PHONY: all build test unit bench fuzz vet tools up down status clean
 
@@ -32,9 +31,12 @@ test: tools vet
 unit:
 	$(GO) test -short $(PKGS)
 
-# Throughput and memory against a plain minio-go baseline in the same run.
+# Throughput, CPU and peak RSS of the kura CLI against plain minio-go
+# (baseline A) and the stock age CLI + upload (baseline B), medians of
+# KURA_BENCH_N runs, for KURA_BENCH_SIZES; writes bench-results.json.
+# KURA_BENCH_MICRO=1 adds the crypto/storage micro-benchmarks.
 bench: tools
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -timeout 60m ./crypto/ ./storage/ ./integration/
+	scripts/bench.sh
 
 # Every fuzz target, FUZZTIME each (go test -fuzz takes one target at a time).
 FUZZTIME ?= 30s

@@ -91,49 +91,68 @@ func (s *Server) manifestTargets(m *storage.Manifest) []api.Target {
 func (s *Server) presignGet(q *request) error {
 	id := q.r.PathValue("file")
 	q.object = "file/" + id
-	notFound := errorf(http.StatusNotFound, "file %q not found", id)
 	var req api.PresignRequest
 	if err := q.decode(&req); err != nil {
 		return err
 	}
-	if storage.ValidateID(id) != nil {
-		return notFound
-	}
-	f, err := s.cat.File(q.ctx, id)
-	if errors.Is(err, catalog.ErrNotFound) {
-		return notFound
-	}
-	if err != nil {
-		return internal("reading the file", err)
-	}
-	a, err := s.readAccess(q, f.DatasetID, notFound) // access.go: grant, freezes
+	f, a, err := s.openFetch(q, id)
 	if err != nil {
 		return err
 	}
-	if f.State != catalog.FileAvailable {
-		return notFound
-	}
-	segments := int((f.StoredSize + a.ds.SegmentSize - 1) / a.ds.SegmentSize)
-	seg, piece, err := ParsePieceKey(req.Key, f.DatasetID, f.ID, segments, a.ds.K+a.ds.M)
+	t, size, err := s.checkGetPiece(q, f, a, req)
 	if err != nil {
-		return badRequest("%v", err)
+		return err
 	}
 	q.object = "file/" + id + "/" + req.Key
-	meta, err := s.cat.Segment(q.ctx, f.ID, seg)
-	if err != nil {
-		return internal("reading the segment", err)
-	}
-	if piece >= len(meta.Pieces) || meta.Pieces[piece].Target != req.Target {
-		return badRequest("piece %d of segment %d is not on target %q", piece, seg, req.Target)
-	}
-	t, err := s.target(req.Target)
-	if err != nil {
-		return err
-	}
 	url, err := t.PresignGet(q.ctx, req.Key, s.presign)
 	if err != nil {
 		return internal("presigning", err)
 	}
-	s.countPresign(http.MethodGet, meta.PieceSize)
+	s.countPresign(http.MethodGet, size)
 	return q.reply(http.StatusOK, api.PresignResponse{URL: url.String(), Method: http.MethodGet, ExpiresAt: s.now().Add(s.presign)})
+}
+
+// openFetch returns file id if the caller may read it now: available, and
+// the read rule of its dataset (readAccess: grant, roles, freezes) allows
+// it. A missing file and a stranger get the same 404.
+func (s *Server) openFetch(q *request, id string) (*catalog.File, *dsAccess, error) {
+	notFound := errorf(http.StatusNotFound, "file %q not found", id)
+	if storage.ValidateID(id) != nil {
+		return nil, nil, notFound
+	}
+	f, err := s.cat.File(q.ctx, id)
+	if errors.Is(err, catalog.ErrNotFound) {
+		return nil, nil, notFound
+	}
+	if err != nil {
+		return nil, nil, internal("reading the file", err)
+	}
+	a, err := s.readAccess(q, f.DatasetID, notFound) // access.go
+	if err != nil {
+		return nil, nil, err
+	}
+	if f.State != catalog.FileAvailable {
+		return nil, nil, notFound
+	}
+	return f, a, nil
+}
+
+// checkGetPiece returns the target a GET of req's piece may be presigned
+// on, and the piece's size: the key must name a piece of file f, stored on
+// req.Target according to the catalog (also used by the batch presign).
+func (s *Server) checkGetPiece(q *request, f *catalog.File, a *dsAccess, req api.PresignRequest) (Target, int64, error) {
+	segments := int((f.StoredSize + a.ds.SegmentSize - 1) / a.ds.SegmentSize)
+	seg, piece, err := ParsePieceKey(req.Key, f.DatasetID, f.ID, segments, a.ds.K+a.ds.M)
+	if err != nil {
+		return nil, 0, badRequest("%v", err)
+	}
+	meta, err := s.cat.Segment(q.ctx, f.ID, seg)
+	if err != nil {
+		return nil, 0, internal("reading the segment", err)
+	}
+	if piece >= len(meta.Pieces) || meta.Pieces[piece].Target != req.Target {
+		return nil, 0, badRequest("piece %d of segment %d is not on target %q", piece, seg, req.Target)
+	}
+	t, err := s.target(req.Target)
+	return t, meta.PieceSize, err
 }

@@ -247,6 +247,13 @@ var matrixRoutes = map[string]matrixRoute{
 	"DELETE /v1/datasets/{ds}/members/{user}/{role}": {"member.remove", "custodian", func(fx *fixture) (string, string, any) {
 		return "DELETE", "/v1/datasets/" + fx.ds + "/members/dora/submitter", nil
 	}},
+	// Batch presigns: the single presign's rule, piece by piece.
+	"POST /v1/uploads/{upload}/presign-batch": {"upload.presign-batch", "ownUploadWrite", func(fx *fixture) (string, string, any) {
+		return "POST", "/v1/uploads/" + fx.upload + "/presign-batch", api.PresignBatchRequest{Pieces: []api.PresignRequest{fx.putPiece}}
+	}},
+	"POST /v1/fetches/{file}/presign-batch": {"fetch.presign-batch", "readData", func(fx *fixture) (string, string, any) {
+		return "POST", "/v1/fetches/" + fx.fileID + "/presign-batch", api.PresignBatchRequest{Pieces: []api.PresignRequest{fx.getPiece}}
+	}},
 	// Audit (issue 4): the whole log is the operators'; a custodian reads
 	// their dataset's records.
 	"GET /v1/audit": {"audit.list", "custodian", func(fx *fixture) (string, string, any) {

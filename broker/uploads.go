@@ -297,22 +297,15 @@ func (s *Server) presignPut(q *request) error {
 	if err != nil {
 		return internal("planning", err)
 	}
-	seg, piece, err := ParsePieceKey(req.Key, ds.ID, u.File.ID, u.Segments, plan.layout.Shards())
-	if err != nil {
-		return badRequest("%v", err)
-	}
-	q.object = "upload/" + u.ID + "/" + req.Key
 	targets, err := s.uploadTargets(u)
 	if err != nil {
 		return err
 	}
-	if err := checkPlacement(targets, plan.layout, seg, piece, req.Target); err != nil {
-		return badRequest("%v", err)
-	}
-	t, err := s.target(req.Target)
+	t, size, err := s.checkPutPiece(u, ds, plan, targets, req)
 	if err != nil {
 		return err
 	}
+	q.object = "upload/" + u.ID + "/" + req.Key
 	if err := s.cat.TouchUpload(q.ctx, u.ID, s.now().Add(s.uploadTTL)); err != nil {
 		return errorf(http.StatusConflict, "upload %s is no longer open", u.ID)
 	}
@@ -320,8 +313,24 @@ func (s *Server) presignPut(q *request) error {
 	if err != nil {
 		return internal("presigning", err)
 	}
-	s.countPresign(http.MethodPut, (plan.segmentSize(seg)+int64(plan.layout.K)-1)/int64(plan.layout.K))
+	s.countPresign(http.MethodPut, size)
 	return q.reply(http.StatusOK, api.PresignResponse{URL: url.String(), Method: http.MethodPut, ExpiresAt: s.now().Add(s.presign)})
+}
+
+// checkPutPiece returns the target a PUT of req's piece may be presigned
+// on, and the piece's size: the key must name a piece of this upload and
+// the target must be where placement puts it (also used by the batch
+// presign).
+func (s *Server) checkPutPiece(u *catalog.Upload, ds *catalog.Dataset, plan uploadPlan, targets []storage.Target, req api.PresignRequest) (Target, int64, error) {
+	seg, piece, err := ParsePieceKey(req.Key, ds.ID, u.File.ID, u.Segments, plan.layout.Shards())
+	if err != nil {
+		return nil, 0, badRequest("%v", err)
+	}
+	if err := checkPlacement(targets, plan.layout, seg, piece, req.Target); err != nil {
+		return nil, 0, badRequest("%v", err)
+	}
+	t, err := s.target(req.Target)
+	return t, (plan.segmentSize(seg) + int64(plan.layout.K) - 1) / int64(plan.layout.K), err
 }
 
 // checkSegment verifies a client's segment metadata against what the plan

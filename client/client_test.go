@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"filippo.io/age"
+	"github.com/zeebo/blake3"
 
 	"github.com/ddbj/kura/storage"
 )
@@ -279,7 +280,7 @@ func TestResumeDecision(t *testing.T) {
 	rand.Read(data)
 	var segs []SegmentHash
 	for i := range 3 {
-		s := sha256.Sum256(data[i<<20 : (i+1)<<20])
+		s := blake3.Sum256(data[i<<20 : (i+1)<<20])
 		segs = append(segs, SegmentHash{i, hex.EncodeToString(s[:])})
 	}
 	j.Segments = segs

@@ -47,8 +47,10 @@ type fakeKurad struct {
 	// failPutAfter, when > 0, makes storage refuse PUTs after that many.
 	failPutAfter atomic.Int64
 	puts         atomic.Int64
-	loseComplete atomic.Bool // the next complete succeeds but its answer is lost
-	presigns     atomic.Int64
+	loseComplete atomic.Bool  // the next complete succeeds but its answer is lost
+	presigns     atomic.Int64 // single presigns
+	batches      atomic.Int64 // batch presigns
+	noBatch      bool         // answer batch presigns 404, like an older kurad
 }
 
 type fakeUpload struct {
@@ -194,6 +196,8 @@ func (f *fakeKurad) serveAPI(w http.ResponseWriter, r *http.Request) {
 			up.State = "aborted"
 			f.aborted = append(f.aborted, up.ID)
 			w.WriteHeader(204)
+		case r.Method == "POST" && len(p) == 3 && p[2] == "presign-batch":
+			f.presignBatch(w, r, "PUT")
 		case r.Method == "POST" && len(p) == 3 && p[2] == "presign":
 			var req api.PresignRequest
 			json.NewDecoder(r.Body).Decode(&req)
@@ -252,6 +256,8 @@ func (f *fakeKurad) serveAPI(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		f.reply(w, api.FetchResponse{File: ff.File, Manifest: ff.m, HeaderObject: base64.StdEncoding.EncodeToString(hdr), Targets: f.order})
+	case r.Method == "POST" && len(p) == 3 && p[0] == "fetches" && p[2] == "presign-batch":
+		f.presignBatch(w, r, "GET")
 	case r.Method == "POST" && len(p) == 3 && p[0] == "fetches" && p[2] == "presign":
 		var req api.PresignRequest
 		json.NewDecoder(r.Body).Decode(&req)
@@ -260,4 +266,20 @@ func (f *fakeKurad) serveAPI(w http.ResponseWriter, r *http.Request) {
 	default:
 		f.fail(w, 404, "no route "+r.Method+" "+r.URL.Path, "")
 	}
+}
+
+func (f *fakeKurad) presignBatch(w http.ResponseWriter, r *http.Request, method string) {
+	if f.noBatch {
+		f.fail(w, 404, "no route", "")
+		return
+	}
+	var req api.PresignBatchRequest
+	json.NewDecoder(r.Body).Decode(&req)
+	f.batches.Add(1)
+	out := api.PresignBatchResponse{}
+	for _, p := range req.Pieces {
+		out.URLs = append(out.URLs, api.PresignResponse{URL: f.store.URL + "/" + p.Target + "/" + p.Key + "?sig=secret",
+			Method: method, ExpiresAt: time.Now().Add(10 * time.Minute)})
+	}
+	f.reply(w, out)
 }

@@ -121,8 +121,12 @@ func (c *Client) FetchFile(ctx context.Context, o FetchOptions) (*FetchResult, e
 	}
 	clear(fileKey)
 
+	// The reader's segment buffers, a degraded read's parity pieces and the
+	// sink's blocks.
+	seg := m.SegmentSize
+	defer boundHeap(int64(readahead(seg)+1)*seg + seg/int64(max(m.K, 1))*int64(m.M) + pipeBlocks*pipeBlockSize)()
 	f := &fetcher{c: c, o: o, op: op, fr: fr, hdr: hdr, res: &FetchResult{File: fr.File, Output: o.Output}}
-	f.targets = c.FetchTargets(fr.File.ID, fr.Targets)
+	f.targets = c.FetchTargets(fr.Manifest, fr.Targets)
 	if err := f.run(ctx); err != nil {
 		if ctx.Err() != nil {
 			hint := "run the same command again"
@@ -150,7 +154,8 @@ type fetcher struct {
 }
 
 func (f *fetcher) readOptions() filestore.ReadOptions {
-	return filestore.ReadOptions{Targets: f.targets, Concurrency: f.o.Concurrency, OnDegraded: f.o.OnDegraded}
+	return filestore.ReadOptions{Targets: f.targets, Concurrency: f.o.Concurrency, OnDegraded: f.o.OnDegraded,
+		Readahead: readahead(f.fr.Manifest.SegmentSize)}
 }
 
 func (f *fetcher) run(ctx context.Context) error {
@@ -237,12 +242,17 @@ func (f *fetcher) writeFull(ctx context.Context, out io.Writer, from int64, pre 
 	if h == nil {
 		h = newHashPair()
 	}
-	w := counter{io.MultiWriter(out, h), f}
+	// Writing and the two hashes run in their own goroutines, beside the
+	// decryption; bytes reach them only after their chunk authenticated.
+	w := newAsyncSink(counter{out, f}, h.sha, h.md)
 	if from == 0 {
 		// Sequential with readahead, through age's own decryptor.
 		_, err = file.WriteTo(w)
 	} else {
 		err = copyRange(ctx, w, file, from, file.Size()-from, planSegment(f.fr.Manifest))
+	}
+	if cerr := w.Close(); err == nil {
+		err = cerr
 	}
 	if err != nil {
 		return nil, opError(f.op, err)
@@ -312,6 +322,20 @@ func (f *fetcher) writeRaw(ctx context.Context, out io.Writer) error {
 		return opError(f.op, fmt.Errorf("the encrypted file does not decrypt: %w", derr))
 	}
 	return f.check(h)
+}
+
+// readaheadBudget bounds the segment buffers of a sequential fetch
+// (readahead + the one being consumed), so peak RSS stays under 200 MiB
+// for datasets with large segments too.
+const readaheadBudget = 100 << 20
+
+// readahead is how many segments a fetch prefetches: two (the storage
+// default) where the budget allows, else one.
+func readahead(segmentSize int64) int {
+	if segmentSize > 0 && 3*segmentSize > readaheadBudget {
+		return 1
+	}
+	return 2
 }
 
 // planSegment is the plaintext per segment of m's file.
@@ -412,7 +436,7 @@ func (f *fetcher) toFile(ctx context.Context) error {
 		if err := writeSidecar(side, sc); err != nil {
 			return opError(f.op, err)
 		}
-		w = &checkpointWriter{f: fp, side: side, sc: sc, every: planSegment(f.fr.Manifest)}
+		w = &checkpointWriter{f: fp, side: side, sc: sc, every: checkpointEvery(planSegment(f.fr.Manifest))}
 	} else {
 		os.Remove(side)
 	}
@@ -488,8 +512,20 @@ func (f *fetcher) resumePoint(fp *os.File, side string) (int64, *hashPair) {
 	return from, h
 }
 
-// checkpointWriter writes to the partial file and, at every segment
-// boundary, syncs it and records the verified length in the sidecar. Bytes
+// checkpointBytes is about how often a fetch to a file syncs it and
+// records its progress: every segment (32 MiB) made fsync a visible share
+// of a fetch's time; an interruption now costs at most this much refetch.
+const checkpointBytes = 512 << 20
+
+// checkpointEvery is checkpointBytes rounded to whole segments of seg
+// bytes, since a fetch resumes at a segment boundary.
+func checkpointEvery(seg int64) int64 {
+	return max(checkpointBytes/seg, 1) * seg
+}
+
+// checkpointWriter writes to the partial file and, every checkpointEvery
+// bytes (whole segments), syncs it and records the verified length in
+// the sidecar. Bytes
 // reach it only after their chunk authenticated, so "written" is "verified".
 type checkpointWriter struct {
 	f     *os.File

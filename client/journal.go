@@ -18,13 +18,18 @@ import (
 	"time"
 
 	"filippo.io/age"
+	"github.com/zeebo/blake3"
 
 	"github.com/ddbj/kura/crypto"
 	"github.com/ddbj/kura/storage"
 )
 
 // JournalVersion is the journal format this package writes and reads.
-const JournalVersion = 1
+//
+// Version 2 records each segment's plaintext hash as BLAKE3 (version 1:
+// SHA-256, a second SHA-256 pass on the upload's hot path); a version 1
+// journal is unreadable to this version, so such an upload starts over.
+const JournalVersion = 2
 
 // Journal is the local record of one upload in progress, kept in
 // <config>/uploads/<id>.json (0600) while the upload runs and removed when
@@ -36,7 +41,8 @@ const JournalVersion = 1
 // user's own recipient, so the journal alone — a backup, a shared home —
 // reveals nothing. Reusing them is safe only for the same plaintext, so the
 // journal also records what identifies the source (size, mtime, inode) and
-// the SHA-256 of every committed segment's plaintext; a resume checks both.
+// the BLAKE3 hash of every committed segment's plaintext; a resume checks
+// both.
 type Journal struct {
 	Version int    `json:"version"`
 	Broker  string `json:"broker"`
@@ -68,11 +74,13 @@ type SourceInfo struct {
 	Device  uint64 `json:"device"`
 }
 
-// SegmentHash is the SHA-256 (hex) of one segment's plaintext, recorded
-// before the segment is committed to kurad.
+// SegmentHash is the BLAKE3 hash (hex) of one segment's plaintext,
+// recorded before the segment is committed to kurad. BLAKE3, being a
+// collision-resistant hash like SHA-256, proves the plaintext unchanged
+// as well, at twice the speed.
 type SegmentHash struct {
 	Index  int    `json:"index"`
-	SHA256 string `json:"sha256"`
+	BLAKE3 string `json:"blake3"`
 }
 
 // JournalPath returns where the journal of an upload of absPath as
@@ -233,19 +241,19 @@ type prefixHashes struct {
 func newPrefixHashes() *prefixHashes { return &prefixHashes{sha: sha256.New(), md: md5.New()} }
 
 // VerifyPrefix re-reads segments [0, start) of src, checks each segment's
-// plaintext SHA-256 against the journal, and returns the whole-file hashes
+// plaintext BLAKE3 hash against the journal, and returns the whole-file hashes
 // of that prefix so the upload can carry them on. A mismatch wraps
 // ErrSourceChanged: the content changed although size and mtime did not.
 // progress, if set, is told of the bytes read.
 func VerifyPrefix(src io.Reader, j *Journal, start int, progress func(int64)) (*prefixHashes, error) {
 	want := map[int]string{}
 	for _, s := range j.Segments {
-		want[s.Index] = s.SHA256
+		want[s.Index] = s.BLAKE3
 	}
 	ph := newPrefixHashes()
 	buf := make([]byte, 1<<20)
 	for i := range start {
-		seg := sha256.New()
+		seg := blake3.New()
 		size := min(j.PlainSegmentSize, j.Source.Size-int64(i)*j.PlainSegmentSize)
 		n, err := io.CopyBuffer(io.MultiWriter(seg, ph.sha, ph.md), io.LimitReader(src, max(size, 0)), buf)
 		if progress != nil {

@@ -34,18 +34,19 @@ type PresignedTarget struct {
 }
 
 // UploadTargets returns presigned targets for an upload session, in the
-// order kurad listed them, so storage.Place derives kurad's placement.
-func (c *Client) UploadTargets(u *api.Upload) []storage.Target {
-	return c.targets(u.Targets, func(ctx context.Context, target, key string) (*api.PresignResponse, error) {
-		return c.PresignUpload(ctx, u.ID, target, key)
-	})
+// order kurad listed them, so storage.Place derives kurad's placement. The
+// URLs are presigned in batches (see batchPresigner).
+func (c *Client) UploadTargets(u *api.Upload, layout storage.Layout) []storage.Target {
+	var out []storage.Target
+	b := c.uploadPresigner(u, layout, func() []storage.Target { return out })
+	out = c.targets(u.Targets, b.presign)
+	return out
 }
 
-// FetchTargets returns presigned targets for reading file fileID.
-func (c *Client) FetchTargets(fileID string, ts []api.Target) []storage.Target {
-	return c.targets(ts, func(ctx context.Context, target, key string) (*api.PresignResponse, error) {
-		return c.PresignFetch(ctx, fileID, target, key)
-	})
+// FetchTargets returns presigned targets for reading the file m describes
+// from targets ts, presigned in batches.
+func (c *Client) FetchTargets(m *storage.Manifest, ts []api.Target) []storage.Target {
+	return c.targets(ts, c.fetchPresigner(m).presign)
 }
 
 func (c *Client) targets(ts []api.Target, p presignFunc) []storage.Target {

@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -13,6 +12,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/zeebo/blake3"
 
 	"github.com/ddbj/kura/api"
 	"github.com/ddbj/kura/crypto"
@@ -353,7 +354,7 @@ func (u *uploader) setLayout() error {
 	if up.Segments != 0 && up.Segments != n {
 		return opError(u.op, fmt.Errorf("kurad expects %d segments, the client computes %d", up.Segments, n))
 	}
-	if _, err := storage.Place(u.c.UploadTargets(up), l, 0); err != nil {
+	if _, err := storage.Place(u.c.UploadTargets(up, l), l, 0); err != nil {
 		return opError(u.op, fmt.Errorf("kurad's targets: %w", err))
 	}
 	u.layout, u.plainSeg, u.nsegs = l, up.PlainSegmentSize, n
@@ -366,10 +367,13 @@ func (u *uploader) run(ctx context.Context) (*UploadResult, error) {
 		return &UploadResult{File: u.done, UploadID: u.up.ID, Resumed: true, StartSegment: u.up.Segments, Segments: u.up.Segments}, nil
 	}
 	hr := &segmentHasher{
-		r: u.src, plainSeg: u.plainSeg, seg: u.start, ph: u.prefix,
+		r: u.src, plainSeg: u.plainSeg, ph: u.prefix,
 		off: min(int64(u.start)*u.plainSeg, u.now.Size), sums: map[int]string{},
+		seg:      u.start,
 		progress: u.o.Progress, total: u.now.Size,
 	}
+	// Two coded segments (storage.Writer) and the source's pipe blocks.
+	defer boundHeap(2*u.layout.SegmentSize/int64(u.layout.K)*int64(u.layout.Shards()) + pipeBlocks*pipeBlockSize)()
 	var sent int64
 	if u.start < u.nsegs {
 		if _, err := u.src.Seek(hr.off, io.SeekStart); err != nil {
@@ -379,14 +383,17 @@ func (u *uploader) run(ctx context.Context) (*UploadResult, error) {
 			DatasetID:    u.up.Dataset,
 			FileID:       u.up.FileID,
 			Layout:       u.layout,
-			Targets:      u.c.UploadTargets(u.up),
+			Targets:      u.c.UploadTargets(u.up, u.layout),
 			FileKey:      u.fileKey,
 			Nonce:        u.nonce,
 			HashAlg:      u.up.HashAlg, // kurad's manifest names it; "" is storage's default
 			StartSegment: u.start,
 			Concurrency:  u.o.Concurrency,
 			OnSegment:    func(m storage.SegmentMeta) error { return u.commit(ctx, hr, m) },
+			// hr computes the checksums, continuing a resumed prefix.
+			NoChecksums: true,
 		})
+		hr.finish()
 		if err != nil {
 			return nil, u.fail(ctx, err)
 		}
@@ -424,7 +431,7 @@ func (u *uploader) commit(ctx context.Context, hr *segmentHasher, m storage.Segm
 		return fmt.Errorf("no plaintext hash for segment %d", m.Index)
 	}
 	if u.j != nil {
-		u.j.Segments = append(u.j.Segments, SegmentHash{Index: m.Index, SHA256: sum})
+		u.j.Segments = append(u.j.Segments, SegmentHash{Index: m.Index, BLAKE3: sum})
 		if err := u.j.Save(); err != nil {
 			return fmt.Errorf("writing the upload journal: %w", err)
 		}
@@ -477,71 +484,208 @@ func (u *uploader) changedDuring(ctx context.Context, why error) error {
 
 // segmentHasher reads the source for filestore.Write, hashing as it goes:
 // the whole-file SHA-256 and MD5 (continuing a verified prefix) and the
-// SHA-256 of each segment's plaintext for the journal.
+// BLAKE3 hash of each segment's plaintext for the journal.
+//
+// A producer goroutine reads the source in blocks that never cross a
+// segment boundary, so each segment's hash closes exactly at its end; a
+// fanout gives every block to an MD5 goroutine, a SHA-256 goroutine and
+// the encryption (WriteTo), which then run side by side instead of one
+// after another on the hot path.
 type segmentHasher struct {
 	r        io.Reader
 	plainSeg int64
 	ph       *prefixHashes
-	off      int64 // absolute plaintext offset read so far
-	seg      int   // segment being read
-	h        hash.Hash
-	eof      bool
+	off      int64 // absolute plaintext offset read so far; final after finish
+	seg      int   // first segment to read
 	progress func(string, int64, int64)
 	total    int64
 
-	mu   sync.Mutex
-	sums map[int]string
+	started  bool
+	fan      *fanout
+	out      chan *block
+	stop     chan struct{}
+	produced chan struct{}
+	readErr  error // set before out is closed
+	consumed int64
+	cur      *block // partly consumed by Read
+	curPos   int
+
+	mu       sync.Mutex
+	cond     *sync.Cond
+	hashed   bool // the hash goroutines have ended
+	segHash  hash.Hash
+	sums     map[int]string
+	stopOnce sync.Once
 }
 
+func (s *segmentHasher) begin() {
+	if s.started {
+		return
+	}
+	s.started = true
+	s.cond = sync.NewCond(&s.mu)
+	s.segHash = blake3.New()
+	s.fan = newFanout(
+		func(b *block) { s.ph.md.Write(b.bytes()) },
+		func(b *block) {
+			s.ph.sha.Write(b.bytes())
+			s.segHash.Write(b.bytes())
+			if b.last {
+				s.mu.Lock()
+				s.sums[b.seg] = hex.EncodeToString(s.segHash.Sum(nil))
+				s.cond.Broadcast()
+				s.mu.Unlock()
+				s.segHash.Reset()
+			}
+		})
+	s.out = make(chan *block, pipeBlocks)
+	s.stop = make(chan struct{})
+	s.produced = make(chan struct{})
+	s.consumed = s.off
+	go s.produce()
+}
+
+func (s *segmentHasher) produce() {
+	defer close(s.produced)
+	defer close(s.out)
+	off, seg := s.off, s.seg
+	defer func() { s.off = off }()
+	for {
+		var b *block
+		select {
+		case b = <-s.fan.pool:
+		case <-s.stop:
+			return
+		}
+		if b.buf == nil {
+			b.buf = make([]byte, pipeBlockSize)
+		}
+		end := int64(seg+1) * s.plainSeg
+		n, err := io.ReadFull(s.r, b.buf[:min(int64(len(b.buf)), end-off)])
+		off += int64(n)
+		eof := err == io.EOF || err == io.ErrUnexpectedEOF
+		if err != nil && !eof {
+			s.readErr = err
+			s.fan.pool <- b
+			return
+		}
+		b.n, b.seg, b.last = n, seg, false
+		// A full segment ends at its boundary; a short last segment, or
+		// the single empty segment of an empty file, ends at EOF.
+		if off == end || eof && (off > int64(seg)*s.plainSeg || off == 0) {
+			b.last = true
+		}
+		if n == 0 && !b.last {
+			s.fan.pool <- b
+		} else {
+			s.fan.send(b, 1)
+			select {
+			case s.out <- b:
+			case <-s.stop:
+				s.fan.release(b)
+				return
+			}
+		}
+		if off == end {
+			seg++
+		}
+		if eof {
+			return
+		}
+	}
+}
+
+// WriteTo hands the source to w block by block (io.Copy uses it, so the
+// encryptor reads straight from the blocks without another copy).
+func (s *segmentHasher) WriteTo(w io.Writer) (int64, error) {
+	s.begin()
+	var total int64
+	if s.cur != nil {
+		n, err := w.Write(s.cur.bytes()[s.curPos:])
+		total += int64(n)
+		s.advance(n)
+		s.fan.release(s.cur)
+		s.cur = nil
+		if err != nil {
+			return total, err
+		}
+	}
+	for b := range s.out {
+		n, err := w.Write(b.bytes())
+		total += int64(n)
+		s.advance(n)
+		s.fan.release(b)
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, s.readErr
+}
+
+// Read implements io.Reader for callers that do not use WriteTo.
 func (s *segmentHasher) Read(p []byte) (int, error) {
-	if s.eof {
-		return 0, io.EOF
-	}
-	if s.h == nil {
-		s.h = sha256.New()
-	}
-	// Never read across a segment boundary in one call, so each segment's
-	// hash is closed exactly at its end.
-	end := int64(s.seg+1) * s.plainSeg
-	if int64(len(p)) > end-s.off {
-		p = p[:end-s.off]
-	}
-	n, err := s.r.Read(p)
-	if n > 0 {
-		s.h.Write(p[:n])
-		s.ph.sha.Write(p[:n])
-		s.ph.md.Write(p[:n])
-		s.off += int64(n)
-		if s.progress != nil {
-			s.progress("upload", s.off, s.total)
+	s.begin()
+	for s.cur == nil || s.curPos == s.cur.n {
+		if s.cur != nil {
+			s.fan.release(s.cur)
+			s.cur = nil
 		}
-	}
-	if s.off == end {
-		s.closeSegment()
-	}
-	if err == io.EOF {
-		s.eof = true
-		// A short last segment, or the single empty segment of an empty
-		// file, ends here.
-		if s.off > int64(s.seg)*s.plainSeg || s.off == 0 {
-			s.closeSegment()
+		b, ok := <-s.out
+		if !ok {
+			if s.readErr != nil {
+				return 0, s.readErr
+			}
+			return 0, io.EOF
 		}
+		s.cur, s.curPos = b, 0
 	}
-	return n, err
+	n := copy(p, s.cur.bytes()[s.curPos:])
+	s.curPos += n
+	s.advance(n)
+	return n, nil
 }
 
-func (s *segmentHasher) closeSegment() {
+func (s *segmentHasher) advance(n int) {
+	s.consumed += int64(n)
+	if s.progress != nil && n > 0 {
+		s.progress("upload", s.consumed, s.total)
+	}
+}
+
+// finish stops reading and waits for the hash goroutines, after which off
+// and the prefix hashes are final.
+func (s *segmentHasher) finish() {
+	if !s.started {
+		return
+	}
+	s.stopOnce.Do(func() { close(s.stop) })
+	<-s.produced
+	if s.cur != nil {
+		s.fan.release(s.cur)
+		s.cur = nil
+	}
+	for b := range s.out { // blocks sent before the stop
+		s.fan.release(b)
+	}
+	s.fan.close()
 	s.mu.Lock()
-	s.sums[s.seg] = hex.EncodeToString(s.h.Sum(nil))
+	s.hashed = true
+	s.cond.Broadcast()
 	s.mu.Unlock()
-	s.seg++
-	s.h = sha256.New()
 }
 
-// sum returns segment i's plaintext hash once it has been read entirely.
+// sum returns segment i's plaintext hash once it has been read entirely,
+// waiting for the hash goroutine to get there.
 func (s *segmentHasher) sum(i int) (string, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	v, ok := s.sums[i]
-	return v, ok
+	for {
+		if v, ok := s.sums[i]; ok {
+			return v, true
+		}
+		if s.hashed || s.cond == nil {
+			return "", false
+		}
+		s.cond.Wait()
+	}
 }

@@ -1,17 +1,14 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -193,107 +190,4 @@ func benchEndToEnd(b *testing.B, size int64) {
 	b.ReportMetric(baseGet.Seconds()/kuraGet.Seconds(), "read-ratio")
 	b.ReportMetric(float64(wPeak)/mib, "write-peak-heap-MiB")
 	b.ReportMetric(float64(rPeak)/mib, "read-peak-heap-MiB")
-}
-
-// BenchmarkCLI compares, in one run on the same MinIO and the same file,
-// plain minio-go PutObject/GetObject (one server, no encryption, no
-// parity) with the kura CLI's upload and fetch through kurad (age, 4+2
-// over three servers, presigned URLs), and reports the kura processes'
-// peak RSS.
-func BenchmarkCLI(b *testing.B) {
-	for _, size := range []int64{1024 * mib, 4096 * mib} {
-		b.Run(fmt.Sprintf("%dMiB", size/mib), func(b *testing.B) { benchCLI(b, size) })
-	}
-}
-
-func benchCLI(b *testing.B, size int64) {
-	s := needStack(b)
-	ctx := context.Background()
-	sam, _ := s.users(b)
-	ds := newDatasetID()
-	sam.must(b, "dataset", "create", ds, "--title", "bench")
-	dir := b.TempDir()
-	src := filepath.Join(dir, "bench.bam")
-	writeRandomFile(b, src, 21, size, nil)
-	mc, err := minio.New(s.endpoints[0], &minio.Options{Creds: credentials.NewStaticV4(s.accessKey, s.secretKey, "")})
-	if err != nil {
-		b.Fatal(err)
-	}
-	// Peak RSS from /proc/PID/status VmHWM, sampled while the process
-	// runs: wait4's ru_maxrss would include the RSS this (large) test
-	// process had when it forked the child.
-	run := func(c *exec.Cmd) (float64, error) {
-		var out bytes.Buffer
-		c.Stdout, c.Stderr = &out, &out
-		if err := c.Start(); err != nil {
-			return 0, err
-		}
-		var peak float64
-		done := make(chan error, 1)
-		go func() { done <- c.Wait() }()
-		tk := time.NewTicker(20 * time.Millisecond)
-		defer tk.Stop()
-		for {
-			select {
-			case err := <-done:
-				if err != nil {
-					return 0, fmt.Errorf("%v: %s", err, out.String())
-				}
-				return peak, nil
-			case <-tk.C:
-				if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.Process.Pid)); err == nil {
-					for _, line := range strings.Split(string(st), "\n") {
-						var kb float64
-						if _, err := fmt.Sscanf(line, "VmHWM: %f kB", &kb); err == nil {
-							peak = max(peak, kb/1024)
-						}
-					}
-				}
-			}
-		}
-	}
-	var basePut, baseGet, kuraPut, kuraGet time.Duration
-	var upRSS, getRSS float64
-	b.SetBytes(size)
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		key := fmt.Sprintf("bench/cli-%d", i)
-		t0 := time.Now()
-		if _, err := mc.FPutObject(ctx, s.buckets[0], key, src, minio.PutObjectOptions{PartSize: 64 * mib}); err != nil {
-			b.Fatal(err)
-		}
-		t1 := time.Now()
-		if err := mc.FGetObject(ctx, s.buckets[0], key, filepath.Join(dir, "baseline.out"), minio.GetObjectOptions{}); err != nil {
-			b.Fatal(err)
-		}
-		t2 := time.Now()
-		name := fmt.Sprintf("f%d.bam", i)
-		upPeak, err := run(sam.command("upload", "--dataset", ds, "--name", name, src))
-		if err != nil {
-			b.Fatalf("kura upload: %v", err)
-		}
-		t3 := time.Now()
-		getPeak, err := run(sam.command("fetch", ds+"/"+name, "-o", filepath.Join(dir, "kura.out"), "--force"))
-		if err != nil {
-			b.Fatalf("kura fetch: %v", err)
-		}
-		t4 := time.Now()
-		basePut += t1.Sub(t0)
-		baseGet += t2.Sub(t1)
-		kuraPut += t3.Sub(t2)
-		kuraGet += t4.Sub(t3)
-		upRSS, getRSS = max(upRSS, upPeak), max(getRSS, getPeak)
-		os.Remove(filepath.Join(dir, "kura.out"))
-		os.Remove(filepath.Join(dir, "baseline.out"))
-		_ = mc.RemoveObject(ctx, s.buckets[0], key, minio.RemoveObjectOptions{})
-	}
-	mbps := func(d time.Duration) float64 { return float64(size) * float64(b.N) / mib / d.Seconds() }
-	b.ReportMetric(mbps(basePut), "baseline-put-MiB/s")
-	b.ReportMetric(mbps(kuraPut), "kura-upload-MiB/s")
-	b.ReportMetric(basePut.Seconds()/kuraPut.Seconds(), "upload-ratio")
-	b.ReportMetric(mbps(baseGet), "baseline-get-MiB/s")
-	b.ReportMetric(mbps(kuraGet), "kura-fetch-MiB/s")
-	b.ReportMetric(baseGet.Seconds()/kuraGet.Seconds(), "fetch-ratio")
-	b.ReportMetric(upRSS, "upload-peak-RSS-MiB")
-	b.ReportMetric(getRSS, "fetch-peak-RSS-MiB")
 }

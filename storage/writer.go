@@ -163,7 +163,14 @@ func (w *Writer) Write(p []byte) (int, error) {
 		}
 		b := w.cur
 		c := min(len(p), w.segSize-len(b.data))
-		b.data = grow(b.data, len(b.data)+c, w.segSize)
+		need := len(b.data) + c
+		if w.next > w.opts.StartSegment {
+			// The stream already filled a segment: take the full size at
+			// once rather than doubling, whose garbage (another segment's
+			// worth per buffer) raised the peak RSS.
+			need = w.segSize
+		}
+		b.data = grow(b.data, need, w.segSize)
 		b.data = append(b.data, p[:c]...)
 		n += c
 		p = p[c:]

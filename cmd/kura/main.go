@@ -12,6 +12,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -83,7 +85,9 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	app := newApp()
+	stopProfiles := startProfiles()
 	err := app.RunContext(ctx, reorderArgs(app, os.Args))
+	stopProfiles() // before any os.Exit, which would lose the profiles
 	if err != nil {
 		err = explain(app, os.Args, err)
 		printError(os.Stderr, err, hasDebug(os.Args))
@@ -221,4 +225,36 @@ func findCommand(cmds []*cli.Command, name string) *cli.Command {
 		}
 	}
 	return nil
+}
+
+// startProfiles writes a CPU profile to $KURA_CPUPROFILE and a heap
+// (allocation) profile to $KURA_MEMPROFILE, for performance work on the
+// data path (see `make bench`). Environment variables rather than flags, so
+// no command's help or argument handling changes. Profiles hold function
+// names and sizes, never data or keys.
+func startProfiles() (stop func()) {
+	var stops []func()
+	if path := os.Getenv("KURA_CPUPROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil {
+			if pprof.StartCPUProfile(f) == nil {
+				stops = append(stops, func() { pprof.StopCPUProfile(); f.Close() })
+			} else {
+				f.Close()
+			}
+		}
+	}
+	if path := os.Getenv("KURA_MEMPROFILE"); path != "" {
+		runtime.MemProfileRate = 64 << 10
+		stops = append(stops, func() {
+			if f, err := os.Create(path); err == nil {
+				pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		})
+	}
+	return func() {
+		for _, s := range stops {
+			s()
+		}
+	}
 }

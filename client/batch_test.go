@@ -1,0 +1,42 @@
+package client
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestPresignBatching: an upload and a fetch of a 6-segment file presign
+// through a handful of batch calls, not one call per piece; against a
+// kurad without the batch endpoint they fall back to single presigns and
+// still round-trip.
+func TestPresignBatching(t *testing.T) {
+	for _, old := range []bool{false, true} {
+		e := newEnv(t)
+		e.fk.noBatch = old
+		path, data := writeRandom(t, 5*fakePlainSeg+12345)
+		if _, err := e.upload(t, path); err != nil {
+			t.Fatal(Format(err, true))
+		}
+		out := filepath.Join(t.TempDir(), "out")
+		if _, err := e.fetch(t, FetchOptions{Output: out}); err != nil {
+			t.Fatal(Format(err, true))
+		}
+		if got, _ := os.ReadFile(out); !bytes.Equal(got, data) {
+			t.Fatal("fetched file differs")
+		}
+		single, batches := e.fk.presigns.Load(), e.fk.batches.Load()
+		if old {
+			// One batch attempt per transfer, then 36 PUTs + 24 GETs singly.
+			if single != 6*6+6*4 {
+				t.Errorf("older kurad: %d single presigns, want 60", single)
+			}
+			continue
+		}
+		// 6 segments fit one batch each way.
+		if single != 0 || batches != 2 {
+			t.Errorf("%d single presigns and %d batches, want 0 and 2", single, batches)
+		}
+	}
+}

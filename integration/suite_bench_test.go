@@ -1,0 +1,540 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"text/tabwriter"
+	"time"
+
+	"github.com/ddbj/kura/client"
+	"github.com/ddbj/kura/storage"
+)
+
+// BenchmarkSuite is `make bench`: in one run, on the same stack and the
+// same files, it measures
+//
+//   - baseline A: a plain minio-go PutObject/GetObject of the plaintext to
+//     one MinIO server (no encryption, no parity): the ceiling;
+//   - baseline B: the stock age CLI piped into / out of that plain upload,
+//     what a researcher would script;
+//   - kura: CLI upload and fetch (4+2 over three servers), fetch with one
+//     server down, a 1 MiB range from the middle, grant, and the fetch
+//     metadata call (header rewrap + manifest) for a 1 MiB and a large
+//     file, and a deep scrub where that command exists.
+//
+// Every tool runs as its own process, so wall time, CPU seconds and peak
+// RSS (VmHWM) are measured alike; the MinIO servers' CPU during each run
+// is reported too, since they share the machine's cores. Each measurement
+// is repeated KURA_BENCH_N times (default 3) and the median reported, as a
+// table on stdout and as JSON in KURA_BENCH_JSON (default
+// bench-results.json in the repository). KURA_BENCH_SIZES lists the file
+// sizes (default "1GiB,4GiB").
+func BenchmarkSuite(b *testing.B) {
+	cfg := benchConfigFromEnv(b)
+	s := needStack(b)
+	r := newBenchRun(b, s, cfg)
+	for i := 0; i < b.N; i++ {
+		for _, size := range cfg.sizes {
+			r.size(size)
+		}
+	}
+	r.report()
+}
+
+type benchConfig struct {
+	sizes []int64
+	n     int
+	json  string
+}
+
+func benchConfigFromEnv(b *testing.B) benchConfig {
+	cfg := benchConfig{n: 3, json: filepath.Join(repoRoot(), "bench-results.json")}
+	sizes := os.Getenv("KURA_BENCH_SIZES")
+	if sizes == "" {
+		sizes = "1GiB,4GiB"
+	}
+	for _, f := range strings.Split(sizes, ",") {
+		n, err := client.ParseSize(strings.TrimSpace(f))
+		if err != nil || n < 2*mib {
+			b.Fatalf("KURA_BENCH_SIZES: bad size %q (at least 2MiB)", f)
+		}
+		cfg.sizes = append(cfg.sizes, n)
+	}
+	if v := os.Getenv("KURA_BENCH_N"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			b.Fatalf("KURA_BENCH_N: want a positive count, got %q", v)
+		}
+		cfg.n = n
+	}
+	if v := os.Getenv("KURA_BENCH_JSON"); v != "" {
+		cfg.json = v
+	}
+	return cfg
+}
+
+// procStat is one process of a measured run.
+type procStat struct {
+	Name   string  `json:"name"`
+	CPU    float64 `json:"cpu_seconds"`
+	RSSMiB float64 `json:"peak_rss_mib"`
+}
+
+// sample is one run of one measurement.
+type sample struct {
+	Seconds   float64    `json:"seconds"`
+	Procs     []procStat `json:"processes"`
+	ServerCPU float64    `json:"minio_cpu_seconds"`
+}
+
+// benchRow is the summary of one measurement: medians of its samples.
+type benchRow struct {
+	Name      string     `json:"name"`
+	Size      int64      `json:"size_bytes"`
+	Seconds   float64    `json:"median_seconds"`
+	MiBps     float64    `json:"mib_per_s,omitempty"`
+	CPU       float64    `json:"median_cpu_seconds"`
+	RSSMiB    float64    `json:"peak_rss_mib"` // max over samples and processes
+	ServerCPU float64    `json:"median_minio_cpu_seconds"`
+	NA        string     `json:"n_a,omitempty"`
+	Samples   []sample   `json:"samples,omitempty"`
+	Procs     []procStat `json:"-"`
+}
+
+type benchRatio struct {
+	Name  string  `json:"name"`
+	Size  int64   `json:"size_bytes"`
+	Value float64 `json:"value"`
+	Want  string  `json:"target"`
+}
+
+type benchRun struct {
+	b      *testing.B
+	s      *stack
+	cfg    benchConfig
+	ctx    context.Context
+	dir    string
+	s3pipe string
+	age    string
+	sam    *user
+	rita   *user
+	admin  *user
+	ds     string
+	recip  string // sam's age recipient, for baseline B
+	ident  string // sam's age identity file
+	rows   []benchRow
+	ratios []benchRatio
+	small  string // the 1 MiB file for the header comparison
+}
+
+func newBenchRun(b *testing.B, s *stack, cfg benchConfig) *benchRun {
+	r := &benchRun{b: b, s: s, cfg: cfg, ctx: context.Background(), dir: b.TempDir()}
+	r.age = findTool(b, "age")
+	r.s3pipe = filepath.Join(r.dir, "s3pipe")
+	if out, err := exec.Command("go", "build", "-o", r.s3pipe, "./s3pipe").CombinedOutput(); err != nil {
+		b.Fatalf("building s3pipe: %v: %s", err, out)
+	}
+	r.sam, r.rita = s.users(b)
+	r.admin = s.login(b, s.env["KURA_DEV_ADMIN"], s.env["KURA_DEV_ADMIN_PASSWORD"])
+	r.ds = newDatasetID()
+	r.sam.must(b, "dataset", "create", r.ds, "--title", "bench")
+	d, err := client.OpenDir(r.sam.dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	id, err := d.Identity()
+	if err != nil {
+		b.Fatal(err)
+	}
+	r.recip, r.ident = id.Public, d.IdentityPath()
+
+	// Grant once (timed), then keep a 1 MiB file for the header baseline.
+	until := time.Now().AddDate(0, 1, 0).UTC().Format("2006-01-02")
+	r.measure("kura grant", 0, func() []*exec.Cmd {
+		return []*exec.Cmd{r.sam.command("grant", r.ds, r.rita.name, "--until", until, "--application", "J-DU000001", "--institution", "NIG", "--json")}
+	}, 1)
+	small := filepath.Join(r.dir, "small.bin")
+	writeRandomFile(b, small, 3, mib, nil)
+	r.small = "small.bin"
+	r.sam.must(b, "upload", "--dataset", r.ds, "--name", r.small, small)
+	os.Remove(small)
+	return r
+}
+
+// size runs every measurement for one file size.
+func (r *benchRun) size(size int64) {
+	b, s := r.b, r.s
+	src := filepath.Join(r.dir, "input.bin")
+	out := filepath.Join(r.dir, "output.bin")
+	writeRandomFile(b, src, uint64(size), size, nil)
+	defer os.Remove(src)
+	defer os.Remove(out)
+	bucket := s.buckets[0]
+	n := r.cfg.n
+
+	aPut := r.measure("A: minio-go PutObject", size, func() []*exec.Cmd {
+		return []*exec.Cmd{r.s3put("put", bucket, "bench/a", src)}
+	}, n)
+	aGet := r.measure("A: minio-go GetObject", size, func() []*exec.Cmd {
+		return []*exec.Cmd{r.s3put("get", bucket, "bench/a", out)}
+	}, n)
+	bPut := r.measure("B: age | PutObject", size, func() []*exec.Cmd {
+		enc := exec.Command(r.age, "-r", r.recip)
+		up := r.s3put("put", bucket, "bench/b", "-")
+		in, err := os.Open(src)
+		if err != nil {
+			b.Fatal(err)
+		}
+		enc.Stdin = in
+		pipe(b, enc, up)
+		return []*exec.Cmd{enc, up}
+	}, n)
+	bGet := r.measure("B: GetObject | age -d", size, func() []*exec.Cmd {
+		down := r.s3put("get", bucket, "bench/b", "-")
+		dec := exec.Command(r.age, "-d", "-i", r.ident, "-o", out)
+		pipe(b, down, dec)
+		return []*exec.Cmd{down, dec}
+	}, n)
+	for _, k := range []string{"bench/a", "bench/b"} {
+		if out, err := r.s3put("rm", bucket, k, "-").CombinedOutput(); err != nil {
+			b.Fatalf("removing %s: %v: %s", k, err, out)
+		}
+	}
+	os.Remove(out)
+
+	// kura: a new name per repetition (kura does not overwrite), and the
+	// previous repetition's pieces removed so a large size fits the disk.
+	rep := 0
+	name := func() string { return fmt.Sprintf("f%d-%d.bin", size, rep) }
+	up := r.measure("kura upload", size, func() []*exec.Cmd {
+		if rep > 0 {
+			r.dropFile(fmt.Sprintf("f%d-%d.bin", size, rep-1))
+		}
+		rep++
+		return []*exec.Cmd{r.sam.command("upload", "--dataset", r.ds, "--name", name(), src)}
+	}, n)
+	os.Remove(src)
+	fetch := r.measure("kura fetch", size, func() []*exec.Cmd {
+		return []*exec.Cmd{r.rita.command("fetch", r.ds+"/"+name(), "-o", out, "--force")}
+	}, n)
+	os.Remove(out)
+	// The same to standard output: no partial file, no fsync before the
+	// rename (the baselines do not sync their output either).
+	toStdout := r.measure("kura fetch -o - (no disk)", size, func() []*exec.Cmd {
+		c := r.rita.command("fetch", r.ds+"/"+name(), "-o", "-")
+		null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		c.Stdout = null
+		return []*exec.Cmd{c}
+	}, n)
+	restart := s.stopMinio(b, 1)
+	degraded := r.measure("kura fetch, 1 server down", size, func() []*exec.Cmd {
+		return []*exec.Cmd{r.rita.command("fetch", r.ds+"/"+name(), "-o", out, "--force")}
+	}, n)
+	restart()
+	os.Remove(out)
+	mid := size / 2
+	r.measure("kura fetch 1 MiB range", 0, func() []*exec.Cmd {
+		return []*exec.Cmd{r.rita.command("fetch", r.ds+"/"+name(), "--range", fmt.Sprintf("%d-%d", mid, mid+mib-1), "-o", out, "--force")}
+	}, n)
+	os.Remove(out)
+	small, large := r.headerFetch(r.small, 0), r.headerFetch(name(), size)
+	scrub := r.scrub(name(), size*3/2)
+	r.dropFile(name())
+
+	ratio := func(what string, num, den benchRow, want string) {
+		if num.Seconds > 0 && den.Seconds > 0 {
+			r.ratios = append(r.ratios, benchRatio{what, size, den.Seconds / num.Seconds, want})
+		}
+	}
+	ratio("upload / A put (throughput)", up, aPut, ">= 0.8")
+	ratio("upload / B put (throughput)", up, bPut, "> 1")
+	ratio("fetch / A get (throughput)", fetch, aGet, ">= 0.9")
+	ratio("fetch / B get (throughput)", fetch, bGet, "> 1")
+	ratio("fetch -o - / A get (throughput)", toStdout, aGet, "")
+	ratio("fetch 1 down / fetch (throughput)", degraded, fetch, ">= 0.8")
+	if scrub.Seconds > 0 && aGet.Seconds > 0 {
+		// Bytes read per second: the scrub reads 1.5x the plaintext.
+		r.ratios = append(r.ratios, benchRatio{"deep scrub / A get (read throughput)", size, 1.5 * aGet.Seconds / scrub.Seconds, ""})
+	}
+	if small.Seconds > 0 {
+		r.ratios = append(r.ratios, benchRatio{"header fetch large / 1 MiB (time)", size, large.Seconds / small.Seconds, "<= 1.2"})
+	}
+}
+
+// s3put runs s3pipe against the first MinIO server.
+func (r *benchRun) s3put(op, bucket, key, path string) *exec.Cmd {
+	c := exec.Command(r.s3pipe, op, bucket, key, path)
+	c.Env = append(os.Environ(), "S3PIPE_ENDPOINT="+r.s.endpoints[0],
+		"S3PIPE_ACCESS_KEY="+r.s.accessKey, "S3PIPE_SECRET_KEY="+r.s.secretKey)
+	return c
+}
+
+// pipe connects a's standard output to b's standard input.
+func pipe(t testing.TB, a, b *exec.Cmd) {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Stdout, b.Stdin = pw, pr
+}
+
+// measure runs the commands mk returns, n times, and records the medians.
+// bytes is the file size the throughput refers to (0: none).
+func (r *benchRun) measure(name string, bytes int64, mk func() []*exec.Cmd, n int) benchRow {
+	row := benchRow{Name: name, Size: bytes}
+	for range n {
+		smp, err := runMeasured(r.s, mk())
+		if err != nil {
+			r.b.Fatalf("%s: %v", name, err)
+		}
+		row.Samples = append(row.Samples, smp)
+	}
+	row.summarize()
+	r.rows = append(r.rows, row)
+	return row
+}
+
+func (row *benchRow) summarize() {
+	med := func(f func(sample) float64) float64 {
+		v := make([]float64, len(row.Samples))
+		for i, s := range row.Samples {
+			v[i] = f(s)
+		}
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	row.Seconds = med(func(s sample) float64 { return s.Seconds })
+	row.CPU = med(func(s sample) float64 {
+		var c float64
+		for _, p := range s.Procs {
+			c += p.CPU
+		}
+		return c
+	})
+	row.ServerCPU = med(func(s sample) float64 { return s.ServerCPU })
+	for _, s := range row.Samples {
+		for _, p := range s.Procs {
+			row.RSSMiB = max(row.RSSMiB, p.RSSMiB)
+		}
+	}
+	if row.Size > 0 && row.Seconds > 0 {
+		row.MiBps = float64(row.Size) / mib / row.Seconds
+	}
+}
+
+// runMeasured starts the commands (a pipeline shares fds set up by pipe),
+// samples each one's VmHWM while it runs (wait4's ru_maxrss would count
+// the RSS this large test process had when it forked), and returns wall
+// time, CPU per process and the MinIO servers' CPU over the run.
+func runMeasured(s *stack, cmds []*exec.Cmd) (sample, error) {
+	outs := make([]*bytes.Buffer, len(cmds))
+	for i, c := range cmds {
+		outs[i] = &bytes.Buffer{}
+		c.Stderr = outs[i]
+		if c.Stdout == nil {
+			c.Stdout = io.Discard
+		}
+	}
+	server0 := s.minioCPU()
+	t0 := time.Now()
+	for _, c := range cmds {
+		if err := c.Start(); err != nil {
+			return sample{}, err
+		}
+	}
+	// The parent's copies of pipe ends and input files must close, or the
+	// reader never sees EOF.
+	for _, c := range cmds {
+		for _, f := range []any{c.Stdin, c.Stdout} {
+			if f, ok := f.(*os.File); ok && f != os.Stdout && f != os.Stdin {
+				f.Close()
+			}
+		}
+	}
+	peaks := make([]float64, len(cmds))
+	done := make(chan int, len(cmds))
+	errs := make([]error, len(cmds))
+	for i, c := range cmds {
+		go func() { errs[i] = c.Wait(); done <- i }()
+	}
+	tk := time.NewTicker(10 * time.Millisecond)
+	defer tk.Stop()
+	for left := len(cmds); left > 0; {
+		select {
+		case <-done:
+			left--
+		case <-tk.C:
+			for i, c := range cmds {
+				if c.ProcessState == nil {
+					peaks[i] = max(peaks[i], vmHWM(c.Process.Pid))
+				}
+			}
+		}
+	}
+	smp := sample{Seconds: time.Since(t0).Seconds(), ServerCPU: s.minioCPU() - server0}
+	for i, c := range cmds {
+		if errs[i] != nil {
+			return smp, fmt.Errorf("%s: %v: %s", filepath.Base(c.Path), errs[i], strings.TrimSpace(outs[i].String()))
+		}
+		smp.Procs = append(smp.Procs, procStat{
+			Name:   filepath.Base(c.Path),
+			CPU:    (c.ProcessState.UserTime() + c.ProcessState.SystemTime()).Seconds(),
+			RSSMiB: peaks[i],
+		})
+	}
+	return smp, nil
+}
+
+// vmHWM is a process's peak RSS so far, in MiB (0 once it has exited).
+func vmHWM(pid int) float64 {
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(st), "\n") {
+		var kb float64
+		if _, err := fmt.Sscanf(line, "VmHWM: %f kB", &kb); err == nil {
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+// minioCPU is the CPU seconds the three MinIO servers have used so far.
+func (s *stack) minioCPU() float64 {
+	var total float64
+	for i := 1; i <= 3; i++ {
+		b, err := os.ReadFile(filepath.Join(s.dir, fmt.Sprintf("minio%d.pid", i)))
+		if err != nil {
+			continue
+		}
+		st, err := os.ReadFile("/proc/" + strings.TrimSpace(string(b)) + "/stat")
+		if err != nil {
+			continue
+		}
+		// Fields after the parenthesised command: utime is the 12th, stime
+		// the 13th (clock ticks, 100 per second on Linux).
+		f := strings.Fields(string(st[bytes.LastIndexByte(st, ')')+1:]))
+		if len(f) > 12 {
+			u, _ := strconv.ParseFloat(f[11], 64)
+			k, _ := strconv.ParseFloat(f[12], 64)
+			total += (u + k) / 100
+		}
+	}
+	return total
+}
+
+// headerFetch times the fetch call — access check, header rewrap through
+// Transit, manifest — which is all a grant costs per file before data
+// moves; it must not grow with the file's size.
+func (r *benchRun) headerFetch(name string, size int64) benchRow {
+	d, err := client.OpenDir(r.rita.dir)
+	if err != nil {
+		r.b.Fatal(err)
+	}
+	tok, err := d.Token()
+	if err != nil {
+		r.b.Fatal(err)
+	}
+	c, err := client.New(client.Options{Broker: r.s.env["KURA_BROKER"], CACert: r.s.env["KURA_CA_CERT"], Token: tok})
+	if err != nil {
+		r.b.Fatal(err)
+	}
+	label := "header fetch, 1 MiB file"
+	if size > 0 {
+		label = "header fetch, " + client.FormatSize(size) + " file"
+	}
+	row := benchRow{Name: label, Size: 0}
+	c.Fetch(r.ctx, r.ds, name) // warm the connection and token cache
+	for range max(r.cfg.n, 7) {
+		t0 := time.Now()
+		if _, err := c.Fetch(r.ctx, r.ds, name); err != nil {
+			r.b.Fatalf("%s: %v", label, err)
+		}
+		row.Samples = append(row.Samples, sample{Seconds: time.Since(t0).Seconds()})
+	}
+	row.summarize()
+	r.rows = append(r.rows, row)
+	return row
+}
+
+// scrub measures `kura scrub --deep --json` if this build has it.
+//
+// scrub measures a deep scrub of one file (run inside kurad; the row's CPU
+// and RSS are the waiting CLI's, kurad's work shows in wall time). bytes is
+// what it reads: every piece, (k+m)/k times the plaintext for 4+2.
+func (r *benchRun) scrub(name string, bytes int64) benchRow {
+	return r.measure("kura scrub --deep (one file)", bytes, func() []*exec.Cmd {
+		return []*exec.Cmd{r.admin.command("scrub", r.ds, "--file", name, "--deep", "--json")}
+	}, r.cfg.n)
+}
+
+// dropFile deletes a benchmark file's pieces straight from storage, so a
+// run with several large files fits the disk (kura has no delete yet).
+func (r *benchRun) dropFile(name string) {
+	f, ok := lsFiles(r.b, r.sam, r.ds)[name]
+	if !ok {
+		return
+	}
+	prefix := storage.FilePrefix(r.ds, f.ID)
+	for _, t := range r.s.targets(r.b) {
+		var keys []string
+		t.List(r.ctx, prefix, func(o storage.ObjectInfo) error { keys = append(keys, o.Key); return nil })
+		for _, k := range keys {
+			t.Delete(r.ctx, k)
+		}
+	}
+}
+
+func (r *benchRun) report() {
+	var buf bytes.Buffer
+	w := tabwriter.NewWriter(&buf, 2, 8, 2, ' ', 0)
+	fmt.Fprintf(w, "measurement\tsize\tmedian s\tMiB/s\tCPU s\tpeak RSS MiB\tMinIO CPU s\t\n")
+	for _, row := range r.rows {
+		size := ""
+		if row.Size > 0 {
+			size = client.FormatSize(row.Size)
+		}
+		if row.NA != "" {
+			fmt.Fprintf(w, "%s\t%s\t%s\t\t\t\t\t\n", row.Name, size, row.NA)
+			continue
+		}
+		mbps := ""
+		if row.MiBps > 0 {
+			mbps = fmt.Sprintf("%.1f", row.MiBps)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%.3f\t%s\t%.2f\t%.0f\t%.2f\t\n", row.Name, size, row.Seconds, mbps, row.CPU, row.RSSMiB, row.ServerCPU)
+	}
+	fmt.Fprintf(w, "\t\t\t\t\t\t\t\n")
+	fmt.Fprintf(w, "ratio\tsize\tvalue\ttarget\t\t\t\t\n")
+	for _, q := range r.ratios {
+		fmt.Fprintf(w, "%s\t%s\t%.2f\t%s\t\t\t\t\n", q.Name, client.FormatSize(q.Size), q.Value, q.Want)
+	}
+	w.Flush()
+	fmt.Printf("\nkura benchmark (N=%d, medians; %d CPUs)\n%s", r.cfg.n, runtime.NumCPU(), buf.String())
+	out, err := json.MarshalIndent(map[string]any{
+		"repetitions": r.cfg.n, "cpus": runtime.NumCPU(), "time": time.Now().UTC(),
+		"rows": r.rows, "ratios": r.ratios,
+	}, "", "  ")
+	if err != nil {
+		r.b.Fatal(err)
+	}
+	if err := os.WriteFile(r.cfg.json, append(out, '\n'), 0o644); err != nil {
+		r.b.Fatal(err)
+	}
+	fmt.Printf("JSON: %s\n", r.cfg.json)
+}
