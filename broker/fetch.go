@@ -53,7 +53,7 @@ func (s *Server) fetch(q *request) error {
 	}
 	// The catalog is not trusted blindly: the manifest must carry the
 	// dataset key's MAC and name this file.
-	if err := m.Verify(q.ctx, macAuth{s.keys, a.ds.TransitKey}); err != nil || m.DatasetID != dsID || m.FileID != f.ID {
+	if err := m.Verify(q.ctx, s.manifestAuth(a.ds.TransitKey)); err != nil || m.DatasetID != dsID || m.FileID != f.ID {
 		return internal("verifying the manifest", errors.Join(err, errors.New("manifest does not verify or names another file")))
 	}
 	hdr, err := crypto.RewrapHeaderObject(f.HeaderObject, crypto.NewTransitIdentity(q.ctx, s.keys, a.ds.TransitKey, f.ID), r)

@@ -191,6 +191,8 @@ func (s *Server) rotateKey(q *request) error {
 	if err := s.keys.ConfigureKey(ctx, key, vault.KeyConfig{MinDecryptionVersion: &v}); err != nil {
 		return internal("raising min_decryption_version", err)
 	}
+	// MACs under older versions no longer verify in Vault; nor here.
+	s.macMemo.reset()
 
 	// A complete that read its upload's header before this rotation
 	// rewrote it stores the old header next to the pieces; put the
@@ -293,7 +295,7 @@ func (s *Server) rotateFile(ctx context.Context, ds *catalog.Dataset, fid string
 	}
 	var newMan []byte
 	if m != nil {
-		auth := macAuth{s.keys, key}
+		auth := s.manifestAuth(key)
 		if needManifest {
 			// Never re-sign what does not verify now.
 			if err := m.Verify(ctx, auth); err != nil || m.DatasetID != ds.ID || m.FileID != fid {
@@ -337,7 +339,7 @@ func (s *Server) refreshStoredMetadata(ctx context.Context, ds *catalog.Dataset,
 	if err != nil {
 		return err
 	}
-	if err := m.Verify(ctx, macAuth{s.keys, ds.TransitKey}); err != nil {
+	if err := m.Verify(ctx, s.manifestAuth(ds.TransitKey)); err != nil {
 		return err
 	}
 	targets, err := s.fileTargets(ctx, fid)

@@ -132,7 +132,7 @@ func Rebuild(ctx context.Context, o RebuildOptions) (*RebuildReport, error) {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
-	auth := macAuth{o.Keys, o.TransitKey}
+	auth := macAuth{keys: o.Keys, name: o.TransitKey}
 	for _, id := range ids {
 		rf, skip, err := rebuildOne(ctx, o, auth, byID, found[id], id, &ds, rep)
 		if err != nil {

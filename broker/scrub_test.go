@@ -331,7 +331,7 @@ func TestScrubRepairMovesOffADownTarget(t *testing.T) {
 		t.Fatalf("summary %+v", r.Summary)
 	}
 	after := e.manifest(f.ID)
-	if err := after.Verify(context.Background(), macAuth{e.srv.keys, TransitKeyName("JGAD2")}); err != nil {
+	if err := after.Verify(context.Background(), macAuth{keys: e.srv.keys, name: TransitKeyName("JGAD2")}); err != nil {
 		t.Fatalf("repaired manifest does not verify: %v", err)
 	}
 	if after.MAC == before.MAC {

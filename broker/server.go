@@ -11,12 +11,14 @@ package broker
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/ddbj/kura/api"
@@ -101,6 +103,8 @@ type Server struct {
 	mux       *http.ServeMux
 	// routeList is every route registered, in order (access.go).
 	routeList []routeInfo
+
+	macMemo macMemo // verified manifest MACs (macAuth)
 
 	scrubState // scrub.go
 	opsState   // ops.go: target health, metrics
@@ -327,18 +331,105 @@ func apiTargets(ts []storage.Target) []api.Target {
 	return out
 }
 
-// macAuth signs manifests with the dataset's Transit key.
+// macAuth signs and verifies manifests with the dataset's Transit key.
+// With a memo, a (key, bytes, MAC) triple Transit has produced or accepted
+// once is accepted again without asking Vault: a fetch of a 200 GB file
+// would otherwise send its whole manifest (hundreds of KB) to Vault on
+// every call. Any other bytes or MAC still go to Vault, so a tampered
+// catalog row is caught as before; rotate-key empties the memo when it
+// raises min_decryption_version, after which Vault would refuse old MACs.
 type macAuth struct {
 	keys KeyService
 	name string
+	memo *macMemo // nil: no memo
+}
+
+// manifestAuth is the dataset key's manifest authenticator, memoised.
+func (s *Server) manifestAuth(transitKey string) macAuth {
+	return macAuth{s.keys, transitKey, &s.macMemo}
 }
 
 func (m macAuth) MAC(ctx context.Context, data []byte) (string, error) {
-	return m.keys.HMAC(ctx, m.name, data)
+	mac, err := m.keys.HMAC(ctx, m.name, data)
+	if err == nil {
+		m.memo.add(m.name, data, mac)
+	}
+	return mac, err
 }
 
 func (m macAuth) Verify(ctx context.Context, data []byte, mac string) error {
-	return m.keys.VerifyHMAC(ctx, m.name, data, mac)
+	if m.memo.has(m.name, data, mac) {
+		return nil
+	}
+	if err := m.keys.VerifyHMAC(ctx, m.name, data, mac); err != nil {
+		return err
+	}
+	m.memo.add(m.name, data, mac)
+	return nil
+}
+
+// macMemoSize bounds the memo; the oldest entries go first.
+const macMemoSize = 8192
+
+// macMemo is a bounded set of SHA-256 digests of verified (key, MAC,
+// bytes) triples. Its methods are safe on a nil memo (they do nothing).
+type macMemo struct {
+	mu   sync.Mutex
+	seen map[[32]byte]bool
+	fifo [][32]byte
+}
+
+func macMemoKey(name string, data []byte, mac string) [32]byte {
+	h := sha256.New()
+	h.Write([]byte(name))
+	h.Write([]byte{0})
+	h.Write([]byte(mac))
+	h.Write([]byte{0})
+	h.Write(data)
+	var k [32]byte
+	h.Sum(k[:0])
+	return k
+}
+
+func (c *macMemo) has(name string, data []byte, mac string) bool {
+	if c == nil {
+		return false
+	}
+	k := macMemoKey(name, data, mac)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.seen[k]
+}
+
+func (c *macMemo) add(name string, data []byte, mac string) {
+	if c == nil {
+		return
+	}
+	k := macMemoKey(name, data, mac)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.seen == nil {
+		c.seen = map[[32]byte]bool{}
+	}
+	if c.seen[k] {
+		return
+	}
+	if len(c.fifo) >= macMemoSize {
+		delete(c.seen, c.fifo[0])
+		c.fifo = c.fifo[1:]
+	}
+	c.seen[k] = true
+	c.fifo = append(c.fifo, k)
+}
+
+// reset forgets every entry.
+func (c *macMemo) reset() {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.seen, c.fifo = nil, nil
 }
 
 // Start runs kurad's background work (scheduled scrubs, target health

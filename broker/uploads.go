@@ -490,7 +490,7 @@ func (s *Server) completeUpload(q *request) error {
 	if m.Size != u.File.StoredSize {
 		return internal("building the manifest", fmt.Errorf("manifest size %d, want %d", m.Size, u.File.StoredSize))
 	}
-	if err := m.Sign(q.ctx, macAuth{s.keys, ds.TransitKey}); err != nil {
+	if err := m.Sign(q.ctx, s.manifestAuth(ds.TransitKey)); err != nil {
 		return internal("signing the manifest", err)
 	}
 	mb, err := m.Marshal()

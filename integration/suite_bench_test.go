@@ -472,8 +472,6 @@ func (r *benchRun) headerFetch(name string, size int64) benchRow {
 	return row
 }
 
-// scrub measures `kura scrub --deep --json` if this build has it.
-//
 // scrub measures a deep scrub of one file (run inside kurad; the row's CPU
 // and RSS are the waiting CLI's, kurad's work shows in wall time). bytes is
 // what it reads: every piece, (k+m)/k times the plaintext for 4+2.
