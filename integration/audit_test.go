@@ -68,9 +68,9 @@ func TestAuditChain(t *testing.T) {
 		}
 	}
 	for _, w := range []string{
-		sam.name + " dataset.create ok", sam.name + " upload.begin ok", sam.name + " upload.presign ok", sam.name + " upload.commit ok",
+		sam.name + " dataset.create ok", sam.name + " upload.begin ok", sam.name + " upload.presign-batch ok", sam.name + " upload.commit ok",
 		sam.name + " upload.complete ok", rita.name + " file.fetch refused", sam.name + " grant.put ok",
-		rita.name + " file.fetch ok", rita.name + " fetch.presign ok",
+		rita.name + " file.fetch ok", rita.name + " fetch.presign-batch ok",
 	} {
 		if !seen[w] {
 			t.Errorf("no audit record %q among %d records of %s", w, len(rs), ds)

@@ -295,8 +295,16 @@ func TestFaultKillDuringFetch(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	// Pause the client while the server goes away, so a fast fetch cannot
+	// finish first; it resumes with requests in flight to a dead server.
+	if err := cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
 	restart := s.stopMinio(t, 1)
 	stoppedAt, _ := os.Stat(out + ".partial")
+	if err := cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
 	if err := <-waited; err != nil {
 		t.Fatalf("fetch with a server stopped midway: %v\n%s", err, stderr.String())
 	}
