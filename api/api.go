@@ -111,7 +111,7 @@ type CreateDatasetRequest struct {
 	Title            string `json:"title"`
 	K                int    `json:"k,omitempty"`                  // default 4
 	M                int    `json:"m,omitempty"`                  // default 2
-	PlainSegmentSize int64  `json:"plain_segment_size,omitempty"` // default 64 MiB
+	PlainSegmentSize int64  `json:"plain_segment_size,omitempty"` // default 32 MiB (filestore.DefaultPlainSegmentSize)
 	// NBDC metadata. AccessLevel defaults to controlled-type1; NBDCID
 	// (JGAD + 6 digits) defaults to ID when ID has that form; PolicyID is
 	// JGAP + 6 digits; MaxUseDays (1..366) defaults to 365.
