@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
@@ -147,33 +146,7 @@ var tokens = fakeIdentity{"tok-admin": "admin", "tok-sam": "sam", "tok-rita": "r
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	ctx := context.Background()
-	cat, err := catalog.Open(ctx, filepath.Join(t.TempDir(), "kura.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cat.Close() })
-	e := &env{t: t, cat: cat, now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), logs: &bytes.Buffer{}}
-	var targets []Target
-	for _, srv := range []string{"s1", "s2", "s3"} {
-		for _, b := range []string{"a", "b"} {
-			d, err := storage.NewDirTarget(srv+"-"+b, srv, t.TempDir())
-			if err != nil {
-				t.Fatal(err)
-			}
-			targets = append(targets, dirTarget{d})
-			e.targets = append(e.targets, d)
-		}
-	}
-	e.srv, err = New(Options{
-		Catalog: cat, Identifier: tokens, Keys: &fakeKeys{}, Targets: targets,
-		Admins: []string{"admin"}, Submitters: []string{"sam"},
-		Logger: slog.New(slog.NewJSONHandler(e.logs, nil)), Version: "test",
-		Now: func() time.Time { return e.now },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, _ := newEnvWith(t, &fakeKeys{})
 	return e
 }
 

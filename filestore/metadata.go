@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 
 	"github.com/ddbj/kura/storage"
 )
@@ -59,7 +58,7 @@ func PutMetadata(ctx context.Context, targets []storage.Target, m *storage.Manif
 func GetMetadata(ctx context.Context, targets []storage.Target, a storage.Authenticator, datasetID, fileID string) (*storage.Manifest, []byte, error) {
 	var errs []error
 	for _, t := range targets {
-		mb, err := readSmall(ctx, t, storage.ManifestKey(datasetID, fileID), maxManifest)
+		mb, err := ReadSmall(ctx, t, storage.ManifestKey(datasetID, fileID), maxManifest)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -75,7 +74,7 @@ func GetMetadata(ctx context.Context, targets []storage.Target, a storage.Authen
 			errs = append(errs, fmt.Errorf("manifest on %s: %w", t.ID(), err))
 			continue
 		}
-		hdr, err := readSmall(ctx, t, storage.HeaderKey(datasetID, fileID), maxHeaderObject)
+		hdr, err := ReadSmall(ctx, t, storage.HeaderKey(datasetID, fileID), maxHeaderObject)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -83,20 +82,4 @@ func GetMetadata(ctx context.Context, targets []storage.Target, a storage.Authen
 		return m, hdr, nil
 	}
 	return nil, nil, fmt.Errorf("no valid metadata for file %s: %w", fileID, errors.Join(errs...))
-}
-
-func readSmall(ctx context.Context, t storage.Target, key string, limit int64) ([]byte, error) {
-	rc, err := t.Get(ctx, key, 0, -1)
-	if err != nil {
-		return nil, fmt.Errorf("%s on %s: %w", key, t.ID(), err)
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s on %s: %w", key, t.ID(), err)
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("%s on %s: larger than %d bytes", key, t.ID(), limit)
-	}
-	return b, nil
 }
