@@ -5,7 +5,8 @@
 # Vault; the researcher makes an age key and registers it; the submitter
 # creates a dataset, uploads a synthetic FASTQ file (KURA_DEMO_MIB, default
 # 300 MiB), and grants the researcher access for 30 days; the researcher
-# fetches it back and the SHA-256 of both copies is compared.
+# fetches it back and the SHA-256 of both copies is compared; an operator
+# deep-scrubs the dataset and verifies the audit chain.
 #
 # Needs a running dev stack (make up, or scripts/dev.sh up), whose env file
 # is $KURA_DEV_DIR/env (default <repo>/.kura-dev/env). Scratch files go to a
@@ -27,7 +28,7 @@ die() { printf '%sdemo: %s%s\n' "$R" "$*" "$N" >&2; exit 1; }
 # shellcheck disable=SC1090
 . "$ENVFILE"
 for v in KURA_BROKER KURA_CA_CERT VAULT_ADDR KURA_DEV_SUBMITTER KURA_DEV_SUBMITTER_PASSWORD \
-  KURA_DEV_RESEARCHER KURA_DEV_RESEARCHER_PASSWORD; do
+  KURA_DEV_RESEARCHER KURA_DEV_RESEARCHER_PASSWORD KURA_DEV_ADMIN KURA_DEV_ADMIN_PASSWORD; do
   [ -n "${!v:-}" ] || die "$ENVFILE does not set $v"
 done
 # The demo logs users in with their own passwords; it never uses the root token.
@@ -98,8 +99,8 @@ fi
 
 UNTIL=$(plus30)
 step "7. The submitter grants the researcher access until $UNTIL"
-sub grant "$DS" "$KURA_DEV_RESEARCHER" --until "$UNTIL"
-sub grants "$DS"
+sub grant "$DS" "$KURA_DEV_RESEARCHER" --until "$UNTIL" --application J-DU000001 --institution "NIG (demo)" --reason "kura demo"
+sub grants "$DS" --history
 
 step "8. The researcher fetches it: pieces verified, chunks authenticated, SHA-256 and MD5 checked"
 OUT=$WORK/fetched.fastq
@@ -117,7 +118,15 @@ if [ -n "$AGE" ]; then
   [ "$RAWSHA" = "$WANT" ] || die "the age file decrypts to something else"
 fi
 
-step "9. Result"
+step "9. The operator scrubs the dataset (every piece read and hashed) and checks the audit chain"
+ADM=$WORK/admin-config
+adm() { show "kura $(quoted "$@")   # as $KURA_DEV_ADMIN"; KURA_CONFIG_DIR=$ADM "$KURA" "$@"; }
+printf '%s\n' "$KURA_DEV_ADMIN_PASSWORD" | adm login --username "$KURA_DEV_ADMIN" --password-stdin
+adm scrub "$DS" --deep
+adm audit verify
+adm audit list --dataset "$DS" | tail -5
+
+step "10. Result"
 GOT=$(sha "$OUT")
 printf 'uploaded  %s\nfetched   %s\n' "$WANT" "$GOT"
 if [ "$GOT" = "$WANT" ]; then
