@@ -17,13 +17,16 @@ import (
 func datasetCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "dataset",
-		Usage: "create, list and show datasets",
+		Usage: "create, list and show datasets; members, key rotation, deletion",
 		Description: "A dataset groups files under one Vault key, one erasure code and one set of\n" +
 			"grants (e.g. one JGA dataset).\n\n" +
 			"EXAMPLES:\n" +
 			"   kura dataset create JGAD000001 --title 'WGS of 100 samples'\n" +
 			"   kura dataset list\n" +
-			"   kura dataset show JGAD000001",
+			"   kura dataset show JGAD000001\n" +
+			"   kura dataset member add JGAD000001 carol --role custodian\n" +
+			"   kura dataset rotate-key JGAD000001\n" +
+			"   kura dataset delete JGAD000001 --confirm JGAD000001",
 		Subcommands: append([]*cli.Command{
 			{
 				Name:      "create",
