@@ -36,11 +36,7 @@ func (s *Server) presignPutBatch(q *request) error {
 	if err != nil {
 		return err
 	}
-	plan, err := planUpload(ds, u.File.Size)
-	if err != nil {
-		return internal("planning", err)
-	}
-	targets, err := s.uploadTargets(u)
+	plan, targets, err := s.plannedTargets(u, ds)
 	if err != nil {
 		return err
 	}

@@ -29,12 +29,11 @@ func (s *Server) lifecycleRoutes() {
 	s.route("GET /v1/datasets/{ds}/deletion-report", "dataset.deletion-report", true, s.deletionReport)
 }
 
-// lifecycleLocks holds one mutex per dataset, so a rotation and a
-// deletion (or two of either) never run on one dataset at once.
-var lifecycleLocks sync.Map
-
-func tryLockDataset(id string) (unlock func(), ok bool) {
-	m, _ := lifecycleLocks.LoadOrStore(id, &sync.Mutex{})
+// tryLockDataset takes the dataset's lifecycle lock (Server.lifecycleLocks:
+// one mutex per dataset), so a rotation and a deletion (or two of either)
+// never run on one dataset at once.
+func (s *Server) tryLockDataset(id string) (unlock func(), ok bool) {
+	m, _ := s.lifecycleLocks.LoadOrStore(id, &sync.Mutex{})
 	mu := m.(*sync.Mutex)
 	if !mu.TryLock() {
 		return nil, false
@@ -103,7 +102,7 @@ func (s *Server) rotateKey(q *request) error {
 	if err := q.noBody(); err != nil {
 		return err
 	}
-	unlock, ok := tryLockDataset(id)
+	unlock, ok := s.tryLockDataset(id)
 	if !ok {
 		return busy(id)
 	}
@@ -408,7 +407,7 @@ func (s *Server) deleteDataset(q *request) error {
 		return &httpError{status: http.StatusBadRequest, msg: fmt.Sprintf("deleting dataset %q needs confirm to repeat its id", id),
 			hint: "run `kura dataset delete " + id + " --confirm " + id + "`"}
 	}
-	unlock, ok := tryLockDataset(id)
+	unlock, ok := s.tryLockDataset(id)
 	if !ok {
 		return busy(id)
 	}

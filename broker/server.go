@@ -104,7 +104,8 @@ type Server struct {
 	// routeList is every route registered, in order (access.go).
 	routeList []routeInfo
 
-	macMemo macMemo // verified manifest MACs (macAuth)
+	macMemo        macMemo  // verified manifest MACs (macAuth)
+	lifecycleLocks sync.Map // dataset id -> *sync.Mutex (tryLockDataset)
 
 	scrubState // scrub.go
 	opsState   // ops.go: target health, metrics

@@ -64,6 +64,17 @@ func (s *Server) uploadTargets(u *catalog.Upload) ([]storage.Target, error) {
 	return out, nil
 }
 
+// plannedTargets is an upload's coding plan and its targets, in the order
+// placement uses them: what every piece and segment check needs.
+func (s *Server) plannedTargets(u *catalog.Upload, ds *catalog.Dataset) (uploadPlan, []storage.Target, error) {
+	plan, err := planUpload(ds, u.File.Size)
+	if err != nil {
+		return uploadPlan{}, nil, internal("planning", err)
+	}
+	targets, err := s.uploadTargets(u)
+	return plan, targets, err
+}
+
 func (s *Server) apiUpload(ctx context.Context, u *catalog.Upload, ds *catalog.Dataset) (api.Upload, error) {
 	segs, err := s.cat.Segments(ctx, u.File.ID)
 	if err != nil {
@@ -293,11 +304,7 @@ func (s *Server) presignPut(q *request) error {
 	if err := q.decode(&req); err != nil {
 		return err
 	}
-	plan, err := planUpload(ds, u.File.Size)
-	if err != nil {
-		return internal("planning", err)
-	}
-	targets, err := s.uploadTargets(u)
+	plan, targets, err := s.plannedTargets(u, ds)
 	if err != nil {
 		return err
 	}
@@ -413,11 +420,7 @@ func (s *Server) commitSegment(q *request) error {
 	if err := q.decode(&meta); err != nil {
 		return err
 	}
-	plan, err := planUpload(ds, u.File.Size)
-	if err != nil {
-		return internal("planning", err)
-	}
-	targets, err := s.uploadTargets(u)
+	plan, targets, err := s.plannedTargets(u, ds)
 	if err != nil {
 		return err
 	}
