@@ -619,8 +619,8 @@ func (s *Server) writeMetrics(ctx context.Context, w *promWriter) {
 	w.family("kura_scrub_bytes_checked_total", "counter", "Piece bytes read by deep scrubs since kurad started.")
 	w.sample("kura_scrub_bytes_checked_total", float64(sc.BytesCheckedTotal))
 	w.family("kura_scrub_findings_total", "counter", "Bad pieces found by scrubs, by kind.")
-	for _, kind := range []string{"missing", "size", "hash", "unreachable"} {
-		w.sample("kura_scrub_findings_total", float64(sc.FindingsTotal[kind]), "kind", kind)
+	for _, kind := range []storage.FindingKind{storage.FindingMissing, storage.FindingSize, storage.FindingHash, storage.FindingUnreachable} {
+		w.sample("kura_scrub_findings_total", float64(sc.FindingsTotal[string(kind)]), "kind", string(kind))
 	}
 	w.family("kura_scrub_repaired_total", "counter", "Pieces rebuilt and rewritten by repair scrubs.")
 	w.sample("kura_scrub_repaired_total", float64(sc.RepairedTotal))
