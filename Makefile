@@ -1,5 +1,5 @@
-# kura — see README.md. Every target works on a fresh machine: tools are
-# installed into ~/.cache/kura/tools on first use (MinIO ~7 min, Vault
+# dozo — see README.md. Every target works on a fresh machine: tools are
+# installed into ~/.cache/dozo/tools on first use (MinIO ~7 min, Vault
 # ~25-30 min to build once; seconds afterwards).
 GO      ?= go
 BIN     := bin
@@ -13,8 +13,8 @@ TESTFLAGS ?= -count=1 -timeout 40m
 all: build
 
 build:
-	$(GO) build -o $(BIN)/kura ./cmd/kura
-	$(GO) build -o $(BIN)/kurad ./cmd/kurad
+	$(GO) build -o $(BIN)/dozo ./cmd/dozo
+	$(GO) build -o $(BIN)/dozod ./cmd/dozod
 
 tools:
 	scripts/tools.sh all
@@ -31,10 +31,10 @@ test: tools vet
 unit:
 	$(GO) test -short $(PKGS)
 
-# Throughput, CPU and peak RSS of the kura CLI against plain minio-go
+# Throughput, CPU and peak RSS of the dozo CLI against plain minio-go
 # (baseline A) and the stock age CLI + upload (baseline B), medians of
-# KURA_BENCH_N runs, for KURA_BENCH_SIZES; writes bench-results.json.
-# KURA_BENCH_MICRO=1 adds the crypto/storage micro-benchmarks.
+# DOZO_BENCH_N runs, for DOZO_BENCH_SIZES; writes bench-results.json.
+# DOZO_BENCH_MICRO=1 adds the crypto/storage micro-benchmarks.
 bench: tools
 	scripts/bench.sh
 
@@ -69,8 +69,8 @@ clean:
 	rm -rf $(BIN)
 
 # The whole path on the dev stack: two users, a dataset, a 300 MiB upload,
-# a grant, a verified fetch (scripts/demo.sh; KURA_DEMO_MIB=... to resize).
+# a grant, a verified fetch (scripts/demo.sh; DOZO_DEMO_MIB=... to resize).
 .PHONY: demo
 demo: up
-	$(GO) build -o $(BIN)/kura ./cmd/kura
-	KURA_BIN=$(BIN)/kura scripts/demo.sh
+	$(GO) build -o $(BIN)/dozo ./cmd/dozo
+	DOZO_BIN=$(BIN)/dozo scripts/demo.sh

@@ -1,4 +1,4 @@
-module github.com/ddbj/kura
+module github.com/dozo-vault/dozo
 
 go 1.26.0
 

@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// NBDC access levels of a dataset. kura is stricter than the NBDC classes:
+// NBDC access levels of a dataset. dozo is stricter than the NBDC classes:
 // every level, even unrestricted, is read only with a grant; the controlled
 // levels also need an NBDC application id on every grant.
 const (

@@ -1,4 +1,4 @@
-// Package api holds the JSON types of kurad's HTTP API (version 1), shared
+// Package api holds the JSON types of dozod's HTTP API (version 1), shared
 // by the broker and the client. Paths are under /v1.
 //
 // Every request carries the caller's Vault token as
@@ -33,7 +33,7 @@
 //	GET    /v1/admin/freezes[?all=true]                 -> []Freeze
 //
 // Who may call what (the authorisation matrix, tested cell by cell in
-// broker/matrix_test.go). Roles: admin (kurad's `admins`), custodian and
+// broker/matrix_test.go). Roles: admin (dozod's `admins`), custodian and
 // submitter (per dataset; a dataset's creator holds both), grantee (an
 // active grant: not revoked, not superseded, from <= today <= until, UTC).
 // "Visible" means any of those four; everyone else gets 404 for the
@@ -46,7 +46,7 @@
 //	health                       anyone, no token
 //	whoami                       any user (also when frozen)
 //	recipient.set                any user
-//	dataset.create               admin, or a user in kurad's `submitters`
+//	dataset.create               admin, or a user in dozod's `submitters`
 //	dataset.list                 any user; lists visible datasets only
 //	dataset.show                 visible
 //	file.list                    visible
@@ -71,17 +71,17 @@ package api
 import (
 	"time"
 
-	"github.com/ddbj/kura/storage"
+	"github.com/dozo-vault/dozo/storage"
 )
 
-// MaxBodyBytes bounds every request body kurad reads.
+// MaxBodyBytes bounds every request body dozod reads.
 const MaxBodyBytes = 1 << 20
 
 // Error is the body of every non-2xx response.
 type Error struct {
 	Error string `json:"error"`          // one line: what failed and why
 	Hint  string `json:"hint,omitempty"` // what to do about it
-	// RequestID ties the response to kurad's log and audit record.
+	// RequestID ties the response to dozod's log and audit record.
 	RequestID string `json:"request_id,omitempty"`
 }
 
@@ -167,7 +167,7 @@ type BeginUploadRequest struct {
 	Name string `json:"name"` // shown to users only; never part of an object key
 	Size int64  `json:"size"` // plaintext bytes
 	// FileKey (16 bytes) and Nonce (16 bytes), base64, made by the client.
-	// kurad wraps the file key with the dataset's Transit key, bound to
+	// dozod wraps the file key with the dataset's Transit key, bound to
 	// the new file id, and keeps only the wrapped form.
 	FileKey string `json:"file_key"`
 	Nonce   string `json:"nonce"`
@@ -192,7 +192,7 @@ type Upload struct {
 	SegmentSize      int64  `json:"segment_size"`       // stored bytes per full segment
 	PlainSegmentSize int64  `json:"plain_segment_size"` // plaintext bytes per full segment
 	Segments         int    `json:"segments"`           // total the file needs
-	// Targets in the order kurad places pieces with storage.Place; the
+	// Targets in the order dozod places pieces with storage.Place; the
 	// client derives the same placement from them.
 	Targets   []Target              `json:"targets"`
 	Committed []storage.SegmentMeta `json:"committed,omitempty"`

@@ -1,6 +1,6 @@
 package api
 
-import "github.com/ddbj/kura/audit"
+import "github.com/dozo-vault/dozo/audit"
 
 // Audit endpoints (admin; a dataset's custodian may list its records):
 //
@@ -11,7 +11,7 @@ import "github.com/ddbj/kura/audit"
 // since is RFC 3339 or YYYY-MM-DD (UTC); limit defaults to 100, at most
 // 10000.
 
-// AuditRecord is one record of kurad's hash-chained audit log.
+// AuditRecord is one record of dozod's hash-chained audit log.
 type AuditRecord = audit.Record
 
 // AuditVerifyResponse is the verdict on the whole chain: ok, the number of

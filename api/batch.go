@@ -1,6 +1,6 @@
 package api
 
-// Batch presigning: one call to kurad for many pieces, so a client moving a
+// Batch presigning: one call to dozod for many pieces, so a client moving a
 // 200 GB file makes a few hundred broker round trips instead of tens of
 // thousands. Each piece passes the same checks as the single presign.
 //

@@ -8,10 +8,10 @@ import (
 	"unicode/utf8"
 )
 
-// MaxNameLen bounds a file's name in kura, in bytes.
+// MaxNameLen bounds a file's name in dozo, in bytes.
 const MaxNameLen = 255
 
-// ValidateFileName checks a file's user-visible name, the one rule kurad
+// ValidateFileName checks a file's user-visible name, the one rule dozod
 // enforces and the client checks early: 1..MaxNameLen bytes of printable
 // UTF-8 (spaces allowed; control and invisible format characters not),
 // no '/', not "." or "..". Names are labels, never object keys, but they

@@ -1,4 +1,4 @@
-// Package audit is kura's tamper-evident audit log format: records, their
+// Package audit is dozo's tamper-evident audit log format: records, their
 // canonical encoding, the hash chain that links them, and the verifier.
 //
 // Each record commits to the one before it: Hash = SHA-256(PrevHash ||
@@ -6,7 +6,7 @@
 // deleting or reordering any record therefore breaks the chain at that
 // record, and Verify says which record and how. The chain does not stop
 // someone who can rewrite the whole log from the altered record onwards; an
-// export kept elsewhere (kura audit export) pins the head and closes that gap.
+// export kept elsewhere (dozo audit export) pins the head and closes that gap.
 //
 // The package is pure: no I/O beyond the io.Reader handed to ReadExport, no
 // clock, no database. Records must never hold secrets (tokens, keys,
@@ -48,7 +48,7 @@ const MaxLineLen = 16 * MaxFieldLen
 type Record struct {
 	Seq       uint64    `json:"seq"`
 	Time      time.Time `json:"time"`
-	Actor     string    `json:"actor"`  // user name, or "kurad" for the broker itself; "" before authentication
+	Actor     string    `json:"actor"`  // user name, or "dozod" for the broker itself; "" before authentication
 	Action    string    `json:"action"` // e.g. "file.fetch", "dataset.delete"
 	Object    string    `json:"object"` // e.g. "dataset/JGAD000001", "file/f-…"
 	Dataset   string    `json:"dataset,omitempty"`
@@ -65,7 +65,7 @@ type Record struct {
 var ZeroHash = strings.Repeat("0", 2*HashSize)
 
 // canonicalVersion separates this encoding from any later one.
-const canonicalVersion = "kura-audit/v1"
+const canonicalVersion = "dozo-audit/v1"
 
 // Canonical returns the bytes a record's hash covers: every field except
 // PrevHash and Hash, each as an 8-byte big-endian length followed by its
@@ -358,7 +358,7 @@ func ParseRecord(line []byte) (*Record, error) {
 	return &r, nil
 }
 
-// VerifyExport reads an export (JSON lines, as kura audit export writes
+// VerifyExport reads an export (JSON lines, as dozo audit export writes
 // them) and verifies its chain. A line that does not parse ends the check
 // as Malformed, naming the line.
 func VerifyExport(r io.Reader) (Result, error) {

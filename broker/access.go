@@ -32,9 +32,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/ddbj/kura/api"
-	"github.com/ddbj/kura/catalog"
-	"github.com/ddbj/kura/vault"
+	"github.com/dozo-vault/dozo/api"
+	"github.com/dozo-vault/dozo/catalog"
+	"github.com/dozo-vault/dozo/vault"
 )
 
 func (s *Server) accessRoutes() {
@@ -55,7 +55,7 @@ type routeInfo struct {
 	auth    bool
 }
 
-const frozenHint = "an administrator froze access during an incident; contact the kura operators"
+const frozenHint = "an administrator froze access during an incident; contact the dozo operators"
 
 // frozen is the one refusal for anything an incident freeze blocks. It
 // says plainly that an administrator froze access, and nothing else (not
@@ -179,7 +179,7 @@ func (s *Server) readAccess(q *request, id string, notFound *httpError) (*dsAcce
 	}
 	if !a.has(catalog.RoleGrantee, catalog.RoleSubmitter, catalog.RoleCustodian) {
 		return nil, &httpError{status: http.StatusForbidden, msg: fmt.Sprintf("dataset %q: reading data needs an active grant, also for admins", id),
-			hint: "a custodian (or admin) can grant you access with `kura grant`; the grant is in the register"}
+			hint: "a custodian (or admin) can grant you access with `dozo grant`; the grant is in the register"}
 	}
 	if err := a.refuseFrozen(); err != nil {
 		return nil, err
@@ -243,7 +243,7 @@ func apiFreeze(f *catalog.Freeze) api.Freeze {
 }
 
 // freezeTarget checks a freeze's kind and name. Admins may freeze any
-// valid user name (kura learns users from Vault, so one that has never
+// valid user name (dozo learns users from Vault, so one that has never
 // logged in can be frozen ahead of time) but only an existing dataset.
 func (s *Server) freezeTarget(q *request, kind, name string) error {
 	switch kind {
@@ -286,7 +286,7 @@ func (s *Server) freeze(q *request) error {
 	}
 	f, err := s.cat.PutFreeze(q.ctx, catalog.Freeze{Kind: req.Kind, Name: req.Name, Reason: req.Reason, FrozenBy: q.user.Name, FrozenAt: s.now()})
 	if errors.Is(err, catalog.ErrExists) {
-		return &httpError{status: http.StatusConflict, msg: fmt.Sprintf("%s %q is already frozen", req.Kind, req.Name), hint: "see `kura admin frozen`"}
+		return &httpError{status: http.StatusConflict, msg: fmt.Sprintf("%s %q is already frozen", req.Kind, req.Name), hint: "see `dozo admin frozen`"}
 	}
 	if err != nil {
 		return internal("recording the freeze", err)

@@ -8,9 +8,9 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/ddbj/kura/api"
-	"github.com/ddbj/kura/audit"
-	"github.com/ddbj/kura/catalog"
+	"github.com/dozo-vault/dozo/api"
+	"github.com/dozo-vault/dozo/audit"
+	"github.com/dozo-vault/dozo/catalog"
 )
 
 func (s *Server) auditRoutes() {
@@ -37,7 +37,7 @@ func (s *Server) appendAudit(ctx context.Context, r audit.Record) (*audit.Record
 
 // recordEvent appends an event that is not an HTTP request (a scheduled
 // scrub, a background repair) to the audit log. actor is a user name or
-// "kurad"; result is "ok", "refused" or "error"; detail is a short
+// "dozod"; result is "ok", "refused" or "error"; detail is a short
 // human-readable line and must hold no secret. A failed append is logged
 // at error level with the whole event, so it is not lost.
 func (s *Server) recordEvent(ctx context.Context, actor, action, object, result, detail string) {

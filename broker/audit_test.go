@@ -11,10 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ddbj/kura/api"
-	"github.com/ddbj/kura/audit"
-	"github.com/ddbj/kura/catalog"
-	"github.com/ddbj/kura/storage"
+	"github.com/dozo-vault/dozo/api"
+	"github.com/dozo-vault/dozo/audit"
+	"github.com/dozo-vault/dozo/catalog"
+	"github.com/dozo-vault/dozo/storage"
 )
 
 // newEnvAt is newEnv with the catalog path known, so a test can tamper
@@ -27,7 +27,7 @@ func newEnvAt(t *testing.T) (*env, string) {
 // newEnvWith is newEnvAt with a chosen key service.
 func newEnvWith(t *testing.T, keys KeyService) (*env, string) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "kura.db")
+	path := filepath.Join(t.TempDir(), "dozo.db")
 	cat, err := catalog.Open(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
@@ -131,7 +131,7 @@ func TestAuditEveryRequest(t *testing.T) {
 }
 
 // TestAuditFailClosed: when no record can be appended, no successful
-// answer leaves kurad.
+// answer leaves dozod.
 func TestAuditFailClosed(t *testing.T) {
 	e, path := newEnvAt(t)
 	e.must(201, "tok-sam", "POST", "/v1/datasets", api.CreateDatasetRequest{ID: "DS1", Title: "t"}, nil)

@@ -10,12 +10,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ddbj/kura/vault"
+	"github.com/dozo-vault/dozo/vault"
 )
 
 // Identity is an authenticated caller.
 type Identity struct {
-	Name         string    // kura user name (the Vault userpass/LDAP user)
+	Name         string    // dozo user name (the Vault userpass/LDAP user)
 	TokenExpires time.Time // zero for a non-expiring token
 }
 
@@ -108,7 +108,7 @@ func (v *VaultIdentifier) Identify(ctx context.Context, token string) (*Identity
 	return &id, nil
 }
 
-// UserName maps a Vault token to a kura user: the auth method's user name
+// UserName maps a Vault token to a dozo user: the auth method's user name
 // (metadata "username"), else the display name of a userpass token minus
 // its "userpass-" prefix. Tokens with neither, such as root or service
 // tokens, belong to no user and are refused.
@@ -150,7 +150,7 @@ func bearer(r *http.Request) (string, bool) {
 	return tok, true
 }
 
-const loginHint = "log in again (kura login) and retry"
+const loginHint = "log in again (dozo login) and retry"
 
 func (s *Server) authenticate(r *http.Request) (*Identity, error) {
 	tok, ok := bearer(r)

@@ -3,7 +3,7 @@ package broker
 import (
 	"net/http"
 
-	"github.com/ddbj/kura/api"
+	"github.com/dozo-vault/dozo/api"
 )
 
 // batchRoutes presign many pieces per request: with per-piece presigning a

@@ -7,8 +7,8 @@ import (
 
 	"filippo.io/age"
 
-	"github.com/ddbj/kura/api"
-	"github.com/ddbj/kura/storage"
+	"github.com/dozo-vault/dozo/api"
+	"github.com/dozo-vault/dozo/storage"
 )
 
 // TestPresignBatch: the batch endpoints presign many pieces in order, apply
@@ -38,7 +38,7 @@ func TestPresignBatch(t *testing.T) {
 		t.Fatalf("%d URLs for %d pieces", len(br.URLs), len(puts))
 	}
 	for i, u := range br.URLs {
-		if u.Method != "PUT" || !strings.Contains(u.URL, strings.TrimPrefix(puts[i].Key, "kura/v1/")) {
+		if u.Method != "PUT" || !strings.Contains(u.URL, strings.TrimPrefix(puts[i].Key, "dozo/v1/")) {
 			t.Fatalf("URL %d %+v for %s", i, u, puts[i].Key)
 		}
 	}

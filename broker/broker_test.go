@@ -16,11 +16,11 @@ import (
 
 	"filippo.io/age"
 
-	"github.com/ddbj/kura/api"
-	"github.com/ddbj/kura/crypto"
-	"github.com/ddbj/kura/filestore"
-	"github.com/ddbj/kura/storage"
-	"github.com/ddbj/kura/vault"
+	"github.com/dozo-vault/dozo/api"
+	"github.com/dozo-vault/dozo/crypto"
+	"github.com/dozo-vault/dozo/filestore"
+	"github.com/dozo-vault/dozo/storage"
+	"github.com/dozo-vault/dozo/vault"
 )
 
 func TestValidateName(t *testing.T) {
@@ -64,11 +64,11 @@ func TestParsePieceKey(t *testing.T) {
 		storage.PieceKey("D", "f1", 0, 6), // piece out of range
 		storage.ManifestKey("D", "f1"),    // not a piece
 		storage.HeaderKey("D", "f1"),      // not a piece
-		"kura/v1/D/f1/seg-00000001/p1",    // other spelling
-		"kura/v1/D/f1/seg-00000001/p001",  // other spelling
-		"kura/v1/D/f1/seg-+0000001/p01",   // sign
-		"kura/v1/D/f1/seg-00000001/p01/x", // trailing
-		"kura/v1/D/f1/../f2/seg-00000001/p01",
+		"dozo/v1/D/f1/seg-00000001/p1",    // other spelling
+		"dozo/v1/D/f1/seg-00000001/p001",  // other spelling
+		"dozo/v1/D/f1/seg-+0000001/p01",   // sign
+		"dozo/v1/D/f1/seg-00000001/p01/x", // trailing
+		"dozo/v1/D/f1/../f2/seg-00000001/p01",
 		"",
 	}
 	for _, k := range bad {
@@ -144,7 +144,7 @@ func TestAuthAndInput(t *testing.T) {
 	}
 }
 
-// client is the part of kura's client the test needs: encrypt and store
+// client is the part of dozo's client the test needs: encrypt and store
 // pieces straight onto the (shared) targets, then commit.
 func (e *env) upload(token, ds, name string, data []byte, fileKey, nonce []byte) api.File {
 	e.t.Helper()
@@ -195,7 +195,7 @@ func TestEndToEnd(t *testing.T) {
 	e := newEnv(t)
 	var ds api.Dataset
 	e.must(201, "tok-sam", "POST", "/v1/datasets", api.CreateDatasetRequest{ID: "JGAD1", Title: "t", PlainSegmentSize: 1 << 20}, &ds)
-	if ds.K != 4 || ds.M != 2 || ds.TransitKey != "kura-ds-JGAD1" || fmt.Sprint(ds.Access) != "[custodian submitter]" {
+	if ds.K != 4 || ds.M != 2 || ds.TransitKey != "dozo-ds-JGAD1" || fmt.Sprint(ds.Access) != "[custodian submitter]" {
 		t.Fatalf("dataset %+v", ds)
 	}
 	e.must(409, "tok-sam", "POST", "/v1/datasets", api.CreateDatasetRequest{ID: "JGAD1"}, nil)
@@ -324,7 +324,7 @@ func TestEndToEnd(t *testing.T) {
 
 	// Fetch needs a registered recipient.
 	raw := e.must(409, "tok-rita", "POST", fetch, nil, nil)
-	if !strings.Contains(errBody(t, raw).Hint, "kura keygen") {
+	if !strings.Contains(errBody(t, raw).Hint, "dozo keygen") {
 		t.Fatalf("no hint: %s", raw)
 	}
 	id, _ := age.GenerateHybridIdentity()
@@ -517,7 +517,7 @@ func TestGrantRegister(t *testing.T) {
 	if e.must(200, "tok-sam", "GET", "/v1/datasets/JGAD000001/grants?history=true", nil, &gs); len(gs) != 0 {
 		t.Fatalf("refused grants left rows: %+v", gs)
 	}
-	// A grant on unrestricted data needs no application id (kura still
+	// A grant on unrestricted data needs no application id (dozo still
 	// wants a grant to read it).
 	e.must(200, "tok-sam", "PUT", "/v1/datasets/OPEN1/grants/rita", api.GrantRequest{Until: "2027-03-01", Institution: "NIG"}, nil)
 	e.must(400, "tok-sam", "PUT", "/v1/datasets/OPEN1/grants/rita", api.GrantRequest{Until: "2027-03-02", Institution: "NIG"}, nil)

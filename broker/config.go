@@ -3,7 +3,7 @@ package broker
 import (
 	"errors"
 	"fmt"
-	"github.com/ddbj/kura/internal/loopback"
+	"github.com/dozo-vault/dozo/internal/loopback"
 	"net"
 	"os"
 	"strconv"
@@ -12,11 +12,11 @@ import (
 
 	"github.com/BurntSushi/toml"
 
-	"github.com/ddbj/kura/storage"
-	"github.com/ddbj/kura/vault"
+	"github.com/dozo-vault/dozo/storage"
+	"github.com/dozo-vault/dozo/vault"
 )
 
-// Config is kurad's configuration: a TOML file, then KURAD_* environment
+// Config is dozod's configuration: a TOML file, then DOZOD_* environment
 // variables, which override the file. Secrets (the Vault token, S3 secret
 // keys) are never read from the TOML file itself, only from the
 // environment or from files of mode 0600 or stricter.
@@ -38,13 +38,13 @@ type Config struct {
 	Metrics MetricsConfig  `toml:"metrics"` // ops.go
 }
 
-// VaultConfig says how kurad reaches Vault.
+// VaultConfig says how dozod reaches Vault.
 type VaultConfig struct {
 	Address      string `toml:"address"`
 	TokenFile    string `toml:"token_file"`
 	TransitMount string `toml:"transit_mount"`
 	CACert       string `toml:"ca_cert"`
-	Token        string `toml:"-"` // KURAD_VAULT_TOKEN, or read from TokenFile
+	Token        string `toml:"-"` // DOZOD_VAULT_TOKEN, or read from TokenFile
 }
 
 // TargetConfig is one S3 bucket.
@@ -56,39 +56,39 @@ type TargetConfig struct {
 	Region        string `toml:"region"`
 	AccessKey     string `toml:"access_key"`
 	SecretKeyFile string `toml:"secret_key_file"`
-	SecretKey     string `toml:"-"` // KURAD_S3_SECRET_KEY, or read from SecretKeyFile
+	SecretKey     string `toml:"-"` // DOZOD_S3_SECRET_KEY, or read from SecretKeyFile
 }
 
-// ConfigHelp documents every key and environment variable; kurad's --help
+// ConfigHelp documents every key and environment variable; dozod's --help
 // prints it.
 const ConfigHelp = baseConfigHelp + scrubConfigHelp + metricsConfigHelp
 
-const baseConfigHelp = `Configuration: a TOML file (--config) and KURAD_* environment variables,
+const baseConfigHelp = `Configuration: a TOML file (--config) and DOZOD_* environment variables,
 which override the file. Secrets are never taken from the TOML file itself.
 
   key                 env                        default
-  listen              KURAD_LISTEN               127.0.0.1:8443
-  tls_cert            KURAD_TLS_CERT             (required unless insecure_http)
-  tls_key             KURAD_TLS_KEY              (required unless insecure_http)
-  insecure_http       KURAD_INSECURE_HTTP        false; plain HTTP, loopback listen only
-  catalog             KURAD_CATALOG              kura.db (SQLite file, created 0600)
-  presign_expiry      KURAD_PRESIGN_EXPIRY       10m (presigned URL lifetime, 1m..1h)
-  upload_expiry       KURAD_UPLOAD_EXPIRY        24h (idle upload session lifetime)
-  admins              KURAD_ADMINS               [] (comma-separated in env)
-  submitters          KURAD_SUBMITTERS           [] (may create datasets)
-  log_level           KURAD_LOG_LEVEL            info (debug, info, warn, error)
+  listen              DOZOD_LISTEN               127.0.0.1:8443
+  tls_cert            DOZOD_TLS_CERT             (required unless insecure_http)
+  tls_key             DOZOD_TLS_KEY              (required unless insecure_http)
+  insecure_http       DOZOD_INSECURE_HTTP        false; plain HTTP, loopback listen only
+  catalog             DOZOD_CATALOG              dozo.db (SQLite file, created 0600)
+  presign_expiry      DOZOD_PRESIGN_EXPIRY       10m (presigned URL lifetime, 1m..1h)
+  upload_expiry       DOZOD_UPLOAD_EXPIRY        24h (idle upload session lifetime)
+  admins              DOZOD_ADMINS               [] (comma-separated in env)
+  submitters          DOZOD_SUBMITTERS           [] (may create datasets)
+  log_level           DOZOD_LOG_LEVEL            info (debug, info, warn, error)
   [vault]
-  address             KURAD_VAULT_ADDR           (required)
-  token_file          KURAD_VAULT_TOKEN_FILE     file with kurad's token, mode 0600
-  (token)             KURAD_VAULT_TOKEN          kurad's own token (else token_file)
-  transit_mount       KURAD_VAULT_TRANSIT_MOUNT  transit
-  ca_cert             KURAD_VAULT_CACERT         (system roots)
+  address             DOZOD_VAULT_ADDR           (required)
+  token_file          DOZOD_VAULT_TOKEN_FILE     file with dozod's token, mode 0600
+  (token)             DOZOD_VAULT_TOKEN          dozod's own token (else token_file)
+  transit_mount       DOZOD_VAULT_TRANSIT_MOUNT  transit
+  ca_cert             DOZOD_VAULT_CACERT         (system roots)
   [[targets]]         (file only; at least one)
   id, domain          storage ids, e.g. "s1-a", "s1" (failure domain)
   endpoint            http(s)://host:port
   bucket, region      bucket name; region default us-east-1
-  access_key          KURAD_S3_ACCESS_KEY        (env applies to targets without one)
-  secret_key_file     KURAD_S3_SECRET_KEY        file mode 0600 (env applies to targets
+  access_key          DOZOD_S3_ACCESS_KEY        (env applies to targets without one)
+  secret_key_file     DOZOD_S3_SECRET_KEY        file mode 0600 (env applies to targets
                                                  without a file)
 `
 
@@ -150,32 +150,32 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 		}
 		return nil
 	}
-	str("KURAD_LISTEN", &c.Listen)
-	str("KURAD_TLS_CERT", &c.TLSCert)
-	str("KURAD_TLS_KEY", &c.TLSKey)
-	str("KURAD_CATALOG", &c.Catalog)
-	str("KURAD_LOG_LEVEL", &c.LogLevel)
-	list("KURAD_ADMINS", &c.Admins)
-	list("KURAD_SUBMITTERS", &c.Submitters)
-	str("KURAD_VAULT_ADDR", &c.Vault.Address)
-	str("KURAD_VAULT_TOKEN_FILE", &c.Vault.TokenFile)
-	str("KURAD_VAULT_TOKEN", &c.Vault.Token)
-	str("KURAD_VAULT_TRANSIT_MOUNT", &c.Vault.TransitMount)
-	str("KURAD_VAULT_CACERT", &c.Vault.CACert)
-	if v := getenv("KURAD_INSECURE_HTTP"); v != "" {
+	str("DOZOD_LISTEN", &c.Listen)
+	str("DOZOD_TLS_CERT", &c.TLSCert)
+	str("DOZOD_TLS_KEY", &c.TLSKey)
+	str("DOZOD_CATALOG", &c.Catalog)
+	str("DOZOD_LOG_LEVEL", &c.LogLevel)
+	list("DOZOD_ADMINS", &c.Admins)
+	list("DOZOD_SUBMITTERS", &c.Submitters)
+	str("DOZOD_VAULT_ADDR", &c.Vault.Address)
+	str("DOZOD_VAULT_TOKEN_FILE", &c.Vault.TokenFile)
+	str("DOZOD_VAULT_TOKEN", &c.Vault.Token)
+	str("DOZOD_VAULT_TRANSIT_MOUNT", &c.Vault.TransitMount)
+	str("DOZOD_VAULT_CACERT", &c.Vault.CACert)
+	if v := getenv("DOZOD_INSECURE_HTTP"); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
-			return fmt.Errorf("KURAD_INSECURE_HTTP: %w", err)
+			return fmt.Errorf("DOZOD_INSECURE_HTTP: %w", err)
 		}
 		c.InsecureHTTP = b
 	}
-	if err := dur("KURAD_PRESIGN_EXPIRY", &c.PresignExpiry); err != nil {
+	if err := dur("DOZOD_PRESIGN_EXPIRY", &c.PresignExpiry); err != nil {
 		return err
 	}
-	if err := dur("KURAD_UPLOAD_EXPIRY", &c.UploadExpiry); err != nil {
+	if err := dur("DOZOD_UPLOAD_EXPIRY", &c.UploadExpiry); err != nil {
 		return err
 	}
-	ak, sk := getenv("KURAD_S3_ACCESS_KEY"), getenv("KURAD_S3_SECRET_KEY")
+	ak, sk := getenv("DOZOD_S3_ACCESS_KEY"), getenv("DOZOD_S3_SECRET_KEY")
 	for i := range c.Targets {
 		t := &c.Targets[i]
 		if t.AccessKey == "" {
@@ -193,7 +193,7 @@ func (c *Config) defaults() {
 		c.Listen = "127.0.0.1:8443"
 	}
 	if c.Catalog == "" {
-		c.Catalog = "kura.db"
+		c.Catalog = "dozo.db"
 	}
 	if c.PresignExpiry == 0 {
 		c.PresignExpiry = DefaultPresignExpiry
@@ -276,7 +276,7 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("insecure_http is allowed only on a loopback listen address, not %q", c.Listen)
 		}
 	} else if c.TLSCert == "" || c.TLSKey == "" {
-		return errors.New("tls_cert and tls_key are required (make them with `kurad gen-cert`), or set insecure_http on a loopback address")
+		return errors.New("tls_cert and tls_key are required (make them with `dozod gen-cert`), or set insecure_http on a loopback address")
 	}
 	if c.PresignExpiry < time.Minute || c.PresignExpiry > time.Hour {
 		return fmt.Errorf("presign_expiry %v: must be 1m..1h", c.PresignExpiry)
@@ -290,10 +290,10 @@ func (c *Config) Validate() error {
 		}
 	}
 	if c.Vault.Address == "" {
-		return errors.New("vault address is required (vault.address or KURAD_VAULT_ADDR)")
+		return errors.New("vault address is required (vault.address or DOZOD_VAULT_ADDR)")
 	}
 	if c.Vault.Token == "" {
-		return errors.New("kurad's vault token is required (KURAD_VAULT_TOKEN or vault.token_file)")
+		return errors.New("dozod's vault token is required (DOZOD_VAULT_TOKEN or vault.token_file)")
 	}
 	if len(c.Targets) == 0 {
 		return errors.New("no [[targets]] configured")
@@ -311,7 +311,7 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("target %s: endpoint and bucket are required", t.ID)
 		}
 		if t.AccessKey == "" || t.SecretKey == "" {
-			return fmt.Errorf("target %s: access key and secret key are required (secret_key_file or KURAD_S3_SECRET_KEY)", t.ID)
+			return fmt.Errorf("target %s: access key and secret key are required (secret_key_file or DOZOD_S3_SECRET_KEY)", t.ID)
 		}
 	}
 	if err := c.Scrub.validate(); err != nil {

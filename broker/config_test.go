@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ddbj/kura/vault"
+	"github.com/dozo-vault/dozo/vault"
 )
 
 func writeFile(t *testing.T, dir, name, body string, mode os.FileMode) string {
@@ -24,9 +24,9 @@ func writeFile(t *testing.T, dir, name, body string, mode os.FileMode) string {
 
 func TestLoadConfig(t *testing.T) {
 	dir := t.TempDir()
-	tok := writeFile(t, dir, "token", "s.kurad\n", 0o600)
+	tok := writeFile(t, dir, "token", "s.dozod\n", 0o600)
 	sk := writeFile(t, dir, "sk", "secret\n", 0o600)
-	conf := writeFile(t, dir, "kurad.toml", `
+	conf := writeFile(t, dir, "dozod.toml", `
 listen = "127.0.0.1:9443"
 tls_cert = "c.pem"
 tls_key = "k.pem"
@@ -38,16 +38,16 @@ token_file = "`+tok+`"
 id = "s1-a"
 domain = "s1"
 endpoint = "http://127.0.0.1:9000"
-bucket = "kura-a"
+bucket = "dozo-a"
 access_key = "ak"
 secret_key_file = "`+sk+`"
 `, 0o600)
-	env := map[string]string{"KURAD_SUBMITTERS": "sam, rita", "KURAD_PRESIGN_EXPIRY": "5m"}
+	env := map[string]string{"DOZOD_SUBMITTERS": "sam, rita", "DOZOD_PRESIGN_EXPIRY": "5m"}
 	c, err := LoadConfig(conf, func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Vault.Token != "s.kurad" || c.Targets[0].SecretKey != "secret" || c.PresignExpiry != 5*time.Minute ||
+	if c.Vault.Token != "s.dozod" || c.Targets[0].SecretKey != "secret" || c.PresignExpiry != 5*time.Minute ||
 		len(c.Submitters) != 2 || c.UploadExpiry != DefaultUploadExpiry || c.Targets[0].Region != "us-east-1" {
 		t.Fatalf("config %+v", c)
 	}
@@ -59,12 +59,12 @@ secret_key_file = "`+sk+`"
 	}
 	os.Chmod(tok, 0o600)
 	// Plain HTTP only on loopback.
-	env["KURAD_INSECURE_HTTP"] = "true"
-	env["KURAD_LISTEN"] = "0.0.0.0:8080"
+	env["DOZOD_INSECURE_HTTP"] = "true"
+	env["DOZOD_LISTEN"] = "0.0.0.0:8080"
 	if _, err := LoadConfig(conf, func(k string) string { return env[k] }); err == nil {
 		t.Fatal("insecure HTTP on a public address accepted")
 	}
-	env["KURAD_LISTEN"] = "127.0.0.1:8080"
+	env["DOZOD_LISTEN"] = "127.0.0.1:8080"
 	if _, err := LoadConfig(conf, func(k string) string { return env[k] }); err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +89,7 @@ func TestVaultIdentifierFailsClosed(t *testing.T) {
 func TestLoadConfigRefusesReadableTLSKey(t *testing.T) {
 	dir := t.TempDir()
 	key := writeFile(t, dir, "key.pem", "-----BEGIN PRIVATE KEY-----\n", 0o644)
-	conf := writeFile(t, dir, "kurad.toml", `
+	conf := writeFile(t, dir, "dozod.toml", `
 listen = "127.0.0.1:9443"
 tls_cert = "c.pem"
 tls_key = "`+key+`"
@@ -99,10 +99,10 @@ address = "http://127.0.0.1:8200"
 id = "s1-a"
 domain = "s1"
 endpoint = "http://127.0.0.1:9000"
-bucket = "kura-a"
+bucket = "dozo-a"
 access_key = "ak"
 `, 0o600)
-	env := map[string]string{"KURAD_VAULT_TOKEN": "s.kurad", "KURAD_S3_SECRET_KEY": "secret"}
+	env := map[string]string{"DOZOD_VAULT_TOKEN": "s.dozod", "DOZOD_S3_SECRET_KEY": "secret"}
 	if _, err := LoadConfig(conf, func(k string) string { return env[k] }); err == nil || !strings.Contains(err.Error(), "chmod 600") {
 		t.Fatalf("world-readable TLS key: %v", err)
 	}

@@ -4,10 +4,10 @@ import (
 	"errors"
 	"net/http"
 
-	"github.com/ddbj/kura/api"
-	"github.com/ddbj/kura/catalog"
-	"github.com/ddbj/kura/filestore"
-	"github.com/ddbj/kura/storage"
+	"github.com/dozo-vault/dozo/api"
+	"github.com/dozo-vault/dozo/catalog"
+	"github.com/dozo-vault/dozo/filestore"
+	"github.com/dozo-vault/dozo/storage"
 )
 
 const maxTitleLen = 1000

@@ -5,10 +5,10 @@ import (
 	"errors"
 	"net/http"
 
-	"github.com/ddbj/kura/api"
-	"github.com/ddbj/kura/catalog"
-	"github.com/ddbj/kura/crypto"
-	"github.com/ddbj/kura/storage"
+	"github.com/dozo-vault/dozo/api"
+	"github.com/dozo-vault/dozo/catalog"
+	"github.com/dozo-vault/dozo/crypto"
+	"github.com/dozo-vault/dozo/storage"
 )
 
 // fetch returns a file's manifest and its header rewrapped for the
@@ -41,7 +41,7 @@ func (s *Server) fetch(q *request) error {
 	}
 	if rcpt == "" {
 		return &httpError{status: http.StatusConflict, msg: "you have no registered age recipient to wrap the file key for",
-			hint: "run `kura keygen && kura key register`, then fetch again"}
+			hint: "run `dozo keygen && dozo key register`, then fetch again"}
 	}
 	r, err := ParseRecipient(rcpt)
 	if err != nil {

@@ -14,16 +14,16 @@ import (
 
 	"golang.org/x/crypto/chacha20poly1305"
 
-	"github.com/ddbj/kura/catalog"
-	"github.com/ddbj/kura/crypto"
-	"github.com/ddbj/kura/storage"
+	"github.com/dozo-vault/dozo/catalog"
+	"github.com/dozo-vault/dozo/crypto"
+	"github.com/dozo-vault/dozo/storage"
 )
 
 // The manifest and header stored beside a file's pieces say how to read it
 // but not what the catalog calls it: the name, the plaintext checksums and
 // who uploaded it live only in the catalog. fileInfo keeps a sealed copy of
 // them on storage too, so a lost catalog can be rebuilt with names and
-// checksums (kurad catalog rebuild).
+// checksums (dozod catalog rebuild).
 //
 // It is sealed (ChaCha20-Poly1305) under a key derived from the file key,
 // bound to the dataset and file ids: storage learns nothing about names
@@ -38,7 +38,7 @@ func FileInfoKey(datasetID, fileID string) string {
 
 // fileInfoMagic starts every sealed info object; the version lets a later
 // format coexist.
-const fileInfoMagic = "kura-file-info-v1\n"
+const fileInfoMagic = "dozo-file-info-v1\n"
 
 // maxFileInfo bounds a sealed info object read back from storage.
 const maxFileInfo = 64 << 10
@@ -55,7 +55,7 @@ type fileInfo struct {
 }
 
 func fileInfoAEAD(fileKey []byte) (cipher.AEAD, error) {
-	k, err := hkdf.Key(sha256.New, fileKey, nil, "kura/v1 file-info", chacha20poly1305.KeySize)
+	k, err := hkdf.Key(sha256.New, fileKey, nil, "dozo/v1 file-info", chacha20poly1305.KeySize)
 	if err != nil {
 		return nil, err
 	}
@@ -64,7 +64,7 @@ func fileInfoAEAD(fileKey []byte) (cipher.AEAD, error) {
 }
 
 func fileInfoAD(datasetID, fileID string) []byte {
-	return []byte("kura/v1 file-info\x00" + datasetID + "\x00" + fileID)
+	return []byte("dozo/v1 file-info\x00" + datasetID + "\x00" + fileID)
 }
 
 // sealFileInfo returns the sealed info object of a file.

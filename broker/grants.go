@@ -6,9 +6,9 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/ddbj/kura/api"
-	"github.com/ddbj/kura/catalog"
-	"github.com/ddbj/kura/vault"
+	"github.com/dozo-vault/dozo/api"
+	"github.com/dozo-vault/dozo/catalog"
+	"github.com/dozo-vault/dozo/vault"
 )
 
 const maxInstitutionLen = 200

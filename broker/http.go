@@ -13,9 +13,9 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/ddbj/kura/api"
-	"github.com/ddbj/kura/audit"
-	"github.com/ddbj/kura/vault"
+	"github.com/dozo-vault/dozo/api"
+	"github.com/dozo-vault/dozo/audit"
+	"github.com/dozo-vault/dozo/vault"
 )
 
 // httpError is an error with the status and message the caller sees. The

@@ -12,13 +12,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ddbj/kura/api"
-	"github.com/ddbj/kura/audit"
-	"github.com/ddbj/kura/catalog"
-	"github.com/ddbj/kura/crypto"
-	"github.com/ddbj/kura/filestore"
-	"github.com/ddbj/kura/storage"
-	"github.com/ddbj/kura/vault"
+	"github.com/dozo-vault/dozo/api"
+	"github.com/dozo-vault/dozo/audit"
+	"github.com/dozo-vault/dozo/catalog"
+	"github.com/dozo-vault/dozo/crypto"
+	"github.com/dozo-vault/dozo/filestore"
+	"github.com/dozo-vault/dozo/storage"
+	"github.com/dozo-vault/dozo/vault"
 )
 
 // lifecycleRoutes are key rotation and dataset deletion (registered from
@@ -167,7 +167,7 @@ func (s *Server) rotateKey(q *request) error {
 				s.recordEvent(ctx, q.user.Name, "dataset.rotate-key", "file/"+fid, audit.ResultError, "rotation interrupted; rerun to resume")
 				return &httpError{status: http.StatusServiceUnavailable,
 					msg:   fmt.Sprintf("key rotation of %s interrupted at file %s", id, fid),
-					hint:  "run `kura dataset rotate-key " + id + "` again: it resumes where it stopped",
+					hint:  "run `dozo dataset rotate-key " + id + "` again: it resumes where it stopped",
 					cause: err}
 			}
 			if did {
@@ -182,7 +182,7 @@ func (s *Server) rotateKey(q *request) error {
 		}
 		if pass >= 10 {
 			return &httpError{status: http.StatusServiceUnavailable, msg: fmt.Sprintf("key rotation of %s: files keep changing (uploads in flight)", id),
-				hint: "run `kura dataset rotate-key " + id + "` again in a moment: it resumes"}
+				hint: "run `dozo dataset rotate-key " + id + "` again in a moment: it resumes"}
 		}
 	}
 
@@ -204,7 +204,7 @@ func (s *Server) rotateKey(q *request) error {
 	for _, fid := range done {
 		if err := s.refreshStoredMetadata(ctx, ds, fid); err != nil {
 			return &httpError{status: http.StatusServiceUnavailable, msg: fmt.Sprintf("key rotation of %s: storing the header of %s failed", id, fid),
-				hint: "run `kura dataset rotate-key " + id + "` again: it resumes", cause: err}
+				hint: "run `dozo dataset rotate-key " + id + "` again: it resumes", cause: err}
 		}
 	}
 
@@ -228,7 +228,7 @@ func (s *Server) rotateKey(q *request) error {
 				return internal("ending a stale upload", err)
 			}
 			resp.AbortedUploads = append(resp.AbortedUploads, f.Name)
-			s.recordEvent(ctx, "kurad", "upload.abort", "file/"+fid, audit.ResultOK, "upload began during key rotation; its header is under a retired key version")
+			s.recordEvent(ctx, "dozod", "upload.abort", "file/"+fid, audit.ResultOK, "upload began during key rotation; its header is under a retired key version")
 			continue
 		}
 		s.log.Error("file header under a retired key version after rotation", "dataset", id, "file", fid)
@@ -405,7 +405,7 @@ func (s *Server) deleteDataset(q *request) error {
 	}
 	if req.Confirm != id {
 		return &httpError{status: http.StatusBadRequest, msg: fmt.Sprintf("deleting dataset %q needs confirm to repeat its id", id),
-			hint: "run `kura dataset delete " + id + " --confirm " + id + "`"}
+			hint: "run `dozo dataset delete " + id + " --confirm " + id + "`"}
 	}
 	unlock, ok := s.tryLockDataset(id)
 	if !ok {
@@ -442,7 +442,7 @@ func (s *Server) deleteDataset(q *request) error {
 				s.recordEvent(ctx, q.user.Name, "dataset.delete", "dataset/"+id, audit.ResultError, "purging target "+tid+" failed; deletion incomplete, key kept")
 				return &httpError{status: http.StatusServiceUnavailable,
 					msg:   fmt.Sprintf("deleting the objects of %s on target %s failed; the key is not destroyed yet", id, tid),
-					hint:  "bring the target back, then run `kura dataset delete " + id + " --confirm " + id + "` again: it resumes",
+					hint:  "bring the target back, then run `dozo dataset delete " + id + " --confirm " + id + "` again: it resumes",
 					cause: err}
 			}
 		}
@@ -536,7 +536,7 @@ func (s *Server) buildDeletionReport(ctx context.Context, ds *catalog.Dataset, b
 			DeleteMarker: o.DeleteMarker, DeletedAt: o.DeletedAt})
 		bytes += o.Size
 	}
-	rep.Statement = fmt.Sprintf("Dataset %s (%q, %d files) was deleted from kura. All %d stored object versions (%d bytes of ciphertext) "+
+	rep.Statement = fmt.Sprintf("Dataset %s (%q, %d files) was deleted from dozo. All %d stored object versions (%d bytes of ciphertext) "+
 		"on the %d storage targets %s were removed between %s and %s. The dataset's encryption key %s (versions 1-%d) was then destroyed "+
 		"in HashiCorp Vault at %s, so no remaining copy of the ciphertext, including any backup, can be decrypted. "+
 		"Deletion started by %s and completed by %s.",
@@ -560,7 +560,7 @@ func (s *Server) deletionReport(q *request) error {
 		// 409, not 404: only callers allowed to know the dataset get here,
 		// and 404 is kept for "no such dataset (or none of yours)".
 		return &httpError{status: http.StatusConflict, msg: fmt.Sprintf("dataset %q has no finished deletion", id),
-			hint: "a deletion that was interrupted finishes with `kura dataset delete " + id + " --confirm " + id + "`"}
+			hint: "a deletion that was interrupted finishes with `dozo dataset delete " + id + " --confirm " + id + "`"}
 	}
 	var rep api.DeletionReport
 	if err := json.Unmarshal(del.Report, &rep); err != nil {

@@ -19,10 +19,10 @@ import (
 
 	"filippo.io/age"
 
-	"github.com/ddbj/kura/api"
-	"github.com/ddbj/kura/crypto"
-	"github.com/ddbj/kura/storage"
-	"github.com/ddbj/kura/vault"
+	"github.com/dozo-vault/dozo/api"
+	"github.com/dozo-vault/dozo/crypto"
+	"github.com/dozo-vault/dozo/storage"
+	"github.com/dozo-vault/dozo/vault"
 )
 
 // versionedKeys is a local stand-in for Transit with key versions,
@@ -269,13 +269,13 @@ func TestRotateAndDelete(t *testing.T) {
 		t.Fatal("rotation touched payload pieces")
 	}
 	f, _ := e.cat.File(ctx, up.FileID)
-	if v, _ := headerVersion(f.HeaderObject, "kura-ds-DS1"); v != 2 || !bytes.Contains(f.Manifest, []byte(`"mac":"vault:v2:`)) {
+	if v, _ := headerVersion(f.HeaderObject, "dozo-ds-DS1"); v != 2 || !bytes.Contains(f.Manifest, []byte(`"mac":"vault:v2:`)) {
 		t.Fatalf("file after rotation: header v%d, manifest %s", v, f.Manifest[:60])
 	}
-	if got, _, err := crypto.OpenHeaderObject(f.HeaderObject, crypto.NewTransitIdentity(ctx, keys, "kura-ds-DS1", f.ID)); err != nil || !bytes.Equal(got, key) {
+	if got, _, err := crypto.OpenHeaderObject(f.HeaderObject, crypto.NewTransitIdentity(ctx, keys, "dozo-ds-DS1", f.ID)); err != nil || !bytes.Equal(got, key) {
 		t.Fatalf("rewrapped header does not give the file key: %v", err)
 	}
-	if _, _, err := crypto.OpenHeaderObject(oldFile.HeaderObject, crypto.NewTransitIdentity(ctx, keys, "kura-ds-DS1", f.ID)); err == nil {
+	if _, _, err := crypto.OpenHeaderObject(oldFile.HeaderObject, crypto.NewTransitIdentity(ctx, keys, "dozo-ds-DS1", f.ID)); err == nil {
 		t.Fatal("the header from before the rotation still opens")
 	}
 	copies := 0
@@ -297,7 +297,7 @@ func TestRotateAndDelete(t *testing.T) {
 	}
 	if u, _ := e.cat.Upload(ctx, open.ID); u.State != "open" {
 		t.Fatalf("the open upload was ended: %s", u.State)
-	} else if v, _ := headerVersion(u.File.HeaderObject, "kura-ds-DS1"); v != 2 {
+	} else if v, _ := headerVersion(u.File.HeaderObject, "dozo-ds-DS1"); v != 2 {
 		t.Fatalf("open upload's header at v%d", v)
 	}
 	// The file still fetches: its header rewraps for a recipient.
@@ -320,7 +320,7 @@ func TestRotateAndDelete(t *testing.T) {
 	e.must(409, "tok-sam", "GET", "/v1/datasets/DS1/deletion-report", nil, nil)
 	var rep api.DeletionReport
 	e.must(200, "tok-sam", "POST", "/v1/datasets/DS1/delete", api.DeleteDatasetRequest{Confirm: "DS1"}, &rep)
-	if len(rep.Objects) != objects || rep.Key.Name != "kura-ds-DS1" || rep.Key.Versions != 2 || len(rep.Files) != 3 || len(rep.Targets) != 6 {
+	if len(rep.Objects) != objects || rep.Key.Name != "dozo-ds-DS1" || rep.Key.Versions != 2 || len(rep.Files) != 3 || len(rep.Targets) != 6 {
 		t.Fatalf("report: %d objects (want %d), key %+v, %d files, %d targets", len(rep.Objects), objects, rep.Key, len(rep.Files), len(rep.Targets))
 	}
 	for _, tg := range e.targets {
@@ -329,14 +329,14 @@ func TestRotateAndDelete(t *testing.T) {
 			return nil
 		})
 	}
-	if _, err := keys.ReadKey(ctx, "kura-ds-DS1"); !errors.Is(err, vault.ErrNotFound) {
+	if _, err := keys.ReadKey(ctx, "dozo-ds-DS1"); !errors.Is(err, vault.ErrNotFound) {
 		t.Fatalf("key survives: %v", err)
 	}
 	e.must(404, "tok-sam", "GET", "/v1/datasets/DS1", nil, nil)
 	e.must(404, "tok-sam", "POST", "/v1/datasets/DS1/files/a.vcf/fetch", nil, nil)
 	e.must(404, "tok-sam", "POST", "/v1/datasets/DS1/rotate-key", nil, nil)
 	e.must(409, "tok-sam", "POST", "/v1/datasets", api.CreateDatasetRequest{ID: "DS1", Title: "again"}, nil)
-	if _, err := keys.ReadKey(ctx, "kura-ds-DS1"); !errors.Is(err, vault.ErrNotFound) {
+	if _, err := keys.ReadKey(ctx, "dozo-ds-DS1"); !errors.Is(err, vault.ErrNotFound) {
 		t.Fatal("re-creating a deleted dataset made a key")
 	}
 	var again api.DeletionReport
@@ -364,7 +364,7 @@ func TestRotateAndDelete(t *testing.T) {
 	// The file key went through begin, rotation and fetch: it is in no
 	// record, in any encoding, and neither is any header.
 	exp := e.must(200, "tok-admin", "GET", "/v1/audit/export", nil, nil)
-	for _, secret := range []string{base64.StdEncoding.EncodeToString(key), hex.EncodeToString(key), "vault:v", "kura-transit", fr.HeaderObject[:40]} {
+	for _, secret := range []string{base64.StdEncoding.EncodeToString(key), hex.EncodeToString(key), "vault:v", "dozo-transit", fr.HeaderObject[:40]} {
 		if bytes.Contains(exp, []byte(secret)) {
 			t.Errorf("audit export holds %q", secret)
 		}

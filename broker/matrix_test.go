@@ -25,10 +25,10 @@ import (
 
 	"filippo.io/age"
 
-	"github.com/ddbj/kura/api"
-	"github.com/ddbj/kura/catalog"
-	"github.com/ddbj/kura/filestore"
-	"github.com/ddbj/kura/storage"
+	"github.com/dozo-vault/dozo/api"
+	"github.com/dozo-vault/dozo/catalog"
+	"github.com/dozo-vault/dozo/filestore"
+	"github.com/dozo-vault/dozo/storage"
 )
 
 // Roles (rows) and states (columns) of the matrix. The caller of each cell
@@ -81,7 +81,7 @@ var matrixRules = map[string]map[string]string{
 		"custodian":  "ok  ok  ok  ok  ok  frz ok",
 		"admin":      "ok  ok  ok  ok  ok  frz ok",
 	},
-	"create": { // kurad's `submitters` (sam) and admins
+	"create": { // dozod's `submitters` (sam) and admins
 		"anonymous":  "401 401 401 401 401 401 401",
 		"stranger":   "403 403 403 403 403 frz 403",
 		"researcher": "403 403 403 403 403 frz 403",
@@ -468,7 +468,7 @@ func newMatrixWorld(t *testing.T) *matrixWorld {
 // system has it, since SQLite's fsyncs dominate the matrix's run time.
 func scratchDir(t *testing.T) string {
 	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
-		if d, err := os.MkdirTemp("/dev/shm", "kura-matrix-"); err == nil {
+		if d, err := os.MkdirTemp("/dev/shm", "dozo-matrix-"); err == nil {
 			t.Cleanup(func() { os.RemoveAll(d) })
 			return d
 		}

@@ -6,7 +6,7 @@ import (
 
 	"filippo.io/age"
 
-	"github.com/ddbj/kura/api"
+	"github.com/dozo-vault/dozo/api"
 )
 
 func (s *Server) whoami(q *request) error {
@@ -47,7 +47,7 @@ func (s *Server) setRecipient(q *request) error {
 	}
 	if _, err := ParseRecipient(req.Recipient); err != nil {
 		return &httpError{status: http.StatusBadRequest, msg: "not an age X25519 or hybrid (age1pq1...) recipient: " + err.Error(),
-			hint: "use the public key printed by `kura keygen`"}
+			hint: "use the public key printed by `dozo keygen`"}
 	}
 	if err := s.cat.SetRecipient(q.ctx, q.user.Name, req.Recipient, s.now()); err != nil {
 		return internal("storing recipient", err)

@@ -18,8 +18,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ddbj/kura/internal/loopback"
-	"github.com/ddbj/kura/storage"
+	"github.com/dozo-vault/dozo/internal/loopback"
+	"github.com/dozo-vault/dozo/storage"
 )
 
 // opsState is the Server's target-health and metrics state (issue 5).
@@ -31,7 +31,7 @@ type opsState struct {
 	opsMetrics *metricsRegistry
 }
 
-// MetricsConfig is the [metrics] section of kurad's config: who may read
+// MetricsConfig is the [metrics] section of dozod's config: who may read
 // /metrics, and how often storage targets are probed.
 type MetricsConfig struct {
 	// TokenFile holds a bearer token that may read /metrics and nothing
@@ -50,12 +50,12 @@ type MetricsConfig struct {
 }
 
 const metricsConfigHelp = `  [metrics]           (GET /metrics and /v1/metrics; storage target health)
-  token_file          KURAD_METRICS_TOKEN_FILE   bearer token for scrapers, mode 0600; an
+  token_file          DOZOD_METRICS_TOKEN_FILE   bearer token for scrapers, mode 0600; an
                                                  admin's token works too
   allow_unauthenticated_loopback                 false; true serves /metrics without a
                                                  token, but only on a loopback listener
-  probe_interval      KURAD_PROBE_INTERVAL       5s (target health probe, 1s..5m)
-  probe_timeout       KURAD_PROBE_TIMEOUT        2s (one probe; less than the interval)
+  probe_interval      DOZOD_PROBE_INTERVAL       5s (target health probe, 1s..5m)
+  probe_timeout       DOZOD_PROBE_TIMEOUT        2s (one probe; less than the interval)
 `
 
 // Defaults for target health probes.
@@ -65,13 +65,13 @@ const (
 )
 
 func (c *MetricsConfig) applyEnv(getenv func(string) string) error {
-	if v := getenv("KURAD_METRICS_TOKEN_FILE"); v != "" {
+	if v := getenv("DOZOD_METRICS_TOKEN_FILE"); v != "" {
 		c.TokenFile = v
 	}
 	for _, d := range []struct {
 		name string
 		dst  *time.Duration
-	}{{"KURAD_PROBE_INTERVAL", &c.ProbeInterval}, {"KURAD_PROBE_TIMEOUT", &c.ProbeTimeout}} {
+	}{{"DOZOD_PROBE_INTERVAL", &c.ProbeInterval}, {"DOZOD_PROBE_TIMEOUT", &c.ProbeTimeout}} {
 		if v := getenv(d.name); v != "" {
 			x, err := time.ParseDuration(v)
 			if err != nil {
@@ -154,9 +154,9 @@ func (s *Server) startOps(ctx context.Context) {
 
 // probeKey is a key no object is ever stored under: a Stat of it costs one
 // HEAD request and answers "not found" from a healthy target.
-const probeKey = "kura/health-probe"
+const probeKey = "dozo/health-probe"
 
-// healthTracker is what kurad knows about each target: up or down, since
+// healthTracker is what dozod knows about each target: up or down, since
 // when, and the last error. A target is up until a probe or a request
 // shows otherwise.
 type healthTracker struct {
@@ -166,7 +166,7 @@ type healthTracker struct {
 
 type targetHealth struct {
 	up        bool
-	since     time.Time // last change, or kurad's start
+	since     time.Time // last change, or dozod's start
 	lastProbe time.Time
 	lastErr   string
 	failures  uint64 // failed probes and request-path failures, in total
@@ -253,10 +253,10 @@ func (s *Server) setTargetHealth(ctx context.Context, id string, err error, prob
 	}
 	if err != nil {
 		s.log.Warn("storage target down", "target", id, "error", lastErr)
-		s.recordEvent(ctx, "kurad", "target.down", "target/"+id, "error", lastErr)
+		s.recordEvent(ctx, "dozod", "target.down", "target/"+id, "error", lastErr)
 	} else {
 		s.log.Info("storage target up", "target", id)
-		s.recordEvent(ctx, "kurad", "target.up", "target/"+id, "ok", "")
+		s.recordEvent(ctx, "dozod", "target.up", "target/"+id, "ok", "")
 	}
 }
 
@@ -361,13 +361,13 @@ func (s *Server) uploadPlacement(ctx context.Context, l storage.Layout) ([]stora
 // ---- metrics ----
 
 // durationBuckets are the request-duration histogram's upper bounds, in
-// seconds: kurad's calls take milliseconds unless Vault or storage is slow.
+// seconds: dozod's calls take milliseconds unless Vault or storage is slow.
 var durationBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
 
 // maxSeries bounds the label sets of each request metric. Actions are
-// route constants and statuses kurad's own, so the bound is never reached
+// route constants and statuses dozod's own, so the bound is never reached
 // in practice; it is there so that no future route can let callers grow
-// kurad's memory with made-up label values.
+// dozod's memory with made-up label values.
 const maxSeries = 2000
 
 type reqKey struct {
@@ -381,8 +381,8 @@ type histogram struct {
 	n      uint64
 }
 
-// metricsRegistry holds the counters kurad exposes. Label values come only
-// from fixed sets (route actions, HTTP statuses kurad sets, target ids from
+// metricsRegistry holds the counters dozod exposes. Label values come only
+// from fixed sets (route actions, HTTP statuses dozod sets, target ids from
 // the config, PUT/GET): never from request input.
 type metricsRegistry struct {
 	started time.Time
@@ -516,12 +516,12 @@ func (s *Server) metrics(q *request) error {
 // writeMetrics renders every metric in the Prometheus text format.
 func (s *Server) writeMetrics(ctx context.Context, w *promWriter) {
 	m := s.opsMetrics
-	w.family("kura_build_info", "gauge", "kurad's version.")
-	w.sample("kura_build_info", 1, "version", s.version)
-	w.family("kura_start_time_seconds", "gauge", "When kurad started, Unix time.")
-	w.sample("kura_start_time_seconds", unix(m.started))
-	w.family("kura_goroutines", "gauge", "Goroutines in kurad.")
-	w.sample("kura_goroutines", float64(runtime.NumGoroutine()))
+	w.family("dozo_build_info", "gauge", "dozod's version.")
+	w.sample("dozo_build_info", 1, "version", s.version)
+	w.family("dozo_start_time_seconds", "gauge", "When dozod started, Unix time.")
+	w.sample("dozo_start_time_seconds", unix(m.started))
+	w.family("dozo_goroutines", "gauge", "Goroutines in dozod.")
+	w.sample("dozo_goroutines", float64(runtime.NumGoroutine()))
 
 	m.mu.Lock()
 	reqs := make([]reqKey, 0, len(m.requests))
@@ -531,71 +531,71 @@ func (s *Server) writeMetrics(ctx context.Context, w *promWriter) {
 	slices.SortFunc(reqs, func(a, b reqKey) int {
 		return cmp.Or(cmp.Compare(a.action, b.action), cmp.Compare(a.status, b.status))
 	})
-	w.family("kura_http_requests_total", "counter", "HTTP requests by route action and status.")
+	w.family("dozo_http_requests_total", "counter", "HTTP requests by route action and status.")
 	for _, k := range reqs {
-		w.sample("kura_http_requests_total", float64(m.requests[k]), "action", k.action, "status", strconv.Itoa(k.status))
+		w.sample("dozo_http_requests_total", float64(m.requests[k]), "action", k.action, "status", strconv.Itoa(k.status))
 	}
 	actions := make([]string, 0, len(m.durations))
 	for a := range m.durations {
 		actions = append(actions, a)
 	}
 	slices.Sort(actions)
-	w.family("kura_http_request_duration_seconds", "histogram", "HTTP request durations by route action.")
+	w.family("dozo_http_request_duration_seconds", "histogram", "HTTP request durations by route action.")
 	for _, a := range actions {
 		h := m.durations[a]
 		var cum uint64
 		for i, ub := range durationBuckets {
 			cum += h.counts[i]
-			w.add("kura_http_request_duration_seconds", "kura_http_request_duration_seconds_bucket", float64(cum), "action", a, "le", strconv.FormatFloat(ub, 'g', -1, 64))
+			w.add("dozo_http_request_duration_seconds", "dozo_http_request_duration_seconds_bucket", float64(cum), "action", a, "le", strconv.FormatFloat(ub, 'g', -1, 64))
 		}
 		cum += h.counts[len(durationBuckets)]
-		w.add("kura_http_request_duration_seconds", "kura_http_request_duration_seconds_bucket", float64(cum), "action", a, "le", "+Inf")
-		w.add("kura_http_request_duration_seconds", "kura_http_request_duration_seconds_sum", h.sum, "action", a)
-		w.add("kura_http_request_duration_seconds", "kura_http_request_duration_seconds_count", float64(h.n), "action", a)
+		w.add("dozo_http_request_duration_seconds", "dozo_http_request_duration_seconds_bucket", float64(cum), "action", a, "le", "+Inf")
+		w.add("dozo_http_request_duration_seconds", "dozo_http_request_duration_seconds_sum", h.sum, "action", a)
+		w.add("dozo_http_request_duration_seconds", "dozo_http_request_duration_seconds_count", float64(h.n), "action", a)
 	}
-	w.family("kura_presigned_urls_total", "counter", "Presigned storage URLs issued, by HTTP method.")
-	w.family("kura_presigned_bytes_total", "counter", "Bytes of the pieces presigned URLs were issued for, by HTTP method.")
+	w.family("dozo_presigned_urls_total", "counter", "Presigned storage URLs issued, by HTTP method.")
+	w.family("dozo_presigned_bytes_total", "counter", "Bytes of the pieces presigned URLs were issued for, by HTTP method.")
 	for _, method := range []string{http.MethodGet, http.MethodPut} {
-		w.sample("kura_presigned_urls_total", float64(m.presigns[method]), "method", method)
-		w.sample("kura_presigned_bytes_total", float64(m.presigned[method]), "method", method)
+		w.sample("dozo_presigned_urls_total", float64(m.presigns[method]), "method", method)
+		w.sample("dozo_presigned_bytes_total", float64(m.presigned[method]), "method", method)
 	}
-	w.family("kura_uploads_started_total", "counter", "Upload sessions begun (resumes not counted).")
-	w.sample("kura_uploads_started_total", float64(m.uploads))
-	w.family("kura_uploads_completed_total", "counter", "Uploads completed (files made available).")
-	w.sample("kura_uploads_completed_total", float64(m.completed))
-	w.family("kura_fetches_total", "counter", "Fetches granted (manifest and header sent).")
-	w.sample("kura_fetches_total", float64(m.fetches))
+	w.family("dozo_uploads_started_total", "counter", "Upload sessions begun (resumes not counted).")
+	w.sample("dozo_uploads_started_total", float64(m.uploads))
+	w.family("dozo_uploads_completed_total", "counter", "Uploads completed (files made available).")
+	w.sample("dozo_uploads_completed_total", float64(m.completed))
+	w.family("dozo_fetches_total", "counter", "Fetches granted (manifest and header sent).")
+	w.sample("dozo_fetches_total", float64(m.fetches))
 	m.mu.Unlock()
 
-	w.family("kura_target_up", "gauge", "1 if the storage target answered its last probe.")
-	w.family("kura_target_last_change_seconds", "gauge", "When the target last went up or down (or kurad started), Unix time.")
-	w.family("kura_target_failures_total", "counter", "Failed probes and request-path failures of the target.")
+	w.family("dozo_target_up", "gauge", "1 if the storage target answered its last probe.")
+	w.family("dozo_target_last_change_seconds", "gauge", "When the target last went up or down (or dozod started), Unix time.")
+	w.family("dozo_target_failures_total", "counter", "Failed probes and request-path failures of the target.")
 	for _, ts := range s.targetStatus() {
 		up := 0.0
 		if ts.Up {
 			up = 1
 		}
-		w.sample("kura_target_up", up, "target", ts.ID, "domain", ts.Domain)
-		w.sample("kura_target_last_change_seconds", unix(ts.Since), "target", ts.ID, "domain", ts.Domain)
-		w.sample("kura_target_failures_total", float64(ts.Failures), "target", ts.ID, "domain", ts.Domain)
+		w.sample("dozo_target_up", up, "target", ts.ID, "domain", ts.Domain)
+		w.sample("dozo_target_last_change_seconds", unix(ts.Since), "target", ts.ID, "domain", ts.Domain)
+		w.sample("dozo_target_failures_total", float64(ts.Failures), "target", ts.ID, "domain", ts.Domain)
 	}
 
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	stats, err := s.cat.FileStats(cctx)
-	w.family("kura_catalog_up", "gauge", "1 if the catalog answered this scrape.")
+	w.family("dozo_catalog_up", "gauge", "1 if the catalog answered this scrape.")
 	if err != nil {
 		s.log.Warn("metrics: reading catalog statistics failed", "error", err)
-		w.sample("kura_catalog_up", 0)
+		w.sample("dozo_catalog_up", 0)
 	} else {
-		w.sample("kura_catalog_up", 1)
-		w.family("kura_catalog_datasets", "gauge", "Datasets in the catalog.")
-		w.sample("kura_catalog_datasets", float64(stats.Datasets))
-		w.family("kura_catalog_files", "gauge", "Files in the catalog by state.")
-		w.family("kura_catalog_file_bytes", "gauge", "Plaintext bytes of the catalog's files by state.")
+		w.sample("dozo_catalog_up", 1)
+		w.family("dozo_catalog_datasets", "gauge", "Datasets in the catalog.")
+		w.sample("dozo_catalog_datasets", float64(stats.Datasets))
+		w.family("dozo_catalog_files", "gauge", "Files in the catalog by state.")
+		w.family("dozo_catalog_file_bytes", "gauge", "Plaintext bytes of the catalog's files by state.")
 		for _, st := range stats.States {
-			w.sample("kura_catalog_files", float64(st.Files), "state", st.State)
-			w.sample("kura_catalog_file_bytes", float64(st.Bytes), "state", st.State)
+			w.sample("dozo_catalog_files", float64(st.Files), "state", st.State)
+			w.sample("dozo_catalog_file_bytes", float64(st.Bytes), "state", st.State)
 		}
 	}
 
@@ -606,28 +606,28 @@ func (s *Server) writeMetrics(ctx context.Context, w *promWriter) {
 	if sc.Running {
 		running = 1
 	}
-	w.family("kura_scrub_running", "gauge", "1 while a scrub runs.")
-	w.sample("kura_scrub_running", running)
-	w.family("kura_scrub_files_total", "gauge", "Files the running scrub covers.")
-	w.sample("kura_scrub_files_total", float64(sc.FilesTotal))
-	w.family("kura_scrub_files_done", "gauge", "Files the running scrub has finished.")
-	w.sample("kura_scrub_files_done", float64(sc.FilesDone))
-	w.family("kura_scrub_runs_completed_total", "counter", "Scrub runs ended since kurad started.")
-	w.sample("kura_scrub_runs_completed_total", float64(sc.RunsCompleted))
-	w.family("kura_scrub_pieces_checked_total", "counter", "Pieces checked by scrubs since kurad started.")
-	w.sample("kura_scrub_pieces_checked_total", float64(sc.PiecesCheckedTotal))
-	w.family("kura_scrub_bytes_checked_total", "counter", "Piece bytes read by deep scrubs since kurad started.")
-	w.sample("kura_scrub_bytes_checked_total", float64(sc.BytesCheckedTotal))
-	w.family("kura_scrub_findings_total", "counter", "Bad pieces found by scrubs, by kind.")
+	w.family("dozo_scrub_running", "gauge", "1 while a scrub runs.")
+	w.sample("dozo_scrub_running", running)
+	w.family("dozo_scrub_files_total", "gauge", "Files the running scrub covers.")
+	w.sample("dozo_scrub_files_total", float64(sc.FilesTotal))
+	w.family("dozo_scrub_files_done", "gauge", "Files the running scrub has finished.")
+	w.sample("dozo_scrub_files_done", float64(sc.FilesDone))
+	w.family("dozo_scrub_runs_completed_total", "counter", "Scrub runs ended since dozod started.")
+	w.sample("dozo_scrub_runs_completed_total", float64(sc.RunsCompleted))
+	w.family("dozo_scrub_pieces_checked_total", "counter", "Pieces checked by scrubs since dozod started.")
+	w.sample("dozo_scrub_pieces_checked_total", float64(sc.PiecesCheckedTotal))
+	w.family("dozo_scrub_bytes_checked_total", "counter", "Piece bytes read by deep scrubs since dozod started.")
+	w.sample("dozo_scrub_bytes_checked_total", float64(sc.BytesCheckedTotal))
+	w.family("dozo_scrub_findings_total", "counter", "Bad pieces found by scrubs, by kind.")
 	for _, kind := range []storage.FindingKind{storage.FindingMissing, storage.FindingSize, storage.FindingHash, storage.FindingUnreachable} {
-		w.sample("kura_scrub_findings_total", float64(sc.FindingsTotal[string(kind)]), "kind", string(kind))
+		w.sample("dozo_scrub_findings_total", float64(sc.FindingsTotal[string(kind)]), "kind", string(kind))
 	}
-	w.family("kura_scrub_repaired_total", "counter", "Pieces rebuilt and rewritten by repair scrubs.")
-	w.sample("kura_scrub_repaired_total", float64(sc.RepairedTotal))
-	w.family("kura_scrub_unrecoverable_total", "counter", "Segments found with more than m bad pieces.")
-	w.sample("kura_scrub_unrecoverable_total", float64(sc.UnrecoverableTotal))
-	w.family("kura_scrub_last_end_seconds", "gauge", "When the last scrub run ended, Unix time (0: none yet).")
-	w.sample("kura_scrub_last_end_seconds", unix(sc.LastRunEnd))
+	w.family("dozo_scrub_repaired_total", "counter", "Pieces rebuilt and rewritten by repair scrubs.")
+	w.sample("dozo_scrub_repaired_total", float64(sc.RepairedTotal))
+	w.family("dozo_scrub_unrecoverable_total", "counter", "Segments found with more than m bad pieces.")
+	w.sample("dozo_scrub_unrecoverable_total", float64(sc.UnrecoverableTotal))
+	w.family("dozo_scrub_last_end_seconds", "gauge", "When the last scrub run ended, Unix time (0: none yet).")
+	w.sample("dozo_scrub_last_end_seconds", unix(sc.LastRunEnd))
 }
 
 func unix(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }

@@ -19,9 +19,9 @@ import (
 
 	"filippo.io/age"
 
-	"github.com/ddbj/kura/api"
-	"github.com/ddbj/kura/catalog"
-	"github.com/ddbj/kura/storage"
+	"github.com/dozo-vault/dozo/api"
+	"github.com/dozo-vault/dozo/catalog"
+	"github.com/dozo-vault/dozo/storage"
 )
 
 // downTarget is a dirTarget that can be switched off: every call then
@@ -51,7 +51,7 @@ type opsEnv struct {
 // newOpsEnv is newEnv with switchable targets and a metrics config.
 func newOpsEnv(t *testing.T, mc MetricsConfig) *opsEnv {
 	t.Helper()
-	cat, err := catalog.Open(context.Background(), filepath.Join(t.TempDir(), "kura.db"))
+	cat, err := catalog.Open(context.Background(), filepath.Join(t.TempDir(), "dozo.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +178,7 @@ func TestTargetHealthPlacement(t *testing.T) {
 	if !strings.Contains(e.logs.String(), `"msg":"storage target down","target":"s2-a"`) {
 		t.Fatalf("no log of the target going down:\n%s", e.logs)
 	}
-	// s1-a is in fact up: before refusing an upload kurad asks the down
+	// s1-a is in fact up: before refusing an upload dozod asks the down
 	// targets again, so a stale verdict does not refuse it.
 	if up, _ := e.begin("D42", "reprobed", 201); len(up.Targets) != 6 || !e.srv.targetUp("s1-a") {
 		t.Fatalf("after a re-probe: %d targets, s1-a up %v", len(up.Targets), e.srv.targetUp("s1-a"))
@@ -264,25 +264,25 @@ func TestMetrics(t *testing.T) {
 	body := string(e.must(200, "scrape-token-0123456789", "GET", "/v1/metrics", nil, nil))
 	checkExposition(t, body)
 	for _, want := range []string{
-		`kura_http_requests_total{action="upload.begin",status="201"} 2`,
-		`kura_http_requests_total{action="upload.complete",status="200"} 1`,
-		`kura_http_requests_total{action="metrics",status="401"} 4`,
-		`kura_http_requests_total{action="unknown",status="404"} 1`,
-		`kura_http_request_duration_seconds_bucket{action="upload.commit",le="+Inf"} 3`,
-		`kura_http_request_duration_seconds_count{action="upload.commit"} 3`,
-		`kura_presigned_urls_total{method="PUT"} 1`,
-		`kura_presigned_bytes_total{method="PUT"} 262208`, // (1 MiB + 16 tags of 16 B) / 4
-		`kura_presigned_urls_total{method="GET"} 0`,
-		`kura_uploads_started_total 2`,
-		`kura_uploads_completed_total 1`,
-		`kura_target_up{target="s3-a",domain="s3"} 0`,
-		`kura_target_up{target="s3-b",domain="s3"} 1`,
-		`kura_catalog_up 1`,
-		`kura_catalog_files{state="available"} 1`,
-		`kura_catalog_files{state="uploading"} 1`,
-		`kura_catalog_file_bytes{state="available"} 2097157`,
-		`kura_catalog_datasets 1`,
-		`kura_build_info{version="test"} 1`,
+		`dozo_http_requests_total{action="upload.begin",status="201"} 2`,
+		`dozo_http_requests_total{action="upload.complete",status="200"} 1`,
+		`dozo_http_requests_total{action="metrics",status="401"} 4`,
+		`dozo_http_requests_total{action="unknown",status="404"} 1`,
+		`dozo_http_request_duration_seconds_bucket{action="upload.commit",le="+Inf"} 3`,
+		`dozo_http_request_duration_seconds_count{action="upload.commit"} 3`,
+		`dozo_presigned_urls_total{method="PUT"} 1`,
+		`dozo_presigned_bytes_total{method="PUT"} 262208`, // (1 MiB + 16 tags of 16 B) / 4
+		`dozo_presigned_urls_total{method="GET"} 0`,
+		`dozo_uploads_started_total 2`,
+		`dozo_uploads_completed_total 1`,
+		`dozo_target_up{target="s3-a",domain="s3"} 0`,
+		`dozo_target_up{target="s3-b",domain="s3"} 1`,
+		`dozo_catalog_up 1`,
+		`dozo_catalog_files{state="available"} 1`,
+		`dozo_catalog_files{state="uploading"} 1`,
+		`dozo_catalog_file_bytes{state="available"} 2097157`,
+		`dozo_catalog_datasets 1`,
+		`dozo_build_info{version="test"} 1`,
 	} {
 		if !strings.Contains(body, want+"\n") {
 			t.Errorf("metrics lack %q", want)
@@ -291,7 +291,7 @@ func TestMetrics(t *testing.T) {
 	if strings.Contains(body, "attacker") || strings.Contains(body, "JGAD1") || strings.Contains(body, "a.vcf") {
 		t.Error("metrics carry request input as label values")
 	}
-	if !strings.Contains(admin, "kura_target_up") {
+	if !strings.Contains(admin, "dozo_target_up") {
 		t.Error("admin scrape incomplete")
 	}
 
@@ -303,8 +303,8 @@ func TestMetrics(t *testing.T) {
 	e.must(200, "tok-sam", "POST", "/v1/fetches/"+fr.File.ID+"/presign",
 		api.PresignRequest{Target: p.Target, Key: storage.PieceKey("JGAD1", fr.File.ID, 1, 2)}, nil)
 	body = string(e.must(200, "scrape-token-0123456789", "GET", "/metrics", nil, nil))
-	for _, want := range []string{`kura_fetches_total 1`, `kura_presigned_urls_total{method="GET"} 1`,
-		`kura_presigned_bytes_total{method="GET"} 262208`} {
+	for _, want := range []string{`dozo_fetches_total 1`, `dozo_presigned_urls_total{method="GET"} 1`,
+		`dozo_presigned_bytes_total{method="GET"} 262208`} {
 		if !strings.Contains(body, want+"\n") {
 			t.Errorf("metrics lack %q", want)
 		}
@@ -355,7 +355,7 @@ func TestMetricsConfig(t *testing.T) {
 
 	c := MetricsConfig{}
 	if err := c.applyEnv(func(k string) string {
-		return map[string]string{"KURAD_METRICS_TOKEN_FILE": good, "KURAD_PROBE_INTERVAL": "10s"}[k]
+		return map[string]string{"DOZOD_METRICS_TOKEN_FILE": good, "DOZOD_PROBE_INTERVAL": "10s"}[k]
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -375,11 +375,11 @@ func TestMetricsConfig(t *testing.T) {
 		}
 	}
 	if err := (&MetricsConfig{}).applyEnv(func(k string) string {
-		return map[string]string{"KURAD_PROBE_TIMEOUT": "soon"}[k]
+		return map[string]string{"DOZOD_PROBE_TIMEOUT": "soon"}[k]
 	}); err == nil {
-		t.Error("bad KURAD_PROBE_TIMEOUT accepted")
+		t.Error("bad DOZOD_PROBE_TIMEOUT accepted")
 	}
-	if !strings.Contains(ConfigHelp, "KURAD_METRICS_TOKEN_FILE") || !strings.Contains(ConfigHelp, "[metrics]") {
+	if !strings.Contains(ConfigHelp, "DOZOD_METRICS_TOKEN_FILE") || !strings.Contains(ConfigHelp, "[metrics]") {
 		t.Error("config help does not document [metrics]")
 	}
 }
@@ -393,9 +393,9 @@ func TestEscapeLabel(t *testing.T) {
 
 func TestMetricsConfigFile(t *testing.T) {
 	dir := t.TempDir()
-	tok := writeFile(t, dir, "token", "s.kurad\n", 0o600)
+	tok := writeFile(t, dir, "token", "s.dozod\n", 0o600)
 	mt := writeFile(t, dir, "metrics-token", "0123456789abcdef0123\n", 0o600)
-	conf := writeFile(t, dir, "kurad.toml", `
+	conf := writeFile(t, dir, "dozod.toml", `
 listen = "127.0.0.1:9443"
 insecure_http = true
 [vault]
@@ -405,7 +405,7 @@ token_file = "`+tok+`"
 id = "s1-a"
 domain = "s1"
 endpoint = "http://127.0.0.1:9000"
-bucket = "kura-a"
+bucket = "dozo-a"
 access_key = "ak"
 [metrics]
 token_file = "`+mt+`"
@@ -413,7 +413,7 @@ allow_unauthenticated_loopback = true
 probe_interval = "30s"
 probe_timeout = "3s"
 `, 0o600)
-	env := map[string]string{"KURAD_S3_SECRET_KEY": "sk"}
+	env := map[string]string{"DOZOD_S3_SECRET_KEY": "sk"}
 	c, err := LoadConfig(conf, func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/ddbj/kura/catalog"
-	"github.com/ddbj/kura/storage"
+	"github.com/dozo-vault/dozo/catalog"
+	"github.com/dozo-vault/dozo/storage"
 )
 
 // cleanUpload deletes every object under an ended upload's file prefix on
@@ -46,7 +46,7 @@ func (s *Server) Reap(ctx context.Context) error {
 		if err := s.cat.EndUpload(ctx, id, catalog.UploadExpired, now); err != nil && !errors.Is(err, catalog.ErrState) {
 			return err
 		}
-		s.recordEvent(ctx, "kurad", "upload.expire", "upload/"+id, "ok", "idle past upload_expiry")
+		s.recordEvent(ctx, "dozod", "upload.expire", "upload/"+id, "ok", "idle past upload_expiry")
 	}
 	todo, err := s.cat.UploadsToClean(ctx, s.presign)
 	if err != nil {
@@ -58,7 +58,7 @@ func (s *Server) Reap(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("upload %s: %w", todo[i].ID, err))
 			continue
 		}
-		s.recordEvent(ctx, "kurad", "upload.clean", "upload/"+todo[i].ID, "ok", "pieces of the ended upload deleted")
+		s.recordEvent(ctx, "dozod", "upload.clean", "upload/"+todo[i].ID, "ok", "pieces of the ended upload deleted")
 	}
 	return errors.Join(errs...)
 }

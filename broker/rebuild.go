@@ -7,11 +7,11 @@ import (
 	"slices"
 	"time"
 
-	"github.com/ddbj/kura/catalog"
-	"github.com/ddbj/kura/crypto"
-	"github.com/ddbj/kura/filestore"
-	"github.com/ddbj/kura/storage"
-	"github.com/ddbj/kura/vault"
+	"github.com/dozo-vault/dozo/catalog"
+	"github.com/dozo-vault/dozo/crypto"
+	"github.com/dozo-vault/dozo/filestore"
+	"github.com/dozo-vault/dozo/storage"
+	"github.com/dozo-vault/dozo/vault"
 )
 
 // RebuildOptions describe one catalog rebuild of a dataset from storage.
@@ -54,7 +54,7 @@ type RebuildFile struct {
 	// Action is "restored", "would restore" or "already in the catalog".
 	Action string `json:"action"`
 	// NameFromID: storage held no readable file info (files uploaded
-	// before kura stored it), so the file is named by its id and has no
+	// before dozo stored it), so the file is named by its id and has no
 	// checksums; rename it if needed.
 	NameFromID bool   `json:"name_from_id,omitempty"`
 	Note       string `json:"note,omitempty"`
@@ -160,7 +160,7 @@ func mapValues(m map[string]error) []error {
 
 // defaultRebuildTitle names a recreated dataset until a file's stored info
 // gives its real title.
-const defaultRebuildTitle = "rebuilt from storage by kurad catalog rebuild"
+const defaultRebuildTitle = "rebuilt from storage by dozod catalog rebuild"
 
 // recovered is one file's verified metadata from one target.
 type recovered struct {
@@ -212,7 +212,7 @@ func rebuildOne(ctx context.Context, o RebuildOptions, auth macAuth, byID map[st
 		return nil, fmt.Sprintf("manifest size: %v", err), nil
 	}
 	f := catalog.File{ID: id, DatasetID: o.DatasetID, Name: id, Size: plainSize, StoredSize: m.Size, HashAlg: m.HashAlg,
-		HeaderObject: rec.hdr, Manifest: rec.mb, CreatedBy: "kurad-rebuild", CreatedAt: o.Now}
+		HeaderObject: rec.hdr, Manifest: rec.mb, CreatedBy: "dozod-rebuild", CreatedAt: o.Now}
 	rf := &RebuildFile{FileID: id}
 	info, infoErr := readFileInfo(ctx, o, byID, holders, rec, id)
 	switch {

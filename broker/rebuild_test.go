@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ddbj/kura/api"
-	"github.com/ddbj/kura/catalog"
-	"github.com/ddbj/kura/storage"
+	"github.com/dozo-vault/dozo/api"
+	"github.com/dozo-vault/dozo/catalog"
+	"github.com/dozo-vault/dozo/storage"
 )
 
 func TestRebuild(t *testing.T) {
@@ -64,7 +64,7 @@ func TestRebuild(t *testing.T) {
 		tg.Delete(ctx, FileInfoKey("JGAD7", d.ID))
 	}
 	// A stray object that is not a manifest is ignored.
-	holders[1].Put(ctx, "kura/v1/JGAD7/junk", strings.NewReader("x"), 1)
+	holders[1].Put(ctx, "dozo/v1/JGAD7/junk", strings.NewReader("x"), 1)
 
 	// The catalog is lost: a fresh one.
 	fresh, err := catalog.Open(ctx, filepath.Join(t.TempDir(), "new.db"))
@@ -96,7 +96,7 @@ func TestRebuild(t *testing.T) {
 		t.Fatalf("report %+v", rep)
 	}
 	ds, err := fresh.Dataset(ctx, "JGAD7")
-	if err != nil || ds.K != 2 || ds.M != 2 || ds.PlainSegmentSize != 1<<20 || ds.Title != "seven" || ds.TransitKey != "kura-ds-JGAD7" || ds.Files != 3 {
+	if err != nil || ds.K != 2 || ds.M != 2 || ds.PlainSegmentSize != 1<<20 || ds.Title != "seven" || ds.TransitKey != "dozo-ds-JGAD7" || ds.Files != 3 {
 		t.Fatalf("dataset %+v %v", ds, err)
 	}
 	if roles, _ := fresh.Roles(ctx, "JGAD7", "sam", "2026-03-01"); len(roles) != 2 {
@@ -149,7 +149,7 @@ func TestRebuild(t *testing.T) {
 		t.Fatalf("second run %+v %v", rep, err)
 	}
 	// A wrong transit key for an existing dataset is refused.
-	o.TransitKey = "kura-ds-other"
+	o.TransitKey = "dozo-ds-other"
 	if _, err := Rebuild(ctx, o); err == nil {
 		t.Fatal("mismatched transit key accepted")
 	}

@@ -1,8 +1,8 @@
 package broker
 
-// Scrubs (issue 5): kurad checks that every piece of every file is present
+// Scrubs (issue 5): dozod checks that every piece of every file is present
 // (light) and intact (deep), and with repair rebuilds bad pieces from
-// parity. Runs execute inside kurad, which alone holds storage credentials;
+// parity. Runs execute inside dozod, which alone holds storage credentials;
 // one runs at a time (enforced by the catalog too), file by file, and each
 // finished file is recorded so a run interrupted by a restart continues
 // where it stopped.
@@ -18,14 +18,14 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ddbj/kura/api"
-	"github.com/ddbj/kura/catalog"
-	"github.com/ddbj/kura/filestore"
-	"github.com/ddbj/kura/storage"
-	"github.com/ddbj/kura/vault"
+	"github.com/dozo-vault/dozo/api"
+	"github.com/dozo-vault/dozo/catalog"
+	"github.com/dozo-vault/dozo/filestore"
+	"github.com/dozo-vault/dozo/storage"
+	"github.com/dozo-vault/dozo/vault"
 )
 
-// ScrubConfig is the [scrub] section of kurad's config: scheduled scrubs.
+// ScrubConfig is the [scrub] section of dozod's config: scheduled scrubs.
 // Both intervals default to 0 (off).
 type ScrubConfig struct {
 	LightInterval time.Duration `toml:"light_interval"`
@@ -37,10 +37,10 @@ type ScrubConfig struct {
 }
 
 const scrubConfigHelp = `  [scrub]             scheduled scrubs, one at a time; off by default
-  light_interval      KURAD_SCRUB_LIGHT_INTERVAL 0 (off); e.g. 24h: every piece exists, right size
-  deep_interval       KURAD_SCRUB_DEEP_INTERVAL  0 (off); e.g. 720h: every piece read and hashed
-  rate                KURAD_SCRUB_RATE           0 (no limit); deep read rate, e.g. 200MiB/s
-  repair              KURAD_SCRUB_REPAIR         false; rebuild bad pieces from parity
+  light_interval      DOZOD_SCRUB_LIGHT_INTERVAL 0 (off); e.g. 24h: every piece exists, right size
+  deep_interval       DOZOD_SCRUB_DEEP_INTERVAL  0 (off); e.g. 720h: every piece read and hashed
+  rate                DOZOD_SCRUB_RATE           0 (no limit); deep read rate, e.g. 200MiB/s
+  repair              DOZOD_SCRUB_REPAIR         false; rebuild bad pieces from parity
 `
 
 // minScrubInterval keeps a mistaken "24" (hours meant) from scrubbing
@@ -51,7 +51,7 @@ func (c *ScrubConfig) applyEnv(getenv func(string) string) error {
 	for _, d := range []struct {
 		name string
 		dst  *time.Duration
-	}{{"KURAD_SCRUB_LIGHT_INTERVAL", &c.LightInterval}, {"KURAD_SCRUB_DEEP_INTERVAL", &c.DeepInterval}} {
+	}{{"DOZOD_SCRUB_LIGHT_INTERVAL", &c.LightInterval}, {"DOZOD_SCRUB_DEEP_INTERVAL", &c.DeepInterval}} {
 		if v := getenv(d.name); v != "" {
 			x, err := time.ParseDuration(v)
 			if err != nil {
@@ -60,13 +60,13 @@ func (c *ScrubConfig) applyEnv(getenv func(string) string) error {
 			*d.dst = x
 		}
 	}
-	if v := getenv("KURAD_SCRUB_RATE"); v != "" {
+	if v := getenv("DOZOD_SCRUB_RATE"); v != "" {
 		c.Rate = v
 	}
-	if v := getenv("KURAD_SCRUB_REPAIR"); v != "" {
+	if v := getenv("DOZOD_SCRUB_REPAIR"); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
-			return fmt.Errorf("KURAD_SCRUB_REPAIR: %w", err)
+			return fmt.Errorf("DOZOD_SCRUB_REPAIR: %w", err)
 		}
 		c.Repair = b
 	}
@@ -123,7 +123,7 @@ type scrubRun struct {
 	bytes   atomic.Int64
 }
 
-// scrubTotals are counters since kurad started, for /metrics.
+// scrubTotals are counters since dozod started, for /metrics.
 type scrubTotals struct {
 	mu            sync.Mutex
 	runs          int64
@@ -148,7 +148,7 @@ type ScrubSnapshot struct {
 	PiecesChecked int64 // running run
 	BytesChecked  int64 // running run
 
-	// Since kurad started:
+	// Since dozod started:
 	RunsCompleted      int64
 	PiecesCheckedTotal int64
 	BytesCheckedTotal  int64
@@ -209,7 +209,7 @@ func (s *Server) scrubRoutes() {
 	s.route("DELETE /v1/scrubs/{id}", "scrub.cancel", true, s.cancelScrub)
 }
 
-// startScrub continues a run a previous kurad left unfinished, then runs
+// startScrub continues a run a previous dozod left unfinished, then runs
 // the scheduler (if configured) until ctx ends.
 func (s *Server) startScrub(ctx context.Context) {
 	s.scrubMu.Lock()
@@ -217,7 +217,7 @@ func (s *Server) startScrub(ctx context.Context) {
 	s.scrubMu.Unlock()
 	if r, err := s.cat.RunningScrub(ctx); err == nil {
 		s.log.Info("scrub: continuing an unfinished run", "run", r.ID)
-		s.recordEvent(ctx, "kurad", "scrub.resume", "scrub/"+r.ID, "ok", "continuing after a restart")
+		s.recordEvent(ctx, "dozod", "scrub.resume", "scrub/"+r.ID, "ok", "continuing after a restart")
 		if err := s.runScrub(*r); err != nil {
 			s.log.Error("scrub: cannot continue run", "run", r.ID, "error", err.Error())
 		}
@@ -269,7 +269,7 @@ func (s *Server) scheduleScrub(ctx context.Context) {
 	default:
 		return
 	}
-	rec := catalog.ScrubRun{ID: newID("scrub-"), Trigger: catalog.ScrubScheduled, StartedBy: "kurad",
+	rec := catalog.ScrubRun{ID: newID("scrub-"), Trigger: catalog.ScrubScheduled, StartedBy: "dozod",
 		Deep: deep, Repair: s.scrubCfg.Repair, Rate: s.scrubCfg.rate, StartedAt: now}
 	if err := s.createScrub(ctx, rec); err != nil {
 		if !errors.Is(err, catalog.ErrState) {
@@ -277,7 +277,7 @@ func (s *Server) scheduleScrub(ctx context.Context) {
 		}
 		return
 	}
-	s.recordEvent(ctx, "kurad", "scrub.start", "scrub/"+rec.ID, "ok", scrubOptions(rec))
+	s.recordEvent(ctx, "dozod", "scrub.start", "scrub/"+rec.ID, "ok", scrubOptions(rec))
 }
 
 func (s *Server) scrubRunning() bool {
@@ -414,7 +414,7 @@ func (s *Server) execScrub(ctx context.Context, r *scrubRun) {
 	case r.cancelled.Load():
 		s.endScrub(bg, r, catalog.ScrubCancelled, "cancelled")
 	case ctx.Err() != nil:
-		// kurad is stopping: the run stays "running" and continues at the
+		// dozod is stopping: the run stays "running" and continues at the
 		// next start.
 		s.log.Info("scrub: paused by shutdown; it continues at the next start", "run", r.rec.ID)
 	default:
@@ -471,7 +471,7 @@ func (s *Server) endScrub(ctx context.Context, r *scrubRun, state, msg string) {
 }
 
 // scrubFile checks (and with Repair, repairs) one file. fatal is an error
-// that must stop the whole run: Vault or the catalog unreachable (kurad
+// that must stop the whole run: Vault or the catalog unreachable (dozod
 // fails closed rather than scrub against an unverified manifest).
 func (s *Server) scrubFile(ctx context.Context, r *scrubRun, fileID string, down *storage.DownTargets, limiter *storage.RateLimiter) (res *scrubFileResult, fatal error) {
 	res = &scrubFileResult{FileID: fileID}
@@ -795,7 +795,7 @@ func (s *Server) postScrub(q *request) error {
 		}
 		if _, err := s.cat.AvailableFile(q.ctx, req.Dataset, req.File); errors.Is(err, catalog.ErrNotFound) {
 			return &httpError{status: http.StatusNotFound, msg: fmt.Sprintf("file %q not found in dataset %q", req.File, req.Dataset),
-				hint: "only available files are scrubbed; see kura ls " + req.Dataset}
+				hint: "only available files are scrubbed; see dozo ls " + req.Dataset}
 		} else if err != nil {
 			return internal("reading the file", err)
 		}
@@ -806,7 +806,7 @@ func (s *Server) postScrub(q *request) error {
 	if err := s.createScrub(q.ctx, rec); errors.Is(err, catalog.ErrState) {
 		hint := "wait for it, or cancel it"
 		if cur, err := s.cat.RunningScrub(q.ctx); err == nil {
-			hint = fmt.Sprintf("scrub %s is running; follow it with `kura scrub status %s`", cur.ID, cur.ID)
+			hint = fmt.Sprintf("scrub %s is running; follow it with `dozo scrub status %s`", cur.ID, cur.ID)
 		}
 		return &httpError{status: http.StatusConflict, msg: "another scrub is running", hint: hint}
 	} else if err != nil {

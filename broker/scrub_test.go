@@ -16,10 +16,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ddbj/kura/api"
-	"github.com/ddbj/kura/catalog"
-	"github.com/ddbj/kura/storage"
-	"github.com/ddbj/kura/vault"
+	"github.com/dozo-vault/dozo/api"
+	"github.com/dozo-vault/dozo/catalog"
+	"github.com/dozo-vault/dozo/storage"
+	"github.com/dozo-vault/dozo/vault"
 )
 
 // flakyTarget is a server-side target that can be switched off, as a
@@ -77,7 +77,7 @@ func (k *switchKeys) VerifyHMAC(ctx context.Context, name string, data []byte, m
 func newScrubEnv(t *testing.T, cfg ScrubConfig) (*env, map[string]*atomic.Bool) {
 	t.Helper()
 	ctx := context.Background()
-	cat, err := catalog.Open(ctx, filepath.Join(t.TempDir(), "kura.db"))
+	cat, err := catalog.Open(ctx, filepath.Join(t.TempDir(), "dozo.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,7 +298,7 @@ func TestScrubFindRepairAndDamage(t *testing.T) {
 	}
 	e.must(404, "tok-sam", "POST", "/v1/datasets/JGAD1/files/f1.bam/fetch", nil, nil)
 
-	// Every run is recorded (kurad's clock is frozen here, so no order).
+	// Every run is recorded (dozod's clock is frozen here, so no order).
 	e.must(200, "tok-admin", "GET", "/v1/scrubs", nil, &runs)
 	ids := map[string]api.ScrubRun{}
 	for _, r := range runs {
@@ -423,7 +423,7 @@ func TestScrubOneAtATimeAndCancel(t *testing.T) {
 	}
 }
 
-// TestScrubResumesAfterRestart: a run left "running" by a previous kurad
+// TestScrubResumesAfterRestart: a run left "running" by a previous dozod
 // (one of its two files finished) continues at Start with the other file
 // only.
 func TestScrubResumesAfterRestart(t *testing.T) {
@@ -480,10 +480,10 @@ func TestScrubScheduled(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	r := runs[0]
-	if r.Trigger != "scheduled" || r.StartedBy != "kurad" || r.Deep || !r.Repair || r.Summary.Repaired != 1 {
+	if r.Trigger != "scheduled" || r.StartedBy != "dozod" || r.Deep || !r.Repair || r.Summary.Repaired != 1 {
 		t.Fatalf("scheduled run %+v", r)
 	}
-	// Not due again within the hour (kurad's clock is frozen in tests).
+	// Not due again within the hour (dozod's clock is frozen in tests).
 	time.Sleep(50 * time.Millisecond)
 	if e.must(200, "tok-admin", "GET", "/v1/scrubs", nil, &runs); len(runs) != 1 {
 		t.Fatalf("%d runs within one interval", len(runs))
@@ -492,7 +492,7 @@ func TestScrubScheduled(t *testing.T) {
 
 func TestScrubConfig(t *testing.T) {
 	var c ScrubConfig
-	env := map[string]string{"KURAD_SCRUB_LIGHT_INTERVAL": "24h", "KURAD_SCRUB_DEEP_INTERVAL": "720h", "KURAD_SCRUB_RATE": "200MiB/s", "KURAD_SCRUB_REPAIR": "true"}
+	env := map[string]string{"DOZOD_SCRUB_LIGHT_INTERVAL": "24h", "DOZOD_SCRUB_DEEP_INTERVAL": "720h", "DOZOD_SCRUB_RATE": "200MiB/s", "DOZOD_SCRUB_REPAIR": "true"}
 	if err := c.applyEnv(func(k string) string { return env[k] }); err != nil {
 		t.Fatal(err)
 	}
@@ -507,10 +507,10 @@ func TestScrubConfig(t *testing.T) {
 			t.Errorf("%+v accepted", bad)
 		}
 	}
-	if err := (&ScrubConfig{}).applyEnv(func(k string) string { return map[string]string{"KURAD_SCRUB_REPAIR": "maybe"}[k] }); err == nil {
-		t.Error("KURAD_SCRUB_REPAIR=maybe accepted")
+	if err := (&ScrubConfig{}).applyEnv(func(k string) string { return map[string]string{"DOZOD_SCRUB_REPAIR": "maybe"}[k] }); err == nil {
+		t.Error("DOZOD_SCRUB_REPAIR=maybe accepted")
 	}
-	for _, k := range []string{"light_interval", "deep_interval", "rate", "repair", "KURAD_SCRUB_RATE"} {
+	for _, k := range []string{"light_interval", "deep_interval", "rate", "repair", "DOZOD_SCRUB_RATE"} {
 		if !strings.Contains(scrubConfigHelp, k) {
 			t.Errorf("scrubConfigHelp does not document %s", k)
 		}

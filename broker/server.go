@@ -1,4 +1,4 @@
-// Package broker is kurad's HTTP API (see package api): identity,
+// Package broker is dozod's HTTP API (see package api): identity,
 // authorisation, keys and the catalog. It is the control plane only:
 // payload bytes travel between clients and storage on presigned URLs that
 // each allow one method on one object for minutes, and storage credentials
@@ -21,15 +21,15 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ddbj/kura/api"
-	"github.com/ddbj/kura/catalog"
-	"github.com/ddbj/kura/crypto"
-	"github.com/ddbj/kura/storage"
-	"github.com/ddbj/kura/vault"
+	"github.com/dozo-vault/dozo/api"
+	"github.com/dozo-vault/dozo/catalog"
+	"github.com/dozo-vault/dozo/crypto"
+	"github.com/dozo-vault/dozo/storage"
+	"github.com/dozo-vault/dozo/vault"
 )
 
-// KeyService is the subset of Vault Transit kurad uses; *vault.Client
-// implements it. Dataset keys stay inside it: kurad only asks it to wrap,
+// KeyService is the subset of Vault Transit dozod uses; *vault.Client
+// implements it. Dataset keys stay inside it: dozod only asks it to wrap,
 // unwrap and MAC.
 type KeyService interface {
 	crypto.KeyWrapper
@@ -43,7 +43,7 @@ type KeyService interface {
 	VerifyHMAC(ctx context.Context, name string, data []byte, mac string) error
 }
 
-// Target is a storage target kurad can presign for; *storage.S3Target
+// Target is a storage target dozod can presign for; *storage.S3Target
 // implements it.
 type Target interface {
 	storage.Target
@@ -86,7 +86,7 @@ const (
 	MaxGrantYears = 1
 )
 
-// Server is kurad's HTTP handler.
+// Server is dozod's HTTP handler.
 type Server struct {
 	cat       *catalog.Catalog
 	ident     Identifier
@@ -433,7 +433,7 @@ func (c *macMemo) reset() {
 	c.seen, c.fifo = nil, nil
 }
 
-// Start runs kurad's background work (scheduled scrubs, target health
+// Start runs dozod's background work (scheduled scrubs, target health
 // probes) until ctx ends. It returns at once.
 func (s *Server) Start(ctx context.Context) {
 	s.startScrub(ctx)

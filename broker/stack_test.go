@@ -21,19 +21,19 @@ import (
 
 	"filippo.io/age"
 
-	"github.com/ddbj/kura/api"
-	"github.com/ddbj/kura/catalog"
-	"github.com/ddbj/kura/filestore"
-	"github.com/ddbj/kura/storage"
-	"github.com/ddbj/kura/vault"
+	"github.com/dozo-vault/dozo/api"
+	"github.com/dozo-vault/dozo/catalog"
+	"github.com/dozo-vault/dozo/filestore"
+	"github.com/dozo-vault/dozo/storage"
+	"github.com/dozo-vault/dozo/vault"
 )
 
-// stackEnv reads the env file scripts/stack.sh writes into KURA_STACK_DIR,
+// stackEnv reads the env file scripts/stack.sh writes into DOZO_STACK_DIR,
 // or skips the test when no stack is given.
 func stackEnv(t *testing.T) map[string]string {
-	dir := os.Getenv("KURA_STACK_DIR")
+	dir := os.Getenv("DOZO_STACK_DIR")
 	if dir == "" || testing.Short() {
-		t.Skip("KURA_STACK_DIR not set (run scripts/stack.sh up); the integration/ suite covers this in CI")
+		t.Skip("DOZO_STACK_DIR not set (run scripts/stack.sh up); the integration/ suite covers this in CI")
 	}
 	f, err := os.Open(filepath.Join(dir, "env"))
 	if err != nil {
@@ -52,7 +52,7 @@ func stackEnv(t *testing.T) map[string]string {
 }
 
 // presignedTarget is the client's view of a target: every Put and Get goes
-// through a URL the broker presigned, as kura's client does.
+// through a URL the broker presigned, as dozo's client does.
 type presignedTarget struct {
 	id, domain string
 	presign    func(target, key string) (string, error)
@@ -123,11 +123,11 @@ func TestStackEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// With KURA_DEV_DIR (scripts/dev.sh), act with kurad's own token and
+	// With DOZO_DEV_DIR (scripts/dev.sh), act with dozod's own token and
 	// policy rather than the root token.
 	keys := root
-	if dev := os.Getenv("KURA_DEV_DIR"); dev != "" {
-		tok, err := ReadSecretFile(filepath.Join(dev, "kurad.token"))
+	if dev := os.Getenv("DOZO_DEV_DIR"); dev != "" {
+		tok, err := ReadSecretFile(filepath.Join(dev, "dozod.token"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -150,18 +150,18 @@ func TestStackEndToEnd(t *testing.T) {
 	}
 	sam, rita := users["sam"+suffix], users["rita"+suffix]
 	var targets []Target
-	for i, ep := range strings.Split(se["KURA_DEV_S3_ENDPOINTS"], ",") {
+	for i, ep := range strings.Split(se["DOZO_DEV_S3_ENDPOINTS"], ",") {
 		for _, b := range []string{"a", "b"} {
 			tg, err := storage.NewS3Target(storage.S3Config{ID: fmt.Sprintf("s%d-%s", i+1, b), Domain: fmt.Sprintf("s%d", i+1),
-				Endpoint: "http://" + ep, Bucket: "kura-" + b, Region: "us-east-1",
-				AccessKey: se["KURA_DEV_S3_ACCESS_KEY"], SecretKey: se["KURA_DEV_S3_SECRET_KEY"]})
+				Endpoint: "http://" + ep, Bucket: "dozo-" + b, Region: "us-east-1",
+				AccessKey: se["DOZO_DEV_S3_ACCESS_KEY"], SecretKey: se["DOZO_DEV_S3_SECRET_KEY"]})
 			if err != nil {
 				t.Fatal(err)
 			}
 			targets = append(targets, tg)
 		}
 	}
-	cat, err := catalog.Open(ctx, filepath.Join(t.TempDir(), "kura.db"))
+	cat, err := catalog.Open(ctx, filepath.Join(t.TempDir(), "dozo.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

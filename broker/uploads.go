@@ -10,11 +10,11 @@ import (
 	"net/http"
 	"sync"
 
-	"github.com/ddbj/kura/api"
-	"github.com/ddbj/kura/catalog"
-	"github.com/ddbj/kura/crypto"
-	"github.com/ddbj/kura/filestore"
-	"github.com/ddbj/kura/storage"
+	"github.com/dozo-vault/dozo/api"
+	"github.com/dozo-vault/dozo/catalog"
+	"github.com/dozo-vault/dozo/crypto"
+	"github.com/dozo-vault/dozo/filestore"
+	"github.com/dozo-vault/dozo/storage"
 )
 
 func newID(prefix string) string {

@@ -3,14 +3,14 @@ package broker
 import (
 	"encoding/base64"
 	"fmt"
-	"github.com/ddbj/kura/api"
+	"github.com/dozo-vault/dozo/api"
 	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/ddbj/kura/storage"
-	"github.com/ddbj/kura/vault"
+	"github.com/dozo-vault/dozo/storage"
+	"github.com/dozo-vault/dozo/vault"
 )
 
 // ValidateName is the one file-name rule of the API, api.ValidateFileName.
@@ -33,7 +33,7 @@ func validateText(what, s string, max int) error {
 }
 
 // TransitKeyName returns the Vault Transit key of a dataset.
-func TransitKeyName(datasetID string) string { return "kura-ds-" + datasetID }
+func TransitKeyName(datasetID string) string { return "dozo-ds-" + datasetID }
 
 // ValidateDatasetID accepts ids that are storage ids and whose Transit key
 // name is a valid Vault key name.

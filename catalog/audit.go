@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ddbj/kura/audit"
+	"github.com/dozo-vault/dozo/audit"
 )
 
 // AppendAudit appends r to the hash-chained audit log and returns it sealed

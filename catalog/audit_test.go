@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ddbj/kura/audit"
+	"github.com/dozo-vault/dozo/audit"
 )
 
 func TestAuditAppendConcurrentChain(t *testing.T) {
@@ -124,7 +124,7 @@ func TestDeletionHidesDataset(t *testing.T) {
 	if d, _ := c.StartDeletion(ctx, "DS1", "admin", t0.Add(time.Hour)); d.StartedBy != "sam" || !d.StartedAt.Equal(t0) {
 		t.Fatalf("restart changed the deletion: %+v", d)
 	}
-	o := DeletedObject{Target: "s1-a", Key: "kura/v1/DS1/f/x", VersionID: "v1", Size: 3, DeletedAt: t0}
+	o := DeletedObject{Target: "s1-a", Key: "dozo/v1/DS1/f/x", VersionID: "v1", Size: 3, DeletedAt: t0}
 	c.RecordDeletedObject(ctx, "DS1", o)
 	c.RecordDeletedObject(ctx, "DS1", o)
 	if objs, _ := c.DeletedObjects(ctx, "DS1"); len(objs) != 1 || objs[0].Key != o.Key {
@@ -168,12 +168,12 @@ func TestReplaceKeyMaterialCAS(t *testing.T) {
 // serialised, fsynced transaction on the catalog file.
 func BenchmarkAuditAppend(b *testing.B) {
 	ctx := context.Background()
-	c, err := Open(ctx, b.TempDir()+"/kura.db")
+	c, err := Open(ctx, b.TempDir()+"/dozo.db")
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer c.Close()
-	r := audit.Record{Time: t0, Actor: "sam", Action: "fetch.presign", Object: "file/f-1/kura/v1/DS/f-1/seg-00000001/p02",
+	r := audit.Record{Time: t0, Actor: "sam", Action: "fetch.presign", Object: "file/f-1/dozo/v1/DS/f-1/seg-00000001/p02",
 		Result: audit.ResultOK, Status: 200, Source: "192.0.2.1:5555", RequestID: "0123456789abcdef01234567"}
 	b.ResetTimer()
 	for b.Loop() {

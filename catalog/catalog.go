@@ -1,4 +1,4 @@
-// Package catalog is kurad's record of datasets, files, upload sessions,
+// Package catalog is dozod's record of datasets, files, upload sessions,
 // registered recipients and grants, kept in an embedded SQLite database
 // (modernc.org/sqlite, pure Go).
 //

@@ -9,14 +9,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ddbj/kura/storage"
+	"github.com/dozo-vault/dozo/storage"
 )
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 func open(t *testing.T) *Catalog {
 	t.Helper()
-	c, err := Open(context.Background(), filepath.Join(t.TempDir(), "kura.db"))
+	c, err := Open(context.Background(), filepath.Join(t.TempDir(), "dozo.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,7 +27,7 @@ func open(t *testing.T) *Catalog {
 func mkDataset(t *testing.T, c *Catalog, id string) {
 	t.Helper()
 	err := c.CreateDataset(context.Background(), Dataset{ID: id, Title: "t", K: 4, M: 2, PlainSegmentSize: 1 << 20,
-		SegmentSize: 1<<20 + 16*16, TransitKey: "kura-ds-" + id, CreatedBy: "sam", CreatedAt: t0})
+		SegmentSize: 1<<20 + 16*16, TransitKey: "dozo-ds-" + id, CreatedBy: "sam", CreatedAt: t0})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +50,7 @@ func seg(i int) storage.SegmentMeta {
 
 func TestMigrations(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "kura.db")
+	path := filepath.Join(t.TempDir(), "dozo.db")
 	for range 2 { // reopening applies nothing twice
 		c, err := Open(ctx, path)
 		if err != nil {
@@ -67,7 +67,7 @@ func TestMigrations(t *testing.T) {
 		}
 		c.Close()
 	}
-	// A catalog from a newer kurad is refused.
+	// A catalog from a newer dozod is refused.
 	c, _ := Open(ctx, path)
 	c.db.Exec(`INSERT INTO schema_migrations(version, applied_at) VALUES (?, 0)`, SchemaVersion+1)
 	c.Close()

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/ddbj/kura/storage"
+	"github.com/dozo-vault/dozo/storage"
 )
 
 // File states (the API's, plus "aborted" for a file whose upload was

@@ -99,7 +99,7 @@ func (c *Catalog) LiftFreeze(ctx context.Context, kind, name, by, reason string,
 }
 
 // ActiveFreeze returns the freeze in force on kind/name, or ErrNotFound.
-// kurad asks on every request (no cache), so a freeze takes effect at the
+// dozod asks on every request (no cache), so a freeze takes effect at the
 // next request.
 func (c *Catalog) ActiveFreeze(ctx context.Context, kind, name string) (*Freeze, error) {
 	f, err := scanFreeze(c.db.QueryRowContext(ctx, `SELECT `+freezeCols+` FROM freezes

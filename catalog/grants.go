@@ -153,7 +153,7 @@ func (c *Catalog) ActiveGrant(ctx context.Context, datasetID, user, today string
 }
 
 // LatestGrant returns the user's most recent grant row on the dataset in
-// whatever state, or ErrNotFound if the user never held one. kurad uses it
+// whatever state, or ErrNotFound if the user never held one. dozod uses it
 // to tell a former grantee why access ends (expired, revoked, not yet
 // started) instead of pretending the dataset does not exist.
 func (c *Catalog) LatestGrant(ctx context.Context, datasetID, user string) (*Grant, error) {

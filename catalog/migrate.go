@@ -128,13 +128,13 @@ func (c *Catalog) migrate(ctx context.Context) error {
 			return fmt.Errorf("catalog: migration %d: %w", v, err)
 		}
 	}
-	// A catalog written by a newer kurad must not be used by an older one.
+	// A catalog written by a newer dozod must not be used by an older one.
 	var maxV int
 	if err := c.db.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&maxV); err != nil {
 		return fmt.Errorf("catalog: schema version: %w", err)
 	}
 	if maxV > SchemaVersion {
-		return fmt.Errorf("catalog: schema version %d is newer than this kurad supports (%d)", maxV, SchemaVersion)
+		return fmt.Errorf("catalog: schema version %d is newer than this dozod supports (%d)", maxV, SchemaVersion)
 	}
 	return nil
 }

@@ -3,7 +3,7 @@ package catalog
 // migrationScrub (4) records scrub runs (issue 5). A run lists its files
 // up front (scrub_files, in order) and stamps each as it finishes, so a run
 // interrupted by a restart continues where it stopped. The partial unique
-// index allows one running scrub at a time, whatever kurad believes.
+// index allows one running scrub at a time, whatever dozod believes.
 // scrub_files.file_id has no foreign key: a scrub record must never stand
 // in the way of deleting a file.
 const migrationScrub = `

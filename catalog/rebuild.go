@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/ddbj/kura/storage"
+	"github.com/dozo-vault/dozo/storage"
 )
 
 // RestoreFile inserts an available file and its segments, as recovered

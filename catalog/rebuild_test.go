@@ -5,7 +5,7 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/ddbj/kura/storage"
+	"github.com/dozo-vault/dozo/storage"
 )
 
 func TestRestoreFileAndStats(t *testing.T) {

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/ddbj/kura/storage"
+	"github.com/dozo-vault/dozo/storage"
 )
 
 // Scrub run states and triggers.
@@ -25,7 +25,7 @@ const (
 type ScrubRun struct {
 	ID        string
 	Trigger   string // ScrubManual or ScrubScheduled
-	StartedBy string // user, or "kurad" for scheduled runs
+	StartedBy string // user, or "dozod" for scheduled runs
 	DatasetID string // "" = every dataset
 	FileName  string // "" = every file of the scope
 	Deep      bool

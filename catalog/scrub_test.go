@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ddbj/kura/storage"
+	"github.com/dozo-vault/dozo/storage"
 )
 
 func TestScrubRunsAndRepairSwap(t *testing.T) {
@@ -35,7 +35,7 @@ func TestScrubRunsAndRepairSwap(t *testing.T) {
 	if err := c.CreateScrubRun(ctx, run, cands); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.CreateScrubRun(ctx, ScrubRun{ID: "r2", Trigger: ScrubScheduled, StartedBy: "kurad", StartedAt: t0}, nil); !errors.Is(err, ErrState) {
+	if err := c.CreateScrubRun(ctx, ScrubRun{ID: "r2", Trigger: ScrubScheduled, StartedBy: "dozod", StartedAt: t0}, nil); !errors.Is(err, ErrState) {
 		t.Fatalf("second running run: %v", err)
 	}
 	if r, err := c.RunningScrub(ctx); err != nil || r.ID != "r1" || !r.Deep || r.DatasetID != "D1" {

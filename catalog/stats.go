@@ -12,7 +12,7 @@ type StateCount struct {
 	Bytes int64
 }
 
-// Stats are catalog totals for kurad's metrics.
+// Stats are catalog totals for dozod's metrics.
 type Stats struct {
 	Datasets int64
 	States   []StateCount // every file state, in a fixed order, zeros included

@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/ddbj/kura/api"
+	"github.com/dozo-vault/dozo/api"
 )
 
 func historyQuery(history bool) string {

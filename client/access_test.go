@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ddbj/kura/api"
+	"github.com/dozo-vault/dozo/api"
 )
 
 func TestWriteGrantsCSV(t *testing.T) {

@@ -10,8 +10,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/ddbj/kura/api"
-	"github.com/ddbj/kura/audit"
+	"github.com/dozo-vault/dozo/api"
+	"github.com/dozo-vault/dozo/audit"
 )
 
 // AuditQuery selects audit records; zero fields match all.
@@ -45,7 +45,7 @@ func (c *Client) AuditList(ctx context.Context, q AuditQuery) ([]api.AuditRecord
 	return out, c.do(ctx, http.MethodGet, path, nil, &out)
 }
 
-// AuditVerify asks kurad to verify the whole stored chain (admin). With an
+// AuditVerify asks dozod to verify the whole stored chain (admin). With an
 // anchor (the last record of an earlier export) it also checks that the
 // log still holds that record unchanged, which catches a log cut short or
 // rewritten wholesale since the export.
@@ -93,7 +93,7 @@ func (c *Client) AuditExport(ctx context.Context, w io.Writer) (int64, error) {
 	return n, nil
 }
 
-// VerifyAuditExport verifies an export offline, with the same code kurad
+// VerifyAuditExport verifies an export offline, with the same code dozod
 // uses: no broker, no login.
 func VerifyAuditExport(r io.Reader) (audit.Result, error) {
 	return audit.VerifyExport(r)

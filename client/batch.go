@@ -8,18 +8,18 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ddbj/kura/api"
-	"github.com/ddbj/kura/storage"
+	"github.com/dozo-vault/dozo/api"
+	"github.com/dozo-vault/dozo/storage"
 )
 
-// PresignUploadBatch asks kurad for PUT URLs of many pieces of an upload.
+// PresignUploadBatch asks dozod for PUT URLs of many pieces of an upload.
 func (c *Client) PresignUploadBatch(ctx context.Context, upload string, pieces []api.PresignRequest) ([]api.PresignResponse, error) {
 	var r api.PresignBatchResponse
 	err := c.do(ctx, http.MethodPost, "/v1/uploads/"+esc(upload)+"/presign-batch", api.PresignBatchRequest{Pieces: pieces}, &r)
 	return checkBatch(r, len(pieces), err)
 }
 
-// PresignFetchBatch asks kurad for GET URLs of many pieces of a file.
+// PresignFetchBatch asks dozod for GET URLs of many pieces of a file.
 func (c *Client) PresignFetchBatch(ctx context.Context, file string, pieces []api.PresignRequest) ([]api.PresignResponse, error) {
 	var r api.PresignBatchResponse
 	err := c.do(ctx, http.MethodPost, "/v1/fetches/"+esc(file)+"/presign-batch", api.PresignBatchRequest{Pieces: pieces}, &r)
@@ -31,7 +31,7 @@ func checkBatch(r api.PresignBatchResponse, n int, err error) ([]api.PresignResp
 		return nil, err
 	}
 	if len(r.URLs) != n {
-		return nil, fmt.Errorf("kurad presigned %d of %d pieces", len(r.URLs), n)
+		return nil, fmt.Errorf("dozod presigned %d of %d pieces", len(r.URLs), n)
 	}
 	return r.URLs, nil
 }
@@ -41,7 +41,7 @@ const (
 	// 32 MiB segments a broker round trip per ~0.5 GiB instead of per piece.
 	batchSegments = 16
 	// urlMargin: a cached URL is used only while it has this much life
-	// left by kurad's clock, and for at most urlMaxAge by ours, so clock
+	// left by dozod's clock, and for at most urlMaxAge by ours, so clock
 	// skew cannot make the client use an expired URL.
 	urlMargin = time.Minute
 	urlMaxAge = 3 * time.Minute
@@ -50,7 +50,7 @@ const (
 // batchPresigner presigns the pieces of the next batchSegments segments
 // in one call when a piece not yet presigned is asked for, and hands the
 // URLs out one by one. A URL is handed out once; a retry asks again. Where
-// kurad lacks the batch endpoint it falls back to one call per piece.
+// dozod lacks the batch endpoint it falls back to one call per piece.
 type batchPresigner struct {
 	prefix string // storage.FilePrefix of the file
 	nsegs  int
@@ -101,12 +101,12 @@ func (b *batchPresigner) presign(ctx context.Context, target, key string) (*api.
 		}
 	}
 	if !found {
-		// Not where the plan puts it (kurad will say why): ask for it alone.
+		// Not where the plan puts it (dozod will say why): ask for it alone.
 		return b.single(ctx, target, key)
 	}
 	resps, err := b.batch(ctx, reqs)
 	if IsStatus(err, http.StatusNotFound) {
-		// An older kurad without the batch endpoint, or no access: the
+		// An older dozod without the batch endpoint, or no access: the
 		// single presign tells which, with its own error.
 		p, serr := b.single(ctx, target, key)
 		if serr == nil {
@@ -142,7 +142,7 @@ func (b *batchPresigner) parse(key string) (seg, piece int, ok bool) {
 }
 
 // uploadPresigner batches the PUT presigns of upload u over targets ts,
-// placing pieces as storage.Place does (kurad checks the same placement).
+// placing pieces as storage.Place does (dozod checks the same placement).
 func (c *Client) uploadPresigner(u *api.Upload, layout storage.Layout, ts func() []storage.Target) *batchPresigner {
 	return &batchPresigner{
 		prefix: storage.FilePrefix(u.Dataset, u.FileID),

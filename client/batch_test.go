@@ -9,7 +9,7 @@ import (
 
 // TestPresignBatching: an upload and a fetch of a 6-segment file presign
 // through a handful of batch calls, not one call per piece; against a
-// kurad without the batch endpoint they fall back to single presigns and
+// dozod without the batch endpoint they fall back to single presigns and
 // still round-trip.
 func TestPresignBatching(t *testing.T) {
 	for _, old := range []bool{false, true} {
@@ -30,7 +30,7 @@ func TestPresignBatching(t *testing.T) {
 		if old {
 			// One batch attempt per transfer, then 36 PUTs + 24 GETs singly.
 			if single != 6*6+6*4 {
-				t.Errorf("older kurad: %d single presigns, want 60", single)
+				t.Errorf("older dozod: %d single presigns, want 60", single)
 			}
 			continue
 		}

@@ -1,14 +1,14 @@
-// Package client is kura's client library: a Go client of the kurad HTTP
+// Package client is dozo's client library: a Go client of the dozod HTTP
 // API (package api), a storage.Target that moves pieces through presigned
-// URLs, the upload and fetch logic of the kura CLI, and its local state
+// URLs, the upload and fetch logic of the dozo CLI, and its local state
 // (config directory, login token, age identity, upload journals).
 //
 // Security properties kept throughout:
-//   - plaintext and file keys never leave this process unencrypted: kurad
+//   - plaintext and file keys never leave this process unencrypted: dozod
 //     receives the file key once, at upload begin, over pinned TLS, and
 //     storage receives ciphertext pieces only;
 //   - the client never holds storage credentials: every piece moves through
-//     a short-lived presigned URL that kurad issues per piece;
+//     a short-lived presigned URL that dozod issues per piece;
 //   - tokens, keys, passwords and presigned URLs (which are bearer
 //     capabilities) never appear in errors or logs.
 package client
@@ -21,7 +21,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/ddbj/kura/internal/loopback"
+	"github.com/dozo-vault/dozo/internal/loopback"
 	"io"
 	"net"
 	"net/http"
@@ -30,58 +30,58 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ddbj/kura/api"
-	"github.com/ddbj/kura/storage"
+	"github.com/dozo-vault/dozo/api"
+	"github.com/dozo-vault/dozo/storage"
 )
 
 // Options configure a Client.
 type Options struct {
-	// Broker is kurad's base URL, e.g. https://kura.example.org:8443.
+	// Broker is dozod's base URL, e.g. https://dozo.example.org:8443.
 	Broker string
-	// CACert is a PEM file. When set, kurad's certificate must chain to it
+	// CACert is a PEM file. When set, dozod's certificate must chain to it
 	// and to nothing else (the system roots are not consulted), so a
 	// compromised public CA cannot impersonate the broker. When empty the
 	// system roots are used.
 	CACert string
-	// Token is the caller's Vault token, sent as a bearer token to kurad
+	// Token is the caller's Vault token, sent as a bearer token to dozod
 	// only (never to storage).
 	Token string
 	// UserAgent is sent with every request.
 	UserAgent string
-	// Timeout bounds each kurad API call (not piece transfers); default 60s.
+	// Timeout bounds each dozod API call (not piece transfers); default 60s.
 	Timeout time.Duration
 	// Debug, if set, receives one line per API call (method, path,
 	// status, request id). Never the token or a presigned URL.
 	Debug func(format string, args ...any)
 }
 
-// Client talks to kurad. It is safe for concurrent use.
+// Client talks to dozod. It is safe for concurrent use.
 type Client struct {
 	base    *url.URL
 	token   string
 	ua      string
 	timeout time.Duration
 	debug   func(string, ...any)
-	api     *http.Client // to kurad: pinned CA
+	api     *http.Client // to dozod: pinned CA
 	data    *http.Client // to storage: presigned URLs
 }
 
-// New returns a Client. It does not contact kurad.
+// New returns a Client. It does not contact dozod.
 func New(o Options) (*Client, error) {
 	if o.Broker == "" {
-		return nil, &Error{Op: "connecting to kurad", Err: errors.New("no broker address"),
-			Hint: "pass --broker URL or set KURA_BROKER"}
+		return nil, &Error{Op: "connecting to dozod", Err: errors.New("no broker address"),
+			Hint: "pass --broker URL or set DOZO_BROKER"}
 	}
 	u, err := url.Parse(strings.TrimRight(o.Broker, "/"))
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return nil, &Error{Op: "connecting to kurad", Err: fmt.Errorf("bad broker address %q", o.Broker),
+		return nil, &Error{Op: "connecting to dozod", Err: fmt.Errorf("bad broker address %q", o.Broker),
 			Hint: "use a URL like https://host:port"}
 	}
 	if u.Scheme == "http" {
 		// Every call carries the Vault token: plain HTTP only to this host,
-		// as kurad itself allows.
+		// as dozod itself allows.
 		if !loopback.Host(u.Hostname()) {
-			return nil, &Error{Op: "connecting to kurad", Err: fmt.Errorf("plain http to %s would send the login token unencrypted", u.Host),
+			return nil, &Error{Op: "connecting to dozod", Err: fmt.Errorf("plain http to %s would send the login token unencrypted", u.Host),
 				Hint: "use https://; http:// is allowed only for a loopback address"}
 		}
 	}
@@ -115,7 +115,7 @@ func New(o Options) (*Client, error) {
 	}
 	ua := o.UserAgent
 	if ua == "" {
-		ua = "kura-client"
+		ua = "dozo-client"
 	}
 	return &Client{
 		base:    u,
@@ -150,17 +150,17 @@ func loadCA(path string) (*x509.CertPool, error) {
 	pem, err := os.ReadFile(path)
 	if err != nil {
 		return nil, &Error{Op: "loading the broker CA certificate", Err: err,
-			Hint: "check --ca-cert / KURA_CA_CERT"}
+			Hint: "check --ca-cert / DOZO_CA_CERT"}
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(pem) {
 		return nil, &Error{Op: "loading the broker CA certificate", Err: fmt.Errorf("%s holds no PEM certificate", path),
-			Hint: "check --ca-cert / KURA_CA_CERT"}
+			Hint: "check --ca-cert / DOZO_CA_CERT"}
 	}
 	return pool, nil
 }
 
-// Broker returns kurad's base URL.
+// Broker returns dozod's base URL.
 func (c *Client) Broker() string { return c.base.String() }
 
 // HasToken reports whether the client carries a login token.
@@ -213,11 +213,11 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	if out == nil || resp.StatusCode == http.StatusNoContent {
 		return nil
 	}
-	// kurad bounds request bodies at api.MaxBodyBytes; responses may be
+	// dozod bounds request bodies at api.MaxBodyBytes; responses may be
 	// larger (a manifest of a 200 GB file is a few MB), so bound generously.
 	dec := json.NewDecoder(io.LimitReader(resp.Body, storage.MaxManifestSize+(1<<20)))
 	if err := dec.Decode(out); err != nil {
-		return fmt.Errorf("%s %s: decoding kurad's answer: %w", method, path, err)
+		return fmt.Errorf("%s %s: decoding dozod's answer: %w", method, path, err)
 	}
 	return nil
 }
@@ -230,7 +230,7 @@ func orDash(s string) string {
 }
 
 // unwrapURLError drops the *url.Error wrapper, whose message repeats the
-// URL: harmless for kurad's URLs, but the same helper serves presigned
+// URL: harmless for dozod's URLs, but the same helper serves presigned
 // URLs, whose query strings are credentials.
 func unwrapURLError(err error) error {
 	var ue *url.Error
@@ -242,13 +242,13 @@ func unwrapURLError(err error) error {
 
 func esc(s string) string { return url.PathEscape(s) }
 
-// Health checks that kurad answers (no login needed).
+// Health checks that dozod answers (no login needed).
 func (c *Client) Health(ctx context.Context) (*api.Health, error) {
 	var h api.Health
 	return &h, c.do(ctx, http.MethodGet, "/v1/health", nil, &h)
 }
 
-// WhoAmI returns the caller as kurad sees them.
+// WhoAmI returns the caller as dozod sees them.
 func (c *Client) WhoAmI(ctx context.Context) (*api.User, error) {
 	var u api.User
 	return &u, c.do(ctx, http.MethodGet, "/v1/whoami", nil, &u)
@@ -286,7 +286,7 @@ func (c *Client) ListFiles(ctx context.Context, dataset string) ([]api.File, err
 }
 
 // BeginUpload opens an upload session. req carries the file key and nonce
-// the client made; kurad wraps the key with the dataset's Transit key and
+// the client made; dozod wraps the key with the dataset's Transit key and
 // keeps only the wrapped form.
 func (c *Client) BeginUpload(ctx context.Context, dataset string, req api.BeginUploadRequest) (*api.Upload, error) {
 	var u api.Upload
@@ -318,7 +318,7 @@ func (c *Client) CompleteUpload(ctx context.Context, upload string, req api.Comp
 	return &f, c.do(ctx, http.MethodPost, "/v1/uploads/"+esc(upload)+"/complete", req, &f)
 }
 
-// AbortUpload abandons an upload; kurad deletes its pieces.
+// AbortUpload abandons an upload; dozod deletes its pieces.
 func (c *Client) AbortUpload(ctx context.Context, upload string) error {
 	return c.do(ctx, http.MethodDelete, "/v1/uploads/"+esc(upload), nil, nil)
 }

@@ -20,7 +20,7 @@ import (
 	"filippo.io/age"
 	"github.com/zeebo/blake3"
 
-	"github.com/ddbj/kura/storage"
+	"github.com/dozo-vault/dozo/storage"
 )
 
 func TestParseSize(t *testing.T) {
@@ -114,7 +114,7 @@ func perm(t *testing.T, path string) os.FileMode {
 
 func TestConfigDirPermissions(t *testing.T) {
 	base := t.TempDir()
-	p := filepath.Join(base, "new", "kura")
+	p := filepath.Join(base, "new", "dozo")
 	d, err := OpenDir(p)
 	if err != nil {
 		t.Fatal(err)
@@ -318,40 +318,40 @@ func TestErrorFormat(t *testing.T) {
 	}
 	ae.Body.Hint = ""
 	ae.Status = 401
-	if h := Hint(err); !strings.Contains(h, "kura login") {
+	if h := Hint(err); !strings.Contains(h, "dozo login") {
 		t.Errorf("401 hint %q", h)
 	}
-	if h := Hint(&Error{Op: "x", Err: ErrNotLoggedIn}); !strings.Contains(h, "kura login") {
+	if h := Hint(&Error{Op: "x", Err: ErrNotLoggedIn}); !strings.Contains(h, "dozo login") {
 		t.Errorf("not logged in hint %q", h)
 	}
-	if h := Hint(&Error{Op: "x", Err: ErrNoIdentity}); !strings.Contains(h, "kura keygen") {
+	if h := Hint(&Error{Op: "x", Err: ErrNoIdentity}); !strings.Contains(h, "dozo keygen") {
 		t.Errorf("no identity hint %q", h)
 	}
-	if _, err := New(Options{}); err == nil || !strings.Contains(Format(err, false), "KURA_BROKER") {
+	if _, err := New(Options{}); err == nil || !strings.Contains(Format(err, false), "DOZO_BROKER") {
 		t.Errorf("no broker: %v", err)
 	}
-	// Refused connection to kurad.
+	// Refused connection to dozod.
 	c, _ := New(Options{Broker: "http://127.0.0.1:1", Token: "s.tok"})
 	_, werr := c.WhoAmI(context.Background())
-	if f := Format(werr, true); !strings.Contains(f, "kurad") || strings.Contains(f, "s.tok") {
+	if f := Format(werr, true); !strings.Contains(f, "dozod") || strings.Contains(f, "s.tok") {
 		t.Errorf("transport error: %q", f)
 	}
-	if got := redact("http://s3:9000/b/kura/v1/x?X-Amz-Signature=abc&X-Amz-Credential=k"); got != "http://s3:9000" {
+	if got := redact("http://s3:9000/b/dozo/v1/x?X-Amz-Signature=abc&X-Amz-Credential=k"); got != "http://s3:9000" {
 		t.Errorf("redact = %q", got)
 	}
 }
 
-// --- upload and fetch against the in-process fake kurad ---
+// --- upload and fetch against the in-process fake dozod ---
 
 type env struct {
-	fk  *fakeKurad
+	fk  *fakeDozod
 	c   *Client
 	dir *Dir
 	id  *Identity
 }
 
 func newEnv(t *testing.T) *env {
-	fk := newFakeKurad(t)
+	fk := newFakeDozod(t)
 	d, err := OpenDir(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -562,7 +562,7 @@ func TestFetchResume(t *testing.T) {
 	// An interrupted fetch: 2.5 segments on disk, 2 recorded as verified.
 	verified := int64(2*fakePlainSeg + fakePlainSeg/2)
 	os.WriteFile(out+".partial", data[:verified], 0o600)
-	writeSidecar(out+".partial.kura", sidecar{Version: 1, FileID: res.File.ID, SHA256: res.File.SHA256, Size: res.File.Size, Verified: verified})
+	writeSidecar(out+".partial.dozo", sidecar{Version: 1, FileID: res.File.ID, SHA256: res.File.SHA256, Size: res.File.Size, Verified: verified})
 	fr, err := e.fetch(t, FetchOptions{Output: out})
 	if err != nil {
 		t.Fatal(Format(err, true))
@@ -574,7 +574,7 @@ func TestFetchResume(t *testing.T) {
 	if !bytes.Equal(got, data) {
 		t.Fatal("resumed fetch differs")
 	}
-	for _, p := range []string{out + ".partial", out + ".partial.kura"} {
+	for _, p := range []string{out + ".partial", out + ".partial.dozo"} {
 		if _, err := os.Stat(p); err == nil {
 			t.Errorf("%s left behind", p)
 		}
@@ -586,7 +586,7 @@ func TestFetchResume(t *testing.T) {
 	bad := bytes.Clone(data[:verified])
 	bad[7] ^= 1
 	os.WriteFile(out2+".partial", bad, 0o600)
-	writeSidecar(out2+".partial.kura", sidecar{Version: 1, FileID: res.File.ID, SHA256: res.File.SHA256, Size: res.File.Size, Verified: verified})
+	writeSidecar(out2+".partial.dozo", sidecar{Version: 1, FileID: res.File.ID, SHA256: res.File.SHA256, Size: res.File.Size, Verified: verified})
 	_, err = e.fetch(t, FetchOptions{Output: out2})
 	if !errors.Is(err, ErrChecksum) {
 		t.Fatalf("corrupt prefix: %v", err)
@@ -686,12 +686,12 @@ func TestUploadCompletedButAnswerLost(t *testing.T) {
 
 // The token goes with every call: plain http only to a loopback broker.
 func TestNewRefusesPlainHTTPToRemoteBroker(t *testing.T) {
-	for _, b := range []string{"http://kura.example.org:8443", "http://10.0.0.5:8443"} {
+	for _, b := range []string{"http://dozo.example.org:8443", "http://10.0.0.5:8443"} {
 		if _, err := New(Options{Broker: b}); err == nil {
 			t.Errorf("%s accepted", b)
 		}
 	}
-	for _, b := range []string{"http://127.0.0.1:8443", "http://localhost:8443", "http://[::1]:8443", "https://kura.example.org:8443"} {
+	for _, b := range []string{"http://127.0.0.1:8443", "http://localhost:8443", "http://[::1]:8443", "https://dozo.example.org:8443"} {
 		if _, err := New(Options{Broker: b}); err != nil {
 			t.Errorf("%s: %v", b, err)
 		}

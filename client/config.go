@@ -28,7 +28,7 @@ const (
 	journalDir   = "uploads"
 )
 
-// Dir is kura's local state directory (default ~/.config/kura). It holds
+// Dir is dozo's local state directory (default ~/.config/dozo). It holds
 // secrets — the login token, the age identity, upload journals with sealed
 // file keys — so it is kept 0700 and every file in it 0600: only the user
 // can read them, whatever their umask.
@@ -36,13 +36,13 @@ type Dir struct {
 	Path string
 }
 
-// DefaultDirPath returns ~/.config/kura (honouring XDG_CONFIG_HOME).
+// DefaultDirPath returns ~/.config/dozo (honouring XDG_CONFIG_HOME).
 func DefaultDirPath() (string, error) {
 	base, err := os.UserConfigDir()
 	if err != nil {
 		return "", err
 	}
-	return filepath.Join(base, "kura"), nil
+	return filepath.Join(base, "dozo"), nil
 }
 
 // OpenDir creates path (and missing parents) if needed and makes sure the
@@ -52,7 +52,7 @@ func OpenDir(path string) (*Dir, error) {
 	if path == "" {
 		var err error
 		if path, err = DefaultDirPath(); err != nil {
-			return nil, hintError("finding the config directory", "pass --config-dir or set KURA_CONFIG_DIR", err)
+			return nil, hintError("finding the config directory", "pass --config-dir or set DOZO_CONFIG_DIR", err)
 		}
 	}
 	abs, err := filepath.Abs(path)
@@ -129,7 +129,7 @@ func readSecret(path string) ([]byte, error) {
 	return os.ReadFile(path)
 }
 
-// Login is what 'kura login' remembers besides the token.
+// Login is what 'dozo login' remembers besides the token.
 type Login struct {
 	Username  string    `json:"username"`
 	VaultAddr string    `json:"vault_addr"`
@@ -229,7 +229,7 @@ func (d *Dir) Keygen(classic, force bool) (*Identity, error) {
 		// O_EXCL: even a concurrent keygen cannot be overwritten.
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if errors.Is(err, fs.ErrExist) {
-			return nil, hintError("creating an identity", "use --force to replace it; files wrapped to the old key then need a new 'kura key register' and fetch",
+			return nil, hintError("creating an identity", "use --force to replace it; files wrapped to the old key then need a new 'dozo key register' and fetch",
 				fmt.Errorf("%s already exists", path))
 		}
 		if err != nil {

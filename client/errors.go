@@ -11,12 +11,12 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/ddbj/kura/storage"
+	"github.com/dozo-vault/dozo/storage"
 )
 
 // Error is a failed operation with, when known, what the user can do about
 // it. Its message is "<op>: <why>"; the hint is kept apart so the CLI can
-// print "kura: <op>: <why> (<hint>)".
+// print "dozo: <op>: <why> (<hint>)".
 type Error struct {
 	Op   string // what failed, e.g. "uploading reads.bam"
 	Err  error  // why
@@ -39,7 +39,7 @@ func hintError(op, hint string, err error) error {
 	return &Error{Op: op, Err: err, Hint: hint}
 }
 
-// APIError is a non-2xx answer from kurad.
+// APIError is a non-2xx answer from dozod.
 type APIError struct {
 	Method, Path string
 	Status       int
@@ -52,13 +52,13 @@ type APIError struct {
 
 func (e *APIError) Error() string { return e.Body.Error }
 
-// TransportError is a kurad request that got no HTTP answer.
+// TransportError is a dozod request that got no HTTP answer.
 type TransportError struct {
 	Method, Path string
 	Err          error
 }
 
-func (e *TransportError) Error() string { return "cannot reach kurad: " + e.Err.Error() }
+func (e *TransportError) Error() string { return "cannot reach dozod: " + e.Err.Error() }
 func (e *TransportError) Unwrap() error { return e.Err }
 
 // IsStatus reports whether err is an APIError with the given status.
@@ -68,10 +68,10 @@ func IsStatus(err error, status int) bool {
 }
 
 // Hint returns what the user can do about err: the innermost explicit hint
-// (kurad's, or one set by this package), else one derived from the kind of
+// (dozod's, or one set by this package), else one derived from the kind of
 // failure. It may be empty.
 func Hint(err error) string {
-	// kurad knows best why it refused; prefer its hint.
+	// dozod knows best why it refused; prefer its hint.
 	var ae *APIError
 	if errors.As(err, &ae) {
 		if ae.Body.Hint != "" {
@@ -79,14 +79,14 @@ func Hint(err error) string {
 		}
 		switch ae.Status {
 		case http.StatusUnauthorized:
-			return "log in again with 'kura login'"
+			return "log in again with 'dozo login'"
 		case http.StatusForbidden:
 			return "ask the dataset's custodian or an admin for access"
 		case http.StatusNotFound:
 			return "check the name; datasets you have no access to look like missing ones"
 		}
 		if ae.Status >= 500 {
-			return "kurad failed; retry later or tell its operators the request id (--debug shows it)"
+			return "dozod failed; retry later or tell its operators the request id (--debug shows it)"
 		}
 		return ""
 	}
@@ -113,23 +113,23 @@ func Hint(err error) string {
 	case errors.Is(err, context.Canceled):
 		return "interrupted; run the same command again to resume"
 	case errors.As(err, &ua):
-		return "pass the broker's CA certificate with --ca-cert or KURA_CA_CERT"
+		return "pass the broker's CA certificate with --ca-cert or DOZO_CA_CERT"
 	case errors.As(err, &hn), errors.As(err, &ci):
 		return "the broker's certificate does not match; check --broker and --ca-cert"
 	case errors.Is(err, syscall.ECONNREFUSED) && errors.As(err, &te):
-		return "is kurad running? check --broker / KURA_BROKER"
+		return "is dozod running? check --broker / DOZO_BROKER"
 	case errors.As(err, &te):
 		var dns *net.DNSError
 		if errors.As(err, &dns) {
-			return "check the host name in --broker / KURA_BROKER"
+			return "check the host name in --broker / DOZO_BROKER"
 		}
-		return "check the network and --broker / KURA_BROKER"
+		return "check the network and --broker / DOZO_BROKER"
 	case errors.Is(err, syscall.ECONNREFUSED), errors.As(err, new(*net.OpError)):
 		return "a storage server is unreachable (tell the operators if it persists)"
 	case errors.Is(err, ErrNotLoggedIn):
-		return "run 'kura login --username NAME' first"
+		return "run 'dozo login --username NAME' first"
 	case errors.Is(err, ErrNoIdentity):
-		return "run 'kura keygen' and 'kura key register' first"
+		return "run 'dozo keygen' and 'dozo key register' first"
 	case errors.Is(err, storage.ErrNotFound):
 		return "a piece is missing from storage; ask the operators to run a scrub"
 	case errors.Is(err, os.ErrPermission):
@@ -142,7 +142,7 @@ func Hint(err error) string {
 
 // Format renders err for a terminal: "<what failed>: <why> (<what to do>)".
 // With debug it adds the HTTP status, request path and request id of a
-// kurad error. It never includes tokens or presigned URLs: none of this
+// dozod error. It never includes tokens or presigned URLs: none of this
 // package's errors carry them.
 func Format(err error, debug bool) string {
 	msg := strings.ReplaceAll(err.Error(), "\n", " ")

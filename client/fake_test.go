@@ -19,17 +19,17 @@ import (
 
 	"filippo.io/age"
 
-	"github.com/ddbj/kura/api"
-	"github.com/ddbj/kura/crypto"
-	"github.com/ddbj/kura/filestore"
-	"github.com/ddbj/kura/storage"
+	"github.com/dozo-vault/dozo/api"
+	"github.com/dozo-vault/dozo/crypto"
+	"github.com/dozo-vault/dozo/filestore"
+	"github.com/dozo-vault/dozo/storage"
 )
 
-// fakeKurad is an in-process stand-in for kurad, just enough of the API
+// fakeDozod is an in-process stand-in for dozod, just enough of the API
 // contract (package api) to drive the client's upload, resume and fetch
 // logic in unit tests without servers. Storage is a set of DirTargets
 // behind a second HTTP server that honours "presigned" URLs.
-type fakeKurad struct {
+type fakeDozod struct {
 	t       *testing.T
 	api     *httptest.Server
 	store   *httptest.Server
@@ -50,7 +50,7 @@ type fakeKurad struct {
 	loseComplete atomic.Bool  // the next complete succeeds but its answer is lost
 	presigns     atomic.Int64 // single presigns
 	batches      atomic.Int64 // batch presigns
-	noBatch      bool         // answer batch presigns 404, like an older kurad
+	noBatch      bool         // answer batch presigns 404, like an older dozod
 }
 
 type fakeUpload struct {
@@ -66,9 +66,9 @@ type fakeFile struct {
 
 const fakePlainSeg = 4 * crypto.ChunkSize
 
-func newFakeKurad(t *testing.T) *fakeKurad {
+func newFakeDozod(t *testing.T) *fakeDozod {
 	retryBase = time.Millisecond
-	f := &fakeKurad{t: t, targets: map[string]*storage.DirTarget{}, uploads: map[string]*fakeUpload{},
+	f := &fakeDozod{t: t, targets: map[string]*storage.DirTarget{}, uploads: map[string]*fakeUpload{},
 		files: map[string]*fakeFile{}, auth: storage.NewHMACAuthenticator([]byte("test"))}
 	for _, s := range []string{"s1", "s2", "s3"} {
 		for _, b := range []string{"a", "b"} {
@@ -87,7 +87,7 @@ func newFakeKurad(t *testing.T) *fakeKurad {
 	return f
 }
 
-func (f *fakeKurad) client(t *testing.T) *Client {
+func (f *fakeDozod) client(t *testing.T) *Client {
 	c, err := New(Options{Broker: f.api.URL, Token: "s.test-token"})
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +95,7 @@ func (f *fakeKurad) client(t *testing.T) *Client {
 	return c
 }
 
-func (f *fakeKurad) serveStorage(w http.ResponseWriter, r *http.Request) {
+func (f *fakeDozod) serveStorage(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Query().Get("sig") != "secret" {
 		http.Error(w, "<Error><Code>AccessDenied</Code></Error>", http.StatusForbidden)
 		return
@@ -137,18 +137,18 @@ func (f *fakeKurad) serveStorage(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (f *fakeKurad) fail(w http.ResponseWriter, status int, msg, hint string) {
+func (f *fakeDozod) fail(w http.ResponseWriter, status int, msg, hint string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(api.Error{Error: msg, Hint: hint, RequestID: "req-1"})
 }
 
-func (f *fakeKurad) reply(w http.ResponseWriter, v any) {
+func (f *fakeDozod) reply(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(v)
 }
 
-func (f *fakeKurad) serveAPI(w http.ResponseWriter, r *http.Request) {
+func (f *fakeDozod) serveAPI(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get("Authorization") != "Bearer s.test-token" {
 		f.fail(w, 401, "bad token", "log in again")
 		return
@@ -247,7 +247,7 @@ func (f *fakeKurad) serveAPI(w http.ResponseWriter, r *http.Request) {
 		}
 		rs, err := age.ParseRecipients(strings.NewReader(f.recipient))
 		if err != nil {
-			f.fail(w, 400, "no recipient registered", "run kura key register")
+			f.fail(w, 400, "no recipient registered", "run dozo key register")
 			return
 		}
 		hdr, err := crypto.NewHeaderObject(ff.key, ff.nonce, rs...)
@@ -268,7 +268,7 @@ func (f *fakeKurad) serveAPI(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (f *fakeKurad) presignBatch(w http.ResponseWriter, r *http.Request, method string) {
+func (f *fakeDozod) presignBatch(w http.ResponseWriter, r *http.Request, method string) {
 	if f.noBatch {
 		f.fail(w, 404, "no route", "")
 		return

@@ -18,10 +18,10 @@ import (
 
 	"filippo.io/age"
 
-	"github.com/ddbj/kura/api"
-	"github.com/ddbj/kura/crypto"
-	"github.com/ddbj/kura/filestore"
-	"github.com/ddbj/kura/storage"
+	"github.com/dozo-vault/dozo/api"
+	"github.com/dozo-vault/dozo/crypto"
+	"github.com/dozo-vault/dozo/filestore"
+	"github.com/dozo-vault/dozo/storage"
 )
 
 // FetchOptions describe one fetch.
@@ -67,9 +67,9 @@ type FetchResult struct {
 // ErrChecksum means the fetched plaintext does not match the catalog.
 var ErrChecksum = errors.New("checksum mismatch")
 
-// FetchFile fetches a file from kura.
+// FetchFile fetches a file from dozo.
 //
-// Security properties: every piece is checked against the manifest kurad
+// Security properties: every piece is checked against the manifest dozod
 // sent over pinned TLS, every chunk against its AEAD tag, and a whole file
 // against the catalog's SHA-256 and MD5; a file on disk appears at Output
 // only after all of that passed (it is written to Output.partial, 0600, and
@@ -99,22 +99,22 @@ func (c *Client) FetchFile(ctx context.Context, o FetchOptions) (*FetchResult, e
 	m := fr.Manifest
 	switch {
 	case m == nil:
-		return nil, opError(op, errors.New("kurad sent no manifest"))
+		return nil, opError(op, errors.New("dozod sent no manifest"))
 	case m.DatasetID != fr.File.Dataset || m.FileID != fr.File.ID:
 		// The manifest must be this file's: a valid manifest of another
 		// file would decrypt to the wrong data or fail late.
-		return nil, opError(op, fmt.Errorf("kurad sent the manifest of %s/%s for file %s", m.DatasetID, m.FileID, fr.File.ID))
+		return nil, opError(op, fmt.Errorf("dozod sent the manifest of %s/%s for file %s", m.DatasetID, m.FileID, fr.File.ID))
 	}
 	hdr, err := base64.StdEncoding.DecodeString(fr.HeaderObject)
 	if err != nil {
-		return nil, opError(op, fmt.Errorf("kurad sent a malformed header: %w", err))
+		return nil, opError(op, fmt.Errorf("dozod sent a malformed header: %w", err))
 	}
 	// Check up front that the header opens, for a clear error.
 	fileKey, _, err := crypto.OpenHeaderObject(hdr, o.Identity)
 	if err != nil {
 		var nm *age.NoIdentityMatchError
 		if errors.As(err, &nm) {
-			return nil, hintError(op, "run 'kura key register' so kurad wraps keys for your current identity",
+			return nil, hintError(op, "run 'dozo key register' so dozod wraps keys for your current identity",
 				errors.New("the file's header is not wrapped for your identity"))
 		}
 		return nil, opError(op, err)
@@ -270,7 +270,7 @@ func (f *fetcher) writeRange(ctx context.Context, out io.Writer) error {
 	defer func() { f.res.Stats = file.Stats() }()
 	off, n, err := f.o.Range.Clamp(file.Size())
 	if err != nil {
-		return hintError(f.op, "check --range against the file's size ('kura ls')", err)
+		return hintError(f.op, "check --range against the file's size ('dozo ls')", err)
 	}
 	f.total, f.res.From = n, off
 	return opError(f.op, copyRange(ctx, counter{out, f}, file, off, n, planSegment(f.fr.Manifest)))
@@ -394,13 +394,13 @@ type sidecar struct {
 // previous run stopped, and renames it to Output once verified.
 func (f *fetcher) toFile(ctx context.Context) error {
 	out := f.o.Output
-	partial, side := out+".partial", out+".partial.kura"
+	partial, side := out+".partial", out+".partial.dozo"
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return opError(f.op, err)
 	}
 	unlock, err := lockFile(partial + ".lock")
 	if err != nil {
-		return hintError(f.op, "wait for the other 'kura fetch' to "+out+" to finish", err)
+		return hintError(f.op, "wait for the other 'dozo fetch' to "+out+" to finish", err)
 	}
 	defer func() {
 		os.Remove(partial + ".lock") // while still held

@@ -20,8 +20,8 @@ import (
 	"filippo.io/age"
 	"github.com/zeebo/blake3"
 
-	"github.com/ddbj/kura/crypto"
-	"github.com/ddbj/kura/storage"
+	"github.com/dozo-vault/dozo/crypto"
+	"github.com/dozo-vault/dozo/storage"
 )
 
 // JournalVersion is the journal format this package writes and reads.
@@ -75,7 +75,7 @@ type SourceInfo struct {
 }
 
 // SegmentHash is the BLAKE3 hash (hex) of one segment's plaintext,
-// recorded before the segment is committed to kurad. BLAKE3, being a
+// recorded before the segment is committed to dozod. BLAKE3, being a
 // collision-resistant hash like SHA-256, proves the plaintext unchanged
 // as well, at twice the speed.
 type SegmentHash struct {
@@ -183,7 +183,7 @@ func (j *Journal) OpenKey(id age.Identity) (fileKey, nonce []byte, err error) {
 var ErrSourceChanged = errors.New("cannot resume")
 
 // ResumePoint decides whether an upload recorded in j may continue, given
-// the source as it is now and the segments kurad has committed. It returns
+// the source as it is now and the segments dozod has committed. It returns
 // the segment to continue at, or an error wrapping ErrSourceChanged saying
 // why a fresh start (new key and nonce) is needed.
 //
@@ -203,7 +203,7 @@ func ResumePoint(j *Journal, now SourceInfo, plainSegmentSize int64, committed [
 	case j.PlainSegmentSize != plainSegmentSize || plainSegmentSize <= 0:
 		return changed("the segment size changed")
 	}
-	// kurad commits segments in order; count the contiguous prefix.
+	// dozod commits segments in order; count the contiguous prefix.
 	idx := make([]int, 0, len(committed))
 	for _, s := range committed {
 		idx = append(idx, s.Index)

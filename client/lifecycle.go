@@ -8,10 +8,10 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/ddbj/kura/api"
+	"github.com/dozo-vault/dozo/api"
 )
 
-// lifecycleTimeout bounds a rotation or deletion call: kurad rewrites one
+// lifecycleTimeout bounds a rotation or deletion call: dozod rewrites one
 // header per file, or deletes every object of the dataset, before it
 // answers. Both resume if cut short.
 const lifecycleTimeout = 2 * time.Hour
@@ -51,7 +51,7 @@ func (c *Client) DeletionReport(ctx context.Context, dataset string) (*api.Delet
 func FormatDeletionReport(r *api.DeletionReport) string {
 	var b strings.Builder
 	ts := func(t time.Time) string { return t.UTC().Format(time.RFC3339) }
-	fmt.Fprintf(&b, "kura deletion report: dataset %s\n", r.Dataset)
+	fmt.Fprintf(&b, "dozo deletion report: dataset %s\n", r.Dataset)
 	fmt.Fprintf(&b, "%s\n\n", strings.Repeat("=", 30+len(r.Dataset)))
 	w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(w, "Dataset\t%s (%s)\n", r.Dataset, r.Title)

@@ -7,10 +7,10 @@ import (
 
 	vaultapi "github.com/hashicorp/vault/api"
 
-	"github.com/ddbj/kura/vault"
+	"github.com/dozo-vault/dozo/vault"
 )
 
-// LoginOptions say how to log in to Vault, kura's identity provider.
+// LoginOptions say how to log in to Vault, dozo's identity provider.
 type LoginOptions struct {
 	VaultAddr   string
 	VaultCACert string // PEM file; empty for the system roots
@@ -20,7 +20,7 @@ type LoginOptions struct {
 }
 
 // VaultLogin logs in with Vault userpass and returns the token. The
-// password goes to Vault and nowhere else; kurad only ever sees the token.
+// password goes to Vault and nowhere else; dozod only ever sees the token.
 func VaultLogin(ctx context.Context, o LoginOptions) (string, error) {
 	const op = "logging in to Vault"
 	if o.VaultAddr == "" {

@@ -3,14 +3,14 @@ package client
 import (
 	"errors"
 	"fmt"
-	"github.com/ddbj/kura/api"
+	"github.com/dozo-vault/dozo/api"
 	"math"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/ddbj/kura/storage"
+	"github.com/dozo-vault/dozo/storage"
 )
 
 var sizeUnits = []struct {
@@ -118,11 +118,11 @@ func (r Range) Clamp(size int64) (off, n int64, err error) {
 	return r.Start, n, nil
 }
 
-// ValidateName checks a file's name in kura before anything is sent; it is
-// kurad's own rule, api.ValidateFileName.
+// ValidateName checks a file's name in dozo before anything is sent; it is
+// dozod's own rule, api.ValidateFileName.
 var ValidateName = api.ValidateFileName
 
-// DefaultName is the name a local file gets in kura: its base name.
+// DefaultName is the name a local file gets in dozo: its base name.
 func DefaultName(path string) string {
 	return filepath.Base(filepath.Clean(path))
 }
@@ -143,7 +143,7 @@ func ParseFileRef(s string) (dataset, name string, err error) {
 	return dataset, name, nil
 }
 
-// ValidateDatasetID checks a dataset id before sending it to kurad.
+// ValidateDatasetID checks a dataset id before sending it to dozod.
 func ValidateDatasetID(id string) error {
 	if err := storage.ValidateID(id); err != nil {
 		return fmt.Errorf("bad dataset id %q: use 1-%d of A-Z a-z 0-9 . _ - (not starting with . or -)", id, storage.MaxIDLen)

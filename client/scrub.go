@@ -5,11 +5,11 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/ddbj/kura/api"
+	"github.com/dozo-vault/dozo/api"
 )
 
-// StartScrub asks kurad to start a scrub (admin only). It returns at once
-// with the running run; kurad does the work.
+// StartScrub asks dozod to start a scrub (admin only). It returns at once
+// with the running run; dozod does the work.
 func (c *Client) StartScrub(ctx context.Context, req api.ScrubRequest) (*api.ScrubRun, error) {
 	var r api.ScrubRun
 	return &r, c.do(ctx, http.MethodPost, "/v1/scrubs", req, &r)

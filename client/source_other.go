@@ -11,7 +11,7 @@ func sourceInfo(fi fs.FileInfo) SourceInfo {
 	return SourceInfo{Size: fi.Size(), MTimeNS: fi.ModTime().UnixNano()}
 }
 
-var errLocked = errors.New("another kura process is working on it")
+var errLocked = errors.New("another dozo process is working on it")
 
 // lockFile is a no-op where flock is unavailable.
 func lockFile(string) (func(), error) { return func() {}, nil }

@@ -22,8 +22,8 @@ func sourceInfo(fi fs.FileInfo) SourceInfo {
 	return si
 }
 
-// errLocked is returned when another kura process holds a lock.
-var errLocked = errors.New("another kura process is working on it")
+// errLocked is returned when another dozo process holds a lock.
+var errLocked = errors.New("another dozo process is working on it")
 
 // lockFile takes an exclusive, non-blocking lock on path (created 0600) so
 // two runs never drive the same upload or fetch at once. The lock goes

@@ -11,21 +11,21 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ddbj/kura/api"
-	"github.com/ddbj/kura/storage"
+	"github.com/dozo-vault/dozo/api"
+	"github.com/dozo-vault/dozo/storage"
 )
 
 // ErrNotThroughBroker is returned by the presigned target's Stat, List and
-// Delete: kurad presigns piece PUTs and GETs only, so a client can neither
+// Delete: dozod presigns piece PUTs and GETs only, so a client can neither
 // enumerate nor remove stored objects.
 var ErrNotThroughBroker = errors.New("not supported through the broker")
 
-// presignFunc asks kurad for a URL for one piece key on one target.
+// presignFunc asks dozod for a URL for one piece key on one target.
 type presignFunc func(ctx context.Context, target, key string) (*api.PresignResponse, error)
 
-// PresignedTarget is a storage.Target that reaches one of kurad's targets
+// PresignedTarget is a storage.Target that reaches one of dozod's targets
 // through presigned URLs. The client holds no storage credentials: each
-// piece PUT or GET is authorised by kurad individually, for this upload or
+// piece PUT or GET is authorised by dozod individually, for this upload or
 // fetch only, and expires quickly.
 type PresignedTarget struct {
 	id, domain string
@@ -34,7 +34,7 @@ type PresignedTarget struct {
 }
 
 // UploadTargets returns presigned targets for an upload session, in the
-// order kurad listed them, so storage.Place derives kurad's placement. The
+// order dozod listed them, so storage.Place derives dozod's placement. The
 // URLs are presigned in batches (see batchPresigner).
 func (c *Client) UploadTargets(u *api.Upload, layout storage.Layout) []storage.Target {
 	var out []storage.Target

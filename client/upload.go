@@ -15,17 +15,17 @@ import (
 
 	"github.com/zeebo/blake3"
 
-	"github.com/ddbj/kura/api"
-	"github.com/ddbj/kura/crypto"
-	"github.com/ddbj/kura/filestore"
-	"github.com/ddbj/kura/storage"
+	"github.com/dozo-vault/dozo/api"
+	"github.com/dozo-vault/dozo/crypto"
+	"github.com/dozo-vault/dozo/filestore"
+	"github.com/dozo-vault/dozo/storage"
 )
 
 // UploadOptions describe one file to upload.
 type UploadOptions struct {
 	Dataset string
 	Path    string // local file
-	Name    string // name in kura; default: the base name of Path
+	Name    string // name in dozo; default: the base name of Path
 	// Dir holds the journal. Identity seals the file key in it; without an
 	// identity the upload still works but cannot be resumed.
 	Dir      *Dir
@@ -104,12 +104,12 @@ func (c *Client) UploadFile(ctx context.Context, o UploadOptions) (*UploadResult
 		}
 		unlock, err := lockFile(jpath + ".lock")
 		if err != nil {
-			return nil, hintError(op, "wait for the other 'kura upload' of this file to finish", err)
+			return nil, hintError(op, "wait for the other 'dozo upload' of this file to finish", err)
 		}
 		defer unlock()
 		u.jpath = jpath
 	} else {
-		o.Notice("%s: no age identity, so this upload cannot be resumed if interrupted (run 'kura keygen' to enable resume)", o.Path)
+		o.Notice("%s: no age identity, so this upload cannot be resumed if interrupted (run 'dozo keygen' to enable resume)", o.Path)
 	}
 	defer u.forget()
 
@@ -181,7 +181,7 @@ func (u *uploader) prepare(ctx context.Context) error {
 	return u.begin(ctx)
 }
 
-// tryResume continues j's session if kurad still has it open and the
+// tryResume continues j's session if dozod still has it open and the
 // source is provably unchanged. false means "start over" (and the old
 // session has been aborted and its journal removed).
 func (u *uploader) tryResume(ctx context.Context, j *Journal) (bool, error) {
@@ -190,7 +190,7 @@ func (u *uploader) tryResume(ctx context.Context, j *Journal) (bool, error) {
 		u.forget()
 		u.fileKey, u.nonce = nil, nil
 		if j.UploadID != "" {
-			// Best effort: kurad also expires abandoned sessions.
+			// Best effort: dozod also expires abandoned sessions.
 			if err := u.c.AbortUpload(ctx, j.UploadID); err != nil && !IsStatus(err, 404) {
 				u.o.Notice("%s: could not abort the old upload session %s: %v", u.o.Path, j.UploadID, err)
 			}
@@ -216,7 +216,7 @@ func (u *uploader) tryResume(ctx context.Context, j *Journal) (bool, error) {
 			return true, nil
 		}
 		j.Remove()
-		return false, hintError(u.op, "see it with 'kura ls "+u.o.Dataset+"'",
+		return false, hintError(u.op, "see it with 'dozo ls "+u.o.Dataset+"'",
 			errors.New("an earlier run completed this upload, but the file is not listed as available"))
 	default:
 		return startOver(fmt.Errorf("the interrupted upload session is %s", up.State))
@@ -226,7 +226,7 @@ func (u *uploader) tryResume(ctx context.Context, j *Journal) (bool, error) {
 		return startOver(err)
 	}
 	if up.Dataset != u.o.Dataset || up.Name != u.name || up.Size != u.now.Size {
-		return startOver(fmt.Errorf("%w: kurad's session describes another file", ErrSourceChanged))
+		return startOver(fmt.Errorf("%w: dozod's session describes another file", ErrSourceChanged))
 	}
 	fileKey, nonce, err := j.OpenKey(u.o.Identity)
 	if err != nil {
@@ -339,23 +339,23 @@ func (u *uploader) begin(ctx context.Context) error {
 }
 
 // setLayout derives the storage layout from the session and checks it
-// against what kurad announced, so both sides place and size pieces alike.
+// against what dozod announced, so both sides place and size pieces alike.
 func (u *uploader) setLayout() error {
 	up := u.up
 	l, err := filestore.Layout(up.K, up.M, up.PlainSegmentSize)
 	if err != nil {
-		return opError(u.op, fmt.Errorf("kurad's upload session has an unusable layout: %w", err))
+		return opError(u.op, fmt.Errorf("dozod's upload session has an unusable layout: %w", err))
 	}
 	if up.SegmentSize != 0 && l.SegmentSize != up.SegmentSize {
-		return opError(u.op, fmt.Errorf("kurad says %d stored bytes per segment, the client computes %d", up.SegmentSize, l.SegmentSize))
+		return opError(u.op, fmt.Errorf("dozod says %d stored bytes per segment, the client computes %d", up.SegmentSize, l.SegmentSize))
 	}
 	stored := crypto.CiphertextSize(u.now.Size)
 	n := int((stored + l.SegmentSize - 1) / l.SegmentSize)
 	if up.Segments != 0 && up.Segments != n {
-		return opError(u.op, fmt.Errorf("kurad expects %d segments, the client computes %d", up.Segments, n))
+		return opError(u.op, fmt.Errorf("dozod expects %d segments, the client computes %d", up.Segments, n))
 	}
 	if _, err := storage.Place(u.c.UploadTargets(up, l), l, 0); err != nil {
-		return opError(u.op, fmt.Errorf("kurad's targets: %w", err))
+		return opError(u.op, fmt.Errorf("dozod's targets: %w", err))
 	}
 	u.layout, u.plainSeg, u.nsegs = l, up.PlainSegmentSize, n
 	return nil
@@ -386,7 +386,7 @@ func (u *uploader) run(ctx context.Context) (*UploadResult, error) {
 			Targets:      u.c.UploadTargets(u.up, u.layout),
 			FileKey:      u.fileKey,
 			Nonce:        u.nonce,
-			HashAlg:      u.up.HashAlg, // kurad's manifest names it; "" is storage's default
+			HashAlg:      u.up.HashAlg, // dozod's manifest names it; "" is storage's default
 			StartSegment: u.start,
 			Concurrency:  u.o.Concurrency,
 			OnSegment:    func(m storage.SegmentMeta) error { return u.commit(ctx, hr, m) },
@@ -423,7 +423,7 @@ func (u *uploader) run(ctx context.Context) (*UploadResult, error) {
 }
 
 // commit records segment m: first its plaintext hash in the journal, then
-// the commit at kurad. In that order the journal always covers every
+// the commit at dozod. In that order the journal always covers every
 // committed segment, which ResumePoint relies on.
 func (u *uploader) commit(ctx context.Context, hr *segmentHasher, m storage.SegmentMeta) error {
 	sum, ok := hr.sum(m.Index)

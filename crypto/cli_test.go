@@ -12,18 +12,18 @@ import (
 
 	"filippo.io/age"
 
-	"github.com/ddbj/kura/crypto"
+	"github.com/dozo-vault/dozo/crypto"
 )
 
-// tool finds a stock age binary: first in $KURA_TOOLS_DIR (default
-// ~/.cache/kura/tools/bin, where scripts install pinned versions), then on
+// tool finds a stock age binary: first in $DOZO_TOOLS_DIR (default
+// ~/.cache/dozo/tools/bin, where scripts install pinned versions), then on
 // PATH. Without it the test is skipped, except in CI where it must exist.
 func tool(t *testing.T, name string) string {
 	t.Helper()
-	dir := os.Getenv("KURA_TOOLS_DIR")
+	dir := os.Getenv("DOZO_TOOLS_DIR")
 	if dir == "" {
 		if home, err := os.UserHomeDir(); err == nil {
-			dir = filepath.Join(home, ".cache", "kura", "tools", "bin")
+			dir = filepath.Join(home, ".cache", "dozo", "tools", "bin")
 		}
 	}
 	if dir != "" {
@@ -87,7 +87,7 @@ func TestAgeCLIDecryptsOurFiles(t *testing.T) {
 		keyFile, _, r := keygen(t, pq)
 		recipients := []age.Recipient{r}
 		if pq {
-			// A real kura file: the transit stanza the CLI can't use comes
+			// A real dozo file: the transit stanza the CLI can't use comes
 			// first, the escrow key after it.
 			recipients = []age.Recipient{crypto.NewTransitRecipient(context.Background(), ft, "ds1", "f"), r}
 		}

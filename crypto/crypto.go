@@ -1,11 +1,11 @@
-// Package crypto encrypts kura files in the age v1 format (c2sp.org/age),
+// Package crypto encrypts dozo files in the age v1 format (c2sp.org/age),
 // with the header and the payload kept as separate objects.
 //
 // An age file is a header, a 16-byte nonce and a STREAM of ChaCha20-Poly1305
-// chunks. kura stores the header followed by the nonce as the "header object"
+// chunks. dozo stores the header followed by the nonce as the "header object"
 // and the chunks, cut into segments, as the payload. Concatenated they form
 // an ordinary age file that any age implementation decrypts, so the data
-// stays readable without kura.
+// stays readable without dozo.
 //
 // The split lets the file key be rewrapped for new recipients by rewriting
 // only the small header object (see [Rewrap]), and lets an interrupted

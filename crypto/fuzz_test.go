@@ -8,7 +8,7 @@ import (
 
 	"filippo.io/age"
 
-	"github.com/ddbj/kura/crypto"
+	"github.com/dozo-vault/dozo/crypto"
 )
 
 func FuzzSplitHeaderObject(f *testing.F) {
@@ -42,7 +42,7 @@ func FuzzSplitHeaderObject(f *testing.F) {
 		if out, err := h.Marshal(); err != nil || !bytes.Equal(out, header) {
 			t.Fatalf("Marshal does not round-trip: %v", err)
 		}
-		// Hostile stanzas must not panic the identities kura uses. They
+		// Hostile stanzas must not panic the identities dozo uses. They
 		// may only succeed on the headers that really are for them.
 		if key, _, err := crypto.OpenHeaderObject(obj, tid, x, pq); err == nil && len(key) != crypto.FileKeySize {
 			t.Fatalf("OpenHeaderObject returned a %d-byte key", len(key))

@@ -8,7 +8,7 @@ import (
 
 	"filippo.io/age"
 
-	"github.com/ddbj/kura/crypto/internal/format"
+	"github.com/dozo-vault/dozo/crypto/internal/format"
 )
 
 // Limits on the headers this package reads and writes. age sets none; these
@@ -100,7 +100,7 @@ func incompatibleLabels(a, b []string) error {
 	return fmt.Errorf("crypto: recipients with labels %q and %q can't be mixed", a, b)
 }
 
-// NewHeaderObject returns the header object kura stores: the age header for
+// NewHeaderObject returns the header object dozo stores: the age header for
 // recipients followed by nonce.
 func NewHeaderObject(fileKey, nonce []byte, recipients ...age.Recipient) ([]byte, error) {
 	if len(nonce) != NonceSize {

@@ -9,7 +9,7 @@ import (
 
 	"filippo.io/age"
 
-	"github.com/ddbj/kura/crypto"
+	"github.com/dozo-vault/dozo/crypto"
 )
 
 func TestHeaderObjectLayout(t *testing.T) {

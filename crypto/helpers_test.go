@@ -16,7 +16,7 @@ import (
 
 	"filippo.io/age"
 
-	"github.com/ddbj/kura/crypto"
+	"github.com/dozo-vault/dozo/crypto"
 )
 
 const encChunk = crypto.ChunkSize + crypto.ChunkOverhead
@@ -36,7 +36,7 @@ func plaintext(n int, seed uint64) []byte {
 	return b
 }
 
-// sealed is a file as kura stores it.
+// sealed is a file as dozo stores it.
 type sealed struct {
 	obj, payload   []byte // header object and chunk stream
 	fileKey, nonce []byte

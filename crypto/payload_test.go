@@ -5,7 +5,7 @@ import (
 	"io"
 	"testing"
 
-	"github.com/ddbj/kura/crypto"
+	"github.com/dozo-vault/dozo/crypto"
 )
 
 // endEOFReader returns io.EOF together with a read that reaches the end,

@@ -11,7 +11,7 @@ import (
 
 	"filippo.io/age"
 
-	"github.com/ddbj/kura/crypto"
+	"github.com/dozo-vault/dozo/crypto"
 )
 
 // TestAgeDecryptsOurFiles: header object || chunks is a standard age file.

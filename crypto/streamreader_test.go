@@ -8,7 +8,7 @@ import (
 
 	"filippo.io/age"
 
-	"github.com/ddbj/kura/crypto"
+	"github.com/dozo-vault/dozo/crypto"
 )
 
 func streamRead(s sealed, payload []byte) ([]byte, error) {

@@ -20,9 +20,9 @@ type KeyWrapper interface {
 // TransitStanzaType is the type of the recipient stanza written by
 // TransitRecipient:
 //
-//	-> kura-transit <keyName>
+//	-> dozo-transit <keyName>
 //	<base64 of the key service ciphertext, e.g. "vault:v3:...">
-const TransitStanzaType = "kura-transit"
+const TransitStanzaType = "dozo-transit"
 
 // maxTransitCiphertext bounds the ciphertext string in a transit stanza. A
 // Vault Transit ciphertext of a 16-byte key is under 100 bytes.
@@ -32,7 +32,7 @@ const maxTransitCiphertext = 1024
 // The prefix keeps these ciphertexts apart from anything else the same key
 // might encrypt; fileID can't contain NUL, so the encoding is unambiguous.
 func transitAssociatedData(fileID string) []byte {
-	return []byte("kura/v1 file-key\x00" + fileID)
+	return []byte("dozo/v1 file-key\x00" + fileID)
 }
 
 // TransitRecipient wraps file keys with a KeyWrapper key, bound to one file
@@ -106,9 +106,9 @@ func NewTransitIdentity(ctx context.Context, w KeyWrapper, keyName, fileID strin
 	return &TransitIdentity{ctx: ctx, w: w, keyName: keyName, fileID: fileID}
 }
 
-// Unwrap implements age.Identity. It uses the first kura-transit stanza naming
+// Unwrap implements age.Identity. It uses the first dozo-transit stanza naming
 // its key, and returns an error wrapping age.ErrIncorrectIdentity if there is
-// none. A kura-transit stanza that is malformed, or whose ciphertext the key
+// none. A dozo-transit stanza that is malformed, or whose ciphertext the key
 // service refuses (for example because the header belongs to another file
 // id), is an error, not a mismatch.
 func (i *TransitIdentity) Unwrap(stanzas []*age.Stanza) ([]byte, error) {
@@ -120,13 +120,13 @@ func (i *TransitIdentity) Unwrap(stanzas []*age.Stanza) ([]byte, error) {
 			continue
 		}
 		if len(s.Args) != 1 || !validTransitName(s.Args[0]) {
-			return nil, errors.New("crypto: malformed kura-transit stanza arguments")
+			return nil, errors.New("crypto: malformed dozo-transit stanza arguments")
 		}
 		if s.Args[0] != i.keyName {
 			continue
 		}
 		if !validTransitCiphertext(s.Body) {
-			return nil, errors.New("crypto: malformed kura-transit stanza body")
+			return nil, errors.New("crypto: malformed dozo-transit stanza body")
 		}
 		key, err := i.w.UnwrapKey(i.ctx, i.keyName, string(s.Body), transitAssociatedData(i.fileID))
 		if err != nil {

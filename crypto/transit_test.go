@@ -9,7 +9,7 @@ import (
 
 	"filippo.io/age"
 
-	"github.com/ddbj/kura/crypto"
+	"github.com/dozo-vault/dozo/crypto"
 )
 
 func TestTransitRoundTrip(t *testing.T) {
@@ -28,7 +28,7 @@ func TestTransitRoundTrip(t *testing.T) {
 	if st.Type != crypto.TransitStanzaType || len(st.Args) != 1 || st.Args[0] != "ds1" || !bytes.HasPrefix(st.Body, []byte("vault:v1:")) {
 		t.Fatalf("unexpected transit stanza %q %q %q", st.Type, st.Args, st.Body)
 	}
-	if !bytes.Contains(header, []byte("\n-> kura-transit ds1\n")) {
+	if !bytes.Contains(header, []byte("\n-> dozo-transit ds1\n")) {
 		t.Fatalf("stanza line not found in\n%s", header)
 	}
 

@@ -1,4 +1,4 @@
-// Package filestore writes and reads kura files: an age header object (the
+// Package filestore writes and reads dozo files: an age header object (the
 // age header followed by the payload nonce) and the age payload chunk stream,
 // erasure-coded into segments across storage targets.
 //
@@ -18,8 +18,8 @@ import (
 
 	"filippo.io/age"
 
-	"github.com/ddbj/kura/crypto"
-	"github.com/ddbj/kura/storage"
+	"github.com/dozo-vault/dozo/crypto"
+	"github.com/dozo-vault/dozo/storage"
 )
 
 // DefaultPlainSegmentSize is the plaintext covered by one segment. It is a

@@ -13,9 +13,9 @@ import (
 
 	"filippo.io/age"
 
-	"github.com/ddbj/kura/crypto"
-	"github.com/ddbj/kura/filestore"
-	"github.com/ddbj/kura/storage"
+	"github.com/dozo-vault/dozo/crypto"
+	"github.com/dozo-vault/dozo/filestore"
+	"github.com/dozo-vault/dozo/storage"
 )
 
 func dirTargets(t *testing.T) []storage.Target {

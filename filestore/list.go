@@ -7,7 +7,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/ddbj/kura/storage"
+	"github.com/dozo-vault/dozo/storage"
 )
 
 // StoredFiles maps the id of every file with a manifest on storage to the

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/ddbj/kura/storage"
+	"github.com/dozo-vault/dozo/storage"
 )
 
 // maxHeaderObject bounds what GetHeaderObject reads: an age header with a

@@ -7,8 +7,8 @@ import (
 
 	"filippo.io/age"
 
-	"github.com/ddbj/kura/crypto"
-	"github.com/ddbj/kura/storage"
+	"github.com/dozo-vault/dozo/crypto"
+	"github.com/dozo-vault/dozo/storage"
 )
 
 // ReadOptions configure reading a file back.

@@ -13,13 +13,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ddbj/kura/api"
-	"github.com/ddbj/kura/client"
+	"github.com/dozo-vault/dozo/api"
+	"github.com/dozo-vault/dozo/client"
 )
 
 func day(offset int) string { return time.Now().UTC().AddDate(0, 0, offset).Format(time.DateOnly) }
 
-// grantsJSON runs `kura grants ARGS --json` as u.
+// grantsJSON runs `dozo grants ARGS --json` as u.
 func grantsJSON(t *testing.T, u *user, args ...string) []api.Grant {
 	t.Helper()
 	var gs []api.Grant
@@ -29,11 +29,11 @@ func grantsJSON(t *testing.T, u *user, args ...string) []api.Grant {
 	return gs
 }
 
-// kuradLogHas reports whether kurad's log holds a request record with all
+// dozodLogHas reports whether dozod's log holds a request record with all
 // of the given JSON fragments, e.g. `"action":"file.fetch"`.
-func kuradLogHas(t *testing.T, s *stack, frags ...string) bool {
+func dozodLogHas(t *testing.T, s *stack, frags ...string) bool {
 	t.Helper()
-	b, err := os.ReadFile(s.env["KURA_DEV_KURAD_LOG"])
+	b, err := os.ReadFile(s.env["DOZO_DEV_DOZOD_LOG"])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,13 +50,13 @@ func kuradLogHas(t *testing.T, s *stack, frags ...string) bool {
 }
 
 // TestAccessLifecycle walks the NBDC register and incident freezes through
-// the real CLI, kurad, Vault and MinIO: a dataset with NBDC metadata; a
+// the real CLI, dozod, Vault and MinIO: a dataset with NBDC metadata; a
 // grant, its extension and revocation with history intact; expiry; user
 // and dataset freezes; each refusal one clear line and a logged record.
 func TestAccessLifecycle(t *testing.T) {
 	s := needStack(t)
 	sam, _ := s.users(t)
-	admin := s.login(t, s.env["KURA_DEV_ADMIN"], s.env["KURA_DEV_ADMIN_PASSWORD"])
+	admin := s.login(t, s.env["DOZO_DEV_ADMIN"], s.env["DOZO_DEV_ADMIN_PASSWORD"])
 	res := s.newUser(t) // a fresh researcher: freezing the shared one could disturb other tests
 	res.must(t, "keygen", "--classic")
 	res.must(t, "key", "register")
@@ -144,7 +144,7 @@ func TestAccessLifecycle(t *testing.T) {
 	// Expiry denies at once: the test ages the grant in the catalog.
 	sam.must(t, append([]string{"grant", ds, res.name, "--until", day(5)}, appl...)...)
 	fetchOK()
-	db, err := sql.Open("sqlite", filepath.Join(s.devDir, "kura.db"))
+	db, err := sql.Open("sqlite", filepath.Join(s.devDir, "dozo.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,8 +155,8 @@ func TestAccessLifecycle(t *testing.T) {
 		t.Fatalf("ageing the grant: %v (%d rows)", err, n)
 	}
 	fetchRefused(res, "expired", day(-1))
-	if !kuradLogHas(t, s, `"user":"`+res.name+`"`, `"action":"file.fetch"`, `"result":"refused"`) {
-		t.Error("kurad logged no refused fetch")
+	if !dozodLogHas(t, s, `"user":"`+res.name+`"`, `"action":"file.fetch"`, `"result":"refused"`) {
+		t.Error("dozod logged no refused fetch")
 	}
 
 	// A user freeze: refused at once with a clear message; whoami says so;
@@ -183,9 +183,9 @@ func TestAccessLifecycle(t *testing.T) {
 	}
 	admin.must(t, "admin", "unfreeze", "--user", res.name, "--reason", "incident 12 closed")
 	fetchOK()
-	if !kuradLogHas(t, s, `"user":"`+admin.name+`"`, `"action":"admin.freeze"`, `"object":"freeze/user/`+res.name+`"`, `"result":"ok"`) ||
-		!kuradLogHas(t, s, `"action":"admin.unfreeze"`, `"object":"freeze/user/`+res.name+`"`, `"result":"ok"`) {
-		t.Error("kurad logged no freeze/unfreeze record")
+	if !dozodLogHas(t, s, `"user":"`+admin.name+`"`, `"action":"admin.freeze"`, `"object":"freeze/user/`+res.name+`"`, `"result":"ok"`) ||
+		!dozodLogHas(t, s, `"action":"admin.unfreeze"`, `"object":"freeze/user/`+res.name+`"`, `"result":"ok"`) {
+		t.Error("dozod logged no freeze/unfreeze record")
 	}
 
 	// A dataset freeze: no reads, uploads or grants for anyone; a stranger
@@ -241,7 +241,7 @@ func TestAccessLifecycle(t *testing.T) {
 }
 
 // TestDatasetNBDCBadInput: bad NBDC metadata is refused by the CLI and by
-// kurad itself, and creates nothing.
+// dozod itself, and creates nothing.
 func TestDatasetNBDCBadInput(t *testing.T) {
 	s := needStack(t)
 	sam, _ := s.users(t)
@@ -257,7 +257,7 @@ func TestDatasetNBDCBadInput(t *testing.T) {
 		sam.refused(t, append([]string{"dataset", "create", id, "--title", "bad"}, args...)...)
 		sam.refused(t, "dataset", "show", id)
 	}
-	// Past the CLI: kurad's own checks.
+	// Past the CLI: dozod's own checks.
 	tok, err := os.ReadFile(filepath.Join(sam.dir, "token"))
 	if err != nil {
 		t.Fatal(err)
@@ -269,7 +269,7 @@ func TestDatasetNBDCBadInput(t *testing.T) {
 		{ID: base + "z", Title: "t", MaxUseDays: 1000},
 	} {
 		body, _ := json.Marshal(req)
-		hr, _ := http.NewRequest("POST", s.env["KURA_BROKER"]+"/v1/datasets", bytes.NewReader(body))
+		hr, _ := http.NewRequest("POST", s.env["DOZO_BROKER"]+"/v1/datasets", bytes.NewReader(body))
 		hr.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
 		resp, err := hc.Do(hr)
 		if err != nil {

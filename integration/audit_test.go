@@ -11,14 +11,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ddbj/kura/api"
+	"github.com/dozo-vault/dozo/api"
 )
 
-// openCatalog opens kurad's live catalog for a test to read or tamper
-// with, waiting for kurad's writes rather than failing on a busy database.
+// openCatalog opens dozod's live catalog for a test to read or tamper
+// with, waiting for dozod's writes rather than failing on a busy database.
 func (s *stack) openCatalog(t testing.TB) *sql.DB {
 	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(s.devDir, "kura.db")+"?_pragma=busy_timeout(10000)")
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(s.devDir, "dozo.db")+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +28,7 @@ func (s *stack) openCatalog(t testing.TB) *sql.DB {
 
 func (s *stack) admin(t testing.TB) *user {
 	t.Helper()
-	return s.login(t, s.env["KURA_DEV_ADMIN"], s.env["KURA_DEV_ADMIN_PASSWORD"])
+	return s.login(t, s.env["DOZO_DEV_ADMIN"], s.env["DOZO_DEV_ADMIN_PASSWORD"])
 }
 
 func auditList(t testing.TB, u *user, args ...string) []api.AuditRecord {
@@ -41,7 +41,7 @@ func auditList(t testing.TB, u *user, args ...string) []api.AuditRecord {
 }
 
 // TestAuditChain: a real run leaves a record for every data access, state
-// change and refusal, with no secret in any of them; `kura audit verify`
+// change and refusal, with no secret in any of them; `dozo audit verify`
 // passes on it and names the record when one was edited, deleted or two
 // were swapped in the catalog; an export verifies offline.
 func TestAuditChain(t *testing.T) {
@@ -107,7 +107,7 @@ func TestAuditChain(t *testing.T) {
 			t.Errorf("the audit log holds %s's token", u.name)
 		}
 	}
-	for _, bad := range []string{"vault:v", "kura-transit", "age-encryption.org", "Bearer"} {
+	for _, bad := range []string{"vault:v", "dozo-transit", "age-encryption.org", "Bearer"} {
 		if bytes.Contains(exp, []byte(bad)) {
 			t.Errorf("the audit log holds %q", bad)
 		}
@@ -116,7 +116,7 @@ func TestAuditChain(t *testing.T) {
 		t.Fatal("offline verify of a fresh export does not say OK")
 	}
 	if !strings.Contains(admin.must(t, "audit", "verify"), "OK") {
-		t.Fatal("kura audit verify does not say OK on a real run")
+		t.Fatal("dozo audit verify does not say OK on a real run")
 	}
 
 	// An edited export line is found offline.

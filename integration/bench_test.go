@@ -17,7 +17,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
-	"github.com/ddbj/kura/filestore"
+	"github.com/dozo-vault/dozo/filestore"
 )
 
 // heapSampler tracks how far the Go heap (object bytes, live or not yet
@@ -104,9 +104,9 @@ func TestMemoryBounded(t *testing.T) {
 
 // BenchmarkEndToEnd compares, in the same run on the same MinIO, a plain
 // minio-go PutObject/GetObject of a file's bytes (the baseline: no
-// encryption, no parity, one server) with kura writing the same bytes
+// encryption, no parity, one server) with dozo writing the same bytes
 // (age encryption, 4+2 Reed-Solomon, six targets on three servers) and
-// reading them back. The reported ratios are kura/baseline throughput.
+// reading them back. The reported ratios are dozo/baseline throughput.
 func BenchmarkEndToEnd(b *testing.B) {
 	for _, size := range []int64{256 * mib, 1024 * mib} {
 		b.Run(fmt.Sprintf("%dMiB", size/mib), func(b *testing.B) { benchEndToEnd(b, size) })
@@ -135,7 +135,7 @@ func benchEndToEnd(b *testing.B, size int64) {
 		b.Fatal(err)
 	}
 	bucket := s.buckets[0]
-	var basePut, baseGet, kuraPut, kuraGet time.Duration
+	var basePut, baseGet, dozoPut, dozoGet time.Duration
 	var wPeak, rPeak uint64
 	b.SetBytes(size)
 	b.ResetTimer()
@@ -171,23 +171,23 @@ func benchEndToEnd(b *testing.B, size int64) {
 		h = sampleHeap()
 		t5 := time.Now()
 		if n, err := f.WriteTo(io.Discard); err != nil || n != size {
-			b.Fatalf("kura read: %d %v", n, err)
+			b.Fatalf("dozo read: %d %v", n, err)
 		}
 		t6 := time.Now()
 		rPeak = max(rPeak, h.Stop())
 		basePut += t1.Sub(t0)
 		baseGet += t2.Sub(t1)
-		kuraPut += t4.Sub(t3)
-		kuraGet += t6.Sub(t5)
+		dozoPut += t4.Sub(t3)
+		dozoGet += t6.Sub(t5)
 		_ = mc.RemoveObject(ctx, bucket, key, minio.RemoveObjectOptions{})
 	}
 	mbps := func(d time.Duration) float64 { return float64(size) * float64(b.N) / mib / d.Seconds() }
 	b.ReportMetric(mbps(basePut), "baseline-put-MiB/s")
-	b.ReportMetric(mbps(kuraPut), "kura-write-MiB/s")
-	b.ReportMetric(basePut.Seconds()/kuraPut.Seconds(), "write-ratio")
+	b.ReportMetric(mbps(dozoPut), "dozo-write-MiB/s")
+	b.ReportMetric(basePut.Seconds()/dozoPut.Seconds(), "write-ratio")
 	b.ReportMetric(mbps(baseGet), "baseline-get-MiB/s")
-	b.ReportMetric(mbps(kuraGet), "kura-read-MiB/s")
-	b.ReportMetric(baseGet.Seconds()/kuraGet.Seconds(), "read-ratio")
+	b.ReportMetric(mbps(dozoGet), "dozo-read-MiB/s")
+	b.ReportMetric(baseGet.Seconds()/dozoGet.Seconds(), "read-ratio")
 	b.ReportMetric(float64(wPeak)/mib, "write-peak-heap-MiB")
 	b.ReportMetric(float64(rPeak)/mib, "read-peak-heap-MiB")
 }

@@ -21,11 +21,11 @@ import (
 
 	_ "modernc.org/sqlite"
 
-	"github.com/ddbj/kura/api"
-	"github.com/ddbj/kura/storage"
+	"github.com/dozo-vault/dozo/api"
+	"github.com/dozo-vault/dozo/storage"
 )
 
-// user is one person with their own kura config dir, logged in through
+// user is one person with their own dozo config dir, logged in through
 // Vault userpass by the real CLI.
 type user struct {
 	name, password string
@@ -36,13 +36,13 @@ type user struct {
 func (s *stack) login(t testing.TB, name, password string) *user {
 	t.Helper()
 	u := &user{name: name, password: password, dir: t.TempDir(), s: s}
-	if _, errOut, err := u.kuraIn(strings.NewReader(password+"\n"), "login", "--username", name, "--password-stdin"); err != nil {
+	if _, errOut, err := u.dozoIn(strings.NewReader(password+"\n"), "login", "--username", name, "--password-stdin"); err != nil {
 		t.Fatalf("login %s: %v: %s", name, err, errOut)
 	}
 	return u
 }
 
-// newUser creates a Vault userpass user with no kura role.
+// newUser creates a Vault userpass user with no dozo role.
 func (s *stack) newUser(t testing.TB) *user {
 	t.Helper()
 	name := fmt.Sprintf("it%d", time.Now().UnixNano()%1e12)
@@ -54,9 +54,9 @@ func (s *stack) newUser(t testing.TB) *user {
 	return s.login(t, name, pw)
 }
 
-func (u *user) kura(args ...string) (string, string, error) { return u.kuraIn(nil, args...) }
+func (u *user) dozo(args ...string) (string, string, error) { return u.dozoIn(nil, args...) }
 
-func (u *user) kuraIn(stdin io.Reader, args ...string) (string, string, error) {
+func (u *user) dozoIn(stdin io.Reader, args ...string) (string, string, error) {
 	cmd := u.command(args...)
 	cmd.Stdin = stdin
 	var out, errb bytes.Buffer
@@ -66,47 +66,47 @@ func (u *user) kuraIn(stdin io.Reader, args ...string) (string, string, error) {
 }
 
 func (u *user) command(args ...string) *exec.Cmd {
-	cmd := exec.Command(filepath.Join(u.s.bin, "kura"), args...)
+	cmd := exec.Command(filepath.Join(u.s.bin, "dozo"), args...)
 	cmd.Env = append(os.Environ(),
-		"KURA_CONFIG_DIR="+u.dir,
-		"KURA_BROKER="+u.s.env["KURA_BROKER"],
-		"KURA_CA_CERT="+u.s.env["KURA_CA_CERT"],
+		"DOZO_CONFIG_DIR="+u.dir,
+		"DOZO_BROKER="+u.s.env["DOZO_BROKER"],
+		"DOZO_CA_CERT="+u.s.env["DOZO_CA_CERT"],
 		"VAULT_ADDR="+u.s.vaultAddr,
 	)
 	return cmd
 }
 
-// must runs kura and fails the test on a non-zero exit.
+// must runs dozo and fails the test on a non-zero exit.
 func (u *user) must(t testing.TB, args ...string) string {
 	t.Helper()
-	out, errOut, err := u.kura(args...)
+	out, errOut, err := u.dozo(args...)
 	if err != nil {
-		t.Fatalf("kura %s (as %s): %v\n%s", strings.Join(args, " "), u.name, err, errOut)
+		t.Fatalf("dozo %s (as %s): %v\n%s", strings.Join(args, " "), u.name, err, errOut)
 	}
 	return out
 }
 
-// refused runs kura, expects a non-zero exit with one clear line on
+// refused runs dozo, expects a non-zero exit with one clear line on
 // stderr, and returns that line.
 func (u *user) refused(t testing.TB, args ...string) string {
 	t.Helper()
-	out, errOut, err := u.kura(args...)
+	out, errOut, err := u.dozo(args...)
 	if err == nil {
-		t.Fatalf("kura %s (as %s) succeeded, want a refusal; stdout: %s", strings.Join(args, " "), u.name, out)
+		t.Fatalf("dozo %s (as %s) succeeded, want a refusal; stdout: %s", strings.Join(args, " "), u.name, out)
 	}
 	line := strings.TrimSpace(errOut)
-	if !strings.HasPrefix(line, "kura: ") || strings.Count(line, "\n") != 0 {
-		t.Fatalf("kura %s: refusal is not one 'kura: ...' line: %q", strings.Join(args, " "), errOut)
+	if !strings.HasPrefix(line, "dozo: ") || strings.Count(line, "\n") != 0 {
+		t.Fatalf("dozo %s: refusal is not one 'dozo: ...' line: %q", strings.Join(args, " "), errOut)
 	}
 	return line
 }
 
 func (s *stack) users(t testing.TB) (submitter, researcher *user) {
 	t.Helper()
-	submitter = s.login(t, s.env["KURA_DEV_SUBMITTER"], s.env["KURA_DEV_SUBMITTER_PASSWORD"])
+	submitter = s.login(t, s.env["DOZO_DEV_SUBMITTER"], s.env["DOZO_DEV_SUBMITTER_PASSWORD"])
 	submitter.must(t, "keygen", "--classic")
 	submitter.must(t, "key", "register")
-	researcher = s.login(t, s.env["KURA_DEV_RESEARCHER"], s.env["KURA_DEV_RESEARCHER_PASSWORD"])
+	researcher = s.login(t, s.env["DOZO_DEV_RESEARCHER"], s.env["DOZO_DEV_RESEARCHER_PASSWORD"])
 	researcher.must(t, "keygen") // post-quantum hybrid by default
 	researcher.must(t, "key", "register")
 	return submitter, researcher
@@ -187,8 +187,8 @@ func (s *stack) pieceStates(t testing.TB, ds string) map[string]string {
 	return out
 }
 
-// TestCLIUploadGrantFetch is kura's main job through the real CLI and
-// kurad: a submitter uploads a file of several segments, a researcher is
+// TestCLIUploadGrantFetch is dozo's main job through the real CLI and
+// dozod: a submitter uploads a file of several segments, a researcher is
 // refused, granted, fetches it byte-identical (whole, as a range, raw for
 // the stock age CLI), and is refused again after revoke.
 func TestCLIUploadGrantFetch(t *testing.T) {
@@ -199,7 +199,7 @@ func TestCLIUploadGrantFetch(t *testing.T) {
 
 	dir := t.TempDir()
 	src := filepath.Join(dir, "NA12878.cram")
-	marker := []byte("PLAINTEXT-MARKER-kura-integration")
+	marker := []byte("PLAINTEXT-MARKER-dozo-integration")
 	const size = 18*mib + 4321
 	want := writeRandomFile(t, src, 11, size, marker)
 	var up []struct {
@@ -257,7 +257,7 @@ func TestCLIUploadGrantFetch(t *testing.T) {
 	}
 
 	// Streaming to stdout.
-	stdout, errOut, err := rita.kura("fetch", ds+"/NA12878.cram", "-o", "-")
+	stdout, errOut, err := rita.dozo("fetch", ds+"/NA12878.cram", "-o", "-")
 	if err != nil || !bytes.Equal([]byte(stdout), b) {
 		t.Fatalf("fetch -o - failed or differs: %v %s", err, errOut)
 	}
@@ -303,11 +303,11 @@ func TestCLIUploadGrantFetch(t *testing.T) {
 	}
 
 	// Expired: a grant whose last day has passed (the test ages it in the
-	// catalog; kurad itself refuses to grant into the past).
+	// catalog; dozod itself refuses to grant into the past).
 	sam.must(t, "grant", ds, rita.name, "--until", until, "--application", "J-DU000001", "--institution", "NIG")
 	rita.must(t, "fetch", ds+"/NA12878.cram", "-o", out, "--range", "0-9")
 	os.Remove(out)
-	db, err := sql.Open("sqlite", filepath.Join(s.devDir, "kura.db"))
+	db, err := sql.Open("sqlite", filepath.Join(s.devDir, "dozo.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,7 +331,7 @@ func TestCLIUploadGrantFetch(t *testing.T) {
 	stranger.refused(t, "grant", ds, stranger.name, "--until", until, "--application", "J-DU000001", "--institution", "NIG")
 }
 
-// TestCLIUploadResume kills the client mid-file, then kurad, and shows
+// TestCLIUploadResume kills the client mid-file, then dozod, and shows
 // that rerunning the upload completes without re-sending committed
 // segments.
 func TestCLIUploadResume(t *testing.T) {
@@ -359,8 +359,8 @@ func TestCLIUploadResume(t *testing.T) {
 	}
 	seg0 := s.pieceStates(t, ds)
 
-	// kurad dies and comes back; its state is in the catalog.
-	pid, err := os.ReadFile(filepath.Join(s.devDir, "kurad.pid"))
+	// dozod dies and comes back; its state is in the catalog.
+	pid, err := os.ReadFile(filepath.Join(s.devDir, "dozod.pid"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -445,7 +445,7 @@ func TestBrokerRejectsBadInput(t *testing.T) {
 	}
 	hc := s.brokerHTTP(t)
 	post := func(token, path, body string) (int, api.Error) {
-		req, _ := http.NewRequest("POST", s.env["KURA_BROKER"]+path, strings.NewReader(body))
+		req, _ := http.NewRequest("POST", s.env["DOZO_BROKER"]+path, strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+token)
 		req.Header.Set("Content-Type", "application/json")
 		resp, err := hc.Do(req)
@@ -484,7 +484,7 @@ func TestBrokerRejectsBadInput(t *testing.T) {
 	}
 
 	// A tampered manifest or header in the catalog: fetch fails clearly.
-	db, err := sql.Open("sqlite", filepath.Join(s.devDir, "kura.db"))
+	db, err := sql.Open("sqlite", filepath.Join(s.devDir, "dozo.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -494,7 +494,7 @@ func TestBrokerRejectsBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	sam.refused(t, "fetch", ds+"/ok.vcf", "-o", out)
-	if _, err := db.Exec(`UPDATE files SET manifest = replace(manifest, '"k":3', '"k":4'), header_object = CAST(replace(CAST(header_object AS TEXT), 'kura-transit', 'kura-transiT') AS BLOB) WHERE dataset_id = ?`, ds); err != nil {
+	if _, err := db.Exec(`UPDATE files SET manifest = replace(manifest, '"k":3', '"k":4'), header_object = CAST(replace(CAST(header_object AS TEXT), 'dozo-transit', 'dozo-transiT') AS BLOB) WHERE dataset_id = ?`, ds); err != nil {
 		t.Fatal(err)
 	}
 	sam.refused(t, "fetch", ds+"/ok.vcf", "-o", out)

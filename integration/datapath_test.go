@@ -15,10 +15,10 @@ import (
 
 	"filippo.io/age"
 
-	"github.com/ddbj/kura/crypto"
-	"github.com/ddbj/kura/filestore"
-	"github.com/ddbj/kura/storage"
-	"github.com/ddbj/kura/vault"
+	"github.com/dozo-vault/dozo/crypto"
+	"github.com/dozo-vault/dozo/filestore"
+	"github.com/dozo-vault/dozo/storage"
+	"github.com/dozo-vault/dozo/vault"
 )
 
 const mib = 1 << 20
@@ -51,7 +51,7 @@ type dataset struct {
 func newDataset(t testing.TB, s *stack) *dataset {
 	t.Helper()
 	id := uniqueName("ds")
-	d := &dataset{id: id, key: "kura-" + id, vc: s.vault(t)}
+	d := &dataset{id: id, key: "dozo-" + id, vc: s.vault(t)}
 	if err := d.vc.CreateKey(testContext(t), d.key); err != nil {
 		t.Fatal(err)
 	}
@@ -322,7 +322,7 @@ func TestStockAgeDecryptsRewrapped(t *testing.T) {
 	ctx := testContext(t)
 	d := newDataset(t, s)
 	targets := s.targets(t)
-	marker := []byte("KURA-PLAINTEXT-MARKER-0123456789")
+	marker := []byte("DOZO-PLAINTEXT-MARKER-0123456789")
 	plain := bytes.Repeat(marker, (3*mib)/len(marker)+7)
 	sf := writeFile(t, ctx, d, targets, "agefile", bytes.NewReader(plain), mib)
 

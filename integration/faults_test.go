@@ -15,18 +15,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ddbj/kura/api"
-	"github.com/ddbj/kura/storage"
+	"github.com/dozo-vault/dozo/api"
+	"github.com/dozo-vault/dozo/storage"
 )
 
 // Fault injection on the real stack: MinIO servers are stopped while
-// kura uploads and fetches, and kurad's catalog is thrown away and rebuilt
+// dozo uploads and fetches, and dozod's catalog is thrown away and rebuilt
 // from storage.
 
 // adminToken logs the dev admin in to Vault and returns the token.
 func (s *stack) adminToken(t testing.TB) string {
 	t.Helper()
-	return s.vaultLogin(t, s.env["KURA_DEV_ADMIN"], s.env["KURA_DEV_ADMIN_PASSWORD"])
+	return s.vaultLogin(t, s.env["DOZO_DEV_ADMIN"], s.env["DOZO_DEV_ADMIN_PASSWORD"])
 }
 
 func (s *stack) vaultLogin(t testing.TB, name, password string) string {
@@ -38,10 +38,10 @@ func (s *stack) vaultLogin(t testing.TB, name, password string) string {
 	return tok
 }
 
-// brokerGet GETs a kurad path with an optional bearer token.
+// brokerGet GETs a dozod path with an optional bearer token.
 func (s *stack) brokerGet(t testing.TB, path, token string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest("GET", s.env["KURA_BROKER"]+path, nil)
+	req, err := http.NewRequest("GET", s.env["DOZO_BROKER"]+path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func (s *stack) brokerGet(t testing.TB, path, token string) (int, string) {
 }
 
 // metric returns the value of one series (name with labels, exactly as
-// kurad writes it), or -1 if absent.
+// dozod writes it), or -1 if absent.
 func metric(body, series string) float64 {
 	for _, line := range strings.Split(body, "\n") {
 		if v, ok := strings.CutPrefix(line, series+" "); ok {
@@ -93,7 +93,7 @@ func (s *stack) waitMetrics(t testing.TB, token, what string, ok func(body strin
 func serverUp(n int, up float64) func(string) bool {
 	return func(body string) bool {
 		for _, b := range []string{"a", "b"} {
-			if metric(body, fmt.Sprintf(`kura_target_up{target="s%d-%s",domain="s%d"}`, n, b, n)) != up {
+			if metric(body, fmt.Sprintf(`dozo_target_up{target="s%d-%s",domain="s%d"}`, n, b, n)) != up {
 				return false
 			}
 		}
@@ -113,7 +113,7 @@ func (s *stack) objectsOn(t testing.TB, n int, ds string) int {
 	return count
 }
 
-// TestFaultTargetHealth: with one MinIO server down kurad's probes mark its
+// TestFaultTargetHealth: with one MinIO server down dozod's probes mark its
 // targets down in /metrics, a 4+2 upload is refused with a clear message
 // (four targets in two domains hold at most 2+2 pieces of a segment), and a
 // 2+2 upload succeeds on the healthy targets only. 2+1 would not do: it
@@ -139,14 +139,14 @@ func TestFaultTargetHealth(t *testing.T) {
 	want := writeRandomFile(t, src, 51, 3*mib+7, nil)
 	sam.must(t, "upload", "--dataset", ds42, src)
 	before := s.waitMetrics(t, admin, "all targets up", serverUp(2, 1))
-	completed := metric(before, "kura_uploads_completed_total")
-	refused := metric(before, `kura_http_requests_total{action="upload.begin",status="503"}`)
+	completed := metric(before, "dozo_uploads_completed_total")
+	refused := metric(before, `dozo_http_requests_total{action="upload.begin",status="503"}`)
 	if completed < 1 {
-		t.Fatalf("kura_uploads_completed_total %v after an upload", completed)
+		t.Fatalf("dozo_uploads_completed_total %v after an upload", completed)
 	}
 
 	restart := s.stopMinio(t, 2)
-	s.waitMetrics(t, admin, "kura_target_up 0 for s2-a and s2-b", serverUp(2, 0))
+	s.waitMetrics(t, admin, "dozo_target_up 0 for s2-a and s2-b", serverUp(2, 0))
 	var ts []struct {
 		ID string
 		Up bool
@@ -172,10 +172,10 @@ func TestFaultTargetHealth(t *testing.T) {
 		t.Fatal("2+2 upload with a server down fetches back different bytes")
 	}
 	after := s.waitMetrics(t, admin, "counters", func(string) bool { return true })
-	if got := metric(after, "kura_uploads_completed_total"); got != completed+1 {
-		t.Errorf("kura_uploads_completed_total %v, want %v", got, completed+1)
+	if got := metric(after, "dozo_uploads_completed_total"); got != completed+1 {
+		t.Errorf("dozo_uploads_completed_total %v, want %v", got, completed+1)
 	}
-	if got := metric(after, `kura_http_requests_total{action="upload.begin",status="503"}`); got != max(refused, 0)+1 {
+	if got := metric(after, `dozo_http_requests_total{action="upload.begin",status="503"}`); got != max(refused, 0)+1 {
 		t.Errorf("503s of upload.begin %v, want %v", got, max(refused, 0)+1)
 	}
 
@@ -226,7 +226,7 @@ func TestFaultKillDuringUpload(t *testing.T) {
 	} else {
 		lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
 		last := lines[len(lines)-1]
-		if !strings.HasPrefix(last, "kura: ") {
+		if !strings.HasPrefix(last, "dozo: ") {
 			t.Fatalf("failed upload's last stderr line is not a clear error: %q", stderr.String())
 		}
 		t.Logf("upload failed clearly: %s", last)
@@ -235,7 +235,7 @@ func TestFaultKillDuringUpload(t *testing.T) {
 		}
 	}
 	restart()
-	// Wait for kurad to see the server back, or the rerun may be refused.
+	// Wait for dozod to see the server back, or the rerun may be refused.
 	admin := s.adminToken(t)
 	s.waitMetrics(t, admin, "s3 back up", serverUp(3, 1))
 	var up []struct {
@@ -337,21 +337,21 @@ func TestFaultKillDuringFetch(t *testing.T) {
 	s.waitMetrics(t, s.adminToken(t), "s1 back up", serverUp(1, 1))
 }
 
-// kurad runs the kurad binary under test against the dev stack's config.
-func (s *stack) kurad(t testing.TB, args ...string) (string, string, error) {
+// dozod runs the dozod binary under test against the dev stack's config.
+func (s *stack) dozod(t testing.TB, args ...string) (string, string, error) {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(s.bin, "kurad"), args...)
+	cmd := exec.Command(filepath.Join(s.bin, "dozod"), args...)
 	var out, errb strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
 	return out.String(), errb.String(), err
 }
 
-// stopKurad stops the dev stack's kurad (started by this test binary's
+// stopDozod stops the dev stack's dozod (started by this test binary's
 // stack) and waits until it is gone.
-func (s *stack) stopKurad(t testing.TB) {
+func (s *stack) stopDozod(t testing.TB) {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(s.devDir, "kurad.pid"))
+	b, err := os.ReadFile(filepath.Join(s.devDir, "dozod.pid"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -364,12 +364,12 @@ func (s *stack) stopKurad(t testing.TB) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	if syscall.Kill(pid, 0) == nil {
-		t.Fatalf("kurad (pid %d) did not stop", pid)
+		t.Fatalf("dozod (pid %d) did not stop", pid)
 	}
 }
 
-// TestFaultCatalogRebuild: the catalog file is lost while kurad is
-// stopped. `kurad catalog rebuild` restores the dataset and its files from
+// TestFaultCatalogRebuild: the catalog file is lost while dozod is
+// stopped. `dozod catalog rebuild` restores the dataset and its files from
 // the manifests, headers and sealed file info on storage (dry run first,
 // which writes nothing), and after a restart the files fetch
 // byte-identical under their names, with checksums verified. The dry run
@@ -389,26 +389,26 @@ func TestFaultCatalogRebuild(t *testing.T) {
 	}
 	before := lsFiles(t, sam, ds)
 
-	s.stopKurad(t)
-	db := filepath.Join(s.devDir, "kura.db")
+	s.stopDozod(t)
+	db := filepath.Join(s.devDir, "dozo.db")
 	aside := t.TempDir()
 	for _, suf := range []string{"", "-wal", "-shm"} {
-		if err := os.Rename(db+suf, filepath.Join(aside, "kura.db"+suf)); err != nil && !os.IsNotExist(err) {
+		if err := os.Rename(db+suf, filepath.Join(aside, "dozo.db"+suf)); err != nil && !os.IsNotExist(err) {
 			t.Fatal(err)
 		}
 	}
 	// Put the old catalog back at the end, for the tests that follow.
 	t.Cleanup(func() {
-		s.stopKurad(t)
+		s.stopDozod(t)
 		for _, suf := range []string{"", "-wal", "-shm"} {
 			os.Remove(db + suf)
-			os.Rename(filepath.Join(aside, "kura.db"+suf), db+suf)
+			os.Rename(filepath.Join(aside, "dozo.db"+suf), db+suf)
 		}
 		if err := s.dev("up"); err != nil {
 			t.Error(err)
 		}
 	})
-	conf := filepath.Join(s.devDir, "kurad.toml")
+	conf := filepath.Join(s.devDir, "dozod.toml")
 
 	type report struct {
 		DatasetRow string `json:"dataset_row"`
@@ -424,9 +424,9 @@ func TestFaultCatalogRebuild(t *testing.T) {
 		Unlisted map[string]string `json:"targets_unlisted"`
 	}
 	run := func(args ...string) report {
-		out, errOut, err := s.kurad(t, append([]string{"catalog", "rebuild", "--config", conf, "--dataset", ds, "--json"}, args...)...)
+		out, errOut, err := s.dozod(t, append([]string{"catalog", "rebuild", "--config", conf, "--dataset", ds, "--json"}, args...)...)
 		if err != nil {
-			t.Fatalf("kurad catalog rebuild %v: %v\n%s%s", args, err, out, errOut)
+			t.Fatalf("dozod catalog rebuild %v: %v\n%s%s", args, err, out, errOut)
 		}
 		var r report
 		if err := json.Unmarshal([]byte(out), &r); err != nil {
@@ -434,7 +434,7 @@ func TestFaultCatalogRebuild(t *testing.T) {
 		}
 		return r
 	}
-	if _, errOut, err := s.kurad(t, "catalog", "rebuild", "--config", conf, "--dataset", ds); err == nil || !strings.Contains(errOut, "--owner") {
+	if _, errOut, err := s.dozod(t, "catalog", "rebuild", "--config", conf, "--dataset", ds); err == nil || !strings.Contains(errOut, "--owner") {
 		t.Fatalf("rebuild of a lost dataset without --owner: %v %s", err, errOut)
 	}
 	// Metadata is stored once per failure domain: with a server down the

@@ -14,10 +14,10 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
-	"github.com/ddbj/kura/api"
-	"github.com/ddbj/kura/crypto"
-	"github.com/ddbj/kura/storage"
-	"github.com/ddbj/kura/vault"
+	"github.com/dozo-vault/dozo/api"
+	"github.com/dozo-vault/dozo/crypto"
+	"github.com/dozo-vault/dozo/storage"
+	"github.com/dozo-vault/dozo/vault"
 )
 
 type catalogFile struct {
@@ -51,7 +51,7 @@ func (s *stack) catalogFiles(t testing.TB, ds string) map[string]catalogFile {
 // Transit key, as anyone holding Vault's root token could.
 func (s *stack) unwrapWithVault(t testing.TB, ds string, f catalogFile) error {
 	t.Helper()
-	key, _, err := crypto.OpenHeaderObject(f.header, crypto.NewTransitIdentity(testContext(t), s.vault(t), "kura-ds-"+ds, f.id))
+	key, _, err := crypto.OpenHeaderObject(f.header, crypto.NewTransitIdentity(testContext(t), s.vault(t), "dozo-ds-"+ds, f.id))
 	clear(key)
 	return err
 }
@@ -89,7 +89,7 @@ func payloadStates(all map[string]string, files map[string]catalogFile) map[stri
 	return out
 }
 
-// TestRotateKey: after `kura dataset rotate-key`, old key versions open no
+// TestRotateKey: after `dozo dataset rotate-key`, old key versions open no
 // header of the dataset, every file still fetches byte-identical, and no
 // payload object changed. An interrupted rotation (a storage server down)
 // resumes without rotating again, and an upload running during the
@@ -98,7 +98,7 @@ func TestRotateKey(t *testing.T) {
 	s := needStack(t)
 	sam, rita := s.users(t)
 	ds := newDatasetID()
-	key := "kura-ds-" + ds
+	key := "dozo-ds-" + ds
 	sam.must(t, "dataset", "create", ds, "--title", "rotation test", "--segment-size", "1MiB")
 	dir := t.TempDir()
 	want := map[string]string{}
@@ -268,7 +268,7 @@ func (s *stack) allVersions(t testing.TB, ds string) []string {
 	return out
 }
 
-// TestDeleteDataset: `kura dataset delete` removes every object version
+// TestDeleteDataset: `dozo dataset delete` removes every object version
 // of the dataset on every target, and only then destroys the key; an old
 // header and its pieces kept aside no longer decrypt; the report lists
 // every deleted object. An interrupted deletion (a server down) keeps the
@@ -279,7 +279,7 @@ func TestDeleteDataset(t *testing.T) {
 	admin := s.admin(t)
 	s.enableVersioning(t, 3)
 	ds := newDatasetID()
-	key := "kura-ds-" + ds
+	key := "dozo-ds-" + ds
 	sam.must(t, "dataset", "create", ds, "--title", "deletion test", "--segment-size", "1MiB")
 	dir := t.TempDir()
 	for i, size := range []int64{2*mib + 3, 4321} {

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ddbj/kura/client"
+	"github.com/dozo-vault/dozo/client"
 )
 
 // researcherClient is a client library handle on u's login and identity,
@@ -27,7 +27,7 @@ func researcherClient(t testing.TB, s *stack, u *user) (*client.Client, *client.
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := client.New(client.Options{Broker: s.env["KURA_BROKER"], CACert: s.env["KURA_CA_CERT"], Token: tok})
+	c, err := client.New(client.Options{Broker: s.env["DOZO_BROKER"], CACert: s.env["DOZO_CA_CERT"], Token: tok})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +35,7 @@ func researcherClient(t testing.TB, s *stack, u *user) (*client.Client, *client.
 }
 
 // TestRangeFetchMovesOneSegment: a 1 MiB range inside a segment of a
-// many-segment file, fetched through kurad's presigned URLs, transfers
+// many-segment file, fetched through dozod's presigned URLs, transfers
 // exactly that segment's K data pieces and nothing else — whatever the
 // file's size, which is why a 1 MiB range of an 8 GiB file is cheap.
 func TestRangeFetchMovesOneSegment(t *testing.T) {

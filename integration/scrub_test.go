@@ -24,8 +24,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ddbj/kura/api"
-	"github.com/ddbj/kura/storage"
+	"github.com/dozo-vault/dozo/api"
+	"github.com/dozo-vault/dozo/storage"
 )
 
 // scrubFixture uploads n files of a few 1 MiB segments each (4+2) and
@@ -44,7 +44,7 @@ func newScrubFixture(t *testing.T, n int) *scrubFixture {
 	s := needStack(t)
 	sam, _ := s.users(t)
 	f := &scrubFixture{s: s, sam: sam, ds: newDatasetID(), dir: t.TempDir(), sha: map[string]string{},
-		admin: s.login(t, s.env["KURA_DEV_ADMIN"], s.env["KURA_DEV_ADMIN_PASSWORD"])}
+		admin: s.login(t, s.env["DOZO_DEV_ADMIN"], s.env["DOZO_DEV_ADMIN_PASSWORD"])}
 	sam.must(t, "dataset", "create", f.ds, "--title", "scrub test", "--segment-size", "1MiB")
 	var paths []string
 	for i := range n {
@@ -57,10 +57,10 @@ func newScrubFixture(t *testing.T, n int) *scrubFixture {
 	return f
 }
 
-// manifests reads the dataset's manifests from kurad's catalog, by name.
+// manifests reads the dataset's manifests from dozod's catalog, by name.
 func (f *scrubFixture) manifests(t *testing.T) map[string]*storage.Manifest {
 	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(f.s.devDir, "kura.db")+"?mode=ro")
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(f.s.devDir, "dozo.db")+"?mode=ro")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,11 +86,11 @@ func (f *scrubFixture) manifests(t *testing.T) map[string]*storage.Manifest {
 	return out
 }
 
-// scrub runs kura scrub as the admin with --json and returns the report
+// scrub runs dozo scrub as the admin with --json and returns the report
 // and the exit status.
 func (f *scrubFixture) scrub(t *testing.T, args ...string) (api.ScrubRun, int, string) {
 	t.Helper()
-	out, errOut, err := f.admin.kura(append([]string{"scrub", "--json"}, args...)...)
+	out, errOut, err := f.admin.dozo(append([]string{"scrub", "--json"}, args...)...)
 	code := 0
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
@@ -100,7 +100,7 @@ func (f *scrubFixture) scrub(t *testing.T, args ...string) (api.ScrubRun, int, s
 	}
 	var r api.ScrubRun
 	if jerr := json.Unmarshal([]byte(out), &r); jerr != nil {
-		t.Fatalf("kura scrub %v: exit %d, %v\nstdout: %s\nstderr: %s", args, code, jerr, out, errOut)
+		t.Fatalf("dozo scrub %v: exit %d, %v\nstdout: %s\nstderr: %s", args, code, jerr, out, errOut)
 	}
 	return r, code, errOut
 }
@@ -237,11 +237,11 @@ func TestScrubBitRot(t *testing.T) {
 	out := f.admin.must(t, "scrub", "status", rep.ID)
 	for _, w := range []string{"repaired", fmt.Sprint(len(want)), "throughput", "unrecoverable"} {
 		if !strings.Contains(out, w) {
-			t.Errorf("kura scrub status output lacks %q:\n%s", w, out)
+			t.Errorf("dozo scrub status output lacks %q:\n%s", w, out)
 		}
 	}
 	if list := f.admin.must(t, "scrub", "status"); !strings.Contains(list, rep.ID) || !strings.Contains(list, again.ID) {
-		t.Errorf("kura scrub status does not list the runs:\n%s", list)
+		t.Errorf("dozo scrub status does not list the runs:\n%s", list)
 	}
 	// Not for submitters.
 	f.sam.refused(t, "scrub", f.ds)
@@ -249,7 +249,7 @@ func TestScrubBitRot(t *testing.T) {
 
 // TestScrubUnrecoverable: three bad pieces (> m) in one segment. The run
 // reports the segment and its pieces, writes nothing for it, marks only
-// that file damaged, and kura exits 3; the other files still fetch.
+// that file damaged, and dozo exits 3; the other files still fetch.
 func TestScrubUnrecoverable(t *testing.T) {
 	f := newScrubFixture(t, 3)
 	ctx := testContext(t)
@@ -273,7 +273,7 @@ func TestScrubUnrecoverable(t *testing.T) {
 	}
 	// A notice that the run started, then the error: one line.
 	lines := strings.Split(strings.TrimSpace(errOut), "\n")
-	if last := lines[len(lines)-1]; len(lines) != 2 || !strings.HasPrefix(last, "kura: scrub "+r.ID+": ") || !strings.Contains(last, "damaged") {
+	if last := lines[len(lines)-1]; len(lines) != 2 || !strings.HasPrefix(last, "dozo: scrub "+r.ID+": ") || !strings.Contains(last, "damaged") {
 		t.Fatalf("stderr does not end in one clear error line: %q", errOut)
 	}
 	if len(r.Unrecoverable) != 1 || r.Unrecoverable[0].File != victim || r.Unrecoverable[0].Segment != 2 ||
@@ -302,8 +302,8 @@ func TestScrubUnrecoverable(t *testing.T) {
 	}
 	f.fetchAll(t, others...)
 	// status of the run keeps the exit status.
-	if _, _, err := f.admin.kura("scrub", "status", r.ID); err == nil {
-		t.Fatal("kura scrub status of an unrecoverable run exited 0")
+	if _, _, err := f.admin.dozo("scrub", "status", r.ID); err == nil {
+		t.Fatal("dozo scrub status of an unrecoverable run exited 0")
 	}
 }
 
@@ -391,9 +391,9 @@ func (f *scrubFixture) waitScrub(t *testing.T, id string) api.ScrubRun {
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
 		var r api.ScrubRun
-		out, errOut, err := f.admin.kura("scrub", "status", id, "--json")
+		out, errOut, err := f.admin.dozo("scrub", "status", id, "--json")
 		if jerr := json.Unmarshal([]byte(out), &r); jerr != nil {
-			t.Fatalf("kura scrub status %s: %v %v %s", id, err, jerr, errOut)
+			t.Fatalf("dozo scrub status %s: %v %v %s", id, err, jerr, errOut)
 		}
 		if r.State != api.ScrubRunning {
 			return r
@@ -490,17 +490,17 @@ func (s *stack) minioRequests(t *testing.T) map[string]float64 {
 	return out
 }
 
-// TestScrubResumesAfterKuradRestart: kurad is killed in the middle of a
+// TestScrubResumesAfterDozodRestart: dozod is killed in the middle of a
 // paced scrub and started again; the run continues with the files it had
 // not finished (those finished keep their record) and completes.
-func TestScrubResumesAfterKuradRestart(t *testing.T) {
+func TestScrubResumesAfterDozodRestart(t *testing.T) {
 	f := newScrubFixture(t, 4)
 	var started api.ScrubRun
 	if err := json.Unmarshal([]byte(f.admin.must(t, "scrub", f.ds, "--deep", "--rate", "3MiB/s", "--detach", "--json")), &started); err != nil {
 		t.Fatal(err)
 	}
 	doneAt := func() map[int]int64 {
-		db, err := sql.Open("sqlite", "file:"+filepath.Join(f.s.devDir, "kura.db")+"?mode=ro")
+		db, err := sql.Open("sqlite", "file:"+filepath.Join(f.s.devDir, "dozo.db")+"?mode=ro")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -526,7 +526,7 @@ func TestScrubResumesAfterKuradRestart(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	pid, err := os.ReadFile(filepath.Join(f.s.devDir, "kurad.pid"))
+	pid, err := os.ReadFile(filepath.Join(f.s.devDir, "dozod.pid"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -538,7 +538,7 @@ func TestScrubResumesAfterKuradRestart(t *testing.T) {
 	}
 	before := doneAt()
 	if len(before) >= 4 {
-		t.Skip("the scrub finished before kurad could be killed")
+		t.Skip("the scrub finished before dozod could be killed")
 	}
 	if err := f.s.dev("up"); err != nil {
 		t.Fatal(err)
@@ -553,5 +553,5 @@ func TestScrubResumesAfterKuradRestart(t *testing.T) {
 			t.Fatalf("file %d finished before the restart was scrubbed again", seq)
 		}
 	}
-	t.Logf("%d of 4 files were done when kurad was killed", len(before))
+	t.Logf("%d of 4 files were done when dozod was killed", len(before))
 }

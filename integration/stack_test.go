@@ -16,18 +16,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ddbj/kura/storage"
-	"github.com/ddbj/kura/vault"
+	"github.com/dozo-vault/dozo/storage"
+	"github.com/dozo-vault/dozo/vault"
 )
 
-// stack is the real local kura the tests run against: three MinIO
-// servers and a Vault dev server (scripts/stack.sh) plus kurad over TLS
+// stack is the real local dozo the tests run against: three MinIO
+// servers and a Vault dev server (scripts/stack.sh) plus dozod over TLS
 // with demo users (scripts/dev.sh), started once per test binary.
 type stack struct {
-	devDir    string // KURA_DEV_DIR
-	dir       string // KURA_STACK_DIR, inside devDir
+	devDir    string // DOZO_DEV_DIR
+	dir       string // DOZO_STACK_DIR, inside devDir
 	script    string // scripts/stack.sh
-	bin       string // where kura and kurad were built
+	bin       string // where dozo and dozod were built
 	env       map[string]string
 	endpoints []string
 	buckets   []string
@@ -59,7 +59,7 @@ func TestMain(m *testing.M) {
 		stackError = fmt.Errorf("-short: integration stack not started")
 	}
 	code := m.Run()
-	if theStack != nil && theStack.owned && os.Getenv("KURA_KEEP_STACK") == "" {
+	if theStack != nil && theStack.owned && os.Getenv("DOZO_KEEP_STACK") == "" {
 		_ = theStack.dev("down")
 		os.RemoveAll(theStack.devDir)
 	}
@@ -69,30 +69,30 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// startStack builds kura and kurad, then uses the dev stack named by
-// KURA_DEV_DIR when it is already up, and otherwise starts a private one
+// startStack builds dozo and dozod, then uses the dev stack named by
+// DOZO_DEV_DIR when it is already up, and otherwise starts a private one
 // in a temporary directory.
 func startStack() (*stack, error) {
 	root := repoRoot()
 	s := &stack{script: filepath.Join(root, "scripts", "stack.sh")}
 	var err error
-	if s.bin, err = os.MkdirTemp("", "kura-it-bin-"); err != nil {
+	if s.bin, err = os.MkdirTemp("", "dozo-it-bin-"); err != nil {
 		return nil, err
 	}
-	for _, c := range []string{"kura", "kurad"} {
+	for _, c := range []string{"dozo", "dozod"} {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(s.bin, c), "./cmd/"+c)
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return nil, fmt.Errorf("building %s: %v: %s", c, err, out)
 		}
 	}
-	if d := os.Getenv("KURA_DEV_DIR"); d != "" {
+	if d := os.Getenv("DOZO_DEV_DIR"); d != "" {
 		s.devDir = d
 		if err := s.dev("status"); err != nil {
-			return nil, fmt.Errorf("KURA_DEV_DIR=%s is not a running dev stack (scripts/dev.sh status): %v", d, err)
+			return nil, fmt.Errorf("DOZO_DEV_DIR=%s is not a running dev stack (scripts/dev.sh status): %v", d, err)
 		}
 	} else {
-		if s.devDir, err = os.MkdirTemp("", "kura-it-"); err != nil {
+		if s.devDir, err = os.MkdirTemp("", "dozo-it-"); err != nil {
 			return nil, err
 		}
 		s.owned = true
@@ -114,15 +114,15 @@ func (s *stack) dev(args ...string) error {
 func (s *stack) run(args ...string) error { return s.runScript(s.script, args...) }
 
 func (s *stack) runScript(script string, args ...string) error {
-	out, err := os.CreateTemp("", "kura-it-script-")
+	out, err := os.CreateTemp("", "dozo-it-script-")
 	if err != nil {
 		return err
 	}
 	defer os.Remove(out.Name())
 	defer out.Close()
 	cmd := exec.Command(script, args...)
-	cmd.Env = append(os.Environ(), "KURA_DEV_DIR="+s.devDir, "KURA_STACK_DIR="+filepath.Join(s.devDir, "stack"),
-		"KURAD_BIN="+filepath.Join(s.bin, "kurad"))
+	cmd.Env = append(os.Environ(), "DOZO_DEV_DIR="+s.devDir, "DOZO_STACK_DIR="+filepath.Join(s.devDir, "stack"),
+		"DOZOD_BIN="+filepath.Join(s.bin, "dozod"))
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Run(); err != nil {
 		b, _ := os.ReadFile(out.Name())
@@ -150,11 +150,11 @@ func (s *stack) loadEnv() error {
 		}
 	}
 	s.env = env
-	s.endpoints = strings.Split(env["KURA_DEV_S3_ENDPOINTS"], ",")
-	s.buckets = strings.Split(env["KURA_DEV_S3_BUCKETS"], ",")
-	s.accessKey, s.secretKey = env["KURA_DEV_S3_ACCESS_KEY"], env["KURA_DEV_S3_SECRET_KEY"]
+	s.endpoints = strings.Split(env["DOZO_DEV_S3_ENDPOINTS"], ",")
+	s.buckets = strings.Split(env["DOZO_DEV_S3_BUCKETS"], ",")
+	s.accessKey, s.secretKey = env["DOZO_DEV_S3_ACCESS_KEY"], env["DOZO_DEV_S3_SECRET_KEY"]
 	s.vaultAddr, s.rootToken = env["VAULT_ADDR"], env["VAULT_TOKEN"]
-	if len(s.endpoints) != 3 || s.accessKey == "" || s.vaultAddr == "" || s.rootToken == "" || env["KURA_BROKER"] == "" {
+	if len(s.endpoints) != 3 || s.accessKey == "" || s.vaultAddr == "" || s.rootToken == "" || env["DOZO_BROKER"] == "" {
 		return fmt.Errorf("incomplete env file %s", f.Name())
 	}
 	return sc.Err()
@@ -182,7 +182,7 @@ func (s *stack) targets(t testing.TB) []storage.Target {
 	for i, ep := range s.endpoints {
 		for _, b := range s.buckets {
 			tg, err := storage.NewS3Target(storage.S3Config{
-				ID:        fmt.Sprintf("s%d-%s", i+1, strings.TrimPrefix(b, "kura-")),
+				ID:        fmt.Sprintf("s%d-%s", i+1, strings.TrimPrefix(b, "dozo-")),
 				Domain:    fmt.Sprintf("server%d", i+1),
 				Endpoint:  ep,
 				AccessKey: s.accessKey,
@@ -236,13 +236,13 @@ func testContext(t testing.TB) context.Context {
 // brokerHTTP is an HTTP client that trusts only the dev stack's CA.
 func (s *stack) brokerHTTP(t testing.TB) *http.Client {
 	t.Helper()
-	pem, err := os.ReadFile(s.env["KURA_CA_CERT"])
+	pem, err := os.ReadFile(s.env["DOZO_CA_CERT"])
 	if err != nil {
 		t.Fatal(err)
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(pem) {
-		t.Fatal("no certificate in KURA_CA_CERT")
+		t.Fatal("no certificate in DOZO_CA_CERT")
 	}
 	return &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 }

@@ -17,8 +17,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/ddbj/kura/client"
-	"github.com/ddbj/kura/storage"
+	"github.com/dozo-vault/dozo/client"
+	"github.com/dozo-vault/dozo/storage"
 )
 
 // BenchmarkSuite is `make bench`: in one run, on the same stack and the
@@ -28,7 +28,7 @@ import (
 //     one MinIO server (no encryption, no parity): the ceiling;
 //   - baseline B: the stock age CLI piped into / out of that plain upload,
 //     what a researcher would script;
-//   - kura: CLI upload and fetch (4+2 over three servers), fetch with one
+//   - dozo: CLI upload and fetch (4+2 over three servers), fetch with one
 //     server down, a 1 MiB range from the middle, grant, and the fetch
 //     metadata call (header rewrap + manifest) for a 1 MiB and a large
 //     file, and a deep scrub where that command exists.
@@ -36,9 +36,9 @@ import (
 // Every tool runs as its own process, so wall time, CPU seconds and peak
 // RSS (VmHWM) are measured alike; the MinIO servers' CPU during each run
 // is reported too, since they share the machine's cores. Each measurement
-// is repeated KURA_BENCH_N times (default 3) and the median reported, as a
-// table on stdout and as JSON in KURA_BENCH_JSON (default
-// bench-results.json in the repository). KURA_BENCH_SIZES lists the file
+// is repeated DOZO_BENCH_N times (default 3) and the median reported, as a
+// table on stdout and as JSON in DOZO_BENCH_JSON (default
+// bench-results.json in the repository). DOZO_BENCH_SIZES lists the file
 // sizes (default "1GiB,4GiB").
 func BenchmarkSuite(b *testing.B) {
 	cfg := benchConfigFromEnv(b)
@@ -60,25 +60,25 @@ type benchConfig struct {
 
 func benchConfigFromEnv(b *testing.B) benchConfig {
 	cfg := benchConfig{n: 3, json: filepath.Join(repoRoot(), "bench-results.json")}
-	sizes := os.Getenv("KURA_BENCH_SIZES")
+	sizes := os.Getenv("DOZO_BENCH_SIZES")
 	if sizes == "" {
 		sizes = "1GiB,4GiB"
 	}
 	for _, f := range strings.Split(sizes, ",") {
 		n, err := client.ParseSize(strings.TrimSpace(f))
 		if err != nil || n < 2*mib {
-			b.Fatalf("KURA_BENCH_SIZES: bad size %q (at least 2MiB)", f)
+			b.Fatalf("DOZO_BENCH_SIZES: bad size %q (at least 2MiB)", f)
 		}
 		cfg.sizes = append(cfg.sizes, n)
 	}
-	if v := os.Getenv("KURA_BENCH_N"); v != "" {
+	if v := os.Getenv("DOZO_BENCH_N"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
-			b.Fatalf("KURA_BENCH_N: want a positive count, got %q", v)
+			b.Fatalf("DOZO_BENCH_N: want a positive count, got %q", v)
 		}
 		cfg.n = n
 	}
-	if v := os.Getenv("KURA_BENCH_JSON"); v != "" {
+	if v := os.Getenv("DOZO_BENCH_JSON"); v != "" {
 		cfg.json = v
 	}
 	return cfg
@@ -146,7 +146,7 @@ func newBenchRun(b *testing.B, s *stack, cfg benchConfig) *benchRun {
 		b.Fatalf("building s3pipe: %v: %s", err, out)
 	}
 	r.sam, r.rita = s.users(b)
-	r.admin = s.login(b, s.env["KURA_DEV_ADMIN"], s.env["KURA_DEV_ADMIN_PASSWORD"])
+	r.admin = s.login(b, s.env["DOZO_DEV_ADMIN"], s.env["DOZO_DEV_ADMIN_PASSWORD"])
 	r.ds = newDatasetID()
 	r.sam.must(b, "dataset", "create", r.ds, "--title", "bench")
 	d, err := client.OpenDir(r.sam.dir)
@@ -161,7 +161,7 @@ func newBenchRun(b *testing.B, s *stack, cfg benchConfig) *benchRun {
 
 	// Grant once (timed), then keep a 1 MiB file for the header baseline.
 	until := time.Now().AddDate(0, 1, 0).UTC().Format("2006-01-02")
-	r.measure("kura grant", 0, func() []*exec.Cmd {
+	r.measure("dozo grant", 0, func() []*exec.Cmd {
 		return []*exec.Cmd{r.sam.command("grant", r.ds, r.rita.name, "--until", until, "--application", "J-DU000001", "--institution", "NIG", "--json")}
 	}, 1)
 	small := filepath.Join(r.dir, "small.bin")
@@ -213,11 +213,11 @@ func (r *benchRun) size(size int64) {
 	}
 	os.Remove(out)
 
-	// kura: a new name per repetition (kura does not overwrite), and the
+	// dozo: a new name per repetition (dozo does not overwrite), and the
 	// previous repetition's pieces removed so a large size fits the disk.
 	rep := 0
 	name := func() string { return fmt.Sprintf("f%d-%d.bin", size, rep) }
-	up := r.measure("kura upload", size, func() []*exec.Cmd {
+	up := r.measure("dozo upload", size, func() []*exec.Cmd {
 		if rep > 0 {
 			r.dropFile(fmt.Sprintf("f%d-%d.bin", size, rep-1))
 		}
@@ -225,13 +225,13 @@ func (r *benchRun) size(size int64) {
 		return []*exec.Cmd{r.sam.command("upload", "--dataset", r.ds, "--name", name(), src)}
 	}, n)
 	os.Remove(src)
-	fetch := r.measure("kura fetch", size, func() []*exec.Cmd {
+	fetch := r.measure("dozo fetch", size, func() []*exec.Cmd {
 		return []*exec.Cmd{r.rita.command("fetch", r.ds+"/"+name(), "-o", out, "--force")}
 	}, n)
 	os.Remove(out)
 	// The same to standard output: no partial file, no fsync before the
 	// rename (the baselines do not sync their output either).
-	toStdout := r.measure("kura fetch -o - (no disk)", size, func() []*exec.Cmd {
+	toStdout := r.measure("dozo fetch -o - (no disk)", size, func() []*exec.Cmd {
 		c := r.rita.command("fetch", r.ds+"/"+name(), "-o", "-")
 		null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 		if err != nil {
@@ -241,13 +241,13 @@ func (r *benchRun) size(size int64) {
 		return []*exec.Cmd{c}
 	}, n)
 	restart := s.stopMinio(b, 1)
-	degraded := r.measure("kura fetch, 1 server down", size, func() []*exec.Cmd {
+	degraded := r.measure("dozo fetch, 1 server down", size, func() []*exec.Cmd {
 		return []*exec.Cmd{r.rita.command("fetch", r.ds+"/"+name(), "-o", out, "--force")}
 	}, n)
 	restart()
 	os.Remove(out)
 	mid := size / 2
-	r.measure("kura fetch 1 MiB range", 0, func() []*exec.Cmd {
+	r.measure("dozo fetch 1 MiB range", 0, func() []*exec.Cmd {
 		return []*exec.Cmd{r.rita.command("fetch", r.ds+"/"+name(), "--range", fmt.Sprintf("%d-%d", mid, mid+mib-1), "-o", out, "--force")}
 	}, n)
 	os.Remove(out)
@@ -450,7 +450,7 @@ func (r *benchRun) headerFetch(name string, size int64) benchRow {
 	if err != nil {
 		r.b.Fatal(err)
 	}
-	c, err := client.New(client.Options{Broker: r.s.env["KURA_BROKER"], CACert: r.s.env["KURA_CA_CERT"], Token: tok})
+	c, err := client.New(client.Options{Broker: r.s.env["DOZO_BROKER"], CACert: r.s.env["DOZO_CA_CERT"], Token: tok})
 	if err != nil {
 		r.b.Fatal(err)
 	}
@@ -472,17 +472,17 @@ func (r *benchRun) headerFetch(name string, size int64) benchRow {
 	return row
 }
 
-// scrub measures a deep scrub of one file (run inside kurad; the row's CPU
-// and RSS are the waiting CLI's, kurad's work shows in wall time). bytes is
+// scrub measures a deep scrub of one file (run inside dozod; the row's CPU
+// and RSS are the waiting CLI's, dozod's work shows in wall time). bytes is
 // what it reads: every piece, (k+m)/k times the plaintext for 4+2.
 func (r *benchRun) scrub(name string, bytes int64) benchRow {
-	return r.measure("kura scrub --deep (one file)", bytes, func() []*exec.Cmd {
+	return r.measure("dozo scrub --deep (one file)", bytes, func() []*exec.Cmd {
 		return []*exec.Cmd{r.admin.command("scrub", r.ds, "--file", name, "--deep", "--json")}
 	}, r.cfg.n)
 }
 
 // dropFile deletes a benchmark file's pieces straight from storage, so a
-// run with several large files fits the disk (kura has no delete yet).
+// run with several large files fits the disk (dozo has no delete yet).
 func (r *benchRun) dropFile(name string) {
 	f, ok := lsFiles(r.b, r.sam, r.ds)[name]
 	if !ok {
@@ -523,7 +523,7 @@ func (r *benchRun) report() {
 		fmt.Fprintf(w, "%s\t%s\t%.2f\t%s\t\t\t\t\n", q.Name, client.FormatSize(q.Size), q.Value, q.Want)
 	}
 	w.Flush()
-	fmt.Printf("\nkura benchmark (N=%d, medians; %d CPUs)\n%s", r.cfg.n, runtime.NumCPU(), buf.String())
+	fmt.Printf("\ndozo benchmark (N=%d, medians; %d CPUs)\n%s", r.cfg.n, runtime.NumCPU(), buf.String())
 	out, err := json.MarshalIndent(map[string]any{
 		"repetitions": r.cfg.n, "cpus": runtime.NumCPU(), "time": time.Now().UTC(),
 		"rows": r.rows, "ratios": r.ratios,

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ddbj/kura/vault"
+	"github.com/dozo-vault/dozo/vault"
 )
 
 func uniqueName(prefix string) string {

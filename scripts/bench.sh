@@ -1,31 +1,31 @@
 #!/usr/bin/env bash
-# bench.sh — the kura benchmark suite (make bench): baselines A (plain
-# minio-go) and B (stock age CLI + plain upload) against the kura CLI, on
+# bench.sh — the dozo benchmark suite (make bench): baselines A (plain
+# minio-go) and B (stock age CLI + plain upload) against the dozo CLI, on
 # one stack, with the same files, medians of N repetitions; a table on
 # stdout and JSON in bench-results.json. See BenchmarkSuite in
 # integration/suite_bench_test.go.
 #
-#   KURA_BENCH_SIZES=1GiB,4GiB   file sizes (8GiB needs ~30 GiB free disk)
-#   KURA_BENCH_N=3               repetitions per measurement (median)
-#   KURA_BENCH_JSON=PATH         where the JSON goes
-#   KURA_DEV_DIR=DIR             use a running dev stack (scripts/dev.sh up)
+#   DOZO_BENCH_SIZES=1GiB,4GiB   file sizes (8GiB needs ~30 GiB free disk)
+#   DOZO_BENCH_N=3               repetitions per measurement (median)
+#   DOZO_BENCH_JSON=PATH         where the JSON goes
+#   DOZO_DEV_DIR=DIR             use a running dev stack (scripts/dev.sh up)
 #                                instead of a private one
-#   KURA_BENCH_MICRO=1           also run the crypto/storage micro-benchmarks
+#   DOZO_BENCH_MICRO=1           also run the crypto/storage micro-benchmarks
 #                                and the library end-to-end benchmark
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 cd "$root"
-export KURA_BENCH_JSON=${KURA_BENCH_JSON:-$root/bench-results.json}
+export DOZO_BENCH_JSON=${DOZO_BENCH_JSON:-$root/bench-results.json}
 export PATH="$("$here/tools.sh" path):$PATH"
 GO=${GO:-go}
 
 # Disk: the suite keeps the input, one output and ~2.5x the size in
 # MinIO at a time (earlier repetitions' pieces are deleted).
 avail=$(df -Pk "${TMPDIR:-/tmp}" | awk 'NR==2 {print int($4/1024/1024)}')
-echo "bench: sizes ${KURA_BENCH_SIZES:-1GiB,4GiB}, N=${KURA_BENCH_N:-3}; ${avail} GiB free in ${TMPDIR:-/tmp}" >&2
+echo "bench: sizes ${DOZO_BENCH_SIZES:-1GiB,4GiB}, N=${DOZO_BENCH_N:-3}; ${avail} GiB free in ${TMPDIR:-/tmp}" >&2
 
-if [ -n "${KURA_BENCH_MICRO:-}" ]; then
+if [ -n "${DOZO_BENCH_MICRO:-}" ]; then
   $GO test -run '^$' -bench . -benchmem -benchtime 3x -timeout 60m ./crypto/ ./storage/
   $GO test -run '^$' -bench 'BenchmarkEndToEnd' -benchtime 1x -timeout 60m ./integration/
 fi

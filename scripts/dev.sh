@@ -1,27 +1,27 @@
 #!/usr/bin/env bash
-# dev.sh — a complete local kura: the storage + key stack (scripts/stack.sh:
-# three MinIO servers, Vault dev) plus kurad over TLS on 127.0.0.1.
+# dev.sh — a complete local dozo: the storage + key stack (scripts/stack.sh:
+# three MinIO servers, Vault dev) plus dozod over TLS on 127.0.0.1.
 #
 #   scripts/dev.sh up       start what is not running (idempotent)
-#   scripts/dev.sh down     stop kurad (by pid), then the stack
+#   scripts/dev.sh down     stop dozod (by pid), then the stack
 #   scripts/dev.sh status   print state; exit 1 unless all is up
 #   scripts/dev.sh env      print the env file path
 #
-# State lives in $KURA_DEV_DIR (default <repo>/.kura-dev); the stack in
-# $KURA_DEV_DIR/stack. `up` writes $KURA_DEV_DIR/env (mode 0600): source it
-# for KURA_BROKER, KURA_CA_CERT, the dev users and their passwords, the S3
+# State lives in $DOZO_DEV_DIR (default <repo>/.dozo-dev); the stack in
+# $DOZO_DEV_DIR/stack. `up` writes $DOZO_DEV_DIR/env (mode 0600): source it
+# for DOZO_BROKER, DOZO_CA_CERT, the dev users and their passwords, the S3
 # endpoints and keys, VAULT_ADDR and VAULT_TOKEN (the dev root token).
 # Passwords are random per dev dir, kept across runs, and never printed.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
-DEV=${KURA_DEV_DIR:-$root/.kura-dev}
+DEV=${DOZO_DEV_DIR:-$root/.dozo-dev}
 mkdir -p "$DEV"; chmod 700 "$DEV"
 DEV=$(cd "$DEV" && pwd)
-export KURA_STACK_DIR=$DEV/stack
-KURAD=${KURAD_BIN:-$root/bin/kurad}
-CONF=$DEV/kurad.toml
+export DOZO_STACK_DIR=$DEV/stack
+DOZOD=${DOZOD_BIN:-$root/bin/dozod}
+CONF=$DEV/dozod.toml
 ENVFILE=$DEV/env
 USERS=(admin sam rita) # admin, submitter, researcher
 
@@ -34,56 +34,56 @@ die() { log "$*"; exit 1; }
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 secret() { head -c 32 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c "${1:-24}"; }
 
-# kurad_alive: the recorded pid runs kurad with this dev dir's config.
-kurad_alive() {
+# dozod_alive: the recorded pid runs dozod with this dev dir's config.
+dozod_alive() {
   local pid
-  [ -f "$DEV/kurad.pid" ] || return 1
-  pid=$(cat "$DEV/kurad.pid")
+  [ -f "$DEV/dozod.pid" ] || return 1
+  pid=$(cat "$DEV/dozod.pid")
   [ -d "/proc/$pid" ] || return 1
   tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$CONF"
 }
 
-stop_kurad() {
+stop_dozod() {
   local pid
-  if kurad_alive; then
-    pid=$(cat "$DEV/kurad.pid")
+  if dozod_alive; then
+    pid=$(cat "$DEV/dozod.pid")
     kill "$pid" 2>/dev/null || true
     for _ in $(seq 1 100); do [ -d "/proc/$pid" ] || break; sleep 0.1; done
     [ -d "/proc/$pid" ] && kill -9 "$pid" 2>/dev/null || true
-    log "stopped kurad (pid $pid)"
+    log "stopped dozod (pid $pid)"
   fi
-  rm -f "$DEV/kurad.pid"
+  rm -f "$DEV/dozod.pid"
 }
 
-# vault_setup: kurad's policy and token, and the dev users. The dev Vault
+# vault_setup: dozod's policy and token, and the dev users. The dev Vault
 # keeps everything in memory, so this is re-applied on every `up`; a token
 # that no longer works means Vault restarted and lost its Transit keys,
 # which makes the old catalog useless: it is moved aside.
 vault_setup() {
-  vault policy write kurad - >/dev/null <<'POLICY'
-# kurad: Transit on dataset keys only (kura-ds-*). Users' own tokens get
-# nothing on Transit; only kurad wraps and unwraps.
-path "transit/keys/kura-ds-*"         { capabilities = ["create", "read", "update", "delete"] }
-path "transit/keys/kura-ds-*/rotate"  { capabilities = ["update"] }
-path "transit/keys/kura-ds-*/config"  { capabilities = ["update"] }
-path "transit/encrypt/kura-ds-*"      { capabilities = ["update"] }
-path "transit/decrypt/kura-ds-*"      { capabilities = ["update"] }
-path "transit/rewrap/kura-ds-*"       { capabilities = ["update"] }
-path "transit/hmac/kura-ds-*"         { capabilities = ["update"] }
-path "transit/verify/kura-ds-*"       { capabilities = ["update"] }
+  vault policy write dozod - >/dev/null <<'POLICY'
+# dozod: Transit on dataset keys only (dozo-ds-*). Users' own tokens get
+# nothing on Transit; only dozod wraps and unwraps.
+path "transit/keys/dozo-ds-*"         { capabilities = ["create", "read", "update", "delete"] }
+path "transit/keys/dozo-ds-*/rotate"  { capabilities = ["update"] }
+path "transit/keys/dozo-ds-*/config"  { capabilities = ["update"] }
+path "transit/encrypt/dozo-ds-*"      { capabilities = ["update"] }
+path "transit/decrypt/dozo-ds-*"      { capabilities = ["update"] }
+path "transit/rewrap/dozo-ds-*"       { capabilities = ["update"] }
+path "transit/hmac/dozo-ds-*"         { capabilities = ["update"] }
+path "transit/verify/dozo-ds-*"       { capabilities = ["update"] }
 POLICY
-  if [ -s "$DEV/kurad.token" ] && VAULT_TOKEN=$(cat "$DEV/kurad.token") vault token lookup >/dev/null 2>&1; then
+  if [ -s "$DEV/dozod.token" ] && VAULT_TOKEN=$(cat "$DEV/dozod.token") vault token lookup >/dev/null 2>&1; then
     :
   else
-    if [ -s "$DEV/kurad.token" ] && [ -f "$DEV/kura.db" ]; then
-      local aside=$DEV/kura.db.stale-$(date +%s)
-      log "vault was restarted (kurad's token is gone): moving the old catalog to $aside"
-      stop_kurad
-      mv "$DEV/kura.db" "$aside"; rm -f "$DEV/kura.db-wal" "$DEV/kura.db-shm"
+    if [ -s "$DEV/dozod.token" ] && [ -f "$DEV/dozo.db" ]; then
+      local aside=$DEV/dozo.db.stale-$(date +%s)
+      log "vault was restarted (dozod's token is gone): moving the old catalog to $aside"
+      stop_dozod
+      mv "$DEV/dozo.db" "$aside"; rm -f "$DEV/dozo.db-wal" "$DEV/dozo.db-shm"
     fi
-    vault token create -orphan -policy=kurad -period=24h -display-name=kurad -field=token >"$DEV/kurad.token.tmp"
-    chmod 600 "$DEV/kurad.token.tmp"; mv "$DEV/kurad.token.tmp" "$DEV/kurad.token"
-    log "created kurad's vault token (policy kurad, periodic 24h)"
+    vault token create -orphan -policy=dozod -period=24h -display-name=dozod -field=token >"$DEV/dozod.token.tmp"
+    chmod 600 "$DEV/dozod.token.tmp"; mv "$DEV/dozod.token.tmp" "$DEV/dozod.token"
+    log "created dozod's vault token (policy dozod, periodic 24h)"
   fi
   [ -f "$DEV/users" ] || {
     for u in "${USERS[@]}"; do echo "$u $(secret 24)"; done >"$DEV/users"
@@ -97,16 +97,16 @@ POLICY
 
 password() { awk -v u="$1" '$1 == u { print $2 }' "$DEV/users"; }
 
-# write_config writes kurad.toml; it returns 0 if the file changed.
+# write_config writes dozod.toml; it returns 0 if the file changed.
 write_config() {
   local port=$1 tmp=$CONF.tmp n=0 ep srv b
-  printf '%s\n' "$KURA_DEV_S3_SECRET_KEY" >"$DEV/s3-secret"; chmod 600 "$DEV/s3-secret"
+  printf '%s\n' "$DOZO_DEV_S3_SECRET_KEY" >"$DEV/s3-secret"; chmod 600 "$DEV/s3-secret"
   {
     echo "# written by scripts/dev.sh"
     echo "listen = \"127.0.0.1:$port\""
     echo "tls_cert = \"$DEV/tls/cert.pem\""
     echo "tls_key = \"$DEV/tls/key.pem\""
-    echo "catalog = \"$DEV/kura.db\""
+    echo "catalog = \"$DEV/dozo.db\""
     echo "presign_expiry = \"10m\""
     echo "upload_expiry = \"24h\""
     echo "admins = [\"admin\"]"
@@ -114,9 +114,9 @@ write_config() {
     echo
     echo "[vault]"
     echo "address = \"$VAULT_ADDR\""
-    echo "token_file = \"$DEV/kurad.token\""
+    echo "token_file = \"$DEV/dozod.token\""
     echo "transit_mount = \"transit\""
-    IFS=, read -ra eps <<<"$KURA_DEV_S3_ENDPOINTS"
+    IFS=, read -ra eps <<<"$DOZO_DEV_S3_ENDPOINTS"
     for ep in "${eps[@]}"; do
       n=$((n + 1)); srv=s$n
       for b in a b; do
@@ -125,8 +125,8 @@ write_config() {
         echo "id = \"$srv-$b\""
         echo "domain = \"$srv\""
         echo "endpoint = \"http://$ep\""
-        echo "bucket = \"kura-$b\""
-        echo "access_key = \"$KURA_DEV_S3_ACCESS_KEY\""
+        echo "bucket = \"dozo-$b\""
+        echo "access_key = \"$DOZO_DEV_S3_ACCESS_KEY\""
         echo "secret_key_file = \"$DEV/s3-secret\""
       done
     done
@@ -140,11 +140,11 @@ wait_health() {
   local url=$1 i
   for ((i = 0; i < 300; i++)); do
     curl -fsS -o /dev/null --max-time 2 --cacert "$DEV/tls/cert.pem" "$url/v1/health" 2>/dev/null && return 0
-    kurad_alive || break
+    dozod_alive || break
     sleep 0.1
   done
-  log "kurad did not become healthy at $url; last log lines:"
-  tail -20 "$DEV/kurad.log" >&2 || true
+  log "dozod did not become healthy at $url; last log lines:"
+  tail -20 "$DEV/dozod.log" >&2 || true
   return 1
 }
 
@@ -152,21 +152,21 @@ write_env() {
   local url=$1 tmp=$ENVFILE.tmp
   {
     echo "# written by scripts/dev.sh; secrets: keep mode 0600"
-    echo "export KURA_DEV_DIR='$DEV'"
-    echo "export KURA_STACK_DIR='$KURA_STACK_DIR'"
-    echo "export KURA_BROKER='$url'"
-    echo "export KURA_CA_CERT='$DEV/tls/cert.pem'"
-    echo "export KURA_DEV_ADMIN='admin'"
-    echo "export KURA_DEV_ADMIN_PASSWORD='$(password admin)'"
-    echo "export KURA_DEV_SUBMITTER='sam'"
-    echo "export KURA_DEV_SUBMITTER_PASSWORD='$(password sam)'"
-    echo "export KURA_DEV_RESEARCHER='rita'"
-    echo "export KURA_DEV_RESEARCHER_PASSWORD='$(password rita)'"
-    echo "export KURA_DEV_S3_ENDPOINTS='$KURA_DEV_S3_ENDPOINTS'"
-    echo "export KURA_DEV_S3_BUCKETS='$KURA_DEV_S3_BUCKETS'"
-    echo "export KURA_DEV_S3_ACCESS_KEY='$KURA_DEV_S3_ACCESS_KEY'"
-    echo "export KURA_DEV_S3_SECRET_KEY='$KURA_DEV_S3_SECRET_KEY'"
-    echo "export KURA_DEV_KURAD_LOG='$DEV/kurad.log'"
+    echo "export DOZO_DEV_DIR='$DEV'"
+    echo "export DOZO_STACK_DIR='$DOZO_STACK_DIR'"
+    echo "export DOZO_BROKER='$url'"
+    echo "export DOZO_CA_CERT='$DEV/tls/cert.pem'"
+    echo "export DOZO_DEV_ADMIN='admin'"
+    echo "export DOZO_DEV_ADMIN_PASSWORD='$(password admin)'"
+    echo "export DOZO_DEV_SUBMITTER='sam'"
+    echo "export DOZO_DEV_SUBMITTER_PASSWORD='$(password sam)'"
+    echo "export DOZO_DEV_RESEARCHER='rita'"
+    echo "export DOZO_DEV_RESEARCHER_PASSWORD='$(password rita)'"
+    echo "export DOZO_DEV_S3_ENDPOINTS='$DOZO_DEV_S3_ENDPOINTS'"
+    echo "export DOZO_DEV_S3_BUCKETS='$DOZO_DEV_S3_BUCKETS'"
+    echo "export DOZO_DEV_S3_ACCESS_KEY='$DOZO_DEV_S3_ACCESS_KEY'"
+    echo "export DOZO_DEV_S3_SECRET_KEY='$DOZO_DEV_S3_SECRET_KEY'"
+    echo "export DOZO_DEV_DOZOD_LOG='$DEV/dozod.log'"
     echo "export VAULT_ADDR='$VAULT_ADDR'"
     echo "export VAULT_TOKEN='$VAULT_TOKEN'"
   } >"$tmp"
@@ -182,28 +182,28 @@ up() {
   "$here/stack.sh" up >"$DEV/stack-up.log" 2>&1 || { cat "$DEV/stack-up.log" >&2; die "stack.sh up failed"; }
   cat "$DEV/stack-up.log" >&2
   # shellcheck disable=SC1091
-  . "$KURA_STACK_DIR/env"
+  . "$DOZO_STACK_DIR/env"
   vault_setup
-  if ! kurad_alive || [ ! -x "$KURAD" ]; then
-    log "building $KURAD"
-    (cd "$root" && go build -o "$KURAD" ./cmd/kurad)
+  if ! dozod_alive || [ ! -x "$DOZOD" ]; then
+    log "building $DOZOD"
+    (cd "$root" && go build -o "$DOZOD" ./cmd/dozod)
   fi
   [ -f "$DEV/tls/cert.pem" ] && [ -f "$DEV/tls/key.pem" ] ||
-    "$KURAD" gen-cert --dir "$DEV/tls" --host 127.0.0.1,localhost >/dev/null
+    "$DOZOD" gen-cert --dir "$DEV/tls" --host 127.0.0.1,localhost >/dev/null
   local port
-  if [ -f "$DEV/kurad.port" ] && { kurad_alive || port_free "$(cat "$DEV/kurad.port")"; }; then
-    port=$(cat "$DEV/kurad.port")
+  if [ -f "$DEV/dozod.port" ] && { dozod_alive || port_free "$(cat "$DEV/dozod.port")"; }; then
+    port=$(cat "$DEV/dozod.port")
   else
     for _ in $(seq 1 200); do port=$((20000 + RANDOM % 30000)); port_free "$port" && break; done
-    echo "$port" >"$DEV/kurad.port"
+    echo "$port" >"$DEV/dozod.port"
   fi
-  if write_config "$port"; then stop_kurad; fi
-  if ! kurad_alive; then
-    setsid nohup "$KURAD" serve --config "$CONF" >>"$DEV/kurad.log" 2>&1 </dev/null &
-    echo $! >"$DEV/kurad.pid"
-    log "started kurad (pid $(cat "$DEV/kurad.pid")) on https://127.0.0.1:$port"
+  if write_config "$port"; then stop_dozod; fi
+  if ! dozod_alive; then
+    setsid nohup "$DOZOD" serve --config "$CONF" >>"$DEV/dozod.log" 2>&1 </dev/null &
+    echo $! >"$DEV/dozod.pid"
+    log "started dozod (pid $(cat "$DEV/dozod.pid")) on https://127.0.0.1:$port"
   fi
-  wait_health "https://127.0.0.1:$port" || die "kurad failed to start"
+  wait_health "https://127.0.0.1:$port" || die "dozod failed to start"
   write_env "https://127.0.0.1:$port"
   log "env written to $ENVFILE"
 }
@@ -211,8 +211,8 @@ up() {
 status() {
   local ok=0
   "$here/stack.sh" status || ok=1
-  if kurad_alive; then echo "kurad: running pid $(cat "$DEV/kurad.pid") https://127.0.0.1:$(cat "$DEV/kurad.port")"
-  else echo "kurad: stopped"; ok=1; fi
+  if dozod_alive; then echo "dozod: running pid $(cat "$DEV/dozod.pid") https://127.0.0.1:$(cat "$DEV/dozod.port")"
+  else echo "dozod: stopped"; ok=1; fi
   [ -f "$ENVFILE" ] && echo "env: $ENVFILE"
   return $ok
 }
@@ -220,14 +220,14 @@ status() {
 case "${1:-}" in
   up) up ;;
   down)
-    stop_kurad
+    stop_dozod
     # stack.sh records the pid of a subshell that waits for Vault; should
     # Vault outlive that subshell, stop it too, by pid and only if it runs
     # in this stack's directory.
     orphans=()
-    if [ -f "$KURA_STACK_DIR/vault.pid" ]; then
-      for c in $(pgrep -P "$(cat "$KURA_STACK_DIR/vault.pid")" 2>/dev/null || true); do
-        case "$(readlink "/proc/$c/cwd" 2>/dev/null)" in "$KURA_STACK_DIR"/*) orphans+=("$c") ;; esac
+    if [ -f "$DOZO_STACK_DIR/vault.pid" ]; then
+      for c in $(pgrep -P "$(cat "$DOZO_STACK_DIR/vault.pid")" 2>/dev/null || true); do
+        case "$(readlink "/proc/$c/cwd" 2>/dev/null)" in "$DOZO_STACK_DIR"/*) orphans+=("$c") ;; esac
       done
     fi
     "$here/stack.sh" down

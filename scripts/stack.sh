@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# stack.sh — the local storage + key stack kura's tests and demo run on:
+# stack.sh — the local storage + key stack dozo's tests and demo run on:
 # three MinIO servers (one failure domain each, two buckets each) and a Vault
 # dev server (Transit, userpass, file audit device), all on 127.0.0.1 only.
 #
@@ -10,16 +10,16 @@
 #   scripts/stack.sh stop-minio N    stop MinIO server N (1-3), keep its data
 #   scripts/stack.sh start-minio N   start it again on the same port
 #
-# State lives in $KURA_STACK_DIR (default: <repo>/.kura-dev/stack). The env
-# file ($KURA_STACK_DIR/env, mode 0600) holds addresses and credentials:
+# State lives in $DOZO_STACK_DIR (default: <repo>/.dozo-dev/stack). The env
+# file ($DOZO_STACK_DIR/env, mode 0600) holds addresses and credentials:
 # source it. Secrets are random per stack and never printed.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
-STACK=${KURA_STACK_DIR:-$root/.kura-dev/stack}
+STACK=${DOZO_STACK_DIR:-$root/.dozo-dev/stack}
 ENVFILE=$STACK/env
-BUCKETS=(kura-a kura-b)
+BUCKETS=(dozo-a dozo-b)
 NSERVERS=3
 
 export PATH="$("$here/tools.sh" path):$PATH"
@@ -86,7 +86,7 @@ load_secrets() {
   [ -f "$STACK/secrets" ] || {
     mkdir -p "$STACK"
     printf 'S3_ACCESS_KEY=%s\nS3_SECRET_KEY=%s\nVAULT_ROOT_TOKEN=%s\n' \
-      "kura$(secret 12)" "$(secret 40)" "kuradev$(secret 32)" >"$STACK/secrets"
+      "dozo$(secret 12)" "$(secret 40)" "dozodev$(secret 32)" >"$STACK/secrets"
     chmod 600 "$STACK/secrets"
   }
   # shellcheck disable=SC1091
@@ -159,11 +159,11 @@ write_env() {
   local tmp=$ENVFILE.tmp
   {
     echo "# written by scripts/stack.sh; secrets: keep mode 0600"
-    echo "export KURA_STACK_DIR='$STACK'"
-    echo "export KURA_DEV_S3_ENDPOINTS='$(IFS=,; echo "${eps[*]}")'"
-    echo "export KURA_DEV_S3_BUCKETS='$(IFS=,; echo "${BUCKETS[*]}")'"
-    echo "export KURA_DEV_S3_ACCESS_KEY='$S3_ACCESS_KEY'"
-    echo "export KURA_DEV_S3_SECRET_KEY='$S3_SECRET_KEY'"
+    echo "export DOZO_STACK_DIR='$STACK'"
+    echo "export DOZO_DEV_S3_ENDPOINTS='$(IFS=,; echo "${eps[*]}")'"
+    echo "export DOZO_DEV_S3_BUCKETS='$(IFS=,; echo "${BUCKETS[*]}")'"
+    echo "export DOZO_DEV_S3_ACCESS_KEY='$S3_ACCESS_KEY'"
+    echo "export DOZO_DEV_S3_SECRET_KEY='$S3_SECRET_KEY'"
     echo "export VAULT_ADDR='http://127.0.0.1:$(cat "$STACK/vault.port")'"
     echo "export VAULT_TOKEN='$VAULT_ROOT_TOKEN'"
   } >"$tmp"

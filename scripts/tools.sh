@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tools.sh — install the pinned external programs kura's tests and local stack
+# tools.sh — install the pinned external programs dozo's tests and local stack
 # need (MinIO, Vault, the reference age CLI) into a cache outside the repo.
 #
 #   scripts/tools.sh [all|minio|vault|age]   install (no-op when cached)
@@ -14,7 +14,7 @@ MINIO_VERSION=${MINIO_VERSION:-v0.0.0-20260212201848-7aac2a2c5b7c}
 VAULT_VERSION=${VAULT_VERSION:-v1.21.0}
 AGE_VERSION=${AGE_VERSION:-v1.3.2}
 
-CACHE=${KURA_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kura/tools}
+CACHE=${DOZO_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/dozo/tools}
 BIN=$CACHE/bin
 mkdir -p "$BIN"
 export PATH=$BIN:$PATH

@@ -80,7 +80,7 @@ func BenchmarkHashBLAKE3(b *testing.B) { benchHash(b, func(p []byte) { blake3.Su
 // benchmarks measure this package rather than the disk.
 func benchDir(b *testing.B) string {
 	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
-		d, err := os.MkdirTemp("/dev/shm", "kura-bench-")
+		d, err := os.MkdirTemp("/dev/shm", "dozo-bench-")
 		if err == nil {
 			b.Cleanup(func() { os.RemoveAll(d) })
 			return d

@@ -19,7 +19,7 @@ import (
 // tmpPrefix starts the names of DirTarget's temporary files. ValidateKey
 // rejects elements starting with '.', so no key can collide with one and
 // List can skip them by name.
-const tmpPrefix = ".kura-tmp-"
+const tmpPrefix = ".dozo-tmp-"
 
 // DirTarget is a Target backed by a POSIX directory, e.g. on Lustre. A key's
 // '/'-separated elements become nested directories.

@@ -1,7 +1,7 @@
 // Package storage stores an opaque byte stream erasure-coded across several
 // object-storage targets and reads it back.
 //
-// The stream (in kura: the age ciphertext of one file) is cut into segments
+// The stream (in dozo: the age ciphertext of one file) is cut into segments
 // of Layout.SegmentSize bytes. Each segment is split into K data pieces and
 // extended with M Reed–Solomon parity pieces; the K+M pieces go to K+M
 // distinct targets chosen by Place so that no failure domain holds more than

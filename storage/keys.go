@@ -14,7 +14,7 @@ const MaxIDLen = 128
 
 // keyRoot is the first part of every key this package derives. The version
 // element lets a future layout coexist with this one in the same bucket.
-const keyRoot = "kura/v1"
+const keyRoot = "dozo/v1"
 
 // ValidateID reports whether s is acceptable as a dataset, file, target or
 // failure-domain id: 1..MaxIDLen characters from [A-Za-z0-9._-], not starting
@@ -109,7 +109,7 @@ func FilePrefix(datasetID, fileID string) string {
 }
 
 // PieceKey returns the key of piece `piece` of segment `segment`, e.g.
-// "kura/v1/<dataset>/<file>/seg-00000012/p03". Zero padding keeps a file's
+// "dozo/v1/<dataset>/<file>/seg-00000012/p03". Zero padding keeps a file's
 // keys in segment order when listed.
 func PieceKey(datasetID, fileID string, segment, piece int) string {
 	return fmt.Sprintf("%sseg-%08d/p%02d", FilePrefix(datasetID, fileID), segment, piece)

@@ -26,7 +26,7 @@ func TestValidateID(t *testing.T) {
 }
 
 func TestValidateKey(t *testing.T) {
-	good := []string{"a", "kura/v1/ds/f/seg-00000001/p00", PieceKey("d", "f", 12, 3), ManifestKey("d", "f"), HeaderKey("d", "f"), "a..b/c"}
+	good := []string{"a", "dozo/v1/ds/f/seg-00000001/p00", PieceKey("d", "f", 12, 3), ManifestKey("d", "f"), HeaderKey("d", "f"), "a..b/c"}
 	bad := []string{"", "/a", "a/", "a//b", "..", "../a", "a/../b", "a/..", ".", "./a", "a/.hidden", "a\x00b", "a b", "a\\b",
 		"ü", strings.Repeat("a", MaxKeyLen+1), "a/\n"}
 	for _, s := range good {
@@ -42,19 +42,19 @@ func TestValidateKey(t *testing.T) {
 }
 
 func TestKeys(t *testing.T) {
-	if got, want := PieceKey("ds", "f", 12, 3), "kura/v1/ds/f/seg-00000012/p03"; got != want {
+	if got, want := PieceKey("ds", "f", 12, 3), "dozo/v1/ds/f/seg-00000012/p03"; got != want {
 		t.Errorf("PieceKey = %q, want %q", got, want)
 	}
-	if got, want := ManifestKey("ds", "f"), "kura/v1/ds/f/manifest.json"; got != want {
+	if got, want := ManifestKey("ds", "f"), "dozo/v1/ds/f/manifest.json"; got != want {
 		t.Errorf("ManifestKey = %q", got)
 	}
-	if got, want := HeaderKey("ds", "f"), "kura/v1/ds/f/header.age"; got != want {
+	if got, want := HeaderKey("ds", "f"), "dozo/v1/ds/f/header.age"; got != want {
 		t.Errorf("HeaderKey = %q", got)
 	}
-	if got, want := FilePrefix("ds", "f"), "kura/v1/ds/f/"; got != want {
+	if got, want := FilePrefix("ds", "f"), "dozo/v1/ds/f/"; got != want {
 		t.Errorf("FilePrefix = %q", got)
 	}
-	if got, want := DatasetPrefix("ds"), "kura/v1/ds/"; got != want {
+	if got, want := DatasetPrefix("ds"), "dozo/v1/ds/"; got != want {
 		t.Errorf("DatasetPrefix = %q", got)
 	}
 	// Keys derived from invalid ids are rejected by targets.
@@ -115,7 +115,7 @@ func TestDirTarget(t *testing.T) {
 	if _, err := NewDirTarget("t2", "d1", filepath.Join(dir, "missing")); err == nil {
 		t.Error("NewDirTarget on a missing directory succeeded")
 	}
-	key := "kura/v1/ds/f/seg-00000000/p00"
+	key := "dozo/v1/ds/f/seg-00000000/p00"
 	if _, err := d.Get(ctx, key, 0, -1); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Get missing: %v", err)
 	}
@@ -152,11 +152,11 @@ func TestDirTarget(t *testing.T) {
 	if err != nil || oi.Size != 11 || oi.Key != key || oi.ETag == "" {
 		t.Errorf("Stat = %+v, %v", oi, err)
 	}
-	d.Put(ctx, "kura/v1/ds/f/manifest.json", strings.NewReader("{}"), 2)
-	d.Put(ctx, "kura/v1/ds/g/manifest.json", strings.NewReader("{}"), 2)
-	d.Put(ctx, "kura/v1/ds/fx", strings.NewReader("{}"), 2)
+	d.Put(ctx, "dozo/v1/ds/f/manifest.json", strings.NewReader("{}"), 2)
+	d.Put(ctx, "dozo/v1/ds/g/manifest.json", strings.NewReader("{}"), 2)
+	d.Put(ctx, "dozo/v1/ds/fx", strings.NewReader("{}"), 2)
 	// A stray temporary file must not be listed.
-	os.WriteFile(filepath.Join(dir, "kura/v1/ds/f", tmpPrefix+"zz"), nil, 0o644)
+	os.WriteFile(filepath.Join(dir, "dozo/v1/ds/f", tmpPrefix+"zz"), nil, 0o644)
 	list := func(prefix string) []string {
 		var keys []string
 		if err := d.List(ctx, prefix, func(oi ObjectInfo) error { keys = append(keys, oi.Key); return nil }); err != nil {
@@ -164,10 +164,10 @@ func TestDirTarget(t *testing.T) {
 		}
 		return keys
 	}
-	if got := list("kura/v1/ds/f/"); strings.Join(got, ",") != "kura/v1/ds/f/manifest.json,kura/v1/ds/f/seg-00000000/p00" {
+	if got := list("dozo/v1/ds/f/"); strings.Join(got, ",") != "dozo/v1/ds/f/manifest.json,dozo/v1/ds/f/seg-00000000/p00" {
 		t.Errorf("List f/ = %q", got)
 	}
-	if got := list("kura/v1/ds/f"); len(got) != 3 {
+	if got := list("dozo/v1/ds/f"); len(got) != 3 {
 		t.Errorf("List f = %q", got)
 	}
 	if got := list(""); len(got) != 4 {
@@ -183,8 +183,8 @@ func TestDirTarget(t *testing.T) {
 	if err := d.List(ctx, "", func(ObjectInfo) error { return stop }); !errors.Is(err, stop) {
 		t.Errorf("List did not pass on fn's error: %v", err)
 	}
-	os.Remove(filepath.Join(dir, "kura/v1/ds/f", tmpPrefix+"zz"))
-	for _, k := range []string{key, "kura/v1/ds/f/manifest.json", "kura/v1/ds/g/manifest.json", "kura/v1/ds/fx"} {
+	os.Remove(filepath.Join(dir, "dozo/v1/ds/f", tmpPrefix+"zz"))
+	for _, k := range []string{key, "dozo/v1/ds/f/manifest.json", "dozo/v1/ds/g/manifest.json", "dozo/v1/ds/fx"} {
 		if err := d.Delete(ctx, k); err != nil {
 			t.Fatal(err)
 		}

@@ -34,7 +34,7 @@ const minObjectBytes = 40
 const maxMACLen = 1024
 
 // signingContext separates manifest MACs from any other use of the same key.
-const signingContext = "kura storage manifest v1\x00"
+const signingContext = "dozo storage manifest v1\x00"
 
 // Manifest describes one stored stream: its layout and, for every segment,
 // where each piece lives and its hash. It is the only thing a reader trusts,

@@ -14,13 +14,13 @@ import (
 )
 
 // s3TestTargets returns n S3Targets on fresh buckets of the server named by
-// KURA_TEST_S3_ENDPOINT / _ACCESS_KEY / _SECRET_KEY, or skips. Target i is
+// DOZO_TEST_S3_ENDPOINT / _ACCESS_KEY / _SECRET_KEY, or skips. Target i is
 // in domain "dom<i%3>" so placement behaves as on the three-server stack.
 func s3TestTargets(t testing.TB, n int) []*S3Target {
 	t.Helper()
-	ep, ak, sk := os.Getenv("KURA_TEST_S3_ENDPOINT"), os.Getenv("KURA_TEST_S3_ACCESS_KEY"), os.Getenv("KURA_TEST_S3_SECRET_KEY")
+	ep, ak, sk := os.Getenv("DOZO_TEST_S3_ENDPOINT"), os.Getenv("DOZO_TEST_S3_ACCESS_KEY"), os.Getenv("DOZO_TEST_S3_SECRET_KEY")
 	if ep == "" || ak == "" || sk == "" {
-		t.Skip("KURA_TEST_S3_ENDPOINT, KURA_TEST_S3_ACCESS_KEY, KURA_TEST_S3_SECRET_KEY not set")
+		t.Skip("DOZO_TEST_S3_ENDPOINT, DOZO_TEST_S3_ACCESS_KEY, DOZO_TEST_S3_SECRET_KEY not set")
 	}
 	ctx := context.Background()
 	stamp := time.Now().UnixNano()
@@ -29,7 +29,7 @@ func s3TestTargets(t testing.TB, n int) []*S3Target {
 		s, err := NewS3Target(S3Config{
 			ID: fmt.Sprintf("t%d", i), Domain: fmt.Sprintf("dom%d", i%3),
 			Endpoint: ep, AccessKey: ak, SecretKey: sk,
-			Bucket: fmt.Sprintf("kura-test-%x-%d", stamp, i), Region: os.Getenv("KURA_TEST_S3_REGION"),
+			Bucket: fmt.Sprintf("dozo-test-%x-%d", stamp, i), Region: os.Getenv("DOZO_TEST_S3_REGION"),
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -92,13 +92,13 @@ func TestS3Target(t *testing.T) {
 	}
 	// A multipart upload (piece larger than the part size).
 	big := randBytes(9, minPartSize*2+123)
-	s2, _ := NewS3Target(S3Config{ID: "big", Domain: "d", Endpoint: os.Getenv("KURA_TEST_S3_ENDPOINT"),
-		AccessKey: os.Getenv("KURA_TEST_S3_ACCESS_KEY"), SecretKey: os.Getenv("KURA_TEST_S3_SECRET_KEY"),
+	s2, _ := NewS3Target(S3Config{ID: "big", Domain: "d", Endpoint: os.Getenv("DOZO_TEST_S3_ENDPOINT"),
+		AccessKey: os.Getenv("DOZO_TEST_S3_ACCESS_KEY"), SecretKey: os.Getenv("DOZO_TEST_S3_SECRET_KEY"),
 		Bucket: s.Bucket(), PartSize: minPartSize})
-	if err := s2.Put(ctx, "kura/v1/ds/big", bytes.NewReader(big), int64(len(big))); err != nil {
+	if err := s2.Put(ctx, "dozo/v1/ds/big", bytes.NewReader(big), int64(len(big))); err != nil {
 		t.Fatal(err)
 	}
-	rc, err := s.Get(ctx, "kura/v1/ds/big", 0, -1)
+	rc, err := s.Get(ctx, "dozo/v1/ds/big", 0, -1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,10 +108,10 @@ func TestS3Target(t *testing.T) {
 		t.Error("multipart object differs")
 	}
 	var keys []string
-	if err := s.List(ctx, "kura/v1/ds/", func(oi ObjectInfo) error { keys = append(keys, oi.Key); return nil }); err != nil {
+	if err := s.List(ctx, "dozo/v1/ds/", func(oi ObjectInfo) error { keys = append(keys, oi.Key); return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(keys, ",") != "kura/v1/ds/big,"+key {
+	if strings.Join(keys, ",") != "dozo/v1/ds/big,"+key {
 		t.Errorf("List = %q", keys)
 	}
 	stop := errors.New("stop")
@@ -119,7 +119,7 @@ func TestS3Target(t *testing.T) {
 		t.Errorf("List error: %v", err)
 	}
 	// Presigned URLs work with a plain HTTP client.
-	u, err := s.PresignPut(ctx, "kura/v1/ds/presigned", time.Minute)
+	u, err := s.PresignPut(ctx, "dozo/v1/ds/presigned", time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +129,7 @@ func TestS3Target(t *testing.T) {
 		t.Fatalf("presigned PUT: %v %v", err, resp)
 	}
 	resp.Body.Close()
-	u, err = s.PresignGet(ctx, "kura/v1/ds/presigned", time.Minute)
+	u, err = s.PresignGet(ctx, "dozo/v1/ds/presigned", time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +205,7 @@ func s3BenchTargets(b *testing.B) []Target {
 }
 
 // BenchmarkWriterS3 and BenchmarkReaderS3 store and read a 256 MiB stream
-// 4+2 on six buckets of the KURA_TEST_S3_* server.
+// 4+2 on six buckets of the DOZO_TEST_S3_* server.
 func BenchmarkWriterS3(b *testing.B) {
 	benchWriter(b, s3BenchTargets(b))
 }

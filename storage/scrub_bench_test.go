@@ -68,7 +68,7 @@ func benchPlainGet(b *testing.B, targets []Target) {
 
 // BenchmarkScrubDeep vs BenchmarkScrubPlainGet: the cost of hashing every
 // piece on top of reading it, on DirTargets (tmpfs) and, with
-// KURA_TEST_S3_*, on S3.
+// DOZO_TEST_S3_*, on S3.
 func BenchmarkScrubDeep(b *testing.B) {
 	b.Run("Dir", func(b *testing.B) { benchScrubDeep(b, localStack(b, benchDir(b), 3, 2)) })
 	b.Run("S3", func(b *testing.B) { benchScrubDeep(b, s3BenchTargets(b)) })

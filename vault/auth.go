@@ -12,7 +12,7 @@ import (
 	"github.com/hashicorp/vault/api"
 )
 
-// TokenInfo is what kura needs to know about a caller's token. It never
+// TokenInfo is what dozo needs to know about a caller's token. It never
 // carries the token itself.
 type TokenInfo struct {
 	Accessor    string
@@ -59,7 +59,7 @@ func (c *Client) LookupSelf(ctx context.Context) (*TokenInfo, error) {
 
 var usernameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
 
-// ValidUsername reports whether u is an acceptable kura/Vault user name.
+// ValidUsername reports whether u is an acceptable dozo/Vault user name.
 func ValidUsername(u string) error {
 	if !usernameRE.MatchString(u) {
 		return fmt.Errorf("invalid user name %q: use 1-64 of a-z 0-9 . _ - starting with a letter or digit", u)

@@ -10,7 +10,7 @@ import (
 	"strconv"
 )
 
-// KeyType is the Transit key type kura creates for datasets: an AEAD, so the
+// KeyType is the Transit key type dozo creates for datasets: an AEAD, so the
 // file id can be bound to each wrapped file key as associated data.
 const KeyType = "aes256-gcm96"
 

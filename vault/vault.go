@@ -1,6 +1,6 @@
-// Package vault is kura's small client for HashiCorp Vault: the Transit
+// Package vault is dozo's small client for HashiCorp Vault: the Transit
 // engine, which holds every dataset key (keys never leave Vault), and the
-// token and userpass endpoints Vault offers as kura's identity provider.
+// token and userpass endpoints Vault offers as dozo's identity provider.
 //
 // Every call fails closed: an unreachable or refusing Vault is an error,
 // never a default.
@@ -11,7 +11,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"github.com/ddbj/kura/internal/loopback"
+	"github.com/dozo-vault/dozo/internal/loopback"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -81,7 +81,7 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vault: %w", err)
 	}
-	// api.NewClient picks up VAULT_TOKEN from the environment; kura wants
+	// api.NewClient picks up VAULT_TOKEN from the environment; dozo wants
 	// exactly the token it was given, so a missing token is never silently
 	// replaced by an ambient one.
 	c.SetToken(cfg.Token)
@@ -135,7 +135,7 @@ func (c *Client) write(ctx context.Context, path string, data map[string]any) (*
 	return s, nil
 }
 
-// classify maps Vault's errors onto kura's sentinel errors, keeping Vault's
+// classify maps Vault's errors onto dozo's sentinel errors, keeping Vault's
 // message (which never contains the request body) for the operator.
 func classify(path string, err error) error {
 	var re *api.ResponseError

@@ -21,7 +21,7 @@ func TestNewRefusesPlainHTTPToRemoteVault(t *testing.T) {
 }
 
 func TestValidKeyName(t *testing.T) {
-	for _, ok := range []string{"kura-ds-JGAD000001", "a", "k.1_2-3"} {
+	for _, ok := range []string{"dozo-ds-JGAD000001", "a", "k.1_2-3"} {
 		if ValidKeyName(ok) != nil {
 			t.Errorf("ValidKeyName(%q) refused", ok)
 		}

@@ -1,7 +1,7 @@
 // Command s3pipe is the benchmark's stand-in for a researcher's plain S3
 // tool: a minio-go PutObject/GetObject of a file or of a stream, so that
 // baselines run as separate processes whose time, CPU and peak RSS are
-// measured exactly like the kura CLI's (see integration/bench_test.go).
+// measured exactly like the dozo CLI's (see integration/bench_test.go).
 //
 //	s3pipe put BUCKET KEY FILE   upload FILE (known size, multipart)
 //	s3pipe put BUCKET KEY -      upload standard input (unknown size)
@@ -22,7 +22,7 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 )
 
-// partSize is minio-go's part size for both baselines (the kura benchmark
+// partSize is minio-go's part size for both baselines (the dozo benchmark
 // of session 1 used the same).
 const partSize = 64 << 20
 

@@ -1,5 +1,5 @@
 // Package loopback decides whether a host name stays on this machine: the
-// one rule for where kura allows plain HTTP (tokens must never cross a
+// one rule for where dozo allows plain HTTP (tokens must never cross a
 // network unencrypted).
 package loopback
 

@@ -27,12 +27,12 @@ const Intro = "age-encryption.org/v1\n"
 const MACSize = 32
 
 // Limits on what Parse accepts and Marshal produces. The age specification
-// sets none; these are kura's. They bound the memory a hostile header can
+// sets none; these are dozo's. They bound the memory a hostile header can
 // claim and, more importantly, the number of unwrap attempts (each one a
 // public key operation or a Vault round trip) it can cost before the MAC can
 // be checked, which needs a file key first.
 //
-// A kura header holds a Vault Transit stanza and a few escrow recipients,
+// A dozo header holds a Vault Transit stanza and a few escrow recipients,
 // about 1.6 KiB per post-quantum one, so these leave ample room.
 const (
 	MaxHeaderSize = 64 << 10 // bytes, from the intro through the MAC line

@@ -11,7 +11,7 @@ import (
 )
 
 // realHeaders returns headers written by filippo.io/age itself, to seed tests
-// and fuzzing with what kura will actually see.
+// and fuzzing with what dozo will actually see.
 func realHeaders(t testing.TB) [][]byte {
 	t.Helper()
 	x1, err := age.GenerateX25519Identity()
@@ -280,14 +280,14 @@ func FuzzParseHeader(f *testing.F) {
 		if want, _ := h.AppendWithoutMAC(nil); !bytes.Equal(signed, want) {
 			t.Fatalf("WithoutMAC = %q, want %q", signed, want)
 		}
-		// Whatever kura accepts, age must accept and encode identically, or
+		// Whatever dozo accepts, age must accept and encode identically, or
 		// the MAC we check would not be the MAC age checks.
 		ab, err := age.ExtractHeader(io.MultiReader(bytes.NewReader(out), bytes.NewReader(make([]byte, 16))))
 		if err != nil {
 			t.Fatalf("age rejects a header Parse accepted: %v", err)
 		}
 		if !bytes.Equal(ab, out) {
-			t.Fatalf("age re-encodes differently:\nkura %q\nage  %q", out, ab)
+			t.Fatalf("age re-encodes differently:\ndozo %q\nage  %q", out, ab)
 		}
 	})
 }

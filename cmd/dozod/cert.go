@@ -34,7 +34,7 @@ func genCertCommand() *cli.Command {
 }
 
 // genCert writes a self-signed certificate that is its own CA, so clients
-// can trust exactly it (KURA_CA_CERT) and nothing else.
+// can trust exactly it (DOZO_CA_CERT) and nothing else.
 func genCert(dir, hosts string, valid time.Duration) error {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -47,7 +47,7 @@ func genCert(dir, hosts string, valid time.Duration) error {
 	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: "kurad", Organization: []string{"kura"}},
+		Subject:               pkix.Name{CommonName: "dozod", Organization: []string{"dozo"}},
 		NotBefore:             now.Add(-time.Minute),
 		NotAfter:              now.Add(valid),
 		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,

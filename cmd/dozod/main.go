@@ -1,4 +1,4 @@
-// Command kurad is kura's broker: identity, grants, catalog and audit.
+// Command dozod is dozo's broker: identity, grants, catalog and audit.
 package main
 
 import (
@@ -7,17 +7,17 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/ddbj/kura/broker"
+	"github.com/dozo-vault/dozo/broker"
 )
 
 var version = "dev"
 
 func newApp() *cli.App {
 	return &cli.App{
-		Name:        "kurad",
-		Usage:       "the kura broker (control plane)",
+		Name:        "dozod",
+		Usage:       "the dozo broker (control plane)",
 		Version:     version,
-		Description: "kurad checks callers' Vault tokens, keeps the catalog and grants, wraps file keys\nwith Vault Transit and presigns storage URLs; it never handles payload bytes.\n\n" + broker.ConfigHelp,
+		Description: "dozod checks callers' Vault tokens, keeps the catalog and grants, wraps file keys\nwith Vault Transit and presigns storage URLs; it never handles payload bytes.\n\n" + broker.ConfigHelp,
 		Commands: []*cli.Command{
 			serveCommand(),
 			genCertCommand(),
@@ -36,7 +36,7 @@ func newApp() *cli.App {
 
 func main() {
 	if err := newApp().Run(os.Args); err != nil {
-		fmt.Fprintln(os.Stderr, "kurad:", err)
+		fmt.Fprintln(os.Stderr, "dozod:", err)
 		os.Exit(1)
 	}
 }

@@ -15,10 +15,10 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/ddbj/kura/broker"
-	"github.com/ddbj/kura/catalog"
-	"github.com/ddbj/kura/storage"
-	"github.com/ddbj/kura/vault"
+	"github.com/dozo-vault/dozo/broker"
+	"github.com/dozo-vault/dozo/catalog"
+	"github.com/dozo-vault/dozo/storage"
+	"github.com/dozo-vault/dozo/vault"
 )
 
 func serveCommand() *cli.Command {
@@ -27,8 +27,8 @@ func serveCommand() *cli.Command {
 		Usage:       "run the broker",
 		Description: broker.ConfigHelp,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "config", Usage: "TOML config file", EnvVars: []string{"KURAD_CONFIG"}},
-			&cli.StringFlag{Name: "listen", Usage: "listen address (overrides config and KURAD_LISTEN)"},
+			&cli.StringFlag{Name: "config", Usage: "TOML config file", EnvVars: []string{"DOZOD_CONFIG"}},
+			&cli.StringFlag{Name: "listen", Usage: "listen address (overrides config and DOZOD_LISTEN)"},
 			&cli.BoolFlag{Name: "insecure-http", Usage: "serve plain HTTP (loopback listen address only)"},
 		},
 		Action: serve,
@@ -44,7 +44,7 @@ func logger(level string) (*slog.Logger, error) {
 }
 
 func serve(c *cli.Context) error {
-	// The catalog, its WAL and anything else kurad writes are private.
+	// The catalog, its WAL and anything else dozod writes are private.
 	syscall.Umask(0o077)
 	cfg, err := broker.LoadConfig(c.String("config"), os.Getenv)
 	if err != nil {
@@ -70,10 +70,10 @@ func serve(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	// Fail at start, not at the first request, if kurad's own token is bad.
+	// Fail at start, not at the first request, if dozod's own token is bad.
 	self, err := vc.LookupSelf(ctx)
 	if err != nil {
-		return fmt.Errorf("checking kurad's vault token: %w", err)
+		return fmt.Errorf("checking dozod's vault token: %w", err)
 	}
 	targets, err := s3Targets(ctx, cfg)
 	if err != nil {
@@ -121,7 +121,7 @@ func s3Targets(ctx context.Context, cfg *broker.Config) ([]broker.Target, error)
 	return out, nil
 }
 
-// renewToken keeps kurad's periodic or renewable Vault token alive.
+// renewToken keeps dozod's periodic or renewable Vault token alive.
 func renewToken(ctx context.Context, vc *vault.Client, log *slog.Logger) {
 	t := time.NewTicker(10 * time.Minute)
 	defer t.Stop()
@@ -132,7 +132,7 @@ func renewToken(ctx context.Context, vc *vault.Client, log *slog.Logger) {
 		case <-t.C:
 		}
 		if _, err := vc.API().Auth().Token().RenewSelfWithContext(ctx, 0); err != nil {
-			log.Warn("renewing kurad's vault token failed", "error", err.Error())
+			log.Warn("renewing dozod's vault token failed", "error", err.Error())
 		}
 	}
 }
@@ -157,7 +157,7 @@ func listenAndServe(ctx context.Context, cfg *broker.Config, h http.Handler, log
 	if cfg.InsecureHTTP {
 		scheme = "http"
 	}
-	log.Info("kurad listening", "url", scheme+"://"+ln.Addr().String(), "version", version)
+	log.Info("dozod listening", "url", scheme+"://"+ln.Addr().String(), "version", version)
 	errc := make(chan error, 1)
 	go func() {
 		if cfg.InsecureHTTP {
@@ -171,7 +171,7 @@ func listenAndServe(ctx context.Context, cfg *broker.Config, h http.Handler, log
 		return err
 	case <-ctx.Done():
 	}
-	log.Info("kurad shutting down")
+	log.Info("dozod shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil {

@@ -12,8 +12,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/ddbj/kura/client"
-	"github.com/ddbj/kura/storage"
+	"github.com/dozo-vault/dozo/client"
+	"github.com/dozo-vault/dozo/storage"
 )
 
 func uploadCommand() *cli.Command {
@@ -22,22 +22,22 @@ func uploadCommand() *cli.Command {
 		Usage:     "encrypt and upload files to a dataset (resumable)",
 		ArgsUsage: "FILE...",
 		Description: "Each file is encrypted here (age, with a fresh random key), cut into segments,\n" +
-			"erasure-coded and sent piece by piece straight to storage through URLs kurad\n" +
+			"erasure-coded and sent piece by piece straight to storage through URLs dozod\n" +
 			"signs; memory stays bounded whatever the file size. SHA-256 and MD5 of the\n" +
 			"plaintext are computed on the way and recorded in the catalog.\n\n" +
 			"If an upload is interrupted (Ctrl-C, network, reboot), run the same command\n" +
 			"again: it continues at the next unsent segment, after checking that the file\n" +
 			"is unchanged (size, mtime, inode, and a re-hash of what was sent). A changed\n" +
 			"file starts over with a new key. Resuming needs your age identity\n" +
-			"('kura keygen'), to which the journal's copy of the file key is sealed.\n\n" +
-			"A file is named by its base name in kura unless --name says otherwise.\n\n" +
+			"('dozo keygen'), to which the journal's copy of the file key is sealed.\n\n" +
+			"A file is named by its base name in dozo unless --name says otherwise.\n\n" +
 			"EXAMPLES:\n" +
-			"   kura upload --dataset JGAD000001 sample1.cram sample1.cram.crai\n" +
-			"   kura upload -d JGAD000001 --name NA12878.bam /scratch/tmp/out.bam\n" +
-			"   kura upload -d JGAD000001 *.fastq.gz --json > uploaded.json",
+			"   dozo upload --dataset JGAD000001 sample1.cram sample1.cram.crai\n" +
+			"   dozo upload -d JGAD000001 --name NA12878.bam /scratch/tmp/out.bam\n" +
+			"   dozo upload -d JGAD000001 *.fastq.gz --json > uploaded.json",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "dataset", Aliases: []string{"d"}, Usage: "dataset `ID` to upload into", Required: true},
-			&cli.StringFlag{Name: "name", Usage: "`NAME` in kura (single file only; default: the file's base name)"},
+			&cli.StringFlag{Name: "name", Usage: "`NAME` in dozo (single file only; default: the file's base name)"},
 			&cli.IntFlag{Name: "concurrency", Usage: "`N` parallel piece uploads", DefaultText: "K+M of the dataset"},
 			jsonFlag,
 		},
@@ -156,7 +156,7 @@ func fetchCommand() *cli.Command {
 		Name:      "fetch",
 		Usage:     "download, verify and decrypt a file (resumable)",
 		ArgsUsage: "DATASET/NAME",
-		Description: "kurad checks your grant and wraps the file's key for your registered key;\n" +
+		Description: "dozod checks your grant and wraps the file's key for your registered key;\n" +
 			"pieces come straight from storage and are checked against the manifest's\n" +
 			"hashes (parity repairs missing or corrupt ones; you are told once if storage\n" +
 			"is degraded), every chunk is authenticated, and the whole file's SHA-256 and\n" +
@@ -164,15 +164,15 @@ func fetchCommand() *cli.Command {
 			"renamed to PATH only when all checks pass, so PATH never holds a bad file.\n" +
 			"An interrupted fetch continues from the last verified segment when re-run.\n\n" +
 			"-o - streams to standard output (no resume); a checksum failure then makes\n" +
-			"kura exit non-zero after the data was written, so check the exit status.\n" +
+			"dozo exit non-zero after the data was written, so check the exit status.\n" +
 			"--range fetches a byte range, touching only the segments that cover it.\n" +
 			"--raw writes the standard age file instead; 'age -d -i identity.age' opens it.\n\n" +
 			"EXAMPLES:\n" +
-			"   kura fetch JGAD000001/sample1.cram -o sample1.cram\n" +
-			"   kura fetch JGAD000001/sample1.bam -o - | samtools view - | head\n" +
-			"   kura fetch JGAD000001/sample1.bam --range 0-65535 -o head.bin\n" +
-			"   kura fetch JGAD000001/sample1.bam --raw -o sample1.bam.age\n" +
-			"   age -d -i ~/.config/kura/identity.age sample1.bam.age > sample1.bam",
+			"   dozo fetch JGAD000001/sample1.cram -o sample1.cram\n" +
+			"   dozo fetch JGAD000001/sample1.bam -o - | samtools view - | head\n" +
+			"   dozo fetch JGAD000001/sample1.bam --range 0-65535 -o head.bin\n" +
+			"   dozo fetch JGAD000001/sample1.bam --raw -o sample1.bam.age\n" +
+			"   age -d -i ~/.config/dozo/identity.age sample1.bam.age > sample1.bam",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "`PATH` to write, or - for standard output", Required: true},
 			&cli.StringFlag{Name: "range", Usage: "only bytes `START-END` (inclusive offsets; START- for the rest)"},

@@ -8,10 +8,10 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/ddbj/kura/api"
-	"github.com/ddbj/kura/client"
-	"github.com/ddbj/kura/crypto"
-	"github.com/ddbj/kura/storage"
+	"github.com/dozo-vault/dozo/api"
+	"github.com/dozo-vault/dozo/client"
+	"github.com/dozo-vault/dozo/crypto"
+	"github.com/dozo-vault/dozo/storage"
 )
 
 func datasetCommand() *cli.Command {
@@ -21,12 +21,12 @@ func datasetCommand() *cli.Command {
 		Description: "A dataset groups files under one Vault key, one erasure code and one set of\n" +
 			"grants (e.g. one JGA dataset).\n\n" +
 			"EXAMPLES:\n" +
-			"   kura dataset create JGAD000001 --title 'WGS of 100 samples'\n" +
-			"   kura dataset list\n" +
-			"   kura dataset show JGAD000001\n" +
-			"   kura dataset member add JGAD000001 carol --role custodian\n" +
-			"   kura dataset rotate-key JGAD000001\n" +
-			"   kura dataset delete JGAD000001 --confirm JGAD000001",
+			"   dozo dataset create JGAD000001 --title 'WGS of 100 samples'\n" +
+			"   dozo dataset list\n" +
+			"   dozo dataset show JGAD000001\n" +
+			"   dozo dataset member add JGAD000001 carol --role custodian\n" +
+			"   dozo dataset rotate-key JGAD000001\n" +
+			"   dozo dataset delete JGAD000001 --confirm JGAD000001",
 		Subcommands: append([]*cli.Command{
 			{
 				Name:      "create",
@@ -42,9 +42,9 @@ func datasetCommand() *cli.Command {
 					"any grant may cover (default 365, at most one year). Every level needs a\n" +
 					"grant to read; controlled levels also need an application id per grant.\n\n" +
 					"EXAMPLES:\n" +
-					"   kura dataset create JGAD000001 --title 'WGS of 100 samples' --jgap JGAP000001\n" +
-					"   kura dataset create wgs-2026 --title 'WGS' --jgad JGAD000002 --access-level controlled-type2 --max-use-days 180\n" +
-					"   kura dataset create JGAD000003 --title 'RNA-seq' --rs 6+3 --segment-size 128MiB",
+					"   dozo dataset create JGAD000001 --title 'WGS of 100 samples' --jgap JGAP000001\n" +
+					"   dozo dataset create wgs-2026 --title 'WGS' --jgad JGAD000002 --access-level controlled-type2 --max-use-days 180\n" +
+					"   dozo dataset create JGAD000003 --title 'RNA-seq' --rs 6+3 --segment-size 128MiB",
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "title", Usage: "human-readable `TITLE`", Required: true},
 					&cli.StringFlag{Name: "rs", Value: "4+2", Usage: "erasure code `K+M`"},
@@ -61,8 +61,8 @@ func datasetCommand() *cli.Command {
 				Name:  "list",
 				Usage: "list the datasets you may see",
 				Description: "EXAMPLES:\n" +
-					"   kura dataset list\n" +
-					"   kura dataset list --json | jq -r '.[].id'",
+					"   dozo dataset list\n" +
+					"   dozo dataset list --json | jq -r '.[].id'",
 				Flags:  []cli.Flag{jsonFlag},
 				Action: runDatasetList,
 			},
@@ -71,7 +71,7 @@ func datasetCommand() *cli.Command {
 				Usage:     "show one dataset",
 				ArgsUsage: "ID",
 				Description: "EXAMPLES:\n" +
-					"   kura dataset show JGAD000001",
+					"   dozo dataset show JGAD000001",
 				Flags:  []cli.Flag{jsonFlag},
 				Action: runDatasetShow,
 			},
@@ -81,7 +81,7 @@ func datasetCommand() *cli.Command {
 	}
 }
 
-// ParseDatasetLayout checks --rs and --segment-size before kurad sees them.
+// ParseDatasetLayout checks --rs and --segment-size before dozod sees them.
 func parseDatasetLayout(rs, seg string) (k, m int, plain int64, err error) {
 	if k, m, err = storage.ParseRS(rs); err != nil {
 		return 0, 0, 0, fmt.Errorf("bad --rs %q: want K+M, e.g. 4+2", rs)
@@ -209,8 +209,8 @@ func lsCommand() *cli.Command {
 		Description: "States: available (complete, fetchable), uploading (not yet complete, never\n" +
 			"fetchable), damaged (a scrub found more lost pieces than parity covers).\n\n" +
 			"EXAMPLES:\n" +
-			"   kura ls JGAD000001\n" +
-			"   kura ls JGAD000001 --json | jq -r '.[] | \"\\(.md5)  \\(.name)\"' > md5sums.txt",
+			"   dozo ls JGAD000001\n" +
+			"   dozo ls JGAD000001 --json | jq -r '.[] | \"\\(.md5)  \\(.name)\"' > md5sums.txt",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "md5", Usage: "show MD5 instead of SHA-256 (JGA download lists use MD5)"},
 			jsonFlag,
@@ -254,7 +254,7 @@ func runLs(c *cli.Context) error {
 	return w.Flush()
 }
 
-// checkNBDC checks dataset create's NBDC flags before kurad sees them.
+// checkNBDC checks dataset create's NBDC flags before dozod sees them.
 func checkNBDC(req *api.CreateDatasetRequest) error {
 	if err := api.ValidateAccessLevel(req.AccessLevel); err != nil {
 		return fmt.Errorf("bad --access-level: %w", err)
@@ -281,17 +281,17 @@ func grantCommand() *cli.Command {
 		Usage:     "record a user's use period for a dataset (the NBDC user register)",
 		ArgsUsage: "DATASET USER",
 		Description: "The grant runs from --from (default today) to the end of --until (UTC) and\n" +
-			"may not exceed the dataset's maximum use period (at most a year). kurad\n" +
+			"may not exceed the dataset's maximum use period (at most a year). dozod\n" +
 			"checks it at every request: an expired or revoked grant stops access at\n" +
 			"once, and one starting later is not active yet. --application (the NBDC\n" +
 			"data-use application id, J-DU + 6 digits) is required on controlled-access\n" +
 			"datasets; --institution is always required (a new institution needs a new\n" +
 			"grant). Granting a user who already holds a grant records a new period\n" +
-			"(an extension); the old row stays in `kura grants --history`. Granting never\n" +
+			"(an extension); the old row stays in `dozo grants --history`. Granting never\n" +
 			"re-encrypts data: each fetch wraps the file key for the grantee's own key.\n\n" +
 			"EXAMPLES:\n" +
-			"   kura grant JGAD000001 bob --until 2026-12-31 --application J-DU000123 --institution 'Univ. of Tokyo'\n" +
-			"   kura grant JGAD000001 bob --from 2027-01-01 --until 2027-03-31 --application J-DU000123 \\\n" +
+			"   dozo grant JGAD000001 bob --until 2026-12-31 --application J-DU000123 --institution 'Univ. of Tokyo'\n" +
+			"   dozo grant JGAD000001 bob --from 2027-01-01 --until 2027-03-31 --application J-DU000123 \\\n" +
 			"        --institution 'Univ. of Tokyo' --reason 'second phase approved'",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "until", Usage: "last day of access, `YYYY-MM-DD` (UTC)", Required: true},
@@ -360,7 +360,7 @@ func revokeCommand() *cli.Command {
 			"the register with who revoked it, when and --reason. (Copies already fetched\n" +
 			"are the user's responsibility under their data-use agreement.)\n\n" +
 			"EXAMPLES:\n" +
-			"   kura revoke JGAD000001 bob --reason 'left the project'",
+			"   dozo revoke JGAD000001 bob --reason 'left the project'",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "reason", Usage: "why, for the register (`TEXT`; required)"},
 			jsonFlag,
@@ -402,9 +402,9 @@ func grantsCommand() *cli.Command {
 			"(one row per period, with application, institution, who granted or revoked\n" +
 			"it, when and why).\n\n" +
 			"EXAMPLES:\n" +
-			"   kura grants JGAD000001\n" +
-			"   kura grants --history --csv > register.csv\n" +
-			"   kura grants JGAD000001 --json | jq -r '.[] | select(.active) | .user'",
+			"   dozo grants JGAD000001\n" +
+			"   dozo grants --history --csv > register.csv\n" +
+			"   dozo grants JGAD000001 --json | jq -r '.[] | select(.active) | .user'",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "history", Usage: "include superseded periods (every change)"},
 			&cli.BoolFlag{Name: "csv", Usage: "print CSV (for the NBDC register) on standard output"},
@@ -466,7 +466,7 @@ func membersCommand() *cli.Command {
 		Description: "Custodians grant and revoke access and review the register; submitters\n" +
 			"upload. The dataset's creator starts as both. Custodians and admins only.\n\n" +
 			"EXAMPLES:\n" +
-			"   kura dataset members JGAD000001",
+			"   dozo dataset members JGAD000001",
 		Flags: []cli.Flag{jsonFlag},
 		Action: func(c *cli.Context) error {
 			if err := needArgs(c, 1, "the dataset ID"); err != nil {
@@ -506,8 +506,8 @@ func memberCommand() *cli.Command {
 		Name:  "member",
 		Usage: "give or take a per-dataset role (custodian, submitter)",
 		Description: "EXAMPLES:\n" +
-			"   kura dataset member add JGAD000001 carol --role custodian\n" +
-			"   kura dataset member remove JGAD000001 sam --role submitter",
+			"   dozo dataset member add JGAD000001 carol --role custodian\n" +
+			"   dozo dataset member remove JGAD000001 sam --role submitter",
 		Subcommands: []*cli.Command{
 			{
 				Name:      "add",
@@ -515,8 +515,8 @@ func memberCommand() *cli.Command {
 				ArgsUsage: "ID USER",
 				Description: "Refused on a frozen dataset and for a frozen user.\n\n" +
 					"EXAMPLES:\n" +
-					"   kura dataset member add JGAD000001 carol --role custodian\n" +
-					"   kura dataset member add JGAD000001 dave --role submitter",
+					"   dozo dataset member add JGAD000001 carol --role custodian\n" +
+					"   dozo dataset member add JGAD000001 dave --role submitter",
 				Flags:  flags,
 				Action: runMember,
 			},
@@ -526,7 +526,7 @@ func memberCommand() *cli.Command {
 				ArgsUsage: "ID USER",
 				Description: "The last custodian cannot be removed.\n\n" +
 					"EXAMPLES:\n" +
-					"   kura dataset member remove JGAD000001 dave --role submitter",
+					"   dozo dataset member remove JGAD000001 dave --role submitter",
 				Flags:  flags,
 				Action: runMember,
 			},

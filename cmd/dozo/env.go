@@ -11,7 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
-	"github.com/ddbj/kura/client"
+	"github.com/dozo-vault/dozo/client"
 )
 
 var jsonFlag = &cli.BoolFlag{Name: "json", Usage: "print machine-readable JSON on standard output"}
@@ -21,7 +21,7 @@ func configDir(c *cli.Context) (*client.Dir, error) {
 	return client.OpenDir(c.String("config-dir"))
 }
 
-// brokerURL is --broker / KURA_BROKER, else the broker remembered at login.
+// brokerURL is --broker / DOZO_BROKER, else the broker remembered at login.
 func brokerURL(c *cli.Context, d *client.Dir) string {
 	if b := c.String("broker"); b != "" {
 		return b
@@ -29,7 +29,7 @@ func brokerURL(c *cli.Context, d *client.Dir) string {
 	return d.Login().Broker
 }
 
-// newClient returns a kurad client carrying the stored login token.
+// newClient returns a dozod client carrying the stored login token.
 func newClient(c *cli.Context) (*client.Client, *client.Dir, error) {
 	d, err := configDir(c)
 	if err != nil {
@@ -48,11 +48,11 @@ func clientFor(c *cli.Context, d *client.Dir, token string) (*client.Client, err
 		Broker:    brokerURL(c, d),
 		CACert:    c.String("ca-cert"),
 		Token:     token,
-		UserAgent: "kura/" + version,
+		UserAgent: "dozo/" + version,
 	}
 	if c.Bool("debug") {
 		o.Debug = func(format string, args ...any) {
-			fmt.Fprintf(c.App.ErrWriter, "kura: debug: "+format+"\n", args...)
+			fmt.Fprintf(c.App.ErrWriter, "dozo: debug: "+format+"\n", args...)
 		}
 	}
 	return client.New(o)
@@ -76,7 +76,7 @@ func stdout(c *cli.Context) io.Writer {
 
 func notice(c *cli.Context) func(string, ...any) {
 	return func(format string, args ...any) {
-		fmt.Fprintf(stderr(c), "kura: "+format+"\n", args...)
+		fmt.Fprintf(stderr(c), "dozo: "+format+"\n", args...)
 	}
 }
 
@@ -103,14 +103,14 @@ func needArgs(c *cli.Context, n int, what string) error {
 		return &client.Error{
 			Op:   cmdPath(c),
 			Err:  fmt.Errorf("want %s, got %d argument(s)", what, c.NArg()),
-			Hint: "see kura " + cmdPath(c) + " --help",
+			Hint: "see dozo " + cmdPath(c) + " --help",
 		}
 	}
 	return nil
 }
 
 func badArg(c *cli.Context, err error) error {
-	return &client.Error{Op: cmdPath(c), Err: err, Hint: "see kura " + cmdPath(c) + " --help"}
+	return &client.Error{Op: cmdPath(c), Err: err, Hint: "see dozo " + cmdPath(c) + " --help"}
 }
 
 // cmdPath is the command being run, e.g. "dataset create".

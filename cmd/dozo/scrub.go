@@ -10,16 +10,16 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/ddbj/kura/api"
-	"github.com/ddbj/kura/client"
+	"github.com/dozo-vault/dozo/api"
+	"github.com/dozo-vault/dozo/client"
 )
 
-// exitUnrecoverable is kura scrub's exit status when a segment has lost
+// exitUnrecoverable is dozo scrub's exit status when a segment has lost
 // more pieces than parity covers (the file is marked damaged): distinct
 // from 1 (the command failed) so schedulers can page on it.
 const exitUnrecoverable = 3
 
-// scrubPoll is how often kura scrub asks kurad for progress.
+// scrubPoll is how often dozo scrub asks dozod for progress.
 var scrubPoll = time.Second
 
 func scrubCommand() *cli.Command {
@@ -27,29 +27,29 @@ func scrubCommand() *cli.Command {
 		Name:      "scrub",
 		Usage:     "check that every piece of every file is present and intact; repair from parity (admin)",
 		ArgsUsage: "[DATASET]",
-		Description: "kurad checks each file's pieces against its signed manifest: a light scrub\n" +
+		Description: "dozod checks each file's pieces against its signed manifest: a light scrub\n" +
 			"checks that every piece exists with the right size (no piece is read), --deep\n" +
 			"reads every piece and checks its hash. --repair rebuilds missing, short and\n" +
 			"corrupt pieces from the surviving ones (Reed-Solomon), verifies each rebuilt\n" +
 			"piece's hash and stores it (on its own target, or on another one that keeps\n" +
 			"the failure-domain rule), then re-signs the manifest. A segment with more\n" +
 			"than M lost pieces cannot be rebuilt: it is reported unrecoverable, nothing\n" +
-			"is written, the file is marked damaged, and kura exits with status 3.\n" +
-			"The scrub runs inside kurad, one at a time; this command follows it with a\n" +
+			"is written, the file is marked damaged, and dozo exits with status 3.\n" +
+			"The scrub runs inside dozod, one at a time; this command follows it with a\n" +
 			"progress bar and prints a summary (--detach: start it and return).\n\n" +
 			"EXAMPLES:\n" +
-			"   kura scrub                                   # light scrub of everything\n" +
-			"   kura scrub JGAD000001 --deep --rate 200MiB/s # read and hash every piece, paced\n" +
-			"   kura scrub JGAD000001 --file NA12878.cram --deep --repair\n" +
-			"   kura scrub --deep --repair --detach --json | jq -r .id\n" +
-			"   kura scrub status                            # recent runs\n" +
-			"   kura scrub status scrub-1f2e... --json       # one run's full report",
+			"   dozo scrub                                   # light scrub of everything\n" +
+			"   dozo scrub JGAD000001 --deep --rate 200MiB/s # read and hash every piece, paced\n" +
+			"   dozo scrub JGAD000001 --file NA12878.cram --deep --repair\n" +
+			"   dozo scrub --deep --repair --detach --json | jq -r .id\n" +
+			"   dozo scrub status                            # recent runs\n" +
+			"   dozo scrub status scrub-1f2e... --json       # one run's full report",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "file", Usage: "scrub only the file `NAME` of DATASET"},
 			&cli.BoolFlag{Name: "deep", Usage: "read every piece and check its hash (default: existence and size only)"},
 			&cli.BoolFlag{Name: "repair", Usage: "rebuild bad pieces from parity and update the manifest"},
 			&cli.StringFlag{Name: "rate", Usage: "bound the deep read `RATE`, e.g. 200MiB/s (default: no limit)"},
-			&cli.BoolFlag{Name: "detach", Usage: "start the scrub and return; follow it with kura scrub status"},
+			&cli.BoolFlag{Name: "detach", Usage: "start the scrub and return; follow it with dozo scrub status"},
 			jsonFlag,
 		},
 		Action: runScrub,
@@ -61,8 +61,8 @@ func scrubCommand() *cli.Command {
 				Description: "Without RUN, lists recent runs. With RUN, prints its summary and findings\n" +
 					"(--json: the full report); exit status 3 if it found unrecoverable segments.\n\n" +
 					"EXAMPLES:\n" +
-					"   kura scrub status\n" +
-					"   kura scrub status scrub-1f2e... --json | jq '.findings[] | select(.action != \"repaired\")'",
+					"   dozo scrub status\n" +
+					"   dozo scrub status scrub-1f2e... --json | jq '.findings[] | select(.action != \"repaired\")'",
 				Flags:  []cli.Flag{jsonFlag},
 				Action: runScrubStatus,
 			},
@@ -71,7 +71,7 @@ func scrubCommand() *cli.Command {
 				Usage:     "stop a running scrub (files already checked keep their results)",
 				ArgsUsage: "RUN",
 				Description: "EXAMPLES:\n" +
-					"   kura scrub cancel scrub-1f2e...",
+					"   dozo scrub cancel scrub-1f2e...",
 				Flags:  []cli.Flag{jsonFlag},
 				Action: runScrubCancel,
 			},
@@ -114,10 +114,10 @@ func runScrub(c *cli.Context) error {
 		if c.Bool("json") {
 			return printJSON(stdout(c), run)
 		}
-		fmt.Fprintf(stdout(c), "Started %s %s.\nFollow it with: kura scrub status %s\n", scrubMode(run), run.ID, run.ID)
+		fmt.Fprintf(stdout(c), "Started %s %s.\nFollow it with: dozo scrub status %s\n", scrubMode(run), run.ID, run.ID)
 		return nil
 	}
-	notice(c)("started %s %s (%d files); follow it elsewhere with `kura scrub status %s`", scrubMode(run), run.ID, run.Summary.Files, run.ID)
+	notice(c)("started %s %s (%d files); follow it elsewhere with `dozo scrub status %s`", scrubMode(run), run.ID, run.Summary.Files, run.ID)
 	p := newProgress(stderr(c), run.Summary.BytesTotal, 1)
 	p.file(scrubMode(run), run.Summary.BytesTotal)
 	final, err := cl.WaitScrub(c.Context, run.ID, scrubPoll, func(r *api.ScrubRun) {
@@ -133,7 +133,7 @@ func runScrub(c *cli.Context) error {
 	p.clear()
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
-			notice(c)("stopped following; scrub %s continues in kurad (kura scrub status %s, kura scrub cancel %s)", run.ID, run.ID, run.ID)
+			notice(c)("stopped following; scrub %s continues in dozod (dozo scrub status %s, dozo scrub cancel %s)", run.ID, run.ID, run.ID)
 		}
 		return &client.Error{Op: "following scrub " + run.ID, Err: err}
 	}
@@ -235,7 +235,7 @@ func reportScrub(c *cli.Context, r *api.ScrubRun) error {
 			Err:  fmt.Errorf("%d segment(s) lost more pieces than parity covers; %d file(s) marked damaged", sm.Unrecoverable, sm.DamagedFiles),
 			Hint: "restore those files from another copy and upload them again"}}
 	case r.State == api.ScrubFailed:
-		return &client.Error{Op: "scrub " + r.ID, Err: fmt.Errorf("failed: %s", r.Error), Hint: "see kurad's log; start a new scrub when fixed"}
+		return &client.Error{Op: "scrub " + r.ID, Err: fmt.Errorf("failed: %s", r.Error), Hint: "see dozod's log; start a new scrub when fixed"}
 	}
 	return nil
 }

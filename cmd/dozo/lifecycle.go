@@ -9,11 +9,11 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/ddbj/kura/api"
-	"github.com/ddbj/kura/client"
+	"github.com/dozo-vault/dozo/api"
+	"github.com/dozo-vault/dozo/client"
 )
 
-// datasetLifecycleCommands are `kura dataset rotate-key`, `delete` and
+// datasetLifecycleCommands are `dozo dataset rotate-key`, `delete` and
 // `deletion-report`.
 func datasetLifecycleCommands() []*cli.Command {
 	reportFlag := &cli.StringFlag{Name: "report", Usage: "write the report to `FILE`.json and FILE.txt (default ./ID-deletion-report)"}
@@ -27,8 +27,8 @@ func datasetLifecycleCommands() []*cli.Command {
 				"are retired (min_decryption_version): a header copied before the rotation\n" +
 				"can no longer be opened. If interrupted, run it again: it resumes.\n\n" +
 				"EXAMPLES:\n" +
-				"   kura dataset rotate-key JGAD000001\n" +
-				"   kura dataset rotate-key JGAD000001 --json",
+				"   dozo dataset rotate-key JGAD000001\n" +
+				"   dozo dataset rotate-key JGAD000001 --json",
 			Flags:  []cli.Flag{jsonFlag},
 			Action: runRotateKey,
 		},
@@ -43,8 +43,8 @@ func datasetLifecycleCommands() []*cli.Command {
 				"(JSON and text, for the data-use termination report) is written to\n" +
 				"--report. If interrupted, run it again: it resumes.\n\n" +
 				"EXAMPLES:\n" +
-				"   kura dataset delete JGAD000001 --confirm JGAD000001\n" +
-				"   kura dataset delete JGAD000001 --confirm JGAD000001 --report reports/JGAD000001-deleted",
+				"   dozo dataset delete JGAD000001 --confirm JGAD000001\n" +
+				"   dozo dataset delete JGAD000001 --confirm JGAD000001 --report reports/JGAD000001-deleted",
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "confirm", Usage: "the dataset `ID` again, to confirm", Required: true},
 				reportFlag,
@@ -57,8 +57,8 @@ func datasetLifecycleCommands() []*cli.Command {
 			Usage:     "fetch the report of a finished deletion again (custodian, admin)",
 			ArgsUsage: "ID",
 			Description: "EXAMPLES:\n" +
-				"   kura dataset deletion-report JGAD000001\n" +
-				"   kura dataset deletion-report JGAD000001 --json | jq '.objects | length'",
+				"   dozo dataset deletion-report JGAD000001\n" +
+				"   dozo dataset deletion-report JGAD000001 --json | jq '.objects | length'",
 			Flags:  []cli.Flag{reportFlag, jsonFlag},
 			Action: runDeletionReport,
 		},
@@ -91,7 +91,7 @@ func runRotateKey(c *cli.Context) error {
 	fmt.Fprintf(stdout(c), "Rotated the key of %s%s: version %d -> %d; %d of %d files' headers rewrapped; versions below %d retired. Payload objects untouched.\n",
 		r.Dataset, resumed, r.FromVersion, r.ToVersion, r.Rewrapped, r.Files, r.ToVersion)
 	for _, name := range r.AbortedUploads {
-		fmt.Fprintf(stderr(c), "kura: upload of %q began during the rotation and was ended; upload it again\n", name)
+		fmt.Fprintf(stderr(c), "dozo: upload of %q began during the rotation and was ended; upload it again\n", name)
 	}
 	return nil
 }
@@ -164,10 +164,10 @@ func writeReport(c *cli.Context, r *api.DeletionReport, base string) error {
 	}
 	jsonPath, txtPath := base+".json", base+".txt"
 	if err := os.WriteFile(jsonPath, append(j, '\n'), 0o600); err != nil {
-		return &client.Error{Op: "writing the deletion report", Err: err, Hint: "fetch it again with kura dataset deletion-report " + r.Dataset}
+		return &client.Error{Op: "writing the deletion report", Err: err, Hint: "fetch it again with dozo dataset deletion-report " + r.Dataset}
 	}
 	if err := os.WriteFile(txtPath, []byte(client.FormatDeletionReport(r)), 0o600); err != nil {
-		return &client.Error{Op: "writing the deletion report", Err: err, Hint: "fetch it again with kura dataset deletion-report " + r.Dataset}
+		return &client.Error{Op: "writing the deletion report", Err: err, Hint: "fetch it again with dozo dataset deletion-report " + r.Dataset}
 	}
 	if c.Bool("json") {
 		return printJSON(stdout(c), r)

@@ -12,7 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
-	"github.com/ddbj/kura/client"
+	"github.com/dozo-vault/dozo/client"
 )
 
 func loginCommand() *cli.Command {
@@ -20,13 +20,13 @@ func loginCommand() *cli.Command {
 		Name:  "login",
 		Usage: "log in to Vault and keep the token for later commands",
 		Description: "Logs in with Vault's userpass method. The password goes to Vault only; the\n" +
-			"token Vault returns is stored 0600 in the config directory and sent to kurad\n" +
+			"token Vault returns is stored 0600 in the config directory and sent to dozod\n" +
 			"with every request. On a terminal the password is prompted for without echo.\n\n" +
 			"EXAMPLES:\n" +
-			"   kura login --username alice --vault-addr https://vault.example.org:8200\n" +
-			"   printf '%s\\n' \"$PASSWORD\" | kura login -u alice --password-stdin   # scripts",
+			"   dozo login --username alice --vault-addr https://vault.example.org:8200\n" +
+			"   printf '%s\\n' \"$PASSWORD\" | dozo login -u alice --password-stdin   # scripts",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "username", Aliases: []string{"u"}, EnvVars: []string{"KURA_USERNAME"}, Usage: "Vault user `NAME`", Required: true},
+			&cli.StringFlag{Name: "username", Aliases: []string{"u"}, EnvVars: []string{"DOZO_USERNAME"}, Usage: "Vault user `NAME`", Required: true},
 			&cli.BoolFlag{Name: "password-stdin", Usage: "read the password from the first line of standard input"},
 			&cli.StringFlag{Name: "vault-addr", EnvVars: []string{"VAULT_ADDR"}, Usage: "Vault's `URL`"},
 			&cli.StringFlag{Name: "vault-ca-cert", EnvVars: []string{"VAULT_CACERT"}, Usage: "PEM `FILE` of Vault's CA (default: system roots)"},
@@ -62,7 +62,7 @@ func runLogin(c *cli.Context) error {
 	if err := d.SaveLogin(tok, l); err != nil {
 		return err
 	}
-	// Tell the user how kurad sees them, if a broker is configured; the
+	// Tell the user how dozod sees them, if a broker is configured; the
 	// login itself succeeded either way.
 	out := struct {
 		Username  string   `json:"username"`
@@ -76,7 +76,7 @@ func runLogin(c *cli.Context) error {
 			if u, err := cl.WhoAmI(c.Context); err == nil {
 				out.Roles, out.TokenTTL = u.Roles, u.TokenTTL
 			} else {
-				fmt.Fprintf(stderr(c), "kura: logged in to Vault, but kurad did not confirm: %s\n", client.Format(err, c.Bool("debug")))
+				fmt.Fprintf(stderr(c), "dozo: logged in to Vault, but dozod did not confirm: %s\n", client.Format(err, c.Bool("debug")))
 			}
 		}
 	}
@@ -101,7 +101,7 @@ func readPassword(c *cli.Context, user string) (string, error) {
 	if c.Bool("password-stdin") {
 		line, err := bufio.NewReader(c.App.Reader).ReadString('\n')
 		if err != nil && !(errors.Is(err, io.EOF) && line != "") {
-			return "", &client.Error{Op: op, Err: errors.New("nothing on standard input"), Hint: "pipe the password in, e.g. printf '%s\\n' \"$PW\" | kura login ..."}
+			return "", &client.Error{Op: op, Err: errors.New("nothing on standard input"), Hint: "pipe the password in, e.g. printf '%s\\n' \"$PW\" | dozo login ..."}
 		}
 		return strings.TrimRight(line, "\r\n"), nil
 	}
@@ -122,12 +122,12 @@ func readPassword(c *cli.Context, user string) (string, error) {
 func whoamiCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "whoami",
-		Usage: "show who kurad thinks you are, your roles and your registered key",
-		Description: "Asks kurad about the stored login token and compares the age recipient\n" +
+		Usage: "show who dozod thinks you are, your roles and your registered key",
+		Description: "Asks dozod about the stored login token and compares the age recipient\n" +
 			"registered there with your local identity.\n\n" +
 			"EXAMPLES:\n" +
-			"   kura whoami\n" +
-			"   kura whoami --json | jq -r .name",
+			"   dozo whoami\n" +
+			"   dozo whoami --json | jq -r .name",
 		Flags:  []cli.Flag{jsonFlag},
 		Action: runWhoami,
 	}
@@ -143,7 +143,7 @@ func runWhoami(c *cli.Context) error {
 	}
 	u, err := cl.WhoAmI(c.Context)
 	if err != nil {
-		return &client.Error{Op: "asking kurad who you are", Err: err}
+		return &client.Error{Op: "asking dozod who you are", Err: err}
 	}
 	local := ""
 	if id, err := d.Identity(); err == nil {
@@ -174,13 +174,13 @@ func runWhoami(c *cli.Context) error {
 	}
 	switch {
 	case u.Recipient == "" && local == "":
-		fmt.Fprintf(w, "key\tnone (run 'kura keygen' and 'kura key register' to fetch files)\n")
+		fmt.Fprintf(w, "key\tnone (run 'dozo keygen' and 'dozo key register' to fetch files)\n")
 	case u.Recipient == "":
-		fmt.Fprintf(w, "key\tlocal identity not registered (run 'kura key register')\n")
+		fmt.Fprintf(w, "key\tlocal identity not registered (run 'dozo key register')\n")
 	case local == "":
 		fmt.Fprintf(w, "key\t%s registered, but no local identity in %s\n", short(u.Recipient), d.Path)
 	case local != u.Recipient:
-		fmt.Fprintf(w, "key\tMISMATCH: kurad has %s, your identity is %s (run 'kura key register')\n", short(u.Recipient), short(local))
+		fmt.Fprintf(w, "key\tMISMATCH: dozod has %s, your identity is %s (run 'dozo key register')\n", short(u.Recipient), short(local))
 	default:
 		fmt.Fprintf(w, "key\t%s (registered, matches your identity)\n", short(local))
 	}
@@ -202,7 +202,7 @@ func logoutCommand() *cli.Command {
 		Description: "Revokes the token at Vault (best effort, so a copy of it is useless too)\n" +
 			"and deletes it from the config directory. Your age identity stays.\n\n" +
 			"EXAMPLES:\n" +
-			"   kura logout",
+			"   dozo logout",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "vault-addr", EnvVars: []string{"VAULT_ADDR"}, Usage: "Vault's `URL` (default: the one used at login)"},
 			&cli.StringFlag{Name: "vault-ca-cert", EnvVars: []string{"VAULT_CACERT"}, Usage: "PEM `FILE` of Vault's CA"},
@@ -227,7 +227,7 @@ func runLogout(c *cli.Context) error {
 			addr = c.String("vault-addr")
 		}
 		if err := client.RevokeToken(c.Context, addr, c.String("vault-ca-cert"), tok); err != nil {
-			fmt.Fprintf(stderr(c), "kura: could not revoke the token at Vault (%v); forgetting it anyway\n", err)
+			fmt.Fprintf(stderr(c), "dozo: could not revoke the token at Vault (%v); forgetting it anyway\n", err)
 		} else {
 			revoked = addr != ""
 		}
@@ -254,11 +254,11 @@ func keygenCommand() *cli.Command {
 		Description: "Creates identity.age (0600) in the config directory. By default it is a\n" +
 			"post-quantum ML-KEM-768+X25519 hybrid key (recipient \"age1pq1...\"), which keeps\n" +
 			"files safe even from a future quantum computer; --classic makes an X25519 key\n" +
-			"(\"age1...\"). Then run 'kura key register' so kurad wraps file keys for it.\n" +
+			"(\"age1...\"). Then run 'dozo key register' so dozod wraps file keys for it.\n" +
 			"Back the file up: without it you cannot open fetched --raw files.\n\n" +
 			"EXAMPLES:\n" +
-			"   kura keygen && kura key register\n" +
-			"   kura keygen --classic --force   # replace the key (register it again!)",
+			"   dozo keygen && dozo key register\n" +
+			"   dozo keygen --classic --force   # replace the key (register it again!)",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "classic", Usage: "make an X25519 key instead of the post-quantum hybrid"},
 			&cli.BoolFlag{Name: "force", Usage: "replace an existing identity"},
@@ -279,7 +279,7 @@ func keygenCommand() *cli.Command {
 			if c.Bool("json") {
 				return printJSON(stdout(c), map[string]string{"identity_file": d.IdentityPath(), "recipient": id.Public})
 			}
-			fmt.Fprintf(stdout(c), "Created %s\nPublic key: %s\nNext: kura key register\n", d.IdentityPath(), id.Public)
+			fmt.Fprintf(stdout(c), "Created %s\nPublic key: %s\nNext: dozo key register\n", d.IdentityPath(), id.Public)
 			return nil
 		},
 	}
@@ -288,18 +288,18 @@ func keygenCommand() *cli.Command {
 func keyCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "key",
-		Usage: "manage the public key kurad wraps file keys for",
+		Usage: "manage the public key dozod wraps file keys for",
 		Description: "EXAMPLES:\n" +
-			"   kura key register",
+			"   dozo key register",
 		Subcommands: []*cli.Command{{
 			Name:  "register",
-			Usage: "send your identity's public recipient to kurad",
-			Description: "kurad wraps the key of every file you fetch for this recipient; only your\n" +
-				"identity file can unwrap it. Run it after 'kura keygen' (and after replacing\n" +
+			Usage: "send your identity's public recipient to dozod",
+			Description: "dozod wraps the key of every file you fetch for this recipient; only your\n" +
+				"identity file can unwrap it. Run it after 'dozo keygen' (and after replacing\n" +
 				"the identity). The private key never leaves this machine.\n\n" +
 				"EXAMPLES:\n" +
-				"   kura key register\n" +
-				"   kura key register --json",
+				"   dozo key register\n" +
+				"   dozo key register --json",
 			Flags: []cli.Flag{jsonFlag},
 			Action: func(c *cli.Context) error {
 				if err := needArgs(c, 0, "no arguments"); err != nil {

@@ -11,7 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/ddbj/kura/client"
+	"github.com/dozo-vault/dozo/client"
 )
 
 // commandPaths lists every runnable command, e.g. ["dataset","create"].
@@ -31,7 +31,7 @@ func run(t *testing.T, args ...string) (stdout, stderr string, err error) {
 	var o, e bytes.Buffer
 	app.Writer, app.ErrWriter = &o, &e
 	app.Reader = strings.NewReader("")
-	err = app.Run(reorderArgs(app, append([]string{"kura"}, args...)))
+	err = app.Run(reorderArgs(app, append([]string{"dozo"}, args...)))
 	return o.String(), e.String(), err
 }
 
@@ -48,10 +48,10 @@ func TestHelpEveryCommand(t *testing.T) {
 		}
 		name := strings.Join(p, " ")
 		if !strings.Contains(out, "EXAMPLES:") {
-			t.Errorf("kura %s --help has no examples:\n%s", name, out)
+			t.Errorf("dozo %s --help has no examples:\n%s", name, out)
 		}
-		if !strings.Contains(out, "kura "+p[0]) {
-			t.Errorf("kura %s --help shows no usage line", name)
+		if !strings.Contains(out, "dozo "+p[0]) {
+			t.Errorf("dozo %s --help shows no usage line", name)
 		}
 		// Every leaf command speaks JSON.
 		leaf := true
@@ -61,12 +61,12 @@ func TestHelpEveryCommand(t *testing.T) {
 			}
 		}
 		if leaf && !strings.Contains(out, "--json") {
-			t.Errorf("kura %s has no --json", name)
+			t.Errorf("dozo %s has no --json", name)
 		}
 	}
 	out, _, err := run(t, "--help")
-	if err != nil || !strings.Contains(out, "GETTING STARTED") || !strings.Contains(out, "KURA_BROKER") {
-		t.Errorf("kura --help: %v\n%s", err, out)
+	if err != nil || !strings.Contains(out, "GETTING STARTED") || !strings.Contains(out, "DOZO_BROKER") {
+		t.Errorf("dozo --help: %v\n%s", err, out)
 	}
 }
 
@@ -83,7 +83,7 @@ func TestReorderArgs(t *testing.T) {
 		{"ls DS --json", "ls --json DS"},
 	}
 	for _, c := range cases {
-		in := append([]string{"kura"}, splitQ(c.in)...)
+		in := append([]string{"dozo"}, splitQ(c.in)...)
 		got := strings.Join(reorderArgs(app, in)[1:], "|")
 		if want := strings.Join(splitQ(c.want), "|"); got != want {
 			t.Errorf("reorder %q = %q, want %q", c.in, got, want)
@@ -117,7 +117,7 @@ func TestErrorLine(t *testing.T) {
 	ae.Body.RequestID = "rid-7"
 	printError(&b, &client.Error{Op: "granting bob access to D", Err: ae}, false)
 	line := b.String()
-	if !strings.HasPrefix(line, "kura: granting bob access to D: only the custodian may grant (") || strings.Count(line, "\n") != 1 {
+	if !strings.HasPrefix(line, "dozo: granting bob access to D: only the custodian may grant (") || strings.Count(line, "\n") != 1 {
 		t.Errorf("error line %q", line)
 	}
 	b.Reset()

@@ -9,8 +9,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/ddbj/kura/api"
-	"github.com/ddbj/kura/client"
+	"github.com/dozo-vault/dozo/api"
+	"github.com/dozo-vault/dozo/client"
 )
 
 func TestScrubReportAndExitStatus(t *testing.T) {
@@ -61,7 +61,7 @@ func TestScrubRefusesBadFlags(t *testing.T) {
 	} {
 		_, _, err := run(t, args...)
 		if err == nil || !strings.Contains(client.Format(err, false), want) {
-			t.Errorf("kura %v: %v, want an error about %q", args, err, want)
+			t.Errorf("dozo %v: %v, want an error about %q", args, err, want)
 		}
 	}
 }

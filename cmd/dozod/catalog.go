@@ -11,10 +11,10 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/ddbj/kura/broker"
-	"github.com/ddbj/kura/catalog"
-	"github.com/ddbj/kura/storage"
-	"github.com/ddbj/kura/vault"
+	"github.com/dozo-vault/dozo/broker"
+	"github.com/dozo-vault/dozo/catalog"
+	"github.com/dozo-vault/dozo/storage"
+	"github.com/dozo-vault/dozo/vault"
 )
 
 func catalogCommand() *cli.Command {
@@ -28,22 +28,22 @@ func catalogCommand() *cli.Command {
 				"manifest's MAC with the dataset's Vault Transit key and opens the header\n" +
 				"beside it, then recreates the file rows (and the dataset row, if it is\n" +
 				"missing) in the catalog. Names, checksums and uploaders come from the sealed\n" +
-				"file info stored with each file; files stored before kura kept it are named\n" +
+				"file info stored with each file; files stored before dozo kept it are named\n" +
 				"by their file id. Copies that do not verify are skipped and reported; a\n" +
 				"Vault outage stops the rebuild. Files already in the catalog are left alone.\n" +
 				"Storage does not hold grants, members (other than --owner), users' registered\n" +
-				"keys or the audit log: re-grant, and users run 'kura key register' again.\n\n" +
-				"Dry run by default: --apply writes. Stop kurad first (SQLite is\n" +
+				"keys or the audit log: re-grant, and users run 'dozo key register' again.\n\n" +
+				"Dry run by default: --apply writes. Stop dozod first (SQLite is\n" +
 				"single-writer), and keep a copy of the old catalog file if there is one.\n\n" +
 				"EXAMPLES:\n" +
-				"   kurad catalog rebuild --config kurad.toml --dataset JGAD000001 --owner sam\n" +
-				"   kurad catalog rebuild --config kurad.toml --dataset JGAD000001 --owner sam --apply --json",
+				"   dozod catalog rebuild --config dozod.toml --dataset JGAD000001 --owner sam\n" +
+				"   dozod catalog rebuild --config dozod.toml --dataset JGAD000001 --owner sam --apply --json",
 			Flags: []cli.Flag{
-				&cli.StringFlag{Name: "config", Usage: "TOML config `FILE` (as for serve)", EnvVars: []string{"KURAD_CONFIG"}},
+				&cli.StringFlag{Name: "config", Usage: "TOML config `FILE` (as for serve)", EnvVars: []string{"DOZOD_CONFIG"}},
 				&cli.StringFlag{Name: "dataset", Usage: "dataset `ID` to rebuild", Required: true},
 				&cli.StringFlag{Name: "owner", Usage: "`USER` made custodian and submitter if the dataset row must be recreated"},
 				&cli.StringFlag{Name: "title", Usage: "`TITLE` of a recreated dataset row (default: the stored one)"},
-				&cli.StringFlag{Name: "transit-key", Usage: "the dataset's Transit key `NAME`", DefaultText: "the catalog's, else kura-ds-<ID>"},
+				&cli.StringFlag{Name: "transit-key", Usage: "the dataset's Transit key `NAME`", DefaultText: "the catalog's, else dozo-ds-<ID>"},
 				&cli.BoolFlag{Name: "apply", Usage: "write the catalog (default: report only)"},
 				&cli.BoolFlag{Name: "json", Usage: "print the report as JSON"},
 			},
@@ -68,7 +68,7 @@ func catalogRebuild(c *cli.Context) error {
 		return err
 	}
 	if _, err := vc.LookupSelf(ctx); err != nil {
-		return fmt.Errorf("checking kurad's vault token: %w", err)
+		return fmt.Errorf("checking dozod's vault token: %w", err)
 	}
 	// Unlike serve, no bucket is created or checked here: a rebuild only
 	// reads, and it works with a failure domain down (the manifests and
@@ -135,5 +135,5 @@ func skippedExit(rep *broker.RebuildReport) error {
 	if len(rep.Skipped) == 0 {
 		return nil
 	}
-	return cli.Exit(fmt.Sprintf("kurad: %d file(s) on storage could not be verified and were skipped (see the report)", len(rep.Skipped)), 3)
+	return cli.Exit(fmt.Sprintf("dozod: %d file(s) on storage could not be verified and were skipped (see the report)", len(rep.Skipped)), 3)
 }

@@ -1,4 +1,4 @@
-// Command kura is the researcher's client for the kura genome-data vault.
+// Command dozo is the researcher's client for the dozo genome-data vault.
 //
 // It is a thin layer over package client: commands parse flags, call the
 // client, and format what comes back (tables for people, --json for
@@ -19,7 +19,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/ddbj/kura/client"
+	"github.com/dozo-vault/dozo/client"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -27,23 +27,23 @@ var version = "dev"
 
 func newApp() *cli.App {
 	app := &cli.App{
-		Name:    "kura",
+		Name:    "dozo",
 		Usage:   "upload and fetch encrypted, erasure-coded genome files",
 		Version: version,
-		Description: "kura encrypts files on this machine with age, erasure-codes the ciphertext\n" +
+		Description: "dozo encrypts files on this machine with age, erasure-codes the ciphertext\n" +
 			"across several object-storage targets and keeps every key in HashiCorp Vault.\n" +
 			"Storage and the broker only ever see ciphertext.\n\n" +
 			"GETTING STARTED:\n" +
-			"   export KURA_BROKER=https://kura.example.org:8443 VAULT_ADDR=https://vault.example.org:8200\n" +
-			"   kura login --username alice          # Vault login; token kept in the config dir (0600)\n" +
-			"   kura keygen && kura key register     # your age key pair; kurad learns the public half\n" +
-			"   kura dataset list                    # what you may see\n" +
-			"   kura fetch JGAD000001/sample1.cram -o sample1.cram\n\n" +
-			"Every command explains itself: kura COMMAND --help.",
+			"   export DOZO_BROKER=https://dozo.example.org:8443 VAULT_ADDR=https://vault.example.org:8200\n" +
+			"   dozo login --username alice          # Vault login; token kept in the config dir (0600)\n" +
+			"   dozo keygen && dozo key register     # your age key pair; dozod learns the public half\n" +
+			"   dozo dataset list                    # what you may see\n" +
+			"   dozo fetch JGAD000001/sample1.cram -o sample1.cram\n\n" +
+			"Every command explains itself: dozo COMMAND --help.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "broker", EnvVars: []string{"KURA_BROKER"}, Usage: "kurad's URL, e.g. https://kura.example.org:8443 (default: the one used at login)"},
-			&cli.StringFlag{Name: "ca-cert", EnvVars: []string{"KURA_CA_CERT"}, Usage: "PEM `FILE` of the CA that signed kurad's certificate; only it is trusted for kurad (default: system roots)"},
-			&cli.StringFlag{Name: "config-dir", EnvVars: []string{"KURA_CONFIG_DIR"}, Usage: "`DIR` for the login token, age identity and upload journals, kept 0700 (default: ~/.config/kura)"},
+			&cli.StringFlag{Name: "broker", EnvVars: []string{"DOZO_BROKER"}, Usage: "dozod's URL, e.g. https://dozo.example.org:8443 (default: the one used at login)"},
+			&cli.StringFlag{Name: "ca-cert", EnvVars: []string{"DOZO_CA_CERT"}, Usage: "PEM `FILE` of the CA that signed dozod's certificate; only it is trusted for dozod (default: system roots)"},
+			&cli.StringFlag{Name: "config-dir", EnvVars: []string{"DOZO_CONFIG_DIR"}, Usage: "`DIR` for the login token, age identity and upload journals, kept 0700 (default: ~/.config/dozo)"},
 			&cli.BoolFlag{Name: "debug", Usage: "show more on errors: HTTP status, request path and request id (never tokens or keys)"},
 		},
 		Commands: []*cli.Command{
@@ -56,7 +56,7 @@ func newApp() *cli.App {
 		},
 		EnableBashCompletion: true,
 		HideHelpCommand:      true,
-		// Errors are printed once, by main, in kura's format.
+		// Errors are printed once, by main, in dozo's format.
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError: func(c *cli.Context, err error, _ bool) error {
 			return usageError(err)
@@ -66,19 +66,19 @@ func newApp() *cli.App {
 	return app
 }
 
-// setUsageErrors makes flag errors of every command come back as kura errors.
+// setUsageErrors makes flag errors of every command come back as dozo errors.
 func setUsageErrors(cmds []*cli.Command, prefix string) {
 	for _, c := range cmds {
 		name := strings.TrimSpace(prefix + " " + c.Name)
 		c.OnUsageError = func(_ *cli.Context, err error, _ bool) error {
-			return &client.Error{Op: name, Err: err, Hint: "see kura " + name + " --help"}
+			return &client.Error{Op: name, Err: err, Hint: "see dozo " + name + " --help"}
 		}
 		setUsageErrors(c.Subcommands, name)
 	}
 }
 
 func usageError(err error) error {
-	return &client.Error{Op: "reading the command line", Err: err, Hint: "see kura --help"}
+	return &client.Error{Op: "reading the command line", Err: err, Hint: "see dozo --help"}
 }
 
 func main() {
@@ -120,18 +120,18 @@ func explain(app *cli.App, args []string, err error) error {
 	}
 	name := strings.Join(path, " ")
 	if name == "" {
-		return &client.Error{Op: "reading the command line", Err: err, Hint: "see kura --help"}
+		return &client.Error{Op: "reading the command line", Err: err, Hint: "see dozo --help"}
 	}
-	return &client.Error{Op: name, Err: err, Hint: "see kura " + name + " --help"}
+	return &client.Error{Op: name, Err: err, Hint: "see dozo " + name + " --help"}
 }
 
 // printError writes the one line a failure gets:
-// "kura: <what failed>: <why> (<what to do>)".
+// "dozo: <what failed>: <why> (<what to do>)".
 func printError(w io.Writer, err error, debug bool) {
-	fmt.Fprintln(w, "kura: "+client.Format(err, debug))
+	fmt.Fprintln(w, "dozo: "+client.Format(err, debug))
 	if debug {
 		for e := errors.Unwrap(err); e != nil; e = errors.Unwrap(e) {
-			fmt.Fprintf(w, "kura: debug: caused by %T: %s\n", e, strings.ReplaceAll(e.Error(), "\n", " "))
+			fmt.Fprintf(w, "dozo: debug: caused by %T: %s\n", e, strings.ReplaceAll(e.Error(), "\n", " "))
 		}
 	}
 }
@@ -148,7 +148,7 @@ func hasDebug(args []string) bool {
 	return false
 }
 
-// reorderArgs lets flags follow positional arguments ("kura fetch DS/NAME
+// reorderArgs lets flags follow positional arguments ("dozo fetch DS/NAME
 // -o out"), which urfave/cli v2 otherwise treats as more arguments. Within
 // the innermost command, flags (with their values) are moved in front of
 // the positional arguments; "--" ends flags as usual.
@@ -227,14 +227,14 @@ func findCommand(cmds []*cli.Command, name string) *cli.Command {
 	return nil
 }
 
-// startProfiles writes a CPU profile to $KURA_CPUPROFILE and a heap
-// (allocation) profile to $KURA_MEMPROFILE, for performance work on the
+// startProfiles writes a CPU profile to $DOZO_CPUPROFILE and a heap
+// (allocation) profile to $DOZO_MEMPROFILE, for performance work on the
 // data path (see `make bench`). Environment variables rather than flags, so
 // no command's help or argument handling changes. Profiles hold function
 // names and sizes, never data or keys.
 func startProfiles() (stop func()) {
 	var stops []func()
-	if path := os.Getenv("KURA_CPUPROFILE"); path != "" {
+	if path := os.Getenv("DOZO_CPUPROFILE"); path != "" {
 		if f, err := os.Create(path); err == nil {
 			if pprof.StartCPUProfile(f) == nil {
 				stops = append(stops, func() { pprof.StopCPUProfile(); f.Close() })
@@ -243,7 +243,7 @@ func startProfiles() (stop func()) {
 			}
 		}
 	}
-	if path := os.Getenv("KURA_MEMPROFILE"); path != "" {
+	if path := os.Getenv("DOZO_MEMPROFILE"); path != "" {
 		runtime.MemProfileRate = 64 << 10
 		stops = append(stops, func() {
 			if f, err := os.Create(path); err == nil {

@@ -10,7 +10,7 @@ import (
 
 	"golang.org/x/term"
 
-	"github.com/ddbj/kura/client"
+	"github.com/dozo-vault/dozo/client"
 )
 
 // progress draws one status line on a terminal: the current file's bar and

@@ -8,8 +8,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/ddbj/kura/api"
-	"github.com/ddbj/kura/client"
+	"github.com/dozo-vault/dozo/api"
+	"github.com/dozo-vault/dozo/client"
 )
 
 func adminCommand() *cli.Command {
@@ -22,33 +22,33 @@ func adminCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "admin",
 		Usage: "operator commands: incident freezes",
-		Description: "For kurad's admins (the `admins` list of its config).\n\n" +
+		Description: "For dozod's admins (the `admins` list of its config).\n\n" +
 			"EXAMPLES:\n" +
-			"   kura admin freeze --user bob --reason 'laptop stolen, incident #12'\n" +
-			"   kura admin frozen\n" +
-			"   kura admin unfreeze --user bob --reason 'incident #12 closed'",
+			"   dozo admin freeze --user bob --reason 'laptop stolen, incident #12'\n" +
+			"   dozo admin frozen\n" +
+			"   dozo admin unfreeze --user bob --reason 'incident #12 closed'",
 		Subcommands: []*cli.Command{
 			{
 				Name:  "freeze",
 				Usage: "block a user or a dataset at once (NBDC: disconnect on an incident)",
-				Description: "A frozen user is refused everything but `kura whoami`: no fetch, no\n" +
+				Description: "A frozen user is refused everything but `dozo whoami`: no fetch, no\n" +
 					"listing, no upload, no grant to or by them. A frozen dataset refuses every\n" +
 					"file list, fetch, upload and new grant, for everyone (revoking stays\n" +
 					"allowed). It takes effect at the next request; refusals say that an\n" +
 					"administrator froze access. Every freeze is in the audit log.\n\n" +
 					"EXAMPLES:\n" +
-					"   kura admin freeze --user bob --reason 'credentials leaked, incident #12'\n" +
-					"   kura admin freeze --dataset JGAD000001 --reason 'suspected leak, incident #13'",
+					"   dozo admin freeze --user bob --reason 'credentials leaked, incident #12'\n" +
+					"   dozo admin freeze --dataset JGAD000001 --reason 'suspected leak, incident #13'",
 				Flags:  target,
 				Action: runFreeze,
 			},
 			{
 				Name:  "unfreeze",
 				Usage: "lift a freeze",
-				Description: "The freeze stays on record (`kura admin frozen --all`).\n\n" +
+				Description: "The freeze stays on record (`dozo admin frozen --all`).\n\n" +
 					"EXAMPLES:\n" +
-					"   kura admin unfreeze --user bob --reason 'incident #12 closed, new credentials'\n" +
-					"   kura admin unfreeze --dataset JGAD000001 --reason 'incident #13: no leak'",
+					"   dozo admin unfreeze --user bob --reason 'incident #12 closed, new credentials'\n" +
+					"   dozo admin unfreeze --dataset JGAD000001 --reason 'incident #13: no leak'",
 				Flags:  target,
 				Action: runFreeze,
 			},
@@ -56,8 +56,8 @@ func adminCommand() *cli.Command {
 				Name:  "frozen",
 				Usage: "list freezes in force (--all: with lifted ones)",
 				Description: "EXAMPLES:\n" +
-					"   kura admin frozen\n" +
-					"   kura admin frozen --all --json",
+					"   dozo admin frozen\n" +
+					"   dozo admin frozen --all --json",
 				Flags: []cli.Flag{
 					&cli.BoolFlag{Name: "all", Usage: "also list lifted freezes"},
 					jsonFlag,

@@ -9,31 +9,31 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/ddbj/kura/api"
-	"github.com/ddbj/kura/audit"
-	"github.com/ddbj/kura/client"
+	"github.com/dozo-vault/dozo/api"
+	"github.com/dozo-vault/dozo/audit"
+	"github.com/dozo-vault/dozo/client"
 )
 
 func auditCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "audit",
-		Usage: "list, verify and export kurad's tamper-evident audit log",
+		Usage: "list, verify and export dozod's tamper-evident audit log",
 		Description: "Every request that reads data, changes state or is refused is a record in a\n" +
 			"hash chain: each record commits to the one before, so an edited, deleted or\n" +
-			"reordered record is found by `kura audit verify`. Admins see the whole log;\n" +
+			"reordered record is found by `dozo audit verify`. Admins see the whole log;\n" +
 			"a dataset's custodian sees that dataset's records (--dataset).\n\n" +
 			"EXAMPLES:\n" +
-			"   kura audit list --dataset JGAD000001 --since 2026-01-01\n" +
-			"   kura audit verify\n" +
-			"   kura audit export -o audit-2026-11.jsonl && kura audit verify --file audit-2026-11.jsonl",
+			"   dozo audit list --dataset JGAD000001 --since 2026-01-01\n" +
+			"   dozo audit verify\n" +
+			"   dozo audit export -o audit-2026-11.jsonl && dozo audit verify --file audit-2026-11.jsonl",
 		Subcommands: []*cli.Command{
 			{
 				Name:  "list",
 				Usage: "show audit records (newest --limit, oldest first)",
 				Description: "EXAMPLES:\n" +
-					"   kura audit list                                  # admins: the latest 100 records\n" +
-					"   kura audit list --dataset JGAD000001 --user bob  # a custodian: bob's use of the dataset\n" +
-					"   kura audit list --since 2026-11-01T00:00:00Z --limit 1000 --json",
+					"   dozo audit list                                  # admins: the latest 100 records\n" +
+					"   dozo audit list --dataset JGAD000001 --user bob  # a custodian: bob's use of the dataset\n" +
+					"   dozo audit list --since 2026-11-01T00:00:00Z --limit 1000 --json",
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "dataset", Usage: "only records about dataset `ID`"},
 					&cli.StringFlag{Name: "user", Usage: "only records of user `U`"},
@@ -46,17 +46,17 @@ func auditCommand() *cli.Command {
 			{
 				Name:  "verify",
 				Usage: "check the hash chain; exits non-zero naming the first bad record",
-				Description: "Without --file, kurad verifies the log in its catalog (admin). With --file,\n" +
+				Description: "Without --file, dozod verifies the log in its catalog (admin). With --file,\n" +
 					"an export is verified here, offline, by the same code. A hash chain cannot\n" +
 					"show that its tail was cut off or that it was rewritten wholesale; --anchor\n" +
 					"with an export kept elsewhere can.\n\n" +
 					"EXAMPLES:\n" +
-					"   kura audit verify\n" +
-					"   kura audit verify --file audit.jsonl --json\n" +
-					"   kura audit verify --anchor audit-2026-10.jsonl",
+					"   dozo audit verify\n" +
+					"   dozo audit verify --file audit.jsonl --json\n" +
+					"   dozo audit verify --anchor audit-2026-10.jsonl",
 				Flags: []cli.Flag{
-					&cli.StringFlag{Name: "file", Usage: "verify the export in `FILE` (JSON lines) instead of asking kurad"},
-					&cli.StringFlag{Name: "anchor", Usage: "also check that kurad's log still holds the last record of the earlier export `FILE` (catches a log cut short or rewritten since)"},
+					&cli.StringFlag{Name: "file", Usage: "verify the export in `FILE` (JSON lines) instead of asking dozod"},
+					&cli.StringFlag{Name: "anchor", Usage: "also check that dozod's log still holds the last record of the earlier export `FILE` (catches a log cut short or rewritten since)"},
 					jsonFlag,
 				},
 				Action: runAuditVerify,
@@ -65,10 +65,10 @@ func auditCommand() *cli.Command {
 				Name:  "export",
 				Usage: "write the whole log as JSON lines (admin)",
 				Description: "The file (mode 0600: it names people and addresses) can be kept off the\n" +
-					"server and verified later with `kura audit verify --file`.\n\n" +
+					"server and verified later with `dozo audit verify --file`.\n\n" +
 					"EXAMPLES:\n" +
-					"   kura audit export -o audit.jsonl\n" +
-					"   kura audit export | jq -c 'select(.result != \"ok\")'",
+					"   dozo audit export -o audit.jsonl\n" +
+					"   dozo audit export | jq -c 'select(.result != \"ok\")'",
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "-", Usage: "write to `FILE` (- for standard output)"},
 					jsonFlag,
@@ -123,10 +123,10 @@ func runAuditVerify(c *cli.Context) error {
 		return err
 	}
 	var res audit.Result
-	where := "kurad's audit log"
+	where := "dozod's audit log"
 	if path := c.String("file"); path != "" {
 		if c.String("anchor") != "" {
-			return badArg(c, fmt.Errorf("--anchor checks kurad's log; use it without --file"))
+			return badArg(c, fmt.Errorf("--anchor checks dozod's log; use it without --file"))
 		}
 		f, err := os.Open(path)
 		if err != nil {
@@ -229,7 +229,7 @@ func runAuditExport(c *cli.Context) error {
 	fmt.Fprintf(stdout(c), "Exported %d audit records (%d bytes) to %s.\n", res.Records, n, out)
 	if !res.OK {
 		return &client.Error{Op: "exporting the audit log", Err: errors.New("the exported chain does not verify: record " + fmt.Sprint(res.BadSeq) + ": " + res.Reason),
-			Hint: "the file is kept as evidence; run kura audit verify"}
+			Hint: "the file is kept as evidence; run dozo audit verify"}
 	}
 	return nil
 }
