@@ -2,12 +2,15 @@ package broker
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
+	"slices"
 
 	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/catalog"
 	"github.com/dozo-vault/dozo/filestore"
 	"github.com/dozo-vault/dozo/storage"
+	"github.com/dozo-vault/dozo/vault"
 )
 
 const maxTitleLen = 1000
@@ -104,15 +107,14 @@ func (s *Server) createDataset(q *request) error {
 	if err != nil {
 		return err
 	}
-	if _, _, err := s.cat.DatasetIncludingDeleted(q.ctx, req.ID); err == nil { // ids of deleted datasets are never reused
-		return errorf(http.StatusConflict, "dataset %q already exists", req.ID)
+	if err := s.refuseTakenID(q, req.ID); err != nil {
+		return err
 	}
 	key := TransitKeyName(req.ID)
 	// The key is made first: a catalog row must never point at a key that
-	// does not exist. Creating an existing Transit key is a no-op, so a
-	// retry after a failed insert is harmless.
-	if err := s.keys.CreateKey(q.ctx, key); err != nil {
-		return internal("creating the dataset key", err)
+	// does not exist.
+	if err := s.createDatasetKey(q, req.ID, key); err != nil {
+		return err
 	}
 	d := catalog.Dataset{
 		ID: req.ID, Title: req.Title, K: l.K, M: l.M, PlainSegmentSize: req.PlainSegmentSize,
@@ -120,7 +122,11 @@ func (s *Server) createDataset(q *request) error {
 		AccessLevel: req.AccessLevel, NBDCID: req.NBDCID, PolicyID: req.PolicyID, MaxUseDays: req.MaxUseDays,
 	}
 	if err := s.cat.CreateDataset(q.ctx, d); errors.Is(err, catalog.ErrExists) {
-		return errorf(http.StatusConflict, "dataset %q already exists", req.ID)
+		// Created by someone else since refuseTakenID looked.
+		if err := s.refuseTakenID(q, req.ID); err != nil {
+			return err
+		}
+		return internal("recording the dataset", err)
 	} else if err != nil {
 		return internal("recording the dataset", err)
 	}
@@ -129,6 +135,66 @@ func (s *Server) createDataset(q *request) error {
 		return err
 	}
 	return q.reply(http.StatusCreated, apiDataset(a))
+}
+
+// refuseTakenID refuses a new dataset whose id is taken, live or deleted
+// (ids of deleted datasets are never reused). Only a caller who may know
+// the dataset learns that it exists: anyone who may see it, and for a
+// deleted one its custodians and the admins (who may read its deletion
+// report). Everyone else gets the answer any route gives for a dataset
+// they cannot see, so create is no way to probe ids beyond the refusal
+// itself.
+func (s *Server) refuseTakenID(q *request, id string) error {
+	_, deleted, err := s.cat.DatasetIncludingDeleted(q.ctx, id)
+	if errors.Is(err, catalog.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return internal("reading the dataset", err)
+	}
+	if deleted == nil {
+		if _, err := s.requireDataset(q, id); err != nil {
+			return err
+		}
+		return errorf(http.StatusConflict, "dataset %q already exists", id)
+	}
+	known := s.isAdmin(q.user)
+	if !known {
+		roles, err := s.cat.Roles(q.ctx, id, q.user.Name, s.today())
+		if err != nil {
+			return internal("reading roles", err)
+		}
+		known = slices.Contains(roles, catalog.RoleCustodian)
+	}
+	if !known {
+		return notFoundDataset(id)
+	}
+	return &httpError{status: http.StatusConflict, msg: fmt.Sprintf("dataset %q already exists: it was deleted, and ids of deleted datasets are never reused", id),
+		hint: "choose another id"}
+}
+
+// createDatasetKey makes the dataset's Transit key and checks that it is
+// the key just made, not one that existed before under the same name:
+// Transit's create is a no-op on an existing key, so a principal with
+// Transit rights could otherwise plant an exportable key (or one at a
+// later version, or imported) for dozod to adopt and export it later. Such
+// a key is refused with 409 and left untouched for the operators to look
+// at. A key dozod itself made for this id in a create that then failed to
+// record the dataset passes the check, so a retry succeeds.
+func (s *Server) createDatasetKey(q *request, id, key string) error {
+	if err := s.keys.CreateKey(q.ctx, key); err != nil {
+		return internal("creating the dataset key", err)
+	}
+	ki, err := s.keys.ReadKey(q.ctx, key)
+	if err != nil {
+		return internal("reading the new dataset key", err)
+	}
+	if err := vault.CheckNewKey(ki); err != nil {
+		return &httpError{status: http.StatusConflict, cause: err,
+			msg:  fmt.Sprintf("dataset %q was not created: a Transit key named %s already exists in Vault and is not one dozod made for it; the key was left untouched", id, key),
+			hint: "ask the dozo operators to examine that key (dozod's log names what is wrong with it); dozod's Transit mount should be writable by dozod alone"}
+	}
+	return nil
 }
 
 func (s *Server) listDatasets(q *request) error {

@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http/httptest"
 	"net/url"
@@ -202,8 +203,12 @@ func errBody(t *testing.T, raw []byte) api.Error {
 	return e
 }
 
-func (f *fakeKeys) ReadKey(context.Context, string) (*vault.KeyInfo, error) {
-	return nil, errors.New("fake transit: ReadKey not supported")
+// ReadKey reports every key as Transit reports one it has just created.
+func (f *fakeKeys) ReadKey(_ context.Context, name string) (*vault.KeyInfo, error) {
+	if _, err := f.key(name); err != nil {
+		return nil, fmt.Errorf("%v: %w", err, vault.ErrNotFound)
+	}
+	return &vault.KeyInfo{Name: name, Type: vault.KeyType, LatestVersion: 1, MinDecryptionVersion: 1}, nil
 }
 func (f *fakeKeys) Rewrap(context.Context, string, string, []byte) (string, error) {
 	return "", errors.New("fake transit: Rewrap not supported")

@@ -170,7 +170,7 @@ func (f *versionedKeys) ReadKey(_ context.Context, name string) (*vault.KeyInfo,
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return &vault.KeyInfo{Name: name, LatestVersion: len(k.versions), MinDecryptionVersion: k.min}, nil
+	return &vault.KeyInfo{Name: name, Type: vault.KeyType, LatestVersion: len(k.versions), MinDecryptionVersion: k.min}, nil
 }
 
 func (f *versionedKeys) Rewrap(context.Context, string, string, []byte) (string, error) {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 )
 
 // KeyType is the Transit key type dozo creates for datasets: an AEAD, so the
@@ -23,11 +24,22 @@ type KeyInfo struct {
 	MinEncryptionVersion int
 	DeletionAllowed      bool
 	Exportable           bool
-	Versions             []int
+	AllowPlaintextBackup bool
+	Derived              bool
+	// Imported: the key material was brought into Vault (BYOK), so it
+	// exists outside it.
+	Imported bool
+	// BackedUp and Restored: a backup of the key was taken, or the key was
+	// restored from one.
+	BackedUp, Restored bool
+	AutoRotatePeriod   int // seconds; 0 is off
+	Versions           []int
 }
 
 // CreateKey creates a non-exportable AEAD Transit key. Creating a key that
-// exists is a no-op in Transit, so this is idempotent.
+// exists is a no-op in Transit (whatever that key is), so this is
+// idempotent; a caller that needs a key of its own reads it back and
+// checks it with CheckNewKey.
 func (c *Client) CreateKey(ctx context.Context, name string) error {
 	p, err := c.path("keys", name)
 	if err != nil {
@@ -35,6 +47,54 @@ func (c *Client) CreateKey(ctx context.Context, name string) error {
 	}
 	_, err = c.write(ctx, p, map[string]any{"type": KeyType, "exportable": false, "allow_plaintext_backup": false})
 	return err
+}
+
+// ErrKeyNotNew is returned by CheckNewKey for a key that is not exactly
+// what CreateKey makes under a name that was free.
+var ErrKeyNotNew = errors.New("not a newly created dozo key")
+
+// CheckNewKey accepts ki only if it describes a key as CreateKey makes it
+// under a name that did not exist: the dataset AEAD type, never exportable
+// or backed up in plaintext, not imported, derived, restored or scheduled
+// for rotation, at version 1 with no version retired, and not deletable.
+// Transit's create is a no-op on an existing name, so this is how dozod
+// tells its own new key from one someone else made first (for instance
+// exportable, to take its material out later). The error wraps
+// ErrKeyNotNew and names every difference.
+func CheckNewKey(ki *KeyInfo) error {
+	var bad []string
+	if ki.Type != KeyType {
+		bad = append(bad, fmt.Sprintf("type %q, want %q", ki.Type, KeyType))
+	}
+	if ki.Exportable {
+		bad = append(bad, "exportable")
+	}
+	if ki.AllowPlaintextBackup {
+		bad = append(bad, "allows plaintext backup")
+	}
+	if ki.Imported {
+		bad = append(bad, "imported")
+	}
+	if ki.BackedUp || ki.Restored {
+		bad = append(bad, "backed up or restored")
+	}
+	if ki.Derived {
+		bad = append(bad, "derived")
+	}
+	if ki.LatestVersion != 1 || ki.MinDecryptionVersion != 1 || ki.MinEncryptionVersion != 0 {
+		bad = append(bad, fmt.Sprintf("at version %d (min decryption %d, min encryption %d), want 1 (1, 0)",
+			ki.LatestVersion, ki.MinDecryptionVersion, ki.MinEncryptionVersion))
+	}
+	if ki.DeletionAllowed {
+		bad = append(bad, "deletion allowed")
+	}
+	if ki.AutoRotatePeriod != 0 {
+		bad = append(bad, fmt.Sprintf("auto-rotated every %ds", ki.AutoRotatePeriod))
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("vault: transit key %s: %w: %s", ki.Name, ErrKeyNotNew, strings.Join(bad, ", "))
+	}
+	return nil
 }
 
 // ReadKey returns the key's metadata.
@@ -54,6 +114,16 @@ func (c *Client) ReadKey(ctx context.Context, name string) (*KeyInfo, error) {
 	ki.Type, _ = s.Data["type"].(string)
 	ki.DeletionAllowed, _ = s.Data["deletion_allowed"].(bool)
 	ki.Exportable, _ = s.Data["exportable"].(bool)
+	ki.AllowPlaintextBackup, _ = s.Data["allow_plaintext_backup"].(bool)
+	ki.Derived, _ = s.Data["derived"].(bool)
+	ki.Imported, _ = s.Data["imported_key"].(bool)
+	ki.BackedUp = s.Data["backup_info"] != nil
+	ki.Restored = s.Data["restore_info"] != nil
+	if _, ok := s.Data["auto_rotate_period"]; ok {
+		if ki.AutoRotatePeriod, err = intField(s.Data, "auto_rotate_period"); err != nil {
+			return nil, err
+		}
+	}
 	if ki.LatestVersion, err = intField(s.Data, "latest_version"); err != nil {
 		return nil, err
 	}

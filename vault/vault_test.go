@@ -1,6 +1,7 @@
 package vault
 
 import (
+	"errors"
 	"strings"
 	"testing"
 )
@@ -29,6 +30,38 @@ func TestValidKeyName(t *testing.T) {
 	for _, bad := range []string{"", "../sys", "a/b", "a..b", ".hidden", "x y", strings.Repeat("k", 129)} {
 		if ValidKeyName(bad) == nil {
 			t.Errorf("ValidKeyName(%q) accepted", bad)
+		}
+	}
+}
+
+func TestCheckNewKey(t *testing.T) {
+	fresh := KeyInfo{Name: "dozo-ds-X", Type: KeyType, LatestVersion: 1, MinDecryptionVersion: 1}
+	if err := CheckNewKey(&fresh); err != nil {
+		t.Fatalf("a fresh key refused: %v", err)
+	}
+	for what, change := range map[string]func(*KeyInfo){
+		"exportable":            func(k *KeyInfo) { k.Exportable = true },
+		"plaintext backup":      func(k *KeyInfo) { k.AllowPlaintextBackup = true },
+		"type":                  func(k *KeyInfo) { k.Type = "aes128-gcm96" },
+		"version":               func(k *KeyInfo) { k.LatestVersion = 2 },
+		"min decryption":        func(k *KeyInfo) { k.MinDecryptionVersion = 2 },
+		"min encryption":        func(k *KeyInfo) { k.MinEncryptionVersion = 1 },
+		"deletion allowed":      func(k *KeyInfo) { k.DeletionAllowed = true },
+		"imported":              func(k *KeyInfo) { k.Imported = true },
+		"derived":               func(k *KeyInfo) { k.Derived = true },
+		"restored":              func(k *KeyInfo) { k.Restored = true },
+		"auto-rotated":          func(k *KeyInfo) { k.AutoRotatePeriod = 3600 },
+		"exportable, version 3": func(k *KeyInfo) { k.Exportable = true; k.LatestVersion = 3 },
+	} {
+		k := fresh
+		change(&k)
+		err := CheckNewKey(&k)
+		if !errors.Is(err, ErrKeyNotNew) {
+			t.Errorf("%s: %v", what, err)
+			continue
+		}
+		if !strings.Contains(err.Error(), "dozo-ds-X") {
+			t.Errorf("%s: the error does not name the key: %v", what, err)
 		}
 	}
 }
