@@ -51,7 +51,7 @@ type VaultConfig struct {
 type TargetConfig struct {
 	ID            string `toml:"id"`
 	Domain        string `toml:"domain"`
-	Endpoint      string `toml:"endpoint"` // http(s)://host:port
+	Endpoint      string `toml:"endpoint"` // https://host:port; http:// to loopback only
 	Bucket        string `toml:"bucket"`
 	Region        string `toml:"region"`
 	AccessKey     string `toml:"access_key"`
@@ -85,7 +85,7 @@ which override the file. Secrets are never taken from the TOML file itself.
   ca_cert             DOZOD_VAULT_CACERT         (system roots)
   [[targets]]         (file only; at least one)
   id, domain          storage ids, e.g. "s1-a", "s1" (failure domain)
-  endpoint            http(s)://host:port
+  endpoint            https://host:port (http:// only to a loopback address)
   bucket, region      bucket name; region default us-east-1
   access_key          DOZOD_S3_ACCESS_KEY        (env applies to targets without one)
   secret_key_file     DOZOD_S3_SECRET_KEY        file mode 0600 (env applies to targets
@@ -309,6 +309,9 @@ func (c *Config) Validate() error {
 		seen[t.ID] = true
 		if t.Endpoint == "" || t.Bucket == "" {
 			return fmt.Errorf("target %s: endpoint and bucket are required", t.ID)
+		}
+		if _, _, err := storage.ParseEndpoint(t.Endpoint); err != nil {
+			return fmt.Errorf("target %s: %w", t.ID, err)
 		}
 		if t.AccessKey == "" || t.SecretKey == "" {
 			return fmt.Errorf("target %s: access key and secret key are required (secret_key_file or DOZOD_S3_SECRET_KEY)", t.ID)

@@ -111,3 +111,45 @@ access_key = "ak"
 		t.Fatal(err)
 	}
 }
+
+// A target endpoint must say its scheme: https, or plain http to a
+// loopback address only; a bare host:port is an error that shows the fix.
+func TestTargetEndpointNeedsScheme(t *testing.T) {
+	dir := t.TempDir()
+	load := func(endpoint string) error {
+		conf := writeFile(t, dir, "dozod.toml", `
+listen = "127.0.0.1:9443"
+insecure_http = true
+[vault]
+address = "http://127.0.0.1:8200"
+[[targets]]
+id = "s1-a"
+domain = "s1"
+endpoint = "`+endpoint+`"
+bucket = "dozo-a"
+access_key = "ak"
+`, 0o600)
+		env := map[string]string{"DOZOD_VAULT_TOKEN": "s.dozod", "DOZOD_S3_SECRET_KEY": "secret"}
+		_, err := LoadConfig(conf, func(k string) string { return env[k] })
+		return err
+	}
+	for _, ok := range []string{"https://s3.example.org:9000", "https://10.0.0.5", "http://127.0.0.1:9000", "http://localhost:9000/", "http://[::1]:9000"} {
+		if err := load(ok); err != nil {
+			t.Errorf("%s: %v", ok, err)
+		}
+	}
+	for bad, fix := range map[string]string{
+		"127.0.0.1:9000":           `"http://127.0.0.1:9000"`,
+		"s3.example.org:9000":      `"https://s3.example.org:9000"`,
+		"http://s3.example.org":    `"https://s3.example.org"`,
+		"http://10.0.0.5:9000":     `"https://10.0.0.5:9000"`,
+		"ftp://s3.example.org":     "https://",
+		"https://s3.example.org/x": "host[:port]",
+		"https://":                 "host",
+	} {
+		err := load(bad)
+		if err == nil || !strings.Contains(err.Error(), "s1-a") || !strings.Contains(err.Error(), fix) {
+			t.Errorf("%s: want an error naming target s1-a and %s, got %v", bad, fix, err)
+		}
+	}
+}

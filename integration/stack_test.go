@@ -184,7 +184,7 @@ func (s *stack) targets(t testing.TB) []storage.Target {
 			tg, err := storage.NewS3Target(storage.S3Config{
 				ID:        fmt.Sprintf("s%d-%s", i+1, strings.TrimPrefix(b, "dozo-")),
 				Domain:    fmt.Sprintf("server%d", i+1),
-				Endpoint:  ep,
+				Endpoint:  "http://" + ep, // DOZO_DEV_S3_ENDPOINTS lists host:port
 				AccessKey: s.accessKey,
 				SecretKey: s.secretKey,
 				Bucket:    b,

@@ -6,10 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/dozo-vault/dozo/internal/loopback"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
@@ -28,12 +31,11 @@ const minPartSize = 5 << 20
 // S3Config configures an S3Target.
 type S3Config struct {
 	ID, Domain string
-	// Endpoint is host[:port]; an "http://" or "https://" prefix is
-	// accepted and then decides Secure.
+	// Endpoint is the server's URL, scheme included (see ParseEndpoint):
+	// https://host[:port], or http:// to a loopback address.
 	Endpoint             string
 	AccessKey, SecretKey string
 	Bucket, Region       string
-	Secure               bool
 	// PartSize is the multipart part size; 0 means DefaultPartSize. It is
 	// explicit so that memory use per upload is known.
 	PartSize uint64
@@ -60,6 +62,51 @@ type S3Target struct {
 
 var _ Target = (*S3Target)(nil)
 
+// ParseEndpoint checks an S3 endpoint URL and returns the host[:port]
+// minio-go dials and whether it speaks TLS. The scheme must be written: a
+// bare host:port once meant plain HTTP without saying so. https:// is
+// required except to a loopback address (the rule dozod's own listener
+// and its Vault address follow), because over plain HTTP every request,
+// presigned URL and reply crosses the network readable and alterable.
+// Only scheme://host[:port] is accepted: no path, query or user info.
+func ParseEndpoint(endpoint string) (host string, secure bool, err error) {
+	scheme, rest, ok := strings.Cut(endpoint, "://")
+	if !ok {
+		return "", false, fmt.Errorf("endpoint %q has no scheme: write %q", endpoint, schemeFor(endpoint)+endpoint)
+	}
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return "", false, fmt.Errorf("endpoint %q: %v", endpoint, err)
+	}
+	if u.Host == "" || u.Hostname() == "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		return "", false, fmt.Errorf("endpoint %q: want scheme://host[:port] and nothing else", endpoint)
+	}
+	switch strings.ToLower(scheme) {
+	case "https":
+		return u.Host, true, nil
+	case "http":
+		if !loopback.Host(u.Hostname()) {
+			return "", false, fmt.Errorf("endpoint %q: plain HTTP is allowed only to a loopback address; write %q",
+				endpoint, "https://"+strings.TrimSuffix(rest, "/"))
+		}
+		return u.Host, false, nil
+	}
+	return "", false, fmt.Errorf("endpoint %q: scheme %q: want https:// (or http:// to a loopback address)", endpoint, scheme)
+}
+
+// schemeFor is the scheme a bare host[:port] should be given: http for a
+// loopback address, https for anything else.
+func schemeFor(hostport string) string {
+	h := hostport
+	if hh, _, err := net.SplitHostPort(hostport); err == nil {
+		h = hh
+	}
+	if loopback.Host(h) {
+		return "http://"
+	}
+	return "https://"
+}
+
 // NewS3Target validates cfg and returns a target. It does not contact the
 // server; see EnsureBucket.
 func NewS3Target(cfg S3Config) (*S3Target, error) {
@@ -72,19 +119,9 @@ func NewS3Target(cfg S3Config) (*S3Target, error) {
 	if cfg.Bucket == "" {
 		return nil, fmt.Errorf("storage: s3 target %s: empty bucket", cfg.ID)
 	}
-	if scheme, host, ok := strings.Cut(cfg.Endpoint, "://"); ok {
-		switch strings.ToLower(scheme) {
-		case "http":
-			cfg.Secure = false
-		case "https":
-			cfg.Secure = true
-		default:
-			return nil, fmt.Errorf("storage: s3 target %s: unsupported endpoint scheme %q", cfg.ID, scheme)
-		}
-		cfg.Endpoint = strings.TrimSuffix(host, "/")
-	}
-	if cfg.Endpoint == "" {
-		return nil, fmt.Errorf("storage: s3 target %s: empty endpoint", cfg.ID)
+	host, secure, err := ParseEndpoint(cfg.Endpoint)
+	if err != nil {
+		return nil, fmt.Errorf("storage: s3 target %s: %w", cfg.ID, err)
 	}
 	if cfg.PartSize == 0 {
 		cfg.PartSize = DefaultPartSize
@@ -92,9 +129,9 @@ func NewS3Target(cfg S3Config) (*S3Target, error) {
 	if cfg.PartSize < minPartSize {
 		return nil, fmt.Errorf("storage: s3 target %s: part size %d below the S3 minimum %d", cfg.ID, cfg.PartSize, minPartSize)
 	}
-	client, err := minio.New(cfg.Endpoint, &minio.Options{
+	client, err := minio.New(host, &minio.Options{
 		Creds:      credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
-		Secure:     cfg.Secure,
+		Secure:     secure,
 		Region:     cfg.Region,
 		Transport:  cfg.Transport,
 		MaxRetries: cmp.Or(cfg.MaxRetries, DefaultMaxRetries),

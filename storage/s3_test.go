@@ -14,8 +14,9 @@ import (
 )
 
 // s3TestTargets returns n S3Targets on fresh buckets of the server named by
-// DOZO_TEST_S3_ENDPOINT / _ACCESS_KEY / _SECRET_KEY, or skips. Target i is
-// in domain "dom<i%3>" so placement behaves as on the three-server stack.
+// DOZO_TEST_S3_ENDPOINT (a URL: http://127.0.0.1:PORT) / _ACCESS_KEY /
+// _SECRET_KEY, or skips. Target i is in domain "dom<i%3>" so placement
+// behaves as on the three-server stack.
 func s3TestTargets(t testing.TB, n int) []*S3Target {
 	t.Helper()
 	ep, ak, sk := os.Getenv("DOZO_TEST_S3_ENDPOINT"), os.Getenv("DOZO_TEST_S3_ACCESS_KEY"), os.Getenv("DOZO_TEST_S3_SECRET_KEY")
