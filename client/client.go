@@ -39,9 +39,10 @@ type Options struct {
 	// Broker is dozod's base URL, e.g. https://dozo.example.org:8443.
 	Broker string
 	// CACert is a PEM file. When set, dozod's certificate must chain to it
-	// and to nothing else (the system roots are not consulted), so a
-	// compromised public CA cannot impersonate the broker. When empty the
-	// system roots are used.
+	// or be it (a self-signed leaf from `dozod gen-cert`), and to nothing
+	// else (the system roots are not consulted), so a compromised public CA
+	// cannot impersonate the broker. When empty the system roots are used.
+	// It applies to dozod only, never to storage.
 	CACert string
 	// Token is the caller's Vault token, sent as a bearer token to dozod
 	// only (never to storage).
@@ -63,7 +64,7 @@ type Client struct {
 	timeout time.Duration
 	debug   func(string, ...any)
 	api     *http.Client // to dozod: pinned CA
-	data    *http.Client // to storage: presigned URLs
+	data    *http.Client // to storage: presigned URLs, system roots
 }
 
 // New returns a Client. It does not contact dozod.
@@ -86,25 +87,18 @@ func New(o Options) (*Client, error) {
 		}
 	}
 	apiTLS := &tls.Config{MinVersion: tls.VersionTLS12}
-	dataTLS := &tls.Config{MinVersion: tls.VersionTLS12}
 	if o.CACert != "" {
 		pool, err := loadCA(o.CACert)
 		if err != nil {
 			return nil, err
 		}
 		apiTLS.RootCAs = pool
-		// Storage endpoints of a centre often share the broker's private
-		// CA; they are also trusted through the system roots, since piece
-		// integrity rests on the manifest hashes and confidentiality on
-		// the encryption, not on TLS to storage.
-		sys, err := x509.SystemCertPool()
-		if err != nil || sys == nil {
-			sys = x509.NewCertPool()
-		}
-		pem, _ := os.ReadFile(o.CACert)
-		sys.AppendCertsFromPEM(pem)
-		dataTLS.RootCAs = sys
 	}
+	// Storage is reached through the system roots only (SSL_CERT_FILE and
+	// SSL_CERT_DIR add a centre's private CA). The certificate pinned for
+	// dozod is not among them: it vouches for dozod alone, and trusting it
+	// here would let whoever holds dozod's key impersonate storage too.
+	dataTLS := &tls.Config{MinVersion: tls.VersionTLS12}
 	timeout := o.Timeout
 	if timeout == 0 {
 		timeout = 60 * time.Second

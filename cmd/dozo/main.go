@@ -42,7 +42,7 @@ func newApp() *cli.App {
 			"Every command explains itself: dozo COMMAND --help.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "broker", EnvVars: []string{"DOZO_BROKER"}, Usage: "dozod's URL, e.g. https://dozo.example.org:8443 (default: the one used at login)"},
-			&cli.StringFlag{Name: "ca-cert", EnvVars: []string{"DOZO_CA_CERT"}, Usage: "PEM `FILE` of the CA that signed dozod's certificate; only it is trusted for dozod (default: system roots)"},
+			&cli.StringFlag{Name: "ca-cert", EnvVars: []string{"DOZO_CA_CERT"}, Usage: "PEM `FILE`: dozod's certificate or the CA that signed it; only it is trusted for dozod, and never for storage (default: system roots)"},
 			&cli.StringFlag{Name: "config-dir", EnvVars: []string{"DOZO_CONFIG_DIR"}, Usage: "`DIR` for the login token, age identity and upload journals, kept 0700 (default: ~/.config/dozo)"},
 			&cli.BoolFlag{Name: "debug", Usage: "show more on errors: HTTP status, request path and request id (never tokens or keys)"},
 		},
