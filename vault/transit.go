@@ -112,10 +112,18 @@ func (c *Client) ReadKey(ctx context.Context, name string) (*KeyInfo, error) {
 	}
 	ki := &KeyInfo{Name: name}
 	ki.Type, _ = s.Data["type"].(string)
-	ki.DeletionAllowed, _ = s.Data["deletion_allowed"].(bool)
-	ki.Exportable, _ = s.Data["exportable"].(bool)
-	ki.AllowPlaintextBackup, _ = s.Data["allow_plaintext_backup"].(bool)
-	ki.Derived, _ = s.Data["derived"].(bool)
+	// The flags CheckNewKey relies on must be there: a missing one is an
+	// error, never taken as false. (imported_key is absent only from Vaults
+	// too old to import keys.)
+	for k, dst := range map[string]*bool{
+		"deletion_allowed": &ki.DeletionAllowed, "exportable": &ki.Exportable,
+		"allow_plaintext_backup": &ki.AllowPlaintextBackup, "derived": &ki.Derived,
+	} {
+		var ok bool
+		if *dst, ok = s.Data[k].(bool); !ok {
+			return nil, fmt.Errorf("vault %s: response field %q missing or not a boolean", p, k)
+		}
+	}
 	ki.Imported, _ = s.Data["imported_key"].(bool)
 	ki.BackedUp = s.Data["backup_info"] != nil
 	ki.Restored = s.Data["restore_info"] != nil
