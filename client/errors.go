@@ -112,8 +112,11 @@ func Hint(err error) string {
 	switch {
 	case errors.Is(err, context.Canceled):
 		return "interrupted; run the same command again to resume"
-	case errors.As(err, &ua):
+	case errors.As(err, &ua) && errors.As(err, &te):
 		return "pass the broker's CA certificate with --ca-cert or DOZO_CA_CERT"
+	case errors.As(err, &ua):
+		// Storage is checked against the system roots only.
+		return "a storage server's certificate is not trusted by this system; add the centre's CA with SSL_CERT_DIR or SSL_CERT_FILE"
 	case errors.As(err, &hn), errors.As(err, &ci):
 		return "the broker's certificate does not match; check --broker and --ca-cert"
 	case errors.Is(err, syscall.ECONNREFUSED) && errors.As(err, &te):

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -65,5 +66,8 @@ func TestPinnedBrokerCertIsNotTrustedForStorage(t *testing.T) {
 	var ua x509.UnknownAuthorityError
 	if !errors.As(err, &ua) {
 		t.Fatalf("storage client refused for another reason: %v", err)
+	}
+	if h := Hint(err); !strings.Contains(h, "SSL_CERT_DIR") {
+		t.Errorf("hint for an untrusted storage certificate: %q", h)
 	}
 }
