@@ -95,3 +95,11 @@ func (c *Client) UserpassLogin(ctx context.Context, mount, username, password st
 	}
 	return s.Auth.ClientToken, nil
 }
+
+// RevokeSelf revokes the client's own token (and its children).
+func (c *Client) RevokeSelf(ctx context.Context) error {
+	if err := c.api.Auth().Token().RevokeSelfWithContext(ctx, ""); err != nil {
+		return classify("auth/token/revoke-self", err)
+	}
+	return nil
+}
