@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -39,16 +40,19 @@ const MaxTokenCacheAge = 30 * time.Second
 const maxCacheEntries = 10000
 
 // VaultIdentifier checks tokens with Vault (auth/token/lookup-self, using
-// the caller's own token) and maps them to user names.
+// the caller's own token) and maps them to user names (see UserName: only
+// a token issued by a login on one of the configured auth mounts belongs
+// to a user).
 //
 // Successful lookups are cached for at most MaxTokenCacheAge, keyed by the
 // SHA-256 of the token: the token itself is never stored or logged, and a
 // revoked token stops working within that bound. Failures are never
 // cached, and an unreachable Vault is an error, never a pass.
 type VaultIdentifier struct {
-	vc  *vault.Client
-	ttl time.Duration
-	now func() time.Time
+	vc     *vault.Client
+	ttl    time.Duration
+	mounts []string
+	now    func() time.Time
 
 	mu    sync.Mutex
 	cache map[[32]byte]cached
@@ -60,12 +64,17 @@ type cached struct {
 }
 
 // NewVaultIdentifier returns an identifier using vc's connection settings
-// (not its token). ttl <= 0 or above MaxTokenCacheAge means MaxTokenCacheAge.
-func NewVaultIdentifier(vc *vault.Client, ttl time.Duration) *VaultIdentifier {
+// (not its token) that accepts logins on the given auth mounts (default
+// DefaultAuthMounts). ttl <= 0 or above MaxTokenCacheAge means
+// MaxTokenCacheAge.
+func NewVaultIdentifier(vc *vault.Client, ttl time.Duration, mounts ...string) *VaultIdentifier {
 	if ttl <= 0 || ttl > MaxTokenCacheAge {
 		ttl = MaxTokenCacheAge
 	}
-	return &VaultIdentifier{vc: vc, ttl: ttl, now: time.Now, cache: map[[32]byte]cached{}}
+	if len(mounts) == 0 {
+		mounts = DefaultAuthMounts
+	}
+	return &VaultIdentifier{vc: vc, ttl: ttl, mounts: normalMounts(mounts), now: time.Now, cache: map[[32]byte]cached{}}
 }
 
 // Identify implements Identifier.
@@ -90,7 +99,7 @@ func (v *VaultIdentifier) Identify(ctx context.Context, token string) (*Identity
 	case err != nil:
 		return nil, fmt.Errorf("%w: %v", ErrIdentityUnavailable, err)
 	}
-	name, err := UserName(ti)
+	name, err := UserName(ti, v.mounts)
 	if err != nil {
 		return nil, err
 	}
@@ -108,25 +117,58 @@ func (v *VaultIdentifier) Identify(ctx context.Context, token string) (*Identity
 	return &id, nil
 }
 
-// UserName maps a Vault token to a dozo user: the auth method's user name
-// (metadata "username"), else the display name of a userpass token minus
-// its "userpass-" prefix. Tokens with neither, such as root or service
-// tokens, belong to no user and are refused.
-func UserName(ti *vault.TokenInfo) (string, error) {
-	name := ti.Username
-	if name == "" {
-		name, _ = strings.CutPrefix(ti.DisplayName, "userpass-")
-		if name == ti.DisplayName {
-			name = ""
-		}
+// UserName maps a Vault token to a dozo user. A user is identified only by
+// a token that a login on one of mounts issued: Vault records the login
+// path in the token ("auth/userpass/login/alice"), and the path's last
+// element, the name the user logged in with, is the dozo user name. For
+// userpass and LDAP this is the login name (which must be a valid dozo
+// user name as it stands: no case folding).
+//
+// Nothing the token's creator chooses is trusted: its metadata (anyone
+// allowed auth/token/create sets meta "username" to anything) and display
+// name are ignored. Every other token is refused: root and service
+// tokens, tokens from auth/token/create (path "auth/token/create...") and
+// logins on mounts not listed (another mount's "alice" is somebody else),
+// and tokens of a Vault namespace other than the root one.
+//
+// A child token that a user creates from their own login token is refused
+// too: Vault gives it the path "auth/token/create", the same as a token
+// minted by anyone else, and its metadata is the creator's to choose. Only
+// the login's own token (renewed or not) identifies its user.
+func UserName(ti *vault.TokenInfo, mounts []string) (string, error) {
+	if ti.Namespace != "" {
+		return "", fmt.Errorf("%w: token belongs to Vault namespace %q; log in on the root namespace", ErrBadToken, ti.Namespace)
 	}
-	if name == "" {
-		return "", fmt.Errorf("%w: token belongs to no user (log in with your own account)", ErrBadToken)
+	name, ok := LoginName(ti.Path, mounts)
+	if !ok {
+		return "", fmt.Errorf("%w: token was not issued by a login on a configured auth method (%s); log in with your own account (dozo login)",
+			ErrBadToken, strings.Join(mounts, ", "))
 	}
 	if err := vault.ValidUsername(name); err != nil {
 		return "", fmt.Errorf("%w: %v", ErrBadToken, err)
 	}
 	return name, nil
+}
+
+// LoginName parses a token's creation path: for a login on one of mounts,
+// "auth/<mount>/login/<name>", it returns name (one path element, not
+// empty). Anything else is not a login on a configured mount.
+func LoginName(path string, mounts []string) (string, bool) {
+	rest, ok := strings.CutPrefix(path, "auth/")
+	if !ok {
+		return "", false
+	}
+	for _, m := range mounts {
+		m = strings.Trim(m, "/")
+		if m == "" {
+			continue
+		}
+		name, ok := strings.CutPrefix(rest, m+"/login/")
+		if ok && name != "" && !strings.Contains(name, "/") {
+			return name, true
+		}
+	}
+	return "", false
 }
 
 // bearer extracts the token from "Authorization: Bearer <token>".
@@ -165,4 +207,73 @@ func (s *Server) authenticate(r *http.Request) (*Identity, error) {
 		return nil, &httpError{status: http.StatusServiceUnavailable, msg: "cannot verify the token: Vault is unavailable; try again later", cause: err}
 	}
 	return id, nil
+}
+
+// DefaultAuthMounts is the auth mount whose logins are dozo users when the
+// configuration names none: Vault's userpass, as in the dev stack.
+var DefaultAuthMounts = []string{"userpass"}
+
+// AuthConfig is the [auth] section of dozod's config: which Vault logins
+// identify dozo users.
+type AuthConfig struct {
+	// Mounts are Vault auth mount paths ("userpass", "ldap"); a token
+	// identifies a user only if a login on one of them issued it. User
+	// names from all of them are one name space: list two mounts only if
+	// "alice" on each is the same person.
+	Mounts []string `toml:"mounts"`
+}
+
+const authConfigHelp = `  [auth]              which Vault logins are dozo users
+  mounts              DOZOD_AUTH_MOUNTS          ["userpass"]; auth mount paths (comma-separated
+                                                 in env); only a token from a login on one of
+                                                 them identifies a user, named by its login name
+`
+
+func (c *AuthConfig) applyEnv(getenv func(string) string) {
+	if v := getenv("DOZOD_AUTH_MOUNTS"); v != "" {
+		c.Mounts = nil
+		for _, m := range strings.Split(v, ",") {
+			if m = strings.TrimSpace(m); m != "" {
+				c.Mounts = append(c.Mounts, m)
+			}
+		}
+	}
+}
+
+func (c *AuthConfig) defaults() {
+	if len(c.Mounts) == 0 {
+		c.Mounts = DefaultAuthMounts
+	}
+	c.Mounts = normalMounts(c.Mounts)
+}
+
+var mountRE = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$`)
+
+func (c *AuthConfig) validate() error {
+	if len(c.Mounts) == 0 {
+		return errors.New("auth.mounts: name at least one Vault auth mount (e.g. \"userpass\")")
+	}
+	seen := map[string]bool{}
+	for _, m := range c.Mounts {
+		switch {
+		case !mountRE.MatchString(m) || strings.Contains(m, ".."):
+			return fmt.Errorf("auth.mounts: bad mount path %q", m)
+		case m == "token" || strings.HasPrefix(m, "token/"):
+			return fmt.Errorf("auth.mounts: %q is Vault's token store, not a login method", m)
+		case seen[m]:
+			return fmt.Errorf("auth.mounts: %q listed twice", m)
+		}
+		seen[m] = true
+	}
+	return nil
+}
+
+// normalMounts returns mounts without surrounding slashes ("userpass/",
+// as Vault lists mounts, is "userpass").
+func normalMounts(mounts []string) []string {
+	out := make([]string, 0, len(mounts))
+	for _, m := range mounts {
+		out = append(out, strings.Trim(strings.TrimSpace(m), "/"))
+	}
+	return out
 }

@@ -19,9 +19,12 @@ type TokenInfo struct {
 	EntityID    string
 	DisplayName string // e.g. "userpass-alice"
 	Path        string // auth path the token came from, e.g. "auth/userpass/login/alice"
-	Username    string // from the auth method's metadata, when it has one
-	Policies    []string
-	ExpireTime  time.Time // zero for non-expiring tokens
+	Namespace   string // Vault namespace path; empty for the root namespace
+	// Username is the token's metadata "username". Whoever creates a token
+	// (auth/token/create) chooses its metadata: it is no proof of identity.
+	Username   string
+	Policies   []string
+	ExpireTime time.Time // zero for non-expiring tokens
 }
 
 // LookupSelf describes the client's own token. A bad or expired token is
@@ -39,6 +42,7 @@ func (c *Client) LookupSelf(ctx context.Context) (*TokenInfo, error) {
 	ti.EntityID, _ = s.Data["entity_id"].(string)
 	ti.DisplayName, _ = s.Data["display_name"].(string)
 	ti.Path, _ = s.Data["path"].(string)
+	ti.Namespace, _ = s.Data["namespace_path"].(string)
 	if meta, ok := s.Data["meta"].(map[string]any); ok {
 		ti.Username, _ = meta["username"].(string)
 	}
