@@ -39,10 +39,9 @@ const MaxTokenCacheAge = 30 * time.Second
 // maxCacheEntries bounds the token cache; beyond it the cache is cleared.
 const maxCacheEntries = 10000
 
-// VaultIdentifier checks tokens with Vault (auth/token/lookup-self, using
-// the caller's own token) and maps them to user names (see UserName: only
-// a token issued by a login on one of the configured auth mounts belongs
-// to a user).
+// VaultIdentifier checks tokens with Vault and maps them to user names,
+// with the caller's own token: auth/token/lookup-self, then the token's
+// identity entity (see LoginMount and AliasName for the rule).
 //
 // Successful lookups are cached for at most MaxTokenCacheAge, keyed by the
 // SHA-256 of the token: the token itself is never stored or logged, and a
@@ -99,7 +98,20 @@ func (v *VaultIdentifier) Identify(ctx context.Context, token string) (*Identity
 	case err != nil:
 		return nil, fmt.Errorf("%w: %v", ErrIdentityUnavailable, err)
 	}
-	name, err := UserName(ti, v.mounts)
+	mount, err := LoginMount(ti, v.mounts)
+	if err != nil {
+		return nil, err
+	}
+	aliases, err := tc.EntityAliases(ctx, ti.EntityID)
+	switch {
+	case errors.Is(err, vault.ErrPermissionDenied):
+		return nil, fmt.Errorf("%w: Vault does not let this token read its own identity entity (identity/entity/id/{{identity.entity.id}}, part of Vault's default policy)", ErrBadToken)
+	case errors.Is(err, vault.ErrNotFound):
+		return nil, fmt.Errorf("%w: the token's identity entity does not exist", ErrBadToken)
+	case err != nil:
+		return nil, fmt.Errorf("%w: %v", ErrIdentityUnavailable, err)
+	}
+	name, err := AliasName(aliases, mount)
 	if err != nil {
 		return nil, err
 	}
@@ -117,58 +129,78 @@ func (v *VaultIdentifier) Identify(ctx context.Context, token string) (*Identity
 	return &id, nil
 }
 
-// UserName maps a Vault token to a dozo user. A user is identified only by
-// a token that a login on one of mounts issued: Vault records the login
-// path in the token ("auth/userpass/login/alice"), and the path's last
-// element, the name the user logged in with, is the dozo user name. For
-// userpass and LDAP this is the login name (which must be a valid dozo
-// user name as it stands: no case folding).
+// errNotLogin is the refusal of a token that no login on a configured
+// auth mount issued.
+func errNotLogin(mounts []string) error {
+	return fmt.Errorf("%w: token was not issued by a login on a configured auth method (%s); log in with your own account (dozo login)",
+		ErrBadToken, strings.Join(mounts, ", "))
+}
+
+// LoginMount returns the configured auth mount whose login issued the
+// token, from the creation path Vault recorded in it: a login on mount
+// "userpass" has a path under "auth/userpass/" ("auth/userpass/login/alice",
+// "auth/oidc/oidc/callback" for an OIDC mount "oidc"), and only a login on
+// an auth mount gives a token such a path.
 //
 // Nothing the token's creator chooses is trusted: its metadata (anyone
 // allowed auth/token/create sets meta "username" to anything) and display
-// name are ignored. Every other token is refused: root and service
-// tokens, tokens from auth/token/create (path "auth/token/create...") and
-// logins on mounts not listed (another mount's "alice" is somebody else),
-// and tokens of a Vault namespace other than the root one.
+// name are ignored. Every other token is refused: root tokens and tokens
+// from auth/token/create ("auth/token/..."), logins on mounts not listed
+// (another mount's "alice" is somebody else), tokens without an identity
+// entity, and tokens of a Vault namespace other than the root one.
 //
 // A child token that a user creates from their own login token is refused
 // too: Vault gives it the path "auth/token/create", the same as a token
-// minted by anyone else, and its metadata is the creator's to choose. Only
-// the login's own token (renewed or not) identifies its user.
-func UserName(ti *vault.TokenInfo, mounts []string) (string, error) {
+// minted by anyone else, its metadata is the creator's to choose, and it
+// may carry other policies or outlive the login. Only the login's own
+// token (renewed or not) identifies its user.
+func LoginMount(ti *vault.TokenInfo, mounts []string) (string, error) {
 	if ti.Namespace != "" {
 		return "", fmt.Errorf("%w: token belongs to Vault namespace %q; log in on the root namespace", ErrBadToken, ti.Namespace)
 	}
-	name, ok := LoginName(ti.Path, mounts)
-	if !ok {
-		return "", fmt.Errorf("%w: token was not issued by a login on a configured auth method (%s); log in with your own account (dozo login)",
-			ErrBadToken, strings.Join(mounts, ", "))
-	}
-	if err := vault.ValidUsername(name); err != nil {
-		return "", fmt.Errorf("%w: %v", ErrBadToken, err)
-	}
-	return name, nil
-}
-
-// LoginName parses a token's creation path: for a login on one of mounts,
-// "auth/<mount>/login/<name>", it returns name (one path element, not
-// empty). Anything else is not a login on a configured mount.
-func LoginName(path string, mounts []string) (string, bool) {
-	rest, ok := strings.CutPrefix(path, "auth/")
-	if !ok {
-		return "", false
-	}
+	best := ""
 	for _, m := range mounts {
 		m = strings.Trim(m, "/")
-		if m == "" {
+		if m == "" || m == "token" || strings.HasPrefix(m, "token/") {
 			continue
 		}
-		name, ok := strings.CutPrefix(rest, m+"/login/")
-		if ok && name != "" && !strings.Contains(name, "/") {
-			return name, true
+		rest, ok := strings.CutPrefix(ti.Path, "auth/"+m+"/")
+		if ok && rest != "" && len(m) > len(best) {
+			best = m
 		}
 	}
-	return "", false
+	if best == "" {
+		return "", errNotLogin(mounts)
+	}
+	if ti.EntityID == "" {
+		return "", fmt.Errorf("%w: token has no Vault identity entity", ErrBadToken)
+	}
+	return best, nil
+}
+
+// AliasName returns the user name of a login on mount: the name of the
+// token's identity entity alias on that mount, which the auth method sets
+// at login (userpass: the user name, lower-cased; LDAP: the login name;
+// OIDC/JWT: the configured user claim). Exactly one alias must be on the
+// mount, and its name must be a valid dozo user name as it stands.
+func AliasName(aliases []vault.EntityAlias, mount string) (string, error) {
+	want := "auth/" + strings.Trim(mount, "/") + "/"
+	name, n := "", 0
+	for _, a := range aliases {
+		if a.MountPath == want {
+			name, n = a.Name, n+1
+		}
+	}
+	switch {
+	case n == 0:
+		return "", fmt.Errorf("%w: the token's identity entity has no alias on %s", ErrBadToken, want)
+	case n > 1:
+		return "", fmt.Errorf("%w: the token's identity entity has %d aliases on %s; a Vault administrator must resolve them", ErrBadToken, n, want)
+	}
+	if err := vault.ValidUsername(name); err != nil {
+		return "", fmt.Errorf("%w: login name on %s: %v", ErrBadToken, want, err)
+	}
+	return name, nil
 }
 
 // bearer extracts the token from "Authorization: Bearer <token>".
@@ -217,16 +249,18 @@ var DefaultAuthMounts = []string{"userpass"}
 // identify dozo users.
 type AuthConfig struct {
 	// Mounts are Vault auth mount paths ("userpass", "ldap"); a token
-	// identifies a user only if a login on one of them issued it. User
-	// names from all of them are one name space: list two mounts only if
-	// "alice" on each is the same person.
+	// identifies a user only if a login on one of them issued it, and the
+	// user's name is the token's entity alias on that mount. User names
+	// from all of them are one name space: list two mounts only if "alice"
+	// on each is the same person.
 	Mounts []string `toml:"mounts"`
 }
 
 const authConfigHelp = `  [auth]              which Vault logins are dozo users
   mounts              DOZOD_AUTH_MOUNTS          ["userpass"]; auth mount paths (comma-separated
                                                  in env); only a token from a login on one of
-                                                 them identifies a user, named by its login name
+                                                 them identifies a user, named by its
+                                                 identity entity alias on that mount
 `
 
 func (c *AuthConfig) applyEnv(getenv func(string) string) {

@@ -115,9 +115,10 @@ func createToken(t *testing.T, vc *vault.Client, data map[string]any) string {
 }
 
 // A dozo user is a login on a configured auth mount (userpass in the dev
-// stack), never what a token's metadata claims: a token minted with
-// meta username=admin, a child token of a real login, and a login on
-// another auth mount with the same user name are refused on every route.
+// stack), named by its identity entity alias there, never what a token's
+// metadata claims: a token minted with meta username=admin, a child token
+// of a real login, and a login on another auth mount with the same user
+// name are refused on every route.
 func TestIdentityOnlyFromLogin(t *testing.T) {
 	s := needStack(t)
 	root := s.vault(t)
@@ -169,6 +170,21 @@ func TestIdentityOnlyFromLogin(t *testing.T) {
 	// The parent keeps working.
 	if code, name := s.whoami(t, minterTok); code != 200 || name != minter {
 		t.Errorf("after minting: whoami %d %s", code, name)
+	}
+
+	// The name is the login's entity alias on the mount, as the auth
+	// method set it (userpass lower-cases the name typed at login).
+	mixed := fmt.Sprintf("It-Case-%d", time.Now().UnixNano()%1e9)
+	if _, err := root.API().Logical().Write("auth/userpass/users/"+strings.ToLower(mixed),
+		map[string]any{"password": pw, "token_policies": "default", "token_ttl": "10m"}); err != nil {
+		t.Fatal(err)
+	}
+	sec, err := root.API().Logical().Write("auth/userpass/login/"+mixed, map[string]any{"password": pw})
+	if err != nil || sec == nil || sec.Auth == nil {
+		t.Fatalf("login as %s: %v", mixed, err)
+	}
+	if code, name := s.whoami(t, sec.Auth.ClientToken); code != 200 || name != strings.ToLower(mixed) {
+		t.Errorf("login as %s: whoami %d %s, want %s", mixed, code, name, strings.ToLower(mixed))
 	}
 
 	// The same user name on another auth mount is somebody else.
