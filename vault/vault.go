@@ -65,12 +65,13 @@ type conn struct {
 //
 // New is the one way dozo makes a Vault client, and it keeps one rule: a
 // token or password goes only to cfg.Address, over TLS with certificate
-// verification, or in plain HTTP to a loopback address. Vault's own
-// environment variables are not read (VAULT_ADDR, VAULT_AGENT_ADDR,
-// VAULT_SKIP_VERIFY, VAULT_CACERT, VAULT_HTTP_PROXY, VAULT_NAMESPACE,
-// VAULT_HEADERS, VAULT_TOKEN ...): each could send the token somewhere
-// other than the address checked here, or turn off the checks. The
-// finished client is checked again before it is returned.
+// verification, or in plain HTTP to a loopback address. New itself reads
+// none of Vault's environment variables (VAULT_AGENT_ADDR,
+// VAULT_SKIP_VERIFY, VAULT_HTTP_PROXY, VAULT_NAMESPACE, VAULT_HEADERS,
+// VAULT_TOKEN ...; a caller may take cfg.Address from VAULT_ADDR, and it
+// is checked like any other): each could send the token somewhere other
+// than the address checked here, or turn the checks off. The finished
+// client is checked again before it is returned.
 func New(cfg Config) (*Client, error) {
 	if cfg.Address == "" {
 		return nil, errors.New("vault: no address configured (set VAULT_ADDR or the config's vault address)")
