@@ -84,6 +84,9 @@ func (s *stack) refusedEverywhere(t *testing.T, what, token string) {
 		method, path, _ := strings.Cut(r, " ")
 		code, body := s.brokerCall(t, method, path, token)
 		if code != http.StatusUnauthorized || !strings.Contains(body, "not issued by a login on a configured auth method") {
+			if len(body) > 200 {
+				body = body[:200] + "..."
+			}
 			t.Errorf("%s: %s: %d %s, want 401 (not a login token)", what, r, code, strings.TrimSpace(body))
 		}
 	}
