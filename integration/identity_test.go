@@ -2,6 +2,7 @@ package integration
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 
 	vaultapi "github.com/hashicorp/vault/api"
 
+	"github.com/dozo-vault/dozo/client"
 	"github.com/dozo-vault/dozo/vault"
 )
 
@@ -173,6 +175,18 @@ func TestIdentityOnlyFromLogin(t *testing.T) {
 	// The parent keeps working.
 	if code, name := s.whoami(t, minterTok); code != 200 || name != minter {
 		t.Errorf("after minting: whoami %d %s", code, name)
+	}
+
+	// Logout revokes the login at Vault (through vault.New, like every
+	// Vault client), and its children with it.
+	if err := client.RevokeToken(testContext(t), s.vaultAddr, "", minterTok); err != nil {
+		t.Fatalf("revoke: %v", err)
+	}
+	for what, tok := range map[string]string{"login": minterTok, "child": child} {
+		tc, _ := root.WithToken(tok)
+		if _, err := tc.LookupSelf(testContext(t)); !errors.Is(err, vault.ErrPermissionDenied) {
+			t.Errorf("revoked %s token: lookup-self %v, want permission denied", what, err)
+		}
 	}
 
 	// The name is the login's entity alias on the mount, as the auth
