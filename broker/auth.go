@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -38,17 +39,19 @@ const MaxTokenCacheAge = 30 * time.Second
 // maxCacheEntries bounds the token cache; beyond it the cache is cleared.
 const maxCacheEntries = 10000
 
-// VaultIdentifier checks tokens with Vault (auth/token/lookup-self, using
-// the caller's own token) and maps them to user names.
+// VaultIdentifier checks tokens with Vault and maps them to user names,
+// with the caller's own token: auth/token/lookup-self, then the token's
+// identity entity (see LoginMount and AliasName for the rule).
 //
 // Successful lookups are cached for at most MaxTokenCacheAge, keyed by the
 // SHA-256 of the token: the token itself is never stored or logged, and a
 // revoked token stops working within that bound. Failures are never
 // cached, and an unreachable Vault is an error, never a pass.
 type VaultIdentifier struct {
-	vc  *vault.Client
-	ttl time.Duration
-	now func() time.Time
+	vc     *vault.Client
+	ttl    time.Duration
+	mounts []string
+	now    func() time.Time
 
 	mu    sync.Mutex
 	cache map[[32]byte]cached
@@ -60,12 +63,17 @@ type cached struct {
 }
 
 // NewVaultIdentifier returns an identifier using vc's connection settings
-// (not its token). ttl <= 0 or above MaxTokenCacheAge means MaxTokenCacheAge.
-func NewVaultIdentifier(vc *vault.Client, ttl time.Duration) *VaultIdentifier {
+// (not its token) that accepts logins on the given auth mounts (default
+// DefaultAuthMounts). ttl <= 0 or above MaxTokenCacheAge means
+// MaxTokenCacheAge.
+func NewVaultIdentifier(vc *vault.Client, ttl time.Duration, mounts ...string) *VaultIdentifier {
 	if ttl <= 0 || ttl > MaxTokenCacheAge {
 		ttl = MaxTokenCacheAge
 	}
-	return &VaultIdentifier{vc: vc, ttl: ttl, now: time.Now, cache: map[[32]byte]cached{}}
+	if len(mounts) == 0 {
+		mounts = DefaultAuthMounts
+	}
+	return &VaultIdentifier{vc: vc, ttl: ttl, mounts: normalMounts(mounts), now: time.Now, cache: map[[32]byte]cached{}}
 }
 
 // Identify implements Identifier.
@@ -90,7 +98,20 @@ func (v *VaultIdentifier) Identify(ctx context.Context, token string) (*Identity
 	case err != nil:
 		return nil, fmt.Errorf("%w: %v", ErrIdentityUnavailable, err)
 	}
-	name, err := UserName(ti)
+	mount, err := LoginMount(ti, v.mounts)
+	if err != nil {
+		return nil, err
+	}
+	aliases, err := tc.EntityAliases(ctx, ti.EntityID)
+	switch {
+	case errors.Is(err, vault.ErrPermissionDenied):
+		return nil, fmt.Errorf("%w: Vault does not let this token read its own identity entity (identity/entity/id/{{identity.entity.id}}, part of Vault's default policy)", ErrBadToken)
+	case errors.Is(err, vault.ErrNotFound):
+		return nil, fmt.Errorf("%w: the token's identity entity does not exist", ErrBadToken)
+	case err != nil:
+		return nil, fmt.Errorf("%w: %v", ErrIdentityUnavailable, err)
+	}
+	name, err := AliasName(aliases, mount)
 	if err != nil {
 		return nil, err
 	}
@@ -108,23 +129,76 @@ func (v *VaultIdentifier) Identify(ctx context.Context, token string) (*Identity
 	return &id, nil
 }
 
-// UserName maps a Vault token to a dozo user: the auth method's user name
-// (metadata "username"), else the display name of a userpass token minus
-// its "userpass-" prefix. Tokens with neither, such as root or service
-// tokens, belong to no user and are refused.
-func UserName(ti *vault.TokenInfo) (string, error) {
-	name := ti.Username
-	if name == "" {
-		name, _ = strings.CutPrefix(ti.DisplayName, "userpass-")
-		if name == ti.DisplayName {
-			name = ""
+// errNotLogin is the refusal of a token that no login on a configured
+// auth mount issued.
+func errNotLogin(mounts []string) error {
+	return fmt.Errorf("%w: token was not issued by a login on a configured auth method (%s); log in with your own account (dozo login)",
+		ErrBadToken, strings.Join(mounts, ", "))
+}
+
+// LoginMount returns the configured auth mount whose login issued the
+// token, from the creation path Vault recorded in it: a login on mount
+// "userpass" has a path under "auth/userpass/" ("auth/userpass/login/alice",
+// "auth/oidc/oidc/callback" for an OIDC mount "oidc"), and only a login on
+// an auth mount gives a token such a path.
+//
+// Nothing the token's creator chooses is trusted: its metadata (anyone
+// allowed auth/token/create sets meta "username" to anything) and display
+// name are ignored. Every other token is refused: root tokens and tokens
+// from auth/token/create ("auth/token/..."), logins on mounts not listed
+// (another mount's "alice" is somebody else), tokens without an identity
+// entity, and tokens of a Vault namespace other than the root one.
+//
+// A child token that a user creates from their own login token is refused
+// too: Vault gives it the path "auth/token/create", the same as a token
+// minted by anyone else, its metadata is the creator's to choose, and it
+// may carry other policies or outlive the login. Only the login's own
+// token (renewed or not) identifies its user.
+func LoginMount(ti *vault.TokenInfo, mounts []string) (string, error) {
+	if ti.Namespace != "" {
+		return "", fmt.Errorf("%w: token belongs to Vault namespace %q; log in on the root namespace", ErrBadToken, ti.Namespace)
+	}
+	best := ""
+	for _, m := range mounts {
+		m = strings.Trim(m, "/")
+		if m == "" || m == "token" || strings.HasPrefix(m, "token/") {
+			continue
+		}
+		rest, ok := strings.CutPrefix(ti.Path, "auth/"+m+"/")
+		if ok && rest != "" && len(m) > len(best) {
+			best = m
 		}
 	}
-	if name == "" {
-		return "", fmt.Errorf("%w: token belongs to no user (log in with your own account)", ErrBadToken)
+	if best == "" {
+		return "", errNotLogin(mounts)
+	}
+	if ti.EntityID == "" {
+		return "", fmt.Errorf("%w: token has no Vault identity entity", ErrBadToken)
+	}
+	return best, nil
+}
+
+// AliasName returns the user name of a login on mount: the name of the
+// token's identity entity alias on that mount, which the auth method sets
+// at login (userpass: the user name, lower-cased; LDAP: the login name;
+// OIDC/JWT: the configured user claim). Exactly one alias must be on the
+// mount, and its name must be a valid dozo user name as it stands.
+func AliasName(aliases []vault.EntityAlias, mount string) (string, error) {
+	want := "auth/" + strings.Trim(mount, "/") + "/"
+	name, n := "", 0
+	for _, a := range aliases {
+		if a.MountPath == want {
+			name, n = a.Name, n+1
+		}
+	}
+	switch {
+	case n == 0:
+		return "", fmt.Errorf("%w: the token's identity entity has no alias on %s", ErrBadToken, want)
+	case n > 1:
+		return "", fmt.Errorf("%w: the token's identity entity has %d aliases on %s; a Vault administrator must resolve them", ErrBadToken, n, want)
 	}
 	if err := vault.ValidUsername(name); err != nil {
-		return "", fmt.Errorf("%w: %v", ErrBadToken, err)
+		return "", fmt.Errorf("%w: login name on %s: %v", ErrBadToken, want, err)
 	}
 	return name, nil
 }
@@ -165,4 +239,75 @@ func (s *Server) authenticate(r *http.Request) (*Identity, error) {
 		return nil, &httpError{status: http.StatusServiceUnavailable, msg: "cannot verify the token: Vault is unavailable; try again later", cause: err}
 	}
 	return id, nil
+}
+
+// DefaultAuthMounts is the auth mount whose logins are dozo users when the
+// configuration names none: Vault's userpass, as in the dev stack.
+var DefaultAuthMounts = []string{"userpass"}
+
+// AuthConfig is the [auth] section of dozod's config: which Vault logins
+// identify dozo users.
+type AuthConfig struct {
+	// Mounts are Vault auth mount paths ("userpass", "ldap"); a token
+	// identifies a user only if a login on one of them issued it, and the
+	// user's name is the token's entity alias on that mount. User names
+	// from all of them are one name space: list two mounts only if "alice"
+	// on each is the same person.
+	Mounts []string `toml:"mounts"`
+}
+
+const authConfigHelp = `  [auth]              which Vault logins are dozo users
+  mounts              DOZOD_AUTH_MOUNTS          ["userpass"]; auth mount paths (comma-separated
+                                                 in env); only a token from a login on one of
+                                                 them identifies a user, named by its
+                                                 identity entity alias on that mount
+`
+
+func (c *AuthConfig) applyEnv(getenv func(string) string) {
+	if v := getenv("DOZOD_AUTH_MOUNTS"); v != "" {
+		c.Mounts = nil
+		for _, m := range strings.Split(v, ",") {
+			if m = strings.TrimSpace(m); m != "" {
+				c.Mounts = append(c.Mounts, m)
+			}
+		}
+	}
+}
+
+func (c *AuthConfig) defaults() {
+	if len(c.Mounts) == 0 {
+		c.Mounts = DefaultAuthMounts
+	}
+	c.Mounts = normalMounts(c.Mounts)
+}
+
+var mountRE = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$`)
+
+func (c *AuthConfig) validate() error {
+	if len(c.Mounts) == 0 {
+		return errors.New("auth.mounts: name at least one Vault auth mount (e.g. \"userpass\")")
+	}
+	seen := map[string]bool{}
+	for _, m := range c.Mounts {
+		switch {
+		case !mountRE.MatchString(m) || strings.Contains(m, ".."):
+			return fmt.Errorf("auth.mounts: bad mount path %q", m)
+		case m == "token" || strings.HasPrefix(m, "token/"):
+			return fmt.Errorf("auth.mounts: %q is Vault's token store, not a login method", m)
+		case seen[m]:
+			return fmt.Errorf("auth.mounts: %q listed twice", m)
+		}
+		seen[m] = true
+	}
+	return nil
+}
+
+// normalMounts returns mounts without surrounding slashes ("userpass/",
+// as Vault lists mounts, is "userpass").
+func normalMounts(mounts []string) []string {
+	out := make([]string, 0, len(mounts))
+	for _, m := range mounts {
+		out = append(out, strings.Trim(strings.TrimSpace(m), "/"))
+	}
+	return out
 }

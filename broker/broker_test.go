@@ -20,7 +20,6 @@ import (
 	"github.com/dozo-vault/dozo/crypto"
 	"github.com/dozo-vault/dozo/filestore"
 	"github.com/dozo-vault/dozo/storage"
-	"github.com/dozo-vault/dozo/vault"
 )
 
 func TestValidateName(t *testing.T) {
@@ -85,25 +84,6 @@ func TestParseIndex(t *testing.T) {
 	for _, s := range []string{"", "-1", "+1", "01", "13", "1e3", "0x1", " 1", "9999999999"} {
 		if _, err := parseIndex(s, 13); err == nil {
 			t.Errorf("accepted %q", s)
-		}
-	}
-}
-
-func TestUserName(t *testing.T) {
-	cases := []struct {
-		ti   vault.TokenInfo
-		want string
-	}{
-		{vault.TokenInfo{Username: "alice", DisplayName: "userpass-alice"}, "alice"},
-		{vault.TokenInfo{DisplayName: "userpass-bob"}, "bob"},
-		{vault.TokenInfo{DisplayName: "root"}, ""},
-		{vault.TokenInfo{DisplayName: "token"}, ""},
-		{vault.TokenInfo{DisplayName: "userpass-Bad Name"}, ""},
-	}
-	for _, c := range cases {
-		got, err := UserName(&c.ti)
-		if got != c.want || (c.want == "") != (err != nil) {
-			t.Errorf("%+v: %q %v", c.ti, got, err)
 		}
 	}
 }

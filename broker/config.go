@@ -33,6 +33,7 @@ type Config struct {
 	LogLevel      string        `toml:"log_level"`
 
 	Vault   VaultConfig    `toml:"vault"`
+	Auth    AuthConfig     `toml:"auth"` // auth.go
 	Targets []TargetConfig `toml:"targets"`
 	Scrub   ScrubConfig    `toml:"scrub"`   // scrub.go
 	Metrics MetricsConfig  `toml:"metrics"` // ops.go
@@ -61,7 +62,7 @@ type TargetConfig struct {
 
 // ConfigHelp documents every key and environment variable; dozod's --help
 // prints it.
-const ConfigHelp = baseConfigHelp + scrubConfigHelp + metricsConfigHelp
+const ConfigHelp = baseConfigHelp + authConfigHelp + scrubConfigHelp + metricsConfigHelp
 
 const baseConfigHelp = `Configuration: a TOML file (--config) and DOZOD_* environment variables,
 which override the file. Secrets are never taken from the TOML file itself.
@@ -119,6 +120,7 @@ func LoadConfig(path string, getenv func(string) string) (*Config, error) {
 }
 
 func (c *Config) applyEnv(getenv func(string) string) error {
+	c.Auth.applyEnv(getenv)
 	if err := c.Scrub.applyEnv(getenv); err != nil {
 		return err
 	}
@@ -207,6 +209,7 @@ func (c *Config) defaults() {
 	if c.Vault.TransitMount == "" {
 		c.Vault.TransitMount = "transit"
 	}
+	c.Auth.defaults()
 	for i := range c.Targets {
 		if c.Targets[i].Region == "" {
 			c.Targets[i].Region = "us-east-1"
@@ -316,6 +319,9 @@ func (c *Config) Validate() error {
 		if t.AccessKey == "" || t.SecretKey == "" {
 			return fmt.Errorf("target %s: access key and secret key are required (secret_key_file or DOZOD_S3_SECRET_KEY)", t.ID)
 		}
+	}
+	if err := c.Auth.validate(); err != nil {
+		return err
 	}
 	if err := c.Scrub.validate(); err != nil {
 		return err

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"time"
 
-	vaultapi "github.com/hashicorp/vault/api"
-
 	"github.com/dozo-vault/dozo/vault"
 )
 
@@ -43,23 +41,15 @@ func VaultLogin(ctx context.Context, o LoginOptions) (string, error) {
 }
 
 // RevokeToken asks Vault to revoke token (best effort at logout), so a copy
-// of it that leaked is useless too.
+// of it that leaked is useless too. The token goes to Vault under the same
+// rule as a login (vault.New): https, or plain HTTP to this machine only.
 func RevokeToken(ctx context.Context, vaultAddr, vaultCACert, token string) error {
 	if vaultAddr == "" || token == "" {
 		return nil
 	}
-	cfg := vaultapi.DefaultConfig()
-	cfg.Address = vaultAddr
-	cfg.Timeout = 10 * time.Second
-	if vaultCACert != "" {
-		if err := cfg.ConfigureTLS(&vaultapi.TLSConfig{CACert: vaultCACert}); err != nil {
-			return err
-		}
-	}
-	c, err := vaultapi.NewClient(cfg)
+	vc, err := vault.New(vault.Config{Address: vaultAddr, CACert: vaultCACert, Token: token, Timeout: 10 * time.Second})
 	if err != nil {
 		return err
 	}
-	c.SetToken(token)
-	return c.Auth().Token().RevokeSelfWithContext(ctx, "")
+	return vc.RevokeSelf(ctx)
 }

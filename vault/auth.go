@@ -19,9 +19,12 @@ type TokenInfo struct {
 	EntityID    string
 	DisplayName string // e.g. "userpass-alice"
 	Path        string // auth path the token came from, e.g. "auth/userpass/login/alice"
-	Username    string // from the auth method's metadata, when it has one
-	Policies    []string
-	ExpireTime  time.Time // zero for non-expiring tokens
+	Namespace   string // Vault namespace path; empty for the root namespace
+	// Username is the token's metadata "username". Whoever creates a token
+	// (auth/token/create) chooses its metadata: it is no proof of identity.
+	Username   string
+	Policies   []string
+	ExpireTime time.Time // zero for non-expiring tokens
 }
 
 // LookupSelf describes the client's own token. A bad or expired token is
@@ -39,6 +42,7 @@ func (c *Client) LookupSelf(ctx context.Context) (*TokenInfo, error) {
 	ti.EntityID, _ = s.Data["entity_id"].(string)
 	ti.DisplayName, _ = s.Data["display_name"].(string)
 	ti.Path, _ = s.Data["path"].(string)
+	ti.Namespace, _ = s.Data["namespace_path"].(string)
 	if meta, ok := s.Data["meta"].(map[string]any); ok {
 		ti.Username, _ = meta["username"].(string)
 	}
@@ -55,6 +59,48 @@ func (c *Client) LookupSelf(ctx context.Context) (*TokenInfo, error) {
 		}
 	}
 	return ti, nil
+}
+
+// EntityAlias is one of a Vault identity entity's aliases: the name one
+// auth mount knows the entity (the person) by.
+type EntityAlias struct {
+	Name          string // e.g. "alice"
+	MountPath     string // e.g. "auth/userpass/"
+	MountAccessor string // e.g. "auth_userpass_1a2b3c4d"
+}
+
+var entityIDRE = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
+
+// EntityAliases reads the aliases of the identity entity id with the
+// client's token; Vault's default policy lets a token read its own entity
+// (identity/entity/id/{{identity.entity.id}}). An entity the token may not
+// read is ErrPermissionDenied, one that does not exist ErrNotFound.
+func (c *Client) EntityAliases(ctx context.Context, id string) ([]EntityAlias, error) {
+	if !entityIDRE.MatchString(id) {
+		return nil, fmt.Errorf("vault: invalid entity id %q", id)
+	}
+	p := "identity/entity/id/" + id
+	s, err := c.api.Logical().ReadWithContext(ctx, p)
+	if err != nil {
+		return nil, classify(p, err)
+	}
+	if s == nil || s.Data == nil {
+		return nil, fmt.Errorf("vault %s: %w", p, ErrNotFound)
+	}
+	raw, _ := s.Data["aliases"].([]any)
+	out := make([]EntityAlias, 0, len(raw))
+	for _, r := range raw {
+		m, ok := r.(map[string]any)
+		if !ok {
+			continue
+		}
+		var a EntityAlias
+		a.Name, _ = m["name"].(string)
+		a.MountPath, _ = m["mount_path"].(string)
+		a.MountAccessor, _ = m["mount_accessor"].(string)
+		out = append(out, a)
+	}
+	return out, nil
 }
 
 var usernameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
@@ -94,4 +140,12 @@ func (c *Client) UserpassLogin(ctx context.Context, mount, username, password st
 		return "", fmt.Errorf("vault %s: no token in response", p)
 	}
 	return s.Auth.ClientToken, nil
+}
+
+// RevokeSelf revokes the client's own token (and its children).
+func (c *Client) RevokeSelf(ctx context.Context) error {
+	if err := c.api.Auth().Token().RevokeSelfWithContext(ctx, ""); err != nil {
+		return classify("auth/token/revoke-self", err)
+	}
+	return nil
 }

@@ -8,17 +8,21 @@ package vault
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"github.com/dozo-vault/dozo/internal/loopback"
+	"net"
 	"net/http"
 	"net/url"
 	"regexp"
+	"runtime"
 	"strings"
 	"time"
 
 	"github.com/hashicorp/vault/api"
+
+	"github.com/dozo-vault/dozo/internal/loopback"
 )
 
 // Errors callers branch on. They are wrapped with the Vault path and status.
@@ -45,62 +49,155 @@ type Config struct {
 type Client struct {
 	api     *api.Client
 	transit string
+	conn    conn
+}
+
+// conn is what every client derived from one New shares: the checked
+// address, the HTTP client (its connection pool and TLS settings) and the
+// timeout.
+type conn struct {
+	address string
+	http    *http.Client
+	timeout time.Duration
 }
 
 // New returns a client for cfg. It does not contact Vault.
+//
+// New is the one way dozo makes a Vault client, and it keeps one rule: a
+// token or password goes only to cfg.Address, over TLS with certificate
+// verification, or in plain HTTP to a loopback address. New itself reads
+// none of Vault's environment variables (VAULT_AGENT_ADDR,
+// VAULT_SKIP_VERIFY, VAULT_HTTP_PROXY, VAULT_NAMESPACE, VAULT_HEADERS,
+// VAULT_TOKEN ...; a caller may take cfg.Address from VAULT_ADDR, and it
+// is checked like any other): each could send the token somewhere other
+// than the address checked here, or turn the checks off. The finished
+// client is checked again before it is returned.
 func New(cfg Config) (*Client, error) {
 	if cfg.Address == "" {
 		return nil, errors.New("vault: no address configured (set VAULT_ADDR or the config's vault address)")
 	}
-	// A Vault token or password must never cross a network in clear text:
-	// plain HTTP is for a Vault on this machine (the dev stack) only.
-	u, err := url.Parse(cfg.Address)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return nil, fmt.Errorf("vault: bad address %q: want https://host:port", cfg.Address)
+	if err := checkAddress(cfg.Address); err != nil {
+		return nil, err
 	}
-	if u.Scheme == "http" {
-		if !loopback.Host(u.Hostname()) {
-			return nil, fmt.Errorf("vault: refusing plain HTTP to %s: tokens and passwords would travel unencrypted (use https://)", u.Host)
-		}
+	timeout := cfg.Timeout
+	if timeout == 0 {
+		timeout = 30 * time.Second
 	}
-	ac := api.DefaultConfig()
-	if ac.Error != nil {
-		return nil, fmt.Errorf("vault: %w", ac.Error)
-	}
-	ac.Address = cfg.Address
-	ac.Timeout = cfg.Timeout
-	if ac.Timeout == 0 {
-		ac.Timeout = 30 * time.Second
-	}
+	cn := conn{address: cfg.Address, http: newHTTPClient(), timeout: timeout}
 	if cfg.CACert != "" {
+		// ConfigureTLS changes the shared transport's TLS settings in place.
+		ac := &api.Config{HttpClient: cn.http}
 		if err := ac.ConfigureTLS(&api.TLSConfig{CACert: cfg.CACert}); err != nil {
 			return nil, fmt.Errorf("vault: TLS config: %w", err)
 		}
+	}
+	c, err := cn.client(cfg.Token)
+	if err != nil {
+		return nil, err
+	}
+	mount := strings.Trim(cfg.TransitMount, "/")
+	if mount == "" {
+		mount = "transit"
+	}
+	return &Client{api: c, transit: mount, conn: cn}, nil
+}
+
+// checkAddress keeps the transport rule for an address: https, or plain
+// HTTP only to this machine, so that a Vault token or password never
+// crosses a network in clear text.
+func checkAddress(addr string) error {
+	u, err := url.Parse(addr)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return fmt.Errorf("vault: bad address %q: want https://host:port", addr)
+	}
+	if u.Scheme == "http" && !loopback.Host(u.Hostname()) {
+		return fmt.Errorf("vault: refusing plain HTTP to %s: tokens and passwords would travel unencrypted (use https://)", u.Host)
+	}
+	return nil
+}
+
+// newHTTPClient is api.DefaultConfig's HTTP client without the
+// environment: TLS 1.2 or later with certificate verification, proxies
+// only from the standard HTTPS_PROXY/NO_PROXY variables (never for a
+// loopback address), and redirects left to the Vault client.
+func newHTTPClient() *http.Client {
+	tr := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          100,
+		MaxIdleConnsPerHost:   runtime.GOMAXPROCS(0) + 1,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
+	}
+	return &http.Client{
+		Transport: tr,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}
+}
+
+// client makes an API client on cn acting with token, and checks it.
+func (cn conn) client(token string) (*api.Client, error) {
+	ac := &api.Config{
+		Address:      cn.address,
+		HttpClient:   cn.http,
+		Timeout:      cn.timeout,
+		MinRetryWait: time.Second,
+		MaxRetryWait: 1500 * time.Millisecond,
+		MaxRetries:   2,
+		// A Vault on this machine answering with a redirect must not send
+		// the token elsewhere in clear text; over https the Vault client
+		// itself refuses a downgrade.
+		DisableRedirects: strings.HasPrefix(cn.address, "http:"),
 	}
 	c, err := api.NewClient(ac)
 	if err != nil {
 		return nil, fmt.Errorf("vault: %w", err)
 	}
-	// api.NewClient picks up VAULT_TOKEN from the environment; dozo wants
-	// exactly the token it was given, so a missing token is never silently
-	// replaced by an ambient one.
-	c.SetToken(cfg.Token)
-	mount := strings.Trim(cfg.TransitMount, "/")
-	if mount == "" {
-		mount = "transit"
+	// api.NewClient applies VAULT_TOKEN, VAULT_NAMESPACE and VAULT_HEADERS
+	// from the environment: dozo wants exactly the token it was given (a
+	// missing one is never replaced by an ambient one), the root
+	// namespace, and no extra headers.
+	c.SetToken(token)
+	c.SetHeaders(http.Header{api.RequestHeaderName: []string{"true"}})
+	if err := checkTransport(c); err != nil {
+		return nil, err
 	}
-	return &Client{api: c, transit: mount}, nil
+	return c, nil
+}
+
+// checkTransport checks a finished API client against the transport rule:
+// the address it sends to, certificate verification, no namespace.
+func checkTransport(c *api.Client) error {
+	if err := checkAddress(c.Address()); err != nil {
+		return err
+	}
+	cc := c.CloneConfig()
+	tr, ok := cc.HttpClient.Transport.(*http.Transport)
+	if !ok || tr.TLSClientConfig == nil || tr.TLSClientConfig.InsecureSkipVerify {
+		return errors.New("vault: TLS certificate verification is off; refusing to send a token")
+	}
+	if cc.AgentAddress != "" {
+		return errors.New("vault: an agent address would replace the checked Vault address")
+	}
+	if ns := c.Namespace(); ns != "" {
+		return fmt.Errorf("vault: unexpected namespace %q", ns)
+	}
+	return nil
 }
 
 // WithToken returns a client that shares the connection settings but acts
 // with token.
 func (c *Client) WithToken(token string) (*Client, error) {
-	nc, err := c.api.Clone()
+	nc, err := c.conn.client(token)
 	if err != nil {
-		return nil, fmt.Errorf("vault: %w", err)
+		return nil, err
 	}
-	nc.SetToken(token)
-	return &Client{api: nc, transit: c.transit}, nil
+	return &Client{api: nc, transit: c.transit, conn: c.conn}, nil
 }
 
 // Address is the Vault server this client talks to.

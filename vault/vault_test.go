@@ -2,6 +2,7 @@ package vault
 
 import (
 	"errors"
+	"net/http"
 	"strings"
 	"testing"
 )
@@ -63,5 +64,67 @@ func TestCheckNewKey(t *testing.T) {
 		if !strings.Contains(err.Error(), "dozo-ds-X") {
 			t.Errorf("%s: the error does not name the key: %v", what, err)
 		}
+	}
+}
+
+// The address and TLS settings dozo checked are the ones used: Vault's
+// environment variables cannot redirect a client to another server, turn
+// off certificate checks, or add a namespace or headers.
+func TestNewIgnoresVaultEnvironment(t *testing.T) {
+	t.Setenv("VAULT_AGENT_ADDR", "http://203.0.113.5:8200")
+	t.Setenv("VAULT_ADDR", "http://203.0.113.6:8200")
+	t.Setenv("VAULT_SKIP_VERIFY", "true")
+	t.Setenv("VAULT_NAMESPACE", "other")
+	t.Setenv("VAULT_HEADERS", `{"X-Extra":"1"}`)
+	t.Setenv("VAULT_TOKEN", "ambient-token")
+	t.Setenv("VAULT_HTTP_PROXY", "http://203.0.113.7:3128")
+	const addr = "https://vault.example.org:8200"
+	c, err := New(Config{Address: addr, Token: "given"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := c.WithToken("other-token")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]*Client{"New": c, "WithToken": u} {
+		if got := c.Address(); got != addr {
+			t.Errorf("%s: address %q, want %q", name, got, addr)
+		}
+		if err := checkTransport(c.api); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		cc := c.api.CloneConfig()
+		tr, ok := cc.HttpClient.Transport.(*http.Transport)
+		if !ok {
+			t.Fatalf("%s: transport %T", name, cc.HttpClient.Transport)
+		}
+		if tr.TLSClientConfig == nil || tr.TLSClientConfig.InsecureSkipVerify {
+			t.Errorf("%s: TLS certificate verification is off", name)
+		}
+		if tr.Proxy != nil {
+			req, _ := http.NewRequest("GET", addr, nil)
+			if p, _ := tr.Proxy(req); p != nil && p.Host == "203.0.113.7:3128" {
+				t.Errorf("%s: VAULT_HTTP_PROXY honoured", name)
+			}
+		}
+		if ns := c.api.Namespace(); ns != "" {
+			t.Errorf("%s: namespace %q from the environment", name, ns)
+		}
+		if h := c.api.Headers().Get("X-Extra"); h != "" {
+			t.Errorf("%s: header from VAULT_HEADERS", name)
+		}
+	}
+	if tok := c.api.Token(); tok != "given" {
+		t.Errorf("token from the environment")
+	}
+	// A plain-HTTP Vault on this machine is allowed, but its client never
+	// follows a redirect elsewhere with the token.
+	lc, err := New(Config{Address: "http://127.0.0.1:8200"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lc.Address() != "http://127.0.0.1:8200" {
+		t.Errorf("loopback address %q", lc.Address())
 	}
 }
