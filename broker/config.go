@@ -60,6 +60,15 @@ type TargetConfig struct {
 	SecretKey     string `toml:"-"` // DOZOD_S3_SECRET_KEY, or read from SecretKeyFile
 }
 
+// presign_expiry bounds. A presigned URL outlives a revoke, freeze or
+// delete (dozod checks access when it presigns, storage only checks the
+// signature), so its lifetime is how long such a change may take to stop
+// delivery; much shorter URLs would expire between presign and use.
+const (
+	MinPresignExpiry = 10 * time.Second
+	MaxPresignExpiry = 15 * time.Minute
+)
+
 // ConfigHelp documents every key and environment variable; dozod's --help
 // prints it.
 const ConfigHelp = baseConfigHelp + authConfigHelp + scrubConfigHelp + metricsConfigHelp
@@ -73,7 +82,8 @@ which override the file. Secrets are never taken from the TOML file itself.
   tls_key             DOZOD_TLS_KEY              (required unless insecure_http)
   insecure_http       DOZOD_INSECURE_HTTP        false; plain HTTP, loopback listen only
   catalog             DOZOD_CATALOG              dozo.db (SQLite file, created 0600)
-  presign_expiry      DOZOD_PRESIGN_EXPIRY       10m (presigned URL lifetime, 1m..1h)
+  presign_expiry      DOZOD_PRESIGN_EXPIRY       1m (presigned URL lifetime, 10s..15m; a
+                                                 revoke or freeze stops delivery within it)
   upload_expiry       DOZOD_UPLOAD_EXPIRY        24h (idle upload session lifetime)
   admins              DOZOD_ADMINS               [] (comma-separated in env)
   submitters          DOZOD_SUBMITTERS           [] (may create datasets)
@@ -281,8 +291,9 @@ func (c *Config) Validate() error {
 	} else if c.TLSCert == "" || c.TLSKey == "" {
 		return errors.New("tls_cert and tls_key are required (make them with `dozod gen-cert`), or set insecure_http on a loopback address")
 	}
-	if c.PresignExpiry < time.Minute || c.PresignExpiry > time.Hour {
-		return fmt.Errorf("presign_expiry %v: must be 1m..1h", c.PresignExpiry)
+	if c.PresignExpiry < MinPresignExpiry || c.PresignExpiry > MaxPresignExpiry {
+		return fmt.Errorf("presign_expiry %v: must be %v..%v (a revoked grant or a freeze stops delivery within this lifetime)",
+			c.PresignExpiry, MinPresignExpiry, MaxPresignExpiry)
 	}
 	if c.UploadExpiry < 10*time.Minute {
 		return fmt.Errorf("upload_expiry %v: must be at least 10m", c.UploadExpiry)

@@ -74,7 +74,7 @@ type Options struct {
 
 // Defaults.
 const (
-	DefaultPresignExpiry = 10 * time.Minute
+	DefaultPresignExpiry = time.Minute // short: a presigned URL outlives a revoke (see MaxPresignExpiry)
 	DefaultUploadExpiry  = 24 * time.Hour
 	DefaultK             = 4
 	DefaultM             = 2

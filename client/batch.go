@@ -40,16 +40,24 @@ const (
 	// batchSegments is how many segments' pieces one batch presigns: with
 	// 32 MiB segments a broker round trip per ~0.5 GiB instead of per piece.
 	batchSegments = 16
-	// urlMargin: a cached URL is used only while it has this much life
-	// left by dozod's clock, and for at most urlMaxAge by ours, so clock
-	// skew cannot make the client use an expired URL.
-	urlMargin = time.Minute
-	urlMaxAge = 3 * time.Minute
+	// urlMargin is how much life, by dozod's expiry time, a cached URL must
+	// have left to be handed out (a quarter of its lifetime if that is
+	// less), so its GET or PUT starts well before storage would reject it.
+	// dozod's URLs live about a minute: a grant revoked mid-transfer stops
+	// the next batch. A URL that storage rejects all the same (clocks that
+	// disagree) is presigned afresh once by PresignedTarget.
+	urlMargin = 10 * time.Second
+	// urlMaxAge bounds by our own clock how long a URL without an expiry
+	// time is kept.
+	urlMaxAge = time.Minute
 )
 
 // batchPresigner presigns the pieces of the next batchSegments segments
 // in one call when a piece not yet presigned is asked for, and hands the
-// URLs out one by one. A URL is handed out once; a retry asks again. Where
+// URLs out one by one. A URL is handed out once; a retry asks again. A
+// URL close to its expiry is dropped and its piece presigned again with
+// the rest of a new batch, so a transfer slower than the URL lifetime
+// carries on and every URL used was authorised within one lifetime. Where
 // dozod lacks the batch endpoint it falls back to one call per piece.
 type batchPresigner struct {
 	prefix string // storage.FilePrefix of the file
@@ -61,9 +69,11 @@ type batchPresigner struct {
 	k      int
 	batch  func(context.Context, []api.PresignRequest) ([]api.PresignResponse, error)
 	single presignFunc
+	now    func() time.Time // time.Now; tests set it
 
 	mu      sync.Mutex
 	cache   map[string]cachedURL
+	batched map[int]bool // windows (first segment) presigned at least once
 	noBatch bool
 }
 
@@ -72,13 +82,37 @@ type cachedURL struct {
 	got time.Time
 }
 
+// fresh reports whether c may still be handed out at now.
+func (c cachedURL) fresh(now time.Time) bool {
+	if c.p.ExpiresAt.IsZero() {
+		return now.Sub(c.got) < urlMaxAge
+	}
+	margin := min(urlMargin, c.p.ExpiresAt.Sub(c.got)/4)
+	return c.p.ExpiresAt.Sub(now) > margin
+}
+
+// flush drops every cached URL: storage rejected one, so the others of
+// its batch are suspect too.
+func (b *batchPresigner) flush() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	clear(b.cache)
+}
+
+func (b *batchPresigner) clock() time.Time {
+	if b.now != nil {
+		return b.now()
+	}
+	return time.Now()
+}
+
 func (b *batchPresigner) presign(ctx context.Context, target, key string) (*api.PresignResponse, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	ck := target + "\n" + key
 	if c, ok := b.cache[ck]; ok {
 		delete(b.cache, ck)
-		if (c.p.ExpiresAt.IsZero() || time.Until(c.p.ExpiresAt) > urlMargin) && time.Since(c.got) < urlMaxAge {
+		if c.fresh(b.clock()) {
 			return &c.p, nil
 		}
 	}
@@ -90,7 +124,12 @@ func (b *batchPresigner) presign(ctx context.Context, target, key string) (*api.
 	found := false
 	// Windows are aligned, so the concurrent first requests of a
 	// prefetching reader (segments 0, 1, 2 in any order) share one batch.
+	// A window presigned before whose URLs went stale starts at seg
+	// instead: the segments before it are done.
 	first := seg - seg%batchSegments
+	if b.batched[first] {
+		first = seg
+	}
 	for s := first; s < min(first+batchSegments, b.nsegs) && len(reqs) < api.MaxPresignBatch; s++ {
 		for _, r := range b.pieces(s, piece >= b.k) {
 			if len(reqs) == api.MaxPresignBatch {
@@ -117,7 +156,11 @@ func (b *batchPresigner) presign(ctx context.Context, target, key string) (*api.
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now()
+	if b.batched == nil {
+		b.batched = map[int]bool{}
+	}
+	b.batched[seg-seg%batchSegments] = true
+	now := b.clock()
 	var mine *api.PresignResponse
 	for i, r := range reqs {
 		if r.Target == target && r.Key == key {

@@ -61,6 +61,34 @@ type TransportError struct {
 func (e *TransportError) Error() string { return "cannot reach dozod: " + e.Err.Error() }
 func (e *TransportError) Unwrap() error { return e.Err }
 
+// RefusedError is dozod refusing, mid-transfer, to presign another piece:
+// the caller's access was withdrawn (grant revoked or expired, user or
+// dataset frozen, file deleted, upload closed, login expired). It wraps
+// storage.ErrRefused, so a storage Reader or Writer ends the transfer at
+// once rather than counting the piece as damaged and trying parity, and
+// Format reports it as the one reason the transfer stopped.
+type RefusedError struct {
+	Err error // dozod's answer, an *APIError
+}
+
+func (e *RefusedError) Error() string   { return "dozod stopped the transfer: " + e.Err.Error() }
+func (e *RefusedError) Unwrap() []error { return []error{e.Err, storage.ErrRefused} }
+
+// refusal returns err as a *RefusedError if it is dozod refusing access
+// rather than failing: 401, 403, 404 (a file or dataset that is gone or no
+// longer visible), 409 (an upload no longer open) or 410.
+func refusal(err error) error {
+	var ae *APIError
+	if !errors.As(err, &ae) {
+		return err
+	}
+	switch ae.Status {
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound, http.StatusConflict, http.StatusGone:
+		return &RefusedError{Err: err}
+	}
+	return err
+}
+
 // IsStatus reports whether err is an APIError with the given status.
 func IsStatus(err error, status int) bool {
 	var ae *APIError
@@ -148,7 +176,18 @@ func Hint(err error) string {
 // dozod error. It never includes tokens or presigned URLs: none of this
 // package's errors carry them.
 func Format(err error, debug bool) string {
-	msg := strings.ReplaceAll(err.Error(), "\n", " ")
+	msg := err.Error()
+	var rf *RefusedError
+	if errors.As(err, &rf) {
+		// Which piece was being presigned when access ended is noise: say
+		// what failed and dozod's reason.
+		msg = rf.Error()
+		var e *Error
+		if errors.As(err, &e) {
+			msg = e.Op + ": " + msg
+		}
+	}
+	msg = strings.ReplaceAll(msg, "\n", " ")
 	if h := Hint(err); h != "" {
 		msg += " (" + h + ")"
 	}

@@ -30,7 +30,11 @@ type presignFunc func(ctx context.Context, target, key string) (*api.PresignResp
 type PresignedTarget struct {
 	id, domain string
 	presign    presignFunc
-	http       *http.Client
+	// stale, if set, is told that storage rejected a URL it handed out
+	// (expired by storage's clock), so the next presign asks dozod afresh
+	// instead of handing out another URL of the same batch.
+	stale func()
+	http  *http.Client
 }
 
 // UploadTargets returns presigned targets for an upload session, in the
@@ -39,22 +43,46 @@ type PresignedTarget struct {
 func (c *Client) UploadTargets(u *api.Upload, layout storage.Layout) []storage.Target {
 	var out []storage.Target
 	b := c.uploadPresigner(u, layout, func() []storage.Target { return out })
-	out = c.targets(u.Targets, b.presign)
+	out = c.targets(u.Targets, b)
 	return out
 }
 
 // FetchTargets returns presigned targets for reading the file m describes
 // from targets ts, presigned in batches.
 func (c *Client) FetchTargets(m *storage.Manifest, ts []api.Target) []storage.Target {
-	return c.targets(ts, c.fetchPresigner(m).presign)
+	return c.targets(ts, c.fetchPresigner(m))
 }
 
-func (c *Client) targets(ts []api.Target, p presignFunc) []storage.Target {
+func (c *Client) targets(ts []api.Target, b *batchPresigner) []storage.Target {
 	out := make([]storage.Target, len(ts))
 	for i, t := range ts {
-		out[i] = &PresignedTarget{id: t.ID, domain: t.Domain, presign: p, http: c.data}
+		out[i] = &PresignedTarget{id: t.ID, domain: t.Domain, presign: b.presign, stale: b.flush, http: c.data}
 	}
 	return out
+}
+
+// presignURL asks for a URL for key on this target. A refusal by dozod
+// (access withdrawn since the transfer began) comes back as a
+// *RefusedError, which ends the whole transfer.
+func (t *PresignedTarget) presignURL(ctx context.Context, method, key string) (*api.PresignResponse, error) {
+	p, err := t.presign(ctx, t.id, key)
+	if err != nil {
+		return nil, fmt.Errorf("presigning %s of %s on %s: %w", method, key, t.id, refusal(err))
+	}
+	return p, nil
+}
+
+// rejected reports a storage answer that says the URL itself is no good
+// (its signature expired, or storage's clock runs ahead of dozod's): a
+// fresh URL may succeed.
+func (t *PresignedTarget) rejected(status int) bool {
+	if status != http.StatusForbidden {
+		return false
+	}
+	if t.stale != nil {
+		t.stale()
+	}
+	return true
 }
 
 func (t *PresignedTarget) ID() string     { return t.id }
@@ -96,9 +124,9 @@ func (t *PresignedTarget) Put(ctx context.Context, key string, r io.Reader, size
 }
 
 func (t *PresignedTarget) putOnce(ctx context.Context, key string, r io.Reader, size int64) (retry bool, err error) {
-	p, err := t.presign(ctx, t.id, key)
+	p, err := t.presignURL(ctx, http.MethodPut, key)
 	if err != nil {
-		return retryableAPI(err), fmt.Errorf("presigning PUT of %s on %s: %w", key, t.id, err)
+		return retryableAPI(err), err
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, p.URL, io.NopCloser(r))
 	if err != nil {
@@ -118,13 +146,15 @@ func (t *PresignedTarget) putOnce(ctx context.Context, key string, r io.Reader, 
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
 		return false, nil
 	}
-	return resp.StatusCode >= 500 || resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusTooManyRequests,
+	return resp.StatusCode >= 500 || t.rejected(resp.StatusCode) || resp.StatusCode == http.StatusTooManyRequests,
 		fmt.Errorf("put %s on %s (%s): %s", key, t.id, redact(p.URL), s3Status(resp))
 }
 
 // Get implements storage.Target with a ranged GET on a presigned URL. A
 // 404 from storage wraps storage.ErrNotFound, so the reader falls back to
-// parity.
+// parity. A URL storage rejects (403: expired on the way, or clocks
+// disagree) is presigned afresh once; dozod re-checks access then, so a
+// withdrawn grant surfaces as a *RefusedError, never as a bad piece.
 func (t *PresignedTarget) Get(ctx context.Context, key string, off, length int64) (io.ReadCloser, error) {
 	if err := storage.ValidateKey(key); err != nil {
 		return nil, err
@@ -135,13 +165,23 @@ func (t *PresignedTarget) Get(ctx context.Context, key string, off, length int64
 	if length == 0 {
 		return http.NoBody, nil
 	}
-	p, err := t.presign(ctx, t.id, key)
+	rc, retry, err := t.getOnce(ctx, key, off, length)
+	if retry {
+		rc, _, err = t.getOnce(ctx, key, off, length)
+	}
+	return rc, err
+}
+
+// getOnce is one presign and ranged GET; retry is true when storage
+// rejected the URL itself.
+func (t *PresignedTarget) getOnce(ctx context.Context, key string, off, length int64) (_ io.ReadCloser, retry bool, _ error) {
+	p, err := t.presignURL(ctx, http.MethodGet, key)
 	if err != nil {
-		return nil, fmt.Errorf("presigning GET of %s on %s: %w", key, t.id, err)
+		return nil, false, err
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.URL, nil)
 	if err != nil {
-		return nil, fmt.Errorf("get %s on %s: bad presigned URL", key, t.id)
+		return nil, false, fmt.Errorf("get %s on %s: bad presigned URL", key, t.id)
 	}
 	switch {
 	case length > 0:
@@ -151,7 +191,7 @@ func (t *PresignedTarget) Get(ctx context.Context, key string, off, length int64
 	}
 	resp, err := t.http.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("get %s on %s (%s): %w", key, t.id, redact(p.URL), unwrapURLError(err))
+		return nil, false, fmt.Errorf("get %s on %s (%s): %w", key, t.id, redact(p.URL), unwrapURLError(err))
 	}
 	switch {
 	case resp.StatusCode == http.StatusPartialContent:
@@ -160,23 +200,23 @@ func (t *PresignedTarget) Get(ctx context.Context, key string, off, length int64
 		if off > 0 {
 			if _, err := io.CopyN(io.Discard, resp.Body, off); err != nil {
 				resp.Body.Close()
-				return nil, fmt.Errorf("get %s on %s: short object", key, t.id)
+				return nil, false, fmt.Errorf("get %s on %s: short object", key, t.id)
 			}
 		}
 	case resp.StatusCode == http.StatusNotFound:
 		resp.Body.Close()
-		return nil, fmt.Errorf("get %s on %s: %w", key, t.id, storage.ErrNotFound)
+		return nil, false, fmt.Errorf("get %s on %s: %w", key, t.id, storage.ErrNotFound)
 	default:
 		defer resp.Body.Close()
-		return nil, fmt.Errorf("get %s on %s (%s): %s", key, t.id, redact(p.URL), s3Status(resp))
+		return nil, t.rejected(resp.StatusCode), fmt.Errorf("get %s on %s (%s): %s", key, t.id, redact(p.URL), s3Status(resp))
 	}
 	if length > 0 {
 		return struct {
 			io.Reader
 			io.Closer
-		}{io.LimitReader(resp.Body, length), resp.Body}, nil
+		}{io.LimitReader(resp.Body, length), resp.Body}, false, nil
 	}
-	return resp.Body, nil
+	return resp.Body, false, nil
 }
 
 func (t *PresignedTarget) Stat(context.Context, string) (storage.ObjectInfo, error) {

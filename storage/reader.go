@@ -37,6 +37,12 @@ type ReaderOptions struct {
 	OnDegraded func(segment int, failures []PieceFailure)
 }
 
+// ErrRefused is returned, wrapped, by a Target whose authority to read or
+// write was withdrawn: a revoked grant, a freeze, a deleted file. It is not
+// damage to the piece, so a Reader does not try parity: it ends the read
+// with the Target's error, which names the refusal. Test with errors.Is.
+var ErrRefused = errors.New("storage: access refused")
+
 // FailureReason classifies why a piece could not be used.
 type FailureReason string
 
@@ -203,7 +209,9 @@ func (r *Reader) Stats() ReadStats {
 // hashes. For every piece that is missing, unreachable or corrupt a further
 // piece (parity, in order) is fetched, until K verified pieces are at hand;
 // the missing data is then rebuilt and verified too. If fewer than K pieces
-// are usable the error is a *SegmentError listing every failure.
+// are usable the error is a *SegmentError listing every failure. A piece
+// refused for want of authority (ErrRefused) ends the read at once with
+// that error: parity would be refused too, and the file is not damaged.
 func (r *Reader) ReadSegment(ctx context.Context, i int, dst []byte) ([]byte, error) {
 	if i < 0 || i >= len(r.m.Segments) {
 		return nil, fmt.Errorf("storage: file %s has no segment %d", r.m.FileID, i)
@@ -240,6 +248,11 @@ func (r *Reader) ReadSegment(ctx context.Context, i int, dst []byte) ([]byte, er
 		wg.Wait()
 		if err := ctx.Err(); err != nil {
 			return nil, err
+		}
+		for j := tried; j < tried+batch; j++ {
+			if fails[j] != nil && errors.Is(fails[j].Err, ErrRefused) {
+				return nil, fails[j].Err
+			}
 		}
 		for j := tried; j < tried+batch; j++ {
 			if fails[j] == nil {
@@ -340,7 +353,7 @@ func (r *Reader) fetchPiece(ctx context.Context, seg *SegmentMeta, j int, buf []
 		return fail(ReasonMissing, err)
 	}
 	if err != nil {
-		if ctx.Err() == nil {
+		if ctx.Err() == nil && !errors.Is(err, ErrRefused) {
 			r.markDown(p.Target)
 		}
 		return fail(ReasonUnreachable, err)
