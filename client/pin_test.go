@@ -55,9 +55,10 @@ func TestPinnedBrokerCertIsNotTrustedForStorage(t *testing.T) {
 	if _, err := c.Health(ctx); err != nil {
 		t.Fatalf("broker client refused the pinned certificate: %v", err)
 	}
-	tg := c.targets([]api.Target{{ID: "s1-a", Domain: "s1"}}, func(context.Context, string, string) (*api.PresignResponse, error) {
+	single := &batchPresigner{noBatch: true, single: func(context.Context, string, string) (*api.PresignResponse, error) {
 		return &api.PresignResponse{URL: srv.URL + "/dozo-a/piece?X-Amz-Signature=x", Method: http.MethodGet}, nil
-	})[0]
+	}}
+	tg := c.targets([]api.Target{{ID: "s1-a", Domain: "s1"}}, single)[0]
 	rc, err := tg.Get(ctx, "dozo/v1/ds/f/seg-0/p0", 0, -1)
 	if err == nil {
 		rc.Close()
