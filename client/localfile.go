@@ -35,7 +35,7 @@ func (e *UnsafePathError) Error() string {
 
 // unsafePath wraps an UnsafePathError with op and the hint to remove it.
 func unsafePath(op, path, why string) error {
-	return hintError(op, "remove "+path+" if you did not make it (someone who can write that directory may have planted it), then run the command again",
+	return hintError(op, "remove it and run the command again; if you did not make it, someone who can write that directory may have planted it",
 		&UnsafePathError{Path: path, Why: why})
 }
 
