@@ -134,7 +134,7 @@ func LoadJournal(path string) (*Journal, error) {
 		return nil, fmt.Errorf("upload journal %s: %w", path, err)
 	}
 	if j.Version != JournalVersion {
-		return nil, fmt.Errorf("upload journal %s: version %d, want %d", path, j.Version, JournalVersion)
+		return nil, &JournalVersionError{Path: path, Version: j.Version, UploadID: j.UploadID}
 	}
 	j.path = path
 	return &j, nil
@@ -143,6 +143,19 @@ func LoadJournal(path string) (*Journal, error) {
 // maxJournalBytes bounds what LoadJournal reads (a journal of the largest
 // file holds some 10^5 segment hashes).
 const maxJournalBytes = 64 << 20
+
+// JournalVersionError is a journal of another format version: it is not
+// resumed, but its session (UploadID) is worth aborting, since it holds
+// the name at dozod.
+type JournalVersionError struct {
+	Path     string
+	Version  int
+	UploadID string
+}
+
+func (e *JournalVersionError) Error() string {
+	return fmt.Sprintf("upload journal %s: version %d, want %d", e.Path, e.Version, JournalVersion)
+}
 
 // Save writes the journal atomically and durably (0600 in a 0700
 // directory): the file is synced before it is renamed into place and the

@@ -224,3 +224,36 @@ func TestJournalRecordsSegmentBeforeItsPieces(t *testing.T) {
 		t.Error(p)
 	}
 }
+
+// A journal of the previous format is not resumed (its uncommitted
+// segments may have pieces on storage with no recorded hash); its session
+// is aborted so the fresh upload can take the name.
+func TestOlderJournalStartsOver(t *testing.T) {
+	e := newEnv(t)
+	path, data := writeRandom(t, 6*fakePlainSeg+777)
+	e.fk.failPutAfter.Store(6*3 + 2)
+	if _, err := e.upload(t, path); err == nil {
+		t.Fatal("upload did not fail")
+	}
+	jp := e.dir.JournalPath(e.c.Broker(), "DS1", "reads.fq", path)
+	j, err := LoadJournal(jp)
+	if err != nil || j == nil {
+		t.Fatalf("journal: %v", err)
+	}
+	j.Version = 2
+	if err := j.Save(); err != nil {
+		t.Fatal(err)
+	}
+	e.fk.failPutAfter.Store(0)
+	res, err := e.upload(t, path)
+	if err != nil {
+		t.Fatal(Format(err, true))
+	}
+	if res.Resumed || res.UploadID == "up1" || len(e.fk.aborted) != 1 || e.fk.aborted[0] != "up1" {
+		t.Fatalf("version 2 journal: %+v, aborted %v", res, e.fk.aborted)
+	}
+	var buf bytes.Buffer
+	if _, err := e.fetch(t, FetchOptions{Output: "-", Stdout: &buf}); err != nil || !bytes.Equal(buf.Bytes(), data) {
+		t.Fatalf("fetch: %v", err)
+	}
+}

@@ -172,6 +172,11 @@ func (u *uploader) prepare(ctx context.Context) error {
 		if err != nil {
 			// An unreadable journal cannot prove anything: start over.
 			u.o.Notice("%s: ignoring unreadable upload journal (%v); starting over", u.o.Path, err)
+			// A journal of an older format names a session that holds the
+			// name at dozod; abort it (best effort) so a new one can begin.
+			if ve := (*JournalVersionError)(nil); errors.As(err, &ve) && ve.UploadID != "" {
+				u.c.AbortUpload(ctx, ve.UploadID)
+			}
 			os.Remove(u.jpath)
 		}
 		if j != nil {
