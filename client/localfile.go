@@ -30,7 +30,7 @@ type UnsafePathError struct {
 }
 
 func (e *UnsafePathError) Error() string {
-	return fmt.Sprintf("%s %s; refusing to write through it", e.Path, e.Why)
+	return fmt.Sprintf("%s %s; refusing to use it", e.Path, e.Why)
 }
 
 // unsafePath wraps an UnsafePathError with op and the hint to remove it.
