@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/base64"
@@ -51,6 +52,9 @@ type fakeDozod struct {
 	presigns     atomic.Int64 // single presigns
 	batches      atomic.Int64 // batch presigns
 	noBatch      bool         // answer batch presigns 404, like an older dozod
+
+	// onPut, if set, is called before each piece PUT is stored.
+	onPut func(key string)
 }
 
 type fakeUpload struct {
@@ -113,6 +117,9 @@ func (f *fakeDozod) serveStorage(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "<Error><Code>SlowDown</Code></Error>", http.StatusServiceUnavailable)
 			return
 		}
+		if f.onPut != nil {
+			f.onPut(key)
+		}
 		if err := t.Put(r.Context(), key, r.Body, r.ContentLength); err != nil {
 			http.Error(w, err.Error(), 500)
 		}
@@ -172,6 +179,16 @@ func (f *fakeDozod) serveAPI(w http.ResponseWriter, r *http.Request) {
 		nonce, _ := base64.StdEncoding.DecodeString(req.Nonce)
 		if _, ok := f.files[p[1]+"/"+req.Name]; ok {
 			f.fail(w, 409, "file exists", "")
+			return
+		}
+		// Like dozod's resumable: the open upload of the same name is
+		// returned only for the same size, file key and nonce.
+		if up := f.openUpload(p[1], req.Name); up != nil {
+			if up.Size != req.Size || !bytes.Equal(up.key, key) || !bytes.Equal(up.nonce, nonce) {
+				f.fail(w, 409, "an upload in progress has this name", "")
+				return
+			}
+			f.reply(w, up.Upload)
 			return
 		}
 		f.nextID++
@@ -266,6 +283,16 @@ func (f *fakeDozod) serveAPI(w http.ResponseWriter, r *http.Request) {
 	default:
 		f.fail(w, 404, "no route "+r.Method+" "+r.URL.Path, "")
 	}
+}
+
+// openUpload returns the open upload session of dataset/name, if any.
+func (f *fakeDozod) openUpload(dataset, name string) *fakeUpload {
+	for _, up := range f.uploads {
+		if up.Dataset == dataset && up.Name == name && up.State == "open" {
+			return up
+		}
+	}
+	return nil
 }
 
 func (f *fakeDozod) presignBatch(w http.ResponseWriter, r *http.Request, method string) {

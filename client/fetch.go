@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -88,8 +89,8 @@ func (c *Client) FetchFile(ctx context.Context, o FetchOptions) (*FetchResult, e
 	}
 	toStdout := o.Output == "-"
 	if !toStdout {
-		if _, err := os.Lstat(o.Output); err == nil && !o.Force {
-			return nil, hintError(op, "remove it or pass --force", fmt.Errorf("%s already exists", o.Output))
+		if err := checkOutput(op, o.Output, o.Force); err != nil {
+			return nil, err
 		}
 	}
 	fr, err := c.Fetch(ctx, o.Dataset, o.Name)
@@ -392,33 +393,45 @@ type sidecar struct {
 
 // toFile writes to Output.partial (0600), resuming a full fetch where a
 // previous run stopped, and renames it to Output once verified.
+//
+// The partial file, sidecar and lock are used only if they are regular
+// files of ours with one link (see localfile.go); every check is made
+// before anything is written, so a refused fetch changes nothing.
 func (f *fetcher) toFile(ctx context.Context) error {
 	out := f.o.Output
-	partial, side := out+".partial", out+".partial.dozo"
+	partial, side, lockPath := fetchSidePaths(out)
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return opError(f.op, err)
 	}
-	unlock, err := lockFile(partial + ".lock")
-	if err != nil {
+	unlock, err := lockFile(lockPath)
+	if errors.Is(err, errLocked) {
 		return hintError(f.op, "wait for the other 'dozo fetch' to "+out+" to finish", err)
 	}
-	defer func() {
-		os.Remove(partial + ".lock") // while still held
-		unlock()
-	}()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := checkOutput(f.op, out, f.o.Force); err != nil {
+		return err
+	}
+	if err := checkNoUnsafeFile(f.op, side); err != nil {
+		return err
+	}
 	full := !f.o.Raw && f.o.Range == nil
 	var from int64
 	var pre *hashPair
-	fp, err := os.OpenFile(partial, os.O_RDWR|os.O_CREATE, 0o600)
+	fp, err := openOwnFile(f.op, partial, true)
 	if err != nil {
-		return opError(f.op, err)
+		return err
 	}
 	defer fp.Close()
+	if full {
+		if from, pre, err = f.resumePoint(fp, side); err != nil {
+			return err
+		}
+	}
 	if err := fp.Chmod(0o600); err != nil {
 		return opError(f.op, err)
-	}
-	if full {
-		from, pre = f.resumePoint(fp, side)
 	}
 	if err := fp.Truncate(from); err != nil {
 		return opError(f.op, err)
@@ -463,53 +476,86 @@ func (f *fetcher) toFile(ctx context.Context) error {
 	if err := fp.Sync(); err != nil {
 		return opError(f.op, err)
 	}
+	if !isAt(fp, partial) {
+		return opError(f.op, fmt.Errorf("%s was replaced during the fetch; not renaming it to %s", partial, out))
+	}
 	if err := fp.Close(); err != nil {
 		return opError(f.op, err)
 	}
-	if err := os.Rename(partial, out); err != nil {
-		return opError(f.op, err)
+	if err := f.publish(partial, out); err != nil {
+		return err
 	}
 	os.Remove(side)
 	syncDir(filepath.Dir(out))
 	return nil
 }
 
+// publish renames the verified partial file to out. Without Force it
+// never replaces anything that appeared at out meanwhile (a hard link
+// fails if out exists, without following a link there); with Force it
+// replaces a regular file but not a symbolic link.
+func (f *fetcher) publish(partial, out string) error {
+	if !f.o.Force {
+		err := os.Link(partial, out)
+		if errors.Is(err, fs.ErrExist) {
+			return hintError(f.op, "remove it or pass --force; the fetched file is kept as "+partial,
+				fmt.Errorf("%s appeared during the fetch", out))
+		}
+		if err == nil {
+			return opError(f.op, os.Remove(partial))
+		}
+		// No hard links on this file system: check, then rename.
+	}
+	if err := checkOutput(f.op, out, f.o.Force); err != nil {
+		return err
+	}
+	return opError(f.op, os.Rename(partial, out))
+}
+
 // resumePoint returns where a full fetch into fp may continue, at a
 // segment boundary within the verified prefix the sidecar records, and the
 // whole-file hashes of that prefix (re-read from disk). 0 means from the
-// start.
-func (f *fetcher) resumePoint(fp *os.File, side string) (int64, *hashPair) {
-	b, err := os.ReadFile(side)
+// start; an error only for a sidecar that is not a file of ours.
+func (f *fetcher) resumePoint(fp *os.File, side string) (int64, *hashPair, error) {
+	sf, err := openOwnFileRead(f.op, side)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil, nil
+	}
 	if err != nil {
-		return 0, nil
+		return 0, nil, err
+	}
+	b, err := io.ReadAll(io.LimitReader(sf, 1<<16))
+	sf.Close()
+	if err != nil {
+		return 0, nil, nil
 	}
 	var sc sidecar
 	if json.Unmarshal(b, &sc) != nil || sc.Version != 1 {
-		return 0, nil
+		return 0, nil, nil
 	}
 	file := f.fr.File
 	// Only the very same file version may be continued.
 	if sc.FileID != file.ID || sc.SHA256 != file.SHA256 || sc.Size != file.Size {
-		return 0, nil
+		return 0, nil, nil
 	}
 	fi, err := fp.Stat()
 	if err != nil {
-		return 0, nil
+		return 0, nil, nil
 	}
 	seg := planSegment(f.fr.Manifest)
 	v := min(sc.Verified, fi.Size(), file.Size)
 	from := v / seg * seg
 	if from <= 0 {
-		return 0, nil
+		return 0, nil, nil
 	}
 	h := newHashPair()
 	if _, err := fp.Seek(0, io.SeekStart); err != nil {
-		return 0, nil
+		return 0, nil, nil
 	}
 	if n, err := io.CopyBuffer(h, io.LimitReader(fp, from), make([]byte, 1<<20)); err != nil || n != from {
-		return 0, nil
+		return 0, nil, nil
 	}
-	return from, h
+	return from, h, nil
 }
 
 // checkpointBytes is about how often a fetch to a file records its
@@ -559,9 +605,4 @@ func writeSidecar(path string, sc sidecar) error {
 	return writeSecret(path, b)
 }
 
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-}
+func syncDir(dir string) { syncDirErr(dir) }

@@ -26,10 +26,12 @@ import (
 
 // JournalVersion is the journal format this package writes and reads.
 //
-// Version 2 records each segment's plaintext hash as BLAKE3 (version 1:
-// SHA-256, a second SHA-256 pass on the upload's hot path); a version 1
-// journal is unreadable to this version, so such an upload starts over.
-const JournalVersion = 2
+// Version 3 records a segment's plaintext hash before any of its pieces
+// is stored (version 2 recorded it only before the commit, so pieces of a
+// segment could be on storage with no hash in the journal); version 2
+// records hashes as BLAKE3 (version 1: SHA-256). An older journal is
+// unreadable to this version, so such an upload starts over.
+const JournalVersion = 3
 
 // Journal is the local record of one upload in progress, kept in
 // <config>/uploads/<id>.json (0600) while the upload runs and removed when
@@ -39,10 +41,15 @@ const JournalVersion = 2
 //
 // The file key and nonce are stored only sealed (age-encrypted) to the
 // user's own recipient, so the journal alone — a backup, a shared home —
-// reveals nothing. Reusing them is safe only for the same plaintext, so the
-// journal also records what identifies the source (size, mtime, inode) and
-// the BLAKE3 hash of every committed segment's plaintext; a resume checks
-// both.
+// reveals nothing. Sealing does not authenticate the sender, so a resume
+// also has dozod confirm that its session holds this key and nonce.
+//
+// Reusing the key and nonce is safe only for the same plaintext: the same
+// chunk counter sealing other bytes would reuse keystream. So the journal
+// records what identifies the source (size, mtime, inode) and the BLAKE3
+// hash of the plaintext of every segment whose ciphertext may be on
+// storage — recorded and synced before the first of its pieces is stored,
+// committed or not — and a resume re-hashes every recorded segment.
 type Journal struct {
 	Version int    `json:"version"`
 	Broker  string `json:"broker"`
@@ -75,7 +82,7 @@ type SourceInfo struct {
 }
 
 // SegmentHash is the BLAKE3 hash (hex) of one segment's plaintext,
-// recorded before the segment is committed to dozod. BLAKE3, being a
+// recorded before any piece of the segment is stored. BLAKE3, being a
 // collision-resistant hash like SHA-256, proves the plaintext unchanged
 // as well, at twice the speed.
 type SegmentHash struct {
@@ -96,29 +103,68 @@ func (d *Dir) JournalPath(broker, dataset, name, absPath string) string {
 	return filepath.Join(d.Path, journalDir, hex.EncodeToString(h.Sum(nil)[:16])+".json")
 }
 
-// LoadJournal reads the journal at path; (nil, nil) if there is none.
+// LoadJournal reads the journal at path; (nil, nil) if there is none. A
+// journal that is a link, not ours or readable by others is an error
+// wrapping UnsafePathError, or one saying so: it is not trusted, and not
+// removed either.
 func LoadJournal(path string) (*Journal, error) {
-	b, err := readSecret(path)
+	op := "reading the upload journal"
+	jf, err := openOwnFileRead(op, path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
+	defer jf.Close()
+	fi, err := jf.Stat()
+	if err != nil {
+		return nil, opError(op, err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, hintError("reading "+path, "it must be readable by you only: chmod 600 "+path+" (and consider it exposed)",
+			&UnsafePathError{Path: path, Why: fmt.Sprintf("has permissions %v, too open", fi.Mode().Perm())})
+	}
+	b, err := io.ReadAll(io.LimitReader(jf, maxJournalBytes))
+	if err != nil {
+		return nil, opError(op, err)
+	}
 	var j Journal
 	if err := json.Unmarshal(b, &j); err != nil {
 		return nil, fmt.Errorf("upload journal %s: %w", path, err)
 	}
 	if j.Version != JournalVersion {
-		return nil, fmt.Errorf("upload journal %s: version %d, want %d", path, j.Version, JournalVersion)
+		return nil, &JournalVersionError{Path: path, Version: j.Version, UploadID: j.UploadID}
 	}
 	j.path = path
 	return &j, nil
 }
 
-// Save writes the journal atomically (0600 in a 0700 directory).
+// maxJournalBytes bounds what LoadJournal reads (a journal of the largest
+// file holds some 10^5 segment hashes).
+const maxJournalBytes = 64 << 20
+
+// JournalVersionError is a journal of another format version: it is not
+// resumed, but its session (UploadID) is worth aborting, since it holds
+// the name at dozod.
+type JournalVersionError struct {
+	Path     string
+	Version  int
+	UploadID string
+}
+
+func (e *JournalVersionError) Error() string {
+	return fmt.Sprintf("upload journal %s: version %d, want %d", e.Path, e.Version, JournalVersion)
+}
+
+// Save writes the journal atomically and durably (0600 in a 0700
+// directory): the file is synced before it is renamed into place and the
+// directory after, so a recorded segment hash survives a crash or power
+// loss. The rename replaces whatever is at the path; it never writes
+// through a link there.
 func (j *Journal) Save() error {
-	if err := os.MkdirAll(filepath.Dir(j.path), 0o700); err != nil {
+	dir := filepath.Dir(j.path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
 	j.UpdatedAt = time.Now().UTC()
@@ -126,7 +172,30 @@ func (j *Journal) Save() error {
 	if err != nil {
 		return err
 	}
-	return writeSecret(j.path, append(b, '\n'))
+	if err := writeSecret(j.path, append(b, '\n')); err != nil {
+		return err
+	}
+	return syncDirErr(dir)
+}
+
+// Record notes the plaintext hash of segment i, which must come before
+// any of the segment's pieces is stored (see the Journal doc). Recording
+// a segment again with another hash is an error wrapping ErrSourceChanged:
+// its first plaintext may already be on storage under this key. changed
+// is false when the segment was already recorded with this hash.
+func (j *Journal) Record(i int, blake3Hex string) (changed bool, err error) {
+	for _, s := range j.Segments {
+		if s.Index != i {
+			continue
+		}
+		if s.BLAKE3 != blake3Hex {
+			return false, fmt.Errorf("%w: the content of segment %d changed while it was being uploaded", ErrSourceChanged, i)
+		}
+		return false, nil
+	}
+	j.Segments = append(j.Segments, SegmentHash{Index: i, BLAKE3: blake3Hex})
+	slices.SortFunc(j.Segments, func(a, b SegmentHash) int { return a.Index - b.Index })
+	return true, nil
 }
 
 // Remove deletes the journal; a missing one is fine.
@@ -240,22 +309,35 @@ type prefixHashes struct {
 
 func newPrefixHashes() *prefixHashes { return &prefixHashes{sha: sha256.New(), md: md5.New()} }
 
-// VerifyPrefix re-reads segments [0, start) of src, checks each segment's
-// plaintext BLAKE3 hash against the journal, and returns the whole-file hashes
-// of that prefix so the upload can carry them on. A mismatch wraps
-// ErrSourceChanged: the content changed although size and mtime did not.
-// progress, if set, is told of the bytes read.
+// VerifyPrefix re-reads src from its start: segments [0, start), whose
+// whole-file SHA-256 and MD5 it returns so the upload can carry them on,
+// and then every further segment the journal records (sent but not
+// committed: their pieces may be on storage). Each segment's plaintext
+// must match its recorded BLAKE3 hash; a mismatch, a missing hash or a
+// file ending early wraps ErrSourceChanged: the content changed although
+// size and mtime did not, and the key must not be used again. progress,
+// if set, is told of the bytes read.
 func VerifyPrefix(src io.Reader, j *Journal, start int, progress func(int64)) (*prefixHashes, error) {
 	want := map[int]string{}
+	end := start
 	for _, s := range j.Segments {
 		want[s.Index] = s.BLAKE3
+		end = max(end, s.Index+1)
 	}
 	ph := newPrefixHashes()
 	buf := make([]byte, 1<<20)
-	for i := range start {
+	for i := range end {
+		sum, ok := want[i]
+		if !ok {
+			return nil, fmt.Errorf("%w: the journal has no plaintext hash of segment %d", ErrSourceChanged, i)
+		}
 		seg := blake3.New()
+		var w io.Writer = seg
+		if i < start {
+			w = io.MultiWriter(seg, ph.sha, ph.md)
+		}
 		size := min(j.PlainSegmentSize, j.Source.Size-int64(i)*j.PlainSegmentSize)
-		n, err := io.CopyBuffer(io.MultiWriter(seg, ph.sha, ph.md), io.LimitReader(src, max(size, 0)), buf)
+		n, err := io.CopyBuffer(w, io.LimitReader(src, max(size, 0)), buf)
 		if progress != nil {
 			progress(n)
 		}
@@ -263,10 +345,10 @@ func VerifyPrefix(src io.Reader, j *Journal, start int, progress func(int64)) (*
 			return nil, fmt.Errorf("re-reading segment %d: %w", i, err)
 		}
 		if n != size || size < 0 {
-			return nil, fmt.Errorf("%w: the file ends inside committed segment %d", ErrSourceChanged, i)
+			return nil, fmt.Errorf("%w: the file ends inside segment %d, which was sent", ErrSourceChanged, i)
 		}
-		if hex.EncodeToString(seg.Sum(nil)) != want[i] {
-			return nil, fmt.Errorf("%w: the content of segment %d changed since it was uploaded", ErrSourceChanged, i)
+		if hex.EncodeToString(seg.Sum(nil)) != sum {
+			return nil, fmt.Errorf("%w: the content of segment %d changed since it was sent", ErrSourceChanged, i)
 		}
 	}
 	return ph, nil

@@ -22,25 +22,153 @@ func sourceInfo(fi fs.FileInfo) SourceInfo {
 	return si
 }
 
+// checkOwner says why fi may not be written by this process ("" if it
+// may): it must belong to us and have one link — a hard link planted to
+// another of our files would otherwise be written through.
+func checkOwner(fi fs.FileInfo) string {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	switch {
+	case !ok:
+		return ""
+	case int(st.Uid) != os.Geteuid():
+		return fmt.Sprintf("belongs to another user (uid %d)", st.Uid)
+	case st.Nlink != 1:
+		return fmt.Sprintf("has %d hard links", st.Nlink)
+	}
+	return ""
+}
+
+// openOwnFile opens path read-write without following a symbolic link at
+// it, creating it (0600, O_EXCL) if create is set and it does not exist.
+// It returns an UnsafePathError (wrapped with op) unless the file is a
+// regular file of ours with one link; nothing is written before that
+// check, so a refused path is left as it was. A missing path without
+// create is fs.ErrNotExist.
+func openOwnFile(op, path string, create bool) (*os.File, error) {
+	// O_NONBLOCK: a planted FIFO or device must not block the open; the
+	// check below refuses it.
+	const flags = os.O_RDWR | syscall.O_NOFOLLOW | syscall.O_NONBLOCK
+	for range 3 {
+		f, err := os.OpenFile(path, flags, 0)
+		if errors.Is(err, fs.ErrNotExist) && create {
+			f, err = os.OpenFile(path, flags|os.O_CREATE|os.O_EXCL, 0o600)
+			if errors.Is(err, fs.ErrExist) {
+				continue // someone created it meanwhile: open that
+			}
+		}
+		if err != nil {
+			return nil, openError(op, path, err)
+		}
+		if err := checkOpened(op, path, f); err != nil {
+			f.Close()
+			return nil, err
+		}
+		return f, nil
+	}
+	return nil, opError(op, fmt.Errorf("%s keeps appearing and disappearing", path))
+}
+
+// openOwnFileRead opens path for reading with the same rules as
+// openOwnFile (a file we wrote and nobody linked or replaced).
+func openOwnFileRead(op, path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, openError(op, path, err)
+	}
+	if err := checkOpened(op, path, f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+func checkOpened(op, path string, f *os.File) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return opError(op, err)
+	}
+	if why := checkOwnFile(fi); why != "" {
+		return unsafePath(op, path, why)
+	}
+	return nil
+}
+
+// openError explains a failed no-follow open: ELOOP (EMLINK on some BSDs)
+// means a symbolic link is at path.
+func openError(op, path string, err error) error {
+	if errors.Is(err, syscall.ELOOP) || errors.Is(err, syscall.EMLINK) {
+		if fi, lerr := os.Lstat(path); lerr == nil && fi.Mode()&fs.ModeSymlink != 0 {
+			return unsafePath(op, path, "is a symbolic link")
+		}
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return err // callers test for it
+	}
+	return opError(op, err)
+}
+
 // errLocked is returned when another dozo process holds a lock.
 var errLocked = errors.New("another dozo process is working on it")
 
 // lockFile takes an exclusive, non-blocking lock on path (created 0600) so
 // two runs never drive the same upload or fetch at once. The lock goes
 // with the process, so a crash never leaves it stale.
+//
+// unlock removes the file while still holding the lock, so no lock file
+// is left behind. That is safe because a lock counts only if, once
+// flocked, the file is still the one at path: a process that opened the
+// file before its holder unlinked it, and locked it after, holds a lock
+// on a file nobody else will open, sees that, and tries again.
 func lockFile(path string) (unlock func(), err error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, errLocked
+	op := "locking " + path
+	for range 10 {
+		f, err := openOwnFile(op, path, true)
+		if err != nil {
+			return nil, err
 		}
-		return nil, fmt.Errorf("locking %s: %w", path, err)
+		if lockOpenedHook != nil {
+			lockOpenedHook()
+		}
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			f.Close()
+			if errors.Is(err, syscall.EWOULDBLOCK) {
+				return nil, errLocked
+			}
+			return nil, opError(op, err)
+		}
+		if isAt(f, path) {
+			return func() {
+				if isAt(f, path) {
+					os.Remove(path)
+				}
+				f.Close()
+			}, nil
+		}
+		f.Close()
 	}
-	// The lock file stays behind: removing it would let a waiting opener
-	// lock an unlinked inode while a third process locks a new file.
-	return func() { f.Close() }, nil
+	return nil, opError(op, errors.New("the lock file keeps being replaced"))
+}
+
+// isAt reports whether path still names the open file f.
+func isAt(f *os.File, path string) bool {
+	a, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	b, err := os.Lstat(path)
+	return err == nil && os.SameFile(a, b)
+}
+
+// lockOpenedHook, if set (by tests), runs between a lock file's open and
+// its flock.
+var lockOpenedHook func()
+
+// syncDirErr makes the renames in dir durable.
+func syncDirErr(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }

@@ -58,9 +58,12 @@ type UploadResult struct {
 // Security properties: the plaintext is encrypted here and only ciphertext
 // pieces leave the host; a file key and nonce are reused only for
 // plaintext proven unchanged (same size, mtime and inode, and every
-// committed segment re-hashed equal) — anything else aborts the old
-// session and starts over with a fresh key, since new plaintext under an
-// old key and nonce would reuse keystream.
+// segment whose pieces may be on storage re-hashed equal to the hash the
+// journal recorded before they were sent) and only once dozod confirmed
+// that its session holds that key — anything else aborts the old session
+// and starts over with a fresh key, since new plaintext under an old key
+// and nonce would reuse keystream. The journal and its lock are never
+// written through a link (localfile.go).
 func (c *Client) UploadFile(ctx context.Context, o UploadOptions) (*UploadResult, error) {
 	began := time.Now()
 	abs, err := filepath.Abs(o.Path)
@@ -103,8 +106,11 @@ func (c *Client) UploadFile(ctx context.Context, o UploadOptions) (*UploadResult
 			return nil, opError(op, err)
 		}
 		unlock, err := lockFile(jpath + ".lock")
-		if err != nil {
+		if errors.Is(err, errLocked) {
 			return nil, hintError(op, "wait for the other 'dozo upload' of this file to finish", err)
+		}
+		if err != nil {
+			return nil, err
 		}
 		defer unlock()
 		u.jpath = jpath
@@ -119,9 +125,6 @@ func (c *Client) UploadFile(ctx context.Context, o UploadOptions) (*UploadResult
 	res, err := u.run(ctx)
 	if err != nil {
 		return nil, err
-	}
-	if u.jpath != "" {
-		os.Remove(u.jpath + ".lock") // still held; only tidies the directory
 	}
 	res.Elapsed = time.Since(began)
 	return res, nil
@@ -163,9 +166,17 @@ func (u *uploader) forget() {
 func (u *uploader) prepare(ctx context.Context) error {
 	if u.jpath != "" {
 		j, err := LoadJournal(u.jpath)
+		if ue := (*UnsafePathError)(nil); errors.As(err, &ue) {
+			return err
+		}
 		if err != nil {
 			// An unreadable journal cannot prove anything: start over.
 			u.o.Notice("%s: ignoring unreadable upload journal (%v); starting over", u.o.Path, err)
+			// A journal of an older format names a session that holds the
+			// name at dozod; abort it (best effort) so a new one can begin.
+			if ve := (*JournalVersionError)(nil); errors.As(err, &ve) && ve.UploadID != "" {
+				u.c.AbortUpload(ctx, ve.UploadID)
+			}
 			os.Remove(u.jpath)
 		}
 		if j != nil {
@@ -232,12 +243,20 @@ func (u *uploader) tryResume(ctx context.Context, j *Journal) (bool, error) {
 	if err != nil {
 		return startOver(fmt.Errorf("%w: %v (was the identity replaced?)", ErrSourceChanged, err))
 	}
-	u.fileKey, u.nonce, u.up, u.j = fileKey, nonce, up, j
+	u.fileKey, u.nonce = fileKey, nonce
+	if err := u.confirmKey(ctx, j, up); err != nil {
+		if errors.Is(err, ErrSourceChanged) {
+			return startOver(err)
+		}
+		return false, opError(u.op, err)
+	}
+	u.up, u.j = up, j
 	if err := u.setLayout(); err != nil {
 		return false, err
 	}
-	// The expensive half of the check: re-hash what was sent. This also
-	// rebuilds the whole-file SHA-256 and MD5 of the prefix.
+	// The expensive half of the check: re-hash every segment that was sent,
+	// committed or not. This also rebuilds the whole-file SHA-256 and MD5
+	// of the committed prefix.
 	if _, err := u.src.Seek(0, io.SeekStart); err != nil {
 		return false, opError(u.op, err)
 	}
@@ -254,15 +273,9 @@ func (u *uploader) tryResume(ctx context.Context, j *Journal) (bool, error) {
 	if err != nil {
 		return false, opError(u.op, err)
 	}
-	// Drop hashes of segments recorded but never committed: they are sent
-	// again below, and their new hashes replace them.
-	kept := j.Segments[:0]
-	for _, s := range j.Segments {
-		if s.Index < start {
-			kept = append(kept, s)
-		}
-	}
-	j.Segments = kept
+	// Segments recorded but never committed stay recorded: they are sent
+	// again with the same plaintext, hence the same ciphertext, and the
+	// hasher checks them once more as it reads them.
 	u.start, u.prefix, u.resumed = start, ph, true
 	u.sentPrefix = min(int64(start)*u.plainSeg, u.now.Size)
 	if start > 0 {
@@ -271,6 +284,39 @@ func (u *uploader) tryResume(ctx context.Context, j *Journal) (bool, error) {
 		u.o.Notice("%s: continuing the interrupted upload session (no segment was committed yet)", u.o.Path)
 	}
 	return true, nil
+}
+
+// confirmKey asks dozod whether session up holds the journal's file key
+// and nonce (u.fileKey, u.nonce). The journal is sealed to the user's
+// public key, so anyone able to write it could have sealed a key of their
+// own choosing; dozod holds the key in the session's wrapped header. The
+// question is a begin of the same upload, which dozod answers with the
+// open session only for the very same key and nonce (and 409 otherwise).
+// A mismatch wraps ErrSourceChanged.
+func (u *uploader) confirmKey(ctx context.Context, j *Journal, up *api.Upload) error {
+	alg := up.HashAlg
+	if alg == "" {
+		alg = storage.DefaultHashAlg
+	}
+	got, err := u.c.BeginUpload(ctx, u.o.Dataset, api.BeginUploadRequest{
+		Name:    u.name,
+		Size:    u.now.Size,
+		FileKey: base64.StdEncoding.EncodeToString(u.fileKey),
+		Nonce:   base64.StdEncoding.EncodeToString(u.nonce),
+		HashAlg: alg,
+	})
+	if IsStatus(err, 409) {
+		return fmt.Errorf("%w: dozod's upload session does not hold the journal's file key (the journal may have been tampered with)", ErrSourceChanged)
+	}
+	if err != nil {
+		return err
+	}
+	if got.ID != j.UploadID {
+		// Not ours to keep open: a session begun by this very call.
+		u.c.AbortUpload(ctx, got.ID)
+		return fmt.Errorf("%w: dozod's open session for this name is not the journal's", ErrSourceChanged)
+	}
+	return nil
 }
 
 // completed returns the file an earlier run completed, if the source is
@@ -372,6 +418,9 @@ func (u *uploader) run(ctx context.Context) (*UploadResult, error) {
 		seg:      u.start,
 		progress: u.o.Progress, total: u.now.Size,
 	}
+	if u.j != nil {
+		hr.record = u.record
+	}
 	// Two coded segments (storage.Writer) and the source's pipe blocks.
 	defer boundHeap(2*u.layout.SegmentSize/int64(u.layout.K)*int64(u.layout.Shards()) + pipeBlocks*pipeBlockSize)()
 	var sent int64
@@ -389,11 +438,14 @@ func (u *uploader) run(ctx context.Context) (*UploadResult, error) {
 			HashAlg:      u.up.HashAlg, // dozod's manifest names it; "" is storage's default
 			StartSegment: u.start,
 			Concurrency:  u.o.Concurrency,
-			OnSegment:    func(m storage.SegmentMeta) error { return u.commit(ctx, hr, m) },
+			OnSegment:    func(m storage.SegmentMeta) error { return u.commit(ctx, m) },
 			// hr computes the checksums, continuing a resumed prefix.
 			NoChecksums: true,
 		})
 		hr.finish()
+		if errors.Is(err, ErrSourceChanged) {
+			return nil, u.changedDuring(ctx, err)
+		}
 		if err != nil {
 			return nil, u.fail(ctx, err)
 		}
@@ -422,20 +474,26 @@ func (u *uploader) run(ctx context.Context) (*UploadResult, error) {
 	return &UploadResult{File: f, UploadID: u.up.ID, Resumed: u.resumed, StartSegment: u.start, Segments: u.nsegs, Sent: sent}, nil
 }
 
-// commit records segment m: first its plaintext hash in the journal, then
-// the commit at dozod. In that order the journal always covers every
-// committed segment, which ResumePoint relies on.
-func (u *uploader) commit(ctx context.Context, hr *segmentHasher, m storage.SegmentMeta) error {
-	sum, ok := hr.sum(m.Index)
-	if !ok {
-		return fmt.Errorf("no plaintext hash for segment %d", m.Index)
+// record writes segment i's plaintext hash to the journal, durably. The
+// hasher calls it once the segment is read and before the encryption sees
+// the segment's last bytes, so before any of its pieces can be stored:
+// the journal then covers every segment whose ciphertext may be on
+// storage, which a resume re-verifies (and ResumePoint relies on for the
+// committed ones).
+func (u *uploader) record(i int, sum string) error {
+	changed, err := u.j.Record(i, sum)
+	if err != nil || !changed {
+		return err
 	}
-	if u.j != nil {
-		u.j.Segments = append(u.j.Segments, SegmentHash{Index: m.Index, BLAKE3: sum})
-		if err := u.j.Save(); err != nil {
-			return fmt.Errorf("writing the upload journal: %w", err)
-		}
+	if err := u.j.Save(); err != nil {
+		return fmt.Errorf("writing the upload journal: %w", err)
 	}
+	return nil
+}
+
+// commit tells dozod that every piece of segment m is stored (its hash is
+// in the journal already, see record).
+func (u *uploader) commit(ctx context.Context, m storage.SegmentMeta) error {
 	// Once every piece is stored, the commit is worth finishing even if
 	// the user pressed Ctrl-C meanwhile: the next run then resumes after
 	// this segment instead of sending it again.
@@ -491,6 +549,11 @@ func (u *uploader) changedDuring(ctx context.Context, why error) error {
 // fanout gives every block to an MD5 goroutine, a SHA-256 goroutine and
 // the encryption (WriteTo), which then run side by side instead of one
 // after another on the hot path.
+//
+// record, if set, is given each segment's hash before the segment's last
+// block goes to the encryption: no ciphertext of a segment is complete,
+// so none of its pieces can be stored, before record returned. An error
+// from it ends the stream with that error.
 type segmentHasher struct {
 	r        io.Reader
 	plainSeg int64
@@ -499,6 +562,7 @@ type segmentHasher struct {
 	seg      int   // first segment to read
 	progress func(string, int64, int64)
 	total    int64
+	record   func(seg int, blake3Hex string) error
 
 	started  bool
 	fan      *fanout
@@ -579,6 +643,15 @@ func (s *segmentHasher) produce() {
 			s.fan.pool <- b
 		} else {
 			s.fan.send(b, 1)
+			if b.last && s.record != nil {
+				// The hash goroutine has the block; wait for the sum.
+				sum, _ := s.sum(b.seg)
+				if err := s.record(b.seg, sum); err != nil {
+					s.readErr = err
+					s.fan.release(b)
+					return
+				}
+			}
 			select {
 			case s.out <- b:
 			case <-s.stop:

@@ -27,8 +27,9 @@ func uploadCommand() *cli.Command {
 			"plaintext are computed on the way and recorded in the catalog.\n\n" +
 			"If an upload is interrupted (Ctrl-C, network, reboot), run the same command\n" +
 			"again: it continues at the next unsent segment, after checking that the file\n" +
-			"is unchanged (size, mtime, inode, and a re-hash of what was sent). A changed\n" +
-			"file starts over with a new key. Resuming needs your age identity\n" +
+			"is unchanged (size, mtime, inode, and a re-hash of every segment that was\n" +
+			"sent, committed or not) and that dozod's session holds the journal's key.\n" +
+			"A changed file starts over with a new key. Resuming needs your age identity\n" +
 			"('dozo keygen'), to which the journal's copy of the file key is sealed.\n\n" +
 			"A file is named by its base name in dozo unless --name says otherwise.\n\n" +
 			"EXAMPLES:\n" +
@@ -162,7 +163,10 @@ func fetchCommand() *cli.Command {
 			"is degraded), every chunk is authenticated, and the whole file's SHA-256 and\n" +
 			"MD5 are compared with the catalog. Data goes to PATH.partial (0600) and is\n" +
 			"renamed to PATH only when all checks pass, so PATH never holds a bad file.\n" +
-			"An interrupted fetch continues from the last verified segment when re-run.\n\n" +
+			"An interrupted fetch continues from the last verified segment when re-run.\n" +
+			"dozo never writes through a link: a symbolic or hard link, or another user's\n" +
+			"file, at PATH.partial, its .lock or .dozo, or a symbolic link at PATH, is\n" +
+			"refused, and nothing is changed.\n\n" +
 			"-o - streams to standard output (no resume); a checksum failure then makes\n" +
 			"dozo exit non-zero after the data was written, so check the exit status.\n" +
 			"--range fetches a byte range, touching only the segments that cover it.\n" +
