@@ -39,7 +39,8 @@ func datasetCommand() *cli.Command {
 					"NBDC metadata: --access-level (unrestricted, registered, controlled-type1\n" +
 					"(default), controlled-type2); --jgad, the NBDC dataset id (default: ID when\n" +
 					"it is a JGAD id); --jgap, the policy id; --max-use-days, the longest period\n" +
-					"any grant may cover (default 365, at most one year). Every level needs a\n" +
+					"any grant may cover, counting its first and last day (default 365; a grant\n" +
+					"never lasts more than one year). Every level needs a\n" +
 					"grant to read; controlled levels also need an application id per grant.\n\n" +
 					"EXAMPLES:\n" +
 					"   dozo dataset create JGAD000001 --title 'WGS of 100 samples' --jgap JGAP000001\n" +
@@ -52,7 +53,7 @@ func datasetCommand() *cli.Command {
 					&cli.StringFlag{Name: "access-level", Value: api.AccessControlled1, Usage: "NBDC access `LEVEL`: unrestricted, registered, controlled-type1, controlled-type2"},
 					&cli.StringFlag{Name: "jgad", Usage: "NBDC dataset `ID` (JGAD + 6 digits); default ID when it has that form"},
 					&cli.StringFlag{Name: "jgap", Usage: "NBDC policy `ID` (JGAP + 6 digits)"},
-					&cli.IntFlag{Name: "max-use-days", Value: api.DefaultMaxUseDays, Usage: "maximum use period of any grant, in `DAYS` (1..366; never more than a year)"},
+					&cli.IntFlag{Name: "max-use-days", Value: api.DefaultMaxUseDays, Usage: "maximum use period of any grant, in `DAYS` counting its first and last day (1..366; a grant never lasts more than a year)"},
 					jsonFlag,
 				},
 				Action: runDatasetCreate,
@@ -275,24 +276,35 @@ func checkNBDC(req *api.CreateDatasetRequest) error {
 	return nil
 }
 
+// today is the current UTC day, against which dates on the command line
+// are checked (a variable so tests can pin it).
+var today = func() time.Time { return time.Now().UTC().Truncate(24 * time.Hour) }
+
 func grantCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "grant",
 		Usage:     "record a user's use period for a dataset (the NBDC user register)",
 		ArgsUsage: "DATASET USER",
-		Description: "The grant runs from --from (default today) to the end of --until (UTC) and\n" +
-			"may not exceed the dataset's maximum use period (at most a year). dozod\n" +
-			"checks it at every request: an expired or revoked grant stops access at\n" +
-			"once, and one starting later is not active yet. --application (the NBDC\n" +
-			"data-use application id, J-DU + 6 digits) is required on controlled-access\n" +
-			"datasets; --institution is always required (a new institution needs a new\n" +
-			"grant). Granting a user who already holds a grant records a new period\n" +
-			"(an extension); the old row stays in `dozo grants --history`. Granting never\n" +
-			"re-encrypts data: each fetch wraps the file key for the grantee's own key.\n\n" +
+		Description: "The grant runs from --from (default today) to the end of --until (UTC), both\n" +
+			"days included: --from 2027-01-04 --until 2027-02-02 is 30 days. It may last\n" +
+			"at most the dataset's maximum use period (--max-use-days of 'dozo dataset\n" +
+			"create', default 365) and never more than one year: --until is at latest\n" +
+			"the day before the first anniversary of --from (365 days, 366 when the\n" +
+			"period holds a 29 February). dozod checks the grant at every request: an\n" +
+			"expired or revoked grant stops access at once, and one starting later is\n" +
+			"not active yet. --application (the NBDC data-use application id, J-DU + 6\n" +
+			"digits) is required on controlled-access datasets; --institution is always\n" +
+			"required (a new institution needs a new grant). Granting a user who already\n" +
+			"holds a grant records a new period that replaces the current one at once, so\n" +
+			"while a grant is active the new one starts today (omit --from); the old row\n" +
+			"stays in `dozo grants --history`. Granting never re-encrypts data: each\n" +
+			"fetch wraps the file key for the grantee's own key.\n\n" +
 			"EXAMPLES:\n" +
-			"   dozo grant JGAD000001 bob --until 2026-12-31 --application J-DU000123 --institution 'Univ. of Tokyo'\n" +
-			"   dozo grant JGAD000001 bob --from 2027-01-01 --until 2027-03-31 --application J-DU000123 \\\n" +
-			"        --institution 'Univ. of Tokyo' --reason 'second phase approved'",
+			"   dozo grant JGAD000001 bob --until 2027-06-30 --application J-DU000123 --institution 'Univ. of Tokyo'\n" +
+			"   dozo grant JGAD000001 bob --until 2027-09-30 --application J-DU000123 \\\n" +
+			"        --institution 'Univ. of Tokyo' --reason 'extension approved'   # from today\n" +
+			"   dozo grant JGAD000001 carol --from 2027-01-04 --until 2027-03-31 --application J-DU000124 \\\n" +
+			"        --institution 'Kyoto Univ.'   # a user without a current grant may start later",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "until", Usage: "last day of access, `YYYY-MM-DD` (UTC)", Required: true},
 			&cli.StringFlag{Name: "from", Usage: "first day of access, `YYYY-MM-DD` (UTC); default today"},
@@ -310,8 +322,7 @@ func grantCommand() *cli.Command {
 			if err != nil {
 				return badArg(c, err)
 			}
-			today := time.Now().UTC().Truncate(24 * time.Hour)
-			if until.Before(today) {
+			if until.Before(today()) {
 				return badArg(c, fmt.Errorf("--until %s is in the past", c.String("until")))
 			}
 			req := api.GrantRequest{Until: until.Format(time.DateOnly), ApplicationID: c.String("application"),
