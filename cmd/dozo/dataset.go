@@ -10,7 +10,6 @@ import (
 
 	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/client"
-	"github.com/dozo-vault/dozo/crypto"
 	"github.com/dozo-vault/dozo/storage"
 )
 
@@ -34,8 +33,10 @@ func datasetCommand() *cli.Command {
 				ArgsUsage: "ID",
 				Description: "ID uses A-Z a-z 0-9 . _ - (e.g. a JGA accession). --rs K+M stores each\n" +
 					"segment as K data and M parity pieces on distinct storage targets: any M\n" +
-					"may be lost. --segment-size is the plaintext per segment, a multiple of\n" +
-					"64KiB; larger segments mean fewer, larger objects.\n\n" +
+					"may be lost. --segment-size is the plaintext per segment: a multiple of\n" +
+					"64KiB from 1MiB to 1023.75MiB (1GiB once encrypted) whose encrypted size\n" +
+					"splits into K equal pieces (any size for K = 1, 2, 4, 8 or 16; a multiple\n" +
+					"of 192KiB for K = 3 or 6); larger segments mean fewer, larger objects.\n\n" +
 					"NBDC metadata: --access-level (unrestricted, registered, controlled-type1\n" +
 					"(default), controlled-type2); --jgad, the NBDC dataset id (default: ID when\n" +
 					"it is a JGAD id); --jgap, the policy id; --max-use-days, the longest period\n" +
@@ -45,11 +46,11 @@ func datasetCommand() *cli.Command {
 					"EXAMPLES:\n" +
 					"   dozo dataset create JGAD000001 --title 'WGS of 100 samples' --jgap JGAP000001\n" +
 					"   dozo dataset create wgs-2026 --title 'WGS' --jgad JGAD000002 --access-level controlled-type2 --max-use-days 180\n" +
-					"   dozo dataset create JGAD000003 --title 'RNA-seq' --rs 6+3 --segment-size 128MiB",
+					"   dozo dataset create JGAD000003 --title 'RNA-seq' --rs 6+3 --segment-size 96MiB",
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "title", Usage: "human-readable `TITLE`", Required: true},
 					&cli.StringFlag{Name: "rs", Value: "4+2", Usage: "erasure code `K+M`"},
-					&cli.StringFlag{Name: "segment-size", Value: "32MiB", Usage: "plaintext `SIZE` per segment, e.g. 32MiB, 1GiB, 65536"},
+					&cli.StringFlag{Name: "segment-size", Value: "32MiB", Usage: "plaintext `SIZE` per segment, 1MiB to 1023.75MiB in steps of 64KiB, e.g. 32MiB, 512MiB, 1048576"},
 					&cli.StringFlag{Name: "access-level", Value: api.AccessControlled1, Usage: "NBDC access `LEVEL`: unrestricted, registered, controlled-type1, controlled-type2"},
 					&cli.StringFlag{Name: "jgad", Usage: "NBDC dataset `ID` (JGAD + 6 digits); default ID when it has that form"},
 					&cli.StringFlag{Name: "jgap", Usage: "NBDC policy `ID` (JGAP + 6 digits)"},
@@ -82,7 +83,8 @@ func datasetCommand() *cli.Command {
 	}
 }
 
-// ParseDatasetLayout checks --rs and --segment-size before dozod sees them.
+// parseDatasetLayout checks --rs and --segment-size before dozod sees
+// them, by dozod's own rule (api.ValidateSegmentSize).
 func parseDatasetLayout(rs, seg string) (k, m int, plain int64, err error) {
 	if k, m, err = storage.ParseRS(rs); err != nil {
 		return 0, 0, 0, fmt.Errorf("bad --rs %q: want K+M, e.g. 4+2", rs)
@@ -90,16 +92,8 @@ func parseDatasetLayout(rs, seg string) (k, m int, plain int64, err error) {
 	if plain, err = client.ParseSize(seg); err != nil {
 		return 0, 0, 0, fmt.Errorf("bad --segment-size: %w", err)
 	}
-	if plain <= 0 || plain%crypto.ChunkSize != 0 {
-		return 0, 0, 0, fmt.Errorf("bad --segment-size %q: must be a positive multiple of 64KiB", seg)
-	}
-	if _, err := crypto.StoredSegmentSize(plain); err != nil {
-		return 0, 0, 0, err
-	}
-	stored, _ := crypto.StoredSegmentSize(plain)
-	if err := (storage.Layout{K: k, M: m, SegmentSize: stored}).Validate(); err != nil {
-		// Only the multiple-of-K rule can fail here; say so plainly.
-		return 0, 0, 0, fmt.Errorf("--segment-size %s does not suit --rs %s (stored segments of %d bytes must split into %d equal pieces); try a power-of-two size", seg, rs, stored, k)
+	if err := api.ValidateSegmentSize(plain, k); err != nil {
+		return 0, 0, 0, fmt.Errorf("bad --segment-size %s for --rs %s: %w", seg, rs, err)
 	}
 	return k, m, plain, nil
 }
