@@ -122,15 +122,17 @@ func (r Range) Clamp(size int64) (off, n int64, err error) {
 // dozod's own rule, api.ValidateFileName.
 var ValidateName = api.ValidateFileName
 
-// DefaultName is the name a local file gets in dozo: its base name.
+// DefaultName is the name a local file gets in dozo: its base name, in
+// NFC (api.NormalizeFileName).
 func DefaultName(path string) string {
-	return filepath.Base(filepath.Clean(path))
+	return api.NormalizeFileName(filepath.Base(filepath.Clean(path)))
 }
 
 // ParseFileRef splits "DATASET/NAME". The dataset id is checked like
-// storage ids; the name with ValidateName.
+// storage ids; the name is put in NFC (api.NormalizeFileName) and checked
+// with ValidateName.
 func ParseFileRef(s string) (dataset, name string, err error) {
-	dataset, name, ok := strings.Cut(s, "/")
+	dataset, name, ok := strings.Cut(api.NormalizeFileName(s), "/")
 	if !ok || dataset == "" || name == "" {
 		return "", "", fmt.Errorf("bad file reference %q: want DATASET/NAME, e.g. JGAD000001/sample1.cram", s)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/client"
 	"github.com/dozo-vault/dozo/storage"
 )
@@ -84,7 +85,7 @@ func runUpload(c *cli.Context) error {
 		if !fi.Mode().IsRegular() {
 			return &client.Error{Op: "uploading " + f, Err: errors.New("not a regular file")}
 		}
-		name := c.String("name")
+		name := api.NormalizeFileName(c.String("name"))
 		if name == "" {
 			name = client.DefaultName(f)
 		}
@@ -115,7 +116,7 @@ func runUpload(c *cli.Context) error {
 		fi, _ := os.Stat(f)
 		p.file(client.DefaultName(f), fi.Size())
 		res, err := cl.UploadFile(c.Context, client.UploadOptions{
-			Dataset: ds, Path: f, Name: c.String("name"),
+			Dataset: ds, Path: f, Name: api.NormalizeFileName(c.String("name")),
 			Dir: d, Identity: id, Concurrency: c.Int("concurrency"),
 			Progress: p.update, Notice: say,
 		})
