@@ -118,6 +118,20 @@ func (r Range) Clamp(size int64) (off, n int64, err error) {
 	return r.Start, n, nil
 }
 
+// MaxConcurrency bounds parallel piece transfers: a segment has at most
+// storage.MaxShards pieces, and more requests than that in flight only
+// queue at the targets.
+const MaxConcurrency = storage.MaxShards
+
+// ValidateConcurrency checks a requested number of parallel piece
+// transfers: 1..MaxConcurrency (0, "not set", is the caller's business).
+func ValidateConcurrency(n int) error {
+	if n < 1 || n > MaxConcurrency {
+		return fmt.Errorf("--concurrency %d: want 1..%d parallel piece transfers", n, MaxConcurrency)
+	}
+	return nil
+}
+
 // ValidateName checks a file's name in dozo before anything is sent; it is
 // dozod's own rule, api.ValidateFileName.
 var ValidateName = api.ValidateFileName

@@ -39,7 +39,7 @@ func uploadCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "dataset", Aliases: []string{"d"}, Usage: "dataset `ID` to upload into", Required: true},
 			&cli.StringFlag{Name: "name", Usage: "`NAME` in dozo (single file only; default: the file's base name)"},
-			&cli.IntFlag{Name: "concurrency", Usage: "`N` parallel piece uploads", DefaultText: "K+M of the dataset"},
+			&cli.IntFlag{Name: "concurrency", Usage: "`N` parallel piece uploads, 1..256", DefaultText: "K+M of the dataset"},
 			jsonFlag,
 		},
 		Action: runUpload,
@@ -72,6 +72,9 @@ func runUpload(c *cli.Context) error {
 	ds := c.String("dataset")
 	if err := client.ValidateDatasetID(ds); err != nil {
 		return badArg(c, err)
+	}
+	if err := checkConcurrency(c); err != nil {
+		return err
 	}
 	// Check every file and name first, so a typo in the last argument does
 	// not surface after hours of uploading the first.
@@ -179,7 +182,7 @@ func fetchCommand() *cli.Command {
 			&cli.StringFlag{Name: "range", Usage: "only bytes `START-END` (inclusive offsets; START- for the rest)"},
 			&cli.BoolFlag{Name: "raw", Usage: "write the age-encrypted file instead of the plaintext"},
 			&cli.BoolFlag{Name: "force", Usage: "replace PATH if it exists (with -o -: write even to a terminal)"},
-			&cli.IntFlag{Name: "concurrency", Usage: "`N` parallel piece downloads", DefaultText: "K per segment, with readahead"},
+			&cli.IntFlag{Name: "concurrency", Usage: "`N` parallel piece downloads, 1..256", DefaultText: "K per segment, with readahead"},
 			jsonFlag,
 		},
 		Action: runFetch,
@@ -225,6 +228,9 @@ func runFetch(c *cli.Context) error {
 	}
 	if rng != nil && c.Bool("raw") {
 		return badArg(c, errors.New("--range and --raw do not combine (a range of an age file is not an age file)"))
+	}
+	if err := checkConcurrency(c); err != nil {
+		return err
 	}
 	cl, d, err := newClient(c)
 	if err != nil {
@@ -316,6 +322,18 @@ func runFetch(c *cli.Context) error {
 	fmt.Fprintf(w, "fetched %s/%s -> %s (%s in %s, %s; %s)\n", ds, name, dest, client.FormatSize(res.Bytes), res.Elapsed.Round(10*time.Millisecond), rate(res.Bytes, res.Elapsed), what)
 	if res.Stats.SegmentsDegraded > 0 {
 		fmt.Fprintf(w, "  note: %d segment(s) needed parity (%d bad piece(s)); the data is intact\n", res.Stats.SegmentsDegraded, res.Stats.PiecesBad)
+	}
+	return nil
+}
+
+// checkConcurrency refuses a --concurrency given but out of 1..MaxConcurrency;
+// not given, the library picks (0).
+func checkConcurrency(c *cli.Context) error {
+	if !c.IsSet("concurrency") {
+		return nil
+	}
+	if err := client.ValidateConcurrency(c.Int("concurrency")); err != nil {
+		return badArg(c, err)
 	}
 	return nil
 }
