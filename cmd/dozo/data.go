@@ -169,7 +169,10 @@ func fetchCommand() *cli.Command {
 			"An interrupted fetch continues from the last verified segment when re-run.\n\n" +
 			"-o - streams to standard output (no resume); a checksum failure then makes\n" +
 			"dozo exit non-zero after the data was written, so check the exit status.\n" +
-			"--range fetches a byte range, touching only the segments that cover it.\n" +
+			"--range START-END fetches a byte range (inclusive), touching only the\n" +
+			"segments that cover it: START must be inside the file, an END past the end\n" +
+			"stops at the end, and a range that is the whole file (0-) is checked against\n" +
+			"the whole file's SHA-256 and MD5 like a plain fetch.\n" +
 			"--raw writes the standard age file instead; 'age -d -i identity.age' opens it.\n\n" +
 			"EXAMPLES:\n" +
 			"   dozo fetch JGAD000001/sample1.cram -o sample1.cram\n" +
@@ -305,6 +308,8 @@ func runFetch(c *cli.Context) error {
 	}
 	what := "verified: pieces, chunks, SHA-256 and MD5"
 	switch {
+	case rng != nil && res.Verified: // the range was the whole file
+		what = fmt.Sprintf("bytes %d-%d, the whole file; verified: pieces, chunks, SHA-256 and MD5", res.From, res.From+res.Bytes-1)
 	case rng != nil:
 		what = fmt.Sprintf("bytes %d-%d; verified: pieces and chunks", res.From, res.From+res.Bytes-1)
 	case !res.Verified:
