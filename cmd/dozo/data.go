@@ -134,12 +134,8 @@ func runUpload(c *cli.Context) error {
 		}
 		outs = append(outs, o)
 		if !c.Bool("json") {
-			how := ""
-			if res.Resumed {
-				how = fmt.Sprintf(", resumed at segment %d/%d", res.StartSegment, res.Segments)
-			}
-			fmt.Fprintf(stdout(c), "uploaded %s -> %s/%s (%s in %s, %s%s)\n  sha256 %s\n  md5    %s\n",
-				f, o.Dataset, o.Name, client.FormatSize(o.Size), res.Elapsed.Round(10*time.Millisecond), rate(res.Sent, res.Elapsed), how, o.SHA256, o.MD5)
+			fmt.Fprintf(stdout(c), "uploaded %s -> %s/%s (%s)\n  sha256 %s\n  md5    %s\n",
+				f, o.Dataset, o.Name, uploadSummary(res), o.SHA256, o.MD5)
 		}
 	}
 	if c.Bool("json") {
