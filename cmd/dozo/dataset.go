@@ -32,21 +32,24 @@ func datasetCommand() *cli.Command {
 				Usage:     "create a dataset (you become its custodian)",
 				ArgsUsage: "ID",
 				Description: "ID uses A-Z a-z 0-9 . _ - (e.g. a JGA accession). --rs K+M stores each\n" +
-					"segment as K data and M parity pieces on distinct storage targets: any M\n" +
-					"may be lost. --segment-size is the plaintext per segment: a multiple of\n" +
-					"64KiB from 1MiB to 1023.75MiB (1GiB once encrypted) whose encrypted size\n" +
-					"splits into K equal pieces (any size for K = 1, 2, 4, 8 or 16; a multiple\n" +
-					"of 192KiB for K = 3 or 6); larger segments mean fewer, larger objects.\n\n" +
+					"segment as K data and M parity pieces on distinct storage targets, at most\n" +
+					"M of them in one failure domain (server), so any M targets or one whole\n" +
+					"domain may be lost; dozod refuses a code its targets cannot hold (the local\n" +
+					"stack's 6 targets on 3 servers take 4+2, 3+3 or 2+1).\n\n" +
+					"--segment-size is the plaintext per segment: a multiple of 64KiB from 1MiB\n" +
+					"to 1023.75MiB (1GiB once encrypted) whose encrypted size splits into K equal\n" +
+					"pieces (any such size for K = 1, 2, 4, 8 or 16; a multiple of 192KiB for\n" +
+					"K = 3 or 6). Larger segments mean fewer, larger objects.\n\n" +
 					"NBDC metadata: --access-level (unrestricted, registered, controlled-type1\n" +
 					"(default), controlled-type2); --jgad, the NBDC dataset id (default: ID when\n" +
-					"it is a JGAD id); --jgap, the policy id; --max-use-days, the longest period\n" +
-					"any grant may cover, counting its first and last day (default 365; a grant\n" +
-					"never lasts more than one year). Every level needs a\n" +
-					"grant to read; controlled levels also need an application id per grant.\n\n" +
+					"it is a JGAD id); --jgap, the policy id; --max-use-days, the most days any\n" +
+					"grant may last, counting its first and last day (default 365; a grant never\n" +
+					"lasts more than one year). Every level needs a grant to read; controlled\n" +
+					"levels also need an application id per grant.\n\n" +
 					"EXAMPLES:\n" +
 					"   dozo dataset create JGAD000001 --title 'WGS of 100 samples' --jgap JGAP000001\n" +
 					"   dozo dataset create wgs-2026 --title 'WGS' --jgad JGAD000002 --access-level controlled-type2 --max-use-days 180\n" +
-					"   dozo dataset create JGAD000003 --title 'RNA-seq' --rs 6+3 --segment-size 96MiB",
+					"   dozo dataset create JGAD000003 --title 'RNA-seq' --rs 2+1 --segment-size 128MiB",
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "title", Usage: "human-readable `TITLE`", Required: true},
 					&cli.StringFlag{Name: "rs", Value: "4+2", Usage: "erasure code `K+M`"},
