@@ -134,7 +134,7 @@ func TestAccessLifecycle(t *testing.T) {
 	hist := grantsJSON(t, sam, ds, "--history")
 	if len(hist) != 2 || hist[0].State != api.GrantSuperseded || hist[0].SupersededBy != hist[1].ID || hist[0].Reason != "application approved" ||
 		hist[1].State != api.GrantRevoked || hist[1].RevokeReason != "left the project" || hist[1].RevokedBy != sam.name ||
-		hist[1].ApplicationID != "J-DU000123" || hist[1].Institution != "Univ. of Tokyo" || hist[1].Until.Format(time.DateOnly) != day(30) {
+		hist[1].ApplicationID != "J-DU000123" || hist[1].Institution != "Univ. of Tokyo" || hist[1].Until.Format(time.DateOnly) != day(29) {
 		t.Fatalf("history after extension and revoke: %+v", hist)
 	}
 	if cur := grantsJSON(t, sam, ds); len(cur) != 1 || cur[0].ID != hist[1].ID {
