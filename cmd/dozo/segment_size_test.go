@@ -19,6 +19,8 @@ func TestSegmentSizeFlag(t *testing.T) {
 		{"6+3", "128MiB", "multiple of 192KiB"},
 		{"4+2", "1MiB", ""},
 		{"4+2", "32MiB", ""},
+		{"4+2", "512MiB", ""}, // the values the flag's help names
+		{"4+2", "1048576", ""},
 		{"6+3", "96MiB", ""},
 		{"4+2", fmt.Sprint(api.MaxPlainSegmentSize), ""},
 	}
