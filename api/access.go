@@ -22,7 +22,10 @@ var AccessLevels = []string{AccessUnrestricted, AccessRegistered, AccessControll
 
 // DefaultMaxUseDays is a dataset's maximum use period unless set (NIG:
 // accounts last at most a year). MaxMaxUseDays is the most any dataset may
-// allow; a grant also never exceeds one calendar year.
+// allow. A grant from..until lasts until-from+1 days (both ends count),
+// at most the dataset's maximum and never more than one calendar year:
+// until is at latest the day before from's anniversary, so 365 days, or
+// 366 when the period holds a 29 February.
 const (
 	DefaultMaxUseDays = 365
 	MaxMaxUseDays     = 366

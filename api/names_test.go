@@ -24,12 +24,21 @@ func TestValidateFileName(t *testing.T) {
 // FuzzValidateFileName: whatever is accepted is safe to use as a single
 // local path element and to print.
 func FuzzValidateFileName(f *testing.F) {
-	for _, s := range []string{"a.bam", "..", "a/b", "x\x00", "é", "\u202e"} {
+	for _, s := range []string{"a.bam", "..", "a/b", "x\x00", "é", "\u202e", "e\u0301", " a", "a ", "\u1100\u1161", "\u212b"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
+		if n := NormalizeFileName(s); utf8.ValidString(s) && NormalizeFileName(n) != n {
+			t.Fatalf("NormalizeFileName(%q) = %q is not stable", s, n)
+		}
 		if ValidateFileName(s) != nil {
 			return
+		}
+		if NormalizeFileName(s) != s {
+			t.Fatalf("accepted %q, whose NFC form %q differs: one name, two spellings", s, NormalizeFileName(s))
+		}
+		if strings.TrimSpace(s) != s {
+			t.Fatalf("accepted %q, with a space at an end", s)
 		}
 		if !utf8.ValidString(s) || len(s) == 0 || len(s) > MaxNameLen {
 			t.Fatalf("accepted %q", s)

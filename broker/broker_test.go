@@ -477,16 +477,16 @@ func TestGrantRegister(t *testing.T) {
 	e.must(201, "tok-sam", "POST", "/v1/datasets", api.CreateDatasetRequest{ID: "JGAD000001", Title: "t", MaxUseDays: 30}, nil)
 	e.must(201, "tok-sam", "POST", "/v1/datasets", api.CreateDatasetRequest{ID: "OPEN1", Title: "t", AccessLevel: api.AccessUnrestricted}, nil)
 	put := "/v1/datasets/JGAD000001/grants/rita"
-	ok := api.GrantRequest{Until: "2026-03-31", ApplicationID: "J-DU000001", Institution: "NIG", Reason: "approved"}
+	ok := api.GrantRequest{Until: "2026-03-30", ApplicationID: "J-DU000001", Institution: "NIG", Reason: "approved"} // 30 days, both ends counted
 	for _, bad := range []api.GrantRequest{
 		{Until: "2026-03-31", Institution: "NIG"},                                                  // controlled: application id required
 		{Until: "2026-03-31", ApplicationID: "DU1", Institution: "NIG"},                            // bad application id
 		{Until: "2026-03-31", ApplicationID: "J-DU000001"},                                         // institution required
 		{Until: "2026-03-31", ApplicationID: "J-DU000001", Institution: "  "},                      // blank institution
-		{Until: "2026-04-01", ApplicationID: "J-DU000001", Institution: "NIG"},                     // beyond 30 days
+		{Until: "2026-03-31", ApplicationID: "J-DU000001", Institution: "NIG"},                     // 31 days: beyond 30
 		{From: "2026-02-28", Until: "2026-03-10", ApplicationID: "J-DU000001", Institution: "NIG"}, // starts in the past
 		{From: "2026-03-10", Until: "2026-03-09", ApplicationID: "J-DU000001", Institution: "NIG"}, // ends before it starts
-		{From: "2026-03-10", Until: "2026-04-10", ApplicationID: "J-DU000001", Institution: "NIG"}, // 31 days from its start
+		{From: "2026-03-10", Until: "2026-04-09", ApplicationID: "J-DU000001", Institution: "NIG"}, // 31 days from its start
 		{Until: "2026-03-31", ApplicationID: "J-DU000001", Institution: "NIG", Reason: "a\x00b"},   // control character
 	} {
 		if code, raw := e.call("tok-sam", "PUT", put, bad, nil); code != 400 {
@@ -499,8 +499,8 @@ func TestGrantRegister(t *testing.T) {
 	}
 	// A grant on unrestricted data needs no application id (dozo still
 	// wants a grant to read it).
-	e.must(200, "tok-sam", "PUT", "/v1/datasets/OPEN1/grants/rita", api.GrantRequest{Until: "2027-03-01", Institution: "NIG"}, nil)
-	e.must(400, "tok-sam", "PUT", "/v1/datasets/OPEN1/grants/rita", api.GrantRequest{Until: "2027-03-02", Institution: "NIG"}, nil)
+	e.must(200, "tok-sam", "PUT", "/v1/datasets/OPEN1/grants/rita", api.GrantRequest{Until: "2027-02-28", Institution: "NIG"}, nil)
+	e.must(400, "tok-sam", "PUT", "/v1/datasets/OPEN1/grants/rita", api.GrantRequest{Until: "2027-03-01", Institution: "NIG"}, nil)
 
 	var g1, g2 api.Grant
 	e.must(200, "tok-sam", "PUT", put, ok, &g1)
@@ -511,7 +511,7 @@ func TestGrantRegister(t *testing.T) {
 	e.must(409, "tok-sam", "PUT", put, api.GrantRequest{From: "2026-03-20", Until: "2026-03-31", ApplicationID: "J-DU000001", Institution: "NIG"}, nil)
 	// Extension: a new row; the old one is kept, superseded.
 	e.now = time.Date(2026, 3, 25, 9, 0, 0, 0, time.UTC)
-	e.must(200, "tok-sam", "PUT", put, api.GrantRequest{Until: "2026-04-24", ApplicationID: "J-DU000001", Institution: "NIG", Reason: "extended"}, &g2)
+	e.must(200, "tok-sam", "PUT", put, api.GrantRequest{Until: "2026-04-23", ApplicationID: "J-DU000001", Institution: "NIG", Reason: "extended"}, &g2)
 	e.must(200, "tok-sam", "GET", "/v1/datasets/JGAD000001/grants", nil, &gs)
 	if len(gs) != 1 || gs[0].ID != g2.ID {
 		t.Fatalf("current rows %+v", gs)

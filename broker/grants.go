@@ -37,11 +37,29 @@ func parseDay(what, s string) (time.Time, error) {
 	return d, nil
 }
 
+// lastGrantDay is the latest until a grant starting on start may have.
+// A period from..until counts both days, so it lasts until-from+1 days,
+// and that may not exceed maxUseDays nor one calendar year: until is at
+// most the day before start's anniversary (365 days, or 366 when the
+// period holds a 29 February; a start on 29 February runs to 28 February).
+func lastGrantDay(start time.Time, maxUseDays int) time.Time {
+	last := start.AddDate(0, 0, maxUseDays-1)
+	if y := start.AddDate(MaxGrantYears, 0, -1); y.Before(last) {
+		last = y
+	}
+	return last
+}
+
+// grantDays is the length of the period from..until in days, counting
+// both ends.
+func grantDays(from, until time.Time) int { return int(until.Sub(from).Hours()/24) + 1 }
+
 // checkPeriod enforces the use period: it starts today or later, ends on
-// or after its start, and lasts at most the dataset's maximum use period
-// and never more than MaxGrantYears (NIG: accounts last at most a year;
-// NBDC: access lasts the approved period, extensions are new grants). It
-// returns the start day, defaulting to today.
+// or after its start, and lasts (both ends counted) at most the dataset's
+// maximum use period and never more than one calendar year (NIG: accounts
+// last at most a year; NBDC: access lasts the approved period, extensions
+// are new grants); see lastGrantDay. It returns the start day, defaulting
+// to today.
 func (s *Server) checkPeriod(ds *catalog.Dataset, from, until string) (string, error) {
 	today, _ := time.Parse(catalog.DateLayout, s.today())
 	start := today
@@ -65,14 +83,11 @@ func (s *Server) checkPeriod(ds *catalog.Dataset, from, until string) (string, e
 	if end.Before(start) {
 		return "", badRequest("until %s is before from %s", until, start.Format(catalog.DateLayout))
 	}
-	last := start.AddDate(0, 0, ds.MaxUseDays)
-	if y := start.AddDate(MaxGrantYears, 0, 0); y.Before(last) {
-		last = y
-	}
-	if end.After(last) {
+	if last := lastGrantDay(start, ds.MaxUseDays); end.After(last) {
 		return "", &httpError{status: http.StatusBadRequest,
-			msg: fmt.Sprintf("until %s exceeds dataset %s's maximum use period of %d days (at most one year): the latest allowed is %s",
-				until, ds.ID, ds.MaxUseDays, last.Format(catalog.DateLayout)),
+			msg: fmt.Sprintf("%s..%s is %d days (both ends inclusive), beyond dataset %s's maximum use period of %d days (and never more than one year): the latest until from %s is %s",
+				start.Format(catalog.DateLayout), until, grantDays(start, end), ds.ID, ds.MaxUseDays,
+				start.Format(catalog.DateLayout), last.Format(catalog.DateLayout)),
 			hint: "extend later with a new grant before this one ends"}
 	}
 	return start.Format(catalog.DateLayout), nil

@@ -78,8 +78,8 @@ const (
 	DefaultUploadExpiry  = 24 * time.Hour
 	DefaultK             = 4
 	DefaultM             = 2
-	MinPlainSegmentSize  = 1 << 20
-	MaxPlainSegmentSize  = 1 << 30
+	MinPlainSegmentSize  = api.MinPlainSegmentSize // the client checks the same limits
+	MaxPlainSegmentSize  = api.MaxPlainSegmentSize
 	// MaxFileSize bounds a declared upload size (16 TiB).
 	MaxFileSize = 16 << 40
 	// MaxGrantPeriod: NIG accounts and NBDC use periods run at most a year.

@@ -19,7 +19,7 @@ type Grant struct {
 	DatasetID     string
 	User          string
 	From          string // YYYY-MM-DD, first day of access (UTC); "" = from the grant's start
-	Until         string // YYYY-MM-DD, inclusive, UTC
+	Until         string // YYYY-MM-DD, last day of access (inclusive), UTC: the period lasts Until-From+1 days
 	ApplicationID string // NBDC data-use application (J-DU...)
 	Institution   string
 	Reason        string

@@ -97,6 +97,9 @@ func (c *Client) FetchFile(ctx context.Context, o FetchOptions) (*FetchResult, e
 	if err != nil {
 		return nil, opError(op, err)
 	}
+	if o.Range != nil && o.Range.Covers(fr.File.Size) {
+		o.Range = nil // the whole file: fetched, resumed and checksummed as one
+	}
 	m := fr.Manifest
 	switch {
 	case m == nil:

@@ -106,10 +106,15 @@ func ParseRange(s string) (Range, error) {
 }
 
 // Clamp fits r to a file of size bytes and returns the offset and length
-// to read. A start beyond the end is an error.
+// to read, at least one byte. The range must start inside the file (so an
+// empty file has no range); an end past the file's end stops at the end,
+// as in HTTP.
 func (r Range) Clamp(size int64) (off, n int64, err error) {
-	if r.Start > size || (r.Start == size && size > 0) {
-		return 0, 0, fmt.Errorf("range starts at %d, beyond the end of the %d-byte file", r.Start, size)
+	if size == 0 {
+		return 0, 0, errors.New("the file is empty: it has no byte range (fetch it without --range)")
+	}
+	if r.Start >= size {
+		return 0, 0, fmt.Errorf("range starts at byte %d, beyond the end of the %d-byte file (the last byte is %d)", r.Start, size, size-1)
 	}
 	n = size - r.Start
 	if r.Length >= 0 && r.Length < n {
@@ -118,19 +123,42 @@ func (r Range) Clamp(size int64) (off, n int64, err error) {
 	return r.Start, n, nil
 }
 
+// MaxConcurrency bounds parallel piece transfers: a segment has at most
+// storage.MaxShards pieces, and more requests than that in flight only
+// queue at the targets.
+const MaxConcurrency = storage.MaxShards
+
+// Covers reports whether r covers the whole of a non-empty file of size
+// bytes, in which case fetching it is fetching the file, whole-file
+// checksums included.
+func (r Range) Covers(size int64) bool {
+	return size > 0 && r.Start == 0 && (r.Length < 0 || r.Length >= size)
+}
+
+// ValidateConcurrency checks a requested number of parallel piece
+// transfers: 1..MaxConcurrency (0, "not set", is the caller's business).
+func ValidateConcurrency(n int) error {
+	if n < 1 || n > MaxConcurrency {
+		return fmt.Errorf("--concurrency %d: want 1..%d parallel piece transfers", n, MaxConcurrency)
+	}
+	return nil
+}
+
 // ValidateName checks a file's name in dozo before anything is sent; it is
 // dozod's own rule, api.ValidateFileName.
 var ValidateName = api.ValidateFileName
 
-// DefaultName is the name a local file gets in dozo: its base name.
+// DefaultName is the name a local file gets in dozo: its base name, in
+// NFC (api.NormalizeFileName).
 func DefaultName(path string) string {
-	return filepath.Base(filepath.Clean(path))
+	return api.NormalizeFileName(filepath.Base(filepath.Clean(path)))
 }
 
 // ParseFileRef splits "DATASET/NAME". The dataset id is checked like
-// storage ids; the name with ValidateName.
+// storage ids; the name is put in NFC (api.NormalizeFileName) and checked
+// with ValidateName.
 func ParseFileRef(s string) (dataset, name string, err error) {
-	dataset, name, ok := strings.Cut(s, "/")
+	dataset, name, ok := strings.Cut(api.NormalizeFileName(s), "/")
 	if !ok || dataset == "" || name == "" {
 		return "", "", fmt.Errorf("bad file reference %q: want DATASET/NAME, e.g. JGAD000001/sample1.cram", s)
 	}

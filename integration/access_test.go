@@ -111,12 +111,12 @@ func TestAccessLifecycle(t *testing.T) {
 		{"grant", ds, res.name, "--until", day(10), "--institution", "NIG"},                              // controlled: no application
 		{"grant", ds, res.name, "--until", day(10), "--application", "DU123", "--institution", "NIG"},    // bad application
 		{"grant", ds, res.name, "--until", day(10), "--application", "J-DU000123"},                       // no institution
-		{"grant", ds, res.name, "--until", day(31), "--application", "J-DU000123", "--institution", "X"}, // beyond max use period
+		{"grant", ds, res.name, "--until", day(30), "--application", "J-DU000123", "--institution", "X"}, // 31 days, both ends counted: beyond the 30-day maximum
 		{"grant", ds, res.name, "--until", day(400), "--application", "J-DU000123", "--institution", "X"},
 	} {
 		sam.refused(t, args...)
 	}
-	line := sam.refused(t, append([]string{"grant", ds, res.name, "--until", day(31)}, appl...)...)
+	line := sam.refused(t, append([]string{"grant", ds, res.name, "--until", day(30)}, appl...)...)
 	if !strings.Contains(line, "maximum use period") {
 		t.Errorf("over-long grant refusal: %q", line)
 	}
@@ -127,14 +127,14 @@ func TestAccessLifecycle(t *testing.T) {
 	// Grant, extend, revoke: the history keeps every period and change.
 	sam.must(t, append([]string{"grant", ds, res.name, "--until", day(10), "--reason", "application approved"}, appl...)...)
 	fetchOK()
-	sam.must(t, append([]string{"grant", ds, res.name, "--until", day(30), "--reason", "extension approved"}, appl...)...)
+	sam.must(t, append([]string{"grant", ds, res.name, "--until", day(29), "--reason", "extension approved"}, appl...)...)
 	fetchOK()
 	sam.must(t, "revoke", ds, res.name, "--reason", "left the project")
 	fetchRefused(res, "revoked")
 	hist := grantsJSON(t, sam, ds, "--history")
 	if len(hist) != 2 || hist[0].State != api.GrantSuperseded || hist[0].SupersededBy != hist[1].ID || hist[0].Reason != "application approved" ||
 		hist[1].State != api.GrantRevoked || hist[1].RevokeReason != "left the project" || hist[1].RevokedBy != sam.name ||
-		hist[1].ApplicationID != "J-DU000123" || hist[1].Institution != "Univ. of Tokyo" || hist[1].Until.Format(time.DateOnly) != day(30) {
+		hist[1].ApplicationID != "J-DU000123" || hist[1].Institution != "Univ. of Tokyo" || hist[1].Until.Format(time.DateOnly) != day(29) {
 		t.Fatalf("history after extension and revoke: %+v", hist)
 	}
 	if cur := grantsJSON(t, sam, ds); len(cur) != 1 || cur[0].ID != hist[1].ID {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/client"
 	"github.com/dozo-vault/dozo/storage"
 )
@@ -39,7 +40,7 @@ func uploadCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "dataset", Aliases: []string{"d"}, Usage: "dataset `ID` to upload into", Required: true},
 			&cli.StringFlag{Name: "name", Usage: "`NAME` in dozo (single file only; default: the file's base name)"},
-			&cli.IntFlag{Name: "concurrency", Usage: "`N` parallel piece uploads", DefaultText: "K+M of the dataset"},
+			&cli.IntFlag{Name: "concurrency", Usage: "`N` parallel piece uploads, 1..256", DefaultText: "K+M of the dataset"},
 			jsonFlag,
 		},
 		Action: runUpload,
@@ -73,6 +74,9 @@ func runUpload(c *cli.Context) error {
 	if err := client.ValidateDatasetID(ds); err != nil {
 		return badArg(c, err)
 	}
+	if err := checkConcurrency(c); err != nil {
+		return err
+	}
 	// Check every file and name first, so a typo in the last argument does
 	// not surface after hours of uploading the first.
 	var total int64
@@ -85,7 +89,7 @@ func runUpload(c *cli.Context) error {
 		if !fi.Mode().IsRegular() {
 			return &client.Error{Op: "uploading " + f, Err: errors.New("not a regular file")}
 		}
-		name := c.String("name")
+		name := api.NormalizeFileName(c.String("name"))
 		if name == "" {
 			name = client.DefaultName(f)
 		}
@@ -116,7 +120,7 @@ func runUpload(c *cli.Context) error {
 		fi, _ := os.Stat(f)
 		p.file(client.DefaultName(f), fi.Size())
 		res, err := cl.UploadFile(c.Context, client.UploadOptions{
-			Dataset: ds, Path: f, Name: c.String("name"),
+			Dataset: ds, Path: f, Name: api.NormalizeFileName(c.String("name")),
 			Dir: d, Identity: id, Concurrency: c.Int("concurrency"),
 			Progress: p.update, Notice: say,
 		})
@@ -131,12 +135,8 @@ func runUpload(c *cli.Context) error {
 		}
 		outs = append(outs, o)
 		if !c.Bool("json") {
-			how := ""
-			if res.Resumed {
-				how = fmt.Sprintf(", resumed at segment %d/%d", res.StartSegment, res.Segments)
-			}
-			fmt.Fprintf(stdout(c), "uploaded %s -> %s/%s (%s in %s, %s%s)\n  sha256 %s\n  md5    %s\n",
-				f, o.Dataset, o.Name, client.FormatSize(o.Size), res.Elapsed.Round(10*time.Millisecond), rate(res.Sent, res.Elapsed), how, o.SHA256, o.MD5)
+			fmt.Fprintf(stdout(c), "uploaded %s -> %s/%s (%s)\n  sha256 %s\n  md5    %s\n",
+				f, o.Dataset, o.Name, uploadSummary(res), o.SHA256, o.MD5)
 		}
 	}
 	if c.Bool("json") {
@@ -169,7 +169,10 @@ func fetchCommand() *cli.Command {
 			"refused, and nothing is changed.\n\n" +
 			"-o - streams to standard output (no resume); a checksum failure then makes\n" +
 			"dozo exit non-zero after the data was written, so check the exit status.\n" +
-			"--range fetches a byte range, touching only the segments that cover it.\n" +
+			"--range START-END fetches a byte range (inclusive), touching only the\n" +
+			"segments that cover it: START must be inside the file, an END past the end\n" +
+			"stops at the end, and a range that is the whole file (0-) is checked against\n" +
+			"the whole file's SHA-256 and MD5 like a plain fetch.\n" +
 			"--raw writes the standard age file instead; 'age -d -i identity.age' opens it.\n\n" +
 			"EXAMPLES:\n" +
 			"   dozo fetch JGAD000001/sample1.cram -o sample1.cram\n" +
@@ -182,7 +185,7 @@ func fetchCommand() *cli.Command {
 			&cli.StringFlag{Name: "range", Usage: "only bytes `START-END` (inclusive offsets; START- for the rest)"},
 			&cli.BoolFlag{Name: "raw", Usage: "write the age-encrypted file instead of the plaintext"},
 			&cli.BoolFlag{Name: "force", Usage: "replace PATH if it exists (with -o -: write even to a terminal)"},
-			&cli.IntFlag{Name: "concurrency", Usage: "`N` parallel piece downloads", DefaultText: "K per segment, with readahead"},
+			&cli.IntFlag{Name: "concurrency", Usage: "`N` parallel piece downloads, 1..256", DefaultText: "K per segment, with readahead"},
 			jsonFlag,
 		},
 		Action: runFetch,
@@ -228,6 +231,9 @@ func runFetch(c *cli.Context) error {
 	}
 	if rng != nil && c.Bool("raw") {
 		return badArg(c, errors.New("--range and --raw do not combine (a range of an age file is not an age file)"))
+	}
+	if err := checkConcurrency(c); err != nil {
+		return err
 	}
 	cl, d, err := newClient(c)
 	if err != nil {
@@ -302,6 +308,8 @@ func runFetch(c *cli.Context) error {
 	}
 	what := "verified: pieces, chunks, SHA-256 and MD5"
 	switch {
+	case rng != nil && res.Verified: // the range was the whole file
+		what = fmt.Sprintf("bytes %d-%d, the whole file; verified: pieces, chunks, SHA-256 and MD5", res.From, res.From+res.Bytes-1)
 	case rng != nil:
 		what = fmt.Sprintf("bytes %d-%d; verified: pieces and chunks", res.From, res.From+res.Bytes-1)
 	case !res.Verified:
@@ -319,6 +327,18 @@ func runFetch(c *cli.Context) error {
 	fmt.Fprintf(w, "fetched %s/%s -> %s (%s in %s, %s; %s)\n", ds, name, dest, client.FormatSize(res.Bytes), res.Elapsed.Round(10*time.Millisecond), rate(res.Bytes, res.Elapsed), what)
 	if res.Stats.SegmentsDegraded > 0 {
 		fmt.Fprintf(w, "  note: %d segment(s) needed parity (%d bad piece(s)); the data is intact\n", res.Stats.SegmentsDegraded, res.Stats.PiecesBad)
+	}
+	return nil
+}
+
+// checkConcurrency refuses a --concurrency given but out of 1..MaxConcurrency;
+// not given, the library picks (0).
+func checkConcurrency(c *cli.Context) error {
+	if !c.IsSet("concurrency") {
+		return nil
+	}
+	if err := client.ValidateConcurrency(c.Int("concurrency")); err != nil {
+		return badArg(c, err)
 	}
 	return nil
 }

@@ -10,7 +10,6 @@ import (
 
 	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/client"
-	"github.com/dozo-vault/dozo/crypto"
 	"github.com/dozo-vault/dozo/storage"
 )
 
@@ -33,26 +32,32 @@ func datasetCommand() *cli.Command {
 				Usage:     "create a dataset (you become its custodian)",
 				ArgsUsage: "ID",
 				Description: "ID uses A-Z a-z 0-9 . _ - (e.g. a JGA accession). --rs K+M stores each\n" +
-					"segment as K data and M parity pieces on distinct storage targets: any M\n" +
-					"may be lost. --segment-size is the plaintext per segment, a multiple of\n" +
-					"64KiB; larger segments mean fewer, larger objects.\n\n" +
+					"segment as K data and M parity pieces on distinct storage targets, at most\n" +
+					"M of them in one failure domain (server), so any M targets or one whole\n" +
+					"domain may be lost; dozod refuses a code its targets cannot hold (the local\n" +
+					"stack's 6 targets on 3 servers take 4+2, 3+3 or 2+1).\n\n" +
+					"--segment-size is the plaintext per segment: a multiple of 64KiB from 1MiB\n" +
+					"to 1023.75MiB (1GiB once encrypted) whose encrypted size splits into K equal\n" +
+					"pieces (any such size for K = 1, 2, 4, 8 or 16; a multiple of 192KiB for\n" +
+					"K = 3 or 6). Larger segments mean fewer, larger objects.\n\n" +
 					"NBDC metadata: --access-level (unrestricted, registered, controlled-type1\n" +
 					"(default), controlled-type2); --jgad, the NBDC dataset id (default: ID when\n" +
-					"it is a JGAD id); --jgap, the policy id; --max-use-days, the longest period\n" +
-					"any grant may cover (default 365, at most one year). Every level needs a\n" +
-					"grant to read; controlled levels also need an application id per grant.\n\n" +
+					"it is a JGAD id); --jgap, the policy id; --max-use-days, the most days any\n" +
+					"grant may last, counting its first and last day (default 365; a grant never\n" +
+					"lasts more than one year). Every level needs a grant to read; controlled\n" +
+					"levels also need an application id per grant.\n\n" +
 					"EXAMPLES:\n" +
 					"   dozo dataset create JGAD000001 --title 'WGS of 100 samples' --jgap JGAP000001\n" +
 					"   dozo dataset create wgs-2026 --title 'WGS' --jgad JGAD000002 --access-level controlled-type2 --max-use-days 180\n" +
-					"   dozo dataset create JGAD000003 --title 'RNA-seq' --rs 6+3 --segment-size 128MiB",
+					"   dozo dataset create JGAD000003 --title 'RNA-seq' --rs 2+1 --segment-size 128MiB",
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "title", Usage: "human-readable `TITLE`", Required: true},
 					&cli.StringFlag{Name: "rs", Value: "4+2", Usage: "erasure code `K+M`"},
-					&cli.StringFlag{Name: "segment-size", Value: "32MiB", Usage: "plaintext `SIZE` per segment, e.g. 32MiB, 1GiB, 65536"},
+					&cli.StringFlag{Name: "segment-size", Value: "32MiB", Usage: "plaintext `SIZE` per segment, 1MiB to 1023.75MiB in steps of 64KiB, e.g. 32MiB, 512MiB, 1048576"},
 					&cli.StringFlag{Name: "access-level", Value: api.AccessControlled1, Usage: "NBDC access `LEVEL`: unrestricted, registered, controlled-type1, controlled-type2"},
 					&cli.StringFlag{Name: "jgad", Usage: "NBDC dataset `ID` (JGAD + 6 digits); default ID when it has that form"},
 					&cli.StringFlag{Name: "jgap", Usage: "NBDC policy `ID` (JGAP + 6 digits)"},
-					&cli.IntFlag{Name: "max-use-days", Value: api.DefaultMaxUseDays, Usage: "maximum use period of any grant, in `DAYS` (1..366; never more than a year)"},
+					&cli.IntFlag{Name: "max-use-days", Value: api.DefaultMaxUseDays, Usage: "maximum use period of any grant, in `DAYS` counting its first and last day (1..366; a grant never lasts more than a year)"},
 					jsonFlag,
 				},
 				Action: runDatasetCreate,
@@ -81,7 +86,8 @@ func datasetCommand() *cli.Command {
 	}
 }
 
-// ParseDatasetLayout checks --rs and --segment-size before dozod sees them.
+// parseDatasetLayout checks --rs and --segment-size before dozod sees
+// them, by dozod's own rule (api.ValidateSegmentSize).
 func parseDatasetLayout(rs, seg string) (k, m int, plain int64, err error) {
 	if k, m, err = storage.ParseRS(rs); err != nil {
 		return 0, 0, 0, fmt.Errorf("bad --rs %q: want K+M, e.g. 4+2", rs)
@@ -89,16 +95,8 @@ func parseDatasetLayout(rs, seg string) (k, m int, plain int64, err error) {
 	if plain, err = client.ParseSize(seg); err != nil {
 		return 0, 0, 0, fmt.Errorf("bad --segment-size: %w", err)
 	}
-	if plain <= 0 || plain%crypto.ChunkSize != 0 {
-		return 0, 0, 0, fmt.Errorf("bad --segment-size %q: must be a positive multiple of 64KiB", seg)
-	}
-	if _, err := crypto.StoredSegmentSize(plain); err != nil {
-		return 0, 0, 0, err
-	}
-	stored, _ := crypto.StoredSegmentSize(plain)
-	if err := (storage.Layout{K: k, M: m, SegmentSize: stored}).Validate(); err != nil {
-		// Only the multiple-of-K rule can fail here; say so plainly.
-		return 0, 0, 0, fmt.Errorf("--segment-size %s does not suit --rs %s (stored segments of %d bytes must split into %d equal pieces); try a power-of-two size", seg, rs, stored, k)
+	if err := api.ValidateSegmentSize(plain, k); err != nil {
+		return 0, 0, 0, fmt.Errorf("bad --segment-size %s for --rs %s: %w", seg, rs, err)
 	}
 	return k, m, plain, nil
 }
@@ -275,24 +273,35 @@ func checkNBDC(req *api.CreateDatasetRequest) error {
 	return nil
 }
 
+// today is the current UTC day, against which dates on the command line
+// are checked (a variable so tests can pin it).
+var today = func() time.Time { return time.Now().UTC().Truncate(24 * time.Hour) }
+
 func grantCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "grant",
 		Usage:     "record a user's use period for a dataset (the NBDC user register)",
 		ArgsUsage: "DATASET USER",
-		Description: "The grant runs from --from (default today) to the end of --until (UTC) and\n" +
-			"may not exceed the dataset's maximum use period (at most a year). dozod\n" +
-			"checks it at every request: an expired or revoked grant stops access at\n" +
-			"once, and one starting later is not active yet. --application (the NBDC\n" +
-			"data-use application id, J-DU + 6 digits) is required on controlled-access\n" +
-			"datasets; --institution is always required (a new institution needs a new\n" +
-			"grant). Granting a user who already holds a grant records a new period\n" +
-			"(an extension); the old row stays in `dozo grants --history`. Granting never\n" +
-			"re-encrypts data: each fetch wraps the file key for the grantee's own key.\n\n" +
+		Description: "The grant runs from --from (default today) to the end of --until (UTC), both\n" +
+			"days included: --from 2027-01-04 --until 2027-02-02 is 30 days. It may last\n" +
+			"at most the dataset's maximum use period (--max-use-days of 'dozo dataset\n" +
+			"create', default 365) and never more than one year: --until is at latest\n" +
+			"the day before the first anniversary of --from (365 days, 366 when the\n" +
+			"period holds a 29 February). dozod checks the grant at every request: an\n" +
+			"expired or revoked grant stops access at once, and one starting later is\n" +
+			"not active yet. --application (the NBDC data-use application id, J-DU + 6\n" +
+			"digits) is required on controlled-access datasets; --institution is always\n" +
+			"required (a new institution needs a new grant). Granting a user who already\n" +
+			"holds a grant records a new period that replaces the current one at once, so\n" +
+			"while a grant is active the new one starts today (omit --from); the old row\n" +
+			"stays in `dozo grants --history`. Granting never re-encrypts data: each\n" +
+			"fetch wraps the file key for the grantee's own key.\n\n" +
 			"EXAMPLES:\n" +
-			"   dozo grant JGAD000001 bob --until 2026-12-31 --application J-DU000123 --institution 'Univ. of Tokyo'\n" +
-			"   dozo grant JGAD000001 bob --from 2027-01-01 --until 2027-03-31 --application J-DU000123 \\\n" +
-			"        --institution 'Univ. of Tokyo' --reason 'second phase approved'",
+			"   dozo grant JGAD000001 bob --until 2027-06-30 --application J-DU000123 --institution 'Univ. of Tokyo'\n" +
+			"   dozo grant JGAD000001 bob --until 2027-09-30 --application J-DU000123 \\\n" +
+			"        --institution 'Univ. of Tokyo' --reason 'extension approved'   # from today\n" +
+			"   dozo grant JGAD000001 carol --from 2027-01-04 --until 2027-03-31 --application J-DU000124 \\\n" +
+			"        --institution 'Kyoto Univ.'   # a user without a current grant may start later",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "until", Usage: "last day of access, `YYYY-MM-DD` (UTC)", Required: true},
 			&cli.StringFlag{Name: "from", Usage: "first day of access, `YYYY-MM-DD` (UTC); default today"},
@@ -310,8 +319,7 @@ func grantCommand() *cli.Command {
 			if err != nil {
 				return badArg(c, err)
 			}
-			today := time.Now().UTC().Truncate(24 * time.Hour)
-			if until.Before(today) {
+			if until.Before(today()) {
 				return badArg(c, fmt.Errorf("--until %s is in the past", c.String("until")))
 			}
 			req := api.GrantRequest{Until: until.Format(time.DateOnly), ApplicationID: c.String("application"),

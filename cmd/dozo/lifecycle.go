@@ -44,7 +44,7 @@ func datasetLifecycleCommands() []*cli.Command {
 				"--report. If interrupted, run it again: it resumes.\n\n" +
 				"EXAMPLES:\n" +
 				"   dozo dataset delete JGAD000001 --confirm JGAD000001\n" +
-				"   dozo dataset delete JGAD000001 --confirm JGAD000001 --report reports/JGAD000001-deleted",
+				"   dozo dataset delete JGAD000001 --confirm JGAD000001 --report JGAD000001-termination",
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "confirm", Usage: "the dataset `ID` again, to confirm", Required: true},
 				reportFlag,

@@ -132,3 +132,19 @@ func (p *progress) drawLocked() {
 	fmt.Fprint(p.w, "\r\033[K"+line)
 	p.drawn = true
 }
+
+// uploadSummary is the parenthesis of an upload's result line. The rate
+// is of what this run sent; a resumed run says so and how much was already
+// stored (its time went to re-checking that part of the file).
+func uploadSummary(res *client.UploadResult) string {
+	took := res.Elapsed.Round(10 * time.Millisecond)
+	size := client.FormatSize(res.File.Size)
+	switch {
+	case !res.Resumed:
+		return fmt.Sprintf("%s in %s, %s", size, took, rate(res.Sent, res.Elapsed))
+	case res.StartSegment >= res.Segments:
+		return fmt.Sprintf("%s; resumed: all %d segments already stored, nothing left to send; checked in %s", size, res.Segments, took)
+	}
+	return fmt.Sprintf("%s; resumed: %d of %d segments already stored, sent %s in %s, %s",
+		size, res.StartSegment, res.Segments, client.FormatSize(res.Sent), took, rate(res.Sent, res.Elapsed))
+}
