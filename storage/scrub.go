@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"net"
+	"net/url"
 	"slices"
 	"sync"
 	"time"
@@ -605,33 +607,46 @@ func readPiece(ctx context.Context, m *Manifest, seg *SegmentMeta, j int, target
 // readFault classifies a failed read of a piece of size bytes under key:
 // a GET that was refused, or a body that broke off or came up short.
 //
-// Only a target that does not answer is unreachable: the GET got no answer
-// at all (ErrUnreachable), or the target does not answer a Stat of the
-// same object now. Callers take that as a fact about the whole target. A
-// target that answers has said something about this one object: it is
-// gone (missing), has the wrong length (size), or holds the right length
-// but will not deliver the bytes, which is reported as a hash finding. The
-// last is how a server with its own integrity check reports rot: MinIO
-// ends a read whose bytes fail its bitrot check with an error (or cuts the
-// body short) rather than return them. Such a piece is rebuilt in place,
-// and its target stays in use for every other piece.
+// Only a target that does not answer is unreachable, which callers take as
+// a fact about the whole target: the GET got no answer at all (noAnswer),
+// or the target no longer answers a Stat of the same object. A target that
+// did answer has said something about this one object: it is gone
+// (missing), has the wrong length (size), or will not deliver its bytes,
+// reported as a hash finding. The last is how a server with its own
+// integrity check reports rot: MinIO ends a read whose bytes fail its
+// bitrot check with an error (or cuts the body short) rather than return
+// them. Such a piece is rebuilt in place, and its target stays in use for
+// every other piece. A target without Stat (presigned URLs) gets the same
+// verdicts except size.
 func readFault(ctx context.Context, t Target, key string, size int64, err error) (FindingKind, string) {
 	switch {
 	case ctx.Err() != nil:
 		return FindingUnreachable, ctx.Err().Error()
 	case errors.Is(err, ErrNotFound):
 		return FindingMissing, "not found"
-	case errors.Is(err, ErrUnreachable):
+	case noAnswer(err):
 		return FindingUnreachable, err.Error()
 	}
 	oi, serr := t.Stat(ctx, key)
 	switch {
 	case errors.Is(serr, ErrNotFound):
 		return FindingMissing, "not found"
-	case serr != nil:
+	case serr != nil && (noAnswer(serr) || ctx.Err() != nil):
 		return FindingUnreachable, err.Error()
-	case oi.Size != size:
+	case serr == nil && oi.Size != size:
 		return FindingSize, fmt.Sprintf("%d bytes, want %d", oi.Size, size)
 	}
-	return FindingHash, fmt.Sprintf("the target holds the object but did not deliver its bytes: %v", err)
+	return FindingHash, fmt.Sprintf("the target did not deliver the bytes: %v", err)
+}
+
+// noAnswer reports whether err says a request got no answer from the
+// target (no connection, a reset or timed-out one), as opposed to an answer
+// the target gave about the request or the object.
+func noAnswer(err error) bool {
+	var (
+		opErr  *net.OpError
+		dnsErr *net.DNSError
+		urlErr *url.Error
+	)
+	return errors.Is(err, ErrUnreachable) || errors.As(err, &opErr) || errors.As(err, &dnsErr) || errors.As(err, &urlErr)
 }
