@@ -202,7 +202,11 @@ vault_mounts() {
 }
 
 start_vault() {
-  alive vault && return 0
+  if alive vault; then
+    [ -s "$STACK/vault/root-token" ] ||
+      die "vault: the running Vault (pid $(cat "$STACK/vault.pid")) was started by an older stack.sh in dev mode; run '$0 down' first"
+    return 0
+  fi
   need vault; load_secrets
   local port v=$STACK/vault
   # Vault takes the port after its API port for cluster traffic.
@@ -284,6 +288,7 @@ case "${1:-}" in
     ;;
   down)
     for n in $(seq 1 $NSERVERS); do stop "$(server_name "$n")"; done
+    stop minio3 # left running by a stack.sh that ran three MinIO servers
     stop vault
     ;;
   status) status ;;
