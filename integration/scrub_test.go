@@ -135,10 +135,11 @@ func scrubKeys(fs []api.ScrubFinding) []string {
 	return out
 }
 
-// TestScrubBitRot: pieces altered on MinIO with admin credentials, others
-// deleted or truncated, across many files and segments, at most m per
-// segment. Light finds exactly the missing and short ones without reading
-// a single piece body (MinIO's own request counters), deep finds exactly
+// TestScrubBitRot: pieces altered through the S3 API with admin
+// credentials, others deleted or truncated, across many files and
+// segments, at most m per segment. Light finds exactly the missing and
+// short ones without reading a single piece body (MinIO's own request
+// counters, on the MinIO servers), deep finds exactly
 // all of them, repair fixes all, a second deep scrub is clean, and every
 // file fetches byte-identical.
 func TestScrubBitRot(t *testing.T) {
@@ -151,11 +152,22 @@ func TestScrubBitRot(t *testing.T) {
 	}
 	rng := rand.New(rand.NewPCG(7, 7))
 	var want, wantLight []string
-	pieces, empties := 0, 0
+	pieces, empties, minioPieces := 0, 0, 0
+	onMinio := map[string]bool{} // target ID -> on a MinIO server
+	for _, n := range f.s.minioServers() {
+		for _, tg := range targets[(n-1)*2 : n*2] {
+			onMinio[tg.ID()] = true
+		}
+	}
 	for _, name := range f.names() {
 		m := ms[name]
 		for i := range m.Segments {
 			pieces += len(m.Segments[i].Pieces)
+			for _, p := range m.Segments[i].Pieces {
+				if onMinio[p.Target] {
+					minioPieces++
+				}
+			}
 			// 0, 1 or 2 bad pieces in each segment.
 			for _, j := range rng.Perm(m.K + m.M)[:rng.IntN(m.M+1)] {
 				p := m.Segments[i].Pieces[j]
@@ -205,8 +217,8 @@ func TestScrubBitRot(t *testing.T) {
 	if gets := after["GetObject"] - before["GetObject"]; gets != 0 {
 		t.Fatalf("light scrub made %v GetObject requests", gets)
 	}
-	if heads := after["HeadObject"] - before["HeadObject"]; heads < float64(pieces) {
-		t.Fatalf("light scrub made %v HeadObject requests for %d pieces: counters not live?", heads, pieces)
+	if heads := after["HeadObject"] - before["HeadObject"]; heads < float64(minioPieces) {
+		t.Fatalf("light scrub made %v HeadObject requests for the %d pieces on MinIO: counters not live?", heads, minioPieces)
 	}
 
 	deep, code, _ := f.scrub(t, f.ds, "--deep")
@@ -441,7 +453,7 @@ func truncateObject(t testing.TB, ctx context.Context, tg storage.Target, key st
 }
 
 // minioRequests sums MinIO's own S3 request counters (metrics v3,
-// api/requests) by API name over the three servers. The bearer token is
+// api/requests) by API name over the MinIO servers. The bearer token is
 // the JWT MinIO accepts for Prometheus scrapes: HS512 under the root
 // secret key, issuer "prometheus".
 func (s *stack) minioRequests(t *testing.T) map[string]float64 {
@@ -454,7 +466,8 @@ func (s *stack) minioRequests(t *testing.T) map[string]float64 {
 	mac.Write([]byte(unsigned))
 	token := unsigned + "." + enc.EncodeToString(mac.Sum(nil))
 	out := map[string]float64{}
-	for _, ep := range s.endpoints {
+	for _, n := range s.minioServers() {
+		ep := s.hostPort(n)
 		req, _ := http.NewRequest(http.MethodGet, "http://"+ep+"/minio/metrics/v3/api/requests", nil)
 		req.Header.Set("Authorization", "Bearer "+token)
 		resp, err := http.DefaultClient.Do(req)
@@ -554,4 +567,166 @@ func TestScrubResumesAfterDozodRestart(t *testing.T) {
 		}
 	}
 	t.Logf("%d of 4 files were done when dozod was killed", len(before))
+}
+
+// TestScrubRotOnMinioDisk: bytes flipped in pieces' files on a MinIO
+// server's own disk, behind MinIO's back. MinIO's bitrot check then ends
+// reads of those pieces with an error (a 503 before the body for an object
+// kept inline in xl.meta, a body broken off for one in part.1) instead of
+// returning wrong bytes. That is a finding about those pieces only: a deep
+// scrub reports exactly them as bad, a repair rebuilds them in place on
+// their own target, the target stays up for dozod and for the rest of the
+// run, a second deep scrub is clean, and the file fetches byte-identical
+// before and after.
+func TestScrubRotOnMinioDisk(t *testing.T) {
+	f := newScrubFixture(t, 1)
+	ctx := testContext(t)
+	targets := f.s.targets(t)
+	name := f.names()[0]
+	m := f.manifests(t)[name]
+	onMinio := map[string]int{} // target ID -> MinIO server number
+	for _, n := range f.s.minioServers() {
+		for _, tg := range targets[(n-1)*2 : n*2] {
+			onMinio[tg.ID()] = n
+		}
+	}
+	// One piece of a full segment (256 KiB: MinIO keeps it in part.1) and
+	// one of the short last segment (MinIO keeps it inline in xl.meta),
+	// both on the same MinIO target.
+	last := len(m.Segments) - 1
+	var victim string
+	var rot [][2]int // segment, piece
+	for j, p := range m.Segments[last].Pieces {
+		if onMinio[p.Target] == 0 {
+			continue
+		}
+		for k, q := range m.Segments[0].Pieces {
+			if q.Target == p.Target {
+				victim, rot = p.Target, [][2]int{{0, k}, {last, j}}
+				break
+			}
+		}
+		if victim != "" {
+			break
+		}
+	}
+	if victim == "" {
+		t.Fatal("no MinIO target holds a piece of both the first and the last segment")
+	}
+	tg := targetByID(t, targets, victim).(*storage.S3Target)
+	dataDir := filepath.Join(f.s.dir, fmt.Sprintf("minio%d", onMinio[victim]), "data", tg.Bucket())
+	var want []string
+	for _, r := range rot {
+		key := storage.PieceKey(f.ds, m.FileID, r[0], r[1])
+		flipOnDisk(t, ctx, tg, filepath.Join(dataDir, filepath.FromSlash(key)), key)
+		want = append(want, fmt.Sprintf("%s/%d/%d/%s/hash", name, r[0], r[1], victim))
+	}
+	sort.Strings(want)
+	// MinIO refuses the rotten bytes rather than serve them.
+	for _, r := range rot {
+		key := storage.PieceKey(f.ds, m.FileID, r[0], r[1])
+		rc, err := tg.Get(ctx, key, 0, -1)
+		if err == nil {
+			_, err = io.Copy(io.Discard, rc)
+			rc.Close()
+		}
+		if err == nil {
+			t.Fatalf("MinIO served %s after its file was altered on disk", key)
+		}
+		t.Logf("MinIO on a rotten piece: %v", err)
+	}
+	f.fetchAll(t, name)
+
+	deep, code, _ := f.scrub(t, f.ds, "--deep")
+	if got := scrubKeys(deep.Findings); code != 0 || !slices.Equal(got, want) {
+		t.Fatalf("deep scrub (exit %d) found\n%v\nwant\n%v", code, got, want)
+	}
+	if deep.Summary.Pieces != deep.Summary.PiecesTotal || deep.Summary.Unreachable != 0 {
+		t.Fatalf("deep summary %+v", deep.Summary)
+	}
+	rep, code, _ := f.scrub(t, f.ds, "--deep", "--repair")
+	if code != 0 || rep.Summary.Repaired != len(want) || rep.Summary.Found != len(want) || rep.Summary.Deferred != 0 {
+		t.Fatalf("repair: exit %d, %+v %v", code, rep.Summary, scrubKeys(rep.Findings))
+	}
+	for _, x := range rep.Findings {
+		if x.Action != api.ActionRepaired || x.MovedTo != "" {
+			t.Fatalf("repair finding %+v: want rebuilt in place on %s", x, victim)
+		}
+	}
+	var ts []struct {
+		ID string
+		Up bool
+	}
+	code, body := f.s.brokerGet(t, "/v1/targets", f.s.adminToken(t))
+	if err := json.Unmarshal([]byte(body), &ts); code != http.StatusOK || err != nil || len(ts) != len(targets) {
+		t.Fatalf("/v1/targets: %d %s", code, body)
+	}
+	for _, x := range ts {
+		if !x.Up {
+			t.Fatalf("target %s down after object-level read errors: %s", x.ID, body)
+		}
+	}
+	again, code, _ := f.scrub(t, f.ds, "--deep")
+	if code != 0 || again.Summary.Found != 0 || again.Summary.Pieces != again.Summary.PiecesTotal {
+		t.Fatalf("after repair: exit %d, %+v %v", code, again.Summary, scrubKeys(again.Findings))
+	}
+	f.fetchAll(t, name)
+}
+
+// flipOnDisk inverts 16 bytes in the middle of the piece's data inside
+// MinIO's files for key under dir: part.1 when MinIO keeps the object in
+// parts, else the piece's bytes kept inline in xl.meta (found by content,
+// so the metadata around them stays intact).
+func flipOnDisk(t testing.TB, ctx context.Context, tg storage.Target, dir, key string) {
+	t.Helper()
+	rc, err := tg.Get(ctx, key, 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	piece, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || len(piece) < 64 {
+		t.Fatalf("reading %s: %d bytes, %v", key, len(piece), err)
+	}
+	parts, _ := filepath.Glob(filepath.Join(dir, "*", "part.1"))
+	var path string
+	var off int
+	switch len(parts) {
+	case 1:
+		path = parts[0]
+		st, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		off = int(st.Size() / 2)
+	case 0:
+		path = filepath.Join(dir, "xl.meta")
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatalf("%s: no part.1 and %v (MinIO's layout changed?)", key, err)
+		}
+		i := strings.Index(string(b), string(piece))
+		if i < 0 {
+			t.Fatalf("%s: the piece is neither in a part.1 nor inline in xl.meta (MinIO's layout changed?)", key)
+		}
+		off = i + len(piece)/2
+	default:
+		t.Fatalf("%s: %d part.1 files", key, len(parts))
+	}
+	fh, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	b := make([]byte, 16)
+	if _, err := fh.ReadAt(b, int64(off)); err != nil {
+		t.Fatal(err)
+	}
+	for i := range b {
+		b[i] ^= 0xff
+	}
+	if _, err := fh.WriteAt(b, int64(off)); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("flipped 16 bytes at offset %d of %s", off, path)
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -20,9 +21,10 @@ import (
 	"github.com/dozo-vault/dozo/vault"
 )
 
-// stack is the real local dozo the tests run against: three MinIO
-// servers and a Vault dev server (scripts/stack.sh) plus dozod over TLS
-// with demo users (scripts/dev.sh), started once per test binary.
+// stack is the real local dozo the tests run against: three S3 servers
+// (two MinIO, one versitygw: two S3 implementations) and a Vault server
+// (scripts/stack.sh) plus dozod over TLS with demo users (scripts/dev.sh),
+// started once per test binary.
 type stack struct {
 	devDir    string // DOZO_DEV_DIR
 	dir       string // DOZO_STACK_DIR, inside devDir
@@ -30,6 +32,7 @@ type stack struct {
 	bin       string // where dozo and dozod were built
 	env       map[string]string
 	endpoints []string
+	kinds     []string // the S3 server behind each endpoint: "minio" or "versitygw"
 	buckets   []string
 	accessKey string
 	secretKey string
@@ -152,6 +155,13 @@ func (s *stack) loadEnv() error {
 	s.env = env
 	s.endpoints = strings.Split(env["DOZO_DEV_S3_ENDPOINTS"], ",")
 	s.buckets = strings.Split(env["DOZO_DEV_S3_BUCKETS"], ",")
+	s.kinds = strings.Split(env["DOZO_DEV_S3_KINDS"], ",")
+	if env["DOZO_DEV_S3_KINDS"] == "" { // written by a stack.sh that ran MinIO only
+		s.kinds = slices.Repeat([]string{"minio"}, len(s.endpoints))
+	}
+	if len(s.kinds) != len(s.endpoints) {
+		return fmt.Errorf("env file %s: DOZO_DEV_S3_KINDS does not name the server of each of the %d endpoints", f.Name(), len(s.endpoints))
+	}
 	s.accessKey, s.secretKey = env["DOZO_DEV_S3_ACCESS_KEY"], env["DOZO_DEV_S3_SECRET_KEY"]
 	s.vaultAddr, s.rootToken = env["VAULT_ADDR"], env["VAULT_TOKEN"]
 	if len(s.endpoints) != 3 || s.accessKey == "" || s.vaultAddr == "" || s.rootToken == "" || env["DOZO_BROKER"] == "" {
@@ -175,7 +185,8 @@ func needStack(t testing.TB) *stack {
 }
 
 // targets returns the six S3 targets of the local stack: two buckets on
-// each of three servers, each server its own failure domain.
+// each of three servers, each server its own failure domain; target i
+// is bucket i%2 on server i/2+1.
 func (s *stack) targets(t testing.TB) []storage.Target {
 	t.Helper()
 	var ts []storage.Target
@@ -207,9 +218,32 @@ func (s *stack) vault(t testing.TB) *vault.Client {
 	return c
 }
 
-// stopMinio stops server n (1-based) until the returned func restarts it
-// (at the latest when the test ends). Integration tests do not run in
-// parallel, so no other test sees the server down.
+// minioServers returns the (1-based) numbers of the S3 servers that are
+// MinIO, for tests that use what only MinIO has: its metrics, its admin
+// credentials' Prometheus token, its on-disk layout.
+func (s *stack) minioServers() []int {
+	var out []int
+	for i, k := range s.kinds {
+		if k == "minio" {
+			out = append(out, i+1)
+		}
+	}
+	return out
+}
+
+// hostPort returns server n's (1-based) endpoint as host:port.
+func (s *stack) hostPort(n int) string {
+	ep := s.endpoints[n-1]
+	if _, rest, ok := strings.Cut(ep, "://"); ok {
+		ep = rest
+	}
+	return strings.TrimSuffix(ep, "/")
+}
+
+// stopMinio stops S3 server n (1-based; MinIO or versitygw) until the
+// returned func restarts it (at the latest when the test ends).
+// Integration tests do not run in parallel, so no other test sees the
+// server down.
 func (s *stack) stopMinio(t testing.TB, n int) (restart func()) {
 	t.Helper()
 	if err := s.run("stop-minio", fmt.Sprint(n)); err != nil {

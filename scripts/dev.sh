@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # dev.sh — a complete local dozo: the storage + key stack (scripts/stack.sh:
-# three MinIO servers, Vault dev) plus dozod over TLS on 127.0.0.1.
+# two MinIO servers and versitygw, Vault) plus dozod over TLS on 127.0.0.1.
 #
 #   scripts/dev.sh up       start what is not running (idempotent)
 #   scripts/dev.sh down     stop dozod (by pid), then the stack
@@ -10,7 +10,7 @@
 # State lives in $DOZO_DEV_DIR (default <repo>/.dozo-dev); the stack in
 # $DOZO_DEV_DIR/stack. `up` writes $DOZO_DEV_DIR/env (mode 0600): source it
 # for DOZO_BROKER, DOZO_CA_CERT, the dev users and their passwords, the S3
-# endpoints and keys, VAULT_ADDR and VAULT_TOKEN (the dev root token).
+# endpoints and keys, VAULT_ADDR and VAULT_TOKEN (the stack's root token).
 # Passwords are random per dev dir, kept across runs, and never printed.
 set -euo pipefail
 
@@ -31,7 +31,8 @@ umask 077
 log() { printf 'dev: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
 
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# shellcheck source=ports.sh
+. "$here/ports.sh"
 secret() { head -c 32 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c "${1:-24}"; }
 
 # dozod_alive: the recorded pid runs dozod with this dev dir's config.
@@ -55,10 +56,11 @@ stop_dozod() {
   rm -f "$DEV/dozod.pid"
 }
 
-# vault_setup: dozod's policy and token, and the dev users. The dev Vault
-# keeps everything in memory, so this is re-applied on every `up`; a token
-# that no longer works means Vault restarted and lost its Transit keys,
-# which makes the old catalog useless: it is moved aside.
+# vault_setup: dozod's policy and token, and the dev users, re-applied on
+# every `up` (each step is idempotent). Vault keeps its data in the stack
+# dir across restarts; a token that no longer works means that data is gone
+# (the stack dir was wiped) and with it the Transit keys, which makes the
+# old catalog useless: it is moved aside.
 vault_setup() {
   vault policy write dozod - >/dev/null <<'POLICY'
 # dozod: Transit on dataset keys only (dozo-ds-*). Users' own tokens get
@@ -164,6 +166,7 @@ write_env() {
     echo "export DOZO_DEV_RESEARCHER_PASSWORD='$(password rita)'"
     echo "export DOZO_DEV_S3_ENDPOINTS='$DOZO_DEV_S3_ENDPOINTS'"
     echo "export DOZO_DEV_S3_BUCKETS='$DOZO_DEV_S3_BUCKETS'"
+    echo "export DOZO_DEV_S3_KINDS='$DOZO_DEV_S3_KINDS'"
     echo "export DOZO_DEV_S3_ACCESS_KEY='$DOZO_DEV_S3_ACCESS_KEY'"
     echo "export DOZO_DEV_S3_SECRET_KEY='$DOZO_DEV_S3_SECRET_KEY'"
     echo "export DOZO_DEV_DOZOD_LOG='$DEV/dozod.log'"
@@ -191,11 +194,10 @@ up() {
   [ -f "$DEV/tls/cert.pem" ] && [ -f "$DEV/tls/key.pem" ] ||
     "$DOZOD" gen-cert --dir "$DEV/tls" --host 127.0.0.1,localhost >/dev/null
   local port
-  if [ -f "$DEV/dozod.port" ] && { dozod_alive || port_free "$(cat "$DEV/dozod.port")"; }; then
+  if [ -f "$DEV/dozod.port" ] && dozod_alive; then
     port=$(cat "$DEV/dozod.port")
   else
-    for _ in $(seq 1 200); do port=$((20000 + RANDOM % 30000)); port_free "$port" && break; done
-    echo "$port" >"$DEV/dozod.port"
+    port=$(reuse_port "$DEV/dozod.port") || die "dozod: no free port"
   fi
   if write_config "$port"; then stop_dozod; fi
   if ! dozod_alive; then

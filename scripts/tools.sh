@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # tools.sh — install the pinned external programs dozo's tests and local stack
-# need (MinIO, Vault, the reference age CLI) into a cache outside the repo.
+# need (MinIO, versitygw, Vault, the reference age CLI) into a cache outside
+# the repo.
 #
-#   scripts/tools.sh [all|minio|vault|age]   install (no-op when cached)
-#   scripts/tools.sh path                    print the cache bin dir
+#   scripts/tools.sh [all|minio|versitygw|vault|age]   install (no-op when cached)
+#   scripts/tools.sh path                              print the cache bin dir
 #
 # Programs already on PATH are used as they are. Builds are slow the first
-# time on a machine (Vault ~25-30 min, MinIO ~7 min on 2 cores); afterwards
-# this script returns in well under a second.
+# time on a machine (Vault ~25-30 min, MinIO ~7 min, versitygw a few minutes
+# on 2 cores); afterwards this script returns in well under a second.
 set -euo pipefail
 
 MINIO_VERSION=${MINIO_VERSION:-v0.0.0-20260212201848-7aac2a2c5b7c}
+VERSITYGW_VERSION=${VERSITYGW_VERSION:-v1.8.0}
 VAULT_VERSION=${VAULT_VERSION:-v1.21.0}
 AGE_VERSION=${AGE_VERSION:-v1.3.2}
 
@@ -28,6 +30,15 @@ install_minio() {
   log "building MinIO $MINIO_VERSION (about 7 minutes the first time)"
   GOBIN=$BIN CGO_ENABLED=0 go install "github.com/minio/minio@$MINIO_VERSION"
   log "minio installed at $BIN/minio"
+}
+
+# versitygw: an S3 gateway over a POSIX directory, the stack's second S3
+# implementation beside MinIO.
+install_versitygw() {
+  if have versitygw; then return 0; fi
+  log "building versitygw $VERSITYGW_VERSION"
+  GOBIN=$BIN CGO_ENABLED=0 go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
+  log "versitygw installed at $BIN/versitygw"
 }
 
 install_age() {
@@ -64,8 +75,9 @@ install_vault() {
 case "${1:-all}" in
   path) echo "$BIN" ;;
   minio) install_minio ;;
+  versitygw) install_versitygw ;;
   vault) install_vault ;;
   age) install_age ;;
-  all) install_age; install_minio; install_vault ;;
-  *) echo "usage: $0 [all|minio|vault|age|path]" >&2; exit 2 ;;
+  all) install_age; install_minio; install_versitygw; install_vault ;;
+  *) echo "usage: $0 [all|minio|versitygw|vault|age|path]" >&2; exit 2 ;;
 esac

@@ -348,15 +348,32 @@ func (r *Reader) fetchPiece(ctx context.Context, seg *SegmentMeta, j int, buf []
 	}
 	defer func() { <-r.sem }()
 	r.piecesFetched.Add(1)
-	rc, err := t.Get(ctx, PieceKey(r.m.DatasetID, r.m.FileID, seg.Index, j), 0, int64(len(buf)))
+	key := PieceKey(r.m.DatasetID, r.m.FileID, seg.Index, j)
+	// An error about this one object does not make the target down; only
+	// one it does not answer with does (readFault).
+	failed := func(err error) *PieceFailure {
+		switch kind, _ := readFault(ctx, t, key, seg.PieceSize, err); kind {
+		case FindingMissing:
+			return fail(ReasonMissing, err)
+		case FindingUnreachable:
+			if ctx.Err() == nil {
+				r.markDown(p.Target)
+			}
+			return fail(ReasonUnreachable, err)
+		}
+		return fail(ReasonCorrupt, err)
+	}
+	rc, err := t.Get(ctx, key, 0, int64(len(buf)))
 	if errors.Is(err, ErrNotFound) {
 		return fail(ReasonMissing, err)
 	}
 	if err != nil {
-		if ctx.Err() == nil && !errors.Is(err, ErrRefused) {
-			r.markDown(p.Target)
+		if errors.Is(err, ErrRefused) {
+			// dozod withdrew the transfer: not a fault of the piece or
+			// the target; the read ends with this error.
+			return fail(ReasonUnreachable, err)
 		}
-		return fail(ReasonUnreachable, err)
+		return failed(err)
 	}
 	got, err := io.ReadFull(rc, buf)
 	rc.Close()
@@ -364,10 +381,8 @@ func (r *Reader) fetchPiece(ctx context.Context, seg *SegmentMeta, j int, buf []
 	switch {
 	case err == io.EOF || err == io.ErrUnexpectedEOF:
 		return fail(ReasonCorrupt, fmt.Errorf("short piece: %d of %d bytes", got, len(buf)))
-	case errors.Is(err, ErrNotFound):
-		return fail(ReasonMissing, err)
 	case err != nil:
-		return fail(ReasonUnreachable, err)
+		return failed(err)
 	}
 	if hashHex(r.m.HashAlg, buf) != p.Hash {
 		return fail(ReasonCorrupt, errors.New("hash mismatch"))

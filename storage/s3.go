@@ -154,10 +154,19 @@ func (s *S3Target) Bucket() string { return s.cfg.Bucket }
 // Client returns the underlying minio-go client.
 func (s *S3Target) Client() *minio.Client { return s.client }
 
+// ErrUnreachable is returned, wrapped, by S3Target when a request got no
+// answer: no connection, a reset or timed-out one, a failed TLS handshake.
+// That is a fact about the target. An error the server did answer with
+// (a status and an S3 error code) is about the request or the object.
+var ErrUnreachable = errors.New("storage: target did not answer")
+
 func (s *S3Target) errorf(op, key string, err error) error {
 	resp := minio.ToErrorResponse(err)
 	if resp.Code == minio.NoSuchKey || resp.StatusCode == http.StatusNotFound && resp.Code != minio.NoSuchBucket {
 		return fmt.Errorf("%s %s on %s: %w (%v)", op, key, s.cfg.ID, ErrNotFound, err)
+	}
+	if resp.StatusCode == 0 && minio.IsNetworkOrHostDown(err, false) {
+		return fmt.Errorf("%s %s on %s: %w: %w", op, key, s.cfg.ID, ErrUnreachable, err)
 	}
 	return fmt.Errorf("%s %s on %s: %w", op, key, s.cfg.ID, err)
 }

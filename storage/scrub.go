@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"net"
+	"net/url"
 	"slices"
 	"sync"
 	"time"
@@ -24,7 +26,7 @@ type FindingKind string
 const (
 	FindingMissing     FindingKind = "missing"     // the target says the object does not exist
 	FindingSize        FindingKind = "size"        // the object has the wrong length
-	FindingHash        FindingKind = "hash"        // deep only: the bytes do not match the manifest's hash
+	FindingHash        FindingKind = "hash"        // deep only: the bytes do not match the manifest's hash, or the target holds the object but refuses to deliver its bytes
 	FindingUnreachable FindingKind = "unreachable" // the target did not answer, or is not configured
 )
 
@@ -242,19 +244,16 @@ func checkPiece(ctx context.Context, m *Manifest, seg *SegmentMeta, j int, targe
 		return bad(FindingUnreachable, "target %s marked down after an earlier failure", p.Target), 0
 	}
 	key := PieceKey(m.DatasetID, m.FileID, seg.Index, j)
-	unreachable := func(err error) *Finding {
-		if ctx.Err() == nil {
-			opts.Down.Mark(p.Target)
-		}
-		return bad(FindingUnreachable, "%v", err)
-	}
 	if !opts.Deep {
 		oi, err := t.Stat(ctx, key)
 		switch {
 		case errors.Is(err, ErrNotFound):
 			return bad(FindingMissing, "not found"), 0
 		case err != nil:
-			return unreachable(err), 0
+			if ctx.Err() == nil {
+				opts.Down.Mark(p.Target)
+			}
+			return bad(FindingUnreachable, "%v", err), 0
 		case oi.Size != seg.PieceSize:
 			return bad(FindingSize, "%d bytes, want %d", oi.Size, seg.PieceSize), seg.PieceSize
 		}
@@ -265,15 +264,16 @@ func checkPiece(ctx context.Context, m *Manifest, seg *SegmentMeta, j int, targe
 	}
 	// Ask for one byte more than the piece: a longer object is then seen
 	// as a size finding rather than passing on its first PieceSize bytes.
-	rc, err := t.Get(ctx, key, 0, seg.PieceSize+1)
-	if errors.Is(err, ErrNotFound) {
-		return bad(FindingMissing, "not found"), 0
-	}
-	if err != nil {
-		if f := statAfterGetError(ctx, t, key, seg, j, p.Target); f != nil {
-			return f, 0
+	failed := func(err error) *Finding {
+		kind, detail := readFault(ctx, t, key, seg.PieceSize, err)
+		if kind == FindingUnreachable && ctx.Err() == nil {
+			opts.Down.Mark(p.Target)
 		}
-		return unreachable(err), 0
+		return bad(kind, "%s", detail)
+	}
+	rc, err := t.Get(ctx, key, 0, seg.PieceSize+1)
+	if err != nil {
+		return failed(err), 0
 	}
 	defer rc.Close()
 	h := newPieceHash(m.HashAlg)
@@ -281,10 +281,8 @@ func checkPiece(ctx context.Context, m *Manifest, seg *SegmentMeta, j int, targe
 	n, err := io.CopyBuffer(h, io.LimitReader(rc, seg.PieceSize+1), *buf)
 	copyBufs.Put(buf)
 	switch {
-	case errors.Is(err, ErrNotFound):
-		return bad(FindingMissing, "not found"), n
 	case err != nil:
-		return unreachable(err), n
+		return failed(err), n
 	case n != seg.PieceSize:
 		if n > seg.PieceSize {
 			return bad(FindingSize, "longer than %d bytes", seg.PieceSize), n
@@ -580,31 +578,22 @@ func readPiece(ctx context.Context, m *Manifest, seg *SegmentMeta, j int, target
 		return bad(FindingUnreachable, "%v", err)
 	}
 	key := PieceKey(m.DatasetID, m.FileID, seg.Index, j)
-	rc, err := t.Get(ctx, key, 0, int64(len(buf))+1)
-	if errors.Is(err, ErrNotFound) {
-		return bad(FindingMissing, "not found")
-	}
-	if err != nil {
-		if f := statAfterGetError(ctx, t, key, seg, j, p.Target); f != nil {
-			return f
-		}
-		if ctx.Err() == nil {
+	failed := func(err error) *Finding {
+		kind, detail := readFault(ctx, t, key, seg.PieceSize, err)
+		if kind == FindingUnreachable && ctx.Err() == nil {
 			opts.Down.Mark(p.Target)
 		}
-		return bad(FindingUnreachable, "%v", err)
+		return bad(kind, "%s", detail)
+	}
+	rc, err := t.Get(ctx, key, 0, int64(len(buf))+1)
+	if err != nil {
+		return failed(err)
 	}
 	defer rc.Close()
-	got, err := io.ReadFull(rc, buf)
-	switch {
-	case err == io.EOF || err == io.ErrUnexpectedEOF:
-		return bad(FindingSize, "%d bytes, want %d", got, len(buf))
-	case errors.Is(err, ErrNotFound):
-		return bad(FindingMissing, "not found")
-	case err != nil:
-		if ctx.Err() == nil {
-			opts.Down.Mark(p.Target)
-		}
-		return bad(FindingUnreachable, "%v", err)
+	// A short body is either a short object or a read the target broke
+	// off; readFault tells them apart.
+	if _, err := io.ReadFull(rc, buf); err != nil {
+		return failed(err)
 	}
 	if extra, _ := io.Copy(io.Discard, io.LimitReader(rc, 1)); extra > 0 {
 		return bad(FindingSize, "longer than %d bytes", len(buf))
@@ -615,20 +604,49 @@ func readPiece(ctx context.Context, m *Manifest, seg *SegmentMeta, j int, target
 	return nil
 }
 
-// statAfterGetError tells a failed GET of a damaged object from an
-// unreachable target: S3 refuses a ranged GET of an empty object (416),
-// which must be reported as a short piece, not mark a healthy target down.
-// It returns nil when the target does not answer a Stat either.
-func statAfterGetError(ctx context.Context, t Target, key string, seg *SegmentMeta, j int, target string) *Finding {
-	if ctx.Err() != nil {
-		return nil
-	}
-	oi, err := t.Stat(ctx, key)
+// readFault classifies a failed read of a piece of size bytes under key:
+// a GET that was refused, or a body that broke off or came up short.
+//
+// Only a target that does not answer is unreachable, which callers take as
+// a fact about the whole target: the GET got no answer at all (noAnswer),
+// or the target no longer answers a Stat of the same object. A target that
+// did answer has said something about this one object: it is gone
+// (missing), has the wrong length (size), or will not deliver its bytes,
+// reported as a hash finding. The last is how a server with its own
+// integrity check reports rot: MinIO ends a read whose bytes fail its
+// bitrot check with an error (or cuts the body short) rather than return
+// them. Such a piece is rebuilt in place, and its target stays in use for
+// every other piece. A target without Stat (presigned URLs) gets the same
+// verdicts except size.
+func readFault(ctx context.Context, t Target, key string, size int64, err error) (FindingKind, string) {
 	switch {
+	case ctx.Err() != nil:
+		return FindingUnreachable, ctx.Err().Error()
 	case errors.Is(err, ErrNotFound):
-		return &Finding{Segment: seg.Index, Piece: j, Target: target, Kind: FindingMissing, Detail: "not found"}
-	case err == nil && oi.Size != seg.PieceSize:
-		return &Finding{Segment: seg.Index, Piece: j, Target: target, Kind: FindingSize, Detail: fmt.Sprintf("%d bytes, want %d", oi.Size, seg.PieceSize)}
+		return FindingMissing, "not found"
+	case noAnswer(err):
+		return FindingUnreachable, err.Error()
 	}
-	return nil
+	oi, serr := t.Stat(ctx, key)
+	switch {
+	case errors.Is(serr, ErrNotFound):
+		return FindingMissing, "not found"
+	case serr != nil && (noAnswer(serr) || ctx.Err() != nil):
+		return FindingUnreachable, err.Error()
+	case serr == nil && oi.Size != size:
+		return FindingSize, fmt.Sprintf("%d bytes, want %d", oi.Size, size)
+	}
+	return FindingHash, fmt.Sprintf("the target did not deliver the bytes: %v", err)
+}
+
+// noAnswer reports whether err says a request got no answer from the
+// target (no connection, a reset or timed-out one), as opposed to an answer
+// the target gave about the request or the object.
+func noAnswer(err error) bool {
+	var (
+		opErr  *net.OpError
+		dnsErr *net.DNSError
+		urlErr *url.Error
+	)
+	return errors.Is(err, ErrUnreachable) || errors.As(err, &opErr) || errors.As(err, &dnsErr) || errors.As(err, &urlErr)
 }
