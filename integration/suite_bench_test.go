@@ -349,7 +349,7 @@ func runMeasured(s *stack, cmds []*exec.Cmd) (sample, error) {
 			c.Stdout = io.Discard
 		}
 	}
-	server0 := s.minioCPU()
+	server0 := s.serverCPU()
 	t0 := time.Now()
 	for _, c := range cmds {
 		if err := c.Start(); err != nil {
@@ -385,7 +385,7 @@ func runMeasured(s *stack, cmds []*exec.Cmd) (sample, error) {
 			}
 		}
 	}
-	smp := sample{Seconds: time.Since(t0).Seconds(), ServerCPU: s.minioCPU() - server0}
+	smp := sample{Seconds: time.Since(t0).Seconds(), ServerCPU: s.serverCPU() - server0}
 	for i, c := range cmds {
 		if errs[i] != nil {
 			return smp, fmt.Errorf("%s: %v: %s", filepath.Base(c.Path), errs[i], strings.TrimSpace(outs[i].String()))
@@ -414,11 +414,12 @@ func vmHWM(pid int) float64 {
 	return 0
 }
 
-// minioCPU is the CPU seconds the three MinIO servers have used so far.
-func (s *stack) minioCPU() float64 {
+// serverCPU is the CPU seconds the S3 servers (MinIO and versitygw) have
+// used so far.
+func (s *stack) serverCPU() float64 {
 	var total float64
-	for i := 1; i <= 3; i++ {
-		b, err := os.ReadFile(filepath.Join(s.dir, fmt.Sprintf("minio%d.pid", i)))
+	for i, kind := range s.kinds {
+		b, err := os.ReadFile(filepath.Join(s.dir, fmt.Sprintf("%s%d.pid", kind, i+1)))
 		if err != nil {
 			continue
 		}

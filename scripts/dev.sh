@@ -109,7 +109,6 @@ write_config() {
     echo "tls_cert = \"$DEV/tls/cert.pem\""
     echo "tls_key = \"$DEV/tls/key.pem\""
     echo "catalog = \"$DEV/dozo.db\""
-    echo "presign_expiry = \"10m\""
     echo "upload_expiry = \"24h\""
     echo "admins = [\"admin\"]"
     echo "submitters = [\"sam\"]"
