@@ -161,7 +161,7 @@ func runDatasetDelete(c *cli.Context) error {
 		return &client.Error{Op: "deleting dataset " + id, Err: err}
 	}
 	if st.Report != nil {
-		return writeReport(c, st.Report, base)
+		return writeReport(c, st.Report, base, st)
 	}
 	if c.Bool("json") {
 		return printJSON(stdout(c), st)
@@ -217,7 +217,7 @@ func runDeletionReport(c *cli.Context) error {
 	if err != nil {
 		return &client.Error{Op: "fetching the deletion report of " + id, Err: err}
 	}
-	return writeReport(c, r, base)
+	return writeReport(c, r, base, r)
 }
 
 // reportBase is --report without a .json/.txt suffix, checked before
@@ -235,7 +235,9 @@ func reportBase(c *cli.Context, id string) (string, error) {
 	return base, nil
 }
 
-func writeReport(c *cli.Context, r *api.DeletionReport, base string) error {
+// writeReport writes r to base.json and base.txt, then prints asJSON with
+// --json or a summary without.
+func writeReport(c *cli.Context, r *api.DeletionReport, base string, asJSON any) error {
 	j, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return err
@@ -248,7 +250,7 @@ func writeReport(c *cli.Context, r *api.DeletionReport, base string) error {
 		return &client.Error{Op: "writing the deletion report", Err: err, Hint: "fetch it again with dozo dataset deletion-report " + r.Dataset}
 	}
 	if c.Bool("json") {
-		return printJSON(stdout(c), r)
+		return printJSON(stdout(c), asJSON)
 	}
 	fmt.Fprintf(stdout(c), "Deleted dataset %s: %d files, %d stored objects on %d targets; key %s (versions 1-%d) destroyed %s.\n"+
 		"Copies grantees fetched before (files, file keys) and earlier Vault backups are outside its reach.\nReport: %s, %s\n",
