@@ -9,11 +9,15 @@ import "time"
 //	POST /v1/datasets/{ds}/undelete                         -> DeletionStatus
 //	GET  /v1/datasets/{ds}/deletion-report                  -> DeletionReport
 //
-// rotate-key and delete are refused (409) on a dataset an administrator
-// froze. The first delete schedules the deletion (202): the dataset is
-// hidden from everyone at once and the deletion runs when the grace period
-// ends, by dozod itself or at a delete repeated from then on (200, with
-// the report). undelete cancels a deletion that has not begun to run.
+// Rules (matrix rows in broker/matrix_test.go): dataset.rotate-key and
+// dataset.delete: custodian or admin, refused (409) on a dataset an
+// administrator froze; dataset.undelete and dataset.deletion-report:
+// custodian or admin, also when frozen. The first delete schedules the
+// deletion (202): the dataset is hidden from everyone at once (404 for
+// all but its custodians and admins, who get 409 saying when it runs) and
+// the deletion runs when the grace period ends, by dozod itself or at a
+// delete repeated from then on (200, with the report). undelete cancels a
+// deletion that has not begun to run.
 // Both POSTs that change data are resumable: repeating one after an
 // interruption continues where it stopped.
 //
