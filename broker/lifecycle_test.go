@@ -765,3 +765,23 @@ secret_key_file = "` + tok + `"
 		t.Error("ConfigHelp does not document deletion_grace")
 	}
 }
+
+// TestScrubSkipsHiddenDatasets: a scrub of every dataset passes over one
+// hidden by a deletion (scheduled or done) instead of failing on it or
+// finding its purged pieces missing.
+func TestScrubSkipsHiddenDatasets(t *testing.T) {
+	l := newLifecycleEnv(t)
+	l.must(201, "tok-sam", "POST", "/v1/datasets", api.CreateDatasetRequest{ID: "DS2", Title: "t", PlainSegmentSize: 1 << 20}, nil)
+	l.upload("tok-sam", "DS2", "x.vcf", randBytes(2000), randBytes(16), randBytes(16))
+	st := l.schedule("tok-sam")
+	for _, step := range []string{"scheduled", "done"} {
+		if step == "done" {
+			l.now = st.RunsAt
+			l.must(200, "tok-sam", "POST", "/v1/datasets/DS1/delete", api.DeleteDatasetRequest{Confirm: "DS1"}, nil)
+		}
+		r := l.scrub(api.ScrubRequest{})
+		if r.State != api.ScrubDone || r.Summary.Files != 1 || len(r.Errors) != 0 || len(r.Findings) != 0 {
+			t.Fatalf("%s: scrub %+v", step, r)
+		}
+	}
+}
