@@ -5,11 +5,29 @@ import "time"
 // Dataset lifecycle endpoints (the dataset's custodian or an admin):
 //
 //	POST /v1/datasets/{ds}/rotate-key                       -> RotateKeyResponse
-//	POST /v1/datasets/{ds}/delete  DeleteDatasetRequest     -> DeletionReport
+//	POST /v1/datasets/{ds}/delete    DeleteDatasetRequest   -> DeletionStatus
+//	POST /v1/datasets/{ds}/undelete                         -> DeletionStatus
 //	GET  /v1/datasets/{ds}/deletion-report                  -> DeletionReport
 //
-// Both POSTs are resumable: repeating one after an interruption continues
-// where it stopped.
+// Rules (matrix rows in broker/matrix_test.go): dataset.rotate-key and
+// dataset.delete: custodian or admin, refused (409) on a dataset an
+// administrator froze; dataset.undelete and dataset.deletion-report:
+// custodian or admin, also when frozen. The first delete schedules the
+// deletion (202): the dataset is hidden from everyone at once (404 for
+// all but its custodians and admins, who get 409 saying when it runs) and
+// the deletion runs when the grace period ends, by dozod itself or at a
+// delete repeated from then on (200, with the report). undelete cancels a
+// deletion that has not begun to run.
+// Both POSTs that change data are resumable: repeating one after an
+// interruption continues where it stopped.
+//
+// What they achieve, precisely: rotate-key makes new uploads and new
+// header wraps use a new key version and retires the old versions, so the
+// stored headers open only under the new one; it does not re-encrypt
+// payloads, and it cannot take back a file key a grantee already obtained.
+// delete destroys the dataset key in Vault and the stored objects; copies
+// grantees already fetched (plaintext or file keys) and Vault backups or
+// snapshots taken before the key was destroyed are outside its reach.
 
 // RotateKeyResponse reports a finished key rotation.
 type RotateKeyResponse struct {
@@ -37,14 +55,44 @@ type DeleteDatasetRequest struct {
 	Confirm string `json:"confirm"`
 }
 
+// Deletion states.
+const (
+	// DeletionScheduled: the dataset is hidden; the deletion runs from
+	// RunsAt on and can be cancelled until then.
+	DeletionScheduled = "scheduled"
+	// DeletionRunning: a run began and was interrupted; repeat the delete
+	// (or let dozod) finish it. It can no longer be cancelled.
+	DeletionRunning = "running"
+	// DeletionComplete: every object and the key are gone; Report is set.
+	DeletionComplete = "complete"
+	// DeletionCancelled: the deletion was cancelled and the dataset is
+	// visible again, as it was (undelete's answer).
+	DeletionCancelled = "cancelled"
+)
+
+// DeletionStatus is where a dataset's deletion stands.
+type DeletionStatus struct {
+	Dataset string `json:"dataset"`
+	State   string `json:"state"` // a Deletion* constant
+	// ScheduledBy asked for the deletion at ScheduledAt, when the dataset
+	// was hidden; it runs from RunsAt on (the end of the grace period).
+	ScheduledBy string          `json:"scheduled_by"`
+	ScheduledAt time.Time       `json:"scheduled_at"`
+	RunsAt      time.Time       `json:"runs_at"`
+	Report      *DeletionReport `json:"report,omitempty"` // when complete
+}
+
 // DeletionReport is the evidence of a dataset's deletion, meant to be
 // attached to the NBDC data-use termination report.
 type DeletionReport struct {
-	Dataset   string    `json:"dataset"`
-	Title     string    `json:"title"`
-	Status    string    `json:"status"` // "complete"
-	StartedBy string    `json:"started_by"`
-	StartedAt time.Time `json:"started_at"`
+	Dataset string `json:"dataset"`
+	Title   string `json:"title"`
+	Status  string `json:"status"` // "complete"
+	// StartedBy asked for the deletion at StartedAt (the dataset was hidden
+	// then); after the grace period it ran from RunStartedAt.
+	StartedBy    string    `json:"started_by"`
+	StartedAt    time.Time `json:"started_at"`
+	RunStartedAt time.Time `json:"run_started_at"`
 	// FinishedBy ran the deletion to its end (the same person unless it
 	// was resumed by someone else).
 	FinishedBy string          `json:"finished_by"`
@@ -53,7 +101,8 @@ type DeletionReport struct {
 	Objects    []DeletedObject `json:"objects"`
 	Targets    []string        `json:"targets"` // every target that was purged
 	Key        DestroyedKey    `json:"key"`
-	// Statement is the plain-language summary for the termination report.
+	// Statement is the plain-language summary for the termination report:
+	// what was destroyed, and what a deletion cannot reach.
 	Statement string `json:"statement"`
 }
 

@@ -137,8 +137,12 @@ func (a *dsAccess) refuseFrozen() error {
 // formerGrantee explains to a caller with no role on an existing dataset
 // why, when the caller once held a grant on it: expired, revoked or not yet
 // started. Only someone the dataset was granted to learns that it exists;
-// everyone else gets nil and so the uniform 404.
+// everyone else gets nil and so the uniform 404. A dataset hidden by a
+// deletion is explained to its custodians and admins only (lifecycle.go).
 func (s *Server) formerGrantee(q *request, id string) error {
+	if hidden, err := s.hiddenByDeletion(q, id); hidden {
+		return err
+	}
 	g, err := s.cat.LatestGrant(q.ctx, id, q.user.Name)
 	if errors.Is(err, catalog.ErrNotFound) {
 		return nil

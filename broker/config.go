@@ -37,6 +37,8 @@ type Config struct {
 	Targets []TargetConfig `toml:"targets"`
 	Scrub   ScrubConfig    `toml:"scrub"`   // scrub.go
 	Metrics MetricsConfig  `toml:"metrics"` // ops.go
+	// Lifecycle is the [lifecycle] section: the deletion grace period.
+	Lifecycle LifecycleConfig `toml:"lifecycle"` // lifecycle.go
 }
 
 // VaultConfig says how dozod reaches Vault.
@@ -71,7 +73,7 @@ const (
 
 // ConfigHelp documents every key and environment variable; dozod's --help
 // prints it.
-const ConfigHelp = baseConfigHelp + authConfigHelp + scrubConfigHelp + metricsConfigHelp
+const ConfigHelp = baseConfigHelp + authConfigHelp + scrubConfigHelp + metricsConfigHelp + lifecycleConfigHelp
 
 const baseConfigHelp = `Configuration: a TOML file (--config) and DOZOD_* environment variables,
 which override the file. Secrets are never taken from the TOML file itself.
@@ -135,6 +137,9 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 		return err
 	}
 	if err := c.Metrics.applyEnv(getenv); err != nil {
+		return err
+	}
+	if err := c.Lifecycle.applyEnv(getenv); err != nil {
 		return err
 	}
 	str := func(name string, dst *string) {
@@ -215,6 +220,9 @@ func (c *Config) defaults() {
 	}
 	if c.LogLevel == "" {
 		c.LogLevel = "info"
+	}
+	if c.Lifecycle.DeletionGrace == 0 {
+		c.Lifecycle.DeletionGrace = DefaultDeletionGrace
 	}
 	if c.Vault.TransitMount == "" {
 		c.Vault.TransitMount = "transit"
@@ -335,6 +343,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.Scrub.validate(); err != nil {
+		return err
+	}
+	if err := c.Lifecycle.validate(); err != nil {
 		return err
 	}
 	return c.Metrics.validate()

@@ -94,6 +94,8 @@ func TestCreateExistingDatasetRevealsOnlyToThoseWhoSeeIt(t *testing.T) {
 func TestCreateDeletedDatasetRevealsOnlyToItsCustodians(t *testing.T) {
 	e, _ := newEnvWith(t, &versionedKeys{})
 	e.must(201, "tok-admin", "POST", "/v1/datasets", api.CreateDatasetRequest{ID: "GONE", Title: "t"}, nil)
+	e.must(202, "tok-admin", "POST", "/v1/datasets/GONE/delete", api.DeleteDatasetRequest{Confirm: "GONE"}, nil)
+	e.now = e.now.Add(DefaultDeletionGrace) // the grace period is over: delete again runs it
 	e.must(200, "tok-admin", "POST", "/v1/datasets/GONE/delete", api.DeleteDatasetRequest{Confirm: "GONE"}, nil)
 	raw := e.must(409, "tok-admin", "POST", "/v1/datasets", api.CreateDatasetRequest{ID: "GONE", Title: "again"}, nil)
 	if msg := errBody(t, raw).Error; !strings.Contains(msg, "deleted") {

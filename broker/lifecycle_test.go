@@ -16,10 +16,12 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"filippo.io/age"
 
 	"github.com/dozo-vault/dozo/api"
+	"github.com/dozo-vault/dozo/catalog"
 	"github.com/dozo-vault/dozo/crypto"
 	"github.com/dozo-vault/dozo/storage"
 	"github.com/dozo-vault/dozo/vault"
@@ -318,8 +320,17 @@ func TestRotateAndDelete(t *testing.T) {
 	e.must(400, "tok-sam", "POST", "/v1/datasets/DS1/delete", api.DeleteDatasetRequest{Confirm: "DS2"}, nil)
 	e.must(404, "tok-rita", "POST", "/v1/datasets/DS1/delete", api.DeleteDatasetRequest{Confirm: "DS1"}, nil)
 	e.must(409, "tok-sam", "GET", "/v1/datasets/DS1/deletion-report", nil, nil)
-	var rep api.DeletionReport
-	e.must(200, "tok-sam", "POST", "/v1/datasets/DS1/delete", api.DeleteDatasetRequest{Confirm: "DS1"}, &rep)
+	var st api.DeletionStatus
+	e.must(202, "tok-sam", "POST", "/v1/datasets/DS1/delete", api.DeleteDatasetRequest{Confirm: "DS1"}, &st)
+	if st.State != api.DeletionScheduled || !st.RunsAt.Equal(e.now.Add(DefaultDeletionGrace)) {
+		t.Fatalf("schedule: %+v", st)
+	}
+	e.now = st.RunsAt // the grace period is over: repeating delete runs it
+	e.must(200, "tok-sam", "POST", "/v1/datasets/DS1/delete", api.DeleteDatasetRequest{Confirm: "DS1"}, &st)
+	if st.State != api.DeletionComplete || st.Report == nil {
+		t.Fatalf("run: %+v", st)
+	}
+	rep := *st.Report
 	if len(rep.Objects) != objects || rep.Key.Name != "dozo-ds-DS1" || rep.Key.Versions != 2 || len(rep.Files) != 3 || len(rep.Targets) != 6 {
 		t.Fatalf("report: %d objects (want %d), key %+v, %d files, %d targets", len(rep.Objects), objects, rep.Key, len(rep.Files), len(rep.Targets))
 	}
@@ -340,7 +351,7 @@ func TestRotateAndDelete(t *testing.T) {
 		t.Fatal("re-creating a deleted dataset made a key")
 	}
 	var again api.DeletionReport
-	e.must(200, "tok-sam", "POST", "/v1/datasets/DS1/delete", api.DeleteDatasetRequest{Confirm: "DS1"}, &again)
+	e.must(200, "tok-sam", "POST", "/v1/datasets/DS1/delete", api.DeleteDatasetRequest{Confirm: "DS1"}, &st)
 	e.must(200, "tok-admin", "GET", "/v1/datasets/DS1/deletion-report", nil, &again)
 	if len(again.Objects) != len(rep.Objects) || !again.FinishedAt.Equal(rep.FinishedAt) {
 		t.Fatal("rerun changed the report")
@@ -353,7 +364,7 @@ func TestRotateAndDelete(t *testing.T) {
 	for _, r := range rs {
 		actions[r.Action] = true
 	}
-	for _, a := range []string{"dataset.rotate-key.start", "dataset.rotate-key.done", "upload.abort", "dataset.delete.start", "dataset.delete.done", "dataset.delete"} {
+	for _, a := range []string{"dataset.rotate-key.start", "dataset.rotate-key.done", "upload.abort", "dataset.delete.schedule", "dataset.delete.start", "dataset.delete.done", "dataset.delete"} {
 		if !actions[a] {
 			t.Errorf("no %s record", a)
 		}
@@ -367,6 +378,410 @@ func TestRotateAndDelete(t *testing.T) {
 	for _, secret := range []string{base64.StdEncoding.EncodeToString(key), hex.EncodeToString(key), "vault:v", "dozo-transit", fr.HeaderObject[:40]} {
 		if bytes.Contains(exp, []byte(secret)) {
 			t.Errorf("audit export holds %q", secret)
+		}
+	}
+}
+
+// lifecycleEnv is an env with dataset DS1 (sam its custodian and
+// submitter) holding one available file a.vcf, rita granted it with her
+// recipient set, and an upload of b.vcf left open by sam.
+type lifecycleEnv struct {
+	*env
+	keys    *versionedKeys
+	fileKey []byte
+	rita    *age.X25519Identity
+	open    api.Upload
+	pieces  func() map[string]string // every object under DS1, with its ETag
+}
+
+func newLifecycleEnv(t *testing.T) *lifecycleEnv {
+	ctx := context.Background()
+	keys := &versionedKeys{}
+	e, _ := newEnvWith(t, keys)
+	l := &lifecycleEnv{env: e, keys: keys, fileKey: randBytes(16)}
+	e.must(201, "tok-sam", "POST", "/v1/datasets", api.CreateDatasetRequest{ID: "DS1", Title: "t", PlainSegmentSize: 1 << 20}, nil)
+	e.upload("tok-sam", "DS1", "a.vcf", randBytes(3000), l.fileKey, randBytes(16))
+	e.must(201, "tok-sam", "POST", "/v1/datasets/DS1/uploads", beginReq("b.vcf", 10, randBytes(16), randBytes(16)), &l.open)
+	e.must(200, "tok-sam", "PUT", "/v1/datasets/DS1/grants/rita", api.GrantRequest{Until: "2026-03-20", ApplicationID: "J-DU000001", Institution: "NIG"}, nil)
+	var err error
+	if l.rita, err = age.GenerateX25519Identity(); err != nil {
+		t.Fatal(err)
+	}
+	e.must(200, "tok-rita", "PUT", "/v1/me/recipient", api.RecipientRequest{Recipient: l.rita.Recipient().String()}, nil)
+	l.pieces = func() map[string]string {
+		out := map[string]string{}
+		for _, tg := range e.targets {
+			tg.List(ctx, storage.DatasetPrefix("DS1"), func(oi storage.ObjectInfo) error {
+				out[tg.ID()+"/"+oi.Key] = oi.ETag
+				return nil
+			})
+		}
+		return out
+	}
+	return l
+}
+
+// fetchKey fetches a.vcf as rita and returns the file key her header gives.
+func (l *lifecycleEnv) fetchKey() []byte {
+	l.t.Helper()
+	var fr api.FetchResponse
+	l.must(200, "tok-rita", "POST", "/v1/datasets/DS1/files/a.vcf/fetch", nil, &fr)
+	hdr, _ := base64.StdEncoding.DecodeString(fr.HeaderObject)
+	key, _, err := crypto.OpenHeaderObject(hdr, l.rita)
+	if err != nil {
+		l.t.Fatalf("rita's header: %v", err)
+	}
+	return key
+}
+
+func (l *lifecycleEnv) schedule(token string) api.DeletionStatus {
+	l.t.Helper()
+	var st api.DeletionStatus
+	l.must(202, token, "POST", "/v1/datasets/DS1/delete", api.DeleteDatasetRequest{Confirm: "DS1"}, &st)
+	return st
+}
+
+// auditActions returns the actions recorded about DS1 (with their actors).
+func (l *lifecycleEnv) auditActions() map[string]string {
+	var rs []api.AuditRecord
+	l.must(200, "tok-admin", "GET", "/v1/audit?dataset=DS1&limit=1000", nil, &rs)
+	out := map[string]string{}
+	for _, r := range rs {
+		out[r.Action] = r.Actor
+	}
+	return out
+}
+
+// sameAsMissing fails unless the answer to (method, path) is the uniform
+// 404 that a dataset which never existed (DS9) gets, ids aside.
+func (l *lifecycleEnv) sameAsMissing(token, method, path string, body any) {
+	l.t.Helper()
+	code, raw := l.call(token, method, path, body, nil)
+	mcode, mraw := l.call(token, method, strings.Replace(path, "DS1", "DS9", 1), body, nil)
+	got, want := errBody(l.t, raw), errBody(l.t, mraw)
+	want.Error = strings.ReplaceAll(want.Error, "DS9", "DS1")
+	if code != 404 || mcode != 404 || got != want {
+		l.t.Errorf("%s %s as %s: %d %+v; a missing dataset gets %d %+v", method, path, token, code, got, mcode, want)
+	}
+}
+
+func listed(l *lifecycleEnv, token string) bool {
+	var ds []api.Dataset
+	l.must(200, token, "GET", "/v1/datasets", nil, &ds)
+	for _, d := range ds {
+		if d.ID == "DS1" {
+			return true
+		}
+	}
+	return false
+}
+
+// TestDeletionScheduleAndCancel: a deletion hides the dataset from
+// everyone at once (a grantee gets the uniform 404; no listing, fetch,
+// presign, upload or grant), tells its custodian and admins when it runs,
+// and changes nothing else; cancelling it during the grace period brings
+// everything back as it was: the file fetches with the same key, the
+// stored objects are untouched, the grant keeps its dates, the open upload
+// stays open.
+func TestDeletionScheduleAndCancel(t *testing.T) {
+	ctx := context.Background()
+	l := newLifecycleEnv(t)
+	before := l.pieces()
+	var grants []api.Grant
+	l.must(200, "tok-sam", "GET", "/v1/datasets/DS1/grants", nil, &grants)
+	var f api.File
+	{
+		var fs []api.File
+		l.must(200, "tok-sam", "GET", "/v1/datasets/DS1/files", nil, &fs)
+		f = fs[0]
+	}
+	getPiece := api.PresignRequest{Target: "s1-a", Key: storage.PieceKey("DS1", f.ID, 0, 0)}
+
+	l.must(400, "tok-sam", "POST", "/v1/datasets/DS1/delete", api.DeleteDatasetRequest{Confirm: "DS2"}, nil)
+	l.must(403, "tok-rita", "POST", "/v1/datasets/DS1/delete", api.DeleteDatasetRequest{Confirm: "DS1"}, nil)
+	l.must(409, "tok-sam", "POST", "/v1/datasets/DS1/undelete", nil, nil) // nothing to cancel
+	st := l.schedule("tok-sam")
+	if st.State != api.DeletionScheduled || st.ScheduledBy != "sam" || !st.ScheduledAt.Equal(l.now) || !st.RunsAt.Equal(l.now.Add(DefaultDeletionGrace)) {
+		t.Fatalf("schedule: %+v", st)
+	}
+
+	// Hidden from the grantee, byte for byte like a dataset that never was.
+	l.sameAsMissing("tok-rita", "GET", "/v1/datasets/DS1", nil)
+	l.sameAsMissing("tok-rita", "GET", "/v1/datasets/DS1/files", nil)
+	l.sameAsMissing("tok-rita", "POST", "/v1/datasets/DS1/files/a.vcf/fetch", nil)
+	l.sameAsMissing("tok-rita", "GET", "/v1/datasets/DS1/deletion-report", nil)
+	l.sameAsMissing("tok-rita", "POST", "/v1/datasets/DS1/undelete", nil)
+	l.sameAsMissing("tok-eve", "GET", "/v1/datasets/DS1", nil)
+	l.must(404, "tok-rita", "POST", "/v1/fetches/"+f.ID+"/presign", getPiece, nil)
+	for _, tok := range []string{"tok-rita", "tok-sam", "tok-admin"} {
+		if listed(l, tok) {
+			t.Errorf("%s still lists DS1", tok)
+		}
+	}
+	// The open upload cannot go on (and says nothing about why).
+	l.must(404, "tok-sam", "GET", "/v1/uploads/"+l.open.ID, nil, nil)
+	l.must(404, "tok-sam", "POST", "/v1/uploads/"+l.open.ID+"/presign", api.PresignRequest{Target: "s1-a", Key: storage.PieceKey("DS1", l.open.FileID, 0, 0)}, nil)
+	// Its custodian and the admins are told when it runs, and can do
+	// nothing else with it.
+	for _, tok := range []string{"tok-sam", "tok-admin"} {
+		raw := l.must(409, tok, "GET", "/v1/datasets/DS1", nil, nil)
+		if eb := errBody(t, raw); !strings.Contains(eb.Error, "deletion scheduled at 2026-03-01T12:00:00Z by sam, runs at 2026-03-08T12:00:00Z") ||
+			!strings.Contains(eb.Hint, "dozo dataset undelete DS1") {
+			t.Errorf("%s: %+v", tok, eb)
+		}
+	}
+	l.must(409, "tok-sam", "PUT", "/v1/datasets/DS1/grants/eve", api.GrantRequest{Until: "2026-03-20", ApplicationID: "J-DU000002", Institution: "NIG"}, nil)
+	l.must(409, "tok-sam", "POST", "/v1/datasets/DS1/uploads", beginReq("c.vcf", 10, randBytes(16), randBytes(16)), nil)
+	l.must(409, "tok-sam", "POST", "/v1/datasets/DS1/rotate-key", nil, nil)
+	l.must(409, "tok-sam", "POST", "/v1/datasets/DS1/files/a.vcf/fetch", nil, nil)
+	if eb := errBody(t, l.must(409, "tok-sam", "GET", "/v1/datasets/DS1/deletion-report", nil, nil)); !strings.Contains(eb.Error, "deletion scheduled") {
+		t.Errorf("deletion-report while scheduled: %+v", eb)
+	}
+
+	// A repeated delete and the reaper destroy nothing during the grace
+	// period (its last second: TestDeletionRunsAfterGrace).
+	l.now = l.now.Add(time.Hour)
+	var again api.DeletionStatus
+	l.must(202, "tok-admin", "POST", "/v1/datasets/DS1/delete", api.DeleteDatasetRequest{Confirm: "DS1"}, &again)
+	if again.State != api.DeletionScheduled || !again.RunsAt.Equal(st.RunsAt) || again.ScheduledBy != "sam" {
+		t.Fatalf("repeated delete changed the schedule: %+v", again)
+	}
+	if err := l.srv.Reap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.keys.ReadKey(ctx, "dozo-ds-DS1"); err != nil {
+		t.Fatalf("key gone during the grace period: %v", err)
+	}
+	if fmt.Sprint(l.pieces()) != fmt.Sprint(before) {
+		t.Fatal("objects changed during the grace period")
+	}
+
+	// Cancel: only the custodian or an admin.
+	l.must(404, "tok-rita", "POST", "/v1/datasets/DS1/undelete", nil, nil)
+	var c api.DeletionStatus
+	l.must(200, "tok-sam", "POST", "/v1/datasets/DS1/undelete", nil, &c)
+	if c.State != api.DeletionCancelled || !c.RunsAt.Equal(st.RunsAt) {
+		t.Fatalf("cancel: %+v", c)
+	}
+	l.must(409, "tok-sam", "POST", "/v1/datasets/DS1/undelete", nil, nil)
+
+	// Everything as it was.
+	if !listed(l, "tok-rita") {
+		t.Error("rita does not list DS1 after the cancel")
+	}
+	if got := l.fetchKey(); !bytes.Equal(got, l.fileKey) {
+		t.Fatal("the file key changed")
+	}
+	l.must(200, "tok-rita", "POST", "/v1/fetches/"+f.ID+"/presign", getPiece, nil)
+	if fmt.Sprint(l.pieces()) != fmt.Sprint(before) {
+		t.Fatal("objects changed by schedule and cancel")
+	}
+	var after []api.Grant
+	l.must(200, "tok-sam", "GET", "/v1/datasets/DS1/grants", nil, &after)
+	if fmt.Sprint(after) != fmt.Sprint(grants) {
+		t.Errorf("grants changed:\n%+v\n%+v", grants, after)
+	}
+	var u api.Upload
+	l.must(200, "tok-sam", "GET", "/v1/uploads/"+l.open.ID, nil, &u)
+	if u.State != "open" {
+		t.Errorf("open upload is %s after the cancel", u.State)
+	}
+	// A new deletion starts a new grace period.
+	l.now = l.now.Add(time.Hour)
+	if st2 := l.schedule("tok-admin"); !st2.RunsAt.Equal(l.now.Add(DefaultDeletionGrace)) || st2.ScheduledBy != "admin" {
+		t.Errorf("second schedule: %+v", st2)
+	}
+	acts := l.auditActions()
+	for _, a := range []string{"dataset.delete", "dataset.delete.schedule", "dataset.undelete", "dataset.delete.cancel"} {
+		if acts[a] == "" {
+			t.Errorf("no %s record", a)
+		}
+	}
+	if acts["dataset.delete.start"] != "" {
+		t.Error("a deletion run began during the grace period")
+	}
+}
+
+// TestDeletionRunsAfterGrace: once the grace period is over the reaper
+// runs the deletion: every object goes, then the key; it can no longer be
+// cancelled, and its report says what it did and what it cannot reach.
+func TestDeletionRunsAfterGrace(t *testing.T) {
+	ctx := context.Background()
+	l := newLifecycleEnv(t)
+	l.fetchKey() // rita holds the file key now
+	st := l.schedule("tok-sam")
+	l.now = st.RunsAt.Add(-time.Second)
+	if err := l.srv.Reap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	l.must(202, "tok-sam", "POST", "/v1/datasets/DS1/delete", api.DeleteDatasetRequest{Confirm: "DS1"}, nil)
+	if _, err := l.keys.ReadKey(ctx, "dozo-ds-DS1"); err != nil || len(l.pieces()) == 0 {
+		t.Fatalf("deletion ran before its time: %v", err)
+	}
+	l.now = st.RunsAt
+	if err := l.srv.Reap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.keys.ReadKey(ctx, "dozo-ds-DS1"); !errors.Is(err, vault.ErrNotFound) {
+		t.Fatalf("key survives: %v", err)
+	}
+	if left := l.pieces(); len(left) != 0 {
+		t.Fatalf("objects left: %v", left)
+	}
+	var rep api.DeletionReport
+	l.must(200, "tok-sam", "GET", "/v1/datasets/DS1/deletion-report", nil, &rep)
+	if rep.Status != "complete" || rep.StartedBy != "sam" || !rep.StartedAt.Equal(st.ScheduledAt) || !rep.RunStartedAt.Equal(st.RunsAt) ||
+		rep.FinishedBy != "dozod" || rep.Key.Versions != 1 {
+		t.Fatalf("report: %+v", rep)
+	}
+	if eb := errBody(t, l.must(409, "tok-sam", "POST", "/v1/datasets/DS1/undelete", nil, nil)); !strings.Contains(eb.Error, "cannot be undone") {
+		t.Errorf("undelete after the run: %+v", eb)
+	}
+	l.sameAsMissing("tok-rita", "GET", "/v1/datasets/DS1", nil)
+	l.must(404, "tok-sam", "GET", "/v1/datasets/DS1", nil, nil)
+	acts := l.auditActions()
+	if acts["dataset.delete.start"] != "dozod" || acts["dataset.delete.done"] != "dozod" || acts["dataset.delete.schedule"] != "sam" {
+		t.Errorf("audit: %v", acts)
+	}
+	// The reaper's next round has nothing to do.
+	if err := l.srv.Reap(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDeletionReportClaims: the report states what the deletion did and
+// what it cannot reach (grantees' copies and file keys, Vault backups),
+// and no longer claims that no copy anywhere can be decrypted.
+func TestDeletionReportClaims(t *testing.T) {
+	l := newLifecycleEnv(t)
+	st := l.schedule("tok-sam")
+	l.now = st.RunsAt
+	l.must(200, "tok-sam", "POST", "/v1/datasets/DS1/delete", api.DeleteDatasetRequest{Confirm: "DS1"}, &st)
+	s := st.Report.Statement
+	for _, claim := range []string{"no remaining copy", "including any backup, can be decrypted", "can never be decrypted"} {
+		if strings.Contains(s, claim) {
+			t.Errorf("statement claims %q:\n%s", claim, s)
+		}
+	}
+	for _, want := range []string{
+		"sam asked for the deletion at 2026-03-01T12:00:00Z, when the dataset was hidden from every user; it ran after the grace period, from 2026-03-08T12:00:00Z",
+		"The dataset's encryption key dozo-ds-DS1 (versions 1-1) was then destroyed in HashiCorp Vault at 2026-03-08T12:00:00Z",
+		"Outside the reach of this deletion: copies that grantees fetched before it (decrypted files, and the file keys they obtained, " +
+			"each of which decrypts its file's ciphertext wherever a copy survives), and backups or snapshots of Vault taken before the key " +
+			"was destroyed (from which the key could be restored).",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("statement lacks %q:\n%s", want, s)
+		}
+	}
+}
+
+// TestLifecycleRefusedWhenFrozen: rotate-key and delete are refused on a
+// frozen dataset, for its custodian and for admins, and change nothing; a
+// deletion that was due when a freeze came is held until it is lifted.
+func TestLifecycleRefusedWhenFrozen(t *testing.T) {
+	ctx := context.Background()
+	l := newLifecycleEnv(t)
+	l.must(201, "tok-admin", "POST", "/v1/admin/freezes", api.FreezeRequest{Kind: "dataset", Name: "DS1", Reason: "incident"}, nil)
+	before := l.pieces()
+	for _, tok := range []string{"tok-sam", "tok-admin"} {
+		for _, call := range []struct {
+			path string
+			body any
+		}{{"/v1/datasets/DS1/rotate-key", nil}, {"/v1/datasets/DS1/delete", api.DeleteDatasetRequest{Confirm: "DS1"}}} {
+			eb := errBody(t, l.must(409, tok, "POST", call.path, call.body, nil))
+			if eb.Error != `dataset "DS1" is frozen by an administrator; an administrator must lift the freeze first` {
+				t.Errorf("%s %s: %+v", tok, call.path, eb)
+			}
+		}
+	}
+	if k, _ := l.keys.ReadKey(ctx, "dozo-ds-DS1"); k.LatestVersion != 1 || k.MinDecryptionVersion != 1 {
+		t.Fatalf("key changed: %+v", k)
+	}
+	if _, err := l.cat.Deletion(ctx, "DS1"); !errors.Is(err, catalog.ErrNotFound) {
+		t.Fatalf("a deletion was recorded: %v", err)
+	}
+	if fmt.Sprint(l.pieces()) != fmt.Sprint(before) {
+		t.Fatal("objects changed")
+	}
+	l.must(200, "tok-admin", "DELETE", "/v1/admin/freezes/dataset/DS1", api.UnfreezeRequest{Reason: "resolved"}, nil)
+	l.must(200, "tok-sam", "POST", "/v1/datasets/DS1/rotate-key", nil, nil)
+
+	// A freeze that lands on a scheduled deletion holds it past its due
+	// time (freezes are put by admins; this one as if it raced the schedule).
+	st := l.schedule("tok-sam")
+	if _, err := l.cat.PutFreeze(ctx, catalog.Freeze{Kind: catalog.FreezeDataset, Name: "DS1", Reason: "incident", FrozenBy: "admin", FrozenAt: l.now}); err != nil {
+		t.Fatal(err)
+	}
+	l.now = st.RunsAt.Add(time.Hour)
+	if err := l.srv.Reap(ctx); err == nil || !strings.Contains(err.Error(), "frozen") {
+		t.Fatalf("reaper: %v", err)
+	}
+	l.must(409, "tok-sam", "POST", "/v1/datasets/DS1/delete", api.DeleteDatasetRequest{Confirm: "DS1"}, nil)
+	if _, err := l.keys.ReadKey(ctx, "dozo-ds-DS1"); err != nil {
+		t.Fatalf("key destroyed under a freeze: %v", err)
+	}
+	if len(l.pieces()) == 0 {
+		t.Fatal("objects deleted under a freeze")
+	}
+}
+
+// TestLifecycleConfig: [lifecycle] deletion_grace from the file, the
+// environment over it, the default, and the bounds.
+func TestLifecycleConfig(t *testing.T) {
+	dir := t.TempDir()
+	tok := writeFile(t, dir, "token", "s.dozod\n", 0o600)
+	base := `
+insecure_http = true
+[vault]
+address = "http://127.0.0.1:8200"
+token_file = "` + tok + `"
+[[targets]]
+id = "s1-a"
+endpoint = "http://127.0.0.1:9000"
+bucket = "dozo-a"
+access_key = "ak"
+secret_key_file = "` + tok + `"
+`
+	load := func(extra string, env map[string]string) (*Config, error) {
+		conf := writeFile(t, dir, "dozod.toml", base+extra, 0o600)
+		return LoadConfig(conf, func(k string) string { return env[k] })
+	}
+	if c, err := load("", nil); err != nil || c.Lifecycle.DeletionGrace != DefaultDeletionGrace || DefaultDeletionGrace != 7*24*time.Hour {
+		t.Fatalf("default: %+v %v", c, err)
+	}
+	if c, err := load("[lifecycle]\ndeletion_grace = \"72h\"\n", nil); err != nil || c.Lifecycle.DeletionGrace != 72*time.Hour {
+		t.Fatalf("file: %v", err)
+	}
+	if c, err := load("[lifecycle]\ndeletion_grace = \"72h\"\n", map[string]string{"DOZOD_DELETION_GRACE": "2s"}); err != nil || c.Lifecycle.DeletionGrace != 2*time.Second {
+		t.Fatalf("env: %v", err)
+	}
+	for _, bad := range []string{"500ms", "-1h", "9000h", "soon"} {
+		if _, err := load("", map[string]string{"DOZOD_DELETION_GRACE": bad}); err == nil || !strings.Contains(err.Error(), "DELETION_GRACE") && !strings.Contains(err.Error(), "deletion_grace") {
+			t.Errorf("grace %q: %v", bad, err)
+		}
+	}
+	if !strings.Contains(ConfigHelp, "DOZOD_DELETION_GRACE") || !strings.Contains(ConfigHelp, "deletion_grace") {
+		t.Error("ConfigHelp does not document deletion_grace")
+	}
+}
+
+// TestScrubSkipsHiddenDatasets: a scrub of every dataset passes over one
+// hidden by a deletion (scheduled or done) instead of failing on it or
+// finding its purged pieces missing.
+func TestScrubSkipsHiddenDatasets(t *testing.T) {
+	l := newLifecycleEnv(t)
+	l.must(201, "tok-sam", "POST", "/v1/datasets", api.CreateDatasetRequest{ID: "DS2", Title: "t", PlainSegmentSize: 1 << 20}, nil)
+	l.upload("tok-sam", "DS2", "x.vcf", randBytes(2000), randBytes(16), randBytes(16))
+	st := l.schedule("tok-sam")
+	for _, step := range []string{"scheduled", "done"} {
+		if step == "done" {
+			l.now = st.RunsAt
+			l.must(200, "tok-sam", "POST", "/v1/datasets/DS1/delete", api.DeleteDatasetRequest{Confirm: "DS1"}, nil)
+		}
+		r := l.scrub(api.ScrubRequest{})
+		if r.State != api.ScrubDone || r.Summary.Files != 1 || len(r.Errors) != 0 || len(r.Findings) != 0 {
+			t.Fatalf("%s: scrub %+v", step, r)
 		}
 	}
 }

@@ -153,7 +153,15 @@ var matrixRules = map[string]map[string]string{
 		"custodian":  "ok  ok  ok  ok  ok  frz ok",
 		"admin":      "ok  ok  ok  ok  ok  frz ok",
 	},
-	"custodianNoReport": { // as custodian; the fixture's dataset is not deleted, so an allowed caller gets 409
+	"lifecycle": { // rotate-key, delete: as custodian, but refused (409) while the dataset is frozen
+		"anonymous":  "401 401 401 401 401 401 401",
+		"stranger":   "404 404 404 404 404 frz 404",
+		"researcher": "404 403 403 403 403 frz 403",
+		"submitter":  "403 403 403 403 403 frz 403",
+		"custodian":  "ok  ok  ok  ok  ok  frz 409",
+		"admin":      "ok  ok  ok  ok  ok  frz 409",
+	},
+	"custodianNoReport": { // as custodian; the fixture's dataset has no deletion (no report, nothing to undelete), so an allowed caller gets 409
 		"anonymous":  "401 401 401 401 401 401 401",
 		"stranger":   "404 404 404 404 404 frz 404",
 		"researcher": "404 403 403 403 403 frz 403",
@@ -261,13 +269,17 @@ var matrixRoutes = map[string]matrixRoute{
 	}},
 	"GET /v1/audit/verify": {"audit.verify", "admin", get("/v1/audit/verify")},
 	"GET /v1/audit/export": {"audit.export", "admin", get("/v1/audit/export")},
-	// Key lifecycle: custodian or admin, also during an incident freeze of
-	// the dataset (rotating or destroying the key is an incident response).
-	"POST /v1/datasets/{ds}/rotate-key": {"dataset.rotate-key", "custodian", func(fx *fixture) (string, string, any) {
+	// Key lifecycle: custodian or admin; a frozen dataset's key neither
+	// changes nor goes until an admin lifts the freeze. delete schedules
+	// (202); undelete cancels a scheduled deletion (the fixture has none).
+	"POST /v1/datasets/{ds}/rotate-key": {"dataset.rotate-key", "lifecycle", func(fx *fixture) (string, string, any) {
 		return "POST", "/v1/datasets/" + fx.ds + "/rotate-key", nil
 	}},
-	"POST /v1/datasets/{ds}/delete": {"dataset.delete", "custodian", func(fx *fixture) (string, string, any) {
+	"POST /v1/datasets/{ds}/delete": {"dataset.delete", "lifecycle", func(fx *fixture) (string, string, any) {
 		return "POST", "/v1/datasets/" + fx.ds + "/delete", api.DeleteDatasetRequest{Confirm: fx.ds}
+	}},
+	"POST /v1/datasets/{ds}/undelete": {"dataset.undelete", "custodianNoReport", func(fx *fixture) (string, string, any) {
+		return "POST", "/v1/datasets/" + fx.ds + "/undelete", nil
 	}},
 	"GET /v1/datasets/{ds}/deletion-report": {"dataset.deletion-report", "custodianNoReport", func(fx *fixture) (string, string, any) {
 		return "GET", "/v1/datasets/" + fx.ds + "/deletion-report", nil

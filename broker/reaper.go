@@ -34,8 +34,9 @@ func (s *Server) cleanUpload(ctx context.Context, u *catalog.Upload) error {
 	return s.cat.MarkCleaned(ctx, u.ID, s.now())
 }
 
-// Reap expires open uploads past their expiry and deletes the pieces of
-// ended ones. It is safe to run at any time and from one goroutine.
+// Reap expires open uploads past their expiry, deletes the pieces of ended
+// ones, and runs the dataset deletions whose grace period is over
+// (lifecycle.go). It is safe to run at any time and from one goroutine.
 func (s *Server) Reap(ctx context.Context) error {
 	now := s.now()
 	ids, err := s.cat.ExpiredUploads(ctx, now)
@@ -59,6 +60,9 @@ func (s *Server) Reap(ctx context.Context) error {
 			continue
 		}
 		s.recordEvent(ctx, "dozod", "upload.clean", "upload/"+todo[i].ID, "ok", "pieces of the ended upload deleted")
+	}
+	if err := s.runDueDeletions(ctx); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -492,6 +492,10 @@ func (s *Server) scrubFile(ctx context.Context, r *scrubRun, fileID string, down
 		return res, nil
 	}
 	ds, err := s.cat.Dataset(ctx, f.DatasetID)
+	if errors.Is(err, catalog.ErrNotFound) { // hidden by a deletion since the run began
+		res.Error = "skipped: its dataset is being deleted"
+		return res, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("reading dataset %s: %w", f.DatasetID, err)
 	}

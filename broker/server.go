@@ -69,7 +69,9 @@ type Options struct {
 	// Scrub and Metrics are the [scrub] and [metrics] config sections.
 	Scrub   ScrubConfig
 	Metrics MetricsConfig
-	Now     func() time.Time // for tests; default time.Now
+	// Lifecycle is the [lifecycle] config section (lifecycle.go).
+	Lifecycle LifecycleConfig
+	Now       func() time.Time // for tests; default time.Now
 }
 
 // Defaults.
@@ -106,6 +108,7 @@ type Server struct {
 
 	macMemo        macMemo  // verified manifest MACs (macAuth)
 	lifecycleLocks sync.Map // dataset id -> *sync.Mutex (tryLockDataset)
+	deletionGrace  time.Duration
 
 	scrubState // scrub.go
 	opsState   // ops.go: target health, metrics
@@ -130,6 +133,8 @@ func New(o Options) (*Server, error) {
 		version:   o.Version,
 		now:       o.Now,
 		mux:       http.NewServeMux(),
+
+		deletionGrace: o.Lifecycle.DeletionGrace,
 	}
 	for _, t := range o.Targets {
 		if _, dup := s.targets[t.ID()]; dup {
@@ -144,6 +149,9 @@ func New(o Options) (*Server, error) {
 	}
 	if s.uploadTTL <= 0 {
 		s.uploadTTL = DefaultUploadExpiry
+	}
+	if s.deletionGrace <= 0 {
+		s.deletionGrace = DefaultDeletionGrace
 	}
 	if s.log == nil {
 		s.log = slog.Default()

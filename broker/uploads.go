@@ -244,6 +244,9 @@ func (s *Server) ownUpload(q *request) (*catalog.Upload, *catalog.Dataset, error
 		return nil, nil, notFound
 	}
 	ds, err := s.cat.Dataset(q.ctx, u.File.DatasetID)
+	if errors.Is(err, catalog.ErrNotFound) { // hidden by a deletion
+		return nil, nil, notFound
+	}
 	if err != nil {
 		return nil, nil, internal("reading the dataset", err)
 	}

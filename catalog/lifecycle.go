@@ -19,10 +19,10 @@ type extraScan struct {
 
 func (e extraScan) Scan(dst ...any) error { return e.rowScanner.Scan(append(dst, e.extra...)...) }
 
-// DatasetIncludingDeleted returns a dataset even if it was deleted, with
-// the time of its deletion (nil while it exists). Only the lifecycle code
-// (deletion resume, deletion report) may see deleted datasets; every other
-// query treats them as absent.
+// DatasetIncludingDeleted returns a dataset even if a deletion hid it
+// (scheduled, running or finished), with the time it was hidden (nil while
+// it is visible). Only the lifecycle code (schedule, cancel, run, report)
+// may see hidden datasets; every other query treats them as absent.
 func (c *Catalog) DatasetIncludingDeleted(ctx context.Context, id string) (*Dataset, *time.Time, error) {
 	var deleted sql.NullInt64
 	row := c.db.QueryRowContext(ctx, `SELECT `+datasetCols+`, d.deleted_at FROM datasets d WHERE d.id = ?`, id)
@@ -170,11 +170,17 @@ func (c *Catalog) FinishRotation(ctx context.Context, id int64, now time.Time) (
 // century, in nanoseconds): UploadsToClean never selects such an upload.
 const reaperNever = int64(100 * 365 * 24 * time.Hour)
 
-// Deletion is the progress of one dataset's deletion.
+// Deletion is the progress of one dataset's deletion. StartedBy and
+// StartedAt are who asked for it and when (the dataset was hidden then);
+// it runs from RunsAt on, the end of the grace period.
 type Deletion struct {
-	DatasetID      string
-	StartedBy      string
-	StartedAt      time.Time
+	DatasetID string
+	StartedBy string
+	StartedAt time.Time
+	RunsAt    time.Time
+	// RunStartedAt is when its first run began (nil while it is only
+	// scheduled, and so can still be cancelled).
+	RunStartedAt   *time.Time
 	KeyName        string
 	KeyVersions    int
 	KeyDestroyedAt *time.Time
@@ -190,17 +196,78 @@ type DeletedObject struct {
 	DeletedAt              time.Time
 }
 
-// StartDeletion marks the dataset deleted, so it vanishes from every other
-// query at once (no fetch, presign, upload or grant can see it any more),
-// ends its open uploads, and records who started the deletion. Running it
-// again for a deletion already started returns the existing record.
+// ScheduleDeletion hides the dataset at once, so it vanishes from every
+// other query (no listing, fetch, presign, upload or grant can see it),
+// and records a deletion to run from runsAt on. Nothing else changes, so
+// CancelDeletion can restore the dataset exactly as it was. Scheduling a
+// deletion already recorded returns the existing record unchanged.
+func (c *Catalog) ScheduleDeletion(ctx context.Context, datasetID, by string, now, runsAt time.Time) (*Deletion, error) {
+	err := c.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO deletions(dataset_id, started_by, started_at, runs_at) VALUES (?, ?, ?, ?)
+			ON CONFLICT DO NOTHING`, datasetID, by, ts(now), ts(runsAt))
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil // already recorded: keep its times
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE datasets SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL`, ts(now), datasetID)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("catalog: schedule deletion of %s: %w", datasetID, err)
+	}
+	return c.Deletion(ctx, datasetID)
+}
+
+// CancelDeletion drops a deletion that has not begun to run and makes the
+// dataset visible again, with its files, members and grants as they were.
+// ErrNotFound: no deletion is recorded; ErrState: it has begun to run (an
+// object may already be gone), so it can only be finished.
+func (c *Catalog) CancelDeletion(ctx context.Context, datasetID string) error {
+	return c.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM deletions WHERE dataset_id = ? AND run_started_at IS NULL`, datasetID)
+		if err != nil {
+			return fmt.Errorf("catalog: cancel deletion: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			var started int
+			err := tx.QueryRowContext(ctx, `SELECT count(*) FROM deletions WHERE dataset_id = ?`, datasetID).Scan(&started)
+			if err != nil {
+				return fmt.Errorf("catalog: cancel deletion: %w", err)
+			}
+			if started > 0 {
+				return fmt.Errorf("deletion of %s has begun: %w", datasetID, ErrState)
+			}
+			return fmt.Errorf("deletion of %s: %w", datasetID, ErrNotFound)
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE datasets SET deleted_at = NULL WHERE id = ?`, datasetID)
+		return err
+	})
+}
+
+// DueDeletions returns the datasets whose deletion is unfinished and due
+// at now (its grace period over), the longest due first.
+func (c *Catalog) DueDeletions(ctx context.Context, now time.Time) ([]string, error) {
+	return c.ids(ctx, `SELECT dataset_id FROM deletions WHERE finished_at IS NULL AND runs_at <= ? ORDER BY runs_at, dataset_id`, ts(now))
+}
+
+// StartDeletion begins (or resumes) running a dataset's deletion: the
+// dataset is hidden (if it was not yet), its open uploads end, and the run
+// is recorded as begun, after which it can no longer be cancelled. A
+// deletion not scheduled before is recorded as asked for by `by` at now.
+// Running it again returns the existing record.
 func (c *Catalog) StartDeletion(ctx context.Context, datasetID, by string, now time.Time) (*Deletion, error) {
 	err := c.tx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE datasets SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL`, ts(now), datasetID); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO deletions(dataset_id, started_by, started_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
-			datasetID, by, ts(now)); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO deletions(dataset_id, started_by, started_at, runs_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+			datasetID, by, ts(now), ts(now)); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE deletions SET run_started_at = ? WHERE dataset_id = ? AND run_started_at IS NULL`,
+			ts(now), datasetID); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE uploads SET state = 'aborted', ended_at = ?
@@ -226,14 +293,17 @@ func (c *Catalog) StartDeletion(ctx context.Context, datasetID, by string, now t
 // Deletion returns a dataset's deletion record, or ErrNotFound.
 func (c *Catalog) Deletion(ctx context.Context, datasetID string) (*Deletion, error) {
 	var d Deletion
-	var started int64
-	var destroyed, finished sql.NullInt64
-	err := c.db.QueryRowContext(ctx, `SELECT dataset_id, started_by, started_at, key_name, key_versions, key_destroyed_at, finished_at, coalesce(report, x'')
-		FROM deletions WHERE dataset_id = ?`, datasetID).Scan(&d.DatasetID, &d.StartedBy, &started, &d.KeyName, &d.KeyVersions, &destroyed, &finished, &d.Report)
+	var started, runsAt int64
+	var runStarted, destroyed, finished sql.NullInt64
+	err := c.db.QueryRowContext(ctx, `SELECT dataset_id, started_by, started_at, coalesce(runs_at, started_at), run_started_at,
+		key_name, key_versions, key_destroyed_at, finished_at, coalesce(report, x'')
+		FROM deletions WHERE dataset_id = ?`, datasetID).Scan(&d.DatasetID, &d.StartedBy, &started, &runsAt, &runStarted,
+		&d.KeyName, &d.KeyVersions, &destroyed, &finished, &d.Report)
 	if err != nil {
 		return nil, notFound(err, "deletion of "+datasetID)
 	}
-	d.StartedAt, d.KeyDestroyedAt, d.FinishedAt = fromTS(started), fromNullTS(destroyed), fromNullTS(finished)
+	d.StartedAt, d.RunsAt, d.RunStartedAt = fromTS(started), fromTS(runsAt), fromNullTS(runStarted)
+	d.KeyDestroyedAt, d.FinishedAt = fromNullTS(destroyed), fromNullTS(finished)
 	if len(d.Report) == 0 {
 		d.Report = nil
 	}

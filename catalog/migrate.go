@@ -12,9 +12,10 @@ import (
 // released migration; append a new one.
 var migrations = []string{
 	migrationInitial,
-	migrationAccess, // 2: migrate_access.go
-	migrationAudit,  // 3: migrate_audit.go
-	migrationScrub,  // 4: migrate_scrub.go
+	migrationAccess,    // 2: migrate_access.go
+	migrationAudit,     // 3: migrate_audit.go
+	migrationScrub,     // 4: migrate_scrub.go
+	migrationLifecycle, // 5: migrate_lifecycle.go
 }
 
 // migrationInitial is the first schema.

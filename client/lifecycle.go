@@ -23,20 +23,32 @@ func (c *Client) long(d time.Duration) *Client {
 	return &cc
 }
 
-// RotateKey rotates a dataset's key: every stored header is rewrapped under
-// the new key version and older versions are retired. Payload objects are
-// untouched. Repeating it after an interruption resumes.
+// RotateKey rotates a dataset's key: new uploads and new header wraps use
+// the new key version, every stored header is rewrapped under it, and older
+// versions are retired, so the stored headers open only under the new one.
+// Payload objects are not re-encrypted, and file keys grantees already
+// obtained keep working. Repeating it after an interruption resumes.
 func (c *Client) RotateKey(ctx context.Context, dataset string) (*api.RotateKeyResponse, error) {
 	var out api.RotateKeyResponse
 	return &out, c.long(lifecycleTimeout).do(ctx, http.MethodPost, "/v1/datasets/"+esc(dataset)+"/rotate-key", struct{}{}, &out)
 }
 
-// DeleteDataset deletes a dataset for good: every object on every target,
-// then its key. confirm must repeat the dataset id. Repeating it after an
+// DeleteDataset asks for a dataset's deletion; confirm must repeat the
+// dataset id. The first call schedules it (State "scheduled"): the dataset
+// is hidden at once and the deletion runs when the grace period ends. A
+// call from then on runs it (every object on every target, then the key)
+// and returns it complete, with the report. Repeating it after an
 // interruption resumes.
-func (c *Client) DeleteDataset(ctx context.Context, dataset, confirm string) (*api.DeletionReport, error) {
-	var out api.DeletionReport
+func (c *Client) DeleteDataset(ctx context.Context, dataset, confirm string) (*api.DeletionStatus, error) {
+	var out api.DeletionStatus
 	return &out, c.long(lifecycleTimeout).do(ctx, http.MethodPost, "/v1/datasets/"+esc(dataset)+"/delete", api.DeleteDatasetRequest{Confirm: confirm}, &out)
+}
+
+// UndeleteDataset cancels a scheduled deletion that has not begun to run:
+// the dataset is visible again, as it was.
+func (c *Client) UndeleteDataset(ctx context.Context, dataset string) (*api.DeletionStatus, error) {
+	var out api.DeletionStatus
+	return &out, c.do(ctx, http.MethodPost, "/v1/datasets/"+esc(dataset)+"/undelete", struct{}{}, &out)
 }
 
 // DeletionReport fetches the stored report of a finished deletion.
@@ -56,7 +68,10 @@ func FormatDeletionReport(r *api.DeletionReport) string {
 	w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(w, "Dataset\t%s (%s)\n", r.Dataset, r.Title)
 	fmt.Fprintf(w, "Status\t%s\n", r.Status)
-	fmt.Fprintf(w, "Started\t%s by %s\n", ts(r.StartedAt), r.StartedBy)
+	fmt.Fprintf(w, "Asked for\t%s by %s (dataset hidden from then on)\n", ts(r.StartedAt), r.StartedBy)
+	if !r.RunStartedAt.IsZero() {
+		fmt.Fprintf(w, "Ran from\t%s (after the grace period)\n", ts(r.RunStartedAt))
+	}
 	fmt.Fprintf(w, "Finished\t%s by %s\n", ts(r.FinishedAt), r.FinishedBy)
 	fmt.Fprintf(w, "Storage targets\t%s\n", strings.Join(r.Targets, ", "))
 	fmt.Fprintf(w, "Objects deleted\t%d (every version)\n", len(r.Objects))

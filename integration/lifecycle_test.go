@@ -268,11 +268,11 @@ func (s *stack) allVersions(t testing.TB, ds string) []string {
 	return out
 }
 
-// TestDeleteDataset: `dozo dataset delete` removes every object version
-// of the dataset on every target, and only then destroys the key; an old
-// header and its pieces kept aside no longer decrypt; the report lists
-// every deleted object. An interrupted deletion (a server down) keeps the
-// key and resumes.
+// TestDeleteDataset: `dozo dataset delete`, once its grace period is
+// over, removes every object version of the dataset on every target, and
+// only then destroys the key; an old header and its pieces kept aside no
+// longer decrypt; the report lists every deleted object. An interrupted
+// deletion (a server down) keeps the key and resumes.
 func TestDeleteDataset(t *testing.T) {
 	s := needStack(t)
 	sam, rita := s.users(t)
@@ -326,10 +326,11 @@ func TestDeleteDataset(t *testing.T) {
 		t.Fatalf("a refused deletion removed objects: %d -> %d", len(versions), len(got))
 	}
 
-	// Interrupted with server 2 down: the dataset is gone for users at
-	// once, but the key stays until every object is gone.
+	// Scheduled: the dataset is gone for users at once. Run with server 2
+	// down: the key stays until every object is gone.
+	sam.must(t, "dataset", "delete", ds, "--confirm", ds)
 	restart := s.stopMinio(t, 2)
-	line := sam.refused(t, "dataset", "delete", ds, "--confirm", ds, "--report", filepath.Join(dir, "rep"))
+	_, line := deleteWhenDue(t, sam, ds, "--report", filepath.Join(dir, "rep"))
 	if !strings.Contains(line, "not destroyed") || !strings.Contains(line, "again") {
 		t.Errorf("interrupted deletion: %s", line)
 	}
@@ -340,10 +341,11 @@ func TestDeleteDataset(t *testing.T) {
 	sam.refused(t, "dataset", "show", ds)
 	restart()
 
-	var rep api.DeletionReport
-	if err := json.Unmarshal([]byte(sam.must(t, "dataset", "delete", ds, "--confirm", ds, "--report", filepath.Join(dir, "rep"), "--json")), &rep); err != nil {
-		t.Fatal(err)
+	st, line := deleteWhenDue(t, sam, ds, "--report", filepath.Join(dir, "rep"))
+	if st == nil {
+		t.Fatalf("deletion after the outage: %s", line)
 	}
+	rep := *st.Report
 	// Nothing of the dataset is left anywhere, in any version.
 	if left := s.allVersions(t, ds); len(left) != 0 {
 		t.Fatalf("after deletion %d object versions remain: %v", len(left), left)

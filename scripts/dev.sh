@@ -113,6 +113,11 @@ write_config() {
     echo "admins = [\"admin\"]"
     echo "submitters = [\"sam\"]"
     echo
+    # A grace period of seconds, so tests and demos see a deletion run;
+    # dozod's own default is 7 days.
+    echo "[lifecycle]"
+    echo "deletion_grace = \"${DOZO_DEV_DELETION_GRACE:-10s}\""
+    echo
     echo "[vault]"
     echo "address = \"$VAULT_ADDR\""
     echo "token_file = \"$DEV/dozod.token\""

@@ -25,7 +25,8 @@ func datasetCommand() *cli.Command {
 			"   dozo dataset show JGAD000001\n" +
 			"   dozo dataset member add JGAD000001 carol --role custodian\n" +
 			"   dozo dataset rotate-key JGAD000001\n" +
-			"   dozo dataset delete JGAD000001 --confirm JGAD000001",
+			"   dozo dataset delete JGAD000001 --confirm JGAD000001\n" +
+			"   dozo dataset undelete JGAD000001",
 		Subcommands: append([]*cli.Command{
 			{
 				Name:      "create",

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -13,8 +14,8 @@ import (
 	"github.com/dozo-vault/dozo/client"
 )
 
-// datasetLifecycleCommands are `dozo dataset rotate-key`, `delete` and
-// `deletion-report`.
+// datasetLifecycleCommands are `dozo dataset rotate-key`, `delete`,
+// `undelete` and `deletion-report`.
 func datasetLifecycleCommands() []*cli.Command {
 	reportFlag := &cli.StringFlag{Name: "report", Usage: "write the report to `FILE`.json and FILE.txt (default ./ID-deletion-report)"}
 	return []*cli.Command{
@@ -22,10 +23,17 @@ func datasetLifecycleCommands() []*cli.Command {
 			Name:      "rotate-key",
 			Usage:     "rotate a dataset's Vault key and retire the old versions (custodian, admin)",
 			ArgsUsage: "ID",
-			Description: "Every stored header is rewrapped under the new key version (the file keys\n" +
-				"stay the same, so payload objects are not rewritten), then the old versions\n" +
-				"are retired (min_decryption_version): a header copied before the rotation\n" +
-				"can no longer be opened. If interrupted, run it again: it resumes.\n\n" +
+			Description: "New uploads and new header wraps use a new key version; every stored header\n" +
+				"is rewrapped under it, then the old versions are retired\n" +
+				"(min_decryption_version): the stored headers can only be opened with the new\n" +
+				"version, and a copy of a stored header taken before the rotation (a backup\n" +
+				"of the catalog or a bucket) can no longer be opened through Vault.\n\n" +
+				"What it does not do: payloads are not re-encrypted (the file keys stay the\n" +
+				"same), and a file key a grantee already obtained by fetching a file is not\n" +
+				"revoked: it still decrypts that file's ciphertext. To end a grantee's\n" +
+				"access, revoke the grant; what they fetched stays with them.\n\n" +
+				"Refused while an administrator has frozen the dataset. If interrupted, run\n" +
+				"it again: it resumes.\n\n" +
 				"EXAMPLES:\n" +
 				"   dozo dataset rotate-key JGAD000001\n" +
 				"   dozo dataset rotate-key JGAD000001 --json",
@@ -34,23 +42,49 @@ func datasetLifecycleCommands() []*cli.Command {
 		},
 		{
 			Name:      "delete",
-			Usage:     "delete a dataset for good: every object everywhere, then its key (custodian, admin)",
+			Usage:     "schedule a dataset's deletion: hidden now, objects and key destroyed after a grace period (custodian, admin)",
 			ArgsUsage: "ID",
-			Description: "End of use (NBDC): the dataset disappears at once for everyone; then every\n" +
-				"object of it is removed from every storage target (every version), and only\n" +
-				"then its Vault key is destroyed, so no surviving copy of the ciphertext can\n" +
-				"ever be decrypted. --confirm must repeat the dataset id. A deletion report\n" +
-				"(JSON and text, for the data-use termination report) is written to\n" +
-				"--report. If interrupted, run it again: it resumes.\n\n" +
+			Description: "End of use (NBDC), in two steps. The first `delete` schedules the deletion:\n" +
+				"the dataset disappears at once for everyone (no listing, fetch, upload or\n" +
+				"grant) and nothing is destroyed yet. Until the grace period ends (dozod's\n" +
+				"lifecycle.deletion_grace, 7 days by default) a custodian or admin can cancel\n" +
+				"it with `dozo dataset undelete ID` (or `delete --cancel ID`): the dataset\n" +
+				"comes back as it was, grants with their dates. Then dozod runs the deletion\n" +
+				"by itself; `delete` repeated from then on runs it at once and writes the\n" +
+				"report. The run removes every object of the dataset from every storage\n" +
+				"target (every version), then destroys its Vault key.\n\n" +
+				"What it cannot reach: copies grantees fetched before it (decrypted files,\n" +
+				"and the file keys their fetches gave them, each of which decrypts its file's\n" +
+				"ciphertext wherever a copy survives), and backups or snapshots of Vault taken\n" +
+				"before the key was destroyed. Those are disposed of separately.\n\n" +
+				"--confirm must repeat the dataset id. Refused while an administrator has\n" +
+				"frozen the dataset. The deletion report (JSON and text, for the data-use\n" +
+				"termination report) is written to --report; `dozo dataset deletion-report`\n" +
+				"fetches it after dozod ran the deletion. If interrupted, run it again: it\n" +
+				"resumes.\n\n" +
 				"EXAMPLES:\n" +
 				"   dozo dataset delete JGAD000001 --confirm JGAD000001\n" +
+				"   dozo dataset delete --cancel JGAD000001\n" +
 				"   dozo dataset delete JGAD000001 --confirm JGAD000001 --report JGAD000001-termination",
 			Flags: []cli.Flag{
-				&cli.StringFlag{Name: "confirm", Usage: "the dataset `ID` again, to confirm", Required: true},
+				&cli.StringFlag{Name: "confirm", Usage: "the dataset `ID` again, to confirm"},
+				&cli.BoolFlag{Name: "cancel", Usage: "cancel the scheduled deletion instead (same as dozo dataset undelete ID)"},
 				reportFlag,
 				jsonFlag,
 			},
 			Action: runDatasetDelete,
+		},
+		{
+			Name:      "undelete",
+			Usage:     "cancel a scheduled deletion during its grace period (custodian, admin)",
+			ArgsUsage: "ID",
+			Description: "The dataset is visible again, exactly as it was: files, members, grants\n" +
+				"(with their dates) and open uploads that have not expired. Refused once the\n" +
+				"deletion has begun to run.\n\n" +
+				"EXAMPLES:\n" +
+				"   dozo dataset undelete JGAD000001",
+			Flags:  []cli.Flag{jsonFlag},
+			Action: runDatasetUndelete,
 		},
 		{
 			Name:      "deletion-report",
@@ -88,7 +122,8 @@ func runRotateKey(c *cli.Context) error {
 	if r.Resumed {
 		resumed = " (resumed)"
 	}
-	fmt.Fprintf(stdout(c), "Rotated the key of %s%s: version %d -> %d; %d of %d files' headers rewrapped; versions below %d retired. Payload objects untouched.\n",
+	fmt.Fprintf(stdout(c), "Rotated the key of %s%s: version %d -> %d; %d of %d files' headers rewrapped; versions below %d retired.\n"+
+		"Payloads were not re-encrypted: file keys grantees already obtained still decrypt their files.\n",
 		r.Dataset, resumed, r.FromVersion, r.ToVersion, r.Rewrapped, r.Files, r.ToVersion)
 	for _, name := range r.AbortedUploads {
 		fmt.Fprintf(stderr(c), "dozo: upload of %q began during the rotation and was ended; upload it again\n", name)
@@ -97,6 +132,12 @@ func runRotateKey(c *cli.Context) error {
 }
 
 func runDatasetDelete(c *cli.Context) error {
+	if c.Bool("cancel") {
+		if c.IsSet("confirm") || c.IsSet("report") {
+			return badArg(c, fmt.Errorf("--cancel takes no --confirm or --report; nothing was changed"))
+		}
+		return runDatasetUndelete(c)
+	}
 	if err := needArgs(c, 1, "the dataset ID"); err != nil {
 		return err
 	}
@@ -115,11 +156,48 @@ func runDatasetDelete(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	r, err := cl.DeleteDataset(c.Context, id, c.String("confirm"))
+	st, err := cl.DeleteDataset(c.Context, id, c.String("confirm"))
 	if err != nil {
 		return &client.Error{Op: "deleting dataset " + id, Err: err}
 	}
-	return writeReport(c, r, base)
+	if st.Report != nil {
+		return writeReport(c, st.Report, base, st)
+	}
+	if c.Bool("json") {
+		return printJSON(stdout(c), st)
+	}
+	fmt.Fprintf(stdout(c), "Deletion of %s scheduled at %s by %s; it runs at %s.\n"+
+		"The dataset is hidden from everyone now; nothing is destroyed before then.\n"+
+		"Cancel with `dozo dataset undelete %s`. After %s dozod runs it by itself\n"+
+		"(`dozo dataset deletion-report %s` then fetches the report), or run this command again.\n",
+		st.Dataset, utc(st.ScheduledAt), st.ScheduledBy, utc(st.RunsAt), st.Dataset, utc(st.RunsAt), st.Dataset)
+	return nil
+}
+
+func utc(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") }
+
+func runDatasetUndelete(c *cli.Context) error {
+	if err := needArgs(c, 1, "the dataset ID"); err != nil {
+		return err
+	}
+	id := c.Args().First()
+	if err := client.ValidateDatasetID(id); err != nil {
+		return badArg(c, err)
+	}
+	cl, _, err := newClient(c)
+	if err != nil {
+		return err
+	}
+	st, err := cl.UndeleteDataset(c.Context, id)
+	if err != nil {
+		return &client.Error{Op: "cancelling the deletion of " + id, Err: err}
+	}
+	if c.Bool("json") {
+		return printJSON(stdout(c), st)
+	}
+	fmt.Fprintf(stdout(c), "Cancelled the deletion of %s (scheduled at %s by %s, due %s): the dataset is visible again, as it was.\n",
+		st.Dataset, utc(st.ScheduledAt), st.ScheduledBy, utc(st.RunsAt))
+	return nil
 }
 
 func runDeletionReport(c *cli.Context) error {
@@ -139,7 +217,7 @@ func runDeletionReport(c *cli.Context) error {
 	if err != nil {
 		return &client.Error{Op: "fetching the deletion report of " + id, Err: err}
 	}
-	return writeReport(c, r, base)
+	return writeReport(c, r, base, r)
 }
 
 // reportBase is --report without a .json/.txt suffix, checked before
@@ -157,7 +235,9 @@ func reportBase(c *cli.Context, id string) (string, error) {
 	return base, nil
 }
 
-func writeReport(c *cli.Context, r *api.DeletionReport, base string) error {
+// writeReport writes r to base.json and base.txt, then prints asJSON with
+// --json or a summary without.
+func writeReport(c *cli.Context, r *api.DeletionReport, base string, asJSON any) error {
 	j, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return err
@@ -170,9 +250,10 @@ func writeReport(c *cli.Context, r *api.DeletionReport, base string) error {
 		return &client.Error{Op: "writing the deletion report", Err: err, Hint: "fetch it again with dozo dataset deletion-report " + r.Dataset}
 	}
 	if c.Bool("json") {
-		return printJSON(stdout(c), r)
+		return printJSON(stdout(c), asJSON)
 	}
-	fmt.Fprintf(stdout(c), "Deleted dataset %s: %d files, %d stored objects on %d targets; key %s (versions 1-%d) destroyed %s.\nReport: %s, %s\n",
-		r.Dataset, len(r.Files), len(r.Objects), len(r.Targets), r.Key.Name, r.Key.Versions, r.Key.DestroyedAt.UTC().Format("2006-01-02 15:04:05 UTC"), jsonPath, txtPath)
+	fmt.Fprintf(stdout(c), "Deleted dataset %s: %d files, %d stored objects on %d targets; key %s (versions 1-%d) destroyed %s.\n"+
+		"Copies grantees fetched before (files, file keys) and earlier Vault backups are outside its reach.\nReport: %s, %s\n",
+		r.Dataset, len(r.Files), len(r.Objects), len(r.Targets), r.Key.Name, r.Key.Versions, utc(r.Key.DestroyedAt), jsonPath, txtPath)
 	return nil
 }

@@ -87,7 +87,7 @@ func serve(c *cli.Context) error {
 	srv, err := broker.New(broker.Options{
 		Catalog: cat, Identifier: broker.NewVaultIdentifier(vc, broker.MaxTokenCacheAge, cfg.Auth.Mounts...), Keys: vc, Targets: targets,
 		Admins: cfg.Admins, Submitters: cfg.Submitters, PresignExpiry: cfg.PresignExpiry, UploadExpiry: cfg.UploadExpiry,
-		Logger: log, Version: version, Scrub: cfg.Scrub, Metrics: cfg.Metrics,
+		Logger: log, Version: version, Scrub: cfg.Scrub, Metrics: cfg.Metrics, Lifecycle: cfg.Lifecycle,
 	})
 	if err != nil {
 		return err
