@@ -29,7 +29,9 @@ type flakyTarget struct {
 	off *atomic.Bool
 }
 
-var errOff = errors.New("connection refused")
+// errOff is what a real S3 target returns when its server does not answer
+// (storage.ErrUnreachable): only that condemns the target, not the object.
+var errOff = fmt.Errorf("dial tcp 127.0.0.1:1: connection refused: %w", storage.ErrUnreachable)
 
 func (f flakyTarget) Get(ctx context.Context, key string, off, n int64) (io.ReadCloser, error) {
 	if f.off.Load() {
