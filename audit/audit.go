@@ -6,7 +6,9 @@
 // deleting or reordering any record therefore breaks the chain at that
 // record, and Verify says which record and how. The chain does not stop
 // someone who can rewrite the whole log from the altered record onwards; an
-// export kept elsewhere (dozo audit export) pins the head and closes that gap.
+// anchor held outside the database closes that gap: an export kept
+// elsewhere (dozo audit export), or a StoredAnchor, the head authenticated
+// by a Vault Transit key dozod holds.
 //
 // The package is pure: no I/O beyond the io.Reader handed to ReadExport, no
 // clock, no database. Records must never hold secrets (tokens, keys,
@@ -180,6 +182,11 @@ type Result struct {
 	Kind    string `json:"kind,omitempty"`
 	Reason  string `json:"reason,omitempty"`
 	Head    string `json:"head,omitempty"` // hash of the last good record
+	// Anchors is how many anchors dozod made in Vault were checked;
+	// AnchoredSeq and AnchoredAt name the latest (see StoredAnchor).
+	Anchors     int       `json:"anchors,omitempty"`
+	AnchoredSeq uint64    `json:"anchored_seq,omitempty"`
+	AnchoredAt  time.Time `json:"anchored_at,omitzero"`
 }
 
 // Verifier checks records one at a time, in the order they are stored, so

@@ -39,6 +39,8 @@ type Config struct {
 	Metrics MetricsConfig  `toml:"metrics"` // ops.go
 	// Lifecycle is the [lifecycle] section: the deletion grace period.
 	Lifecycle LifecycleConfig `toml:"lifecycle"` // lifecycle.go
+	Limits    LimitsConfig    `toml:"limits"`    // limits.go
+	Audit     AuditConfig     `toml:"audit"`     // anchor.go
 }
 
 // VaultConfig says how dozod reaches Vault.
@@ -73,7 +75,7 @@ const (
 
 // ConfigHelp documents every key and environment variable; dozod's --help
 // prints it.
-const ConfigHelp = baseConfigHelp + authConfigHelp + scrubConfigHelp + metricsConfigHelp + lifecycleConfigHelp
+const ConfigHelp = baseConfigHelp + authConfigHelp + scrubConfigHelp + metricsConfigHelp + lifecycleConfigHelp + limitsConfigHelp + auditConfigHelp
 
 const baseConfigHelp = `Configuration: a TOML file (--config) and DOZOD_* environment variables,
 which override the file. Secrets are never taken from the TOML file itself.
@@ -140,6 +142,12 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 		return err
 	}
 	if err := c.Lifecycle.applyEnv(getenv); err != nil {
+		return err
+	}
+	if err := c.Limits.applyEnv(getenv); err != nil {
+		return err
+	}
+	if err := c.Audit.applyEnv(getenv); err != nil {
 		return err
 	}
 	str := func(name string, dst *string) {
@@ -346,6 +354,12 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.Lifecycle.validate(); err != nil {
+		return err
+	}
+	if err := c.Limits.validate(); err != nil {
+		return err
+	}
+	if err := c.Audit.validate(); err != nil {
 		return err
 	}
 	return c.Metrics.validate()

@@ -61,6 +61,7 @@ type request struct {
 	ctx    context.Context
 	id     string
 	user   *Identity // nil before authentication
+	source string    // the client address refusals are counted against (clientSource)
 	action string
 	object string
 	status int
@@ -158,15 +159,30 @@ func (s *Server) route(pattern, action string, auth bool, h handlerFunc) {
 			// audit), so no answer leaves without its record.
 			w = &heldResponse{w: w}
 		}
-		q := &request{w: w, r: r, ctx: r.Context(), id: newRequestID(), action: action}
+		q := &request{w: w, r: r, ctx: r.Context(), id: newRequestID(), action: action, source: clientSource(r)}
 		w.Header().Set("X-Request-Id", q.id)
 		start := s.now()
 		var err error
-		if auth {
+		if action != "" {
+			// A source that spent its budget of refusals is answered
+			// before its token costs a Vault lookup or its request a
+			// record of its own (audit counts it).
+			if wait, limited := s.guard.limited(q.source, r, start); limited {
+				w.Header().Set("Retry-After", retryAfter(wait))
+				err = &httpError{status: http.StatusTooManyRequests, msg: "too many refused requests from this address; retry later",
+					hint: "check that your token is valid (dozo login) before retrying"}
+			}
+		}
+		if err == nil && auth {
 			q.user, err = s.authenticate(r)
 		}
 		if err == nil {
 			err = h(q)
+			if err == nil && action != "" {
+				// Its token passed (a user's, or the scrape token):
+				// it is not held up by other callers' refusals.
+				s.guard.authenticated(r, start)
+			}
 		}
 		if err != nil {
 			var he *httpError
@@ -195,6 +211,14 @@ func (s *Server) route(pattern, action string, auth bool, h handlerFunc) {
 // same database, so this needs the database to fail between the two
 // writes); its record then survives in the error-level log line. A refusal
 // is still sent as it was: it gives nothing away.
+//
+// Two kinds of request are not recorded one by one. Refusals of callers
+// with no identity (bad or missing token, unknown path, a 429) are
+// recorded the first time per source, action and status in a window and
+// counted after that; the count is recorded as one aggregate record when
+// the window closes or dozod stops (limits.go), so a flood cannot grow the
+// log or starve its writer. Successful scrapes with the scrape token are
+// left to the metrics.
 //
 // The record holds request metadata and the message the caller saw, never
 // the token, keys, header objects or plaintext.
@@ -226,7 +250,25 @@ func (s *Server) audit(q *request, err error, took time.Duration) {
 		detail = q.r.Method + " " + q.r.URL.Path
 	}
 	held, _ := q.w.(*heldResponse)
-	if !q.audited {
+	record := !q.audited
+	switch {
+	case q.user == nil && q.status >= 400 && q.status < 500 && q.action != "":
+		// A refusal of a caller with no identity: the first of its kind
+		// from this source in the window is recorded, the rest are
+		// counted and recorded as one aggregate (limits.go).
+		source, first, due := s.guard.refused(q.source, q.action, q.object, q.status, s.now())
+		s.recordAggregates(q.ctx, due)
+		if !first && record {
+			record = false
+			level = slog.LevelDebug
+			attrs = append(attrs, slog.String("audit", "counted in the aggregate of "+source))
+		}
+	case q.action == "metrics" && q.user == nil && result == audit.ResultOK:
+		// A scrape with the scrape token (or on an allowed loopback
+		// listener): counted in the metrics, not worth a record each.
+		record = false
+	}
+	if record {
 		rec := audit.Record{
 			Time: s.now(), Actor: q.userName(), Action: q.action, Object: q.object, Result: result,
 			Status: q.status, Source: q.r.RemoteAddr, RequestID: q.id, Detail: detail,

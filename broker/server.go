@@ -72,6 +72,11 @@ type Options struct {
 	// Lifecycle is the [lifecycle] config section (lifecycle.go).
 	Lifecycle LifecycleConfig
 	Now       func() time.Time // for tests; default time.Now
+
+	// Limits and Audit are the [limits] and [audit] config sections
+	// (limits.go, anchor.go).
+	Limits LimitsConfig
+	Audit  AuditConfig
 }
 
 // Defaults.
@@ -112,6 +117,11 @@ type Server struct {
 
 	scrubState // scrub.go
 	opsState   // ops.go: target health, metrics
+
+	anchorState // anchor.go: the audit head anchored in Vault
+	// guard limits and aggregates refusals of unidentified requests
+	// (limits.go).
+	guard *refusalGuard
 }
 
 // New returns a Server.
@@ -163,6 +173,9 @@ func New(o Options) (*Server, error) {
 		return nil, err
 	}
 	if err := s.initOps(o); err != nil {
+		return nil, err
+	}
+	if err := s.initAuditGuards(o); err != nil {
 		return nil, err
 	}
 	s.routes()
@@ -446,6 +459,7 @@ func (c *macMemo) reset() {
 func (s *Server) Start(ctx context.Context) {
 	s.startScrub(ctx)
 	s.startOps(ctx)
+	s.startAuditGuards(ctx)
 }
 
 // requireAdmin refuses a caller who is not an operator, and a frozen one:

@@ -172,3 +172,42 @@ func (c *Catalog) AuditRecord(ctx context.Context, seq uint64) (*audit.Record, e
 	}
 	return r, nil
 }
+
+// AuditHead returns the seq and hash of the last record; seq 0 and
+// audit.ZeroHash for an empty log.
+func (c *Catalog) AuditHead(ctx context.Context) (uint64, string, error) {
+	var seq int64
+	hash := audit.ZeroHash
+	err := c.db.QueryRowContext(ctx, `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&seq, &hash)
+	if err == sql.ErrNoRows {
+		return 0, audit.ZeroHash, nil
+	}
+	if err != nil {
+		return 0, "", fmt.Errorf("catalog: audit head: %w", err)
+	}
+	return uint64(seq), hash, nil
+}
+
+// AddAuditAnchor stores an anchor of the chain. An anchor of a seq already
+// anchored is ignored: the first one stands.
+func (c *Catalog) AddAuditAnchor(ctx context.Context, a audit.StoredAnchor) error {
+	_, err := c.db.ExecContext(ctx, `INSERT INTO audit_anchors(seq, hash, mac, time) VALUES (?, ?, ?, ?) ON CONFLICT(seq) DO NOTHING`,
+		int64(a.Seq), a.Hash, a.MAC, a.Time.UnixNano())
+	if err != nil {
+		return fmt.Errorf("catalog: audit anchor: %w", err)
+	}
+	return nil
+}
+
+// AuditAnchors returns every stored anchor, oldest (lowest seq) first.
+func (c *Catalog) AuditAnchors(ctx context.Context) ([]audit.StoredAnchor, error) {
+	return queryAll(ctx, c, "audit anchors", func(s rowScanner) (*audit.StoredAnchor, error) {
+		var a audit.StoredAnchor
+		var seq, t int64
+		if err := s.Scan(&seq, &a.Hash, &a.MAC, &t); err != nil {
+			return nil, err
+		}
+		a.Seq, a.Time = uint64(seq), fromTS(t)
+		return &a, nil
+	}, `SELECT seq, hash, mac, time FROM audit_anchors ORDER BY seq`)
+}

@@ -12,10 +12,11 @@ import (
 // released migration; append a new one.
 var migrations = []string{
 	migrationInitial,
-	migrationAccess,    // 2: migrate_access.go
-	migrationAudit,     // 3: migrate_audit.go
-	migrationScrub,     // 4: migrate_scrub.go
-	migrationLifecycle, // 5: migrate_lifecycle.go
+	migrationAccess,       // 2: migrate_access.go
+	migrationAudit,        // 3: migrate_audit.go
+	migrationScrub,        // 4: migrate_scrub.go
+	migrationLifecycle,    // 5: migrate_lifecycle.go
+	migrationAuditAnchors, // 6: migrate_audit.go
 }
 
 // migrationInitial is the first schema.

@@ -67,3 +67,16 @@ CREATE TABLE deleted_objects (
 	PRIMARY KEY (dataset_id, target, key, version_id)
 );
 `
+
+// migrationAuditAnchors adds the anchors of the audit chain: its head
+// (seq, hash) at a time, with the Transit HMAC that dozod's audit key
+// made of it (package audit, StoredAnchor). An anchor is written once per
+// head; two replicas anchoring the same head write the same row.
+const migrationAuditAnchors = `
+CREATE TABLE audit_anchors (
+	seq  INTEGER PRIMARY KEY,
+	hash TEXT NOT NULL,
+	mac  TEXT NOT NULL,
+	time INTEGER NOT NULL
+);
+`

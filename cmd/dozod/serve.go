@@ -88,6 +88,7 @@ func serve(c *cli.Context) error {
 		Catalog: cat, Identifier: broker.NewVaultIdentifier(vc, broker.MaxTokenCacheAge, cfg.Auth.Mounts...), Keys: vc, Targets: targets,
 		Admins: cfg.Admins, Submitters: cfg.Submitters, PresignExpiry: cfg.PresignExpiry, UploadExpiry: cfg.UploadExpiry,
 		Logger: log, Version: version, Scrub: cfg.Scrub, Metrics: cfg.Metrics, Lifecycle: cfg.Lifecycle,
+		Limits: cfg.Limits, Audit: cfg.Audit,
 	})
 	if err != nil {
 		return err
@@ -97,7 +98,13 @@ func serve(c *cli.Context) error {
 	if !self.ExpireTime.IsZero() {
 		go renewToken(ctx, vc, log)
 	}
-	return listenAndServe(ctx, cfg, srv, log)
+	err = listenAndServe(ctx, cfg, srv, log)
+	// Requests have stopped: record the refusals still only counted and
+	// anchor the audit head before the catalog closes.
+	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	srv.Stop(sctx)
+	return err
 }
 
 func s3Targets(ctx context.Context, cfg *broker.Config) ([]broker.Target, error) {

@@ -1,0 +1,209 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dozo-vault/dozo/audit"
+	"github.com/dozo-vault/dozo/catalog"
+	"github.com/dozo-vault/dozo/vault"
+)
+
+// AuditConfig is the [audit] section of dozod's config: how often the
+// audit chain's head is anchored outside the database.
+type AuditConfig struct {
+	// AnchorInterval is how often the head is anchored (it is also
+	// anchored at every export and at shutdown).
+	AnchorInterval time.Duration `toml:"anchor_interval"`
+	// AnchorKey is the Transit key that MACs the anchors; dozod creates it
+	// (non-exportable) when it is missing and refuses one that is
+	// exportable or of another type.
+	AnchorKey string `toml:"anchor_key"`
+}
+
+const auditConfigHelp = `  [audit]             (the chain head, MACed with a Transit key: lands in Vault's audit log)
+  anchor_interval     DOZOD_AUDIT_ANCHOR_INTERVAL  10m (1m..24h; also at every export)
+  anchor_key          DOZOD_AUDIT_ANCHOR_KEY       dozo-audit (Transit key; dozod's policy
+                                                   needs keys, hmac and verify on it)
+`
+
+// Defaults of the [audit] section.
+const (
+	DefaultAnchorInterval = 10 * time.Minute
+	DefaultAnchorKey      = "dozo-audit"
+)
+
+func (c *AuditConfig) applyEnv(getenv func(string) string) error {
+	if v := getenv("DOZOD_AUDIT_ANCHOR_INTERVAL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("DOZOD_AUDIT_ANCHOR_INTERVAL: %w", err)
+		}
+		c.AnchorInterval = d
+	}
+	if v := getenv("DOZOD_AUDIT_ANCHOR_KEY"); v != "" {
+		c.AnchorKey = v
+	}
+	return nil
+}
+
+func (c *AuditConfig) validate() error {
+	if c.AnchorInterval == 0 {
+		c.AnchorInterval = DefaultAnchorInterval
+	}
+	if c.AnchorKey == "" {
+		c.AnchorKey = DefaultAnchorKey
+	}
+	if c.AnchorInterval < time.Minute || c.AnchorInterval > 24*time.Hour {
+		return fmt.Errorf("audit.anchor_interval %v: must be 1m..24h", c.AnchorInterval)
+	}
+	if err := vault.ValidKeyName(c.AnchorKey); err != nil {
+		return fmt.Errorf("audit.anchor_key: %w", err)
+	}
+	if strings.HasPrefix(c.AnchorKey, TransitKeyName("")) {
+		return fmt.Errorf("audit.anchor_key %q: the %s prefix is for dataset keys", c.AnchorKey, TransitKeyName(""))
+	}
+	return nil
+}
+
+// anchorState is the Server's audit-anchoring state.
+type anchorState struct {
+	anchorCfg AuditConfig
+	anchorMu  sync.Mutex // one anchoring at a time; guards anchorKeyOK
+	// anchorKeyOK: the key exists and was checked (non-exportable, the
+	// type dozod creates).
+	anchorKeyOK bool
+}
+
+// ensureAnchorKey creates the anchor key when it is missing and checks it
+// as dataset keys are made: non-exportable, of vault.KeyType. A key that
+// fails the check is never used. s.anchorMu is held.
+func (s *Server) ensureAnchorKey(ctx context.Context) error {
+	if s.anchorKeyOK {
+		return nil
+	}
+	name := s.anchorCfg.AnchorKey
+	if err := s.keys.CreateKey(ctx, name); err != nil {
+		return fmt.Errorf("creating the audit anchor key %s: %w", name, err)
+	}
+	ki, err := s.keys.ReadKey(ctx, name)
+	if err != nil {
+		return fmt.Errorf("reading the audit anchor key %s: %w", name, err)
+	}
+	if ki.Exportable {
+		return fmt.Errorf("the audit anchor key %s is exportable: its material could leave Vault, so anchors made with it prove nothing; use a non-exportable key", name)
+	}
+	if ki.Type != vault.KeyType {
+		return fmt.Errorf("the audit anchor key %s is of type %q, not %q as dozod creates it", name, ki.Type, vault.KeyType)
+	}
+	s.anchorKeyOK = true
+	return nil
+}
+
+// anchorAudit anchors the chain's current head: Transit MACs (seq, hash,
+// time) under the anchor key, which puts the request in Vault's audit log,
+// and the anchor is stored in the catalog. A head already anchored is not
+// anchored again. It returns the anchor (nil when there was nothing new).
+func (s *Server) anchorAudit(ctx context.Context) (*audit.StoredAnchor, error) {
+	s.anchorMu.Lock()
+	defer s.anchorMu.Unlock()
+	seq, hash, err := s.cat.AuditHead(ctx)
+	if err != nil || seq == 0 {
+		return nil, err
+	}
+	as, err := s.cat.AuditAnchors(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(as) > 0 && as[len(as)-1].Seq >= seq {
+		return nil, nil
+	}
+	if err := s.ensureAnchorKey(ctx); err != nil {
+		return nil, err
+	}
+	a := audit.StoredAnchor{Seq: seq, Hash: hash, Time: s.now().UTC()}
+	if a.MAC, err = s.anchorAuth().MAC(ctx, a.Input()); err != nil {
+		return nil, fmt.Errorf("MACing the audit head with %s: %w", s.anchorCfg.AnchorKey, err)
+	}
+	if err := s.cat.AddAuditAnchor(ctx, a); err != nil {
+		return nil, err
+	}
+	return &a, nil
+}
+
+// anchorAuth MACs and verifies anchors with the anchor key. Anchors
+// verified once are remembered (macMemo), so a verify asks Vault only
+// about anchors it has not seen.
+func (s *Server) anchorAuth() macAuth {
+	return macAuth{s.keys, s.anchorCfg.AnchorKey, &s.macMemo}
+}
+
+// anchorAndLog is anchorAudit for background callers: a failure is
+// logged, never fatal.
+func (s *Server) anchorAndLog(ctx context.Context, why string) {
+	a, err := s.anchorAudit(ctx)
+	switch {
+	case err != nil:
+		s.log.Error("audit head not anchored", "when", why, "key", s.anchorCfg.AnchorKey, "error", err.Error())
+	case a != nil:
+		s.log.Info("audit head anchored", "when", why, "seq", a.Seq, "hash", a.Hash)
+	}
+}
+
+// checkAnchors adds the stored anchors to a chain verdict: each anchor's
+// MAC must verify with the anchor key in Vault, and the chain must hold
+// the anchored record unchanged. The first anchor that fails decides.
+func (s *Server) checkAnchors(ctx context.Context, res audit.Result) (audit.Result, error) {
+	if !res.OK {
+		return res, nil
+	}
+	as, err := s.cat.AuditAnchors(ctx)
+	if err != nil {
+		return res, err
+	}
+	auth := s.anchorAuth()
+	for _, a := range as {
+		if err := auth.Verify(ctx, a.Input(), a.MAC); err != nil {
+			// Only a MAC Vault looked at and refused is a forgery; not
+			// reaching Vault, or not being allowed to ask, is an error.
+			if errors.Is(err, vault.ErrUnavailable) || errors.Is(err, vault.ErrPermissionDenied) || errors.Is(err, vault.ErrNotFound) ||
+				errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+				return res, fmt.Errorf("verifying the anchor of record %d with %s: %w", a.Seq, s.anchorCfg.AnchorKey, err)
+			}
+			return audit.AnchorForged(res, a), nil
+		}
+		r, err := s.cat.AuditRecord(ctx, a.Seq)
+		if err != nil && !errors.Is(err, catalog.ErrNotFound) {
+			return res, err
+		}
+		if out := audit.CheckStoredAnchor(res, a, r); !out.OK {
+			return out, nil
+		}
+	}
+	res.Anchors = len(as)
+	if len(as) > 0 {
+		res.AnchoredSeq, res.AnchoredAt = as[len(as)-1].Seq, as[len(as)-1].Time
+	}
+	return res, nil
+}
+
+// startAnchoring anchors the head at start and every anchor interval
+// until ctx ends.
+func (s *Server) startAnchoring(ctx context.Context) {
+	go func() {
+		t := time.NewTicker(s.anchorCfg.AnchorInterval)
+		defer t.Stop()
+		for {
+			s.anchorAndLog(ctx, "interval")
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+}
