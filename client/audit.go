@@ -45,10 +45,12 @@ func (c *Client) AuditList(ctx context.Context, q AuditQuery) ([]api.AuditRecord
 	return out, c.do(ctx, http.MethodGet, path, nil, &out)
 }
 
-// AuditVerify asks dozod to verify the whole stored chain (admin). With an
-// anchor (the last record of an earlier export) it also checks that the
-// log still holds that record unchanged, which catches a log cut short or
-// rewritten wholesale since the export.
+// AuditVerify asks dozod to verify the whole stored chain (admin),
+// including the anchors dozod made with its Vault audit key (each MAC
+// checked with Vault, each anchored record still in the log unchanged).
+// With an anchor of the caller's own (the last record of an earlier
+// export) it also checks that the log still holds that record unchanged.
+// Either catches a log cut short or rewritten wholesale since.
 func (c *Client) AuditVerify(ctx context.Context, anchor *audit.Anchor) (*api.AuditVerifyResponse, error) {
 	path := "/v1/audit/verify"
 	if anchor != nil {

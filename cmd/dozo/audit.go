@@ -47,9 +47,12 @@ func auditCommand() *cli.Command {
 				Name:  "verify",
 				Usage: "check the hash chain; exits non-zero naming the first bad record",
 				Description: "Without --file, dozod verifies the log in its catalog (admin). With --file,\n" +
-					"an export is verified here, offline, by the same code. A hash chain cannot\n" +
-					"show that its tail was cut off or that it was rewritten wholesale; --anchor\n" +
-					"with an export kept elsewhere can.\n\n" +
+					"an export is verified here, offline, by the same code. A hash chain alone\n" +
+					"cannot show that its tail was cut off or that it was rewritten wholesale.\n" +
+					"dozod anchors the chain's head every few minutes and at every export with\n" +
+					"an HMAC of its Vault audit key (which also lands in Vault's audit log); verify\n" +
+					"checks each anchor with Vault and fails when the log no longer holds an\n" +
+					"anchored record. --anchor adds an export kept elsewhere as one more anchor.\n\n" +
 					"EXAMPLES:\n" +
 					"   dozo audit verify\n" +
 					"   dozo audit verify --file audit.jsonl --json\n" +
@@ -167,10 +170,19 @@ func runAuditVerify(c *cli.Context) error {
 		}
 	} else if res.OK {
 		fmt.Fprintf(stdout(c), "Audit log OK: %d records, chain intact (head %s).\n", res.Records, res.Head)
+		if res.Anchors > 0 {
+			fmt.Fprintf(stdout(c), "Anchored in Vault: %d anchors verified, the latest at record %d (%s).\n",
+				res.Anchors, res.AnchoredSeq, res.AnchoredAt.UTC().Format(time.RFC3339))
+		} else if c.String("file") == "" {
+			fmt.Fprintln(stdout(c), "No Vault anchor yet: a log cut short would go unnoticed without --anchor (dozod anchors every few minutes and at every export).")
+		}
 	}
 	if !res.OK {
-		return &client.Error{Op: "verifying " + where, Err: fmt.Errorf("record %d: %s", res.BadSeq, res.Reason),
-			Hint: "the log was altered at or before this record; keep the catalog as evidence and compare with an earlier export"}
+		hint := "the log was altered at or before this record; keep the catalog as evidence and compare with an earlier export"
+		if res.Kind == audit.ForgedAnchor {
+			hint = "an anchor was altered in the catalog; keep it as evidence and compare with the transit/hmac requests in Vault's audit log"
+		}
+		return &client.Error{Op: "verifying " + where, Err: fmt.Errorf("record %d: %s", res.BadSeq, res.Reason), Hint: hint}
 	}
 	return nil
 }
