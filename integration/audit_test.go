@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,6 +13,9 @@ import (
 	"time"
 
 	"github.com/dozo-vault/dozo/api"
+	"github.com/dozo-vault/dozo/audit"
+	"github.com/dozo-vault/dozo/broker"
+	"github.com/dozo-vault/dozo/vault"
 )
 
 // openCatalog opens dozod's live catalog for a test to read or tamper
@@ -185,7 +189,11 @@ func TestAuditChain(t *testing.T) {
 	json.Unmarshal([]byte(last), &anchor)
 	exec(`CREATE TABLE audit_tail AS SELECT * FROM audit WHERE seq >= ?`, anchor.Seq)
 	exec(`DELETE FROM audit WHERE seq >= ?`, anchor.Seq)
-	admin.must(t, "audit", "verify")
+	// dozod anchored the export's last record in Vault: the cut shows
+	// without the export at hand.
+	if line := admin.refused(t, "audit", "verify"); !strings.Contains(line, "truncated") || !strings.Contains(line, "anchored in Vault") {
+		t.Errorf("verify after truncation below dozod's anchor: %s", line)
+	}
 	// That verify's own record now holds the anchor's seq: "rewritten".
 	if line := admin.refused(t, "audit", "verify", "--anchor", exportPath); !strings.Contains(line, "rewritten") || !strings.Contains(line, fmt.Sprintf("record %d", anchor.Seq)) {
 		t.Errorf("verify --anchor after truncation: %s", line)
@@ -193,7 +201,81 @@ func TestAuditChain(t *testing.T) {
 	// Records appended meanwhile took the freed seqs; put the tail back
 	// in its place and let those go.
 	exec(`DELETE FROM audit WHERE seq >= ?`, anchor.Seq)
+	// (and any anchor dozod's timer made of the cut log meanwhile)
+	exec(`DELETE FROM audit_anchors WHERE seq >= ? AND hash NOT IN (SELECT hash FROM audit_tail)`, anchor.Seq)
 	exec(`INSERT INTO audit SELECT * FROM audit_tail`)
 	exec(`DROP TABLE audit_tail`)
 	admin.must(t, "audit", "verify", "--anchor", exportPath)
+}
+
+// TestAuditAnchorVault: an export anchors the log's head with dozod's
+// audit key in Transit, and the anchor's MAC verifies through Vault itself
+// (a changed head does not); the key is non-exportable; dozo audit verify
+// checks the anchors and names an altered one.
+func TestAuditAnchorVault(t *testing.T) {
+	s := needStack(t)
+	ctx := testContext(t)
+	admin := s.admin(t)
+	auditList(t, admin)
+	exportPath := filepath.Join(t.TempDir(), "audit.jsonl")
+	admin.must(t, "audit", "export", "-o", exportPath)
+	f, err := os.Open(exportPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, err := audit.LastRecord(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	db := s.openCatalog(t)
+	var a audit.StoredAnchor
+	var seq, ts int64
+	if err := db.QueryRow(`SELECT seq, hash, mac, time FROM audit_anchors ORDER BY seq DESC LIMIT 1`).Scan(&seq, &a.Hash, &a.MAC, &ts); err != nil {
+		t.Fatalf("no anchor after an export: %v", err)
+	}
+	a.Seq, a.Time = uint64(seq), time.Unix(0, ts)
+	if a.Seq < last.Seq {
+		t.Fatalf("latest anchor at record %d, the export ends at %d", a.Seq, last.Seq)
+	}
+	if a.Seq == last.Seq && a.Hash != last.Hash {
+		t.Fatalf("anchor of record %d has hash %s, the export %s", a.Seq, a.Hash, last.Hash)
+	}
+
+	vc := s.vault(t)
+	ki, err := vc.ReadKey(ctx, broker.DefaultAnchorKey)
+	if err != nil || ki.Exportable || ki.Type != vault.KeyType {
+		t.Fatalf("anchor key %s: %+v %v", broker.DefaultAnchorKey, ki, err)
+	}
+	if err := vc.VerifyHMAC(ctx, broker.DefaultAnchorKey, a.Input(), a.MAC); err != nil {
+		t.Fatalf("the anchor's MAC does not verify with Transit: %v", err)
+	}
+	moved := a
+	moved.Seq--
+	if err := vc.VerifyHMAC(ctx, broker.DefaultAnchorKey, moved.Input(), a.MAC); !errors.Is(err, vault.ErrBadMAC) {
+		t.Fatalf("the MAC verifies for another seq: %v", err)
+	}
+
+	var v api.AuditVerifyResponse
+	if err := json.Unmarshal([]byte(admin.must(t, "audit", "verify", "--json")), &v); err != nil {
+		t.Fatal(err)
+	}
+	if !v.OK || v.Anchors < 1 || v.AnchoredSeq < a.Seq {
+		t.Fatalf("verify: %+v", v)
+	}
+	if out := admin.must(t, "audit", "verify"); !strings.Contains(out, "Anchored in Vault") {
+		t.Errorf("verify does not mention the anchors: %s", out)
+	}
+
+	// An anchor edited in the catalog: Vault refuses its MAC.
+	if _, err := db.Exec(`UPDATE audit_anchors SET time = time + 1 WHERE seq = ?`, seq); err != nil {
+		t.Fatal(err)
+	}
+	line := admin.refused(t, "audit", "verify")
+	db.Exec(`UPDATE audit_anchors SET time = time - 1 WHERE seq = ?`, seq)
+	if !strings.Contains(line, "forged anchor") || !strings.Contains(line, fmt.Sprintf("record %d", seq)) {
+		t.Errorf("verify with an edited anchor: %s", line)
+	}
+	admin.must(t, "audit", "verify")
 }
