@@ -165,15 +165,12 @@ func (s *Server) checkAnchors(ctx context.Context, res audit.Result) (audit.Resu
 	if err != nil {
 		return res, err
 	}
-	auth := s.anchorAuth()
-	for _, a := range as {
-		if err := auth.Verify(ctx, a.Input(), a.MAC); err != nil {
-			// Only a MAC Vault looked at and refused is a forgery; not
-			// reaching Vault, or not being allowed to ask, is an error.
-			if errors.Is(err, vault.ErrUnavailable) || errors.Is(err, vault.ErrPermissionDenied) || errors.Is(err, vault.ErrNotFound) ||
-				errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-				return res, fmt.Errorf("verifying the anchor of record %d with %s: %w", a.Seq, s.anchorCfg.AnchorKey, err)
-			}
+	forged, err := s.forgedAnchors(ctx, as)
+	if err != nil {
+		return res, fmt.Errorf("verifying the anchors with %s: %w", s.anchorCfg.AnchorKey, err)
+	}
+	for i, a := range as {
+		if forged[i] {
 			return audit.AnchorForged(res, a), nil
 		}
 		r, err := s.cat.AuditRecord(ctx, a.Seq)
@@ -189,6 +186,58 @@ func (s *Server) checkAnchors(ctx context.Context, res audit.Result) (audit.Resu
 		res.AnchoredSeq, res.AnchoredAt = as[len(as)-1].Seq, as[len(as)-1].Time
 	}
 	return res, nil
+}
+
+// batchVerifier verifies many MACs in one request; *vault.Client
+// implements it (Transit's batch_input).
+type batchVerifier interface {
+	VerifyHMACs(ctx context.Context, name string, data [][]byte, macs []string) ([]bool, error)
+}
+
+// forgedAnchors reports, for each anchor, whether the anchor key refuses
+// its MAC. Anchors verified before (macMemo) are not sent again; the rest
+// go to Vault in batches when the key service can, else one by one. Only
+// a MAC Vault looked at and refused is forged: not reaching Vault, or not
+// being allowed to ask, is an error.
+func (s *Server) forgedAnchors(ctx context.Context, as []audit.StoredAnchor) ([]bool, error) {
+	auth := s.anchorAuth()
+	forged := make([]bool, len(as))
+	var todo []int
+	for i := range as {
+		if !auth.memo.has(auth.name, as[i].Input(), as[i].MAC) {
+			todo = append(todo, i)
+		}
+	}
+	if bv, ok := s.keys.(batchVerifier); ok && len(todo) > 0 {
+		data, macs := make([][]byte, len(todo)), make([]string, len(todo))
+		for j, i := range todo {
+			data[j], macs[j] = as[i].Input(), as[i].MAC
+		}
+		valid, err := bv.VerifyHMACs(ctx, auth.name, data, macs)
+		if err != nil {
+			return nil, err
+		}
+		for j, i := range todo {
+			if valid[j] {
+				auth.memo.add(auth.name, data[j], macs[j])
+			} else {
+				forged[i] = true
+			}
+		}
+		return forged, nil
+	}
+	for _, i := range todo {
+		err := auth.Verify(ctx, as[i].Input(), as[i].MAC)
+		switch {
+		case err == nil:
+		case errors.Is(err, vault.ErrUnavailable), errors.Is(err, vault.ErrPermissionDenied), errors.Is(err, vault.ErrNotFound),
+			errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+			return nil, err
+		default:
+			forged[i] = true
+		}
+	}
+	return forged, nil
 }
 
 // startAnchoring anchors the head at start and every anchor interval
