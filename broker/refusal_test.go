@@ -251,3 +251,44 @@ func TestLimitsConfig(t *testing.T) {
 		t.Error("a bad number in the environment is accepted")
 	}
 }
+
+// TestLimitsAndAuditSections: the [limits] and [audit] sections are read
+// from the file, the environment overrides them, and bad values are
+// refused with the key named.
+func TestLimitsAndAuditSections(t *testing.T) {
+	dir := t.TempDir()
+	body := `insecure_http = true
+[vault]
+address = "http://127.0.0.1:8200"
+[[targets]]
+id = "s1-a"
+domain = "s1"
+endpoint = "http://127.0.0.1:9000"
+bucket = "dozo-a"
+access_key = "ak"
+[limits]
+refusals_per_minute = 30
+refusal_burst = 10
+max_sources = 500
+[audit]
+anchor_interval = "5m"
+anchor_key = "site-audit"
+`
+	conf := writeFile(t, dir, "dozod.toml", body, 0o600)
+	env := map[string]string{"DOZOD_VAULT_TOKEN": "s.dozod", "DOZOD_S3_SECRET_KEY": "secret", "DOZOD_LIMITS_REFUSAL_BURST": "20"}
+	c, err := LoadConfig(conf, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Limits != (LimitsConfig{RefusalsPerMinute: 30, RefusalBurst: 20, MaxSources: 500, AggregateWindow: DefaultAggregateWindow}) ||
+		c.Audit != (AuditConfig{AnchorInterval: 5 * time.Minute, AnchorKey: "site-audit"}) {
+		t.Fatalf("limits %+v, audit %+v", c.Limits, c.Audit)
+	}
+	bad := writeFile(t, dir, "bad.toml", strings.Replace(body, `"5m"`, `"5s"`, 1), 0o600)
+	if _, err := LoadConfig(bad, func(k string) string { return env[k] }); err == nil || !strings.Contains(err.Error(), "audit.anchor_interval") {
+		t.Fatalf("a 5s anchor interval: %v", err)
+	}
+	if !strings.Contains(ConfigHelp, "DOZOD_LIMITS_REFUSALS_PER_MINUTE") || !strings.Contains(ConfigHelp, "DOZOD_AUDIT_ANCHOR_INTERVAL") {
+		t.Error("dozod --help does not document the [limits] and [audit] sections")
+	}
+}
