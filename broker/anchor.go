@@ -20,8 +20,8 @@ type AuditConfig struct {
 	// anchored at every export and at shutdown).
 	AnchorInterval time.Duration `toml:"anchor_interval"`
 	// AnchorKey is the Transit key that MACs the anchors; dozod creates it
-	// (non-exportable) when it is missing and refuses one that is
-	// exportable or of another type.
+	// (non-exportable) when it is missing and refuses one that is not as
+	// it makes it (vault.CheckNewKey).
 	AnchorKey string `toml:"anchor_key"`
 }
 
@@ -80,8 +80,12 @@ type anchorState struct {
 }
 
 // ensureAnchorKey creates the anchor key when it is missing and checks it
-// as dataset keys are made: non-exportable, of vault.KeyType. A key that
-// fails the check is never used. s.anchorMu is held.
+// as dataset keys are checked (vault.CheckNewKey): the type dozod makes,
+// never exportable or backed up in plaintext, not imported, derived or
+// deletable, at version 1. dozod never rotates or reconfigures it, so the
+// key it made passes at every start; one planted under the name (to
+// export its material and forge anchors later) or changed since does not,
+// and is never used. s.anchorMu is held.
 func (s *Server) ensureAnchorKey(ctx context.Context) error {
 	if s.anchorKeyOK {
 		return nil
@@ -94,11 +98,8 @@ func (s *Server) ensureAnchorKey(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reading the audit anchor key %s: %w", name, err)
 	}
-	if ki.Exportable {
-		return fmt.Errorf("the audit anchor key %s is exportable: its material could leave Vault, so anchors made with it prove nothing; use a non-exportable key", name)
-	}
-	if ki.Type != vault.KeyType {
-		return fmt.Errorf("the audit anchor key %s is of type %q, not %q as dozod creates it", name, ki.Type, vault.KeyType)
+	if err := vault.CheckNewKey(ki); err != nil {
+		return fmt.Errorf("the audit anchor key %s is not one dozod made (anchors MACed with a key whose material could leave Vault prove nothing); examine it, or name another in [audit] anchor_key: %w", name, err)
 	}
 	s.anchorKeyOK = true
 	return nil

@@ -76,9 +76,7 @@ path "transit/verify/dozo-ds-*"       { capabilities = ["update"] }
 # The audit anchor key: created and read (checked non-exportable), MAC and
 # verify only; never deleted, configured or exported.
 path "transit/keys/dozo-audit"        { capabilities = ["create", "read", "update"] }
-path "transit/hmac/dozo-audit"        { capabilities = ["update"] }
 path "transit/hmac/dozo-audit/*"      { capabilities = ["update"] }
-path "transit/verify/dozo-audit"      { capabilities = ["update"] }
 path "transit/verify/dozo-audit/*"    { capabilities = ["update"] }
 POLICY
   if [ -s "$DEV/dozod.token" ] && VAULT_TOKEN=$(cat "$DEV/dozod.token") vault token lookup >/dev/null 2>&1; then
