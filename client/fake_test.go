@@ -48,6 +48,7 @@ type fakeDozod struct {
 	// failPutAfter, when > 0, makes storage refuse PUTs after that many.
 	failPutAfter atomic.Int64
 	puts         atomic.Int64
+	gets         atomic.Int64 // piece GETs (fetch traffic)
 	loseComplete atomic.Bool  // the next complete succeeds but its answer is lost
 	presigns     atomic.Int64 // single presigns
 	batches      atomic.Int64 // batch presigns
@@ -55,6 +56,8 @@ type fakeDozod struct {
 
 	// onPut, if set, is called before each piece PUT is stored.
 	onPut func(key string)
+	// onGet, if set, is called before each piece GET is answered.
+	onGet func(key string)
 }
 
 type fakeUpload struct {
@@ -124,6 +127,10 @@ func (f *fakeDozod) serveStorage(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, err.Error(), 500)
 		}
 	case http.MethodGet:
+		f.gets.Add(1)
+		if f.onGet != nil {
+			f.onGet(key)
+		}
 		off, length := int64(0), int64(-1)
 		if rg := r.Header.Get("Range"); rg != "" {
 			a, b, _ := strings.Cut(strings.TrimPrefix(rg, "bytes="), "-")
@@ -210,8 +217,23 @@ func (f *fakeDozod) serveAPI(w http.ResponseWriter, r *http.Request) {
 		case r.Method == "GET" && len(p) == 2:
 			f.reply(w, up.Upload)
 		case r.Method == "DELETE" && len(p) == 2:
+			if up.State == "complete" {
+				f.fail(w, 409, "upload is complete", "")
+				return
+			}
+			// Like dozod: an abort deletes the session's pieces at once.
 			up.State = "aborted"
 			f.aborted = append(f.aborted, up.ID)
+			for _, tg := range f.targets {
+				var keys []string
+				tg.List(r.Context(), storage.FilePrefix(up.Dataset, up.FileID), func(oi storage.ObjectInfo) error {
+					keys = append(keys, oi.Key)
+					return nil
+				})
+				for _, k := range keys {
+					tg.Delete(r.Context(), k)
+				}
+			}
 			w.WriteHeader(204)
 		case r.Method == "POST" && len(p) == 3 && p[2] == "presign-batch":
 			f.presignBatch(w, r, "PUT")
@@ -223,6 +245,18 @@ func (f *fakeDozod) serveAPI(w http.ResponseWriter, r *http.Request) {
 		case r.Method == "PUT" && len(p) == 4 && p[2] == "segments":
 			var seg storage.SegmentMeta
 			json.NewDecoder(r.Body).Decode(&seg)
+			// Like dozod's checkSegment: the index and stored size must be
+			// the ones the session's size implies.
+			n, err := strconv.Atoi(p[3])
+			stored := crypto.CiphertextSize(up.Size)
+			if err != nil || n < 0 || n >= up.Segments || seg.Index != n {
+				f.fail(w, 400, fmt.Sprintf("segment: index %s out of range", p[3]), "")
+				return
+			}
+			if want := min(up.SegmentSize, stored-int64(n)*up.SegmentSize); seg.Size != want {
+				f.fail(w, 400, fmt.Sprintf("segment %d: size %d, want %d", n, seg.Size, want), "")
+				return
+			}
 			up.Committed = append(up.Committed, seg)
 			f.reply(w, up.Upload)
 		case r.Method == "POST" && len(p) == 3 && p[2] == "complete":

@@ -15,6 +15,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"filippo.io/age"
@@ -75,6 +76,9 @@ var ErrChecksum = errors.New("checksum mismatch")
 // against the catalog's SHA-256 and MD5; a file on disk appears at Output
 // only after all of that passed (it is written to Output.partial, 0600, and
 // renamed), so a failed fetch never leaves something that looks complete.
+// Output is resolved before a byte is fetched (resolveOutput): a directory
+// receives the file under its name, a character device or FIFO is written
+// through, and a target that cannot be written is refused up front.
 func (c *Client) FetchFile(ctx context.Context, o FetchOptions) (*FetchResult, error) {
 	began := time.Now()
 	op := "fetching " + o.Dataset + "/" + o.Name
@@ -87,18 +91,33 @@ func (c *Client) FetchFile(ctx context.Context, o FetchOptions) (*FetchResult, e
 	if o.Output == "" {
 		return nil, hintError(op, "pass -o PATH, or -o - for standard output", errors.New("no output"))
 	}
-	toStdout := o.Output == "-"
-	if !toStdout {
-		if err := checkOutput(op, o.Output, o.Force); err != nil {
+	f := &fetcher{c: c, o: o, op: op}
+	if o.Output != "-" {
+		// Before anything is fetched: where the data goes, and whether it
+		// can go there at all.
+		out, kind, err := resolveOutput(op, o.Output, o.Name, o.Force)
+		if err != nil {
 			return nil, err
 		}
+		f.o.Output, f.kind = out, kind
 	}
+	res, err := f.fetch(ctx)
+	if err != nil {
+		return nil, f.explain(ctx, err)
+	}
+	res.Elapsed = time.Since(began)
+	return res, nil
+}
+
+// fetch gets the manifest and header and writes the file.
+func (f *fetcher) fetch(ctx context.Context) (*FetchResult, error) {
+	c, o, op := f.c, f.o, f.op
 	fr, err := c.Fetch(ctx, o.Dataset, o.Name)
 	if err != nil {
 		return nil, opError(op, err)
 	}
 	if o.Range != nil && o.Range.Covers(fr.File.Size) {
-		o.Range = nil // the whole file: fetched, resumed and checksummed as one
+		f.o.Range = nil // the whole file: fetched, resumed and checksummed as one
 	}
 	m := fr.Manifest
 	switch {
@@ -129,26 +148,63 @@ func (c *Client) FetchFile(ctx context.Context, o FetchOptions) (*FetchResult, e
 	// sink's blocks.
 	seg := m.SegmentSize
 	defer boundHeap(int64(readahead(seg)+1)*seg + seg/int64(max(m.K, 1))*int64(m.M) + pipeBlocks*pipeBlockSize)()
-	f := &fetcher{c: c, o: o, op: op, fr: fr, hdr: hdr, res: &FetchResult{File: fr.File, Output: o.Output}}
+	f.fr, f.hdr = fr, hdr
+	f.res = &FetchResult{File: fr.File, Output: o.Output}
 	f.targets = c.FetchTargets(fr.Manifest, fr.Targets)
 	if err := f.run(ctx); err != nil {
-		if ctx.Err() != nil {
-			hint := "run the same command again"
-			if o.Output != "-" && o.Range == nil && !o.Raw {
-				hint += " to resume"
-			}
-			return nil, hintError(op, hint, fmt.Errorf("interrupted (%w)", context.Canceled))
-		}
 		return nil, err
 	}
-	f.res.Elapsed = time.Since(began)
 	return f.res, nil
+}
+
+// explain gives a failed fetch its hint. Only a fetch that will resume
+// says so: one to a file (not raw, not a range) that recorded verified
+// bytes in its sidecar; standard output, devices, raw files and ranges
+// start over.
+func (f *fetcher) explain(ctx context.Context, err error) error {
+	again := "run the same command again"
+	if f.kept > 0 {
+		again += fmt.Sprintf(" to resume (%s of it verified and kept)", FormatSize(f.kept))
+	} else if f.resumable() {
+		again += "; nothing verified was kept yet, so it starts from the beginning"
+	} else {
+		again += "; " + f.why() + " starts from the beginning"
+	}
+	switch {
+	case ctx.Err() != nil:
+		return hintError(f.op, again, fmt.Errorf("interrupted (%w)", context.Canceled))
+	case errors.Is(err, syscall.ENOSPC):
+		return hintError(f.op, "free some disk space, then "+again, err)
+	}
+	return err
+}
+
+// resumable reports whether this fetch keeps what it verified for a
+// later run: a full plaintext fetch to a file.
+func (f *fetcher) resumable() bool {
+	return f.o.Output != "-" && f.kind == outputFile && !f.o.Raw && f.o.Range == nil
+}
+
+// why names what keeps this fetch from resuming.
+func (f *fetcher) why() string {
+	switch {
+	case f.o.Output == "-":
+		return "a fetch to standard output"
+	case f.kind == outputDevice:
+		return "a fetch to a device or FIFO"
+	case f.o.Raw:
+		return "a --raw fetch"
+	default:
+		return "a --range fetch"
+	}
 }
 
 type fetcher struct {
 	c       *Client
 	o       FetchOptions
 	op      string
+	kind    outputKind
+	kept    int64 // verified bytes the sidecar records for a resume
 	fr      *api.FetchResponse
 	hdr     []byte
 	targets []storage.Target
@@ -171,7 +227,34 @@ func (f *fetcher) run(ctx context.Context) error {
 		_, err := f.write(ctx, out, 0)
 		return err
 	}
+	if f.kind == outputDevice {
+		return f.toDevice(ctx)
+	}
 	return f.toFile(ctx)
+}
+
+// toDevice writes through to the character device or FIFO at Output, as
+// cp does: it is opened for writing without being created or truncated,
+// there is no partial file and no rename, and nothing is kept for a
+// resume. The whole-file checksums are still verified (a mismatch is an
+// error after the data was written, as with standard output).
+func (f *fetcher) toDevice(ctx context.Context) error {
+	out := f.o.Output
+	df, err := openDevice(ctx, f.op, out, func() {
+		f.o.Notice("%s: waiting for a reader of the FIFO", out)
+	})
+	if err != nil {
+		return err
+	}
+	defer df.Close()
+	// A FIFO whose reader stalls must not hold an interrupted fetch.
+	stop := context.AfterFunc(ctx, func() { df.SetWriteDeadline(time.Now()) })
+	defer stop()
+	_, err = f.write(ctx, df, 0)
+	if cerr := df.Close(); err == nil && cerr != nil {
+		err = opError(f.op, cerr)
+	}
+	return err
 }
 
 // write sends the requested bytes to out; from is where a resumed full
@@ -446,13 +529,20 @@ func (f *fetcher) toFile(ctx context.Context) error {
 		f.res.Resumed = true
 		f.o.Notice("%s: resuming at byte %d of %d (%s already verified)", out, from, f.fr.File.Size, FormatSize(from))
 	}
+	f.kept = from
 	var w io.Writer = fp
 	if full {
 		sc := sidecar{Version: 1, FileID: f.fr.File.ID, SHA256: f.fr.File.SHA256, Size: f.fr.File.Size, Verified: from}
 		if err := writeSidecar(side, sc); err != nil {
 			return opError(f.op, err)
 		}
-		w = &checkpointWriter{f: fp, side: side, sc: sc, every: checkpointEvery(planSegment(f.fr.Manifest))}
+		// Kept open: per-segment records are plain writes to this file.
+		sf, err := openOwnFile(f.op, side, false)
+		if err != nil {
+			return err
+		}
+		defer sf.Close()
+		w = &checkpointWriter{f: fp, side: sf, sc: sc, seg: planSegment(f.fr.Manifest), kept: &f.kept}
 	} else {
 		os.Remove(side)
 	}
@@ -466,6 +556,12 @@ func (f *fetcher) toFile(ctx context.Context) error {
 		fp.Close()
 		os.Remove(partial)
 		os.Remove(side)
+		f.kept = 0
+		if from > 0 {
+			// The kept prefix is the likelier culprit: a crash or power
+			// loss can lose writes the sidecar had already recorded.
+			return hintError(f.op, "the part kept from an interrupted fetch may have been damaged (e.g. by a crash); it is removed, so run the same command again to fetch the whole file; if that fails too, report it to the operators with the file id "+f.fr.File.ID, err)
+		}
 		return err
 	}
 	if err != nil {
@@ -519,6 +615,14 @@ func (f *fetcher) publish(partial, out string) error {
 // segment boundary within the verified prefix the sidecar records, and the
 // whole-file hashes of that prefix (re-read from disk). 0 means from the
 // start; an error only for a sidecar that is not a file of ours.
+//
+// The sidecar and the partial file are written without fsync (see
+// checkpointWriter), so after a crash of the system (not of the process)
+// the sidecar may record bytes the partial file lost. What guards the
+// resumed file is the whole-file SHA-256 and MD5: the kept prefix is
+// re-read into them, and a mismatch at the end drops the partial file. A
+// file without catalog checksums is therefore never resumed: nothing would
+// catch a damaged prefix.
 func (f *fetcher) resumePoint(fp *os.File, side string) (int64, *hashPair, error) {
 	sf, err := openOwnFileRead(f.op, side)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -533,12 +637,13 @@ func (f *fetcher) resumePoint(fp *os.File, side string) (int64, *hashPair, error
 		return 0, nil, nil
 	}
 	var sc sidecar
-	if json.Unmarshal(b, &sc) != nil || sc.Version != 1 {
+	if json.Unmarshal(bytes.TrimRight(b, "\x00 \n"), &sc) != nil || sc.Version != 1 {
 		return 0, nil, nil
 	}
 	file := f.fr.File
-	// Only the very same file version may be continued.
-	if sc.FileID != file.ID || sc.SHA256 != file.SHA256 || sc.Size != file.Size {
+	// Only the very same file version may be continued, and only one whose
+	// whole-file checksums will check the kept prefix.
+	if sc.FileID != file.ID || sc.SHA256 != file.SHA256 || sc.Size != file.Size || file.SHA256 == "" && file.MD5 == "" {
 		return 0, nil, nil
 	}
 	fi, err := fp.Stat()
@@ -561,43 +666,48 @@ func (f *fetcher) resumePoint(fp *os.File, side string) (int64, *hashPair, error
 	return from, h, nil
 }
 
-// checkpointBytes is about how often a fetch to a file records its
-// progress in the sidecar; an interruption costs at most this much refetch.
-const checkpointBytes = 512 << 20
-
-// checkpointEvery is checkpointBytes rounded to whole segments of seg
-// bytes, since a fetch resumes at a segment boundary.
-func checkpointEvery(seg int64) int64 {
-	return max(checkpointBytes/seg, 1) * seg
-}
-
-// checkpointWriter writes to the partial file and, every checkpointEvery
-// bytes (whole segments), records the verified length in the sidecar.
-// Bytes reach it only after their chunk authenticated, so "written" is
-// "verified". The partial file is not synced at checkpoints (that stalled
-// the pipeline for a visible share of a fetch): a killed process loses
-// nothing, since the page cache keeps its writes, and after a power loss
-// the sidecar may claim bytes the disk lost, but a resume re-reads the
-// prefix into the whole-file SHA-256 and MD5, so the final check fails and
-// the partial file is dropped. The finished file is synced once, before
-// it is renamed into place.
+// checkpointWriter writes to the partial file and records the verified
+// length in the sidecar each time it passes a segment boundary (a fetch
+// resumes at one), so an interruption costs at most one segment of
+// refetch. Bytes reach it only after their chunk authenticated, so
+// "written" is "verified".
+//
+// Neither file is synced here, since an fsync per segment stalls the
+// pipeline: a record is one plain write over the sidecar's start (its JSON
+// only grows, as the length does). A killed process loses nothing, since
+// the page cache keeps both files' writes; after a system crash the
+// sidecar may claim bytes the disk lost, which the whole-file checksums
+// catch on the resumed run (see resumePoint). The finished file is synced
+// once, before it is renamed into place.
 type checkpointWriter struct {
-	f     *os.File
-	side  string
-	sc    sidecar
-	every int64
-	since int64
+	f    *os.File
+	side *os.File
+	sc   sidecar
+	seg  int64
+	kept *int64 // the length last recorded
 }
 
 func (c *checkpointWriter) Write(p []byte) (int, error) {
 	n, err := c.f.Write(p)
+	before := c.sc.Verified
 	c.sc.Verified += int64(n)
-	c.since += int64(n)
-	if err == nil && c.since >= c.every {
-		c.since = 0
-		err = writeSidecar(c.side, c.sc)
+	if err == nil && c.sc.Verified/c.seg > before/c.seg {
+		err = c.record()
 	}
 	return n, err
+}
+
+// record writes the sidecar in place.
+func (c *checkpointWriter) record() error {
+	b, err := json.Marshal(c.sc)
+	if err != nil {
+		return err
+	}
+	if _, err := c.side.WriteAt(append(b, '\n'), 0); err != nil {
+		return fmt.Errorf("recording progress in %s: %w", c.side.Name(), err)
+	}
+	*c.kept = c.sc.Verified / c.seg * c.seg
+	return nil
 }
 
 func writeSidecar(path string, sc sidecar) error {

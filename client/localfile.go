@@ -68,26 +68,110 @@ func checkNoUnsafeFile(op, path string) error {
 	return nil
 }
 
-// checkOutput checks a fetch's output path before anything is fetched: it
-// must not exist unless force is set, and even then not be a symbolic link
-// (the rename would replace the link, not write where it points, but a
-// link there is not what the user meant to replace).
+// outputKind is how a fetch writes to its output path.
+type outputKind int
+
+const (
+	// outputFile: nothing is there yet, or (with Force) a regular file to
+	// replace. The data goes to a partial file, renamed into place once
+	// verified.
+	outputFile outputKind = iota
+	// outputDevice: a character device (/dev/null, a terminal) or a FIFO,
+	// written through like cp does: opened for writing without creating or
+	// truncating anything, no partial file, no rename, no resume.
+	outputDevice
+)
+
+// resolveOutput decides, before anything is fetched, where and how a fetch
+// of the file called name writes out:
+//
+//   - a missing path, or a regular file with force: a file (outputFile);
+//   - an existing directory: the file name in that directory, like cp,
+//     with the same rules applied there (a directory there is refused);
+//   - a character device or FIFO, of ours or root's: written through
+//     (outputDevice), with or without force, since nothing is replaced;
+//   - anything else is refused with an error naming the path: a regular
+//     file without force, a symbolic link (never followed, never replaced;
+//     end the path with "/" to write into a linked directory), a socket, a
+//     block device, another user's FIFO or device.
+//
+// It changes nothing on disk.
+func resolveOutput(op, out, name string, force bool) (string, outputKind, error) {
+	for range 2 {
+		fi, err := os.Lstat(out)
+		switch {
+		case errors.Is(err, syscall.ENAMETOOLONG):
+			return "", 0, hintError(op, "choose a shorter name with -o",
+				fmt.Errorf("%s: %w (the name has %d bytes; most file systems allow 255)", out, syscall.ENAMETOOLONG, len(filepath.Base(out))))
+		case errors.Is(err, fs.ErrNotExist):
+			return out, outputFile, nil
+		case err != nil:
+			return "", 0, hintError(op, "choose another output path", err)
+		}
+		switch t := fi.Mode().Type(); {
+		case t == fs.ModeSymlink:
+			return "", 0, unsafePath(op, out, "is a symbolic link")
+		case t == fs.ModeDir:
+			if name == "" {
+				return "", 0, hintError(op, "remove it or choose another output path", fmt.Errorf("%s is a directory", out))
+			}
+			if err := ValidateName(name); err != nil {
+				return "", 0, opError(op, err)
+			}
+			// Into the directory, like cp; once only, so a directory
+			// there is refused rather than entered.
+			out, name = filepath.Join(out, name), ""
+			continue
+		case t == fs.ModeNamedPipe || t == fs.ModeDevice|fs.ModeCharDevice:
+			if why := checkDeviceOwner(fi); why != "" {
+				return "", 0, unsafePath(op, out, why)
+			}
+			return out, outputDevice, nil
+		case t == 0: // a regular file
+			if !force {
+				return "", 0, hintError(op, "remove it or pass --force", fmt.Errorf("%s already exists", out))
+			}
+			return out, outputFile, nil
+		default:
+			return "", 0, hintError(op, "choose another output path",
+				fmt.Errorf("%s is %s; dozo writes to files, directories, character devices (such as /dev/null) and FIFOs", out, fileKind(t)))
+		}
+	}
+	return "", 0, hintError(op, "choose another output path", fmt.Errorf("%s is a directory", out))
+}
+
+// fileKind names a non-regular file type for an error message.
+func fileKind(t fs.FileMode) string {
+	switch {
+	case t&fs.ModeSocket != 0:
+		return "a socket"
+	case t&fs.ModeDevice != 0 && t&fs.ModeCharDevice == 0:
+		return "a block device"
+	case t&fs.ModeNamedPipe != 0:
+		return "a FIFO"
+	case t&fs.ModeCharDevice != 0:
+		return "a character device"
+	}
+	return "not a regular file"
+}
+
+// checkOutput checks, just before a fetch to a file writes and again
+// before it publishes, that out is missing or (with force) a regular file
+// to replace: anything that appeared there since resolveOutput, a
+// symbolic link included, is refused.
 func checkOutput(op, out string, force bool) error {
 	fi, err := os.Lstat(out)
 	switch {
-	case errors.Is(err, syscall.ENAMETOOLONG):
-		return hintError(op, "choose a shorter name with -o",
-			fmt.Errorf("%s: %w (the name has %d bytes; most file systems allow 255)", out, syscall.ENAMETOOLONG, len(filepath.Base(out))))
 	case errors.Is(err, fs.ErrNotExist):
 		return nil
 	case err != nil:
 		return opError(op, err)
-	case !force:
-		return hintError(op, "remove it or pass --force", fmt.Errorf("%s already exists", out))
 	case fi.Mode()&fs.ModeSymlink != 0:
 		return unsafePath(op, out, "is a symbolic link")
 	case !fi.Mode().IsRegular():
-		return hintError(op, "choose another output path", fmt.Errorf("%s exists and is not a regular file", out))
+		return hintError(op, "choose another output path", fmt.Errorf("%s appeared during the fetch and is %s", out, fileKind(fi.Mode().Type())))
+	case !force:
+		return hintError(op, "remove it or pass --force", fmt.Errorf("%s already exists", out))
 	}
 	return nil
 }

@@ -3,6 +3,7 @@
 package client
 
 import (
+	"context"
 	"errors"
 	"io/fs"
 	"os"
@@ -14,6 +15,19 @@ func sourceInfo(fi fs.FileInfo) SourceInfo {
 
 // checkOwner cannot tell owners and links apart here.
 func checkOwner(fs.FileInfo) string { return "" }
+
+// checkDeviceOwner cannot tell owners apart here.
+func checkDeviceOwner(fs.FileInfo) string { return "" }
+
+// openDevice opens the device at path for writing, without creating or
+// truncating it.
+func openDevice(_ context.Context, op, path string, _ func()) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return nil, opError(op, err)
+	}
+	return f, nil
+}
 
 // openOwnFile refuses a link at path (checked before the open: without
 // O_NOFOLLOW a narrow race remains on these systems).
@@ -50,3 +64,13 @@ func lockFile(string) (func(), error) { return func() {}, nil }
 
 // syncDirErr is a no-op: directories cannot be synced here.
 func syncDirErr(string) error { return nil }
+
+// isAt reports whether path still names the open file f.
+func isAt(f *os.File, path string) bool {
+	a, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	b, err := os.Lstat(path)
+	return err == nil && os.SameFile(a, b)
+}

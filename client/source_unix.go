@@ -3,11 +3,13 @@
 package client
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"syscall"
+	"time"
 )
 
 // sourceInfo identifies the version of an open source file. Inode and
@@ -36,6 +38,69 @@ func checkOwner(fi fs.FileInfo) string {
 		return fmt.Sprintf("has %d hard links", st.Nlink)
 	}
 	return ""
+}
+
+// checkDeviceOwner says why the character device or FIFO fi may not be
+// written through ("" if it may): it must belong to us or to root. A FIFO
+// another user made where the output goes would hand them the plaintext.
+func checkDeviceOwner(fi fs.FileInfo) string {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || st.Uid == 0 || int(st.Uid) == os.Geteuid() {
+		return ""
+	}
+	return fmt.Sprintf("belongs to another user (uid %d)", st.Uid)
+}
+
+// openDevice opens the character device or FIFO at path for writing: no
+// O_CREAT, no O_TRUNC, no link followed, and the opened file must still
+// be a device or FIFO of ours or root's (not something swapped in since
+// it was checked). A FIFO nobody reads yet is opened once a reader comes
+// (waiting is told when that starts), or not at all if ctx ends first.
+// A FIFO is left non-blocking, so a write to a stalled reader ends with
+// a write deadline.
+func openDevice(ctx context.Context, op, path string, waiting func()) (*os.File, error) {
+	told := false
+	for {
+		fd, err := syscall.Open(path, syscall.O_WRONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC|syscall.O_NOCTTY, 0)
+		if errors.Is(err, syscall.ENXIO) {
+			// A FIFO without a reader: a non-blocking open cannot wait.
+			if !told && waiting != nil {
+				waiting()
+				told = true
+			}
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(50 * time.Millisecond):
+			}
+			continue
+		}
+		if err != nil {
+			return nil, openError(op, path, &fs.PathError{Op: "open", Path: path, Err: err})
+		}
+		var st syscall.Stat_t
+		if err := syscall.Fstat(fd, &st); err != nil {
+			syscall.Close(fd)
+			return nil, opError(op, err)
+		}
+		fifo := st.Mode&syscall.S_IFMT == syscall.S_IFIFO
+		switch {
+		case !fifo && st.Mode&syscall.S_IFMT != syscall.S_IFCHR:
+			syscall.Close(fd)
+			return nil, unsafePath(op, path, "was replaced by another kind of file")
+		case st.Uid != 0 && int(st.Uid) != os.Geteuid():
+			syscall.Close(fd)
+			return nil, unsafePath(op, path, fmt.Sprintf("belongs to another user (uid %d)", st.Uid))
+		}
+		if !fifo {
+			// Devices are written blocking (some refuse polling).
+			if err := syscall.SetNonblock(fd, false); err != nil {
+				syscall.Close(fd)
+				return nil, opError(op, err)
+			}
+		}
+		return os.NewFile(uintptr(fd), path), nil
+	}
 }
 
 // openOwnFile opens path read-write without following a symbolic link at

@@ -167,8 +167,10 @@ func fetchCommand() *cli.Command {
 			"dozo never writes through a link: a symbolic or hard link, or another user's\n" +
 			"file, at PATH.partial, its .lock or .dozo, or a symbolic link at PATH, is\n" +
 			"refused, and nothing is changed.\n\n" +
-			"-o - streams to standard output (no resume); a checksum failure then makes\n" +
-			"dozo exit non-zero after the data was written, so check the exit status.\n" +
+			"-o DIR writes DIR/NAME. -o - (or /dev/stdout), a FIFO or a character device\n" +
+			"such as /dev/null is written through, with no partial file and no resume; a\n" +
+			"checksum failure then makes dozo exit non-zero after the data was written,\n" +
+			"so check the exit status. Other targets (sockets, ...) are refused up front.\n" +
 			"--range START-END fetches a byte range (inclusive), touching only the\n" +
 			"segments that cover it: START must be inside the file, an END past the end\n" +
 			"stops at the end, and a range that is the whole file (0-) is checked against\n" +
@@ -213,6 +215,15 @@ type fetchOut struct {
 	DegradedTargets []string `json:"degraded_targets"`
 }
 
+// isStdoutPath reports whether path names this process's standard output.
+func isStdoutPath(path string) bool {
+	switch path {
+	case "/dev/stdout", "/dev/fd/1", "/proc/self/fd/1":
+		return true
+	}
+	return false
+}
+
 func runFetch(c *cli.Context) error {
 	if err := needArgs(c, 1, "DATASET/NAME"); err != nil {
 		return err
@@ -244,6 +255,11 @@ func runFetch(c *cli.Context) error {
 		return &client.Error{Op: "fetching " + ds + "/" + name, Err: err}
 	}
 	out := c.String("output")
+	if isStdoutPath(out) {
+		// The process's own standard output, not the link /dev/stdout
+		// (which dozo never follows).
+		out = "-"
+	}
 	if out == "-" && !c.Bool("force") && isTerminal(stdout(c)) {
 		return badArg(c, errors.New("standard output is a terminal; pipe it (e.g. | samtools view -) or write a file with -o PATH (--force sends it anyway)"))
 	}
