@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -89,13 +90,9 @@ func (c *Client) UploadFile(ctx context.Context, o UploadOptions) (*UploadResult
 		return nil, opError(op, err)
 	}
 	defer src.Close()
-	fi, err := src.Stat()
+	fi, err := checkSource(op, src)
 	if err != nil {
-		return nil, opError(op, err)
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, hintError(op, "upload regular files; for a stream, save it to a file first (resume needs to re-read it)",
-			errors.New("not a regular file"))
+		return nil, err
 	}
 	now := sourceInfo(fi)
 
@@ -128,6 +125,38 @@ func (c *Client) UploadFile(ctx context.Context, o UploadOptions) (*UploadResult
 	}
 	res.Elapsed = time.Since(began)
 	return res, nil
+}
+
+// CheckUploadSource says whether the file at path can be uploaded, without
+// uploading it: it must be a regular file whose size is that of its
+// content, so not on /proc or /sys (whose files report 0 or 4096).
+func CheckUploadSource(path string) error {
+	op := "uploading " + path
+	src, err := os.Open(path)
+	if err != nil {
+		return hintError(op, "check the path", err)
+	}
+	defer src.Close()
+	_, err = checkSource(op, src)
+	return err
+}
+
+// checkSource returns the open source's FileInfo if it can be uploaded
+// (see CheckUploadSource).
+func checkSource(op string, src *os.File) (fs.FileInfo, error) {
+	fi, err := src.Stat()
+	if err != nil {
+		return nil, opError(op, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, hintError(op, "upload regular files; for a stream, save it to a file first (resume needs to re-read it)",
+			errors.New("not a regular file"))
+	}
+	if name := pseudoFileSystem(src); name != "" {
+		return nil, hintError(op, "copy it to a regular file and upload the copy",
+			fmt.Errorf("it is on %s, whose files do not report the size of their content", name))
+	}
+	return fi, nil
 }
 
 type uploader struct {
@@ -417,6 +446,14 @@ func (u *uploader) run(ctx context.Context) (*UploadResult, error) {
 		off: min(int64(u.start)*u.plainSeg, u.now.Size), sums: map[int]string{},
 		seg:      u.start,
 		progress: u.o.Progress, total: u.now.Size,
+		stat: func() (SourceInfo, error) {
+			fi, err := u.src.Stat()
+			if err != nil {
+				return SourceInfo{}, err
+			}
+			return sourceInfo(fi), nil
+		},
+		want: u.now,
 	}
 	if u.j != nil {
 		hr.record = u.record
@@ -443,6 +480,9 @@ func (u *uploader) run(ctx context.Context) (*UploadResult, error) {
 			NoChecksums: true,
 		})
 		hr.finish()
+		if sc := (*sourceChangedError)(nil); errors.As(err, &sc) {
+			return nil, u.changedDuring(ctx, sc)
+		}
 		if errors.Is(err, ErrSourceChanged) {
 			return nil, u.changedDuring(ctx, err)
 		}
@@ -518,6 +558,10 @@ func (u *uploader) fail(ctx context.Context, err error) error {
 	if u.j != nil {
 		return &Error{Op: u.op, Err: err, Hint: resumeHint(err)}
 	}
+	if ctx.Err() != nil {
+		// Without a journal there is nothing to resume from.
+		return hintError(u.op, "run the same command again; without an age identity ('dozo keygen') the upload starts over", err)
+	}
 	return opError(u.op, err)
 }
 
@@ -530,13 +574,20 @@ func resumeHint(err error) string {
 
 // changedDuring aborts a session whose source changed while being read:
 // the ciphertext sent may mix two versions, and resuming it would reuse
-// the key on new plaintext.
+// the key on new plaintext. dozod deletes the session's pieces as it
+// aborts it; the journal goes too, so nothing is left to resume.
 func (u *uploader) changedDuring(ctx context.Context, why error) error {
-	u.c.AbortUpload(context.WithoutCancel(ctx), u.up.ID)
+	if err := u.c.AbortUpload(context.WithoutCancel(ctx), u.up.ID); err != nil && !IsStatus(err, 404) {
+		u.o.Notice("%s: could not abort upload session %s (%v); dozod deletes its pieces when it expires", u.o.Path, u.up.ID, err)
+	}
 	if u.j != nil {
 		u.j.Remove()
 	}
-	return hintError(u.op, "upload it again once nothing writes to it",
+	hint := "upload it again once nothing writes to it"
+	if sc := (*sourceChangedError)(nil); errors.As(why, &sc) && sc.unsized {
+		hint = "if nothing writes to it, it is not a file whose size can be trusted: copy it to a regular file and upload the copy"
+	}
+	return hintError(u.op, hint,
 		fmt.Errorf("the file changed while it was being uploaded: %w", why))
 }
 
@@ -563,6 +614,9 @@ type segmentHasher struct {
 	progress func(string, int64, int64)
 	total    int64
 	record   func(seg int, blake3Hex string) error
+	// stat, if set, is the source now; it must still match want.
+	stat func() (SourceInfo, error)
+	want SourceInfo
 
 	started  bool
 	fan      *fanout
@@ -624,49 +678,94 @@ func (s *segmentHasher) produce() {
 		if b.buf == nil {
 			b.buf = make([]byte, pipeBlockSize)
 		}
-		end := int64(seg+1) * s.plainSeg
+		// Never past the size the file had when the upload began: dozod
+		// sized the session, and the layout of every segment, by it. (Only
+		// an empty file reads an empty block: its one empty segment.)
+		end := min(int64(seg+1)*s.plainSeg, s.total)
 		n, err := io.ReadFull(s.r, b.buf[:min(int64(len(b.buf)), end-off)])
 		off += int64(n)
-		eof := err == io.EOF || err == io.ErrUnexpectedEOF
-		if err != nil && !eof {
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			err = &sourceChangedError{why: fmt.Sprintf("it ended at byte %d, %d bytes short of the size it had when the upload began", off, s.total-off)}
+		}
+		if err == nil && off == end {
+			err = s.segmentRead(seg, off)
+		}
+		if err != nil {
+			// Before the segment's last bytes reach the encryption, so
+			// none of its pieces is stored.
 			s.readErr = err
 			s.fan.pool <- b
 			return
 		}
-		b.n, b.seg, b.last = n, seg, false
-		// A full segment ends at its boundary; a short last segment, or
-		// the single empty segment of an empty file, ends at EOF.
-		if off == end || eof && (off > int64(seg)*s.plainSeg || off == 0) {
-			b.last = true
-		}
-		if n == 0 && !b.last {
-			s.fan.pool <- b
-		} else {
-			s.fan.send(b, 1)
-			if b.last && s.record != nil {
-				// The hash goroutine has the block; wait for the sum.
-				sum, _ := s.sum(b.seg)
-				if err := s.record(b.seg, sum); err != nil {
-					s.readErr = err
-					s.fan.release(b)
-					return
-				}
-			}
-			select {
-			case s.out <- b:
-			case <-s.stop:
+		b.n, b.seg, b.last = n, seg, off == end
+		s.fan.send(b, 1)
+		if b.last && s.record != nil {
+			// The hash goroutine has the block; wait for the sum.
+			sum, _ := s.sum(b.seg)
+			if err := s.record(b.seg, sum); err != nil {
+				s.readErr = err
 				s.fan.release(b)
 				return
 			}
 		}
+		select {
+		case s.out <- b:
+		case <-s.stop:
+			s.fan.release(b)
+			return
+		}
+		if off == s.total {
+			return
+		}
 		if off == end {
 			seg++
 		}
-		if eof {
-			return
-		}
 	}
 }
+
+// segmentRead checks, once segment seg is read up to off and before it
+// goes on, that the source is still the file the session was sized for:
+// at the last segment, that the file ends there (a byte more means it
+// grew), and at every segment, that its size and mtime are unchanged. A
+// file that reported a size of 0 but has content is not a file whose
+// size can be trusted at all (/proc and /sys report 0 or 4096).
+func (s *segmentHasher) segmentRead(seg int, off int64) error {
+	if segmentReadHook != nil {
+		segmentReadHook(seg)
+	}
+	if off == s.total {
+		var one [1]byte
+		n, err := s.r.Read(one[:])
+		switch {
+		case n > 0 && s.total == 0:
+			return &sourceChangedError{why: "it reports a size of 0 but has content", unsized: true}
+		case n > 0:
+			return &sourceChangedError{why: fmt.Sprintf("it grew past the %d bytes it had when the upload began", s.total)}
+		case err != nil && err != io.EOF:
+			return err
+		}
+	}
+	if s.stat != nil {
+		now, err := s.stat()
+		if err != nil {
+			return err
+		}
+		if now.Size != s.want.Size || now.MTimeNS != s.want.MTimeNS {
+			return &sourceChangedError{why: fmt.Sprintf("it was modified during the upload (now %d bytes, %d when the upload began)", now.Size, s.want.Size)}
+		}
+	}
+	return nil
+}
+
+// sourceChangedError is a source that is no longer the file the upload
+// session was begun for: what was sent may mix two versions, so the
+// session is aborted, never resumed.
+type sourceChangedError struct {
+	why     string
+	unsized bool // the file's size says nothing about its content
+}
+
+func (e *sourceChangedError) Error() string { return e.why }
 
 // WriteTo hands the source to w block by block (io.Copy uses it, so the
 // encryptor reads straight from the blocks without another copy).
@@ -762,3 +861,7 @@ func (s *segmentHasher) sum(i int) (string, bool) {
 		s.cond.Wait()
 	}
 }
+
+// segmentReadHook, if set (by tests), runs when a segment has been read
+// from the source, before its hash is recorded.
+var segmentReadHook func(seg int)

@@ -89,6 +89,9 @@ func runUpload(c *cli.Context) error {
 		if !fi.Mode().IsRegular() {
 			return &client.Error{Op: "uploading " + f, Err: errors.New("not a regular file")}
 		}
+		if err := client.CheckUploadSource(f); err != nil {
+			return err
+		}
 		name := api.NormalizeFileName(c.String("name"))
 		if name == "" {
 			name = client.DefaultName(f)
