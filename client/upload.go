@@ -154,7 +154,7 @@ func checkSource(op string, src *os.File) (fs.FileInfo, error) {
 	}
 	if name := pseudoFileSystem(src); name != "" {
 		return nil, hintError(op, "copy it to a regular file and upload the copy",
-			fmt.Errorf("it is on %s, whose files do not report the size of their content", name))
+			fmt.Errorf("it is on the %s file system, whose files do not report the size of their content", name))
 	}
 	return fi, nil
 }
