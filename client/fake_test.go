@@ -57,7 +57,7 @@ type fakeDozod struct {
 	// onPut, if set, is called before each piece PUT is stored.
 	onPut func(key string)
 	// onGet, if set, is called before each piece GET is answered.
-	onGet func(key string)
+	onGet atomic.Pointer[func(key string)]
 }
 
 type fakeUpload struct {
@@ -128,8 +128,8 @@ func (f *fakeDozod) serveStorage(w http.ResponseWriter, r *http.Request) {
 		}
 	case http.MethodGet:
 		f.gets.Add(1)
-		if f.onGet != nil {
-			f.onGet(key)
+		if fn := f.onGet.Load(); fn != nil {
+			(*fn)(key)
 		}
 		off, length := int64(0), int64(-1)
 		if rg := r.Header.Get("Range"); rg != "" {

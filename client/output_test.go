@@ -227,12 +227,13 @@ func TestFetchIntoDirectory(t *testing.T) {
 func cancelAfterGets(e *env, n int64) (context.Context, func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var seen atomic.Int64
-	e.fk.onGet = func(string) {
+	fn := func(string) {
 		if seen.Add(1) == n {
 			cancel()
 		}
 	}
-	return ctx, func() { e.fk.onGet = nil; cancel() }
+	e.fk.onGet.Store(&fn)
+	return ctx, func() { e.fk.onGet.Store(nil); cancel() }
 }
 
 // An interrupted fetch resumes from its last verified segment, not from

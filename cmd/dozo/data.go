@@ -309,7 +309,7 @@ func runFetch(c *cli.Context) error {
 		return err
 	}
 	o := fetchOut{
-		Dataset: ds, Name: name, FileID: res.File.ID, Output: out, Size: res.File.Size, Written: res.Bytes,
+		Dataset: ds, Name: name, FileID: res.File.ID, Output: res.Output, Size: res.File.Size, Written: res.Bytes,
 		From: res.From, Resumed: res.Resumed, Verified: res.Verified, SHA256: res.File.SHA256, MD5: res.File.MD5,
 		Degraded: res.Stats.SegmentsDegraded, PiecesBad: res.Stats.PiecesBad, Seconds: res.Elapsed.Seconds(),
 		DegradedTargets: slices.Sorted(maps.Keys(degradedTgts)),
@@ -336,7 +336,7 @@ func runFetch(c *cli.Context) error {
 	case c.Bool("raw"):
 		what = "age file; verified: pieces, and it decrypts to the catalog's SHA-256 and MD5"
 	}
-	dest := out
+	dest := res.Output // -o DIR: DIR/NAME
 	if out == "-" {
 		dest = "standard output"
 	}
