@@ -208,6 +208,23 @@ func TestFetchIntoDirectory(t *testing.T) {
 			}
 		}
 	}
+	// A link to a directory is not followed, unless the path ends in "/".
+	linkDir := t.TempDir()
+	link := filepath.Join(t.TempDir(), "data")
+	os.Symlink(linkDir, link)
+	if _, err := e.fetch(t, FetchOptions{Output: link}); err == nil || !strings.Contains(Format(err, false), "symbolic link") {
+		t.Errorf("-o LINK-TO-DIR: %v", err)
+	}
+	if _, err := e.fetch(t, FetchOptions{Output: link + "/"}); err != nil {
+		t.Fatalf("-o LINK-TO-DIR/: %s", Format(err, true))
+	}
+	if got, _ := os.ReadFile(filepath.Join(linkDir, "reads.fq")); !bytes.Equal(got, data) {
+		t.Error("-o LINK-TO-DIR/ did not write into the linked directory")
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode().Type() != fs.ModeSymlink {
+		t.Error("the link was replaced")
+	}
+
 	// A directory at DIR/<name> is refused, before anything is fetched.
 	dir2 := t.TempDir()
 	os.Mkdir(filepath.Join(dir2, "reads.fq"), 0o755)
