@@ -2,6 +2,7 @@ package integration
 
 import (
 	"encoding/json"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -138,6 +139,7 @@ func TestFaultBrokerRestartDuringFetch(t *testing.T) {
 	if lines := strings.Count(strings.TrimSpace(stderr), "\n") + 1; lines != 1 {
 		t.Fatalf("stderr has %d lines, want only the outage notice:\n%s", lines, stderr)
 	}
+	t.Logf("fetch across the restart (dozod killed at %d of %d bytes): %s", killedAt, int64(size), strings.TrimSpace(stderr))
 	var res struct {
 		Verified bool  `json:"checksums_verified"`
 		Degraded int64 `json:"segments_degraded"`
@@ -185,8 +187,21 @@ func TestFaultBrokerRestartDuringUpload(t *testing.T) {
 	if len(up) != 1 || up[0].SHA256 != want || up[0].State != api.FileAvailable {
 		t.Fatalf("upload report %+v, want one available file with sha %s", up, want)
 	}
+	t.Logf("upload across the restart: %s", strings.TrimSpace(stderr))
+
+	// With a dead broker listed first, the CLI moves on to the live one
+	// and says nothing about it.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "https://" + l.Addr().String()
+	l.Close()
 	out := filepath.Join(dir, "back.fastq")
-	sam.must(t, "fetch", ds+"/reads.fastq", "-o", out)
+	_, errOut, err := sam.dozo("--broker", dead+","+s.env["DOZO_BROKER"], "fetch", ds+"/reads.fastq", "-o", out)
+	if err != nil || errOut != "" {
+		t.Fatalf("fetch with a dead first broker: %v\n%s", err, errOut)
+	}
 	if fileSHA(t, out) != want {
 		t.Fatal("fetched bytes differ")
 	}
