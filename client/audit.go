@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/audit"
@@ -65,34 +66,35 @@ func (c *Client) AuditVerify(ctx context.Context, anchor *audit.Anchor) (*api.Au
 // the per-call timeout: a long log takes as long as it takes.
 func (c *Client) AuditExport(ctx context.Context, w io.Writer) (int64, error) {
 	const path = "/v1/audit/export"
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base.String()+path, nil)
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Accept", "application/x-ndjson")
-	req.Header.Set("User-Agent", c.ua)
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.api.Do(req)
-	if err != nil {
-		return 0, &TransportError{Method: http.MethodGet, Path: path, Err: unwrapURLError(err)}
-	}
-	defer resp.Body.Close()
-	c.debug("GET %s -> %d (request id %s)", path, resp.StatusCode, orDash(resp.Header.Get("X-Request-Id")))
-	if resp.StatusCode != http.StatusOK {
-		ae := &APIError{Method: http.MethodGet, Path: path, Status: resp.StatusCode}
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		if json.Unmarshal(b, &ae.Body) != nil || ae.Body.Error == "" {
-			ae.Body.Error = strings.TrimSpace(http.StatusText(resp.StatusCode))
+	var n int64
+	// Getting the answer is retried while dozod is away; the stream, once
+	// it has begun to reach w, is not.
+	err := c.retry(ctx, http.MethodGet, path, func(ctx context.Context, base string) tryResult {
+		req, err := c.request(ctx, base, http.MethodGet, path, nil, "application/x-ndjson")
+		if err != nil {
+			return tryResult{err: err}
 		}
-		return 0, ae
-	}
-	n, err := io.Copy(w, resp.Body)
-	if err != nil {
-		return n, fmt.Errorf("audit export interrupted after %d bytes: %w", n, unwrapURLError(err))
-	}
-	return n, nil
+		resp, err := c.api.Do(req)
+		if err != nil {
+			return tryResult{err: &TransportError{Method: http.MethodGet, Path: path, Err: unwrapURLError(err)}}
+		}
+		defer resp.Body.Close()
+		c.debug("GET %s -> %d (request id %s)", path, resp.StatusCode, orDash(resp.Header.Get("X-Request-Id")))
+		if resp.StatusCode != http.StatusOK {
+			ae := &APIError{Method: http.MethodGet, Path: path, Status: resp.StatusCode}
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+			if json.Unmarshal(b, &ae.Body) != nil || ae.Body.Error == "" {
+				ae.Body.Error = strings.TrimSpace(http.StatusText(resp.StatusCode))
+			}
+			return tryResult{err: ae, retryAfter: retryAfter(resp.Header.Get("Retry-After"), time.Now())}
+		}
+		n, err = io.Copy(w, resp.Body)
+		if err != nil {
+			return tryResult{err: fmt.Errorf("audit export interrupted after %d bytes: %w", n, unwrapURLError(err))}
+		}
+		return tryResult{}
+	})
+	return n, err
 }
 
 // VerifyAuditExport verifies an export offline, with the same code dozod

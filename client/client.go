@@ -36,7 +36,11 @@ import (
 
 // Options configure a Client.
 type Options struct {
-	// Broker is dozod's base URL, e.g. https://dozo.example.org:8443.
+	// Broker is dozod's base URL, e.g. https://dozo.example.org:8443, or
+	// several, comma-separated: replicas of dozod over one catalog. Calls go
+	// to one of them and move to the next, round robin, when it does not
+	// answer. The first names the service (upload journals are kept per
+	// broker).
 	Broker string
 	// CACert is a PEM file. When set, dozod's certificate must chain to it
 	// or be it (a self-signed leaf from `dozod gen-cert`), and to nothing
@@ -51,6 +55,13 @@ type Options struct {
 	UserAgent string
 	// Timeout bounds each dozod API call (not piece transfers); default 60s.
 	Timeout time.Duration
+	// RetryFor bounds how long a call is retried while dozod does not
+	// answer (a restart, a failover): see Client.retry for which calls.
+	// Zero means DefaultBrokerRetry; a negative value turns retries off.
+	RetryFor time.Duration
+	// Notice, if set, receives a line for the user when dozod stops
+	// answering and calls wait for it: once per outage, never per call.
+	Notice func(format string, args ...any)
 	// Debug, if set, receives one line per API call (method, path,
 	// status, request id). Never the token or a presigned URL.
 	Debug func(format string, args ...any)
@@ -58,33 +69,41 @@ type Options struct {
 
 // Client talks to dozod. It is safe for concurrent use.
 type Client struct {
-	base    *url.URL
-	token   string
-	ua      string
-	timeout time.Duration
-	debug   func(string, ...any)
-	api     *http.Client // to dozod: pinned CA
-	data    *http.Client // to storage: presigned URLs, system roots
+	brokers  *brokers
+	token    string
+	ua       string
+	timeout  time.Duration
+	retryFor time.Duration
+	// retryFirst is the first backoff; tests shorten it.
+	retryFirst time.Duration
+	notice     func(string, ...any)
+	debug      func(string, ...any)
+	api        *http.Client // to dozod: pinned CA
+	data       *http.Client // to storage: presigned URLs, system roots
 }
 
 // New returns a Client. It does not contact dozod.
 func New(o Options) (*Client, error) {
-	if o.Broker == "" {
-		return nil, &Error{Op: "connecting to dozod", Err: errors.New("no broker address"),
+	list, err := parseBrokers(o.Broker)
+	if err != nil {
+		return nil, &Error{Op: "connecting to dozod", Err: err,
 			Hint: "pass --broker URL or set DOZO_BROKER"}
 	}
-	u, err := url.Parse(strings.TrimRight(o.Broker, "/"))
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return nil, &Error{Op: "connecting to dozod", Err: fmt.Errorf("bad broker address %q", o.Broker),
-			Hint: "use a URL like https://host:port"}
-	}
-	if u.Scheme == "http" {
-		// Every call carries the Vault token: plain HTTP only to this host,
-		// as dozod itself allows.
-		if !loopback.Host(u.Hostname()) {
-			return nil, &Error{Op: "connecting to dozod", Err: fmt.Errorf("plain http to %s would send the login token unencrypted", u.Host),
-				Hint: "use https://; http:// is allowed only for a loopback address"}
+	for i, b := range list {
+		u, err := url.Parse(strings.TrimRight(b, "/"))
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return nil, &Error{Op: "connecting to dozod", Err: fmt.Errorf("bad broker address %q", b),
+				Hint: "use a URL like https://host:port, or several separated by commas"}
 		}
+		if u.Scheme == "http" {
+			// Every call carries the Vault token: plain HTTP only to this host,
+			// as dozod itself allows.
+			if !loopback.Host(u.Hostname()) {
+				return nil, &Error{Op: "connecting to dozod", Err: fmt.Errorf("plain http to %s would send the login token unencrypted", u.Host),
+					Hint: "use https://; http:// is allowed only for a loopback address"}
+			}
+		}
+		list[i] = u.String()
 	}
 	apiTLS := &tls.Config{MinVersion: tls.VersionTLS12}
 	if o.CACert != "" {
@@ -111,13 +130,24 @@ func New(o Options) (*Client, error) {
 	if ua == "" {
 		ua = "dozo-client"
 	}
+	retryFor := o.RetryFor
+	if retryFor == 0 {
+		retryFor = DefaultBrokerRetry
+	}
+	notice := o.Notice
+	if notice == nil {
+		notice = func(string, ...any) {}
+	}
 	return &Client{
-		base:    u,
-		token:   o.Token,
-		ua:      ua,
-		timeout: timeout,
-		debug:   debug,
-		api:     &http.Client{Transport: newTransport(apiTLS, 8)},
+		brokers:    &brokers{urls: list},
+		token:      o.Token,
+		ua:         ua,
+		timeout:    timeout,
+		retryFor:   retryFor,
+		retryFirst: retryFirst,
+		notice:     notice,
+		debug:      debug,
+		api:        &http.Client{Transport: newTransport(apiTLS, 8)},
 		// Piece transfers can take minutes on a slow link; they are bounded
 		// by the caller's context and the transport's idle timeouts instead
 		// of a total timeout.
@@ -154,41 +184,51 @@ func loadCA(path string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// Broker returns dozod's base URL.
-func (c *Client) Broker() string { return c.base.String() }
+// Broker returns dozod's base URL: the first configured, which names the
+// service whichever replica answers.
+func (c *Client) Broker() string { return c.brokers.urls[0] }
 
 // HasToken reports whether the client carries a login token.
 func (c *Client) HasToken() bool { return c.token != "" }
 
 // do sends one API call: in (if not nil) as the JSON body, and decodes a
-// 2xx JSON response into out (if not nil). A non-2xx answer is an *APIError.
+// 2xx JSON response into out (if not nil). A non-2xx answer is an
+// *APIError. Each try is bounded by the client's timeout; while dozod does
+// not answer, calls safe to repeat are retried (see retry).
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	var body io.Reader
+	var body []byte
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
 			return err
 		}
-		body = bytes.NewReader(b)
+		body = b
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base.String()+path, body)
+	return c.retry(ctx, method, path, func(ctx context.Context, base string) tryResult {
+		return c.try(ctx, base, method, path, body, in != nil, out)
+	})
+}
+
+// try sends one API call to base once. An answer cut short is a
+// *TransportError like no answer at all: dozod may not have finished.
+func (c *Client) try(ctx context.Context, base, method, path string, body []byte, hasBody bool, out any) tryResult {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	var rd io.Reader
+	if hasBody {
+		rd = bytes.NewReader(body)
+	}
+	req, err := c.request(ctx, base, method, path, rd, "application/json")
 	if err != nil {
-		return err
+		return tryResult{err: err}
 	}
-	if in != nil {
+	if hasBody {
 		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", c.ua)
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := c.api.Do(req)
 	if err != nil {
 		c.debug("%s %s: %v", method, path, err)
-		return &TransportError{Method: method, Path: path, Err: unwrapURLError(err)}
+		return tryResult{err: &TransportError{Method: method, Path: path, Err: unwrapURLError(err)}}
 	}
 	defer resp.Body.Close()
 	rid := resp.Header.Get("X-Request-Id")
@@ -202,18 +242,37 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		if ae.Body.RequestID == "" {
 			ae.Body.RequestID = rid
 		}
-		return ae
+		return tryResult{err: ae, retryAfter: retryAfter(resp.Header.Get("Retry-After"), time.Now())}
 	}
 	if out == nil || resp.StatusCode == http.StatusNoContent {
-		return nil
+		return tryResult{}
 	}
 	// dozod bounds request bodies at api.MaxBodyBytes; responses may be
 	// larger (a manifest of a 200 GB file is a few MB), so bound generously.
-	dec := json.NewDecoder(io.LimitReader(resp.Body, storage.MaxManifestSize+(1<<20)))
-	if err := dec.Decode(out); err != nil {
-		return fmt.Errorf("%s %s: decoding dozod's answer: %w", method, path, err)
+	b, err := io.ReadAll(io.LimitReader(resp.Body, storage.MaxManifestSize+(1<<20)))
+	if err != nil {
+		c.debug("%s %s: reading the answer: %v", method, path, err)
+		return tryResult{err: &TransportError{Method: method, Path: path, Err: fmt.Errorf("reading the answer: %w", unwrapURLError(err))}}
 	}
-	return nil
+	if err := json.Unmarshal(b, out); err != nil {
+		return tryResult{err: fmt.Errorf("%s %s: decoding dozod's answer: %w", method, path, err)}
+	}
+	return tryResult{}
+}
+
+// request is a request to dozod at base with the headers every call
+// carries: who we are and, if logged in, the token.
+func (c *Client) request(ctx context.Context, base, method, path string, body io.Reader, accept string) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, method, base+path, body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", accept)
+	req.Header.Set("User-Agent", c.ua)
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	return req, nil
 }
 
 func orDash(s string) string {

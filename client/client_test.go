@@ -331,7 +331,7 @@ func TestErrorFormat(t *testing.T) {
 		t.Errorf("no broker: %v", err)
 	}
 	// Refused connection to dozod.
-	c, _ := New(Options{Broker: "http://127.0.0.1:1", Token: "s.tok"})
+	c, _ := New(Options{Broker: "http://127.0.0.1:1", Token: "s.tok", RetryFor: -1})
 	_, werr := c.WhoAmI(context.Background())
 	if f := Format(werr, true); !strings.Contains(f, "dozod") || strings.Contains(f, "s.tok") {
 		t.Errorf("transport error: %q", f)
@@ -664,18 +664,34 @@ func TestLocks(t *testing.T) {
 	unlock2()
 }
 
+// TestUploadCompletedButAnswerLost: dozod completes the upload but its
+// answer is lost (a 502 from a proxy). The client repeats the complete,
+// which returns the same file: one run succeeds. With retries off the run
+// fails, and the next one resumes and finds the upload complete.
 func TestUploadCompletedButAnswerLost(t *testing.T) {
 	e := newEnv(t)
+	e.c.retryFirst = time.Millisecond
 	path, data := writeRandom(t, 2*fakePlainSeg+5)
+	sum := sha256.Sum256(data)
 	e.fk.loseComplete.Store(true)
-	if _, err := e.upload(t, path); err == nil {
-		t.Fatal("lost answer not reported")
-	}
 	res, err := e.upload(t, path)
 	if err != nil {
 		t.Fatal(Format(err, true))
 	}
-	sum := sha256.Sum256(data)
+	if e.fk.loseComplete.Load() || res.File.SHA256 != hex.EncodeToString(sum[:]) {
+		t.Fatalf("with retries: %+v", res)
+	}
+
+	e = newEnv(t)
+	e.c.retryFor = -1
+	e.fk.loseComplete.Store(true)
+	if _, err := e.upload(t, path); err == nil {
+		t.Fatal("lost answer not reported")
+	}
+	res, err = e.upload(t, path)
+	if err != nil {
+		t.Fatal(Format(err, true))
+	}
 	if !res.Resumed || res.UploadID != "up1" || res.File.SHA256 != hex.EncodeToString(sum[:]) {
 		t.Fatalf("second run: %+v", res)
 	}

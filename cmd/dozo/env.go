@@ -49,6 +49,11 @@ func clientFor(c *cli.Context, d *client.Dir, token string) (*client.Client, err
 		CACert:    c.String("ca-cert"),
 		Token:     token,
 		UserAgent: "dozo/" + version,
+		RetryFor:  c.Duration("broker-retry"),
+		Notice:    brokerNotice(c),
+	}
+	if o.RetryFor == 0 {
+		o.RetryFor = -1 // --broker-retry 0: fail at once
 	}
 	if c.Bool("debug") {
 		o.Debug = func(format string, args ...any) {
@@ -77,6 +82,18 @@ func stdout(c *cli.Context) io.Writer {
 func notice(c *cli.Context) func(string, ...any) {
 	return func(format string, args ...any) {
 		fmt.Fprintf(stderr(c), "dozo: "+format+"\n", args...)
+	}
+}
+
+// brokerNotice prints the client's notice that dozod is away. On a
+// terminal it first clears the line, where a progress bar may be drawn,
+// so the notice stands on a line of its own.
+func brokerNotice(c *cli.Context) func(string, ...any) {
+	return func(format string, args ...any) {
+		if w := stderr(c); isTerminal(w) {
+			fmt.Fprint(w, "\r\033[K")
+		}
+		notice(c)(format, args...)
 	}
 }
 

@@ -41,7 +41,8 @@ func newApp() *cli.App {
 			"   dozo fetch JGAD000001/sample1.cram -o sample1.cram\n\n" +
 			"Every command explains itself: dozo COMMAND --help.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "broker", EnvVars: []string{"DOZO_BROKER"}, Usage: "dozod's URL, e.g. https://dozo.example.org:8443 (default: the one used at login)"},
+			&cli.StringFlag{Name: "broker", EnvVars: []string{"DOZO_BROKER"}, Usage: "dozod's URL, e.g. https://dozo.example.org:8443, or several replicas' URLs separated by commas, tried in turn (default: the one used at login)"},
+			&cli.DurationFlag{Name: "broker-retry", EnvVars: []string{"DOZO_BROKER_RETRY"}, Value: client.DefaultBrokerRetry, Usage: "how long to keep retrying while dozod does not answer (a restart, a failover); 0: fail at once"},
 			&cli.StringFlag{Name: "ca-cert", EnvVars: []string{"DOZO_CA_CERT"}, Usage: "PEM `FILE`: dozod's certificate or the CA that signed it; only it is trusted for dozod, and never for storage (default: system roots)"},
 			&cli.StringFlag{Name: "config-dir", EnvVars: []string{"DOZO_CONFIG_DIR"}, Usage: "`DIR` for the login token, age identity and upload journals, kept 0700 (default: ~/.config/dozo)"},
 			&cli.BoolFlag{Name: "debug", Usage: "show more on errors: HTTP status, request path and request id (never tokens or keys)"},
