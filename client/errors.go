@@ -67,17 +67,36 @@ func (e *TransportError) Unwrap() error { return e.Err }
 // storage.ErrRefused, so a storage Reader or Writer ends the transfer at
 // once rather than counting the piece as damaged and trying parity, and
 // Format reports it as the one reason the transfer stopped.
+//
+// Lost marks the other way dozod ends a transfer: it stayed unreachable
+// (or answered 502/503/504) through every retry the client makes, so no
+// new URL can be had. That is no damage to the pieces either.
 type RefusedError struct {
-	Err error // dozod's answer, an *APIError
+	Err  error // dozod's answer, an *APIError, or the *TransportError
+	Lost bool  // dozod could not be reached, rather than refusing
 }
 
-func (e *RefusedError) Error() string   { return "dozod stopped the transfer: " + e.Err.Error() }
+func (e *RefusedError) Error() string {
+	if e.Lost {
+		return "lost dozod mid-transfer: " + e.Err.Error()
+	}
+	return "dozod stopped the transfer: " + e.Err.Error()
+}
 func (e *RefusedError) Unwrap() []error { return []error{e.Err, storage.ErrRefused} }
 
 // refusal returns err as a *RefusedError if it is dozod refusing access
 // rather than failing: 401, 403, 404 (a file or dataset that is gone or no
 // longer visible), 409 (an upload no longer open) or 410.
+//
+// It also returns a *RefusedError, marked Lost, for dozod unreachable or
+// unavailable once the client's retries are spent (see retry.go): without
+// dozod no piece can be presigned, and reporting every piece as bad would
+// read as storage damage.
 func refusal(err error) error {
+	var te *TransportError
+	if errors.As(err, &te) {
+		return &RefusedError{Err: err, Lost: true}
+	}
 	var ae *APIError
 	if !errors.As(err, &ae) {
 		return err
@@ -85,6 +104,8 @@ func refusal(err error) error {
 	switch ae.Status {
 	case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound, http.StatusConflict, http.StatusGone:
 		return &RefusedError{Err: err}
+	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return &RefusedError{Err: err, Lost: true}
 	}
 	return err
 }

@@ -310,3 +310,57 @@ func TestGetPresignsRejectedURLAgain(t *testing.T) {
 		t.Fatalf("twice rejected: %v after %d presigns, want a 403 error after 4", err, calls)
 	}
 }
+
+// TestFetchStopsWhenDozodIsLost: when dozod stays unreachable past the
+// client's retries while a transfer needs new URLs, the read ends at once
+// with one line saying dozod was lost, not as damage to every piece.
+func TestFetchStopsWhenDozodIsLost(t *testing.T) {
+	clock := &fakeClock{t: time.Unix(1e9, 0)}
+	s := newExpiringStore(t, clock)
+	data := randomData(4 * int(presignLayout.SegmentSize))
+	m := presignedUpload(t, s, data, 0, new(atomic.Int64))
+
+	c := &Client{data: s.srv.Client()}
+	b := c.fetchPresigner(m)
+	var batches atomic.Int64
+	var refuse atomic.Pointer[APIError]
+	batch, single := s.presigner(time.Minute, &batches, &refuse)
+	var lost atomic.Bool
+	gone := &TransportError{Method: http.MethodPost, Path: "/v1/fetches/f1/presign-batch",
+		Err: errors.New("dial tcp 127.0.0.1:1: connect: connection refused")}
+	b.batch = func(ctx context.Context, reqs []api.PresignRequest) ([]api.PresignResponse, error) {
+		if lost.Load() {
+			return nil, gone
+		}
+		return batch(ctx, reqs)
+	}
+	b.single = func(ctx context.Context, target, key string) (*api.PresignResponse, error) {
+		if lost.Load() {
+			return nil, gone
+		}
+		return single(ctx, target, key)
+	}
+	b.now = clock.now
+	r, err := storage.NewReader(context.Background(), m, storage.ReaderOptions{Targets: c.targets(presignTargets(), b), Readahead: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.ReadSegment(context.Background(), 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	lost.Store(true)
+	clock.add(2 * time.Minute) // every cached URL is stale: new ones are needed
+	before := r.Stats().PiecesFetched
+	_, err = r.ReadSegment(context.Background(), 1, nil)
+	var se *storage.SegmentError
+	if !errors.Is(err, storage.ErrRefused) || errors.As(err, &se) {
+		t.Fatalf("with dozod gone: %v, want the transfer stopped and no SegmentError", err)
+	}
+	if n := r.Stats().PiecesFetched - before; n > int64(m.K) {
+		t.Errorf("%d piece attempts after dozod was lost: parity was tried", n)
+	}
+	msg := Format(opError("fetching ds1/x", fmt.Errorf("file f1: %w", err)), false)
+	if !strings.HasPrefix(msg, "fetching ds1/x: lost dozod mid-transfer: cannot reach dozod: ") || strings.Count(msg, "cannot reach dozod") != 1 {
+		t.Errorf("message %q", msg)
+	}
+}
