@@ -8,7 +8,7 @@ import (
 func TestRebind(t *testing.T) {
 	for in, want := range map[string]string{
 		`SELECT 1`: `SELECT 1`,
-		`SELECT a FROM t WHERE b = ? AND c IN (?, ?)`:  `SELECT a FROM t WHERE b = $1 AND c IN ($2, $3)`,
+		`SELECT a FROM t WHERE b = ? AND c IN (?, ?)`:   `SELECT a FROM t WHERE b = $1 AND c IN ($2, $3)`,
 		`SELECT '?', "a?b", 'it''s ?' FROM t WHERE x=?`: `SELECT '?', "a?b", 'it''s ?' FROM t WHERE x=$1`,
 		"SELECT ? -- why?\nFROM t WHERE a = ?":          "SELECT $1 -- why?\nFROM t WHERE a = $2",
 		`SELECT a - ? FROM t`:                           `SELECT a - $1 FROM t`,
