@@ -52,6 +52,7 @@ var postgresTests = []struct {
 	{"TestAuditAppendersOnSeveralCatalogs", TestAuditAppendersOnSeveralCatalogs},
 	{"TestConcurrentChecksHold", TestConcurrentChecksHold},
 	{"TestCopyKeepsEverything", TestCopyKeepsEverything},
+	{"TestCopyRefusesBrokenChain", TestCopyRefusesBrokenChain},
 	{"TestBackup", TestBackup},
 }
 

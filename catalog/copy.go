@@ -41,10 +41,10 @@ type CopyReport struct {
 // PostgreSQL. src is read in one snapshot and dst written in one
 // transaction, so dst gets all of it or nothing. Rows keep their keys
 // (grant and freeze ids, audit seqs) and bytes, so the audit chain is the
-// same chain: Copy returns only after the copy's chain verifies, ends in
-// the source's last hash, and every table holds as many rows as the
-// source's. Stop dozod before copying: changes made meanwhile are not
-// copied.
+// same chain: the copy commits only if its chain verifies and ends in the
+// source's last hash and every table holds as many rows as were read;
+// otherwise dst is left empty. Stop dozod before copying: changes made
+// meanwhile are not copied.
 func Copy(ctx context.Context, dst, src *Catalog) (*CopyReport, error) {
 	sv, err := src.Version(ctx)
 	if err != nil {
@@ -97,40 +97,61 @@ func Copy(ctx context.Context, dst, src *Catalog) (*CopyReport, error) {
 			}
 			rep.Tables = append(rep.Tables, TableCount{p.table, n})
 		}
-		return dst.moveIdentities(ctx, dtx)
+		if err := dst.moveIdentities(ctx, dtx); err != nil {
+			return err
+		}
+		return checkCopy(ctx, dtx, stx, rep, srcHead)
 	})
 	if err != nil {
 		return nil, err
 	}
-	// Check the copy as it was committed.
+	return rep, nil
+}
+
+// checkCopy checks the copy (tx) before it commits: every table has the
+// source's (src) row count, and the audit chain verifies and ends in the
+// source's last hash.
+func checkCopy(ctx context.Context, tx, src *sql.Tx, rep *CopyReport, srcHead string) error {
 	for _, tc := range rep.Tables {
-		var n int64
-		if err := dst.db.QueryRowContext(ctx, `SELECT count(*) FROM `+quoteIdent(tc.Table)).Scan(&n); err != nil {
-			return rep, fmt.Errorf("catalog: copy: counting %s: %w", tc.Table, err)
+		var n, want int64
+		q := `SELECT count(*) FROM ` + quoteIdent(tc.Table)
+		if err := tx.QueryRowContext(ctx, q).Scan(&n); err != nil {
+			return fmt.Errorf("catalog: copy: counting %s: %w", tc.Table, err)
 		}
-		if n != tc.Rows {
-			return rep, fmt.Errorf("catalog: copy: %s has %d rows, the source %d", tc.Table, n, tc.Rows)
+		if err := src.QueryRowContext(ctx, q).Scan(&want); err != nil {
+			return fmt.Errorf("catalog: copy: counting the source's %s: %w", tc.Table, err)
+		}
+		if n != want || n != tc.Rows {
+			return fmt.Errorf("catalog: copy: %s has %d rows, the source %d", tc.Table, n, want)
 		}
 	}
+	rows, err := tx.QueryContext(ctx, `SELECT `+auditCols+` FROM audit ORDER BY seq`)
+	if err != nil {
+		return fmt.Errorf("catalog: copy: reading the audit chain: %w", err)
+	}
+	defer rows.Close()
 	v := audit.NewVerifier()
 	var head string
-	err = dst.EachAudit(ctx, func(r *audit.Record) error {
+	for rows.Next() {
+		r, err := scanAudit(rows)
+		if err != nil {
+			return fmt.Errorf("catalog: copy: reading the audit chain: %w", err)
+		}
 		v.Add(r)
 		head = r.Hash
-		return nil
-	})
-	res := v.Result()
-	if err != nil {
-		return rep, fmt.Errorf("catalog: copy: verifying the audit chain: %w", err)
 	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("catalog: copy: reading the audit chain: %w", err)
+	}
+	res := v.Result()
 	if !res.OK {
-		return rep, fmt.Errorf("catalog: copy: the copied audit chain does not verify: record %d %s", res.BadSeq, res.Kind)
+		return fmt.Errorf("catalog: copy: the copied audit chain does not verify: record %d %s", res.BadSeq, res.Kind)
 	}
 	if head != srcHead {
-		return rep, fmt.Errorf("catalog: copy: the copied audit chain ends in %q, the source's in %q", head, srcHead)
+		return fmt.Errorf("catalog: copy: the copied audit chain ends in %q, the source's in %q", head, srcHead)
 	}
 	rep.AuditRecords, rep.AuditHead = uint64(res.Records), head
-	return rep, nil
+	return nil
 }
 
 // copyPlan orders tables for copying: copyOrder's first, then any other

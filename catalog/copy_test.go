@@ -142,6 +142,28 @@ func TestCopyKeepsEverything(t *testing.T) {
 	}
 }
 
+// TestCopyRefusesBrokenChain: a source whose audit chain does not verify
+// is not copied (the copy would launder it), and the destination stays
+// empty.
+func TestCopyRefusesBrokenChain(t *testing.T) {
+	ctx := context.Background()
+	src := openAt(t, filepath.Join(t.TempDir(), "src.db"))
+	populate(t, src)
+	if _, err := src.db.Exec(`UPDATE audit SET actor = 'mallory' WHERE seq = 7`); err != nil {
+		t.Fatal(err)
+	}
+	dst := open(t)
+	if _, err := Copy(ctx, dst, src); err == nil || !strings.Contains(err.Error(), "does not verify") {
+		t.Fatalf("copy of a broken chain: %v", err)
+	}
+	tables, _ := tableNames(ctx, dst.db, dst.d)
+	for _, tb := range tables {
+		if n := rowCount(t, dst.db, tb); n != 0 && tb != "schema_migrations" {
+			t.Errorf("%s has %d rows after a refused copy", tb, n)
+		}
+	}
+}
+
 // TestBackup backs a SQLite catalog up while it is open: the backup is a
 // new 0600 file that opens as a catalog with the same rows and chain; an
 // existing file is never overwritten. A PostgreSQL catalog refuses (it is
