@@ -106,8 +106,11 @@ func TestPostgresRunsEveryTest(t *testing.T) {
 	}
 }
 
-// onPostgres reports whether t runs on PostgreSQL.
-func onPostgres(t testing.TB) bool { return strings.HasPrefix(t.Name(), "TestPostgres/") }
+// onPostgres reports whether t runs on PostgreSQL: a subtest of
+// TestPostgres, or a benchmark named BenchmarkPostgres....
+func onPostgres(t testing.TB) bool {
+	return strings.HasPrefix(t.Name(), "TestPostgres/") || strings.HasPrefix(t.Name(), "BenchmarkPostgres")
+}
 
 // store returns where t can open a fresh, empty catalog on its backend:
 // a file in t's temporary directory, or a PostgreSQL database of its own

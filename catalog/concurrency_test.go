@@ -116,3 +116,44 @@ func TestConcurrentChecksHold(t *testing.T) {
 		}
 	}
 }
+
+// Audit appends, one at a time and from 8 goroutines per CPU, on each backend: the
+// cost of the serialised append every audited request pays.
+func BenchmarkSQLiteAuditAppend(b *testing.B)    { benchmarkAuditAppend(b, 1) }
+func BenchmarkSQLiteAuditAppend8(b *testing.B)   { benchmarkAuditAppend(b, 8) }
+func BenchmarkPostgresAuditAppend(b *testing.B)  { benchmarkAuditAppend(b, 1) }
+func BenchmarkPostgresAuditAppend8(b *testing.B) { benchmarkAuditAppend(b, 8) }
+
+func benchmarkAuditAppend(b *testing.B, goroutines int) {
+	ctx := context.Background()
+	if onPostgres(b) {
+		if _, err := postgresURL(); err != nil {
+			b.Skip(err)
+		}
+	}
+	c, err := Open(ctx, store(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	r := audit.Record{Time: t0, Actor: "sam", Action: "fetch.presign", Object: "file/f-1/dozo/v1/DS/f-1/seg-00000001/p02",
+		Result: audit.ResultOK, Status: 200, Source: "192.0.2.1:5555", RequestID: "0123456789abcdef01234567"}
+	b.SetParallelism(goroutines)
+	b.ResetTimer()
+	if goroutines == 1 {
+		for b.Loop() {
+			if _, err := c.AppendAudit(ctx, r); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return
+	}
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := c.AppendAudit(ctx, r); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
