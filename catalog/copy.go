@@ -18,7 +18,7 @@ import (
 // first. Tables a later migration adds are copied after these, by name.
 var copyOrder = []struct{ table, orderBy string }{
 	{"users", ""}, {"datasets", ""}, {"members", ""}, {"files", ""}, {"uploads", ""}, {"segments", ""},
-	{"grants", "id DESC"}, {"freezes", "id"}, {"audit", "seq"}, {"key_rotations", "id"},
+	{"grants", "id DESC"}, {"freezes", "id"}, {"audit", "seq"}, {"audit_anchors", "seq"}, {"key_rotations", "id"},
 	{"deletions", ""}, {"deleted_objects", ""}, {"scrub_runs", ""}, {"scrub_files", ""},
 }
 

@@ -15,7 +15,8 @@ import (
 
 // populate gives c something in every table: datasets, files with
 // segments, an open upload, grants with history, freezes, members, a
-// recipient, a scrub run, a rotation, a deletion and audit records.
+// recipient, a scrub run, a rotation, a deletion, audit records and an
+// anchor of the chain.
 func populate(t *testing.T, c *Catalog) {
 	t.Helper()
 	ctx := context.Background()
@@ -64,6 +65,9 @@ func populate(t *testing.T, c *Catalog) {
 			Object: "file/f-u1", Result: audit.ResultOK, Status: 200, Detail: "seg \u00e9 'q' \"d\""})
 		check(err)
 	}
+	seq, hash, err := c.AuditHead(ctx)
+	check(err)
+	check(c.AddAuditAnchor(ctx, audit.StoredAnchor{Seq: seq, Hash: hash, MAC: "vault:v1:bWFj", Time: t0}))
 }
 
 // TestCopyKeepsEverything copies a SQLite catalog into an empty one on the
@@ -120,6 +124,7 @@ func TestCopyKeepsEverything(t *testing.T) {
 	same("rotation", func(c *Catalog) (any, error) { return c.OpenRotation(ctx, "DS1") })
 	same("deletion", func(c *Catalog) (any, error) { return c.Deletion(ctx, "DS2") })
 	same("deleted objects", func(c *Catalog) (any, error) { return c.DeletedObjects(ctx, "DS2") })
+	same("audit anchors", func(c *Catalog) (any, error) { return c.AuditAnchors(ctx) })
 
 	// New rows get fresh keys and the chain goes on.
 	hist, _ := src.Grants(ctx, "DS1", true)
