@@ -24,6 +24,9 @@ vet:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 
 # The full suite: unit tests, then integration tests on real MinIO + Vault.
+# The catalog tests run on SQLite and again on PostgreSQL: their TestMain
+# starts a private cluster (scripts/postgres.sh) unless
+# DOZO_TEST_POSTGRES_URL names a server, and stops it at the end.
 test: tools vet
 	$(GO) test $(TESTFLAGS) $(PKGS)
 

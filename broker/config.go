@@ -12,6 +12,8 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/dozo-vault/dozo/catalog"
+
 	"github.com/dozo-vault/dozo/storage"
 	"github.com/dozo-vault/dozo/vault"
 )
@@ -85,7 +87,10 @@ which override the file. Secrets are never taken from the TOML file itself.
   tls_cert            DOZOD_TLS_CERT             (required unless insecure_http)
   tls_key             DOZOD_TLS_KEY              (required unless insecure_http)
   insecure_http       DOZOD_INSECURE_HTTP        false; plain HTTP, loopback listen only
-  catalog             DOZOD_CATALOG              dozo.db (SQLite file, created 0600)
+  catalog             DOZOD_CATALOG              dozo.db: a SQLite file (created 0600), also
+                                                 written sqlite:///path; or postgres://user@host/db
+                                                 (password from DOZOD_CATALOG, PGPASSWORD or
+                                                 ~/.pgpass, never the file)
   presign_expiry      DOZOD_PRESIGN_EXPIRY       1m (presigned URL lifetime, 10s..15m; a
                                                  revoke or freeze stops delivery within it)
   upload_expiry       DOZOD_UPLOAD_EXPIRY        24h (idle upload session lifetime)
@@ -118,6 +123,9 @@ func LoadConfig(path string, getenv func(string) string) (*Config, error) {
 		}
 		if und := md.Undecoded(); len(und) > 0 {
 			return nil, fmt.Errorf("config %s: unknown keys %v", path, und)
+		}
+		if catalog.HasPassword(c.Catalog) {
+			return nil, fmt.Errorf("config %s: the catalog URL carries a password: give it in DOZOD_CATALOG, PGPASSWORD or ~/.pgpass (PGPASSFILE), not in the file", path)
 		}
 	}
 	if err := c.applyEnv(getenv); err != nil {
@@ -310,6 +318,9 @@ func (c *Config) Validate() error {
 	if c.PresignExpiry < MinPresignExpiry || c.PresignExpiry > MaxPresignExpiry {
 		return fmt.Errorf("presign_expiry %v: must be %v..%v (a revoked grant or a freeze stops delivery within this lifetime)",
 			c.PresignExpiry, MinPresignExpiry, MaxPresignExpiry)
+	}
+	if _, err := catalog.ParseLocation(c.Catalog); err != nil {
+		return err
 	}
 	if c.UploadExpiry < 10*time.Minute {
 		return fmt.Errorf("upload_expiry %v: must be at least 10m", c.UploadExpiry)

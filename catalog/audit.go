@@ -20,7 +20,7 @@ import (
 // The caller must put no secret in r: the log is readable by admins and by
 // the dataset's custodians, and is exported as plain JSON.
 func (c *Catalog) AppendAudit(ctx context.Context, r audit.Record) (*audit.Record, error) {
-	err := c.tx(ctx, func(tx *sql.Tx) error {
+	err := c.lockedTx(ctx, lockAudit, func(tx *sql.Tx) error {
 		if r.Dataset == "" {
 			r.Dataset = objectDataset(ctx, tx, r.Object)
 		}

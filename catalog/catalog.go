@@ -1,6 +1,7 @@
 // Package catalog is dozod's record of datasets, files, upload sessions,
-// registered recipients and grants, kept in an embedded SQLite database
-// (modernc.org/sqlite, pure Go).
+// registered recipients, grants and the audit log, kept in an embedded
+// SQLite database (modernc.org/sqlite, pure Go) or in PostgreSQL (pgx),
+// behind the same API and from the same migrations (dialect.go).
 //
 // The catalog is the only place a file becomes available, and it does so in
 // one transaction that first checks every segment of the file was committed:
@@ -16,6 +17,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/url"
 	"os"
 	"time"
@@ -38,16 +40,45 @@ var (
 // Catalog is an open catalog database. It is safe for concurrent use.
 type Catalog struct {
 	db *sql.DB
+	d  *dialect
 }
 
-// Open opens (creating if needed, mode 0600) the catalog at path and
-// applies pending migrations. Foreign keys are enforced, the journal is
-// WAL, writers wait up to busy_timeout for each other, and transactions
-// take the write lock when they begin (no lock-upgrade deadlocks).
-func Open(ctx context.Context, path string) (*Catalog, error) {
-	if path == "" {
-		return nil, errors.New("catalog: empty path")
+// Open opens the catalog at location (see ParseLocation: a SQLite file,
+// created with mode 0600 if missing, or a PostgreSQL URL) and applies
+// pending migrations.
+//
+// SQLite: foreign keys are enforced, the journal is WAL, writers wait up
+// to busy_timeout for each other, and transactions take the write lock
+// when they begin (no lock-upgrade deadlocks). PostgreSQL: transactions
+// are SERIALIZABLE and run again when a concurrent one wins.
+func Open(ctx context.Context, location string) (*Catalog, error) {
+	loc, err := ParseLocation(location)
+	if err != nil {
+		return nil, err
 	}
+	var c *Catalog
+	switch loc.Backend {
+	case Postgres:
+		db, err := openPostgres(loc.URL)
+		if err != nil {
+			return nil, err
+		}
+		c = &Catalog{db: db, d: postgresDialect}
+	default:
+		db, err := openSQLite(loc.Path)
+		if err != nil {
+			return nil, err
+		}
+		c = &Catalog{db: db, d: sqliteDialect}
+	}
+	if err := c.migrate(ctx); err != nil {
+		c.db.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func openSQLite(path string) (*sql.DB, error) {
 	if path != ":memory:" {
 		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 		if err != nil {
@@ -69,22 +100,60 @@ func Open(ctx context.Context, path string) (*Catalog, error) {
 		// Every connection to ":memory:" is a new empty database.
 		db.SetMaxOpenConns(1)
 	}
-	c := &Catalog{db: db}
-	if err := c.migrate(ctx); err != nil {
-		db.Close()
-		return nil, err
-	}
-	return c, nil
+	return db, nil
 }
+
+// Backend names the catalog's backend: SQLite or Postgres.
+func (c *Catalog) Backend() string { return c.d.name }
 
 // Close closes the database.
 func (c *Catalog) Close() error { return c.db.Close() }
 
-// tx runs fn in a transaction, committing when fn returns nil.
+// maxTxAttempts bounds how often a transaction that lost to a concurrent
+// one is run again (PostgreSQL only; SQLite writers wait for each other).
+const maxTxAttempts = 10
+
+// tx runs fn in a transaction, committing when fn returns nil. fn may run
+// more than once (PostgreSQL, when a concurrent transaction won): it must
+// only touch the database and variables it sets afresh on each run.
 func (c *Catalog) tx(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := c.db.BeginTx(ctx, nil)
+	return c.retry(ctx, func() error { return c.tx1(ctx, c.d.txOptions, 0, fn) })
+}
+
+// lockedTx is tx for changes that must never run concurrently with
+// another holding the same key (appending to the audit chain, migrating):
+// on PostgreSQL it first takes an advisory lock held until the end of the
+// transaction, and every statement after it sees what committed before.
+func (c *Catalog) lockedTx(ctx context.Context, key int64, fn func(*sql.Tx) error) error {
+	return c.retry(ctx, func() error { return c.tx1(ctx, c.d.lockOptions, key, fn) })
+}
+
+func (c *Catalog) retry(ctx context.Context, run func() error) error {
+	for attempt := 1; ; attempt++ {
+		err := run()
+		if err == nil || attempt == maxTxAttempts || !c.d.retry(err) {
+			return err
+		}
+		// Back off a little, with jitter, so the contenders spread out.
+		wait := time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 6)))
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (c *Catalog) tx1(ctx context.Context, opts *sql.TxOptions, lockKey int64, fn func(*sql.Tx) error) error {
+	tx, err := c.db.BeginTx(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("catalog: begin: %w", err)
+	}
+	if lockKey != 0 {
+		if err := c.d.lockTx(ctx, tx, lockKey); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("catalog: lock: %w", err)
+		}
 	}
 	if err := fn(tx); err != nil {
 		tx.Rollback()

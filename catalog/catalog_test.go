@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,9 +13,10 @@ import (
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
+// open opens a fresh catalog on the backend t runs on (backend_test.go).
 func open(t *testing.T) *Catalog {
 	t.Helper()
-	c, err := Open(context.Background(), filepath.Join(t.TempDir(), "dozo.db"))
+	c, err := Open(context.Background(), store(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +50,7 @@ func seg(i int) storage.SegmentMeta {
 
 func TestMigrations(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "dozo.db")
+	path := store(t)
 	for range 2 { // reopening applies nothing twice
 		c, err := Open(ctx, path)
 		if err != nil {

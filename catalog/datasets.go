@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -63,7 +62,7 @@ func (c *Catalog) CreateDataset(ctx context.Context, d Dataset) error {
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			d.ID, d.Title, d.K, d.M, d.PlainSegmentSize, d.SegmentSize, d.TransitKey, d.CreatedBy, ts(d.CreatedAt),
 			d.AccessLevel, d.NBDCID, d.PolicyID, d.MaxUseDays)
-		if err != nil && strings.Contains(err.Error(), "CHECK constraint") {
+		if isCheck(err) {
 			return fmt.Errorf("catalog: create dataset %s: bad access level or maximum use period: %w", d.ID, err)
 		}
 		if isConstraint(err) {
@@ -73,7 +72,7 @@ func (c *Catalog) CreateDataset(ctx context.Context, d Dataset) error {
 			return fmt.Errorf("catalog: create dataset: %w", err)
 		}
 		for _, role := range []string{RoleCustodian, RoleSubmitter} {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO members(dataset_id, user, role, added_by, added_at) VALUES (?, ?, ?, ?, ?)`,
+			if _, err := tx.ExecContext(ctx, `INSERT INTO members(dataset_id, "user", role, added_by, added_at) VALUES (?, ?, ?, ?, ?)`,
 				d.ID, d.CreatedBy, role, d.CreatedBy, ts(d.CreatedAt)); err != nil {
 				return fmt.Errorf("catalog: add member: %w", err)
 			}
@@ -116,7 +115,7 @@ func (c *Catalog) Datasets(ctx context.Context) ([]Dataset, error) {
 // (YYYY-MM-DD, UTC): custodian, submitter, and grantee if an active grant
 // exists. An unknown dataset has no roles.
 func (c *Catalog) Roles(ctx context.Context, datasetID, user, today string) ([]string, error) {
-	rows, err := c.db.QueryContext(ctx, `SELECT role FROM members WHERE dataset_id = ? AND user = ? ORDER BY role`, datasetID, user)
+	rows, err := c.db.QueryContext(ctx, `SELECT role FROM members WHERE dataset_id = ? AND "user" = ? ORDER BY role`, datasetID, user)
 	if err != nil {
 		return nil, fmt.Errorf("catalog: roles: %w", err)
 	}
@@ -148,8 +147,8 @@ func (c *Catalog) AddMember(ctx context.Context, datasetID, user, role, by strin
 	if role != RoleCustodian && role != RoleSubmitter {
 		return fmt.Errorf("catalog: role %q: want %s or %s", role, RoleCustodian, RoleSubmitter)
 	}
-	_, err := c.db.ExecContext(ctx, `INSERT INTO members(dataset_id, user, role, added_by, added_at) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT(dataset_id, user, role) DO NOTHING`, datasetID, user, role, by, ts(now))
+	_, err := c.db.ExecContext(ctx, `INSERT INTO members(dataset_id, "user", role, added_by, added_at) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT(dataset_id, "user", role) DO NOTHING`, datasetID, user, role, by, ts(now))
 	if isConstraint(err) {
 		return fmt.Errorf("dataset %s: %w", datasetID, ErrNotFound)
 	}
@@ -165,7 +164,7 @@ func (c *Catalog) AddMember(ctx context.Context, datasetID, user, role, by strin
 // someone to manage its grants besides the operators.
 func (c *Catalog) RemoveMember(ctx context.Context, datasetID, user, role string) error {
 	return c.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM members WHERE dataset_id = ? AND user = ? AND role = ?`, datasetID, user, role)
+		res, err := tx.ExecContext(ctx, `DELETE FROM members WHERE dataset_id = ? AND "user" = ? AND role = ?`, datasetID, user, role)
 		if err != nil {
 			return fmt.Errorf("catalog: remove member: %w", err)
 		}
@@ -199,9 +198,5 @@ func (c *Catalog) Members(ctx context.Context, datasetID string) ([]Member, erro
 		}
 		m.AddedAt = fromTS(at)
 		return &m, nil
-	}, `SELECT dataset_id, user, role, added_by, added_at FROM members WHERE dataset_id = ? ORDER BY user, role`, datasetID)
-}
-
-func isConstraint(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "constraint failed")
+	}, `SELECT dataset_id, "user", role, added_by, added_at FROM members WHERE dataset_id = ? ORDER BY "user", role`, datasetID)
 }

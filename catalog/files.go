@@ -61,7 +61,7 @@ type Upload struct {
 	CleanedAt *time.Time
 }
 
-const fileCols = `f.id, f.dataset_id, f.name, f.size, f.stored_size, f.hash_alg, f.state, f.header_object, coalesce(f.manifest, x''), f.sha256, f.md5, f.created_by, f.created_at`
+const fileCols = `f.id, f.dataset_id, f.name, f.size, f.stored_size, f.hash_alg, f.state, f.header_object, f.manifest, f.sha256, f.md5, f.created_by, f.created_at`
 
 func scanFile(s rowScanner, extra ...any) (*File, error) {
 	var f File
@@ -153,7 +153,8 @@ func (c *Catalog) OpenUploadByName(ctx context.Context, datasetID, name string) 
 // TouchUpload moves an open upload's expiry to expires (activity extends
 // the session). A session that is not open is ErrState.
 func (c *Catalog) TouchUpload(ctx context.Context, id string, expires time.Time) error {
-	res, err := c.db.ExecContext(ctx, `UPDATE uploads SET expires_at = max(expires_at, ?) WHERE id = ? AND state = 'open'`, ts(expires), id)
+	res, err := c.db.ExecContext(ctx, `UPDATE uploads SET expires_at = CASE WHEN expires_at > ? THEN expires_at ELSE ? END WHERE id = ? AND state = 'open'`,
+		ts(expires), ts(expires), id)
 	if err != nil {
 		return fmt.Errorf("catalog: touch upload: %w", err)
 	}
@@ -189,7 +190,8 @@ func (c *Catalog) CommitSegment(ctx context.Context, uploadID string, seg storag
 			fileID, seg.Index, string(meta), ts(now)); err != nil {
 			return fmt.Errorf("catalog: commit segment: %w", err)
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE uploads SET expires_at = max(expires_at, ?) WHERE id = ?`, ts(expires), uploadID)
+		_, err = tx.ExecContext(ctx, `UPDATE uploads SET expires_at = CASE WHEN expires_at > ? THEN expires_at ELSE ? END WHERE id = ?`,
+			ts(expires), ts(expires), uploadID)
 		return err
 	})
 }
@@ -340,7 +342,7 @@ func (c *Catalog) Files(ctx context.Context, datasetID string) ([]File, error) {
 		}
 		return f, err
 	}
-	return queryAll(ctx, c, "files", scan, `SELECT f.id, f.dataset_id, f.name, f.size, f.stored_size, f.hash_alg, f.state, x'', x'', f.sha256, f.md5, f.created_by, f.created_at
+	return queryAll(ctx, c, "files", scan, `SELECT f.id, f.dataset_id, f.name, f.size, f.stored_size, f.hash_alg, f.state, NULL, NULL, f.sha256, f.md5, f.created_by, f.created_at
 		FROM files f WHERE f.dataset_id = ? AND f.state IN ('available', 'damaged') ORDER BY f.name`, datasetID)
 }
 

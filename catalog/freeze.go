@@ -56,17 +56,14 @@ func (c *Catalog) PutFreeze(ctx context.Context, f Freeze) (*Freeze, error) {
 	}
 	var out *Freeze
 	err := c.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO freezes(kind, name, reason, frozen_by, frozen_at) VALUES (?, ?, ?, ?, ?)`,
-			f.Kind, f.Name, f.Reason, f.FrozenBy, ts(f.FrozenAt))
+		var id int64
+		err := tx.QueryRowContext(ctx, `INSERT INTO freezes(kind, name, reason, frozen_by, frozen_at) VALUES (?, ?, ?, ?, ?) RETURNING id`,
+			f.Kind, f.Name, f.Reason, f.FrozenBy, ts(f.FrozenAt)).Scan(&id)
 		if isConstraint(err) {
 			return fmt.Errorf("%s %s is already frozen: %w", f.Kind, f.Name, ErrExists)
 		}
 		if err != nil {
 			return fmt.Errorf("catalog: freeze: %w", err)
-		}
-		id, err := res.LastInsertId()
-		if err != nil {
-			return err
 		}
 		out, err = scanFreeze(tx.QueryRowContext(ctx, `SELECT `+freezeCols+` FROM freezes WHERE id = ?`, id))
 		return err

@@ -62,7 +62,7 @@ func (g *Grant) State(today string) string {
 	return GrantActive
 }
 
-const grantCols = `id, dataset_id, user, valid_from, until, application_id, institution, reason,
+const grantCols = `id, dataset_id, "user", valid_from, until, application_id, institution, reason,
 	granted_by, granted_at, revoked_at, revoked_by, revoke_reason, coalesce(superseded_by, 0)`
 
 func scanGrant(s rowScanner) (*Grant, error) {
@@ -93,20 +93,17 @@ func (c *Catalog) PutGrant(ctx context.Context, g Grant) (*Grant, error) {
 	}
 	var out *Grant
 	err := c.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO grants(dataset_id, user, valid_from, until, application_id, institution, reason, granted_by, granted_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			g.DatasetID, g.User, g.From, g.Until, g.ApplicationID, g.Institution, g.Reason, g.GrantedBy, ts(g.GrantedAt))
+		var id int64
+		err := tx.QueryRowContext(ctx, `INSERT INTO grants(dataset_id, "user", valid_from, until, application_id, institution, reason, granted_by, granted_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			g.DatasetID, g.User, g.From, g.Until, g.ApplicationID, g.Institution, g.Reason, g.GrantedBy, ts(g.GrantedAt)).Scan(&id)
 		if err != nil {
 			return fmt.Errorf("catalog: put grant: %w", err)
-		}
-		id, err := res.LastInsertId()
-		if err != nil {
-			return err
 		}
 		// The user's previous row, whatever its state (a revoked one keeps
 		// its revocation), is replaced: one current row per user.
 		if _, err := tx.ExecContext(ctx, `UPDATE grants SET superseded_by = ?
-			WHERE dataset_id = ? AND user = ? AND id != ? AND superseded_by IS NULL`,
+			WHERE dataset_id = ? AND "user" = ? AND id != ? AND superseded_by IS NULL`,
 			id, g.DatasetID, g.User, id); err != nil {
 			return fmt.Errorf("catalog: supersede grant: %w", err)
 		}
@@ -122,7 +119,7 @@ func (c *Catalog) RevokeGrant(ctx context.Context, datasetID, user, by, reason s
 	var out *Grant
 	err := c.tx(ctx, func(tx *sql.Tx) error {
 		g, err := scanGrant(tx.QueryRowContext(ctx, `SELECT `+grantCols+` FROM grants
-			WHERE dataset_id = ? AND user = ? AND revoked_at IS NULL AND superseded_by IS NULL
+			WHERE dataset_id = ? AND "user" = ? AND revoked_at IS NULL AND superseded_by IS NULL
 			ORDER BY id DESC LIMIT 1`, datasetID, user))
 		if err != nil {
 			return notFound(err, "grant of "+datasetID+" to "+user)
@@ -143,7 +140,7 @@ func (c *Catalog) RevokeGrant(ctx context.Context, datasetID, user, by, reason s
 // today, or ErrNotFound.
 func (c *Catalog) ActiveGrant(ctx context.Context, datasetID, user, today string) (*Grant, error) {
 	g, err := scanGrant(c.db.QueryRowContext(ctx, `SELECT `+grantCols+` FROM grants
-		WHERE dataset_id = ? AND user = ? AND revoked_at IS NULL AND superseded_by IS NULL
+		WHERE dataset_id = ? AND "user" = ? AND revoked_at IS NULL AND superseded_by IS NULL
 			AND valid_from <= ? AND until >= ?
 		ORDER BY id DESC LIMIT 1`, datasetID, user, today, today))
 	if err != nil {
@@ -158,7 +155,7 @@ func (c *Catalog) ActiveGrant(ctx context.Context, datasetID, user, today string
 // started) instead of pretending the dataset does not exist.
 func (c *Catalog) LatestGrant(ctx context.Context, datasetID, user string) (*Grant, error) {
 	g, err := scanGrant(c.db.QueryRowContext(ctx, `SELECT `+grantCols+` FROM grants
-		WHERE dataset_id = ? AND user = ? ORDER BY id DESC LIMIT 1`, datasetID, user))
+		WHERE dataset_id = ? AND "user" = ? ORDER BY id DESC LIMIT 1`, datasetID, user))
 	if err != nil {
 		return nil, notFound(err, "grant of "+datasetID+" to "+user)
 	}
@@ -178,7 +175,7 @@ func (c *Catalog) Grants(ctx context.Context, datasetID string, history bool) ([
 // custodian of and viewer's own. history as in Grants.
 func (c *Catalog) VisibleGrants(ctx context.Context, viewer string, all, history bool) ([]Grant, error) {
 	return queryAll(ctx, c, "grants", scanGrant, `SELECT `+grantCols+` FROM grants
-		WHERE (? OR user = ? OR dataset_id IN (SELECT dataset_id FROM members WHERE user = ? AND role = 'custodian'))
+		WHERE (? OR "user" = ? OR dataset_id IN (SELECT dataset_id FROM members WHERE "user" = ? AND role = 'custodian'))
 			AND (? OR superseded_by IS NULL)
 		ORDER BY dataset_id, id`, all, viewer, viewer, history)
 }

@@ -55,10 +55,10 @@ func (c *Catalog) ReplaceKeyMaterial(ctx context.Context, fileID string, oldHead
 	var err error
 	if newManifest == nil {
 		res, err = c.db.ExecContext(ctx, `UPDATE files SET header_object = ?
-			WHERE id = ? AND header_object = ? AND coalesce(manifest, x'') = ?`, newHeader, fileID, oldHeader, nonNil(oldManifest))
+			WHERE id = ? AND header_object = ? AND coalesce(manifest, ?) = ?`, newHeader, fileID, oldHeader, []byte{}, nonNil(oldManifest))
 	} else {
 		res, err = c.db.ExecContext(ctx, `UPDATE files SET header_object = ?, manifest = ?
-			WHERE id = ? AND header_object = ? AND coalesce(manifest, x'') = ?`, newHeader, newManifest, fileID, oldHeader, nonNil(oldManifest))
+			WHERE id = ? AND header_object = ? AND coalesce(manifest, ?) = ?`, newHeader, newManifest, fileID, oldHeader, []byte{}, nonNil(oldManifest))
 	}
 	if err != nil {
 		return fmt.Errorf("catalog: replace key material of %s: %w", fileID, err)
@@ -296,7 +296,7 @@ func (c *Catalog) Deletion(ctx context.Context, datasetID string) (*Deletion, er
 	var started, runsAt int64
 	var runStarted, destroyed, finished sql.NullInt64
 	err := c.db.QueryRowContext(ctx, `SELECT dataset_id, started_by, started_at, coalesce(runs_at, started_at), run_started_at,
-		key_name, key_versions, key_destroyed_at, finished_at, coalesce(report, x'')
+		key_name, key_versions, key_destroyed_at, finished_at, report
 		FROM deletions WHERE dataset_id = ?`, datasetID).Scan(&d.DatasetID, &d.StartedBy, &started, &runsAt, &runStarted,
 		&d.KeyName, &d.KeyVersions, &destroyed, &finished, &d.Report)
 	if err != nil {
@@ -366,6 +366,6 @@ func (c *Catalog) FinishDeletion(ctx context.Context, datasetID string, report [
 // without headers or manifests, by name then id (for the deletion report).
 func (c *Catalog) AllFiles(ctx context.Context, datasetID string) ([]File, error) {
 	return queryAll(ctx, c, "files", func(r rowScanner) (*File, error) { return scanFile(r) },
-		`SELECT f.id, f.dataset_id, f.name, f.size, f.stored_size, f.hash_alg, f.state, x'', x'', f.sha256, f.md5, f.created_by, f.created_at
+		`SELECT f.id, f.dataset_id, f.name, f.size, f.stored_size, f.hash_alg, f.state, NULL, NULL, f.sha256, f.md5, f.created_by, f.created_at
 		FROM files f WHERE f.dataset_id = ? ORDER BY f.name, f.id`, datasetID)
 }

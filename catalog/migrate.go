@@ -9,7 +9,10 @@ import (
 
 // migrations are applied in order, each in its own transaction, and
 // recorded in schema_migrations by version (index+1). Never edit a
-// released migration; append a new one.
+// released migration; append a new one. They are written for SQLite, in
+// SQL PostgreSQL shares but for the types, which dialect.schema rewrites
+// (INTEGER is 64-bit, BLOB is BYTEA, AUTOINCREMENT an identity); "user",
+// a reserved word in PostgreSQL, is quoted (for SQLite the same column).
 var migrations = []string{
 	migrationInitial,
 	migrationAccess,       // 2: migrate_access.go
@@ -40,11 +43,11 @@ CREATE TABLE datasets (
 -- Per-dataset roles: custodian (manages grants), submitter (uploads).
 CREATE TABLE members (
 	dataset_id TEXT NOT NULL REFERENCES datasets(id),
-	user       TEXT NOT NULL,
+	"user"     TEXT NOT NULL,
 	role       TEXT NOT NULL CHECK (role IN ('custodian', 'submitter')),
 	added_by   TEXT NOT NULL,
 	added_at   INTEGER NOT NULL,
-	PRIMARY KEY (dataset_id, user, role)
+	PRIMARY KEY (dataset_id, "user", role)
 );
 CREATE TABLE files (
 	id            TEXT PRIMARY KEY,
@@ -90,7 +93,7 @@ CREATE TABLE segments (
 CREATE TABLE grants (
 	id            INTEGER PRIMARY KEY AUTOINCREMENT,
 	dataset_id    TEXT NOT NULL REFERENCES datasets(id),
-	user          TEXT NOT NULL,
+	"user"        TEXT NOT NULL,
 	until         TEXT NOT NULL, -- YYYY-MM-DD, inclusive, UTC
 	granted_by    TEXT NOT NULL,
 	granted_at    INTEGER NOT NULL,
@@ -98,21 +101,28 @@ CREATE TABLE grants (
 	revoked_by    TEXT NOT NULL DEFAULT '',
 	superseded_by INTEGER REFERENCES grants(id)
 );
-CREATE INDEX grants_user ON grants(dataset_id, user);
+CREATE INDEX grants_user ON grants(dataset_id, "user");
 `
 
 // SchemaVersion is the version a fully migrated catalog has.
 var SchemaVersion = len(migrations)
 
+// migrate applies the pending migrations, each in its own transaction
+// under the migration lock: dozods starting together on one PostgreSQL
+// catalog apply each migration once, the others wait and skip it.
 func (c *Catalog) migrate(ctx context.Context) error {
-	if _, err := c.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version    INTEGER PRIMARY KEY,
-		applied_at INTEGER NOT NULL)`); err != nil {
+	err := c.lockedTx(ctx, lockMigrate, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, c.d.schema(`CREATE TABLE IF NOT EXISTS schema_migrations (
+			version    INTEGER PRIMARY KEY,
+			applied_at INTEGER NOT NULL)`))
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("catalog: migrations table: %w", err)
 	}
 	for i, m := range migrations {
 		v := i + 1
-		err := c.tx(ctx, func(tx *sql.Tx) error {
+		err := c.lockedTx(ctx, lockMigrate, func(tx *sql.Tx) error {
 			var n int
 			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, v).Scan(&n); err != nil {
 				return err
@@ -120,7 +130,7 @@ func (c *Catalog) migrate(ctx context.Context) error {
 			if n > 0 {
 				return nil
 			}
-			if _, err := tx.ExecContext(ctx, m); err != nil {
+			if _, err := tx.ExecContext(ctx, c.d.schema(m)); err != nil {
 				return err
 			}
 			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations(version, applied_at) VALUES (?, ?)`, v, ts(time.Now()))

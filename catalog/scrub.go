@@ -94,7 +94,7 @@ func (c *Catalog) CreateScrubRun(ctx context.Context, r ScrubRun, files []ScrubC
 	return c.tx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO scrub_runs(id, trigger, started_by, dataset_id, file_name, deep, repair, rate, state, started_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?)`,
-			r.ID, r.Trigger, r.StartedBy, r.DatasetID, r.FileName, r.Deep, r.Repair, r.Rate, ts(r.StartedAt))
+			r.ID, r.Trigger, r.StartedBy, r.DatasetID, r.FileName, b2i(r.Deep), b2i(r.Repair), r.Rate, ts(r.StartedAt))
 		if isConstraint(err) {
 			return fmt.Errorf("another scrub is running: %w", ErrState)
 		}

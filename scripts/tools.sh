@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # tools.sh — install the pinned external programs dozo's tests and local stack
 # need (MinIO, versitygw, Vault, the reference age CLI) into a cache outside
-# the repo.
+# the repo, and PostgreSQL from Debian's packages.
 #
-#   scripts/tools.sh [all|minio|versitygw|vault|age]   install (no-op when cached)
-#   scripts/tools.sh path                              print the cache bin dir
+#   scripts/tools.sh [all|minio|versitygw|vault|age|postgres]   install (no-op when present)
+#   scripts/tools.sh path                                       print the cache bin dir
 #
 # Programs already on PATH are used as they are. Builds are slow the first
 # time on a machine (Vault ~25-30 min, MinIO ~7 min, versitygw a few minutes
@@ -72,12 +72,30 @@ install_vault() {
   log "vault installed at $BIN/vault"
 }
 
+# PostgreSQL, from Debian's packages, for the catalog's PostgreSQL tests:
+# scripts/postgres.sh runs a private cluster from its programs, never the
+# system's cluster or service.
+install_postgres() {
+  if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || have initdb; then return 0; fi
+  if ! have apt-get; then
+    log "PostgreSQL is not installed and there is no apt-get: install it by hand (initdb, pg_ctl, psql)"
+    [ "${CI:-}" = true ] && return 1
+    return 0
+  fi
+  local sudo=
+  [ "$(id -u)" = 0 ] || sudo=sudo
+  log "installing PostgreSQL from Debian's packages"
+  $sudo apt-get update -q
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql
+}
+
 case "${1:-all}" in
   path) echo "$BIN" ;;
   minio) install_minio ;;
   versitygw) install_versitygw ;;
   vault) install_vault ;;
   age) install_age ;;
-  all) install_age; install_minio; install_versitygw; install_vault ;;
-  *) echo "usage: $0 [all|minio|versitygw|vault|age|path]" >&2; exit 2 ;;
+  postgres) install_postgres ;;
+  all) install_age; install_minio; install_versitygw; install_vault; install_postgres ;;
+  *) echo "usage: $0 [all|minio|versitygw|vault|age|postgres|path]" >&2; exit 2 ;;
 esac

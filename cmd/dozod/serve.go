@@ -79,11 +79,13 @@ func serve(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	// A SQLite file or a PostgreSQL URL; pending migrations are applied.
 	cat, err := catalog.Open(ctx, cfg.Catalog)
 	if err != nil {
 		return err
 	}
 	defer cat.Close()
+	log.Info("catalog open", "backend", cat.Backend(), "location", catalog.Redact(cfg.Catalog))
 	srv, err := broker.New(broker.Options{
 		Catalog: cat, Identifier: broker.NewVaultIdentifier(vc, broker.MaxTokenCacheAge, cfg.Auth.Mounts...), Keys: vc, Targets: targets,
 		Admins: cfg.Admins, Submitters: cfg.Submitters, PresignExpiry: cfg.PresignExpiry, UploadExpiry: cfg.UploadExpiry,
