@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/md5"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -120,29 +119,10 @@ func (f *fetcher) fetch(ctx context.Context) (*FetchResult, error) {
 		f.o.Range = nil // the whole file: fetched, resumed and checksummed as one
 	}
 	m := fr.Manifest
-	switch {
-	case m == nil:
-		return nil, opError(op, errors.New("dozod sent no manifest"))
-	case m.DatasetID != fr.File.Dataset || m.FileID != fr.File.ID:
-		// The manifest must be this file's: a valid manifest of another
-		// file would decrypt to the wrong data or fail late.
-		return nil, opError(op, fmt.Errorf("dozod sent the manifest of %s/%s for file %s", m.DatasetID, m.FileID, fr.File.ID))
-	}
-	hdr, err := base64.StdEncoding.DecodeString(fr.HeaderObject)
+	hdr, err := checkFetch(op, fr, o.Identity)
 	if err != nil {
-		return nil, opError(op, fmt.Errorf("dozod sent a malformed header: %w", err))
+		return nil, err
 	}
-	// Check up front that the header opens, for a clear error.
-	fileKey, _, err := crypto.OpenHeaderObject(hdr, o.Identity)
-	if err != nil {
-		var nm *age.NoIdentityMatchError
-		if errors.As(err, &nm) {
-			return nil, hintError(op, "run 'dozo key register' so dozod wraps keys for your current identity",
-				errors.New("the file's header is not wrapped for your identity"))
-		}
-		return nil, opError(op, err)
-	}
-	clear(fileKey)
 
 	// The reader's segment buffers, a degraded read's parity pieces and the
 	// sink's blocks.

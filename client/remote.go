@@ -49,26 +49,10 @@ func (c *Client) Open(ctx context.Context, o OpenOptions) (*RemoteFile, error) {
 		return nil, opError(op, err)
 	}
 	m := fr.Manifest
-	switch {
-	case m == nil:
-		return nil, opError(op, errors.New("dozod sent no manifest"))
-	case m.DatasetID != fr.File.Dataset || m.FileID != fr.File.ID:
-		return nil, opError(op, fmt.Errorf("dozod sent the manifest of %s/%s for file %s", m.DatasetID, m.FileID, fr.File.ID))
-	}
-	hdr, err := base64.StdEncoding.DecodeString(fr.HeaderObject)
+	hdr, err := checkFetch(op, fr, o.Identity)
 	if err != nil {
-		return nil, opError(op, fmt.Errorf("dozod sent a malformed header: %w", err))
+		return nil, err
 	}
-	fileKey, _, err := crypto.OpenHeaderObject(hdr, o.Identity)
-	if err != nil {
-		var nm *age.NoIdentityMatchError
-		if errors.As(err, &nm) {
-			return nil, hintError(op, "run 'dozo key register' so dozod wraps keys for your current identity",
-				errors.New("the file's header is not wrapped for your identity"))
-		}
-		return nil, opError(op, err)
-	}
-	clear(fileKey)
 	ra := o.Readahead
 	if ra <= 0 {
 		ra = readahead(m.SegmentSize)
@@ -80,4 +64,34 @@ func (c *Client) Open(ctx context.Context, o OpenOptions) (*RemoteFile, error) {
 		return nil, opError(op, err)
 	}
 	return &RemoteFile{File: f, Info: fr.File}, nil
+}
+
+// checkFetch checks dozod's answer to a fetch before any payload is read:
+// the manifest is this file's (a valid manifest of another file would
+// decrypt to the wrong data or fail late), and the header opens for id, so
+// a key that was never wrapped for the caller is a clear error up front.
+// It returns the decoded header object.
+func checkFetch(op string, fr *api.FetchResponse, id age.Identity) ([]byte, error) {
+	m := fr.Manifest
+	switch {
+	case m == nil:
+		return nil, opError(op, errors.New("dozod sent no manifest"))
+	case m.DatasetID != fr.File.Dataset || m.FileID != fr.File.ID:
+		return nil, opError(op, fmt.Errorf("dozod sent the manifest of %s/%s for file %s", m.DatasetID, m.FileID, fr.File.ID))
+	}
+	hdr, err := base64.StdEncoding.DecodeString(fr.HeaderObject)
+	if err != nil {
+		return nil, opError(op, fmt.Errorf("dozod sent a malformed header: %w", err))
+	}
+	fileKey, _, err := crypto.OpenHeaderObject(hdr, id)
+	if err != nil {
+		var nm *age.NoIdentityMatchError
+		if errors.As(err, &nm) {
+			return nil, hintError(op, "run 'dozo key register' so dozod wraps keys for your current identity",
+				errors.New("the file's header is not wrapped for your identity"))
+		}
+		return nil, opError(op, err)
+	}
+	clear(fileKey)
+	return hdr, nil
 }
