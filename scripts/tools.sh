@@ -3,7 +3,7 @@
 # need (MinIO, versitygw, Vault, the reference age CLI) into a cache outside
 # the repo.
 #
-#   scripts/tools.sh [all|minio|versitygw|vault|age]   install (no-op when cached)
+#   scripts/tools.sh [all|minio|versitygw|vault|age|fuse]   install (no-op when cached)
 #   scripts/tools.sh path                              print the cache bin dir
 #
 # Programs already on PATH are used as they are. Builds are slow the first
@@ -72,12 +72,30 @@ install_vault() {
   log "vault installed at $BIN/vault"
 }
 
+# fuse3 provides fusermount3, which 'dozo mount' and its tests need (and
+# /dev/fuse, which a container gets with --device /dev/fuse). A system
+# package: installed with apt-get where there is one.
+install_fuse() {
+  if have fusermount3; then return 0; fi
+  if ! have apt-get; then
+    log "fusermount3 not found and no apt-get: install your system's fuse3 package"
+    return 1
+  fi
+  local sudo=
+  [ "$(id -u)" = 0 ] || sudo=sudo
+  log "installing fuse3 with apt-get"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq fuse3
+}
+
 case "${1:-all}" in
   path) echo "$BIN" ;;
   minio) install_minio ;;
   versitygw) install_versitygw ;;
   vault) install_vault ;;
   age) install_age ;;
-  all) install_age; install_minio; install_versitygw; install_vault ;;
-  *) echo "usage: $0 [all|minio|versitygw|vault|age|path]" >&2; exit 2 ;;
+  fuse) install_fuse ;;
+  all) install_age; install_minio; install_versitygw; install_vault
+    install_fuse || log "continuing without fuse3: the mount tests will fail under CI=true" ;;
+  *) echo "usage: $0 [all|minio|versitygw|vault|age|fuse|path]" >&2; exit 2 ;;
 esac
