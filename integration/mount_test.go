@@ -307,7 +307,7 @@ func fieldOne(b []byte) string {
 // (with the index uploaded beside the BAM), md5sum and sha256sum give what
 // they give on the original; the dozo mount process writes nothing to any
 // disk file system; every open is an audited fetch; Ctrl-C and 'dozo
-// umount' unmount cleanly; after a revoke the next open fails with EACCES
+// umount' unmount cleanly (a busy mount stays until a second Ctrl-C); after a revoke the next open fails with EACCES
 // at once and reads of a file already open within a minute.
 func TestMount(t *testing.T) {
 	needFUSE(t)
@@ -360,6 +360,23 @@ func TestMount(t *testing.T) {
 	if strings.Join(names, " ") != "big.bam big.bam.bai" {
 		t.Fatalf("%s/%s lists %v, want big.bam big.bam.bai", mnt, ds, names)
 	}
+	// Ctrl-C while a file is open: the mount stays and says why; a second
+	// Ctrl-C once the file is closed unmounts.
+	busy, err := os.Open(filepath.Join(mnt, ds, "big.bam.bai"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.cmd.Process.Signal(os.Interrupt)
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(m.stderr.String(), "cannot unmount"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("Ctrl-C with a file open: no word about the busy mount:\n%s", m.stderr.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if _, err := busy.ReadAt(make([]byte, 16), 0); err != nil {
+		t.Fatalf("reading after a refused unmount: %v", err)
+	}
+	busy.Close()
 	m.cmd.Process.Signal(os.Interrupt)
 	m.wait(t)
 
