@@ -335,10 +335,8 @@ func (f *FS) acquire(ds, name string, plainSeg int64, rf File) (*openFile, error
 	o := f.open[rf.ID()]
 	if o == nil {
 		reserve, headroom := segmentBudget(plainSeg)
-		stored := storedSegment(plainSeg)
-		if n := (rf.Size() + plainSeg - 1) / plainSeg; n < 2 {
-			reserve = n * stored
-		}
+		// A small file's reader keeps no more than the file (an index).
+		reserve = min(reserve, crypto.CiphertextSize(rf.Size()))
 		rel, err := f.cache.Reserve(reserve, headroom)
 		if err != nil {
 			return nil, err

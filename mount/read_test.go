@@ -106,4 +106,13 @@ func TestReadLoadsCoveringSegments(t *testing.T) {
 	if st := f.cache.Stats(); st.Reserved != 0 {
 		t.Fatalf("%d bytes still reserved after the last handle closed", st.Reserved)
 	}
+
+	// An index smaller than a segment reserves its own stored size only.
+	small := &memFile{data: make([]byte, 100)}
+	if _, err := f.acquire("D1", "a.bam.bai", seg, small); err != nil {
+		t.Fatal(err)
+	}
+	if st := f.cache.Stats(); st.Reserved != 100+16 {
+		t.Fatalf("a 100-byte file reserved %d bytes, want 116 (one chunk)", st.Reserved)
+	}
 }
