@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -414,6 +415,35 @@ func TestMount(t *testing.T) {
 	busy.Close()
 	m.cmd.Process.Signal(os.Interrupt)
 	m.wait(t)
+
+	// --background returns once the mount is up; dozo umount ends it.
+	out, errOut, err := rita.dozo("mount", mnt, "--dataset", ds, "--background", "--json")
+	if err != nil {
+		t.Fatalf("dozo mount --background: %v\n%s", err, errOut)
+	}
+	var up struct {
+		Mounted bool `json:"mounted"`
+		PID     int  `json:"pid"`
+	}
+	if err := json.Unmarshal([]byte(out), &up); err != nil || !up.Mounted || up.PID == 0 {
+		t.Fatalf("dozo mount --background --json: %v: %q", err, out)
+	}
+	w.track(up.PID, "dozo mount --background")
+	if !isMountPoint(t, mnt) || !strings.Contains(errOut, fmt.Sprint(up.PID)) {
+		t.Fatalf("after dozo mount --background: mounted %v; stderr %q does not name pid %d", isMountPoint(t, mnt), errOut, up.PID)
+	}
+	if got, want := fieldOne(w.tool(t, "md5sum", filepath.Join(mnt, ds, "big.bam.bai"))), fieldOne(w.tool(t, "md5sum", bam+".bai")); got != want {
+		t.Fatalf("md5sum of the index through the background mount %s, original %s", got, want)
+	}
+	rita.must(t, "umount", mnt)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", up.PID)); errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the background mount (pid %d) still runs 30 s after dozo umount", up.PID)
+		}
+	}
 
 	m = startMount(t, rita, w, mnt, "--dataset", ds, "--cache-size", "16MiB")
 	path := filepath.Join(mnt, ds, "big.bam")
