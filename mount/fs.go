@@ -69,11 +69,12 @@ var errStale = errors.New("access could not be confirmed with dozod within the l
 // FS is the state of one mount: the datasets and files seen, when access
 // to each dataset was last confirmed, the open files and the cache.
 type FS struct {
-	remote Remote
-	opts   Options
-	cache  *Cache
-	ctx    context.Context // the mount's lifetime: open files read under it
-	now    func() time.Time
+	remote  Remote
+	opts    Options
+	cache   *Cache
+	ctx     context.Context // the mount's lifetime: open files read under it
+	now     func() time.Time
+	started time.Time // the root directory's times
 
 	mu       sync.Mutex
 	datasets map[string]*dataset
@@ -103,7 +104,7 @@ func New(ctx context.Context, r Remote, o Options) *FS {
 	if o.Logf == nil {
 		o.Logf = func(string, ...any) {}
 	}
-	return &FS{remote: r, opts: o, cache: NewCache(o.CacheSize), ctx: ctx, now: time.Now,
+	return &FS{remote: r, opts: o, cache: NewCache(o.CacheSize), ctx: ctx, now: time.Now, started: time.Now(),
 		datasets: map[string]*dataset{}, open: map[string]*openFile{}}
 }
 
@@ -395,7 +396,7 @@ var (
 )
 
 func (r *root) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	r.fsys.dirAttr(&out.Attr, time.Time{})
+	r.fsys.dirAttr(&out.Attr, r.fsys.started)
 	return 0
 }
 
@@ -414,11 +415,16 @@ func (r *root) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 func (r *root) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
 	r.fsys.mu.Lock()
 	d := r.fsys.datasets[name]
+	ok := d != nil && d.skip == nil
+	var created time.Time
+	if ok {
+		created = d.info.CreatedAt
+	}
 	r.fsys.mu.Unlock()
-	if d == nil || d.skip != nil {
+	if !ok {
 		return nil, syscall.ENOENT
 	}
-	r.fsys.dirAttr(&out.Attr, d.info.CreatedAt)
+	r.fsys.dirAttr(&out.Attr, created)
 	n := &dir{fsys: r.fsys, id: name}
 	return r.NewInode(ctx, n, fs.StableAttr{Mode: fuse.S_IFDIR, Ino: ino("dataset", name)}), 0
 }
@@ -521,8 +527,13 @@ func (n *file) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	ds := n.info.Dataset
 	f.mu.Lock()
 	d := f.datasets[ds]
+	ok := d != nil && d.skip == nil
+	var plainSeg int64
+	if ok {
+		plainSeg = d.info.PlainSegmentSize
+	}
 	f.mu.Unlock()
-	if d == nil || d.skip != nil {
+	if !ok {
 		return nil, 0, syscall.ENOENT
 	}
 	sent := f.now()
@@ -543,7 +554,7 @@ func (n *file) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 		rf.Close()
 		return nil, 0, syscall.ESTALE
 	}
-	o, err := f.acquire(ds, n.info.Name, d.info.PlainSegmentSize, rf)
+	o, err := f.acquire(ds, n.info.Name, plainSeg, rf)
 	if err != nil {
 		rf.Close()
 		f.opts.Logf("opening %s/%s: %v; close other files of the mount or raise --cache-size", ds, n.info.Name, err)
