@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"math"
 	"os"
@@ -94,8 +95,10 @@ func runMount(c *cli.Context) error {
 	}
 	dir := c.Args().First()
 	op := "mounting on " + dir
-	if _, err := os.Lstat(dir); err != nil {
+	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
 		return &client.Error{Op: op, Err: err, Hint: "create the directory first (mkdir)"}
+	} else if err != nil {
+		return &client.Error{Op: op, Err: err}
 	}
 	size, err := client.ParseSize(c.String("cache-size"))
 	if err != nil {
