@@ -31,7 +31,8 @@ import (
 //   - dozo: CLI upload and fetch (4+2 over three servers), fetch with one
 //     server down, a 1 MiB range from the middle, grant, and the fetch
 //     metadata call (header rewrap + manifest) for a 1 MiB and a large
-//     file, and a deep scrub where that command exists.
+//     file, a sequential read through dozo mount (cat), and a deep scrub
+//     where that command exists.
 //
 // Every tool runs as its own process, so wall time, CPU seconds and peak
 // RSS (VmHWM) are measured alike; the MinIO servers' CPU during each run
@@ -240,6 +241,7 @@ func (r *benchRun) size(size int64) {
 		c.Stdout = null
 		return []*exec.Cmd{c}
 	}, n)
+	mounted := r.mountRead(name(), size)
 	restart := s.stopMinio(b, 1)
 	degraded := r.measure("dozo fetch, 1 server down", size, func() []*exec.Cmd {
 		return []*exec.Cmd{r.rita.command("fetch", r.ds+"/"+name(), "-o", out, "--force")}
@@ -265,6 +267,7 @@ func (r *benchRun) size(size int64) {
 	ratio("fetch / A get (throughput)", fetch, aGet, ">= 0.9")
 	ratio("fetch / B get (throughput)", fetch, bGet, "> 1")
 	ratio("fetch -o - / A get (throughput)", toStdout, aGet, "")
+	ratio("cat via mount / fetch -o - (throughput)", mounted, toStdout, "")
 	ratio("fetch 1 down / fetch (throughput)", degraded, fetch, ">= 0.8")
 	if scrub.Seconds > 0 && aGet.Seconds > 0 {
 		// Bytes read per second: the scrub reads 1.5x the plaintext.
@@ -273,6 +276,64 @@ func (r *benchRun) size(size int64) {
 	if small.Seconds > 0 {
 		r.ratios = append(r.ratios, benchRatio{"header fetch large / 1 MiB (time)", size, large.Seconds / small.Seconds, "<= 1.2"})
 	}
+}
+
+// mountRead measures a sequential read of the file through 'dozo mount'
+// (cat to /dev/null, one open and so one audited fetch per run). The row's
+// CPU and peak RSS include the mount process's.
+func (r *benchRun) mountRead(name string, size int64) benchRow {
+	const label = "cat via dozo mount (no disk)"
+	row := benchRow{Name: label, Size: size}
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		row.NA = "n/a: no /dev/fuse"
+	} else if _, err := exec.LookPath("fusermount3"); err != nil {
+		row.NA = "n/a: no fusermount3"
+	}
+	if row.NA != "" {
+		r.rows = append(r.rows, row)
+		return row
+	}
+	mnt := filepath.Join(r.dir, "mnt")
+	if err := os.MkdirAll(mnt, 0o700); err != nil {
+		r.b.Fatal(err)
+	}
+	m := startMount(r.b, r.rita, nil, mnt, "--dataset", r.ds)
+	pid := m.cmd.Process.Pid
+	for range r.cfg.n {
+		cat := exec.Command("cat", filepath.Join(mnt, r.ds, name))
+		null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+		if err != nil {
+			r.b.Fatal(err)
+		}
+		cat.Stdout = null
+		cpu0 := procCPU(pid)
+		smp, err := runMeasured(r.s, []*exec.Cmd{cat})
+		if err != nil {
+			r.b.Fatalf("%s: %v\n%s", label, err, m.stderr.String())
+		}
+		smp.Procs = append(smp.Procs, procStat{Name: "dozo mount", CPU: procCPU(pid) - cpu0, RSSMiB: vmHWM(pid)})
+		row.Samples = append(row.Samples, smp)
+	}
+	r.rita.must(r.b, "umount", mnt)
+	m.wait(r.b)
+	row.summarize()
+	r.rows = append(r.rows, row)
+	return row
+}
+
+// procCPU is the CPU seconds process pid has used so far.
+func procCPU(pid int) float64 {
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(st[bytes.LastIndexByte(st, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseFloat(f[11], 64)
+	k, _ := strconv.ParseFloat(f[12], 64)
+	return (u + k) / 100
 }
 
 // s3put runs s3pipe against the first MinIO server.

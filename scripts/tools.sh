@@ -3,8 +3,8 @@
 # need (MinIO, versitygw, Vault, the reference age CLI) into a cache outside
 # the repo, and PostgreSQL from Debian's packages.
 #
-#   scripts/tools.sh [all|minio|versitygw|vault|age|postgres]   install (no-op when present)
-#   scripts/tools.sh path                                       print the cache bin dir
+#   scripts/tools.sh [all|minio|versitygw|vault|age|postgres|fuse]   install (no-op when present)
+#   scripts/tools.sh path                                            print the cache bin dir
 #
 # Programs already on PATH are used as they are. Builds are slow the first
 # time on a machine (Vault ~25-30 min, MinIO ~7 min, versitygw a few minutes
@@ -72,21 +72,38 @@ install_vault() {
   log "vault installed at $BIN/vault"
 }
 
-# PostgreSQL, from Debian's packages, for the catalog's PostgreSQL tests:
-# scripts/postgres.sh runs a private cluster from its programs, never the
-# system's cluster or service.
-install_postgres() {
-  if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || have initdb; then return 0; fi
+# apt_install PKG...: Debian's packages, for the programs that come from
+# the system rather than the Go module proxy. apt-get update runs once per
+# call of this script, and only when something is missing.
+apt_updated=
+apt_install() {
   if ! have apt-get; then
-    log "PostgreSQL is not installed and there is no apt-get: install it by hand (initdb, pg_ctl, psql)"
-    [ "${CI:-}" = true ] && return 1
-    return 0
+    log "no apt-get: install $* with your system's package manager"
+    return 1
   fi
   local sudo=
   [ "$(id -u)" = 0 ] || sudo=sudo
-  log "installing PostgreSQL from Debian's packages"
-  $sudo apt-get update -q
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql
+  if [ -z "$apt_updated" ]; then
+    $sudo apt-get update -q >&2
+    apt_updated=1
+  fi
+  log "installing $* from Debian's packages"
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >&2
+}
+
+# PostgreSQL, for the catalog's PostgreSQL tests: scripts/postgres.sh runs
+# a private cluster from its programs, never the system's cluster or
+# service.
+install_postgres() {
+  if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || have initdb; then return 0; fi
+  apt_install postgresql
+}
+
+# fuse3 provides fusermount3, which 'dozo mount' and its tests need (and
+# /dev/fuse, which a container gets with --device /dev/fuse).
+install_fuse() {
+  if have fusermount3; then return 0; fi
+  apt_install fuse3
 }
 
 case "${1:-all}" in
@@ -96,6 +113,7 @@ case "${1:-all}" in
   vault) install_vault ;;
   age) install_age ;;
   postgres) install_postgres ;;
-  all) install_age; install_minio; install_versitygw; install_vault; install_postgres ;;
-  *) echo "usage: $0 [all|minio|versitygw|vault|age|postgres|path]" >&2; exit 2 ;;
+  fuse) install_fuse ;;
+  all) install_age; install_minio; install_versitygw; install_vault; install_postgres; install_fuse ;;
+  *) echo "usage: $0 [all|minio|versitygw|vault|age|postgres|fuse|path]" >&2; exit 2 ;;
 esac

@@ -53,7 +53,7 @@ func newApp() *cli.App {
 			datasetCommand(), lsCommand(),
 			uploadCommand(), fetchCommand(),
 			grantCommand(), revokeCommand(), grantsCommand(),
-			auditCommand(), adminCommand(), scrubCommand(),
+			auditCommand(), adminCommand(), scrubCommand(), mountCommand(), umountCommand(),
 		},
 		EnableBashCompletion: true,
 		HideHelpCommand:      true,
