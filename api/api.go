@@ -98,6 +98,13 @@ type User struct {
 	// Frozen: an administrator froze this account; everything but whoami
 	// is refused until it is lifted.
 	Frozen bool `json:"frozen,omitempty"`
+	// Mount is the Vault auth mount of the login ("userpass", "ldap");
+	// EntityID the Vault identity entity (the person behind the login).
+	Mount    string `json:"mount,omitempty"`
+	EntityID string `json:"entity_id,omitempty"`
+	// Groups are the Vault identity groups dozod maps to roles that the
+	// user is in.
+	Groups []string `json:"groups,omitempty"`
 }
 
 type RecipientRequest struct {

@@ -18,6 +18,13 @@ import (
 type Identity struct {
 	Name         string    // dozo user name (the Vault userpass/LDAP user)
 	TokenExpires time.Time // zero for a non-expiring token
+	Mount        string    // the auth mount the login was on ("ldap")
+	EntityID     string    // the Vault identity entity (the person)
+	// Groups are the identity groups dozod maps to roles ([auth]
+	// admin_groups, submitter_groups) that the entity is in, by name,
+	// as read at EntityChecked (roles.go).
+	Groups        []string
+	EntityChecked time.Time
 }
 
 // Identifier maps a bearer token to a user. Implementations fail closed:
@@ -55,6 +62,8 @@ type VaultIdentifier struct {
 
 	mu    sync.Mutex
 	cache map[[32]byte]cached
+
+	groups *groupMap // roles.go
 }
 
 type cached struct {
@@ -85,6 +94,9 @@ func (v *VaultIdentifier) Identify(ctx context.Context, token string) (*Identity
 	v.mu.Unlock()
 	if ok && now.Before(c.expires) {
 		id := c.id
+		if err := v.refreshEntity(ctx, token, &id); err != nil { // roles.go
+			return nil, err
+		}
 		return &id, nil
 	}
 	tc, err := v.vc.WithToken(token)
@@ -94,7 +106,7 @@ func (v *VaultIdentifier) Identify(ctx context.Context, token string) (*Identity
 	ti, err := tc.LookupSelf(ctx)
 	switch {
 	case errors.Is(err, vault.ErrPermissionDenied), errors.Is(err, vault.ErrNotFound):
-		return nil, ErrBadToken
+		return nil, v.whyRefused(ctx, token) // roles.go
 	case err != nil:
 		return nil, fmt.Errorf("%w: %v", ErrIdentityUnavailable, err)
 	}
@@ -102,7 +114,7 @@ func (v *VaultIdentifier) Identify(ctx context.Context, token string) (*Identity
 	if err != nil {
 		return nil, err
 	}
-	aliases, err := tc.EntityAliases(ctx, ti.EntityID)
+	ent, err := tc.Entity(ctx, ti.EntityID)
 	switch {
 	case errors.Is(err, vault.ErrPermissionDenied):
 		return nil, fmt.Errorf("%w: Vault does not let this token read its own identity entity (identity/entity/id/{{identity.entity.id}}, part of Vault's default policy)", ErrBadToken)
@@ -111,11 +123,17 @@ func (v *VaultIdentifier) Identify(ctx context.Context, token string) (*Identity
 	case err != nil:
 		return nil, fmt.Errorf("%w: %v", ErrIdentityUnavailable, err)
 	}
-	name, err := AliasName(aliases, mount)
+	if ent.Disabled {
+		return nil, ErrEntityDisabled
+	}
+	name, err := AliasName(ent.Aliases, mount)
 	if err != nil {
 		return nil, err
 	}
-	id := Identity{Name: name, TokenExpires: ti.ExpireTime}
+	id := Identity{Name: name, TokenExpires: ti.ExpireTime, Mount: mount, EntityID: ent.ID}
+	if err := v.setGroups(ctx, &id, ent); err != nil { // roles.go
+		return nil, err
+	}
 	exp := now.Add(v.ttl)
 	if !ti.ExpireTime.IsZero() && ti.ExpireTime.Before(exp) {
 		exp = ti.ExpireTime
@@ -233,6 +251,8 @@ func (s *Server) authenticate(r *http.Request) (*Identity, error) {
 	}
 	id, err := s.ident.Identify(r.Context(), tok)
 	switch {
+	case errors.Is(err, ErrEntityDisabled):
+		return nil, &httpError{status: http.StatusUnauthorized, msg: err.Error()}
 	case errors.Is(err, ErrBadToken):
 		return nil, &httpError{status: http.StatusUnauthorized, msg: err.Error(), hint: loginHint}
 	case err != nil:
@@ -254,6 +274,8 @@ type AuthConfig struct {
 	// from all of them are one name space: list two mounts only if "alice"
 	// on each is the same person.
 	Mounts []string `toml:"mounts"`
+
+	GroupRoles // roles.go: admin_groups, submitter_groups
 }
 
 const authConfigHelp = `  [auth]              which Vault logins are dozo users
@@ -261,9 +283,15 @@ const authConfigHelp = `  [auth]              which Vault logins are dozo users
                                                  in env); only a token from a login on one of
                                                  them identifies a user, named by its
                                                  identity entity alias on that mount
+  admin_groups        DOZOD_AUTH_ADMIN_GROUPS    []; Vault identity group names whose members
+                                                 have the admin role (with admins)
+  submitter_groups    DOZOD_AUTH_SUBMITTER_GROUPS []; likewise for the submitter role (with
+                                                 submitters); dozod's token reads
+                                                 identity/group/name/<each>
 `
 
 func (c *AuthConfig) applyEnv(getenv func(string) string) {
+	c.GroupRoles.applyEnv(getenv)
 	if v := getenv("DOZOD_AUTH_MOUNTS"); v != "" {
 		c.Mounts = nil
 		for _, m := range strings.Split(v, ",") {
@@ -299,7 +327,7 @@ func (c *AuthConfig) validate() error {
 		}
 		seen[m] = true
 	}
-	return nil
+	return c.GroupRoles.validate()
 }
 
 // normalMounts returns mounts without surrounding slashes ("userpass/",

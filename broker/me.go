@@ -19,7 +19,8 @@ func (s *Server) whoami(q *request) error {
 	if err != nil {
 		return err
 	}
-	u := api.User{Name: q.user.Name, Roles: s.roles(q.user), Recipient: rcpt, Frozen: fr}
+	u := api.User{Name: q.user.Name, Roles: s.roles(q.user), Recipient: rcpt, Frozen: fr,
+		Mount: q.user.Mount, EntityID: q.user.EntityID, Groups: q.user.Groups}
 	if !q.user.TokenExpires.IsZero() {
 		u.TokenTTL = max(0, int64(q.user.TokenExpires.Sub(s.now()).Seconds()))
 	}

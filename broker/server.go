@@ -59,6 +59,9 @@ type Options struct {
 	Targets    []Target
 	Admins     []string
 	Submitters []string
+	// Groups: Vault identity groups whose members have the admin or
+	// submitter role too (roles.go); the Identifier reports membership.
+	Groups GroupRoles
 	// PresignExpiry is the lifetime of presigned URLs (default 10m).
 	PresignExpiry time.Duration
 	// UploadExpiry is how long an upload session lives without activity
@@ -122,6 +125,10 @@ type Server struct {
 	// guard limits and aggregates refusals of unidentified requests
 	// (limits.go).
 	guard *refusalGuard
+
+	// adminGroups, submitGroups: identity group names giving the roles
+	// (roles.go).
+	adminGroups, submitGroups map[string]bool
 }
 
 // New returns a Server.
@@ -145,6 +152,9 @@ func New(o Options) (*Server, error) {
 		mux:       http.NewServeMux(),
 
 		deletionGrace: o.Lifecycle.DeletionGrace,
+
+		adminGroups:  set(o.Groups.AdminGroups),
+		submitGroups: set(o.Groups.SubmitterGroups),
 	}
 	for _, t := range o.Targets {
 		if _, dup := s.targets[t.ID()]; dup {
@@ -229,14 +239,19 @@ func (s *Server) health(q *request) error {
 // today is the current UTC date, against which grants are checked.
 func (s *Server) today() string { return s.now().UTC().Format(catalog.DateLayout) }
 
-func (s *Server) isAdmin(u *Identity) bool { return s.admins[u.Name] }
+// isAdmin: u is listed in admins or is in an admin group.
+func (s *Server) isAdmin(u *Identity) bool { return s.admins[u.Name] || inGroup(u, s.adminGroups) }
 
+// isSubmitter: u is listed in submitters or is in a submitter group.
+func (s *Server) isSubmitter(u *Identity) bool { return s.submit[u.Name] || inGroup(u, s.submitGroups) }
+
+// roles are u's global roles, from the config lists and identity groups.
 func (s *Server) roles(u *Identity) []string {
 	var r []string
-	if s.admins[u.Name] {
+	if s.isAdmin(u) {
 		r = append(r, "admin")
 	}
-	if s.submit[u.Name] {
+	if s.isSubmitter(u) {
 		r = append(r, "submitter")
 	}
 	return r

@@ -10,7 +10,9 @@
 # State lives in $DOZO_DEV_DIR (default <repo>/.dozo-dev); the stack in
 # $DOZO_DEV_DIR/stack. `up` writes $DOZO_DEV_DIR/env (mode 0600): source it
 # for DOZO_BROKER, DOZO_CA_CERT, the dev users and their passwords, the S3
-# endpoints and keys, VAULT_ADDR and VAULT_TOKEN (the stack's root token).
+# endpoints and keys, VAULT_ADDR and VAULT_TOKEN (the stack's root token),
+# and the LDAP directory (scripts/ldap.sh, in $DOZO_DEV_DIR/ldap): its URL,
+# base DN, manager bind and its three users (DOZO_DEV_LDAP_*).
 # Passwords are random per dev dir, kept across runs, and never printed.
 set -euo pipefail
 
@@ -20,6 +22,7 @@ DEV=${DOZO_DEV_DIR:-$root/.dozo-dev}
 mkdir -p "$DEV"; chmod 700 "$DEV"
 DEV=$(cd "$DEV" && pwd)
 export DOZO_STACK_DIR=$DEV/stack
+export DOZO_LDAP_DIR=$DEV/ldap
 DOZOD=${DOZOD_BIN:-$root/bin/dozod}
 CONF=$DEV/dozod.toml
 ENVFILE=$DEV/env
@@ -78,6 +81,15 @@ path "transit/verify/dozo-ds-*"       { capabilities = ["update"] }
 path "transit/keys/dozo-audit"        { capabilities = ["create", "read", "update"] }
 path "transit/hmac/dozo-audit/*"      { capabilities = ["update"] }
 path "transit/verify/dozo-audit/*"    { capabilities = ["update"] }
+# Roles from identity groups: the groups named in [auth] admin_groups and
+# submitter_groups, read by name to learn their ids.
+path "identity/group/name/dozo-admins"     { capabilities = ["read"] }
+path "identity/group/name/dozo-submitters" { capabilities = ["read"] }
+# Telling a disabled identity from a bad token: Vault refuses every use of
+# a disabled entity's token, so dozod looks the token up itself and reads
+# the entity's disabled flag.
+path "auth/token/lookup"              { capabilities = ["update"] }
+path "identity/entity/id/*"           { capabilities = ["read"] }
 POLICY
   if [ -s "$DEV/dozod.token" ] && VAULT_TOKEN=$(cat "$DEV/dozod.token") vault token lookup >/dev/null 2>&1; then
     :
@@ -102,6 +114,31 @@ POLICY
   done <"$DEV/users"
 }
 
+# ldap_setup: the private directory (scripts/ldap.sh) and Vault's LDAP
+# auth method against it, with an external identity group for each of the
+# directory's dozo groups, re-applied on every `up`. Vault refreshes an
+# LDAP user's external group memberships at each login and token renewal.
+ldap_setup() {
+  "$here/ldap.sh" up >"$DEV/ldap-up.log" 2>&1 || { cat "$DEV/ldap-up.log" >&2; die "ldap.sh up failed"; }
+  # shellcheck disable=SC1091
+  . "$DOZO_LDAP_DIR/env"
+  vault auth list | grep -q '^ldap/' || vault auth enable ldap >/dev/null
+  vault write auth/ldap/config url="$LDAP_URL" \
+    binddn="$LDAP_VAULT_BIND_DN" bindpass="$LDAP_VAULT_BIND_PASSWORD" \
+    userdn="ou=people,$LDAP_BASE_DN" userattr=uid \
+    groupdn="ou=groups,$LDAP_BASE_DN" groupattr=cn \
+    groupfilter='(&(objectClass=groupOfNames)(member={{.UserDN}}))' \
+    token_policies=default token_ttl=8h >/dev/null
+  local acc g id
+  acc=$(vault auth list -format=json | jq -r '."ldap/".accessor')
+  for g in dozo-admins dozo-submitters; do
+    id=$(vault read -field=id "identity/group/name/$g" 2>/dev/null) ||
+      id=$(vault write -field=id identity/group name="$g" type=external)
+    vault read -format=json "identity/group/id/$id" | jq -e --arg a "$acc" '.data.alias.mount_accessor == $a' >/dev/null ||
+      vault write identity/group-alias name="$g" mount_accessor="$acc" canonical_id="$id" >/dev/null
+  done
+}
+
 password() { awk -v u="$1" '$1 == u { print $2 }' "$DEV/users"; }
 
 # write_config writes dozod.toml; it returns 0 if the file changed.
@@ -120,6 +157,11 @@ write_config() {
     echo
     # A grace period of seconds, so tests and demos see a deletion run;
     # dozod's own default is 7 days.
+    echo "[auth]"
+    echo "mounts = [\"userpass\", \"ldap\"]"
+    echo "admin_groups = [\"dozo-admins\"]"
+    echo "submitter_groups = [\"dozo-submitters\"]"
+    echo
     echo "[lifecycle]"
     echo "deletion_grace = \"${DOZO_DEV_DELETION_GRACE:-10s}\""
     echo
@@ -179,6 +221,16 @@ write_env() {
     echo "export DOZO_DEV_SUBMITTER_PASSWORD='$(password sam)'"
     echo "export DOZO_DEV_RESEARCHER='rita'"
     echo "export DOZO_DEV_RESEARCHER_PASSWORD='$(password rita)'"
+    echo "export DOZO_DEV_LDAP_URL='$LDAP_URL'"
+    echo "export DOZO_DEV_LDAP_BASE_DN='$LDAP_BASE_DN'"
+    echo "export DOZO_DEV_LDAP_BIND_DN='$LDAP_BIND_DN'"
+    echo "export DOZO_DEV_LDAP_BIND_PASSWORD='$LDAP_BIND_PASSWORD'"
+    echo "export DOZO_DEV_LDAP_ADMIN='$LDAP_ADMIN'"
+    echo "export DOZO_DEV_LDAP_ADMIN_PASSWORD='$LDAP_ADMIN_PASSWORD'"
+    echo "export DOZO_DEV_LDAP_SUBMITTER='$LDAP_SUBMITTER'"
+    echo "export DOZO_DEV_LDAP_SUBMITTER_PASSWORD='$LDAP_SUBMITTER_PASSWORD'"
+    echo "export DOZO_DEV_LDAP_RESEARCHER='$LDAP_RESEARCHER'"
+    echo "export DOZO_DEV_LDAP_RESEARCHER_PASSWORD='$LDAP_RESEARCHER_PASSWORD'"
     echo "export DOZO_DEV_S3_ENDPOINTS='$DOZO_DEV_S3_ENDPOINTS'"
     echo "export DOZO_DEV_S3_BUCKETS='$DOZO_DEV_S3_BUCKETS'"
     echo "export DOZO_DEV_S3_KINDS='$DOZO_DEV_S3_KINDS'"
@@ -194,6 +246,7 @@ write_env() {
 
 up() {
   command -v curl >/dev/null || die "curl not found"
+  command -v jq >/dev/null || die "jq not found"
   # stack.sh's output goes through a file: a server it starts in the
   # background may keep inherited descriptors open, which would make a
   # caller reading our output through a pipe wait for that server to exit.
@@ -202,6 +255,7 @@ up() {
   # shellcheck disable=SC1091
   . "$DOZO_STACK_DIR/env"
   vault_setup
+  ldap_setup
   if ! dozod_alive || [ ! -x "$DOZOD" ]; then
     log "building $DOZOD"
     (cd "$root" && go build -o "$DOZOD" ./cmd/dozod)
@@ -228,6 +282,7 @@ up() {
 status() {
   local ok=0
   "$here/stack.sh" status || ok=1
+  "$here/ldap.sh" status || ok=1
   if dozod_alive; then echo "dozod: running pid $(cat "$DEV/dozod.pid") https://127.0.0.1:$(cat "$DEV/dozod.port")"
   else echo "dozod: stopped"; ok=1; fi
   [ -f "$ENVFILE" ] && echo "env: $ENVFILE"
@@ -247,6 +302,7 @@ case "${1:-}" in
         case "$(readlink "/proc/$c/cwd" 2>/dev/null)" in "$DOZO_STACK_DIR"/*) orphans+=("$c") ;; esac
       done
     fi
+    "$here/ldap.sh" down
     "$here/stack.sh" down
     for c in "${orphans[@]}"; do
       [ -d "/proc/$c" ] || continue

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # tools.sh — install the pinned external programs dozo's tests and local stack
 # need (MinIO, versitygw, Vault, the reference age CLI) into a cache outside
-# the repo, and PostgreSQL from Debian's packages.
+# the repo, and PostgreSQL and OpenLDAP from Debian's packages.
 #
-#   scripts/tools.sh [all|minio|versitygw|vault|age|postgres|fuse]   install (no-op when present)
-#   scripts/tools.sh path                                            print the cache bin dir
+#   scripts/tools.sh [all|minio|versitygw|vault|age|postgres|fuse|ldap]   install (no-op when present)
+#   scripts/tools.sh path                                                 print the cache bin dir
 #
 # Programs already on PATH are used as they are. Builds are slow the first
 # time on a machine (Vault ~25-30 min, MinIO ~7 min, versitygw a few minutes
@@ -106,6 +106,14 @@ install_fuse() {
   apt_install fuse3
 }
 
+# ldap: OpenLDAP's slapd and the ldap* clients from Debian's packages, for
+# the local directory: scripts/ldap.sh runs its own slapd from them, never
+# the system service the package sets up.
+install_ldap() {
+  if [ -x /usr/sbin/slapd ] && have ldapmodify && have ldapsearch; then return 0; fi
+  apt_install slapd ldap-utils
+}
+
 case "${1:-all}" in
   path) echo "$BIN" ;;
   minio) install_minio ;;
@@ -114,6 +122,7 @@ case "${1:-all}" in
   age) install_age ;;
   postgres) install_postgres ;;
   fuse) install_fuse ;;
-  all) install_age; install_minio; install_versitygw; install_vault; install_postgres; install_fuse ;;
-  *) echo "usage: $0 [all|minio|versitygw|vault|age|postgres|fuse|path]" >&2; exit 2 ;;
+  ldap) install_ldap ;;
+  all) install_age; install_minio; install_versitygw; install_vault; install_postgres; install_fuse; install_ldap ;;
+  *) echo "usage: $0 [all|minio|versitygw|vault|age|postgres|fuse|ldap|path]" >&2; exit 2 ;;
 esac

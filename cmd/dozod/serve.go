@@ -86,9 +86,15 @@ func serve(c *cli.Context) error {
 	}
 	defer cat.Close()
 	log.Info("catalog open", "backend", cat.Backend(), "location", catalog.Redact(cfg.Catalog))
+	ident := broker.NewVaultIdentifier(vc, broker.MaxTokenCacheAge, cfg.Auth.Mounts...).MapGroups(cfg.Auth.GroupRoles.Names()...)
+	if missing, err := ident.CheckGroups(ctx); err != nil {
+		return fmt.Errorf("checking the identity groups of [auth]: %w", err)
+	} else if len(missing) > 0 {
+		log.Warn("identity groups not in Vault (yet): nobody has their roles", "groups", missing)
+	}
 	srv, err := broker.New(broker.Options{
-		Catalog: cat, Identifier: broker.NewVaultIdentifier(vc, broker.MaxTokenCacheAge, cfg.Auth.Mounts...), Keys: vc, Targets: targets,
-		Admins: cfg.Admins, Submitters: cfg.Submitters, PresignExpiry: cfg.PresignExpiry, UploadExpiry: cfg.UploadExpiry,
+		Catalog: cat, Identifier: ident, Keys: vc, Targets: targets,
+		Admins: cfg.Admins, Submitters: cfg.Submitters, Groups: cfg.Auth.GroupRoles, PresignExpiry: cfg.PresignExpiry, UploadExpiry: cfg.UploadExpiry,
 		Logger: log, Version: version, Scrub: cfg.Scrub, Metrics: cfg.Metrics, Lifecycle: cfg.Lifecycle,
 		Limits: cfg.Limits, Audit: cfg.Audit,
 	})
