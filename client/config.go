@@ -132,6 +132,8 @@ func readSecret(path string) ([]byte, error) {
 // Login is what 'dozo login' remembers besides the token.
 type Login struct {
 	Username  string    `json:"username"`
+	Method    string    `json:"method,omitempty"` // userpass, ldap or token
+	Mount     string    `json:"mount,omitempty"`  // the auth mount, if not the method's name
 	VaultAddr string    `json:"vault_addr"`
 	Broker    string    `json:"broker,omitempty"`
 	At        time.Time `json:"logged_in_at"`

@@ -6,35 +6,64 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
+	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/client"
+	"github.com/dozo-vault/dozo/vault"
 )
 
 func loginCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "login",
 		Usage: "log in to Vault and keep the token for later commands",
-		Description: "Logs in with Vault's userpass method. The password goes to Vault only; the\n" +
-			"token Vault returns is stored 0600 in the config directory and sent to dozod\n" +
-			"with every request. On a terminal the password is prompted for without echo.\n\n" +
+		Description: "Logs in with one of Vault's auth methods (--method):\n" +
+			"   userpass  a Vault user name and password (the default)\n" +
+			"   ldap      your directory (LDAP) user name and password, checked by Vault\n" +
+			"   token     a Vault token you already have, read from standard input (batch\n" +
+			"             jobs); it must come from a login dozod accepts, which is checked\n" +
+			"The default method is DOZO_LOGIN_METHOD, else the method of the last login.\n" +
+			"The password goes to Vault only; the token Vault returns is stored 0600 in the\n" +
+			"config directory and sent to dozod with every request. On a terminal a missing\n" +
+			"user name, the password and a second factor's one-time code (if Vault's login\n" +
+			"MFA asks for one) are prompted for, the password without echo.\n\n" +
 			"EXAMPLES:\n" +
 			"   dozo login --username alice --vault-addr https://vault.example.org:8200\n" +
-			"   printf '%s\\n' \"$PASSWORD\" | dozo login -u alice --password-stdin   # scripts",
+			"   dozo login --method ldap -u alice\n" +
+			"   printf '%s\\n' \"$PASSWORD\" | dozo login -u alice --password-stdin   # scripts\n" +
+			"   printf '%s\\n' \"$VAULT_TOKEN\" | dozo login --method token           # batch jobs",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "username", Aliases: []string{"u"}, EnvVars: []string{"DOZO_USERNAME"}, Usage: "Vault user `NAME`", Required: true},
+			&cli.StringFlag{Name: "method", EnvVars: []string{"DOZO_LOGIN_METHOD"}, Usage: "login `METHOD`: userpass, ldap or token (default: the last login's, else userpass)"},
+			&cli.StringFlag{Name: "username", Aliases: []string{"u"}, EnvVars: []string{"DOZO_USERNAME"}, Usage: "user `NAME` (prompted for if missing)"},
 			&cli.BoolFlag{Name: "password-stdin", Usage: "read the password from the first line of standard input"},
+			&cli.StringFlag{Name: "mfa-code", Usage: "one-time `CODE` for Vault's login MFA, if it asks for one"},
 			&cli.StringFlag{Name: "vault-addr", EnvVars: []string{"VAULT_ADDR"}, Usage: "Vault's `URL`"},
 			&cli.StringFlag{Name: "vault-ca-cert", EnvVars: []string{"VAULT_CACERT"}, Usage: "PEM `FILE` of Vault's CA (default: system roots)"},
-			&cli.StringFlag{Name: "mount", Value: "userpass", Usage: "userpass auth `MOUNT` in Vault"},
+			&cli.StringFlag{Name: "mount", Usage: "the auth method's `MOUNT` path in Vault (default: the method's name)"},
 			jsonFlag,
 		},
 		Action: runLogin,
 	}
+}
+
+// loginMethod is --method, else the last login's method, else userpass.
+func loginMethod(c *cli.Context, d *client.Dir) (string, error) {
+	m := c.String("method")
+	if m == "" {
+		m = d.Login().Method
+	}
+	if m == "" {
+		m = client.MethodUserpass
+	}
+	if !slices.Contains(client.LoginMethods, m) {
+		return "", &client.Error{Op: "logging in", Err: fmt.Errorf("unknown login method %q", m), Hint: "use --method " + strings.Join(client.LoginMethods, ", ")}
+	}
+	return m, nil
 }
 
 func runLogin(c *cli.Context) error {
@@ -45,47 +74,82 @@ func runLogin(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	user := c.String("username")
-	pw, err := readPassword(c, user)
+	method, err := loginMethod(c, d)
 	if err != nil {
 		return err
 	}
-	tok, err := client.VaultLogin(c.Context, client.LoginOptions{
-		VaultAddr: c.String("vault-addr"), VaultCACert: c.String("vault-ca-cert"),
-		Mount: c.String("mount"), Username: user, Password: pw,
-	})
-	pw = ""
-	if err != nil {
-		return err
+	user, tok := c.String("username"), ""
+	if method == client.MethodToken {
+		if tok, err = readLine(c, "reading the token", "pipe the token in, e.g. printf '%s\\n' \"$VAULT_TOKEN\" | dozo login --method token"); err != nil {
+			return err
+		}
+	} else {
+		if user == "" {
+			if user, err = prompt("User name: ", false); err != nil {
+				return &client.Error{Op: "reading the user name", Err: err, Hint: "pass --username"}
+			}
+		}
+		pw, err := readPassword(c, user)
+		if err != nil {
+			return err
+		}
+		tok, err = client.VaultLogin(c.Context, client.LoginOptions{
+			VaultAddr: c.String("vault-addr"), VaultCACert: c.String("vault-ca-cert"),
+			Method: method, Mount: c.String("mount"), Username: user, Password: pw,
+			MFACode: c.String("mfa-code"),
+			PromptMFA: func(m vault.MFAMethod) (string, error) {
+				return prompt(fmt.Sprintf("One-time code (%s %s): ", m.Type, m.Name), false)
+			},
+		})
+		pw = ""
+		if err != nil {
+			return err
+		}
 	}
-	l := client.Login{Username: user, VaultAddr: c.String("vault-addr"), Broker: brokerURL(c, d), At: time.Now().UTC()}
-	if err := d.SaveLogin(tok, l); err != nil {
-		return err
-	}
-	// Tell the user how dozod sees them, if a broker is configured; the
-	// login itself succeeded either way.
+	l := client.Login{Username: user, Method: method, Mount: c.String("mount"), VaultAddr: c.String("vault-addr"), Broker: brokerURL(c, d), At: time.Now().UTC()}
+	// Tell the user how dozod sees them, if a broker is configured. A
+	// password login succeeded either way; a token is kept only if dozod
+	// takes it for a user.
 	out := struct {
 		Username  string   `json:"username"`
+		Method    string   `json:"method"`
 		Roles     []string `json:"roles,omitempty"`
+		Groups    []string `json:"groups,omitempty"`
 		ConfigDir string   `json:"config_dir"`
 		Broker    string   `json:"broker,omitempty"`
 		TokenTTL  int64    `json:"token_ttl_seconds,omitempty"`
-	}{Username: user, ConfigDir: d.Path, Broker: l.Broker}
+	}{Username: user, Method: method, ConfigDir: d.Path, Broker: l.Broker}
+	var confirmErr error
 	if l.Broker != "" {
-		if cl, err := clientFor(c, d, tok); err == nil {
-			if u, err := cl.WhoAmI(c.Context); err == nil {
-				out.Roles, out.TokenTTL = u.Roles, u.TokenTTL
-			} else {
-				fmt.Fprintf(stderr(c), "dozo: logged in to Vault, but dozod did not confirm: %s\n", client.Format(err, c.Bool("debug")))
+		cl, err := clientFor(c, d, tok)
+		if err == nil {
+			var u *api.User
+			if u, err = cl.WhoAmI(c.Context); err == nil {
+				out.Username, out.Roles, out.Groups, out.TokenTTL = u.Name, u.Roles, u.Groups, u.TokenTTL
+				l.Username = u.Name
 			}
 		}
+		confirmErr = err
+	}
+	if method == client.MethodToken {
+		switch {
+		case l.Broker == "":
+			return &client.Error{Op: "checking the token", Err: errors.New("no dozod to check it with"), Hint: "pass --broker or set DOZO_BROKER"}
+		case confirmErr != nil:
+			return &client.Error{Op: "checking the token with dozod", Err: confirmErr}
+		}
+	} else if confirmErr != nil {
+		fmt.Fprintf(stderr(c), "dozo: logged in to Vault, but dozod did not confirm: %s\n", client.Format(confirmErr, c.Bool("debug")))
+	}
+	if err := d.SaveLogin(tok, l); err != nil {
+		return err
 	}
 	if c.Bool("json") {
 		return printJSON(stdout(c), out)
 	}
-	fmt.Fprintf(stdout(c), "Logged in as %s", user)
+	fmt.Fprintf(stdout(c), "Logged in as %s (%s)", out.Username, method)
 	if len(out.Roles) > 0 {
-		fmt.Fprintf(stdout(c), " (roles: %s)", strings.Join(out.Roles, ", "))
+		fmt.Fprintf(stdout(c), "; roles: %s", strings.Join(out.Roles, ", "))
 	}
 	if out.TokenTTL > 0 {
 		fmt.Fprintf(stdout(c), "; token valid for %s", time.Duration(out.TokenTTL)*time.Second)
@@ -94,29 +158,53 @@ func runLogin(c *cli.Context) error {
 	return nil
 }
 
+// prompt asks on the terminal and reads a line, echoed unless secret.
+func prompt(question string, secret bool) (string, error) {
+	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+	if err != nil {
+		return "", errors.New("no terminal to prompt on")
+	}
+	defer tty.Close()
+	fmt.Fprint(tty, question)
+	if secret {
+		b, err := term.ReadPassword(int(tty.Fd()))
+		fmt.Fprintln(tty)
+		return string(b), err
+	}
+	line, err := bufio.NewReader(tty).ReadString('\n')
+	if err != nil && line == "" {
+		return "", err
+	}
+	if line = strings.TrimSpace(line); line == "" {
+		return "", errors.New("nothing entered")
+	}
+	return line, nil
+}
+
+// readLine reads the first line of standard input.
+func readLine(c *cli.Context, op, hint string) (string, error) {
+	line, err := bufio.NewReader(c.App.Reader).ReadString('\n')
+	if err != nil && !(errors.Is(err, io.EOF) && line != "") {
+		return "", &client.Error{Op: op, Err: errors.New("nothing on standard input"), Hint: hint}
+	}
+	if line = strings.TrimRight(line, "\r\n"); line == "" {
+		return "", &client.Error{Op: op, Err: errors.New("empty first line on standard input"), Hint: hint}
+	}
+	return line, nil
+}
+
 // readPassword gets the password from stdin (--password-stdin) or a
 // no-echo prompt on the terminal. It never falls back to echoing input.
 func readPassword(c *cli.Context, user string) (string, error) {
 	const op = "reading the password"
 	if c.Bool("password-stdin") {
-		line, err := bufio.NewReader(c.App.Reader).ReadString('\n')
-		if err != nil && !(errors.Is(err, io.EOF) && line != "") {
-			return "", &client.Error{Op: op, Err: errors.New("nothing on standard input"), Hint: "pipe the password in, e.g. printf '%s\\n' \"$PW\" | dozo login ..."}
-		}
-		return strings.TrimRight(line, "\r\n"), nil
+		return readLine(c, op, "pipe the password in, e.g. printf '%s\\n' \"$PW\" | dozo login ...")
 	}
-	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
-	if err != nil {
-		return "", &client.Error{Op: op, Err: errors.New("no terminal to prompt on"), Hint: "use --password-stdin"}
-	}
-	defer tty.Close()
-	fmt.Fprintf(tty, "Vault password for %s: ", user)
-	b, err := term.ReadPassword(int(tty.Fd()))
-	fmt.Fprintln(tty)
+	pw, err := prompt(fmt.Sprintf("Vault password for %s: ", user), true)
 	if err != nil {
 		return "", &client.Error{Op: op, Err: err, Hint: "use --password-stdin"}
 	}
-	return string(b), nil
+	return pw, nil
 }
 
 func whoamiCommand() *cli.Command {
@@ -160,10 +248,18 @@ func runWhoami(c *cli.Context) error {
 			Broker            string   `json:"broker"`
 			ConfigurationPath string   `json:"config_dir"`
 			Frozen            bool     `json:"frozen,omitempty"`
-		}{u.Name, u.Roles, u.Recipient, local, local != "" && local == u.Recipient, u.TokenTTL, cl.Broker(), d.Path, u.Frozen})
+			Mount             string   `json:"mount,omitempty"`
+			EntityID          string   `json:"entity_id,omitempty"`
+			Groups            []string `json:"groups"`
+		}{u.Name, u.Roles, u.Recipient, local, local != "" && local == u.Recipient, u.TokenTTL, cl.Broker(), d.Path, u.Frozen,
+			u.Mount, u.EntityID, nonNil(u.Groups)})
 	}
 	w := table(stdout(c))
 	fmt.Fprintf(w, "user\t%s\n", u.Name)
+	if u.Mount != "" {
+		fmt.Fprintf(w, "login\t%s (Vault auth mount), identity entity %s\n", u.Mount, u.EntityID)
+	}
+	fmt.Fprintf(w, "groups\t%s\n", joinOr(u.Groups, "(none that dozod maps to a role)"))
 	fmt.Fprintf(w, "roles\t%s\n", joinOr(u.Roles, "(none)"))
 	if u.Frozen {
 		fmt.Fprintf(w, "FROZEN\tby an administrator: everything but whoami is refused\n")
@@ -185,6 +281,13 @@ func runWhoami(c *cli.Context) error {
 		fmt.Fprintf(w, "key\t%s (registered, matches your identity)\n", short(local))
 	}
 	return w.Flush()
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
 
 // short abbreviates a recipient; hybrid ones are ~2000 characters.
