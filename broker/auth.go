@@ -252,7 +252,7 @@ func (s *Server) authenticate(r *http.Request) (*Identity, error) {
 	id, err := s.ident.Identify(r.Context(), tok)
 	switch {
 	case errors.Is(err, ErrEntityDisabled):
-		return nil, &httpError{status: http.StatusUnauthorized, msg: err.Error()}
+		return nil, &httpError{status: http.StatusUnauthorized, msg: err.Error(), hint: "logging in again does not help until it is enabled"}
 	case errors.Is(err, ErrBadToken):
 		return nil, &httpError{status: http.StatusUnauthorized, msg: err.Error(), hint: loginHint}
 	case err != nil:
