@@ -87,7 +87,7 @@ func completeMFA(ctx context.Context, vc *vault.Client, o LoginOptions, req *vau
 			}
 			var err error
 			if code, err = o.PromptMFA(m); err != nil {
-				return "", opError(op, err)
+				return "", hintError(op, "pass the one-time code with --mfa-code", err)
 			}
 		}
 	}

@@ -337,3 +337,60 @@ func mustRead(t testing.TB, p string) []byte {
 	}
 	return b
 }
+
+// Vault's login MFA: a TOTP factor enforced on a directory user's entity.
+// `dozo login` completes the login with --mfa-code; a wrong code is
+// refused and stores no token.
+func TestLDAPLoginMFA(t *testing.T) {
+	s := needStack(t)
+	name, pw := s.newLDAPUser(t)
+	u := s.ldapLogin(t, name, pw) // makes the entity
+	eid := u.whoami(t).EntityID
+	root := s.vault(t).API().Logical()
+
+	m, err := root.Write("identity/mfa/method/totp", map[string]any{"issuer": "dozo-test", "period": 30, "digits": 6, "algorithm": "SHA1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	methodID, _ := m.Data["method_id"].(string)
+	defer root.Delete("identity/mfa/method/totp/" + methodID)
+	g, err := root.Write("identity/mfa/method/totp/admin-generate", map[string]any{"method_id": methodID, "entity_id": eid})
+	if err != nil {
+		t.Fatal(err)
+	}
+	otpURL, _ := g.Data["url"].(string)
+	secret := otpSecret(t, otpURL)
+	enf := "dozo-test-" + name
+	if _, err := root.Write("identity/mfa/login-enforcement/"+enf, map[string]any{
+		"mfa_method_ids": []string{methodID}, "identity_entity_ids": []string{eid}}); err != nil {
+		t.Fatal(err)
+	}
+	defer root.Delete("identity/mfa/login-enforcement/" + enf)
+
+	u.must(t, "logout")
+	login := func(code string) (string, error) {
+		_, errOut, err := u.dozoIn(strings.NewReader(pw+"\n"), "login", "--method", "ldap", "-u", name, "--password-stdin", "--mfa-code", code)
+		return errOut, err
+	}
+	// A code that is not the current one (the current one plus one, mod 10^6).
+	cur := totp(secret, time.Now())
+	wrong := fmt.Sprintf("%06d", (atoi(cur)+1)%1000000)
+	if errOut, err := login(wrong); err == nil || !strings.Contains(errOut, "one-time code") {
+		t.Fatalf("login with a wrong code: %v %s", err, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(u.dir, "token")); !os.IsNotExist(err) {
+		t.Fatal("a refused MFA login stored a token")
+	}
+	if errOut, err := login(totp(secret, time.Now())); err != nil {
+		t.Fatalf("login with the current code: %v %s", err, errOut)
+	}
+	if w := u.whoami(t); w.EntityID != eid {
+		t.Fatalf("after an MFA login: %+v", w)
+	}
+	// Without a code and without a terminal: refused with a hint.
+	u.must(t, "logout")
+	if _, errOut, err := u.dozoIn(strings.NewReader(pw+"\n"), "login", "--method", "ldap", "-u", name, "--password-stdin"); err == nil ||
+		!strings.Contains(errOut, "--mfa-code") {
+		t.Fatalf("login needing a code, without one: %v %s", err, errOut)
+	}
+}
