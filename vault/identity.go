@@ -221,10 +221,8 @@ func loginResult(p string, s *api.Secret) (*LoginResult, error) {
 // returns the login's token. A wrong code is ErrPermissionDenied.
 func (c *Client) ValidateMFA(ctx context.Context, requestID, method, code string) (string, error) {
 	const p = "sys/mfa/validate"
-	payload := []string{}
-	if code != "" {
-		payload = append(payload, code)
-	}
+	// A factor without a passcode (a push) takes the empty string.
+	payload := []string{code}
 	// A push factor may take the user a while to answer.
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
