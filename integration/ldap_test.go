@@ -22,6 +22,7 @@ import (
 // ldapLogin logs name in with `dozo login --method ldap`.
 func (s *stack) ldapLogin(t testing.TB, name, password string) *user {
 	t.Helper()
+	s.needLDAP(t)
 	u := &user{name: name, password: password, dir: t.TempDir(), s: s}
 	u.ldapRelogin(t)
 	return u
@@ -31,6 +32,15 @@ func (u *user) ldapRelogin(t testing.TB) {
 	t.Helper()
 	if _, errOut, err := u.dozoIn(strings.NewReader(u.password+"\n"), "login", "--method", "ldap", "--username", u.name, "--password-stdin"); err != nil {
 		t.Fatalf("ldap login %s: %v: %s", u.name, err, errOut)
+	}
+}
+
+// needLDAP ends the test if the stack has no directory: a dev stack
+// started by an older scripts/dev.sh (run `make up` again).
+func (s *stack) needLDAP(t testing.TB) {
+	t.Helper()
+	if s.env["DOZO_DEV_LDAP_URL"] == "" || s.env["DOZO_DEV_LDAP_ADMIN"] == "" {
+		t.Fatal("the dev stack has no LDAP directory (no DOZO_DEV_LDAP_* in its env file); run scripts/dev.sh up")
 	}
 }
 
@@ -69,9 +79,7 @@ func (s *stack) ldapModify(t testing.TB, ldif string) {
 // returns their name and password.
 func (s *stack) newLDAPUser(t testing.TB, groups ...string) (name, password string) {
 	t.Helper()
-	if s.env["DOZO_DEV_LDAP_URL"] == "" {
-		t.Fatal("the dev stack has no LDAP directory (DOZO_DEV_LDAP_URL)")
-	}
+	s.needLDAP(t)
 	name = fmt.Sprintf("ld%d", time.Now().UnixNano()%1e12)
 	password = rand.Text()
 	salt := []byte(rand.Text()[:8])
