@@ -94,7 +94,7 @@ func (v *VaultIdentifier) Identify(ctx context.Context, token string) (*Identity
 	v.mu.Unlock()
 	if ok && now.Before(c.expires) {
 		id := c.id
-		if err := v.refreshEntity(ctx, token, &id); err != nil { // roles.go
+		if err := v.refreshEntity(ctx, token, key, &id); err != nil { // roles.go
 			return nil, err
 		}
 		return &id, nil

@@ -173,8 +173,10 @@ func (v *VaultIdentifier) setGroups(ctx context.Context, id *Identity, ent *vaul
 
 // refreshEntity re-reads the caller's entity, with the caller's token, if
 // id's entity state is older than EntityMaxAge: a disabled entity, or one
-// that left a group, is judged so at the next request after that.
-func (v *VaultIdentifier) refreshEntity(ctx context.Context, token string, id *Identity) error {
+// that left a group, is judged so at the next request after that. The
+// fresh state goes into the token's cache entry (key), if it is still
+// there, so the next EntityMaxAge of requests need not read it again.
+func (v *VaultIdentifier) refreshEntity(ctx context.Context, token string, key [32]byte, id *Identity) error {
 	if age := v.now().Sub(id.EntityChecked); age >= 0 && age < EntityMaxAge {
 		return nil
 	}
@@ -194,7 +196,16 @@ func (v *VaultIdentifier) refreshEntity(ctx context.Context, token string, id *I
 	if ent.Disabled {
 		return ErrEntityDisabled
 	}
-	return v.setGroups(ctx, id, ent)
+	if err := v.setGroups(ctx, id, ent); err != nil {
+		return err
+	}
+	v.mu.Lock()
+	if c, ok := v.cache[key]; ok && c.id.EntityID == id.EntityID {
+		c.id.Groups, c.id.EntityChecked = id.Groups, id.EntityChecked
+		v.cache[key] = c
+	}
+	v.mu.Unlock()
+	return nil
 }
 
 // whyRefused is the error for a token Vault refused to act with: Vault
