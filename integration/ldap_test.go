@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha1"
 	"encoding/base64"
@@ -400,5 +401,22 @@ func TestLDAPLoginMFA(t *testing.T) {
 	if _, errOut, err := u.dozoIn(strings.NewReader(pw+"\n"), "login", "--method", "ldap", "-u", name, "--password-stdin"); err == nil ||
 		!strings.Contains(errOut, "--mfa-code") {
 		t.Fatalf("login needing a code, without one: %v %s", err, errOut)
+	}
+}
+
+// A group dozod's token may not read stops dozod at start, naming the
+// policy line it lacks, rather than failing every request.
+func TestGroupRolesNeedPolicy(t *testing.T) {
+	s := needStack(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(s.bin, "dozod"), "serve", "--config", filepath.Join(s.devDir, "dozod.toml"))
+	cmd.Env = append(os.Environ(), "DOZOD_AUTH_ADMIN_GROUPS=dozo-not-in-policy")
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatal("dozod started with a group its token may not read")
+	}
+	if err == nil || !strings.Contains(string(out), "may not read identity/group/name/dozo-not-in-policy") {
+		t.Fatalf("dozod with an unreadable group: %v: %s", err, out)
 	}
 }
