@@ -91,7 +91,7 @@ func (s *Server) createDataset(q *request) error {
 	if err := s.checkUserFrozen(q); err != nil {
 		return err
 	}
-	if !s.isAdmin(q.user) && !s.submit[q.user.Name] {
+	if !s.isAdmin(q.user) && !s.isSubmitter(q.user) {
 		return errorf(http.StatusForbidden, "only submitters and admins may create datasets")
 	}
 	if err := ValidateDatasetID(req.ID); err != nil {

@@ -131,6 +131,10 @@ func TestLDAPUploadGrantFetch(t *testing.T) {
 		t.Errorf("whoami table lacks the login mount or the group:\n%s", out)
 	}
 
+	// The submitter role from the directory group is enough to create a
+	// dataset, as the config list's is.
+	sven.must(t, "dataset", "create", newDatasetID(), "--title", "by a submitter from the directory")
+
 	ds := newDatasetID()
 	lena.must(t, "dataset", "create", ds, "--title", "ldap test")
 	lena.must(t, "dataset", "member", "add", ds, sven.name, "--role", "submitter")
