@@ -21,6 +21,7 @@
 //	DELETE /v1/uploads/{upload}                         -> 204 (abort; pieces deleted)
 //	POST   /v1/datasets/{ds}/files/{name}/fetch         -> FetchResponse (header for the caller's recipient)
 //	POST   /v1/fetches/{file}/presign  PresignRequest   -> PresignResponse  (GET URL for one piece)
+//	POST   /v1/fetches/{file}/done  FetchDoneRequest    -> 204 (the client reports a finished fetch; see audit.go)
 //	PUT    /v1/datasets/{ds}/grants/{user}  GrantRequest -> Grant
 //	DELETE /v1/datasets/{ds}/grants/{user}  RevokeRequest -> Grant (revoked)
 //	GET    /v1/datasets/{ds}/grants[?history=true]      -> []Grant
@@ -55,7 +56,8 @@
 //	upload.presign, .commit, .complete
 //	                             the upload's creator while still a submitter
 //	                             (or admin); not on a frozen dataset
-//	file.fetch, fetch.presign    grantee, submitter or custodian (not admin
+//	file.fetch, fetch.presign, file.fetch.done
+//	                             grantee, submitter or custodian (not admin
 //	                             alone: operators do not read data without a grant)
 //	grant.put, grant.revoke      custodian or admin
 //	grant.list                   custodian or admin
@@ -73,6 +75,11 @@ import (
 
 	"github.com/dozo-vault/dozo/storage"
 )
+
+// WarningHeader is the response header dozod adds to any answer to a
+// logged-in user, one line per notice: a grant of theirs that ends within
+// 30 days with no next period booked.
+const WarningHeader = "Dozo-Warning"
 
 // MaxBodyBytes bounds every request body dozod reads.
 const MaxBodyBytes = 1 << 20
@@ -142,6 +149,10 @@ type Dataset struct {
 	// Access is the caller's relation to the dataset: "custodian",
 	// "submitter", "grantee" or "admin".
 	Access []string `json:"access,omitempty"`
+	// Custodians are the user names of the dataset's custodians, whom a
+	// grantee asks for a grant or an extension (dataset show only). dozo
+	// keeps no contact details: the names are Vault user names.
+	Custodians []string `json:"custodians,omitempty"`
 }
 
 // File states.
@@ -241,8 +252,11 @@ type GrantRequest struct {
 
 // Grant states.
 const (
-	GrantActive     = "active"
-	GrantFuture     = "future"  // from is after today
+	GrantActive = "active"
+	GrantFuture = "future" // from is after today
+	// GrantScheduled is a future grant booked to follow the user's running
+	// grant: it starts, with no action, the day after that one ends.
+	GrantScheduled  = "scheduled"
 	GrantExpired    = "expired" // until is before today
 	GrantRevoked    = "revoked"
 	GrantSuperseded = "superseded" // replaced by a later row (an extension)
@@ -264,6 +278,7 @@ type Grant struct {
 	RevokedBy     string     `json:"revoked_by,omitempty"`
 	RevokeReason  string     `json:"revoke_reason,omitempty"`
 	SupersededBy  int64      `json:"superseded_by,omitempty"`
+	Follows       int64      `json:"follows,omitempty"` // the running grant a scheduled one follows
 	State         string     `json:"state"`
 	Active        bool       `json:"active"`
 }

@@ -79,7 +79,16 @@ type AuditFilter struct {
 	Dataset string
 	Actor   string
 	Since   time.Time
-	Limit   int // the newest Limit records; 0 means DefaultAuditLimit
+	Until   time.Time // records before this instant
+	// Actions keeps records of these actions only; ExcludeActions drops
+	// records of these (the presign and audit-list rows a reader skips).
+	Actions, ExcludeActions []string
+	Result                  string
+	// File keeps records about files of this name: fetches, presigns and
+	// uploads of any file so named (in Dataset when set), and refusals
+	// naming it.
+	File  string
+	Limit int // the newest Limit records; 0 means DefaultAuditLimit
 }
 
 // DefaultAuditLimit and MaxAuditLimit bound one listing.
@@ -113,6 +122,34 @@ func (c *Catalog) AuditRecords(ctx context.Context, f AuditFilter) ([]audit.Reco
 	if !f.Since.IsZero() {
 		where, args = append(where, "time >= ?"), append(args, ts(f.Since))
 	}
+	if !f.Until.IsZero() {
+		where, args = append(where, "time < ?"), append(args, ts(f.Until))
+	}
+	if f.Result != "" {
+		where, args = append(where, "result = ?"), append(args, f.Result)
+	}
+	in := func(col string, vs []string, not bool) {
+		if len(vs) == 0 {
+			return
+		}
+		op := " IN ("
+		if not {
+			op = " NOT IN ("
+		}
+		where = append(where, col+op+strings.TrimSuffix(strings.Repeat("?, ", len(vs)), ", ")+")")
+		for _, v := range vs {
+			args = append(args, v)
+		}
+	}
+	in("action", f.Actions, false)
+	in("action", f.ExcludeActions, true)
+	if f.File != "" {
+		w, a, err := c.fileObjects(ctx, f.Dataset, f.File)
+		if err != nil {
+			return nil, err
+		}
+		where, args = append(where, w), append(args, a...)
+	}
 	limit := f.Limit
 	if limit <= 0 {
 		limit = DefaultAuditLimit
@@ -129,6 +166,73 @@ func (c *Catalog) AuditRecords(ctx context.Context, f AuditFilter) ([]audit.Reco
 	}
 	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
 		out[i], out[j] = out[j], out[i]
+	}
+	return out, nil
+}
+
+// fileObjects is the condition on object for AuditFilter.File: the
+// objects of every file named name (in dataset, when given) and of their
+// uploads, with any suffix (a piece key), and the object a refused fetch
+// of that name records. Files of deleted datasets are kept in the catalog,
+// so their records are still found.
+func (c *Catalog) fileObjects(ctx context.Context, dataset, name string) (string, []any, error) {
+	q := `SELECT 'file/' || f.id FROM files f WHERE f.name = ? AND (? = '' OR f.dataset_id = ?)
+		UNION ALL SELECT 'upload/' || u.id FROM uploads u JOIN files f ON f.id = u.file_id
+		WHERE f.name = ? AND (? = '' OR f.dataset_id = ?)`
+	objs, err := queryAll(ctx, c, "audit file objects", func(s rowScanner) (*string, error) {
+		var o string
+		return &o, s.Scan(&o)
+	}, q, name, dataset, dataset, name, dataset, dataset)
+	if err != nil {
+		return "", nil, err
+	}
+	conds := []string{"(substr(object, 1, 8) = 'dataset/' AND substr(object, -length(?)) = ?)"}
+	suffix := "/file/" + name
+	args := []any{suffix, suffix}
+	for _, o := range objs {
+		conds = append(conds, "object = ? OR substr(object, 1, ?) = ?")
+		args = append(args, o, len(o)+1, o+"/")
+	}
+	return "(" + strings.Join(conds, " OR ") + ")", args, nil
+}
+
+// AuditFileNames maps the objects of records to the names of the files
+// they concern: "file/<id>[/...]" and "upload/<id>[/...]" to the file's
+// name, from the catalog, which keeps the files of deleted datasets; a
+// refused fetch's "dataset/<ds>/file/<name>" to name. Objects naming no
+// file are left out.
+func (c *Catalog) AuditFileNames(ctx context.Context, objects []string) (map[string]string, error) {
+	out := map[string]string{}
+	ids := map[string][]string{} // "file/<id>" or "upload/<id>" -> objects
+	for _, o := range objects {
+		kind, rest, _ := strings.Cut(o, "/")
+		switch kind {
+		case "dataset":
+			if _, name, ok := strings.Cut(rest, "/file/"); ok {
+				out[o] = name
+			}
+		case "file", "upload":
+			id, _, _ := strings.Cut(rest, "/")
+			ids[kind+"/"+id] = append(ids[kind+"/"+id], o)
+		}
+	}
+	for key, objs := range ids {
+		kind, id, _ := strings.Cut(key, "/")
+		q := `SELECT name FROM files WHERE id = ?`
+		if kind == "upload" {
+			q = `SELECT f.name FROM uploads u JOIN files f ON f.id = u.file_id WHERE u.id = ?`
+		}
+		var name string
+		err := c.db.QueryRowContext(ctx, q, id).Scan(&name)
+		if err == sql.ErrNoRows {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("catalog: audit file names: %w", err)
+		}
+		for _, o := range objs {
+			out[o] = name
+		}
 	}
 	return out, nil
 }
