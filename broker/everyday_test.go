@@ -178,6 +178,16 @@ func TestGrantWarning(t *testing.T) {
 	if ws := e.warnings("tok-eve"); len(ws) != 0 {
 		t.Errorf("eve warned: %q", ws)
 	}
+	// A deleted dataset is not named to its grantees.
+	e.must(201, "tok-sam", "POST", "/v1/datasets", api.CreateDatasetRequest{ID: "JGAD000002", Title: "t"}, nil)
+	e.must(200, "tok-sam", "PUT", "/v1/datasets/JGAD000002/grants/rita", grantReq("", "2026-12-30"), nil)
+	if ws := e.warnings("tok-rita"); len(ws) != 2 {
+		t.Errorf("two expiring grants: %q", ws)
+	}
+	e.must(202, "tok-sam", "POST", "/v1/datasets/JGAD000002/delete", api.DeleteDatasetRequest{Confirm: "JGAD000002"}, nil)
+	if ws := e.warnings("tok-rita"); len(ws) != 1 || strings.Contains(ws[0], "JGAD000002") {
+		t.Errorf("after deleting a dataset: %q", ws)
+	}
 	// The next period booked: no warning.
 	e.must(200, "tok-sam", "PUT", "/v1/datasets/JGAD000001/grants/rita", grantReq("2027-01-01", "2027-12-31"), nil)
 	if ws := e.warnings("tok-rita"); len(ws) != 0 {
