@@ -20,11 +20,13 @@ import "github.com/dozo-vault/dozo/audit"
 type AuditRecord = audit.Record
 
 // AuditEntry is a record as the list shows it: the record exactly as
-// chained (it verifies as it is), and the name of the file it concerns,
-// looked up in the catalog when listed (File is not part of the record).
+// chained (it verifies as it is), and the name and size of the file it
+// concerns, looked up in the catalog when listed (File and FileSize are
+// not part of the record).
 type AuditEntry struct {
 	audit.Record
-	File string `json:"file,omitempty"`
+	File     string `json:"file,omitempty"`
+	FileSize int64  `json:"file_size,omitempty"` // plaintext bytes, as the catalog holds the file now
 }
 
 // AuditVerifyResponse is the verdict on the whole chain: ok, the number of

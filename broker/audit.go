@@ -121,13 +121,14 @@ func (s *Server) auditList(q *request) error {
 	for i := range rs {
 		objects[i] = rs[i].Object
 	}
-	names, err := s.cat.AuditFileNames(q.ctx, objects)
+	files, err := s.cat.AuditFiles(q.ctx, objects)
 	if err != nil {
 		return internal("reading the audit log", err)
 	}
 	out := make([]api.AuditEntry, len(rs))
 	for i, r := range rs {
-		out[i] = api.AuditEntry{Record: r, File: names[r.Object]}
+		f := files[r.Object]
+		out[i] = api.AuditEntry{Record: r, File: f.Name, FileSize: f.Size}
 	}
 	return q.reply(http.StatusOK, out)
 }
@@ -250,7 +251,7 @@ func (s *Server) fetchDone(q *request) error {
 	}
 	detail := fmt.Sprintf("%d bytes in %s", req.Bytes, (time.Duration(req.ElapsedMS) * time.Millisecond).String())
 	if req.Verified {
-		detail += ", SHA-256 and MD5 verified"
+		detail += ", verified"
 	}
 	// The record carries the report, so it is written here rather than by
 	// the route's own record (which would say only "ok").

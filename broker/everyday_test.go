@@ -246,18 +246,29 @@ func TestAuditListEveryday(t *testing.T) {
 		t.Errorf("fetches of a.vcf:\n got %s\nwant %s", got, want)
 	}
 	rs := list("result=client-reported")
-	if len(rs) != 1 || rs[0].Detail != "5000 bytes in 1.234s, SHA-256 and MD5 verified" || rs[0].Object != "file/"+f.ID || rs[0].Dataset != "DS1" {
+	if len(rs) != 1 || rs[0].Detail != "5000 bytes in 1.234s, verified" || rs[0].Object != "file/"+f.ID || rs[0].Dataset != "DS1" {
 		t.Fatalf("the completion record: %+v", rs)
 	}
 	// The refused fetch of a name that does not exist is found by name.
 	if got := summary(list("file=a.vcf.gz")); got != "rita file.fetch a.vcf.gz refused" {
 		t.Errorf("refusals by name: %s", got)
 	}
-	// Uploads by name: begin, presigns, commits and complete of a.vcf only.
+	// Uploads by name: begin, presigns, commits and complete of a.vcf
+	// only; the completion shows the stored file's size.
+	completes := 0
 	for _, r := range list("file=a.vcf&user=sam") {
 		if r.File != "a.vcf" || !strings.HasPrefix(r.Action, "upload.") {
 			t.Errorf("sam's a.vcf records: %+v", r)
 		}
+		if r.Action == "upload.complete" {
+			completes++
+			if r.FileSize != int64(len(data)) {
+				t.Errorf("upload.complete shows size %d, want %d", r.FileSize, len(data))
+			}
+		}
+	}
+	if completes != 1 {
+		t.Errorf("%d upload.complete records of a.vcf", completes)
 	}
 	// exclude_action hides the listing's own records, which are still there.
 	list("limit=1")

@@ -196,20 +196,26 @@ func (c *Catalog) fileObjects(ctx context.Context, dataset, name string) (string
 	return "(" + strings.Join(conds, " OR ") + ")", args, nil
 }
 
-// AuditFileNames maps the objects of records to the names of the files
-// they concern: "file/<id>[/...]" and "upload/<id>[/...]" to the file's
-// name, from the catalog, which keeps the files of deleted datasets; a
-// refused fetch's "dataset/<ds>/file/<name>" to name. Objects naming no
-// file are left out.
-func (c *Catalog) AuditFileNames(ctx context.Context, objects []string) (map[string]string, error) {
-	out := map[string]string{}
+// AuditFile is what the audit list shows of the file a record concerns.
+type AuditFile struct {
+	Name string
+	Size int64 // plaintext bytes; 0 when unknown (a refusal names only the file)
+}
+
+// AuditFiles maps the objects of records to the files they concern:
+// "file/<id>[/...]" and "upload/<id>[/...]" to the file's name and size,
+// from the catalog, which keeps the files of deleted datasets; a refused
+// fetch's "dataset/<ds>/file/<name>" to name. Objects naming no file are
+// left out.
+func (c *Catalog) AuditFiles(ctx context.Context, objects []string) (map[string]AuditFile, error) {
+	out := map[string]AuditFile{}
 	ids := map[string][]string{} // "file/<id>" or "upload/<id>" -> objects
 	for _, o := range objects {
 		kind, rest, _ := strings.Cut(o, "/")
 		switch kind {
 		case "dataset":
 			if _, name, ok := strings.Cut(rest, "/file/"); ok {
-				out[o] = name
+				out[o] = AuditFile{Name: name}
 			}
 		case "file", "upload":
 			id, _, _ := strings.Cut(rest, "/")
@@ -218,20 +224,20 @@ func (c *Catalog) AuditFileNames(ctx context.Context, objects []string) (map[str
 	}
 	for key, objs := range ids {
 		kind, id, _ := strings.Cut(key, "/")
-		q := `SELECT name FROM files WHERE id = ?`
+		q := `SELECT name, size FROM files WHERE id = ?`
 		if kind == "upload" {
-			q = `SELECT f.name FROM uploads u JOIN files f ON f.id = u.file_id WHERE u.id = ?`
+			q = `SELECT f.name, f.size FROM uploads u JOIN files f ON f.id = u.file_id WHERE u.id = ?`
 		}
-		var name string
-		err := c.db.QueryRowContext(ctx, q, id).Scan(&name)
+		var f AuditFile
+		err := c.db.QueryRowContext(ctx, q, id).Scan(&f.Name, &f.Size)
 		if err == sql.ErrNoRows {
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("catalog: audit file names: %w", err)
+			return nil, fmt.Errorf("catalog: audit files: %w", err)
 		}
 		for _, o := range objs {
-			out[o] = name
+			out[o] = f
 		}
 	}
 	return out, nil

@@ -65,11 +65,11 @@ func (c *Client) FetchDone(ctx context.Context, fileID string, r *FetchResult) e
 }
 
 // AuditCSVHeader is the column row of WriteAuditCSV.
-var AuditCSVHeader = []string{"seq", "time", "user", "action", "dataset", "file", "object", "result", "status",
+var AuditCSVHeader = []string{"seq", "time", "user", "action", "dataset", "file", "file_size", "object", "result", "status",
 	"source", "request_id", "detail", "hash"}
 
 // WriteAuditCSV writes audit records as RFC 4180 CSV with AuditCSVHeader,
-// times in RFC 3339 in loc. Every text cell is defused like the grant
+// times in RFC 3339 in loc; file_size is the file's size in the catalog. Every text cell is defused like the grant
 // register's (csvSafe), so a file name or detail that looks like a formula
 // is never run by a spreadsheet.
 func WriteAuditCSV(w io.Writer, rs []api.AuditEntry, loc *time.Location) error {
@@ -80,8 +80,12 @@ func WriteAuditCSV(w io.Writer, rs []api.AuditEntry, loc *time.Location) error {
 		if r.Status != 0 {
 			status = strconv.Itoa(r.Status)
 		}
+		size := ""
+		if r.FileSize != 0 {
+			size = strconv.FormatInt(r.FileSize, 10)
+		}
 		cw.Write([]string{strconv.FormatUint(r.Seq, 10), r.Time.In(loc).Format(time.RFC3339), csvSafe(r.Actor), csvSafe(r.Action),
-			csvSafe(r.Dataset), csvSafe(r.File), csvSafe(r.Object), csvSafe(r.Result), status, csvSafe(r.Source),
+			csvSafe(r.Dataset), csvSafe(r.File), size, csvSafe(r.Object), csvSafe(r.Result), status, csvSafe(r.Source),
 			csvSafe(r.RequestID), csvSafe(r.Detail), r.Hash})
 	}
 	cw.Flush()

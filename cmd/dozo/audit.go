@@ -197,6 +197,15 @@ func auditResult(r api.AuditEntry) string {
 	return r.Result
 }
 
+// auditDetail is the record's detail; a finished upload, whose record
+// dozod writes with no detail, shows the size of the file it stored.
+func auditDetail(r api.AuditEntry) string {
+	if r.Action == "upload.complete" && r.Result == audit.ResultOK && r.Detail == "" && r.FileSize > 0 {
+		return fmt.Sprintf("%d bytes (the file's size)", r.FileSize)
+	}
+	return r.Detail
+}
+
 // shortObject cuts the long ids in an object ("file/f9c3e1…") so the
 // table stays narrow; --wide prints them whole.
 func shortObject(o string) string {
@@ -237,9 +246,9 @@ func writeAuditTable(w io.Writer, rs []api.AuditEntry, loc *time.Location, width
 			obj = shortObject(r.Object)
 		}
 		rows = append(rows, []string{strconv.FormatUint(r.Seq, 10), auditTime(r.Time, loc), orNone(printable(r.Actor)),
-			printable(r.Action), orNone(printable(obj)), auditResult(r), printable(r.Detail)})
+			printable(r.Action), orNone(printable(obj)), auditResult(r), printable(auditDetail(r))})
 	}
-	const gap = 2
+	const gap, minDetail = 2, 24
 	widths := make([]int, len(head))
 	used := 0
 	for i := range len(head) - 1 {
@@ -247,6 +256,22 @@ func writeAuditTable(w io.Writer, rs []api.AuditEntry, loc *time.Location, width
 			widths[i] = max(widths[i], min(utf8.RuneCountInString(row[i]), caps[i]))
 		}
 		used += widths[i] + gap
+	}
+	// Wide names leave the detail at least minDetail: the widest of
+	// user, action and object gives way first, down to a floor.
+	floors := map[int]int{2: 8, 3: 19, 4: 18}
+	for width-used < minDetail {
+		widest := -1
+		for i, f := range floors {
+			if widths[i] > f && (widest < 0 || widths[i] > widths[widest]) {
+				widest = i
+			}
+		}
+		if widest < 0 {
+			break
+		}
+		widths[widest]--
+		used--
 	}
 	widths[len(head)-1] = width - used
 	var b strings.Builder
@@ -273,7 +298,7 @@ func writeAuditWide(w io.Writer, rs []api.AuditEntry, loc *time.Location) error 
 	for _, r := range rs {
 		fmt.Fprintf(t, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.Seq, auditTime(r.Time, loc), orNone(printable(r.Actor)),
 			printable(r.Action), orNone(r.Dataset), orNone(printable(r.File)), orNone(printable(r.Object)), r.Result, r.Status,
-			orNone(r.Source), orNone(r.RequestID), printable(r.Detail))
+			orNone(r.Source), orNone(r.RequestID), printable(auditDetail(r)))
 	}
 	return t.Flush()
 }

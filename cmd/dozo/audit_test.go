@@ -84,12 +84,14 @@ func sampleAudit() []api.AuditEntry {
 		{Record: audit.Record{Seq: 1, Time: at, Actor: "rita", Action: "file.fetch", Object: "file/f9c3e1a2b4c6d8e0f1a3b5c7d9e1f3a5b", Dataset: "JGAD000001",
 			Result: "ok", Status: 200, Source: "192.0.2.7:51234", RequestID: "0123456789abcdef01234567", Hash: strings.Repeat("a", 64)}, File: "NA12878.final.cram"},
 		{Record: audit.Record{Seq: 2, Time: at.Add(time.Minute), Actor: "rita", Action: "file.fetch.done", Object: "file/f9c3e1a2b4c6d8e0f1a3b5c7d9e1f3a5b",
-			Dataset: "JGAD000001", Result: audit.ResultClientReported, Status: 204, Detail: "123456789 bytes in 2m3.4s, SHA-256 and MD5 verified"}, File: "NA12878.final.cram"},
+			Dataset: "JGAD000001", Result: audit.ResultClientReported, Status: 204, Detail: "123456789 bytes in 2m3.4s, verified"}, File: "NA12878.final.cram"},
 		{Record: audit.Record{Seq: 3, Time: at.Add(2 * time.Minute), Actor: "a-very-long-user-name-indeed", Action: "dataset.some-very-long-action-name",
 			Object: "dataset/JGAD000001/file/" + long, Dataset: "JGAD000001", Result: "refused", Status: 404, Source: "[2001:db8::1]:443",
 			Detail: "=HYPERLINK(\"http://evil.example\",\"click\") " + long}, File: "=cmd|' /C calc'!A0" + long},
 		{Record: audit.Record{Seq: 4, Time: at.Add(3 * time.Minute), Actor: "", Action: "whoami", Result: "refused", Status: 401,
 			Detail: "missing token\x1b[31m"}},
+		{Record: audit.Record{Seq: 5, Time: at.Add(4 * time.Minute), Actor: "sam", Action: "upload.complete", Object: "upload/u0123456789abcdef0123456789abcdef",
+			Result: "ok", Status: 200}, File: "NA12878.final.cram", FileSize: 123456789},
 	}
 }
 
@@ -104,7 +106,7 @@ func TestAuditTableFits(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
-	if len(lines) != 5 {
+	if len(lines) != 6 {
 		t.Fatalf("%d lines:\n%s", len(lines), out)
 	}
 	for _, l := range lines {
@@ -115,7 +117,7 @@ func TestAuditTableFits(t *testing.T) {
 			t.Errorf("control character reached the terminal: %q", l)
 		}
 	}
-	for i, want := range []string{"2026-11-30 20:33:06+09:00", "NA12878.final.cram", "client-reported", "refused 404"} {
+	for i, want := range []string{"2026-11-30 20:33:06+09:00", "NA12878.final.cram", "client-reported", "refused 404", "123456789 bytes"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("check %d: table lacks %q:\n%s", i, want, out)
 		}
@@ -151,10 +153,10 @@ func TestAuditCSV(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rows) != 5 || strings.Join(rows[0], ",") != strings.Join(client.AuditCSVHeader, ",") {
+	if len(rows) != 6 || strings.Join(rows[0], ",") != strings.Join(client.AuditCSVHeader, ",") {
 		t.Fatalf("csv:\n%s", out)
 	}
-	if rows[1][1] != "2026-11-30T20:33:06+09:00" || rows[1][5] != "NA12878.final.cram" || rows[2][7] != "client-reported" {
+	if rows[1][1] != "2026-11-30T20:33:06+09:00" || rows[1][5] != "NA12878.final.cram" || rows[2][8] != "client-reported" {
 		t.Errorf("rows %q %q", rows[1], rows[2])
 	}
 	for _, r := range rows[1:] {
