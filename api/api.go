@@ -26,12 +26,16 @@
 //	DELETE /v1/datasets/{ds}/grants/{user}  RevokeRequest -> Grant (revoked)
 //	GET    /v1/datasets/{ds}/grants[?history=true]      -> []Grant
 //	GET    /v1/grants[?history=true]                    -> []Grant (the register the caller may review)
+//	       either with ?expiring_days=N                 -> running grants ending within N days that nothing follows
 //	GET    /v1/datasets/{ds}/members                    -> []Member
 //	PUT    /v1/datasets/{ds}/members/{user}/{role}      -> Member (role: custodian or submitter)
 //	DELETE /v1/datasets/{ds}/members/{user}/{role}      -> 204 (not the last custodian)
 //	POST   /v1/admin/freezes       FreezeRequest        -> Freeze
 //	DELETE /v1/admin/freezes/{kind}/{name}  UnfreezeRequest -> Freeze (lifted)
 //	GET    /v1/admin/freezes[?all=true]                 -> []Freeze
+//
+// Any answer to a logged-in user may carry WarningHeader lines (grants of
+// theirs ending within 30 days with no next period booked).
 //
 // Who may call what (the authorisation matrix, tested cell by cell in
 // broker/matrix_test.go). Roles: admin (dozod's `admins`), custodian and
@@ -239,7 +243,10 @@ type FetchResponse struct {
 
 // GrantRequest records one use period of the NBDC user register. A user
 // with a current grant gets a new row that supersedes it (an extension);
-// the old row stays in the history.
+// the old row stays in the history. A period starting after the user's
+// running grant ends (From at least its Until + 1 day) is booked ahead
+// instead: the running grant stays in force and the new one is
+// GrantScheduled until its first day. One that overlaps it is refused.
 type GrantRequest struct {
 	From  string `json:"from,omitempty"` // YYYY-MM-DD (UTC), first day; default today
 	Until string `json:"until"`          // YYYY-MM-DD, inclusive, in UTC
