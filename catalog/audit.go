@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/dozo-vault/dozo/audit"
 )
@@ -176,19 +177,24 @@ func (c *Catalog) AuditRecords(ctx context.Context, f AuditFilter) ([]audit.Reco
 // of that name records. Files of deleted datasets are kept in the catalog,
 // so their records are still found.
 func (c *Catalog) fileObjects(ctx context.Context, dataset, name string) (string, []any, error) {
-	q := `SELECT 'file/' || f.id FROM files f WHERE f.name = ? AND (? = '' OR f.dataset_id = ?)
-		UNION ALL SELECT 'upload/' || u.id FROM uploads u JOIN files f ON f.id = u.file_id
-		WHERE f.name = ? AND (? = '' OR f.dataset_id = ?)`
+	in, args := "", []any{name}
+	if dataset != "" {
+		in, args = " AND f.dataset_id = ?", append(args, dataset)
+	}
+	q := `SELECT 'file/' || f.id FROM files f WHERE f.name = ?` + in + `
+		UNION ALL SELECT 'upload/' || u.id FROM uploads u JOIN files f ON f.id = u.file_id WHERE f.name = ?` + in
 	objs, err := queryAll(ctx, c, "audit file objects", func(s rowScanner) (*string, error) {
 		var o string
 		return &o, s.Scan(&o)
-	}, q, name, dataset, dataset, name, dataset, dataset)
+	}, q, append(args, args...)...)
 	if err != nil {
 		return "", nil, err
 	}
-	conds := []string{"(substr(object, 1, 8) = 'dataset/' AND substr(object, -length(?)) = ?)"}
+	// A refusal records "dataset/<ds>/file/<name>": its end is compared
+	// (substr from a computed start: the same in SQLite and PostgreSQL).
 	suffix := "/file/" + name
-	args := []any{suffix, suffix}
+	conds := []string{"(substr(object, 1, 8) = 'dataset/' AND substr(object, length(object) - ? + 1) = ?)"}
+	args = []any{utf8.RuneCountInString(suffix), suffix}
 	for _, o := range objs {
 		conds = append(conds, "object = ? OR substr(object, 1, ?) = ?")
 		args = append(args, o, len(o)+1, o+"/")

@@ -23,27 +23,25 @@ func (c *Client) ExpiringGrants(ctx context.Context, dataset string, days int) (
 
 // Warnings returns dozod's notices for the caller (the Dozo-Warning
 // lines dozod adds to every answer: grants about to end). It asks with a
-// whoami, which any logged-in user may make.
+// whoami, which any logged-in user may make, once: it is no reason to
+// wait for a dozod that does not answer (the command that follows will).
 func (c *Client) Warnings(ctx context.Context) ([]string, error) {
+	const path = "/v1/whoami"
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base.String()+"/v1/whoami", nil)
+	_, base := c.brokers.current()
+	req, err := c.request(ctx, base, http.MethodGet, path, nil, "application/json")
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", c.ua)
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
 	resp, err := c.api.Do(req)
 	if err != nil {
-		return nil, &TransportError{Method: http.MethodGet, Path: "/v1/whoami", Err: unwrapURLError(err)}
+		return nil, &TransportError{Method: http.MethodGet, Path: path, Err: unwrapURLError(err)}
 	}
 	resp.Body.Close()
-	c.debug("GET /v1/whoami -> %d (request id %s)", resp.StatusCode, orDash(resp.Header.Get("X-Request-Id")))
+	c.debug("GET %s -> %d (request id %s)", path, resp.StatusCode, orDash(resp.Header.Get("X-Request-Id")))
 	if resp.StatusCode != http.StatusOK {
-		return nil, &APIError{Method: http.MethodGet, Path: "/v1/whoami", Status: resp.StatusCode}
+		return nil, &APIError{Method: http.MethodGet, Path: path, Status: resp.StatusCode}
 	}
 	return resp.Header.Values(api.WarningHeader), nil
 }
