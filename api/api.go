@@ -21,16 +21,21 @@
 //	DELETE /v1/uploads/{upload}                         -> 204 (abort; pieces deleted)
 //	POST   /v1/datasets/{ds}/files/{name}/fetch         -> FetchResponse (header for the caller's recipient)
 //	POST   /v1/fetches/{file}/presign  PresignRequest   -> PresignResponse  (GET URL for one piece)
+//	POST   /v1/fetches/{file}/done  FetchDoneRequest    -> 204 (the client reports a finished fetch; see audit.go)
 //	PUT    /v1/datasets/{ds}/grants/{user}  GrantRequest -> Grant
 //	DELETE /v1/datasets/{ds}/grants/{user}  RevokeRequest -> Grant (revoked)
 //	GET    /v1/datasets/{ds}/grants[?history=true]      -> []Grant
 //	GET    /v1/grants[?history=true]                    -> []Grant (the register the caller may review)
+//	       either with ?expiring_days=N                 -> running grants ending within N days that nothing follows
 //	GET    /v1/datasets/{ds}/members                    -> []Member
 //	PUT    /v1/datasets/{ds}/members/{user}/{role}      -> Member (role: custodian or submitter)
 //	DELETE /v1/datasets/{ds}/members/{user}/{role}      -> 204 (not the last custodian)
 //	POST   /v1/admin/freezes       FreezeRequest        -> Freeze
 //	DELETE /v1/admin/freezes/{kind}/{name}  UnfreezeRequest -> Freeze (lifted)
 //	GET    /v1/admin/freezes[?all=true]                 -> []Freeze
+//
+// Any answer to a logged-in user may carry WarningHeader lines (grants of
+// theirs ending within 30 days with no next period booked).
 //
 // Who may call what (the authorisation matrix, tested cell by cell in
 // broker/matrix_test.go). Roles: admin (dozod's `admins`), custodian and
@@ -55,7 +60,8 @@
 //	upload.presign, .commit, .complete
 //	                             the upload's creator while still a submitter
 //	                             (or admin); not on a frozen dataset
-//	file.fetch, fetch.presign    grantee, submitter or custodian (not admin
+//	file.fetch, fetch.presign, file.fetch.done
+//	                             grantee, submitter or custodian (not admin
 //	                             alone: operators do not read data without a grant)
 //	grant.put, grant.revoke      custodian or admin
 //	grant.list                   custodian or admin
@@ -73,6 +79,11 @@ import (
 
 	"github.com/dozo-vault/dozo/storage"
 )
+
+// WarningHeader is the response header dozod adds to any answer to a
+// logged-in user, one line per notice: a grant of theirs that ends within
+// 30 days with no next period booked.
+const WarningHeader = "Dozo-Warning"
 
 // MaxBodyBytes bounds every request body dozod reads.
 const MaxBodyBytes = 1 << 20
@@ -149,6 +160,10 @@ type Dataset struct {
 	// Access is the caller's relation to the dataset: "custodian",
 	// "submitter", "grantee" or "admin".
 	Access []string `json:"access,omitempty"`
+	// Custodians are the user names of the dataset's custodians, whom a
+	// grantee asks for a grant or an extension (dataset show only). dozo
+	// keeps no contact details: the names are Vault user names.
+	Custodians []string `json:"custodians,omitempty"`
 }
 
 // File states.
@@ -235,7 +250,10 @@ type FetchResponse struct {
 
 // GrantRequest records one use period of the NBDC user register. A user
 // with a current grant gets a new row that supersedes it (an extension);
-// the old row stays in the history.
+// the old row stays in the history. A period starting after the user's
+// running grant ends (From at least its Until + 1 day) is booked ahead
+// instead: the running grant stays in force and the new one is
+// GrantScheduled until its first day. One that overlaps it is refused.
 type GrantRequest struct {
 	From  string `json:"from,omitempty"` // YYYY-MM-DD (UTC), first day; default today
 	Until string `json:"until"`          // YYYY-MM-DD, inclusive, in UTC
@@ -248,8 +266,11 @@ type GrantRequest struct {
 
 // Grant states.
 const (
-	GrantActive     = "active"
-	GrantFuture     = "future"  // from is after today
+	GrantActive = "active"
+	GrantFuture = "future" // from is after today
+	// GrantScheduled is a future grant booked to follow the user's running
+	// grant: it starts, with no action, the day after that one ends.
+	GrantScheduled  = "scheduled"
 	GrantExpired    = "expired" // until is before today
 	GrantRevoked    = "revoked"
 	GrantSuperseded = "superseded" // replaced by a later row (an extension)
@@ -271,6 +292,7 @@ type Grant struct {
 	RevokedBy     string     `json:"revoked_by,omitempty"`
 	RevokeReason  string     `json:"revoke_reason,omitempty"`
 	SupersededBy  int64      `json:"superseded_by,omitempty"`
+	Follows       int64      `json:"follows,omitempty"` // the running grant a scheduled one follows
 	State         string     `json:"state"`
 	Active        bool       `json:"active"`
 }

@@ -34,6 +34,10 @@ const (
 	ResultOK      = "ok"
 	ResultRefused = "refused"
 	ResultError   = "error"
+	// ResultClientReported marks an event a client reported (a transfer it
+	// finished): dozod records what it was told and vouches for nothing
+	// beyond who said it.
+	ResultClientReported = "client-reported"
 )
 
 // HashSize is the length of a record hash in bytes.
@@ -54,7 +58,7 @@ type Record struct {
 	Action    string    `json:"action"` // e.g. "file.fetch", "dataset.delete"
 	Object    string    `json:"object"` // e.g. "dataset/JGAD000001", "file/f-…"
 	Dataset   string    `json:"dataset,omitempty"`
-	Result    string    `json:"result"` // ok, refused, error
+	Result    string    `json:"result"` // ok, refused, error, client-reported
 	Status    int       `json:"status,omitempty"`
 	Source    string    `json:"source,omitempty"` // remote address
 	RequestID string    `json:"request_id,omitempty"`
@@ -152,9 +156,9 @@ func (r *Record) validate() error {
 		}
 	}
 	switch r.Result {
-	case ResultOK, ResultRefused, ResultError:
+	case ResultOK, ResultRefused, ResultError, ResultClientReported:
 	default:
-		return fmt.Errorf("audit: result %q: want ok, refused or error", r.Result)
+		return fmt.Errorf("audit: result %q: want ok, refused, error or client-reported", r.Result)
 	}
 	if r.Seq == 0 {
 		return errors.New("audit: seq starts at 1")

@@ -209,3 +209,35 @@ func FuzzParseRecord(f *testing.F) {
 		}
 	})
 }
+
+// TestClientReportedRecord: a client-reported record seals, exports and
+// verifies offline like any other, old records before it unchanged, and
+// an edit of its result is caught.
+func TestClientReportedRecord(t *testing.T) {
+	rs := chain(t, 3)
+	rs[2].Result, rs[2].Action, rs[2].Detail = ResultClientReported, "file.fetch.done", "5000 bytes in 1.2s"
+	if err := rs[2].Seal(rs[1].Hash); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	for i := range rs {
+		b, err := rs[i].MarshalLine()
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf.Write(b)
+		buf.WriteByte('\n')
+	}
+	if res, err := VerifyExport(bytes.NewReader(buf.Bytes())); err != nil || !res.OK || res.Records != 3 {
+		t.Fatalf("export with a client-reported record: %+v %v", res, err)
+	}
+	edited := strings.Replace(buf.String(), `"result":"client-reported"`, `"result":"ok"`, 1)
+	if res, _ := VerifyExport(strings.NewReader(edited)); res.OK || res.BadSeq != 3 || res.Kind != Edited {
+		t.Fatalf("a client-reported record passed off as dozod's own: %+v", res)
+	}
+	r := rs[2]
+	r.Result = "trusted"
+	if err := r.Seal(rs[1].Hash); err == nil {
+		t.Fatal("sealed an unknown result")
+	}
+}

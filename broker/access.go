@@ -220,11 +220,7 @@ func (s *Server) grantRegister(q *request) error {
 	if err != nil {
 		return internal("listing grants", err)
 	}
-	out := make([]api.Grant, len(gs))
-	for i := range gs {
-		out[i] = s.apiGrant(&gs[i])
-	}
-	return q.reply(http.StatusOK, out)
+	return s.replyGrants(q, gs) // grants.go
 }
 
 const maxReasonLen = 1000

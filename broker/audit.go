@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/dozo-vault/dozo/api"
@@ -17,6 +20,7 @@ func (s *Server) auditRoutes() {
 	s.route("GET /v1/audit", "audit.list", true, s.auditList)
 	s.route("GET /v1/audit/verify", "audit.verify", true, s.auditVerify)
 	s.route("GET /v1/audit/export", "audit.export", true, s.auditExport)
+	s.route("POST /v1/fetches/{file}/done", api.ActionFetchDone, true, s.fetchDone)
 	s.lifecycleRoutes() // lifecycle.go
 }
 
@@ -78,12 +82,29 @@ func (s *Server) auditList(q *request) error {
 		return &httpError{status: http.StatusForbidden, msg: "listing the whole audit log needs the admin role",
 			hint: "custodians: add --dataset ID to list their dataset's records"}
 	}
-	if since := v.Get("since"); since != "" {
-		t, err := parseSince(since)
-		if err != nil {
-			return badRequest("since=%q: want RFC 3339 (2026-01-02T15:04:05Z) or YYYY-MM-DD", since)
+	for name, t := range map[string]*time.Time{"since": &f.Since, "until": &f.Until} {
+		if v.Get(name) == "" {
+			continue
 		}
-		f.Since = t
+		d, err := parseSince(v.Get(name))
+		if err != nil {
+			return badRequest("%s=%q: want RFC 3339 (2026-01-02T15:04:05Z) or YYYY-MM-DD", name, v.Get(name))
+		}
+		*t = d
+	}
+	f.Actions, f.ExcludeActions = splitList(v.Get("action")), splitList(v.Get("exclude_action"))
+	for _, a := range append(slices.Clone(f.Actions), f.ExcludeActions...) {
+		if a == "" || len(a) > 100 {
+			return badRequest("action %q: want action names separated by commas, e.g. file.fetch,file.fetch.done", a)
+		}
+	}
+	switch f.Result = v.Get("result"); f.Result {
+	case "", audit.ResultOK, audit.ResultRefused, audit.ResultError, audit.ResultClientReported:
+	default:
+		return badRequest("result=%q: want ok, refused, error or client-reported", f.Result)
+	}
+	if f.File = v.Get("file"); f.File != "" && ValidateName(f.File) != nil {
+		return badRequest("file=%q: not a valid file name", f.File)
 	}
 	if l := v.Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)
@@ -96,10 +117,28 @@ func (s *Server) auditList(q *request) error {
 	if err != nil {
 		return internal("reading the audit log", err)
 	}
-	if rs == nil {
-		rs = []audit.Record{}
+	objects := make([]string, len(rs))
+	for i := range rs {
+		objects[i] = rs[i].Object
 	}
-	return q.reply(http.StatusOK, rs)
+	files, err := s.cat.AuditFiles(q.ctx, objects)
+	if err != nil {
+		return internal("reading the audit log", err)
+	}
+	out := make([]api.AuditEntry, len(rs))
+	for i, r := range rs {
+		f := files[r.Object]
+		out[i] = api.AuditEntry{Record: r, File: f.Name, FileSize: f.Size}
+	}
+	return q.reply(http.StatusOK, out)
+}
+
+// splitList splits a comma-separated query value; "" is no list.
+func splitList(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
 }
 
 func parseSince(s string) (time.Time, error) {
@@ -185,4 +224,44 @@ func (s *Server) auditExport(q *request) error {
 			"export interrupted after "+strconv.Itoa(n)+" records")
 	}
 	return nil
+}
+
+// fetchDone records a client's report that it finished fetching a file:
+// bytes written, whether the whole file's checksums matched, how long it
+// took. dozod cannot see the transfer (the client reads storage directly
+// with presigned URLs), so the record says what the client reported,
+// marked client-reported, under the caller's name. The caller must still
+// be allowed to read the file (the fetch rule), so the report cannot be
+// used to write records about files one may not read.
+func (s *Server) fetchDone(q *request) error {
+	id := q.r.PathValue("file")
+	q.object = "file/" + id
+	var req api.FetchDoneRequest
+	if err := q.decode(&req); err != nil {
+		return err
+	}
+	f, _, err := s.openFetch(q, id)
+	if err != nil {
+		return err
+	}
+	// A raw fetch writes the age file, which is larger than the plaintext.
+	most := max(f.Size, f.StoredSize)
+	if req.Bytes < 0 || req.Bytes > most || req.ElapsedMS < 0 || req.ElapsedMS > int64(30*24*time.Hour/time.Millisecond) {
+		return badRequest("bytes %d and elapsed_ms %d: want 0..%d bytes (the file's size) and a duration of at most 30 days", req.Bytes, req.ElapsedMS, most)
+	}
+	detail := fmt.Sprintf("%d bytes in %s", req.Bytes, (time.Duration(req.ElapsedMS) * time.Millisecond).String())
+	if req.Verified {
+		detail += ", verified"
+	}
+	// The record carries the report, so it is written here rather than by
+	// the route's own record (which would say only "ok").
+	rec := audit.Record{
+		Time: s.now(), Actor: q.userName(), Action: q.action, Object: q.object, Result: audit.ResultClientReported,
+		Status: http.StatusNoContent, Source: q.r.RemoteAddr, RequestID: q.id, Detail: detail,
+	}
+	if _, err := s.appendAudit(q.ctx, rec); err != nil {
+		return &httpError{status: http.StatusServiceUnavailable, msg: "audit log unavailable: the report was not recorded; try again later", cause: err}
+	}
+	q.audited = true
+	return q.reply(http.StatusNoContent, nil)
 }

@@ -224,7 +224,19 @@ func (s *Server) showDataset(q *request) error {
 	if err != nil {
 		return err
 	}
-	return q.reply(http.StatusOK, apiDataset(a))
+	d := apiDataset(a)
+	// Whom to ask for a grant or an extension: everyone who may see the
+	// dataset may know its custodians.
+	ms, err := s.cat.Members(q.ctx, a.ds.ID)
+	if err != nil {
+		return internal("listing custodians", err)
+	}
+	for _, m := range ms {
+		if m.Role == catalog.RoleCustodian {
+			d.Custodians = append(d.Custodians, m.User)
+		}
+	}
+	return q.reply(http.StatusOK, d)
 }
 
 func apiFile(f *catalog.File) api.File {

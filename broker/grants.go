@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/dozo-vault/dozo/api"
@@ -20,12 +21,15 @@ func (s *Server) apiGrant(g *catalog.Grant) api.Grant {
 		from = g.GrantedAt.UTC().Format(catalog.DateLayout)
 	}
 	state := g.State(s.today())
+	if state == catalog.GrantFuture && g.Follows != 0 {
+		state = api.GrantScheduled
+	}
 	return api.Grant{
 		ID: g.ID, Dataset: g.DatasetID, User: g.User, From: from, Until: until,
 		ApplicationID: g.ApplicationID, Institution: g.Institution, Reason: g.Reason,
 		GrantedBy: g.GrantedBy, GrantedAt: g.GrantedAt,
 		RevokedAt: g.RevokedAt, RevokedBy: g.RevokedBy, RevokeReason: g.RevokeReason,
-		SupersededBy: g.SupersededBy, State: state, Active: state == catalog.GrantActive,
+		SupersededBy: g.SupersededBy, Follows: g.Follows, State: state, Active: state == catalog.GrantActive,
 	}
 }
 
@@ -149,13 +153,18 @@ func (s *Server) putGrant(q *request) error {
 		return frozen(fmt.Sprintf("user %q is frozen and cannot be granted access", user))
 	}
 	if from > s.today() {
-		// A new row supersedes the current one at once: a future start
-		// would silently cut off an active grant until then.
-		if cur, err := s.cat.ActiveGrant(q.ctx, a.ds.ID, user, s.today()); err == nil {
+		// A grant starting later may follow a running one (the next
+		// period booked ahead: it starts the day after the running one
+		// ends, or later), but not overlap it: the new row would end the
+		// running one at once, before the new one starts.
+		if cur, err := s.cat.ActiveGrant(q.ctx, a.ds.ID, user, s.today()); err == nil && from <= cur.Until {
+			next, _ := time.Parse(catalog.DateLayout, cur.Until)
 			return &httpError{status: http.StatusConflict,
-				msg:  fmt.Sprintf("user %q holds an active grant until %s; a grant starting later would end it now", user, cur.Until),
-				hint: "extend from today (omit --from), or grant the later period after the current one ends"}
-		} else if !errors.Is(err, catalog.ErrNotFound) {
+				msg: fmt.Sprintf("user %q holds a grant running until %s; a grant from %s would overlap it and end it now",
+					user, cur.Until, from),
+				hint: fmt.Sprintf("book the next period from %s (the day after it ends) or later, or extend from today (omit --from)",
+					next.AddDate(0, 0, 1).Format(catalog.DateLayout))}
+		} else if err != nil && !errors.Is(err, catalog.ErrNotFound) {
 			return internal("reading grants", err)
 		}
 	}
@@ -207,9 +216,80 @@ func (s *Server) listGrants(q *request) error {
 	if err != nil {
 		return internal("listing grants", err)
 	}
-	out := make([]api.Grant, len(gs))
+	return s.replyGrants(q, gs)
+}
+
+// maxExpiringDays bounds ?expiring_days=.
+const maxExpiringDays = 366
+
+// replyGrants answers a register request with gs. With ?expiring_days=N
+// only running grants whose last day is within N days (today counted as
+// day 0) and that no scheduled grant follows are kept: the users who lose
+// access unless a custodian books the next period.
+func (s *Server) replyGrants(q *request, gs []catalog.Grant) error {
+	out := make([]api.Grant, 0, len(gs))
 	for i := range gs {
-		out[i] = s.apiGrant(&gs[i])
+		out = append(out, s.apiGrant(&gs[i]))
 	}
-	return q.reply(http.StatusOK, out)
+	v := q.r.URL.Query().Get("expiring_days")
+	if v == "" {
+		return q.reply(http.StatusOK, out)
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > maxExpiringDays {
+		return badRequest("expiring_days=%q: want 0..%d", v, maxExpiringDays)
+	}
+	today, _ := time.Parse(catalog.DateLayout, s.today())
+	last := today.AddDate(0, 0, n)
+	followed := map[int64]bool{}
+	for _, g := range out {
+		if g.Follows != 0 && g.RevokedAt == nil && g.SupersededBy == 0 {
+			followed[g.Follows] = true
+		}
+	}
+	expiring := []api.Grant{}
+	for _, g := range out {
+		if g.State == api.GrantActive && !g.Until.After(last) && !followed[g.ID] {
+			expiring = append(expiring, g)
+		}
+	}
+	return q.reply(http.StatusOK, expiring)
+}
+
+// grantWarnDays is how long before a grant's last day its holder is
+// warned on every request.
+const grantWarnDays = 30
+
+// warnExpiring adds an api.WarningHeader line for each of the caller's running
+// grants that ends within grantWarnDays and that no scheduled grant
+// follows. It costs one catalog query per request; a failed query only
+// loses the warning (logged), never the request.
+func (s *Server) warnExpiring(q *request) {
+	if q.user == nil {
+		return
+	}
+	today, _ := time.Parse(catalog.DateLayout, s.today())
+	gs, err := s.cat.ExpiringGrants(q.ctx, q.user.Name, s.today(), today.AddDate(0, 0, grantWarnDays).Format(catalog.DateLayout))
+	if err != nil {
+		s.log.Warn("checking expiring grants", "user", q.user.Name, "error", err)
+		return
+	}
+	for _, g := range gs {
+		q.w.Header().Add(api.WarningHeader, grantWarning(&g, today))
+	}
+}
+
+// grantWarning is the warning for grant g, which ends within
+// grantWarnDays of today.
+func grantWarning(g *catalog.Grant, today time.Time) string {
+	until, _ := time.Parse(catalog.DateLayout, g.Until)
+	when := fmt.Sprintf("in %d days", grantDays(today, until)-1)
+	switch grantDays(today, until) - 1 {
+	case 0:
+		when = "today"
+	case 1:
+		when = "tomorrow"
+	}
+	return fmt.Sprintf("your grant on %s ends on %s (%s); ask the dataset's custodian (dozo dataset show %s) to book the next period",
+		g.DatasetID, g.Until, when, g.DatasetID)
 }

@@ -175,6 +175,7 @@ func (s *Server) route(pattern, action string, auth bool, h handlerFunc) {
 		}
 		if err == nil && auth {
 			q.user, err = s.authenticate(r)
+			s.warnExpiring(q) // grants.go
 		}
 		if err == nil {
 			err = h(q)

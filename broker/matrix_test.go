@@ -269,6 +269,10 @@ var matrixRoutes = map[string]matrixRoute{
 	}},
 	"GET /v1/audit/verify": {"audit.verify", "admin", get("/v1/audit/verify")},
 	"GET /v1/audit/export": {"audit.export", "admin", get("/v1/audit/export")},
+	// A client's report that a fetch finished: the fetch's own rule.
+	"POST /v1/fetches/{file}/done": {"file.fetch.done", "readData", func(fx *fixture) (string, string, any) {
+		return "POST", "/v1/fetches/" + fx.fileID + "/done", api.FetchDoneRequest{Bytes: 1000, Verified: true, ElapsedMS: 12}
+	}},
 	// Key lifecycle: custodian or admin; a frozen dataset's key neither
 	// changes nor goes until an admin lifts the freeze. delete schedules
 	// (202); undelete cancels a scheduled deletion (the fixture has none).

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/dozo-vault/dozo/audit"
 )
@@ -79,7 +80,16 @@ type AuditFilter struct {
 	Dataset string
 	Actor   string
 	Since   time.Time
-	Limit   int // the newest Limit records; 0 means DefaultAuditLimit
+	Until   time.Time // records before this instant
+	// Actions keeps records of these actions only; ExcludeActions drops
+	// records of these (the presign and audit-list rows a reader skips).
+	Actions, ExcludeActions []string
+	Result                  string
+	// File keeps records about files of this name: fetches, presigns and
+	// uploads of any file so named (in Dataset when set), and refusals
+	// naming it.
+	File  string
+	Limit int // the newest Limit records; 0 means DefaultAuditLimit
 }
 
 // DefaultAuditLimit and MaxAuditLimit bound one listing.
@@ -113,6 +123,34 @@ func (c *Catalog) AuditRecords(ctx context.Context, f AuditFilter) ([]audit.Reco
 	if !f.Since.IsZero() {
 		where, args = append(where, "time >= ?"), append(args, ts(f.Since))
 	}
+	if !f.Until.IsZero() {
+		where, args = append(where, "time < ?"), append(args, ts(f.Until))
+	}
+	if f.Result != "" {
+		where, args = append(where, "result = ?"), append(args, f.Result)
+	}
+	in := func(col string, vs []string, not bool) {
+		if len(vs) == 0 {
+			return
+		}
+		op := " IN ("
+		if not {
+			op = " NOT IN ("
+		}
+		where = append(where, col+op+strings.TrimSuffix(strings.Repeat("?, ", len(vs)), ", ")+")")
+		for _, v := range vs {
+			args = append(args, v)
+		}
+	}
+	in("action", f.Actions, false)
+	in("action", f.ExcludeActions, true)
+	if f.File != "" {
+		w, a, err := c.fileObjects(ctx, f.Dataset, f.File)
+		if err != nil {
+			return nil, err
+		}
+		where, args = append(where, w), append(args, a...)
+	}
 	limit := f.Limit
 	if limit <= 0 {
 		limit = DefaultAuditLimit
@@ -129,6 +167,84 @@ func (c *Catalog) AuditRecords(ctx context.Context, f AuditFilter) ([]audit.Reco
 	}
 	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
 		out[i], out[j] = out[j], out[i]
+	}
+	return out, nil
+}
+
+// fileObjects is the condition on object for AuditFilter.File: the
+// objects of every file named name (in dataset, when given) and of their
+// uploads, with any suffix (a piece key), and the object a refused fetch
+// of that name records. Files of deleted datasets are kept in the catalog,
+// so their records are still found.
+func (c *Catalog) fileObjects(ctx context.Context, dataset, name string) (string, []any, error) {
+	in, args := "", []any{name}
+	if dataset != "" {
+		in, args = " AND f.dataset_id = ?", append(args, dataset)
+	}
+	q := `SELECT 'file/' || f.id FROM files f WHERE f.name = ?` + in + `
+		UNION ALL SELECT 'upload/' || u.id FROM uploads u JOIN files f ON f.id = u.file_id WHERE f.name = ?` + in
+	objs, err := queryAll(ctx, c, "audit file objects", func(s rowScanner) (*string, error) {
+		var o string
+		return &o, s.Scan(&o)
+	}, q, append(args, args...)...)
+	if err != nil {
+		return "", nil, err
+	}
+	// A refusal records "dataset/<ds>/file/<name>": its end is compared
+	// (substr from a computed start: the same in SQLite and PostgreSQL).
+	suffix := "/file/" + name
+	conds := []string{"(substr(object, 1, 8) = 'dataset/' AND substr(object, length(object) - ? + 1) = ?)"}
+	args = []any{utf8.RuneCountInString(suffix), suffix}
+	for _, o := range objs {
+		conds = append(conds, "object = ? OR substr(object, 1, ?) = ?")
+		args = append(args, o, len(o)+1, o+"/")
+	}
+	return "(" + strings.Join(conds, " OR ") + ")", args, nil
+}
+
+// AuditFile is what the audit list shows of the file a record concerns.
+type AuditFile struct {
+	Name string
+	Size int64 // plaintext bytes; 0 when unknown (a refusal names only the file)
+}
+
+// AuditFiles maps the objects of records to the files they concern:
+// "file/<id>[/...]" and "upload/<id>[/...]" to the file's name and size,
+// from the catalog, which keeps the files of deleted datasets; a refused
+// fetch's "dataset/<ds>/file/<name>" to name. Objects naming no file are
+// left out.
+func (c *Catalog) AuditFiles(ctx context.Context, objects []string) (map[string]AuditFile, error) {
+	out := map[string]AuditFile{}
+	ids := map[string][]string{} // "file/<id>" or "upload/<id>" -> objects
+	for _, o := range objects {
+		kind, rest, _ := strings.Cut(o, "/")
+		switch kind {
+		case "dataset":
+			if _, name, ok := strings.Cut(rest, "/file/"); ok {
+				out[o] = AuditFile{Name: name}
+			}
+		case "file", "upload":
+			id, _, _ := strings.Cut(rest, "/")
+			ids[kind+"/"+id] = append(ids[kind+"/"+id], o)
+		}
+	}
+	for key, objs := range ids {
+		kind, id, _ := strings.Cut(key, "/")
+		q := `SELECT name, size FROM files WHERE id = ?`
+		if kind == "upload" {
+			q = `SELECT f.name, f.size FROM uploads u JOIN files f ON f.id = u.file_id WHERE u.id = ?`
+		}
+		var f AuditFile
+		err := c.db.QueryRowContext(ctx, q, id).Scan(&f.Name, &f.Size)
+		if err == sql.ErrNoRows {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("catalog: audit files: %w", err)
+		}
+		for _, o := range objs {
+			out[o] = f
+		}
 	}
 	return out, nil
 }

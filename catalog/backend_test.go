@@ -54,6 +54,8 @@ var postgresTests = []struct {
 	{"TestCopyKeepsEverything", TestCopyKeepsEverything},
 	{"TestCopyRefusesBrokenChain", TestCopyRefusesBrokenChain},
 	{"TestBackup", TestBackup},
+	{"TestScheduledGrantRows", TestScheduledGrantRows},
+	{"TestAuditFileFilter", TestAuditFileFilter},
 }
 
 // backendFree are tests of pure code or of the harness itself.

@@ -29,6 +29,10 @@ type Grant struct {
 	RevokedBy     string
 	RevokeReason  string
 	SupersededBy  int64 // 0 if current
+	// Follows is the id of the user's grant this one was booked to follow
+	// (a running grant that ends before this one starts and stays in
+	// force until then), or 0. Derived, not stored: see PutGrant.
+	Follows int64
 }
 
 // Grant states, as State reports them.
@@ -62,15 +66,22 @@ func (g *Grant) State(today string) string {
 	return GrantActive
 }
 
+// grantCols reads a row of the grants table (not aliased) and derives
+// Follows: the newest earlier row of the same user and dataset still in
+// the register (not superseded, not revoked) that ends before this row
+// starts.
 const grantCols = `id, dataset_id, "user", valid_from, until, application_id, institution, reason,
-	granted_by, granted_at, revoked_at, revoked_by, revoke_reason, coalesce(superseded_by, 0)`
+	granted_by, granted_at, revoked_at, revoked_by, revoke_reason, coalesce(superseded_by, 0),
+	coalesce((SELECT p.id FROM grants p WHERE p.dataset_id = grants.dataset_id AND p."user" = grants."user"
+		AND p.id < grants.id AND p.superseded_by IS NULL AND p.revoked_at IS NULL AND p.until < grants.valid_from
+		ORDER BY p.id DESC LIMIT 1), 0)`
 
 func scanGrant(s rowScanner) (*Grant, error) {
 	var g Grant
 	var granted int64
 	var revoked sql.NullInt64
 	if err := s.Scan(&g.ID, &g.DatasetID, &g.User, &g.From, &g.Until, &g.ApplicationID, &g.Institution, &g.Reason,
-		&g.GrantedBy, &granted, &revoked, &g.RevokedBy, &g.RevokeReason, &g.SupersededBy); err != nil {
+		&g.GrantedBy, &granted, &revoked, &g.RevokedBy, &g.RevokeReason, &g.SupersededBy, &g.Follows); err != nil {
 		return nil, err
 	}
 	g.GrantedAt = fromTS(granted)
@@ -79,9 +90,14 @@ func scanGrant(s rowScanner) (*Grant, error) {
 }
 
 // PutGrant records a grant of the dataset to g.User for g.From..g.Until.
-// The user's current row is superseded (kept, marked), so an extension or
-// a new grant after a revocation leaves the earlier rows in the history. The caller checks
-// who may grant and the date bounds.
+// The user's rows in the register are superseded (kept, marked), so an
+// extension or a new grant after a revocation leaves the earlier rows in
+// the history, with one exception: a grant booked to follow a running
+// one. A row that is not revoked, has not ended (its Until is on or after
+// the day of g.GrantedAt) and ends before g.From stays in force until its
+// last day, and g starts after it with no action (the next fiscal year's
+// grant booked ahead). The caller checks who may grant, the date bounds,
+// and that g does not overlap a running grant it must not cut short.
 func (c *Catalog) PutGrant(ctx context.Context, g Grant) (*Grant, error) {
 	if _, err := time.Parse(DateLayout, g.Until); err != nil {
 		return nil, fmt.Errorf("catalog: grant until %q: %w", g.Until, err)
@@ -91,6 +107,7 @@ func (c *Catalog) PutGrant(ctx context.Context, g Grant) (*Grant, error) {
 			return nil, fmt.Errorf("catalog: grant from %q: not a date on or before until %s", g.From, g.Until)
 		}
 	}
+	today := g.GrantedAt.UTC().Format(DateLayout)
 	var out *Grant
 	err := c.tx(ctx, func(tx *sql.Tx) error {
 		var id int64
@@ -100,11 +117,13 @@ func (c *Catalog) PutGrant(ctx context.Context, g Grant) (*Grant, error) {
 		if err != nil {
 			return fmt.Errorf("catalog: put grant: %w", err)
 		}
-		// The user's previous row, whatever its state (a revoked one keeps
-		// its revocation), is replaced: one current row per user.
+		// The user's previous rows, whatever their state (a revoked one
+		// keeps its revocation), are replaced, except a running or
+		// scheduled row that ends before g starts.
 		if _, err := tx.ExecContext(ctx, `UPDATE grants SET superseded_by = ?
-			WHERE dataset_id = ? AND "user" = ? AND id != ? AND superseded_by IS NULL`,
-			id, g.DatasetID, g.User, id); err != nil {
+			WHERE dataset_id = ? AND "user" = ? AND id != ? AND superseded_by IS NULL
+				AND NOT (revoked_at IS NULL AND until >= ? AND until < ?)`,
+			id, g.DatasetID, g.User, id, today, g.From); err != nil {
 			return fmt.Errorf("catalog: supersede grant: %w", err)
 		}
 		out, err = scanGrant(tx.QueryRowContext(ctx, `SELECT `+grantCols+` FROM grants WHERE id = ?`, id))
@@ -113,27 +132,86 @@ func (c *Catalog) PutGrant(ctx context.Context, g Grant) (*Grant, error) {
 	return out, err
 }
 
-// RevokeGrant revokes the user's current grant (active, future or
-// expired) with a reason and returns it; ErrNotFound if there is none.
+// RevokeGrant revokes the user's grants in the register with a reason
+// and returns the newest it revoked; ErrNotFound if there is none. Every
+// row not yet ended (running or scheduled) is revoked, so a revocation
+// also cancels a grant booked ahead; with none, the user's last ended row
+// is (a revocation on record after expiry).
 func (c *Catalog) RevokeGrant(ctx context.Context, datasetID, user, by, reason string, now time.Time) (*Grant, error) {
+	today := now.UTC().Format(DateLayout)
 	var out *Grant
 	err := c.tx(ctx, func(tx *sql.Tx) error {
-		g, err := scanGrant(tx.QueryRowContext(ctx, `SELECT `+grantCols+` FROM grants
+		gs, err := queryTx(ctx, tx, `SELECT `+grantCols+` FROM grants
 			WHERE dataset_id = ? AND "user" = ? AND revoked_at IS NULL AND superseded_by IS NULL
-			ORDER BY id DESC LIMIT 1`, datasetID, user))
+			ORDER BY id DESC`, datasetID, user)
 		if err != nil {
-			return notFound(err, "grant of "+datasetID+" to "+user)
+			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE grants SET revoked_at = ?, revoked_by = ?, revoke_reason = ? WHERE id = ?`,
-			ts(now), by, reason, g.ID); err != nil {
-			return fmt.Errorf("catalog: revoke grant: %w", err)
+		var ids []int64
+		for _, g := range gs {
+			if g.Until >= today {
+				ids = append(ids, g.ID)
+			}
+		}
+		if len(ids) == 0 && len(gs) > 0 {
+			ids = []int64{gs[0].ID}
+		}
+		if len(ids) == 0 {
+			return notFound(sql.ErrNoRows, "grant of "+datasetID+" to "+user)
+		}
+		for _, id := range ids {
+			if _, err := tx.ExecContext(ctx, `UPDATE grants SET revoked_at = ?, revoked_by = ?, revoke_reason = ? WHERE id = ?`,
+				ts(now), by, reason, id); err != nil {
+				return fmt.Errorf("catalog: revoke grant: %w", err)
+			}
+		}
+		for i := range gs {
+			if gs[i].ID == ids[0] {
+				out = &gs[i]
+			}
 		}
 		t := now.UTC()
-		g.RevokedAt, g.RevokedBy, g.RevokeReason = &t, by, reason
-		out = g
+		out.RevokedAt, out.RevokedBy, out.RevokeReason = &t, by, reason
 		return nil
 	})
 	return out, err
+}
+
+// queryTx reads grant rows inside a transaction.
+func queryTx(ctx context.Context, tx *sql.Tx, q string, args ...any) ([]Grant, error) {
+	rows, err := tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("catalog: grants: %w", err)
+	}
+	defer rows.Close()
+	var out []Grant
+	for rows.Next() {
+		g, err := scanGrant(rows)
+		if err != nil {
+			return nil, fmt.Errorf("catalog: grants: %w", err)
+		}
+		out = append(out, *g)
+	}
+	return out, rows.Err()
+}
+
+// ExpiringGrants returns user's running grants (all users' when user is
+// "") whose last day is between today and last, both included, and that
+// nothing follows: no grant is booked to start after them. Those are the
+// grants whose holders lose access unless someone acts. Grants on deleted
+// datasets are left out: such a dataset is hidden from its grantees.
+func (c *Catalog) ExpiringGrants(ctx context.Context, user, today, last string) ([]Grant, error) {
+	who, args := "", []any{today, today, last}
+	if user != "" {
+		who, args = `AND "user" = ?`, append(args, user)
+	}
+	return queryAll(ctx, c, "expiring grants", scanGrant, `SELECT `+grantCols+` FROM grants
+		WHERE valid_from <= ? AND until >= ? AND until <= ? `+who+`
+			AND revoked_at IS NULL AND superseded_by IS NULL
+			AND dataset_id IN (SELECT id FROM datasets WHERE deleted_at IS NULL)
+			AND NOT EXISTS (SELECT 1 FROM grants n WHERE n.dataset_id = grants.dataset_id AND n."user" = grants."user"
+				AND n.id > grants.id AND n.superseded_by IS NULL AND n.revoked_at IS NULL AND n.valid_from > grants.until)
+		ORDER BY until, dataset_id, "user"`, args...)
 }
 
 // ActiveGrant returns the user's grant on the dataset that is active on

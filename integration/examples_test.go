@@ -122,12 +122,13 @@ func TestHelpExamplesOnStack(t *testing.T) {
 
 	run(sam, samDir, "grant")
 	hist := grantsJSON(t, sam, ds1, "--history")
-	var ritaRows, carolFuture int
+	var ritaRows, ritaScheduled, carolFuture int
 	for _, g := range hist {
 		ritaRows += map[bool]int{true: 1}[g.User == rita.name]
+		ritaScheduled += map[bool]int{true: 1}[g.User == rita.name && g.State == "scheduled"]
 		carolFuture += map[bool]int{true: 1}[g.User == carol.name && g.State == "future"]
 	}
-	if ritaRows != 2 || carolFuture != 1 {
+	if ritaRows != 3 || ritaScheduled != 1 || carolFuture != 1 {
 		t.Fatalf("after the grant examples: %+v", hist)
 	}
 	run(sam, samDir, "grants")

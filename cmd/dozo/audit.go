@@ -3,9 +3,15 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
 
@@ -30,15 +36,34 @@ func auditCommand() *cli.Command {
 			{
 				Name:  "list",
 				Usage: "show audit records (newest --limit, oldest first)",
-				Description: "EXAMPLES:\n" +
+				Description: "The table fits 120 columns (ids, long objects and details are cut; --wide\n" +
+					"prints everything, with source address and request id) and shows times in\n" +
+					"this machine's time zone with its UTC offset (--utc for UTC). FILE/OBJECT\n" +
+					"names the file a record concerns, also for files of deleted datasets.\n" +
+					"Presigned-URL records (many per transfer) and the records of listing the log\n" +
+					"itself are left out of the table and the CSV unless --all or --action asks\n" +
+					"for them; --json always prints every matching record (times in UTC).\n" +
+					"A finished fetch adds a file.fetch.done record with the bytes it wrote; the\n" +
+					"client reports it, so its result reads client-reported.\n\n" +
+					"EXAMPLES:\n" +
 					"   dozo audit list                                  # admins: the latest 100 records\n" +
 					"   dozo audit list --dataset JGAD000001 --user bob  # a custodian: bob's use of the dataset\n" +
+					"   dozo audit list --dataset JGAD000001 --file sample1.cram --action file.fetch,file.fetch.done\n" +
+					"   dozo audit list --result refused --since 2026-11-01 --until 2026-12-01 --csv > refusals.csv\n" +
 					"   dozo audit list --since 2026-11-01T00:00:00Z --limit 1000 --json",
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "dataset", Usage: "only records about dataset `ID`"},
 					&cli.StringFlag{Name: "user", Usage: "only records of user `U`"},
+					&cli.StringFlag{Name: "file", Usage: "only records about files named `NAME` (fetches, presigns, uploads, refusals)"},
+					&cli.StringFlag{Name: "action", Usage: "only these actions, comma-separated (`A[,B]`, e.g. file.fetch,file.fetch.done)"},
+					&cli.StringFlag{Name: "result", Usage: "only records with result `R`: ok, refused, error or client-reported"},
 					&cli.StringFlag{Name: "since", Usage: "only records from `T` on (YYYY-MM-DD or RFC 3339, UTC)"},
+					&cli.StringFlag{Name: "until", Usage: "only records before `T` (YYYY-MM-DD or RFC 3339, UTC)"},
 					&cli.IntFlag{Name: "limit", Value: 100, Usage: "at most `N` records (1..10000), the newest"},
+					&cli.BoolFlag{Name: "all", Usage: "also presigned-URL and audit-listing records"},
+					&cli.BoolFlag{Name: "wide", Usage: "print every column in full (no 120-column fit)"},
+					&cli.BoolFlag{Name: "utc", Usage: "print times in UTC instead of the local time zone"},
+					&cli.BoolFlag{Name: "csv", Usage: "print CSV on standard output (text cells defused for spreadsheets)"},
 					jsonFlag,
 				},
 				Action: runAuditList,
@@ -82,18 +107,46 @@ func auditCommand() *cli.Command {
 	}
 }
 
+// auditHidden are the actions the reading view (table, CSV) leaves out
+// unless --all or --action asks for them: presigned URLs, many per
+// transfer, and the records of listing the log itself.
+func auditHidden() []string { return append(slices.Clone(api.PresignActions), "audit.list") }
+
 func runAuditList(c *cli.Context) error {
 	if err := needArgs(c, 0, "no arguments"); err != nil {
 		return err
 	}
-	q := client.AuditQuery{Dataset: c.String("dataset"), User: c.String("user"), Limit: c.Int("limit")}
-	if s := c.String("since"); s != "" {
+	if c.Bool("csv") && c.Bool("json") {
+		return badArg(c, errors.New("--csv and --json: choose one"))
+	}
+	q := client.AuditQuery{Dataset: c.String("dataset"), User: c.String("user"), File: c.String("file"),
+		Result: c.String("result"), Limit: c.Int("limit")}
+	for _, name := range []string{"since", "until"} {
+		s := c.String(name)
+		if s == "" {
+			continue
+		}
 		if _, err := time.Parse(time.RFC3339Nano, s); err != nil {
 			if _, err := time.Parse(time.DateOnly, s); err != nil {
-				return badArg(c, fmt.Errorf("--since %q: want YYYY-MM-DD or RFC 3339 (2026-01-02T15:04:05Z)", s))
+				return badArg(c, fmt.Errorf("--%s %q: want YYYY-MM-DD or RFC 3339 (2026-01-02T15:04:05Z)", name, s))
 			}
 		}
-		q.Since = s
+	}
+	q.Since, q.Until = c.String("since"), c.String("until")
+	switch q.Result {
+	case "", audit.ResultOK, audit.ResultRefused, audit.ResultError, audit.ResultClientReported:
+	default:
+		return badArg(c, fmt.Errorf("--result %q: want ok, refused, error or client-reported", q.Result))
+	}
+	if a := c.String("action"); a != "" {
+		for _, s := range strings.Split(a, ",") {
+			if s = strings.TrimSpace(s); s == "" {
+				return badArg(c, fmt.Errorf("--action %q: want action names separated by commas", a))
+			}
+			q.Actions = append(q.Actions, s)
+		}
+	} else if !c.Bool("all") && !c.Bool("json") {
+		q.ExcludeActions = auditHidden()
 	}
 	if q.Limit < 1 || q.Limit > 10000 {
 		return badArg(c, fmt.Errorf("--limit %d: want 1..10000", q.Limit))
@@ -106,19 +159,166 @@ func runAuditList(c *cli.Context) error {
 	if err != nil {
 		return &client.Error{Op: "listing the audit log", Err: err}
 	}
-	if c.Bool("json") {
-		if rs == nil {
-			rs = []api.AuditRecord{}
+	if rs == nil {
+		rs = []api.AuditEntry{}
+	}
+	loc := time.Local
+	if c.Bool("utc") {
+		loc = time.UTC
+	}
+	switch {
+	case c.Bool("json"):
+		for i := range rs {
+			rs[i].Time = rs[i].Time.UTC()
 		}
 		return printJSON(stdout(c), rs)
+	case c.Bool("csv"):
+		return client.WriteAuditCSV(stdout(c), rs, loc)
+	case c.Bool("wide"):
+		return writeAuditWide(stdout(c), rs, loc)
 	}
-	w := table(stdout(c))
-	fmt.Fprintln(w, "SEQ\tTIME\tUSER\tACTION\tOBJECT\tRESULT\tSTATUS\tSOURCE\tDETAIL")
+	return writeAuditTable(stdout(c), rs, loc, auditWidth)
+}
+
+// auditWidth is the width the default audit table fits.
+const auditWidth = 120
+
+// auditTime is a record's time in loc with its offset ("Z" in UTC).
+func auditTime(t time.Time, loc *time.Location) string {
+	return t.In(loc).Format("2006-01-02 15:04:05Z07:00")
+}
+
+// auditResult is the result, with the HTTP status when it was not a
+// success.
+func auditResult(r api.AuditEntry) string {
+	if r.Status >= 400 {
+		return fmt.Sprintf("%s %d", r.Result, r.Status)
+	}
+	return r.Result
+}
+
+// auditDetail is the record's detail; a finished upload, whose record
+// dozod writes with no detail, shows the size of the file it stored.
+func auditDetail(r api.AuditEntry) string {
+	if r.Action == "upload.complete" && r.Result == audit.ResultOK && r.Detail == "" && r.FileSize > 0 {
+		return fmt.Sprintf("%d bytes (the file's size)", r.FileSize)
+	}
+	return r.Detail
+}
+
+// shortObject cuts the long ids in an object ("file/f9c3e1…") so the
+// table stays narrow; --wide prints them whole.
+func shortObject(o string) string {
+	parts := strings.Split(o, "/")
+	for i, p := range parts {
+		if utf8.RuneCountInString(p) > 16 {
+			parts[i] = string([]rune(p)[:8]) + "…"
+		}
+	}
+	return strings.Join(parts, "/")
+}
+
+// cut shortens s to at most n runes, marking a cut with "…".
+func cut(s string, n int) string {
+	if n <= 0 {
+		return ""
+	}
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	if n == 1 {
+		return "…"
+	}
+	return string([]rune(s)[:n-1]) + "…"
+}
+
+// writeAuditTable prints records in at most width columns: each column
+// is as wide as its widest cell up to a cap, and the detail gets what is
+// left. Control characters in free text are shown escaped, so a record
+// cannot redraw the terminal.
+func writeAuditTable(w io.Writer, rs []api.AuditEntry, loc *time.Location, width int) error {
+	head := []string{"SEQ", "TIME", "USER", "ACTION", "FILE/OBJECT", "RESULT", "DETAIL"}
+	caps := []int{10, 25, 10, 19, 24, 15, 0}
+	rows := [][]string{head}
 	for _, r := range rs {
-		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.Seq, r.Time.UTC().Format("2006-01-02 15:04:05"), orNone(r.Actor),
-			r.Action, orNone(r.Object), r.Result, r.Status, orNone(r.Source), r.Detail)
+		obj := r.File
+		if obj == "" {
+			obj = shortObject(r.Object)
+		}
+		rows = append(rows, []string{strconv.FormatUint(r.Seq, 10), auditTime(r.Time, loc), orNone(printable(r.Actor)),
+			printable(r.Action), orNone(printable(obj)), auditResult(r), printable(auditDetail(r))})
 	}
-	return w.Flush()
+	const gap, minDetail = 2, 24
+	widths := make([]int, len(head))
+	used := 0
+	for i := range len(head) - 1 {
+		for _, row := range rows {
+			widths[i] = max(widths[i], min(utf8.RuneCountInString(row[i]), caps[i]))
+		}
+		used += widths[i] + gap
+	}
+	// Wide names leave the detail at least minDetail: the widest of
+	// user, action and object gives way first, down to a floor.
+	floors := map[int]int{2: 8, 3: 19, 4: 18}
+	for width-used < minDetail {
+		widest := -1
+		for i, f := range floors {
+			if widths[i] > f && (widest < 0 || widths[i] > widths[widest]) {
+				widest = i
+			}
+		}
+		if widest < 0 {
+			break
+		}
+		widths[widest]--
+		used--
+	}
+	widths[len(head)-1] = width - used
+	var b strings.Builder
+	for _, row := range rows {
+		b.Reset()
+		for i, cell := range row {
+			cell = cut(cell, widths[i])
+			b.WriteString(cell)
+			if i < len(row)-1 {
+				b.WriteString(strings.Repeat(" ", widths[i]-utf8.RuneCountInString(cell)+gap))
+			}
+		}
+		if _, err := fmt.Fprintln(w, strings.TrimRight(b.String(), " ")); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeAuditWide prints every column in full.
+func writeAuditWide(w io.Writer, rs []api.AuditEntry, loc *time.Location) error {
+	t := table(w)
+	fmt.Fprintln(t, "SEQ\tTIME\tUSER\tACTION\tDATASET\tFILE\tOBJECT\tRESULT\tSTATUS\tSOURCE\tREQUEST ID\tDETAIL")
+	for _, r := range rs {
+		fmt.Fprintf(t, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.Seq, auditTime(r.Time, loc), orNone(printable(r.Actor)),
+			printable(r.Action), orNone(r.Dataset), orNone(printable(r.File)), orNone(printable(r.Object)), r.Result, r.Status,
+			orNone(r.Source), orNone(r.RequestID), printable(auditDetail(r)))
+	}
+	return t.Flush()
+}
+
+// printable escapes control characters (a tab would break the table, an
+// escape sequence would reach the terminal).
+func printable(s string) string {
+	if strings.IndexFunc(s, unicode.IsControl) < 0 {
+		return s
+	}
+	q := strconv.Quote(s)
+	return q[1 : len(q)-1]
+}
+
+// reportFetchDone tells dozod that a fetch finished, for the audit log.
+// The data is already here: a failed report costs a notice, not the fetch.
+func reportFetchDone(c *cli.Context, cl *client.Client, res *client.FetchResult) {
+	if err := cl.FetchDone(c.Context, res.File.ID, res); err != nil {
+		notice(c)("the fetch finished, but telling dozod for its audit log failed: %v", err)
+	}
 }
 
 func runAuditVerify(c *cli.Context) error {

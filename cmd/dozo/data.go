@@ -308,6 +308,7 @@ func runFetch(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	reportFetchDone(c, cl, res) // audit.go
 	o := fetchOut{
 		Dataset: ds, Name: name, FileID: res.File.ID, Output: res.Output, Size: res.File.Size, Written: res.Bytes,
 		From: res.From, Resumed: res.Resumed, Verified: res.Verified, SHA256: res.File.SHA256, MD5: res.File.MD5,

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -197,6 +198,9 @@ func runDatasetShow(c *cli.Context) error {
 	fmt.Fprintf(w, "files\t%d (%s)\n", d.Files, client.FormatSize(d.Bytes))
 	fmt.Fprintf(w, "created\t%s by %s\n", d.CreatedAt.UTC().Format(time.RFC3339), d.CreatedBy)
 	fmt.Fprintf(w, "your access\t%s\n", joinOr(d.Access, "-"))
+	// dozo keeps user names only, no e-mail or phone: say so, so nobody
+	// looks for contact details that are not there.
+	fmt.Fprintf(w, "custodians\t%s (Vault user names; dozo keeps no contact details: ask your centre)\n", joinOr(d.Custodians, "-"))
 	return w.Flush()
 }
 
@@ -293,14 +297,20 @@ func grantCommand() *cli.Command {
 			"not active yet. --application (the NBDC data-use application id, J-DU + 6\n" +
 			"digits) is required on controlled-access datasets; --institution is always\n" +
 			"required (a new institution needs a new grant). Granting a user who already\n" +
-			"holds a grant records a new period that replaces the current one at once, so\n" +
-			"while a grant is active the new one starts today (omit --from); the old row\n" +
-			"stays in `dozo grants --history`. Granting never re-encrypts data: each\n" +
-			"fetch wraps the file key for the grantee's own key.\n\n" +
+			"holds a grant either replaces it at once (a new period from today: omit\n" +
+			"--from) or books the next period ahead: --from on or after the day after the\n" +
+			"running grant's last day. The running grant then stays until its end and the\n" +
+			"booked one, shown as scheduled in `dozo grants`, starts on its first day with\n" +
+			"no action (a grant may not overlap a running one). Old rows stay in `dozo\n" +
+			"grants --history`. Grantees are warned during the last 30 days of a grant\n" +
+			"nothing follows (`dozo grants --expiring 30d` lists them). Granting never\n" +
+			"re-encrypts data: each fetch wraps the file key for the grantee's own key.\n\n" +
 			"EXAMPLES:\n" +
 			"   dozo grant JGAD000001 bob --until 2027-06-30 --application J-DU000123 --institution 'Univ. of Tokyo'\n" +
 			"   dozo grant JGAD000001 bob --until 2027-09-30 --application J-DU000123 \\\n" +
 			"        --institution 'Univ. of Tokyo' --reason 'extension approved'   # from today\n" +
+			"   dozo grant JGAD000001 bob --from 2027-10-01 --until 2028-03-31 --application J-DU000123 \\\n" +
+			"        --institution 'Univ. of Tokyo' --reason 'next fiscal year'   # scheduled: starts when the current one ends\n" +
 			"   dozo grant JGAD000001 carol --from 2027-01-04 --until 2027-03-31 --application J-DU000124 \\\n" +
 			"        --institution 'Kyoto Univ.'   # a user without a current grant may start later",
 		Flags: []cli.Flag{
@@ -409,13 +419,17 @@ func grantsCommand() *cli.Command {
 			"dataset (active, future, expired or revoked); --history adds every earlier\n" +
 			"period that an extension superseded. --csv and --json export the register\n" +
 			"(one row per period, with application, institution, who granted or revoked\n" +
-			"it, when and why).\n\n" +
+			"it, when and why). A next period booked ahead shows as scheduled beside the\n" +
+			"running one. --expiring lists the running grants that end within a period\n" +
+			"and that nothing follows: whom to book the next period for.\n\n" +
 			"EXAMPLES:\n" +
 			"   dozo grants JGAD000001\n" +
+			"   dozo grants --expiring 30d\n" +
 			"   dozo grants --history --csv > register.csv\n" +
 			"   dozo grants JGAD000001 --json | jq -r '.[] | select(.active) | .user'",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "history", Usage: "include superseded periods (every change)"},
+			&cli.StringFlag{Name: "expiring", Usage: "only running grants ending within `DAYS` (e.g. 30d or 30; today is 0) that nothing follows"},
 			&cli.BoolFlag{Name: "csv", Usage: "print CSV (for the NBDC register) on standard output"},
 			jsonFlag,
 		},
@@ -427,14 +441,28 @@ func grantsCommand() *cli.Command {
 				return badArg(c, errors.New("--csv and --json: choose one"))
 			}
 			ds := c.Args().First()
+			days := -1
+			if e := c.String("expiring"); e != "" {
+				n, err := strconv.Atoi(strings.TrimSuffix(e, "d"))
+				if err != nil || n < 0 || n > 366 {
+					return badArg(c, fmt.Errorf("--expiring %q: want a number of days 0..366, e.g. 30d", e))
+				}
+				if c.Bool("history") {
+					return badArg(c, errors.New("--expiring lists running grants; it does not combine with --history"))
+				}
+				days = n
+			}
 			cl, _, err := newClient(c)
 			if err != nil {
 				return err
 			}
 			var gs []api.Grant
-			if ds == "" {
+			switch {
+			case days >= 0:
+				gs, err = cl.ExpiringGrants(c.Context, ds, days)
+			case ds == "":
 				gs, err = cl.GrantRegister(c.Context, c.Bool("history"))
-			} else {
+			default:
 				gs, err = cl.Grants(c.Context, ds, c.Bool("history"))
 			}
 			if err != nil {
@@ -458,6 +486,8 @@ func grantsCommand() *cli.Command {
 					state = "revoked " + g.RevokedAt.UTC().Format(time.DateOnly) + " by " + g.RevokedBy
 				case g.SupersededBy != 0:
 					state = fmt.Sprintf("superseded by #%d", g.SupersededBy)
+				case g.State == api.GrantScheduled:
+					state = fmt.Sprintf("scheduled after #%d", g.Follows)
 				}
 				fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", g.ID, g.Dataset, g.User, g.From, g.Until.UTC().Format(time.DateOnly),
 					state, orNone(g.ApplicationID), orNone(g.Institution), g.GrantedBy, g.GrantedAt.UTC().Format("2006-01-02 15:04"))

@@ -40,6 +40,9 @@ func newClient(c *cli.Context) (*client.Client, *client.Dir, error) {
 		return nil, nil, &client.Error{Op: cmdPath(c), Err: err}
 	}
 	cl, err := clientFor(c, d, tok)
+	if err == nil {
+		showWarnings(c, cl, d) // warnings.go: once a day
+	}
 	return cl, d, err
 }
 
