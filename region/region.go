@@ -229,7 +229,8 @@ func Make(src io.ReaderAt, size int64, f Format, index []byte, regions []Region)
 		chunks = append(chunks, idx.query(id, r.Beg, r.End)...)
 	}
 	for _, c := range mergeChunks(chunks) {
-		if c.end.Block() >= size || c.beg.Block() >= size {
+		// An end at (size, 0) is the end of a file without an EOF block.
+		if c.beg.Block() >= size || c.end.Block() > size || c.end.Block() == size && c.end.Within() > 0 {
 			return nil, fmt.Errorf("the %s index points past the end of the file: it is not this file's index", idx.kind)
 		}
 		pt := Part{Virtual: true, Beg: c.beg, Stop: c.end, Off: c.beg.Block(), End: c.end.Block()}
