@@ -1,9 +1,8 @@
 package region
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -11,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/dozo-vault/dozo/region/regiontest"
 )
 
 // These tests check plans against the real tools (samtools, bcftools,
@@ -42,71 +43,19 @@ func run(t *testing.T, name string, args ...string) string {
 	return string(out)
 }
 
-// synthRef is a reference of random sequences.
-type synthRef struct {
-	names []string
-	seqs  []string
-}
-
-func makeRef(r *rand.Rand, n, length int) synthRef {
-	var s synthRef
-	for i := range n {
-		b := make([]byte, length)
-		for j := range b {
-			b[j] = "ACGT"[r.IntN(4)]
-		}
-		s.names = append(s.names, fmt.Sprintf("chr%d", i+1))
-		s.seqs = append(s.seqs, string(b))
-	}
-	return s
-}
-
-func (s synthRef) writeFasta(t *testing.T, path string) {
-	var b bytes.Buffer
-	for i, n := range s.names {
-		fmt.Fprintf(&b, ">%s\n", n)
-		for j := 0; j < len(s.seqs[i]); j += 60 {
-			b.WriteString(s.seqs[i][j:min(j+60, len(s.seqs[i]))] + "\n")
-		}
-	}
-	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// writeSAM writes n reads of 100 bases at random places (a tenth of them
-// 1-10 kb long, deletions making them span bins) and some unmapped reads.
-func (s synthRef) writeSAM(t *testing.T, path string, r *rand.Rand, n int) {
+// write creates path with what fill writes.
+func write(t *testing.T, path string, fill func(io.Writer) error) {
+	t.Helper()
 	f, err := os.Create(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := bufio.NewWriter(f)
-	fmt.Fprintf(w, "@HD\tVN:1.6\tSO:unsorted\n")
-	for i, name := range s.names {
-		fmt.Fprintf(w, "@SQ\tSN:%s\tLN:%d\n", name, len(s.seqs[i]))
-	}
-	qual := strings.Repeat("I", 100)
-	for i := range n {
-		ref := r.IntN(len(s.names))
-		seq := s.seqs[ref]
-		pos := r.IntN(len(seq) - 20000)
-		cigar := "100M"
-		read := seq[pos : pos+100]
-		if r.IntN(10) == 0 {
-			del := 1000 + r.IntN(9000)
-			cigar = fmt.Sprintf("50M%dD50M", del)
-			read = seq[pos:pos+50] + seq[pos+50+del:pos+100+del]
-		}
-		fmt.Fprintf(w, "r%d\t0\t%s\t%d\t60\t%s\t*\t0\t0\t%s\t%s\n", i, s.names[ref], pos+1, cigar, read, qual)
-	}
-	for i := range n / 100 {
-		fmt.Fprintf(w, "u%d\t4\t*\t0\t0\t*\t*\t0\t0\t%s\t%s\n", i, s.seqs[0][:100], qual)
-	}
-	if err := w.Flush(); err != nil {
+	if err := fill(f); err != nil {
 		t.Fatal(err)
 	}
-	f.Close()
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 type osFile struct {
@@ -187,11 +136,11 @@ func TestBAMAndCRAMWithSamtools(t *testing.T) {
 	needTools(t, "samtools")
 	dir := t.TempDir()
 	r := rand.New(rand.NewPCG(1, 2))
-	ref := makeRef(r, 3, 1_200_000)
+	ref := regiontest.NewRef(r, 3, 1_200_000)
 	fa := filepath.Join(dir, "ref.fa")
-	ref.writeFasta(t, fa)
+	write(t, fa, ref.WriteFasta)
 	sam := filepath.Join(dir, "x.sam")
-	ref.writeSAM(t, sam, r, 40000)
+	write(t, sam, func(w io.Writer) error { return ref.WriteSAM(w, r, 40000, true) })
 	bam := filepath.Join(dir, "x.bam")
 	run(t, "samtools", "sort", "-o", bam, sam)
 	run(t, "samtools", "index", bam)
@@ -223,41 +172,13 @@ func TestBAMAndCRAMWithSamtools(t *testing.T) {
 	}
 }
 
-// writeVCF writes a sorted VCF with n variants over ref's contigs.
-func (s synthRef) writeVCF(t *testing.T, path string, r *rand.Rand, n int) {
-	var b bytes.Buffer
-	b.WriteString("##fileformat=VCFv4.2\n")
-	for i, name := range s.names {
-		fmt.Fprintf(&b, "##contig=<ID=%s,length=%d>\n", name, len(s.seqs[i]))
-	}
-	b.WriteString("##INFO=<ID=DP,Number=1,Type=Integer,Description=\"Depth\">\n")
-	b.WriteString("##FORMAT=<ID=GT,Number=1,Type=String,Description=\"Genotype\">\n")
-	b.WriteString("#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tS1\tS2\n")
-	per := n / len(s.names)
-	for i, name := range s.names {
-		pos := 0
-		for range per {
-			pos += 1 + r.IntN(2*len(s.seqs[i])/per-1)
-			if pos >= len(s.seqs[i]) {
-				break
-			}
-			refBase := s.seqs[i][pos-1 : pos]
-			alt := string("ACGT"[(strings.IndexByte("ACGT", refBase[0])+1)%4])
-			fmt.Fprintf(&b, "%s\t%d\t.\t%s\t%s\t50\tPASS\tDP=%d\tGT\t0/1\t1/1\n", name, pos, refBase, alt, r.IntN(100))
-		}
-	}
-	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestVCFAndBCFWithBcftools(t *testing.T) {
 	needTools(t, "bcftools", "bgzip", "tabix")
 	dir := t.TempDir()
 	r := rand.New(rand.NewPCG(3, 4))
-	ref := makeRef(r, 3, 1_200_000)
+	ref := regiontest.NewRef(r, 3, 1_200_000)
 	raw := filepath.Join(dir, "x.vcf")
-	ref.writeVCF(t, raw, r, 60000)
+	write(t, raw, func(w io.Writer) error { return ref.WriteVCF(w, r, 60000) })
 	vcf := raw + ".gz"
 	run(t, "bgzip", "-f", raw)
 	run(t, "tabix", "-p", "vcf", vcf)
