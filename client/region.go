@@ -44,8 +44,8 @@ type RegionResult struct {
 	Output string
 	// Bytes is the size of the region file written.
 	Bytes int64
-	// Planned is how many bytes of the file the plan reads: its header,
-	// the chunks or containers overlapping the regions.
+	// Planned is how many bytes of the file were read: its header, the
+	// chunks or containers overlapping the regions.
 	Planned int64
 	// Parts is how many separate ranges of the file were read.
 	Parts int
@@ -112,13 +112,13 @@ func (c *Client) FetchRegions(ctx context.Context, o RegionOptions) (*RegionResu
 		}
 		return nil, hintError(op, "check the regions against the file's references, and that "+indexName+" is this file's index", err)
 	}
-	res.Planned, res.Parts = plan.SourceBytes(), len(plan.Parts)-1
+	res.Parts = len(plan.Parts) - 1
 	write := func(w io.Writer) error {
 		raw := func(w io.Writer, off, n int64) error {
 			return copyRange(ctx, w, f.File, off, n, regionWarmStep)
 		}
-		n, err := region.Write(w, f, plan, raw)
-		res.Bytes = n
+		n, err := region.Write(w, plan, raw)
+		res.Bytes, res.Planned = n, plan.SourceBytes()
 		return err
 	}
 	if o.Output == "-" {

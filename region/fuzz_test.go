@@ -79,6 +79,6 @@ func FuzzPlanHeaders(f *testing.F) {
 			return
 		}
 		var out bytes.Buffer
-		Write(&out, r, p, nil)
+		Write(&out, p, nil)
 	})
 }

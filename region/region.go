@@ -142,7 +142,9 @@ func (r Region) String() string {
 
 // Part is one piece of a planned output, written in order.
 type Part struct {
-	// Off, End: the bytes of the source the part reads.
+	// Off, End: the bytes of the source the part reads. Until Write has
+	// read it, End of a part that ends inside a BGZF block or of a CRAM
+	// container is a bound (the block or container header tells the end).
 	Off, End int64
 	// Virtual: the part is the records in [Beg, Stop) of a BGZF file. The
 	// blocks wholly inside are copied as they are; a block cut by Beg or
@@ -150,6 +152,9 @@ type Part struct {
 	// so the output never holds part of a record.
 	Virtual   bool
 	Beg, Stop VOffset
+	// Container: the part is the CRAM container at Off, whose header
+	// gives its length.
+	Container bool
 	// Literal, if set, is written as it is (an end-of-file marker).
 	Literal []byte
 }
@@ -160,9 +165,14 @@ type Plan struct {
 	Parts  []Part
 	// Regions as resolved against the file's references.
 	Regions []Region
+
+	src   io.ReaderAt
+	size  int64
+	major byte // CRAM major version
 }
 
-// SourceBytes is how many bytes of the source the plan reads.
+// SourceBytes is how many bytes of the source the plan reads: exact once
+// Write has run, an upper bound before.
 func (p *Plan) SourceBytes() int64 {
 	var n int64
 	for _, pt := range p.Parts {
@@ -175,10 +185,11 @@ func (p *Plan) SourceBytes() int64 {
 var ErrUnknownReference = errors.New("unknown reference")
 
 // Make plans the region file for regions of src (size bytes, of format f)
-// with index, the whole index file. It reads src's header and, for each
-// chunk's last block or each container, a header; what it returns reads
-// the header, the chunks or containers overlapping the regions (sorted,
-// merged, each once), and ends with the format's end-of-file marker.
+// with index, the whole index file. It reads only src's header; the
+// plan's parts are the header, the chunks or containers overlapping the
+// regions (sorted, merged, each once), and the format's end-of-file
+// marker. Write reads the parts in file order, so a reader that caches
+// the last segment it fetched fetches each segment once.
 func Make(src io.ReaderAt, size int64, f Format, index []byte, regions []Region) (*Plan, error) {
 	if len(regions) == 0 {
 		return nil, errors.New("no region")
@@ -212,13 +223,19 @@ func Make(src io.ReaderAt, size int64, f Format, index []byte, regions []Region)
 	if idx.names != nil && f != BAM {
 		names = idx.names
 	}
-	if names == nil {
+	notThis := func(why string, args ...any) error {
+		return fmt.Errorf("the %s index is not this file's: %s", idx.kind, fmt.Sprintf(why, args...))
+	}
+	switch {
+	case names == nil:
 		return nil, fmt.Errorf("a %s index of a %v file does not name the references", idx.kind, f)
+	case f == BAM && len(idx.refs) != len(names):
+		// samtools indexes every reference of the header.
+		return nil, notThis("it has %d references, the file's header %d", len(idx.refs), len(names))
+	case len(idx.refs) > len(names):
+		return nil, notThis("it has %d references, the file %d", len(idx.refs), len(names))
 	}
-	if len(idx.refs) > len(names) {
-		return nil, fmt.Errorf("the %s index has %d references, the file %d: they do not belong together", idx.kind, len(idx.refs), len(names))
-	}
-	p := &Plan{Format: f}
+	p := &Plan{Format: f, src: src, size: size}
 	chunks := []chunk{{0, hdrEnd}}
 	for _, r := range regions {
 		id, r, err := resolve(names, r)
@@ -228,32 +245,27 @@ func Make(src io.ReaderAt, size int64, f Format, index []byte, regions []Region)
 		p.Regions = append(p.Regions, r)
 		chunks = append(chunks, idx.query(id, r.Beg, r.End)...)
 	}
-	for _, c := range mergeChunks(chunks) {
-		// An end at (size, 0) is the end of a file without an EOF block.
-		if c.beg.Block() >= size || c.end.Block() > size || c.end.Block() == size && c.end.Within() > 0 {
-			return nil, fmt.Errorf("the %s index points past the end of the file: it is not this file's index", idx.kind)
+	for i, c := range mergeChunks(chunks) {
+		// Records start after the header, and an end at (size, 0) is the
+		// end of a file without an EOF block.
+		switch {
+		case i > 0 && c.beg < hdrEnd || i == 0 && c.beg != 0:
+			return nil, notThis("it has records at %v, inside the header", c.beg)
+		case c.beg.Block() >= size || c.end.Block() > size || c.end.Block() == size && c.end.Within() > 0:
+			return nil, notThis("it points past the end of the file")
 		}
-		pt := Part{Virtual: true, Beg: c.beg, Stop: c.end, Off: c.beg.Block(), End: c.end.Block()}
-		// Both ends must be block starts; a range that ends inside a block
-		// reads that block to its end, which its header's BSIZE tells.
-		if _, err := blockAt(src, c.beg.Block(), idx.kind); err != nil {
-			return nil, err
-		}
+		end := c.end.Block()
 		if c.end.Within() > 0 {
-			bs, err := blockAt(src, c.end.Block(), idx.kind)
-			if err != nil {
-				return nil, err
-			}
-			pt.End += int64(bs)
+			end = min(end+maxBlockSize, size)
 		}
-		p.Parts = append(p.Parts, pt)
+		p.Parts = append(p.Parts, Part{Virtual: true, Beg: c.beg, Stop: c.end, Off: c.beg.Block(), End: end})
 	}
 	p.Parts = append(p.Parts, Part{Literal: bgzfEOF})
 	return p, nil
 }
 
 // blockAt returns the size of the BGZF block that starts at off.
-func blockAt(src io.ReaderAt, off int64, kind string) (int, error) {
+func blockAt(src io.ReaderAt, off int64) (int, error) {
 	var h [18 + 6]byte
 	n, err := src.ReadAt(h[:], off)
 	if n < 18 {
@@ -261,7 +273,7 @@ func blockAt(src io.ReaderAt, off int64, kind string) (int, error) {
 	}
 	bs, _, err := blockSize(h[:n])
 	if err != nil {
-		return 0, fmt.Errorf("the %s index points to byte %d, where no BGZF block starts: it is not this file's index (%w)", kind, off, err)
+		return 0, fmt.Errorf("the index is not this file's: it points to byte %d, where no BGZF block starts (%w)", off, err)
 	}
 	return bs, nil
 }
@@ -324,7 +336,7 @@ func planCRAM(src io.ReaderAt, size int64, index []byte, regions []Region) (*Pla
 	if err != nil {
 		return nil, err
 	}
-	p := &Plan{Format: CRAM, Parts: []Part{{Off: 0, End: hdrEnd}}}
+	p := &Plan{Format: CRAM, Parts: []Part{{Off: 0, End: hdrEnd}}, src: src, size: size, major: major}
 	offsets := map[int64]bool{}
 	for _, r := range regions {
 		id, r, err := resolve(names, r)
@@ -343,20 +355,15 @@ func planCRAM(src io.ReaderAt, size int64, index []byte, regions []Region) (*Pla
 		sorted = append(sorted, o)
 	}
 	slices.Sort(sorted)
-	for _, o := range sorted {
-		last := &p.Parts[len(p.Parts)-1]
-		if o < last.End {
-			return nil, fmt.Errorf("the CRAM index names a container at %d, inside the one before it: it is not this file's index", o)
+	for i, o := range sorted {
+		if o < hdrEnd || o >= size {
+			return nil, fmt.Errorf("the CRAM index is not this file's: it names a container at %d, outside the file's data", o)
 		}
-		c, err := readContainer(src, o, size, major)
-		if err != nil {
-			return nil, fmt.Errorf("%w (is the index this file's?)", err)
+		end := size
+		if i+1 < len(sorted) {
+			end = sorted[i+1]
 		}
-		if o == last.End {
-			last.End = c.end()
-		} else {
-			p.Parts = append(p.Parts, Part{Off: o, End: c.end()})
-		}
+		p.Parts = append(p.Parts, Part{Container: true, Off: o, End: end})
 	}
 	p.Parts = append(p.Parts, Part{Literal: cramEOF[major]})
 	return p, nil
@@ -365,11 +372,13 @@ func planCRAM(src io.ReaderAt, size int64, index []byte, regions []Region) (*Pla
 // CopyFunc copies n bytes of the source at off to w as they are.
 type CopyFunc func(w io.Writer, off, n int64) error
 
-// Write writes the planned file to w, reading src; raw, if not nil, does
-// the copies of whole blocks and containers (a caller may overlap fetching
-// with writing there). It returns the bytes written. Memory stays at a few
+// Write writes the planned file to w, reading the plan's source in file
+// order; raw, if not nil, does the copies of whole blocks and containers
+// (a caller may overlap fetching with writing there). It sets each part's
+// End to what it read and returns the bytes written. Memory stays at a few
 // blocks whatever the plan.
-func Write(w io.Writer, src io.ReaderAt, p *Plan, raw CopyFunc) (int64, error) {
+func Write(w io.Writer, p *Plan, raw CopyFunc) (int64, error) {
+	src := p.src
 	cw := &countWriter{w: w}
 	if raw == nil {
 		raw = func(w io.Writer, off, n int64) error {
@@ -378,11 +387,12 @@ func Write(w io.Writer, src io.ReaderAt, p *Plan, raw CopyFunc) (int64, error) {
 		}
 	}
 	buf := make([]byte, 0, maxBlockSize)
-	// part writes data[from:to] of the block at off: as it is when whole.
+	// part writes data[from:to] of the block at off, as it is when whole,
+	// and returns the block's size.
 	part := func(off int64, from, to int) (int64, error) {
 		size, data, err := readBlock(src, off, buf)
 		if err != nil {
-			return 0, err
+			return 0, fmt.Errorf("%w (is the index this file's?)", err)
 		}
 		to = min(to, len(data))
 		switch {
@@ -394,27 +404,45 @@ func Write(w io.Writer, src io.ReaderAt, p *Plan, raw CopyFunc) (int64, error) {
 		}
 		return int64(size), err
 	}
-	for _, pt := range p.Parts {
+	for i := range p.Parts {
+		pt := &p.Parts[i]
 		var err error
 		switch {
 		case pt.Literal != nil:
 			_, err = cw.Write(pt.Literal)
+		case pt.Container:
+			var c cramContainer
+			if c, err = readContainer(src, pt.Off, p.size, p.major); err != nil {
+				return cw.n, fmt.Errorf("%w (is the index this file's?)", err)
+			}
+			if c.end() > pt.End {
+				return cw.n, fmt.Errorf("the CRAM index is not this file's: the container at %d overlaps the next one it names", pt.Off)
+			}
+			pt.End = c.end()
+			err = raw(cw, pt.Off, pt.End-pt.Off)
 		case !pt.Virtual:
 			err = raw(cw, pt.Off, pt.End-pt.Off)
 		case pt.Beg.Block() == pt.Stop.Block():
-			_, err = part(pt.Beg.Block(), pt.Beg.Within(), pt.Stop.Within())
+			var n int64
+			n, err = part(pt.Beg.Block(), pt.Beg.Within(), pt.Stop.Within())
+			pt.End = pt.Off + n
 		default:
 			b := pt.Beg.Block()
 			if pt.Beg.Within() > 0 {
 				var n int64
 				n, err = part(b, pt.Beg.Within(), maxBlockSize)
 				b += n
+			} else if _, err = blockAt(src, b); err != nil {
+				return cw.n, err
 			}
 			if err == nil && pt.Stop.Block() > b {
 				err = raw(cw, b, pt.Stop.Block()-b)
 			}
+			pt.End = pt.Stop.Block()
 			if err == nil && pt.Stop.Within() > 0 {
-				_, err = part(pt.Stop.Block(), 0, pt.Stop.Within())
+				var n int64
+				n, err = part(pt.Stop.Block(), 0, pt.Stop.Within())
+				pt.End += n
 			}
 		}
 		if err != nil {

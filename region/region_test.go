@@ -222,13 +222,13 @@ func TestWriteCutsBlocks(t *testing.T) {
 	}
 	offs = append(offs, int64(f.Len()))
 	f.Write(bgzfEOF)
-	p := &Plan{Parts: []Part{
+	p := &Plan{src: bytes.NewReader(f.Bytes()), size: int64(f.Len()), Parts: []Part{
 		{Virtual: true, Beg: v(offs[0], 900), Stop: v(offs[2], 10)},
 		{Virtual: true, Beg: v(offs[3], 5), Stop: v(offs[3], 7)},
 		{Literal: bgzfEOF},
 	}}
 	var out bytes.Buffer
-	if _, err := Write(&out, bytes.NewReader(f.Bytes()), p, nil); err != nil {
+	if _, err := Write(&out, p, nil); err != nil {
 		t.Fatal(err)
 	}
 	z := newBGZFReader(bytes.NewReader(out.Bytes()), int64(out.Len()))

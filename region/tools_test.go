@@ -102,7 +102,7 @@ func extract(t *testing.T, path, index, out string, regions ...string) *Plan {
 		t.Fatal(err)
 	}
 	defer o.Close()
-	if _, err := Write(o, f, p, nil); err != nil {
+	if _, err := Write(o, p, nil); err != nil {
 		t.Fatal(err)
 	}
 	return p

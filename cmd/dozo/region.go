@@ -19,10 +19,18 @@ import (
 // regionFlags are fetch's flags for region fetches.
 func regionFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringSliceFlag{Name: "region", Usage: "only the records overlapping `REF[:FROM-TO]` (1-based, inclusive; repeatable) of a BAM, CRAM, VCF.gz or BCF, as a file of the same format"},
+		&cli.GenericFlag{Name: "region", Value: &regionList{}, Usage: "only the records overlapping `REF[:FROM-TO]` (1-based, inclusive; repeatable) of a BAM, CRAM, VCF.gz or BCF, as a file of the same format"},
 		&cli.StringFlag{Name: "index", Usage: "with --region: the index file's `NAME` in the dataset", DefaultText: "FILE.bai, FILE.csi, FILE.crai, FILE.tbi, ... whichever exists"},
 	}
 }
+
+// regionList collects --region values as given: samtools regions have
+// thousands commas (chr1:1,000,000-2,000,000), so a string slice flag,
+// which splits at commas, does not do.
+type regionList []string
+
+func (l *regionList) Set(s string) error { *l = append(*l, s); return nil }
+func (l *regionList) String() string     { return strings.Join(*l, " ") }
 
 // regionHelp is fetch's help text about regions.
 const regionHelp = "--region REF:FROM-TO writes only the records of a BAM, CRAM, bgzipped VCF or\n" +
@@ -56,7 +64,11 @@ func runRegionFetch(c *cli.Context, ds, name string) error {
 		return badArg(c, errors.New("--region does not combine with --range or --raw"))
 	}
 	var regions []region.Region
-	for _, s := range c.StringSlice("region") {
+	list, _ := c.Generic("region").(*regionList)
+	if list == nil {
+		list = &regionList{}
+	}
+	for _, s := range *list {
 		r, err := region.ParseRegion(s)
 		if err != nil {
 			return badArg(c, err)
