@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"strconv"
 	"strings"
@@ -83,11 +84,12 @@ func (r *bytesReader) ltf8() int64 {
 
 // cramContainer is what the planner needs of a container header.
 type cramContainer struct {
-	offset    int64 // of the container header
-	headerLen int   // its length
-	length    int64 // of the data after it
-	ref       int32
-	records   int32
+	offset      int64 // of the container header
+	headerLen   int   // its length
+	length      int64 // of the data after it
+	ref         int32
+	start, span int32 // 1-based alignment start and span of a single-reference container
+	records     int32
 }
 
 func (c cramContainer) end() int64 { return c.offset + int64(c.headerLen) + c.length }
@@ -123,8 +125,8 @@ func parseContainerHeader(b []byte, major byte) (cramContainer, error) {
 	}
 	r := &bytesReader{b: b[4:]}
 	c.ref = r.itf8()
-	r.itf8() // alignment start
-	r.itf8() // span
+	c.start = r.itf8()
+	c.span = r.itf8()
 	c.records = r.itf8()
 	r.ltf8() // record counter
 	r.ltf8() // bases
@@ -136,18 +138,21 @@ func parseContainerHeader(b []byte, major byte) (cramContainer, error) {
 	for range n {
 		r.itf8()
 	}
-	if major >= 3 {
-		crc := r.b
-		if len(crc) >= 4 {
-			r.b = r.b[4:]
-		} else {
-			r.err = io.ErrUnexpectedEOF
-		}
-	}
 	if r.err != nil {
 		return c, r.err
 	}
 	c.headerLen = len(b) - len(r.b)
+	if major >= 3 {
+		// CRAM 3 ends the header with the CRC-32 of what precedes it: the
+		// check that an offset from an index is a container of this file.
+		if len(r.b) < 4 {
+			return c, io.ErrUnexpectedEOF
+		}
+		if crc32.ChecksumIEEE(b[:c.headerLen]) != binary.LittleEndian.Uint32(r.b) {
+			return c, errors.New("no container header there (CRC-32 mismatch)")
+		}
+		c.headerLen += 4
+	}
 	return c, nil
 }
 
@@ -232,6 +237,17 @@ type craiEntry struct {
 	ref        int32
 	start, end int64 // 0-based, half-open
 	container  int64
+}
+
+// holds tells whether container c, as its header describes it, can hold
+// the slice e describes: same reference, and the slice's span inside the
+// container's. Multi-reference and unmapped containers are not checked.
+func (c cramContainer) holds(e craiEntry) bool {
+	if c.ref < 0 {
+		return true
+	}
+	from := int64(c.start) - 1
+	return c.ref == e.ref && from <= e.start && e.end <= from+int64(c.span)
 }
 
 // parseCRAI parses a gzipped CRAM index.

@@ -155,6 +155,7 @@ type Part struct {
 	// Container: the part is the CRAM container at Off, whose header
 	// gives its length.
 	Container bool
+	slices    []craiEntry // the index's slices in the container
 	// Literal, if set, is written as it is (an end-of-file marker).
 	Literal []byte
 }
@@ -337,7 +338,7 @@ func planCRAM(src io.ReaderAt, size int64, index []byte, regions []Region) (*Pla
 		return nil, err
 	}
 	p := &Plan{Format: CRAM, Parts: []Part{{Off: 0, End: hdrEnd}}, src: src, size: size, major: major}
-	offsets := map[int64]bool{}
+	offsets := map[int64][]craiEntry{}
 	for _, r := range regions {
 		id, r, err := resolve(names, r)
 		if err != nil {
@@ -346,7 +347,7 @@ func planCRAM(src io.ReaderAt, size int64, index []byte, regions []Region) (*Pla
 		p.Regions = append(p.Regions, r)
 		for _, e := range entries {
 			if int(e.ref) == id && e.start < r.End && max(e.end, e.start+1) > r.Beg {
-				offsets[e.container] = true
+				offsets[e.container] = append(offsets[e.container], e)
 			}
 		}
 	}
@@ -363,7 +364,7 @@ func planCRAM(src io.ReaderAt, size int64, index []byte, regions []Region) (*Pla
 		if i+1 < len(sorted) {
 			end = sorted[i+1]
 		}
-		p.Parts = append(p.Parts, Part{Container: true, Off: o, End: end})
+		p.Parts = append(p.Parts, Part{Container: true, Off: o, End: end, slices: offsets[o]})
 	}
 	p.Parts = append(p.Parts, Part{Literal: cramEOF[major]})
 	return p, nil
@@ -417,6 +418,12 @@ func Write(w io.Writer, p *Plan, raw CopyFunc) (int64, error) {
 			}
 			if c.end() > pt.End {
 				return cw.n, fmt.Errorf("the CRAM index is not this file's: the container at %d overlaps the next one it names", pt.Off)
+			}
+			for _, e := range pt.slices {
+				if !c.holds(e) {
+					return cw.n, fmt.Errorf("the CRAM index is not this file's: it has a slice of reference %d at %d-%d in the container at %d, which holds reference %d at %d-%d",
+						e.ref, e.start+1, e.end, pt.Off, c.ref, c.start, int64(c.start)+int64(c.span)-1)
+				}
 			}
 			pt.End = c.end()
 			err = raw(cw, pt.Off, pt.End-pt.Off)

@@ -205,3 +205,45 @@ func TestVCFAndBCFWithBcftools(t *testing.T) {
 		}
 	}
 }
+
+// An index of another file with the same references is refused, by Make
+// or by Write, before a wrong byte is written as a record.
+func TestWrongIndexRefused(t *testing.T) {
+	needTools(t, "samtools")
+	dir := t.TempDir()
+	r := rand.New(rand.NewPCG(5, 6))
+	ref := regiontest.NewRef(r, 2, 600_000)
+	fa := filepath.Join(dir, "ref.fa")
+	write(t, fa, ref.WriteFasta)
+	for _, name := range []string{"a", "b"} {
+		sam := filepath.Join(dir, name+".sam")
+		write(t, sam, func(w io.Writer) error { return ref.WriteSAM(w, r, 20000, true) })
+		bam := filepath.Join(dir, name+".bam")
+		run(t, "samtools", "sort", "-o", bam, sam)
+		run(t, "samtools", "index", bam)
+		run(t, "samtools", "view", "-C", "-T", fa, "-o", filepath.Join(dir, name+".cram"), bam)
+		run(t, "samtools", "index", filepath.Join(dir, name+".cram"))
+	}
+	for _, c := range []struct{ file, index string }{
+		{"a.bam", "b.bam.bai"}, {"a.cram", "b.cram.crai"},
+	} {
+		f := openFile(t, filepath.Join(dir, c.file))
+		idx, err := os.ReadFile(filepath.Join(dir, c.index))
+		if err != nil {
+			t.Fatal(err)
+		}
+		format, _ := FormatOf(c.file)
+		for _, reg := range []string{"chr1:100000-200000", "chr2", "chr1:500000-"} {
+			rg, _ := ParseRegion(reg)
+			p, err := Make(f, f.size, format, idx, []Region{rg})
+			if err == nil {
+				_, err = Write(io.Discard, p, nil)
+			}
+			if err == nil {
+				t.Errorf("%s with %s: %s written", c.file, c.index, reg)
+			} else if !strings.Contains(err.Error(), "this file's") {
+				t.Errorf("%s with %s: error does not blame the index: %v", c.file, c.index, err)
+			}
+		}
+	}
+}
