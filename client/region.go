@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"time"
 
 	"github.com/dozo-vault/dozo/api"
@@ -67,7 +68,9 @@ const maxRegionIndex = 512 << 20
 // piece and chunk by chunk as any fetch; there is no whole-file checksum
 // to compare. A file on disk appears at Output only once it is complete
 // (it is written to Output.partial, 0600, and renamed); an interrupted
-// region fetch leaves nothing behind.
+// region fetch leaves nothing behind. Output is resolved as a fetch's is:
+// a directory receives the file under its name, a device or FIFO is
+// written through.
 func (c *Client) FetchRegions(ctx context.Context, o RegionOptions) (*RegionResult, error) {
 	began := time.Now()
 	op := "fetching regions of " + o.Dataset + "/" + o.Name
@@ -84,10 +87,16 @@ func (c *Client) FetchRegions(ctx context.Context, o RegionOptions) (*RegionResu
 	if o.Output == "" {
 		return nil, hintError(op, "pass -o PATH, or -o - for standard output", errors.New("no output"))
 	}
+	kind := outputFile
 	if o.Output != "-" {
-		if err := checkOutput(op, o.Output, o.Force); err != nil {
+		// Before anything is fetched, as fetch does: a directory receives
+		// the region file under the file's name, a device or FIFO is
+		// written through, and an output that cannot be written is refused.
+		out, k, err := resolveOutput(op, o.Output, o.Name, o.Force)
+		if err != nil {
 			return nil, err
 		}
+		o.Output, kind = out, k
 	}
 	indexName, err := c.findIndex(ctx, op, o)
 	if err != nil {
@@ -121,18 +130,24 @@ func (c *Client) FetchRegions(ctx context.Context, o RegionOptions) (*RegionResu
 		res.Bytes, res.Planned = n, plan.SourceBytes()
 		return err
 	}
-	if o.Output == "-" {
+	switch {
+	case o.Output == "-":
 		out := o.Stdout
 		if out == nil {
 			out = os.Stdout
 		}
 		err = write(out)
-	} else {
+	case kind == outputDevice:
+		err = writeDevice(ctx, op, o.Output, write)
+	default:
 		err = writeAtomically(op, o.Output, o.Force, write)
 	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, interrupted(op, ctx)
+		}
+		if errors.Is(err, syscall.ENOSPC) {
+			return nil, hintError(op, "free some disk space, then run the same command again", err)
 		}
 		return nil, opError(op, err)
 	}
@@ -191,6 +206,24 @@ func (c *Client) readIndex(ctx context.Context, o RegionOptions, name string, re
 	}
 	res.IndexStats = f.Stats()
 	return b, nil
+}
+
+// writeDevice writes through write to the character device or FIFO at
+// out, as fetch does: opened for writing, nothing created or truncated.
+func writeDevice(ctx context.Context, op, out string, write func(io.Writer) error) error {
+	df, err := openDevice(ctx, op, out, func() {})
+	if err != nil {
+		return err
+	}
+	defer df.Close()
+	// A FIFO whose reader stalls must not hold an interrupted fetch.
+	stop := context.AfterFunc(ctx, func() { df.SetWriteDeadline(time.Now()) })
+	defer stop()
+	err = write(df)
+	if cerr := df.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	return err
 }
 
 // writeAtomically writes through write to out.partial (0600, a file of

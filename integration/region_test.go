@@ -238,6 +238,26 @@ func TestRegionFetch(t *testing.T) {
 		}
 	})
 
+	t.Run("directory and device outputs", func(t *testing.T) {
+		file := filepath.Join(t.TempDir(), "a.bam")
+		rita.must(t, "fetch", ds+"/x.bam", "--region", "chr1:700000-800000", "-o", file)
+		dir := t.TempDir()
+		rita.must(t, "fetch", ds+"/x.bam", "--region", "chr1:700000-800000", "-o", dir)
+		want, _ := os.ReadFile(file)
+		got, err := os.ReadFile(filepath.Join(dir, "x.bam"))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("-o DIR wrote %d bytes (%v), -o PATH %d", len(got), err, len(want))
+		}
+		if out := rita.must(t, "fetch", ds+"/x.bam", "--region", "chr1:700000-800000", "-o", os.DevNull); !strings.Contains(out, os.DevNull) {
+			t.Fatalf("-o /dev/null: %q", out)
+		}
+		// A second fetch into the directory refuses to replace the file.
+		line := rita.refused(t, "fetch", ds+"/x.bam", "--region", "chr1:700000-800000", "-o", dir)
+		if !strings.Contains(line, "already exists") {
+			t.Fatalf("replacing without --force: %q", line)
+		}
+	})
+
 	t.Run("moves few segments", func(t *testing.T) {
 		c, id := researcherClient(t, s, rita)
 		fi, err := os.Stat(filepath.Join(dir, "x.bam"))

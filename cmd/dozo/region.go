@@ -135,8 +135,9 @@ func runRegionFetch(c *cli.Context, ds, name string) error {
 	if o.DegradedTargets == nil {
 		o.DegradedTargets = []string{}
 	}
+	o.Output = res.Output // a directory's file, as resolved
 	w := stdout(c)
-	dest := out
+	dest := res.Output
 	if out == "-" {
 		w, dest = stderr(c), "standard output"
 	}
