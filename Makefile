@@ -52,7 +52,10 @@ FUZZ_TARGETS := \
 	./api:FuzzValidateFileName \
 	./client:FuzzParseRange \
 	./client:FuzzParseSize \
-	./audit:FuzzParseRecord
+	./audit:FuzzParseRecord \
+	./region:FuzzParseIndex \
+	./region:FuzzParseCRAI \
+	./region:FuzzPlanHeaders
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; echo "fuzz $$fn ($$pkg)"; \

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/dozo-vault/dozo/client"
+	"github.com/dozo-vault/dozo/region/regiontest"
 	"github.com/dozo-vault/dozo/storage"
 )
 
@@ -32,7 +34,10 @@ import (
 //     server down, a 1 MiB range from the middle, grant, and the fetch
 //     metadata call (header rewrap + manifest) for a 1 MiB and a large
 //     file, a sequential read through dozo mount (cat), and a deep scrub
-//     where that command exists.
+//     where that command exists;
+//   - a region fetch of about 1 MiB of reads from the middle of a BAM of
+//     DOZO_BENCH_BAM bytes (default 32MiB, in 2 MiB segments), with the
+//     bytes it moved from storage against the BAM's size.
 //
 // Every tool runs as its own process, so wall time, CPU seconds and peak
 // RSS (VmHWM) are measured alike; the MinIO servers' CPU during each run
@@ -49,12 +54,14 @@ func BenchmarkSuite(b *testing.B) {
 		for _, size := range cfg.sizes {
 			r.size(size)
 		}
+		r.regionFetch(cfg.bam)
 	}
 	r.report()
 }
 
 type benchConfig struct {
 	sizes []int64
+	bam   int64 // the region fetch's BAM size
 	n     int
 	json  string
 }
@@ -71,6 +78,14 @@ func benchConfigFromEnv(b *testing.B) benchConfig {
 			b.Fatalf("DOZO_BENCH_SIZES: bad size %q (at least 2MiB)", f)
 		}
 		cfg.sizes = append(cfg.sizes, n)
+	}
+	cfg.bam = 32 * mib
+	if v := os.Getenv("DOZO_BENCH_BAM"); v != "" {
+		n, err := client.ParseSize(v)
+		if err != nil || n < 4*mib {
+			b.Fatalf("DOZO_BENCH_BAM: bad size %q (at least 4MiB)", v)
+		}
+		cfg.bam = n
 	}
 	if v := os.Getenv("DOZO_BENCH_N"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -597,4 +612,67 @@ func (r *benchRun) report() {
 		r.b.Fatal(err)
 	}
 	fmt.Printf("JSON: %s\n", r.cfg.json)
+}
+
+// regionFetch measures `dozo fetch --region` of about 1 MiB of reads from
+// the middle of a synthetic sorted BAM of about size bytes (made with
+// samtools), in a dataset of 2 MiB segments, and records the bytes moved
+// from storage against the BAM's size.
+func (r *benchRun) regionFetch(size int64) {
+	b := r.b
+	samtools := findTool(b, "samtools")
+	dir := filepath.Join(r.dir, "region")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	// About 18 bytes of BAM per synthetic read; three 3 Mb references.
+	const refLen = 3_000_000
+	reads := int(size / 18)
+	rng := rand.New(rand.NewPCG(7, uint64(size)))
+	ref := regiontest.NewRef(rng, 3, refLen)
+	bam := filepath.Join(dir, "bench.bam")
+	sort := exec.Command(samtools, "sort", "-@2", "-o", bam, "-")
+	in, err := sort.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var sortErr bytes.Buffer
+	sort.Stderr = &sortErr
+	if err := sort.Start(); err != nil {
+		b.Fatal(err)
+	}
+	werr := ref.WriteSAM(in, rng, reads, false)
+	in.Close()
+	if err := sort.Wait(); err != nil || werr != nil {
+		b.Fatalf("samtools sort: %v %v: %s", err, werr, sortErr.String())
+	}
+	if out, err := exec.Command(samtools, "index", bam).CombinedOutput(); err != nil {
+		b.Fatalf("samtools index: %v: %s", err, out)
+	}
+	fi, err := os.Stat(bam)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ds := newDatasetID()
+	r.sam.must(b, "dataset", "create", ds, "--title", "bench regions", "--segment-size", "2MiB")
+	r.sam.must(b, "upload", "--dataset", ds, bam, bam+".bai")
+	r.sam.must(b, "grant", ds, r.rita.name, "--until", time.Now().AddDate(0, 1, 0).UTC().Format("2006-01-02"), "--application", "J-DU000001", "--institution", "NIG")
+	// The span of chr2 whose reads make about 1 MiB of BAM.
+	span := int64(3*refLen) * mib / fi.Size()
+	reg := fmt.Sprintf("chr2:%d-%d", refLen/2-span/2, refLen/2+span/2)
+	out := filepath.Join(dir, "out.bam")
+	r.measure("dozo fetch --region (~1 MiB of reads, "+client.FormatSize(fi.Size())+" BAM)", 0, func() []*exec.Cmd {
+		return []*exec.Cmd{r.rita.command("fetch", ds+"/bench.bam", "--region", reg, "-o", out, "--force")}
+	}, r.cfg.n)
+	var res struct {
+		Written int64 `json:"written_bytes"`
+		Read    int64 `json:"piece_bytes_read"`
+	}
+	if err := json.Unmarshal([]byte(r.rita.must(b, "fetch", ds+"/bench.bam", "--region", reg, "-o", out, "--force", "--json")), &res); err != nil {
+		b.Fatal(err)
+	}
+	r.ratios = append(r.ratios,
+		benchRatio{"region fetch: bytes moved / BAM size", fi.Size(), float64(res.Read) / float64(fi.Size()), ""},
+		benchRatio{"region fetch: bytes moved / region file", fi.Size(), float64(res.Read) / float64(max(res.Written, 1)), ""})
 }

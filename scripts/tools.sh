@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # tools.sh — install the pinned external programs dozo's tests and local stack
 # need (MinIO, versitygw, Vault, the reference age CLI) into a cache outside
-# the repo, and PostgreSQL and OpenLDAP from Debian's packages.
+# the repo, and PostgreSQL, OpenLDAP, fuse3, samtools, bcftools and htslib
+# from Debian's packages.
 #
-#   scripts/tools.sh [all|minio|versitygw|vault|age|postgres|fuse|ldap]   install (no-op when present)
-#   scripts/tools.sh path                                                 print the cache bin dir
+#   scripts/tools.sh [all|minio|versitygw|vault|age|postgres|fuse|ldap|hts]   install (no-op when present)
+#   scripts/tools.sh path                                                     print the cache bin dir
 #
 # Programs already on PATH are used as they are. Builds are slow the first
 # time on a machine (Vault ~25-30 min, MinIO ~7 min, versitygw a few minutes
@@ -114,6 +115,18 @@ install_ldap() {
   apt_install slapd ldap-utils
 }
 
+# hts: samtools, bcftools, tabix/bgzip (htslib) and samtools' test files,
+# for the region fetch tests.
+install_hts() {
+  local want=()
+  have samtools || want+=(samtools)
+  have bcftools || want+=(bcftools)
+  { have tabix && have bgzip; } || want+=(tabix)
+  [ -d /usr/share/samtools/test ] || want+=(samtools-test)
+  [ ${#want[@]} -eq 0 ] && return 0
+  apt_install "${want[@]}"
+}
+
 case "${1:-all}" in
   path) echo "$BIN" ;;
   minio) install_minio ;;
@@ -123,6 +136,7 @@ case "${1:-all}" in
   postgres) install_postgres ;;
   fuse) install_fuse ;;
   ldap) install_ldap ;;
-  all) install_age; install_minio; install_versitygw; install_vault; install_postgres; install_fuse; install_ldap ;;
-  *) echo "usage: $0 [all|minio|versitygw|vault|age|postgres|fuse|ldap|path]" >&2; exit 2 ;;
+  hts) install_hts ;;
+  all) install_age; install_minio; install_versitygw; install_vault; install_postgres; install_fuse; install_ldap; install_hts ;;
+  *) echo "usage: $0 [all|minio|versitygw|vault|age|postgres|fuse|ldap|hts|path]" >&2; exit 2 ;;
 esac

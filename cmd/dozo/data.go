@@ -179,20 +179,22 @@ func fetchCommand() *cli.Command {
 			"stops at the end, and a range that is the whole file (0-) is checked against\n" +
 			"the whole file's SHA-256 and MD5 like a plain fetch.\n" +
 			"--raw writes the standard age file instead; 'age -d -i identity.age' opens it.\n\n" +
+			regionHelp + "\n" +
 			"EXAMPLES:\n" +
 			"   dozo fetch JGAD000001/sample1.cram -o sample1.cram\n" +
 			"   dozo fetch JGAD000001/sample1.bam -o - | samtools view - | head\n" +
 			"   dozo fetch JGAD000001/sample1.bam --range 0-65535 -o head.bin\n" +
+			"   dozo fetch JGAD000001/NA12878.cram --region chr20:1000000-2000000 -o chr20.cram\n" +
 			"   dozo fetch JGAD000001/sample1.bam --raw -o sample1.bam.age\n" +
 			"   age -d -i ~/.config/dozo/identity.age sample1.bam.age > sample1.bam",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "`PATH` to write, or - for standard output", Required: true},
 			&cli.StringFlag{Name: "range", Usage: "only bytes `START-END` (inclusive offsets; START- for the rest)"},
 			&cli.BoolFlag{Name: "raw", Usage: "write the age-encrypted file instead of the plaintext"},
 			&cli.BoolFlag{Name: "force", Usage: "replace PATH if it exists (with -o -: write even to a terminal)"},
 			&cli.IntFlag{Name: "concurrency", Usage: "`N` parallel piece downloads, 1..256", DefaultText: "K per segment, with readahead"},
 			jsonFlag,
-		},
+		}, regionFlags()...),
 		Action: runFetch,
 	}
 }
@@ -234,6 +236,9 @@ func runFetch(c *cli.Context) error {
 	ds, name, err := client.ParseFileRef(c.Args().First())
 	if err != nil {
 		return badArg(c, err)
+	}
+	if c.IsSet("region") || c.IsSet("index") {
+		return runRegionFetch(c, ds, name)
 	}
 	var rng *client.Range
 	if s := c.String("range"); s != "" {
