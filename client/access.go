@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/dozo-vault/dozo/api"
@@ -74,10 +75,10 @@ func WriteGrantsCSV(w io.Writer, gs []api.Grant) error {
 }
 
 // csvSafe defuses spreadsheet formula injection: free text (a reason, an
-// institution) starting with = + - @ is prefixed with a quote, so a register
-// opened in a spreadsheet never runs it.
+// institution) starting with = + - @, a tab or a carriage return is prefixed
+// with a quote, so a register opened in a spreadsheet never runs it.
 func csvSafe(s string) string {
-	if s != "" && (s[0] == '=' || s[0] == '+' || s[0] == '-' || s[0] == '@') {
+	if s != "" && strings.IndexByte("=+-@\t\r", s[0]) >= 0 {
 		return "'" + s
 	}
 	return s

@@ -40,3 +40,19 @@ func TestWriteGrantsCSV(t *testing.T) {
 		t.Errorf("row 2 %q", rows[2])
 	}
 }
+
+// TestCSVSafe: every lead character a spreadsheet may take as the start of
+// a formula is defused, tab and carriage return included; other text is
+// left as it is.
+func TestCSVSafe(t *testing.T) {
+	for _, s := range []string{"=1+1", "+1", "-1", "@SUM(A1)", "\t=1", "\r=1"} {
+		if got := csvSafe(s); got != "'"+s {
+			t.Errorf("csvSafe(%q) = %q, want it prefixed with '", s, got)
+		}
+	}
+	for _, s := range []string{"", "NIG", "Univ. of Tokyo", " =1", "1-2"} {
+		if got := csvSafe(s); got != s {
+			t.Errorf("csvSafe(%q) = %q, want it unchanged", s, got)
+		}
+	}
+}
