@@ -3,7 +3,8 @@
 # need (MinIO, versitygw, Vault, the reference age CLI) into a cache outside
 # the repo.
 #
-#   scripts/tools.sh [all|minio|versitygw|vault|age]   install (no-op when cached)
+#   scripts/tools.sh [all|minio|versitygw|vault|age|oidc-provider]
+#                                                      install (no-op when cached)
 #   scripts/tools.sh path                              print the cache bin dir
 #
 # Programs already on PATH are used as they are. Builds are slow the first
@@ -72,12 +73,24 @@ install_vault() {
   log "vault installed at $BIN/vault"
 }
 
+# dozo-oidc-provider: a real OpenID Provider (zitadel's OP library with its
+# example login pages) for the dev stack's OIDC login; built from the small
+# module in scripts/oidc-provider, its dependencies from the Go module proxy.
+install_oidc_provider() {
+  if have dozo-oidc-provider; then return 0; fi
+  log "building dozo-oidc-provider (zitadel/oidc, a minute or two the first time)"
+  (cd "$(dirname "$0")/oidc-provider" && go build -o "$BIN/dozo-oidc-provider.tmp" . &&
+    mv "$BIN/dozo-oidc-provider.tmp" "$BIN/dozo-oidc-provider")
+  log "dozo-oidc-provider installed at $BIN/dozo-oidc-provider"
+}
+
 case "${1:-all}" in
   path) echo "$BIN" ;;
   minio) install_minio ;;
   versitygw) install_versitygw ;;
   vault) install_vault ;;
   age) install_age ;;
-  all) install_age; install_minio; install_versitygw; install_vault ;;
-  *) echo "usage: $0 [all|minio|versitygw|vault|age|path]" >&2; exit 2 ;;
+  oidc-provider) install_oidc_provider ;;
+  all) install_age; install_minio; install_versitygw; install_vault; install_oidc_provider ;;
+  *) echo "usage: $0 [all|minio|versitygw|vault|age|oidc-provider|path]" >&2; exit 2 ;;
 esac
