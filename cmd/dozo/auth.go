@@ -25,14 +25,15 @@ func loginCommand() *cli.Command {
 			"EXAMPLES:\n" +
 			"   dozo login --username alice --vault-addr https://vault.example.org:8200\n" +
 			"   printf '%s\\n' \"$PASSWORD\" | dozo login -u alice --password-stdin   # scripts",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "username", Aliases: []string{"u"}, EnvVars: []string{"DOZO_USERNAME"}, Usage: "Vault user `NAME`", Required: true},
+		Flags: append([]cli.Flag{
+			&cli.StringFlag{Name: "method", Value: "userpass", Usage: "login `METHOD`: userpass or oidc (single sign-on in a browser, or --device)"},
+			&cli.StringFlag{Name: "username", Aliases: []string{"u"}, EnvVars: []string{"DOZO_USERNAME"}, Usage: "Vault user `NAME` (userpass)"},
 			&cli.BoolFlag{Name: "password-stdin", Usage: "read the password from the first line of standard input"},
 			&cli.StringFlag{Name: "vault-addr", EnvVars: []string{"VAULT_ADDR"}, Usage: "Vault's `URL`"},
 			&cli.StringFlag{Name: "vault-ca-cert", EnvVars: []string{"VAULT_CACERT"}, Usage: "PEM `FILE` of Vault's CA (default: system roots)"},
 			&cli.StringFlag{Name: "mount", Value: "userpass", Usage: "userpass auth `MOUNT` in Vault"},
 			jsonFlag,
-		},
+		}, oidcLoginFlags()...),
 		Action: runLogin,
 	}
 }
@@ -45,7 +46,17 @@ func runLogin(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	switch c.String("method") {
+	case client.MethodOIDC:
+		return runLoginOIDC(c, d)
+	case "userpass":
+	default:
+		return &client.Error{Op: "logging in", Err: fmt.Errorf("unknown login method %q", c.String("method")), Hint: "use --method userpass or oidc"}
+	}
 	user := c.String("username")
+	if user == "" {
+		return &client.Error{Op: "logging in", Err: errors.New("no user name"), Hint: "pass --username"}
+	}
 	pw, err := readPassword(c, user)
 	if err != nil {
 		return err
