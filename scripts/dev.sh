@@ -102,6 +102,33 @@ POLICY
   done <"$DEV/users"
 }
 
+# oidc_setup: a private OpenID Provider (scripts/oidc.sh, the dev users
+# with passwords of their own) and Vault's OIDC login against it, re-applied
+# on every `up`. Two mounts, both trusting the provider:
+#   oidc  Vault's OIDC auth method: `dozo login --method oidc` in a browser
+#         (Vault is the provider's confidential client "vault")
+#   jwt   Vault's JWT auth method: `dozo login --method oidc --device`, which
+#         gets an ID token by the device flow (client "dozo") and logs in
+#         with it
+# A user's name on both is the ID token's "sub", which this provider sets
+# to the user's name (dozod names a user by the entity alias on the login's
+# mount, so it must equal the userpass name for the same person).
+oidc_setup() {
+  DOZO_OIDC_DIR=$DEV/oidc "$here/oidc.sh" up "${USERS[@]}" >"$DEV/oidc-up.log" 2>&1 || { cat "$DEV/oidc-up.log" >&2; die "oidc.sh up failed"; }
+  # shellcheck disable=SC1091
+  . "$DEV/oidc/env"
+  vault auth list | grep -q '^oidc/' || vault auth enable oidc >/dev/null
+  vault auth list | grep -q '^jwt/' || vault auth enable jwt >/dev/null
+  vault write auth/oidc/config oidc_discovery_url="$OIDC_ISSUER" oidc_client_id="$OIDC_VAULT_CLIENT_ID" \
+    oidc_client_secret=@"$OIDC_VAULT_SECRET_FILE" default_role=default >/dev/null
+  vault write auth/oidc/role/default role_type=oidc user_claim=sub oidc_scopes=openid,profile \
+    allowed_redirect_uris=http://localhost:8250/oidc/callback,http://127.0.0.1:8250/oidc/callback \
+    token_policies=default token_ttl=8h >/dev/null
+  vault write auth/jwt/config oidc_discovery_url="$OIDC_ISSUER" bound_issuer="$OIDC_ISSUER" default_role=default >/dev/null
+  vault write auth/jwt/role/default role_type=jwt user_claim=sub bound_audiences="$OIDC_DEVICE_CLIENT_ID" \
+    token_policies=default token_ttl=8h >/dev/null
+}
+
 password() { awk -v u="$1" '$1 == u { print $2 }' "$DEV/users"; }
 
 # write_config writes dozod.toml; it returns 0 if the file changed.
@@ -117,6 +144,9 @@ write_config() {
     echo "upload_expiry = \"24h\""
     echo "admins = [\"admin\"]"
     echo "submitters = [\"sam\"]"
+    echo
+    echo "[auth]"
+    echo "mounts = [\"userpass\", \"oidc\", \"jwt\"]"
     echo
     # A grace period of seconds, so tests and demos see a deletion run;
     # dozod's own default is 7 days.
@@ -185,6 +215,10 @@ write_env() {
     echo "export DOZO_DEV_S3_ACCESS_KEY='$DOZO_DEV_S3_ACCESS_KEY'"
     echo "export DOZO_DEV_S3_SECRET_KEY='$DOZO_DEV_S3_SECRET_KEY'"
     echo "export DOZO_DEV_DOZOD_LOG='$DEV/dozod.log'"
+    echo "export DOZO_DEV_OIDC_USERS='$DEV/oidc/users'"
+    echo "export DOZO_OIDC_ISSUER='$OIDC_ISSUER'"
+    echo "export DOZO_OIDC_CLIENT_ID='$OIDC_DEVICE_CLIENT_ID'"
+    echo "export DOZO_OIDC_CLIENT_SECRET_FILE='$OIDC_DEVICE_SECRET_FILE'"
     echo "export VAULT_ADDR='$VAULT_ADDR'"
     echo "export VAULT_TOKEN='$VAULT_TOKEN'"
   } >"$tmp"
@@ -202,6 +236,7 @@ up() {
   # shellcheck disable=SC1091
   . "$DOZO_STACK_DIR/env"
   vault_setup
+  oidc_setup
   if ! dozod_alive || [ ! -x "$DOZOD" ]; then
     log "building $DOZOD"
     (cd "$root" && go build -o "$DOZOD" ./cmd/dozod)
@@ -238,6 +273,7 @@ case "${1:-}" in
   up) up ;;
   down)
     stop_dozod
+    DOZO_OIDC_DIR=$DEV/oidc "$here/oidc.sh" down
     # stack.sh records the pid of a subshell that waits for Vault; should
     # Vault outlive that subshell, stop it too, by pid and only if it runs
     # in this stack's directory.
