@@ -148,7 +148,12 @@ func OIDCLogin(ctx context.Context, o OIDCOptions) (string, error) {
 		}),
 	}
 	go srv.Serve(ln)
-	defer srv.Close()
+	defer func() {
+		// Let the browser's page say how the login ended before closing.
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
 	if o.Pasted != nil {
 		go readPasted(ctx, o.Pasted, state, results)
 	}
