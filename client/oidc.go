@@ -167,7 +167,7 @@ func OIDCLogin(ctx context.Context, o OIDCOptions) (string, error) {
 		case res = <-results:
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return "", hintError(op, "run dozo login again and finish the login in the browser in time (--timeout)",
+				return "", hintError(op, "run dozo login again and finish in the browser sooner, or raise --timeout",
 					fmt.Errorf("no answer from the browser within %s", timeout))
 			}
 			return "", opError(op, ctx.Err())

@@ -286,6 +286,36 @@ func TestOIDCLogin(t *testing.T) {
 		l.stdin.Close()
 	})
 
+	// Nobody finishes the login: it ends after --timeout with one line
+	// saying so, and nothing is stored.
+	t.Run("timeout", func(t *testing.T) {
+		u := &user{name: "sam", dir: t.TempDir(), s: s}
+		_, errOut, err := u.dozo("login", "--method", "oidc", "--no-browser", "--callback-port", fmt.Sprint(freePort(t)), "--timeout", "1s")
+		lines := strings.Split(strings.TrimSpace(errOut), "\n")
+		if last := lines[len(lines)-1]; err == nil || !strings.HasPrefix(last, "dozo: ") || !strings.Contains(last, "no answer from the browser within 1s") {
+			t.Fatalf("timeout: %v, last line %q", err, last)
+		}
+		if _, err := os.Stat(filepath.Join(u.dir, "token")); !os.IsNotExist(err) {
+			t.Fatalf("a timed-out login left a token (%v)", err)
+		}
+	})
+
+	// The callback port is taken (by another user of the login node): one
+	// line naming the port and --callback-port.
+	t.Run("port taken", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		port := ln.Addr().(*net.TCPAddr).Port
+		u := &user{name: "sam", dir: t.TempDir(), s: s}
+		line := u.refused(t, "login", "--method", "oidc", "--no-browser", "--callback-port", fmt.Sprint(port))
+		if !strings.Contains(line, fmt.Sprintf("127.0.0.1:%d", port)) || !strings.Contains(line, "--callback-port") {
+			t.Fatalf("port taken: %q", line)
+		}
+	})
+
 	t.Run("device", func(t *testing.T) {
 		u := &user{name: "admin", dir: t.TempDir(), s: s}
 		secretFile := s.env["DOZO_OIDC_CLIENT_SECRET_FILE"]
