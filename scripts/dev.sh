@@ -117,8 +117,12 @@ oidc_setup() {
   DOZO_OIDC_DIR=$DEV/oidc "$here/oidc.sh" up "${USERS[@]}" >"$DEV/oidc-up.log" 2>&1 || { cat "$DEV/oidc-up.log" >&2; die "oidc.sh up failed"; }
   # shellcheck disable=SC1091
   . "$DEV/oidc/env"
-  vault auth list | grep -q '^oidc/' || vault auth enable oidc >/dev/null
-  vault auth list | grep -q '^jwt/' || vault auth enable jwt >/dev/null
+  # The list is read whole first: `vault auth list | grep -q` under
+  # pipefail fails when grep's early exit cuts vault's output short.
+  local mounts
+  mounts=$(vault auth list)
+  grep -q '^oidc/' <<<"$mounts" || vault auth enable oidc >/dev/null
+  grep -q '^jwt/' <<<"$mounts" || vault auth enable jwt >/dev/null
   vault write auth/oidc/config oidc_discovery_url="$OIDC_ISSUER" oidc_client_id="$OIDC_VAULT_CLIENT_ID" \
     oidc_client_secret=@"$OIDC_VAULT_SECRET_FILE" default_role=default >/dev/null
   vault write auth/oidc/role/default role_type=oidc user_claim=sub oidc_scopes=openid,profile \
@@ -263,6 +267,7 @@ up() {
 status() {
   local ok=0
   "$here/stack.sh" status || ok=1
+  DOZO_OIDC_DIR=$DEV/oidc "$here/oidc.sh" status || ok=1
   if dozod_alive; then echo "dozod: running pid $(cat "$DEV/dozod.pid") https://127.0.0.1:$(cat "$DEV/dozod.port")"
   else echo "dozod: stopped"; ok=1; fi
   [ -f "$ENVFILE" ] && echo "env: $ENVFILE"
