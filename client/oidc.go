@@ -101,6 +101,13 @@ func OIDCLogin(ctx context.Context, o OIDCOptions) (string, error) {
 			fmt.Errorf("cannot listen for the browser on 127.0.0.1:%d: %v", port, err))
 	}
 	defer ln.Close()
+	// A browser may try "localhost" as ::1 first; listen there too when
+	// the machine has IPv6 loopback (whoever else holds that port gets at
+	// most a code it cannot redeem without the nonce).
+	ln6, err6 := net.Listen("tcp", net.JoinHostPort("::1", strconv.Itoa(port)))
+	if err6 == nil {
+		defer ln6.Close()
+	}
 	redirect := fmt.Sprintf("http://localhost:%d/oidc/callback", port)
 
 	nonce, err := randomHex(20)
@@ -126,6 +133,7 @@ func OIDCLogin(ctx context.Context, o OIDCOptions) (string, error) {
 	}
 
 	results := make(chan callbackResult)
+	finished := make(chan struct{}) // closed when the login has its answer
 	srv := &http.Server{
 		ReadHeaderTimeout: 10 * time.Second,
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -141,14 +149,19 @@ func OIDCLogin(ctx context.Context, o OIDCOptions) (string, error) {
 			done := make(chan error, 1)
 			select {
 			case results <- callbackResult{query: q, done: done}:
+				writeCallbackPage(w, <-done)
+			case <-finished:
+				http.Error(w, "This login is already over.", http.StatusGone)
 			case <-r.Context().Done():
-				return
 			}
-			writeCallbackPage(w, <-done)
 		}),
 	}
 	go srv.Serve(ln)
+	if err6 == nil {
+		go srv.Serve(ln6)
+	}
 	defer func() {
+		close(finished)
 		// Let the browser's page say how the login ended before closing.
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -161,26 +174,24 @@ func OIDCLogin(ctx context.Context, o OIDCOptions) (string, error) {
 		o.Show(authURL)
 	}
 
-	for {
-		var res callbackResult
-		select {
-		case res = <-results:
-		case <-ctx.Done():
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return "", hintError(op, "run dozo login again and finish in the browser sooner, or raise --timeout",
-					fmt.Errorf("no answer from the browser within %s", timeout))
-			}
-			return "", opError(op, ctx.Err())
+	var res callbackResult
+	select {
+	case res = <-results:
+	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return "", hintError(op, "run dozo login again and finish in the browser sooner, or raise --timeout",
+				fmt.Errorf("no answer from the browser within %s", timeout))
 		}
-		tok, err := oidcCallback(ctx, vc, mount, res.query, nonce)
-		if res.done != nil {
-			res.done <- err
-		}
-		if err != nil {
-			return "", opError(op, err)
-		}
-		return tok, nil
+		return "", opError(op, ctx.Err())
 	}
+	tok, err := oidcCallback(ctx, vc, mount, res.query, nonce)
+	if res.done != nil {
+		res.done <- err
+	}
+	if err != nil {
+		return "", opError(op, err)
+	}
+	return tok, nil
 }
 
 // oidcCallback hands the provider's answer to Vault, which exchanges the
@@ -438,7 +449,11 @@ func (e *providerError) Error() string {
 // post sends a form to a provider endpoint with the client's credentials
 // and decodes a JSON answer into out, or an OAuth error.
 func (o OIDCDeviceOptions) post(ctx context.Context, hc *http.Client, endpoint string, form url.Values, out any) error {
-	form.Set("client_id", o.ClientID)
+	if o.ClientSecret == "" {
+		// A public client names itself; a confidential one authenticates
+		// with HTTP Basic only (RFC 6749, section 2.3.1).
+		form.Set("client_id", o.ClientID)
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
 	if err != nil {
 		return err
