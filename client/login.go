@@ -18,7 +18,7 @@ const (
 )
 
 // LoginMethods are the values of LoginOptions.Method.
-var LoginMethods = []string{MethodUserpass, MethodLDAP, MethodToken}
+var LoginMethods = []string{MethodUserpass, MethodLDAP, MethodOIDC, MethodToken}
 
 // LoginOptions say how to log in to Vault, dozo's identity provider.
 type LoginOptions struct {

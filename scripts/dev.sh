@@ -122,7 +122,11 @@ ldap_setup() {
   "$here/ldap.sh" up >"$DEV/ldap-up.log" 2>&1 || { cat "$DEV/ldap-up.log" >&2; die "ldap.sh up failed"; }
   # shellcheck disable=SC1091
   . "$DOZO_LDAP_DIR/env"
-  vault auth list | grep -q '^ldap/' || vault auth enable ldap >/dev/null
+  # The list is read whole first: `vault auth list | grep -q` under
+  # pipefail fails when grep's early exit cuts vault's output short.
+  local mounts
+  mounts=$(vault auth list)
+  grep -q '^ldap/' <<<"$mounts" || vault auth enable ldap >/dev/null
   vault write auth/ldap/config url="$LDAP_URL" \
     binddn="$LDAP_VAULT_BIND_DN" bindpass="$LDAP_VAULT_BIND_PASSWORD" \
     userdn="ou=people,$LDAP_BASE_DN" userattr=uid \
@@ -137,6 +141,37 @@ ldap_setup() {
     vault read -format=json "identity/group/id/$id" | jq -e --arg a "$acc" '.data.alias.mount_accessor == $a' >/dev/null ||
       vault write identity/group-alias name="$g" mount_accessor="$acc" canonical_id="$id" >/dev/null
   done
+}
+
+# oidc_setup: a private OpenID Provider (scripts/oidc.sh, the dev users
+# with passwords of their own) and Vault's OIDC login against it, re-applied
+# on every `up`. Two mounts, both trusting the provider:
+#   oidc  Vault's OIDC auth method: `dozo login --method oidc` in a browser
+#         (Vault is the provider's confidential client "vault")
+#   jwt   Vault's JWT auth method: `dozo login --method oidc --device`, which
+#         gets an ID token by the device flow (client "dozo") and logs in
+#         with it
+# A user's name on both is the ID token's "sub", which this provider sets
+# to the user's name (dozod names a user by the entity alias on the login's
+# mount, so it must equal the userpass name for the same person).
+oidc_setup() {
+  DOZO_OIDC_DIR=$DEV/oidc "$here/oidc.sh" up "${USERS[@]}" >"$DEV/oidc-up.log" 2>&1 || { cat "$DEV/oidc-up.log" >&2; die "oidc.sh up failed"; }
+  # shellcheck disable=SC1091
+  . "$DEV/oidc/env"
+  # The list is read whole first: `vault auth list | grep -q` under
+  # pipefail fails when grep's early exit cuts vault's output short.
+  local mounts
+  mounts=$(vault auth list)
+  grep -q '^oidc/' <<<"$mounts" || vault auth enable oidc >/dev/null
+  grep -q '^jwt/' <<<"$mounts" || vault auth enable jwt >/dev/null
+  vault write auth/oidc/config oidc_discovery_url="$OIDC_ISSUER" oidc_client_id="$OIDC_VAULT_CLIENT_ID" \
+    oidc_client_secret=@"$OIDC_VAULT_SECRET_FILE" default_role=default >/dev/null
+  vault write auth/oidc/role/default role_type=oidc user_claim=sub oidc_scopes=openid,profile \
+    allowed_redirect_uris=http://localhost:8250/oidc/callback,http://127.0.0.1:8250/oidc/callback \
+    token_policies=default token_ttl=8h >/dev/null
+  vault write auth/jwt/config oidc_discovery_url="$OIDC_ISSUER" bound_issuer="$OIDC_ISSUER" default_role=default >/dev/null
+  vault write auth/jwt/role/default role_type=jwt user_claim=sub bound_audiences="$OIDC_DEVICE_CLIENT_ID" \
+    token_policies=default token_ttl=8h >/dev/null
 }
 
 password() { awk -v u="$1" '$1 == u { print $2 }' "$DEV/users"; }
@@ -158,7 +193,7 @@ write_config() {
     # A grace period of seconds, so tests and demos see a deletion run;
     # dozod's own default is 7 days.
     echo "[auth]"
-    echo "mounts = [\"userpass\", \"ldap\"]"
+    echo "mounts = [\"userpass\", \"ldap\", \"oidc\", \"jwt\"]"
     echo "admin_groups = [\"dozo-admins\"]"
     echo "submitter_groups = [\"dozo-submitters\"]"
     echo
@@ -237,6 +272,10 @@ write_env() {
     echo "export DOZO_DEV_S3_ACCESS_KEY='$DOZO_DEV_S3_ACCESS_KEY'"
     echo "export DOZO_DEV_S3_SECRET_KEY='$DOZO_DEV_S3_SECRET_KEY'"
     echo "export DOZO_DEV_DOZOD_LOG='$DEV/dozod.log'"
+    echo "export DOZO_DEV_OIDC_USERS='$DEV/oidc/users'"
+    echo "export DOZO_OIDC_ISSUER='$OIDC_ISSUER'"
+    echo "export DOZO_OIDC_CLIENT_ID='$OIDC_DEVICE_CLIENT_ID'"
+    echo "export DOZO_OIDC_CLIENT_SECRET_FILE='$OIDC_DEVICE_SECRET_FILE'"
     echo "export VAULT_ADDR='$VAULT_ADDR'"
     echo "export VAULT_TOKEN='$VAULT_TOKEN'"
   } >"$tmp"
@@ -256,6 +295,7 @@ up() {
   . "$DOZO_STACK_DIR/env"
   vault_setup
   ldap_setup
+  oidc_setup
   if ! dozod_alive || [ ! -x "$DOZOD" ]; then
     log "building $DOZOD"
     (cd "$root" && go build -o "$DOZOD" ./cmd/dozod)
@@ -283,6 +323,7 @@ status() {
   local ok=0
   "$here/stack.sh" status || ok=1
   "$here/ldap.sh" status || ok=1
+  DOZO_OIDC_DIR=$DEV/oidc "$here/oidc.sh" status || ok=1
   if dozod_alive; then echo "dozod: running pid $(cat "$DEV/dozod.pid") https://127.0.0.1:$(cat "$DEV/dozod.port")"
   else echo "dozod: stopped"; ok=1; fi
   [ -f "$ENVFILE" ] && echo "env: $ENVFILE"
@@ -293,6 +334,7 @@ case "${1:-}" in
   up) up ;;
   down)
     stop_dozod
+    DOZO_OIDC_DIR=$DEV/oidc "$here/oidc.sh" down
     # stack.sh records the pid of a subshell that waits for Vault; should
     # Vault outlive that subshell, stop it too, by pid and only if it runs
     # in this stack's directory.

@@ -194,9 +194,15 @@ vault_unseal() {
 # vault_mounts: Transit, userpass and the file audit device, each enabled
 # unless it already is (they persist with Vault's storage).
 vault_mounts() {
-  vault secrets list | grep -q '^transit/' || vault secrets enable transit >/dev/null
-  vault auth list | grep -q '^userpass/' || vault auth enable userpass >/dev/null
-  vault audit list 2>/dev/null | grep -q '^file/' ||
+  # Each list is read whole first: `vault ... list | grep -q` under
+  # pipefail fails when grep's early exit cuts vault's output short.
+  local secrets auths audits
+  secrets=$(vault secrets list)
+  auths=$(vault auth list)
+  grep -q '^transit/' <<<"$secrets" || vault secrets enable transit >/dev/null
+  grep -q '^userpass/' <<<"$auths" || vault auth enable userpass >/dev/null
+  audits=$(vault audit list 2>/dev/null || true)
+  grep -q '^file/' <<<"$audits" ||
     vault audit enable file file_path="$STACK/vault/audit.log" >/dev/null
   chmod 600 "$STACK/vault/audit.log" 2>/dev/null || true
 }

@@ -4,8 +4,9 @@
 # the repo, and PostgreSQL, OpenLDAP, fuse3, samtools, bcftools and htslib
 # from Debian's packages.
 #
-#   scripts/tools.sh [all|minio|versitygw|vault|age|postgres|fuse|ldap|hts]   install (no-op when present)
-#   scripts/tools.sh path                                                     print the cache bin dir
+#   scripts/tools.sh [all|minio|versitygw|vault|age|oidc-provider|postgres|fuse|ldap|hts]
+#                                  install (no-op when present)
+#   scripts/tools.sh path          print the cache bin dir
 #
 # Programs already on PATH are used as they are. Builds are slow the first
 # time on a machine (Vault ~25-30 min, MinIO ~7 min, versitygw a few minutes
@@ -73,6 +74,17 @@ install_vault() {
   log "vault installed at $BIN/vault"
 }
 
+# dozo-oidc-provider: a real OpenID Provider (zitadel's OP library with its
+# example login pages) for the dev stack's OIDC login; built from the small
+# module in scripts/oidc-provider, its dependencies from the Go module proxy.
+install_oidc_provider() {
+  if have dozo-oidc-provider; then return 0; fi
+  log "building dozo-oidc-provider (zitadel/oidc, a minute or two the first time)"
+  (cd "$(dirname "$0")/oidc-provider" && go build -o "$BIN/dozo-oidc-provider.tmp" . &&
+    mv "$BIN/dozo-oidc-provider.tmp" "$BIN/dozo-oidc-provider")
+  log "dozo-oidc-provider installed at $BIN/dozo-oidc-provider"
+}
+
 # apt_install PKG...: Debian's packages, for the programs that come from
 # the system rather than the Go module proxy. apt-get update runs once per
 # call of this script, and only when something is missing.
@@ -133,10 +145,12 @@ case "${1:-all}" in
   versitygw) install_versitygw ;;
   vault) install_vault ;;
   age) install_age ;;
+  oidc-provider) install_oidc_provider ;;
   postgres) install_postgres ;;
   fuse) install_fuse ;;
   ldap) install_ldap ;;
   hts) install_hts ;;
-  all) install_age; install_minio; install_versitygw; install_vault; install_postgres; install_fuse; install_ldap; install_hts ;;
-  *) echo "usage: $0 [all|minio|versitygw|vault|age|postgres|fuse|ldap|hts|path]" >&2; exit 2 ;;
+  all) install_age; install_minio; install_versitygw; install_vault; install_oidc_provider
+    install_postgres; install_fuse; install_ldap; install_hts ;;
+  *) echo "usage: $0 [all|minio|versitygw|vault|age|oidc-provider|postgres|fuse|ldap|hts|path]" >&2; exit 2 ;;
 esac

@@ -25,6 +25,8 @@ func loginCommand() *cli.Command {
 		Description: "Logs in with one of Vault's auth methods (--method):\n" +
 			"   userpass  a Vault user name and password (the default)\n" +
 			"   ldap      your directory (LDAP) user name and password, checked by Vault\n" +
+			"   oidc      the centre's single sign-on (OpenID Connect) through Vault: a browser\n" +
+			"             here, a URL to open elsewhere, or --device with a short code\n" +
 			"   token     a Vault token you already have, read from standard input (batch\n" +
 			"             jobs); it must come from a login dozod accepts, which is checked\n" +
 			"The default method is DOZO_LOGIN_METHOD, else the method of the last login.\n" +
@@ -35,10 +37,12 @@ func loginCommand() *cli.Command {
 			"EXAMPLES:\n" +
 			"   dozo login --username alice --vault-addr https://vault.example.org:8200\n" +
 			"   dozo login --method ldap -u alice\n" +
+			"   dozo login --method oidc                                            # single sign-on\n" +
+			"   dozo login --method oidc --device --oidc-issuer https://sso.example.org --oidc-client-id dozo\n" +
 			"   printf '%s\\n' \"$PASSWORD\" | dozo login -u alice --password-stdin   # scripts\n" +
 			"   printf '%s\\n' \"$VAULT_TOKEN\" | dozo login --method token           # batch jobs",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "method", EnvVars: []string{"DOZO_LOGIN_METHOD"}, Usage: "login `METHOD`: userpass, ldap or token (default: the last login's, else userpass)"},
+		Flags: append([]cli.Flag{
+			&cli.StringFlag{Name: "method", EnvVars: []string{"DOZO_LOGIN_METHOD"}, Usage: "login `METHOD`: userpass, ldap, oidc or token (default: the last login's, else userpass)"},
 			&cli.StringFlag{Name: "username", Aliases: []string{"u"}, EnvVars: []string{"DOZO_USERNAME"}, Usage: "user `NAME` (prompted for if missing)"},
 			&cli.BoolFlag{Name: "password-stdin", Usage: "read the password from the first line of standard input"},
 			&cli.StringFlag{Name: "mfa-code", Usage: "one-time `CODE` for Vault's login MFA, if it asks for one"},
@@ -46,7 +50,7 @@ func loginCommand() *cli.Command {
 			&cli.StringFlag{Name: "vault-ca-cert", EnvVars: []string{"VAULT_CACERT"}, Usage: "PEM `FILE` of Vault's CA (default: system roots)"},
 			&cli.StringFlag{Name: "mount", Usage: "the auth method's `MOUNT` path in Vault (default: the method's name)"},
 			jsonFlag,
-		},
+		}, oidcLoginFlags()...),
 		Action: runLogin,
 	}
 }
@@ -75,6 +79,9 @@ func runLogin(c *cli.Context) error {
 		return err
 	}
 	method, err := loginMethod(c, d)
+	if err == nil && method == client.MethodOIDC {
+		return runLoginOIDC(c, d)
+	}
 	if err != nil {
 		return err
 	}
