@@ -77,6 +77,10 @@ type Options struct {
 	// (limits.go, anchor.go).
 	Limits LimitsConfig
 	Audit  AuditConfig
+	// HealthInterval is how often Vault and the catalog are checked
+	// (default DefaultHealthInterval); while Vault is found down, every
+	// request is refused (deps.go).
+	HealthInterval time.Duration
 }
 
 // Defaults.
@@ -115,8 +119,9 @@ type Server struct {
 	lifecycleLocks sync.Map // dataset id -> *sync.Mutex (tryLockDataset)
 	deletionGrace  time.Duration
 
-	scrubState // scrub.go
-	opsState   // ops.go: target health, metrics
+	scrubState           // scrub.go
+	opsState             // ops.go: target health, metrics
+	deps       depsState // deps.go: Vault and catalog health
 
 	anchorState // anchor.go: the audit head anchored in Vault
 	// guard limits and aggregates refusals of unidentified requests
@@ -178,6 +183,7 @@ func New(o Options) (*Server, error) {
 	if err := s.initAuditGuards(o); err != nil {
 		return nil, err
 	}
+	s.initDeps(o)
 	s.routes()
 	return s, nil
 }
@@ -220,10 +226,6 @@ func (s *Server) routes() {
 	s.route("/", "unknown", false, func(q *request) error {
 		return errorf(http.StatusNotFound, "no such endpoint: %s %s", q.r.Method, q.r.URL.Path)
 	})
-}
-
-func (s *Server) health(q *request) error {
-	return q.reply(http.StatusOK, api.Health{Status: "ok", Version: s.version})
 }
 
 // today is the current UTC date, against which grants are checked.
@@ -455,11 +457,12 @@ func (c *macMemo) reset() {
 }
 
 // Start runs dozod's background work (scheduled scrubs, target health
-// probes) until ctx ends. It returns at once.
+// probes, the Vault and catalog probe) until ctx ends. It returns at once.
 func (s *Server) Start(ctx context.Context) {
 	s.startScrub(ctx)
 	s.startOps(ctx)
 	s.startAuditGuards(ctx)
+	s.startDependencyProbe(ctx)
 }
 
 // requireAdmin refuses a caller who is not an operator, and a frozen one:
