@@ -274,7 +274,8 @@ func (a *dsAccess) has(roles ...string) bool {
 
 // datasetAccess loads a dataset the caller may see. Unknown dataset and no
 // access both return nil access and no error: the caller answers both the
-// same way. A frozen caller is refused first, before the dataset is looked
+// same way. A dataset hidden by a deletion is the same, except to those
+// deletedState tells what became of it. A frozen caller is refused first, before the dataset is looked
 // up, so that refusal says nothing about the dataset either.
 func (s *Server) datasetAccess(q *request, id string) (*dsAccess, error) {
 	if err := s.checkUserFrozen(q); err != nil {
@@ -285,7 +286,7 @@ func (s *Server) datasetAccess(q *request, id string) (*dsAccess, error) {
 	}
 	ds, err := s.cat.Dataset(q.ctx, id)
 	if errors.Is(err, catalog.ErrNotFound) {
-		return nil, nil
+		return nil, s.deletedState(q, id, false, http.StatusGone) // datasets.go
 	}
 	if err != nil {
 		return nil, internal("reading dataset", err)
