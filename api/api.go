@@ -4,7 +4,12 @@
 // Every request carries the caller's Vault token as
 // "Authorization: Bearer <token>". Errors are JSON Error bodies with a
 // non-2xx status. A caller without access to a dataset gets 404 for
-// everything in it, exactly as for a dataset that does not exist.
+// everything in it, exactly as for a dataset that does not exist. For a
+// dataset hidden by a deletion, its custodians, the admins and the
+// uploader of a session on it are told its state instead: 409 while the
+// deletion is scheduled or running, 410 once it ran. While Vault is
+// unavailable every request needing a login gets 503 "Vault is
+// unavailable; try again later".
 //
 //	GET    /v1/health[?ready=1]                         -> Health (no auth; 503 with ready=1 unless ready)
 //	GET    /v1/whoami                                   -> User
