@@ -57,8 +57,9 @@ type VaultConfig struct {
 	// an unavailable Vault within it (default DefaultVaultTimeout).
 	Timeout time.Duration `toml:"timeout"`
 	// HealthInterval is how often Vault and the catalog are checked;
-	// every request is refused within 1.5 intervals of Vault going down
-	// (default DefaultHealthInterval).
+	// every request is refused within 1.5 intervals of Vault going down,
+	// and served again within a quarter interval of its return (default
+	// DefaultHealthInterval).
 	HealthInterval time.Duration `toml:"health_interval"`
 }
 

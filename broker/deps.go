@@ -18,7 +18,9 @@ import (
 
 // DefaultHealthInterval is how often Vault and the catalog are checked
 // when Options set none. A check times out after half the interval, so a
-// Vault that stops answering is seen down within 1.5 intervals.
+// Vault that stops answering is seen down within 1.5 intervals; while it
+// is down it is checked every quarter interval, so it is seen up again
+// within that.
 const DefaultHealthInterval = 2 * time.Second
 
 // vaultHealthChecker is a KeyService that can say whether Vault can
@@ -61,20 +63,29 @@ func (s *Server) initDeps(o Options) {
 }
 
 // startDependencyProbe checks Vault and the catalog now and then every
-// interval, until ctx ends.
+// interval, until ctx ends. While either is down it checks four times as
+// often, so requests are served again soon after it is back.
 func (s *Server) startDependencyProbe(ctx context.Context) {
 	go func() {
-		t := time.NewTicker(s.deps.interval)
-		defer t.Stop()
 		for {
 			s.checkDependencies(ctx)
+			wait := s.deps.interval
+			if s.dependencyDown() {
+				wait /= 4
+			}
 			select {
 			case <-ctx.Done():
 				return
-			case <-t.C:
+			case <-time.After(wait):
 			}
 		}
 	}()
+}
+
+func (s *Server) dependencyDown() bool {
+	s.deps.mu.Lock()
+	defer s.deps.mu.Unlock()
+	return s.deps.vault.state == depDown || s.deps.catalog.state == depDown
 }
 
 // checkDependencies checks Vault and the catalog once, each within half the

@@ -25,8 +25,9 @@ import (
 const msgVaultUnavailable = "Vault is unavailable; try again later"
 
 // dozod's defaults in the dev stack: [vault] timeout 5s, health_interval
-// 2s (so Vault is seen down within 3s). The bounds below add room for a
-// loaded machine; the behaviour before them was 30s, or never.
+// 2s (so Vault is seen down within 3s, and up again within 0.5s of its
+// return). The bounds below add room for a loaded machine; the behaviour
+// before them was 30s, or never.
 const (
 	vaultDownSeen  = 15 * time.Second // stop -> /v1/health says down
 	vaultCallBound = 12 * time.Second // a request already waiting on Vault -> 503
