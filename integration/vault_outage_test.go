@@ -169,7 +169,22 @@ func (s *stack) stopVaultProcess(t *testing.T) (resume func()) {
 	var once sync.Once
 	resume = func() { once.Do(func() { syscall.Kill(pid, syscall.SIGCONT) }) }
 	t.Cleanup(resume)
-	return resume
+	// The signal is delivered asynchronously: wait until every thread
+	// has stopped (state T), so no request is answered after this returns.
+	for i := 0; ; i++ {
+		stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The state follows the command name, which is in parentheses.
+		if _, rest, ok := strings.Cut(string(stat), ") "); ok && strings.HasPrefix(rest, "T") {
+			return resume
+		}
+		if i == 500 {
+			t.Fatalf("vault (pid %d) did not stop: %s", pid, stat)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // TestVaultOutageFailsClosed: with Vault hung (stopped with SIGSTOP) and
