@@ -275,8 +275,9 @@ func (a *dsAccess) has(roles ...string) bool {
 // datasetAccess loads a dataset the caller may see. Unknown dataset and no
 // access both return nil access and no error: the caller answers both the
 // same way. A dataset hidden by a deletion is the same, except to those
-// deletedState tells what became of it. A frozen caller is refused first, before the dataset is looked
-// up, so that refusal says nothing about the dataset either.
+// deletedState tells what became of it. A frozen caller is refused first,
+// before the dataset is looked up, so that refusal says nothing about the
+// dataset either.
 func (s *Server) datasetAccess(q *request, id string) (*dsAccess, error) {
 	if err := s.checkUserFrozen(q); err != nil {
 		return nil, err
