@@ -4,9 +4,14 @@
 // Every request carries the caller's Vault token as
 // "Authorization: Bearer <token>". Errors are JSON Error bodies with a
 // non-2xx status. A caller without access to a dataset gets 404 for
-// everything in it, exactly as for a dataset that does not exist.
+// everything in it, exactly as for a dataset that does not exist. For a
+// dataset hidden by a deletion, its custodians, the admins and the
+// uploader of a session on it are told its state instead: 409 while the
+// deletion is scheduled or running, 410 once it ran. While Vault is
+// unavailable every request needing a login gets 503 "Vault is
+// unavailable; try again later".
 //
-//	GET    /v1/health                                   -> Health (no auth)
+//	GET    /v1/health[?ready=1]                         -> Health (no auth; 503 with ready=1 unless ready)
 //	GET    /v1/whoami                                   -> User
 //	PUT    /v1/me/recipient        RecipientRequest     -> User
 //	POST   /v1/datasets            CreateDatasetRequest -> Dataset
@@ -96,9 +101,35 @@ type Error struct {
 	RequestID string `json:"request_id,omitempty"`
 }
 
+// Health is GET /v1/health (no token needed): dozod answers, and how the
+// parts it depends on were at their last check. Status is "ok"; "degraded"
+// when some storage targets are down (dozod still serves); "unavailable"
+// when Vault or the catalog is down, while dozod refuses every request.
+// Ready is false then, and GET /v1/health?ready=1 answers 503: the
+// readiness check for a load balancer.
 type Health struct {
-	Status  string `json:"status"` // "ok"
-	Version string `json:"version"`
+	Status  string            `json:"status"`
+	Version string            `json:"version"`
+	Ready   bool              `json:"ready"`
+	Vault   *DependencyHealth `json:"vault,omitempty"`
+	Catalog *DependencyHealth `json:"catalog,omitempty"`
+	Targets *TargetsHealth    `json:"targets,omitempty"`
+}
+
+// DependencyHealth is one dependency at its last check.
+type DependencyHealth struct {
+	State     string    `json:"state"`               // "up", "down", or "unknown" (not checked yet)
+	Since     time.Time `json:"since,omitzero"`      // when State began
+	CheckedAt time.Time `json:"checked_at,omitzero"` // the last check
+}
+
+// TargetsHealth sums up the storage targets; operators see each one with
+// GET /v1/targets.
+type TargetsHealth struct {
+	State     string    `json:"state"` // "up" (all), "degraded" (some), "down" (none)
+	Up        int       `json:"up"`
+	Total     int       `json:"total"`
+	CheckedAt time.Time `json:"checked_at,omitzero"` // the last probe
 }
 
 type User struct {

@@ -53,7 +53,10 @@ const maxCacheEntries = 10000
 // Successful lookups are cached for at most MaxTokenCacheAge, keyed by the
 // SHA-256 of the token: the token itself is never stored or logged, and a
 // revoked token stops working within that bound. Failures are never
-// cached, and an unreachable Vault is an error, never a pass.
+// cached, and an unreachable Vault is an error, never a pass. A cached
+// identity is not used while Vault is down: the Server refuses every
+// request before asking the identifier once its health probe has seen
+// the outage (deps.go).
 type VaultIdentifier struct {
 	vc     *vault.Client
 	ttl    time.Duration
@@ -249,6 +252,11 @@ func (s *Server) authenticate(r *http.Request) (*Identity, error) {
 	if !ok {
 		return nil, &httpError{status: http.StatusUnauthorized, msg: "missing or malformed Authorization: Bearer token", hint: loginHint}
 	}
+	// While the health probe finds Vault down, nobody is let in, also
+	// not with a token the identifier remembers (deps.go).
+	if err := s.vaultDown(); err != nil {
+		return nil, vaultUnavailable(err)
+	}
 	id, err := s.ident.Identify(r.Context(), tok)
 	switch {
 	case errors.Is(err, ErrEntityDisabled):
@@ -256,7 +264,7 @@ func (s *Server) authenticate(r *http.Request) (*Identity, error) {
 	case errors.Is(err, ErrBadToken):
 		return nil, &httpError{status: http.StatusUnauthorized, msg: err.Error(), hint: loginHint}
 	case err != nil:
-		return nil, &httpError{status: http.StatusServiceUnavailable, msg: "cannot verify the token: Vault is unavailable; try again later", cause: err}
+		return nil, vaultUnavailable(err)
 	}
 	return id, nil
 }

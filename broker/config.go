@@ -52,7 +52,19 @@ type VaultConfig struct {
 	TransitMount string `toml:"transit_mount"`
 	CACert       string `toml:"ca_cert"`
 	Token        string `toml:"-"` // DOZOD_VAULT_TOKEN, or read from TokenFile
+	// Timeout bounds each Vault request dozod makes, retries included: a
+	// request waiting on a Vault that stopped answering gets the 503 of
+	// an unavailable Vault within it (default DefaultVaultTimeout).
+	Timeout time.Duration `toml:"timeout"`
+	// HealthInterval is how often Vault and the catalog are checked;
+	// every request is refused within 1.5 intervals of Vault going down,
+	// and served again within a quarter interval of its return (default
+	// DefaultHealthInterval).
+	HealthInterval time.Duration `toml:"health_interval"`
 }
+
+// DefaultVaultTimeout is dozod's bound on one Vault request.
+const DefaultVaultTimeout = 5 * time.Second
 
 // TargetConfig is one S3 bucket.
 type TargetConfig struct {
@@ -103,6 +115,10 @@ which override the file. Secrets are never taken from the TOML file itself.
   (token)             DOZOD_VAULT_TOKEN          dozod's own token (else token_file)
   transit_mount       DOZOD_VAULT_TRANSIT_MOUNT  transit
   ca_cert             DOZOD_VAULT_CACERT         (system roots)
+  timeout             DOZOD_VAULT_TIMEOUT        5s (one Vault request, 1s..1m)
+  health_interval     DOZOD_VAULT_HEALTH_INTERVAL  2s (Vault and catalog check, 1s..30s;
+                                                 requests are refused within 1.5 intervals
+                                                 of Vault going down)
   [[targets]]         (file only; at least one)
   id, domain          storage ids, e.g. "s1-a", "s1" (failure domain)
   endpoint            https://host:port (http:// only to a loopback address)
@@ -208,6 +224,12 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 	if err := dur("DOZOD_UPLOAD_EXPIRY", &c.UploadExpiry); err != nil {
 		return err
 	}
+	if err := dur("DOZOD_VAULT_TIMEOUT", &c.Vault.Timeout); err != nil {
+		return err
+	}
+	if err := dur("DOZOD_VAULT_HEALTH_INTERVAL", &c.Vault.HealthInterval); err != nil {
+		return err
+	}
 	ak, sk := getenv("DOZOD_S3_ACCESS_KEY"), getenv("DOZOD_S3_SECRET_KEY")
 	for i := range c.Targets {
 		t := &c.Targets[i]
@@ -242,6 +264,12 @@ func (c *Config) defaults() {
 	}
 	if c.Vault.TransitMount == "" {
 		c.Vault.TransitMount = "transit"
+	}
+	if c.Vault.Timeout == 0 {
+		c.Vault.Timeout = DefaultVaultTimeout
+	}
+	if c.Vault.HealthInterval == 0 {
+		c.Vault.HealthInterval = DefaultHealthInterval
 	}
 	c.Auth.defaults()
 	for i := range c.Targets {
@@ -335,6 +363,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Vault.Token == "" {
 		return errors.New("dozod's vault token is required (DOZOD_VAULT_TOKEN or vault.token_file)")
+	}
+	if c.Vault.Timeout < time.Second || c.Vault.Timeout > time.Minute {
+		return fmt.Errorf("vault.timeout %v: must be 1s..1m", c.Vault.Timeout)
+	}
+	if c.Vault.HealthInterval < time.Second || c.Vault.HealthInterval > 30*time.Second {
+		return fmt.Errorf("vault.health_interval %v: must be 1s..30s", c.Vault.HealthInterval)
 	}
 	if len(c.Targets) == 0 {
 		return errors.New("no [[targets]] configured")

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"time"
 
 	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/catalog"
@@ -140,10 +141,9 @@ func (s *Server) createDataset(q *request) error {
 // refuseTakenID refuses a new dataset whose id is taken, live or deleted
 // (ids of deleted datasets are never reused). Only a caller who may know
 // the dataset learns that it exists: anyone who may see it, and for a
-// deleted one its custodians and the admins (who may read its deletion
-// report). Everyone else gets the answer any route gives for a dataset
-// they cannot see, so create is no way to probe ids beyond the refusal
-// itself.
+// deleted one those deletedState tells. Everyone else gets the answer any
+// route gives for a dataset they cannot see, so create is no way to probe
+// ids beyond the refusal itself.
 func (s *Server) refuseTakenID(q *request, id string) error {
 	_, deleted, err := s.cat.DatasetIncludingDeleted(q.ctx, id)
 	if errors.Is(err, catalog.ErrNotFound) {
@@ -158,6 +158,37 @@ func (s *Server) refuseTakenID(q *request, id string) error {
 		}
 		return errorf(http.StatusConflict, "dataset %q already exists", id)
 	}
+	if err := s.deletedState(q, id, false, http.StatusConflict); err != nil {
+		return err
+	}
+	return notFoundDataset(id)
+}
+
+// deletedDataset is the one answer about a deleted dataset to a caller who
+// may know of it: what happened, when, and that the id stays taken. status
+// is 410 Gone, or 409 Conflict for a create of the id.
+func deletedDataset(id string, at time.Time, status int) *httpError {
+	return &httpError{status: status,
+		msg:  fmt.Sprintf("dataset %q was deleted on %s (UTC); its id cannot be reused", id, at.UTC().Format(catalog.DateLayout)),
+		hint: "nothing can be added to or read from it any more; its custodians and the admins can read what was removed with `dozo dataset deletion-report " + id + "`"}
+}
+
+// deletedState tells a caller who may know of it that dataset id is hidden
+// by a deletion, and in which state: its custodians and the admins, and,
+// with uploader set, the caller whose upload session on it is being asked
+// about. While the deletion is scheduled or running that is
+// pendingDeletion (409; an uploader who is neither gets when it runs, not
+// who asked for it); once it is done, deletedDataset with goneStatus. It
+// returns nil when id is not a dataset hidden by a deletion, and for every
+// other caller, who gets the uniform 404.
+func (s *Server) deletedState(q *request, id string, uploader bool, goneStatus int) error {
+	_, at, err := s.cat.DatasetIncludingDeleted(q.ctx, id)
+	if errors.Is(err, catalog.ErrNotFound) || (err == nil && at == nil) {
+		return nil
+	}
+	if err != nil {
+		return internal("reading the dataset", err)
+	}
 	known := s.isAdmin(q.user)
 	if !known {
 		roles, err := s.cat.Roles(q.ctx, id, q.user.Name, s.today())
@@ -166,11 +197,29 @@ func (s *Server) refuseTakenID(q *request, id string) error {
 		}
 		known = slices.Contains(roles, catalog.RoleCustodian)
 	}
-	if !known {
-		return notFoundDataset(id)
+	if !known && !uploader {
+		return nil
 	}
-	return &httpError{status: http.StatusConflict, msg: fmt.Sprintf("dataset %q already exists: it was deleted, and ids of deleted datasets are never reused", id),
-		hint: "choose another id"}
+	del, err := s.cat.Deletion(q.ctx, id)
+	if err != nil && !errors.Is(err, catalog.ErrNotFound) {
+		return internal("reading the deletion", err)
+	}
+	switch {
+	case del == nil: // hidden without a deletion record (an older catalog)
+		return deletedDataset(id, *at, goneStatus)
+	case del.FinishedAt != nil:
+		return deletedDataset(id, *del.FinishedAt, goneStatus)
+	case known:
+		return pendingDeletion(del) // lifecycle.go
+	case del.RunStartedAt == nil:
+		return &httpError{status: http.StatusConflict,
+			msg: fmt.Sprintf("dataset %q is scheduled for deletion at %s and hidden from everyone until then",
+				id, del.RunsAt.UTC().Format(time.RFC3339)),
+			hint: "nothing can be added to it; if its custodians cancel the deletion, the upload can continue"}
+	default:
+		return &httpError{status: http.StatusConflict, msg: fmt.Sprintf("dataset %q is being deleted; its id cannot be reused", id),
+			hint: "nothing can be added to or read from it any more"}
+	}
 }
 
 // createDatasetKey makes the dataset's Transit key and checks that it is

@@ -15,7 +15,6 @@ import (
 
 	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/audit"
-	"github.com/dozo-vault/dozo/vault"
 )
 
 // httpError is an error with the status and message the caller sees. The
@@ -44,11 +43,10 @@ func badRequest(format string, args ...any) *httpError {
 }
 
 // internal hides err from the caller behind a generic message; a Vault
-// outage becomes 503 so clients know to retry and operators know where to
-// look.
+// outage is the one 503 of errors.go, whatever the handler was doing.
 func internal(what string, err error) *httpError {
-	if errors.Is(err, vault.ErrUnavailable) {
-		return &httpError{status: http.StatusServiceUnavailable, msg: "vault unavailable: " + what + " failed; try again later", cause: err}
+	if vaultOutage(err) {
+		return vaultUnavailable(err)
 	}
 	return &httpError{status: http.StatusInternalServerError, msg: "internal error: " + what + " failed", cause: err}
 }

@@ -343,9 +343,12 @@ func TestRotateAndDelete(t *testing.T) {
 	if _, err := keys.ReadKey(ctx, "dozo-ds-DS1"); !errors.Is(err, vault.ErrNotFound) {
 		t.Fatalf("key survives: %v", err)
 	}
-	e.must(404, "tok-sam", "GET", "/v1/datasets/DS1", nil, nil)
-	e.must(404, "tok-sam", "POST", "/v1/datasets/DS1/files/a.vcf/fetch", nil, nil)
-	e.must(404, "tok-sam", "POST", "/v1/datasets/DS1/rotate-key", nil, nil)
+	// Its custodian is told it was deleted (deleted_test.go); anyone else
+	// gets the uniform 404.
+	e.must(410, "tok-sam", "GET", "/v1/datasets/DS1", nil, nil)
+	e.must(410, "tok-sam", "POST", "/v1/datasets/DS1/files/a.vcf/fetch", nil, nil)
+	e.must(410, "tok-sam", "POST", "/v1/datasets/DS1/rotate-key", nil, nil)
+	e.must(404, "tok-rita", "GET", "/v1/datasets/DS1", nil, nil)
 	e.must(409, "tok-sam", "POST", "/v1/datasets", api.CreateDatasetRequest{ID: "DS1", Title: "again"}, nil)
 	if _, err := keys.ReadKey(ctx, "dozo-ds-DS1"); !errors.Is(err, vault.ErrNotFound) {
 		t.Fatal("re-creating a deleted dataset made a key")
@@ -518,9 +521,10 @@ func TestDeletionScheduleAndCancel(t *testing.T) {
 			t.Errorf("%s still lists DS1", tok)
 		}
 	}
-	// The open upload cannot go on (and says nothing about why).
-	l.must(404, "tok-sam", "GET", "/v1/uploads/"+l.open.ID, nil, nil)
-	l.must(404, "tok-sam", "POST", "/v1/uploads/"+l.open.ID+"/presign", api.PresignRequest{Target: "s1-a", Key: storage.PieceKey("DS1", l.open.FileID, 0, 0)}, nil)
+	// The open upload cannot go on; its uploader is told why
+	// (deleted_test.go).
+	l.must(409, "tok-sam", "GET", "/v1/uploads/"+l.open.ID, nil, nil)
+	l.must(409, "tok-sam", "POST", "/v1/uploads/"+l.open.ID+"/presign", api.PresignRequest{Target: "s1-a", Key: storage.PieceKey("DS1", l.open.FileID, 0, 0)}, nil)
 	// Its custodian and the admins are told when it runs, and can do
 	// nothing else with it.
 	for _, tok := range []string{"tok-sam", "tok-admin"} {
@@ -638,7 +642,7 @@ func TestDeletionRunsAfterGrace(t *testing.T) {
 		t.Errorf("undelete after the run: %+v", eb)
 	}
 	l.sameAsMissing("tok-rita", "GET", "/v1/datasets/DS1", nil)
-	l.must(404, "tok-sam", "GET", "/v1/datasets/DS1", nil, nil)
+	l.must(410, "tok-sam", "GET", "/v1/datasets/DS1", nil, nil)
 	acts := l.auditActions()
 	if acts["dataset.delete.start"] != "dozod" || acts["dataset.delete.done"] != "dozod" || acts["dataset.delete.schedule"] != "sam" {
 		t.Errorf("audit: %v", acts)

@@ -35,147 +35,190 @@ import (
 // is one of the users below; the state is the caller's own grant on the
 // dataset (stranger never holds one), or a freeze: frozenUser is the
 // caller frozen while holding an active grant, frozenDataset the dataset
-// frozen while the caller holds an active grant.
+// frozen while the caller holds an active grant; deleted is the dataset's
+// deletion run and finished while the caller holds an active grant.
 var (
 	matrixRoles  = []string{"anonymous", "stranger", "researcher", "submitter", "custodian", "admin"}
-	matrixStates = []string{"none", "active", "expired", "revoked", "future", "frozenUser", "frozenDataset"}
+	matrixStates = []string{"none", "active", "expired", "revoked", "future", "frozenUser", "frozenDataset", "deleted"}
 	matrixUsers  = map[string]string{"stranger": "eve", "researcher": "rita", "submitter": "sam", "custodian": "cara", "admin": "admin"}
 )
 
 // Outcomes: ok = 2xx; 401 = no valid token; 404 = the uniform "not found"
 // (also checked to be byte-identical, ids aside, to the answer for an
 // object that does not exist); 403 = refused, and not because of a freeze;
-// frz = 403 saying an administrator froze access.
+// frz = 403 saying an administrator froze access; 410 = the dataset was
+// deleted, said to those who may know it (its custodians, admins, the
+// uploader of a session on it).
 //
-// Columns: none active expired revoked future frozenUser frozenDataset.
+// Columns: none active expired revoked future frozenUser frozenDataset deleted.
 var matrixRules = map[string]map[string]string{
 	"public": { // health: no token needed
-		"anonymous":  "ok  ok  ok  ok  ok  ok  ok",
-		"stranger":   "ok  ok  ok  ok  ok  ok  ok",
-		"researcher": "ok  ok  ok  ok  ok  ok  ok",
-		"submitter":  "ok  ok  ok  ok  ok  ok  ok",
-		"custodian":  "ok  ok  ok  ok  ok  ok  ok",
-		"admin":      "ok  ok  ok  ok  ok  ok  ok",
+		"anonymous":  "ok  ok  ok  ok  ok  ok  ok  ok",
+		"stranger":   "ok  ok  ok  ok  ok  ok  ok  ok",
+		"researcher": "ok  ok  ok  ok  ok  ok  ok  ok",
+		"submitter":  "ok  ok  ok  ok  ok  ok  ok  ok",
+		"custodian":  "ok  ok  ok  ok  ok  ok  ok  ok",
+		"admin":      "ok  ok  ok  ok  ok  ok  ok  ok",
 	},
 	"unknown": { // no such endpoint
-		"anonymous":  "404 404 404 404 404 404 404",
-		"stranger":   "404 404 404 404 404 404 404",
-		"researcher": "404 404 404 404 404 404 404",
-		"submitter":  "404 404 404 404 404 404 404",
-		"custodian":  "404 404 404 404 404 404 404",
-		"admin":      "404 404 404 404 404 404 404",
+		"anonymous":  "404 404 404 404 404 404 404 404",
+		"stranger":   "404 404 404 404 404 404 404 404",
+		"researcher": "404 404 404 404 404 404 404 404",
+		"submitter":  "404 404 404 404 404 404 404 404",
+		"custodian":  "404 404 404 404 404 404 404 404",
+		"admin":      "404 404 404 404 404 404 404 404",
 	},
 	"whoami": { // a frozen user may still learn that they are frozen
-		"anonymous":  "401 401 401 401 401 401 401",
-		"stranger":   "ok  ok  ok  ok  ok  ok  ok",
-		"researcher": "ok  ok  ok  ok  ok  ok  ok",
-		"submitter":  "ok  ok  ok  ok  ok  ok  ok",
-		"custodian":  "ok  ok  ok  ok  ok  ok  ok",
-		"admin":      "ok  ok  ok  ok  ok  ok  ok",
+		"anonymous":  "401 401 401 401 401 401 401 401",
+		"stranger":   "ok  ok  ok  ok  ok  ok  ok  ok",
+		"researcher": "ok  ok  ok  ok  ok  ok  ok  ok",
+		"submitter":  "ok  ok  ok  ok  ok  ok  ok  ok",
+		"custodian":  "ok  ok  ok  ok  ok  ok  ok  ok",
+		"admin":      "ok  ok  ok  ok  ok  ok  ok  ok",
 	},
 	"user": { // any logged-in user who is not frozen
-		"anonymous":  "401 401 401 401 401 401 401",
-		"stranger":   "ok  ok  ok  ok  ok  frz ok",
-		"researcher": "ok  ok  ok  ok  ok  frz ok",
-		"submitter":  "ok  ok  ok  ok  ok  frz ok",
-		"custodian":  "ok  ok  ok  ok  ok  frz ok",
-		"admin":      "ok  ok  ok  ok  ok  frz ok",
+		"anonymous":  "401 401 401 401 401 401 401 401",
+		"stranger":   "ok  ok  ok  ok  ok  frz ok  ok",
+		"researcher": "ok  ok  ok  ok  ok  frz ok  ok",
+		"submitter":  "ok  ok  ok  ok  ok  frz ok  ok",
+		"custodian":  "ok  ok  ok  ok  ok  frz ok  ok",
+		"admin":      "ok  ok  ok  ok  ok  frz ok  ok",
 	},
 	"create": { // dozod's `submitters` (sam) and admins
-		"anonymous":  "401 401 401 401 401 401 401",
-		"stranger":   "403 403 403 403 403 frz 403",
-		"researcher": "403 403 403 403 403 frz 403",
-		"submitter":  "ok  ok  ok  ok  ok  frz ok",
-		"custodian":  "403 403 403 403 403 frz 403",
-		"admin":      "ok  ok  ok  ok  ok  frz ok",
+		"anonymous":  "401 401 401 401 401 401 401 401",
+		"stranger":   "403 403 403 403 403 frz 403 403",
+		"researcher": "403 403 403 403 403 frz 403 403",
+		"submitter":  "ok  ok  ok  ok  ok  frz ok  ok",
+		"custodian":  "403 403 403 403 403 frz 403 403",
+		"admin":      "ok  ok  ok  ok  ok  frz ok  ok",
 	},
 	"visible": { // dataset metadata: any role on the dataset
-		"anonymous":  "401 401 401 401 401 401 401",
-		"stranger":   "404 404 404 404 404 frz 404",
-		"researcher": "404 ok  403 403 403 frz ok",
-		"submitter":  "ok  ok  ok  ok  ok  frz ok",
-		"custodian":  "ok  ok  ok  ok  ok  frz ok",
-		"admin":      "ok  ok  ok  ok  ok  frz ok",
+		"anonymous":  "401 401 401 401 401 401 401 401",
+		"stranger":   "404 404 404 404 404 frz 404 404",
+		"researcher": "404 ok  403 403 403 frz ok  404",
+		"submitter":  "ok  ok  ok  ok  ok  frz ok  404",
+		"custodian":  "ok  ok  ok  ok  ok  frz ok  410",
+		"admin":      "ok  ok  ok  ok  ok  frz ok  410",
 	},
 	"visibleRead": { // file lists: as visible, and the dataset not frozen
-		"anonymous":  "401 401 401 401 401 401 401",
-		"stranger":   "404 404 404 404 404 frz 404",
-		"researcher": "404 ok  403 403 403 frz frz",
-		"submitter":  "ok  ok  ok  ok  ok  frz frz",
-		"custodian":  "ok  ok  ok  ok  ok  frz frz",
-		"admin":      "ok  ok  ok  ok  ok  frz frz",
+		"anonymous":  "401 401 401 401 401 401 401 401",
+		"stranger":   "404 404 404 404 404 frz 404 404",
+		"researcher": "404 ok  403 403 403 frz frz 404",
+		"submitter":  "ok  ok  ok  ok  ok  frz frz 404",
+		"custodian":  "ok  ok  ok  ok  ok  frz frz 410",
+		"admin":      "ok  ok  ok  ok  ok  frz frz 410",
 	},
 	"submit": { // begin upload: the dataset's submitters and admins
-		"anonymous":  "401 401 401 401 401 401 401",
-		"stranger":   "404 404 404 404 404 frz 404",
-		"researcher": "404 403 403 403 403 frz 403",
-		"submitter":  "ok  ok  ok  ok  ok  frz frz",
-		"custodian":  "403 403 403 403 403 frz 403",
-		"admin":      "ok  ok  ok  ok  ok  frz frz",
+		"anonymous":  "401 401 401 401 401 401 401 401",
+		"stranger":   "404 404 404 404 404 frz 404 404",
+		"researcher": "404 403 403 403 403 frz 403 404",
+		"submitter":  "ok  ok  ok  ok  ok  frz frz 404",
+		"custodian":  "403 403 403 403 403 frz 403 410",
+		"admin":      "ok  ok  ok  ok  ok  frz frz 410",
 	},
 	"ownUpload": { // show or abort an upload: its creator (sam) and admins
-		"anonymous":  "401 401 401 401 401 401 401",
-		"stranger":   "404 404 404 404 404 frz 404",
-		"researcher": "404 404 404 404 404 frz 404",
-		"submitter":  "ok  ok  ok  ok  ok  frz ok",
-		"custodian":  "404 404 404 404 404 frz 404",
-		"admin":      "ok  ok  ok  ok  ok  frz ok",
+		"anonymous":  "401 401 401 401 401 401 401 401",
+		"stranger":   "404 404 404 404 404 frz 404 404",
+		"researcher": "404 404 404 404 404 frz 404 404",
+		"submitter":  "ok  ok  ok  ok  ok  frz ok  410",
+		"custodian":  "404 404 404 404 404 frz 404 404",
+		"admin":      "ok  ok  ok  ok  ok  frz ok  410",
+	},
+	"ownUploadAbort": { // abort: as ownUpload; a deletion that ran ended the session already
+		"anonymous":  "401 401 401 401 401 401 401 401",
+		"stranger":   "404 404 404 404 404 frz 404 404",
+		"researcher": "404 404 404 404 404 frz 404 404",
+		"submitter":  "ok  ok  ok  ok  ok  frz ok  ok",
+		"custodian":  "404 404 404 404 404 frz 404 404",
+		"admin":      "ok  ok  ok  ok  ok  frz ok  ok",
 	},
 	"ownUploadWrite": { // add to an upload: as ownUpload, and the dataset not frozen
-		"anonymous":  "401 401 401 401 401 401 401",
-		"stranger":   "404 404 404 404 404 frz 404",
-		"researcher": "404 404 404 404 404 frz 404",
-		"submitter":  "ok  ok  ok  ok  ok  frz frz",
-		"custodian":  "404 404 404 404 404 frz 404",
-		"admin":      "ok  ok  ok  ok  ok  frz frz",
+		"anonymous":  "401 401 401 401 401 401 401 401",
+		"stranger":   "404 404 404 404 404 frz 404 404",
+		"researcher": "404 404 404 404 404 frz 404 404",
+		"submitter":  "ok  ok  ok  ok  ok  frz frz 410",
+		"custodian":  "404 404 404 404 404 frz 404 404",
+		"admin":      "ok  ok  ok  ok  ok  frz frz 410",
 	},
 	"readData": { // fetch: grantee, submitter or custodian; admin only with a grant
-		"anonymous":  "401 401 401 401 401 401 401",
-		"stranger":   "404 404 404 404 404 frz 404",
-		"researcher": "404 ok  403 403 403 frz frz",
-		"submitter":  "ok  ok  ok  ok  ok  frz frz",
-		"custodian":  "ok  ok  ok  ok  ok  frz frz",
-		"admin":      "403 ok  403 403 403 frz frz",
+		"anonymous":  "401 401 401 401 401 401 401 401",
+		"stranger":   "404 404 404 404 404 frz 404 404",
+		"researcher": "404 ok  403 403 403 frz frz 404",
+		"submitter":  "ok  ok  ok  ok  ok  frz frz 404",
+		"custodian":  "ok  ok  ok  ok  ok  frz frz 410",
+		"admin":      "403 ok  403 403 403 frz frz 410",
 	},
 	"grantChange": { // new grants: custodian or admin, dataset not frozen
-		"anonymous":  "401 401 401 401 401 401 401",
-		"stranger":   "404 404 404 404 404 frz 404",
-		"researcher": "404 403 403 403 403 frz 403",
-		"submitter":  "403 403 403 403 403 frz 403",
-		"custodian":  "ok  ok  ok  ok  ok  frz frz",
-		"admin":      "ok  ok  ok  ok  ok  frz frz",
+		"anonymous":  "401 401 401 401 401 401 401 401",
+		"stranger":   "404 404 404 404 404 frz 404 404",
+		"researcher": "404 403 403 403 403 frz 403 404",
+		"submitter":  "403 403 403 403 403 frz 403 404",
+		"custodian":  "ok  ok  ok  ok  ok  frz frz 410",
+		"admin":      "ok  ok  ok  ok  ok  frz frz 410",
 	},
 	"custodian": { // revoke, review: custodian or admin, also when the dataset is frozen
-		"anonymous":  "401 401 401 401 401 401 401",
-		"stranger":   "404 404 404 404 404 frz 404",
-		"researcher": "404 403 403 403 403 frz 403",
-		"submitter":  "403 403 403 403 403 frz 403",
-		"custodian":  "ok  ok  ok  ok  ok  frz ok",
-		"admin":      "ok  ok  ok  ok  ok  frz ok",
+		"anonymous":  "401 401 401 401 401 401 401 401",
+		"stranger":   "404 404 404 404 404 frz 404 404",
+		"researcher": "404 403 403 403 403 frz 403 404",
+		"submitter":  "403 403 403 403 403 frz 403 404",
+		"custodian":  "ok  ok  ok  ok  ok  frz ok  410",
+		"admin":      "ok  ok  ok  ok  ok  frz ok  410",
 	},
 	"lifecycle": { // rotate-key, delete: as custodian, but refused (409) while the dataset is frozen
-		"anonymous":  "401 401 401 401 401 401 401",
-		"stranger":   "404 404 404 404 404 frz 404",
-		"researcher": "404 403 403 403 403 frz 403",
-		"submitter":  "403 403 403 403 403 frz 403",
-		"custodian":  "ok  ok  ok  ok  ok  frz 409",
-		"admin":      "ok  ok  ok  ok  ok  frz 409",
+		"anonymous":  "401 401 401 401 401 401 401 401",
+		"stranger":   "404 404 404 404 404 frz 404 404",
+		"researcher": "404 403 403 403 403 frz 403 404",
+		"submitter":  "403 403 403 403 403 frz 403 404",
+		"custodian":  "ok  ok  ok  ok  ok  frz 409 410",
+		"admin":      "ok  ok  ok  ok  ok  frz 409 410",
+	},
+	"deleteDataset": { // delete: as lifecycle; repeated after the deletion ran, it answers with the report
+		"anonymous":  "401 401 401 401 401 401 401 401",
+		"stranger":   "404 404 404 404 404 frz 404 404",
+		"researcher": "404 403 403 403 403 frz 403 404",
+		"submitter":  "403 403 403 403 403 frz 403 404",
+		"custodian":  "ok  ok  ok  ok  ok  frz 409 ok",
+		"admin":      "ok  ok  ok  ok  ok  frz 409 ok",
+	},
+	"deletionReport": { // as custodianNoReport; once the deletion ran, the report
+		"anonymous":  "401 401 401 401 401 401 401 401",
+		"stranger":   "404 404 404 404 404 frz 404 404",
+		"researcher": "404 403 403 403 403 frz 403 404",
+		"submitter":  "403 403 403 403 403 frz 403 404",
+		"custodian":  "409 409 409 409 409 frz 409 ok",
+		"admin":      "409 409 409 409 409 frz 409 ok",
+	},
+	"auditDataset": { // a dataset's audit: as custodian; admins read it after a deletion too
+		"anonymous":  "401 401 401 401 401 401 401 401",
+		"stranger":   "404 404 404 404 404 frz 404 404",
+		"researcher": "404 403 403 403 403 frz 403 404",
+		"submitter":  "403 403 403 403 403 frz 403 404",
+		"custodian":  "ok  ok  ok  ok  ok  frz ok  410",
+		"admin":      "ok  ok  ok  ok  ok  frz ok  ok",
 	},
 	"custodianNoReport": { // as custodian; the fixture's dataset has no deletion (no report, nothing to undelete), so an allowed caller gets 409
-		"anonymous":  "401 401 401 401 401 401 401",
-		"stranger":   "404 404 404 404 404 frz 404",
-		"researcher": "404 403 403 403 403 frz 403",
-		"submitter":  "403 403 403 403 403 frz 403",
-		"custodian":  "409 409 409 409 409 frz 409",
-		"admin":      "409 409 409 409 409 frz 409",
+		"anonymous":  "401 401 401 401 401 401 401 401",
+		"stranger":   "404 404 404 404 404 frz 404 404",
+		"researcher": "404 403 403 403 403 frz 403 404",
+		"submitter":  "403 403 403 403 403 frz 403 404",
+		"custodian":  "409 409 409 409 409 frz 409 409",
+		"admin":      "409 409 409 409 409 frz 409 409",
 	},
 	"admin": { // operators only
-		"anonymous":  "401 401 401 401 401 401 401",
-		"stranger":   "403 403 403 403 403 frz 403",
-		"researcher": "403 403 403 403 403 frz 403",
-		"submitter":  "403 403 403 403 403 frz 403",
-		"custodian":  "403 403 403 403 403 frz 403",
-		"admin":      "ok  ok  ok  ok  ok  frz ok",
+		"anonymous":  "401 401 401 401 401 401 401 401",
+		"stranger":   "403 403 403 403 403 frz 403 403",
+		"researcher": "403 403 403 403 403 frz 403 403",
+		"submitter":  "403 403 403 403 403 frz 403 403",
+		"custodian":  "403 403 403 403 403 frz 403 403",
+		"admin":      "ok  ok  ok  ok  ok  frz ok  ok",
+	},
+	"adminDataset": { // operators only, on a dataset that exists
+		"anonymous":  "401 401 401 401 401 401 401 401",
+		"stranger":   "403 403 403 403 403 frz 403 403",
+		"researcher": "403 403 403 403 403 frz 403 403",
+		"submitter":  "403 403 403 403 403 frz 403 403",
+		"custodian":  "403 403 403 403 403 frz 403 403",
+		"admin":      "ok  ok  ok  ok  ok  frz ok  404",
 	},
 }
 
@@ -220,7 +263,7 @@ var matrixRoutes = map[string]matrixRoute{
 	"POST /v1/uploads/{upload}/complete": {"upload.complete", "ownUploadWrite", func(fx *fixture) (string, string, any) {
 		return "POST", "/v1/uploads/" + fx.complete + "/complete", api.CompleteUploadRequest{SHA256: strings.Repeat("0", 64), MD5: strings.Repeat("0", 32)}
 	}},
-	"DELETE /v1/uploads/{upload}": {"upload.abort", "ownUpload", func(fx *fixture) (string, string, any) {
+	"DELETE /v1/uploads/{upload}": {"upload.abort", "ownUploadAbort", func(fx *fixture) (string, string, any) {
 		return "DELETE", "/v1/uploads/" + fx.upload, nil
 	}},
 	"POST /v1/datasets/{ds}/files/{name}/fetch": {"file.fetch", "readData", func(fx *fixture) (string, string, any) {
@@ -264,7 +307,7 @@ var matrixRoutes = map[string]matrixRoute{
 	}},
 	// Audit (issue 4): the whole log is the operators'; a custodian reads
 	// their dataset's records.
-	"GET /v1/audit": {"audit.list", "custodian", func(fx *fixture) (string, string, any) {
+	"GET /v1/audit": {"audit.list", "auditDataset", func(fx *fixture) (string, string, any) {
 		return "GET", "/v1/audit?dataset=" + fx.ds, nil
 	}},
 	"GET /v1/audit/verify": {"audit.verify", "admin", get("/v1/audit/verify")},
@@ -279,17 +322,17 @@ var matrixRoutes = map[string]matrixRoute{
 	"POST /v1/datasets/{ds}/rotate-key": {"dataset.rotate-key", "lifecycle", func(fx *fixture) (string, string, any) {
 		return "POST", "/v1/datasets/" + fx.ds + "/rotate-key", nil
 	}},
-	"POST /v1/datasets/{ds}/delete": {"dataset.delete", "lifecycle", func(fx *fixture) (string, string, any) {
+	"POST /v1/datasets/{ds}/delete": {"dataset.delete", "deleteDataset", func(fx *fixture) (string, string, any) {
 		return "POST", "/v1/datasets/" + fx.ds + "/delete", api.DeleteDatasetRequest{Confirm: fx.ds}
 	}},
 	"POST /v1/datasets/{ds}/undelete": {"dataset.undelete", "custodianNoReport", func(fx *fixture) (string, string, any) {
 		return "POST", "/v1/datasets/" + fx.ds + "/undelete", nil
 	}},
-	"GET /v1/datasets/{ds}/deletion-report": {"dataset.deletion-report", "custodianNoReport", func(fx *fixture) (string, string, any) {
+	"GET /v1/datasets/{ds}/deletion-report": {"dataset.deletion-report", "deletionReport", func(fx *fixture) (string, string, any) {
 		return "GET", "/v1/datasets/" + fx.ds + "/deletion-report", nil
 	}},
 	// Scrubs, targets and metrics (issue 5): operators only.
-	"POST /v1/scrubs": {"scrub.start", "admin", func(fx *fixture) (string, string, any) {
+	"POST /v1/scrubs": {"scrub.start", "adminDataset", func(fx *fixture) (string, string, any) {
 		return "POST", "/v1/scrubs", api.ScrubRequest{Dataset: fx.ds}
 	}},
 	"GET /v1/scrubs":      {"scrub.list", "admin", get("/v1/scrubs")},
@@ -528,7 +571,7 @@ func (w *matrixWorld) cell(t *testing.T, n int, role, state string) (e *env, fx 
 	}
 	if user != "" && role != "stranger" { // strangers never hold a grant
 		switch state {
-		case "active", "frozenUser", "frozenDataset":
+		case "active", "frozenUser", "frozenDataset", "deleted":
 			grant("2026-03-01", "2026-03-31")
 		case "expired":
 			grant("2026-01-01", "2026-02-28")
@@ -547,6 +590,12 @@ func (w *matrixWorld) cell(t *testing.T, n int, role, state string) (e *env, fx 
 	case state == "frozenDataset":
 		_, err = cat.PutFreeze(ctx, catalog.Freeze{Kind: catalog.FreezeDataset, Name: fx.ds, Reason: "r", FrozenBy: "admin", FrozenAt: e.now})
 		must(err)
+	case state == "deleted": // scheduled, run and finished, as the catalog records it
+		_, err = cat.ScheduleDeletion(ctx, fx.ds, "cara", e.now, e.now)
+		must(err)
+		_, err = cat.StartDeletion(ctx, fx.ds, "cara", e.now)
+		must(err)
+		must(cat.FinishDeletion(ctx, fx.ds, []byte(`{"dataset":"`+fx.ds+`"}`), e.now))
 	}
 	return e, fx, done
 }
@@ -641,6 +690,10 @@ func checkCell(t *testing.T, e *env, fx *fixture, pattern string, row matrixRout
 	case "409": // allowed, but the object's state forbids it
 		if code != 409 {
 			t.Errorf("%s: want 409, got %d %s", where, code, raw)
+		}
+	case "410": // the dataset was deleted, said plainly
+		if code != 410 || !strings.Contains(eb.Error, "was deleted on") {
+			t.Errorf("%s: want 410 saying the dataset was deleted, got %d %s", where, code, raw)
 		}
 	case "401":
 		if code != 401 {

@@ -134,6 +134,22 @@ func (s *Server) opsRoutes() {
 	s.route("GET /v1/targets", "target.list", true, s.listTargets)
 }
 
+// health is GET /v1/health, which needs no token: liveness, and the state
+// of Vault, the catalog and the storage targets at their last check
+// (deps.go). With ?ready=1 it is a readiness check for a load balancer:
+// 503 unless Vault and the catalog are up.
+func (s *Server) health(q *request) error {
+	ready, err := boolQuery(q, "ready")
+	if err != nil {
+		return err
+	}
+	h := s.healthReport()
+	if ready && !h.Ready {
+		return q.reply(http.StatusServiceUnavailable, h)
+	}
+	return q.reply(http.StatusOK, h)
+}
+
 // startOps starts target health probes; they stop when ctx ends.
 func (s *Server) startOps(ctx context.Context) {
 	go func() {

@@ -80,6 +80,10 @@ type Options struct {
 	// (limits.go, anchor.go).
 	Limits LimitsConfig
 	Audit  AuditConfig
+	// HealthInterval is how often Vault and the catalog are checked
+	// (default DefaultHealthInterval); while Vault is found down, every
+	// request is refused (deps.go).
+	HealthInterval time.Duration
 }
 
 // Defaults.
@@ -118,8 +122,9 @@ type Server struct {
 	lifecycleLocks sync.Map // dataset id -> *sync.Mutex (tryLockDataset)
 	deletionGrace  time.Duration
 
-	scrubState // scrub.go
-	opsState   // ops.go: target health, metrics
+	scrubState           // scrub.go
+	opsState             // ops.go: target health, metrics
+	deps       depsState // deps.go: Vault and catalog health
 
 	anchorState // anchor.go: the audit head anchored in Vault
 	// guard limits and aggregates refusals of unidentified requests
@@ -188,6 +193,7 @@ func New(o Options) (*Server, error) {
 	if err := s.initAuditGuards(o); err != nil {
 		return nil, err
 	}
+	s.initDeps(o)
 	s.routes()
 	return s, nil
 }
@@ -230,10 +236,6 @@ func (s *Server) routes() {
 	s.route("/", "unknown", false, func(q *request) error {
 		return errorf(http.StatusNotFound, "no such endpoint: %s %s", q.r.Method, q.r.URL.Path)
 	})
-}
-
-func (s *Server) health(q *request) error {
-	return q.reply(http.StatusOK, api.Health{Status: "ok", Version: s.version})
 }
 
 // today is the current UTC date, against which grants are checked.
@@ -287,8 +289,10 @@ func (a *dsAccess) has(roles ...string) bool {
 
 // datasetAccess loads a dataset the caller may see. Unknown dataset and no
 // access both return nil access and no error: the caller answers both the
-// same way. A frozen caller is refused first, before the dataset is looked
-// up, so that refusal says nothing about the dataset either.
+// same way. A dataset hidden by a deletion is the same, except to those
+// deletedState tells what became of it. A frozen caller is refused first,
+// before the dataset is looked up, so that refusal says nothing about the
+// dataset either.
 func (s *Server) datasetAccess(q *request, id string) (*dsAccess, error) {
 	if err := s.checkUserFrozen(q); err != nil {
 		return nil, err
@@ -298,7 +302,7 @@ func (s *Server) datasetAccess(q *request, id string) (*dsAccess, error) {
 	}
 	ds, err := s.cat.Dataset(q.ctx, id)
 	if errors.Is(err, catalog.ErrNotFound) {
-		return nil, nil
+		return nil, s.deletedState(q, id, false, http.StatusGone) // datasets.go
 	}
 	if err != nil {
 		return nil, internal("reading dataset", err)
@@ -470,11 +474,12 @@ func (c *macMemo) reset() {
 }
 
 // Start runs dozod's background work (scheduled scrubs, target health
-// probes) until ctx ends. It returns at once.
+// probes, the Vault and catalog probe) until ctx ends. It returns at once.
 func (s *Server) Start(ctx context.Context) {
 	s.startScrub(ctx)
 	s.startOps(ctx)
 	s.startAuditGuards(ctx)
+	s.startDependencyProbe(ctx)
 }
 
 // requireAdmin refuses a caller who is not an operator, and a frozen one:

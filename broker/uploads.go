@@ -244,7 +244,12 @@ func (s *Server) ownUpload(q *request) (*catalog.Upload, *catalog.Dataset, error
 		return nil, nil, notFound
 	}
 	ds, err := s.cat.Dataset(q.ctx, u.File.DatasetID)
-	if errors.Is(err, catalog.ErrNotFound) { // hidden by a deletion
+	if errors.Is(err, catalog.ErrNotFound) {
+		// Hidden by a deletion since the upload began: its uploader (or
+		// an admin) is told what became of the dataset.
+		if err := s.deletedState(q, u.File.DatasetID, true, http.StatusGone); err != nil {
+			return nil, nil, err
+		}
 		return nil, nil, notFound
 	}
 	if err != nil {
@@ -525,6 +530,12 @@ func (s *Server) completeUpload(q *request) error {
 
 func (s *Server) abortUpload(q *request) error {
 	u, _, err := s.ownUpload(q)
+	var he *httpError
+	if errors.As(err, &he) && he.status == http.StatusGone {
+		// The dataset's deletion ended the session and removed its
+		// pieces: aborting it is done.
+		u, err = &catalog.Upload{State: catalog.UploadAborted}, nil
+	}
 	if err != nil {
 		return err
 	}

@@ -40,6 +40,7 @@ var postgresTests = []struct {
 	{"TestReplaceKeyMaterialCAS", TestReplaceKeyMaterialCAS},
 	{"TestMigrations", TestMigrations},
 	{"TestDatasetExistsAndRoles", TestDatasetExistsAndRoles},
+	{"TestPing", TestPing},
 	{"TestGrantLifecycle", TestGrantLifecycle},
 	{"TestUploadStateMachine", TestUploadStateMachine},
 	{"TestAbortExpireAndClean", TestAbortExpireAndClean},

@@ -106,6 +106,16 @@ func openSQLite(path string) (*sql.DB, error) {
 // Backend names the catalog's backend: SQLite or Postgres.
 func (c *Catalog) Backend() string { return c.d.name }
 
+// Ping reads the database (on either backend), to tell whether the
+// catalog can answer.
+func (c *Catalog) Ping(ctx context.Context) error {
+	var n int
+	if err := c.db.QueryRowContext(ctx, `SELECT count(*) FROM datasets WHERE 1 = 0`).Scan(&n); err != nil {
+		return fmt.Errorf("catalog: %w", err)
+	}
+	return nil
+}
+
 // Close closes the database.
 func (c *Catalog) Close() error { return c.db.Close() }
 

@@ -399,3 +399,16 @@ func TestFreezes(t *testing.T) {
 		t.Fatalf("history: %+v", all)
 	}
 }
+
+// TestPing: a catalog that can answer pings, a closed one does not.
+func TestPing(t *testing.T) {
+	ctx := context.Background()
+	c := open(t)
+	if err := c.Ping(ctx); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	c.Close()
+	if err := c.Ping(ctx); err == nil {
+		t.Fatal("Ping of a closed catalog succeeded")
+	}
+}

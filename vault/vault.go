@@ -42,8 +42,13 @@ type Config struct {
 	Token        string        // the caller's Vault token
 	TransitMount string        // default "transit"
 	CACert       string        // PEM file for a private CA; empty uses the system pool
-	Timeout      time.Duration // per request; default 30s
+	Timeout      time.Duration // per request, retries included; default DefaultTimeout
 }
+
+// DefaultTimeout bounds one Vault request (with its retries) when Config
+// sets none. dozod sets its own, shorter one ([vault] timeout), so that a
+// request waiting on a Vault that stopped answering fails within it.
+const DefaultTimeout = 30 * time.Second
 
 // Client wraps a Vault API client. It is safe for concurrent use.
 type Client struct {
@@ -81,7 +86,7 @@ func New(cfg Config) (*Client, error) {
 	}
 	timeout := cfg.Timeout
 	if timeout == 0 {
-		timeout = 30 * time.Second
+		timeout = DefaultTimeout
 	}
 	cn := conn{address: cfg.Address, http: newHTTPClient(), timeout: timeout}
 	if cfg.CACert != "" {
@@ -247,8 +252,14 @@ func classify(path string, err error) error {
 		}
 		return fmt.Errorf("vault %s: HTTP %d: %s", path, re.StatusCode, strings.Join(re.Errors, "; "))
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if errors.Is(err, context.Canceled) {
+		// The caller gave up: not Vault's fault.
 		return fmt.Errorf("vault %s: %w", path, err)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		// No answer in time: a stopped or hung Vault looks like this, and
+		// fails closed the same way as a refused connection.
+		return fmt.Errorf("vault %s: %w: no answer in time (%w)", path, ErrUnavailable, err)
 	}
 	return fmt.Errorf("vault %s: %w: %v", path, ErrUnavailable, err)
 }
@@ -264,4 +275,22 @@ func stringField(s *api.Secret, field string) (string, error) {
 		return "", fmt.Errorf("vault: response lacks %q", field)
 	}
 	return v, nil
+}
+
+// Health asks Vault whether it can serve dozo's requests (sys/health,
+// which needs no token): nil when it is initialised and unsealed,
+// ErrUnavailable when it is sealed or uninitialised, or does not answer
+// within the client's timeout.
+func (c *Client) Health(ctx context.Context) error {
+	h, err := c.api.Sys().HealthWithContext(ctx)
+	if err != nil {
+		return classify("sys/health", err)
+	}
+	switch {
+	case !h.Initialized:
+		return fmt.Errorf("vault sys/health: %w: not initialised", ErrUnavailable)
+	case h.Sealed:
+		return fmt.Errorf("vault sys/health: %w: sealed", ErrUnavailable)
+	}
+	return nil
 }

@@ -66,7 +66,8 @@ func serve(c *cli.Context) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	vc, err := vault.New(vault.Config{Address: cfg.Vault.Address, Token: cfg.Vault.Token, TransitMount: cfg.Vault.TransitMount, CACert: cfg.Vault.CACert})
+	vc, err := vault.New(vault.Config{Address: cfg.Vault.Address, Token: cfg.Vault.Token, TransitMount: cfg.Vault.TransitMount, CACert: cfg.Vault.CACert,
+		Timeout: cfg.Vault.Timeout})
 	if err != nil {
 		return err
 	}
@@ -97,6 +98,7 @@ func serve(c *cli.Context) error {
 		Admins: cfg.Admins, Submitters: cfg.Submitters, Groups: cfg.Auth.GroupRoles, PresignExpiry: cfg.PresignExpiry, UploadExpiry: cfg.UploadExpiry,
 		Logger: log, Version: version, Scrub: cfg.Scrub, Metrics: cfg.Metrics, Lifecycle: cfg.Lifecycle,
 		Limits: cfg.Limits, Audit: cfg.Audit,
+		HealthInterval: cfg.Vault.HealthInterval,
 	})
 	if err != nil {
 		return err
