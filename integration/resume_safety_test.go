@@ -58,10 +58,12 @@ func (s *stack) commitBlocker(t *testing.T) *commitBlocker {
 	return cb
 }
 
-// dozo runs the CLI as u through the proxy.
+// dozo runs the CLI as u through the proxy. The client does not retry the
+// refused commits (DOZO_BROKER_RETRY=0): a commit that never lands is the
+// point here, and retrying it for minutes would only make the test slow.
 func (cb *commitBlocker) dozo(u *user, args ...string) (string, string, error) {
 	cmd := u.command(args...)
-	cmd.Env = append(cmd.Env, "DOZO_BROKER="+cb.srv.URL, "DOZO_CA_CERT="+cb.caFile)
+	cmd.Env = append(cmd.Env, "DOZO_BROKER="+cb.srv.URL, "DOZO_CA_CERT="+cb.caFile, "DOZO_BROKER_RETRY=0")
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
