@@ -260,7 +260,7 @@ func (s *Server) fetchDone(q *request) error {
 		Status: http.StatusNoContent, Source: q.r.RemoteAddr, RequestID: q.id, Detail: detail,
 	}
 	if _, err := s.appendAudit(q.ctx, rec); err != nil {
-		return &httpError{status: http.StatusServiceUnavailable, msg: "audit log unavailable: the report was not recorded; try again later", cause: err}
+		return &httpError{status: http.StatusServiceUnavailable, msg: "audit log unavailable: the report was not recorded; try again later", cause: err, retryAfter: outageRetry}
 	}
 	q.audited = true
 	return q.reply(http.StatusNoContent, nil)

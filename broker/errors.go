@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/dozo-vault/dozo/vault"
 )
@@ -25,5 +26,10 @@ func vaultOutage(err error) bool {
 // vaultUnavailable is the 503 for a Vault outage. The cause is logged,
 // never sent.
 func vaultUnavailable(cause error) *httpError {
-	return &httpError{status: http.StatusServiceUnavailable, msg: msgVaultUnavailable, hint: hintVaultUnavailable, cause: cause}
+	return &httpError{status: http.StatusServiceUnavailable, msg: msgVaultUnavailable, hint: hintVaultUnavailable, cause: cause, retryAfter: outageRetry}
 }
+
+// outageRetry is the Retry-After of a 503 for an outage of Vault or the
+// catalog: about the health probe's interval, after which dozod knows
+// whether it is over.
+const outageRetry = 2 * time.Second

@@ -25,6 +25,11 @@ type httpError struct {
 	msg    string
 	hint   string
 	cause  error
+	// retryAfter, on a 503, says the outage is dozod's own dependency
+	// (Vault, the catalog) and a retry after this long may succeed: it is
+	// sent as Retry-After, which clients take as leave to retry. A 503
+	// without it (no storage targets to place an upload on) is final.
+	retryAfter time.Duration
 }
 
 func (e *httpError) Error() string {
@@ -89,6 +94,9 @@ func (q *request) fail(e *httpError) {
 	q.status = e.status
 	q.w.Header().Set("Content-Type", "application/json")
 	q.w.Header().Set("Cache-Control", "no-store")
+	if e.retryAfter > 0 {
+		q.w.Header().Set("Retry-After", retryAfter(e.retryAfter))
+	}
 	q.w.WriteHeader(e.status)
 	json.NewEncoder(q.w).Encode(api.Error{Error: e.msg, Hint: e.hint, RequestID: q.id})
 }
@@ -278,7 +286,7 @@ func (s *Server) audit(q *request, err error, took time.Duration) {
 			level = slog.LevelError
 			if held != nil && result == audit.ResultOK {
 				held.discard()
-				q.fail(&httpError{status: http.StatusServiceUnavailable, msg: "audit log unavailable: the request was not answered; try again later"})
+				q.fail(&httpError{status: http.StatusServiceUnavailable, msg: "audit log unavailable: the request was not answered; try again later", retryAfter: outageRetry})
 			}
 		} else {
 			attrs = append(attrs, slog.Uint64("audit_seq", sealed.Seq))
@@ -366,7 +374,7 @@ func (q *request) stream(s *Server, status int) error {
 		Status: status, Source: q.r.RemoteAddr, RequestID: q.id, Detail: "streamed",
 	}
 	if _, err := s.appendAudit(q.ctx, rec); err != nil {
-		return &httpError{status: http.StatusServiceUnavailable, msg: "audit log unavailable: the request was not answered; try again later", cause: err}
+		return &httpError{status: http.StatusServiceUnavailable, msg: "audit log unavailable: the request was not answered; try again later", cause: err, retryAfter: outageRetry}
 	}
 	q.audited = true
 	q.status = status

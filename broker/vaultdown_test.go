@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 
@@ -132,6 +133,15 @@ func TestVaultOutage(t *testing.T) {
 	// was known without asking Vault.
 	e.srv.checkDependencies(ctx)
 	refused(append(needVault, call{"tok-sam", "GET", "/v1/whoami", nil}, call{"tok-rita", "GET", "/v1/datasets", nil}))
+	// The outage's 503 carries Retry-After: the client's leave to retry,
+	// which a 503 dozod means as final (no storage for an upload) lacks.
+	req := httptest.NewRequest("GET", "/v1/whoami", nil)
+	req.Header.Set("Authorization", "Bearer tok-sam")
+	rec := httptest.NewRecorder()
+	e.srv.ServeHTTP(rec, req)
+	if rec.Code != 503 || rec.Header().Get("Retry-After") != "2" {
+		t.Errorf("whoami with Vault down: %d, Retry-After %q; want 503 with Retry-After 2", rec.Code, rec.Header().Get("Retry-After"))
+	}
 	h = api.Health{}
 	e.must(200, "", "GET", "/v1/health", nil, &h)
 	if h.Status != "unavailable" || h.Ready || h.Vault.State != "down" || h.Catalog.State != "up" || h.Vault.CheckedAt.IsZero() {

@@ -129,10 +129,11 @@ func (c *Client) AuditExport(ctx context.Context, w io.Writer) (int64, error) {
 		if resp.StatusCode != http.StatusOK {
 			ae := &APIError{Method: http.MethodGet, Path: path, Status: resp.StatusCode}
 			b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-			if json.Unmarshal(b, &ae.Body) != nil || ae.Body.Error == "" {
+			dozods := json.Unmarshal(b, &ae.Body) == nil && ae.Body.Error != ""
+			if !dozods {
 				ae.Body.Error = strings.TrimSpace(http.StatusText(resp.StatusCode))
 			}
-			return tryResult{err: ae, retryAfter: retryAfter(resp.Header.Get("Retry-After"), time.Now())}
+			return answer(ae, dozods, resp.Header)
 		}
 		n, err = io.Copy(w, resp.Body)
 		if err != nil {

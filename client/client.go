@@ -236,13 +236,14 @@ func (c *Client) try(ctx context.Context, base, method, path string, body []byte
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		ae := &APIError{Method: method, Path: path, Status: resp.StatusCode}
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		if json.Unmarshal(b, &ae.Body) != nil || ae.Body.Error == "" {
+		dozods := json.Unmarshal(b, &ae.Body) == nil && ae.Body.Error != ""
+		if !dozods {
 			ae.Body.Error = strings.TrimSpace(http.StatusText(resp.StatusCode))
 		}
 		if ae.Body.RequestID == "" {
 			ae.Body.RequestID = rid
 		}
-		return tryResult{err: ae, retryAfter: retryAfter(resp.Header.Get("Retry-After"), time.Now())}
+		return answer(ae, dozods, resp.Header)
 	}
 	if out == nil || resp.StatusCode == http.StatusNoContent {
 		return tryResult{}

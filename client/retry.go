@@ -149,6 +149,21 @@ func (b *brokers) answered() {
 type tryResult struct {
 	err        error
 	retryAfter time.Duration // from a 502/503/504's Retry-After
+	// final marks dozod's own 503 without Retry-After: dozod is up and
+	// says the request cannot be served now (no storage targets to place
+	// an upload on); repeating it for minutes would only hide that. dozod
+	// sends Retry-After on a 503 for an outage of Vault or its catalog,
+	// and a proxy's 503 while dozod restarts is not dozod's JSON.
+	final bool
+}
+
+// answer is the tryResult of a non-2xx answer from dozod: ae, with the
+// answer's Retry-After, final if it is dozod's own 503 (dozod set
+// ae.Body from its JSON) without one.
+func answer(ae *APIError, dozods bool, h http.Header) tryResult {
+	ra := retryAfter(h.Get("Retry-After"), time.Now())
+	return tryResult{err: ae, retryAfter: ra,
+		final: ae.Status == http.StatusServiceUnavailable && dozods && h.Get("Retry-After") == ""}
 }
 
 // retry runs try against dozod until it succeeds or fails for good. A
@@ -169,7 +184,7 @@ func (c *Client) retry(ctx context.Context, method, path string, try func(ctx co
 		i, base := c.brokers.current()
 		sent := time.Now()
 		r := try(ctx, base)
-		if !c.transient(ctx, r.err) {
+		if r.final || !c.transient(ctx, r.err) {
 			if answeredBy(r.err) {
 				c.brokers.answered()
 			}

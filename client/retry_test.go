@@ -16,8 +16,9 @@ import (
 )
 
 // flakyDozod answers the first len(fail) requests with fail[i] ("drop":
-// the connection is closed without an answer; "503": Service
-// Unavailable) and every later one with an empty JSON object.
+// the connection is closed without an answer; "503": a proxy's Service
+// Unavailable; "503-outage" and "503-final": dozod's, with and without
+// Retry-After) and every later one with an empty JSON object.
 type flakyDozod struct {
 	t          *testing.T
 	srv        *httptest.Server
@@ -52,12 +53,22 @@ func (f *flakyDozod) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		conn.Close()
 	case "503":
+		// A proxy's answer while dozod restarts: not dozod's JSON.
 		if f.retryAfter != "" {
 			w.Header().Set("Retry-After", f.retryAfter)
 		}
+		http.Error(w, "no backend available", http.StatusServiceUnavailable)
+	case "503-outage":
+		// dozod's answer while Vault or its catalog is away.
+		w.Header().Set("Retry-After", "1")
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusServiceUnavailable)
-		w.Write([]byte(`{"error":"restarting"}`))
+		w.Write([]byte(`{"error":"Vault is unavailable; try again later"}`))
+	case "503-final":
+		// dozod up, refusing for now: no storage to place the upload on.
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		w.Write([]byte(`{"error":"only 4 of 6 storage targets are up"}`))
 	default:
 		w.Header().Set("Content-Type", "application/json")
 		w.Write([]byte(`{}`))
@@ -351,5 +362,23 @@ func TestIdempotentCalls(t *testing.T) {
 		if got := idempotent(m, p); got != want {
 			t.Errorf("idempotent(%s) = %v, want %v", call, got, want)
 		}
+	}
+}
+
+// TestRetry503FromDozod: dozod's 503 with Retry-After (Vault or its
+// catalog away) is retried; its 503 without one (up, but no storage to
+// place an upload on) is final at once, so the user reads dozod's reason
+// now rather than after minutes of retries.
+func TestRetry503FromDozod(t *testing.T) {
+	f := newFlakyDozod(t, "503-outage")
+	c := newRetryClient(t, f.srv.URL, time.Minute, nil)
+	if _, err := c.Upload(context.Background(), "u1"); err != nil || f.n.Load() != 2 {
+		t.Fatalf("dozod's outage 503: %v after %d requests, want success after 2", err, f.n.Load())
+	}
+	f = newFlakyDozod(t, "503-final", "503-final")
+	c = newRetryClient(t, f.srv.URL, time.Minute, nil)
+	_, err := c.Upload(context.Background(), "u1")
+	if !IsStatus(err, http.StatusServiceUnavailable) || f.n.Load() != 1 || !strings.Contains(err.Error(), "storage targets") {
+		t.Fatalf("dozod's final 503: %v after %d requests, want dozod's reason after 1", err, f.n.Load())
 	}
 }
