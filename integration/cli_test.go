@@ -94,7 +94,15 @@ func (u *user) refused(t testing.TB, args ...string) string {
 	if err == nil {
 		t.Fatalf("dozo %s (as %s) succeeded, want a refusal; stdout: %s", strings.Join(args, " "), u.name, out)
 	}
-	line := strings.TrimSpace(errOut)
+	// The day's warnings about grants ending soon come first, each on a
+	// line of its own; the refusal is what follows them.
+	var rest []string
+	for _, l := range strings.Split(strings.TrimSpace(errOut), "\n") {
+		if !strings.HasPrefix(l, "dozo: warning: ") {
+			rest = append(rest, l)
+		}
+	}
+	line := strings.Join(rest, "\n")
 	if !strings.HasPrefix(line, "dozo: ") || strings.Count(line, "\n") != 0 {
 		t.Fatalf("dozo %s: refusal is not one 'dozo: ...' line: %q", strings.Join(args, " "), errOut)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/csv"
 	"encoding/json"
 	"net/http"
@@ -214,5 +215,32 @@ func TestWarningsOncePerDay(t *testing.T) {
 	today = func() time.Time { return time.Date(2026, 12, 20, 0, 0, 0, 0, time.UTC) }
 	if _, stderr, _ := run(t, append(args, "audit", "list")...); !strings.Contains(stderr, "ends on 2026-12-31") {
 		t.Errorf("next day: %q", stderr)
+	}
+}
+
+// TestLoginShowsWarnings: the day's warnings come with the login, and the
+// commands after it that day print none (their output stays the command's
+// own).
+func TestLoginShowsWarnings(t *testing.T) {
+	pinned := today
+	defer func() { today = pinned }()
+	today = func() time.Time { return time.Date(2026, 12, 19, 0, 0, 0, 0, time.UTC) }
+	w := "your grant on JGAD000001 ends on 2026-12-31 (in 12 days); ask the dataset's custodian"
+	f := &fakeDozod{warnings: []string{w}}
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	args := []string{"--config-dir", filepath.Join(t.TempDir(), "cfg"), "--broker", srv.URL}
+	app := newApp()
+	var o, e bytes.Buffer
+	app.Writer, app.ErrWriter = &o, &e
+	app.Reader = strings.NewReader("hvs.test-token\n")
+	if err := app.Run(reorderArgs(app, append([]string{"dozo"}, append(args, "login", "--method", "token")...))); err != nil {
+		t.Fatalf("login: %v (%s)", err, e.String())
+	}
+	if e.String() != "dozo: warning: "+w+"\n" {
+		t.Fatalf("login's stderr %q, want the warning", e.String())
+	}
+	if _, stderr, err := run(t, append(args, "audit", "list")...); err != nil || stderr != "" {
+		t.Fatalf("the next command: %v, stderr %q; want no warning again", err, stderr)
 	}
 }

@@ -151,6 +151,11 @@ func runLogin(c *cli.Context) error {
 	if err := d.SaveLogin(tok, l); err != nil {
 		return err
 	}
+	if l.Broker != "" {
+		if cl, err := clientFor(c, d, tok); err == nil {
+			showWarnings(c, cl, d) // the day's warnings at login, not on the next command
+		}
+	}
 	if c.Bool("json") {
 		return printJSON(stdout(c), out)
 	}

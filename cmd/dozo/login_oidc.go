@@ -106,6 +106,11 @@ func runLoginOIDC(c *cli.Context, d *client.Dir) error {
 	if err := d.SaveLogin(tok, l); err != nil {
 		return err
 	}
+	if l.Broker != "" {
+		if cl, err := clientFor(c, d, tok); err == nil {
+			showWarnings(c, cl, d) // the day's warnings at login, not on the next command
+		}
+	}
 	if c.Bool("json") {
 		return printJSON(stdout(c), out)
 	}
