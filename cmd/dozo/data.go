@@ -118,6 +118,8 @@ func runUpload(c *cli.Context) error {
 		p.clear()
 		notice(c)(format, args...)
 	}
+	keeper := keepLogin(c, d, say)
+	defer keeper.Stop()
 	var outs []uploadOut
 	for _, f := range files {
 		fi, _ := os.Stat(f)
@@ -129,7 +131,7 @@ func runUpload(c *cli.Context) error {
 		})
 		p.finish()
 		if err != nil {
-			return err
+			return keeper.Explain(err)
 		}
 		o := uploadOut{
 			Path: f, Dataset: res.File.Dataset, Name: res.File.Name, FileID: res.File.ID, Size: res.File.Size,
@@ -277,6 +279,8 @@ func runFetch(c *cli.Context) error {
 		p.clear()
 		notice(c)(format, args...)
 	}
+	keeper := keepLogin(c, d, say)
+	defer keeper.Stop()
 	// Parity may cover for different targets in different segments: the
 	// notice names those of the first degraded segment, the report all.
 	var (
@@ -311,7 +315,7 @@ func runFetch(c *cli.Context) error {
 	})
 	p.finish()
 	if err != nil {
-		return err
+		return keeper.Explain(err)
 	}
 	reportFetchDone(c, cl, res) // audit.go
 	o := fetchOut{

@@ -157,3 +157,21 @@ func joinOr(ss []string, none string) string {
 	}
 	return strings.Join(ss, ",")
 }
+
+// keepLogin renews the stored login in the background while a transfer
+// runs, and warns through say before one that cannot be renewed runs out.
+// Vault's address is the one used at login (else VAULT_ADDR).
+func keepLogin(c *cli.Context, d *client.Dir, say func(string, ...any)) *client.LoginKeeper {
+	tok, _ := d.Token()
+	addr := d.Login().VaultAddr
+	if addr == "" {
+		addr = os.Getenv("VAULT_ADDR")
+	}
+	o := client.KeeperOptions{VaultAddr: addr, VaultCACert: os.Getenv("VAULT_CACERT"), Token: tok, Notice: say}
+	if c.Bool("debug") {
+		o.Debug = func(format string, args ...any) {
+			fmt.Fprintf(stderr(c), "dozo: debug: "+format+"\n", args...)
+		}
+	}
+	return client.StartLoginKeeper(c.Context, o)
+}
