@@ -52,6 +52,7 @@ func newApp() *cli.App {
 			keygenCommand(), keyCommand(),
 			datasetCommand(), lsCommand(),
 			uploadCommand(), fetchCommand(),
+			completionCommand(),
 			grantCommand(), revokeCommand(), grantsCommand(),
 			auditCommand(), adminCommand(), scrubCommand(), mountCommand(), umountCommand(),
 		},
@@ -155,6 +156,10 @@ func hasDebug(args []string) bool {
 func reorderArgs(app *cli.App, args []string) []string {
 	if len(args) < 2 {
 		return args
+	}
+	// Shell completion's flag must stay last, where urfave/cli looks.
+	if n := len(args); args[n-1] == "--generate-bash-completion" {
+		return append(reorderArgs(app, args[:n-1]), args[n-1])
 	}
 	out := []string{args[0]}
 	flags, cmds := app.Flags, app.Commands
