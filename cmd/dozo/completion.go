@@ -87,3 +87,30 @@ else
   compdef _dozo dozo
 fi
 `
+
+// manCommand prints dozo's manual page (roff), made from the same text as
+// --help; `make man` writes it to man/dozo.1.
+func manCommand() *cli.Command {
+	return &cli.Command{
+		Name:   "man",
+		Usage:  "print the manual page (roff) for man(1)",
+		Hidden: true,
+		Description: "EXAMPLES:\n" +
+			"   dozo man > dozo.1 && man ./dozo.1",
+		Flags: []cli.Flag{jsonFlag},
+		Action: func(c *cli.Context) error {
+			if err := needArgs(c, 0, "no arguments"); err != nil {
+				return err
+			}
+			page, err := c.App.ToManWithSection(1)
+			if err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				return printJSON(stdout(c), map[string]string{"section": "1", "page": page})
+			}
+			_, err = fmt.Fprint(stdout(c), page)
+			return err
+		},
+	}
+}

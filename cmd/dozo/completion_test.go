@@ -68,3 +68,10 @@ func TestCompletion(t *testing.T) {
 		t.Error("completion tcsh succeeded")
 	}
 }
+
+func TestManPage(t *testing.T) {
+	out, _, err := run(t, "man")
+	if err != nil || !strings.HasPrefix(out, ".nh\n.TH dozo 1") || !strings.Contains(out, "dataset") || !strings.Contains(out, "EXAMPLES") {
+		t.Fatalf("dozo man: %v\n%.300s", err, out)
+	}
+}

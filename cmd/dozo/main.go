@@ -52,7 +52,7 @@ func newApp() *cli.App {
 			keygenCommand(), keyCommand(),
 			datasetCommand(), lsCommand(),
 			uploadCommand(), fetchCommand(),
-			completionCommand(),
+			completionCommand(), manCommand(),
 			grantCommand(), revokeCommand(), grantsCommand(),
 			auditCommand(), adminCommand(), scrubCommand(), mountCommand(), umountCommand(),
 		},
