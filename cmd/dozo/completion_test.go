@@ -71,7 +71,7 @@ func TestCompletion(t *testing.T) {
 
 func TestManPage(t *testing.T) {
 	out, _, err := run(t, "man")
-	if err != nil || !strings.HasPrefix(out, ".nh\n.TH dozo 1") || !strings.Contains(out, "dataset") || !strings.Contains(out, "EXAMPLES") {
+	if err != nil || !strings.HasPrefix(out, ".nh\n.TH dozo 1") || !strings.Contains(out, "dataset") || !strings.Contains(out, "fetch") {
 		t.Fatalf("dozo man: %v\n%.300s", err, out)
 	}
 }
