@@ -30,6 +30,42 @@ func brokerURL(c *cli.Context, d *client.Dir) string {
 	return d.Login().Broker
 }
 
+// caCert is --ca-cert / DOZO_CA_CERT, else the copy kept at login when
+// talking to the broker of that login.
+func caCert(c *cli.Context, d *client.Dir) string {
+	if f := c.String("ca-cert"); f != "" {
+		return f
+	}
+	if l := d.Login(); l.Broker != "" && brokerURL(c, d) == l.Broker {
+		return d.BrokerCA()
+	}
+	return ""
+}
+
+// rememberLoginCA makes a successful login keep a copy of --ca-cert in
+// the config directory (see client.Dir.SaveBrokerCA).
+func rememberLoginCA(cmds []*cli.Command) {
+	login := findCommand(cmds, "login")
+	if login == nil || login.Action == nil {
+		return
+	}
+	action := login.Action
+	login.Action = func(c *cli.Context) error {
+		if err := action(c); err != nil {
+			return err
+		}
+		f := c.String("ca-cert")
+		if f == "" {
+			return nil
+		}
+		d, err := configDir(c)
+		if err != nil {
+			return err
+		}
+		return d.SaveBrokerCA(f)
+	}
+}
+
 // newClient returns a dozod client carrying the stored login token.
 func newClient(c *cli.Context) (*client.Client, *client.Dir, error) {
 	d, err := configDir(c)
@@ -50,7 +86,7 @@ func newClient(c *cli.Context) (*client.Client, *client.Dir, error) {
 func clientFor(c *cli.Context, d *client.Dir, token string) (*client.Client, error) {
 	o := client.Options{
 		Broker:    brokerURL(c, d),
-		CACert:    c.String("ca-cert"),
+		CACert:    caCert(c, d),
 		Token:     token,
 		UserAgent: "dozo/" + version,
 		RetryFor:  c.Duration("broker-retry"),

@@ -68,6 +68,7 @@ func newApp() *cli.App {
 		},
 	}
 	setUsageErrors(app.Commands, "")
+	rememberLoginCA(app.Commands)
 	return app
 }
 
