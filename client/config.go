@@ -3,8 +3,8 @@ package client
 import (
 	"bytes"
 	"crypto/x509"
-	"encoding/pem"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
