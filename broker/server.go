@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -342,7 +343,7 @@ func (s *Server) requireDataset(q *request, id string, roles ...string) (*dsAcce
 		return nil, notFoundDataset(id)
 	}
 	if len(roles) > 0 && !a.has(append(roles, "admin")...) {
-		return nil, errorf(http.StatusForbidden, "dataset %q: this needs the %v role", id, roles)
+		return nil, errorf(http.StatusForbidden, "dataset %q: this needs the %s role", id, strings.Join(roles, " or "))
 	}
 	return a, nil
 }
@@ -482,6 +483,10 @@ func (s *Server) Start(ctx context.Context) {
 	s.startDependencyProbe(ctx)
 }
 
+// adminHint is for routes only administrators may use: no dataset
+// custodian can help there.
+const adminHint = "only a dozo administrator can do this; dozod's config lists them (admins)"
+
 // requireAdmin refuses a caller who is not an operator, and a frozen one:
 // a compromised admin account is frozen like any other (another admin, or
 // the config, lifts it).
@@ -490,7 +495,7 @@ func (s *Server) requireAdmin(q *request) error {
 		return err
 	}
 	if q.user == nil || !s.isAdmin(q.user) {
-		return errorf(http.StatusForbidden, "this needs the admin role")
+		return &httpError{status: http.StatusForbidden, msg: "this needs an administrator (the admin role)", hint: adminHint}
 	}
 	return nil
 }

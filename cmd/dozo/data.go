@@ -355,7 +355,8 @@ func runFetch(c *cli.Context) error {
 	}
 	fmt.Fprintf(w, "fetched %s/%s -> %s (%s in %s, %s; %s)\n", ds, name, dest, client.FormatSize(res.Bytes), res.Elapsed.Round(10*time.Millisecond), rate(res.Bytes, res.Elapsed), what)
 	if res.Stats.SegmentsDegraded > 0 {
-		fmt.Fprintf(w, "  note: %d segment(s) needed parity (%d bad piece(s)); the data is intact\n", res.Stats.SegmentsDegraded, res.Stats.PiecesBad)
+		fmt.Fprintf(w, "  note: %s needed parity (%s); the data is intact\n",
+			plural(int(res.Stats.SegmentsDegraded), "segment", "segments"), plural(int(res.Stats.PiecesBad), "bad piece", "bad pieces"))
 	}
 	return nil
 }

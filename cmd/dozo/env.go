@@ -194,6 +194,34 @@ func plural(n int, one, many string) string {
 	return fmt.Sprintf("%d %s", n, many)
 }
 
+// pluralWord is one or many by n, without the number.
+func pluralWord(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// allOf is "the 1 segment", "all 3 segments".
+func allOf(n int, one, many string) string {
+	if n == 1 {
+		return "the 1 " + one
+	}
+	return fmt.Sprintf("all %d %s", n, many)
+}
+
+// joinInts writes numbers as words do: "0, 3 and 5".
+func joinInts(ns []int) string {
+	s := make([]string, len(ns))
+	for i, n := range ns {
+		s[i] = fmt.Sprint(n)
+	}
+	if len(s) < 2 {
+		return strings.Join(s, "")
+	}
+	return strings.Join(s[:len(s)-1], ", ") + " and " + s[len(s)-1]
+}
+
 // unknownCommand refuses a word where a command is expected that names
 // none, suggesting the nearest one. args are those after dozo's own flags.
 func unknownCommand(app *cli.App, args []string) error {
@@ -290,7 +318,7 @@ func joinOr(ss []string, none string) string {
 	if len(ss) == 0 {
 		return none
 	}
-	return strings.Join(ss, ",")
+	return strings.Join(ss, ", ")
 }
 
 // keepLogin renews the stored login in the background while a transfer

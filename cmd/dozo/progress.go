@@ -143,8 +143,8 @@ func uploadSummary(res *client.UploadResult) string {
 	case !res.Resumed:
 		return fmt.Sprintf("%s in %s, %s", size, took, rate(res.Sent, res.Elapsed))
 	case res.StartSegment >= res.Segments:
-		return fmt.Sprintf("%s; resumed: all %d segments already stored, nothing left to send; checked in %s", size, res.Segments, took)
+		return fmt.Sprintf("%s; resumed: %s already stored, nothing left to send; checked in %s", size, allOf(res.Segments, "segment", "segments"), took)
 	}
-	return fmt.Sprintf("%s; resumed: %d of %d segments already stored, sent %s in %s, %s",
-		size, res.StartSegment, res.Segments, client.FormatSize(res.Sent), took, rate(res.Sent, res.Elapsed))
+	return fmt.Sprintf("%s; resumed: %d of %s already stored, sent %s in %s, %s",
+		size, res.StartSegment, plural(res.Segments, "segment", "segments"), client.FormatSize(res.Sent), took, rate(res.Sent, res.Elapsed))
 }

@@ -60,3 +60,20 @@ func TestSuggest(t *testing.T) {
 		}
 	}
 }
+
+func TestPlurals(t *testing.T) {
+	for got, want := range map[string]string{
+		plural(0, "file", "files"):                  "0 files",
+		plural(1, "file", "files"):                  "1 file",
+		plural(2, "file", "files"):                  "2 files",
+		allOf(1, "segment", "segments"):             "the 1 segment",
+		allOf(3, "segment", "segments"):             "all 3 segments",
+		joinInts([]int{4}):                          "4",
+		joinInts([]int{0, 3, 5}):                    "0, 3 and 5",
+		joinOr([]string{"admin", "submitter"}, "-"): "admin, submitter",
+	} {
+		if got != want {
+			t.Errorf("%q, want %q", got, want)
+		}
+	}
+}

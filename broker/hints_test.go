@@ -1,0 +1,36 @@
+package broker
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/dozo-vault/dozo/api"
+)
+
+// Refusals say who can help: an admin-only route needs an administrator
+// (not the dataset's custodian), creating a dataset needs the submitter
+// role (granted by the operators in dozod's config), and roles are
+// written as words.
+func TestRefusalHints(t *testing.T) {
+	e := newEnv(t)
+	e.must(201, "tok-sam", "POST", "/v1/datasets", api.CreateDatasetRequest{ID: "DS1", Title: "t"}, nil)
+	e.must(200, "tok-sam", "PUT", "/v1/datasets/DS1/members/rita/submitter", nil, nil)
+
+	for _, path := range []string{"/v1/admin/freezes", "/v1/targets", "/v1/scrubs"} {
+		_, raw := e.call("tok-sam", "GET", path, nil, nil)
+		b := errBody(t, raw)
+		if !strings.Contains(b.Error, "administrator") || !strings.Contains(b.Hint, "administrator") || strings.Contains(b.Hint, "custodian") {
+			t.Errorf("GET %s as a custodian: %+v", path, b)
+		}
+	}
+
+	_, raw := e.call("tok-rita", "POST", "/v1/datasets", api.CreateDatasetRequest{ID: "DS2", Title: "t"}, nil)
+	if b := errBody(t, raw); !strings.Contains(b.Hint, "submitter") || !strings.Contains(b.Hint, "dozod's config") {
+		t.Errorf("create without the submitter role: %+v", b)
+	}
+
+	_, raw = e.call("tok-rita", "GET", "/v1/datasets/DS1/grants", nil, nil)
+	if b := errBody(t, raw); strings.Contains(b.Error, "[") || !strings.Contains(b.Error, "custodian") {
+		t.Errorf("a submitter listing grants: %+v", b)
+	}
+}
