@@ -191,7 +191,7 @@ func fetchCommand() *cli.Command {
 			"   age -d -i ~/.config/dozo/identity.age sample1.bam.age > sample1.bam",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "`PATH` to write, or - for standard output", Required: true},
-			&cli.StringFlag{Name: "range", Usage: "only bytes `START-END` (inclusive offsets; START- for the rest)"},
+			&cli.StringFlag{Name: "range", Usage: "only bytes `START-END` (inclusive offsets; START- for the rest; START+LENGTH; units like 1M allowed)"},
 			&cli.BoolFlag{Name: "raw", Usage: "write the age-encrypted file instead of the plaintext"},
 			&cli.BoolFlag{Name: "force", Usage: "replace PATH if it exists (with -o -: write even to a terminal)"},
 			&cli.IntFlag{Name: "concurrency", Usage: "`N` parallel piece downloads, 1..256", DefaultText: "K per segment, with readahead"},
