@@ -52,7 +52,7 @@ func newApp() *cli.App {
 			keygenCommand(), keyCommand(),
 			datasetCommand(), lsCommand(),
 			uploadCommand(), fetchCommand(),
-			completionCommand(), manCommand(),
+			completionCommand(), manCommand(), checksumsCommand(),
 			grantCommand(), revokeCommand(), grantsCommand(),
 			auditCommand(), adminCommand(), scrubCommand(), mountCommand(), umountCommand(),
 		},
