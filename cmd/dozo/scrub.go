@@ -42,6 +42,7 @@ func scrubCommand() *cli.Command {
 			"   dozo scrub JGAD000001 --deep --rate 200MiB/s # read and hash every piece, paced\n" +
 			"   dozo scrub JGAD000001 --file NA12878.cram --deep --repair\n" +
 			"   dozo scrub --deep --repair --detach --json | jq -r .id\n" +
+			"   dozo scrub JGAD000001 --repair --dry-run         # what a repair would rebuild; writes nothing\n" +
 			"   dozo scrub status                            # recent runs\n" +
 			"   dozo scrub status scrub-1f2e... --json       # one run's full report",
 		Flags: []cli.Flag{
@@ -50,6 +51,7 @@ func scrubCommand() *cli.Command {
 			&cli.BoolFlag{Name: "repair", Usage: "rebuild bad pieces from parity and update the manifest"},
 			&cli.StringFlag{Name: "rate", Usage: "bound the deep read `RATE`, e.g. 200MiB/s (default: no limit)"},
 			&cli.BoolFlag{Name: "detach", Usage: "start the scrub and return; follow it with dozo scrub status"},
+			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "with --repair: a deep scrub that reports what it would repair and writes nothing"},
 			jsonFlag,
 		},
 		Action: runScrub,
@@ -84,6 +86,15 @@ func runScrub(c *cli.Context) error {
 		return needArgs(c, 1, "at most one DATASET")
 	}
 	req := api.ScrubRequest{Dataset: c.Args().First(), File: c.String("file"), Deep: c.Bool("deep"), Repair: c.Bool("repair")}
+	if c.Bool("dry-run") {
+		if !req.Repair {
+			return badArg(c, errors.New("--dry-run goes with --repair (a scrub without it writes nothing anyway)"))
+		}
+		// What a repair would find is what a deep scrub finds; it
+		// writes nothing.
+		req.Deep, req.Repair = true, false
+		notice(c)("dry run: a deep scrub without repair; every bad piece it finds is one --repair would rebuild")
+	}
 	if req.Dataset != "" {
 		if err := client.ValidateDatasetID(req.Dataset); err != nil {
 			return badArg(c, err)
