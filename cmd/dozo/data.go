@@ -45,6 +45,7 @@ func uploadCommand() *cli.Command {
 			&cli.IntFlag{Name: "concurrency", Usage: "`N` parallel piece uploads, 1..256", DefaultText: "K+M of the dataset"},
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "list what would be uploaded, resumed or skipped, and send nothing"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar and no result lines (errors and --json still print)"},
+			&cli.BoolFlag{Name: "wide", Usage: "whole checksums (SHA-256 and MD5) in the result lines"},
 			jsonFlag,
 		},
 		Action: runUpload,
@@ -150,8 +151,13 @@ func runUpload(c *cli.Context) error {
 		}
 		outs = append(outs, o)
 		if !c.Bool("json") && !c.Bool("quiet") {
-			fmt.Fprintf(stdout(c), "uploaded %s -> %s/%s (%s)\n  sha256 %s\n  md5    %s\n",
-				f, o.Dataset, o.Name, uploadSummary(res), o.SHA256, o.MD5)
+			// One line per file; the whole hashes with --wide (and
+			// `dozo checksums` lists them for sha256sum -c).
+			fmt.Fprintf(stdout(c), "uploaded %s -> %s/%s (%s; sha256 %s)\n",
+				f, o.Dataset, o.Name, uploadSummary(res), shortHash(o.SHA256, c.Bool("wide")))
+			if c.Bool("wide") {
+				fmt.Fprintf(stdout(c), "  md5 %s\n", o.MD5)
+			}
 		}
 	}
 	if c.Bool("json") {
