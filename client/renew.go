@@ -17,6 +17,10 @@ import (
 // out the user is told.
 const LoginWarnBefore = 10 * time.Minute
 
+// keeperStartTimeout bounds the look-up and renewal done before the work
+// starts.
+const keeperStartTimeout = 5 * time.Second
+
 // KeeperOptions say how to reach Vault for the login token.
 type KeeperOptions struct {
 	VaultAddr   string
@@ -66,7 +70,10 @@ func StartLoginKeeper(ctx context.Context, o KeeperOptions) *LoginKeeper {
 	k.vc = vc
 	// The first look-up and renewal happen before the work starts, so a
 	// warning comes first and the expiry is known from the start.
-	next := k.step(ctx, true)
+	// Briefly: a Vault out of reach must not hold up the work.
+	sctx, cancel := context.WithTimeout(ctx, keeperStartTimeout)
+	next := k.step(sctx, true)
+	cancel()
 	if next <= 0 {
 		close(k.done)
 		return k
@@ -175,8 +182,8 @@ func (k *LoginKeeper) step(ctx context.Context, first bool) time.Duration {
 	if k.renewable {
 		ttl, capped, err := k.renew(ctx, k.increment)
 		switch {
-		case ctx.Err() != nil:
-			return 0
+		case errors.Is(ctx.Err(), context.Canceled):
+			return 0 // the work is over
 		case err != nil:
 			k.debug("renewing the login: %v", err)
 		default:
