@@ -119,7 +119,18 @@ func TestChecksumsAndTargets(t *testing.T) {
 	dir := t.TempDir()
 	for i, n := range []string{"a.bam", "b.vcf"} {
 		writeRandomFile(t, filepath.Join(dir, n), uint64(200+i), int64(1000+i), nil)
-		sam.must(t, "upload", "--dataset", ds, filepath.Join(dir, n))
+		if out := sam.must(t, "upload", "--dataset", ds, filepath.Join(dir, n)); strings.Count(out, "\n") != 1 {
+			t.Errorf("upload printed more than one line for one file:\n%s", out)
+		}
+	}
+	// ls fits 80 columns; --wide shows whole checksums.
+	for _, l := range strings.Split(strings.TrimSpace(sam.must(t, "ls", ds)), "\n") {
+		if len(l) > 80 {
+			t.Errorf("ls line of %d columns: %q", len(l), l)
+		}
+	}
+	if out := sam.must(t, "ls", ds, "--wide"); !strings.Contains(out, lsFiles(t, sam, ds)["a.bam"].SHA256) {
+		t.Errorf("ls --wide lacks the whole SHA-256:\n%s", out)
 	}
 	back := t.TempDir()
 	for _, n := range []string{"a.bam", "b.vcf"} {

@@ -4,7 +4,6 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -159,54 +158,5 @@ func TestScheduledGrantCLI(t *testing.T) {
 	}
 	if show := rita.must(t, "dataset", "show", ds); !strings.Contains(show, "custodians") || !strings.Contains(show, sam.name) {
 		t.Errorf("dataset show:\n%s", show)
-	}
-}
-
-// TestChecksumsAndTargets: `dozo checksums` lists what sha256sum -c and
-// md5sum -c check fetched files against; `dozo admin targets` shows the
-// targets to an admin and tells a custodian it needs an administrator.
-func TestChecksumsAndTargets(t *testing.T) {
-	s := needStack(t)
-	sam, _ := s.users(t)
-	ds := newDatasetID()
-	sam.must(t, "dataset", "create", ds, "--title", "checksums")
-	dir := t.TempDir()
-	for i, n := range []string{"a.bam", "b.vcf"} {
-		writeRandomFile(t, filepath.Join(dir, n), uint64(200+i), int64(1000+i), nil)
-		if out := sam.must(t, "upload", "--dataset", ds, filepath.Join(dir, n)); strings.Count(out, "\n") != 1 {
-			t.Errorf("upload printed more than one line for one file:\n%s", out)
-		}
-	}
-	// ls fits 80 columns; --wide shows whole checksums.
-	for _, l := range strings.Split(strings.TrimSpace(sam.must(t, "ls", ds)), "\n") {
-		if len(l) > 80 {
-			t.Errorf("ls line of %d columns: %q", len(l), l)
-		}
-	}
-	if out := sam.must(t, "ls", ds, "--wide"); !strings.Contains(out, lsFiles(t, sam, ds)["a.bam"].SHA256) {
-		t.Errorf("ls --wide lacks the whole SHA-256:\n%s", out)
-	}
-	back := t.TempDir()
-	for _, n := range []string{"a.bam", "b.vcf"} {
-		sam.must(t, "fetch", ds+"/"+n, "-o", back)
-	}
-	for flag, tool := range map[string]string{"--sha256": "sha256sum", "--md5": "md5sum"} {
-		list := sam.must(t, "checksums", ds, flag)
-		if strings.Count(list, "\n") != 2 {
-			t.Fatalf("checksums %s: %q", flag, list)
-		}
-		cmd := exec.Command(tool, "-c", "--strict", "-")
-		cmd.Dir, cmd.Stdin = back, strings.NewReader(list)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Errorf("%s -c: %v: %s", tool, err, out)
-		}
-	}
-
-	out := s.admin(t).must(t, "admin", "targets")
-	if strings.Count(out, " up ") != 6 || !strings.HasPrefix(out, "TARGET") {
-		t.Errorf("admin targets:\n%s", out)
-	}
-	if line := sam.refused(t, "admin", "targets"); !strings.Contains(line, "administrator") || strings.Contains(line, "custodian") {
-		t.Errorf("a custodian running admin targets: %s", line)
 	}
 }
