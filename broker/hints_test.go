@@ -34,3 +34,23 @@ func TestRefusalHints(t *testing.T) {
 		t.Errorf("a submitter listing grants: %+v", b)
 	}
 }
+
+// SetRoles (dozod's SIGHUP) takes effect on the next request: a user added
+// to the submitters may create datasets, an admin removed is refused.
+func TestSetRoles(t *testing.T) {
+	e := newEnv(t)
+	if code, _ := e.call("tok-rita", "POST", "/v1/datasets", api.CreateDatasetRequest{ID: "DS9", Title: "t"}, nil); code != 403 {
+		t.Fatalf("rita creating a dataset before: %d", code)
+	}
+	e.srv.SetRoles([]string{"eve"}, []string{"sam", "rita"})
+	e.must(201, "tok-rita", "POST", "/v1/datasets", api.CreateDatasetRequest{ID: "DS9", Title: "t"}, nil)
+	if code, _ := e.call("tok-admin", "GET", "/v1/admin/freezes", nil, nil); code != 403 {
+		t.Errorf("a removed admin: %d", code)
+	}
+	e.must(200, "tok-eve", "GET", "/v1/admin/freezes", nil, nil)
+	var me api.User
+	e.must(200, "tok-rita", "GET", "/v1/whoami", nil, &me)
+	if strings.Join(me.Roles, ",") != "submitter" {
+		t.Errorf("whoami roles %v", me.Roles)
+	}
+}
