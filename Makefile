@@ -8,13 +8,18 @@ PKGS    := ./...
 # -count=1: a cached "ok" must never stand in for a run against the servers.
 TESTFLAGS ?= -count=1 -timeout 40m
 
-.PHONY: all build test unit bench fuzz vet tools up down status clean
+.PHONY: all build man test unit bench fuzz vet tools up down status clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN)/dozo ./cmd/dozo
 	$(GO) build -o $(BIN)/dozod ./cmd/dozod
+
+# Manual pages, made from the commands' --help text (not committed).
+man:
+	mkdir -p man
+	$(GO) run ./cmd/dozo man > man/dozo.1
 
 tools:
 	scripts/tools.sh all

@@ -93,7 +93,8 @@ func (s *Server) createDataset(q *request) error {
 		return err
 	}
 	if !s.isAdmin(q.user) && !s.isSubmitter(q.user) {
-		return errorf(http.StatusForbidden, "only submitters and admins may create datasets")
+		return &httpError{status: http.StatusForbidden, msg: "only submitters and admins may create datasets",
+			hint: "the dozo operators grant the submitter role (the submitters list in dozod's config, or a submitter group in Vault)"}
 	}
 	if err := ValidateDatasetID(req.ID); err != nil {
 		return badRequest("bad dataset id: %v", err)

@@ -51,8 +51,8 @@ secret_key_file = "`+sk+`"
 }
 
 func TestRolesFromGroupsAndLists(t *testing.T) {
-	s := &Server{admins: set([]string{"admin"}), submit: set([]string{"sam"}),
-		adminGroups: set([]string{"dozo-admins"}), submitGroups: set([]string{"dozo-submitters"})}
+	s := &Server{adminGroups: set([]string{"dozo-admins"}), submitGroups: set([]string{"dozo-submitters"})}
+	s.SetRoles([]string{"admin"}, []string{"sam"})
 	for _, c := range []struct {
 		id   Identity
 		want []string

@@ -18,7 +18,9 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dozo-vault/dozo/api"
@@ -107,8 +109,9 @@ type Server struct {
 	keys      KeyService
 	targets   map[string]Target
 	targetIDs []string
-	admins    map[string]bool
-	submit    map[string]bool
+	// roleSet is the global roles from dozod's config; SetRoles swaps it
+	// whole (SIGHUP), so a request sees the old lists or the new, never a mix.
+	roleSet   atomic.Pointer[globalRoles]
 	presign   time.Duration
 	uploadTTL time.Duration
 	log       *slog.Logger
@@ -147,8 +150,6 @@ func New(o Options) (*Server, error) {
 	s := &Server{
 		cat: o.Catalog, ident: o.Identifier, keys: o.Keys,
 		targets:   map[string]Target{},
-		admins:    set(o.Admins),
-		submit:    set(o.Submitters),
 		presign:   o.PresignExpiry,
 		uploadTTL: o.UploadExpiry,
 		log:       o.Logger,
@@ -161,6 +162,7 @@ func New(o Options) (*Server, error) {
 		adminGroups:  set(o.Groups.AdminGroups),
 		submitGroups: set(o.Groups.SubmitterGroups),
 	}
+	s.SetRoles(o.Admins, o.Submitters)
 	for _, t := range o.Targets {
 		if _, dup := s.targets[t.ID()]; dup {
 			return nil, fmt.Errorf("broker: duplicate target id %q", t.ID())
@@ -241,11 +243,27 @@ func (s *Server) routes() {
 // today is the current UTC date, against which grants are checked.
 func (s *Server) today() string { return s.now().UTC().Format(catalog.DateLayout) }
 
+// globalRoles are the users dozod's config names as admins and submitters.
+type globalRoles struct {
+	admins, submit map[string]bool
+}
+
+// SetRoles replaces the config's admins and submitters lists at once
+// (dozod does it on SIGHUP): requests that start after it returns use the
+// new lists. Identity groups are not affected.
+func (s *Server) SetRoles(admins, submitters []string) {
+	s.roleSet.Store(&globalRoles{admins: set(admins), submit: set(submitters)})
+}
+
 // isAdmin: u is listed in admins or is in an admin group.
-func (s *Server) isAdmin(u *Identity) bool { return s.admins[u.Name] || inGroup(u, s.adminGroups) }
+func (s *Server) isAdmin(u *Identity) bool {
+	return s.roleSet.Load().admins[u.Name] || inGroup(u, s.adminGroups)
+}
 
 // isSubmitter: u is listed in submitters or is in a submitter group.
-func (s *Server) isSubmitter(u *Identity) bool { return s.submit[u.Name] || inGroup(u, s.submitGroups) }
+func (s *Server) isSubmitter(u *Identity) bool {
+	return s.roleSet.Load().submit[u.Name] || inGroup(u, s.submitGroups)
+}
 
 // roles are u's global roles, from the config lists and identity groups.
 func (s *Server) roles(u *Identity) []string {
@@ -342,7 +360,7 @@ func (s *Server) requireDataset(q *request, id string, roles ...string) (*dsAcce
 		return nil, notFoundDataset(id)
 	}
 	if len(roles) > 0 && !a.has(append(roles, "admin")...) {
-		return nil, errorf(http.StatusForbidden, "dataset %q: this needs the %v role", id, roles)
+		return nil, errorf(http.StatusForbidden, "dataset %q: this needs the %s role", id, strings.Join(roles, " or "))
 	}
 	return a, nil
 }
@@ -482,6 +500,10 @@ func (s *Server) Start(ctx context.Context) {
 	s.startDependencyProbe(ctx)
 }
 
+// adminHint is for routes only administrators may use: no dataset
+// custodian can help there.
+const adminHint = "only a dozo administrator can do this; dozod's config lists them (admins)"
+
 // requireAdmin refuses a caller who is not an operator, and a frozen one:
 // a compromised admin account is frozen like any other (another admin, or
 // the config, lifts it).
@@ -490,7 +512,7 @@ func (s *Server) requireAdmin(q *request) error {
 		return err
 	}
 	if q.user == nil || !s.isAdmin(q.user) {
-		return errorf(http.StatusForbidden, "this needs the admin role")
+		return &httpError{status: http.StatusForbidden, msg: "this needs an administrator (the admin role)", hint: adminHint}
 	}
 	return nil
 }

@@ -2,7 +2,9 @@ package client
 
 import (
 	"bytes"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -25,6 +27,7 @@ const (
 	tokenFile    = "token"
 	loginFile    = "login.json"
 	identityFile = "identity.age"
+	brokerCAFile = "broker-ca.pem"
 	journalDir   = "uploads"
 )
 
@@ -187,7 +190,61 @@ func (d *Dir) Logout() (bool, error) {
 	if err := os.Remove(d.file(loginFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return had, err
 	}
+	if err := os.Remove(d.file(brokerCAFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return had, err
+	}
 	return had, nil
+}
+
+// SaveBrokerCA keeps a copy (0600) of the PEM file given with --ca-cert
+// at login, so later commands to the same broker need not repeat it. The
+// file must hold at least one certificate and nothing else; a copy, not
+// the path, so moving or editing the original later changes nothing.
+func (d *Dir) SaveBrokerCA(pemFile string) error {
+	const op = "remembering the broker's CA certificate"
+	b, err := os.ReadFile(pemFile)
+	if err != nil {
+		return opError(op, err)
+	}
+	if err := checkCertPEM(b); err != nil {
+		return hintError(op, "pass dozod's certificate or its CA as a PEM file", fmt.Errorf("%s: %w", pemFile, err))
+	}
+	return opError(op, writeSecret(d.file(brokerCAFile), b))
+}
+
+// BrokerCA returns the path of the CA certificate kept at login, or "".
+func (d *Dir) BrokerCA() string {
+	p := d.file(brokerCAFile)
+	if fi, err := os.Lstat(p); err != nil || !fi.Mode().IsRegular() {
+		return ""
+	}
+	return p
+}
+
+// checkCertPEM accepts PEM data of one or more certificates only.
+func checkCertPEM(b []byte) error {
+	n := 0
+	for rest := b; ; {
+		var blk *pem.Block
+		blk, rest = pem.Decode(rest)
+		if blk == nil {
+			if len(bytes.TrimSpace(rest)) != 0 {
+				return errors.New("not a PEM file of certificates")
+			}
+			break
+		}
+		if blk.Type != "CERTIFICATE" {
+			return fmt.Errorf("holds a %s, not only certificates", blk.Type)
+		}
+		if _, err := x509.ParseCertificate(blk.Bytes); err != nil {
+			return err
+		}
+		n++
+	}
+	if n == 0 {
+		return errors.New("no certificate in it")
+	}
+	return nil
 }
 
 // IdentityPath is where the age identity lives.

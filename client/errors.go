@@ -80,8 +80,18 @@ func (e *RefusedError) Error() string {
 	if e.Lost {
 		return "lost dozod mid-transfer: " + e.Err.Error()
 	}
+	if IsStatus(e.Err, http.StatusUnauthorized) {
+		// The login, not the data or the grant: say so in words.
+		return loginEndedMsg
+	}
 	return "dozod stopped the transfer: " + e.Err.Error()
 }
+
+// loginEndedMsg is what a transfer stopped by dozod's 401 reports when
+// the client does not know the login's expiry (a revoked token, or Vault
+// out of reach at the start).
+const loginEndedMsg = "dozod no longer accepts your login (it expired or was revoked); run `dozo login` and rerun the same command to resume"
+
 func (e *RefusedError) Unwrap() []error { return []error{e.Err, storage.ErrRefused} }
 
 // refusal returns err as a *RefusedError if it is dozod refusing access
@@ -199,6 +209,16 @@ func Hint(err error) string {
 func Format(err error, debug bool) string {
 	msg := err.Error()
 	var rf *RefusedError
+	var xl *ExpiredLoginError
+	if errors.As(err, &xl) {
+		// The whole story, and what to do, in one sentence.
+		msg = xl.Error()
+		var e *Error
+		if errors.As(err, &e) {
+			msg = e.Op + ": " + msg
+		}
+		return msg
+	}
 	if errors.As(err, &rf) {
 		// Which piece was being presigned when access ended is noise: say
 		// what failed and dozod's reason.
@@ -209,7 +229,7 @@ func Format(err error, debug bool) string {
 		}
 	}
 	msg = strings.ReplaceAll(msg, "\n", " ")
-	if h := Hint(err); h != "" {
+	if h := Hint(err); h != "" && !(rf != nil && msg != "" && strings.HasSuffix(msg, loginEndedMsg)) {
 		msg += " (" + h + ")"
 	}
 	var ae *APIError

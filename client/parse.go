@@ -75,25 +75,49 @@ type Range struct {
 	Start, Length int64
 }
 
-// ParseRange parses "START-END" (inclusive byte offsets, like HTTP) or
-// "START-" (to the end of the file).
+// ParseRange parses "START-END" (inclusive byte offsets, like HTTP),
+// "START-" (to the end of the file) or "START+LENGTH". Each number may have
+// a unit as in ParseSize: "1MiB+1MiB" is the second mebibyte, "1M-2M" the
+// same plus the byte at 2M (END is inclusive).
 func ParseRange(s string) (Range, error) {
-	a, b, ok := strings.Cut(strings.TrimSpace(s), "-")
 	bad := func(why string) (Range, error) {
-		return Range{}, fmt.Errorf("bad range %q: %s (want START-END, inclusive byte offsets, or START- for the rest)", s, why)
+		return Range{}, fmt.Errorf("bad range %q: %s (want START-END, inclusive byte offsets, START- for the rest, or START+LENGTH; units like 1M allowed)", s, why)
 	}
+	offset := func(t string) (int64, bool) {
+		t = strings.TrimSpace(t)
+		if t == "" || t[0] == '-' || t[0] == '+' {
+			return 0, false
+		}
+		n, err := ParseSize(t)
+		return n, err == nil
+	}
+	if a, b, ok := strings.Cut(strings.TrimSpace(s), "+"); ok {
+		start, ok := offset(a)
+		if !ok {
+			return bad("START is not a byte offset")
+		}
+		n, ok := offset(b)
+		if !ok || n == 0 {
+			return bad("LENGTH is not a positive number of bytes")
+		}
+		if n > math.MaxInt64-start {
+			return Range{Start: start, Length: -1}, nil
+		}
+		return Range{Start: start, Length: n}, nil
+	}
+	a, b, ok := strings.Cut(strings.TrimSpace(s), "-")
 	if !ok {
 		return bad("no '-'")
 	}
-	start, err := strconv.ParseInt(strings.TrimSpace(a), 10, 64)
-	if err != nil || start < 0 {
+	start, ok := offset(a)
+	if !ok {
 		return bad("START is not a byte offset")
 	}
 	if strings.TrimSpace(b) == "" {
 		return Range{Start: start, Length: -1}, nil
 	}
-	end, err := strconv.ParseInt(strings.TrimSpace(b), 10, 64)
-	if err != nil || end < 0 {
+	end, ok := offset(b)
+	if !ok {
 		return bad("END is not a byte offset")
 	}
 	if end < start {

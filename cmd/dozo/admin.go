@@ -21,12 +21,13 @@ func adminCommand() *cli.Command {
 	}
 	return &cli.Command{
 		Name:  "admin",
-		Usage: "operator commands: incident freezes",
+		Usage: "operator commands: incident freezes, storage target health",
 		Description: "For dozod's admins (the `admins` list of its config).\n\n" +
 			"EXAMPLES:\n" +
 			"   dozo admin freeze --user bob --reason 'laptop stolen, incident #12'\n" +
 			"   dozo admin frozen\n" +
-			"   dozo admin unfreeze --user bob --reason 'incident #12 closed'",
+			"   dozo admin unfreeze --user bob --reason 'incident #12 closed'\n" +
+			"   dozo admin targets",
 		Subcommands: []*cli.Command{
 			{
 				Name:  "freeze",
@@ -64,8 +65,72 @@ func adminCommand() *cli.Command {
 				},
 				Action: runFrozen,
 			},
+			{
+				Name:  "targets",
+				Usage: "show every storage target's health as dozod last probed it",
+				Description: "One line per target: up or down, since when, failed probes and the last\n" +
+					"error (cut to fit; --wide shows it whole). Exits 1 if any target is down.\n\n" +
+					"EXAMPLES:\n" +
+					"   dozo admin targets\n" +
+					"   dozo admin targets --json | jq -r '.[] | select(.up | not) | .id'",
+				Flags: []cli.Flag{
+					&cli.BoolFlag{Name: "wide", Usage: "do not cut the last error to the terminal's width"},
+					jsonFlag,
+				},
+				Action: runTargets,
+			},
 		},
 	}
+}
+
+func runTargets(c *cli.Context) error {
+	if err := needArgs(c, 0, "no arguments"); err != nil {
+		return err
+	}
+	cl, _, err := newClient(c)
+	if err != nil {
+		return err
+	}
+	ts, err := cl.Targets(c.Context)
+	if err != nil {
+		return &client.Error{Op: "listing storage targets", Err: err}
+	}
+	if ts == nil {
+		ts = []client.TargetHealth{}
+	}
+	var down []string
+	for _, t := range ts {
+		if !t.Up {
+			down = append(down, t.ID)
+		}
+	}
+	if c.Bool("json") {
+		if err := printJSON(stdout(c), ts); err != nil {
+			return err
+		}
+	} else {
+		var b strings.Builder
+		w := table(&b)
+		fmt.Fprintf(w, "TARGET\tDOMAIN\tSTATE\tSINCE\tFAILURES\tLAST ERROR\n")
+		for _, t := range ts {
+			state := "up"
+			if !t.Up {
+				state = "DOWN"
+			}
+			since := "-"
+			if !t.Since.IsZero() {
+				since = t.Since.UTC().Format("2006-01-02 15:04")
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\n", t.ID, t.Domain, state, since, t.Failures, orNone(oneLine(t.LastError)))
+		}
+		w.Flush()
+		writeFitted(stdout(c), b.String(), c.Bool("wide"))
+	}
+	if len(down) > 0 {
+		return &client.Error{Op: "storage targets", Err: fmt.Errorf("%s down: %s", plural(len(down), "target", "targets"), strings.Join(down, ", ")),
+			Hint: "data stays readable from parity while few are down; check those servers"}
+	}
+	return nil
 }
 
 // freezeTarget reads exactly one of --user and --dataset.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -36,11 +37,15 @@ func uploadCommand() *cli.Command {
 			"EXAMPLES:\n" +
 			"   dozo upload --dataset JGAD000001 sample1.cram sample1.cram.crai\n" +
 			"   dozo upload -d JGAD000001 --name NA12878.bam /scratch/tmp/out.bam\n" +
-			"   dozo upload -d JGAD000001 *.fastq.gz --json > uploaded.json",
+			"   dozo upload -d JGAD000001 *.fastq.gz --json > uploaded.json\n" +
+			"   dozo upload -d JGAD000001 --dry-run sample1.cram sample1.cram.crai",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "dataset", Aliases: []string{"d"}, Usage: "dataset `ID` to upload into", Required: true},
 			&cli.StringFlag{Name: "name", Usage: "`NAME` in dozo (single file only; default: the file's base name)"},
 			&cli.IntFlag{Name: "concurrency", Usage: "`N` parallel piece uploads, 1..256", DefaultText: "K+M of the dataset"},
+			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "list what would be uploaded, resumed or skipped, and send nothing"},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar and no result lines (errors and --json still print)"},
+			&cli.BoolFlag{Name: "wide", Usage: "whole checksums (SHA-256 and MD5) in the result lines"},
 			jsonFlag,
 		},
 		Action: runUpload,
@@ -109,15 +114,23 @@ func runUpload(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if c.Bool("dry-run") {
+		return uploadDryRun(c, cl, d, ds, files)
+	}
 	id, err := d.Identity()
 	if err != nil && !errors.Is(err, client.ErrNoIdentity) {
 		return &client.Error{Op: "loading your age identity", Err: err}
 	}
 	p := newProgress(stderr(c), total, len(files))
+	if c.Bool("quiet") {
+		p.enabled = false
+	}
 	say := func(format string, args ...any) {
 		p.clear()
 		notice(c)(format, args...)
 	}
+	keeper := keepLogin(c, d, say)
+	defer keeper.Stop()
 	var outs []uploadOut
 	for _, f := range files {
 		fi, _ := os.Stat(f)
@@ -129,7 +142,7 @@ func runUpload(c *cli.Context) error {
 		})
 		p.finish()
 		if err != nil {
-			return err
+			return keeper.Explain(err)
 		}
 		o := uploadOut{
 			Path: f, Dataset: res.File.Dataset, Name: res.File.Name, FileID: res.File.ID, Size: res.File.Size,
@@ -137,14 +150,82 @@ func runUpload(c *cli.Context) error {
 			Sent: res.Sent, Segments: res.Segments, Seconds: res.Elapsed.Seconds(),
 		}
 		outs = append(outs, o)
-		if !c.Bool("json") {
-			fmt.Fprintf(stdout(c), "uploaded %s -> %s/%s (%s)\n  sha256 %s\n  md5    %s\n",
-				f, o.Dataset, o.Name, uploadSummary(res), o.SHA256, o.MD5)
+		if !c.Bool("json") && !c.Bool("quiet") {
+			// One line per file; the whole hashes with --wide (and
+			// `dozo checksums` lists them for sha256sum -c).
+			fmt.Fprintf(stdout(c), "uploaded %s -> %s/%s (%s; sha256 %s)\n",
+				f, o.Dataset, o.Name, uploadSummary(res), shortHash(o.SHA256, c.Bool("wide")))
+			if c.Bool("wide") {
+				fmt.Fprintf(stdout(c), "  md5 %s\n", o.MD5)
+			}
 		}
 	}
 	if c.Bool("json") {
 		return printJSON(stdout(c), outs)
 	}
+	return nil
+}
+
+// uploadPlan is what upload --dry-run says of one file.
+type uploadPlan struct {
+	Path   string `json:"path"`
+	Name   string `json:"name"`
+	Size   int64  `json:"size"`
+	Action string `json:"action"` // "upload", "resume" or "skip"
+	Why    string `json:"why,omitempty"`
+}
+
+// uploadDryRun says, for each file, whether upload would send it, resume
+// it (an interrupted upload's journal is here) or skip it (the dataset
+// has a file of that name: dozod would refuse it), and sends nothing.
+func uploadDryRun(c *cli.Context, cl *client.Client, d *client.Dir, ds string, files []string) error {
+	existing, err := cl.ListFiles(c.Context, ds)
+	if err != nil {
+		return &client.Error{Op: "listing files of " + ds, Err: err}
+	}
+	have := map[string]api.File{}
+	for _, f := range existing {
+		have[f.Name] = f
+	}
+	var plans []uploadPlan
+	var send int64
+	counts := map[string]int{}
+	for _, f := range files {
+		fi, _ := os.Stat(f)
+		name := api.NormalizeFileName(c.String("name"))
+		if name == "" {
+			name = client.DefaultName(f)
+		}
+		pl := uploadPlan{Path: f, Name: name, Size: fi.Size(), Action: "upload"}
+		abs, _ := filepath.Abs(f)
+		j, jerr := client.LoadJournal(d.JournalPath(cl.Broker(), ds, name, abs))
+		switch ex, ok := have[name]; {
+		case ok && j == nil:
+			pl.Action, pl.Why = "skip", fmt.Sprintf("%s already has %s (%s, %s)", ds, name, client.FormatSize(ex.Size), ex.State)
+		case jerr != nil:
+			pl.Why = "its journal cannot be read; upload starts over: " + jerr.Error()
+		case j != nil:
+			pl.Action, pl.Why = "resume", "an interrupted upload of it is recorded here"
+		}
+		if pl.Action != "skip" {
+			send += pl.Size
+		}
+		counts[pl.Action]++
+		plans = append(plans, pl)
+	}
+	if c.Bool("json") {
+		return printJSON(stdout(c), plans)
+	}
+	w := stdout(c)
+	for _, pl := range plans {
+		line := fmt.Sprintf("would %-6s %s -> %s/%s (%s)", pl.Action, pl.Path, ds, pl.Name, client.FormatSize(pl.Size))
+		if pl.Why != "" {
+			line += ": " + pl.Why
+		}
+		fmt.Fprintln(w, line)
+	}
+	fmt.Fprintf(w, "dry run: %s to upload, %d to resume, %d to skip; up to %s to send; nothing was sent\n",
+		plural(counts["upload"], "file", "files"), counts["resume"], counts["skip"], client.FormatSize(send))
 	return nil
 }
 
@@ -189,10 +270,11 @@ func fetchCommand() *cli.Command {
 			"   age -d -i ~/.config/dozo/identity.age sample1.bam.age > sample1.bam",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "`PATH` to write, or - for standard output", Required: true},
-			&cli.StringFlag{Name: "range", Usage: "only bytes `START-END` (inclusive offsets; START- for the rest)"},
+			&cli.StringFlag{Name: "range", Usage: "only bytes `START-END` (inclusive offsets; START- for the rest; START+LENGTH; units like 1M allowed)"},
 			&cli.BoolFlag{Name: "raw", Usage: "write the age-encrypted file instead of the plaintext"},
 			&cli.BoolFlag{Name: "force", Usage: "replace PATH if it exists (with -o -: write even to a terminal)"},
 			&cli.IntFlag{Name: "concurrency", Usage: "`N` parallel piece downloads, 1..256", DefaultText: "K per segment, with readahead"},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar and no result line (errors, warnings and --json still print)"},
 			jsonFlag,
 		}, regionFlags()...),
 		Action: runFetch,
@@ -272,11 +354,16 @@ func runFetch(c *cli.Context) error {
 		return badArg(c, errors.New("standard output is a terminal; pipe it (e.g. | samtools view -) or write a file with -o PATH (--force sends it anyway)"))
 	}
 	p := newProgress(stderr(c), 0, 1)
+	if c.Bool("quiet") {
+		p.enabled = false
+	}
 	p.file(name, 0)
 	say := func(format string, args ...any) {
 		p.clear()
 		notice(c)(format, args...)
 	}
+	keeper := keepLogin(c, d, say)
+	defer keeper.Stop()
 	// Parity may cover for different targets in different segments: the
 	// notice names those of the first degraded segment, the report all.
 	var (
@@ -311,7 +398,7 @@ func runFetch(c *cli.Context) error {
 	})
 	p.finish()
 	if err != nil {
-		return err
+		return keeper.Explain(err)
 	}
 	reportFetchDone(c, cl, res) // audit.go
 	o := fetchOut{
@@ -330,6 +417,9 @@ func runFetch(c *cli.Context) error {
 	}
 	if c.Bool("json") {
 		return printJSON(w, o)
+	}
+	if c.Bool("quiet") {
+		return nil
 	}
 	what := "verified: pieces, chunks, SHA-256 and MD5"
 	switch {
@@ -351,7 +441,8 @@ func runFetch(c *cli.Context) error {
 	}
 	fmt.Fprintf(w, "fetched %s/%s -> %s (%s in %s, %s; %s)\n", ds, name, dest, client.FormatSize(res.Bytes), res.Elapsed.Round(10*time.Millisecond), rate(res.Bytes, res.Elapsed), what)
 	if res.Stats.SegmentsDegraded > 0 {
-		fmt.Fprintf(w, "  note: %d segment(s) needed parity (%d bad piece(s)); the data is intact\n", res.Stats.SegmentsDegraded, res.Stats.PiecesBad)
+		fmt.Fprintf(w, "  note: %s needed parity (%s); the data is intact\n",
+			plural(int(res.Stats.SegmentsDegraded), "segment", "segments"), plural(int(res.Stats.PiecesBad), "bad piece", "bad pieces"))
 	}
 	return nil
 }

@@ -216,6 +216,7 @@ func lsCommand() *cli.Command {
 			"   dozo ls JGAD000001 --json | jq -r '.[] | \"\\(.md5)  \\(.name)\"' > md5sums.txt",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "md5", Usage: "show MD5 instead of SHA-256 (JGA download lists use MD5)"},
+			&cli.BoolFlag{Name: "wide", Usage: "whole checksums (cut to 12 digits otherwise; dozo checksums lists them whole)"},
 			jsonFlag,
 		},
 		Action: runLs,
@@ -252,7 +253,7 @@ func runLs(c *cli.Context) error {
 		if c.Bool("md5") {
 			s = f.MD5
 		}
-		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\n", f.Name, client.FormatSize(f.Size), f.Size, f.State, orNone(s), f.CreatedAt.UTC().Format("2006-01-02 15:04"))
+		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\n", f.Name, client.FormatSize(f.Size), f.Size, f.State, orNone(shortHash(s, c.Bool("wide"))), f.CreatedAt.UTC().Format("2006-01-02 15:04"))
 	}
 	return w.Flush()
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -29,6 +30,42 @@ func brokerURL(c *cli.Context, d *client.Dir) string {
 	return d.Login().Broker
 }
 
+// caCert is --ca-cert / DOZO_CA_CERT, else the copy kept at login when
+// talking to the broker of that login.
+func caCert(c *cli.Context, d *client.Dir) string {
+	if f := c.String("ca-cert"); f != "" {
+		return f
+	}
+	if l := d.Login(); l.Broker != "" && brokerURL(c, d) == l.Broker {
+		return d.BrokerCA()
+	}
+	return ""
+}
+
+// rememberLoginCA makes a successful login keep a copy of --ca-cert in
+// the config directory (see client.Dir.SaveBrokerCA).
+func rememberLoginCA(cmds []*cli.Command) {
+	login := findCommand(cmds, "login")
+	if login == nil || login.Action == nil {
+		return
+	}
+	action := login.Action
+	login.Action = func(c *cli.Context) error {
+		if err := action(c); err != nil {
+			return err
+		}
+		f := c.String("ca-cert")
+		if f == "" {
+			return nil
+		}
+		d, err := configDir(c)
+		if err != nil {
+			return err
+		}
+		return d.SaveBrokerCA(f)
+	}
+}
+
 // newClient returns a dozod client carrying the stored login token.
 func newClient(c *cli.Context) (*client.Client, *client.Dir, error) {
 	d, err := configDir(c)
@@ -49,7 +86,7 @@ func newClient(c *cli.Context) (*client.Client, *client.Dir, error) {
 func clientFor(c *cli.Context, d *client.Dir, token string) (*client.Client, error) {
 	o := client.Options{
 		Broker:    brokerURL(c, d),
-		CACert:    c.String("ca-cert"),
+		CACert:    caCert(c, d),
 		Token:     token,
 		UserAgent: "dozo/" + version,
 		RetryFor:  c.Duration("broker-retry"),
@@ -120,17 +157,143 @@ func isTerminal(w any) bool {
 // needArgs checks the number of positional arguments.
 func needArgs(c *cli.Context, n int, what string) error {
 	if c.NArg() != n {
-		return &client.Error{
-			Op:   cmdPath(c),
-			Err:  fmt.Errorf("want %s, got %d argument(s)", what, c.NArg()),
-			Hint: "see dozo " + cmdPath(c) + " --help",
-		}
+		return badArg(c, fmt.Errorf("want %s, got %s", what, plural(c.NArg(), "argument", "arguments")))
 	}
 	return nil
 }
 
+// badArg is a mistake on the command line of the running command.
 func badArg(c *cli.Context, err error) error {
-	return &client.Error{Op: cmdPath(c), Err: err, Hint: "see dozo " + cmdPath(c) + " --help"}
+	return usageErr(cmdPath(c), err)
+}
+
+// exitUsage is the exit status of a mistake on the command line, as for
+// other command-line tools (1 is a failure of the work, 3 a scrub's
+// findings, 130 an interrupt).
+const exitUsage = 2
+
+// usageErr is a mistake on the command line of command name ("" for dozo
+// itself): it points to the help and exits with status 2.
+func usageErr(name string, err error) error {
+	hint := "see dozo --help"
+	if name != "" {
+		hint = "see dozo " + name + " --help"
+	}
+	op := name
+	if op == "" {
+		op = "reading the command line"
+	}
+	return &exitError{code: exitUsage, err: &client.Error{Op: op, Err: err, Hint: hint}}
+}
+
+// plural is "1 file", "2 files".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
+// pluralWord is one or many by n, without the number.
+func pluralWord(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// allOf is "the 1 segment", "all 3 segments".
+func allOf(n int, one, many string) string {
+	if n == 1 {
+		return "the 1 " + one
+	}
+	return fmt.Sprintf("all %d %s", n, many)
+}
+
+// joinInts writes numbers as words do: "0, 3 and 5".
+func joinInts(ns []int) string {
+	s := make([]string, len(ns))
+	for i, n := range ns {
+		s[i] = fmt.Sprint(n)
+	}
+	if len(s) < 2 {
+		return strings.Join(s, "")
+	}
+	return strings.Join(s[:len(s)-1], ", ") + " and " + s[len(s)-1]
+}
+
+// unknownCommand refuses a word where a command is expected that names
+// none, suggesting the nearest one. args are those after dozo's own flags.
+func unknownCommand(app *cli.App, args []string) error {
+	cmds, path := app.Commands, ""
+	for _, a := range args {
+		if isFlag(a) {
+			return nil
+		}
+		cmd := findCommand(cmds, a)
+		if cmd == nil && (a == "help" || a == "h") {
+			if path != "" {
+				return nil // urfave/cli's help of a command group
+			}
+			return usageErr("", errors.New(`unknown command "help"; did you mean "dozo --help" or "dozo COMMAND --help"?`))
+		}
+		if cmd == nil {
+			err := fmt.Errorf("unknown command %q", a)
+			if s := suggest(a, cmds); s != "" {
+				err = fmt.Errorf("unknown command %q; did you mean %q?", a, strings.TrimSpace(path+" "+s))
+			}
+			return usageErr(path, err)
+		}
+		if len(cmd.Subcommands) == 0 || cmd.Action != nil {
+			return nil
+		}
+		cmds, path = cmd.Subcommands, strings.TrimSpace(path+" "+cmd.Name)
+	}
+	return nil
+}
+
+// suggest returns the command name nearest to word, if it is near enough
+// to be a typo: at most a third of its letters (and 2) apart.
+func suggest(word string, cmds []*cli.Command) string {
+	best, bestD := "", max(len(word)/3, 2)+1
+	for _, c := range cmds {
+		if c.Hidden {
+			continue
+		}
+		for _, n := range c.Names() {
+			if d := levenshtein(word, n); d < bestD {
+				best, bestD = c.Name, d
+			}
+		}
+	}
+	return best
+}
+
+// levenshtein is the edit distance between a and b, with a swap of two
+// neighbouring letters counted as one edit (the commonest typo).
+func levenshtein(a, b string) int {
+	x, y := []rune(a), []rune(b)
+	d := make([][]int, len(x)+1)
+	for i := range d {
+		d[i] = make([]int, len(y)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(x); i++ {
+		for j := 1; j <= len(y); j++ {
+			cost := 1
+			if x[i-1] == y[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && x[i-1] == y[j-2] && x[i-2] == y[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(x)][len(y)]
 }
 
 // cmdPath is the command being run, e.g. "dataset create".
@@ -155,5 +318,23 @@ func joinOr(ss []string, none string) string {
 	if len(ss) == 0 {
 		return none
 	}
-	return strings.Join(ss, ",")
+	return strings.Join(ss, ", ")
+}
+
+// keepLogin renews the stored login in the background while a transfer
+// runs, and warns through say before one that cannot be renewed runs out.
+// Vault's address is the one used at login (else VAULT_ADDR).
+func keepLogin(c *cli.Context, d *client.Dir, say func(string, ...any)) *client.LoginKeeper {
+	tok, _ := d.Token()
+	addr := d.Login().VaultAddr
+	if addr == "" {
+		addr = os.Getenv("VAULT_ADDR")
+	}
+	o := client.KeeperOptions{VaultAddr: addr, VaultCACert: os.Getenv("VAULT_CACERT"), Token: tok, Notice: say}
+	if c.Bool("debug") {
+		o.Debug = func(format string, args ...any) {
+			fmt.Fprintf(stderr(c), "dozo: debug: "+format+"\n", args...)
+		}
+	}
+	return client.StartLoginKeeper(c.Context, o)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -64,11 +65,13 @@ func datasetLifecycleCommands() []*cli.Command {
 				"resumes.\n\n" +
 				"EXAMPLES:\n" +
 				"   dozo dataset delete JGAD000001 --confirm JGAD000001\n" +
+				"   dozo dataset delete JGAD000001 --dry-run\n" +
 				"   dozo dataset delete --cancel JGAD000001\n" +
 				"   dozo dataset delete JGAD000001 --confirm JGAD000001 --report JGAD000001-termination",
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "confirm", Usage: "the dataset `ID` again, to confirm"},
 				&cli.BoolFlag{Name: "cancel", Usage: "cancel the scheduled deletion instead (same as dozo dataset undelete ID)"},
+				&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "say what would be scheduled (files, bytes, who loses access) and change nothing"},
 				reportFlag,
 				jsonFlag,
 			},
@@ -145,6 +148,9 @@ func runDatasetDelete(c *cli.Context) error {
 	if err := client.ValidateDatasetID(id); err != nil {
 		return badArg(c, err)
 	}
+	if c.Bool("dry-run") {
+		return deleteDryRun(c, id)
+	}
 	if c.String("confirm") != id {
 		return badArg(c, fmt.Errorf("--confirm %q does not repeat the dataset id %q; nothing was deleted", c.String("confirm"), id))
 	}
@@ -171,6 +177,40 @@ func runDatasetDelete(c *cli.Context) error {
 		"Cancel with `dozo dataset undelete %s`. After %s dozod runs it by itself\n"+
 		"(`dozo dataset deletion-report %s` then fetches the report), or run this command again.\n",
 		st.Dataset, utc(st.ScheduledAt), st.ScheduledBy, utc(st.RunsAt), st.Dataset, utc(st.RunsAt), st.Dataset)
+	return nil
+}
+
+// deleteDryRun says what `dataset delete` would schedule, changing nothing.
+func deleteDryRun(c *cli.Context, id string) error {
+	cl, _, err := newClient(c)
+	if err != nil {
+		return err
+	}
+	d, err := cl.Dataset(c.Context, id)
+	if err != nil {
+		return &client.Error{Op: "looking up dataset " + id, Err: err}
+	}
+	grants, gerr := cl.Grants(c.Context, id, false)
+	may := slices.Contains(d.Access, "custodian") || slices.Contains(d.Access, "admin")
+	if c.Bool("json") {
+		return printJSON(stdout(c), map[string]any{"dataset": d.ID, "files": d.Files, "bytes": d.Bytes,
+			"current_grants": len(grants), "frozen": d.Frozen, "allowed": may && !d.Frozen, "dry_run": true})
+	}
+	w := stdout(c)
+	fmt.Fprintf(w, "dry run: `dozo dataset delete %s --confirm %s` would schedule the deletion of %s (%q):\n", id, id, id, d.Title)
+	fmt.Fprintf(w, "  %s, %s, hidden from everyone at once", plural(d.Files, "file", "files"), client.FormatSize(d.Bytes))
+	if gerr == nil {
+		fmt.Fprintf(w, " (%s would end)", plural(len(grants), "current grant", "current grants"))
+	}
+	fmt.Fprintf(w, ";\n  every object and the Vault key destroyed after dozod's grace period (lifecycle.deletion_grace,\n"+
+		"  7 days by default), unless `dozo dataset undelete %s` cancels it first.\n", id)
+	switch {
+	case d.Frozen:
+		fmt.Fprintln(w, "  It would be refused now: an administrator froze the dataset.")
+	case !may:
+		fmt.Fprintln(w, "  It would be refused: deleting needs a custodian of the dataset or an administrator.")
+	}
+	fmt.Fprintln(w, "Nothing was changed.")
 	return nil
 }
 

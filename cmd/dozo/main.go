@@ -52,11 +52,15 @@ func newApp() *cli.App {
 			keygenCommand(), keyCommand(),
 			datasetCommand(), lsCommand(),
 			uploadCommand(), fetchCommand(),
+			completionCommand(), manCommand(), checksumsCommand(),
 			grantCommand(), revokeCommand(), grantsCommand(),
 			auditCommand(), adminCommand(), scrubCommand(), mountCommand(), umountCommand(),
 		},
 		EnableBashCompletion: true,
 		HideHelpCommand:      true,
+		Before: func(c *cli.Context) error {
+			return unknownCommand(c.App, c.Args().Slice())
+		},
 		// Errors are printed once, by main, in dozo's format.
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError: func(c *cli.Context, err error, _ bool) error {
@@ -64,6 +68,7 @@ func newApp() *cli.App {
 		},
 	}
 	setUsageErrors(app.Commands, "")
+	rememberLoginCA(app.Commands)
 	return app
 }
 
@@ -72,15 +77,13 @@ func setUsageErrors(cmds []*cli.Command, prefix string) {
 	for _, c := range cmds {
 		name := strings.TrimSpace(prefix + " " + c.Name)
 		c.OnUsageError = func(_ *cli.Context, err error, _ bool) error {
-			return &client.Error{Op: name, Err: err, Hint: "see dozo " + name + " --help"}
+			return usageErr(name, err)
 		}
 		setUsageErrors(c.Subcommands, name)
 	}
 }
 
-func usageError(err error) error {
-	return &client.Error{Op: "reading the command line", Err: err, Hint: "see dozo --help"}
-}
+func usageError(err error) error { return usageErr("", err) }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -119,11 +122,9 @@ func explain(app *cli.App, args []string, err error) error {
 			cmds = c.Subcommands
 		}
 	}
-	name := strings.Join(path, " ")
-	if name == "" {
-		return &client.Error{Op: "reading the command line", Err: err, Hint: "see dozo --help"}
-	}
-	return &client.Error{Op: name, Err: err, Hint: "see dozo " + name + " --help"}
+	// What is left are urfave/cli's own complaints about the command line
+	// (a required flag missing): usage errors.
+	return usageErr(strings.Join(path, " "), err)
 }
 
 // printError writes the one line a failure gets:
@@ -157,8 +158,13 @@ func reorderArgs(app *cli.App, args []string) []string {
 	if len(args) < 2 {
 		return args
 	}
+	// Shell completion's flag must stay last, where urfave/cli looks.
+	if n := len(args); args[n-1] == "--generate-bash-completion" {
+		return append(reorderArgs(app, args[:n-1]), args[n-1])
+	}
 	out := []string{args[0]}
 	flags, cmds := app.Flags, app.Commands
+	group := true // a word naming a command is expected here
 	i := 1
 	for i < len(args) {
 		// Leading flags at this level stay where they are.
@@ -176,8 +182,14 @@ func reorderArgs(app *cli.App, args []string) []string {
 		if cmd := findCommand(cmds, args[i]); cmd != nil {
 			out = append(out, args[i])
 			flags, cmds = cmd.Flags, cmd.Subcommands
+			group = len(cmds) > 0 && cmd.Action == nil
 			i++
 			continue
+		}
+		if group {
+			// Not a command (a typo): leave the rest as it is, to be
+			// reported as an unknown command.
+			return append(out, args[i:]...)
 		}
 		break
 	}

@@ -32,10 +32,11 @@ type progress struct {
 	startDone  int64
 	last       time.Time
 	drawn      bool
+	now        func() time.Time // time.Now; tests set it
 }
 
 func newProgress(w io.Writer, totalBytes int64, files int) *progress {
-	p := &progress{w: w, all: totalBytes, files: files}
+	p := &progress{w: w, all: totalBytes, files: files, now: time.Now}
 	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		p.enabled, p.fd = true, int(f.Fd())
 	}
@@ -48,7 +49,7 @@ func (p *progress) file(label string, size int64) {
 	defer p.mu.Unlock()
 	p.index++
 	p.label, p.size, p.done, p.phase = label, size, 0, ""
-	p.start, p.startDone = time.Now(), 0
+	p.start, p.startDone = p.now(), 0
 }
 
 // update sets the current file's progress; phase changes restart the rate.
@@ -56,13 +57,13 @@ func (p *progress) update(phase string, done, size int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if phase != p.phase {
-		p.phase, p.start, p.startDone = phase, time.Now(), done
+		p.phase, p.start, p.startDone = phase, p.now(), done
 	}
 	p.done, p.size = done, size
-	if !p.enabled || time.Since(p.last) < 150*time.Millisecond && done < size {
+	if !p.enabled || p.now().Sub(p.last) < 150*time.Millisecond && done < size {
 		return
 	}
-	p.last = time.Now()
+	p.last = p.now()
 	p.drawLocked()
 }
 
@@ -99,19 +100,37 @@ func (p *progress) drawLocked() {
 		}
 		return 100 * float64(a) / float64(b)
 	}
-	rate := ""
-	if el := time.Since(p.start).Seconds(); el > 0.5 {
-		rate = client.FormatSize(int64(float64(p.done-p.startDone)/el)) + "/s"
+	rate, eta := "", ""
+	if el := p.now().Sub(p.start).Seconds(); el > 0.5 {
+		bps := float64(p.done-p.startDone) / el
+		rate = client.FormatSize(int64(bps)) + "/s"
+		left := p.size - p.done
+		if p.files > 1 {
+			left = p.all - p.base - p.done
+		}
+		if bps > 0 && left > 0 {
+			eta = " ETA " + formatETA(time.Duration(float64(left)/bps*float64(time.Second)))
+		}
 	}
 	phase := ""
 	if p.phase == "verify" {
 		phase = "verifying "
 	}
-	tail := fmt.Sprintf(" %5.1f%% %s/%s %s", pct(p.done, p.size), client.FormatSize(p.done), client.FormatSize(p.size), rate)
+	// Most important first: what is cut at a narrow terminal is the end.
+	tail := fmt.Sprintf(" %5.1f%% %s/%s", pct(p.done, p.size), client.FormatSize(p.done), client.FormatSize(p.size))
+	if rate != "" {
+		tail += " " + rate + eta
+	}
 	if p.files > 1 {
-		tail += fmt.Sprintf(" | %d/%d files, %.0f%% of all", p.index, p.files, pct(p.base+p.done, p.all))
+		tail += fmt.Sprintf(" | file %d/%d, %.0f%% of all", p.index, p.files, pct(p.base+p.done, p.all))
 	}
 	label := phase + p.label
+	if n := width - 1 - len(tail); n < len([]rune(label)) {
+		// Cut the name before the figures, down to a few letters.
+		if r := []rune(label); max(n, 12) < len(r) {
+			label = string(r[:max(n, 12)-3]) + "..."
+		}
+	}
 	barWidth := width - len(tail) - 4 - min(len(label), 30)
 	if barWidth > 40 {
 		barWidth = 40
@@ -122,15 +141,28 @@ func (p *progress) drawLocked() {
 		fill = min(max(fill, 0), barWidth)
 		bar = " [" + strings.Repeat("=", fill) + strings.Repeat(" ", barWidth-fill) + "]"
 	}
-	if len(label) > 30 {
-		label = label[:27] + "..."
+	if r := []rune(label); len(r) > 30 {
+		label = string(r[:27]) + "..."
 	}
 	line := label + bar + tail
-	if len(line) > width-1 {
-		line = line[:width-1]
+	if r := []rune(line); len(r) > width-1 {
+		// Never wrap: a wrapped line cannot be redrawn in place.
+		line = string(r[:width-1])
 	}
 	fmt.Fprint(p.w, "\r\033[K"+line)
 	p.drawn = true
+}
+
+// formatETA is a time left as people read it: "45s", "12m05s", "3h20m".
+func formatETA(d time.Duration) string {
+	d = d.Round(time.Second)
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
+	}
+	return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
 }
 
 // uploadSummary is the parenthesis of an upload's result line. The rate
@@ -143,8 +175,8 @@ func uploadSummary(res *client.UploadResult) string {
 	case !res.Resumed:
 		return fmt.Sprintf("%s in %s, %s", size, took, rate(res.Sent, res.Elapsed))
 	case res.StartSegment >= res.Segments:
-		return fmt.Sprintf("%s; resumed: all %d segments already stored, nothing left to send; checked in %s", size, res.Segments, took)
+		return fmt.Sprintf("%s; resumed: %s already stored, nothing left to send; checked in %s", size, allOf(res.Segments, "segment", "segments"), took)
 	}
-	return fmt.Sprintf("%s; resumed: %d of %d segments already stored, sent %s in %s, %s",
-		size, res.StartSegment, res.Segments, client.FormatSize(res.Sent), took, rate(res.Sent, res.Elapsed))
+	return fmt.Sprintf("%s; resumed: %d of %s already stored, sent %s in %s, %s",
+		size, res.StartSegment, plural(res.Segments, "segment", "segments"), client.FormatSize(res.Sent), took, rate(res.Sent, res.Elapsed))
 }

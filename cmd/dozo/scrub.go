@@ -42,6 +42,7 @@ func scrubCommand() *cli.Command {
 			"   dozo scrub JGAD000001 --deep --rate 200MiB/s # read and hash every piece, paced\n" +
 			"   dozo scrub JGAD000001 --file NA12878.cram --deep --repair\n" +
 			"   dozo scrub --deep --repair --detach --json | jq -r .id\n" +
+			"   dozo scrub JGAD000001 --repair --dry-run         # what a repair would rebuild; writes nothing\n" +
 			"   dozo scrub status                            # recent runs\n" +
 			"   dozo scrub status scrub-1f2e... --json       # one run's full report",
 		Flags: []cli.Flag{
@@ -50,6 +51,7 @@ func scrubCommand() *cli.Command {
 			&cli.BoolFlag{Name: "repair", Usage: "rebuild bad pieces from parity and update the manifest"},
 			&cli.StringFlag{Name: "rate", Usage: "bound the deep read `RATE`, e.g. 200MiB/s (default: no limit)"},
 			&cli.BoolFlag{Name: "detach", Usage: "start the scrub and return; follow it with dozo scrub status"},
+			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "with --repair: a deep scrub that reports what it would repair and writes nothing"},
 			jsonFlag,
 		},
 		Action: runScrub,
@@ -84,6 +86,15 @@ func runScrub(c *cli.Context) error {
 		return needArgs(c, 1, "at most one DATASET")
 	}
 	req := api.ScrubRequest{Dataset: c.Args().First(), File: c.String("file"), Deep: c.Bool("deep"), Repair: c.Bool("repair")}
+	if c.Bool("dry-run") {
+		if !req.Repair {
+			return badArg(c, errors.New("--dry-run goes with --repair (a scrub without it writes nothing anyway)"))
+		}
+		// What a repair would find is what a deep scrub finds; it
+		// writes nothing.
+		req.Deep, req.Repair = true, false
+		notice(c)("dry run: a deep scrub without repair; every bad piece it finds is one --repair would rebuild")
+	}
 	if req.Dataset != "" {
 		if err := client.ValidateDatasetID(req.Dataset); err != nil {
 			return badArg(c, err)
@@ -117,7 +128,7 @@ func runScrub(c *cli.Context) error {
 		fmt.Fprintf(stdout(c), "Started %s %s.\nFollow it with: dozo scrub status %s\n", scrubMode(run), run.ID, run.ID)
 		return nil
 	}
-	notice(c)("started %s %s (%d files); follow it elsewhere with `dozo scrub status %s`", scrubMode(run), run.ID, run.Summary.Files, run.ID)
+	notice(c)("started %s %s (%s); follow it elsewhere with `dozo scrub status %s`", scrubMode(run), run.ID, plural(run.Summary.Files, "file", "files"), run.ID)
 	p := newProgress(stderr(c), run.Summary.BytesTotal, 1)
 	p.file(scrubMode(run), run.Summary.BytesTotal)
 	final, err := cl.WaitScrub(c.Context, run.ID, scrubPoll, func(r *api.ScrubRun) {
@@ -190,7 +201,7 @@ func runScrubCancel(c *cli.Context) error {
 	if c.Bool("json") {
 		return printJSON(stdout(c), r)
 	}
-	fmt.Fprintf(stdout(c), "Scrub %s is %s (%d of %d files checked).\n", r.ID, r.State, r.Summary.FilesDone, r.Summary.Files)
+	fmt.Fprintf(stdout(c), "Scrub %s is %s (%d of %s checked).\n", r.ID, r.State, r.Summary.FilesDone, plural(r.Summary.Files, "file", "files"))
 	return nil
 }
 
@@ -232,7 +243,8 @@ func reportScrub(c *cli.Context, r *api.ScrubRun) error {
 	switch {
 	case sm.Unrecoverable > 0:
 		return &exitError{code: exitUnrecoverable, err: &client.Error{Op: "scrub " + r.ID,
-			Err:  fmt.Errorf("%d segment(s) lost more pieces than parity covers; %d file(s) marked damaged", sm.Unrecoverable, sm.DamagedFiles),
+			Err: fmt.Errorf("%s lost more pieces than parity covers; %s marked damaged",
+				plural(sm.Unrecoverable, "segment", "segments"), plural(sm.DamagedFiles, "file", "files")),
 			Hint: "restore those files from another copy and upload them again"}}
 	case r.State == api.ScrubFailed:
 		return &client.Error{Op: "scrub " + r.ID, Err: fmt.Errorf("failed: %s", r.Error), Hint: "see dozod's log; start a new scrub when fixed"}
@@ -251,23 +263,24 @@ func printScrub(w io.Writer, r *api.ScrubRun) {
 	}
 	fmt.Fprintf(t, "  segments\t%d\n", sm.Segments)
 	fmt.Fprintf(t, "  pieces\t%d, %s %s\n", sm.Pieces, client.FormatSize(sm.Bytes), what)
-	fmt.Fprintf(t, "  found\t%d bad pieces (missing %d, wrong size %d, bad hash %d, unreachable %d)\n", sm.Found, sm.Missing, sm.Size, sm.Hash, sm.Unreachable)
+	fmt.Fprintf(t, "  found\t%s (missing %d, wrong size %d, bad hash %d, unreachable %d)\n", plural(sm.Found, "bad piece", "bad pieces"), sm.Missing, sm.Size, sm.Hash, sm.Unreachable)
 	if r.Repair {
 		fmt.Fprintf(t, "  repaired\t%d\n", sm.Repaired)
 		if sm.Deferred > 0 {
 			fmt.Fprintf(t, "  not repaired now\t%d (see findings)\n", sm.Deferred)
 		}
 	}
-	fmt.Fprintf(t, "  unrecoverable\t%d segments, %d files marked damaged\n", sm.Unrecoverable, sm.DamagedFiles)
+	fmt.Fprintf(t, "  unrecoverable\t%s, %s marked damaged\n", plural(sm.Unrecoverable, "segment", "segments"), plural(sm.DamagedFiles, "file", "files"))
 	if sm.Seconds > 0 {
 		fmt.Fprintf(t, "  throughput\t%s/s over %s\n", client.FormatSize(int64(sm.BytesPerSec)), (time.Duration(sm.Seconds * float64(time.Second))).Round(time.Millisecond))
 	}
 	if sm.FileErrors > 0 {
-		fmt.Fprintf(t, "  not checked\t%d files (see below)\n", sm.FileErrors)
+		fmt.Fprintf(t, "  not checked\t%s (see below)\n", plural(sm.FileErrors, "file", "files"))
 	}
 	t.Flush()
 	for _, u := range r.Unrecoverable {
-		fmt.Fprintf(w, "UNRECOVERABLE %s/%s (%s) segment %d: pieces %v lost\n", u.Dataset, u.File, u.FileID, u.Segment, u.Pieces)
+		fmt.Fprintf(w, "UNRECOVERABLE %s/%s (%s) segment %d: %s %s lost\n", u.Dataset, u.File, u.FileID, u.Segment,
+			pluralWord(len(u.Pieces), "piece", "pieces"), joinInts(u.Pieces))
 	}
 	for _, e := range r.Errors {
 		fmt.Fprintf(w, "NOT CHECKED %s\n", e)

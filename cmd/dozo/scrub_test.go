@@ -26,7 +26,7 @@ func TestScrubReportAndExitStatus(t *testing.T) {
 	var out bytes.Buffer
 	printScrub(&out, r)
 	for _, want := range []string{"deep scrub with repair of JGAD1", "2 of 2 checked", "48.0 MiB read and hashed", "missing 1",
-		"repaired  ", "24.0 MiB/s", "UNRECOVERABLE JGAD1/b.bam (f1) segment 2: pieces [0 3 5] lost", "repaired -> s2-b"} {
+		"repaired  ", "24.0 MiB/s", "UNRECOVERABLE JGAD1/b.bam (f1) segment 2: pieces 0, 3 and 5 lost", "1 segment, 1 file marked damaged", "4 bad pieces (missing 1", "repaired -> s2-b"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}

@@ -103,6 +103,10 @@ func serve(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go reloadRolesOnHUP(ctx, hup, c.String("config"), cfg, srv, log)
 	go srv.RunReaper(ctx, time.Minute)
 	srv.Start(ctx) // background work: scheduled scrubs, target health
 	if !self.ExpireTime.IsZero() {
@@ -115,6 +119,31 @@ func serve(c *cli.Context) error {
 	defer cancel()
 	srv.Stop(sctx)
 	return err
+}
+
+// reloadRolesOnHUP re-reads the config on SIGHUP and swaps in its admins
+// and submitters lists (nothing else is reloaded; other changes need a
+// restart). A config that does not load or validate changes nothing.
+func reloadRolesOnHUP(ctx context.Context, hup <-chan os.Signal, path string, running *broker.Config, srv *broker.Server, log *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+		}
+		cfg, err := broker.LoadConfig(path, os.Getenv)
+		if err == nil {
+			// As at start: the command line's overrides hold.
+			cfg.Listen, cfg.InsecureHTTP = running.Listen, running.InsecureHTTP
+			err = cfg.Validate()
+		}
+		if err != nil {
+			log.Error("SIGHUP: config not reloaded; the roles stay as they were", "err", err)
+			continue
+		}
+		srv.SetRoles(cfg.Admins, cfg.Submitters)
+		log.Info("SIGHUP: roles reloaded from the config", "admins", len(cfg.Admins), "submitters", len(cfg.Submitters))
+	}
 }
 
 func s3Targets(ctx context.Context, cfg *broker.Config) ([]broker.Target, error) {
