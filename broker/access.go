@@ -239,12 +239,14 @@ func requiredText(what, s string, max int) error {
 
 func apiFreeze(f *catalog.Freeze) api.Freeze {
 	return api.Freeze{ID: f.ID, Kind: f.Kind, Name: f.Name, Reason: f.Reason, FrozenBy: f.FrozenBy, FrozenAt: f.FrozenAt,
-		LiftedAt: f.LiftedAt, LiftedBy: f.LiftedBy, LiftReason: f.LiftReason}
+		LiftedAt: f.LiftedAt, LiftedBy: f.LiftedBy, LiftReason: f.LiftReason,
+		Pending: f.Kind == catalog.FreezeUser && f.EntityID == ""}
 }
 
-// freezeTarget checks a freeze's kind and name. Admins may freeze any
-// valid user name (dozo learns users from Vault, so one that has never
-// logged in can be frozen ahead of time) but only an existing dataset.
+// freezeTarget checks a freeze's kind and name. Admins may freeze (and
+// unfreeze) any valid user name here and only an existing dataset; a new
+// freeze of a user must also name someone dozod knows, or say that it is
+// someone who has not logged in yet (freeze, knownPrincipal).
 func (s *Server) freezeTarget(q *request, kind, name string) error {
 	switch kind {
 	case api.FreezeUser:
@@ -284,7 +286,19 @@ func (s *Server) freeze(q *request) error {
 	if err := requiredText("reason", req.Reason, maxReasonLen); err != nil {
 		return err
 	}
-	f, err := s.cat.PutFreeze(q.ctx, catalog.Freeze{Kind: req.Kind, Name: req.Name, Reason: req.Reason, FrozenBy: q.user.Name, FrozenAt: s.now()})
+	var entity string
+	var err error
+	if req.Kind == api.FreezeUser {
+		// A typo must not leave the real account open while the
+		// operator believes it frozen.
+		if entity, err = s.knownPrincipal(q, req.Name, req.AllowUnknown); err != nil { // principals.go
+			return err
+		}
+	} else if req.AllowUnknown {
+		return badRequest("allow_unknown is for freezing a user, not a dataset")
+	}
+	f, err := s.cat.PutFreeze(q.ctx, catalog.Freeze{Kind: req.Kind, Name: req.Name, Reason: req.Reason, FrozenBy: q.user.Name, FrozenAt: s.now(),
+		EntityID: entity})
 	if errors.Is(err, catalog.ErrExists) {
 		return &httpError{status: http.StatusConflict, msg: fmt.Sprintf("%s %q is already frozen", req.Kind, req.Name), hint: "see `dozo admin frozen`"}
 	}
@@ -355,7 +369,7 @@ func (s *Server) member(q *request) (*dsAccess, string, string, error) {
 		return nil, "", "", badRequest("role %q: want %q or %q", role, api.RoleCustodian, api.RoleSubmitter)
 	}
 	q.object = "dataset/" + a.ds.ID + "/member/" + user + "/" + role
-	return a, user, role, q.noBody()
+	return a, user, role, nil
 }
 
 func (s *Server) listMembers(q *request) error {
@@ -369,7 +383,7 @@ func (s *Server) listMembers(q *request) error {
 	}
 	out := make([]api.Member, len(ms))
 	for i, m := range ms {
-		out[i] = api.Member{Dataset: m.DatasetID, User: m.User, Role: m.Role, AddedBy: m.AddedBy, AddedAt: m.AddedAt}
+		out[i] = api.Member{Dataset: m.DatasetID, User: m.User, Role: m.Role, AddedBy: m.AddedBy, AddedAt: m.AddedAt, Pending: m.EntityID == ""}
 	}
 	return q.reply(http.StatusOK, out)
 }
@@ -381,6 +395,10 @@ func (s *Server) addMember(q *request) error {
 	if err != nil {
 		return err
 	}
+	var req api.MemberRequest
+	if err := q.optionalBody(&req); err != nil {
+		return err
+	}
 	if err := a.refuseFrozen(); err != nil {
 		return err
 	}
@@ -389,11 +407,15 @@ func (s *Server) addMember(q *request) error {
 	} else if fr {
 		return frozen(fmt.Sprintf("user %q is frozen and cannot be given a role", user))
 	}
+	entity, err := s.knownPrincipal(q, user, req.AllowUnknown) // principals.go
+	if err != nil {
+		return err
+	}
 	now := s.now()
-	if err := s.cat.AddMember(q.ctx, a.ds.ID, user, role, q.user.Name, now); err != nil {
+	if err := s.cat.AddMember(q.ctx, a.ds.ID, user, entity, role, q.user.Name, now); err != nil {
 		return internal("adding the member", err)
 	}
-	return q.reply(http.StatusOK, api.Member{Dataset: a.ds.ID, User: user, Role: role, AddedBy: q.user.Name, AddedAt: now.UTC()})
+	return q.reply(http.StatusOK, api.Member{Dataset: a.ds.ID, User: user, Role: role, AddedBy: q.user.Name, AddedAt: now.UTC(), Pending: entity == ""})
 }
 
 // removeMember takes a per-dataset role away (allowed on a frozen dataset:
@@ -401,6 +423,9 @@ func (s *Server) addMember(q *request) error {
 func (s *Server) removeMember(q *request) error {
 	a, user, role, err := s.member(q)
 	if err != nil {
+		return err
+	}
+	if err := q.noBody(); err != nil {
 		return err
 	}
 	err = s.cat.RemoveMember(q.ctx, a.ds.ID, user, role)

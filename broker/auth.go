@@ -266,6 +266,7 @@ func (s *Server) authenticate(r *http.Request) (*Identity, error) {
 	case err != nil:
 		return nil, vaultUnavailable(err)
 	}
+	s.recordSeen(r, id) // principals.go
 	return id, nil
 }
 

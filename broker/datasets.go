@@ -119,7 +119,7 @@ func (s *Server) createDataset(q *request) error {
 	}
 	d := catalog.Dataset{
 		ID: req.ID, Title: req.Title, K: l.K, M: l.M, PlainSegmentSize: req.PlainSegmentSize,
-		SegmentSize: l.SegmentSize, TransitKey: key, CreatedBy: q.user.Name, CreatedAt: s.now(),
+		SegmentSize: l.SegmentSize, TransitKey: key, CreatedBy: q.user.Name, CreatorEntity: q.user.EntityID, CreatedAt: s.now(),
 		AccessLevel: req.AccessLevel, NBDCID: req.NBDCID, PolicyID: req.PolicyID, MaxUseDays: req.MaxUseDays,
 	}
 	if err := s.cat.CreateDataset(q.ctx, d); errors.Is(err, catalog.ErrExists) {

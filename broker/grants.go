@@ -30,6 +30,7 @@ func (s *Server) apiGrant(g *catalog.Grant) api.Grant {
 		GrantedBy: g.GrantedBy, GrantedAt: g.GrantedAt,
 		RevokedAt: g.RevokedAt, RevokedBy: g.RevokedBy, RevokeReason: g.RevokeReason,
 		SupersededBy: g.SupersededBy, Follows: g.Follows, State: state, Active: state == catalog.GrantActive,
+		Pending: g.Pending(),
 	}
 }
 
@@ -152,6 +153,10 @@ func (s *Server) putGrant(q *request) error {
 	} else if fr {
 		return frozen(fmt.Sprintf("user %q is frozen and cannot be granted access", user))
 	}
+	entity, err := s.knownPrincipal(q, user, req.AllowUnknown) // principals.go
+	if err != nil {
+		return err
+	}
 	if from > s.today() {
 		// A grant starting later may follow a running one (the next
 		// period booked ahead: it starts the day after the running one
@@ -170,7 +175,7 @@ func (s *Server) putGrant(q *request) error {
 	}
 	g, err := s.cat.PutGrant(q.ctx, catalog.Grant{DatasetID: a.ds.ID, User: user, From: from, Until: req.Until,
 		ApplicationID: req.ApplicationID, Institution: req.Institution, Reason: req.Reason,
-		GrantedBy: q.user.Name, GrantedAt: s.now()})
+		GrantedBy: q.user.Name, GrantedAt: s.now(), EntityID: entity})
 	if err != nil {
 		return internal("recording the grant", err)
 	}

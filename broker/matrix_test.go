@@ -477,10 +477,15 @@ func newMatrixWorld(t *testing.T) *matrixWorld {
 	must(cat.CreateDataset(ctx, catalog.Dataset{ID: fx.ds, Title: "t", K: 4, M: 2, PlainSegmentSize: 1 << 20, SegmentSize: l.SegmentSize,
 		TransitKey: TransitKeyName(fx.ds), CreatedBy: "cara", CreatedAt: e.now}))
 	must(cat.RemoveMember(ctx, fx.ds, "cara", catalog.RoleSubmitter))
-	must(cat.AddMember(ctx, fx.ds, "sam", catalog.RoleSubmitter, "cara", e.now))
-	must(cat.AddMember(ctx, fx.ds, "dora", catalog.RoleSubmitter, "cara", e.now))
+	must(cat.AddMember(ctx, fx.ds, "sam", "", catalog.RoleSubmitter, "cara", e.now))
+	must(cat.AddMember(ctx, fx.ds, "dora", "", catalog.RoleSubmitter, "cara", e.now))
 	for _, u := range []string{"admin", "cara", "sam", "rita", "eve"} {
 		must(cat.SetRecipient(ctx, u, fx.recipient, e.now))
+	}
+	// Every user of the matrix is known: seen logging in (which binds
+	// the rows above to their entities).
+	for _, u := range []string{"admin", "cara", "sam", "rita", "eve", "dora"} {
+		must(cat.SeenUser(ctx, u, "userpass", fakeEntity(u), e.now))
 	}
 	data := randBytes(1000)
 	f := e.upload("tok-sam", fx.ds, fx.file, data, randBytes(16), randBytes(16))

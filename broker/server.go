@@ -134,6 +134,8 @@ type Server struct {
 	// adminGroups, submitGroups: identity group names giving the roles
 	// (roles.go).
 	adminGroups, submitGroups map[string]bool
+
+	seen seenUsers // principals.go: users recorded as seen
 }
 
 // New returns a Server.

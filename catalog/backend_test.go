@@ -57,6 +57,7 @@ var postgresTests = []struct {
 	{"TestBackup", TestBackup},
 	{"TestScheduledGrantRows", TestScheduledGrantRows},
 	{"TestAuditFileFilter", TestAuditFileFilter},
+	{"TestSeenUsersBindPendingRows", TestSeenUsersBindPendingRows},
 }
 
 // backendFree are tests of pure code or of the harness itself.

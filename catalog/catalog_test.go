@@ -327,13 +327,13 @@ func TestDatasetNBDCMetadataAndMembers(t *testing.T) {
 			t.Errorf("refused dataset %s was stored", bad.ID)
 		}
 	}
-	if err := c.AddMember(ctx, "D", "cara", RoleCustodian, "admin", t0); err != nil {
+	if err := c.AddMember(ctx, "D", "cara", "", RoleCustodian, "admin", t0); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.AddMember(ctx, "D", "cara", RoleCustodian, "admin", t0); err != nil {
+	if err := c.AddMember(ctx, "D", "cara", "", RoleCustodian, "admin", t0); err != nil {
 		t.Fatalf("adding twice: %v", err)
 	}
-	if err := c.AddMember(ctx, "nope", "cara", RoleCustodian, "admin", t0); !errors.Is(err, ErrNotFound) {
+	if err := c.AddMember(ctx, "nope", "cara", "", RoleCustodian, "admin", t0); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("member of a missing dataset: %v", err)
 	}
 	if roles, _ := c.Roles(ctx, "D", "cara", "2026-03-01"); fmt.Sprint(roles) != "[custodian]" {

@@ -73,7 +73,7 @@ func TestConcurrentChecksHold(t *testing.T) {
 	for i := range datasets {
 		ds := fmt.Sprintf("DS%d", i)
 		mkDataset(t, cats[0], ds)
-		if err := cats[0].AddMember(ctx, ds, "amy", RoleCustodian, "sam", t0); err != nil {
+		if err := cats[0].AddMember(ctx, ds, "amy", "", RoleCustodian, "sam", t0); err != nil {
 			t.Fatal(err)
 		}
 	}

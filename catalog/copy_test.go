@@ -28,7 +28,7 @@ func populate(t *testing.T, c *Catalog) {
 	}
 	mkDataset(t, c, "DS1")
 	mkDataset(t, c, "DS2")
-	check(c.AddMember(ctx, "DS1", "amy", RoleSubmitter, "sam", t0))
+	check(c.AddMember(ctx, "DS1", "amy", "", RoleSubmitter, "sam", t0))
 	check(c.SetRecipient(ctx, "bob", "age1bob", t0))
 	check(mkUpload(t, c, "DS1", "u1", "a.bam", 2))
 	check(c.CommitSegment(ctx, "u1", seg(0), t0, t0.Add(time.Hour)))

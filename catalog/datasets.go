@@ -23,6 +23,7 @@ type Dataset struct {
 	SegmentSize      int64 // stored bytes per full segment
 	TransitKey       string
 	CreatedBy        string
+	CreatorEntity    string // CreatedBy's Vault entity, bound to the creator's roles; "" if unknown
 	CreatedAt        time.Time
 	Files            int   // available files
 	Bytes            int64 // their plaintext bytes
@@ -72,8 +73,8 @@ func (c *Catalog) CreateDataset(ctx context.Context, d Dataset) error {
 			return fmt.Errorf("catalog: create dataset: %w", err)
 		}
 		for _, role := range []string{RoleCustodian, RoleSubmitter} {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO members(dataset_id, "user", role, added_by, added_at) VALUES (?, ?, ?, ?, ?)`,
-				d.ID, d.CreatedBy, role, d.CreatedBy, ts(d.CreatedAt)); err != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO members(dataset_id, "user", role, added_by, added_at, entity_id) VALUES (?, ?, ?, ?, ?, ?)`,
+				d.ID, d.CreatedBy, role, d.CreatedBy, ts(d.CreatedAt), d.CreatorEntity); err != nil {
 				return fmt.Errorf("catalog: add member: %w", err)
 			}
 		}
@@ -141,14 +142,16 @@ func (c *Catalog) Roles(ctx context.Context, datasetID, user, today string) ([]s
 	return roles, nil
 }
 
-// AddMember gives user a per-dataset role (custodian or submitter). It is
-// idempotent: adding a role the user holds changes nothing.
-func (c *Catalog) AddMember(ctx context.Context, datasetID, user, role, by string, now time.Time) error {
+// AddMember gives user a per-dataset role (custodian or submitter), bound
+// to the user's Vault entity entityID ("" for a user not seen yet: bound
+// at their first login, see SeenUser). It is idempotent: adding a role the
+// user holds changes nothing.
+func (c *Catalog) AddMember(ctx context.Context, datasetID, user, entityID, role, by string, now time.Time) error {
 	if role != RoleCustodian && role != RoleSubmitter {
 		return fmt.Errorf("catalog: role %q: want %s or %s", role, RoleCustodian, RoleSubmitter)
 	}
-	_, err := c.db.ExecContext(ctx, `INSERT INTO members(dataset_id, "user", role, added_by, added_at) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT(dataset_id, "user", role) DO NOTHING`, datasetID, user, role, by, ts(now))
+	_, err := c.db.ExecContext(ctx, `INSERT INTO members(dataset_id, "user", role, added_by, added_at, entity_id) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT(dataset_id, "user", role) DO NOTHING`, datasetID, user, role, by, ts(now), entityID)
 	if isConstraint(err) {
 		return fmt.Errorf("dataset %s: %w", datasetID, ErrNotFound)
 	}
@@ -186,6 +189,7 @@ func (c *Catalog) RemoveMember(ctx context.Context, datasetID, user, role string
 type Member struct {
 	DatasetID, User, Role, AddedBy string
 	AddedAt                        time.Time
+	EntityID                       string // "" while pending the user's first login
 }
 
 // Members lists a dataset's custodians and submitters, by user and role.
@@ -193,10 +197,10 @@ func (c *Catalog) Members(ctx context.Context, datasetID string) ([]Member, erro
 	return queryAll(ctx, c, "members", func(s rowScanner) (*Member, error) {
 		var m Member
 		var at int64
-		if err := s.Scan(&m.DatasetID, &m.User, &m.Role, &m.AddedBy, &at); err != nil {
+		if err := s.Scan(&m.DatasetID, &m.User, &m.Role, &m.AddedBy, &at, &m.EntityID); err != nil {
 			return nil, err
 		}
 		m.AddedAt = fromTS(at)
 		return &m, nil
-	}, `SELECT dataset_id, "user", role, added_by, added_at FROM members WHERE dataset_id = ? ORDER BY "user", role`, datasetID)
+	}, `SELECT dataset_id, "user", role, added_by, added_at, entity_id FROM members WHERE dataset_id = ? ORDER BY "user", role`, datasetID)
 }

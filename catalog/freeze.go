@@ -25,15 +25,18 @@ type Freeze struct {
 	LiftedAt   *time.Time
 	LiftedBy   string
 	LiftReason string
+	// EntityID is the Vault entity a user freeze is bound to; "" for a
+	// dataset, or for a user not seen yet until their first login.
+	EntityID string
 }
 
-const freezeCols = `id, kind, name, reason, frozen_by, frozen_at, lifted_at, lifted_by, lift_reason`
+const freezeCols = `id, kind, name, reason, frozen_by, frozen_at, lifted_at, lifted_by, lift_reason, entity_id`
 
 func scanFreeze(s rowScanner) (*Freeze, error) {
 	var f Freeze
 	var at int64
 	var lifted sql.NullInt64
-	if err := s.Scan(&f.ID, &f.Kind, &f.Name, &f.Reason, &f.FrozenBy, &at, &lifted, &f.LiftedBy, &f.LiftReason); err != nil {
+	if err := s.Scan(&f.ID, &f.Kind, &f.Name, &f.Reason, &f.FrozenBy, &at, &lifted, &f.LiftedBy, &f.LiftReason, &f.EntityID); err != nil {
 		return nil, err
 	}
 	f.FrozenAt = fromTS(at)
@@ -57,8 +60,8 @@ func (c *Catalog) PutFreeze(ctx context.Context, f Freeze) (*Freeze, error) {
 	var out *Freeze
 	err := c.tx(ctx, func(tx *sql.Tx) error {
 		var id int64
-		err := tx.QueryRowContext(ctx, `INSERT INTO freezes(kind, name, reason, frozen_by, frozen_at) VALUES (?, ?, ?, ?, ?) RETURNING id`,
-			f.Kind, f.Name, f.Reason, f.FrozenBy, ts(f.FrozenAt)).Scan(&id)
+		err := tx.QueryRowContext(ctx, `INSERT INTO freezes(kind, name, reason, frozen_by, frozen_at, entity_id) VALUES (?, ?, ?, ?, ?, ?) RETURNING id`,
+			f.Kind, f.Name, f.Reason, f.FrozenBy, ts(f.FrozenAt), f.EntityID).Scan(&id)
 		if isConstraint(err) {
 			return fmt.Errorf("%s %s is already frozen: %w", f.Kind, f.Name, ErrExists)
 		}

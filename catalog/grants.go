@@ -33,7 +33,15 @@ type Grant struct {
 	// (a running grant that ends before this one starts and stays in
 	// force until then), or 0. Derived, not stored: see PutGrant.
 	Follows int64
+	// EntityID is the Vault identity entity the grant is bound to, ""
+	// while its user has not logged in (a grant made before the user's
+	// first login: see Pending).
+	EntityID string
 }
+
+// Pending reports whether the grant awaits its user's first login: it was
+// made for a name dozod had not seen, and no entity is bound to it yet.
+func (g *Grant) Pending() bool { return g.EntityID == "" }
 
 // Grant states, as State reports them.
 const (
@@ -74,14 +82,14 @@ const grantCols = `id, dataset_id, "user", valid_from, until, application_id, in
 	granted_by, granted_at, revoked_at, revoked_by, revoke_reason, coalesce(superseded_by, 0),
 	coalesce((SELECT p.id FROM grants p WHERE p.dataset_id = grants.dataset_id AND p."user" = grants."user"
 		AND p.id < grants.id AND p.superseded_by IS NULL AND p.revoked_at IS NULL AND p.until < grants.valid_from
-		ORDER BY p.id DESC LIMIT 1), 0)`
+		ORDER BY p.id DESC LIMIT 1), 0), entity_id`
 
 func scanGrant(s rowScanner) (*Grant, error) {
 	var g Grant
 	var granted int64
 	var revoked sql.NullInt64
 	if err := s.Scan(&g.ID, &g.DatasetID, &g.User, &g.From, &g.Until, &g.ApplicationID, &g.Institution, &g.Reason,
-		&g.GrantedBy, &granted, &revoked, &g.RevokedBy, &g.RevokeReason, &g.SupersededBy, &g.Follows); err != nil {
+		&g.GrantedBy, &granted, &revoked, &g.RevokedBy, &g.RevokeReason, &g.SupersededBy, &g.Follows, &g.EntityID); err != nil {
 		return nil, err
 	}
 	g.GrantedAt = fromTS(granted)
@@ -111,9 +119,9 @@ func (c *Catalog) PutGrant(ctx context.Context, g Grant) (*Grant, error) {
 	var out *Grant
 	err := c.tx(ctx, func(tx *sql.Tx) error {
 		var id int64
-		err := tx.QueryRowContext(ctx, `INSERT INTO grants(dataset_id, "user", valid_from, until, application_id, institution, reason, granted_by, granted_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-			g.DatasetID, g.User, g.From, g.Until, g.ApplicationID, g.Institution, g.Reason, g.GrantedBy, ts(g.GrantedAt)).Scan(&id)
+		err := tx.QueryRowContext(ctx, `INSERT INTO grants(dataset_id, "user", valid_from, until, application_id, institution, reason, granted_by, granted_at, entity_id)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			g.DatasetID, g.User, g.From, g.Until, g.ApplicationID, g.Institution, g.Reason, g.GrantedBy, ts(g.GrantedAt), g.EntityID).Scan(&id)
 		if err != nil {
 			return fmt.Errorf("catalog: put grant: %w", err)
 		}
