@@ -4,7 +4,7 @@ package catalog
 // authenticate (their login mount, Vault identity entity and when they
 // were first and last seen), so that a grant, a dataset role or a freeze
 // names someone who exists; and binds grants, members and freezes to the
-// Vault entity of their user (entity_id, ” while the user has not logged
+// Vault entity of their user (entity_id, empty while the user has not logged
 // in yet: a row made for a name nobody has used, "pending first login").
 // Rows from before this migration are bound at their user's next request.
 const migrationPrincipals = `
