@@ -484,7 +484,7 @@ func newMatrixWorld(t *testing.T) *matrixWorld {
 	}
 	// Every user of the matrix is known: seen logging in (which binds
 	// the rows above to their entities).
-	for _, u := range []string{"admin", "cara", "sam", "rita", "eve", "dora"} {
+	for _, u := range []string{"admin", "cara", "sam", "rita", "eve", "dora", "bob"} {
 		must(cat.SeenUser(ctx, u, "userpass", fakeEntity(u), e.now))
 	}
 	data := randBytes(1000)
