@@ -148,4 +148,6 @@ type Member struct {
 	AddedBy string    `json:"added_by"`
 	AddedAt time.Time `json:"added_at"`
 	Pending bool      `json:"pending,omitempty"` // the user has not logged in since it was added
+	// LoginName: as Grant.LoginName.
+	LoginName string `json:"login_name,omitempty"`
 }

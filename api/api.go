@@ -333,4 +333,7 @@ type Grant struct {
 	// Pending: made with AllowUnknown for a user who has not logged in
 	// since; it is bound to the user's identity at their first request.
 	Pending bool `json:"pending,omitempty"`
+	// LoginName is the name the grantee last logged in with, when it is
+	// not User (a renamed account, or another login of the same person).
+	LoginName string `json:"login_name,omitempty"`
 }

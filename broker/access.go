@@ -65,9 +65,22 @@ func frozen(what string) *httpError {
 }
 
 // isFrozen asks the catalog, on every call (no cache), whether a freeze is
-// in force. A catalog error is returned, so callers fail closed.
+// in force on a dataset (kind FreezeDataset, name its id) or a user
+// (FreezeUser, name a login name). A user is the person: the caller's
+// entity, or for another name the entity last seen with it
+// (userPrincipal), and a freeze of that entity under any name counts. A
+// catalog error is returned, so callers fail closed.
 func (s *Server) isFrozen(q *request, kind, name string) (bool, error) {
-	_, err := s.cat.ActiveFreeze(q.ctx, kind, name)
+	var err error
+	if kind == catalog.FreezeUser {
+		var p catalog.Principal
+		if p, err = s.userPrincipal(q, name); err != nil {
+			return false, err
+		}
+		_, err = s.cat.UserFreeze(q.ctx, p)
+	} else {
+		_, err = s.cat.ActiveFreeze(q.ctx, kind, name)
+	}
 	if errors.Is(err, catalog.ErrNotFound) {
 		return false, nil
 	}
@@ -115,7 +128,7 @@ func (s *Server) checkUploader(q *request, id string) error {
 	if s.isAdmin(q.user) {
 		return s.checkDatasetFrozen(q, id)
 	}
-	roles, err := s.cat.Roles(q.ctx, id, q.user.Name, s.today())
+	roles, err := s.cat.Roles(q.ctx, id, q.user.principal(), s.today())
 	if err != nil {
 		return internal("reading roles", err)
 	}
@@ -143,7 +156,7 @@ func (s *Server) formerGrantee(q *request, id string) error {
 	if hidden, err := s.hiddenByDeletion(q, id); hidden {
 		return err
 	}
-	g, err := s.cat.LatestGrant(q.ctx, id, q.user.Name)
+	g, err := s.cat.LatestGrant(q.ctx, id, q.user.principal())
 	if errors.Is(err, catalog.ErrNotFound) {
 		return nil
 	}
@@ -216,7 +229,7 @@ func (s *Server) grantRegister(q *request) error {
 	if err != nil {
 		return err
 	}
-	gs, err := s.cat.VisibleGrants(q.ctx, q.user.Name, s.isAdmin(q.user), history)
+	gs, err := s.cat.VisibleGrants(q.ctx, q.user.principal(), s.isAdmin(q.user), history)
 	if err != nil {
 		return internal("listing grants", err)
 	}
@@ -324,7 +337,14 @@ func (s *Server) unfreeze(q *request) error {
 	if err := requiredText("reason", req.Reason, maxReasonLen); err != nil {
 		return err
 	}
-	f, err := s.cat.LiftFreeze(q.ctx, kind, name, q.user.Name, req.Reason, s.now())
+	target := catalog.ByName(name)
+	if kind == api.FreezeUser {
+		var err error
+		if target, err = s.userPrincipal(q, name); err != nil {
+			return err
+		}
+	}
+	f, err := s.cat.LiftFreeze(q.ctx, kind, target, q.user.Name, req.Reason, s.now())
 	if errors.Is(err, catalog.ErrNotFound) {
 		return errorf(http.StatusNotFound, "%s %q is not frozen", kind, name)
 	}
@@ -383,7 +403,8 @@ func (s *Server) listMembers(q *request) error {
 	}
 	out := make([]api.Member, len(ms))
 	for i, m := range ms {
-		out[i] = api.Member{Dataset: m.DatasetID, User: m.User, Role: m.Role, AddedBy: m.AddedBy, AddedAt: m.AddedAt, Pending: m.EntityID == ""}
+		out[i] = api.Member{Dataset: m.DatasetID, User: m.User, Role: m.Role, AddedBy: m.AddedBy, AddedAt: m.AddedAt, Pending: m.EntityID == "",
+			LoginName: otherName(m.LoginName, m.User)}
 	}
 	return q.reply(http.StatusOK, out)
 }
@@ -428,7 +449,11 @@ func (s *Server) removeMember(q *request) error {
 	if err := q.noBody(); err != nil {
 		return err
 	}
-	err = s.cat.RemoveMember(q.ctx, a.ds.ID, user, role)
+	p, err := s.userPrincipal(q, user)
+	if err != nil {
+		return err
+	}
+	err = s.cat.RemoveMember(q.ctx, a.ds.ID, p, role)
 	switch {
 	case errors.Is(err, catalog.ErrNotFound):
 		return errorf(http.StatusNotFound, "user %q is not %s of dataset %q", user, role, a.ds.ID)

@@ -191,7 +191,7 @@ func (s *Server) deletedState(q *request, id string, uploader bool, goneStatus i
 	}
 	known := s.isAdmin(q.user)
 	if !known {
-		roles, err := s.cat.Roles(q.ctx, id, q.user.Name, s.today())
+		roles, err := s.cat.Roles(q.ctx, id, q.user.principal(), s.today())
 		if err != nil {
 			return internal("reading roles", err)
 		}

@@ -476,7 +476,7 @@ func newMatrixWorld(t *testing.T) *matrixWorld {
 	l, _ := filestore.Layout(4, 2, 1<<20)
 	must(cat.CreateDataset(ctx, catalog.Dataset{ID: fx.ds, Title: "t", K: 4, M: 2, PlainSegmentSize: 1 << 20, SegmentSize: l.SegmentSize,
 		TransitKey: TransitKeyName(fx.ds), CreatedBy: "cara", CreatedAt: e.now}))
-	must(cat.RemoveMember(ctx, fx.ds, "cara", catalog.RoleSubmitter))
+	must(cat.RemoveMember(ctx, fx.ds, catalog.ByName("cara"), catalog.RoleSubmitter))
 	must(cat.AddMember(ctx, fx.ds, "sam", "", catalog.RoleSubmitter, "cara", e.now))
 	must(cat.AddMember(ctx, fx.ds, "dora", "", catalog.RoleSubmitter, "cara", e.now))
 	for _, u := range []string{"admin", "cara", "sam", "rita", "eve"} {
@@ -582,7 +582,7 @@ func (w *matrixWorld) cell(t *testing.T, n int, role, state string) (e *env, fx 
 			grant("2026-01-01", "2026-02-28")
 		case "revoked":
 			grant("2026-03-01", "2026-03-31")
-			_, err := cat.RevokeGrant(ctx, fx.ds, user, "cara", "test", e.now)
+			_, err := cat.RevokeGrant(ctx, fx.ds, catalog.ByName(user), "cara", "test", e.now)
 			must(err)
 		case "future":
 			grant("2026-03-10", "2026-03-31")

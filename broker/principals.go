@@ -94,6 +94,33 @@ func (s *Server) knownPrincipal(q *request, user string, allowUnknown bool) (str
 		hint: "check the name; for someone who has not logged in yet, pass --allow-unknown (the entry is pending until their first login)"}
 }
 
+// userPrincipal is the person a user name given in a request stands for:
+// the caller, if it is the caller's name; else the entity dozod last saw
+// log in with that name, if any (a name nobody has used is the name
+// alone).
+func (s *Server) userPrincipal(q *request, name string) (catalog.Principal, error) {
+	if q.user != nil && q.user.Name == name {
+		return q.user.principal(), nil
+	}
+	u, err := s.cat.KnownUser(q.ctx, name)
+	switch {
+	case errors.Is(err, catalog.ErrNotFound):
+		return catalog.ByName(name), nil
+	case err != nil:
+		return catalog.Principal{}, internal("reading users", err)
+	}
+	return catalog.Principal{Name: name, EntityID: u.EntityID}, nil
+}
+
+// otherName is login if it differs from name, else "": the name a row's
+// person now logs in with, shown only when it is news.
+func otherName(login, name string) string {
+	if login == name {
+		return ""
+	}
+	return login
+}
+
 // Suggestions for an unknown user name: up to maxSuggestions known names
 // within maxSuggestDistance edits.
 const (

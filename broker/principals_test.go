@@ -1,9 +1,11 @@
 package broker
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dozo-vault/dozo/api"
 )
@@ -115,4 +117,73 @@ func TestUnknownPrincipalRefused(t *testing.T) {
 	}
 	// And carol's files are hers to read: the grant is in force.
 	e.must(200, "tok-carol", "GET", "/v1/datasets/JGAD000001", nil, nil)
+}
+
+// identities maps tokens to full identities (name, mount, entity).
+type identities map[string]Identity
+
+func (f identities) Identify(_ context.Context, tok string) (*Identity, error) {
+	if id, ok := f[tok]; ok {
+		return &id, nil
+	}
+	return nil, ErrBadToken
+}
+
+// TestGrantFollowsTheEntity: a grant bound to a person (Vault entity) is
+// honoured whatever name that person logs in with (a renamed account, or
+// another login method), and not for someone else who logs in with the
+// name later; revoking or freezing by the new name reaches the person.
+func TestGrantFollowsTheEntity(t *testing.T) {
+	e := newEnv(t)
+	ids := identities{}
+	for tok, u := range tokens {
+		ids[tok] = Identity{Name: u, Mount: "userpass", EntityID: fakeEntity(u)}
+	}
+	// rita, renamed (or by LDAP, under another name): the same entity.
+	ids["tok-rita-ldap"] = Identity{Name: "rita.s", Mount: "ldap", EntityID: fakeEntity("rita")}
+	// After rita left, someone else got the name "rita".
+	ids["tok-rita-new"] = Identity{Name: "rita", Mount: "userpass", EntityID: "ent-another-rita"}
+	e.srv.ident = ids
+	e.must(201, "tok-sam", "POST", "/v1/datasets", api.CreateDatasetRequest{ID: "JGAD000001", Title: "t"}, nil)
+	var g api.Grant
+	e.must(200, "tok-sam", "PUT", "/v1/datasets/JGAD000001/grants/rita",
+		api.GrantRequest{Until: "2026-03-31", ApplicationID: "J-DU000001", Institution: "NIG"}, &g)
+	if g.Pending {
+		t.Fatalf("grant to a known user is pending: %+v", g)
+	}
+	files := "/v1/datasets/JGAD000001/files"
+
+	// The same person under another name.
+	e.now = e.now.Add(time.Minute)
+	e.must(200, "tok-rita-ldap", "GET", files, nil, nil)
+	var reg []api.Grant
+	if e.must(200, "tok-rita-ldap", "GET", "/v1/grants", nil, &reg); len(reg) != 1 || reg[0].User != "rita" {
+		t.Fatalf("own register under another name: %+v", reg)
+	}
+
+	// Someone else with the old name: a stranger to the dataset, and the
+	// grant is not theirs.
+	e.now = e.now.Add(time.Minute)
+	e.must(404, "tok-rita-new", "GET", files, nil, nil)
+	if e.must(200, "tok-rita-new", "GET", "/v1/grants", nil, &reg); len(reg) != 0 {
+		t.Fatalf("a new holder of the name sees the old grants: %+v", reg)
+	}
+	// The listing names the person by the name they now log in with.
+	var gs []api.Grant
+	if e.must(200, "tok-sam", "GET", "/v1/datasets/JGAD000001/grants", nil, &gs); len(gs) != 1 || gs[0].LoginName != "rita.s" {
+		t.Fatalf("listing after a rename: %+v", gs)
+	}
+
+	// A freeze by the new name stops the person under either name...
+	e.must(201, "tok-admin", "POST", "/v1/admin/freezes", api.FreezeRequest{Kind: "user", Name: "rita.s", Reason: "incident"}, nil)
+	e.must(403, "tok-rita-ldap", "GET", files, nil, nil)
+	e.must(403, "tok-rita", "GET", files, nil, nil)
+	// ...and not the other "rita".
+	e.must(404, "tok-rita-new", "GET", files, nil, nil)
+	e.must(200, "tok-admin", "DELETE", "/v1/admin/freezes/user/rita.s", api.UnfreezeRequest{Reason: "resolved"}, nil)
+	e.must(200, "tok-rita-ldap", "GET", files, nil, nil)
+
+	// Revoking by the new name ends the grant made under the old one.
+	e.must(200, "tok-sam", "DELETE", "/v1/datasets/JGAD000001/grants/rita.s", api.RevokeRequest{Reason: "left"}, nil)
+	e.must(403, "tok-rita-ldap", "GET", files, nil, nil)
 }

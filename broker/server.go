@@ -309,7 +309,7 @@ func (s *Server) datasetAccess(q *request, id string) (*dsAccess, error) {
 	if err != nil {
 		return nil, internal("reading dataset", err)
 	}
-	roles, err := s.cat.Roles(q.ctx, id, q.user.Name, s.today())
+	roles, err := s.cat.Roles(q.ctx, id, q.user.principal(), s.today())
 	if err != nil {
 		return nil, internal("reading roles", err)
 	}

@@ -58,6 +58,7 @@ var postgresTests = []struct {
 	{"TestScheduledGrantRows", TestScheduledGrantRows},
 	{"TestAuditFileFilter", TestAuditFileFilter},
 	{"TestSeenUsersBindPendingRows", TestSeenUsersBindPendingRows},
+	{"TestPrincipalMatchesEntity", TestPrincipalMatchesEntity},
 }
 
 // backendFree are tests of pure code or of the harness itself.

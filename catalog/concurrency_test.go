@@ -84,7 +84,7 @@ func TestConcurrentChecksHold(t *testing.T) {
 		for j, u := range []string{"sam", "amy"} {
 			wg.Go(func() {
 				<-start
-				errs[i][j] = cats[j].RemoveMember(ctx, fmt.Sprintf("DS%d", i), u, RoleCustodian)
+				errs[i][j] = cats[j].RemoveMember(ctx, fmt.Sprintf("DS%d", i), ByName(u), RoleCustodian)
 			})
 		}
 	}

@@ -114,9 +114,12 @@ func (c *Catalog) Datasets(ctx context.Context) ([]Dataset, error) {
 
 // Roles returns user's relations to the dataset on day `today`
 // (YYYY-MM-DD, UTC): custodian, submitter, and grantee if an active grant
-// exists. An unknown dataset has no roles.
-func (c *Catalog) Roles(ctx context.Context, datasetID, user, today string) ([]string, error) {
-	rows, err := c.db.QueryContext(ctx, `SELECT role FROM members WHERE dataset_id = ? AND "user" = ? ORDER BY role`, datasetID, user)
+// exists. An unknown dataset has no roles. The user's rows are those
+// Principal.holds: of the entity, whatever name it logs in with.
+func (c *Catalog) Roles(ctx context.Context, datasetID string, user Principal, today string) ([]string, error) {
+	who, whoArgs := user.holds("m", `"user"`)
+	rows, err := c.db.QueryContext(ctx, `SELECT DISTINCT m.role FROM members m WHERE m.dataset_id = ? AND `+who+` ORDER BY m.role`,
+		append([]any{datasetID}, whoArgs...)...)
 	if err != nil {
 		return nil, fmt.Errorf("catalog: roles: %w", err)
 	}
@@ -162,24 +165,27 @@ func (c *Catalog) AddMember(ctx context.Context, datasetID, user, entityID, role
 }
 
 // RemoveMember takes a per-dataset role away; ErrNotFound if the user did
-// not hold it.
+// not hold it. Every row that may be the user's goes (Principal.names:
+// by name or by entity), since a removal only reduces access.
 // The last custodian cannot be removed (ErrState): a dataset always has
 // someone to manage its grants besides the operators.
-func (c *Catalog) RemoveMember(ctx context.Context, datasetID, user, role string) error {
+func (c *Catalog) RemoveMember(ctx context.Context, datasetID string, user Principal, role string) error {
+	who, whoArgs := user.names("members", `"user"`)
 	return c.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM members WHERE dataset_id = ? AND "user" = ? AND role = ?`, datasetID, user, role)
+		res, err := tx.ExecContext(ctx, `DELETE FROM members WHERE dataset_id = ? AND `+who+` AND role = ?`,
+			append(append([]any{datasetID}, whoArgs...), role)...)
 		if err != nil {
 			return fmt.Errorf("catalog: remove member: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			return fmt.Errorf("member %s of %s as %s: %w", user, datasetID, role, ErrNotFound)
+			return fmt.Errorf("member %s of %s as %s: %w", user.Name, datasetID, role, ErrNotFound)
 		}
 		var left int
 		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM members WHERE dataset_id = ? AND role = 'custodian'`, datasetID).Scan(&left); err != nil {
 			return fmt.Errorf("catalog: remove member: %w", err)
 		}
 		if role == RoleCustodian && left == 0 {
-			return fmt.Errorf("%s is the last custodian of %s: %w", user, datasetID, ErrState)
+			return fmt.Errorf("%s is the last custodian of %s: %w", user.Name, datasetID, ErrState)
 		}
 		return nil
 	})
@@ -190,6 +196,7 @@ type Member struct {
 	DatasetID, User, Role, AddedBy string
 	AddedAt                        time.Time
 	EntityID                       string // "" while pending the user's first login
+	LoginName                      string // the name the entity last logged in with (see Grant.LoginName)
 }
 
 // Members lists a dataset's custodians and submitters, by user and role.
@@ -197,10 +204,13 @@ func (c *Catalog) Members(ctx context.Context, datasetID string) ([]Member, erro
 	return queryAll(ctx, c, "members", func(s rowScanner) (*Member, error) {
 		var m Member
 		var at int64
-		if err := s.Scan(&m.DatasetID, &m.User, &m.Role, &m.AddedBy, &at, &m.EntityID); err != nil {
+		if err := s.Scan(&m.DatasetID, &m.User, &m.Role, &m.AddedBy, &at, &m.EntityID, &m.LoginName); err != nil {
 			return nil, err
 		}
 		m.AddedAt = fromTS(at)
 		return &m, nil
-	}, `SELECT dataset_id, "user", role, added_by, added_at, entity_id FROM members WHERE dataset_id = ? ORDER BY "user", role`, datasetID)
+	}, `SELECT dataset_id, "user", role, added_by, added_at, entity_id,
+		coalesce((SELECT u.name FROM users u WHERE members.entity_id <> '' AND u.entity_id = members.entity_id
+			ORDER BY coalesce(u.last_seen, 0) DESC, u.name LIMIT 1), "user")
+		FROM members WHERE dataset_id = ? ORDER BY "user", role`, datasetID)
 }

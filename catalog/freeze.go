@@ -74,22 +74,49 @@ func (c *Catalog) PutFreeze(ctx context.Context, f Freeze) (*Freeze, error) {
 	return out, err
 }
 
-// LiftFreeze ends the freeze in force on kind/name; ErrNotFound if none is.
-func (c *Catalog) LiftFreeze(ctx context.Context, kind, name, by, reason string, now time.Time) (*Freeze, error) {
+// LiftFreeze ends the freeze in force on kind/target and returns it;
+// ErrNotFound if none is. For a user, every freeze in force that may be
+// theirs is lifted (Principal.names: by name or by entity, so one made
+// under a name the account has since changed too); the newest is
+// returned. A dataset's target is its id, as Name.
+func (c *Catalog) LiftFreeze(ctx context.Context, kind string, target Principal, by, reason string, now time.Time) (*Freeze, error) {
 	if err := checkKind(kind); err != nil {
 		return nil, err
 	}
+	if kind == FreezeDataset {
+		target.EntityID = ""
+	}
+	who, whoArgs := target.names("freezes", "name")
 	var out *Freeze
 	err := c.tx(ctx, func(tx *sql.Tx) error {
-		f, err := scanFreeze(tx.QueryRowContext(ctx, `SELECT `+freezeCols+` FROM freezes
-			WHERE kind = ? AND name = ? AND lifted_at IS NULL`, kind, name))
+		rows, err := tx.QueryContext(ctx, `SELECT `+freezeCols+` FROM freezes
+			WHERE kind = ? AND `+who+` AND lifted_at IS NULL ORDER BY id DESC`, append([]any{kind}, whoArgs...)...)
 		if err != nil {
-			return notFound(err, "freeze of "+kind+" "+name)
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE freezes SET lifted_at = ?, lifted_by = ?, lift_reason = ? WHERE id = ?`,
-			ts(now), by, reason, f.ID); err != nil {
 			return fmt.Errorf("catalog: unfreeze: %w", err)
 		}
+		var fs []*Freeze
+		for rows.Next() {
+			f, err := scanFreeze(rows)
+			if err != nil {
+				rows.Close()
+				return fmt.Errorf("catalog: unfreeze: %w", err)
+			}
+			fs = append(fs, f)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("catalog: unfreeze: %w", err)
+		}
+		if len(fs) == 0 {
+			return notFound(sql.ErrNoRows, "freeze of "+kind+" "+target.Name)
+		}
+		for _, f := range fs {
+			if _, err := tx.ExecContext(ctx, `UPDATE freezes SET lifted_at = ?, lifted_by = ?, lift_reason = ? WHERE id = ?`,
+				ts(now), by, reason, f.ID); err != nil {
+				return fmt.Errorf("catalog: unfreeze: %w", err)
+			}
+		}
+		f := fs[0]
 		t := now.UTC()
 		f.LiftedAt, f.LiftedBy, f.LiftReason = &t, by, reason
 		out = f
@@ -106,6 +133,20 @@ func (c *Catalog) ActiveFreeze(ctx context.Context, kind, name string) (*Freeze,
 		WHERE kind = ? AND name = ? AND lifted_at IS NULL`, kind, name))
 	if err != nil {
 		return nil, notFound(err, "freeze of "+kind+" "+name)
+	}
+	return f, nil
+}
+
+// UserFreeze returns a freeze in force on user, or ErrNotFound: one bound
+// to the user's entity, whatever name it was made under, or one of the
+// user's name that no entity holds yet (Principal.holds). dozod asks on
+// every request, like ActiveFreeze.
+func (c *Catalog) UserFreeze(ctx context.Context, user Principal) (*Freeze, error) {
+	who, whoArgs := user.holds("freezes", "name")
+	f, err := scanFreeze(c.db.QueryRowContext(ctx, `SELECT `+freezeCols+` FROM freezes
+		WHERE kind = 'user' AND `+who+` AND lifted_at IS NULL ORDER BY id DESC LIMIT 1`, whoArgs...))
+	if err != nil {
+		return nil, notFound(err, "freeze of user "+user.Name)
 	}
 	return f, nil
 }

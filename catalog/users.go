@@ -106,3 +106,44 @@ func (c *Catalog) KnownUser(ctx context.Context, name string) (*User, error) {
 func (c *Catalog) Users(ctx context.Context) ([]User, error) {
 	return queryAll(ctx, c, "users", scanUser, `SELECT `+userCols+` FROM users ORDER BY name`)
 }
+
+// Principal is who a grant, a dataset role or a user freeze is for: the
+// login name and, once known, the Vault identity entity (the person).
+//
+// A row bound to an entity (entity_id set) is the entity's, whatever name
+// it logs in with: a renamed account, or the same person by LDAP and by
+// OIDC with different names, keeps it, and a name that someone else uses
+// later does not take it over. A row without one (made before its user's
+// first login) is the name's. A Principal without an EntityID (an
+// identity source without entities) matches rows by name alone.
+type Principal struct {
+	Name     string
+	EntityID string
+}
+
+// ByName is the principal of a name alone.
+func ByName(name string) Principal { return Principal{Name: name} }
+
+// holds returns the condition that the row of table alias t (its "user"
+// column is userCol) belongs to p, and its arguments: rows bound to p's
+// entity, and rows of p's name that no entity holds. Use it wherever a
+// row gives p access.
+func (p Principal) holds(t, userCol string) (string, []any) {
+	if p.EntityID == "" {
+		return t + `.` + userCol + ` = ?`, []any{p.Name}
+	}
+	return `((` + t + `.entity_id <> '' AND ` + t + `.entity_id = ?) OR (` + t + `.entity_id = '' AND ` + t + `.` + userCol + ` = ?))`,
+		[]any{p.EntityID, p.Name}
+}
+
+// names returns the condition that the row of table alias t is p's by
+// name or by entity, whichever, and its arguments. Use it for changes
+// that only reduce access (a revocation, a role removed) or that an
+// administrator aims at a person (lifting a freeze): every row that may
+// be p's is included.
+func (p Principal) names(t, userCol string) (string, []any) {
+	if p.EntityID == "" {
+		return t + `.` + userCol + ` = ?`, []any{p.Name}
+	}
+	return `(` + t + `.` + userCol + ` = ? OR ` + t + `.entity_id = ?)`, []any{p.Name, p.EntityID}
+}

@@ -3,6 +3,7 @@ package catalog
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -83,5 +84,75 @@ func TestSeenUsersBindPendingRows(t *testing.T) {
 	}
 	if err := c.SeenUser(ctx, "bob", "userpass", "", t1); err == nil {
 		t.Fatal("seen user without entity accepted")
+	}
+}
+
+// TestPrincipalMatchesEntity: rows bound to an entity are that entity's
+// under any name and nobody else's under the same name; unbound rows are
+// the name's; revocations and lifts reach the person by either name.
+func TestPrincipalMatchesEntity(t *testing.T) {
+	ctx := context.Background()
+	c := open(t)
+	mkDataset(t, c, "D")
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	rita := Principal{Name: "rita", EntityID: "E1"}
+	renamed := Principal{Name: "rita.s", EntityID: "E1"}
+	other := Principal{Name: "rita", EntityID: "E2"} // the name, reused by someone else
+	_, err := c.PutGrant(ctx, Grant{DatasetID: "D", User: "rita", EntityID: "E1", Until: "2026-12-31", GrantedBy: "sam", GrantedAt: t0})
+	must(err)
+	must(c.AddMember(ctx, "D", "rita", "E1", RoleSubmitter, "sam", t0))
+	must(c.SeenUser(ctx, "rita.s", "ldap", "E1", t0.Add(time.Minute)))
+	today := "2026-03-01"
+	for _, tc := range []struct {
+		who   Principal
+		roles string
+	}{{rita, "[submitter grantee]"}, {renamed, "[submitter grantee]"}, {other, "[]"}, {ByName("rita"), "[submitter grantee]"}} {
+		roles, err := c.Roles(ctx, "D", tc.who, today)
+		must(err)
+		if fmt.Sprint(roles) != tc.roles {
+			t.Errorf("Roles(%+v) = %v, want %s", tc.who, roles, tc.roles)
+		}
+	}
+	if gs, err := c.VisibleGrants(ctx, other, false, true); err != nil || len(gs) != 0 {
+		t.Fatalf("another rita sees %+v %v", gs, err)
+	}
+	gs, err := c.VisibleGrants(ctx, renamed, false, true)
+	must(err)
+	if len(gs) != 1 || gs[0].LoginName != "rita.s" || gs[0].User != "rita" {
+		t.Fatalf("renamed sees %+v", gs)
+	}
+	// A new grant under the new name supersedes the old one: one person.
+	g2, err := c.PutGrant(ctx, Grant{DatasetID: "D", User: "rita.s", EntityID: "E1", Until: "2026-12-30", GrantedBy: "sam", GrantedAt: t0})
+	must(err)
+	if cur, err := c.Grants(ctx, "D", false); err != nil || len(cur) != 1 || cur[0].ID != g2.ID {
+		t.Fatalf("current grants after a grant under the new name: %+v %v", cur, err)
+	}
+	// Freezes: by entity under any name, not the other rita.
+	_, err = c.PutFreeze(ctx, Freeze{Kind: FreezeUser, Name: "rita", EntityID: "E1", Reason: "x", FrozenBy: "admin", FrozenAt: t0})
+	must(err)
+	if _, err := c.UserFreeze(ctx, renamed); err != nil {
+		t.Fatalf("renamed not frozen: %v", err)
+	}
+	if _, err := c.UserFreeze(ctx, other); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("another rita frozen: %v", err)
+	}
+	if _, err := c.LiftFreeze(ctx, FreezeUser, renamed, "admin", "ok", t0); err != nil {
+		t.Fatalf("lift by the new name: %v", err)
+	}
+	if _, err := c.UserFreeze(ctx, rita); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("still frozen after the lift: %v", err)
+	}
+	// Revoking and removing by the new name reach the rows.
+	if _, err := c.RevokeGrant(ctx, "D", renamed, "sam", "left", t0); err != nil {
+		t.Fatal(err)
+	}
+	must(c.RemoveMember(ctx, "D", renamed, RoleSubmitter))
+	if roles, _ := c.Roles(ctx, "D", rita, today); len(roles) != 0 {
+		t.Fatalf("roles after revocation: %v", roles)
 	}
 }

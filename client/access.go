@@ -54,7 +54,7 @@ func (c *Client) Freezes(ctx context.Context, all bool) ([]api.Freeze, error) {
 // GrantCSVHeader is the column row of WriteGrantsCSV: one row per grant
 // period, as the NBDC user register wants it.
 var GrantCSVHeader = []string{"id", "dataset", "user", "application_id", "institution", "from", "until", "state",
-	"granted_by", "granted_at", "reason", "revoked_by", "revoked_at", "revoke_reason", "superseded_by", "pending_first_login"}
+	"granted_by", "granted_at", "reason", "revoked_by", "revoked_at", "revoke_reason", "superseded_by", "pending_first_login", "login_name"}
 
 // WriteGrantsCSV writes grants as RFC 4180 CSV with GrantCSVHeader.
 // Times are RFC 3339 UTC; empty cells mean "none".
@@ -71,7 +71,7 @@ func WriteGrantsCSV(w io.Writer, gs []api.Grant) error {
 		}
 		cw.Write([]string{strconv.FormatInt(g.ID, 10), g.Dataset, g.User, g.ApplicationID, csvSafe(g.Institution),
 			g.From, g.Until.UTC().Format(time.DateOnly), g.State, g.GrantedBy, g.GrantedAt.UTC().Format(time.RFC3339),
-			csvSafe(g.Reason), g.RevokedBy, revokedAt, csvSafe(g.RevokeReason), superseded, strconv.FormatBool(g.Pending)})
+			csvSafe(g.Reason), g.RevokedBy, revokedAt, csvSafe(g.RevokeReason), superseded, strconv.FormatBool(g.Pending), g.LoginName})
 	}
 	cw.Flush()
 	return cw.Error()

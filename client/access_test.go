@@ -32,7 +32,7 @@ func TestWriteGrantsCSV(t *testing.T) {
 		t.Fatalf("rows %q", rows)
 	}
 	want := []string{"1", "JGAD000001", "rita", "J-DU000001", "Univ. of \"Tokyo\", Dept. A", "2026-03-01", "2026-03-31", "superseded",
-		"sam", "2026-03-05T01:02:03Z", "'=HYPERLINK(\"x\")", "", "", "", "2", "false"}
+		"sam", "2026-03-05T01:02:03Z", "'=HYPERLINK(\"x\")", "", "", "", "2", "false", ""}
 	if !slices.Equal(rows[1], want) {
 		t.Errorf("row 1\n got %q\nwant %q", rows[1], want)
 	}

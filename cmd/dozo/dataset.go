@@ -494,7 +494,11 @@ func grantsCommand() *cli.Command {
 				if g.Pending {
 					state += " (pending first login)"
 				}
-				fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", g.ID, g.Dataset, g.User, g.From, g.Until.UTC().Format(time.DateOnly),
+				who := g.User
+				if g.LoginName != "" {
+					who += " (now " + g.LoginName + ")"
+				}
+				fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", g.ID, g.Dataset, who, g.From, g.Until.UTC().Format(time.DateOnly),
 					state, orNone(g.ApplicationID), orNone(g.Institution), g.GrantedBy, g.GrantedAt.UTC().Format("2006-01-02 15:04"))
 			}
 			return w.Flush()
