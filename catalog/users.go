@@ -50,7 +50,9 @@ type User struct {
 // roles and freezes made for the name that no entity holds yet (made
 // before the user's first login: "pending first login"). Rows already
 // bound to an entity keep it: a name that another entity uses later does
-// not take them over. Both happen in one transaction.
+// not take them over, nor the key the name's earlier holder registered
+// (it is cleared: the new person registers their own). All in one
+// transaction.
 func (c *Catalog) SeenUser(ctx context.Context, name, mount, entityID string, now time.Time) error {
 	if name == "" || entityID == "" {
 		return fmt.Errorf("catalog: seen user: name and entity id are required")
@@ -58,7 +60,8 @@ func (c *Catalog) SeenUser(ctx context.Context, name, mount, entityID string, no
 	return c.tx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO users(name, updated_at, mount, entity_id, first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?)
 			ON CONFLICT(name) DO UPDATE SET mount = excluded.mount, entity_id = excluded.entity_id,
-				first_seen = coalesce(users.first_seen, excluded.first_seen), last_seen = excluded.last_seen`,
+				first_seen = coalesce(users.first_seen, excluded.first_seen), last_seen = excluded.last_seen,
+				recipient = CASE WHEN users.entity_id <> '' AND users.entity_id <> excluded.entity_id THEN '' ELSE users.recipient END`,
 			name, ts(now), mount, entityID, ts(now), ts(now)); err != nil {
 			return fmt.Errorf("catalog: seen user: %w", err)
 		}

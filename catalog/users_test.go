@@ -82,6 +82,16 @@ func TestSeenUsersBindPendingRows(t *testing.T) {
 	if r, err := c.Recipient(ctx, "amy"); err != nil || r != "age1x" {
 		t.Fatalf("recipient after seen: %q %v", r, err)
 	}
+	// Someone else with the name (another entity) does not inherit the
+	// key; the same person under another mount keeps it.
+	must(c.SeenUser(ctx, "amy", "ldap", "ent-amy", t1))
+	if r, _ := c.Recipient(ctx, "amy"); r != "age1x" {
+		t.Fatalf("recipient after another login of the same entity: %q", r)
+	}
+	must(c.SeenUser(ctx, "amy", "userpass", "ent-another-amy", t1))
+	if r, _ := c.Recipient(ctx, "amy"); r != "" {
+		t.Fatalf("a new holder of the name inherits the key %q", r)
+	}
 	if err := c.SeenUser(ctx, "bob", "userpass", "", t1); err == nil {
 		t.Fatal("seen user without entity accepted")
 	}
