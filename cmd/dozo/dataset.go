@@ -538,7 +538,14 @@ func membersCommand() *cli.Command {
 			w := table(stdout(c))
 			fmt.Fprintln(w, "USER\tROLE\tADDED BY\tADDED AT")
 			for _, m := range ms {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", m.User, m.Role, m.AddedBy, m.AddedAt.UTC().Format("2006-01-02 15:04"))
+				who := m.User
+				switch {
+				case m.Pending:
+					who += " (pending first login)"
+				case m.LoginName != "":
+					who += " (now " + m.LoginName + ")"
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", who, m.Role, m.AddedBy, m.AddedAt.UTC().Format("2006-01-02 15:04"))
 			}
 			return w.Flush()
 		},
