@@ -98,6 +98,18 @@ type FreezeRequest struct {
 	Kind   string `json:"kind"` // "user" or "dataset"
 	Name   string `json:"name"` // user name or dataset id
 	Reason string `json:"reason"`
+	// AllowUnknown freezes a user name dozod has not seen log in (a
+	// freeze ahead of someone's first login). Without it an unknown user
+	// name is refused, so a typo does not leave the real account open.
+	AllowUnknown bool `json:"allow_unknown,omitempty"`
+}
+
+// MemberRequest is the optional body of PUT
+// /v1/datasets/{ds}/members/{user}/{role}.
+type MemberRequest struct {
+	// AllowUnknown gives the role to a user name dozod has not seen log
+	// in (someone who has not logged in yet); see GrantRequest.
+	AllowUnknown bool `json:"allow_unknown,omitempty"`
 }
 
 // UnfreezeRequest is the body of DELETE /v1/admin/freezes/{kind}/{name}.
@@ -118,6 +130,7 @@ type Freeze struct {
 	LiftedAt   *time.Time `json:"lifted_at,omitempty"`
 	LiftedBy   string     `json:"lifted_by,omitempty"`
 	LiftReason string     `json:"lift_reason,omitempty"`
+	Pending    bool       `json:"pending,omitempty"` // a user freeze made before the user's first login
 }
 
 // Per-dataset roles a custodian (or admin) can give: PUT and DELETE
@@ -134,4 +147,7 @@ type Member struct {
 	Role    string    `json:"role"`
 	AddedBy string    `json:"added_by"`
 	AddedAt time.Time `json:"added_at"`
+	Pending bool      `json:"pending,omitempty"` // the user has not logged in since it was added
+	// LoginName: as Grant.LoginName.
+	LoginName string `json:"login_name,omitempty"`
 }

@@ -33,7 +33,7 @@
 //	GET    /v1/grants[?history=true]                    -> []Grant (the register the caller may review)
 //	       either with ?expiring_days=N                 -> running grants ending within N days that nothing follows
 //	GET    /v1/datasets/{ds}/members                    -> []Member
-//	PUT    /v1/datasets/{ds}/members/{user}/{role}      -> Member (role: custodian or submitter)
+//	PUT    /v1/datasets/{ds}/members/{user}/{role}  [MemberRequest] -> Member (role: custodian or submitter)
 //	DELETE /v1/datasets/{ds}/members/{user}/{role}      -> 204 (not the last custodian)
 //	POST   /v1/admin/freezes       FreezeRequest        -> Freeze
 //	DELETE /v1/admin/freezes/{kind}/{name}  UnfreezeRequest -> Freeze (lifted)
@@ -293,6 +293,10 @@ type GrantRequest struct {
 	ApplicationID string `json:"application_id,omitempty"`
 	Institution   string `json:"institution"` // required: a new institution needs a new grant
 	Reason        string `json:"reason,omitempty"`
+	// AllowUnknown grants to a user name dozod has not seen log in (and
+	// so cannot check): someone who has not logged in yet. The grant is
+	// Pending until that user's first request.
+	AllowUnknown bool `json:"allow_unknown,omitempty"`
 }
 
 // Grant states.
@@ -326,4 +330,10 @@ type Grant struct {
 	Follows       int64      `json:"follows,omitempty"` // the running grant a scheduled one follows
 	State         string     `json:"state"`
 	Active        bool       `json:"active"`
+	// Pending: made with AllowUnknown for a user who has not logged in
+	// since; it is bound to the user's identity at their first request.
+	Pending bool `json:"pending,omitempty"`
+	// LoginName is the name the grantee last logged in with, when it is
+	// not User (a renamed account, or another login of the same person).
+	LoginName string `json:"login_name,omitempty"`
 }

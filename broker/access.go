@@ -65,9 +65,22 @@ func frozen(what string) *httpError {
 }
 
 // isFrozen asks the catalog, on every call (no cache), whether a freeze is
-// in force. A catalog error is returned, so callers fail closed.
+// in force on a dataset (kind FreezeDataset, name its id) or a user
+// (FreezeUser, name a login name). A user is the person: the caller's
+// entity, or for another name the entity last seen with it
+// (userPrincipal), and a freeze of that entity under any name counts. A
+// catalog error is returned, so callers fail closed.
 func (s *Server) isFrozen(q *request, kind, name string) (bool, error) {
-	_, err := s.cat.ActiveFreeze(q.ctx, kind, name)
+	var err error
+	if kind == catalog.FreezeUser {
+		var p catalog.Principal
+		if p, err = s.userPrincipal(q, name); err != nil {
+			return false, err
+		}
+		_, err = s.cat.UserFreeze(q.ctx, p)
+	} else {
+		_, err = s.cat.ActiveFreeze(q.ctx, kind, name)
+	}
 	if errors.Is(err, catalog.ErrNotFound) {
 		return false, nil
 	}
@@ -115,7 +128,7 @@ func (s *Server) checkUploader(q *request, id string) error {
 	if s.isAdmin(q.user) {
 		return s.checkDatasetFrozen(q, id)
 	}
-	roles, err := s.cat.Roles(q.ctx, id, q.user.Name, s.today())
+	roles, err := s.cat.Roles(q.ctx, id, q.user.principal(), s.today())
 	if err != nil {
 		return internal("reading roles", err)
 	}
@@ -143,7 +156,7 @@ func (s *Server) formerGrantee(q *request, id string) error {
 	if hidden, err := s.hiddenByDeletion(q, id); hidden {
 		return err
 	}
-	g, err := s.cat.LatestGrant(q.ctx, id, q.user.Name)
+	g, err := s.cat.LatestGrant(q.ctx, id, q.user.principal())
 	if errors.Is(err, catalog.ErrNotFound) {
 		return nil
 	}
@@ -216,7 +229,7 @@ func (s *Server) grantRegister(q *request) error {
 	if err != nil {
 		return err
 	}
-	gs, err := s.cat.VisibleGrants(q.ctx, q.user.Name, s.isAdmin(q.user), history)
+	gs, err := s.cat.VisibleGrants(q.ctx, q.user.principal(), s.isAdmin(q.user), history)
 	if err != nil {
 		return internal("listing grants", err)
 	}
@@ -239,12 +252,14 @@ func requiredText(what, s string, max int) error {
 
 func apiFreeze(f *catalog.Freeze) api.Freeze {
 	return api.Freeze{ID: f.ID, Kind: f.Kind, Name: f.Name, Reason: f.Reason, FrozenBy: f.FrozenBy, FrozenAt: f.FrozenAt,
-		LiftedAt: f.LiftedAt, LiftedBy: f.LiftedBy, LiftReason: f.LiftReason}
+		LiftedAt: f.LiftedAt, LiftedBy: f.LiftedBy, LiftReason: f.LiftReason,
+		Pending: f.Kind == catalog.FreezeUser && f.EntityID == ""}
 }
 
-// freezeTarget checks a freeze's kind and name. Admins may freeze any
-// valid user name (dozo learns users from Vault, so one that has never
-// logged in can be frozen ahead of time) but only an existing dataset.
+// freezeTarget checks a freeze's kind and name. Admins may freeze (and
+// unfreeze) any valid user name here and only an existing dataset; a new
+// freeze of a user must also name someone dozod knows, or say that it is
+// someone who has not logged in yet (freeze, knownPrincipal).
 func (s *Server) freezeTarget(q *request, kind, name string) error {
 	switch kind {
 	case api.FreezeUser:
@@ -284,7 +299,19 @@ func (s *Server) freeze(q *request) error {
 	if err := requiredText("reason", req.Reason, maxReasonLen); err != nil {
 		return err
 	}
-	f, err := s.cat.PutFreeze(q.ctx, catalog.Freeze{Kind: req.Kind, Name: req.Name, Reason: req.Reason, FrozenBy: q.user.Name, FrozenAt: s.now()})
+	var entity string
+	var err error
+	if req.Kind == api.FreezeUser {
+		// A typo must not leave the real account open while the
+		// operator believes it frozen.
+		if entity, err = s.knownPrincipal(q, req.Name, req.AllowUnknown); err != nil { // principals.go
+			return err
+		}
+	} else if req.AllowUnknown {
+		return badRequest("allow_unknown is for freezing a user, not a dataset")
+	}
+	f, err := s.cat.PutFreeze(q.ctx, catalog.Freeze{Kind: req.Kind, Name: req.Name, Reason: req.Reason, FrozenBy: q.user.Name, FrozenAt: s.now(),
+		EntityID: entity})
 	if errors.Is(err, catalog.ErrExists) {
 		return &httpError{status: http.StatusConflict, msg: fmt.Sprintf("%s %q is already frozen", req.Kind, req.Name), hint: "see `dozo admin frozen`"}
 	}
@@ -310,7 +337,14 @@ func (s *Server) unfreeze(q *request) error {
 	if err := requiredText("reason", req.Reason, maxReasonLen); err != nil {
 		return err
 	}
-	f, err := s.cat.LiftFreeze(q.ctx, kind, name, q.user.Name, req.Reason, s.now())
+	target := catalog.ByName(name)
+	if kind == api.FreezeUser {
+		var err error
+		if target, err = s.userPrincipal(q, name); err != nil {
+			return err
+		}
+	}
+	f, err := s.cat.LiftFreeze(q.ctx, kind, target, q.user.Name, req.Reason, s.now())
 	if errors.Is(err, catalog.ErrNotFound) {
 		return errorf(http.StatusNotFound, "%s %q is not frozen", kind, name)
 	}
@@ -355,7 +389,7 @@ func (s *Server) member(q *request) (*dsAccess, string, string, error) {
 		return nil, "", "", badRequest("role %q: want %q or %q", role, api.RoleCustodian, api.RoleSubmitter)
 	}
 	q.object = "dataset/" + a.ds.ID + "/member/" + user + "/" + role
-	return a, user, role, q.noBody()
+	return a, user, role, nil
 }
 
 func (s *Server) listMembers(q *request) error {
@@ -369,7 +403,8 @@ func (s *Server) listMembers(q *request) error {
 	}
 	out := make([]api.Member, len(ms))
 	for i, m := range ms {
-		out[i] = api.Member{Dataset: m.DatasetID, User: m.User, Role: m.Role, AddedBy: m.AddedBy, AddedAt: m.AddedAt}
+		out[i] = api.Member{Dataset: m.DatasetID, User: m.User, Role: m.Role, AddedBy: m.AddedBy, AddedAt: m.AddedAt, Pending: m.EntityID == "",
+			LoginName: otherName(m.LoginName, m.User)}
 	}
 	return q.reply(http.StatusOK, out)
 }
@@ -381,6 +416,10 @@ func (s *Server) addMember(q *request) error {
 	if err != nil {
 		return err
 	}
+	var req api.MemberRequest
+	if err := q.optionalBody(&req); err != nil {
+		return err
+	}
 	if err := a.refuseFrozen(); err != nil {
 		return err
 	}
@@ -389,11 +428,15 @@ func (s *Server) addMember(q *request) error {
 	} else if fr {
 		return frozen(fmt.Sprintf("user %q is frozen and cannot be given a role", user))
 	}
+	entity, err := s.knownPrincipal(q, user, req.AllowUnknown) // principals.go
+	if err != nil {
+		return err
+	}
 	now := s.now()
-	if err := s.cat.AddMember(q.ctx, a.ds.ID, user, role, q.user.Name, now); err != nil {
+	if err := s.cat.AddMember(q.ctx, a.ds.ID, user, entity, role, q.user.Name, now); err != nil {
 		return internal("adding the member", err)
 	}
-	return q.reply(http.StatusOK, api.Member{Dataset: a.ds.ID, User: user, Role: role, AddedBy: q.user.Name, AddedAt: now.UTC()})
+	return q.reply(http.StatusOK, api.Member{Dataset: a.ds.ID, User: user, Role: role, AddedBy: q.user.Name, AddedAt: now.UTC(), Pending: entity == ""})
 }
 
 // removeMember takes a per-dataset role away (allowed on a frozen dataset:
@@ -403,7 +446,14 @@ func (s *Server) removeMember(q *request) error {
 	if err != nil {
 		return err
 	}
-	err = s.cat.RemoveMember(q.ctx, a.ds.ID, user, role)
+	if err := q.noBody(); err != nil {
+		return err
+	}
+	p, err := s.userPrincipal(q, user)
+	if err != nil {
+		return err
+	}
+	err = s.cat.RemoveMember(q.ctx, a.ds.ID, p, role)
 	switch {
 	case errors.Is(err, catalog.ErrNotFound):
 		return errorf(http.StatusNotFound, "user %q is not %s of dataset %q", user, role, a.ds.ID)

@@ -34,6 +34,7 @@ func newEnvWith(t *testing.T, keys KeyService) (*env, string) {
 	}
 	t.Cleanup(func() { cat.Close() })
 	e := &env{t: t, cat: cat, now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), logs: &bytes.Buffer{}}
+	seeAll(t, cat, tokens, e.now)
 	var targets []Target
 	for _, srv := range []string{"s1", "s2", "s3"} {
 		for _, b := range []string{"a", "b"} {

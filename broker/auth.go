@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dozo-vault/dozo/catalog"
 	"github.com/dozo-vault/dozo/vault"
 )
 
@@ -25,6 +26,12 @@ type Identity struct {
 	// as read at EntityChecked (roles.go).
 	Groups        []string
 	EntityChecked time.Time
+}
+
+// principal is who the caller is to the catalog: the entity, under its
+// login name (catalog.Principal).
+func (id *Identity) principal() catalog.Principal {
+	return catalog.Principal{Name: id.Name, EntityID: id.EntityID}
 }
 
 // Identifier maps a bearer token to a user. Implementations fail closed:
@@ -266,6 +273,7 @@ func (s *Server) authenticate(r *http.Request) (*Identity, error) {
 	case err != nil:
 		return nil, vaultUnavailable(err)
 	}
+	s.recordSeen(r, id) // principals.go
 	return id, nil
 }
 

@@ -705,8 +705,8 @@ func TestMembers(t *testing.T) {
 	}
 	e.must(404, "tok-eve", "DELETE", base+"sam/custodian", nil, nil)
 	// No role for a frozen user.
-	e.must(201, "tok-admin", "POST", "/v1/admin/freezes", api.FreezeRequest{Kind: "user", Name: "bob", Reason: "incident"}, nil)
-	e.must(403, "tok-eve", "PUT", base+"bob/submitter", nil, nil)
+	e.must(201, "tok-admin", "POST", "/v1/admin/freezes", api.FreezeRequest{Kind: "user", Name: "bob", Reason: "incident", AllowUnknown: true}, nil)
+	e.must(403, "tok-eve", "PUT", base+"bob/submitter", api.MemberRequest{AllowUnknown: true}, nil)
 	if e.must(200, "tok-eve", "GET", "/v1/datasets/JGAD000001/members", nil, &ms); len(ms) != 2 {
 		t.Fatalf("members %+v", ms)
 	}

@@ -120,7 +120,7 @@ func (s *Server) createDataset(q *request) error {
 	}
 	d := catalog.Dataset{
 		ID: req.ID, Title: req.Title, K: l.K, M: l.M, PlainSegmentSize: req.PlainSegmentSize,
-		SegmentSize: l.SegmentSize, TransitKey: key, CreatedBy: q.user.Name, CreatedAt: s.now(),
+		SegmentSize: l.SegmentSize, TransitKey: key, CreatedBy: q.user.Name, CreatorEntity: q.user.EntityID, CreatedAt: s.now(),
 		AccessLevel: req.AccessLevel, NBDCID: req.NBDCID, PolicyID: req.PolicyID, MaxUseDays: req.MaxUseDays,
 	}
 	if err := s.cat.CreateDataset(q.ctx, d); errors.Is(err, catalog.ErrExists) {
@@ -192,7 +192,7 @@ func (s *Server) deletedState(q *request, id string, uploader bool, goneStatus i
 	}
 	known := s.isAdmin(q.user)
 	if !known {
-		roles, err := s.cat.Roles(q.ctx, id, q.user.Name, s.today())
+		roles, err := s.cat.Roles(q.ctx, id, q.user.principal(), s.today())
 		if err != nil {
 			return internal("reading roles", err)
 		}

@@ -30,6 +30,7 @@ func (s *Server) apiGrant(g *catalog.Grant) api.Grant {
 		GrantedBy: g.GrantedBy, GrantedAt: g.GrantedAt,
 		RevokedAt: g.RevokedAt, RevokedBy: g.RevokedBy, RevokeReason: g.RevokeReason,
 		SupersededBy: g.SupersededBy, Follows: g.Follows, State: state, Active: state == catalog.GrantActive,
+		Pending: g.Pending(), LoginName: otherName(g.LoginName, g.User),
 	}
 }
 
@@ -152,12 +153,16 @@ func (s *Server) putGrant(q *request) error {
 	} else if fr {
 		return frozen(fmt.Sprintf("user %q is frozen and cannot be granted access", user))
 	}
+	entity, err := s.knownPrincipal(q, user, req.AllowUnknown) // principals.go
+	if err != nil {
+		return err
+	}
 	if from > s.today() {
 		// A grant starting later may follow a running one (the next
 		// period booked ahead: it starts the day after the running one
 		// ends, or later), but not overlap it: the new row would end the
 		// running one at once, before the new one starts.
-		if cur, err := s.cat.ActiveGrant(q.ctx, a.ds.ID, user, s.today()); err == nil && from <= cur.Until {
+		if cur, err := s.cat.ActiveGrant(q.ctx, a.ds.ID, catalog.Principal{Name: user, EntityID: entity}, s.today()); err == nil && from <= cur.Until {
 			next, _ := time.Parse(catalog.DateLayout, cur.Until)
 			return &httpError{status: http.StatusConflict,
 				msg: fmt.Sprintf("user %q holds a grant running until %s; a grant from %s would overlap it and end it now",
@@ -170,7 +175,7 @@ func (s *Server) putGrant(q *request) error {
 	}
 	g, err := s.cat.PutGrant(q.ctx, catalog.Grant{DatasetID: a.ds.ID, User: user, From: from, Until: req.Until,
 		ApplicationID: req.ApplicationID, Institution: req.Institution, Reason: req.Reason,
-		GrantedBy: q.user.Name, GrantedAt: s.now()})
+		GrantedBy: q.user.Name, GrantedAt: s.now(), EntityID: entity})
 	if err != nil {
 		return internal("recording the grant", err)
 	}
@@ -191,7 +196,11 @@ func (s *Server) revokeGrant(q *request) error {
 	if err := requiredText("reason", req.Reason, maxReasonLen); err != nil {
 		return err
 	}
-	g, err := s.cat.RevokeGrant(q.ctx, a.ds.ID, user, q.user.Name, req.Reason, s.now())
+	p, err := s.userPrincipal(q, user)
+	if err != nil {
+		return err
+	}
+	g, err := s.cat.RevokeGrant(q.ctx, a.ds.ID, p, q.user.Name, req.Reason, s.now())
 	if errors.Is(err, catalog.ErrNotFound) {
 		return errorf(http.StatusNotFound, "user %q has no current grant on dataset %q", user, a.ds.ID)
 	}
@@ -269,7 +278,7 @@ func (s *Server) warnExpiring(q *request) {
 		return
 	}
 	today, _ := time.Parse(catalog.DateLayout, s.today())
-	gs, err := s.cat.ExpiringGrants(q.ctx, q.user.Name, s.today(), today.AddDate(0, 0, grantWarnDays).Format(catalog.DateLayout))
+	gs, err := s.cat.ExpiringGrants(q.ctx, q.user.principal(), s.today(), today.AddDate(0, 0, grantWarnDays).Format(catalog.DateLayout))
 	if err != nil {
 		s.log.Warn("checking expiring grants", "user", q.user.Name, "error", err)
 		return

@@ -35,9 +35,23 @@ func (f fakeIdentity) Identify(_ context.Context, tok string) (*Identity, error)
 		return nil, ErrIdentityUnavailable
 	}
 	if u, ok := f[tok]; ok {
-		return &Identity{Name: u}, nil
+		return &Identity{Name: u, Mount: "userpass", EntityID: fakeEntity(u)}, nil
 	}
 	return nil, ErrBadToken
+}
+
+// fakeEntity is the Vault entity fakeIdentity gives user name u.
+func fakeEntity(u string) string { return "ent-" + u }
+
+// seeAll records every user of ids as seen logging in, as dozod records
+// them at their first request: they are known users.
+func seeAll(t *testing.T, cat *catalog.Catalog, ids fakeIdentity, now time.Time) {
+	t.Helper()
+	for _, u := range ids {
+		if err := cat.SeenUser(context.Background(), u, "userpass", fakeEntity(u), now); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // fakeKeys is a local stand-in for Transit: AES-GCM with associated data,

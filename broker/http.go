@@ -146,6 +146,27 @@ func (q *request) noBody() error {
 	return nil
 }
 
+// optionalBody decodes a body that may be left out: an empty body leaves
+// v as it is; anything else must be one JSON value with only v's fields.
+func (q *request) optionalBody(v any) error {
+	b, err := io.ReadAll(http.MaxBytesReader(q.w, q.r.Body, api.MaxBodyBytes))
+	if err != nil {
+		return errorf(http.StatusRequestEntityTooLarge, "request body larger than %d bytes", api.MaxBodyBytes)
+	}
+	if len(bytes.TrimSpace(b)) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return badRequest("bad JSON body: %v", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return badRequest("bad JSON body: trailing data after the JSON value")
+	}
+	return nil
+}
+
 func newRequestID() string {
 	var b [12]byte
 	rand.Read(b[:])

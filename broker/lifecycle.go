@@ -123,7 +123,7 @@ func (s *Server) hiddenByDeletion(q *request, id string) (bool, error) {
 		return true, nil
 	}
 	if !s.isAdmin(q.user) {
-		roles, err := s.cat.Roles(q.ctx, id, q.user.Name, s.today())
+		roles, err := s.cat.Roles(q.ctx, id, q.user.principal(), s.today())
 		if err != nil {
 			return true, internal("reading roles", err)
 		}
@@ -488,7 +488,7 @@ func (s *Server) lifecycleAccess(q *request, id string) (*catalog.Dataset, *time
 	if s.isAdmin(q.user) {
 		return ds, deleted, nil
 	}
-	roles, err := s.cat.Roles(q.ctx, id, q.user.Name, s.today())
+	roles, err := s.cat.Roles(q.ctx, id, q.user.principal(), s.today())
 	if err != nil {
 		return nil, nil, internal("reading roles", err)
 	}

@@ -476,11 +476,16 @@ func newMatrixWorld(t *testing.T) *matrixWorld {
 	l, _ := filestore.Layout(4, 2, 1<<20)
 	must(cat.CreateDataset(ctx, catalog.Dataset{ID: fx.ds, Title: "t", K: 4, M: 2, PlainSegmentSize: 1 << 20, SegmentSize: l.SegmentSize,
 		TransitKey: TransitKeyName(fx.ds), CreatedBy: "cara", CreatedAt: e.now}))
-	must(cat.RemoveMember(ctx, fx.ds, "cara", catalog.RoleSubmitter))
-	must(cat.AddMember(ctx, fx.ds, "sam", catalog.RoleSubmitter, "cara", e.now))
-	must(cat.AddMember(ctx, fx.ds, "dora", catalog.RoleSubmitter, "cara", e.now))
+	must(cat.RemoveMember(ctx, fx.ds, catalog.ByName("cara"), catalog.RoleSubmitter))
+	must(cat.AddMember(ctx, fx.ds, "sam", "", catalog.RoleSubmitter, "cara", e.now))
+	must(cat.AddMember(ctx, fx.ds, "dora", "", catalog.RoleSubmitter, "cara", e.now))
 	for _, u := range []string{"admin", "cara", "sam", "rita", "eve"} {
 		must(cat.SetRecipient(ctx, u, fx.recipient, e.now))
+	}
+	// Every user of the matrix is known: seen logging in (which binds
+	// the rows above to their entities).
+	for _, u := range []string{"admin", "cara", "sam", "rita", "eve", "dora", "bob"} {
+		must(cat.SeenUser(ctx, u, "userpass", fakeEntity(u), e.now))
 	}
 	data := randBytes(1000)
 	f := e.upload("tok-sam", fx.ds, fx.file, data, randBytes(16), randBytes(16))
@@ -577,7 +582,7 @@ func (w *matrixWorld) cell(t *testing.T, n int, role, state string) (e *env, fx 
 			grant("2026-01-01", "2026-02-28")
 		case "revoked":
 			grant("2026-03-01", "2026-03-31")
-			_, err := cat.RevokeGrant(ctx, fx.ds, user, "cara", "test", e.now)
+			_, err := cat.RevokeGrant(ctx, fx.ds, catalog.ByName(user), "cara", "test", e.now)
 			must(err)
 		case "future":
 			grant("2026-03-10", "2026-03-31")

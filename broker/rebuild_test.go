@@ -99,7 +99,7 @@ func TestRebuild(t *testing.T) {
 	if err != nil || ds.K != 2 || ds.M != 2 || ds.PlainSegmentSize != 1<<20 || ds.Title != "seven" || ds.TransitKey != "dozo-ds-JGAD7" || ds.Files != 3 {
 		t.Fatalf("dataset %+v %v", ds, err)
 	}
-	if roles, _ := fresh.Roles(ctx, "JGAD7", "sam", "2026-03-01"); len(roles) != 2 {
+	if roles, _ := fresh.Roles(ctx, "JGAD7", catalog.ByName("sam"), "2026-03-01"); len(roles) != 2 {
 		t.Fatalf("owner roles %v", roles)
 	}
 	for _, f := range []api.File{a, b} {

@@ -137,6 +137,8 @@ type Server struct {
 	// adminGroups, submitGroups: identity group names giving the roles
 	// (roles.go).
 	adminGroups, submitGroups map[string]bool
+
+	seen seenUsers // principals.go: users recorded as seen
 }
 
 // New returns a Server.
@@ -325,7 +327,7 @@ func (s *Server) datasetAccess(q *request, id string) (*dsAccess, error) {
 	if err != nil {
 		return nil, internal("reading dataset", err)
 	}
-	roles, err := s.cat.Roles(q.ctx, id, q.user.Name, s.today())
+	roles, err := s.cat.Roles(q.ctx, id, q.user.principal(), s.today())
 	if err != nil {
 		return nil, internal("reading roles", err)
 	}

@@ -57,6 +57,8 @@ var postgresTests = []struct {
 	{"TestBackup", TestBackup},
 	{"TestScheduledGrantRows", TestScheduledGrantRows},
 	{"TestAuditFileFilter", TestAuditFileFilter},
+	{"TestSeenUsersBindPendingRows", TestSeenUsersBindPendingRows},
+	{"TestPrincipalMatchesEntity", TestPrincipalMatchesEntity},
 }
 
 // backendFree are tests of pure code or of the harness itself.

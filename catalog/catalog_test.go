@@ -84,11 +84,11 @@ func TestDatasetExistsAndRoles(t *testing.T) {
 	if !errors.Is(err, ErrExists) {
 		t.Fatalf("duplicate dataset: %v", err)
 	}
-	roles, err := c.Roles(ctx, "JGAD1", "sam", "2026-03-01")
+	roles, err := c.Roles(ctx, "JGAD1", ByName("sam"), "2026-03-01")
 	if err != nil || fmt.Sprint(roles) != "[custodian submitter]" {
 		t.Fatalf("roles %v %v", roles, err)
 	}
-	if roles, _ := c.Roles(ctx, "JGAD1", "rita", "2026-03-01"); len(roles) != 0 {
+	if roles, _ := c.Roles(ctx, "JGAD1", ByName("rita"), "2026-03-01"); len(roles) != 0 {
 		t.Fatalf("stranger has roles %v", roles)
 	}
 	if _, err := c.Dataset(ctx, "nope"); !errors.Is(err, ErrNotFound) {
@@ -108,7 +108,7 @@ func TestGrantLifecycle(t *testing.T) {
 		if got := g.ActiveOn(day); got != want {
 			t.Errorf("ActiveOn(%s) = %v", day, got)
 		}
-		_, err := c.ActiveGrant(ctx, "D", "rita", day)
+		_, err := c.ActiveGrant(ctx, "D", ByName("rita"), day)
 		if (err == nil) != want {
 			t.Errorf("ActiveGrant on %s: %v", day, err)
 		}
@@ -118,18 +118,18 @@ func TestGrantLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a, err := c.ActiveGrant(ctx, "D", "rita", "2026-05-01"); err != nil || a.ID != g2.ID {
+	if a, err := c.ActiveGrant(ctx, "D", ByName("rita"), "2026-05-01"); err != nil || a.ID != g2.ID {
 		t.Fatalf("active after extension: %+v %v", a, err)
 	}
 	// Revocation stamps, never deletes.
-	r, err := c.RevokeGrant(ctx, "D", "rita", "sam", "left the project", t0.Add(time.Hour))
+	r, err := c.RevokeGrant(ctx, "D", ByName("rita"), "sam", "left the project", t0.Add(time.Hour))
 	if err != nil || r.RevokedAt == nil || r.RevokedBy != "sam" || r.RevokeReason != "left the project" || r.ActiveOn("2026-03-01") {
 		t.Fatalf("revoke: %+v %v", r, err)
 	}
-	if _, err := c.ActiveGrant(ctx, "D", "rita", "2026-03-01"); !errors.Is(err, ErrNotFound) {
+	if _, err := c.ActiveGrant(ctx, "D", ByName("rita"), "2026-03-01"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("revoked grant still active: %v", err)
 	}
-	if _, err := c.RevokeGrant(ctx, "D", "rita", "sam", "again", t0); !errors.Is(err, ErrNotFound) {
+	if _, err := c.RevokeGrant(ctx, "D", ByName("rita"), "sam", "again", t0); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("second revoke: %v", err)
 	}
 	hist, err := c.Grants(ctx, "D", true)
@@ -139,7 +139,7 @@ func TestGrantLifecycle(t *testing.T) {
 	if cur, err := c.Grants(ctx, "D", false); err != nil || len(cur) != 1 || cur[0].ID != g2.ID || cur[0].State("2026-03-01") != GrantRevoked {
 		t.Fatalf("current rows %+v %v", cur, err)
 	}
-	if l, err := c.LatestGrant(ctx, "D", "rita"); err != nil || l.ID != g2.ID {
+	if l, err := c.LatestGrant(ctx, "D", ByName("rita")); err != nil || l.ID != g2.ID {
 		t.Fatalf("latest %+v %v", l, err)
 	}
 	// A new grant after the revocation replaces the revoked row as the
@@ -155,8 +155,8 @@ func TestGrantLifecycle(t *testing.T) {
 	if cur, _ := c.Grants(ctx, "D", false); len(cur) != 1 || cur[0].ID != g3.ID {
 		t.Fatalf("current after re-grant %+v", cur)
 	}
-	c.RevokeGrant(ctx, "D", "rita", "sam", "end", t0)
-	if roles, _ := c.Roles(ctx, "D", "rita", "2026-03-01"); len(roles) != 0 {
+	c.RevokeGrant(ctx, "D", ByName("rita"), "sam", "end", t0)
+	if roles, _ := c.Roles(ctx, "D", ByName("rita"), "2026-03-01"); len(roles) != 0 {
 		t.Fatalf("revoked grantee has roles %v", roles)
 	}
 }
@@ -276,7 +276,7 @@ func TestGrantPeriodAndRegister(t *testing.T) {
 		if got := g.State(day); got != want {
 			t.Errorf("State(%s) = %s, want %s", day, got, want)
 		}
-		_, err := c.ActiveGrant(ctx, "D", "rita", day)
+		_, err := c.ActiveGrant(ctx, "D", ByName("rita"), day)
 		if (err == nil) != (want == GrantActive) {
 			t.Errorf("ActiveGrant on %s: %v", day, err)
 		}
@@ -295,7 +295,7 @@ func TestGrantPeriodAndRegister(t *testing.T) {
 		all    bool
 		want   int
 	}{{"sam", false, 2}, {"rita", false, 1}, {"bob", false, 1}, {"nobody", false, 0}, {"admin", true, 2}} {
-		gs, err := c.VisibleGrants(ctx, tc.viewer, tc.all, true)
+		gs, err := c.VisibleGrants(ctx, ByName(tc.viewer), tc.all, true)
 		if err != nil || len(gs) != tc.want {
 			t.Errorf("VisibleGrants(%s) = %d rows %v, want %d", tc.viewer, len(gs), err, tc.want)
 		}
@@ -327,32 +327,32 @@ func TestDatasetNBDCMetadataAndMembers(t *testing.T) {
 			t.Errorf("refused dataset %s was stored", bad.ID)
 		}
 	}
-	if err := c.AddMember(ctx, "D", "cara", RoleCustodian, "admin", t0); err != nil {
+	if err := c.AddMember(ctx, "D", "cara", "", RoleCustodian, "admin", t0); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.AddMember(ctx, "D", "cara", RoleCustodian, "admin", t0); err != nil {
+	if err := c.AddMember(ctx, "D", "cara", "", RoleCustodian, "admin", t0); err != nil {
 		t.Fatalf("adding twice: %v", err)
 	}
-	if err := c.AddMember(ctx, "nope", "cara", RoleCustodian, "admin", t0); !errors.Is(err, ErrNotFound) {
+	if err := c.AddMember(ctx, "nope", "cara", "", RoleCustodian, "admin", t0); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("member of a missing dataset: %v", err)
 	}
-	if roles, _ := c.Roles(ctx, "D", "cara", "2026-03-01"); fmt.Sprint(roles) != "[custodian]" {
+	if roles, _ := c.Roles(ctx, "D", ByName("cara"), "2026-03-01"); fmt.Sprint(roles) != "[custodian]" {
 		t.Fatalf("roles %v", roles)
 	}
 	if ms, err := c.Members(ctx, "D"); err != nil || len(ms) != 3 || ms[0].User != "cara" || ms[0].AddedBy != "admin" {
 		t.Fatalf("members %+v %v", ms, err)
 	}
-	if err := c.RemoveMember(ctx, "D", "cara", RoleCustodian); err != nil {
+	if err := c.RemoveMember(ctx, "D", ByName("cara"), RoleCustodian); err != nil {
 		t.Fatal(err)
 	}
 	// sam, the creator, is now the last custodian.
-	if err := c.RemoveMember(ctx, "D", "sam", RoleCustodian); !errors.Is(err, ErrState) {
+	if err := c.RemoveMember(ctx, "D", ByName("sam"), RoleCustodian); !errors.Is(err, ErrState) {
 		t.Fatalf("removing the last custodian: %v", err)
 	}
-	if roles, _ := c.Roles(ctx, "D", "sam", "2026-03-01"); fmt.Sprint(roles) != "[custodian submitter]" {
+	if roles, _ := c.Roles(ctx, "D", ByName("sam"), "2026-03-01"); fmt.Sprint(roles) != "[custodian submitter]" {
 		t.Fatalf("refused removal changed roles: %v", roles)
 	}
-	if err := c.RemoveMember(ctx, "D", "cara", RoleCustodian); !errors.Is(err, ErrNotFound) {
+	if err := c.RemoveMember(ctx, "D", ByName("cara"), RoleCustodian); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("removing twice: %v", err)
 	}
 }
@@ -380,11 +380,11 @@ func TestFreezes(t *testing.T) {
 	if a, err := c.ActiveFreeze(ctx, FreezeUser, "rita"); err != nil || a.Reason != "incident 1" {
 		t.Fatalf("active: %+v %v", a, err)
 	}
-	l, err := c.LiftFreeze(ctx, FreezeUser, "rita", "admin", "resolved", t0.Add(time.Hour))
+	l, err := c.LiftFreeze(ctx, FreezeUser, ByName("rita"), "admin", "resolved", t0.Add(time.Hour))
 	if err != nil || l.LiftedAt == nil || l.LiftReason != "resolved" {
 		t.Fatalf("lift: %+v %v", l, err)
 	}
-	if _, err := c.LiftFreeze(ctx, FreezeUser, "rita", "admin", "again", t0); !errors.Is(err, ErrNotFound) {
+	if _, err := c.LiftFreeze(ctx, FreezeUser, ByName("rita"), "admin", "again", t0); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("second lift: %v", err)
 	}
 	if _, err := c.ActiveFreeze(ctx, FreezeUser, "rita"); !errors.Is(err, ErrNotFound) {

@@ -73,7 +73,7 @@ func TestConcurrentChecksHold(t *testing.T) {
 	for i := range datasets {
 		ds := fmt.Sprintf("DS%d", i)
 		mkDataset(t, cats[0], ds)
-		if err := cats[0].AddMember(ctx, ds, "amy", RoleCustodian, "sam", t0); err != nil {
+		if err := cats[0].AddMember(ctx, ds, "amy", "", RoleCustodian, "sam", t0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -84,7 +84,7 @@ func TestConcurrentChecksHold(t *testing.T) {
 		for j, u := range []string{"sam", "amy"} {
 			wg.Go(func() {
 				<-start
-				errs[i][j] = cats[j].RemoveMember(ctx, fmt.Sprintf("DS%d", i), u, RoleCustodian)
+				errs[i][j] = cats[j].RemoveMember(ctx, fmt.Sprintf("DS%d", i), ByName(u), RoleCustodian)
 			})
 		}
 	}

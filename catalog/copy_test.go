@@ -28,7 +28,7 @@ func populate(t *testing.T, c *Catalog) {
 	}
 	mkDataset(t, c, "DS1")
 	mkDataset(t, c, "DS2")
-	check(c.AddMember(ctx, "DS1", "amy", RoleSubmitter, "sam", t0))
+	check(c.AddMember(ctx, "DS1", "amy", "", RoleSubmitter, "sam", t0))
 	check(c.SetRecipient(ctx, "bob", "age1bob", t0))
 	check(mkUpload(t, c, "DS1", "u1", "a.bam", 2))
 	check(c.CommitSegment(ctx, "u1", seg(0), t0, t0.Add(time.Hour)))
@@ -42,11 +42,11 @@ func populate(t *testing.T, c *Catalog) {
 	}
 	_, err = c.PutGrant(ctx, Grant{DatasetID: "DS1", User: "bob", Until: "2026-09-01", GrantedBy: "sam", GrantedAt: t0.Add(time.Hour)})
 	check(err)
-	_, err = c.RevokeGrant(ctx, "DS1", "carol", "sam", "left", t0.Add(2*time.Hour))
+	_, err = c.RevokeGrant(ctx, "DS1", ByName("carol"), "sam", "left", t0.Add(2*time.Hour))
 	check(err)
 	_, err = c.PutFreeze(ctx, Freeze{Kind: FreezeUser, Name: "eve", Reason: "incident", FrozenBy: "admin", FrozenAt: t0})
 	check(err)
-	_, err = c.LiftFreeze(ctx, FreezeUser, "eve", "admin", "resolved", t0.Add(time.Hour))
+	_, err = c.LiftFreeze(ctx, FreezeUser, ByName("eve"), "admin", "resolved", t0.Add(time.Hour))
 	check(err)
 	_, err = c.PutFreeze(ctx, Freeze{Kind: FreezeDataset, Name: "DS1", Reason: "audit", FrozenBy: "admin", FrozenAt: t0})
 	check(err)

@@ -23,6 +23,7 @@ type Dataset struct {
 	SegmentSize      int64 // stored bytes per full segment
 	TransitKey       string
 	CreatedBy        string
+	CreatorEntity    string // CreatedBy's Vault entity, bound to the creator's roles; "" if unknown
 	CreatedAt        time.Time
 	Files            int   // available files
 	Bytes            int64 // their plaintext bytes
@@ -72,8 +73,8 @@ func (c *Catalog) CreateDataset(ctx context.Context, d Dataset) error {
 			return fmt.Errorf("catalog: create dataset: %w", err)
 		}
 		for _, role := range []string{RoleCustodian, RoleSubmitter} {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO members(dataset_id, "user", role, added_by, added_at) VALUES (?, ?, ?, ?, ?)`,
-				d.ID, d.CreatedBy, role, d.CreatedBy, ts(d.CreatedAt)); err != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO members(dataset_id, "user", role, added_by, added_at, entity_id) VALUES (?, ?, ?, ?, ?, ?)`,
+				d.ID, d.CreatedBy, role, d.CreatedBy, ts(d.CreatedAt), d.CreatorEntity); err != nil {
 				return fmt.Errorf("catalog: add member: %w", err)
 			}
 		}
@@ -113,9 +114,12 @@ func (c *Catalog) Datasets(ctx context.Context) ([]Dataset, error) {
 
 // Roles returns user's relations to the dataset on day `today`
 // (YYYY-MM-DD, UTC): custodian, submitter, and grantee if an active grant
-// exists. An unknown dataset has no roles.
-func (c *Catalog) Roles(ctx context.Context, datasetID, user, today string) ([]string, error) {
-	rows, err := c.db.QueryContext(ctx, `SELECT role FROM members WHERE dataset_id = ? AND "user" = ? ORDER BY role`, datasetID, user)
+// exists. An unknown dataset has no roles. The user's rows are those
+// Principal.holds: of the entity, whatever name it logs in with.
+func (c *Catalog) Roles(ctx context.Context, datasetID string, user Principal, today string) ([]string, error) {
+	who, whoArgs := user.holds("m", `"user"`)
+	rows, err := c.db.QueryContext(ctx, `SELECT DISTINCT m.role FROM members m WHERE m.dataset_id = ? AND `+who+` ORDER BY m.role`,
+		append([]any{datasetID}, whoArgs...)...)
 	if err != nil {
 		return nil, fmt.Errorf("catalog: roles: %w", err)
 	}
@@ -141,14 +145,16 @@ func (c *Catalog) Roles(ctx context.Context, datasetID, user, today string) ([]s
 	return roles, nil
 }
 
-// AddMember gives user a per-dataset role (custodian or submitter). It is
-// idempotent: adding a role the user holds changes nothing.
-func (c *Catalog) AddMember(ctx context.Context, datasetID, user, role, by string, now time.Time) error {
+// AddMember gives user a per-dataset role (custodian or submitter), bound
+// to the user's Vault entity entityID ("" for a user not seen yet: bound
+// at their first login, see SeenUser). It is idempotent: adding a role the
+// user holds changes nothing.
+func (c *Catalog) AddMember(ctx context.Context, datasetID, user, entityID, role, by string, now time.Time) error {
 	if role != RoleCustodian && role != RoleSubmitter {
 		return fmt.Errorf("catalog: role %q: want %s or %s", role, RoleCustodian, RoleSubmitter)
 	}
-	_, err := c.db.ExecContext(ctx, `INSERT INTO members(dataset_id, "user", role, added_by, added_at) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT(dataset_id, "user", role) DO NOTHING`, datasetID, user, role, by, ts(now))
+	_, err := c.db.ExecContext(ctx, `INSERT INTO members(dataset_id, "user", role, added_by, added_at, entity_id) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT(dataset_id, "user", role) DO NOTHING`, datasetID, user, role, by, ts(now), entityID)
 	if isConstraint(err) {
 		return fmt.Errorf("dataset %s: %w", datasetID, ErrNotFound)
 	}
@@ -159,24 +165,27 @@ func (c *Catalog) AddMember(ctx context.Context, datasetID, user, role, by strin
 }
 
 // RemoveMember takes a per-dataset role away; ErrNotFound if the user did
-// not hold it.
+// not hold it. Every row that may be the user's goes (Principal.names:
+// by name or by entity), since a removal only reduces access.
 // The last custodian cannot be removed (ErrState): a dataset always has
 // someone to manage its grants besides the operators.
-func (c *Catalog) RemoveMember(ctx context.Context, datasetID, user, role string) error {
+func (c *Catalog) RemoveMember(ctx context.Context, datasetID string, user Principal, role string) error {
+	who, whoArgs := user.names("members", `"user"`)
 	return c.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM members WHERE dataset_id = ? AND "user" = ? AND role = ?`, datasetID, user, role)
+		res, err := tx.ExecContext(ctx, `DELETE FROM members WHERE dataset_id = ? AND `+who+` AND role = ?`,
+			append(append([]any{datasetID}, whoArgs...), role)...)
 		if err != nil {
 			return fmt.Errorf("catalog: remove member: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			return fmt.Errorf("member %s of %s as %s: %w", user, datasetID, role, ErrNotFound)
+			return fmt.Errorf("member %s of %s as %s: %w", user.Name, datasetID, role, ErrNotFound)
 		}
 		var left int
 		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM members WHERE dataset_id = ? AND role = 'custodian'`, datasetID).Scan(&left); err != nil {
 			return fmt.Errorf("catalog: remove member: %w", err)
 		}
 		if role == RoleCustodian && left == 0 {
-			return fmt.Errorf("%s is the last custodian of %s: %w", user, datasetID, ErrState)
+			return fmt.Errorf("%s is the last custodian of %s: %w", user.Name, datasetID, ErrState)
 		}
 		return nil
 	})
@@ -186,6 +195,8 @@ func (c *Catalog) RemoveMember(ctx context.Context, datasetID, user, role string
 type Member struct {
 	DatasetID, User, Role, AddedBy string
 	AddedAt                        time.Time
+	EntityID                       string // "" while pending the user's first login
+	LoginName                      string // the name the entity last logged in with (see Grant.LoginName)
 }
 
 // Members lists a dataset's custodians and submitters, by user and role.
@@ -193,10 +204,13 @@ func (c *Catalog) Members(ctx context.Context, datasetID string) ([]Member, erro
 	return queryAll(ctx, c, "members", func(s rowScanner) (*Member, error) {
 		var m Member
 		var at int64
-		if err := s.Scan(&m.DatasetID, &m.User, &m.Role, &m.AddedBy, &at); err != nil {
+		if err := s.Scan(&m.DatasetID, &m.User, &m.Role, &m.AddedBy, &at, &m.EntityID, &m.LoginName); err != nil {
 			return nil, err
 		}
 		m.AddedAt = fromTS(at)
 		return &m, nil
-	}, `SELECT dataset_id, "user", role, added_by, added_at FROM members WHERE dataset_id = ? ORDER BY "user", role`, datasetID)
+	}, `SELECT dataset_id, "user", role, added_by, added_at, entity_id,
+		coalesce((SELECT u.name FROM users u WHERE members.entity_id <> '' AND u.entity_id = members.entity_id
+			ORDER BY coalesce(u.last_seen, 0) DESC, u.name LIMIT 1), "user")
+		FROM members WHERE dataset_id = ? ORDER BY "user", role`, datasetID)
 }

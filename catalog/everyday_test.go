@@ -27,7 +27,7 @@ func TestScheduledGrantRows(t *testing.T) {
 		return g
 	}
 	cur := put("2026-03-01", "2026-03-31")
-	exp, err := c.ExpiringGrants(ctx, "rita", "2026-03-01", "2026-03-31")
+	exp, err := c.ExpiringGrants(ctx, ByName("rita"), "2026-03-01", "2026-03-31")
 	if err != nil || len(exp) != 1 || exp[0].ID != cur.ID {
 		t.Fatalf("expiring before booking: %+v %v", exp, err)
 	}
@@ -36,14 +36,14 @@ func TestScheduledGrantRows(t *testing.T) {
 		t.Fatalf("next period follows %d, want %d", next.Follows, cur.ID)
 	}
 	for day, want := range map[string]int64{"2026-03-31": cur.ID, "2026-04-01": next.ID} {
-		if a, err := c.ActiveGrant(ctx, "D", "rita", day); err != nil || a.ID != want {
+		if a, err := c.ActiveGrant(ctx, "D", ByName("rita"), day); err != nil || a.ID != want {
 			t.Errorf("active on %s: %+v %v, want #%d", day, a, err, want)
 		}
 	}
 	if gs, err := c.Grants(ctx, "D", false); err != nil || len(gs) != 2 {
 		t.Fatalf("current rows: %+v %v", gs, err)
 	}
-	if exp, err := c.ExpiringGrants(ctx, "", "2026-03-01", "2026-03-31"); err != nil || len(exp) != 0 {
+	if exp, err := c.ExpiringGrants(ctx, ByName(""), "2026-03-01", "2026-03-31"); err != nil || len(exp) != 0 {
 		t.Errorf("a followed grant is expiring: %+v %v", exp, err)
 	}
 	// Rebooking the next period with other dates replaces the booking,
@@ -52,12 +52,12 @@ func TestScheduledGrantRows(t *testing.T) {
 	if gs, _ := c.Grants(ctx, "D", false); len(gs) != 2 || gs[0].ID != cur.ID || gs[1].ID != again.ID {
 		t.Fatalf("after rebooking: %+v", gs)
 	}
-	r, err := c.RevokeGrant(ctx, "D", "rita", "sam", "left", t0)
+	r, err := c.RevokeGrant(ctx, "D", ByName("rita"), "sam", "left", t0)
 	if err != nil || r.ID != again.ID || r.RevokedAt == nil {
 		t.Fatalf("revoke: %+v %v", r, err)
 	}
 	for _, day := range []string{"2026-03-01", "2026-04-05"} {
-		if _, err := c.ActiveGrant(ctx, "D", "rita", day); !errors.Is(err, ErrNotFound) {
+		if _, err := c.ActiveGrant(ctx, "D", ByName("rita"), day); !errors.Is(err, ErrNotFound) {
 			t.Errorf("active on %s after revoking: %v", day, err)
 		}
 	}
@@ -66,13 +66,13 @@ func TestScheduledGrantRows(t *testing.T) {
 	if _, err := c.PutGrant(ctx, Grant{DatasetID: "E", User: "eve", From: "2026-03-01", Until: "2026-03-20", GrantedBy: "sam", GrantedAt: t0}); err != nil {
 		t.Fatal(err)
 	}
-	if exp, _ := c.ExpiringGrants(ctx, "eve", "2026-03-01", "2026-03-31"); len(exp) != 1 {
+	if exp, _ := c.ExpiringGrants(ctx, ByName("eve"), "2026-03-01", "2026-03-31"); len(exp) != 1 {
 		t.Fatalf("eve's grant: %+v", exp)
 	}
 	if _, err := c.ScheduleDeletion(ctx, "E", "sam", t0, t0.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if exp, _ := c.ExpiringGrants(ctx, "eve", "2026-03-01", "2026-03-31"); len(exp) != 0 {
+	if exp, _ := c.ExpiringGrants(ctx, ByName("eve"), "2026-03-01", "2026-03-31"); len(exp) != 0 {
 		t.Errorf("a deleted dataset's grant is expiring: %+v", exp)
 	}
 }

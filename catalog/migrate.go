@@ -20,6 +20,7 @@ var migrations = []string{
 	migrationScrub,        // 4: migrate_scrub.go
 	migrationLifecycle,    // 5: migrate_lifecycle.go
 	migrationAuditAnchors, // 6: migrate_audit.go
+	migrationPrincipals,   // 7: migrate_principals.go
 }
 
 // migrationInitial is the first schema.

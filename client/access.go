@@ -27,9 +27,12 @@ func (c *Client) GrantRegister(ctx context.Context, history bool) ([]api.Grant, 
 }
 
 // Freeze puts an incident freeze on a user or dataset (admins only).
-func (c *Client) Freeze(ctx context.Context, kind, name, reason string) (*api.Freeze, error) {
+// allowUnknown freezes a user name nobody has logged in as yet (else
+// refused, with the closest known names).
+func (c *Client) Freeze(ctx context.Context, kind, name, reason string, allowUnknown bool) (*api.Freeze, error) {
 	var f api.Freeze
-	return &f, c.do(ctx, http.MethodPost, "/v1/admin/freezes", api.FreezeRequest{Kind: kind, Name: name, Reason: reason}, &f)
+	return &f, c.do(ctx, http.MethodPost, "/v1/admin/freezes",
+		api.FreezeRequest{Kind: kind, Name: name, Reason: reason, AllowUnknown: allowUnknown}, &f)
 }
 
 // Unfreeze lifts the freeze in force on a user or dataset (admins only).
@@ -51,7 +54,7 @@ func (c *Client) Freezes(ctx context.Context, all bool) ([]api.Freeze, error) {
 // GrantCSVHeader is the column row of WriteGrantsCSV: one row per grant
 // period, as the NBDC user register wants it.
 var GrantCSVHeader = []string{"id", "dataset", "user", "application_id", "institution", "from", "until", "state",
-	"granted_by", "granted_at", "reason", "revoked_by", "revoked_at", "revoke_reason", "superseded_by"}
+	"granted_by", "granted_at", "reason", "revoked_by", "revoked_at", "revoke_reason", "superseded_by", "pending_first_login", "login_name"}
 
 // WriteGrantsCSV writes grants as RFC 4180 CSV with GrantCSVHeader.
 // Times are RFC 3339 UTC; empty cells mean "none".
@@ -68,7 +71,7 @@ func WriteGrantsCSV(w io.Writer, gs []api.Grant) error {
 		}
 		cw.Write([]string{strconv.FormatInt(g.ID, 10), g.Dataset, g.User, g.ApplicationID, csvSafe(g.Institution),
 			g.From, g.Until.UTC().Format(time.DateOnly), g.State, g.GrantedBy, g.GrantedAt.UTC().Format(time.RFC3339),
-			csvSafe(g.Reason), g.RevokedBy, revokedAt, csvSafe(g.RevokeReason), superseded})
+			csvSafe(g.Reason), g.RevokedBy, revokedAt, csvSafe(g.RevokeReason), superseded, strconv.FormatBool(g.Pending), g.LoginName})
 	}
 	cw.Flush()
 	return cw.Error()
@@ -91,9 +94,14 @@ func (c *Client) Members(ctx context.Context, dataset string) ([]api.Member, err
 }
 
 // AddMember gives user a per-dataset role (custodian or submitter).
-func (c *Client) AddMember(ctx context.Context, dataset, user, role string) (*api.Member, error) {
+// allowUnknown: as for Freeze.
+func (c *Client) AddMember(ctx context.Context, dataset, user, role string, allowUnknown bool) (*api.Member, error) {
 	var m api.Member
-	return &m, c.do(ctx, http.MethodPut, "/v1/datasets/"+esc(dataset)+"/members/"+esc(user)+"/"+esc(role), nil, &m)
+	var body any // no body unless needed: servers before allow_unknown take none
+	if allowUnknown {
+		body = api.MemberRequest{AllowUnknown: true}
+	}
+	return &m, c.do(ctx, http.MethodPut, "/v1/datasets/"+esc(dataset)+"/members/"+esc(user)+"/"+esc(role), body, &m)
 }
 
 // RemoveMember takes a per-dataset role away.

@@ -18,7 +18,7 @@ func TestWriteGrantsCSV(t *testing.T) {
 			GrantedBy: "sam", GrantedAt: rev, SupersededBy: 2, State: api.GrantSuperseded},
 		{ID: 2, Dataset: "JGAD000001", User: "rita", From: "2026-03-05", Until: time.Date(2026, 4, 30, 0, 0, 0, 0, time.UTC),
 			Institution: "NIG", Reason: "line\nbreak", GrantedBy: "sam", GrantedAt: rev, RevokedAt: &rev, RevokedBy: "sam",
-			RevokeReason: "@cmd", State: api.GrantRevoked},
+			RevokeReason: "@cmd", State: api.GrantRevoked, Pending: true},
 	}
 	var b bytes.Buffer
 	if err := WriteGrantsCSV(&b, gs); err != nil {
@@ -32,11 +32,11 @@ func TestWriteGrantsCSV(t *testing.T) {
 		t.Fatalf("rows %q", rows)
 	}
 	want := []string{"1", "JGAD000001", "rita", "J-DU000001", "Univ. of \"Tokyo\", Dept. A", "2026-03-01", "2026-03-31", "superseded",
-		"sam", "2026-03-05T01:02:03Z", "'=HYPERLINK(\"x\")", "", "", "", "2"}
+		"sam", "2026-03-05T01:02:03Z", "'=HYPERLINK(\"x\")", "", "", "", "2", "false", ""}
 	if !slices.Equal(rows[1], want) {
 		t.Errorf("row 1\n got %q\nwant %q", rows[1], want)
 	}
-	if rows[2][11] != "sam" || rows[2][12] != "2026-03-05T01:02:03Z" || rows[2][13] != "'@cmd" || rows[2][10] != "line\nbreak" || rows[2][14] != "" {
+	if rows[2][11] != "sam" || rows[2][12] != "2026-03-05T01:02:03Z" || rows[2][13] != "'@cmd" || rows[2][10] != "line\nbreak" || rows[2][14] != "" || rows[2][15] != "true" {
 		t.Errorf("row 2 %q", rows[2])
 	}
 }

@@ -39,8 +39,9 @@ func adminCommand() *cli.Command {
 					"administrator froze access. Every freeze is in the audit log.\n\n" +
 					"EXAMPLES:\n" +
 					"   dozo admin freeze --user bob --reason 'credentials leaked, incident #12'\n" +
-					"   dozo admin freeze --dataset JGAD000001 --reason 'suspected leak, incident #13'",
-				Flags:  target,
+					"   dozo admin freeze --dataset JGAD000001 --reason 'suspected leak, incident #13'\n" +
+					"   dozo admin freeze --user newhire --allow-unknown --reason 'before first login'",
+				Flags:  append([]cli.Flag{allowUnknownFlag}, target...),
 				Action: runFreeze,
 			},
 			{
@@ -171,7 +172,7 @@ func runFreeze(c *cli.Context) error {
 	if lift {
 		f, err = cl.Unfreeze(c.Context, kind, name, reason)
 	} else {
-		f, err = cl.Freeze(c.Context, kind, name, reason)
+		f, err = cl.Freeze(c.Context, kind, name, reason, c.Bool("allow-unknown"))
 	}
 	if err != nil {
 		return &client.Error{Op: c.Command.Name + " " + kind + " " + name, Err: err}
@@ -182,7 +183,7 @@ func runFreeze(c *cli.Context) error {
 	if lift {
 		fmt.Fprintf(stdout(c), "Unfroze %s %s.\n", f.Kind, f.Name)
 	} else {
-		fmt.Fprintf(stdout(c), "Froze %s %s: refused from the next request on.\n", f.Kind, f.Name)
+		fmt.Fprintf(stdout(c), "Froze %s %s: refused from the next request on.%s\n", f.Kind, f.Name, pendingNote(f.Pending))
 	}
 	return nil
 }

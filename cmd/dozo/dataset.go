@@ -320,6 +320,7 @@ func grantCommand() *cli.Command {
 			&cli.StringFlag{Name: "application", Usage: "NBDC data-use application `ID` (J-DU + 6 digits)"},
 			&cli.StringFlag{Name: "institution", Usage: "the user's `INSTITUTION` as approved (required)"},
 			&cli.StringFlag{Name: "reason", Usage: "why, for the register (`TEXT`)"},
+			allowUnknownFlag, // access.go
 			jsonFlag,
 		},
 		Action: func(c *cli.Context) error {
@@ -335,7 +336,7 @@ func grantCommand() *cli.Command {
 				return badArg(c, fmt.Errorf("--until %s is in the past", c.String("until")))
 			}
 			req := api.GrantRequest{Until: until.Format(time.DateOnly), ApplicationID: c.String("application"),
-				Institution: c.String("institution"), Reason: c.String("reason")}
+				Institution: c.String("institution"), Reason: c.String("reason"), AllowUnknown: c.Bool("allow-unknown")}
 			if f := c.String("from"); f != "" {
 				from, err := client.ParseDate(f)
 				if err != nil {
@@ -365,7 +366,8 @@ func grantCommand() *cli.Command {
 			if c.Bool("json") {
 				return printJSON(stdout(c), g)
 			}
-			fmt.Fprintf(stdout(c), "Granted %s access to %s from %s until %s (%s).\n", g.User, g.Dataset, g.From, g.Until.UTC().Format(time.DateOnly), g.State)
+			fmt.Fprintf(stdout(c), "Granted %s access to %s from %s until %s (%s).%s\n", g.User, g.Dataset, g.From, g.Until.UTC().Format(time.DateOnly), g.State,
+				pendingNote(g.Pending))
 			return nil
 		},
 	}
@@ -490,7 +492,14 @@ func grantsCommand() *cli.Command {
 				case g.State == api.GrantScheduled:
 					state = fmt.Sprintf("scheduled after #%d", g.Follows)
 				}
-				fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", g.ID, g.Dataset, g.User, g.From, g.Until.UTC().Format(time.DateOnly),
+				if g.Pending {
+					state += " (pending first login)"
+				}
+				who := g.User
+				if g.LoginName != "" {
+					who += " (now " + g.LoginName + ")"
+				}
+				fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", g.ID, g.Dataset, who, g.From, g.Until.UTC().Format(time.DateOnly),
 					state, orNone(g.ApplicationID), orNone(g.Institution), g.GrantedBy, g.GrantedAt.UTC().Format("2006-01-02 15:04"))
 			}
 			return w.Flush()
@@ -530,7 +539,14 @@ func membersCommand() *cli.Command {
 			w := table(stdout(c))
 			fmt.Fprintln(w, "USER\tROLE\tADDED BY\tADDED AT")
 			for _, m := range ms {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", m.User, m.Role, m.AddedBy, m.AddedAt.UTC().Format("2006-01-02 15:04"))
+				who := m.User
+				switch {
+				case m.Pending:
+					who += " (pending first login)"
+				case m.LoginName != "":
+					who += " (now " + m.LoginName + ")"
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", who, m.Role, m.AddedBy, m.AddedAt.UTC().Format("2006-01-02 15:04"))
 			}
 			return w.Flush()
 		},
@@ -553,11 +569,12 @@ func memberCommand() *cli.Command {
 				Name:      "add",
 				Usage:     "give USER a role on the dataset",
 				ArgsUsage: "ID USER",
-				Description: "Refused on a frozen dataset and for a frozen user.\n\n" +
+				Description: "Refused on a frozen dataset and for a frozen user, and for a name nobody\n" +
+					"has logged in to dozo as unless --allow-unknown.\n\n" +
 					"EXAMPLES:\n" +
 					"   dozo dataset member add JGAD000001 carol --role custodian\n" +
-					"   dozo dataset member add JGAD000001 dave --role submitter",
-				Flags:  flags,
+					"   dozo dataset member add JGAD000001 dave --role submitter --allow-unknown",
+				Flags:  append([]cli.Flag{allowUnknownFlag}, flags...),
 				Action: runMember,
 			},
 			{
@@ -588,7 +605,7 @@ func runMember(c *cli.Context) error {
 	}
 	m := &api.Member{Dataset: ds, User: user, Role: role}
 	if c.Command.Name == "add" {
-		m, err = cl.AddMember(c.Context, ds, user, role)
+		m, err = cl.AddMember(c.Context, ds, user, role, c.Bool("allow-unknown"))
 	} else {
 		err = cl.RemoveMember(c.Context, ds, user, role)
 	}
@@ -599,7 +616,7 @@ func runMember(c *cli.Context) error {
 		return printJSON(stdout(c), m)
 	}
 	if c.Command.Name == "add" {
-		fmt.Fprintf(stdout(c), "%s is now %s of %s.\n", m.User, m.Role, m.Dataset)
+		fmt.Fprintf(stdout(c), "%s is now %s of %s.%s\n", m.User, m.Role, m.Dataset, pendingNote(m.Pending))
 	} else {
 		fmt.Fprintf(stdout(c), "%s is no longer %s of %s.\n", user, role, ds)
 	}
