@@ -130,7 +130,7 @@ func (f *fetcher) fetch(ctx context.Context) (*FetchResult, error) {
 	defer boundHeap(int64(readahead(seg)+1)*seg + seg/int64(max(m.K, 1))*int64(m.M) + pipeBlocks*pipeBlockSize)()
 	f.fr, f.hdr = fr, hdr
 	f.res = &FetchResult{File: fr.File, Output: o.Output}
-	f.targets = c.FetchTargets(fr.Manifest, fr.Targets)
+	f.targets, f.entries = c.FetchTargets(fr.Manifest, fr.Targets)
 	if err := f.run(ctx); err != nil {
 		return nil, err
 	}
@@ -188,6 +188,7 @@ type fetcher struct {
 	fr      *api.FetchResponse
 	hdr     []byte
 	targets []storage.Target
+	entries storage.EntrySource // the manifest's entries, batch by batch
 	res     *FetchResult
 	done    int64
 	total   int64
@@ -195,7 +196,7 @@ type fetcher struct {
 
 func (f *fetcher) readOptions() filestore.ReadOptions {
 	return filestore.ReadOptions{Targets: f.targets, Concurrency: f.o.Concurrency, OnDegraded: f.o.OnDegraded,
-		Readahead: readahead(f.fr.Manifest.SegmentSize)}
+		Readahead: readahead(f.fr.Manifest.SegmentSize), Entries: f.entries}
 }
 
 func (f *fetcher) run(ctx context.Context) error {
@@ -351,7 +352,7 @@ func (f *fetcher) writeRange(ctx context.Context, out io.Writer) error {
 // catalog's content is an error, not a surprise later.
 func (f *fetcher) writeRaw(ctx context.Context, out io.Writer) error {
 	r, err := storage.NewReader(ctx, f.fr.Manifest, storage.ReaderOptions{
-		Targets: f.targets, Concurrency: f.o.Concurrency, OnDegraded: f.o.OnDegraded,
+		Targets: f.targets, Concurrency: f.o.Concurrency, OnDegraded: f.o.OnDegraded, Entries: f.entries,
 	})
 	if err != nil {
 		return opError(f.op, err)
