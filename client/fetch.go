@@ -69,8 +69,8 @@ type FetchResult struct {
 	// Checksums names the whole-file checksums that matched the
 	// catalog's: "sha256", and "md5" with FetchOptions.MD5.
 	Checksums []string
-	Stats    storage.ReadStats
-	Elapsed  time.Duration
+	Stats     storage.ReadStats
+	Elapsed   time.Duration
 }
 
 // ErrChecksum means the fetched plaintext does not match the catalog.
