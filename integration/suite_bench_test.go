@@ -246,6 +246,7 @@ func (r *benchRun) size(size int64) {
 		return []*exec.Cmd{r.rita.command("fetch", r.ds+"/"+name(), "-o", out, "--force")}
 	}, n)
 	os.Remove(out)
+	r.fetchMD5(name(), size)
 	// The same to standard output: no partial file, no fsync before the
 	// rename (the baselines do not sync their output either).
 	toStdout := r.measure("dozo fetch -o - (no disk)", size, func() []*exec.Cmd {
@@ -606,8 +607,27 @@ func BenchmarkHeaderFetch(b *testing.B) {
 	}
 	for i := 0; i < b.N; i++ {
 		r.headerFetch("small.bin", "large.bin", size, headerFetchCalls())
+		r.measure("dozo fetch -o - (no disk)", size, func() []*exec.Cmd { return []*exec.Cmd{r.fetchToNull("large.bin")} }, cfg.n)
+		r.fetchMD5("large.bin", size)
 	}
 	r.report()
+}
+
+// fetchToNull is a fetch of name to standard output, sent to /dev/null.
+func (r *benchRun) fetchToNull(name string, flags ...string) *exec.Cmd {
+	c := r.rita.command(append([]string{"fetch", r.ds + "/" + name, "-o", "-"}, flags...)...)
+	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		r.b.Fatal(err)
+	}
+	c.Stdout = null
+	return c
+}
+
+// fetchMD5 measures the fetch with the optional whole-file MD5 check
+// (--md5), to standard output, so its CPU compares with the plain row's.
+func (r *benchRun) fetchMD5(name string, size int64) {
+	r.measure("dozo fetch -o - --md5 (no disk)", size, func() []*exec.Cmd { return []*exec.Cmd{r.fetchToNull(name, "--md5")} }, r.cfg.n)
 }
 
 // scrub measures a deep scrub of one file (run inside dozod; the row's CPU
