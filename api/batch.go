@@ -4,7 +4,9 @@ import "github.com/dozo-vault/dozo/storage"
 
 // Batch presigning: one call to dozod for many pieces, so a client moving a
 // 200 GB file makes a few hundred broker round trips instead of tens of
-// thousands. Each piece passes the same checks as the single presign.
+// thousands. Each upload piece passes the same checks as the single
+// presign; a fetch batch names segments, and its answer carries their
+// manifest entries with the URLs.
 //
 //	POST /v1/uploads/{upload}/presign-batch  PresignBatchRequest -> PresignBatchResponse (PUT URLs)
 //	POST /v1/fetches/{file}/presign-batch    FetchBatchRequest -> FetchBatchResponse (manifest entries and GET URLs)
@@ -12,7 +14,8 @@ import "github.com/dozo-vault/dozo/storage"
 // MaxPresignBatch is the most pieces one batch may ask for.
 const MaxPresignBatch = 256
 
-// PresignBatchRequest lists pieces as {target, key}, as PresignRequest.
+// PresignBatchRequest lists an upload's pieces as {target, key}, as
+// PresignRequest.
 type PresignBatchRequest struct {
 	Pieces []PresignRequest `json:"pieces"`
 }

@@ -56,8 +56,8 @@ type batchPresigner struct {
 	prefix string // storage.FilePrefix of the file
 	nsegs  int
 	// pieces lists what to presign for segment seg: all of an upload's
-	// pieces; for a fetch the data pieces, or the parity pieces when a
-	// parity piece was asked for (a degraded read).
+	// pieces (a fetch batches through fetchBatcher, which also brings the
+	// manifest entries).
 	pieces func(seg int, parity bool) []api.PresignRequest
 	k      int
 	batch  func(context.Context, []api.PresignRequest) ([]api.PresignResponse, error)
