@@ -24,7 +24,7 @@
 //	PUT    /v1/uploads/{upload}/segments/{n}  storage.SegmentMeta -> Upload
 //	POST   /v1/uploads/{upload}/complete CompleteUploadRequest -> File
 //	DELETE /v1/uploads/{upload}                         -> 204 (abort; pieces deleted)
-//	POST   /v1/datasets/{ds}/files/{name}/fetch         -> FetchResponse (header for the caller's recipient)
+//	POST   /v1/datasets/{ds}/files/{name}/fetch         -> FetchResponse (header for the caller's recipient, manifest head)
 //	POST   /v1/fetches/{file}/presign  PresignRequest   -> PresignResponse  (GET URL for one piece)
 //	POST   /v1/fetches/{file}/done  FetchDoneRequest    -> 204 (the client reports a finished fetch; see audit.go)
 //	PUT    /v1/datasets/{ds}/grants/{user}  GrantRequest -> Grant
@@ -271,7 +271,12 @@ type CompleteUploadRequest struct {
 }
 
 type FetchResponse struct {
-	File     File              `json:"file"`
+	File File `json:"file"`
+	// Manifest is the head of the file's signed manifest (storage.Manifest
+	// Head: ids, layout, size, hash algorithm, the whole manifest's MAC),
+	// without segment entries, so the answer does not grow with the file.
+	// The entries come with each fetch presign batch (FetchBatchResponse),
+	// from the same manifest, whose MAC dozod verified.
 	Manifest *storage.Manifest `json:"manifest"`
 	// HeaderObject (base64) is the age header wrapped for the caller's
 	// registered recipient, followed by the payload nonce.

@@ -315,7 +315,7 @@ func TestEndToEnd(t *testing.T) {
 	if bytes.Contains(hdr, []byte(crypto.TransitStanzaType)) {
 		t.Fatal("fetch header still carries the transit stanza")
 	}
-	rf, err := filestore.Open(ctx, fr.Manifest, hdr, filestore.ReadOptions{Targets: e.targets}, id)
+	rf, err := filestore.Open(ctx, e.withEntries("tok-rita", &fr), hdr, filestore.ReadOptions{Targets: e.targets}, id)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,9 +1,11 @@
 package broker
 
 import (
+	"bytes"
 	"encoding/base64"
 	"errors"
 	"net/http"
+	"sync"
 
 	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/catalog"
@@ -11,8 +13,8 @@ import (
 	"github.com/dozo-vault/dozo/storage"
 )
 
-// fetch returns a file's manifest and its header rewrapped for the
-// caller's registered recipient. The file key is unwrapped by Transit
+// fetch returns a file's facts, the head of its manifest and its header
+// rewrapped for the caller's registered recipient. The file key is unwrapped by Transit
 // inside this call and exists here only long enough to be wrapped again.
 func (s *Server) fetch(q *request) error {
 	dsID, name := q.r.PathValue("ds"), q.r.PathValue("name")
@@ -47,22 +49,106 @@ func (s *Server) fetch(q *request) error {
 	if err != nil {
 		return internal("parsing the registered recipient", err)
 	}
-	m, err := storage.ParseManifest(f.Manifest)
+	v, err := s.verifiedManifest(q, f, a.ds.TransitKey)
 	if err != nil {
-		return internal("parsing the manifest", err)
-	}
-	// The catalog is not trusted blindly: the manifest must carry the
-	// dataset key's MAC and name this file.
-	if err := m.Verify(q.ctx, s.manifestAuth(a.ds.TransitKey)); err != nil || m.DatasetID != dsID || m.FileID != f.ID {
-		return internal("verifying the manifest", errors.Join(err, errors.New("manifest does not verify or names another file")))
+		return err
 	}
 	hdr, err := crypto.RewrapHeaderObject(f.HeaderObject, crypto.NewTransitIdentity(q.ctx, s.keys, a.ds.TransitKey, f.ID), r)
 	if err != nil {
 		return internal("rewrapping the header", err)
 	}
+	// The head only: the entries come with the presign batches, so this
+	// answer is the same size for a 1 MiB file and a 200 GB one.
 	return q.reply(http.StatusOK, api.FetchResponse{
-		File: apiFile(f), Manifest: m, HeaderObject: base64.StdEncoding.EncodeToString(hdr), Targets: s.manifestTargets(m),
+		File: apiFile(f), Manifest: v.m.Head(), HeaderObject: base64.StdEncoding.EncodeToString(hdr), Targets: v.targets,
 	})
+}
+
+// verifiedManifest returns file f's manifest once its MAC verified under
+// the dataset key and it names f: the catalog is not trusted blindly. A
+// manifest verified before, byte for byte the same under the same key, is
+// not parsed or verified again (see manifestCache).
+func (s *Server) verifiedManifest(q *request, f *catalog.File, transitKey string) (*verifiedManifest, error) {
+	if v := s.manifests.get(f.ID, transitKey, f.Manifest); v != nil {
+		return v, nil
+	}
+	m, err := storage.ParseManifest(f.Manifest)
+	if err != nil {
+		return nil, internal("parsing the manifest", err)
+	}
+	if err := m.Verify(q.ctx, s.manifestAuth(transitKey)); err != nil || m.DatasetID != f.DatasetID || m.FileID != f.ID {
+		return nil, internal("verifying the manifest", errors.Join(err, errors.New("manifest does not verify or names another file")))
+	}
+	v := &verifiedManifest{fileID: f.ID, key: transitKey, raw: bytes.Clone(f.Manifest), m: m, targets: s.manifestTargets(m)}
+	s.manifests.add(v)
+	return v, nil
+}
+
+// verifiedManifest is a manifest whose MAC verified, with the bytes it was
+// parsed from.
+type verifiedManifest struct {
+	fileID, key string
+	raw         []byte
+	m           *storage.Manifest
+	targets     []api.Target
+}
+
+// manifestCacheBytes bounds the encoded manifests the cache holds.
+const manifestCacheBytes = 64 << 20
+
+// manifestCache remembers verified manifests, so the fetch call and every
+// presign batch of a large file do not parse and verify megabytes of
+// manifest again. A hit needs the catalog's bytes to equal the verified
+// ones exactly, so it proves what a fresh Verify would. Key rotation
+// resets it, as it resets the MAC memo. Safe for concurrent use.
+type manifestCache struct {
+	mu    sync.Mutex
+	byID  map[string]*verifiedManifest
+	fifo  []string
+	bytes int
+}
+
+func (c *manifestCache) get(fileID, key string, raw []byte) *verifiedManifest {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v := c.byID[fileID]
+	if v == nil || v.key != key || !bytes.Equal(v.raw, raw) {
+		return nil
+	}
+	return v
+}
+
+func (c *manifestCache) add(v *verifiedManifest) {
+	if len(v.raw) > manifestCacheBytes/4 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.byID == nil {
+		c.byID = map[string]*verifiedManifest{}
+	}
+	if old := c.byID[v.fileID]; old != nil {
+		c.bytes -= len(old.raw)
+	} else {
+		c.fifo = append(c.fifo, v.fileID)
+	}
+	c.byID[v.fileID] = v
+	c.bytes += len(v.raw)
+	for c.bytes > manifestCacheBytes && len(c.fifo) > 0 {
+		id := c.fifo[0]
+		c.fifo = c.fifo[1:]
+		if old := c.byID[id]; old != nil {
+			c.bytes -= len(old.raw)
+			delete(c.byID, id)
+		}
+	}
+}
+
+// reset forgets every verified manifest.
+func (c *manifestCache) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.byID, c.fifo, c.bytes = nil, nil, 0
 }
 
 // manifestTargets lists the targets a manifest uses, as configured now.

@@ -303,6 +303,7 @@ func (s *Server) rotateKey(q *request) error {
 	}
 	// MACs under older versions no longer verify in Vault; nor here.
 	s.macMemo.reset()
+	s.manifests.reset()
 
 	// A complete that read its upload's header before this rotation
 	// rewrote it stores the old header next to the pieces; put the

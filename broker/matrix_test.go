@@ -303,7 +303,7 @@ var matrixRoutes = map[string]matrixRoute{
 		return "POST", "/v1/uploads/" + fx.upload + "/presign-batch", api.PresignBatchRequest{Pieces: []api.PresignRequest{fx.putPiece}}
 	}},
 	"POST /v1/fetches/{file}/presign-batch": {"fetch.presign-batch", "readData", func(fx *fixture) (string, string, any) {
-		return "POST", "/v1/fetches/" + fx.fileID + "/presign-batch", api.PresignBatchRequest{Pieces: []api.PresignRequest{fx.getPiece}}
+		return "POST", "/v1/fetches/" + fx.fileID + "/presign-batch", api.FetchBatchRequest{First: 0, Count: 1}
 	}},
 	// Audit (issue 4): the whole log is the operators'; a custodian reads
 	// their dataset's records.

@@ -299,7 +299,11 @@ func TestMetrics(t *testing.T) {
 	e.must(200, "tok-sam", "PUT", "/v1/me/recipient", api.RecipientRequest{Recipient: testRecipient(t)}, nil)
 	var fr api.FetchResponse
 	e.must(200, "tok-sam", "POST", "/v1/datasets/JGAD1/files/a.vcf/fetch", nil, &fr)
-	p := fr.Manifest.Segments[1].Pieces[2]
+	seg1, err := e.cat.Segment(context.Background(), fr.File.ID, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := seg1.Pieces[2]
 	e.must(200, "tok-sam", "POST", "/v1/fetches/"+fr.File.ID+"/presign",
 		api.PresignRequest{Target: p.Target, Key: storage.PieceKey("JGAD1", fr.File.ID, 1, 2)}, nil)
 	body = string(e.must(200, "scrape-token-0123456789", "GET", "/metrics", nil, nil))

@@ -121,7 +121,8 @@ type Server struct {
 	// routeList is every route registered, in order (access.go).
 	routeList []routeInfo
 
-	macMemo        macMemo  // verified manifest MACs (macAuth)
+	macMemo        macMemo // verified manifest MACs (macAuth)
+	manifests      manifestCache
 	lifecycleLocks sync.Map // dataset id -> *sync.Mutex (tryLockDataset)
 	deletionGrace  time.Duration
 

@@ -219,7 +219,7 @@ func TestStackEndToEnd(t *testing.T) {
 	var fr api.FetchResponse
 	e.must(200, rita, "POST", "/v1/datasets/"+ds+"/files/a.bam/fetch", nil, &fr)
 	hdr, _ := base64.StdEncoding.DecodeString(fr.HeaderObject)
-	rf, err := filestore.Open(ctx, fr.Manifest, hdr, filestore.ReadOptions{Targets: clientTargets(rita, "/v1/fetches/"+f.ID+"/presign", fr.Targets)}, id)
+	rf, err := filestore.Open(ctx, e.withEntries(rita, &fr), hdr, filestore.ReadOptions{Targets: clientTargets(rita, "/v1/fetches/"+f.ID+"/presign", fr.Targets)}, id)
 	if err != nil {
 		t.Fatal(err)
 	}

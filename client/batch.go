@@ -19,13 +19,6 @@ func (c *Client) PresignUploadBatch(ctx context.Context, upload string, pieces [
 	return checkBatch(r, len(pieces), err)
 }
 
-// PresignFetchBatch asks dozod for GET URLs of many pieces of a file.
-func (c *Client) PresignFetchBatch(ctx context.Context, file string, pieces []api.PresignRequest) ([]api.PresignResponse, error) {
-	var r api.PresignBatchResponse
-	err := c.do(ctx, http.MethodPost, "/v1/fetches/"+esc(file)+"/presign-batch", api.PresignBatchRequest{Pieces: pieces}, &r)
-	return checkBatch(r, len(pieces), err)
-}
-
 func checkBatch(r api.PresignBatchResponse, n int, err error) ([]api.PresignResponse, error) {
 	if err != nil {
 		return nil, err
@@ -63,8 +56,8 @@ type batchPresigner struct {
 	prefix string // storage.FilePrefix of the file
 	nsegs  int
 	// pieces lists what to presign for segment seg: all of an upload's
-	// pieces; for a fetch the data pieces, or the parity pieces when a
-	// parity piece was asked for (a degraded read).
+	// pieces (a fetch batches through fetchBatcher, which also brings the
+	// manifest entries).
 	pieces func(seg int, parity bool) []api.PresignRequest
 	k      int
 	batch  func(context.Context, []api.PresignRequest) ([]api.PresignResponse, error)
@@ -212,30 +205,182 @@ func (c *Client) uploadPresigner(u *api.Upload, layout storage.Layout, ts func()
 	}
 }
 
-// fetchPresigner batches the GET presigns of the file m describes.
-func (c *Client) fetchPresigner(m *storage.Manifest) *batchPresigner {
-	return &batchPresigner{
+// PresignFetchBatch asks dozod for the manifest entries of a run of a
+// file's segments and GET URLs for their data (or parity) pieces.
+func (c *Client) PresignFetchBatch(ctx context.Context, file string, req api.FetchBatchRequest) (*api.FetchBatchResponse, error) {
+	var r api.FetchBatchResponse
+	if err := c.do(ctx, http.MethodPost, "/v1/fetches/"+esc(file)+"/presign-batch", req, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// fetchBatcher reads the file whose manifest head is m: it is the
+// storage.EntrySource of its Reader and the presigner of its targets. One
+// batch call gives the entries of batchSegments segments and the URLs of
+// their data pieces; a parity piece asked for brings a batch of parity
+// URLs. Every entry is checked against the head (CheckEntry) and kept for
+// the whole read, so a piece is always checked against the entry its
+// segment was planned with. URLs are handed out once and dropped near
+// their expiry, as batchPresigner does.
+type fetchBatcher struct {
+	m      *storage.Manifest // head
+	prefix string
+	batch  func(context.Context, api.FetchBatchRequest) (*api.FetchBatchResponse, error)
+	single presignFunc
+	now    func() time.Time // time.Now; tests set it
+
+	mu      sync.Mutex
+	entries map[int]*storage.SegmentMeta
+	cache   map[string]cachedURL
+	batched map[[2]int]bool // (window, parity) presigned at least once
+}
+
+func (c *Client) fetchBatcher(m *storage.Manifest) *fetchBatcher {
+	return &fetchBatcher{
+		m:      m,
 		prefix: storage.FilePrefix(m.DatasetID, m.FileID),
-		nsegs:  len(m.Segments),
-		k:      m.K,
-		pieces: func(seg int, parity bool) []api.PresignRequest {
-			ps := m.Segments[seg].Pieces
-			lo, hi := 0, min(m.K, len(ps))
-			if parity {
-				lo, hi = hi, len(ps)
-			}
-			out := make([]api.PresignRequest, 0, hi-lo)
-			for i := lo; i < hi; i++ {
-				out = append(out, api.PresignRequest{Target: ps[i].Target, Key: storage.PieceKey(m.DatasetID, m.FileID, seg, i)})
-			}
-			return out
-		},
-		batch: func(ctx context.Context, r []api.PresignRequest) ([]api.PresignResponse, error) {
+		batch: func(ctx context.Context, r api.FetchBatchRequest) (*api.FetchBatchResponse, error) {
 			return c.PresignFetchBatch(ctx, m.FileID, r)
 		},
 		single: func(ctx context.Context, target, key string) (*api.PresignResponse, error) {
 			return c.PresignFetch(ctx, m.FileID, target, key)
 		},
-		cache: map[string]cachedURL{},
+		entries: map[int]*storage.SegmentMeta{},
+		cache:   map[string]cachedURL{},
+		batched: map[[2]int]bool{},
 	}
+}
+
+func (b *fetchBatcher) clock() time.Time {
+	if b.now != nil {
+		return b.now()
+	}
+	return time.Now()
+}
+
+// Entry returns the manifest entry of segment seg, asking dozod for a batch
+// (entries and data-piece URLs) when it is not known yet.
+func (b *fetchBatcher) Entry(ctx context.Context, seg int) (*storage.SegmentMeta, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if e, ok := b.entries[seg]; ok {
+		return e, nil
+	}
+	if err := b.fetchLocked(ctx, seg, false); err != nil {
+		return nil, err
+	}
+	e, ok := b.entries[seg]
+	if !ok {
+		return nil, fmt.Errorf("dozod sent no manifest entry for segment %d", seg)
+	}
+	return e, nil
+}
+
+// fetchLocked asks for the window of segments holding seg: aligned, so the
+// concurrent first requests of a prefetching reader share one batch, or
+// starting at seg when that window was presigned before and its URLs went
+// stale (the segments before it are done).
+func (b *fetchBatcher) fetchLocked(ctx context.Context, seg int, parity bool) error {
+	n := b.m.SegmentCount()
+	if seg < 0 || seg >= n {
+		return fmt.Errorf("file %s has no segment %d", b.m.FileID, seg)
+	}
+	per := b.m.K
+	if parity {
+		per = b.m.M
+	}
+	size := max(1, min(batchSegments, api.MaxPresignBatch/max(per, 1)))
+	first := seg - seg%size
+	if b.batched[[2]int{first, btoi(parity)}] {
+		first = seg
+	}
+	count := min(size, n-first)
+	r, err := b.batch(ctx, api.FetchBatchRequest{First: first, Count: count, Parity: parity})
+	if err != nil {
+		return err
+	}
+	if len(r.Segments) != count || len(r.URLs) != count*per {
+		return fmt.Errorf("dozod sent %d entries and %d URLs for %d segments", len(r.Segments), len(r.URLs), count)
+	}
+	for i := range r.Segments {
+		if err := b.m.CheckEntry(first+i, &r.Segments[i]); err != nil {
+			return fmt.Errorf("dozod sent a malformed manifest entry: %w", err)
+		}
+	}
+	b.batched[[2]int{seg - seg%size, btoi(parity)}] = true
+	now := b.clock()
+	lo := 0
+	if parity {
+		lo = b.m.K
+	}
+	for i := range r.Segments {
+		e := &r.Segments[i]
+		if _, ok := b.entries[e.Index]; !ok {
+			b.entries[e.Index] = e
+		}
+		for j := range per {
+			key := storage.PieceKey(b.m.DatasetID, b.m.FileID, e.Index, lo+j)
+			b.cache[e.Pieces[lo+j].Target+"\n"+key] = cachedURL{r.URLs[i*per+j], now}
+		}
+	}
+	return nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// presign hands out the URL of one piece: from a batch, or from a new
+// batch for its segment, or alone when the piece is not where the entry
+// puts it (dozod will say why).
+func (b *fetchBatcher) presign(ctx context.Context, target, key string) (*api.PresignResponse, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	ck := target + "\n" + key
+	take := func() (*api.PresignResponse, bool) {
+		c, ok := b.cache[ck]
+		if !ok {
+			return nil, false
+		}
+		delete(b.cache, ck)
+		return &c.p, c.fresh(b.clock())
+	}
+	if p, ok := take(); ok {
+		return p, nil
+	}
+	seg, piece, ok := b.parse(key)
+	if !ok {
+		return b.single(ctx, target, key)
+	}
+	if err := b.fetchLocked(ctx, seg, piece >= b.m.K); err != nil {
+		return nil, err
+	}
+	if p, ok := take(); ok {
+		return p, nil
+	}
+	return b.single(ctx, target, key)
+}
+
+// flush drops every cached URL: storage rejected one, so the others of
+// its batch are suspect too. Entries stay.
+func (b *fetchBatcher) flush() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	clear(b.cache)
+}
+
+// parse returns the segment and piece of a piece key of this file.
+func (b *fetchBatcher) parse(key string) (seg, piece int, ok bool) {
+	rest, found := strings.CutPrefix(key, b.prefix)
+	if !found {
+		return 0, 0, false
+	}
+	if n, err := fmt.Sscanf(rest, "seg-%08d/p%02d", &seg, &piece); err != nil || n != 2 || seg < 0 || seg >= b.m.SegmentCount() || piece < 0 || piece >= b.m.K+b.m.M {
+		return 0, 0, false
+	}
+	return seg, piece, true
 }

@@ -306,9 +306,9 @@ func (f *fakeDozod) serveAPI(w http.ResponseWriter, r *http.Request) {
 			f.fail(w, 500, err.Error(), "")
 			return
 		}
-		f.reply(w, api.FetchResponse{File: ff.File, Manifest: ff.m, HeaderObject: base64.StdEncoding.EncodeToString(hdr), Targets: f.order})
+		f.reply(w, api.FetchResponse{File: ff.File, Manifest: ff.m.Head(), HeaderObject: base64.StdEncoding.EncodeToString(hdr), Targets: f.order})
 	case r.Method == "POST" && len(p) == 3 && p[0] == "fetches" && p[2] == "presign-batch":
-		f.presignBatch(w, r, "GET")
+		f.fetchBatch(w, r, p[1])
 	case r.Method == "POST" && len(p) == 3 && p[0] == "fetches" && p[2] == "presign":
 		var req api.PresignRequest
 		json.NewDecoder(r.Body).Decode(&req)
@@ -327,6 +327,35 @@ func (f *fakeDozod) openUpload(dataset, name string) *fakeUpload {
 		}
 	}
 	return nil
+}
+
+// fetchBatch answers a fetch batch as dozod does: entries and GET URLs.
+func (f *fakeDozod) fetchBatch(w http.ResponseWriter, r *http.Request, fileID string) {
+	var req api.FetchBatchRequest
+	json.NewDecoder(r.Body).Decode(&req)
+	var m *storage.Manifest
+	for _, ff := range f.files {
+		if ff.ID == fileID {
+			m = ff.m
+		}
+	}
+	if m == nil || req.First < 0 || req.Count < 1 || req.First+req.Count > len(m.Segments) {
+		f.fail(w, 400, "bad fetch batch", "")
+		return
+	}
+	f.batches.Add(1)
+	lo, hi := 0, m.K
+	if req.Parity {
+		lo, hi = m.K, m.K+m.M
+	}
+	out := api.FetchBatchResponse{Segments: m.Segments[req.First : req.First+req.Count]}
+	for _, seg := range out.Segments {
+		for j := lo; j < hi; j++ {
+			out.URLs = append(out.URLs, api.PresignResponse{URL: f.store.URL + "/" + seg.Pieces[j].Target + "/" + storage.PieceKey(m.DatasetID, m.FileID, seg.Index, j) + "?sig=secret",
+				Method: "GET", ExpiresAt: time.Now().Add(10 * time.Minute)})
+		}
+	}
+	f.reply(w, out)
 }
 
 func (f *fakeDozod) presignBatch(w http.ResponseWriter, r *http.Request, method string) {

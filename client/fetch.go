@@ -48,6 +48,11 @@ type FetchOptions struct {
 	OnDegraded func(segment int, failures []storage.PieceFailure)
 	// Notice receives one-line remarks (e.g. resuming).
 	Notice func(format string, args ...any)
+	// MD5 also checks the whole file's MD5 against the catalog's. The
+	// SHA-256 is always checked; MD5 adds nothing to the pieces' hashes,
+	// the chunks' AEAD tags and the SHA-256, and costs CPU (see
+	// docs/verification.md).
+	MD5 bool
 }
 
 // FetchResult describes a finished fetch.
@@ -57,12 +62,15 @@ type FetchResult struct {
 	Bytes   int64 // written by this run
 	Resumed bool
 	From    int64 // plaintext offset this run started at (resume or range)
-	// Verified is true when the whole file's SHA-256 and MD5 were checked
-	// against the catalog. Ranges are verified piece by piece and chunk by
-	// chunk, but there is no whole-file checksum to compare.
+	// Verified is true when the whole file's checksums (Checksums) were
+	// checked against the catalog. Ranges are verified piece by piece and
+	// chunk by chunk, but there is no whole-file checksum to compare.
 	Verified bool
-	Stats    storage.ReadStats
-	Elapsed  time.Duration
+	// Checksums names the whole-file checksums that matched the
+	// catalog's: "sha256", and "md5" with FetchOptions.MD5.
+	Checksums []string
+	Stats     storage.ReadStats
+	Elapsed   time.Duration
 }
 
 // ErrChecksum means the fetched plaintext does not match the catalog.
@@ -72,7 +80,7 @@ var ErrChecksum = errors.New("checksum mismatch")
 //
 // Security properties: every piece is checked against the manifest dozod
 // sent over pinned TLS, every chunk against its AEAD tag, and a whole file
-// against the catalog's SHA-256 and MD5; a file on disk appears at Output
+// against the catalog's SHA-256 (and MD5 with MD5); a file on disk appears at Output
 // only after all of that passed (it is written to Output.partial, 0600, and
 // renamed), so a failed fetch never leaves something that looks complete.
 // Output is resolved before a byte is fetched (resolveOutput): a directory
@@ -130,7 +138,7 @@ func (f *fetcher) fetch(ctx context.Context) (*FetchResult, error) {
 	defer boundHeap(int64(readahead(seg)+1)*seg + seg/int64(max(m.K, 1))*int64(m.M) + pipeBlocks*pipeBlockSize)()
 	f.fr, f.hdr = fr, hdr
 	f.res = &FetchResult{File: fr.File, Output: o.Output}
-	f.targets = c.FetchTargets(fr.Manifest, fr.Targets)
+	f.targets, f.entries = c.FetchTargets(fr.Manifest, fr.Targets)
 	if err := f.run(ctx); err != nil {
 		return nil, err
 	}
@@ -188,6 +196,7 @@ type fetcher struct {
 	fr      *api.FetchResponse
 	hdr     []byte
 	targets []storage.Target
+	entries storage.EntrySource // the manifest's entries, batch by batch
 	res     *FetchResult
 	done    int64
 	total   int64
@@ -195,7 +204,7 @@ type fetcher struct {
 
 func (f *fetcher) readOptions() filestore.ReadOptions {
 	return filestore.ReadOptions{Targets: f.targets, Concurrency: f.o.Concurrency, OnDegraded: f.o.OnDegraded,
-		Readahead: readahead(f.fr.Manifest.SegmentSize)}
+		Readahead: readahead(f.fr.Manifest.SegmentSize), Entries: f.entries}
 }
 
 func (f *fetcher) run(ctx context.Context) error {
@@ -250,13 +259,33 @@ func (f *fetcher) write(ctx context.Context, out io.Writer, from int64) (*hashPa
 	}
 }
 
+// hashPair computes a fetch's whole-file checksums: SHA-256 always, MD5
+// only when asked for (md is nil otherwise).
 type hashPair struct{ sha, md hash.Hash }
 
-func newHashPair() *hashPair { return &hashPair{sha256.New(), md5.New()} }
+// newHashPair returns the hashes this fetch checks: SHA-256, and MD5 with
+// --md5 or when the catalog has no SHA-256 to check.
+func (f *fetcher) newHashPair() *hashPair {
+	h := &hashPair{sha: sha256.New()}
+	if f.o.MD5 || f.fr != nil && f.fr.File.SHA256 == "" {
+		h.md = md5.New()
+	}
+	return h
+}
+
+// hashes lists the hashes in use, each an io.Writer.
+func (h *hashPair) hashes() []io.Writer {
+	if h.md == nil {
+		return []io.Writer{h.sha}
+	}
+	return []io.Writer{h.sha, h.md}
+}
 
 func (h *hashPair) Write(p []byte) (int, error) {
 	h.sha.Write(p)
-	h.md.Write(p)
+	if h.md != nil {
+		h.md.Write(p)
+	}
 	return len(p), nil
 }
 
@@ -267,15 +296,22 @@ func (f *fetcher) check(h *hashPair) error {
 		f.o.Notice("%s/%s: the catalog has no checksums; pieces and chunks were verified, the whole file could not be", file.Dataset, file.Name)
 		return nil
 	}
-	if got := hex.EncodeToString(h.sha.Sum(nil)); file.SHA256 != "" && got != file.SHA256 {
-		return hintError(f.op, "report it to the operators with the file id "+file.ID,
-			fmt.Errorf("%w: SHA-256 is %s, the catalog says %s", ErrChecksum, got, file.SHA256))
+	var checked []string
+	if file.SHA256 != "" {
+		if got := hex.EncodeToString(h.sha.Sum(nil)); got != file.SHA256 {
+			return hintError(f.op, "report it to the operators with the file id "+file.ID,
+				fmt.Errorf("%w: SHA-256 is %s, the catalog says %s", ErrChecksum, got, file.SHA256))
+		}
+		checked = append(checked, "sha256")
 	}
-	if got := hex.EncodeToString(h.md.Sum(nil)); file.MD5 != "" && got != file.MD5 {
-		return hintError(f.op, "report it to the operators with the file id "+file.ID,
-			fmt.Errorf("%w: MD5 is %s, the catalog says %s", ErrChecksum, got, file.MD5))
+	if h.md != nil && file.MD5 != "" {
+		if got := hex.EncodeToString(h.md.Sum(nil)); got != file.MD5 {
+			return hintError(f.op, "report it to the operators with the file id "+file.ID,
+				fmt.Errorf("%w: MD5 is %s, the catalog says %s", ErrChecksum, got, file.MD5))
+		}
+		checked = append(checked, "md5")
 	}
-	f.res.Verified = true
+	f.res.Verified, f.res.Checksums = len(checked) > 0, checked
 	return nil
 }
 
@@ -307,11 +343,11 @@ func (f *fetcher) writeFull(ctx context.Context, out io.Writer, from int64, pre 
 	f.total, f.done, f.res.From = file.Size(), from, from
 	h := pre
 	if h == nil {
-		h = newHashPair()
+		h = f.newHashPair()
 	}
 	// Writing and the two hashes run in their own goroutines, beside the
 	// decryption; bytes reach them only after their chunk authenticated.
-	w := newAsyncSink(counter{out, f}, h.sha, h.md)
+	w := newAsyncSink(counter{out, f}, h.hashes()...)
 	if from == 0 {
 		// Sequential with readahead, through age's own decryptor.
 		_, err = file.WriteTo(w)
@@ -351,7 +387,7 @@ func (f *fetcher) writeRange(ctx context.Context, out io.Writer) error {
 // catalog's content is an error, not a surprise later.
 func (f *fetcher) writeRaw(ctx context.Context, out io.Writer) error {
 	r, err := storage.NewReader(ctx, f.fr.Manifest, storage.ReaderOptions{
-		Targets: f.targets, Concurrency: f.o.Concurrency, OnDegraded: f.o.OnDegraded,
+		Targets: f.targets, Concurrency: f.o.Concurrency, OnDegraded: f.o.OnDegraded, Entries: f.entries,
 	})
 	if err != nil {
 		return opError(f.op, err)
@@ -365,7 +401,7 @@ func (f *fetcher) writeRaw(ctx context.Context, out io.Writer) error {
 	defer s.Close()
 
 	pr, pw := io.Pipe()
-	h := newHashPair()
+	h := f.newHashPair()
 	verr := make(chan error, 1)
 	go func() {
 		dec, err := age.Decrypt(io.MultiReader(bytes.NewReader(f.hdr), pr), f.o.Identity)
@@ -636,7 +672,7 @@ func (f *fetcher) resumePoint(fp *os.File, side string) (int64, *hashPair, error
 	if from <= 0 {
 		return 0, nil, nil
 	}
-	h := newHashPair()
+	h := f.newHashPair()
 	if _, err := fp.Seek(0, io.SeekStart); err != nil {
 		return 0, nil, nil
 	}

@@ -58,7 +58,7 @@ func TestPinnedBrokerCertIsNotTrustedForStorage(t *testing.T) {
 	single := &batchPresigner{noBatch: true, single: func(context.Context, string, string) (*api.PresignResponse, error) {
 		return &api.PresignResponse{URL: srv.URL + "/dozo-a/piece?X-Amz-Signature=x", Method: http.MethodGet}, nil
 	}}
-	tg := c.targets([]api.Target{{ID: "s1-a", Domain: "s1"}}, single)[0]
+	tg := c.targets([]api.Target{{ID: "s1-a", Domain: "s1"}}, single.presign, single.flush)[0]
 	rc, err := tg.Get(ctx, "dozo/v1/ds/f/seg-0/p0", 0, -1)
 	if err == nil {
 		rc.Close()

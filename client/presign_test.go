@@ -145,7 +145,7 @@ func presignedUpload(t *testing.T, s *expiringStore, data []byte, perSeg time.Du
 	b := c.uploadPresigner(u, presignLayout, func() []storage.Target { return out })
 	b.batch, b.single = s.presigner(time.Minute, batches, new(atomic.Pointer[APIError]))
 	b.now = s.clock.now
-	out = c.targets(u.Targets, b)
+	out = c.targets(u.Targets, b.presign, b.flush)
 	w, err := storage.NewWriter(context.Background(), storage.WriterOptions{DatasetID: "ds1", FileID: "f1", Layout: presignLayout,
 		Targets: out, OnSegment: func(storage.SegmentMeta) error { s.clock.add(perSeg); return nil }})
 	if err != nil {
@@ -200,7 +200,8 @@ func TestUploadOutlivesURLs(t *testing.T) {
 				t.Errorf("%d batches for %d segments: want a new batch only as URLs near expiry (at most %d)", n, len(m.Segments), limit)
 			}
 			// What was stored reads back (storage checks every piece hash).
-			r, err := storage.NewReader(context.Background(), m, storage.ReaderOptions{Targets: fetchTargetsFor(t, s, m)})
+			ts, entries := fetchTargetsFor(t, s, m)
+			r, err := storage.NewReader(context.Background(), m.Head(), storage.ReaderOptions{Targets: ts, Entries: entries})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -212,13 +213,39 @@ func TestUploadOutlivesURLs(t *testing.T) {
 	}
 }
 
-// fetchTargetsFor returns presigned fetch targets for m against s.
-func fetchTargetsFor(t *testing.T, s *expiringStore, m *storage.Manifest) []storage.Target {
+// fetchTargetsFor returns presigned fetch targets for m against s, and
+// m's entries as a fetch gets them, batch by batch.
+func fetchTargetsFor(t *testing.T, s *expiringStore, m *storage.Manifest) ([]storage.Target, storage.EntrySource) {
 	c := &Client{data: s.srv.Client()}
-	b := c.fetchPresigner(m)
-	b.batch, b.single = s.presigner(time.Minute, new(atomic.Int64), new(atomic.Pointer[APIError]))
+	b := c.fetchBatcher(m.Head())
+	batch, single := s.presigner(time.Minute, new(atomic.Int64), new(atomic.Pointer[APIError]))
+	b.batch, b.single = fetchBatchOf(m, batch), single
 	b.now = s.clock.now
-	return c.targets(presignTargets(), b)
+	return c.targets(presignTargets(), b.presign, b.flush), b.Entry
+}
+
+// fetchBatchOf answers fetch batches as dozod does, from the whole
+// manifest m, presigning each piece with batch.
+func fetchBatchOf(m *storage.Manifest, batch func(context.Context, []api.PresignRequest) ([]api.PresignResponse, error)) func(context.Context, api.FetchBatchRequest) (*api.FetchBatchResponse, error) {
+	return func(ctx context.Context, req api.FetchBatchRequest) (*api.FetchBatchResponse, error) {
+		lo, hi := 0, m.K
+		if req.Parity {
+			lo, hi = m.K, m.K+m.M
+		}
+		out := &api.FetchBatchResponse{Segments: m.Segments[req.First : req.First+req.Count]}
+		var reqs []api.PresignRequest
+		for _, seg := range out.Segments {
+			for j := lo; j < hi; j++ {
+				reqs = append(reqs, api.PresignRequest{Target: seg.Pieces[j].Target, Key: storage.PieceKey(m.DatasetID, m.FileID, seg.Index, j)})
+			}
+		}
+		urls, err := batch(ctx, reqs)
+		if err != nil {
+			return nil, err
+		}
+		out.URLs = urls
+		return out, nil
+	}
 }
 
 // TestFetchOutlivesURLsAndStopsOnRefusal: a fetch slower than the URL
@@ -233,12 +260,13 @@ func TestFetchOutlivesURLsAndStopsOnRefusal(t *testing.T) {
 	m := presignedUpload(t, s, data, 0, new(atomic.Int64))
 
 	c := &Client{data: s.srv.Client()}
-	b := c.fetchPresigner(m)
+	b := c.fetchBatcher(m.Head())
 	var batches atomic.Int64
 	var refuse atomic.Pointer[APIError]
-	b.batch, b.single = s.presigner(time.Minute, &batches, &refuse)
+	batch, single := s.presigner(time.Minute, &batches, &refuse)
+	b.batch, b.single = fetchBatchOf(m, batch), single
 	b.now = clock.now
-	r, err := storage.NewReader(context.Background(), m, storage.ReaderOptions{Targets: c.targets(presignTargets(), b), Readahead: -1})
+	r, err := storage.NewReader(context.Background(), m.Head(), storage.ReaderOptions{Targets: c.targets(presignTargets(), b.presign, b.flush), Entries: b.Entry, Readahead: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,18 +349,19 @@ func TestFetchStopsWhenDozodIsLost(t *testing.T) {
 	m := presignedUpload(t, s, data, 0, new(atomic.Int64))
 
 	c := &Client{data: s.srv.Client()}
-	b := c.fetchPresigner(m)
+	b := c.fetchBatcher(m.Head())
 	var batches atomic.Int64
 	var refuse atomic.Pointer[APIError]
-	batch, single := s.presigner(time.Minute, &batches, &refuse)
+	pieceBatch, single := s.presigner(time.Minute, &batches, &refuse)
+	batch := fetchBatchOf(m, pieceBatch)
 	var lost atomic.Bool
 	gone := &TransportError{Method: http.MethodPost, Path: "/v1/fetches/f1/presign-batch",
 		Err: errors.New("dial tcp 127.0.0.1:1: connect: connection refused")}
-	b.batch = func(ctx context.Context, reqs []api.PresignRequest) ([]api.PresignResponse, error) {
+	b.batch = func(ctx context.Context, req api.FetchBatchRequest) (*api.FetchBatchResponse, error) {
 		if lost.Load() {
 			return nil, gone
 		}
-		return batch(ctx, reqs)
+		return batch(ctx, req)
 	}
 	b.single = func(ctx context.Context, target, key string) (*api.PresignResponse, error) {
 		if lost.Load() {
@@ -341,7 +370,7 @@ func TestFetchStopsWhenDozodIsLost(t *testing.T) {
 		return single(ctx, target, key)
 	}
 	b.now = clock.now
-	r, err := storage.NewReader(context.Background(), m, storage.ReaderOptions{Targets: c.targets(presignTargets(), b), Readahead: -1})
+	r, err := storage.NewReader(context.Background(), m.Head(), storage.ReaderOptions{Targets: c.targets(presignTargets(), b.presign, b.flush), Entries: b.Entry, Readahead: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

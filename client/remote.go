@@ -57,7 +57,8 @@ func (c *Client) Open(ctx context.Context, o OpenOptions) (*RemoteFile, error) {
 	if ra <= 0 {
 		ra = readahead(m.SegmentSize)
 	}
-	ropts := filestore.ReadOptions{Targets: c.FetchTargets(m, fr.Targets), Concurrency: o.Concurrency,
+	targets, entries := c.FetchTargets(m, fr.Targets)
+	ropts := filestore.ReadOptions{Targets: targets, Entries: entries, Concurrency: o.Concurrency,
 		OnDegraded: o.OnDegraded, Readahead: ra}
 	f, err := filestore.Open(ctx, m, hdr, ropts, o.Identity)
 	if err != nil {
@@ -67,7 +68,7 @@ func (c *Client) Open(ctx context.Context, o OpenOptions) (*RemoteFile, error) {
 }
 
 // checkFetch checks dozod's answer to a fetch before any payload is read:
-// the manifest is this file's (a valid manifest of another file would
+// the manifest head is well formed and this file's (a valid manifest of another file would
 // decrypt to the wrong data or fail late), and the header opens for id, so
 // a key that was never wrapped for the caller is a clear error up front.
 // It returns the decoded header object.
@@ -78,6 +79,11 @@ func checkFetch(op string, fr *api.FetchResponse, id age.Identity) ([]byte, erro
 		return nil, opError(op, errors.New("dozod sent no manifest"))
 	case m.DatasetID != fr.File.Dataset || m.FileID != fr.File.ID:
 		return nil, opError(op, fmt.Errorf("dozod sent the manifest of %s/%s for file %s", m.DatasetID, m.FileID, fr.File.ID))
+	case len(m.Segments) != 0:
+		return nil, opError(op, errors.New("dozod sent a whole manifest, not its head: it is older than this client"))
+	}
+	if err := m.ValidateHead(); err != nil {
+		return nil, opError(op, fmt.Errorf("dozod sent a malformed manifest head: %w", err))
 	}
 	hdr, err := base64.StdEncoding.DecodeString(fr.HeaderObject)
 	if err != nil {

@@ -43,20 +43,22 @@ type PresignedTarget struct {
 func (c *Client) UploadTargets(u *api.Upload, layout storage.Layout) []storage.Target {
 	var out []storage.Target
 	b := c.uploadPresigner(u, layout, func() []storage.Target { return out })
-	out = c.targets(u.Targets, b)
+	out = c.targets(u.Targets, b.presign, b.flush)
 	return out
 }
 
-// FetchTargets returns presigned targets for reading the file m describes
-// from targets ts, presigned in batches.
-func (c *Client) FetchTargets(m *storage.Manifest, ts []api.Target) []storage.Target {
-	return c.targets(ts, c.fetchPresigner(m))
+// FetchTargets returns presigned targets for reading the file whose
+// manifest head is m from targets ts, and the source of its manifest
+// entries: both come from dozod in the same batches (see fetchBatcher).
+func (c *Client) FetchTargets(m *storage.Manifest, ts []api.Target) ([]storage.Target, storage.EntrySource) {
+	b := c.fetchBatcher(m)
+	return c.targets(ts, b.presign, b.flush), b.Entry
 }
 
-func (c *Client) targets(ts []api.Target, b *batchPresigner) []storage.Target {
+func (c *Client) targets(ts []api.Target, presign presignFunc, stale func()) []storage.Target {
 	out := make([]storage.Target, len(ts))
 	for i, t := range ts {
-		out[i] = &PresignedTarget{id: t.ID, domain: t.Domain, presign: b.presign, stale: b.flush, http: c.data}
+		out[i] = &PresignedTarget{id: t.ID, domain: t.Domain, presign: presign, stale: stale, http: c.data}
 	}
 	return out
 }

@@ -1,6 +1,7 @@
 package crypto_test
 
 import (
+	"bytes"
 	"io"
 	"testing"
 
@@ -87,5 +88,37 @@ func BenchmarkAgeEncrypt(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkPayloadOpen authenticates and decrypts 64 MiB of chunks through
+// PayloadReaderAt, as a fetch does after the pieces' hashes matched.
+func BenchmarkPayloadOpen(b *testing.B) {
+	pt := plaintext(benchSize, 1)
+	key, _ := crypto.NewFileKey()
+	nonce, _ := crypto.NewNonce()
+	var ct bytes.Buffer
+	w, err := crypto.NewStreamWriter(&ct, key, nonce, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	w.Write(pt)
+	if err := w.Close(); err != nil {
+		b.Fatal(err)
+	}
+	src := bytes.NewReader(ct.Bytes())
+	buf := make([]byte, 4<<20)
+	b.SetBytes(benchSize)
+	b.ReportAllocs()
+	for b.Loop() {
+		r, err := crypto.NewPayloadReaderAt(key, nonce, src, int64(ct.Len()))
+		if err != nil {
+			b.Fatal(err)
+		}
+		for off := int64(0); off < benchSize; off += int64(len(buf)) {
+			if _, err := r.ReadAt(buf, off); err != nil && err != io.EOF {
+				b.Fatal(err)
+			}
+		}
 	}
 }

@@ -18,6 +18,9 @@ type ReadOptions struct {
 	Readahead   int
 	// OnDegraded is told about every segment that needed parity.
 	OnDegraded func(segment int, failures []storage.PieceFailure)
+	// Entries supplies the segment entries when m is a manifest head
+	// (see storage.ReaderOptions.Entries).
+	Entries storage.EntrySource
 }
 
 // File is a stored file opened for reading. Every byte it returns was
@@ -45,6 +48,7 @@ func Open(ctx context.Context, m *storage.Manifest, headerObject []byte, opts Re
 		Concurrency: opts.Concurrency,
 		Readahead:   opts.Readahead,
 		OnDegraded:  opts.OnDegraded,
+		Entries:     opts.Entries,
 	})
 	if err != nil {
 		clear(fileKey)

@@ -3,6 +3,7 @@ package storage
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
 	"crypto/sha256"
 	"io"
 	"os"
@@ -75,6 +76,10 @@ func benchHash(b *testing.B, f func([]byte)) {
 // decide DefaultHashAlg.
 func BenchmarkHashSHA256(b *testing.B) { benchHash(b, func(p []byte) { sha256.Sum256(p) }) }
 func BenchmarkHashBLAKE3(b *testing.B) { benchHash(b, func(p []byte) { blake3.Sum256(p) }) }
+
+// BenchmarkHashMD5 is the cost of the optional whole-file MD5 of a fetch
+// (dozo fetch --md5), against the SHA-256 it always computes.
+func BenchmarkHashMD5(b *testing.B) { benchHash(b, func(p []byte) { md5.Sum(p) }) }
 
 // benchDir returns a directory on tmpfs when available, so the Dir
 // benchmarks measure this package rather than the disk.

@@ -231,6 +231,78 @@ func (m *Manifest) Validate() error {
 	return nil
 }
 
+// SegmentCount returns the number of segments the manifest's size and
+// segment size call for; it does not look at Segments, so it holds for a
+// head (see Head) too.
+func (m *Manifest) SegmentCount() int {
+	if m.SegmentSize <= 0 || m.Size <= 0 {
+		return 0
+	}
+	return int((m.Size + m.SegmentSize - 1) / m.SegmentSize)
+}
+
+// Head returns a copy of m without its segment entries: the facts a reader
+// needs to plan (ids, layout, size, hash algorithm) and the MAC of the
+// whole manifest, which names the manifest the entries come from. A head
+// is O(1) in the file's size; its entries travel separately (EntrySource).
+func (m *Manifest) Head() *Manifest {
+	c := *m
+	c.Segments = nil
+	return &c
+}
+
+// ValidateHead checks everything Validate checks except the segment
+// entries, which a head does not carry.
+func (m *Manifest) ValidateHead() error {
+	c := *m
+	c.Segments = nil
+	n := c.SegmentCount()
+	if n > MaxSegments {
+		return fmt.Errorf("storage: manifest of %s: %d segments exceed the limit of %d", m.FileID, n, MaxSegments)
+	}
+	// Validate with stand-in entries would allocate per segment; check
+	// the head's fields with an empty manifest of the same layout instead.
+	c.Size = 0
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	if m.Size < 0 {
+		return fmt.Errorf("storage: manifest of %s: negative size %d", m.FileID, m.Size)
+	}
+	return nil
+}
+
+// CheckEntry checks that s is a well-formed entry for segment index of the
+// file m describes (m may be a head): its index, its size and piece size
+// as the layout gives them, K+M pieces on distinct targets with
+// well-formed hashes. It cannot tell a genuine entry from a forged one:
+// entries are trusted because dozod sends them only from a manifest whose
+// MAC it verified.
+func (m *Manifest) CheckEntry(index int, s *SegmentMeta) error {
+	n := m.SegmentCount()
+	if index < 0 || index >= n {
+		return fmt.Errorf("storage: file %s has no segment %d", m.FileID, index)
+	}
+	if err := s.validate(m.Layout(), index, m.EntrySize(index)); err != nil {
+		return fmt.Errorf("storage: manifest of %s: %w", m.FileID, err)
+	}
+	return nil
+}
+
+// EntrySize returns the stored size of segment index: SegmentSize, or what
+// is left for the last one.
+func (m *Manifest) EntrySize(index int) int64 {
+	if n := m.SegmentCount(); index == n-1 {
+		return m.Size - int64(n-1)*m.SegmentSize
+	}
+	return m.SegmentSize
+}
+
+// EntrySource returns the manifest entry of one segment on demand. A
+// reader given a head (no Segments) asks it for each segment it reads; the
+// entry it returns must have passed CheckEntry.
+type EntrySource func(ctx context.Context, segment int) (*SegmentMeta, error)
+
 func (s *SegmentMeta) validate(l Layout, index int, size int64) error {
 	if s.Index != index {
 		return fmt.Errorf("segment at position %d has index %d", index, s.Index)

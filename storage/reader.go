@@ -35,6 +35,11 @@ type ReaderOptions struct {
 	// OnDegraded, if set, is called (from any goroutine) whenever a segment
 	// could only be read by using parity, with the pieces that failed.
 	OnDegraded func(segment int, failures []PieceFailure)
+	// Entries, if set, supplies the segment entries of a manifest given as
+	// a head (Manifest.Head): the Reader asks it for each segment it reads
+	// and checks what it returns with CheckEntry. Without it the manifest
+	// must carry all its entries.
+	Entries EntrySource
 }
 
 // ErrRefused is returned, wrapped, by a Target whose authority to read or
@@ -139,12 +144,21 @@ type Reader struct {
 // and WriteTo, which take no context of their own. m must not be modified
 // afterwards.
 func NewReader(ctx context.Context, m *Manifest, opts ReaderOptions) (*Reader, error) {
-	if opts.Authenticator != nil {
+	switch {
+	case opts.Entries != nil && opts.Authenticator != nil:
+		return nil, errors.New("storage: a head's entries cannot be checked against its MAC here")
+	case opts.Authenticator != nil:
 		if err := m.Verify(ctx, opts.Authenticator); err != nil {
 			return nil, err
 		}
-	} else if err := m.Validate(); err != nil {
-		return nil, err
+	case opts.Entries != nil:
+		if err := m.ValidateHead(); err != nil {
+			return nil, err
+		}
+	default:
+		if err := m.Validate(); err != nil {
+			return nil, err
+		}
 	}
 	if opts.Readahead == 0 {
 		opts.Readahead = 2
@@ -182,6 +196,25 @@ func NewReader(ctx context.Context, m *Manifest, opts ReaderOptions) (*Reader, e
 	}, nil
 }
 
+// entry returns the manifest entry of segment i: from the manifest, or
+// from the entry source, checked against the head.
+func (r *Reader) entry(ctx context.Context, i int) (*SegmentMeta, error) {
+	if i < 0 || i >= r.m.SegmentCount() {
+		return nil, fmt.Errorf("storage: file %s has no segment %d", r.m.FileID, i)
+	}
+	if r.opts.Entries == nil {
+		return &r.m.Segments[i], nil
+	}
+	seg, err := r.opts.Entries(ctx, i)
+	if err != nil {
+		return nil, fmt.Errorf("storage: file %s segment %d: manifest entry: %w", r.m.FileID, i, err)
+	}
+	if err := r.m.CheckEntry(i, seg); err != nil {
+		return nil, err
+	}
+	return seg, nil
+}
+
 // Size returns the length of the stored stream.
 func (r *Reader) Size() int64 { return r.m.Size }
 
@@ -213,10 +246,10 @@ func (r *Reader) Stats() ReadStats {
 // refused for want of authority (ErrRefused) ends the read at once with
 // that error: parity would be refused too, and the file is not damaged.
 func (r *Reader) ReadSegment(ctx context.Context, i int, dst []byte) ([]byte, error) {
-	if i < 0 || i >= len(r.m.Segments) {
-		return nil, fmt.Errorf("storage: file %s has no segment %d", r.m.FileID, i)
+	seg, err := r.entry(ctx, i)
+	if err != nil {
+		return nil, err
 	}
-	seg := &r.m.Segments[i]
 	k, n := r.m.K, r.m.K+r.m.M
 	ps := int(seg.PieceSize)
 	if cap(dst) < k*ps {
@@ -428,9 +461,8 @@ func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 	for n < len(p) && off < r.m.Size {
 		si := int(off / r.m.SegmentSize)
 		so := int(off % r.m.SegmentSize)
-		seg := &r.m.Segments[si]
 		var c int
-		if size := int(seg.Size); so == 0 && len(p)-n >= size && int64(r.m.K)*seg.PieceSize == seg.Size {
+		if size := int(r.m.EntrySize(si)); so == 0 && len(p)-n >= size && int64(r.m.K)*pieceSize(int64(size), r.m.K) == int64(size) {
 			if _, err := r.ReadSegment(r.ctx, si, p[n:n+size:n+size]); err != nil {
 				return n, err
 			}
@@ -570,7 +602,7 @@ func (r *Reader) Stream(ctx context.Context, off int64) (*Stream, error) {
 	}
 	first := int(off / r.m.SegmentSize)
 	if off == r.m.Size {
-		first = len(r.m.Segments) // nothing left; fetch nothing
+		first = r.m.SegmentCount() // nothing left; fetch nothing
 	}
 	go s.produce(first)
 	return s, nil
@@ -602,7 +634,7 @@ type segJob struct {
 
 func (s *Stream) produce(first int) {
 	defer close(s.jobs)
-	for i := first; i < len(s.r.m.Segments); i++ {
+	for i := first; i < s.r.m.SegmentCount(); i++ {
 		var buf []byte
 		select {
 		case buf = <-s.free:

@@ -272,6 +272,7 @@ func fetchCommand() *cli.Command {
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "`PATH` to write, or - for standard output", Required: true},
 			&cli.StringFlag{Name: "range", Usage: "only bytes `START-END` (inclusive offsets; START- for the rest; START+LENGTH; units like 1M allowed)"},
 			&cli.BoolFlag{Name: "raw", Usage: "write the age-encrypted file instead of the plaintext"},
+			&cli.BoolFlag{Name: "md5", Usage: "also check the whole file's MD5 (SHA-256 is always checked)"},
 			&cli.BoolFlag{Name: "force", Usage: "replace PATH if it exists (with -o -: write even to a terminal)"},
 			&cli.IntFlag{Name: "concurrency", Usage: "`N` parallel piece downloads, 1..256", DefaultText: "K per segment, with readahead"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar and no result line (errors, warnings and --json still print)"},
@@ -300,6 +301,8 @@ type fetchOut struct {
 	// DegradedTargets are the targets whose pieces could not be used (the
 	// data came from parity); empty when storage was healthy.
 	DegradedTargets []string `json:"degraded_targets"`
+	// Checksums names the whole-file checksums that matched.
+	Checksums []string `json:"checksums_checked"`
 }
 
 // isStdoutPath reports whether path names this process's standard output.
@@ -373,7 +376,7 @@ func runFetch(c *cli.Context) error {
 	)
 	res, err := cl.FetchFile(c.Context, client.FetchOptions{
 		Dataset: ds, Name: name, Output: out, Stdout: stdout(c), Force: c.Bool("force"),
-		Identity: id, Range: rng, Raw: c.Bool("raw"), Concurrency: c.Int("concurrency"),
+		Identity: id, Range: rng, Raw: c.Bool("raw"), Concurrency: c.Int("concurrency"), MD5: c.Bool("md5"),
 		Progress: func(done, total int64) { p.update("fetch", done, total) },
 		OnDegraded: func(seg int, failures []storage.PieceFailure) {
 			degradedMu.Lock()
@@ -403,7 +406,7 @@ func runFetch(c *cli.Context) error {
 	reportFetchDone(c, cl, res) // audit.go
 	o := fetchOut{
 		Dataset: ds, Name: name, FileID: res.File.ID, Output: res.Output, Size: res.File.Size, Written: res.Bytes,
-		From: res.From, Resumed: res.Resumed, Verified: res.Verified, SHA256: res.File.SHA256, MD5: res.File.MD5,
+		From: res.From, Resumed: res.Resumed, Verified: res.Verified, Checksums: res.Checksums, SHA256: res.File.SHA256, MD5: res.File.MD5,
 		Degraded: res.Stats.SegmentsDegraded, PiecesBad: res.Stats.PiecesBad, Seconds: res.Elapsed.Seconds(),
 		DegradedTargets: slices.Sorted(maps.Keys(degradedTgts)),
 	}
@@ -421,16 +424,17 @@ func runFetch(c *cli.Context) error {
 	if c.Bool("quiet") {
 		return nil
 	}
-	what := "verified: pieces, chunks, SHA-256 and MD5"
+	sums := checksumNames(res.Checksums)
+	what := "verified: pieces, chunks, " + sums
 	switch {
 	case rng != nil && res.Verified: // the range was the whole file
-		what = fmt.Sprintf("bytes %d-%d, the whole file; verified: pieces, chunks, SHA-256 and MD5", res.From, res.From+res.Bytes-1)
+		what = fmt.Sprintf("bytes %d-%d, the whole file; verified: pieces, chunks, %s", res.From, res.From+res.Bytes-1, sums)
 	case rng != nil:
 		what = fmt.Sprintf("bytes %d-%d; verified: pieces and chunks", res.From, res.From+res.Bytes-1)
 	case !res.Verified:
 		what = "verified: pieces and chunks (the catalog has no checksums)"
 	case c.Bool("raw"):
-		what = "age file; verified: pieces, and it decrypts to the catalog's SHA-256 and MD5"
+		what = "age file; verified: pieces, and it decrypts to the catalog's " + sums
 	}
 	dest := res.Output // -o DIR: DIR/NAME
 	if out == "-" {

@@ -51,7 +51,7 @@ func newApp() *cli.App {
 			loginCommand(), whoamiCommand(), logoutCommand(),
 			keygenCommand(), keyCommand(),
 			datasetCommand(), lsCommand(),
-			uploadCommand(), fetchCommand(),
+			uploadCommand(), fetchCommand(), verifyCommand(),
 			completionCommand(), manCommand(), checksumsCommand(),
 			grantCommand(), revokeCommand(), grantsCommand(),
 			auditCommand(), adminCommand(), scrubCommand(), mountCommand(), umountCommand(),
