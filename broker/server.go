@@ -134,6 +134,8 @@ type Server struct {
 	// adminGroups, submitGroups: identity group names giving the roles
 	// (roles.go).
 	adminGroups, submitGroups map[string]bool
+
+	console consoleState // console.go: the web console's sessions and pages
 }
 
 // New returns a Server.
@@ -228,11 +230,12 @@ func (s *Server) routes() {
 	s.route("PUT /v1/datasets/{ds}/grants/{user}", "grant.put", true, s.putGrant)
 	s.route("DELETE /v1/datasets/{ds}/grants/{user}", "grant.revoke", true, s.revokeGrant)
 	s.route("GET /v1/datasets/{ds}/grants", "grant.list", true, s.listGrants)
-	s.accessRoutes() // access.go
-	s.auditRoutes()  // audit.go
-	s.scrubRoutes()  // scrub.go
-	s.opsRoutes()    // ops.go
-	s.batchRoutes()  // batch.go
+	s.accessRoutes()  // access.go
+	s.auditRoutes()   // audit.go
+	s.scrubRoutes()   // scrub.go
+	s.opsRoutes()     // ops.go
+	s.batchRoutes()   // batch.go
+	s.consoleRoutes() // console_pages.go: the web console, /ui/
 	s.route("/", "unknown", false, func(q *request) error {
 		return errorf(http.StatusNotFound, "no such endpoint: %s %s", q.r.Method, q.r.URL.Path)
 	})
