@@ -310,17 +310,30 @@ func checkCSRF(q *request, want string) error {
 // answer into out. The API's refusal comes back as the same status,
 // message and hint. The call is audited by the API's route like any other.
 func (s *Server) consoleAPI(q *request, sess *uiSession, method, path string, body, out any) error {
+	rec, err := s.consoleRaw(q, sess, method, path, body)
+	if err != nil || out == nil {
+		return err
+	}
+	if err := json.Unmarshal(rec.body.Bytes(), out); err != nil {
+		return internal("reading the API's answer", err)
+	}
+	return nil
+}
+
+// consoleRaw is consoleAPI returning the API's successful answer as it
+// was written.
+func (s *Server) consoleRaw(q *request, sess *uiSession, method, path string, body any) (*recorder, error) {
 	var rd io.Reader = http.NoBody
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		rd = bytes.NewReader(b)
 	}
 	r, err := http.NewRequestWithContext(q.ctx, method, path, rd)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	r.RemoteAddr, r.TLS, r.Host = q.r.RemoteAddr, q.r.TLS, q.r.Host
 	r.Header.Set("Authorization", "Bearer "+sess.token)
@@ -331,21 +344,15 @@ func (s *Server) consoleAPI(q *request, sess *uiSession, method, path string, bo
 	if rec.status/100 != 2 {
 		var e api.Error
 		if err := json.Unmarshal(rec.body.Bytes(), &e); err != nil || e.Error == "" {
-			return &httpError{status: rec.status, msg: http.StatusText(rec.status)}
+			return nil, &httpError{status: rec.status, msg: http.StatusText(rec.status)}
 		}
 		he := &httpError{status: rec.status, msg: e.Error, hint: e.Hint}
 		if rec.h.Get("Retry-After") != "" {
 			he.retryAfter = outageRetry
 		}
-		return he
+		return nil, he
 	}
-	if out == nil {
-		return nil
-	}
-	if err := json.Unmarshal(rec.body.Bytes(), out); err != nil {
-		return internal("reading the API's answer", err)
-	}
-	return nil
+	return rec, nil
 }
 
 // recorder is the ResponseWriter of an internal API call.
