@@ -248,7 +248,7 @@ func TestConsole(t *testing.T) {
 	b.open("/ui/datasets/" + ds)
 	row := `tr[data-user="` + res.name + `"].state-active`
 	b.run(
-		chromedp.SendKeys(chromedp.CSS(row+` input[name=reason]`), "project ended"),
+		chromedp.SendKeys(chromedp.CSS(row+` input.revoke-reason`), "project ended"),
 		chromedp.Click(chromedp.CSS(row+` button.revoke`)),
 		chromedp.WaitVisible(chromedp.ID("flash")),
 	)
