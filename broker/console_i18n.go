@@ -74,6 +74,7 @@ var msgs = map[string][2]string{
 	"size":             {"Size", "サイズ"},
 	"your.access":      {"Your access", "あなたの権限"},
 	"frozen":           {"frozen", "凍結中"},
+	"frozenat":         {"Frozen", "凍結"},
 	"members":          {"Members", "メンバー"},
 	"register.of":      {"Access register of", "利用承認台帳:"},
 	"register.caption": {"Grants with their full history", "利用承認（全履歴）"},

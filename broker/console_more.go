@@ -39,8 +39,8 @@ type auditView struct {
 }
 
 // uiAudit lists audit records as GET /v1/audit does for the caller (a
-// custodian their datasets', an operator all), newest first, a page at a
-// time; /ui/audit/verify adds the verdict of GET /v1/audit/verify.
+// custodian their datasets', an operator all): the newest page matching,
+// with a link to the page before it; /ui/audit/verify adds the verdict of GET /v1/audit/verify.
 func (s *Server) uiAudit(q *request, sess *uiSession) error {
 	q.object = "audit"
 	in := q.r.URL.Query()
@@ -70,7 +70,8 @@ func (s *Server) uiAudit(q *request, sess *uiSession) error {
 		for k, x := range qs {
 			older[k] = x
 		}
-		older.Set("until", v.Records[n-1].Time.Add(-time.Nanosecond).UTC().Format(time.RFC3339Nano))
+		// The API answers the newest records matching, oldest first.
+		older.Set("until", v.Records[0].Time.Add(-time.Nanosecond).UTC().Format(time.RFC3339Nano))
 		v.Older = "/ui/audit?" + older.Encode()
 	}
 	return s.render(q, sess, "audit", "audit", "audit", http.StatusOK, v)
