@@ -146,7 +146,9 @@ install_hts() {
 install_chromium() {
   local want=()
   { have chromium || [ -x /usr/bin/chromium ]; } || want+=(chromium)
-  fc-list 2>/dev/null | grep -qi "ipagothic\|ipa gothic\|noto sans cjk" || want+=(fonts-ipafont-gothic)
+  local fonts
+  fonts=$(fc-list 2>/dev/null || true) # not piped into grep -q: pipefail would see fc-list's SIGPIPE
+  grep -qi "ipagothic\|noto sans cjk" <<<"$fonts" || want+=(fonts-ipafont-gothic)
   [ ${#want[@]} -eq 0 ] && return 0
   apt_install "${want[@]}"
 }
