@@ -41,6 +41,13 @@ var pageNames = []string{"login", "error", "datasets", "register", "audit", "ops
 func parsePages() (map[string]*template.Template, error) {
 	funcs := template.FuncMap{
 		"size": formatSize,
+		// abbrev shortens a long key for display: its start and end.
+		"abbrev": func(s string) string {
+			if len(s) <= 40 {
+				return s
+			}
+			return s[:24] + "…" + s[len(s)-8:]
+		},
 		"date": func(t time.Time) string { return t.UTC().Format(time.DateOnly) },
 		"datetime": func(v any) string {
 			switch t := v.(type) {

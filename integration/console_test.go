@@ -305,17 +305,32 @@ func TestConsole(t *testing.T) {
 		t.Fatalf("verify: %q", v)
 	}
 	b.screenshot("verify")
-	if st := b.open("/ui/ops"); st == 200 {
-		b.screenshot("ops")
+	if st := b.open("/ui/ops"); st != 200 {
+		t.Fatalf("operators' page: status %d", st)
 	}
+	if tg := b.text("#targets"); !strings.Contains(tg, "up") {
+		t.Fatalf("targets: %q", tg)
+	}
+	b.screenshot("ops")
 	b.logout()
 
 	// The researcher: their own view; another dataset's register is the
 	// API's 404, word for word.
 	b.login(res.name, res.password)
-	if st := b.open("/ui/me"); st == 200 {
-		b.screenshot("me")
+	if st := b.open("/ui/me"); st != 200 {
+		t.Fatalf("own view: status %d", st)
 	}
+	if me := b.text("main"); !strings.Contains(me, ds) || !strings.Contains(me, "revoked") {
+		t.Fatalf("own view lacks the revoked grant on %s:\n%s", ds, me)
+	}
+	b.screenshot("me")
+	// Japanese, by the switch link (a cookie), and back.
+	b.run(chromedp.Click(chromedp.CSS(`a[lang="ja"]`)), chromedp.WaitVisible(chromedp.CSS(`html[lang="ja"]`)))
+	if h := b.text("h1"); h != "自分の利用状況" {
+		t.Fatalf("Japanese heading %q", h)
+	}
+	b.screenshot("me-ja")
+	b.run(chromedp.Click(chromedp.CSS(`a[lang="en"]`)), chromedp.WaitVisible(chromedp.CSS(`html[lang="en"]`)))
 	if st := b.open("/ui/datasets/" + other); st != http.StatusNotFound {
 		t.Fatalf("researcher opening %s's register: status %d, want 404", other, st)
 	}
