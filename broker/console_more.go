@@ -21,6 +21,7 @@ func (s *Server) consoleMoreRoutes() {
 	s.uiRoute("POST /ui/ops/freezes/{kind}/{name}/lift", "ui.unfreeze", s.uiUnfreeze)
 	s.uiRoute("POST /ui/ops/scrubs", "ui.scrub", s.uiScrub)
 	s.uiRoute("GET /ui/datasets/{ds}/deletion-report", "ui.deletion-report", s.uiDeletionReport)
+	s.uiRoute("GET /ui/deletion-report", "ui.deletion-report", s.uiDeletionReport) // ?dataset=ID, the operators' page's form
 	s.uiRoute("GET /ui/me", "ui.me", s.uiMe)
 }
 
@@ -105,6 +106,12 @@ func (s *Server) uiAuditExport(q *request, sess *uiSession) error {
 // uiDeletionReport hands over a dataset's deletion report.
 func (s *Server) uiDeletionReport(q *request, sess *uiSession) error {
 	ds := q.r.PathValue("ds")
+	if ds == "" {
+		ds = strings.TrimSpace(q.r.URL.Query().Get("dataset"))
+	}
+	if ds == "" {
+		return badRequest("name the deleted dataset whose report you want")
+	}
 	q.object = "dataset/" + ds
 	rec, err := s.consoleRaw(q, sess, "GET", "/v1/datasets/"+seg(ds)+"/deletion-report", nil)
 	if err != nil {

@@ -387,6 +387,9 @@ var matrixRoutes = map[string]matrixRoute{
 	"GET /ui/datasets/{ds}/deletion-report": {"ui.deletion-report", "deletionReport", func(fx *fixture) (string, string, any) {
 		return "GET", "/ui/datasets/" + fx.ds + "/deletion-report", nil
 	}},
+	"GET /ui/deletion-report": {"ui.deletion-report", "deletionReport", func(fx *fixture) (string, string, any) {
+		return "GET", "/ui/deletion-report?dataset=" + fx.ds, nil
+	}},
 	"GET /ui/me": {"ui.me", "whoami", get("/ui/me")},
 }
 
