@@ -229,6 +229,21 @@ func TestConsole(t *testing.T) {
 	}
 	os.Remove(out)
 
+	// Extend on the row: a new period, the old one kept as superseded.
+	b.open("/ui/datasets/" + ds)
+	active := `tr[data-user="` + res.name + `"].state-active`
+	b.run(
+		chromedp.SetValue(chromedp.CSS(active+` input[type=date]`), day(20)),
+		chromedp.Click(chromedp.CSS(active+` button.extend`)),
+		chromedp.WaitVisible(chromedp.ID("flash")),
+	)
+	if row := b.text(active); !strings.Contains(row, day(20)) {
+		t.Fatalf("active row after the extension: %q", row)
+	}
+	if old := b.text(`tr[data-user="` + res.name + `"].state-superseded`); !strings.Contains(old, day(10)) {
+		t.Fatalf("superseded row after the extension: %q", old)
+	}
+
 	// A bad grant shows the broker's own message and changes nothing.
 	b.open("/ui/datasets/" + ds)
 	b.run(
