@@ -120,6 +120,9 @@ func (s *Server) render(q *request, sess *uiSession, name, nav, title string, st
 // renderError is the console's q.fail: the API's message and hint as a
 // page. A caller with no session gets the login form, with status 401.
 func (s *Server) renderError(q *request, sess *uiSession, e *httpError) {
+	// Set again: a reply discarded for want of its audit record (audit)
+	// lost its headers.
+	consoleHeaders(q.w)
 	if e.retryAfter > 0 {
 		q.w.Header().Set("Retry-After", retryAfter(e.retryAfter))
 	}
@@ -193,7 +196,6 @@ func (s *Server) uiStatic(q *request) error {
 		ct = "image/png"
 	}
 	q.w.Header().Set("Content-Type", ct)
-	q.w.Header().Set("Cache-Control", "max-age=3600")
 	q.status = http.StatusOK
 	_, err = q.w.Write(b)
 	return err
