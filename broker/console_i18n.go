@@ -103,6 +103,8 @@ var msgs = map[string][2]string{
 	"done.frozen":      {"Freeze recorded.", "凍結を記録しました。"},
 	"done.unfrozen":    {"Freeze lifted.", "凍結を解除しました。"},
 	"done.scrub":       {"Scrub started.", "スクラブを開始しました。"},
+	"done.cancelled":   {"Scrub cancelled.", "スクラブを中止しました。"},
+	"cancel":           {"Cancel", "中止"},
 
 	"state.active":     {"active", "有効"},
 	"state.scheduled":  {"scheduled", "予約"},

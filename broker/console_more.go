@@ -20,6 +20,7 @@ func (s *Server) consoleMoreRoutes() {
 	s.uiRoute("POST /ui/ops/freezes", "ui.freeze", s.uiFreeze)
 	s.uiRoute("POST /ui/ops/freezes/{kind}/{name}/lift", "ui.unfreeze", s.uiUnfreeze)
 	s.uiRoute("POST /ui/ops/scrubs", "ui.scrub", s.uiScrub)
+	s.uiRoute("POST /ui/ops/scrubs/{id}/cancel", "ui.scrub.cancel", s.uiScrubCancel)
 	s.uiRoute("GET /ui/datasets/{ds}/deletion-report", "ui.deletion-report", s.uiDeletionReport)
 	s.uiRoute("GET /ui/deletion-report", "ui.deletion-report", s.uiDeletionReport) // ?dataset=ID, the operators' page's form
 	s.uiRoute("GET /ui/me", "ui.me", s.uiMe)
@@ -194,6 +195,14 @@ func (s *Server) uiScrub(q *request, sess *uiSession) error {
 	return q.redirect("/ui/ops?done=scrub")
 }
 
+func (s *Server) uiScrubCancel(q *request, sess *uiSession) error {
+	q.object = "scrubs"
+	if err := s.consoleAPI(q, sess, "DELETE", "/v1/scrubs/"+seg(q.r.PathValue("id")), nil, nil); err != nil {
+		return err
+	}
+	return q.redirect("/ui/ops?done=cancelled")
+}
+
 type meView struct {
 	Me      api.User
 	Grants  []api.Grant
@@ -205,6 +214,41 @@ type fetchHint struct {
 	Dataset string
 	Until   time.Time
 	Command string
+}
+
+// maxFetchHints bounds the commands shown per dataset.
+const maxFetchHints = 20
+
+// fetchHints are the dozo fetch commands for the available files of an
+// active grant's dataset, from the API's file list; when the list is
+// refused (a frozen dataset, say) the command with a placeholder.
+func (s *Server) fetchHints(q *request, sess *uiSession, g api.Grant) []fetchHint {
+	var fs []api.File
+	if err := s.consoleAPI(q, sess, "GET", "/v1/datasets/"+seg(g.Dataset)+"/files", nil, &fs); err != nil {
+		return []fetchHint{{Dataset: g.Dataset, Until: g.Until, Command: "dozo fetch " + g.Dataset + "/FILE -o FILE"}}
+	}
+	var out []fetchHint
+	for _, f := range fs {
+		if f.State != api.FileAvailable || len(out) == maxFetchHints {
+			continue
+		}
+		out = append(out, fetchHint{Dataset: g.Dataset, Until: g.Until, Command: "dozo fetch " + shellQuote(g.Dataset+"/"+f.Name) + " -o " + shellQuote(f.Name)})
+	}
+	return out
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	safe := s != ""
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("._-/+=:@,", c)) {
+			safe = false
+		}
+	}
+	if safe {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // uiMe is a user's own view: who they are, their registered key, their
@@ -227,8 +271,7 @@ func (s *Server) uiMe(q *request, sess *uiSession) error {
 		}
 		v.Grants = append(v.Grants, g)
 		if g.State == api.GrantActive {
-			v.Fetches = append(v.Fetches, fetchHint{Dataset: g.Dataset, Until: g.Until,
-				Command: "dozo fetch " + g.Dataset + "/FILE -o FILE"})
+			v.Fetches = append(v.Fetches, s.fetchHints(q, sess, g)...)
 		}
 	}
 	v.Broker = "https://" + q.r.Host

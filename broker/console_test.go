@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dozo-vault/dozo/catalog"
 	"github.com/dozo-vault/dozo/vault"
 )
 
@@ -265,6 +266,29 @@ func TestConsoleLanguage(t *testing.T) {
 	for key, m := range msgs {
 		if m[0] == "" || m[1] == "" {
 			t.Errorf("message %q lacks a language", key)
+		}
+	}
+}
+
+// TestConsoleOwnView: a grantee's own view lists the grant with its end
+// and a fetch command per available file, quoted for the shell.
+func TestConsoleOwnView(t *testing.T) {
+	e, fx := consoleEnv(t)
+	if _, err := e.cat.PutGrant(context.Background(), catalog.Grant{DatasetID: fx.ds, User: "rita", From: "2026-03-01", Until: "2026-03-31",
+		ApplicationID: "J-DU000001", Institution: "NIG", GrantedBy: "cara", GrantedAt: e.now}); err != nil {
+		t.Fatal(err)
+	}
+	code, msg, _, rec := e.uiCall("tok-rita", "GET", "/ui/me", nil)
+	b := html.UnescapeString(rec.Body.String())
+	if code != 200 || !strings.Contains(b, "dozo fetch "+fx.ds+"/"+fx.file+" -o "+fx.file) || !strings.Contains(b, "2026-03-31") {
+		t.Fatalf("own view: %d %q\n%s", code, msg, b)
+	}
+}
+
+func TestShellQuote(t *testing.T) {
+	for in, want := range map[string]string{"JGAD1/a.vcf": "JGAD1/a.vcf", "a b": "'a b'", "it's": `'it'\''s'`, "$(x)": "'$(x)'"} {
+		if got := shellQuote(in); got != want {
+			t.Errorf("shellQuote(%q) = %s, want %s", in, got, want)
 		}
 	}
 }

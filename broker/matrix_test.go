@@ -384,6 +384,7 @@ var matrixRoutes = map[string]matrixRoute{
 	"POST /ui/ops/scrubs": {"ui.scrub", "adminDataset", func(fx *fixture) (string, string, any) {
 		return "POST", "/ui/ops/scrubs", url.Values{"dataset": {fx.ds}}
 	}},
+	"POST /ui/ops/scrubs/{id}/cancel": {"ui.scrub.cancel", "admin", uiPost("/ui/ops/scrubs/"+matrixScrubRun+"/cancel", nil)},
 	"GET /ui/datasets/{ds}/deletion-report": {"ui.deletion-report", "deletionReport", func(fx *fixture) (string, string, any) {
 		return "GET", "/ui/datasets/" + fx.ds + "/deletion-report", nil
 	}},
