@@ -230,12 +230,14 @@ func (s *Server) routes() {
 	s.route("PUT /v1/datasets/{ds}/grants/{user}", "grant.put", true, s.putGrant)
 	s.route("DELETE /v1/datasets/{ds}/grants/{user}", "grant.revoke", true, s.revokeGrant)
 	s.route("GET /v1/datasets/{ds}/grants", "grant.list", true, s.listGrants)
-	s.accessRoutes()  // access.go
-	s.auditRoutes()   // audit.go
-	s.scrubRoutes()   // scrub.go
-	s.opsRoutes()     // ops.go
-	s.batchRoutes()   // batch.go
-	s.consoleRoutes() // console_pages.go: the web console, /ui/
+	s.accessRoutes() // access.go
+	s.auditRoutes()  // audit.go
+	s.scrubRoutes()  // scrub.go
+	s.opsRoutes()    // ops.go
+	s.batchRoutes()  // batch.go
+
+	// The web console, /ui/ (console_pages.go).
+	s.consoleRoutes()
 	s.route("/", "unknown", false, func(q *request) error {
 		return errorf(http.StatusNotFound, "no such endpoint: %s %s", q.r.Method, q.r.URL.Path)
 	})
