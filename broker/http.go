@@ -70,6 +70,9 @@ type request struct {
 	status int
 	// audited: the request's audit record is already committed (stream).
 	audited bool
+	// page, when set, renders a refusal for a browser instead of the JSON
+	// api.Error (the console, console.go).
+	page func(*httpError)
 }
 
 func (q *request) userName() string {
@@ -92,6 +95,10 @@ func (q *request) reply(status int, v any) error {
 
 func (q *request) fail(e *httpError) {
 	q.status = e.status
+	if q.page != nil {
+		q.page(e)
+		return
+	}
 	q.w.Header().Set("Content-Type", "application/json")
 	q.w.Header().Set("Cache-Control", "no-store")
 	if e.retryAfter > 0 {

@@ -16,6 +16,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -343,6 +345,57 @@ var matrixRoutes = map[string]matrixRoute{
 	"GET /v1/metrics": {"metrics", "admin", get("/v1/metrics")},
 	"GET /metrics":    {"metrics", "admin", get("/metrics")},
 	"GET /v1/targets": {"target.list", "admin", get("/v1/targets")},
+
+	// The web console (console*.go): each page and form has the rule of
+	// the API calls it makes with the session's token. Anonymous callers
+	// get the login form with 401; form posts carry the session's CSRF
+	// token (uiMatrixCall).
+	"GET /ui/static/{file}": {"", "public", get("/ui/static/console.css")},
+	"GET /ui/login":         {"", "public", get("/ui/login")},
+	"GET /ui/lang/{lang}":   {"", "public", get("/ui/lang/ja?next=/ui/datasets")},
+	"POST /ui/login":        {"ui.login", "whoami", uiPost("/ui/login", nil)},
+	"POST /ui/logout":       {"ui.logout", "whoami", uiPost("/ui/logout", nil)},
+	"GET /ui/{$}":           {"ui.datasets", "user", get("/ui/")},
+	"GET /ui/datasets":      {"ui.datasets", "user", get("/ui/datasets")},
+	"GET /ui/datasets/{ds}": {"ui.register", "custodian", func(fx *fixture) (string, string, any) {
+		return "GET", "/ui/datasets/" + fx.ds + "?state=active", nil
+	}},
+	"GET /ui/datasets/{ds}/register.csv": {"ui.register.export", "custodian", func(fx *fixture) (string, string, any) {
+		return "GET", "/ui/datasets/" + fx.ds + "/register.csv", nil
+	}},
+	"POST /ui/datasets/{ds}/grants": {"ui.grant", "grantChange", func(fx *fixture) (string, string, any) {
+		return "POST", "/ui/datasets/" + fx.ds + "/grants", url.Values{"user": {"bob"}, "until": {"2026-04-01"},
+			"application": {"J-DU000002"}, "institution": {"NIG"}}
+	}},
+	"POST /ui/datasets/{ds}/grants/{user}/revoke": {"ui.revoke", "custodian", func(fx *fixture) (string, string, any) {
+		return "POST", "/ui/datasets/" + fx.ds + "/grants/bob/revoke", url.Values{"reason": {"done"}}
+	}},
+	"GET /ui/register":     {"ui.register.all", "user", get("/ui/register?state=active")},
+	"GET /ui/register.csv": {"ui.register.export", "user", get("/ui/register.csv")},
+	"GET /ui/audit": {"ui.audit", "auditDataset", func(fx *fixture) (string, string, any) {
+		return "GET", "/ui/audit?dataset=" + fx.ds + "&result=ok", nil
+	}},
+	"GET /ui/audit/verify": {"ui.audit.verify", "admin", get("/ui/audit/verify")},
+	"GET /ui/audit/export": {"ui.audit.export", "admin", get("/ui/audit/export")},
+	"GET /ui/ops":          {"ui.ops", "admin", get("/ui/ops")},
+	"POST /ui/ops/freezes": {"ui.freeze", "admin", uiPost("/ui/ops/freezes", url.Values{"kind": {"user"}, "name": {"bob"}, "reason": {"incident"}})},
+	"POST /ui/ops/freezes/{kind}/{name}/lift": {"ui.unfreeze", "admin",
+		uiPost("/ui/ops/freezes/user/mallory/lift", url.Values{"reason": {"resolved"}})},
+	"POST /ui/ops/scrubs": {"ui.scrub", "adminDataset", func(fx *fixture) (string, string, any) {
+		return "POST", "/ui/ops/scrubs", url.Values{"dataset": {fx.ds}}
+	}},
+	"POST /ui/ops/scrubs/{id}/cancel": {"ui.scrub.cancel", "admin", uiPost("/ui/ops/scrubs/"+matrixScrubRun+"/cancel", nil)},
+	"GET /ui/datasets/{ds}/deletion-report": {"ui.deletion-report", "deletionReport", func(fx *fixture) (string, string, any) {
+		return "GET", "/ui/datasets/" + fx.ds + "/deletion-report", nil
+	}},
+	"GET /ui/deletion-report": {"ui.deletion-report", "deletionReport", func(fx *fixture) (string, string, any) {
+		return "GET", "/ui/deletion-report?dataset=" + fx.ds, nil
+	}},
+	"GET /ui/me": {"ui.me", "whoami", get("/ui/me")},
+}
+
+func uiPost(path string, form url.Values) func(*fixture) (string, string, any) {
+	return func(*fixture) (string, string, any) { return "POST", path, form }
 }
 
 func get(path string) func(*fixture) (string, string, any) {
@@ -429,6 +482,11 @@ func (w *matrixWorld) server(t *testing.T, cat *catalog.Catalog, keys KeyService
 		targets[i] = cellTarget{dirTarget{d.(*storage.DirTarget)}, deleted}
 	}
 	var err error
+	defer func() {
+		if e.srv != nil {
+			e.srv.console.login = fakeConsoleLogin // console_test.go
+		}
+	}()
 	e.srv, err = New(Options{
 		Catalog: cat, Identifier: matrixTokens, Keys: keys, Targets: targets,
 		Admins: []string{"admin"}, Submitters: []string{"sam"},
@@ -677,8 +735,12 @@ func checkCell(t *testing.T, e *env, fx *fixture, pattern string, row matrixRout
 		token = "tok-" + u
 	}
 	method, path, body := row.req(fx)
-	code, raw := e.call(token, method, path, body, nil)
 	where := fmt.Sprintf("%s as %s (%s): %s %s", pattern, role, state, method, path)
+	if strings.HasPrefix(path, "/ui/") {
+		checkUICell(t, e, fx, row, token, where, want)
+		return
+	}
+	code, raw := e.call(token, method, path, body, nil)
 	var eb api.Error
 	if code/100 != 2 {
 		if err := json.Unmarshal(raw, &eb); err != nil {
@@ -726,6 +788,52 @@ func checkCell(t *testing.T, e *env, fx *fixture, pattern string, row matrixRout
 		r := strings.NewReplacer(m.ds, fx.ds, m.file, fx.file, m.fileID, fx.fileID, m.upload, fx.upload, m.complete, fx.complete)
 		if mcode != 404 || r.Replace(me.Error) != eb.Error || me.Hint != eb.Hint {
 			t.Errorf("%s: 404 differs from a missing object's:\n  %s\n  %s", where, raw, mraw)
+		}
+	default:
+		t.Fatalf("bad expectation %q", want)
+	}
+}
+
+// checkUICell is checkCell for a console route: its answers are pages
+// (a redirect after a form), the refusal's words in the page's error.
+func checkUICell(t *testing.T, e *env, fx *fixture, row matrixRoute, token, where, want string) {
+	t.Helper()
+	method, path, body := row.req(fx)
+	code, msg, hint := uiMatrixCall(e, token, method, path, body)
+	isFrozen := strings.Contains(msg, "access frozen by an administrator")
+	ok := code/100 == 2 || code == http.StatusSeeOther
+	switch want {
+	case "ok":
+		if !ok {
+			t.Errorf("%s: want allowed, got %d %q", where, code, msg)
+		}
+	case "409", "401":
+		if fmt.Sprint(code) != want {
+			t.Errorf("%s: want %s, got %d %q", where, want, code, msg)
+		}
+	case "410":
+		if code != 410 || !strings.Contains(msg, "was deleted on") {
+			t.Errorf("%s: want 410 saying the dataset was deleted, got %d %q", where, code, msg)
+		}
+	case "403":
+		if code != 403 || isFrozen {
+			t.Errorf("%s: want 403 (not a freeze), got %d %q", where, code, msg)
+		}
+	case "frz":
+		if code != 403 || !isFrozen {
+			t.Errorf("%s: want the frozen refusal, got %d %q", where, code, msg)
+		}
+	case "404":
+		if code != 404 {
+			t.Errorf("%s: want 404, got %d %q", where, code, msg)
+			return
+		}
+		m := fx.missing()
+		mm, mp, mb := row.req(&m)
+		mcode, mmsg, mhint := uiMatrixCall(e, token, mm, mp, mb)
+		r := strings.NewReplacer(m.ds, fx.ds, m.file, fx.file, m.fileID, fx.fileID, m.upload, fx.upload, m.complete, fx.complete)
+		if mcode != 404 || r.Replace(mmsg) != msg || mhint != hint {
+			t.Errorf("%s: 404 differs from a missing object's:\n  %q\n  %q", where, msg, mmsg)
 		}
 	default:
 		t.Fatalf("bad expectation %q", want)

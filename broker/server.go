@@ -139,7 +139,8 @@ type Server struct {
 	// (roles.go).
 	adminGroups, submitGroups map[string]bool
 
-	seen seenUsers // principals.go: users recorded as seen
+	seen    seenUsers    // principals.go: users recorded as seen
+	console consoleState // console.go: the web console's sessions and pages
 }
 
 // New returns a Server.
@@ -238,6 +239,9 @@ func (s *Server) routes() {
 	s.scrubRoutes()  // scrub.go
 	s.opsRoutes()    // ops.go
 	s.batchRoutes()  // batch.go
+
+	// The web console, /ui/ (console_pages.go).
+	s.consoleRoutes()
 	s.route("/", "unknown", false, func(q *request) error {
 		return errorf(http.StatusNotFound, "no such endpoint: %s %s", q.r.Method, q.r.URL.Path)
 	})

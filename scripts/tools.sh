@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # tools.sh — install the pinned external programs dozo's tests and local stack
 # need (MinIO, versitygw, Vault, the reference age CLI) into a cache outside
-# the repo, and PostgreSQL, OpenLDAP, fuse3, samtools, bcftools and htslib
-# from Debian's packages.
+# the repo, and PostgreSQL, OpenLDAP, fuse3, samtools, bcftools, htslib and
+# Chromium from Debian's packages.
 #
-#   scripts/tools.sh [all|minio|versitygw|vault|age|oidc-provider|postgres|fuse|ldap|hts]
+#   scripts/tools.sh [all|minio|versitygw|vault|age|oidc-provider|postgres|fuse|ldap|hts|chromium]
 #                                  install (no-op when present)
 #   scripts/tools.sh path          print the cache bin dir
 #
@@ -139,6 +139,20 @@ install_hts() {
   apt_install "${want[@]}"
 }
 
+# chromium: Debian's headless-capable Chromium for the console's browser
+# tests (integration/console_test.go drives it over the DevTools
+# protocol), and a Japanese font so its screenshots of Japanese pages are
+# legible.
+install_chromium() {
+  local want=()
+  { have chromium || [ -x /usr/bin/chromium ]; } || want+=(chromium)
+  local fonts
+  fonts=$(fc-list 2>/dev/null || true) # not piped into grep -q: pipefail would see fc-list's SIGPIPE
+  grep -qi "ipagothic\|noto sans cjk" <<<"$fonts" || want+=(fonts-ipafont-gothic)
+  [ ${#want[@]} -eq 0 ] && return 0
+  apt_install "${want[@]}"
+}
+
 case "${1:-all}" in
   path) echo "$BIN" ;;
   minio) install_minio ;;
@@ -150,7 +164,8 @@ case "${1:-all}" in
   fuse) install_fuse ;;
   ldap) install_ldap ;;
   hts) install_hts ;;
+  chromium) install_chromium ;;
   all) install_age; install_minio; install_versitygw; install_vault; install_oidc_provider
-    install_postgres; install_fuse; install_ldap; install_hts ;;
-  *) echo "usage: $0 [all|minio|versitygw|vault|age|oidc-provider|postgres|fuse|ldap|hts|path]" >&2; exit 2 ;;
+    install_postgres; install_fuse; install_ldap; install_hts; install_chromium ;;
+  *) echo "usage: $0 [all|minio|versitygw|vault|age|oidc-provider|postgres|fuse|ldap|hts|chromium|path]" >&2; exit 2 ;;
 esac

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -21,9 +22,14 @@ func TestReaderWithEntrySource(t *testing.T) {
 	m := writeStream(t, ts, l, "f1", data)
 	ctx := context.Background()
 
+	// The reader asks from several goroutines (readahead), as the client's
+	// source is asked: the stand-in locks as that one does.
+	var mu sync.Mutex
 	asked := map[int]int{}
 	var edit func(i int, s *SegmentMeta)
 	src := func(_ context.Context, i int) (*SegmentMeta, error) {
+		mu.Lock()
+		defer mu.Unlock()
 		asked[i]++
 		s := m.Segments[i]
 		s.Pieces = append([]PieceMeta(nil), s.Pieces...)
@@ -47,10 +53,16 @@ func TestReaderWithEntrySource(t *testing.T) {
 	if _, err := r.WriteTo(&got); err != nil || !bytes.Equal(got.Bytes(), data) {
 		t.Fatalf("read with entries on demand: %v", err)
 	}
+	mu.Lock()
 	clear(asked)
+	mu.Unlock()
 	buf := make([]byte, 10)
-	if _, err := r.ReadAt(buf, 3*l.SegmentSize+5); err != nil || !bytes.Equal(buf, data[3*l.SegmentSize+5:][:10]) || len(asked) != 1 || asked[3] != 1 {
-		t.Fatalf("ReadAt in segment 3: %v, asked for %v", err, asked)
+	_, err = r.ReadAt(buf, 3*l.SegmentSize+5)
+	mu.Lock()
+	n3, nAsked := asked[3], len(asked)
+	mu.Unlock()
+	if err != nil || !bytes.Equal(buf, data[3*l.SegmentSize+5:][:10]) || nAsked != 1 || n3 != 1 {
+		t.Fatalf("ReadAt in segment 3: %v, asked for %d segments, segment 3 %d times", err, nAsked, n3)
 	}
 
 	for name, e := range map[string]func(int, *SegmentMeta){
