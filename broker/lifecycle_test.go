@@ -521,6 +521,17 @@ func TestDeletionScheduleAndCancel(t *testing.T) {
 			t.Errorf("%s still lists DS1", tok)
 		}
 	}
+	// The grantee's own register no longer names it; its custodian's and
+	// the admins' keep the record.
+	registerHas := func(tok string) bool {
+		var gs []api.Grant
+		l.must(200, tok, "GET", "/v1/grants?history=true", nil, &gs)
+		return slices.ContainsFunc(gs, func(g api.Grant) bool { return g.Dataset == "DS1" })
+	}
+	if registerHas("tok-rita") || !registerHas("tok-sam") || !registerHas("tok-admin") {
+		t.Errorf("register while DS1 is hidden: rita %v, sam %v, admin %v; want only sam and admin to see its grants",
+			registerHas("tok-rita"), registerHas("tok-sam"), registerHas("tok-admin"))
+	}
 	// The open upload cannot go on; its uploader is told why
 	// (deleted_test.go).
 	l.must(409, "tok-sam", "GET", "/v1/uploads/"+l.open.ID, nil, nil)
@@ -572,6 +583,9 @@ func TestDeletionScheduleAndCancel(t *testing.T) {
 	// Everything as it was.
 	if !listed(l, "tok-rita") {
 		t.Error("rita does not list DS1 after the cancel")
+	}
+	if !registerHas("tok-rita") {
+		t.Error("rita's register does not name DS1 after the cancel")
 	}
 	if got := l.fetchKey(); !bytes.Equal(got, l.fileKey) {
 		t.Fatal("the file key changed")

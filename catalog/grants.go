@@ -279,13 +279,15 @@ func (c *Catalog) Grants(ctx context.Context, datasetID string, history bool) ([
 
 // VisibleGrants returns the grant rows viewer may review, oldest first:
 // all of them when all is set (admins), else those of datasets viewer is
-// custodian of and viewer's own. history as in Grants.
+// custodian of and viewer's own — not on a dataset hidden by a deletion,
+// which a grantee may no longer see. history as in Grants.
 func (c *Catalog) VisibleGrants(ctx context.Context, viewer Principal, all, history bool) ([]Grant, error) {
 	own, ownArgs := viewer.holds("grants", `"user"`)
 	cust, custArgs := viewer.holds("m", `"user"`)
 	args := append(append(append([]any{all}, ownArgs...), custArgs...), history)
 	return queryAll(ctx, c, "grants", scanGrant, `SELECT `+grantCols+` FROM grants
-		WHERE (? OR `+own+` OR dataset_id IN (SELECT m.dataset_id FROM members m WHERE `+cust+` AND m.role = 'custodian'))
+		WHERE (? OR (`+own+` AND dataset_id IN (SELECT id FROM datasets WHERE deleted_at IS NULL))
+				OR dataset_id IN (SELECT m.dataset_id FROM members m WHERE `+cust+` AND m.role = 'custodian'))
 			AND (? OR superseded_by IS NULL)
 		ORDER BY dataset_id, id`, args...)
 }
