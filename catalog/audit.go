@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -12,41 +14,180 @@ import (
 )
 
 // AppendAudit appends r to the hash-chained audit log and returns it sealed
-// (Seq, PrevHash, Hash set). Reading the last record and inserting the new
-// one happen in one write transaction, so concurrent appends are
-// serialised and the chain never forks. When r.Dataset is empty and r
-// names a file or upload, the dataset is filled in from the catalog, so a
-// custodian's view of their dataset's audit includes per-file events.
+// (Seq, PrevHash, Hash set) once it is durable: its transaction has
+// committed. When r.Dataset is empty and r names a file or upload, the
+// dataset is filled in from the catalog, so a custodian's view of their
+// dataset's audit includes per-file events.
+//
+// Appends are group-committed: records from concurrent callers queue, and
+// one caller at a time (the leader) appends up to maxAuditBatch of them, in
+// queue order, in one transaction (appendAuditBatch), then releases each
+// waiter with its own sealed record, or every waiter of the batch with the
+// transaction's error. A record that fails validation fails alone and
+// takes no seq. The chain stays one totally ordered chain: a batch reads
+// the head and writes every record in one write transaction (on
+// PostgreSQL under the audit advisory lock), so batches of several dozods
+// on one catalog are serialised too.
+//
+// A caller whose ctx ends while its record is still queued gets ctx's
+// error and its record is not appended; once its batch has begun, it
+// waits for the batch's outcome, which is then the truth.
 //
 // The caller must put no secret in r: the log is readable by admins and by
 // the dataset's custodians, and is exported as plain JSON.
 func (c *Catalog) AppendAudit(ctx context.Context, r audit.Record) (*audit.Record, error) {
-	err := c.lockedTx(ctx, lockAudit, func(tx *sql.Tx) error {
-		if r.Dataset == "" {
-			r.Dataset = objectDataset(ctx, tx, r.Object)
+	p := &pendingAudit{r: r, done: make(chan struct{})}
+	auditQueues.mu.Lock()
+	q := auditQueues.m[c]
+	lead := q == nil
+	if lead {
+		q = &auditQueue{}
+		auditQueues.m[c] = q
+	}
+	q.pending = append(q.pending, p)
+	auditQueues.mu.Unlock()
+	if lead {
+		go c.commitAuditQueue(ctx, q)
+	}
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		auditQueues.mu.Lock()
+		i := slices.Index(q.pending, p)
+		if i >= 0 {
+			q.pending = slices.Delete(q.pending, i, i+1)
 		}
+		auditQueues.mu.Unlock()
+		if i >= 0 {
+			return nil, fmt.Errorf("catalog: audit append: %w", ctx.Err())
+		}
+		<-p.done
+	}
+	return p.sealed, p.err
+}
+
+// maxAuditBatch bounds the records of one audit transaction, so one
+// batch's statements stay short and a waiter's latency bounded.
+const maxAuditBatch = 256
+
+// auditBatchTimeout bounds one batch's transaction. It is not the
+// callers' deadline: a batch serves many callers and must finish once
+// begun.
+const auditBatchTimeout = 30 * time.Second
+
+// pendingAudit is one caller's record waiting for its batch. sealed and
+// err are set before done is closed.
+type pendingAudit struct {
+	r      audit.Record
+	sealed *audit.Record
+	err    error
+	done   chan struct{}
+}
+
+// auditQueue holds a catalog's records waiting to be appended. It exists
+// (in auditQueues) exactly while a committer goroutine is draining it.
+type auditQueue struct {
+	pending []*pendingAudit
+}
+
+// auditQueues maps each catalog with appends in flight to its queue. The
+// entry is removed when the queue drains, so a closed catalog leaves
+// nothing behind.
+var auditQueues = struct {
+	mu sync.Mutex
+	m  map[*Catalog]*auditQueue
+}{m: map[*Catalog]*auditQueue{}}
+
+// commitAuditQueue appends q's records batch after batch until q is empty,
+// then removes q. Records queued while a batch commits form the next
+// batch, so under load a batch holds what arrived during one commit.
+func (c *Catalog) commitAuditQueue(ctx context.Context, q *auditQueue) {
+	ctx = context.WithoutCancel(ctx)
+	for {
+		auditQueues.mu.Lock()
+		n := min(len(q.pending), maxAuditBatch)
+		if n == 0 {
+			delete(auditQueues.m, c)
+			auditQueues.mu.Unlock()
+			return
+		}
+		batch := slices.Clone(q.pending[:n])
+		q.pending = slices.Delete(q.pending, 0, n)
+		auditQueues.mu.Unlock()
+
+		bctx, cancel := context.WithTimeout(ctx, auditBatchTimeout)
+		recs := make([]audit.Record, len(batch))
+		for i, p := range batch {
+			recs[i] = p.r
+		}
+		sealed, errs, err := c.appendAuditBatch(bctx, recs)
+		cancel()
+		for i, p := range batch {
+			switch {
+			case err != nil:
+				p.err = err
+			case errs[i] != nil:
+				p.err = errs[i]
+			default:
+				p.sealed = &sealed[i]
+			}
+			close(p.done)
+		}
+	}
+}
+
+// appendAuditBatch appends recs, in order, in one transaction, each record
+// committing to the one before it as a lone append would. It returns the
+// sealed records and, per record, the validation error that left it out
+// (it then takes no seq); err is the transaction's error, and then none
+// of recs is in the log.
+func (c *Catalog) appendAuditBatch(ctx context.Context, recs []audit.Record) (sealed []audit.Record, errs []error, err error) {
+	err = c.lockedTx(ctx, lockAudit, func(tx *sql.Tx) error {
+		// The transaction may run again (PostgreSQL): start afresh.
+		sealed, errs = make([]audit.Record, len(recs)), make([]error, len(recs))
 		var last int64
 		prev := audit.ZeroHash
 		err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&last, &prev)
 		if err != nil && err != sql.ErrNoRows {
 			return fmt.Errorf("catalog: audit head: %w", err)
 		}
-		r.Seq = uint64(last) + 1
-		if err := r.Seal(prev); err != nil {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO audit(seq, time, actor, action, object, dataset, result, status, source, request_id, detail, prev_hash, hash)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			int64(r.Seq), r.Time.UnixNano(), r.Actor, r.Action, r.Object, r.Dataset, r.Result, r.Status, r.Source, r.RequestID, r.Detail, r.PrevHash, r.Hash)
-		if err != nil {
-			return fmt.Errorf("catalog: audit append: %w", err)
+		for i, r := range recs {
+			if r.Dataset == "" {
+				r.Dataset = objectDataset(ctx, tx, r.Object)
+			}
+			r.Seq = uint64(last) + 1
+			if err := r.Seal(prev); err != nil {
+				errs[i] = err
+				continue
+			}
+			_, err = tx.ExecContext(ctx, `INSERT INTO audit(seq, time, actor, action, object, dataset, result, status, source, request_id, detail, prev_hash, hash)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				int64(r.Seq), r.Time.UnixNano(), r.Actor, r.Action, r.Object, r.Dataset, r.Result, r.Status, r.Source, r.RequestID, r.Detail, r.PrevHash, r.Hash)
+			if err != nil {
+				return fmt.Errorf("catalog: audit append: %w", err)
+			}
+			sealed[i] = r
+			last, prev = int64(r.Seq), r.Hash
 		}
 		return nil
 	})
 	if err != nil {
+		return nil, nil, err
+	}
+	return sealed, errs, nil
+}
+
+// appendAuditAlone is the append without group commit: one transaction
+// per record. It is kept to measure group commit against.
+func (c *Catalog) appendAuditAlone(ctx context.Context, r audit.Record) (*audit.Record, error) {
+	sealed, errs, err := c.appendAuditBatch(ctx, []audit.Record{r})
+	if err != nil {
 		return nil, err
 	}
-	return &r, nil
+	if errs[0] != nil {
+		return nil, errs[0]
+	}
+	return &sealed[0], nil
 }
 
 // objectDataset finds the dataset of a "file/<id>[/...]" or

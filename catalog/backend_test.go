@@ -59,6 +59,9 @@ var postgresTests = []struct {
 	{"TestAuditFileFilter", TestAuditFileFilter},
 	{"TestSeenUsersBindPendingRows", TestSeenUsersBindPendingRows},
 	{"TestPrincipalMatchesEntity", TestPrincipalMatchesEntity},
+	{"TestAuditGroupCommitConcurrent", TestAuditGroupCommitConcurrent},
+	{"TestAuditGroupCommitFailureFailsBatch", TestAuditGroupCommitFailureFailsBatch},
+	{"TestAuditGroupCommitFailureConcurrent", TestAuditGroupCommitFailureConcurrent},
 }
 
 // backendFree are tests of pure code or of the harness itself.
