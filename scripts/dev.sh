@@ -14,6 +14,11 @@
 # and the LDAP directory (scripts/ldap.sh, in $DOZO_DEV_DIR/ldap): its URL,
 # base DN, manager bind and its three users (DOZO_DEV_LDAP_*).
 # Passwords are random per dev dir, kept across runs, and never printed.
+#
+# DOZO_DEV_REPLICAS=2 runs two dozods on one PostgreSQL catalog (a private
+# cluster, scripts/postgres.sh, in DOZO_DEV_POSTGRES_DIR, by default one
+# under /var/tmp named after the dev dir), each on its own port; DOZO_BROKER
+# then names both, comma-separated. The default is one dozod on SQLite.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -24,7 +29,9 @@ DEV=$(cd "$DEV" && pwd)
 export DOZO_STACK_DIR=$DEV/stack
 export DOZO_LDAP_DIR=$DEV/ldap
 DOZOD=${DOZOD_BIN:-$root/bin/dozod}
-CONF=$DEV/dozod.toml
+REPLICAS=${DOZO_DEV_REPLICAS:-1}
+case "$REPLICAS" in 1 | 2) ;; *) echo "dev: DOZO_DEV_REPLICAS must be 1 or 2, not $REPLICAS" >&2; exit 2 ;; esac
+PGDIR=${DOZO_DEV_POSTGRES_DIR:-/var/tmp/dozo-dev-postgres-$(printf %s "$DEV" | cksum | cut -d' ' -f1)}
 ENVFILE=$DEV/env
 USERS=(admin sam rita) # admin, submitter, researcher
 
@@ -38,25 +45,46 @@ die() { log "$*"; exit 1; }
 . "$here/ports.sh"
 secret() { head -c 32 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c "${1:-24}"; }
 
-# dozod_alive: the recorded pid runs dozod with this dev dir's config.
+# Replica i's files are $DEV/dozod$(sfx i).{toml,pid,port,log}: the first
+# keeps the plain names.
+sfx() { [ "$1" = 1 ] || echo "$1"; }
+conf() { echo "$DEV/dozod$(sfx "$1").toml"; }
+
+# dozod_alive [i]: replica i's recorded pid runs dozod with its config.
 dozod_alive() {
-  local pid
-  [ -f "$DEV/dozod.pid" ] || return 1
-  pid=$(cat "$DEV/dozod.pid")
+  local i=${1:-1} pid f
+  f=$DEV/dozod$(sfx "$i").pid
+  [ -f "$f" ] || return 1
+  pid=$(cat "$f")
   [ -d "/proc/$pid" ] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$CONF"
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$(conf "$i")"
 }
 
+# stop_dozod [i]: stop replica i, or every replica.
 stop_dozod() {
-  local pid
-  if dozod_alive; then
-    pid=$(cat "$DEV/dozod.pid")
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do [ -d "/proc/$pid" ] || break; sleep 0.1; done
-    [ -d "/proc/$pid" ] && kill -9 "$pid" 2>/dev/null || true
-    log "stopped dozod (pid $pid)"
-  fi
-  rm -f "$DEV/dozod.pid"
+  local i pid
+  for i in ${1:-1 2}; do
+    if dozod_alive "$i"; then
+      pid=$(cat "$DEV/dozod$(sfx "$i").pid")
+      kill "$pid" 2>/dev/null || true
+      for _ in $(seq 1 100); do [ -d "/proc/$pid" ] || break; sleep 0.1; done
+      [ -d "/proc/$pid" ] && kill -9 "$pid" 2>/dev/null || true
+      log "stopped dozod$(sfx "$i") (pid $pid)"
+    fi
+    rm -f "$DEV/dozod$(sfx "$i").pid"
+  done
+}
+
+# postgres_setup: the replicas' catalog, a private PostgreSQL cluster, and
+# $DEV/pgpass (0600) with its password, so no URL carries it. Sets
+# CATALOG.
+postgres_setup() {
+  DOZO_POSTGRES_DIR=$PGDIR "$here/postgres.sh" up >"$DEV/postgres-up.log" 2>&1 || { cat "$DEV/postgres-up.log" >&2; die "postgres.sh up failed"; }
+  local port
+  port=$(cat "$PGDIR/port")
+  printf '127.0.0.1:%s:dozo:dozo:%s\n' "$port" "$(cat "$PGDIR/password")" >"$DEV/pgpass"
+  chmod 600 "$DEV/pgpass"
+  CATALOG="postgres://dozo@127.0.0.1:$port/dozo?sslmode=disable"
 }
 
 # vault_setup: dozod's policy and token, and the dev users, re-applied on
@@ -94,6 +122,13 @@ POLICY
   if [ -s "$DEV/dozod.token" ] && VAULT_TOKEN=$(cat "$DEV/dozod.token") vault token lookup >/dev/null 2>&1; then
     :
   else
+    if [ -s "$DEV/dozod.token" ] && [ -f "$PGDIR/port" ]; then
+      local pgaside=$PGDIR.stale-$(date +%s)
+      log "vault was restarted (dozod's token is gone): moving the old PostgreSQL catalog to $pgaside"
+      stop_dozod
+      DOZO_POSTGRES_DIR=$PGDIR "$here/postgres.sh" down || true
+      mv "$PGDIR" "$pgaside"
+    fi
     if [ -s "$DEV/dozod.token" ] && [ -f "$DEV/dozo.db" ]; then
       local aside=$DEV/dozo.db.stale-$(date +%s)
       log "vault was restarted (dozod's token is gone): moving the old catalog to $aside"
@@ -176,16 +211,17 @@ oidc_setup() {
 
 password() { awk -v u="$1" '$1 == u { print $2 }' "$DEV/users"; }
 
-# write_config writes dozod.toml; it returns 0 if the file changed.
+# write_config i port: writes replica i's config; returns 0 if it changed.
 write_config() {
-  local port=$1 tmp=$CONF.tmp n=0 ep srv b
+  local port=$2 CONF tmp n=0 ep srv b
+  CONF=$(conf "$1"); tmp=$CONF.tmp
   printf '%s\n' "$DOZO_DEV_S3_SECRET_KEY" >"$DEV/s3-secret"; chmod 600 "$DEV/s3-secret"
   {
     echo "# written by scripts/dev.sh"
     echo "listen = \"127.0.0.1:$port\""
     echo "tls_cert = \"$DEV/tls/cert.pem\""
     echo "tls_key = \"$DEV/tls/key.pem\""
-    echo "catalog = \"$DEV/dozo.db\""
+    echo "catalog = \"$CATALOG\""
     echo "upload_expiry = \"24h\""
     echo "admins = [\"admin\"]"
     echo "submitters = [\"sam\"]"
@@ -231,14 +267,14 @@ write_config() {
 }
 
 wait_health() {
-  local url=$1 i
+  local url=$1 r=${2:-1} i
   for ((i = 0; i < 300; i++)); do
     curl -fsS -o /dev/null --max-time 2 --cacert "$DEV/tls/cert.pem" "$url/v1/health" 2>/dev/null && return 0
-    dozod_alive || break
+    dozod_alive "$r" || break
     sleep 0.1
   done
-  log "dozod did not become healthy at $url; last log lines:"
-  tail -20 "$DEV/dozod.log" >&2 || true
+  log "dozod$(sfx "$r") did not become healthy at $url; last log lines:"
+  tail -20 "$DEV/dozod$(sfx "$r").log" >&2 || true
   return 1
 }
 
@@ -296,26 +332,35 @@ up() {
   vault_setup
   ldap_setup
   oidc_setup
+  CATALOG=$DEV/dozo.db
+  [ "$REPLICAS" = 1 ] || postgres_setup
   if ! dozod_alive || [ ! -x "$DOZOD" ]; then
     log "building $DOZOD"
     (cd "$root" && go build -o "$DOZOD" ./cmd/dozod)
   fi
   [ -f "$DEV/tls/cert.pem" ] && [ -f "$DEV/tls/key.pem" ] ||
     "$DOZOD" gen-cert --dir "$DEV/tls" --host 127.0.0.1,localhost >/dev/null
-  local port
-  if [ -f "$DEV/dozod.port" ] && dozod_alive; then
-    port=$(cat "$DEV/dozod.port")
-  else
-    port=$(reuse_port "$DEV/dozod.port") || die "dozod: no free port"
-  fi
-  if write_config "$port"; then stop_dozod; fi
-  if ! dozod_alive; then
-    setsid nohup "$DOZOD" serve --config "$CONF" >>"$DEV/dozod.log" 2>&1 </dev/null &
-    echo $! >"$DEV/dozod.pid"
-    log "started dozod (pid $(cat "$DEV/dozod.pid")) on https://127.0.0.1:$port"
-  fi
-  wait_health "https://127.0.0.1:$port" || die "dozod failed to start"
-  write_env "https://127.0.0.1:$port"
+  local i port f urls=()
+  [ "$REPLICAS" = 2 ] || stop_dozod 2
+  for ((i = 1; i <= REPLICAS; i++)); do
+    f=$DEV/dozod$(sfx "$i")
+    if [ -f "$f.port" ] && dozod_alive "$i"; then
+      port=$(cat "$f.port")
+    else
+      port=$(reuse_port "$f.port") || die "dozod$(sfx "$i"): no free port"
+    fi
+    if write_config "$i" "$port"; then stop_dozod "$i"; fi
+    if ! dozod_alive "$i"; then
+      PGPASSFILE=$DEV/pgpass setsid nohup "$DOZOD" serve --config "$(conf "$i")" >>"$f.log" 2>&1 </dev/null &
+      echo $! >"$f.pid"
+      log "started dozod$(sfx "$i") (pid $(cat "$f.pid")) on https://127.0.0.1:$port"
+    fi
+    urls+=("https://127.0.0.1:$port")
+  done
+  for ((i = 1; i <= REPLICAS; i++)); do
+    wait_health "${urls[i - 1]}" "$i" || die "dozod$(sfx "$i") failed to start"
+  done
+  write_env "$(IFS=,; echo "${urls[*]}")"
   log "env written to $ENVFILE"
 }
 
@@ -324,8 +369,11 @@ status() {
   "$here/stack.sh" status || ok=1
   "$here/ldap.sh" status || ok=1
   DOZO_OIDC_DIR=$DEV/oidc "$here/oidc.sh" status || ok=1
-  if dozod_alive; then echo "dozod: running pid $(cat "$DEV/dozod.pid") https://127.0.0.1:$(cat "$DEV/dozod.port")"
-  else echo "dozod: stopped"; ok=1; fi
+  local i
+  for ((i = 1; i <= REPLICAS; i++)); do
+    if dozod_alive "$i"; then echo "dozod$(sfx "$i"): running pid $(cat "$DEV/dozod$(sfx "$i").pid") https://127.0.0.1:$(cat "$DEV/dozod$(sfx "$i").port")"
+    else echo "dozod$(sfx "$i"): stopped"; ok=1; fi
+  done
   [ -f "$ENVFILE" ] && echo "env: $ENVFILE"
   return $ok
 }
@@ -334,6 +382,7 @@ case "${1:-}" in
   up) up ;;
   down)
     stop_dozod
+    [ -f "$PGDIR/port" ] && { DOZO_POSTGRES_DIR=$PGDIR "$here/postgres.sh" down || true; }
     DOZO_OIDC_DIR=$DEV/oidc "$here/oidc.sh" down
     # stack.sh records the pid of a subshell that waits for Vault; should
     # Vault outlive that subshell, stop it too, by pid and only if it runs
@@ -355,5 +404,5 @@ case "${1:-}" in
     ;;
   status) status ;;
   env) echo "$ENVFILE" ;;
-  *) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
