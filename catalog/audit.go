@@ -151,23 +151,39 @@ func (c *Catalog) appendAuditBatch(ctx context.Context, recs []audit.Record) (se
 		if err != nil && err != sql.ErrNoRows {
 			return fmt.Errorf("catalog: audit head: %w", err)
 		}
+		var args []any
+		rows := 0
+		datasets := map[string]string{} // objectKey -> dataset, looked up once per batch
 		for i, r := range recs {
 			if r.Dataset == "" {
-				r.Dataset = objectDataset(ctx, tx, r.Object)
+				k := objectKey(r.Object)
+				ds, ok := datasets[k]
+				if !ok {
+					ds = objectDataset(ctx, tx, r.Object)
+					datasets[k] = ds
+				}
+				r.Dataset = ds
 			}
 			r.Seq = uint64(last) + 1
 			if err := r.Seal(prev); err != nil {
 				errs[i] = err
 				continue
 			}
-			_, err = tx.ExecContext(ctx, `INSERT INTO audit(seq, time, actor, action, object, dataset, result, status, source, request_id, detail, prev_hash, hash)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-				int64(r.Seq), r.Time.UnixNano(), r.Actor, r.Action, r.Object, r.Dataset, r.Result, r.Status, r.Source, r.RequestID, r.Detail, r.PrevHash, r.Hash)
-			if err != nil {
-				return fmt.Errorf("catalog: audit append: %w", err)
-			}
+			args = append(args, int64(r.Seq), r.Time.UnixNano(), r.Actor, r.Action, r.Object, r.Dataset, r.Result, r.Status, r.Source, r.RequestID, r.Detail, r.PrevHash, r.Hash)
+			rows++
 			sealed[i] = r
 			last, prev = int64(r.Seq), r.Hash
+		}
+		if rows == 0 {
+			return nil
+		}
+		// One statement for the whole batch: one round trip, not one per
+		// record.
+		const row = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+		_, err = tx.ExecContext(ctx, `INSERT INTO audit(seq, time, actor, action, object, dataset, result, status, source, request_id, detail, prev_hash, hash) VALUES `+
+			strings.TrimSuffix(strings.Repeat(row+", ", rows), ", "), args...)
+		if err != nil {
+			return fmt.Errorf("catalog: audit append: %w", err)
 		}
 		return nil
 	})
@@ -188,6 +204,14 @@ func (c *Catalog) appendAuditAlone(ctx context.Context, r audit.Record) (*audit.
 		return nil, errs[0]
 	}
 	return &sealed[0], nil
+}
+
+// objectKey is the part of an object that decides its dataset: its kind
+// and id ("file/<id>" of "file/<id>/<piece>").
+func objectKey(object string) string {
+	kind, rest, _ := strings.Cut(object, "/")
+	id, _, _ := strings.Cut(rest, "/")
+	return kind + "/" + id
 }
 
 // objectDataset finds the dataset of a "file/<id>[/...]" or
