@@ -62,6 +62,7 @@ var postgresTests = []struct {
 	{"TestAuditGroupCommitConcurrent", TestAuditGroupCommitConcurrent},
 	{"TestAuditGroupCommitFailureFailsBatch", TestAuditGroupCommitFailureFailsBatch},
 	{"TestAuditGroupCommitFailureConcurrent", TestAuditGroupCommitFailureConcurrent},
+	{"TestAuditGroupCommitCancelWhileQueued", TestAuditGroupCommitCancelWhileQueued},
 }
 
 // backendFree are tests of pure code or of the harness itself.

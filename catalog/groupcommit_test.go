@@ -193,3 +193,28 @@ func TestAuditGroupCommitFailureConcurrent(t *testing.T) {
 		return nil
 	})
 }
+
+// TestAuditGroupCommitCancelWhileQueued: a caller whose context ends while
+// its record waits for a batch gets the error, and its record leaves the
+// queue, so it is never appended.
+func TestAuditGroupCommitCancelWhileQueued(t *testing.T) {
+	c := open(t)
+	// A queue with no committer draining it: the record stays queued.
+	q := &auditQueue{}
+	auditQueues.mu.Lock()
+	auditQueues.m[c] = q
+	auditQueues.mu.Unlock()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := c.AppendAudit(ctx, audit.Record{Time: t0, Actor: "sam", Action: "a", Object: "o", Result: audit.ResultOK})
+	auditQueues.mu.Lock()
+	left := len(q.pending)
+	delete(auditQueues.m, c)
+	auditQueues.mu.Unlock()
+	if err == nil || !strings.Contains(err.Error(), "context canceled") || left != 0 {
+		t.Fatalf("cancelled while queued: %v, %d left in the queue", err, left)
+	}
+	if s, err := c.AppendAudit(context.Background(), audit.Record{Time: t0, Actor: "sam", Action: "a", Object: "o", Result: audit.ResultOK}); err != nil || s.Seq != 1 {
+		t.Fatalf("next append: %v %v, want seq 1", s, err)
+	}
+}
