@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -37,27 +36,27 @@ import (
 // the dataset's custodians, and is exported as plain JSON.
 func (c *Catalog) AppendAudit(ctx context.Context, r audit.Record) (*audit.Record, error) {
 	p := &pendingAudit{r: r, done: make(chan struct{})}
-	auditQueues.mu.Lock()
-	q := auditQueues.m[c]
+	c.auditMu.Lock()
+	q := c.auditQ
 	lead := q == nil
 	if lead {
 		q = &auditQueue{}
-		auditQueues.m[c] = q
+		c.auditQ = q
 	}
 	q.pending = append(q.pending, p)
-	auditQueues.mu.Unlock()
+	c.auditMu.Unlock()
 	if lead {
 		go c.commitAuditQueue(ctx, q)
 	}
 	select {
 	case <-p.done:
 	case <-ctx.Done():
-		auditQueues.mu.Lock()
+		c.auditMu.Lock()
 		i := slices.Index(q.pending, p)
 		if i >= 0 {
 			q.pending = slices.Delete(q.pending, i, i+1)
 		}
-		auditQueues.mu.Unlock()
+		c.auditMu.Unlock()
 		if i >= 0 {
 			return nil, fmt.Errorf("catalog: audit append: %w", ctx.Err())
 		}
@@ -85,18 +84,10 @@ type pendingAudit struct {
 }
 
 // auditQueue holds a catalog's records waiting to be appended. It exists
-// (in auditQueues) exactly while a committer goroutine is draining it.
+// (as Catalog.auditQ) exactly while a committer goroutine is draining it.
 type auditQueue struct {
 	pending []*pendingAudit
 }
-
-// auditQueues maps each catalog with appends in flight to its queue. The
-// entry is removed when the queue drains, so a closed catalog leaves
-// nothing behind.
-var auditQueues = struct {
-	mu sync.Mutex
-	m  map[*Catalog]*auditQueue
-}{m: map[*Catalog]*auditQueue{}}
 
 // commitAuditQueue appends q's records batch after batch until q is empty,
 // then removes q. Records queued while a batch commits form the next
@@ -104,16 +95,16 @@ var auditQueues = struct {
 func (c *Catalog) commitAuditQueue(ctx context.Context, q *auditQueue) {
 	ctx = context.WithoutCancel(ctx)
 	for {
-		auditQueues.mu.Lock()
+		c.auditMu.Lock()
 		n := min(len(q.pending), maxAuditBatch)
 		if n == 0 {
-			delete(auditQueues.m, c)
-			auditQueues.mu.Unlock()
+			c.auditQ = nil
+			c.auditMu.Unlock()
 			return
 		}
 		batch := slices.Clone(q.pending[:n])
 		q.pending = slices.Delete(q.pending, 0, n)
-		auditQueues.mu.Unlock()
+		c.auditMu.Unlock()
 
 		bctx, cancel := context.WithTimeout(ctx, auditBatchTimeout)
 		recs := make([]audit.Record, len(batch))

@@ -20,6 +20,7 @@ import (
 	"math/rand/v2"
 	"net/url"
 	"os"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -41,6 +42,11 @@ var (
 type Catalog struct {
 	db *sql.DB
 	d  *dialect
+
+	// auditMu guards auditQ, the records waiting for the audit committer;
+	// nil while none is running (AppendAudit).
+	auditMu sync.Mutex
+	auditQ  *auditQueue
 }
 
 // Open opens the catalog at location (see ParseLocation: a SQLite file,
