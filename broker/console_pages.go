@@ -24,6 +24,7 @@ func (s *Server) consoleRoutes() {
 	s.route("GET /ui/login", "", false, s.uiLoginForm)
 	s.route("GET /ui/lang/{lang}", "", false, s.uiLang)
 	s.route("POST /ui/login", "ui.login", false, s.uiLogin)
+	s.route("GET "+oidcCallbackPath, "ui.login", false, s.uiOIDCCallback)
 	s.uiRoute("POST /ui/logout", "ui.logout", s.uiLogout)
 	s.uiRoute("GET /ui/{$}", "ui.datasets", s.uiDatasets)
 	s.uiRoute("GET /ui/datasets", "ui.datasets", s.uiDatasets)
@@ -170,7 +171,8 @@ func (s *Server) loginPage(q *request, p *page, status int) error {
 	p.Data = struct {
 		Next    string
 		Methods []string
-	}{localPath(next), []string{"userpass", "ldap"}}
+		SSO     bool
+	}{localPath(next), []string{"userpass", "ldap"}, s.console.oidc.mount != ""}
 	var buf strings.Builder
 	if err := s.console.pages["login"].ExecuteTemplate(&buf, "layout", p); err != nil {
 		return err
@@ -234,6 +236,9 @@ func (s *Server) uiLogin(q *request) error {
 	method, user := f.Get("method"), strings.TrimSpace(f.Get("username"))
 	if method == "" {
 		method = "userpass"
+	}
+	if method == "oidc" {
+		return s.uiOIDCStart(q, f.Get("next"))
 	}
 	if method != "userpass" && method != "ldap" {
 		return badRequest("no password login for method %q; use userpass or ldap", method)
