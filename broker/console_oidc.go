@@ -3,8 +3,12 @@ package broker
 // Single sign-on on the console: Vault's OIDC auth method, with dozod as
 // the party the provider sends the browser back to.
 //
-// The login form's "single sign-on" button posts to /ui/login with
-// method=oidc (and the login form's CSRF token). dozod asks Vault for the
+// The login page's "single sign-on" link is GET /ui/login/oidc, a link
+// rather than a form because a browser holds a form post's redirects to
+// the page's CSP form-action ('self'), and the provider is elsewhere.
+// Starting a sign-in needs no CSRF token: it only sends this browser to
+// the provider, where the person decides; the callback is what is
+// guarded. dozod asks Vault for the
 // provider's authorization URL with its own callback,
 // <public_url>/ui/login/oidc/callback, and a random client nonce, keeps
 // the nonce and Vault's state in memory under the SHA-256 of a fresh
@@ -197,10 +201,12 @@ func (s *Server) oidcRedirect(r *http.Request) string {
 	return "https://" + r.Host + oidcCallbackPath
 }
 
-// uiOIDCStart answers the login form's single sign-on button (its CSRF
-// token already checked): it asks Vault for the provider's URL, keeps the
-// state and nonce, and sends the browser to the provider.
-func (s *Server) uiOIDCStart(q *request, next string) error {
+// uiOIDCStart answers the login page's single sign-on link: it asks
+// Vault for the provider's URL, keeps the state and nonce, and sends the
+// browser to the provider.
+func (s *Server) uiOIDCStart(q *request) error {
+	s.uiPrepare(q)
+	next := q.r.URL.Query().Get("next")
 	o := &s.console.oidc
 	if o.mount == "" {
 		return badRequest("single sign-on is not set up on this dozod")
@@ -224,7 +230,6 @@ func (s *Server) uiOIDCStart(q *request, next string) error {
 	id := o.logins.start(u.Query().Get("state"), nonce, localPath(next))
 	http.SetCookie(q.w, &http.Cookie{Name: oidcCookie, Value: id, Path: "/", MaxAge: int(oidcPendingTTL / time.Second),
 		HttpOnly: true, Secure: true, SameSite: http.SameSiteLaxMode})
-	setCookie(q.w, loginCookie, "", -1)
 	q.status = http.StatusSeeOther
 	q.w.Header().Set("Location", authURL)
 	q.w.WriteHeader(http.StatusSeeOther)

@@ -43,7 +43,7 @@ func (f *fakeOIDC) install(s *Server) {
 // and the pending sign-in's cookie.
 func oidcStart(t *testing.T, e *env) (string, *http.Cookie) {
 	t.Helper()
-	code, msg, _, rec := e.uiCall("", "POST", "/ui/login", url.Values{"method": {"oidc"}, "next": {"/ui/datasets"}})
+	code, msg, _, rec := e.uiCall("", "GET", "/ui/login/oidc?next=/ui/datasets", nil)
 	if code != http.StatusSeeOther {
 		t.Fatalf("sign-on button: %d %q", code, msg)
 	}
@@ -156,8 +156,8 @@ func TestConsoleOIDCNotSetUp(t *testing.T) {
 	if strings.Contains(rec.Body.String(), `id="sso"`) {
 		t.Error("a sign-on button without a mount")
 	}
-	if code, _, _, _ := e.uiCall("", "POST", "/ui/login", url.Values{"method": {"oidc"}}); code != http.StatusBadRequest {
-		t.Errorf("method=oidc without a mount: %d", code)
+	if code, _, _, _ := e.uiCall("", "GET", "/ui/login/oidc", nil); code != http.StatusBadRequest {
+		t.Errorf("single sign-on without a mount: %d", code)
 	}
 	(&fakeOIDC{}).install(e.srv)
 	if _, _, _, rec = e.uiCall("", "GET", "/ui/login", nil); !strings.Contains(rec.Body.String(), `id="sso"`) {

@@ -24,6 +24,7 @@ func (s *Server) consoleRoutes() {
 	s.route("GET /ui/login", "", false, s.uiLoginForm)
 	s.route("GET /ui/lang/{lang}", "", false, s.uiLang)
 	s.route("POST /ui/login", "ui.login", false, s.uiLogin)
+	s.route("GET /ui/login/oidc", "", false, s.uiOIDCStart)
 	s.route("GET "+oidcCallbackPath, "ui.login", false, s.uiOIDCCallback)
 	s.uiRoute("POST /ui/logout", "ui.logout", s.uiLogout)
 	s.uiRoute("GET /ui/{$}", "ui.datasets", s.uiDatasets)
@@ -236,9 +237,6 @@ func (s *Server) uiLogin(q *request) error {
 	method, user := f.Get("method"), strings.TrimSpace(f.Get("username"))
 	if method == "" {
 		method = "userpass"
-	}
-	if method == "oidc" {
-		return s.uiOIDCStart(q, f.Get("next"))
 	}
 	if method != "userpass" && method != "ldap" {
 		return badRequest("no password login for method %q; use userpass or ldap", method)

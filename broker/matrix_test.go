@@ -62,7 +62,7 @@ var matrixRules = map[string]map[string]string{
 		"custodian":  "ok  ok  ok  ok  ok  ok  ok  ok",
 		"admin":      "ok  ok  ok  ok  ok  ok  ok  ok",
 	},
-	"signOnCallback": { // a sign-on callback this browser did not start: refused for anyone
+	"signOnCallback": { // single sign-on where it is not set up, or a callback this browser did not start: refused for anyone
 		"anonymous":  "400 400 400 400 400 400 400 400",
 		"stranger":   "400 400 400 400 400 400 400 400",
 		"researcher": "400 400 400 400 400 400 400 400",
@@ -363,6 +363,7 @@ var matrixRoutes = map[string]matrixRoute{
 	"GET /ui/lang/{lang}":         {"", "public", get("/ui/lang/ja?next=/ui/datasets")},
 	"POST /ui/login":              {"ui.login", "whoami", uiPost("/ui/login", nil)},
 	"POST /ui/logout":             {"ui.logout", "whoami", uiPost("/ui/logout", nil)},
+	"GET /ui/login/oidc":          {"", "signOnCallback", get("/ui/login/oidc?next=/ui/datasets")},
 	"GET /ui/login/oidc/callback": {"ui.login", "signOnCallback", get("/ui/login/oidc/callback?state=st_forged&code=x")},
 	"GET /ui/{$}":                 {"ui.datasets", "user", get("/ui/")},
 	"GET /ui/datasets":            {"ui.datasets", "user", get("/ui/datasets")},
