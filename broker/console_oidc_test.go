@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dozo-vault/dozo/audit"
 	"github.com/dozo-vault/dozo/vault"
 )
 
@@ -131,6 +132,20 @@ func TestConsoleOIDCCallbackChecks(t *testing.T) {
 	if rec = oidcCallback(e, "state="+otherState+"&code=rita", otherCookie); rec.Code != http.StatusOK || sessionFrom(rec) == "" {
 		t.Fatalf("the other browser's callback: %d %s", rec.Code, rec.Body)
 	}
+	// Audited as the password login is: each success with its user;
+	// refusals before anyone is identified go through the refusal guard
+	// (limits.go), which records the first and counts the rest.
+	var got []string
+	e.cat.EachAudit(context.Background(), func(r *audit.Record) error {
+		if r.Action == "ui.login" {
+			got = append(got, r.Actor+":"+r.Result)
+		}
+		return nil
+	})
+	want := "[:refused cara:ok rita:ok]"
+	if fmt.Sprint(got) != want {
+		t.Errorf("ui.login records %v, want %s", got, want)
+	}
 }
 
 // TestConsoleOIDCRefusedToken: a token Vault gives that dozod does not
@@ -162,5 +177,27 @@ func TestConsoleOIDCNotSetUp(t *testing.T) {
 	(&fakeOIDC{}).install(e.srv)
 	if _, _, _, rec = e.uiCall("", "GET", "/ui/login", nil); !strings.Contains(rec.Body.String(), `id="sso"`) {
 		t.Error("no sign-on button with a mount")
+	}
+}
+
+// TestConsoleConfigValidate: the sign-on mount must be one dozod accepts
+// logins from, and the public URL an https origin.
+func TestConsoleConfigValidate(t *testing.T) {
+	auth := AuthConfig{Mounts: []string{"userpass", "oidc"}}
+	for _, c := range []struct {
+		cfg ConsoleConfig
+		ok  bool
+	}{
+		{ConsoleConfig{}, true},
+		{ConsoleConfig{OIDCMount: "oidc", OIDCRole: "default", PublicURL: "https://dozo.example.org"}, true},
+		{ConsoleConfig{OIDCMount: "sso"}, false},
+		{ConsoleConfig{OIDCRole: "a/b"}, false},
+		{ConsoleConfig{PublicURL: "http://dozo.example.org"}, false},
+		{ConsoleConfig{PublicURL: "https://dozo.example.org/x"}, false},
+		{ConsoleConfig{PublicURL: "https://"}, false},
+	} {
+		if err := c.cfg.validate(auth); (err == nil) != c.ok {
+			t.Errorf("%+v: %v, want ok=%v", c.cfg, err, c.ok)
+		}
 	}
 }
