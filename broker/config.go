@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"github.com/dozo-vault/dozo/internal/loopback"
 	"net"
+	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -43,7 +45,64 @@ type Config struct {
 	Lifecycle LifecycleConfig `toml:"lifecycle"` // lifecycle.go
 	Limits    LimitsConfig    `toml:"limits"`    // limits.go
 	Audit     AuditConfig     `toml:"audit"`     // anchor.go
+	Console   ConsoleConfig   `toml:"console"`
 }
+
+// ConsoleConfig is the [console] section: the web console's single
+// sign-on through Vault's OIDC auth method (console_oidc.go).
+type ConsoleConfig struct {
+	// OIDCMount is the Vault OIDC auth mount of the sign-on; empty means
+	// "oidc" when [auth] mounts lists it, else no sign-on button.
+	OIDCMount string `toml:"oidc_mount"`
+	// OIDCRole is the mount's role; empty means its default_role.
+	OIDCRole string `toml:"oidc_role"`
+	// PublicURL is how browsers reach dozod (https://host[:port]), for
+	// the redirect URI <public_url>/ui/login/oidc/callback that the role
+	// must allow; empty means the host the browser asked for.
+	PublicURL string `toml:"public_url"`
+}
+
+func (c *ConsoleConfig) applyEnv(getenv func(string) string) {
+	if v := getenv("DOZOD_CONSOLE_OIDC_MOUNT"); v != "" {
+		c.OIDCMount = v
+	}
+	if v := getenv("DOZOD_CONSOLE_OIDC_ROLE"); v != "" {
+		c.OIDCRole = v
+	}
+	if v := getenv("DOZOD_CONSOLE_PUBLIC_URL"); v != "" {
+		c.PublicURL = v
+	}
+}
+
+// validate checks that the sign-on's logins are ones dozod accepts and
+// that the public URL is an https origin.
+func (c *ConsoleConfig) validate(auth AuthConfig) error {
+	if c.OIDCMount != "" {
+		m := strings.Trim(c.OIDCMount, "/")
+		if !slices.Contains(auth.Mounts, m) {
+			return fmt.Errorf("[console] oidc_mount %q is not in [auth] mounts %v: dozod would refuse its logins", c.OIDCMount, auth.Mounts)
+		}
+	}
+	if strings.ContainsAny(c.OIDCRole, "/?#") {
+		return fmt.Errorf("[console] oidc_role %q: a role name has no / ? or #", c.OIDCRole)
+	}
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		if err != nil || u.Scheme != "https" || u.Host == "" || strings.Trim(u.Path, "/") != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			return fmt.Errorf("[console] public_url %q: want https://host[:port], nothing after it", c.PublicURL)
+		}
+	}
+	return nil
+}
+
+const consoleConfigHelp = `  [console]
+  oidc_mount          DOZOD_CONSOLE_OIDC_MOUNT   "oidc" if [auth] mounts lists it; the Vault OIDC
+                                                 mount of the console's single sign-on
+  oidc_role           DOZOD_CONSOLE_OIDC_ROLE    (the mount's default_role)
+  public_url          DOZOD_CONSOLE_PUBLIC_URL   https://host[:port] browsers use; the redirect
+                                                 URI is <public_url>/ui/login/oidc/callback
+                                                 (default: the host the browser asked for)
+`
 
 // VaultConfig says how dozod reaches Vault.
 type VaultConfig struct {
@@ -89,7 +148,7 @@ const (
 
 // ConfigHelp documents every key and environment variable; dozod's --help
 // prints it.
-const ConfigHelp = baseConfigHelp + authConfigHelp + scrubConfigHelp + metricsConfigHelp + lifecycleConfigHelp + limitsConfigHelp + auditConfigHelp
+const ConfigHelp = baseConfigHelp + authConfigHelp + scrubConfigHelp + metricsConfigHelp + lifecycleConfigHelp + limitsConfigHelp + auditConfigHelp + consoleConfigHelp
 
 const baseConfigHelp = `Configuration: a TOML file (--config) and DOZOD_* environment variables,
 which override the file. Secrets are never taken from the TOML file itself.
@@ -171,6 +230,7 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 	if err := c.Limits.applyEnv(getenv); err != nil {
 		return err
 	}
+	c.Console.applyEnv(getenv)
 	if err := c.Audit.applyEnv(getenv); err != nil {
 		return err
 	}
@@ -402,6 +462,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.Limits.validate(); err != nil {
+		return err
+	}
+	if err := c.Console.validate(c.Auth); err != nil {
 		return err
 	}
 	if err := c.Audit.validate(); err != nil {

@@ -160,6 +160,8 @@ type consoleState struct {
 	// Vault's they refuse (initConsole); tests replace them.
 	login  func(ctx context.Context, method, user, password, code string) (string, error)
 	revoke func(ctx context.Context, token string) error
+	// oidc is the single sign-on (console_oidc.go).
+	oidc consoleOIDC
 }
 
 func (s *Server) initConsole() error {
@@ -188,6 +190,7 @@ func (s *Server) initConsole() error {
 			return vc.RevokeSelf(ctx)
 		}
 	}
+	s.initConsoleOIDC()
 	return nil
 }
 

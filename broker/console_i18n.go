@@ -62,6 +62,8 @@ var msgs = map[string][2]string{
 	"login.method":     {"Login method", "ログイン方式"},
 	"login.code":       {"One-time code (if asked)", "ワンタイムコード（求められた場合）"},
 	"login.submit":     {"Log in", "ログイン"},
+	"login.sso":        {"Sign in with single sign-on", "シングルサインオンでログイン"},
+	"login.sso.note":   {"Your institution's sign-in page (OpenID Connect), through Vault.", "所属機関のログインページ（OpenID Connect）で、Vault を通してログインします。"},
 	"login.note":       {"The same account as for the dozo command (dozo login). Your password goes to Vault only.", "dozo コマンド（dozo login）と同じアカウントです。パスワードは Vault にのみ送られます。"},
 	"datasets.caption": {"Datasets you may see", "閲覧できるデータセット"},
 	"datasets.none":    {"You have no access to any dataset.", "利用できるデータセットはありません。"},

@@ -24,6 +24,8 @@ func (s *Server) consoleRoutes() {
 	s.route("GET /ui/login", "", false, s.uiLoginForm)
 	s.route("GET /ui/lang/{lang}", "", false, s.uiLang)
 	s.route("POST /ui/login", "ui.login", false, s.uiLogin)
+	s.route("GET /ui/login/oidc", "", false, s.uiOIDCStart)
+	s.route("GET "+oidcCallbackPath, "ui.login", false, s.uiOIDCCallback)
 	s.uiRoute("POST /ui/logout", "ui.logout", s.uiLogout)
 	s.uiRoute("GET /ui/{$}", "ui.datasets", s.uiDatasets)
 	s.uiRoute("GET /ui/datasets", "ui.datasets", s.uiDatasets)
@@ -170,7 +172,8 @@ func (s *Server) loginPage(q *request, p *page, status int) error {
 	p.Data = struct {
 		Next    string
 		Methods []string
-	}{localPath(next), []string{"userpass", "ldap"}}
+		SSO     bool
+	}{localPath(next), []string{"userpass", "ldap"}, s.console.oidc.mount != ""}
 	var buf strings.Builder
 	if err := s.console.pages["login"].ExecuteTemplate(&buf, "layout", p); err != nil {
 		return err

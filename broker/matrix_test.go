@@ -62,6 +62,14 @@ var matrixRules = map[string]map[string]string{
 		"custodian":  "ok  ok  ok  ok  ok  ok  ok  ok",
 		"admin":      "ok  ok  ok  ok  ok  ok  ok  ok",
 	},
+	"signOnCallback": { // single sign-on where it is not set up, or a callback this browser did not start: refused for anyone
+		"anonymous":  "400 400 400 400 400 400 400 400",
+		"stranger":   "400 400 400 400 400 400 400 400",
+		"researcher": "400 400 400 400 400 400 400 400",
+		"submitter":  "400 400 400 400 400 400 400 400",
+		"custodian":  "400 400 400 400 400 400 400 400",
+		"admin":      "400 400 400 400 400 400 400 400",
+	},
 	"unknown": { // no such endpoint
 		"anonymous":  "404 404 404 404 404 404 404 404",
 		"stranger":   "404 404 404 404 404 404 404 404",
@@ -350,13 +358,15 @@ var matrixRoutes = map[string]matrixRoute{
 	// the API calls it makes with the session's token. Anonymous callers
 	// get the login form with 401; form posts carry the session's CSRF
 	// token (uiMatrixCall).
-	"GET /ui/static/{file}": {"", "public", get("/ui/static/console.css")},
-	"GET /ui/login":         {"", "public", get("/ui/login")},
-	"GET /ui/lang/{lang}":   {"", "public", get("/ui/lang/ja?next=/ui/datasets")},
-	"POST /ui/login":        {"ui.login", "whoami", uiPost("/ui/login", nil)},
-	"POST /ui/logout":       {"ui.logout", "whoami", uiPost("/ui/logout", nil)},
-	"GET /ui/{$}":           {"ui.datasets", "user", get("/ui/")},
-	"GET /ui/datasets":      {"ui.datasets", "user", get("/ui/datasets")},
+	"GET /ui/static/{file}":       {"", "public", get("/ui/static/console.css")},
+	"GET /ui/login":               {"", "public", get("/ui/login")},
+	"GET /ui/lang/{lang}":         {"", "public", get("/ui/lang/ja?next=/ui/datasets")},
+	"POST /ui/login":              {"ui.login", "whoami", uiPost("/ui/login", nil)},
+	"POST /ui/logout":             {"ui.logout", "whoami", uiPost("/ui/logout", nil)},
+	"GET /ui/login/oidc":          {"", "signOnCallback", get("/ui/login/oidc?next=/ui/datasets")},
+	"GET /ui/login/oidc/callback": {"ui.login", "signOnCallback", get("/ui/login/oidc/callback?state=st_forged&code=x")},
+	"GET /ui/{$}":                 {"ui.datasets", "user", get("/ui/")},
+	"GET /ui/datasets":            {"ui.datasets", "user", get("/ui/datasets")},
 	"GET /ui/datasets/{ds}": {"ui.register", "custodian", func(fx *fixture) (string, string, any) {
 		return "GET", "/ui/datasets/" + fx.ds + "?state=active", nil
 	}},
@@ -807,7 +817,7 @@ func checkUICell(t *testing.T, e *env, fx *fixture, row matrixRoute, token, wher
 		if !ok {
 			t.Errorf("%s: want allowed, got %d %q", where, code, msg)
 		}
-	case "409", "401":
+	case "400", "409", "401":
 		if fmt.Sprint(code) != want {
 			t.Errorf("%s: want %s, got %d %q", where, want, code, msg)
 		}

@@ -374,3 +374,40 @@ func TestConsole(t *testing.T) {
 	b.logout()
 	t.Logf("screenshots in %s", b.shot)
 }
+
+// TestConsoleSingleSignOn: a person presses "single sign-on", signs in on
+// the stack's OpenID Provider's own form, and lands in the console as
+// themselves; a forged callback (no sign-in of this browser) is refused
+// with a page saying so and starts no session.
+func TestConsoleSingleSignOn(t *testing.T) {
+	s := needStack(t)
+	ctx := chromium(t)
+	b := &consoleBrowser{t: t, ctx: ctx, base: strings.TrimSuffix(s.env["DOZO_BROKER"], "/"), shot: screenshots(t)}
+
+	// Forged: a callback this browser never started.
+	if st := b.open("/ui/login/oidc/callback?state=st_forged&code=x"); st != http.StatusBadRequest {
+		t.Fatalf("forged callback: status %d, want 400", st)
+	}
+	if msg := b.text("#error"); !strings.Contains(msg, "single sign-on refused") {
+		t.Fatalf("forged callback's page: %q", msg)
+	}
+	if st := b.open("/ui/datasets"); st != http.StatusUnauthorized {
+		t.Fatalf("after a forged callback: datasets status %d, want 401", st)
+	}
+
+	if st := b.open("/ui/login"); st != 200 {
+		t.Fatalf("login form: status %d", st)
+	}
+	b.run(chromedp.Click(chromedp.ID("sso")), chromedp.WaitVisible(chromedp.CSS(`input[name="username"]`)))
+	b.run(
+		chromedp.SendKeys(chromedp.CSS(`input[name="username"]`), "rita"),
+		chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), s.oidcPassword(t, "rita")),
+		chromedp.Submit(chromedp.CSS(`input[name="password"]`)),
+		chromedp.WaitVisible(chromedp.ID("logout")),
+	)
+	if who := b.text(".who"); who != "rita" {
+		t.Fatalf("signed in as %q, want rita", who)
+	}
+	b.screenshot("sso")
+	b.logout()
+}

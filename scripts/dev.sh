@@ -202,7 +202,7 @@ oidc_setup() {
   vault write auth/oidc/config oidc_discovery_url="$OIDC_ISSUER" oidc_client_id="$OIDC_VAULT_CLIENT_ID" \
     oidc_client_secret=@"$OIDC_VAULT_SECRET_FILE" default_role=default >/dev/null
   vault write auth/oidc/role/default role_type=oidc user_claim=sub oidc_scopes=openid,profile \
-    allowed_redirect_uris=http://localhost:8250/oidc/callback,http://127.0.0.1:8250/oidc/callback \
+    allowed_redirect_uris=http://localhost:8250/oidc/callback,http://127.0.0.1:8250/oidc/callback,https://127.0.0.1/ui/login/oidc/callback,https://localhost/ui/login/oidc/callback \
     token_policies=default token_ttl=8h >/dev/null
   vault write auth/jwt/config oidc_discovery_url="$OIDC_ISSUER" bound_issuer="$OIDC_ISSUER" default_role=default >/dev/null
   vault write auth/jwt/role/default role_type=jwt user_claim=sub bound_audiences="$OIDC_DEVICE_CLIENT_ID" \

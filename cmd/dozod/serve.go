@@ -103,6 +103,7 @@ func serve(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	srv.ConfigureConsole(cfg.Console)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)

@@ -62,10 +62,11 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	// Vault's redirect URIs are its CLI-style loopback callbacks (any port,
-	// see loopbackClient) and its web UI's callback.
+	// Vault's redirect URIs are its CLI-style loopback callbacks and dozod's
+	// web console callback (any port, see loopbackClient).
 	storage.RegisterClients(
-		storage.WebClient(env("OIDC_VAULT_CLIENT_ID", "vault"), vaultSecret, "http://localhost/oidc/callback"),
+		storage.WebClient(env("OIDC_VAULT_CLIENT_ID", "vault"), vaultSecret,
+			"http://localhost/oidc/callback", "https://localhost/ui/login/oidc/callback"),
 		storage.DeviceClient(env("OIDC_DEVICE_CLIENT_ID", "dozo"), deviceSecret),
 	)
 	issuer := fmt.Sprintf("http://%s/", net.JoinHostPort(host, port))
@@ -117,8 +118,10 @@ type loopbackClient struct{ op.Client }
 func (c loopbackClient) RedirectURIGlobs() []string {
 	var globs []string
 	for _, u := range c.RedirectURIs() {
-		if rest, ok := strings.CutPrefix(u, "http://localhost/"); ok {
-			globs = append(globs, "http://localhost:*/"+rest, "http://127.0.0.1:*/"+rest)
+		for _, scheme := range []string{"http", "https"} {
+			if rest, ok := strings.CutPrefix(u, scheme+"://localhost/"); ok {
+				globs = append(globs, scheme+"://localhost:*/"+rest, scheme+"://127.0.0.1:*/"+rest)
+			}
 		}
 	}
 	return globs
