@@ -89,7 +89,7 @@ stop() {
 
 up() {
   command -v curl >/dev/null || die "curl not found"
-  command -v "$PROVIDER" >/dev/null || "$here/tools.sh" oidc-provider
+  "$here/tools.sh" oidc-provider # our own source: rebuilt when it changed
   local s
   for s in vault-secret device-secret; do
     [ -s "$DIR/$s" ] || printf '%s' "$(secret 32)" >"$DIR/$s"

@@ -77,11 +77,18 @@ install_vault() {
 # dozo-oidc-provider: a real OpenID Provider (zitadel's OP library with its
 # example login pages) for the dev stack's OIDC login; built from the small
 # module in scripts/oidc-provider, its dependencies from the Go module proxy.
+# It is our source, not a pinned release: the build is redone whenever the
+# source differs from the one the cached binary was built from (a stamp of
+# its hash beside it).
 install_oidc_provider() {
-  if have dozo-oidc-provider; then return 0; fi
+  local src sum
+  src=$(cd "$(dirname "$0")/oidc-provider" && pwd)
+  sum=$(cat "$src/main.go" "$src/go.mod" "$src/go.sum" | sha256sum | cut -c1-16)
+  if [ -x "$BIN/dozo-oidc-provider" ] && [ "$(cat "$BIN/dozo-oidc-provider.src" 2>/dev/null)" = "$sum" ]; then return 0; fi
   log "building dozo-oidc-provider (zitadel/oidc, a minute or two the first time)"
-  (cd "$(dirname "$0")/oidc-provider" && go build -o "$BIN/dozo-oidc-provider.tmp" . &&
+  (cd "$src" && go build -o "$BIN/dozo-oidc-provider.tmp" . &&
     mv "$BIN/dozo-oidc-provider.tmp" "$BIN/dozo-oidc-provider")
+  echo "$sum" >"$BIN/dozo-oidc-provider.src"
   log "dozo-oidc-provider installed at $BIN/dozo-oidc-provider"
 }
 
