@@ -11,12 +11,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/dozo-vault/dozo/catalog"
+	"github.com/dozo-vault/dozo/internal/suggest"
 )
 
 // seenInterval bounds how often one user's requests are written to the
@@ -87,7 +87,7 @@ func (s *Server) knownPrincipal(q *request, user string, allowUnknown bool) (str
 		names[i] = u.Name
 	}
 	msg := fmt.Sprintf("no user `%s`: nobody by that name has logged in to dozo", user)
-	if near := closestNames(user, names, maxSuggestDistance, maxSuggestions); len(near) > 0 {
+	if near := suggest.Closest(user, names, maxSuggestDistance, maxSuggestions); len(near) > 0 {
 		msg = fmt.Sprintf("no user `%s`; did you mean `%s`?", user, strings.Join(near, "`, `"))
 	}
 	return "", &httpError{status: http.StatusNotFound, msg: msg,
@@ -127,59 +127,3 @@ const (
 	maxSuggestDistance = 2
 	maxSuggestions     = 3
 )
-
-// closestNames returns up to max names within dist edits of name
-// (editDistance), nearest first, ties in name order.
-func closestNames(name string, names []string, dist, max int) []string {
-	type cand struct {
-		name string
-		d    int
-	}
-	var cs []cand
-	for _, n := range names {
-		if d := editDistance(name, n); d <= dist {
-			cs = append(cs, cand{n, d})
-		}
-	}
-	sort.Slice(cs, func(i, j int) bool {
-		if cs[i].d != cs[j].d {
-			return cs[i].d < cs[j].d
-		}
-		return cs[i].name < cs[j].name
-	})
-	out := []string{}
-	for i := 0; i < len(cs) && i < max; i++ {
-		out = append(out, cs[i].name)
-	}
-	return out
-}
-
-// editDistance is the optimal string alignment distance between a and b
-// (Damerau–Levenshtein without editing a substring twice): the number of
-// single-rune insertions, deletions, substitutions and swaps of two
-// adjacent runes that turn a into b.
-func editDistance(a, b string) int {
-	x, y := []rune(a), []rune(b)
-	// d[i][j] is the distance between x[:i] and y[:j].
-	d := make([][]int, len(x)+1)
-	for i := range d {
-		d[i] = make([]int, len(y)+1)
-		d[i][0] = i
-	}
-	for j := range d[0] {
-		d[0][j] = j
-	}
-	for i := 1; i <= len(x); i++ {
-		for j := 1; j <= len(y); j++ {
-			cost := 1
-			if x[i-1] == y[j-1] {
-				cost = 0
-			}
-			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
-			if i > 1 && j > 1 && x[i-1] == y[j-2] && x[i-2] == y[j-1] {
-				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
-			}
-		}
-	}
-	return d[len(x)][len(y)]
-}

@@ -2,34 +2,12 @@ package broker
 
 import (
 	"context"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/dozo-vault/dozo/api"
 )
-
-func TestEditDistance(t *testing.T) {
-	for _, c := range []struct {
-		a, b string
-		d    int
-	}{
-		{"rita", "rita", 0}, {"ritaa", "rita", 1}, {"rtia", "rita", 1}, {"carol", "caroll", 1},
-		{"", "abc", 3}, {"sam", "eve", 3}, {"ca", "abc", 3}, {"bob", "rob", 1}, {"zoë", "zoe", 1},
-	} {
-		if got := editDistance(c.a, c.b); got != c.d {
-			t.Errorf("editDistance(%q, %q) = %d, want %d", c.a, c.b, got, c.d)
-		}
-	}
-	names := []string{"rita", "ritz", "rit", "ruth", "sam", "rima", "anita"}
-	if got := closestNames("ritaa", names, 2, 3); !slices.Equal(got, []string{"rita", "rima", "rit"}) {
-		t.Errorf("closestNames = %v", got)
-	}
-	if got := closestNames("zzzzzz", names, 2, 3); len(got) != 0 {
-		t.Errorf("closestNames of a stranger = %v", got)
-	}
-}
 
 // TestUnknownPrincipalRefused: granting, giving a role to or freezing a
 // name nobody has logged in as is refused with the nearest known names and

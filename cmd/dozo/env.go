@@ -13,6 +13,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/dozo-vault/dozo/client"
+	"github.com/dozo-vault/dozo/internal/suggest"
 )
 
 var jsonFlag = &cli.BoolFlag{Name: "json", Usage: "print machine-readable JSON on standard output"}
@@ -239,7 +240,7 @@ func unknownCommand(app *cli.App, args []string) error {
 		}
 		if cmd == nil {
 			err := fmt.Errorf("unknown command %q", a)
-			if s := suggest(a, cmds); s != "" {
+			if s := suggestCommand(a, cmds); s != "" {
 				err = fmt.Errorf("unknown command %q; did you mean %q?", a, strings.TrimSpace(path+" "+s))
 			}
 			return usageErr(path, err)
@@ -252,48 +253,21 @@ func unknownCommand(app *cli.App, args []string) error {
 	return nil
 }
 
-// suggest returns the command name nearest to word, if it is near enough
+// suggestCommand returns the command name nearest to word, if it is near enough
 // to be a typo: at most a third of its letters (and 2) apart.
-func suggest(word string, cmds []*cli.Command) string {
+func suggestCommand(word string, cmds []*cli.Command) string {
 	best, bestD := "", max(len(word)/3, 2)+1
 	for _, c := range cmds {
 		if c.Hidden {
 			continue
 		}
 		for _, n := range c.Names() {
-			if d := levenshtein(word, n); d < bestD {
+			if d := suggest.Distance(word, n); d < bestD {
 				best, bestD = c.Name, d
 			}
 		}
 	}
 	return best
-}
-
-// levenshtein is the edit distance between a and b, with a swap of two
-// neighbouring letters counted as one edit (the commonest typo).
-func levenshtein(a, b string) int {
-	x, y := []rune(a), []rune(b)
-	d := make([][]int, len(x)+1)
-	for i := range d {
-		d[i] = make([]int, len(y)+1)
-		d[i][0] = i
-	}
-	for j := range d[0] {
-		d[0][j] = j
-	}
-	for i := 1; i <= len(x); i++ {
-		for j := 1; j <= len(y); j++ {
-			cost := 1
-			if x[i-1] == y[j-1] {
-				cost = 0
-			}
-			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
-			if i > 1 && j > 1 && x[i-1] == y[j-2] && x[i-2] == y[j-1] {
-				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
-			}
-		}
-	}
-	return d[len(x)][len(y)]
 }
 
 // cmdPath is the command being run, e.g. "dataset create".

@@ -55,8 +55,8 @@ func TestUsageExitStatus(t *testing.T) {
 func TestSuggest(t *testing.T) {
 	cmds := newApp().Commands
 	for word, want := range map[string]string{"fetc": "fetch", "uplaod": "upload", "grnat": "grant", "scrbu": "scrub", "zzzzzz": "", "ls": "ls"} {
-		if got := suggest(word, cmds); got != want {
-			t.Errorf("suggest(%q) = %q, want %q", word, got, want)
+		if got := suggestCommand(word, cmds); got != want {
+			t.Errorf("suggestCommand(%q) = %q, want %q", word, got, want)
 		}
 	}
 }
