@@ -207,6 +207,34 @@ oidc_setup() {
   vault write auth/jwt/config oidc_discovery_url="$OIDC_ISSUER" bound_issuer="$OIDC_ISSUER" default_role=default >/dev/null
   vault write auth/jwt/role/default role_type=jwt user_claim=sub bound_audiences="$OIDC_DEVICE_CLIENT_ID" \
     token_policies=default token_ttl=8h >/dev/null
+  link_logins
+}
+
+# link_logins: each dev user's userpass, oidc and jwt logins are one Vault
+# entity, as a centre's operators link one person's aliases
+# (docs/identity.md). Unlinked, a browser login as rita would be another
+# person named rita, and dozod would bind new grants for "rita" to
+# whichever of the two logged in last.
+link_logins() {
+  local auths u id other acc mount
+  auths=$(vault auth list -format=json)
+  for u in "${USERS[@]}"; do
+    id=
+    for mount in userpass oidc jwt; do
+      acc=$(jq -r --arg m "$mount/" '.[$m].accessor' <<<"$auths")
+      other=$(vault write -field=id identity/lookup/entity alias_name="$u" alias_mount_accessor="$acc" 2>/dev/null || true)
+      if [ -z "$id" ]; then
+        id=$other
+        [ -n "$id" ] || id=$(vault read -field=id "identity/entity/name/dozo-dev-$u" 2>/dev/null) ||
+          id=$(vault write -field=id identity/entity name="dozo-dev-$u")
+      fi
+      if [ -z "$other" ]; then
+        vault write identity/entity-alias name="$u" canonical_id="$id" mount_accessor="$acc" >/dev/null
+      elif [ "$other" != "$id" ]; then
+        vault write identity/entity/merge to_entity_id="$id" from_entity_ids="$other" force=true >/dev/null
+      fi
+    done
+  done
 }
 
 password() { awk -v u="$1" '$1 == u { print $2 }' "$DEV/users"; }
