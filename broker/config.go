@@ -116,7 +116,7 @@ type VaultConfig struct {
 	// an unavailable Vault within it (default DefaultVaultTimeout).
 	Timeout time.Duration `toml:"timeout"`
 	// HealthInterval is how often Vault and the catalog are checked;
-	// every request is refused within 1.5 intervals of Vault going down,
+	// every request is refused within 2.5 intervals of Vault going down,
 	// and served again within a quarter interval of its return (default
 	// DefaultHealthInterval).
 	HealthInterval time.Duration `toml:"health_interval"`
@@ -176,7 +176,7 @@ which override the file. Secrets are never taken from the TOML file itself.
   ca_cert             DOZOD_VAULT_CACERT         (system roots)
   timeout             DOZOD_VAULT_TIMEOUT        5s (one Vault request, 1s..1m)
   health_interval     DOZOD_VAULT_HEALTH_INTERVAL  2s (Vault and catalog check, 1s..30s;
-                                                 requests are refused within 1.5 intervals
+                                                 requests are refused within 2.5 intervals
                                                  of Vault going down)
   [[targets]]         (file only; at least one)
   id, domain          storage ids, e.g. "s1-a", "s1" (failure domain)

@@ -17,10 +17,11 @@ import (
 )
 
 // DefaultHealthInterval is how often Vault and the catalog are checked
-// when Options set none. A check times out after half the interval, so a
-// Vault that stops answering is seen down within 1.5 intervals; while it
-// is down it is checked every quarter interval, so it is seen up again
-// within that.
+// when Options set none. A check times out after half the interval and a
+// dependency that was up is taken as down after downAfter (2) failed
+// checks in a row, so a Vault that stops answering is seen down within 2.5
+// intervals; while it is down it is checked every quarter interval, so it
+// is seen up again within that.
 const DefaultHealthInterval = 2 * time.Second
 
 // vaultHealthChecker is a KeyService that can say whether Vault can
@@ -42,7 +43,13 @@ type depState struct {
 	since     time.Time
 	checkedAt time.Time
 	lastErr   string
+	failures  int // failed checks in a row
 }
+
+// downAfter is how many checks in a row must fail before a dependency that
+// was up is taken as down: one slow answer on a loaded machine must not
+// make dozod refuse every request.
+const downAfter = 2
 
 // depsState is the last verdict of the dependency probe.
 type depsState struct {
@@ -116,9 +123,15 @@ func (s *Server) setDependency(ctx context.Context, name string, err error) {
 		d = &s.deps.vault
 	}
 	was := d.state
-	d.state, d.checkedAt, d.lastErr = depUp, now, ""
-	if err != nil {
-		d.state, d.lastErr = depDown, oneLine(err.Error())
+	d.checkedAt = now
+	if err == nil {
+		d.state, d.lastErr, d.failures = depUp, "", 0
+	} else {
+		d.failures++
+		d.lastErr = oneLine(err.Error())
+		if was != depUp || d.failures >= downAfter {
+			d.state = depDown
+		}
 	}
 	if d.state != was {
 		d.since = now

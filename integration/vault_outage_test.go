@@ -25,7 +25,7 @@ import (
 const msgVaultUnavailable = "Vault is unavailable; try again later"
 
 // dozod's defaults in the dev stack: [vault] timeout 5s, health_interval
-// 2s (so Vault is seen down within 3s, and up again within 0.5s of its
+// 2s (so Vault is seen down within 5s, and up again within 0.5s of its
 // return). The bounds below add room for a loaded machine; the behaviour
 // before them was 30s, or never.
 const (
