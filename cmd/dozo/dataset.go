@@ -104,12 +104,9 @@ func parseDatasetLayout(rs, seg string) (k, m int, plain int64, err error) {
 }
 
 func runDatasetCreate(c *cli.Context) error {
-	if err := needArgs(c, 1, "the dataset ID"); err != nil {
+	id, err := datasetIDArg(c)
+	if err != nil {
 		return err
-	}
-	id := c.Args().First()
-	if err := client.ValidateDatasetID(id); err != nil {
-		return badArg(c, err)
 	}
 	k, m, plain, err := parseDatasetLayout(c.String("rs"), c.String("segment-size"))
 	if err != nil {

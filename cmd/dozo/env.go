@@ -155,6 +155,19 @@ func isTerminal(w any) bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
+// datasetIDArg is the command's one argument, a dataset id, checked
+// locally so a malformed one is a usage error that never reaches dozod.
+func datasetIDArg(c *cli.Context) (string, error) {
+	if err := needArgs(c, 1, "the dataset ID"); err != nil {
+		return "", err
+	}
+	id := c.Args().First()
+	if err := client.ValidateDatasetID(id); err != nil {
+		return "", badArg(c, err)
+	}
+	return id, nil
+}
+
 // needArgs checks the number of positional arguments.
 func needArgs(c *cli.Context, n int, what string) error {
 	if c.NArg() != n {

@@ -103,12 +103,9 @@ func datasetLifecycleCommands() []*cli.Command {
 }
 
 func runRotateKey(c *cli.Context) error {
-	if err := needArgs(c, 1, "the dataset ID"); err != nil {
+	id, err := datasetIDArg(c)
+	if err != nil {
 		return err
-	}
-	id := c.Args().First()
-	if err := client.ValidateDatasetID(id); err != nil {
-		return badArg(c, err)
 	}
 	cl, _, err := newClient(c)
 	if err != nil {
@@ -141,12 +138,9 @@ func runDatasetDelete(c *cli.Context) error {
 		}
 		return runDatasetUndelete(c)
 	}
-	if err := needArgs(c, 1, "the dataset ID"); err != nil {
+	id, err := datasetIDArg(c)
+	if err != nil {
 		return err
-	}
-	id := c.Args().First()
-	if err := client.ValidateDatasetID(id); err != nil {
-		return badArg(c, err)
 	}
 	if c.Bool("dry-run") {
 		return deleteDryRun(c, id)
@@ -217,12 +211,9 @@ func deleteDryRun(c *cli.Context, id string) error {
 func utc(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") }
 
 func runDatasetUndelete(c *cli.Context) error {
-	if err := needArgs(c, 1, "the dataset ID"); err != nil {
+	id, err := datasetIDArg(c)
+	if err != nil {
 		return err
-	}
-	id := c.Args().First()
-	if err := client.ValidateDatasetID(id); err != nil {
-		return badArg(c, err)
 	}
 	cl, _, err := newClient(c)
 	if err != nil {
