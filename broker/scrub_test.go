@@ -3,7 +3,6 @@ package broker
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,7 +18,6 @@ import (
 	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/catalog"
 	"github.com/dozo-vault/dozo/storage"
-	"github.com/dozo-vault/dozo/vault"
 )
 
 // flakyTarget is a server-side target that can be switched off, as a
@@ -54,26 +52,6 @@ func (f flakyTarget) Put(ctx context.Context, key string, r io.Reader, size int6
 	return f.dirTarget.Put(ctx, key, r, size)
 }
 
-// switchKeys is fakeKeys whose MAC calls fail as with Vault unreachable.
-type switchKeys struct {
-	*fakeKeys
-	down atomic.Bool
-}
-
-func (k *switchKeys) HMAC(ctx context.Context, name string, data []byte) (string, error) {
-	if k.down.Load() {
-		return "", fmt.Errorf("vault: %w", vault.ErrUnavailable)
-	}
-	return k.fakeKeys.HMAC(ctx, name, data)
-}
-
-func (k *switchKeys) VerifyHMAC(ctx context.Context, name string, data []byte, mac string) error {
-	if k.down.Load() {
-		return fmt.Errorf("vault: %w", vault.ErrUnavailable)
-	}
-	return k.fakeKeys.VerifyHMAC(ctx, name, data, mac)
-}
-
 // newScrubEnv is newEnv whose server-side targets can be switched off
 // (off[id]); the client side (e.targets) always reaches them.
 func newScrubEnv(t *testing.T, cfg ScrubConfig) (*env, map[string]*atomic.Bool) {
@@ -99,7 +77,7 @@ func newScrubEnv(t *testing.T, cfg ScrubConfig) (*env, map[string]*atomic.Bool) 
 		}
 	}
 	e.srv, err = New(Options{
-		Catalog: cat, Identifier: tokens, Keys: &switchKeys{fakeKeys: &fakeKeys{}}, Targets: targets,
+		Catalog: cat, Identifier: tokens, Keys: &fakeKeys{}, Targets: targets,
 		Admins: []string{"admin"}, Submitters: []string{"sam"},
 		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Version: "test",
 		Now: func() time.Time { return e.now }, Scrub: cfg,
@@ -427,73 +405,6 @@ func TestScrubOneAtATimeAndCancel(t *testing.T) {
 	}
 }
 
-// TestScrubResumesAfterRestart: a run left "running" by a previous dozod
-// (one of its two files finished) continues at Start with the other file
-// only.
-func TestScrubResumesAfterRestart(t *testing.T) {
-	e, _ := newScrubEnv(t, ScrubConfig{})
-	ctx := context.Background()
-	e.must(201, "tok-sam", "POST", "/v1/datasets", api.CreateDatasetRequest{ID: "JGAD4", Title: "t", PlainSegmentSize: 1 << 20}, nil)
-	a := e.upload("tok-sam", "JGAD4", "a", randBytes(2<<20), randBytes(16), randBytes(16))
-	b := e.upload("tok-sam", "JGAD4", "b", randBytes(2<<20), randBytes(16), randBytes(16))
-	os.Remove(e.piecePath(e.manifest(a.ID), 0, 0)) // would be found if a were re-scrubbed
-	os.Remove(e.piecePath(e.manifest(b.ID), 1, 2))
-	cands, err := e.cat.ScrubCandidates(ctx, "JGAD4", "")
-	if err != nil || len(cands) != 2 || cands[0].FileID != a.ID {
-		t.Fatalf("candidates %+v %v", cands, err)
-	}
-	rec := catalog.ScrubRun{ID: "scrub-old", Trigger: catalog.ScrubManual, StartedBy: "admin", DatasetID: "JGAD4", StartedAt: e.now}
-	if err := e.cat.CreateScrubRun(ctx, rec, cands); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.cat.FinishScrubFile(ctx, rec.ID, 0, []byte(`{"file_id":"`+a.ID+`","dataset":"JGAD4","name":"a","segments":3,"pieces":18,"bytes":1}`), e.now); err != nil {
-		t.Fatal(err)
-	}
-	// The catalog allows only one running run.
-	if err := e.cat.CreateScrubRun(ctx, catalog.ScrubRun{ID: "scrub-2", Trigger: catalog.ScrubManual, StartedBy: "x", StartedAt: e.now}, nil); !errors.Is(err, catalog.ErrState) {
-		t.Fatalf("second running run: %v", err)
-	}
-	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	e.srv.Start(sctx)
-	r := e.waitScrub(rec.ID)
-	if r.State != api.ScrubDone || r.Summary.FilesDone != 2 || r.Summary.Found != 1 || r.Findings[0].FileID != b.ID {
-		t.Fatalf("resumed run %+v findings %v", r.Summary, findingKeys(r.Findings))
-	}
-}
-
-func TestScrubScheduled(t *testing.T) {
-	e, _ := newScrubEnv(t, ScrubConfig{LightInterval: time.Hour, Repair: true})
-	e.srv.scrubTick = 5 * time.Millisecond
-	e.must(201, "tok-sam", "POST", "/v1/datasets", api.CreateDatasetRequest{ID: "JGAD5", Title: "t", PlainSegmentSize: 1 << 20}, nil)
-	f := e.upload("tok-sam", "JGAD5", "a", randBytes(2<<20), randBytes(16), randBytes(16))
-	os.Remove(e.piecePath(e.manifest(f.ID), 1, 1))
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	e.srv.Start(ctx)
-	deadline := time.Now().Add(30 * time.Second)
-	var runs []api.ScrubRun
-	for {
-		e.must(200, "tok-admin", "GET", "/v1/scrubs", nil, &runs)
-		if len(runs) == 1 && runs[0].State == api.ScrubDone {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no scheduled run finished: %+v", runs)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	r := runs[0]
-	if r.Trigger != "scheduled" || r.StartedBy != "dozod" || r.Deep || !r.Repair || r.Summary.Repaired != 1 {
-		t.Fatalf("scheduled run %+v", r)
-	}
-	// Not due again within the hour (dozod's clock is frozen in tests).
-	time.Sleep(50 * time.Millisecond)
-	if e.must(200, "tok-admin", "GET", "/v1/scrubs", nil, &runs); len(runs) != 1 {
-		t.Fatalf("%d runs within one interval", len(runs))
-	}
-}
-
 func TestScrubConfig(t *testing.T) {
 	var c ScrubConfig
 	env := map[string]string{"DOZOD_SCRUB_LIGHT_INTERVAL": "24h", "DOZOD_SCRUB_DEEP_INTERVAL": "720h", "DOZOD_SCRUB_RATE": "200MiB/s", "DOZOD_SCRUB_REPAIR": "true"}
@@ -518,25 +429,5 @@ func TestScrubConfig(t *testing.T) {
 		if !strings.Contains(scrubConfigHelp, k) {
 			t.Errorf("scrubConfigHelp does not document %s", k)
 		}
-	}
-}
-
-// TestScrubFailsClosedWithoutVault: manifests cannot be verified, so the
-// run stops as failed; no file is judged, damaged or repaired.
-func TestScrubFailsClosedWithoutVault(t *testing.T) {
-	e, _ := newScrubEnv(t, ScrubConfig{})
-	e.must(201, "tok-sam", "POST", "/v1/datasets", api.CreateDatasetRequest{ID: "JGAD6", Title: "t", PlainSegmentSize: 1 << 20}, nil)
-	f := e.upload("tok-sam", "JGAD6", "a", randBytes(2<<20), randBytes(16), randBytes(16))
-	m := e.manifest(f.ID)
-	for _, j := range []int{0, 1, 2} { // more than m: would be damaged
-		os.Remove(e.piecePath(m, 0, j))
-	}
-	e.srv.keys.(*switchKeys).down.Store(true)
-	r := e.scrub(api.ScrubRequest{Deep: true, Repair: true})
-	if r.State != api.ScrubFailed || !strings.Contains(r.Error, "vault unavailable") || r.Summary.FilesDone != 0 {
-		t.Fatalf("run without vault: %s %q %+v", r.State, r.Error, r.Summary)
-	}
-	if got, _ := e.cat.File(context.Background(), f.ID); got.State != catalog.FileAvailable {
-		t.Fatalf("file %s without vault", got.State)
 	}
 }

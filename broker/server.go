@@ -26,6 +26,7 @@ import (
 	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/catalog"
 	"github.com/dozo-vault/dozo/crypto"
+	"github.com/dozo-vault/dozo/scrub"
 	"github.com/dozo-vault/dozo/storage"
 	"github.com/dozo-vault/dozo/vault"
 )
@@ -126,9 +127,9 @@ type Server struct {
 	lifecycleLocks sync.Map // dataset id -> *sync.Mutex (tryLockDataset)
 	deletionGrace  time.Duration
 
-	scrubState           // scrub.go
-	opsState             // ops.go: target health, metrics
-	deps       depsState // deps.go: Vault and catalog health
+	scrubs   *scrub.Scheduler // scrub.go
+	opsState                  // ops.go: target health, metrics
+	deps     depsState        // deps.go: Vault and catalog health
 
 	anchorState // anchor.go: the audit head anchored in Vault
 	// guard limits and aggregates refusals of unidentified requests

@@ -1,0 +1,183 @@
+package scrub
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dozo-vault/dozo/api"
+	"github.com/dozo-vault/dozo/catalog"
+)
+
+// TestRunnerRun: Run checks every file of a run, records each, reports
+// progress, and tallies what it found and repaired; it does not end the
+// run, which is its caller's.
+func TestRunnerRun(t *testing.T) {
+	fx := newFixture(t)
+	ctx := context.Background()
+	fx.dataset("JGAD1", 4, 2)
+	a := fx.file("JGAD1", "a", 3<<20+100)
+	b := fx.file("JGAD1", "b", 2<<20)
+	fx.removePiece(a, 1, 2)
+	fx.removePiece(b, 0, 0)
+	fx.removePiece(b, 0, 5)
+
+	r := NewRunner(fx.options())
+	rec := catalog.ScrubRun{ID: "scrub-1", Trigger: catalog.ScrubManual, StartedBy: "admin", DatasetID: "JGAD1", Repair: true}
+	fx.create(rec)
+	var calls [][2]int
+	res, err := r.Run(ctx, rec, func(done, total int) { calls = append(calls, [2]int{done, total}) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := [][2]int{{0, 2}, {1, 2}, {2, 2}}; !slices.Equal(calls, want) {
+		t.Fatalf("progress %v, want %v", calls, want)
+	}
+	sm := res.Summary
+	if sm.Files != 2 || sm.FilesDone != 2 || sm.Found != 3 || sm.Missing != 3 || sm.Repaired != 3 || sm.FileErrors != 0 || len(res.Findings) != 0 {
+		t.Fatalf("result %+v", res)
+	}
+	if got, err := fx.cat.ScrubRun(ctx, rec.ID); err != nil || got.State != catalog.ScrubRunning {
+		t.Fatalf("run after Run: %+v %v", got, err)
+	}
+	// Repaired: a second run finds nothing.
+	rec2 := catalog.ScrubRun{ID: "scrub-2", Trigger: catalog.ScrubManual, StartedBy: "admin", Deep: true}
+	if err := fx.cat.EndScrubRun(ctx, rec.ID, catalog.ScrubDone, "", fx.now); err != nil {
+		t.Fatal(err)
+	}
+	fx.create(rec2)
+	res, err = r.Run(ctx, rec2, nil)
+	if err != nil || res.Summary.Found != 0 || res.Summary.FilesDone != 2 || res.Summary.Pieces != res.Summary.PiecesTotal {
+		t.Fatalf("after repair: %+v %v", res.Summary, err)
+	}
+	if n := <-fx.events; n.Action != "file.repair" || n.Actor != "admin" {
+		t.Fatalf("event %+v", n)
+	}
+}
+
+// TestRunnerRunStopsWithContext: a Run whose context ends returns its
+// error, leaves the run running with no file judged, and a later Run of
+// the same run checks every file.
+func TestRunnerRunStopsWithContext(t *testing.T) {
+	fx := newFixture(t)
+	fx.dataset("JGAD1", 4, 2)
+	a := fx.file("JGAD1", "a", 2<<20)
+	fx.removePiece(a, 0, 1)
+	r := NewRunner(fx.options())
+	rec := catalog.ScrubRun{ID: "scrub-1", Trigger: catalog.ScrubManual, StartedBy: "admin", Deep: true}
+	fx.create(rec)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := r.Run(ctx, rec, nil); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled Run: %v", err)
+	}
+	if got := fx.tally(rec.ID); got.Summary.FilesDone != 0 {
+		t.Fatalf("cancelled Run judged files: %+v", got.Summary)
+	}
+	res, err := r.Run(context.Background(), rec, nil)
+	if err != nil || res.Summary.FilesDone != 1 || res.Summary.Found != 1 {
+		t.Fatalf("resumed Run: %+v %v", res.Summary, err)
+	}
+}
+
+// TestScrubResumesAfterRestart: a run left "running" by a previous dozod
+// (one of its two files finished) continues at Start with the other file
+// only.
+func TestScrubResumesAfterRestart(t *testing.T) {
+	fx := newFixture(t)
+	ctx := context.Background()
+	fx.dataset("JGAD4", 4, 2)
+	a := fx.file("JGAD4", "a", 2<<20)
+	b := fx.file("JGAD4", "b", 2<<20)
+	fx.removePiece(a, 0, 0) // would be found if a were re-scrubbed
+	fx.removePiece(b, 1, 2)
+	cands, err := fx.cat.ScrubCandidates(ctx, "JGAD4", "")
+	if err != nil || len(cands) != 2 || cands[0].FileID != a {
+		t.Fatalf("candidates %+v %v", cands, err)
+	}
+	rec := catalog.ScrubRun{ID: "scrub-old", Trigger: catalog.ScrubManual, StartedBy: "admin", DatasetID: "JGAD4", StartedAt: fx.now}
+	if err := fx.cat.CreateScrubRun(ctx, rec, cands); err != nil {
+		t.Fatal(err)
+	}
+	if err := fx.cat.FinishScrubFile(ctx, rec.ID, 0, []byte(`{"file_id":"`+a+`","dataset":"JGAD4","name":"a","segments":3,"pieces":18,"bytes":1}`), fx.now); err != nil {
+		t.Fatal(err)
+	}
+	// The catalog allows only one running run.
+	if err := fx.cat.CreateScrubRun(ctx, catalog.ScrubRun{ID: "scrub-2", Trigger: catalog.ScrubManual, StartedBy: "x", StartedAt: fx.now}, nil); !errors.Is(err, catalog.ErrState) {
+		t.Fatalf("second running run: %v", err)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s := NewScheduler(fx.options())
+	s.Start(sctx)
+	r, res := fx.wait(rec.ID)
+	if r.State != api.ScrubDone || res.Summary.FilesDone != 2 || res.Summary.Found != 1 || res.Findings[0].FileID != b {
+		t.Fatalf("resumed run %+v findings %+v", res.Summary, res.Findings)
+	}
+	if e := <-fx.events; e.Action != "scrub.resume" || e.Object != "scrub/"+rec.ID {
+		t.Fatalf("first event %+v", e)
+	}
+}
+
+func TestScrubScheduled(t *testing.T) {
+	fx := newFixture(t)
+	o := fx.options()
+	o.LightInterval, o.Repair, o.Tick = time.Hour, true, 5*time.Millisecond
+	fx.dataset("JGAD5", 4, 2)
+	f := fx.file("JGAD5", "a", 2<<20)
+	fx.removePiece(f, 1, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	NewScheduler(o).Start(ctx)
+	deadline := time.Now().Add(30 * time.Second)
+	var runs []catalog.ScrubRun
+	for {
+		var err error
+		if runs, err = fx.cat.ScrubRuns(ctx, 20); err != nil {
+			t.Fatal(err)
+		}
+		if len(runs) == 1 && runs[0].State == catalog.ScrubDone {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no scheduled run finished: %+v", runs)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	r := runs[0]
+	if res := fx.tally(r.ID); r.Trigger != "scheduled" || r.StartedBy != "dozod" || r.Deep || !r.Repair || res.Summary.Repaired != 1 {
+		t.Fatalf("scheduled run %+v %+v", r, res.Summary)
+	}
+	// Not due again within the hour (the clock is frozen here).
+	time.Sleep(50 * time.Millisecond)
+	if runs, err := fx.cat.ScrubRuns(ctx, 20); err != nil || len(runs) != 1 {
+		t.Fatalf("%d runs within one interval (%v)", len(runs), err)
+	}
+}
+
+// TestScrubFailsClosedWithoutVault: manifests cannot be verified, so the
+// run stops as failed; no file is judged, damaged or repaired.
+func TestScrubFailsClosedWithoutVault(t *testing.T) {
+	fx := newFixture(t)
+	fx.dataset("JGAD6", 4, 2)
+	f := fx.file("JGAD6", "a", 2<<20)
+	for _, j := range []int{0, 1, 2} { // more than m: would be damaged
+		fx.removePiece(f, 0, j)
+	}
+	fx.keys.down.Store(true)
+	s := NewScheduler(fx.options())
+	rec := catalog.ScrubRun{ID: "scrub-1", Trigger: catalog.ScrubManual, StartedBy: "admin", Deep: true, Repair: true, StartedAt: fx.now}
+	if err := s.Create(context.Background(), rec); err != nil {
+		t.Fatal(err)
+	}
+	r, res := fx.wait(rec.ID)
+	if r.State != api.ScrubFailed || !strings.Contains(r.Error, "vault unavailable") || res.Summary.FilesDone != 0 {
+		t.Fatalf("run without vault: %s %q %+v", r.State, r.Error, res.Summary)
+	}
+	if got, _ := fx.cat.File(context.Background(), f); got.State != catalog.FileAvailable {
+		t.Fatalf("file %s without vault", got.State)
+	}
+}
