@@ -79,6 +79,10 @@ func (l *live) setCurrent(s string) {
 // catalog unreachable (a scrub fails closed rather than judge files by an
 // unverified manifest). The Result tallies every finished file of the run,
 // findings left out.
+//
+// Run does not check that no other run executes: the catalog allows one
+// running run, and the caller (Scheduler, or a job runner) starts one at
+// a time.
 func (r *Runner) Run(ctx context.Context, run catalog.ScrubRun, progress func(done, total int)) (Result, error) {
 	stopped, err := r.run(ctx, run, &live{report: progress})
 	if err != nil {
