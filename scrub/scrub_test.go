@@ -113,6 +113,7 @@ func TestScrubResumesAfterRestart(t *testing.T) {
 	defer cancel()
 	s := NewScheduler(fx.options())
 	s.Start(sctx)
+	defer s.Wait()
 	r, res := fx.wait(rec.ID)
 	if r.State != api.ScrubDone || res.Summary.FilesDone != 2 || res.Summary.Found != 1 || res.Findings[0].FileID != b {
 		t.Fatalf("resumed run %+v findings %+v", res.Summary, res.Findings)
@@ -131,7 +132,9 @@ func TestScrubScheduled(t *testing.T) {
 	fx.removePiece(f, 1, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	NewScheduler(o).Start(ctx)
+	s := NewScheduler(o)
+	s.Start(ctx)
+	defer s.Wait()
 	deadline := time.Now().Add(30 * time.Second)
 	var runs []catalog.ScrubRun
 	for {
@@ -173,6 +176,7 @@ func TestScrubFailsClosedWithoutVault(t *testing.T) {
 	if err := s.Create(context.Background(), rec); err != nil {
 		t.Fatal(err)
 	}
+	defer s.Wait()
 	r, res := fx.wait(rec.ID)
 	if r.State != api.ScrubFailed || !strings.Contains(r.Error, "vault unavailable") || res.Summary.FilesDone != 0 {
 		t.Fatalf("run without vault: %s %q %+v", r.State, r.Error, res.Summary)
