@@ -3,6 +3,9 @@ package scrub
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -10,6 +13,7 @@ import (
 
 	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/catalog"
+	"github.com/dozo-vault/dozo/storage"
 )
 
 // TestRunnerRun: Run checks every file of a run, records each, reports
@@ -183,5 +187,94 @@ func TestScrubFailsClosedWithoutVault(t *testing.T) {
 	}
 	if got, _ := fx.cat.File(context.Background(), f); got.State != catalog.FileAvailable {
 		t.Fatalf("file %s without vault", got.State)
+	}
+}
+
+// TestScrubRepairMovesOffADownTarget: pieces on an unreachable target are
+// rebuilt on other targets of other domains, the manifest re-signed and
+// swapped in the catalog (segment rows too), and its copies on storage
+// rewritten.
+func TestScrubRepairMovesOffADownTarget(t *testing.T) {
+	fx := newFixture(t)
+	ctx := context.Background()
+	// 2+1 on six targets leaves three targets free in every segment.
+	fx.dataset("JGAD2", 2, 1)
+	f := fx.file("JGAD2", "x.cram", 4<<20+99)
+	before := fx.manifest(f)
+	down := before.Segments[0].Pieces[1].Target
+	fx.off[down].Store(true)
+
+	rec := catalog.ScrubRun{ID: "scrub-1", Trigger: catalog.ScrubManual, StartedBy: "admin", Deep: true, Repair: true}
+	fx.create(rec)
+	if _, err := NewRunner(fx.options()).Run(ctx, rec, nil); err != nil {
+		t.Fatal(err)
+	}
+	r := fx.tally(rec.ID)
+	moved := 0
+	for _, fd := range r.Findings {
+		if fd.Kind != api.FindingUnreachable || fd.Target != down || fd.Action != api.ActionRepaired || fd.MovedTo == "" || fd.MovedTo == down {
+			t.Fatalf("finding %+v", fd)
+		}
+		moved++
+	}
+	if moved == 0 || r.Summary.Repaired != moved {
+		t.Fatalf("summary %+v", r.Summary)
+	}
+	after := fx.manifest(f)
+	if err := after.Verify(ctx, transitMAC{fx.keys, "dozo-JGAD2"}); err != nil {
+		t.Fatalf("repaired manifest does not verify: %v", err)
+	}
+	if after.MAC == before.MAC {
+		t.Fatal("manifest not re-signed")
+	}
+	domains := map[string]string{}
+	for _, tg := range fx.dirs {
+		domains[tg.ID()] = tg.Domain()
+	}
+	for i, s := range after.Segments {
+		segs, err := fx.cat.Segment(ctx, f, i)
+		if err != nil || fmt.Sprint(segs.Pieces) != fmt.Sprint(s.Pieces) {
+			t.Fatalf("segment row %d disagrees with the manifest: %v", i, err)
+		}
+		perDomain := map[string]int{}
+		for _, p := range s.Pieces {
+			if p.Target == down {
+				t.Fatalf("segment %d still uses %s", i, down)
+			}
+			perDomain[domains[p.Target]]++
+		}
+		for d, n := range perDomain {
+			if n > 1 {
+				t.Fatalf("segment %d: domain %s holds %d pieces with m=1", i, d, n)
+			}
+		}
+	}
+	// The stored manifest copies were rewritten too, and verify.
+	copies := 0
+	for _, tg := range fx.dirs {
+		if tg.ID() == down {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(tg.Dir(), storage.ManifestKey("JGAD2", f)))
+		if err != nil {
+			continue
+		}
+		m, err := storage.ParseManifest(b)
+		if err != nil || m.MAC != after.MAC {
+			t.Fatalf("manifest copy on %s is stale: %v", tg.ID(), err)
+		}
+		copies++
+	}
+	if copies < 2 {
+		t.Fatalf("only %d manifest copies rewritten", copies)
+	}
+	if err := fx.cat.EndScrubRun(ctx, rec.ID, catalog.ScrubDone, "", fx.now); err != nil {
+		t.Fatal(err)
+	}
+	// With the target still off, a deep scrub is clean: nothing needs it.
+	again := catalog.ScrubRun{ID: "scrub-2", Trigger: catalog.ScrubManual, StartedBy: "admin", Deep: true}
+	fx.create(again)
+	if res, err := NewRunner(fx.options()).Run(ctx, again, nil); err != nil || res.Summary.Found != 0 {
+		t.Fatalf("after moving: %+v %v", res.Summary, err)
 	}
 }
