@@ -112,7 +112,7 @@ type Var struct {
 // Vars lists the env-tagged fields of cfg's struct type, in field order.
 func Vars(cfg any) []Var {
 	var out []Var
-	walk(reflect.TypeOf(cfg), "", true, func(f reflect.StructField, key string, apply bool) {
+	walk(reflect.TypeOf(cfg), "", true, nil, func(f reflect.StructField, key string, apply bool) {
 		if name := f.Tag.Get("env"); name != "" {
 			out = append(out, Var{Name: name, Key: key, Type: f.Type, Apply: apply})
 		}
@@ -120,9 +120,13 @@ func Vars(cfg any) []Var {
 	return out
 }
 
-// walk calls fn for every exported non-struct field of t (a struct or a
-// pointer to one), with its dotted key.
-func walk(t reflect.Type, prefix string, apply bool, fn func(f reflect.StructField, key string, apply bool)) {
+// walk calls field for every exported field of t (a struct or a pointer to
+// one) that is not a section, with its dotted key, and section (if not nil)
+// for each section before its fields: a struct field ([key]) or a slice of
+// structs ([[key]]). An embedded struct's fields are its parent's.
+func walk(t reflect.Type, prefix string, apply bool,
+	section func(f reflect.StructField, heading string),
+	field func(f reflect.StructField, key string, apply bool)) {
 	if t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
@@ -134,13 +138,19 @@ func walk(t reflect.Type, prefix string, apply bool, fn func(f reflect.StructFie
 		key := prefix + keyOf(f)
 		switch {
 		case f.Anonymous && f.Type.Kind() == reflect.Struct:
-			walk(f.Type, prefix, apply, fn)
+			walk(f.Type, prefix, apply, section, field)
 		case f.Type.Kind() == reflect.Struct && f.Type != durationType:
-			walk(f.Type, key+".", apply, fn)
+			if section != nil {
+				section(f, "["+keyOf(f)+"]")
+			}
+			walk(f.Type, key+".", apply, section, field)
 		case f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct:
-			walk(f.Type.Elem(), key+".", false, fn)
+			if section != nil {
+				section(f, "[["+keyOf(f)+"]]")
+			}
+			walk(f.Type.Elem(), key+".", false, section, field)
 		default:
-			fn(f, key, apply)
+			field(f, key, apply)
 		}
 	}
 }
@@ -166,38 +176,19 @@ const (
 	lineWidth  = 99
 )
 
-// Help returns the listing of cfg's struct type: a row per field with a help
-// tag (key, variable if any, text), under a heading per section that is a
-// struct field with a help tag ([section] or [[section]] for a slice).
+// Help returns the listing of cfg's struct type: a heading per section
+// ([section], or [[section]] for a slice) with its field's help text, and a
+// row per field with a help tag: key, variable if any, text.
 func Help(cfg any) string {
 	var b strings.Builder
-	help(&b, reflect.TypeOf(cfg))
+	walk(reflect.TypeOf(cfg), "", true,
+		func(f reflect.StructField, heading string) { row(&b, heading, "", f.Tag.Get("help")) },
+		func(f reflect.StructField, _ string, _ bool) {
+			if text := f.Tag.Get("help"); text != "" {
+				row(&b, keyOf(f), f.Tag.Get("env"), text)
+			}
+		})
 	return b.String()
-}
-
-func help(b *strings.Builder, t reflect.Type) {
-	if t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	for i := range t.NumField() {
-		f := t.Field(i)
-		if !f.IsExported() {
-			continue
-		}
-		text := f.Tag.Get("help")
-		switch {
-		case f.Anonymous && f.Type.Kind() == reflect.Struct:
-			help(b, f.Type)
-		case f.Type.Kind() == reflect.Struct && f.Type != durationType:
-			row(b, "["+keyOf(f)+"]", "", text)
-			help(b, f.Type)
-		case f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct:
-			row(b, "[["+keyOf(f)+"]]", "", text)
-			help(b, f.Type.Elem())
-		case text != "":
-			row(b, keyOf(f), f.Tag.Get("env"), text)
-		}
-	}
 }
 
 // row writes one entry: key, then the variable from envColumn, then the
