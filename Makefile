@@ -46,22 +46,13 @@ unit:
 bench: tools
 	scripts/bench.sh
 
-# Every fuzz target, FUZZTIME each (go test -fuzz takes one target at a time).
+# Every fuzz target (found by scripts/fuzz-targets.sh: each func Fuzz* in a
+# _test.go file), FUZZTIME each (go test -fuzz takes one target at a time).
+# FUZZ_TARGETS=./pkg:FuzzName runs only those.
 FUZZTIME ?= 30s
-FUZZ_TARGETS := \
-	./crypto/internal/format:FuzzParseHeader \
-	./crypto:FuzzSplitHeaderObject \
-	./crypto:FuzzStreamWriter \
-	./storage:FuzzParseManifest \
-	./storage:FuzzValidateKey \
-	./api:FuzzValidateFileName \
-	./client:FuzzParseRange \
-	./client:FuzzParseSize \
-	./audit:FuzzParseRecord \
-	./region:FuzzParseIndex \
-	./region:FuzzParseCRAI \
-	./region:FuzzPlanHeaders
+FUZZ_TARGETS ?= $(shell scripts/fuzz-targets.sh)
 fuzz:
+	@test -n "$(FUZZ_TARGETS)" || { echo "no fuzz targets found" >&2; exit 1; }
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; echo "fuzz $$fn ($$pkg)"; \
 		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg; \

@@ -18,38 +18,18 @@ import (
 type AuditConfig struct {
 	// AnchorInterval is how often the head is anchored (it is also
 	// anchored at every export and at shutdown).
-	AnchorInterval time.Duration `toml:"anchor_interval"`
+	AnchorInterval time.Duration `toml:"anchor_interval" env:"DOZOD_AUDIT_ANCHOR_INTERVAL" help:"10m (1m..24h; also at every export)"`
 	// AnchorKey is the Transit key that MACs the anchors; dozod creates it
 	// (non-exportable) when it is missing and refuses one that is not as
 	// it makes it (vault.CheckNewKey).
-	AnchorKey string `toml:"anchor_key"`
+	AnchorKey string `toml:"anchor_key" env:"DOZOD_AUDIT_ANCHOR_KEY" help:"dozo-audit (Transit key; dozod's policy needs keys, hmac and verify on it)"`
 }
-
-const auditConfigHelp = `  [audit]             (the chain head, MACed with a Transit key: lands in Vault's audit log)
-  anchor_interval     DOZOD_AUDIT_ANCHOR_INTERVAL  10m (1m..24h; also at every export)
-  anchor_key          DOZOD_AUDIT_ANCHOR_KEY       dozo-audit (Transit key; dozod's policy
-                                                   needs keys, hmac and verify on it)
-`
 
 // Defaults of the [audit] section.
 const (
 	DefaultAnchorInterval = 10 * time.Minute
 	DefaultAnchorKey      = "dozo-audit"
 )
-
-func (c *AuditConfig) applyEnv(getenv func(string) string) error {
-	if v := getenv("DOZOD_AUDIT_ANCHOR_INTERVAL"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			return fmt.Errorf("DOZOD_AUDIT_ANCHOR_INTERVAL: %w", err)
-		}
-		c.AnchorInterval = d
-	}
-	if v := getenv("DOZOD_AUDIT_ANCHOR_KEY"); v != "" {
-		c.AnchorKey = v
-	}
-	return nil
-}
 
 func (c *AuditConfig) validate() error {
 	if c.AnchorInterval == 0 {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/audit"
+	"github.com/dozo-vault/dozo/internal/envconfig"
 	"github.com/dozo-vault/dozo/vault"
 )
 
@@ -136,7 +137,7 @@ func TestAuditAnchorKeyChecked(t *testing.T) {
 
 func TestAuditConfig(t *testing.T) {
 	var c AuditConfig
-	if err := c.applyEnv(func(k string) string { return map[string]string{"DOZOD_AUDIT_ANCHOR_INTERVAL": "30m"}[k] }); err != nil {
+	if err := envconfig.Apply(&c, func(k string) string { return map[string]string{"DOZOD_AUDIT_ANCHOR_INTERVAL": "30m"}[k] }); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.validate(); err != nil || c.AnchorInterval != 30*time.Minute || c.AnchorKey != DefaultAnchorKey {

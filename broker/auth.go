@@ -289,33 +289,9 @@ type AuthConfig struct {
 	// user's name is the token's entity alias on that mount. User names
 	// from all of them are one name space: list two mounts only if "alice"
 	// on each is the same person.
-	Mounts []string `toml:"mounts"`
+	Mounts []string `toml:"mounts" env:"DOZOD_AUTH_MOUNTS" help:"[\"userpass\"]; auth mount paths (comma-separated in env); only a token from a login on one of them identifies a user, named by its identity entity alias on that mount"`
 
 	GroupRoles // roles.go: admin_groups, submitter_groups
-}
-
-const authConfigHelp = `  [auth]              which Vault logins are dozo users
-  mounts              DOZOD_AUTH_MOUNTS          ["userpass"]; auth mount paths (comma-separated
-                                                 in env); only a token from a login on one of
-                                                 them identifies a user, named by its
-                                                 identity entity alias on that mount
-  admin_groups        DOZOD_AUTH_ADMIN_GROUPS    []; Vault identity group names whose members
-                                                 have the admin role (with admins)
-  submitter_groups    DOZOD_AUTH_SUBMITTER_GROUPS []; likewise for the submitter role (with
-                                                 submitters); dozod's token reads
-                                                 identity/group/name/<each>
-`
-
-func (c *AuthConfig) applyEnv(getenv func(string) string) {
-	c.GroupRoles.applyEnv(getenv)
-	if v := getenv("DOZOD_AUTH_MOUNTS"); v != "" {
-		c.Mounts = nil
-		for _, m := range strings.Split(v, ",") {
-			if m = strings.TrimSpace(m); m != "" {
-				c.Mounts = append(c.Mounts, m)
-			}
-		}
-	}
 }
 
 func (c *AuthConfig) defaults() {

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dozo-vault/dozo/internal/envconfig"
 	"github.com/dozo-vault/dozo/vault"
 )
 
@@ -97,13 +98,13 @@ func TestAliasName(t *testing.T) {
 func TestAuthConfig(t *testing.T) {
 	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 	var c AuthConfig
-	c.applyEnv(env(nil))
+	envconfig.Apply(&c, env(nil))
 	c.defaults()
 	if err := c.validate(); err != nil || strings.Join(c.Mounts, ",") != "userpass" {
 		t.Fatalf("default: %v %v", c.Mounts, err)
 	}
 	c = AuthConfig{Mounts: []string{"from-file"}}
-	c.applyEnv(env(map[string]string{"DOZOD_AUTH_MOUNTS": " userpass/ , corp/ldap "}))
+	envconfig.Apply(&c, env(map[string]string{"DOZOD_AUTH_MOUNTS": " userpass/ , corp/ldap "}))
 	c.defaults()
 	if err := c.validate(); err != nil || strings.Join(c.Mounts, ",") != "userpass,corp/ldap" {
 		t.Fatalf("env override: %v %v", c.Mounts, err)

@@ -8,13 +8,13 @@ import (
 	"net/url"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/BurntSushi/toml"
 
 	"github.com/dozo-vault/dozo/catalog"
+	"github.com/dozo-vault/dozo/internal/envconfig"
 
 	"github.com/dozo-vault/dozo/storage"
 	"github.com/dozo-vault/dozo/vault"
@@ -24,27 +24,31 @@ import (
 // variables, which override the file. Secrets (the Vault token, S3 secret
 // keys) are never read from the TOML file itself, only from the
 // environment or from files of mode 0600 or stricter.
+//
+// The env and help tags are the one place each variable is named and
+// documented: internal/envconfig applies them (applyEnv) and lists them
+// (ConfigHelp).
 type Config struct {
-	Listen        string        `toml:"listen"`
-	TLSCert       string        `toml:"tls_cert"`
-	TLSKey        string        `toml:"tls_key"`
-	InsecureHTTP  bool          `toml:"insecure_http"`
-	Catalog       string        `toml:"catalog"`
-	PresignExpiry time.Duration `toml:"presign_expiry"`
-	UploadExpiry  time.Duration `toml:"upload_expiry"`
-	Admins        []string      `toml:"admins"`
-	Submitters    []string      `toml:"submitters"`
-	LogLevel      string        `toml:"log_level"`
+	Listen        string        `toml:"listen" env:"DOZOD_LISTEN" help:"127.0.0.1:8443"`
+	TLSCert       string        `toml:"tls_cert" env:"DOZOD_TLS_CERT" help:"(required unless insecure_http)"`
+	TLSKey        string        `toml:"tls_key" env:"DOZOD_TLS_KEY" help:"(required unless insecure_http)"`
+	InsecureHTTP  bool          `toml:"insecure_http" env:"DOZOD_INSECURE_HTTP" help:"false; plain HTTP, loopback listen only"`
+	Catalog       string        `toml:"catalog" env:"DOZOD_CATALOG" help:"dozo.db: a SQLite file (created 0600), also written sqlite:///path; or postgres://user@host/db (password from DOZOD_CATALOG, PGPASSWORD or ~/.pgpass, never the file)"`
+	PresignExpiry time.Duration `toml:"presign_expiry" env:"DOZOD_PRESIGN_EXPIRY" help:"1m (presigned URL lifetime, 10s..15m; a revoke or freeze stops delivery within it)"`
+	UploadExpiry  time.Duration `toml:"upload_expiry" env:"DOZOD_UPLOAD_EXPIRY" help:"24h (idle upload session lifetime)"`
+	Admins        []string      `toml:"admins" env:"DOZOD_ADMINS" help:"[] (comma-separated in env)"`
+	Submitters    []string      `toml:"submitters" env:"DOZOD_SUBMITTERS" help:"[] (may create datasets)"`
+	LogLevel      string        `toml:"log_level" env:"DOZOD_LOG_LEVEL" help:"info (debug, info, warn, error)"`
 
 	Vault   VaultConfig    `toml:"vault"`
-	Auth    AuthConfig     `toml:"auth"` // auth.go
-	Targets []TargetConfig `toml:"targets"`
-	Scrub   ScrubConfig    `toml:"scrub"`   // scrub.go
-	Metrics MetricsConfig  `toml:"metrics"` // ops.go
+	Auth    AuthConfig     `toml:"auth" help:"which Vault logins are dozo users"` // auth.go
+	Targets []TargetConfig `toml:"targets" help:"(file only; at least one)"`
+	Scrub   ScrubConfig    `toml:"scrub" help:"scheduled scrubs, one at a time; off by default"`         // scrub.go
+	Metrics MetricsConfig  `toml:"metrics" help:"(GET /metrics and /v1/metrics; storage target health)"` // ops.go
 	// Lifecycle is the [lifecycle] section: the deletion grace period.
-	Lifecycle LifecycleConfig `toml:"lifecycle"` // lifecycle.go
-	Limits    LimitsConfig    `toml:"limits"`    // limits.go
-	Audit     AuditConfig     `toml:"audit"`     // anchor.go
+	Lifecycle LifecycleConfig `toml:"lifecycle"`                                                                           // lifecycle.go
+	Limits    LimitsConfig    `toml:"limits" help:"(refused requests that carry no valid identity, per client address)"`   // limits.go
+	Audit     AuditConfig     `toml:"audit" help:"(the chain head, MACed with a Transit key: lands in Vault's audit log)"` // anchor.go
 	Console   ConsoleConfig   `toml:"console"`
 }
 
@@ -53,25 +57,13 @@ type Config struct {
 type ConsoleConfig struct {
 	// OIDCMount is the Vault OIDC auth mount of the sign-on; empty means
 	// "oidc" when [auth] mounts lists it, else no sign-on button.
-	OIDCMount string `toml:"oidc_mount"`
+	OIDCMount string `toml:"oidc_mount" env:"DOZOD_CONSOLE_OIDC_MOUNT" help:"\"oidc\" if [auth] mounts lists it; the Vault OIDC mount of the console's single sign-on"`
 	// OIDCRole is the mount's role; empty means its default_role.
-	OIDCRole string `toml:"oidc_role"`
+	OIDCRole string `toml:"oidc_role" env:"DOZOD_CONSOLE_OIDC_ROLE" help:"(the mount's default_role)"`
 	// PublicURL is how browsers reach dozod (https://host[:port]), for
 	// the redirect URI <public_url>/ui/login/oidc/callback that the role
 	// must allow; empty means the host the browser asked for.
-	PublicURL string `toml:"public_url"`
-}
-
-func (c *ConsoleConfig) applyEnv(getenv func(string) string) {
-	if v := getenv("DOZOD_CONSOLE_OIDC_MOUNT"); v != "" {
-		c.OIDCMount = v
-	}
-	if v := getenv("DOZOD_CONSOLE_OIDC_ROLE"); v != "" {
-		c.OIDCRole = v
-	}
-	if v := getenv("DOZOD_CONSOLE_PUBLIC_URL"); v != "" {
-		c.PublicURL = v
-	}
+	PublicURL string `toml:"public_url" env:"DOZOD_CONSOLE_PUBLIC_URL" help:"https://host[:port] browsers use; the redirect URI is <public_url>/ui/login/oidc/callback (default: the host the browser asked for)"`
 }
 
 // validate checks that the sign-on's logins are ones dozod accepts and
@@ -95,31 +87,22 @@ func (c *ConsoleConfig) validate(auth AuthConfig) error {
 	return nil
 }
 
-const consoleConfigHelp = `  [console]
-  oidc_mount          DOZOD_CONSOLE_OIDC_MOUNT   "oidc" if [auth] mounts lists it; the Vault OIDC
-                                                 mount of the console's single sign-on
-  oidc_role           DOZOD_CONSOLE_OIDC_ROLE    (the mount's default_role)
-  public_url          DOZOD_CONSOLE_PUBLIC_URL   https://host[:port] browsers use; the redirect
-                                                 URI is <public_url>/ui/login/oidc/callback
-                                                 (default: the host the browser asked for)
-`
-
 // VaultConfig says how dozod reaches Vault.
 type VaultConfig struct {
-	Address      string `toml:"address"`
-	TokenFile    string `toml:"token_file"`
-	TransitMount string `toml:"transit_mount"`
-	CACert       string `toml:"ca_cert"`
-	Token        string `toml:"-"` // DOZOD_VAULT_TOKEN, or read from TokenFile
+	Address      string `toml:"address" env:"DOZOD_VAULT_ADDR" help:"(required)"`
+	TokenFile    string `toml:"token_file" env:"DOZOD_VAULT_TOKEN_FILE" help:"file with dozod's token, mode 0600"`
+	Token        string `toml:"-" env:"DOZOD_VAULT_TOKEN" help:"dozod's own token (else token_file)"` // or read from TokenFile
+	TransitMount string `toml:"transit_mount" env:"DOZOD_VAULT_TRANSIT_MOUNT" help:"transit"`
+	CACert       string `toml:"ca_cert" env:"DOZOD_VAULT_CACERT" help:"(system roots)"`
 	// Timeout bounds each Vault request dozod makes, retries included: a
 	// request waiting on a Vault that stopped answering gets the 503 of
 	// an unavailable Vault within it (default DefaultVaultTimeout).
-	Timeout time.Duration `toml:"timeout"`
+	Timeout time.Duration `toml:"timeout" env:"DOZOD_VAULT_TIMEOUT" help:"5s (one Vault request, 1s..1m)"`
 	// HealthInterval is how often Vault and the catalog are checked;
 	// every request is refused within 2.5 intervals of Vault going down,
 	// and served again within a quarter interval of its return (default
 	// DefaultHealthInterval).
-	HealthInterval time.Duration `toml:"health_interval"`
+	HealthInterval time.Duration `toml:"health_interval" env:"DOZOD_VAULT_HEALTH_INTERVAL" help:"2s (Vault and catalog check, 1s..30s; requests are refused within 2.5 intervals of Vault going down)"`
 }
 
 // DefaultVaultTimeout is dozod's bound on one Vault request.
@@ -127,14 +110,16 @@ const DefaultVaultTimeout = 5 * time.Second
 
 // TargetConfig is one S3 bucket.
 type TargetConfig struct {
-	ID            string `toml:"id"`
-	Domain        string `toml:"domain"`
-	Endpoint      string `toml:"endpoint"` // https://host:port; http:// to loopback only
-	Bucket        string `toml:"bucket"`
-	Region        string `toml:"region"`
-	AccessKey     string `toml:"access_key"`
-	SecretKeyFile string `toml:"secret_key_file"`
-	SecretKey     string `toml:"-"` // DOZOD_S3_SECRET_KEY, or read from SecretKeyFile
+	ID       string `toml:"id" help:"storage id, e.g. \"s1-a\""`
+	Domain   string `toml:"domain" help:"its failure domain, e.g. \"s1\""`
+	Endpoint string `toml:"endpoint" help:"https://host:port (http:// only to a loopback address)"`
+	Bucket   string `toml:"bucket" help:"bucket name"`
+	Region   string `toml:"region" help:"us-east-1"`
+	// The S3 variables apply to every target that has no key of its own
+	// in the file (applyEnv), not over one that has.
+	AccessKey     string `toml:"access_key" env:"DOZOD_S3_ACCESS_KEY" help:"(env applies to targets without one)"`
+	SecretKeyFile string `toml:"secret_key_file" help:"file with the secret key, mode 0600"`
+	SecretKey     string `toml:"-" env:"DOZOD_S3_SECRET_KEY" help:"the secret key (env applies to targets without secret_key_file)"` // or read from SecretKeyFile
 }
 
 // presign_expiry bounds. A presigned URL outlives a revoke, freeze or
@@ -147,45 +132,12 @@ const (
 )
 
 // ConfigHelp documents every key and environment variable; dozod's --help
-// prints it.
-const ConfigHelp = baseConfigHelp + authConfigHelp + scrubConfigHelp + metricsConfigHelp + lifecycleConfigHelp + limitsConfigHelp + auditConfigHelp + consoleConfigHelp
-
-const baseConfigHelp = `Configuration: a TOML file (--config) and DOZOD_* environment variables,
+// prints it. The table comes from the config types' tags.
+var ConfigHelp = `Configuration: a TOML file (--config) and DOZOD_* environment variables,
 which override the file. Secrets are never taken from the TOML file itself.
 
   key                 env                        default
-  listen              DOZOD_LISTEN               127.0.0.1:8443
-  tls_cert            DOZOD_TLS_CERT             (required unless insecure_http)
-  tls_key             DOZOD_TLS_KEY              (required unless insecure_http)
-  insecure_http       DOZOD_INSECURE_HTTP        false; plain HTTP, loopback listen only
-  catalog             DOZOD_CATALOG              dozo.db: a SQLite file (created 0600), also
-                                                 written sqlite:///path; or postgres://user@host/db
-                                                 (password from DOZOD_CATALOG, PGPASSWORD or
-                                                 ~/.pgpass, never the file)
-  presign_expiry      DOZOD_PRESIGN_EXPIRY       1m (presigned URL lifetime, 10s..15m; a
-                                                 revoke or freeze stops delivery within it)
-  upload_expiry       DOZOD_UPLOAD_EXPIRY        24h (idle upload session lifetime)
-  admins              DOZOD_ADMINS               [] (comma-separated in env)
-  submitters          DOZOD_SUBMITTERS           [] (may create datasets)
-  log_level           DOZOD_LOG_LEVEL            info (debug, info, warn, error)
-  [vault]
-  address             DOZOD_VAULT_ADDR           (required)
-  token_file          DOZOD_VAULT_TOKEN_FILE     file with dozod's token, mode 0600
-  (token)             DOZOD_VAULT_TOKEN          dozod's own token (else token_file)
-  transit_mount       DOZOD_VAULT_TRANSIT_MOUNT  transit
-  ca_cert             DOZOD_VAULT_CACERT         (system roots)
-  timeout             DOZOD_VAULT_TIMEOUT        5s (one Vault request, 1s..1m)
-  health_interval     DOZOD_VAULT_HEALTH_INTERVAL  2s (Vault and catalog check, 1s..30s;
-                                                 requests are refused within 2.5 intervals
-                                                 of Vault going down)
-  [[targets]]         (file only; at least one)
-  id, domain          storage ids, e.g. "s1-a", "s1" (failure domain)
-  endpoint            https://host:port (http:// only to a loopback address)
-  bucket, region      bucket name; region default us-east-1
-  access_key          DOZOD_S3_ACCESS_KEY        (env applies to targets without one)
-  secret_key_file     DOZOD_S3_SECRET_KEY        file mode 0600 (env applies to targets
-                                                 without a file)
-`
+` + envconfig.Help(Config{})
 
 // LoadConfig reads path (if not empty), applies the environment (getenv,
 // normally os.Getenv), fills defaults and validates.
@@ -216,78 +168,11 @@ func LoadConfig(path string, getenv func(string) string) (*Config, error) {
 	return c, nil
 }
 
+// applyEnv applies the DOZOD_* variables (the env tags) over the file. The
+// S3 keys, which the file may give per target, go to each target without
+// its own.
 func (c *Config) applyEnv(getenv func(string) string) error {
-	c.Auth.applyEnv(getenv)
-	if err := c.Scrub.applyEnv(getenv); err != nil {
-		return err
-	}
-	if err := c.Metrics.applyEnv(getenv); err != nil {
-		return err
-	}
-	if err := c.Lifecycle.applyEnv(getenv); err != nil {
-		return err
-	}
-	if err := c.Limits.applyEnv(getenv); err != nil {
-		return err
-	}
-	c.Console.applyEnv(getenv)
-	if err := c.Audit.applyEnv(getenv); err != nil {
-		return err
-	}
-	str := func(name string, dst *string) {
-		if v := getenv(name); v != "" {
-			*dst = v
-		}
-	}
-	list := func(name string, dst *[]string) {
-		if v := getenv(name); v != "" {
-			*dst = nil
-			for _, x := range strings.Split(v, ",") {
-				if x = strings.TrimSpace(x); x != "" {
-					*dst = append(*dst, x)
-				}
-			}
-		}
-	}
-	dur := func(name string, dst *time.Duration) error {
-		if v := getenv(name); v != "" {
-			d, err := time.ParseDuration(v)
-			if err != nil {
-				return fmt.Errorf("%s: %w", name, err)
-			}
-			*dst = d
-		}
-		return nil
-	}
-	str("DOZOD_LISTEN", &c.Listen)
-	str("DOZOD_TLS_CERT", &c.TLSCert)
-	str("DOZOD_TLS_KEY", &c.TLSKey)
-	str("DOZOD_CATALOG", &c.Catalog)
-	str("DOZOD_LOG_LEVEL", &c.LogLevel)
-	list("DOZOD_ADMINS", &c.Admins)
-	list("DOZOD_SUBMITTERS", &c.Submitters)
-	str("DOZOD_VAULT_ADDR", &c.Vault.Address)
-	str("DOZOD_VAULT_TOKEN_FILE", &c.Vault.TokenFile)
-	str("DOZOD_VAULT_TOKEN", &c.Vault.Token)
-	str("DOZOD_VAULT_TRANSIT_MOUNT", &c.Vault.TransitMount)
-	str("DOZOD_VAULT_CACERT", &c.Vault.CACert)
-	if v := getenv("DOZOD_INSECURE_HTTP"); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return fmt.Errorf("DOZOD_INSECURE_HTTP: %w", err)
-		}
-		c.InsecureHTTP = b
-	}
-	if err := dur("DOZOD_PRESIGN_EXPIRY", &c.PresignExpiry); err != nil {
-		return err
-	}
-	if err := dur("DOZOD_UPLOAD_EXPIRY", &c.UploadExpiry); err != nil {
-		return err
-	}
-	if err := dur("DOZOD_VAULT_TIMEOUT", &c.Vault.Timeout); err != nil {
-		return err
-	}
-	if err := dur("DOZOD_VAULT_HEALTH_INTERVAL", &c.Vault.HealthInterval); err != nil {
+	if err := envconfig.Apply(c, getenv); err != nil {
 		return err
 	}
 	ak, sk := getenv("DOZOD_S3_ACCESS_KEY"), getenv("DOZOD_S3_SECRET_KEY")

@@ -3,28 +3,19 @@ package broker
 import (
 	"bytes"
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"io"
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/catalog"
 	"github.com/dozo-vault/dozo/storage"
-	"github.com/dozo-vault/dozo/vault"
+	"github.com/dozo-vault/dozo/vault/vaulttest"
 )
 
 // fakeIdentity maps tokens to users, standing in for Vault's lookup-self.
@@ -54,88 +45,8 @@ func seeAll(t *testing.T, cat *catalog.Catalog, ids fakeIdentity, now time.Time)
 	}
 }
 
-// fakeKeys is a local stand-in for Transit: AES-GCM with associated data,
-// HMAC-SHA256, one random key per name.
-type fakeKeys struct {
-	mu   sync.Mutex
-	keys map[string][]byte
-}
-
-func (f *fakeKeys) key(name string) ([]byte, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	k, ok := f.keys[name]
-	if !ok {
-		return nil, errors.New("fake transit: no key " + name)
-	}
-	return k, nil
-}
-
-func (f *fakeKeys) CreateKey(_ context.Context, name string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.keys == nil {
-		f.keys = map[string][]byte{}
-	}
-	if _, ok := f.keys[name]; !ok {
-		k := make([]byte, 32)
-		rand.Read(k)
-		f.keys[name] = k
-	}
-	return nil
-}
-
-func (f *fakeKeys) aead(name string) (cipher.AEAD, error) {
-	k, err := f.key(name)
-	if err != nil {
-		return nil, err
-	}
-	b, _ := aes.NewCipher(k)
-	return cipher.NewGCM(b)
-}
-
-func (f *fakeKeys) WrapKey(_ context.Context, name string, pt, ad []byte) (string, error) {
-	a, err := f.aead(name)
-	if err != nil {
-		return "", err
-	}
-	n := make([]byte, a.NonceSize())
-	rand.Read(n)
-	return "vault:v1:" + base64.StdEncoding.EncodeToString(a.Seal(n, n, pt, ad)), nil
-}
-
-func (f *fakeKeys) UnwrapKey(_ context.Context, name, ct string, ad []byte) ([]byte, error) {
-	a, err := f.aead(name)
-	if err != nil {
-		return nil, err
-	}
-	b, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(ct, "vault:v1:"))
-	if err != nil || len(b) < a.NonceSize() {
-		return nil, errors.New("fake transit: bad ciphertext")
-	}
-	return a.Open(nil, b[:a.NonceSize()], b[a.NonceSize():], ad)
-}
-
-func (f *fakeKeys) HMAC(_ context.Context, name string, data []byte) (string, error) {
-	k, err := f.key(name)
-	if err != nil {
-		return "", err
-	}
-	m := hmac.New(sha256.New, k)
-	m.Write(data)
-	return "vault:v1:" + base64.StdEncoding.EncodeToString(m.Sum(nil)), nil
-}
-
-func (f *fakeKeys) VerifyHMAC(ctx context.Context, name string, data []byte, mac string) error {
-	want, err := f.HMAC(ctx, name, data)
-	if err != nil {
-		return err
-	}
-	if !hmac.Equal([]byte(want), []byte(mac)) {
-		return errors.New("fake transit: bad mac")
-	}
-	return nil
-}
+// fakeKeys is the in-memory Transit every broker unit test uses.
+type fakeKeys = vaulttest.Keys
 
 // dirTarget adds fake presigning to a DirTarget.
 type dirTarget struct{ *storage.DirTarget }
@@ -215,24 +126,4 @@ func errBody(t *testing.T, raw []byte) api.Error {
 	}
 	e.RequestID = ""
 	return e
-}
-
-// ReadKey reports every key as Transit reports one it has just created.
-func (f *fakeKeys) ReadKey(_ context.Context, name string) (*vault.KeyInfo, error) {
-	if _, err := f.key(name); err != nil {
-		return nil, fmt.Errorf("%v: %w", err, vault.ErrNotFound)
-	}
-	return &vault.KeyInfo{Name: name, Type: vault.KeyType, LatestVersion: 1, MinDecryptionVersion: 1}, nil
-}
-func (f *fakeKeys) Rewrap(context.Context, string, string, []byte) (string, error) {
-	return "", errors.New("fake transit: Rewrap not supported")
-}
-func (f *fakeKeys) Rotate(context.Context, string) error {
-	return errors.New("fake transit: Rotate not supported")
-}
-func (f *fakeKeys) ConfigureKey(context.Context, string, vault.KeyConfig) error {
-	return errors.New("fake transit: ConfigureKey not supported")
-}
-func (f *fakeKeys) DeleteKey(context.Context, string) error {
-	return errors.New("fake transit: DeleteKey not supported")
 }

@@ -35,28 +35,12 @@ type LifecycleConfig struct {
 	// DeletionGrace is how long a deletion waits, the dataset hidden from
 	// everyone, before it runs; until then a custodian or admin can cancel
 	// it and get the dataset back as it was.
-	DeletionGrace time.Duration `toml:"deletion_grace"`
+	DeletionGrace time.Duration `toml:"deletion_grace" env:"DOZOD_DELETION_GRACE" help:"168h (7 days): a deletion hides the dataset at once and runs after this; cancellable until then (1s..8760h)"`
 }
 
 // DefaultDeletionGrace leaves a week to notice a mistaken or malicious
 // deletion before anything is destroyed.
 const DefaultDeletionGrace = 7 * 24 * time.Hour
-
-const lifecycleConfigHelp = `  [lifecycle]
-  deletion_grace      DOZOD_DELETION_GRACE       168h (7 days): a deletion hides the dataset at once and
-                                                 runs after this; cancellable until then (1s..8760h)
-`
-
-func (c *LifecycleConfig) applyEnv(getenv func(string) string) error {
-	if v := getenv("DOZOD_DELETION_GRACE"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			return fmt.Errorf("DOZOD_DELETION_GRACE: %w", err)
-		}
-		c.DeletionGrace = d
-	}
-	return nil
-}
 
 // validate runs after defaults, so 0 has become DefaultDeletionGrace. A
 // grace of seconds is for tests; it is allowed, not recommended.

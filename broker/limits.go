@@ -26,23 +26,16 @@ type LimitsConfig struct {
 	// RefusalsPerMinute is the steady rate of such refusals one source may
 	// cause; RefusalBurst how many it may cause at once. Past them it is
 	// answered 429 with Retry-After, before its token is looked up.
-	RefusalsPerMinute int `toml:"refusals_per_minute"`
-	RefusalBurst      int `toml:"refusal_burst"`
+	RefusalsPerMinute int `toml:"refusals_per_minute" env:"DOZOD_LIMITS_REFUSALS_PER_MINUTE" help:"60 (then 429 with Retry-After)"`
+	RefusalBurst      int `toml:"refusal_burst" env:"DOZOD_LIMITS_REFUSAL_BURST" help:"60 (refusals allowed at once)"`
 	// MaxSources bounds the sources tracked at once; past it, new sources
 	// share one budget, so many addresses cannot grow dozod's memory.
-	MaxSources int `toml:"max_sources"`
+	MaxSources int `toml:"max_sources" env:"DOZOD_LIMITS_MAX_SOURCES" help:"10000 (addresses tracked; IPv6 by /64)"`
 	// AggregateWindow: within it, the first refusal of a kind (action and
 	// status) from a source is recorded as usual, the rest are counted and
 	// recorded as one aggregate record when it closes.
-	AggregateWindow time.Duration `toml:"aggregate_window"`
+	AggregateWindow time.Duration `toml:"aggregate_window" env:"DOZOD_LIMITS_AGGREGATE_WINDOW" help:"1m (repeats recorded as one aggregate)"`
 }
-
-const limitsConfigHelp = `  [limits]            (refused requests that carry no valid identity, per client address)
-  refusals_per_minute DOZOD_LIMITS_REFUSALS_PER_MINUTE  60 (then 429 with Retry-After)
-  refusal_burst       DOZOD_LIMITS_REFUSAL_BURST        60 (refusals allowed at once)
-  max_sources         DOZOD_LIMITS_MAX_SOURCES          10000 (addresses tracked; IPv6 by /64)
-  aggregate_window    DOZOD_LIMITS_AGGREGATE_WINDOW     1m (repeats recorded as one aggregate)
-`
 
 // Defaults of the [limits] section.
 const (
@@ -51,33 +44,6 @@ const (
 	DefaultMaxSources        = 10000
 	DefaultAggregateWindow   = time.Minute
 )
-
-func (c *LimitsConfig) applyEnv(getenv func(string) string) error {
-	for _, n := range []struct {
-		name string
-		dst  *int
-	}{
-		{"DOZOD_LIMITS_REFUSALS_PER_MINUTE", &c.RefusalsPerMinute},
-		{"DOZOD_LIMITS_REFUSAL_BURST", &c.RefusalBurst},
-		{"DOZOD_LIMITS_MAX_SOURCES", &c.MaxSources},
-	} {
-		if v := getenv(n.name); v != "" {
-			x, err := strconv.Atoi(v)
-			if err != nil {
-				return fmt.Errorf("%s: %w", n.name, err)
-			}
-			*n.dst = x
-		}
-	}
-	if v := getenv("DOZOD_LIMITS_AGGREGATE_WINDOW"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			return fmt.Errorf("DOZOD_LIMITS_AGGREGATE_WINDOW: %w", err)
-		}
-		c.AggregateWindow = d
-	}
-	return nil
-}
 
 // validate fills defaults and checks ranges.
 func (c *LimitsConfig) validate() error {

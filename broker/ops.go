@@ -37,51 +37,23 @@ type MetricsConfig struct {
 	// TokenFile holds a bearer token that may read /metrics and nothing
 	// else (for a Prometheus server, which should not hold an admin's
 	// Vault token).
-	TokenFile string `toml:"token_file"`
+	TokenFile string `toml:"token_file" env:"DOZOD_METRICS_TOKEN_FILE" help:"bearer token for scrapers, mode 0600; an admin's token works too"`
 	// AllowLoopback lets requests that arrive on a loopback listener read
 	// /metrics without a token. It has no effect on any other listener.
-	AllowLoopback bool `toml:"allow_unauthenticated_loopback"`
+	AllowLoopback bool `toml:"allow_unauthenticated_loopback" help:"false; true serves /metrics without a token, but only on a loopback listener"`
 	// ProbeInterval is how often every target is probed (default 5s).
-	ProbeInterval time.Duration `toml:"probe_interval"`
+	ProbeInterval time.Duration `toml:"probe_interval" env:"DOZOD_PROBE_INTERVAL" help:"5s (target health probe, 1s..5m)"`
 	// ProbeTimeout bounds one probe (default 2s).
-	ProbeTimeout time.Duration `toml:"probe_timeout"`
+	ProbeTimeout time.Duration `toml:"probe_timeout" env:"DOZOD_PROBE_TIMEOUT" help:"2s (one probe; less than the interval)"`
 
 	token string // read from TokenFile by validate; never logged
 }
-
-const metricsConfigHelp = `  [metrics]           (GET /metrics and /v1/metrics; storage target health)
-  token_file          DOZOD_METRICS_TOKEN_FILE   bearer token for scrapers, mode 0600; an
-                                                 admin's token works too
-  allow_unauthenticated_loopback                 false; true serves /metrics without a
-                                                 token, but only on a loopback listener
-  probe_interval      DOZOD_PROBE_INTERVAL       5s (target health probe, 1s..5m)
-  probe_timeout       DOZOD_PROBE_TIMEOUT        2s (one probe; less than the interval)
-`
 
 // Defaults for target health probes.
 const (
 	DefaultProbeInterval = 5 * time.Second
 	DefaultProbeTimeout  = 2 * time.Second
 )
-
-func (c *MetricsConfig) applyEnv(getenv func(string) string) error {
-	if v := getenv("DOZOD_METRICS_TOKEN_FILE"); v != "" {
-		c.TokenFile = v
-	}
-	for _, d := range []struct {
-		name string
-		dst  *time.Duration
-	}{{"DOZOD_PROBE_INTERVAL", &c.ProbeInterval}, {"DOZOD_PROBE_TIMEOUT", &c.ProbeTimeout}} {
-		if v := getenv(d.name); v != "" {
-			x, err := time.ParseDuration(v)
-			if err != nil {
-				return fmt.Errorf("%s: %w", d.name, err)
-			}
-			*d.dst = x
-		}
-	}
-	return nil
-}
 
 // validate fills defaults, checks ranges and reads the scrape token. The
 // token file must be mode 0600 or stricter (ReadSecretFile).

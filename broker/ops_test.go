@@ -21,6 +21,7 @@ import (
 
 	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/catalog"
+	"github.com/dozo-vault/dozo/internal/envconfig"
 	"github.com/dozo-vault/dozo/storage"
 )
 
@@ -358,7 +359,7 @@ func TestMetricsConfig(t *testing.T) {
 	spaced := writeFile(t, dir, "spaced", "0123456789 abcdef0123\n", 0o600)
 
 	c := MetricsConfig{}
-	if err := c.applyEnv(func(k string) string {
+	if err := envconfig.Apply(&c, func(k string) string {
 		return map[string]string{"DOZOD_METRICS_TOKEN_FILE": good, "DOZOD_PROBE_INTERVAL": "10s"}[k]
 	}); err != nil {
 		t.Fatal(err)
@@ -378,7 +379,7 @@ func TestMetricsConfig(t *testing.T) {
 			t.Errorf("%s accepted", name)
 		}
 	}
-	if err := (&MetricsConfig{}).applyEnv(func(k string) string {
+	if err := envconfig.Apply(&MetricsConfig{}, func(k string) string {
 		return map[string]string{"DOZOD_PROBE_TIMEOUT": "soon"}[k]
 	}); err == nil {
 		t.Error("bad DOZOD_PROBE_TIMEOUT accepted")

@@ -318,7 +318,7 @@ func readVerified(ctx context.Context, o RebuildOptions, auth macAuth, t storage
 }
 
 // readFileInfo opens the first sealed info copy that opens.
-func readFileInfo(ctx context.Context, o RebuildOptions, byID map[string]storage.Target, holders []string, rec *recovered, id string) (*fileInfo, error) {
+func readFileInfo(ctx context.Context, o RebuildOptions, byID map[string]storage.Target, holders []string, rec *recovered, id string) (*filestore.FileInfo, error) {
 	order := append([]string{rec.src.ID()}, holders...)
 	var last error = errors.New("not stored")
 	for _, tid := range order {
@@ -326,15 +326,10 @@ func readFileInfo(ctx context.Context, o RebuildOptions, byID map[string]storage
 		if t == nil {
 			continue
 		}
-		obj, err := filestore.ReadSmall(ctx, t, FileInfoKey(o.DatasetID, id), maxFileInfo)
+		fi, err := filestore.ReadFileInfo(ctx, t, rec.fileKey, o.DatasetID, id)
 		if errors.Is(err, storage.ErrNotFound) {
 			continue
 		}
-		if err != nil {
-			last = err
-			continue
-		}
-		fi, err := openFileInfo(rec.fileKey, o.DatasetID, id, obj)
 		if err != nil {
 			last = err
 			continue

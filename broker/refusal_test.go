@@ -13,6 +13,7 @@ import (
 	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/audit"
 	"github.com/dozo-vault/dozo/catalog"
+	"github.com/dozo-vault/dozo/internal/envconfig"
 )
 
 // callFrom is env.call from a chosen client address (ip:port).
@@ -228,7 +229,7 @@ func TestMetricsScrapeNotRecorded(t *testing.T) {
 func TestLimitsConfig(t *testing.T) {
 	var c LimitsConfig
 	env := map[string]string{"DOZOD_LIMITS_REFUSALS_PER_MINUTE": "120", "DOZOD_LIMITS_AGGREGATE_WINDOW": "30s"}
-	if err := c.applyEnv(func(k string) string { return env[k] }); err != nil {
+	if err := envconfig.Apply(&c, func(k string) string { return env[k] }); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.validate(); err != nil {
@@ -247,7 +248,7 @@ func TestLimitsConfig(t *testing.T) {
 			t.Errorf("%s: %+v accepted", name, bad)
 		}
 	}
-	if err := (&LimitsConfig{}).applyEnv(func(string) string { return "x" }); err == nil {
+	if err := envconfig.Apply(&LimitsConfig{}, func(string) string { return "x" }); err == nil {
 		t.Error("a bad number in the environment is accepted")
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -44,8 +43,8 @@ func (entityDisabled) Is(target error) bool { return target == ErrBadToken }
 
 // GroupRoles is the group part of the [auth] section.
 type GroupRoles struct {
-	AdminGroups     []string `toml:"admin_groups"`
-	SubmitterGroups []string `toml:"submitter_groups"`
+	AdminGroups     []string `toml:"admin_groups" env:"DOZOD_AUTH_ADMIN_GROUPS" help:"[]; Vault identity group names whose members have the admin role (with admins)"`
+	SubmitterGroups []string `toml:"submitter_groups" env:"DOZOD_AUTH_SUBMITTER_GROUPS" help:"[]; likewise for the submitter role (with submitters); dozod's token reads identity/group/name/<each>"`
 }
 
 // Names are all the groups mapped to a role, each once.
@@ -57,19 +56,6 @@ func (g GroupRoles) Names() []string {
 		}
 	}
 	return out
-}
-
-func (g *GroupRoles) applyEnv(getenv func(string) string) {
-	for env, dst := range map[string]*[]string{"DOZOD_AUTH_ADMIN_GROUPS": &g.AdminGroups, "DOZOD_AUTH_SUBMITTER_GROUPS": &g.SubmitterGroups} {
-		if v := getenv(env); v != "" {
-			*dst = nil
-			for _, n := range strings.Split(v, ",") {
-				if n = strings.TrimSpace(n); n != "" {
-					*dst = append(*dst, n)
-				}
-			}
-		}
-	}
 }
 
 func (g *GroupRoles) validate() error {

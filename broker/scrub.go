@@ -22,50 +22,17 @@ import (
 // ScrubConfig is the [scrub] section of dozod's config: scheduled scrubs.
 // Both intervals default to 0 (off).
 type ScrubConfig struct {
-	LightInterval time.Duration `toml:"light_interval"`
-	DeepInterval  time.Duration `toml:"deep_interval"`
-	Rate          string        `toml:"rate"`
-	Repair        bool          `toml:"repair"`
+	LightInterval time.Duration `toml:"light_interval" env:"DOZOD_SCRUB_LIGHT_INTERVAL" help:"0 (off); e.g. 24h: every piece exists, right size"`
+	DeepInterval  time.Duration `toml:"deep_interval" env:"DOZOD_SCRUB_DEEP_INTERVAL" help:"0 (off); e.g. 720h: every piece read and hashed"`
+	Rate          string        `toml:"rate" env:"DOZOD_SCRUB_RATE" help:"0 (no limit); deep read rate, e.g. 200MiB/s"`
+	Repair        bool          `toml:"repair" env:"DOZOD_SCRUB_REPAIR" help:"false; rebuild bad pieces from parity"`
 
 	rate int64 // Rate parsed by validate
 }
 
-const scrubConfigHelp = `  [scrub]             scheduled scrubs, one at a time; off by default
-  light_interval      DOZOD_SCRUB_LIGHT_INTERVAL 0 (off); e.g. 24h: every piece exists, right size
-  deep_interval       DOZOD_SCRUB_DEEP_INTERVAL  0 (off); e.g. 720h: every piece read and hashed
-  rate                DOZOD_SCRUB_RATE           0 (no limit); deep read rate, e.g. 200MiB/s
-  repair              DOZOD_SCRUB_REPAIR         false; rebuild bad pieces from parity
-`
-
 // minScrubInterval keeps a mistaken "24" (hours meant) from scrubbing
 // continuously.
 const minScrubInterval = time.Minute
-
-func (c *ScrubConfig) applyEnv(getenv func(string) string) error {
-	for _, d := range []struct {
-		name string
-		dst  *time.Duration
-	}{{"DOZOD_SCRUB_LIGHT_INTERVAL", &c.LightInterval}, {"DOZOD_SCRUB_DEEP_INTERVAL", &c.DeepInterval}} {
-		if v := getenv(d.name); v != "" {
-			x, err := time.ParseDuration(v)
-			if err != nil {
-				return fmt.Errorf("%s: %w", d.name, err)
-			}
-			*d.dst = x
-		}
-	}
-	if v := getenv("DOZOD_SCRUB_RATE"); v != "" {
-		c.Rate = v
-	}
-	if v := getenv("DOZOD_SCRUB_REPAIR"); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return fmt.Errorf("DOZOD_SCRUB_REPAIR: %w", err)
-		}
-		c.Repair = b
-	}
-	return nil
-}
 
 func (c *ScrubConfig) validate() error {
 	for _, d := range []struct {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/catalog"
+	"github.com/dozo-vault/dozo/internal/envconfig"
 	"github.com/dozo-vault/dozo/storage"
 )
 
@@ -298,7 +299,7 @@ func TestScrubOneAtATimeAndCancel(t *testing.T) {
 func TestScrubConfig(t *testing.T) {
 	var c ScrubConfig
 	env := map[string]string{"DOZOD_SCRUB_LIGHT_INTERVAL": "24h", "DOZOD_SCRUB_DEEP_INTERVAL": "720h", "DOZOD_SCRUB_RATE": "200MiB/s", "DOZOD_SCRUB_REPAIR": "true"}
-	if err := c.applyEnv(func(k string) string { return env[k] }); err != nil {
+	if err := envconfig.Apply(&c, func(k string) string { return env[k] }); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.validate(); err != nil {
@@ -312,12 +313,12 @@ func TestScrubConfig(t *testing.T) {
 			t.Errorf("%+v accepted", bad)
 		}
 	}
-	if err := (&ScrubConfig{}).applyEnv(func(k string) string { return map[string]string{"DOZOD_SCRUB_REPAIR": "maybe"}[k] }); err == nil {
+	if err := envconfig.Apply(&ScrubConfig{}, func(k string) string { return map[string]string{"DOZOD_SCRUB_REPAIR": "maybe"}[k] }); err == nil {
 		t.Error("DOZOD_SCRUB_REPAIR=maybe accepted")
 	}
 	for _, k := range []string{"light_interval", "deep_interval", "rate", "repair", "DOZOD_SCRUB_RATE"} {
-		if !strings.Contains(scrubConfigHelp, k) {
-			t.Errorf("scrubConfigHelp does not document %s", k)
+		if !strings.Contains(ConfigHelp, k) {
+			t.Errorf("ConfigHelp does not document %s", k)
 		}
 	}
 }

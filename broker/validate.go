@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"github.com/dozo-vault/dozo/api"
 	"strconv"
-	"strings"
 	"unicode"
 	"unicode/utf8"
 
@@ -71,19 +70,12 @@ func parseIndex(s string, limit int) (int, error) {
 // file's piece, a different spelling) is refused, so a presigned URL can
 // only ever reach a piece of this one file.
 func ParsePieceKey(key, datasetID, fileID string, segments, shards int) (seg, piece int, err error) {
-	prefix := storage.FilePrefix(datasetID, fileID) + "seg-"
-	rest, ok := strings.CutPrefix(key, prefix)
-	if !ok {
+	ds, file, seg, piece, err := storage.ParsePieceKey(key)
+	if err != nil {
+		return 0, 0, err
+	}
+	if ds != datasetID || file != fileID {
 		return 0, 0, fmt.Errorf("key %q is not a piece of file %s", key, fileID)
-	}
-	segStr, pieceStr, ok := strings.Cut(rest, "/p")
-	if !ok || len(segStr) != 8 || len(pieceStr) < 2 {
-		return 0, 0, fmt.Errorf("key %q is not a piece key", key)
-	}
-	seg, err1 := strconv.Atoi(segStr)
-	piece, err2 := strconv.Atoi(pieceStr)
-	if err1 != nil || err2 != nil || seg < 0 || piece < 0 || storage.PieceKey(datasetID, fileID, seg, piece) != key {
-		return 0, 0, fmt.Errorf("key %q is not a piece key", key)
 	}
 	if seg >= segments {
 		return 0, 0, fmt.Errorf("key %q: segment %d out of range 0..%d", key, seg, segments-1)

@@ -167,11 +167,11 @@ func (b *batchPresigner) presign(ctx context.Context, target, key string) (*api.
 
 // parse returns the segment and piece of a piece key of this file.
 func (b *batchPresigner) parse(key string) (seg, piece int, ok bool) {
-	rest, found := strings.CutPrefix(key, b.prefix)
-	if !found {
+	if !strings.HasPrefix(key, b.prefix) {
 		return 0, 0, false
 	}
-	if n, err := fmt.Sscanf(rest, "seg-%08d/p%02d", &seg, &piece); err != nil || n != 2 || seg < 0 || seg >= b.nsegs {
+	_, _, seg, piece, err := storage.ParsePieceKey(key)
+	if err != nil || seg >= b.nsegs {
 		return 0, 0, false
 	}
 	return seg, piece, true
@@ -375,11 +375,11 @@ func (b *fetchBatcher) flush() {
 
 // parse returns the segment and piece of a piece key of this file.
 func (b *fetchBatcher) parse(key string) (seg, piece int, ok bool) {
-	rest, found := strings.CutPrefix(key, b.prefix)
-	if !found {
+	if !strings.HasPrefix(key, b.prefix) {
 		return 0, 0, false
 	}
-	if n, err := fmt.Sscanf(rest, "seg-%08d/p%02d", &seg, &piece); err != nil || n != 2 || seg < 0 || seg >= b.m.SegmentCount() || piece < 0 || piece >= b.m.K+b.m.M {
+	_, _, seg, piece, err := storage.ParsePieceKey(key)
+	if err != nil || seg >= b.m.SegmentCount() || piece >= b.m.K+b.m.M {
 		return 0, 0, false
 	}
 	return seg, piece, true

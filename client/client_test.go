@@ -289,7 +289,7 @@ func TestResumeDecision(t *testing.T) {
 		t.Fatal(err)
 	}
 	whole := sha256.Sum256(data[:2<<20])
-	if !bytes.Equal(ph.sha.Sum(nil), whole[:]) {
+	if !bytes.Equal(ph.SHA256.Sum(nil), whole[:]) {
 		t.Error("prefix hash not rebuilt")
 	}
 	data[(1<<20)+5] ^= 1

@@ -3,13 +3,10 @@ package client
 import (
 	"bytes"
 	"context"
-	"crypto/md5"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -248,7 +245,7 @@ func (f *fetcher) toDevice(ctx context.Context) error {
 
 // write sends the requested bytes to out; from is where a resumed full
 // plaintext fetch continues (prefix hashes already in f.pre).
-func (f *fetcher) write(ctx context.Context, out io.Writer, from int64) (*hashPair, error) {
+func (f *fetcher) write(ctx context.Context, out io.Writer, from int64) (*filestore.Checksums, error) {
 	switch {
 	case f.o.Raw:
 		return nil, f.writeRaw(ctx, out)
@@ -259,38 +256,14 @@ func (f *fetcher) write(ctx context.Context, out io.Writer, from int64) (*hashPa
 	}
 }
 
-// hashPair computes a fetch's whole-file checksums: SHA-256 always, MD5
-// only when asked for (md is nil otherwise).
-type hashPair struct{ sha, md hash.Hash }
-
 // newHashPair returns the hashes this fetch checks: SHA-256, and MD5 with
 // --md5 or when the catalog has no SHA-256 to check.
-func (f *fetcher) newHashPair() *hashPair {
-	h := &hashPair{sha: sha256.New()}
-	if f.o.MD5 || f.fr != nil && f.fr.File.SHA256 == "" {
-		h.md = md5.New()
-	}
-	return h
-}
-
-// hashes lists the hashes in use, each an io.Writer.
-func (h *hashPair) hashes() []io.Writer {
-	if h.md == nil {
-		return []io.Writer{h.sha}
-	}
-	return []io.Writer{h.sha, h.md}
-}
-
-func (h *hashPair) Write(p []byte) (int, error) {
-	h.sha.Write(p)
-	if h.md != nil {
-		h.md.Write(p)
-	}
-	return len(p), nil
+func (f *fetcher) newHashPair() *filestore.Checksums {
+	return filestore.NewChecksums(f.o.MD5 || f.fr != nil && f.fr.File.SHA256 == "")
 }
 
 // check compares the plaintext hashes with the catalog's.
-func (f *fetcher) check(h *hashPair) error {
+func (f *fetcher) check(h *filestore.Checksums) error {
 	file := f.fr.File
 	if file.SHA256 == "" && file.MD5 == "" {
 		f.o.Notice("%s/%s: the catalog has no checksums; pieces and chunks were verified, the whole file could not be", file.Dataset, file.Name)
@@ -298,14 +271,14 @@ func (f *fetcher) check(h *hashPair) error {
 	}
 	var checked []string
 	if file.SHA256 != "" {
-		if got := hex.EncodeToString(h.sha.Sum(nil)); got != file.SHA256 {
+		if got := hex.EncodeToString(h.SHA256.Sum(nil)); got != file.SHA256 {
 			return hintError(f.op, "report it to the operators with the file id "+file.ID,
 				fmt.Errorf("%w: SHA-256 is %s, the catalog says %s", ErrChecksum, got, file.SHA256))
 		}
 		checked = append(checked, "sha256")
 	}
-	if h.md != nil && file.MD5 != "" {
-		if got := hex.EncodeToString(h.md.Sum(nil)); got != file.MD5 {
+	if h.MD5 != nil && file.MD5 != "" {
+		if got := hex.EncodeToString(h.MD5.Sum(nil)); got != file.MD5 {
 			return hintError(f.op, "report it to the operators with the file id "+file.ID,
 				fmt.Errorf("%w: MD5 is %s, the catalog says %s", ErrChecksum, got, file.MD5))
 		}
@@ -333,7 +306,7 @@ func (c counter) Write(p []byte) (int, error) {
 
 // writeFull writes the plaintext from offset from to out and checks the
 // whole-file checksums (pre holds those of [0, from)).
-func (f *fetcher) writeFull(ctx context.Context, out io.Writer, from int64, pre *hashPair) (*hashPair, error) {
+func (f *fetcher) writeFull(ctx context.Context, out io.Writer, from int64, pre *filestore.Checksums) (*filestore.Checksums, error) {
 	file, err := filestore.Open(ctx, f.fr.Manifest, f.hdr, f.readOptions(), f.o.Identity)
 	if err != nil {
 		return nil, opError(f.op, err)
@@ -347,7 +320,7 @@ func (f *fetcher) writeFull(ctx context.Context, out io.Writer, from int64, pre 
 	}
 	// Writing and the two hashes run in their own goroutines, beside the
 	// decryption; bytes reach them only after their chunk authenticated.
-	w := newAsyncSink(counter{out, f}, h.hashes()...)
+	w := newAsyncSink(counter{out, f}, h.Writers()...)
 	if from == 0 {
 		// Sequential with readahead, through age's own decryptor.
 		_, err = file.WriteTo(w)
@@ -521,7 +494,7 @@ func (f *fetcher) toFile(ctx context.Context) error {
 	}
 	full := !f.o.Raw && f.o.Range == nil
 	var from int64
-	var pre *hashPair
+	var pre *filestore.Checksums
 	fp, err := openOwnFile(f.op, partial, true)
 	if err != nil {
 		return err
@@ -639,7 +612,7 @@ func (f *fetcher) publish(partial, out string) error {
 // re-read into them, and a mismatch at the end drops the partial file. A
 // file without catalog checksums is therefore never resumed: nothing would
 // catch a damaged prefix.
-func (f *fetcher) resumePoint(fp *os.File, side string) (int64, *hashPair, error) {
+func (f *fetcher) resumePoint(fp *os.File, side string) (int64, *filestore.Checksums, error) {
 	sf, err := openOwnFileRead(f.op, side)
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, nil, nil

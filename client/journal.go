@@ -2,14 +2,12 @@ package client
 
 import (
 	"bytes"
-	"crypto/md5"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -21,6 +19,7 @@ import (
 	"github.com/zeebo/blake3"
 
 	"github.com/dozo-vault/dozo/crypto"
+	"github.com/dozo-vault/dozo/filestore"
 	"github.com/dozo-vault/dozo/storage"
 )
 
@@ -301,13 +300,9 @@ func ResumePoint(j *Journal, now SourceInfo, plainSegmentSize int64, committed [
 	return start, nil
 }
 
-// prefixHashes is the running state after reading a prefix of the source:
-// the whole-file SHA-256 and MD5 so far.
-type prefixHashes struct {
-	sha, md hash.Hash
-}
-
-func newPrefixHashes() *prefixHashes { return &prefixHashes{sha: sha256.New(), md: md5.New()} }
+// newPrefixHashes returns the running state after reading a prefix of the
+// source: the whole-file SHA-256 and MD5 so far.
+func newPrefixHashes() *filestore.Checksums { return filestore.NewChecksums(true) }
 
 // VerifyPrefix re-reads src from its start: segments [0, start), whose
 // whole-file SHA-256 and MD5 it returns so the upload can carry them on,
@@ -317,7 +312,7 @@ func newPrefixHashes() *prefixHashes { return &prefixHashes{sha: sha256.New(), m
 // file ending early wraps ErrSourceChanged: the content changed although
 // size and mtime did not, and the key must not be used again. progress,
 // if set, is told of the bytes read.
-func VerifyPrefix(src io.Reader, j *Journal, start int, progress func(int64)) (*prefixHashes, error) {
+func VerifyPrefix(src io.Reader, j *Journal, start int, progress func(int64)) (*filestore.Checksums, error) {
 	want := map[int]string{}
 	end := start
 	for _, s := range j.Segments {
@@ -334,7 +329,7 @@ func VerifyPrefix(src io.Reader, j *Journal, start int, progress func(int64)) (*
 		seg := blake3.New()
 		var w io.Writer = seg
 		if i < start {
-			w = io.MultiWriter(seg, ph.sha, ph.md)
+			w = io.MultiWriter(seg, ph)
 		}
 		size := min(j.PlainSegmentSize, j.Source.Size-int64(i)*j.PlainSegmentSize)
 		n, err := io.CopyBuffer(w, io.LimitReader(src, max(size, 0)), buf)

@@ -176,7 +176,7 @@ type uploader struct {
 	nonce      []byte
 	start      int
 	resumed    bool
-	prefix     *prefixHashes
+	prefix     *filestore.Checksums
 	plainSeg   int64
 	nsegs      int
 	layout     storage.Layout
@@ -500,8 +500,8 @@ func (u *uploader) run(ctx context.Context) (*UploadResult, error) {
 		return nil, u.changedDuring(ctx, errors.New("it was modified during the upload"))
 	}
 	f, err := u.c.CompleteUpload(ctx, u.up.ID, api.CompleteUploadRequest{
-		SHA256: hex.EncodeToString(u.prefix.sha.Sum(nil)),
-		MD5:    hex.EncodeToString(u.prefix.md.Sum(nil)),
+		SHA256: hex.EncodeToString(u.prefix.SHA256.Sum(nil)),
+		MD5:    hex.EncodeToString(u.prefix.MD5.Sum(nil)),
 	})
 	if err != nil {
 		return nil, u.fail(ctx, err)
@@ -608,7 +608,7 @@ func (u *uploader) changedDuring(ctx context.Context, why error) error {
 type segmentHasher struct {
 	r        io.Reader
 	plainSeg int64
-	ph       *prefixHashes
+	ph       *filestore.Checksums
 	off      int64 // absolute plaintext offset read so far; final after finish
 	seg      int   // first segment to read
 	progress func(string, int64, int64)
@@ -644,9 +644,9 @@ func (s *segmentHasher) begin() {
 	s.cond = sync.NewCond(&s.mu)
 	s.segHash = blake3.New()
 	s.fan = newFanout(
-		func(b *block) { s.ph.md.Write(b.bytes()) },
+		func(b *block) { s.ph.MD5.Write(b.bytes()) },
 		func(b *block) {
-			s.ph.sha.Write(b.bytes())
+			s.ph.SHA256.Write(b.bytes())
 			s.segHash.Write(b.bytes())
 			if b.last {
 				s.mu.Lock()

@@ -2,8 +2,6 @@ package client
 
 import (
 	"context"
-	"crypto/md5"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -13,6 +11,7 @@ import (
 	"os"
 
 	"github.com/dozo-vault/dozo/api"
+	"github.com/dozo-vault/dozo/filestore"
 )
 
 // VerifyResult compares a local copy of a stored file with the catalog.
@@ -88,14 +87,8 @@ func (c *Client) VerifyLocal(ctx context.Context, dataset, name, path string, wi
 		r.Mismatches = append(r.Mismatches, "size")
 		return r, nil
 	}
-	sha := sha256.New()
-	var md hash.Hash
-	w := io.Writer(sha)
-	if withMD5 {
-		md = md5.New()
-		w = io.MultiWriter(sha, md)
-	}
-	if _, err := io.CopyBuffer(w, readerCtx{ctx, fp}, make([]byte, 1<<20)); err != nil {
+	sums := filestore.NewChecksums(withMD5)
+	if _, err := io.CopyBuffer(sums, readerCtx{ctx, fp}, make([]byte, 1<<20)); err != nil {
 		return nil, opError(op, err)
 	}
 	compare := func(what, want string, h hash.Hash) string {
@@ -108,9 +101,9 @@ func (c *Client) VerifyLocal(ctx context.Context, dataset, name, path string, wi
 		}
 		return got
 	}
-	r.SHA256 = compare("sha256", f.SHA256, sha)
-	if md != nil {
-		r.MD5 = compare("md5", f.MD5, md)
+	r.SHA256 = compare("sha256", f.SHA256, sums.SHA256)
+	if sums.MD5 != nil {
+		r.MD5 = compare("md5", f.MD5, sums.MD5)
 	}
 	r.Match = len(r.Mismatches) == 0
 	return r, nil

@@ -13,6 +13,7 @@ import (
 	"filippo.io/age"
 
 	"github.com/dozo-vault/dozo/crypto"
+	"github.com/dozo-vault/dozo/vault/vaulttest"
 )
 
 // tool finds a stock age binary: first in $DOZO_TOOLS_DIR (default
@@ -82,7 +83,7 @@ func keygen(t *testing.T, pq bool) (string, age.Identity, age.Recipient) {
 
 func TestAgeCLIDecryptsOurFiles(t *testing.T) {
 	ageBin := tool(t, "age")
-	ft := newFakeTransit(t, "ds1")
+	ft := vaulttest.NewKeys("ds1")
 	for _, pq := range []bool{false, true} {
 		keyFile, _, r := keygen(t, pq)
 		recipients := []age.Recipient{r}

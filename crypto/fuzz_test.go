@@ -9,11 +9,12 @@ import (
 	"filippo.io/age"
 
 	"github.com/dozo-vault/dozo/crypto"
+	"github.com/dozo-vault/dozo/vault/vaulttest"
 )
 
 func FuzzSplitHeaderObject(f *testing.F) {
 	ctx := context.Background()
-	ft := newFakeTransit(f, "ds1")
+	ft := vaulttest.NewKeys("ds1")
 	x, pq := newX25519(f), newHybrid(f)
 	tid := crypto.NewTransitIdentity(ctx, ft, "ds1", "f")
 	for _, rs := range [][]age.Recipient{

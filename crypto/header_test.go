@@ -10,6 +10,7 @@ import (
 	"filippo.io/age"
 
 	"github.com/dozo-vault/dozo/crypto"
+	"github.com/dozo-vault/dozo/vault/vaulttest"
 )
 
 func TestHeaderObjectLayout(t *testing.T) {
@@ -100,7 +101,7 @@ func TestWriteHeaderArguments(t *testing.T) {
 func TestWriteHeaderLabels(t *testing.T) {
 	x1, x2 := newX25519(t), newX25519(t)
 	pq1, pq2 := newHybrid(t), newHybrid(t)
-	transit := crypto.NewTransitRecipient(context.Background(), newFakeTransit(t, "ds1"), "ds1", "file1")
+	transit := crypto.NewTransitRecipient(context.Background(), vaulttest.NewKeys("ds1"), "ds1", "file1")
 	scrypt, _ := age.NewScryptRecipient("pw")
 	scrypt.SetWorkFactor(1)
 	key, _ := crypto.NewFileKey()
@@ -178,7 +179,7 @@ func TestOpenHeaderErrors(t *testing.T) {
 // package nor age may accept any of them.
 func TestHeaderTamper(t *testing.T) {
 	id, pq := newX25519(t), newHybrid(t)
-	ft := newFakeTransit(t, "ds1")
+	ft := vaulttest.NewKeys("ds1")
 	tid := crypto.NewTransitIdentity(context.Background(), ft, "ds1", "file1")
 	pt := plaintext(crypto.ChunkSize+10, 1)
 	allBits := []byte{1, 2, 4, 8, 16, 32, 64, 128}

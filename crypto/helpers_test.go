@@ -2,16 +2,8 @@ package crypto_test
 
 import (
 	"bytes"
-	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/rand"
-	"encoding/base64"
-	"errors"
-	"fmt"
 	"io"
 	mrand "math/rand/v2"
-	"strings"
 	"testing"
 
 	"filippo.io/age"
@@ -151,70 +143,6 @@ func newHybrid(t testing.TB) *age.HybridIdentity {
 		t.Fatal(err)
 	}
 	return id
-}
-
-// fakeTransit is a TEST DOUBLE for the Vault Transit client: an in-memory
-// KeyWrapper that seals with AES-256-GCM under per-name keys and binds the
-// associated data, as Vault Transit does for aes256-gcm96 keys. Ciphertexts
-// mimic Vault's "vault:v1:<base64>" shape. The real Vault is exercised by the
-// integration tests.
-type fakeTransit struct {
-	keys map[string]cipher.AEAD
-}
-
-func newFakeTransit(t testing.TB, names ...string) *fakeTransit {
-	t.Helper()
-	f := &fakeTransit{keys: map[string]cipher.AEAD{}}
-	for _, n := range names {
-		k := make([]byte, 32)
-		rand.Read(k)
-		b, err := aes.NewCipher(k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		a, err := cipher.NewGCM(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.keys[n] = a
-	}
-	return f
-}
-
-func (f *fakeTransit) WrapKey(ctx context.Context, keyName string, plaintext, ad []byte) (string, error) {
-	if err := ctx.Err(); err != nil {
-		return "", err
-	}
-	a, ok := f.keys[keyName]
-	if !ok {
-		return "", fmt.Errorf("fake transit: no key %q", keyName)
-	}
-	nonce := make([]byte, a.NonceSize())
-	rand.Read(nonce)
-	return "vault:v1:" + base64.StdEncoding.EncodeToString(a.Seal(nonce, nonce, plaintext, ad)), nil
-}
-
-func (f *fakeTransit) UnwrapKey(ctx context.Context, keyName, ciphertext string, ad []byte) ([]byte, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	a, ok := f.keys[keyName]
-	if !ok {
-		return nil, fmt.Errorf("fake transit: no key %q", keyName)
-	}
-	enc, ok := strings.CutPrefix(ciphertext, "vault:v1:")
-	if !ok {
-		return nil, errors.New("fake transit: bad ciphertext prefix")
-	}
-	b, err := base64.StdEncoding.DecodeString(enc)
-	if err != nil || len(b) < a.NonceSize() {
-		return nil, errors.New("fake transit: bad ciphertext encoding")
-	}
-	pt, err := a.Open(nil, b[:a.NonceSize()], b[a.NonceSize():], ad)
-	if err != nil {
-		return nil, errors.New("fake transit: cipher: message authentication failed")
-	}
-	return pt, nil
 }
 
 // headerLen returns the length of the age header at the start of file.

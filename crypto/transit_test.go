@@ -10,11 +10,12 @@ import (
 	"filippo.io/age"
 
 	"github.com/dozo-vault/dozo/crypto"
+	"github.com/dozo-vault/dozo/vault/vaulttest"
 )
 
 func TestTransitRoundTrip(t *testing.T) {
 	ctx := context.Background()
-	ft := newFakeTransit(t, "ds1", "ds2")
+	ft := vaulttest.NewKeys("ds1", "ds2")
 	escrow := newHybrid(t)
 	pt := plaintext(crypto.ChunkSize+1, 9)
 	s := encrypt(t, pt, crypto.NewTransitRecipient(ctx, ft, "ds1", "file-0001"), escrow.Recipient())
@@ -44,7 +45,7 @@ func TestTransitRoundTrip(t *testing.T) {
 
 func TestTransitBindsFileID(t *testing.T) {
 	ctx := context.Background()
-	ft := newFakeTransit(t, "ds1")
+	ft := vaulttest.NewKeys("ds1")
 	s := encrypt(t, []byte("x"), crypto.NewTransitRecipient(ctx, ft, "ds1", "file-A"))
 	// The header object copied onto another file id.
 	_, _, err := crypto.OpenHeaderObject(s.obj, crypto.NewTransitIdentity(ctx, ft, "ds1", "file-B"))
@@ -58,7 +59,7 @@ func TestTransitBindsFileID(t *testing.T) {
 
 func TestTransitWrongKeyName(t *testing.T) {
 	ctx := context.Background()
-	ft := newFakeTransit(t, "ds1", "ds2")
+	ft := vaulttest.NewKeys("ds1", "ds2")
 	s := encrypt(t, []byte("x"), crypto.NewTransitRecipient(ctx, ft, "ds1", "f"))
 	h, _, _ := crypto.SplitHeaderObject(s.obj)
 	parsed, _ := crypto.ParseHeader(h)
@@ -87,12 +88,12 @@ func TestTransitWrongKeyName(t *testing.T) {
 func TestTransitNames(t *testing.T) {
 	ctx := context.Background()
 	long := strings.Repeat("a", 128)
-	ft := newFakeTransit(t, "ok", long)
+	ft := vaulttest.NewKeys("ok", long)
 	key, _ := crypto.NewFileKey()
 	valid := []string{"a", "ds-1_x.y", "A.b", long, "0", "x."}
 	invalid := []string{"", ".x", ".", "a/b", "a b", "a\x00b", "a\nb", "é", long + "a", "a:b", "..", "a+b"}
 	for _, name := range valid {
-		ft := newFakeTransit(t, name)
+		ft := vaulttest.NewKeys(name)
 		stanzas, err := crypto.NewTransitRecipient(ctx, ft, name, name).Wrap(key)
 		if err != nil {
 			t.Errorf("valid name %q: %v", name, err)
@@ -127,7 +128,7 @@ func TestTransitNames(t *testing.T) {
 
 func TestTransitMalformedStanzas(t *testing.T) {
 	ctx := context.Background()
-	ft := newFakeTransit(t, "ds1")
+	ft := vaulttest.NewKeys("ds1")
 	id := crypto.NewTransitIdentity(ctx, ft, "ds1", "f")
 	key, _ := crypto.NewFileKey()
 	good, err := crypto.NewTransitRecipient(ctx, ft, "ds1", "f").Wrap(key)
@@ -195,7 +196,7 @@ func TestTransitDistrustsWrapper(t *testing.T) {
 
 func TestTransitContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	ft := newFakeTransit(t, "ds1")
+	ft := vaulttest.NewKeys("ds1")
 	key, _ := crypto.NewFileKey()
 	stanzas, err := crypto.NewTransitRecipient(ctx, ft, "ds1", "f").Wrap(key)
 	if err != nil {
@@ -214,7 +215,7 @@ func TestTransitRewrap(t *testing.T) {
 	// Moving a file to a new dataset key: rewrap from one transit key to
 	// another, payload untouched.
 	ctx := context.Background()
-	ft := newFakeTransit(t, "ds1", "ds2")
+	ft := vaulttest.NewKeys("ds1", "ds2")
 	pt := plaintext(1000, 10)
 	s := encrypt(t, pt, crypto.NewTransitRecipient(ctx, ft, "ds1", "f"))
 	obj, err := crypto.RewrapHeaderObject(s.obj, crypto.NewTransitIdentity(ctx, ft, "ds1", "f"),

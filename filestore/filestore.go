@@ -9,11 +9,8 @@ package filestore
 
 import (
 	"context"
-	"crypto/md5"
-	"crypto/sha256"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 
 	"filippo.io/age"
@@ -127,9 +124,9 @@ func Write(ctx context.Context, src io.Reader, opts WriteOptions) (*WriteResult,
 	if err != nil {
 		return nil, sw.Abort(err)
 	}
-	sha, md := sha256.New(), md5.New()
+	sums := NewChecksums(true)
 	if !opts.NoChecksums {
-		src = io.TeeReader(src, multiHash{sha, md})
+		src = io.TeeReader(src, sums)
 	}
 	n, err := io.Copy(enc, src)
 	if err == nil {
@@ -147,16 +144,7 @@ func Write(ctx context.Context, src io.Reader, opts WriteOptions) (*WriteResult,
 	res.HashAlg = sw.HashAlg()
 	res.PlainBytes = n
 	if !opts.NoChecksums {
-		res.SHA256, res.MD5 = sha.Sum(nil), md.Sum(nil)
+		res.SHA256, res.MD5 = sums.SHA256.Sum(nil), sums.MD5.Sum(nil)
 	}
 	return res, nil
-}
-
-type multiHash []hash.Hash
-
-func (m multiHash) Write(p []byte) (int, error) {
-	for _, h := range m {
-		h.Write(p)
-	}
-	return len(p), nil
 }

@@ -3,6 +3,7 @@ package storage
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -113,6 +114,50 @@ func FilePrefix(datasetID, fileID string) string {
 // keys in segment order when listed.
 func PieceKey(datasetID, fileID string, segment, piece int) string {
 	return fmt.Sprintf("%sseg-%08d/p%02d", FilePrefix(datasetID, fileID), segment, piece)
+}
+
+// ParsePieceKey is the inverse of PieceKey: it returns the dataset, file,
+// segment and piece of key if, and only if, key is exactly what PieceKey
+// makes of them. Every other spelling (a sign, missing or extra zero
+// padding, a trailing element, an invalid id) is refused, so each piece has
+// one key and a key names one piece.
+func ParsePieceKey(key string) (datasetID, fileID string, segment, piece int, err error) {
+	bad := func() (string, string, int, int, error) {
+		return "", "", 0, 0, fmt.Errorf("storage: %q is not a piece key", key)
+	}
+	rest, ok := strings.CutPrefix(key, keyRoot+"/")
+	if !ok {
+		return bad()
+	}
+	parts := strings.Split(rest, "/")
+	if len(parts) != 4 || ValidateID(parts[0]) != nil || ValidateID(parts[1]) != nil {
+		return bad()
+	}
+	segStr, ok1 := strings.CutPrefix(parts[2], "seg-")
+	pieceStr, ok2 := strings.CutPrefix(parts[3], "p")
+	if !ok1 || !ok2 || !allDigits(segStr) || !allDigits(pieceStr) {
+		return bad()
+	}
+	segment, err1 := strconv.Atoi(segStr)
+	piece, err2 := strconv.Atoi(pieceStr)
+	// Comparing with what PieceKey makes refuses every other padding.
+	if err1 != nil || err2 != nil || PieceKey(parts[0], parts[1], segment, piece) != key {
+		return bad()
+	}
+	return parts[0], parts[1], segment, piece, nil
+}
+
+// allDigits reports whether s is one or more ASCII decimal digits.
+func allDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // ManifestKey returns the key of a file's manifest.

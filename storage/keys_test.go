@@ -248,3 +248,62 @@ func FuzzValidateKey(f *testing.F) {
 		}
 	})
 }
+
+func TestParsePieceKey(t *testing.T) {
+	ds, file, seg, piece, err := ParsePieceKey(PieceKey("D", "f1", 12, 3))
+	if err != nil || ds != "D" || file != "f1" || seg != 12 || piece != 3 {
+		t.Fatalf("got %q %q %d %d %v", ds, file, seg, piece, err)
+	}
+	if _, _, seg, piece, err := ParsePieceKey(PieceKey("D", "f1", 123456789, 123)); err != nil || seg != 123456789 || piece != 123 {
+		t.Fatalf("wide numbers: %d %d %v", seg, piece, err)
+	}
+	for _, k := range []string{
+		"",
+		ManifestKey("D", "f1"),
+		HeaderKey("D", "f1"),
+		"dozo/v1/D/f1/seg-00000001/p1",    // too little padding
+		"dozo/v1/D/f1/seg-0000001/p01",    // too little padding
+		"dozo/v1/D/f1/seg-00000001/p001",  // too much padding
+		"dozo/v1/D/f1/seg-000000001/p01",  // too much padding
+		"dozo/v1/D/f1/seg-+0000001/p01",   // sign
+		"dozo/v1/D/f1/seg--0000001/p01",   // sign
+		"dozo/v1/D/f1/seg-0000000x/p01",   // not a digit
+		"dozo/v1/D/f1/seg-00000001/p01/x", // trailing element
+		"dozo/v1/D/f1/seg-00000001/p01/",  // trailing slash
+		"dozo/v1/D/seg-00000001/p01",      // no file
+		"dozo/v1/D/.f1/seg-00000001/p01",  // bad id
+		"dozo/v2/D/f1/seg-00000001/p01",   // other layout
+		"dozo/v1/D/f1/../f2/seg-00000001/p01",
+		"dozo/v1/D/f1/seg-99999999999999999999/p01", // overflows int
+	} {
+		if _, _, _, _, err := ParsePieceKey(k); err == nil {
+			t.Errorf("accepted %q", k)
+		}
+	}
+}
+
+// FuzzPieceKey checks that ParsePieceKey and PieceKey are inverses: a key
+// made from valid parts parses back to them, and a key that parses is
+// exactly the key made from what it parsed to.
+func FuzzPieceKey(f *testing.F) {
+	f.Add("D", "f1", 3, 5, PieceKey("D", "f1", 3, 5))
+	f.Add("JGAD000001", "file.x", 123456789, 100, "dozo/v1/D/f1/seg-00000001/p1")
+	f.Add("a", "b", 0, 0, "dozo/v1/a/b/seg-+0000000/p00")
+	f.Fuzz(func(t *testing.T, ds, file string, seg, piece int, key string) {
+		if ValidateID(ds) == nil && ValidateID(file) == nil && seg >= 0 && piece >= 0 {
+			k := PieceKey(ds, file, seg, piece)
+			gds, gfile, gseg, gpiece, err := ParsePieceKey(k)
+			if err != nil || gds != ds || gfile != file || gseg != seg || gpiece != piece {
+				t.Fatalf("ParsePieceKey(%q) = %q %q %d %d %v", k, gds, gfile, gseg, gpiece, err)
+			}
+			if err := ValidateKey(k); err != nil {
+				t.Fatalf("made key %q is not valid: %v", k, err)
+			}
+		}
+		if gds, gfile, gseg, gpiece, err := ParsePieceKey(key); err == nil {
+			if again := PieceKey(gds, gfile, gseg, gpiece); again != key {
+				t.Fatalf("ParsePieceKey(%q) gives parts that make %q", key, again)
+			}
+		}
+	})
+}
