@@ -14,6 +14,7 @@ package broker
 import (
 	"bytes"
 	"context"
+	"crypto/cipher"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -28,11 +29,13 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/dozo-vault/dozo/api"
+	"github.com/dozo-vault/dozo/catalog"
 	"github.com/dozo-vault/dozo/vault"
+	"golang.org/x/crypto/chacha20poly1305"
+	"golang.org/x/crypto/hkdf"
 )
 
 //go:embed console/templates/*.html console/static/*
@@ -72,14 +75,26 @@ type uiSession struct {
 	seen    time.Time
 }
 
-// sessionStore keeps sessions in memory, keyed by the SHA-256 of the
-// cookie's id: the id itself is not stored, so a copy of the store (or a
-// log of its keys) does not let anyone take over a session. Several
-// dozod replicas behind one name would need it in the catalog.
+// sessionTouchEvery: a session's activity is written to the catalog at
+// most this often, so a page view costs one read and not a write; the idle
+// limit is kept to within this much.
+const sessionTouchEvery = time.Minute
+
+// sessionStore keeps sessions in the catalog, so every dozod replica behind
+// one name knows them. A row is keyed by the SHA-256 of the cookie's id and
+// holds the token and CSRF token sealed (XChaCha20-Poly1305) under a key
+// derived from the id: the id itself is stored nowhere, so the catalog, a
+// copy or a backup of it neither lets anyone take over a session nor
+// yields a Vault token.
 type sessionStore struct {
-	mu  sync.Mutex
-	m   map[[32]byte]*uiSession
+	cat *catalog.Catalog
 	now func() time.Time
+}
+
+// sealedSession is what a row's sealed column opens to.
+type sealedSession struct {
+	Token string `json:"token"`
+	CSRF  string `json:"csrf"`
 }
 
 func randomHex(n int) string {
@@ -88,65 +103,109 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
+// sessionAEAD derives the sealing key of the session with cookie id.
+func sessionAEAD(id string) cipher.AEAD {
+	key := make([]byte, chacha20poly1305.KeySize)
+	if _, err := io.ReadFull(hkdf.New(sha256.New, []byte(id), nil, []byte("dozo/v1 console session")), key); err != nil {
+		panic(err) // HKDF-SHA256 gives far more than 32 bytes
+	}
+	aead, err := chacha20poly1305.NewX(key)
+	if err != nil {
+		panic(err)
+	}
+	return aead
+}
+
+// sessionAD binds a sealed session to its row: a sealed column copied to
+// another row, or under another user, does not open.
+func sessionAD(idHash []byte, user string) []byte {
+	return append(append([]byte("dozo/v1 console session\x00"), idHash...), user...)
+}
+
+// validSessionID reports whether id has the shape create makes: a cookie
+// of any other shape is not looked up.
+func validSessionID(id string) bool {
+	if len(id) != 64 {
+		return false
+	}
+	_, err := hex.DecodeString(id)
+	return err == nil
+}
+
 // create stores a new session for token and returns its cookie id.
-func (st *sessionStore) create(token, user string) (string, *uiSession) {
+func (st *sessionStore) create(ctx context.Context, token, user string) (string, *uiSession, error) {
 	id := randomHex(32)
 	now := st.now()
 	sess := &uiSession{token: token, user: user, csrf: randomHex(32), created: now, seen: now}
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if len(st.m) >= maxSessions {
-		st.sweepLocked(now)
-		if len(st.m) >= maxSessions {
-			clear(st.m)
-		}
+	idHash := sha256.Sum256([]byte(id))
+	plain, err := json.Marshal(sealedSession{Token: token, CSRF: sess.csrf})
+	if err != nil {
+		return "", nil, err
 	}
-	st.m[sha256.Sum256([]byte(id))] = sess
-	return id, sess
+	aead := sessionAEAD(id)
+	nonce := make([]byte, aead.NonceSize())
+	rand.Read(nonce)
+	sealed := aead.Seal(nonce, nonce, plain, sessionAD(idHash[:], user))
+	err = st.cat.CreateConsoleSession(ctx, catalog.ConsoleSession{IDHash: idHash[:], User: user, Sealed: sealed, CreatedAt: now, SeenAt: now},
+		now.Add(-SessionIdle), now.Add(-SessionMax), maxSessions)
+	if err != nil {
+		return "", nil, err
+	}
+	return id, sess, nil
 }
 
 // get returns the live session with cookie id, counting this request as
-// activity; an idle or too old session is removed and nil.
-func (st *sessionStore) get(id string) *uiSession {
-	if id == "" || len(id) > 128 {
-		return nil
+// activity, or nil if there is none; an idle or too old session is
+// removed. An error means the catalog could not answer: the caller fails
+// closed.
+func (st *sessionStore) get(ctx context.Context, id string) (*uiSession, error) {
+	if !validSessionID(id) {
+		return nil, nil
 	}
-	key := sha256.Sum256([]byte(id))
+	idHash := sha256.Sum256([]byte(id))
+	row, err := st.cat.ConsoleSession(ctx, idHash[:])
+	if errors.Is(err, catalog.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
 	now := st.now()
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	sess := st.m[key]
-	if sess == nil {
-		return nil
-	}
+	sess := &uiSession{user: row.User, created: row.CreatedAt, seen: row.SeenAt}
 	if !sess.live(now) {
-		delete(st.m, key)
-		return nil
+		return nil, st.cat.DeleteConsoleSession(ctx, idHash[:])
 	}
-	sess.seen = now
-	return sess
+	aead := sessionAEAD(id)
+	if len(row.Sealed) < aead.NonceSize() {
+		return nil, nil
+	}
+	nonce, box := row.Sealed[:aead.NonceSize()], row.Sealed[aead.NonceSize():]
+	plain, err := aead.Open(nil, nonce, box, sessionAD(idHash[:], row.User))
+	if err != nil {
+		return nil, nil // not sealed for this id and user: no session
+	}
+	var in sealedSession
+	if err := json.Unmarshal(plain, &in); err != nil {
+		return nil, nil
+	}
+	sess.token, sess.csrf = in.Token, in.CSRF
+	if now.Sub(row.SeenAt) >= sessionTouchEvery {
+		if err := st.cat.TouchConsoleSession(ctx, idHash[:], now); err != nil {
+			return nil, err
+		}
+		sess.seen = now
+	}
+	return sess, nil
 }
 
 func (sess *uiSession) live(now time.Time) bool {
 	return now.Sub(sess.seen) < SessionIdle && now.Sub(sess.created) < SessionMax
 }
 
-// remove ends the session with cookie id and returns it (nil if none).
-func (st *sessionStore) remove(id string) *uiSession {
-	key := sha256.Sum256([]byte(id))
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	sess := st.m[key]
-	delete(st.m, key)
-	return sess
-}
-
-func (st *sessionStore) sweepLocked(now time.Time) {
-	for k, sess := range st.m {
-		if !sess.live(now) {
-			delete(st.m, k)
-		}
-	}
+// remove ends the session with cookie id.
+func (st *sessionStore) remove(ctx context.Context, id string) error {
+	idHash := sha256.Sum256([]byte(id))
+	return st.cat.DeleteConsoleSession(ctx, idHash[:])
 }
 
 // consoleState is the Server's console: sessions, templates and how it
@@ -165,7 +224,7 @@ type consoleState struct {
 }
 
 func (s *Server) initConsole() error {
-	s.console.sessions = &sessionStore{m: map[[32]byte]*uiSession{}, now: s.now}
+	s.console.sessions = &sessionStore{cat: s.cat, now: s.now}
 	st, err := fs.Sub(consoleFiles, "console/static")
 	if err != nil {
 		return err
@@ -276,7 +335,10 @@ func (s *Server) uiAuthenticate(q *request) (*uiSession, error) {
 	c, _ := q.r.Cookie(sessionCookie)
 	var sess *uiSession
 	if c != nil {
-		sess = s.console.sessions.get(c.Value)
+		var err error
+		if sess, err = s.console.sessions.get(q.ctx, c.Value); err != nil {
+			return nil, catalogUnavailable(err)
+		}
 	}
 	if sess == nil {
 		return nil, &httpError{status: http.StatusUnauthorized, msg: "log in to use the console"}
@@ -287,7 +349,9 @@ func (s *Server) uiAuthenticate(q *request) (*uiSession, error) {
 	if err != nil {
 		var he *httpError
 		if errors.As(err, &he) && he.status == http.StatusUnauthorized {
-			s.console.sessions.remove(c.Value)
+			if err := s.console.sessions.remove(q.ctx, c.Value); err != nil {
+				s.log.Warn("console: removing a session Vault refused failed", "err", err)
+			}
 		}
 		return nil, err
 	}

@@ -273,7 +273,11 @@ func (s *Server) uiOIDCCallback(q *request) error {
 		return err
 	}
 	q.user = u
-	sid, _ := s.console.sessions.create(tok, u.Name)
+	sid, _, err := s.console.sessions.create(q.ctx, tok, u.Name)
+	if err != nil {
+		s.console.revoke(q.ctx, tok)
+		return catalogUnavailable(err)
+	}
 	setCookie(q.w, sessionCookie, sid, int(SessionMax/time.Second))
 	// The browser came here from the provider's site, so it would not
 	// send the new SameSite=Strict session cookie on a redirect; a page

@@ -111,7 +111,7 @@ func TestConsoleOIDCCallbackChecks(t *testing.T) {
 			t.Errorf("%s: %d %q, want 400 %q and no session", c.name, rec.Code, pageText(rec.Body.String(), "error"), c.want)
 		}
 	}
-	if len(e.srv.console.sessions.m) != 0 {
+	if n, err := e.cat.CountConsoleSessions(context.Background()); err != nil || n != 0 {
 		t.Fatal("a refused callback made a session")
 	}
 
@@ -120,7 +120,7 @@ func TestConsoleOIDCCallbackChecks(t *testing.T) {
 	if rec.Code != http.StatusOK || sid == "" || !strings.Contains(rec.Body.String(), `url=/ui/datasets`) {
 		t.Fatalf("the real callback: %d, session %q, %s", rec.Code, sid, rec.Body)
 	}
-	if sess := e.srv.console.sessions.get(sid); sess == nil || sess.user != "cara" || sess.token != "tok-cara" {
+	if sess, err := e.srv.console.sessions.get(context.Background(), sid); err != nil || sess == nil || sess.user != "cara" || sess.token != "tok-cara" {
 		t.Fatalf("session %+v", sess)
 	}
 	// Replayed: the pending sign-in is used up.

@@ -255,7 +255,11 @@ func (s *Server) uiLogin(q *request) error {
 		return err
 	}
 	q.user = u
-	id, _ := s.console.sessions.create(tok, u.Name)
+	id, _, err := s.console.sessions.create(q.ctx, tok, u.Name)
+	if err != nil {
+		s.console.revoke(q.ctx, tok)
+		return catalogUnavailable(err)
+	}
 	setCookie(q.w, sessionCookie, id, int(SessionMax/time.Second))
 	setCookie(q.w, loginCookie, "", -1)
 	return q.redirect(localPath(f.Get("next")))
@@ -265,7 +269,11 @@ func (s *Server) uiLogin(q *request) error {
 func (s *Server) uiLogout(q *request, sess *uiSession) error {
 	q.object = "console"
 	if c, _ := q.r.Cookie(sessionCookie); c != nil {
-		s.console.sessions.remove(c.Value)
+		if err := s.console.sessions.remove(q.ctx, c.Value); err != nil {
+			// The token is revoked below all the same, so the stored
+			// session opens to nothing Vault accepts.
+			s.log.Warn("console: removing a session at logout failed", "user", sess.user, "err", err)
+		}
 	}
 	if err := s.console.revoke(q.ctx, sess.token); err != nil {
 		s.log.Warn("console: revoking a token at logout failed", "user", sess.user, "err", err)

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -37,7 +39,10 @@ func (e *env) uiCall(token, method, path string, form url.Values) (int, string, 
 	}
 	var cookies []*http.Cookie
 	if token != "" {
-		id, sess := e.srv.console.sessions.create(token, strings.TrimPrefix(token, "tok-"))
+		id, sess, err := e.srv.console.sessions.create(context.Background(), token, strings.TrimPrefix(token, "tok-"))
+		if err != nil {
+			e.t.Fatal(err)
+		}
 		cookies = append(cookies, &http.Cookie{Name: sessionCookie, Value: id})
 		if form.Get("csrf") == "" && method == http.MethodPost {
 			form.Set("csrf", sess.csrf)
@@ -138,7 +143,10 @@ func TestConsoleSecurityHeaders(t *testing.T) {
 // another session's, is refused and changes nothing.
 func TestConsoleCSRF(t *testing.T) {
 	e, fx := consoleEnv(t)
-	_, other := e.srv.console.sessions.create("tok-admin", "admin")
+	_, other, err := e.srv.console.sessions.create(context.Background(), "tok-admin", "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
 	// dora is a user dozod has seen (the matrix world's), with no grant.
 	form := url.Values{"user": {"dora"}, "until": {"2026-03-20"}, "application": {"J-DU000009"}, "institution": {"NIG"}}
 	for _, csrf := range []string{"", "x", other.csrf} {
@@ -185,8 +193,13 @@ func TestConsoleLoginCookie(t *testing.T) {
 	if sc == nil || !sc.HttpOnly || !sc.Secure || sc.SameSite != http.SameSiteStrictMode || sc.Path != "/" || sc.Value == "" {
 		t.Fatalf("session cookie %+v", sc)
 	}
-	if _, ok := e.srv.console.sessions.m[sha256.Sum256([]byte(sc.Value))]; !ok || strings.Contains(sc.Value, "tok-") {
-		t.Fatal("the store is not keyed by the hash of the cookie's id, or the cookie holds the token")
+	idHash := sha256.Sum256([]byte(sc.Value))
+	row, err := e.cat.ConsoleSession(context.Background(), idHash[:])
+	if err != nil || strings.Contains(sc.Value, "tok-") {
+		t.Fatalf("the store is not keyed by the hash of the cookie's id, or the cookie holds the token: %v", err)
+	}
+	if bytes.Contains(row.Sealed, []byte("tok-cara")) {
+		t.Fatal("the catalog holds the session's Vault token in the clear")
 	}
 	code, _, _, _ = e.uiCall("", "POST", "/ui/login", url.Values{"username": {"cara"}, "password": {"wrong"}})
 	if code != http.StatusUnauthorized {
@@ -197,27 +210,98 @@ func TestConsoleLoginCookie(t *testing.T) {
 // TestConsoleSessionLifetime: a session ends after SessionIdle without a
 // request and after SessionMax in any case.
 func TestConsoleSessionLifetime(t *testing.T) {
+	ctx := context.Background()
 	now := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
-	st := &sessionStore{m: map[[32]byte]*uiSession{}, now: func() time.Time { return now }}
-	id, _ := st.create("tok", "cara")
+	st := &sessionStore{cat: testCatalog(t), now: func() time.Time { return now }}
+	get := func(id string) *uiSession {
+		t.Helper()
+		sess, err := st.get(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sess
+	}
+	id, _, err := st.create(ctx, "tok", "cara")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for elapsed := time.Duration(0); elapsed < SessionMax-SessionIdle; elapsed += SessionIdle - time.Minute {
 		now = now.Add(SessionIdle - time.Minute)
-		if st.get(id) == nil {
+		if get(id) == nil {
 			t.Fatalf("session ended after %v of steady use", elapsed)
 		}
 	}
 	now = now.Add(SessionIdle)
-	if st.get(id) != nil {
+	if get(id) != nil {
 		t.Fatal("session outlived its idle limit")
 	}
-	id, _ = st.create("tok", "cara")
+	id, _, _ = st.create(ctx, "tok", "cara")
 	start := now
 	for now.Sub(start) < SessionMax {
-		st.get(id)
+		get(id)
 		now = now.Add(10 * time.Minute)
 	}
-	if st.get(id) != nil {
+	if get(id) != nil {
 		t.Fatal("session outlived SessionMax")
+	}
+}
+
+// TestConsoleSessionsShared: a session made by one dozod is known to
+// another on the same catalog (replicas behind one name), a logout on one
+// ends it on both, and a row's sealed token opens only with its own
+// cookie id and user.
+func TestConsoleSessionsShared(t *testing.T) {
+	ctx := context.Background()
+	cat := testCatalog(t)
+	now := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	a := &sessionStore{cat: cat, now: clock}
+	b := &sessionStore{cat: cat, now: clock}
+	id, made, err := a.create(ctx, "tok-cara", "cara")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.get(ctx, id)
+	if err != nil || got == nil || got.token != "tok-cara" || got.user != "cara" || got.csrf != made.csrf {
+		t.Fatalf("the other replica sees %+v, %v", got, err)
+	}
+	// Another session's cookie id does not open this row's seal, even
+	// with the row copied under the other id.
+	id2, _, err := a.create(ctx, "tok-rita", "rita")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h1, h2 := sha256.Sum256([]byte(id)), sha256.Sum256([]byte(id2))
+	row1, err := cat.ConsoleSession(ctx, h1[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cat.DeleteConsoleSession(ctx, h2[:]); err != nil {
+		t.Fatal(err)
+	}
+	forged := *row1
+	forged.IDHash = h2[:]
+	if err := cat.CreateConsoleSession(ctx, forged, now.Add(-SessionIdle), now.Add(-SessionMax), maxSessions); err != nil {
+		t.Fatal(err)
+	}
+	if sess, err := b.get(ctx, id2); err != nil || sess != nil {
+		t.Fatalf("a sealed token moved to another row opened: %+v %v", sess, err)
+	}
+	for _, bad := range []string{"", "x", strings.Repeat("z", 64), id + "00", strings.ToUpper(id)} {
+		if sess, err := b.get(ctx, bad); err != nil || sess != nil {
+			t.Fatalf("cookie %q: %+v %v", bad, sess, err)
+		}
+	}
+	if err := b.remove(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if sess, err := a.get(ctx, id); err != nil || sess != nil {
+		t.Fatalf("logged out on one replica, still live on the other: %+v %v", sess, err)
+	}
+	// The catalog unreachable: an error, never a session.
+	cat.Close()
+	if sess, err := a.get(ctx, id2); err == nil || sess != nil {
+		t.Fatalf("closed catalog: %+v %v", sess, err)
 	}
 }
 
@@ -292,4 +376,15 @@ func TestShellQuote(t *testing.T) {
 			t.Errorf("shellQuote(%q) = %s, want %s", in, got, want)
 		}
 	}
+}
+
+// testCatalog opens a fresh SQLite catalog for the test.
+func testCatalog(t *testing.T) *catalog.Catalog {
+	t.Helper()
+	cat, err := catalog.Open(context.Background(), filepath.Join(t.TempDir(), "dozo.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cat.Close() })
+	return cat
 }

@@ -33,3 +33,10 @@ func vaultUnavailable(cause error) *httpError {
 // catalog: about the health probe's interval, after which dozod knows
 // whether it is over.
 const outageRetry = 2 * time.Second
+
+// catalogUnavailable is the 503 when the catalog cannot answer a question
+// a request depends on: dozod fails closed and says so. The cause is
+// logged, never sent.
+func catalogUnavailable(cause error) *httpError {
+	return &httpError{status: http.StatusServiceUnavailable, msg: "the catalog is unavailable; try again later", cause: cause, retryAfter: outageRetry}
+}

@@ -47,6 +47,7 @@ var postgresTests = []struct {
 	{"TestGrantPeriodAndRegister", TestGrantPeriodAndRegister},
 	{"TestDatasetNBDCMetadataAndMembers", TestDatasetNBDCMetadataAndMembers},
 	{"TestFreezes", TestFreezes},
+	{"TestConsoleSessions", TestConsoleSessions},
 	{"TestScheduleAndCancelDeletion", TestScheduleAndCancelDeletion},
 	{"TestRestoreFileAndStats", TestRestoreFileAndStats},
 	{"TestScrubRunsAndRepairSwap", TestScrubRunsAndRepairSwap},

@@ -65,6 +65,8 @@ func populate(t *testing.T, c *Catalog) {
 			Object: "file/f-u1", Result: audit.ResultOK, Status: 200, Detail: "seg \u00e9 'q' \"d\""})
 		check(err)
 	}
+	check(c.CreateConsoleSession(ctx, ConsoleSession{IDHash: make([]byte, 32), User: "sam", Sealed: []byte("sealed"), CreatedAt: t0, SeenAt: t0},
+		t0.Add(-time.Hour), t0.Add(-8*time.Hour), 10))
 	seq, hash, err := c.AuditHead(ctx)
 	check(err)
 	check(c.AddAuditAnchor(ctx, audit.StoredAnchor{Seq: seq, Hash: hash, MAC: "vault:v1:bWFj", Time: t0}))

@@ -15,12 +15,13 @@ import (
 // a reserved word in PostgreSQL, is quoted (for SQLite the same column).
 var migrations = []string{
 	migrationInitial,
-	migrationAccess,       // 2: migrate_access.go
-	migrationAudit,        // 3: migrate_audit.go
-	migrationScrub,        // 4: migrate_scrub.go
-	migrationLifecycle,    // 5: migrate_lifecycle.go
-	migrationAuditAnchors, // 6: migrate_audit.go
-	migrationPrincipals,   // 7: migrate_principals.go
+	migrationAccess,          // 2: migrate_access.go
+	migrationAudit,           // 3: migrate_audit.go
+	migrationScrub,           // 4: migrate_scrub.go
+	migrationLifecycle,       // 5: migrate_lifecycle.go
+	migrationAuditAnchors,    // 6: migrate_audit.go
+	migrationPrincipals,      // 7: migrate_principals.go
+	migrationConsoleSessions, // 8: migrate_console.go
 }
 
 // migrationInitial is the first schema.
