@@ -21,6 +21,7 @@ var migrations = []string{
 	migrationLifecycle,    // 5: migrate_lifecycle.go
 	migrationAuditAnchors, // 6: migrate_audit.go
 	migrationPrincipals,   // 7: migrate_principals.go
+	migrationJobs,         // 8: migrate_jobs.go
 }
 
 // migrationInitial is the first schema.
