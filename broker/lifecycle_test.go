@@ -23,6 +23,7 @@ import (
 	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/catalog"
 	"github.com/dozo-vault/dozo/crypto"
+	"github.com/dozo-vault/dozo/lifecycle"
 	"github.com/dozo-vault/dozo/storage"
 	"github.com/dozo-vault/dozo/vault"
 )
@@ -271,7 +272,7 @@ func TestRotateAndDelete(t *testing.T) {
 		t.Fatal("rotation touched payload pieces")
 	}
 	f, _ := e.cat.File(ctx, up.FileID)
-	if v, _ := headerVersion(f.HeaderObject, "dozo-ds-DS1"); v != 2 || !bytes.Contains(f.Manifest, []byte(`"mac":"vault:v2:`)) {
+	if v, _ := lifecycle.HeaderVersion(f.HeaderObject, "dozo-ds-DS1"); v != 2 || !bytes.Contains(f.Manifest, []byte(`"mac":"vault:v2:`)) {
 		t.Fatalf("file after rotation: header v%d, manifest %s", v, f.Manifest[:60])
 	}
 	if got, _, err := crypto.OpenHeaderObject(f.HeaderObject, crypto.NewTransitIdentity(ctx, keys, "dozo-ds-DS1", f.ID)); err != nil || !bytes.Equal(got, key) {
@@ -299,7 +300,7 @@ func TestRotateAndDelete(t *testing.T) {
 	}
 	if u, _ := e.cat.Upload(ctx, open.ID); u.State != "open" {
 		t.Fatalf("the open upload was ended: %s", u.State)
-	} else if v, _ := headerVersion(u.File.HeaderObject, "dozo-ds-DS1"); v != 2 {
+	} else if v, _ := lifecycle.HeaderVersion(u.File.HeaderObject, "dozo-ds-DS1"); v != 2 {
 		t.Fatalf("open upload's header at v%d", v)
 	}
 	// The file still fetches: its header rewraps for a recipient.
