@@ -20,6 +20,7 @@ import (
 // lifecycleRoutes are key rotation and dataset deletion (registered from
 // auditRoutes: both are audited state changes of a whole dataset).
 func (s *Server) lifecycleRoutes() {
+	s.jobRoutes() // jobs.go
 	s.route("POST /v1/datasets/{ds}/rotate-key", "dataset.rotate-key", true, s.rotateKey)
 	s.route("POST /v1/datasets/{ds}/delete", "dataset.delete", true, s.deleteDataset)
 	s.route("POST /v1/datasets/{ds}/undelete", "dataset.undelete", true, s.undeleteDataset)
