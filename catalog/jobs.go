@@ -104,12 +104,14 @@ const claimable = `(state = 'queued' OR (state = 'running' AND lease_until < ?))
 // ClaimJob gives owner the oldest claimable job of one of kinds (id, if
 // not empty: that job only) under a lease until leaseUntil, and returns it
 // as claimed. The claim is one conditional UPDATE, so of several dozods
-// claiming at once exactly one gets each job. ErrNotFound: none to claim.
+// claiming at once exactly one gets each job. A job taken over with a
+// cancel requested is claimed too, for its new owner to end it.
+// ErrNotFound: none to claim.
 func (c *Catalog) ClaimJob(ctx context.Context, owner string, kinds []string, id string, now, leaseUntil time.Time) (*Job, error) {
 	if owner == "" || len(kinds) == 0 {
 		return nil, errors.New("catalog: claiming a job needs an owner and kinds")
 	}
-	q := `SELECT id FROM jobs WHERE ` + claimable + ` AND cancel_requested = 0 AND kind IN (?` + strings.Repeat(", ?", len(kinds)-1) + `)`
+	q := `SELECT id FROM jobs WHERE ` + claimable + ` AND kind IN (?` + strings.Repeat(", ?", len(kinds)-1) + `)`
 	args := []any{ts(now)}
 	for _, k := range kinds {
 		args = append(args, k)
@@ -134,7 +136,7 @@ func (c *Catalog) ClaimJob(ctx context.Context, owner string, kinds []string, id
 			var n int64
 			err := c.tx(ctx, func(tx *sql.Tx) error {
 				res, err := tx.ExecContext(ctx, `UPDATE jobs SET state = 'running', "owner" = ?, lease_until = ?, attempts = attempts + 1,
-					started_at = coalesce(started_at, ?) WHERE id = ? AND cancel_requested = 0 AND `+claimable,
+					started_at = coalesce(started_at, ?) WHERE id = ? AND `+claimable,
 					owner, ts(leaseUntil), ts(now), cand, ts(now))
 				if err != nil {
 					return err

@@ -289,6 +289,13 @@ func (r *Runner) claim(ctx context.Context, id string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	if j.CancelRequested {
+		// Its runner died after a cancel was asked for: end it here.
+		if err := r.store.FinishJob(ctx, j.ID, r.owner, catalog.JobCancelled, "cancelled before it could resume", nil, r.now()); err != nil {
+			return false, err
+		}
+		return true, nil
+	}
 	r.mu.Lock()
 	h := r.handlers[j.Kind]
 	jctx, cancel := context.WithCancelCause(r.base)
@@ -313,9 +320,6 @@ func (r *Runner) execute(ctx context.Context, rn *run, h Handler, t *Task) {
 		defer close(beatDone)
 		r.heartbeat(ctx, rn, t.ID, stopBeat)
 	}()
-	if t.CancelRequested {
-		rn.cancel(ErrCancelled)
-	}
 	res, err := r.call(ctx, h, t)
 	close(stopBeat)
 	<-beatDone
@@ -395,7 +399,11 @@ func (r *Runner) heartbeat(ctx context.Context, rn *run, id string, stop <-chan 
 			return
 		case <-t.C:
 		}
-		cancel, err := r.store.RenewJob(context.WithoutCancel(ctx), id, r.owner, r.now().Add(r.Lease))
+		// Not the job's context, which a cancel ends; bounded, so a hung
+		// catalog cannot hold the job past its end.
+		rctx, stopRenew := context.WithTimeout(context.Background(), r.Lease)
+		cancel, err := r.store.RenewJob(rctx, id, r.owner, r.now().Add(r.Lease))
+		stopRenew()
 		switch {
 		case errors.Is(err, catalog.ErrState):
 			rn.cancel(ErrLeaseLost)

@@ -271,3 +271,31 @@ func TestResumeAfterClose(t *testing.T) {
 		t.Fatalf("resumed: %+v %v (from %d)", got, err, from)
 	}
 }
+
+// TestCancelledThenOrphaned: a running job whose cancel was asked for and
+// whose runner then died is ended cancelled by the runner that takes it
+// over, without running it again.
+func TestCancelledThenOrphaned(t *testing.T) {
+	ctx := context.Background()
+	c := openCatalog(t)
+	if err := c.InsertJob(ctx, catalog.Job{ID: "j", Kind: "work", RequestedBy: "sam", CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if _, err := c.ClaimJob(ctx, "dead", []string{"work"}, "j", now, now.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CancelJob(ctx, "j", now); err != nil {
+		t.Fatal(err)
+	}
+	r := newRunner(t, c, "b")
+	ran := false
+	r.Register("work", func(context.Context, *Task) (any, error) { ran = true; return nil, nil })
+	r.Now = func() time.Time { return now.Add(time.Minute) }
+	if n, err := r.RunPending(ctx); err != nil || n != 1 {
+		t.Fatalf("orphan not taken: %d %v", n, err)
+	}
+	if got, _ := c.Job(ctx, "j"); got.State != catalog.JobCancelled || ran {
+		t.Fatalf("orphan: %+v (ran %v)", got, ran)
+	}
+}
