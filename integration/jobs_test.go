@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dozo-vault/dozo/api"
+	"github.com/dozo-vault/dozo/catalog"
 )
 
 // TestLifecycleJobs: a key rotation and a deletion asked for with the CLI
@@ -62,4 +63,47 @@ func TestLifecycleJobs(t *testing.T) {
 		t.Fatalf("cancel of an ended job: %s", line)
 	}
 	rita.refused(t, "jobs", "show", id)
+}
+
+// TestLifecycleJobTakenOver: a rotation job left running by a dozod that
+// died (its lease expired) is taken over by the running dozod, which
+// finishes it: every header ends under the new key version.
+func TestLifecycleJobTakenOver(t *testing.T) {
+	s := needStack(t)
+	sam, _ := s.users(t)
+	ds := newDatasetID()
+	sam.must(t, "dataset", "create", ds, "--title", "take-over test")
+	p := filepath.Join(t.TempDir(), "a.vcf")
+	writeRandomFile(t, p, 72, 3000, nil)
+	sam.must(t, "upload", "--dataset", ds, p)
+
+	ctx := testContext(t)
+	cat, err := catalog.Open(ctx, filepath.Join(s.devDir, "dozo.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cat.Close()
+	id := "job-takeover" + ds
+	now := time.Now()
+	if err := cat.InsertJob(ctx, catalog.Job{ID: id, Kind: "rotate-key", DatasetID: ds, LockKey: "dataset/" + ds,
+		RequestedBy: sam.name, CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	// Claimed by a dozod that then died: its lease ran out a minute ago.
+	if _, err := cat.ClaimJob(ctx, "dead-host:1:00000000", []string{"rotate-key"}, id, now.Add(-2*time.Minute), now.Add(-time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	var j api.Job
+	out := sam.must(t, "jobs", "show", id, "--watch", "--json")
+	if err := json.Unmarshal([]byte(out), &j); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if j.State != api.JobDone || j.Attempts != 2 || j.Owner != "" {
+		t.Fatalf("taken-over job: %+v", j)
+	}
+	for name, f := range s.catalogFiles(t, ds) {
+		if v := transitStanza(t, f.header); !strings.HasPrefix(v, "vault:v2:") {
+			t.Errorf("%s: header under %.10s after the taken-over rotation", name, v)
+		}
+	}
 }
