@@ -7,23 +7,20 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strconv"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/audit"
 	"github.com/dozo-vault/dozo/catalog"
-	"github.com/dozo-vault/dozo/crypto"
-	"github.com/dozo-vault/dozo/filestore"
+	"github.com/dozo-vault/dozo/jobs"
+	"github.com/dozo-vault/dozo/lifecycle"
 	"github.com/dozo-vault/dozo/storage"
-	"github.com/dozo-vault/dozo/vault"
 )
 
 // lifecycleRoutes are key rotation and dataset deletion (registered from
 // auditRoutes: both are audited state changes of a whole dataset).
 func (s *Server) lifecycleRoutes() {
+	s.jobRoutes() // jobs.go
 	s.route("POST /v1/datasets/{ds}/rotate-key", "dataset.rotate-key", true, s.rotateKey)
 	s.route("POST /v1/datasets/{ds}/delete", "dataset.delete", true, s.deleteDataset)
 	s.route("POST /v1/datasets/{ds}/undelete", "dataset.undelete", true, s.undeleteDataset)
@@ -118,73 +115,70 @@ func (s *Server) hiddenByDeletion(q *request, id string) (bool, error) {
 	return true, pendingDeletion(del)
 }
 
-// tryLockDataset takes the dataset's lifecycle lock (Server.lifecycleLocks:
-// one mutex per dataset), so a rotation and a deletion (or two of either)
-// never run on one dataset at once.
-func (s *Server) tryLockDataset(id string) (unlock func(), ok bool) {
-	m, _ := s.lifecycleLocks.LoadOrStore(id, &sync.Mutex{})
-	mu := m.(*sync.Mutex)
-	if !mu.TryLock() {
-		return nil, false
-	}
-	return mu.Unlock, true
-}
-
+// busy answers a rotation, deletion or undelete of a dataset that an
+// unfinished rotation or deletion job holds (lifecycle.LockKey).
 func busy(id string) *httpError {
 	return &httpError{status: http.StatusConflict, msg: fmt.Sprintf("a key rotation or deletion of dataset %q is already running", id),
 		hint: "wait for it to finish, then run the command again if needed"}
 }
 
-// transitVersion returns N of a Transit ciphertext or MAC "vault:vN:...".
-func transitVersion(s string) (int, bool) {
-	rest, ok := strings.CutPrefix(s, "vault:v")
-	if !ok {
-		return 0, false
+// lifecycleHeld reports a dataset held by an unfinished rotation or
+// deletion job.
+func (s *Server) lifecycleHeld(q *request, id string) error {
+	_, err := s.cat.UnfinishedJob(q.ctx, lifecycle.LockKey(id))
+	switch {
+	case err == nil:
+		return busy(id)
+	case errors.Is(err, catalog.ErrNotFound):
+		return nil
+	default:
+		return internal("reading jobs", err)
 	}
-	n, _, ok := strings.Cut(rest, ":")
-	if !ok {
-		return 0, false
-	}
-	v, err := strconv.Atoi(n)
-	return v, err == nil && v > 0
 }
 
-// headerVersion returns the Transit key version that wraps the file key
-// in a stored header object.
-func headerVersion(obj []byte, keyName string) (int, error) {
-	hdr, _, err := crypto.SplitHeaderObject(obj)
-	if err != nil {
-		return 0, err
+// lifecycleError turns an error of a lifecycle job into an answer.
+func lifecycleError(id string, err error) error {
+	var ue *lifecycle.Unavailable
+	var oe *lifecycle.OpError
+	switch {
+	case errors.Is(err, lifecycle.ErrFrozen):
+		return frozenForLifecycle(id)
+	case errors.As(err, &ue):
+		return &httpError{status: http.StatusServiceUnavailable, msg: ue.Msg, hint: ue.Hint, cause: ue.Err}
+	case errors.As(err, &oe):
+		return internal(oe.Op, oe.Err)
+	default:
+		return internal("running the job", err)
 	}
-	h, err := crypto.ParseHeader(hdr)
-	if err != nil {
-		return 0, err
+}
+
+// runLifecycleJob submits a rotation or deletion job on dataset id and
+// waits for it while the request lasts; its result is decoded into out.
+// The job does not depend on the request: a client that stops waiting
+// leaves it running, and `dozo jobs` shows it. A dataset another such job
+// holds is refused (busy).
+func (s *Server) runLifecycleJob(q *request, kind, id string, params any, out any) error {
+	j, err := s.jobs.Submit(q.ctx, jobs.Spec{Kind: kind, DatasetID: id, LockKey: lifecycle.LockKey(id), Params: params, RequestedBy: q.user.Name})
+	if errors.Is(err, jobs.ErrBusy) {
+		return busy(id)
 	}
-	for _, st := range h.Stanzas {
-		if st.Type == crypto.TransitStanzaType && len(st.Args) == 1 && st.Args[0] == keyName {
-			if v, ok := transitVersion(string(st.Body)); ok {
-				return v, nil
-			}
-			return 0, errors.New("transit stanza without a key version")
+	if err != nil {
+		return internal("recording the job", err)
+	}
+	if j, err = s.jobs.Wait(q.ctx, j.ID); err != nil {
+		if q.ctx.Err() != nil {
+			return q.ctx.Err()
 		}
+		return lifecycleError(id, err)
 	}
-	return 0, fmt.Errorf("no %s stanza for key %q", crypto.TransitStanzaType, keyName)
+	if err := json.Unmarshal(j.Result, out); err != nil {
+		return internal("reading the job's result", err)
+	}
+	return nil
 }
 
-// rotateKey rotates a dataset's Transit key and moves every stored header
-// and manifest to the new version, then raises min_decryption_version so
-// old versions can decrypt nothing. Payload objects are never touched:
-// only the small header and manifest objects are rewritten. The file keys
-// stay the same, so a file key a grantee obtained by fetching still
-// decrypts that file's payload: rotation retires key versions, it does not
-// take back keys already handed out.
-//
-// It is resumable: the target version is recorded before any header
-// changes, and each file's progress is its own header (whose Transit
-// ciphertext names its key version), so a rerun continues with the files
-// still under an older version. Uploads begun meanwhile are picked up by
-// repeating the pass until it finds nothing to do; min_decryption_version
-// is raised only after that.
+// rotateKey rotates a dataset's Transit key (lifecycle.Service.RotateKey)
+// as a job, and answers with its result once done.
 func (s *Server) rotateKey(q *request) error {
 	id := q.r.PathValue("ds")
 	a, err := s.requireDataset(q, id, "custodian")
@@ -197,251 +191,60 @@ func (s *Server) rotateKey(q *request) error {
 	if err := q.noBody(); err != nil {
 		return err
 	}
-	unlock, ok := s.tryLockDataset(id)
-	if !ok {
-		return busy(id)
-	}
-	defer unlock()
-	// Finish even if the client gives up waiting: a rotation half done is
-	// safe, but done is better.
-	ctx := context.WithoutCancel(q.ctx)
-	ds := a.ds
-	key := ds.TransitKey
-	resp := api.RotateKeyResponse{Dataset: id, Key: key}
-
-	rot, err := s.cat.OpenRotation(ctx, id)
-	switch {
-	case err == nil:
-		resp.Resumed = true
-		resp.FromVersion = rot.TargetVersion - 1
-	case errors.Is(err, catalog.ErrNotFound):
-		before, err := s.keys.ReadKey(ctx, key)
-		if err != nil {
-			return internal("reading the dataset key", err)
-		}
-		resp.FromVersion = before.LatestVersion
-		// Recorded before Vault changes anything: an audit failure stops
-		// the rotation here.
-		if err := s.event(ctx, q.user.Name, "dataset.rotate-key.start", "dataset/"+id, audit.ResultOK,
-			fmt.Sprintf("rotating key %s from version %d", key, before.LatestVersion)); err != nil {
-			return internal("recording the rotation in the audit log", err)
-		}
-		if err := s.keys.Rotate(ctx, key); err != nil {
-			return internal("rotating the dataset key", err)
-		}
-		after, err := s.keys.ReadKey(ctx, key)
-		if err != nil {
-			return internal("reading the dataset key", err)
-		}
-		if rot, err = s.cat.StartRotation(ctx, id, after.LatestVersion, q.user.Name, s.now()); err != nil {
-			return internal("recording the rotation", err)
-		}
-	default:
-		return internal("reading rotation state", err)
-	}
-	resp.ToVersion = rot.TargetVersion
-	resp.StartedAt = rot.StartedAt
-
-	// Passes until one finds nothing left under an older version: an
-	// upload that began (wrapping its key under the old version) while a
-	// pass ran is caught by the next one.
-	for pass := 0; ; pass++ {
-		ids, err := s.cat.FileKeyIDs(ctx, id)
-		if err != nil {
-			return internal("listing files", err)
-		}
-		resp.Files = len(ids)
-		changed, conflicts := 0, 0
-		for _, fid := range ids {
-			did, err := s.rotateFile(ctx, ds, fid, rot.TargetVersion)
-			if errors.Is(err, catalog.ErrState) {
-				conflicts++ // changed under us (an upload completed): next pass
-				continue
-			}
-			if err != nil {
-				s.recordEvent(ctx, q.user.Name, "dataset.rotate-key", "file/"+fid, audit.ResultError, "rotation interrupted; rerun to resume")
-				return &httpError{status: http.StatusServiceUnavailable,
-					msg:   fmt.Sprintf("key rotation of %s interrupted at file %s", id, fid),
-					hint:  "run `dozo dataset rotate-key " + id + "` again: it resumes where it stopped",
-					cause: err}
-			}
-			if did {
-				changed++
-				if err := s.cat.AddRewrapped(ctx, rot.ID, 1); err != nil {
-					return internal("recording rotation progress", err)
-				}
-			}
-		}
-		if changed == 0 && conflicts == 0 {
-			break
-		}
-		if pass >= 10 {
-			return &httpError{status: http.StatusServiceUnavailable, msg: fmt.Sprintf("key rotation of %s: files keep changing (uploads in flight)", id),
-				hint: "run `dozo dataset rotate-key " + id + "` again in a moment: it resumes"}
-		}
-	}
-
-	v := rot.TargetVersion
-	if err := s.keys.ConfigureKey(ctx, key, vault.KeyConfig{MinDecryptionVersion: &v}); err != nil {
-		return internal("raising min_decryption_version", err)
-	}
-	// MACs under older versions no longer verify in Vault; nor here.
-	s.macMemo.reset()
-	s.manifests.reset()
-
-	// A complete that read its upload's header before this rotation
-	// rewrote it stores the old header next to the pieces; put the
-	// catalog's (current) copy there again for every file completed since
-	// the rotation began (in this run or an interrupted one).
-	done, err := s.cat.FilesCompletedSince(ctx, id, rot.StartedAt)
-	if err != nil {
-		return internal("listing files", err)
-	}
-	for _, fid := range done {
-		if err := s.refreshStoredMetadata(ctx, ds, fid); err != nil {
-			return &httpError{status: http.StatusServiceUnavailable, msg: fmt.Sprintf("key rotation of %s: storing the header of %s failed", id, fid),
-				hint: "run `dozo dataset rotate-key " + id + "` again: it resumes", cause: err}
-		}
-	}
-
-	// An upload whose key was wrapped under the old version in the instant
-	// before the raise has a header nothing can open any more: end it, so
-	// it can never become available, and tell the caller.
-	ids, err := s.cat.FileKeyIDs(ctx, id)
-	if err != nil {
-		return internal("listing files", err)
-	}
-	for _, fid := range ids {
-		f, err := s.cat.File(ctx, fid)
-		if err != nil {
-			return internal("reading a file", err)
-		}
-		if hv, err := headerVersion(f.HeaderObject, key); err == nil && hv >= v {
-			continue
-		}
-		if f.State == catalog.FileUploading {
-			if err := s.cat.AbortUploadOfFile(ctx, fid, s.now()); err != nil && !errors.Is(err, catalog.ErrState) {
-				return internal("ending a stale upload", err)
-			}
-			resp.AbortedUploads = append(resp.AbortedUploads, f.Name)
-			s.recordEvent(ctx, "dozod", "upload.abort", "file/"+fid, audit.ResultOK, "upload began during key rotation; its header is under a retired key version")
-			continue
-		}
-		s.log.Error("file header under a retired key version after rotation", "dataset", id, "file", fid)
-		return internal("rotating the key", fmt.Errorf("file %s is still under an old key version", fid))
-	}
-
-	fin, err := s.cat.FinishRotation(ctx, rot.ID, s.now())
-	if err != nil {
-		return internal("recording the rotation", err)
-	}
-	resp.Rewrapped, resp.FinishedAt = fin.Rewrapped, *fin.FinishedAt
-	if err := s.event(ctx, q.user.Name, "dataset.rotate-key.done", "dataset/"+id, audit.ResultOK,
-		fmt.Sprintf("key %s now at version %d (min_decryption_version %d); %d headers/manifests rewrapped; payload untouched", key, v, v, fin.Rewrapped)); err != nil {
-		return internal("recording the rotation in the audit log", err)
+	var resp api.RotateKeyResponse
+	if err := s.runLifecycleJob(q, lifecycle.KindRotateKey, id, nil, &resp); err != nil {
+		return err
 	}
 	return q.reply(http.StatusOK, resp)
 }
 
-// rotateFile moves one file's header (and manifest MAC, for a complete
-// file) to key version target. It reports whether it changed anything. The
-// copies on storage are written before the catalog, so an interruption
-// leaves the catalog pointing at the older version and a rerun redoes the
-// file; never the reverse (a catalog ahead of storage would leave storage
-// with a header nothing can open).
-//
-// The file key exists in this process only inside RewrapHeaderObject,
-// which checks the header MAC before rewrapping: only authentic headers
-// are carried over.
-func (s *Server) rotateFile(ctx context.Context, ds *catalog.Dataset, fid string, target int) (bool, error) {
-	f, err := s.cat.File(ctx, fid)
-	if err != nil {
-		return false, err
-	}
-	switch f.State {
-	case catalog.FileUploading, catalog.FileAvailable, catalog.FileDamaged:
-	default:
-		return false, nil
-	}
-	key := ds.TransitKey
-	hv, err := headerVersion(f.HeaderObject, key)
-	if err != nil {
-		return false, fmt.Errorf("file %s: stored header: %w", fid, err)
-	}
-	var m *storage.Manifest
-	needManifest := false
-	if f.Manifest != nil {
-		if m, err = storage.ParseManifest(f.Manifest); err != nil {
-			return false, fmt.Errorf("file %s: manifest: %w", fid, err)
-		}
-		mv, _ := transitVersion(m.MAC)
-		needManifest = mv < target
-	}
-	if hv >= target && !needManifest {
-		return false, nil
-	}
-	newHdr := f.HeaderObject
-	if hv < target {
-		newHdr, err = crypto.RewrapHeaderObject(f.HeaderObject,
-			crypto.NewTransitIdentity(ctx, s.keys, key, fid), crypto.NewTransitRecipient(ctx, s.keys, key, fid))
-		if err != nil {
-			return false, fmt.Errorf("file %s: rewrapping the header: %w", fid, err)
-		}
-	}
-	var newMan []byte
-	if m != nil {
-		auth := s.manifestAuth(key)
-		if needManifest {
-			// Never re-sign what does not verify now.
-			if err := m.Verify(ctx, auth); err != nil || m.DatasetID != ds.ID || m.FileID != fid {
-				return false, fmt.Errorf("file %s: manifest does not verify: %v", fid, err)
-			}
-			if err := m.Sign(ctx, auth); err != nil {
-				return false, fmt.Errorf("file %s: signing the manifest: %w", fid, err)
-			}
-			if newMan, err = m.Marshal(); err != nil {
-				return false, err
-			}
-		}
-		targets, err := s.fileTargets(ctx, fid)
-		if err != nil {
-			return false, err
-		}
-		if err := filestore.PutMetadata(ctx, targets, m, newHdr); err != nil {
-			return false, err
-		}
-	}
-	return true, s.cat.ReplaceKeyMaterial(ctx, fid, f.HeaderObject, newHdr, f.Manifest, newMan)
+// deleteParams are a deletion job's params.
+type deleteParams struct {
+	// AuditFailure records an interrupted purge in the audit log; a
+	// scheduled run, retried every round, only logs it.
+	AuditFailure bool `json:"audit_failure"`
 }
 
-// fileTargets resolves the targets a file's upload was placed on.
-func (s *Server) fileTargets(ctx context.Context, fid string) ([]storage.Target, error) {
-	refs, err := s.cat.FileTargets(ctx, fid)
+// newLifecycle makes the rotation and deletion service and the job runner
+// with its handlers: rotation, deletion and upload expiry.
+func (s *Server) newLifecycle() {
+	s.life = &lifecycle.Service{
+		Catalog: s.cat, Keys: s.keys, Targets: targetsView{s}, Event: s.event,
+		ManifestAuth: func(key string) storage.Authenticator { return s.manifestAuth(key) },
+		Retired: func() {
+			s.macMemo.reset()
+			s.manifests.reset()
+		},
+		PresignExpiry: s.presign, Now: s.now, Log: s.log,
+	}
+	s.jobs = jobs.New(s.cat, jobs.NewOwner())
+	s.jobs.Log = s.log
+	s.jobs.Register(lifecycle.KindRotateKey, func(ctx context.Context, t *jobs.Task) (any, error) {
+		return s.life.RotateKey(ctx, t.DatasetID, t.RequestedBy, t.Progress)
+	})
+	s.jobs.Register(lifecycle.KindDeleteDataset, func(ctx context.Context, t *jobs.Task) (any, error) {
+		var p deleteParams
+		if err := t.Decode(&p); err != nil {
+			return nil, err
+		}
+		return s.life.RunDeletion(ctx, t.DatasetID, t.RequestedBy, p.AuditFailure, t.Progress)
+	})
+	s.jobs.Register(lifecycle.KindExpireUploads, func(ctx context.Context, t *jobs.Task) (any, error) {
+		return s.life.ExpireUploads(ctx, t.Progress)
+	})
+}
+
+// targetsView is the configured targets as lifecycle sees them.
+type targetsView struct{ s *Server }
+
+func (v targetsView) IDs() []string { return v.s.targetIDs }
+
+func (v targetsView) Target(id string) (storage.Target, error) {
+	t, err := v.s.target(id)
 	if err != nil {
 		return nil, err
 	}
-	return s.uploadTargets(&catalog.Upload{Targets: refs})
-}
-
-// refreshStoredMetadata writes the catalog's header and manifest of an
-// available file to storage again.
-func (s *Server) refreshStoredMetadata(ctx context.Context, ds *catalog.Dataset, fid string) error {
-	f, err := s.cat.File(ctx, fid)
-	if err != nil || f.State != catalog.FileAvailable || f.Manifest == nil {
-		return err
-	}
-	m, err := storage.ParseManifest(f.Manifest)
-	if err != nil {
-		return err
-	}
-	if err := m.Verify(ctx, s.manifestAuth(ds.TransitKey)); err != nil {
-		return err
-	}
-	targets, err := s.fileTargets(ctx, fid)
-	if err != nil {
-		return err
-	}
-	return filestore.PutMetadata(ctx, targets, m, f.HeaderObject)
+	return t, nil
 }
 
 // lifecycleAccess is requireDataset(q, id, "custodian") for the deletion
@@ -508,11 +311,9 @@ func (s *Server) deleteDataset(q *request) error {
 	} else if fr {
 		return frozenForLifecycle(id)
 	}
-	unlock, ok := s.tryLockDataset(id)
-	if !ok {
-		return busy(id)
+	if err := s.lifecycleHeld(q, id); err != nil {
+		return err
 	}
-	defer unlock()
 	ctx := context.WithoutCancel(q.ctx)
 
 	del, err := s.cat.Deletion(ctx, id)
@@ -537,14 +338,14 @@ func (s *Server) deleteDataset(q *request) error {
 	if del.RunStartedAt == nil && s.now().Before(del.RunsAt) {
 		return q.reply(http.StatusAccepted, deletionStatus(del, nil))
 	}
-	rep, err := s.runDeletion(ctx, ds, q.user.Name, true)
-	if err != nil {
+	var rep api.DeletionReport
+	if err := s.runLifecycleJob(q, lifecycle.KindDeleteDataset, id, deleteParams{AuditFailure: true}, &rep); err != nil {
 		return err
 	}
 	if del, err = s.cat.Deletion(ctx, id); err != nil {
 		return internal("reading deletion state", err)
 	}
-	return q.reply(http.StatusOK, deletionStatus(del, rep))
+	return q.reply(http.StatusOK, deletionStatus(del, &rep))
 }
 
 // deletionStatus describes del; rep is its report once complete.
@@ -572,11 +373,9 @@ func (s *Server) undeleteDataset(q *request) error {
 	if err := q.noBody(); err != nil {
 		return err
 	}
-	unlock, ok := s.tryLockDataset(id)
-	if !ok {
-		return busy(id)
+	if err := s.lifecycleHeld(q, id); err != nil {
+		return err
 	}
-	defer unlock()
 	ctx := context.WithoutCancel(q.ctx)
 	none := &httpError{status: http.StatusConflict, msg: fmt.Sprintf("dataset %q has no deletion to cancel", id)}
 	del, err := s.cat.Deletion(ctx, id)
@@ -607,197 +406,9 @@ func (s *Server) undeleteDataset(q *request) error {
 	return q.reply(http.StatusOK, st)
 }
 
-// runDeletion runs a dataset's deletion to its end: it removes every
-// object of it on every configured target (every version), and only then
-// destroys its Transit key, so the ciphertext that was stored, wherever a
-// copy of it survives (a storage backup, a stolen header and pieces), can
-// no longer be decrypted with the dataset key. Each step is idempotent, so
-// a rerun after an interruption finishes the job; the key is never
-// destroyed while an object might remain, and the report is written last.
-// The caller holds the dataset's lifecycle lock. auditFailure records an
-// interrupted purge (the reaper, retrying every round, only logs it).
-func (s *Server) runDeletion(ctx context.Context, ds *catalog.Dataset, actor string, auditFailure bool) (*api.DeletionReport, error) {
-	id := ds.ID
-	if _, err := s.cat.ActiveFreeze(ctx, catalog.FreezeDataset, id); err == nil {
-		return nil, frozenForLifecycle(id)
-	} else if !errors.Is(err, catalog.ErrNotFound) {
-		return nil, internal("checking freezes", err)
-	}
-	del, err := s.cat.Deletion(ctx, id)
-	if err != nil && !errors.Is(err, catalog.ErrNotFound) {
-		return nil, internal("reading deletion state", err)
-	}
-	if del == nil || del.RunStartedAt == nil {
-		if err := s.event(ctx, actor, "dataset.delete.start", "dataset/"+id, audit.ResultOK,
-			"grace period over: deleting every object and then the key "+ds.TransitKey); err != nil {
-			return nil, internal("recording the deletion in the audit log", err)
-		}
-	}
-	if del, err = s.cat.StartDeletion(ctx, id, actor, s.now()); err != nil {
-		return nil, internal("starting the deletion", err)
-	}
-
-	// Purge until a pass finds nothing: a PUT presigned before the
-	// deletion may still land, for at most one presign lifetime.
-	prefix := storage.DatasetPrefix(id)
-	for pass := 0; ; pass++ {
-		found := 0
-		for _, tid := range s.targetIDs {
-			err := storage.Purge(ctx, s.targets[tid], prefix, func(o storage.PurgedObject) error {
-				found++
-				return s.cat.RecordDeletedObject(ctx, id, catalog.DeletedObject{Target: tid, Key: o.Key, VersionID: o.VersionID,
-					Size: o.Size, DeleteMarker: o.DeleteMarker, DeletedAt: s.now()})
-			})
-			if err != nil {
-				if auditFailure {
-					s.recordEvent(ctx, actor, "dataset.delete", "dataset/"+id, audit.ResultError, "purging target "+tid+" failed; deletion incomplete, key kept")
-				}
-				return nil, &httpError{status: http.StatusServiceUnavailable,
-					msg:   fmt.Sprintf("deleting the objects of %s on target %s failed; the key is not destroyed yet", id, tid),
-					hint:  "bring the target back, then run `dozo dataset delete " + id + " --confirm " + id + "` again: it resumes",
-					cause: err}
-			}
-		}
-		if found == 0 {
-			break
-		}
-		if pass >= 3 {
-			return nil, &httpError{status: http.StatusServiceUnavailable, msg: fmt.Sprintf("objects of %s keep appearing on storage", id),
-				hint: fmt.Sprintf("wait %s (the presigned URL lifetime) and run the deletion again", s.presign)}
-		}
-	}
-
-	// Every object is gone: now the key.
-	if del.KeyDestroyedAt == nil {
-		info, err := s.keys.ReadKey(ctx, ds.TransitKey)
-		switch {
-		case err == nil:
-			if err := s.cat.RecordDeletionKey(ctx, id, ds.TransitKey, info.LatestVersion); err != nil {
-				return nil, internal("recording the key", err)
-			}
-			if err := s.keys.DeleteKey(ctx, ds.TransitKey); err != nil {
-				return nil, internal("destroying the dataset key", err)
-			}
-		case errors.Is(err, vault.ErrNotFound):
-			// Destroyed by an earlier run that stopped before recording it.
-			if err := s.cat.RecordDeletionKey(ctx, id, ds.TransitKey, del.KeyVersions); err != nil {
-				return nil, internal("recording the key", err)
-			}
-		default:
-			return nil, internal("reading the dataset key", err)
-		}
-		if _, err := s.keys.ReadKey(ctx, ds.TransitKey); !errors.Is(err, vault.ErrNotFound) {
-			return nil, internal("destroying the dataset key", fmt.Errorf("key %s still readable after delete: %v", ds.TransitKey, err))
-		}
-		if err := s.cat.MarkKeyDestroyed(ctx, id, s.now()); err != nil {
-			return nil, internal("recording the key destruction", err)
-		}
-	}
-
-	rep, err := s.buildDeletionReport(ctx, ds, actor)
-	if err != nil {
-		return nil, internal("building the deletion report", err)
-	}
-	b, err := json.Marshal(rep)
-	if err != nil {
-		return nil, internal("encoding the deletion report", err)
-	}
-	if err := s.cat.FinishDeletion(ctx, id, b, rep.FinishedAt); err != nil {
-		return nil, internal("storing the deletion report", err)
-	}
-	if err := s.event(ctx, actor, "dataset.delete.done", "dataset/"+id, audit.ResultOK,
-		fmt.Sprintf("%d object versions removed from %d targets; key %s (versions 1-%d) destroyed", len(rep.Objects), len(rep.Targets), rep.Key.Name, rep.Key.Versions)); err != nil {
-		return nil, internal("recording the deletion in the audit log", err)
-	}
-	return rep, nil
-}
-
-// runDueDeletions runs every deletion whose grace period is over (the
-// reaper calls it each round). Each run resumes, so one that fails (a
-// target down) is retried next round; one already running (a custodian
-// repeating delete) is left to it; a frozen dataset's waits for the
-// freeze to be lifted.
-func (s *Server) runDueDeletions(ctx context.Context) error {
-	ids, err := s.cat.DueDeletions(ctx, s.now())
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, id := range ids {
-		unlock, ok := s.tryLockDataset(id)
-		if !ok {
-			continue
-		}
-		ds, _, err := s.cat.DatasetIncludingDeleted(ctx, id)
-		if err == nil {
-			_, err = s.runDeletion(ctx, ds, "dozod", false)
-		}
-		unlock()
-		if err != nil {
-			errs = append(errs, fmt.Errorf("deletion of %s: %w", id, err))
-		}
-	}
-	return errors.Join(errs...)
-}
-
 // DeletionLimits is what a deletion cannot achieve; every deletion report
-// states it, so the termination report claims no more than was done.
-const DeletionLimits = "Outside the reach of this deletion: copies that grantees fetched before it " +
-	"(decrypted files, and the file keys they obtained, each of which decrypts its file's ciphertext wherever a copy survives), " +
-	"and backups or snapshots of Vault taken before the key was destroyed (from which the key could be restored). " +
-	"Those must be disposed of separately."
-
-// buildDeletionReport assembles the report from the catalog's record of
-// the deletion.
-func (s *Server) buildDeletionReport(ctx context.Context, ds *catalog.Dataset, by string) (*api.DeletionReport, error) {
-	del, err := s.cat.Deletion(ctx, ds.ID)
-	if err != nil {
-		return nil, err
-	}
-	files, err := s.cat.AllFiles(ctx, ds.ID)
-	if err != nil {
-		return nil, err
-	}
-	objs, err := s.cat.DeletedObjects(ctx, ds.ID)
-	if err != nil {
-		return nil, err
-	}
-	rep := &api.DeletionReport{
-		Dataset: ds.ID, Title: ds.Title, Status: "complete",
-		StartedBy: del.StartedBy, StartedAt: del.StartedAt, FinishedBy: by, FinishedAt: s.now().UTC(),
-		Files: []api.DeletedFile{}, Objects: []api.DeletedObject{}, Targets: slices.Clone(s.targetIDs),
-		Key: api.DestroyedKey{Name: del.KeyName, Versions: del.KeyVersions},
-	}
-	if del.FinishedAt != nil {
-		rep.FinishedAt = *del.FinishedAt
-	}
-	if del.KeyDestroyedAt != nil {
-		rep.Key.DestroyedAt = *del.KeyDestroyedAt
-	}
-	if del.RunStartedAt != nil {
-		rep.RunStartedAt = del.RunStartedAt.UTC()
-	}
-	var bytes int64
-	for _, f := range files {
-		rep.Files = append(rep.Files, api.DeletedFile{ID: f.ID, Name: f.Name, Size: f.Size, SHA256: f.SHA256, MD5: f.MD5, State: f.State})
-	}
-	for _, o := range objs {
-		rep.Objects = append(rep.Objects, api.DeletedObject{Target: o.Target, Key: o.Key, VersionID: o.VersionID, Size: o.Size,
-			DeleteMarker: o.DeleteMarker, DeletedAt: o.DeletedAt})
-		bytes += o.Size
-	}
-	ts := func(t time.Time) string { return t.UTC().Format(time.RFC3339) }
-	rep.Statement = fmt.Sprintf("Dataset %s (%q, %d files) was deleted from dozo. %s asked for the deletion at %s, when the dataset was hidden "+
-		"from every user; it ran after the grace period, from %s to %s. All %d stored object versions (%d bytes of ciphertext) on the %d "+
-		"storage targets %s were removed. The dataset's encryption key %s (versions 1-%d) was then destroyed in HashiCorp Vault at %s, "+
-		"so the file keys wrapped in the stored headers can no longer be unwrapped: a copy of that ciphertext kept elsewhere (a storage "+
-		"backup, a copied header and pieces) cannot be decrypted with the dataset key, which exists nowhere in this Vault any more. %s "+
-		"Deletion completed by %s.",
-		ds.ID, ds.Title, len(files), rep.StartedBy, ts(rep.StartedAt), ts(rep.RunStartedAt), ts(rep.FinishedAt),
-		len(objs), bytes, len(rep.Targets), strings.Join(rep.Targets, ", "),
-		rep.Key.Name, rep.Key.Versions, ts(rep.Key.DestroyedAt), DeletionLimits, rep.FinishedBy)
-	return rep, nil
-}
+// states it.
+const DeletionLimits = lifecycle.DeletionLimits
 
 // deletionReport returns a finished deletion's stored report.
 func (s *Server) deletionReport(q *request) error {

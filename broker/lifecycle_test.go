@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -23,6 +24,7 @@ import (
 	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/catalog"
 	"github.com/dozo-vault/dozo/crypto"
+	"github.com/dozo-vault/dozo/lifecycle"
 	"github.com/dozo-vault/dozo/storage"
 	"github.com/dozo-vault/dozo/vault"
 )
@@ -271,7 +273,7 @@ func TestRotateAndDelete(t *testing.T) {
 		t.Fatal("rotation touched payload pieces")
 	}
 	f, _ := e.cat.File(ctx, up.FileID)
-	if v, _ := headerVersion(f.HeaderObject, "dozo-ds-DS1"); v != 2 || !bytes.Contains(f.Manifest, []byte(`"mac":"vault:v2:`)) {
+	if v, _ := lifecycle.HeaderVersion(f.HeaderObject, "dozo-ds-DS1"); v != 2 || !bytes.Contains(f.Manifest, []byte(`"mac":"vault:v2:`)) {
 		t.Fatalf("file after rotation: header v%d, manifest %s", v, f.Manifest[:60])
 	}
 	if got, _, err := crypto.OpenHeaderObject(f.HeaderObject, crypto.NewTransitIdentity(ctx, keys, "dozo-ds-DS1", f.ID)); err != nil || !bytes.Equal(got, key) {
@@ -299,7 +301,7 @@ func TestRotateAndDelete(t *testing.T) {
 	}
 	if u, _ := e.cat.Upload(ctx, open.ID); u.State != "open" {
 		t.Fatalf("the open upload was ended: %s", u.State)
-	} else if v, _ := headerVersion(u.File.HeaderObject, "dozo-ds-DS1"); v != 2 {
+	} else if v, _ := lifecycle.HeaderVersion(u.File.HeaderObject, "dozo-ds-DS1"); v != 2 {
 		t.Fatalf("open upload's header at v%d", v)
 	}
 	// The file still fetches: its header rewraps for a recipient.
@@ -802,4 +804,67 @@ func TestScrubSkipsHiddenDatasets(t *testing.T) {
 			t.Fatalf("%s: scrub %+v", step, r)
 		}
 	}
+}
+
+// TestLifecycleRunsAsJobs: a rotation and a deletion run as jobs recorded
+// in the catalog with their result; a custodian sees their dataset's jobs,
+// a grantee none, an admin also the periodic ones; a dataset held by an
+// unfinished job refuses another rotation or deletion; an ended job cannot
+// be cancelled, a queued one can, and that frees the dataset.
+func TestLifecycleRunsAsJobs(t *testing.T) {
+	ctx := context.Background()
+	l := newLifecycleEnv(t)
+	var r api.RotateKeyResponse
+	l.must(200, "tok-sam", "POST", "/v1/datasets/DS1/rotate-key", nil, &r)
+
+	var js []api.Job
+	l.must(200, "tok-sam", "GET", "/v1/jobs", nil, &js)
+	if len(js) != 1 || js[0].Kind != "rotate-key" || js[0].Dataset != "DS1" || js[0].State != api.JobDone || js[0].RequestedBy != "sam" ||
+		js[0].Owner != "" || js[0].Progress.Total != 2 || js[0].Progress.Done != 2 {
+		t.Fatalf("sam's jobs: %+v", js)
+	}
+	var res api.RotateKeyResponse
+	if err := json.Unmarshal(js[0].Result, &res); err != nil || res.ToVersion != r.ToVersion || res.Rewrapped != r.Rewrapped {
+		t.Fatalf("job result %s, reply %+v: %v", js[0].Result, r, err)
+	}
+	rot := js[0].ID
+	l.must(200, "tok-rita", "GET", "/v1/jobs", nil, &js)
+	if len(js) != 0 {
+		t.Fatalf("a grantee sees jobs: %+v", js)
+	}
+	// A grantee knows the dataset: told it needs a custodian.
+	l.must(403, "tok-rita", "GET", "/v1/jobs/"+rot, nil, nil)
+	l.must(403, "tok-rita", "DELETE", "/v1/jobs/"+rot, nil, nil)
+	l.must(404, "tok-eve", "GET", "/v1/jobs/"+rot, nil, nil)
+	var j api.Job
+	l.must(200, "tok-admin", "GET", "/v1/jobs/"+rot, nil, &j)
+	l.must(409, "tok-sam", "DELETE", "/v1/jobs/"+rot, nil, nil)
+
+	// An unfinished job holds the dataset (here one queued by a dozod
+	// that has not claimed it yet): no second rotation or deletion.
+	if err := l.cat.InsertJob(ctx, catalog.Job{ID: "job-held", Kind: "delete-dataset", DatasetID: "DS1", LockKey: "dataset/DS1",
+		RequestedBy: "dozod", CreatedAt: l.now}); err != nil {
+		t.Fatal(err)
+	}
+	if eb := errBody(t, l.must(409, "tok-sam", "POST", "/v1/datasets/DS1/rotate-key", nil, nil)); !strings.Contains(eb.Error, "already running") {
+		t.Fatalf("rotation while held: %+v", eb)
+	}
+	l.must(409, "tok-sam", "POST", "/v1/datasets/DS1/delete", api.DeleteDatasetRequest{Confirm: "DS1"}, nil)
+	l.must(200, "tok-sam", "DELETE", "/v1/jobs/job-held", nil, &j)
+	if j.State != api.JobCancelled {
+		t.Fatalf("cancelled queued job: %+v", j)
+	}
+
+	// The deletion, once due, runs as a job whose result is the report.
+	st := l.schedule("tok-sam")
+	l.now = st.RunsAt
+	l.must(200, "tok-sam", "POST", "/v1/datasets/DS1/delete", api.DeleteDatasetRequest{Confirm: "DS1"}, &st)
+	l.must(200, "tok-sam", "GET", "/v1/jobs?kind=delete-dataset&state=done", nil, &js)
+	var rep api.DeletionReport
+	if len(js) != 1 || json.Unmarshal(js[0].Result, &rep) != nil || rep.Dataset != "DS1" || len(rep.Objects) != len(st.Report.Objects) {
+		t.Fatalf("deletion job: %+v", js)
+	}
+	// Its custodian still sees it, the dataset gone.
+	l.must(200, "tok-sam", "GET", "/v1/jobs/"+js[0].ID, nil, &j)
+	l.must(400, "tok-sam", "GET", "/v1/jobs?state=sleeping", nil, nil)
 }

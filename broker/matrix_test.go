@@ -214,6 +214,14 @@ var matrixRules = map[string]map[string]string{
 		"custodian":  "409 409 409 409 409 frz 409 409",
 		"admin":      "409 409 409 409 409 frz 409 409",
 	},
+	"jobDataset": { // a job of the dataset: its custodians and admins, also while frozen and after its deletion (to follow it)
+		"anonymous":  "401 401 401 401 401 401 401 401",
+		"stranger":   "404 404 404 404 404 frz 404 404",
+		"researcher": "404 403 403 403 403 frz 403 404",
+		"submitter":  "403 403 403 403 403 frz 403 404",
+		"custodian":  "ok  ok  ok  ok  ok  frz ok  ok",
+		"admin":      "ok  ok  ok  ok  ok  frz ok  ok",
+	},
 	"admin": { // operators only
 		"anonymous":  "401 401 401 401 401 401 401 401",
 		"stranger":   "403 403 403 403 403 frz 403 403",
@@ -341,6 +349,13 @@ var matrixRoutes = map[string]matrixRoute{
 	"GET /v1/datasets/{ds}/deletion-report": {"dataset.deletion-report", "deletionReport", func(fx *fixture) (string, string, any) {
 		return "GET", "/v1/datasets/" + fx.ds + "/deletion-report", nil
 	}},
+	// Jobs: an admin sees all; a custodian their datasets' (the list
+	// shows others none); cancelling is as seeing.
+	"GET /v1/jobs":      {"job.list", "user", get("/v1/jobs")},
+	"GET /v1/jobs/{id}": {"job.show", "jobDataset", func(fx *fixture) (string, string, any) { return "GET", "/v1/jobs/" + fx.job, nil }},
+	"DELETE /v1/jobs/{id}": {"job.cancel", "jobDataset", func(fx *fixture) (string, string, any) {
+		return "DELETE", "/v1/jobs/" + fx.job, nil
+	}},
 	// Scrubs, targets and metrics (issue 5): operators only.
 	"POST /v1/scrubs": {"scrub.start", "adminDataset", func(fx *fixture) (string, string, any) {
 		return "POST", "/v1/scrubs", api.ScrubRequest{Dataset: fx.ds}
@@ -424,6 +439,7 @@ type fixture struct {
 	putPiece         api.PresignRequest // a piece of upload
 	complete         string             // every segment committed
 	recipient        string
+	job              string // a queued job on ds
 }
 
 // missing is the same fixture with every id replaced by one that does not
@@ -432,6 +448,7 @@ func (fx fixture) missing() fixture {
 	m := fx
 	m.ds, m.file = "JGAD999999", "missing.vcf"
 	m.fileID, m.upload, m.complete = flipLast(fx.fileID), flipLast(fx.upload), flipLast(fx.complete)
+	m.job = flipLast(fx.job)
 	return m
 }
 
@@ -590,6 +607,9 @@ func newMatrixWorld(t *testing.T) *matrixWorld {
 	must(cat.CreateScrubRun(ctx, catalog.ScrubRun{ID: matrixScrubRun, Trigger: catalog.ScrubManual, StartedBy: "admin",
 		State: catalog.ScrubRunning, StartedAt: e.now}, nil))
 	must(cat.EndScrubRun(ctx, matrixScrubRun, catalog.ScrubDone, "", e.now))
+	// A queued job on the dataset, of a kind no runner here takes.
+	fx.job = "job-fixture0"
+	must(cat.InsertJob(ctx, catalog.Job{ID: fx.job, Kind: "scrub", DatasetID: fx.ds, RequestedBy: "cara", CreatedAt: e.now}))
 	must(cat.Close()) // checkpoints the WAL into the file
 	w.golden, err = os.ReadFile(path)
 	must(err)
@@ -795,7 +815,7 @@ func checkCell(t *testing.T, e *env, fx *fixture, pattern string, row matrixRout
 		mcode, mraw := e.call(token, mm, mp, mb, nil)
 		var me api.Error
 		json.Unmarshal(mraw, &me)
-		r := strings.NewReplacer(m.ds, fx.ds, m.file, fx.file, m.fileID, fx.fileID, m.upload, fx.upload, m.complete, fx.complete)
+		r := strings.NewReplacer(m.ds, fx.ds, m.file, fx.file, m.fileID, fx.fileID, m.upload, fx.upload, m.complete, fx.complete, m.job, fx.job)
 		if mcode != 404 || r.Replace(me.Error) != eb.Error || me.Hint != eb.Hint {
 			t.Errorf("%s: 404 differs from a missing object's:\n  %s\n  %s", where, raw, mraw)
 		}

@@ -7,68 +7,92 @@ import (
 	"time"
 
 	"github.com/dozo-vault/dozo/catalog"
-	"github.com/dozo-vault/dozo/storage"
+	"github.com/dozo-vault/dozo/jobs"
+	"github.com/dozo-vault/dozo/lifecycle"
 )
 
-// cleanUpload deletes every object under an ended upload's file prefix on
-// every target the upload could have used, then records the clean-up.
-func (s *Server) cleanUpload(ctx context.Context, u *catalog.Upload) error {
-	prefix := storage.FilePrefix(u.File.DatasetID, u.File.ID)
-	var errs []error
-	for _, ref := range u.Targets {
-		t, ok := s.targets[ref.ID]
-		if !ok {
-			errs = append(errs, fmt.Errorf("target %s not configured", ref.ID))
-			continue
-		}
-		err := t.List(ctx, prefix, func(oi storage.ObjectInfo) error {
-			return t.Delete(ctx, oi.Key)
-		})
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", ref.ID, err))
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	return s.cat.MarkCleaned(ctx, u.ID, s.now())
-}
-
-// Reap expires open uploads past their expiry, deletes the pieces of ended
-// ones, and runs the dataset deletions whose grace period is over
-// (lifecycle.go). It is safe to run at any time and from one goroutine.
+// Reap runs dozod's periodic lifecycle work as jobs and waits for them:
+// upload expiry (open uploads idle past their expiry end, the pieces of
+// ended ones are deleted), then every dataset deletion whose grace period
+// is over. A round with nothing to do records no job. Work another dozod
+// (or a custodian) is already doing is left to it: the job's lock key is
+// taken. A due deletion of a frozen dataset waits for the freeze to be
+// lifted; Reap reports it. It is safe to run at any time, on any number
+// of dozods.
 func (s *Server) Reap(ctx context.Context) error {
-	now := s.now()
-	ids, err := s.cat.ExpiredUploads(ctx, now)
+	var errs []error
+	var started []*jobs.Job
+	submit := func(spec jobs.Spec) {
+		j, err := s.jobs.Submit(ctx, spec)
+		switch {
+		case errors.Is(err, jobs.ErrBusy):
+		case err != nil:
+			errs = append(errs, fmt.Errorf("%s: %w", spec.Kind, err))
+		default:
+			started = append(started, j)
+		}
+	}
+	due, err := s.life.UploadWorkDue(ctx)
 	if err != nil {
 		return err
+	}
+	if due {
+		submit(jobs.Spec{Kind: lifecycle.KindExpireUploads, LockKey: lifecycle.KindExpireUploads, RequestedBy: "dozod"})
+		// Expiry before deletions, as a round always did.
+		errs = append(errs, s.waitJobs(ctx, started)...)
+		started = nil
+	}
+	ids, err := s.cat.DueDeletions(ctx, s.now())
+	if err != nil {
+		return errors.Join(append(errs, err)...)
 	}
 	for _, id := range ids {
-		if err := s.cat.EndUpload(ctx, id, catalog.UploadExpired, now); err != nil && !errors.Is(err, catalog.ErrState) {
-			return err
-		}
-		s.recordEvent(ctx, "dozod", "upload.expire", "upload/"+id, "ok", "idle past upload_expiry")
-	}
-	todo, err := s.cat.UploadsToClean(ctx, s.presign)
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for i := range todo {
-		if err := s.cleanUpload(ctx, &todo[i]); err != nil {
-			errs = append(errs, fmt.Errorf("upload %s: %w", todo[i].ID, err))
+		if fr, err := s.datasetFrozen(ctx, id); err != nil || fr {
+			if fr {
+				err = lifecycle.ErrFrozen
+			}
+			errs = append(errs, fmt.Errorf("deletion of %s: %w", id, err))
 			continue
 		}
-		s.recordEvent(ctx, "dozod", "upload.clean", "upload/"+todo[i].ID, "ok", "pieces of the ended upload deleted")
+		submit(jobs.Spec{Kind: lifecycle.KindDeleteDataset, DatasetID: id, LockKey: lifecycle.LockKey(id),
+			Params: deleteParams{AuditFailure: false}, RequestedBy: "dozod"})
 	}
-	if err := s.runDueDeletions(ctx); err != nil {
-		errs = append(errs, err)
-	}
+	errs = append(errs, s.waitJobs(ctx, started)...)
 	return errors.Join(errs...)
 }
 
-// RunReaper calls Reap every interval until ctx is done.
+// datasetFrozen reports whether an administrator froze the dataset.
+func (s *Server) datasetFrozen(ctx context.Context, id string) (bool, error) {
+	if err := s.life.Frozen(ctx, id); errors.Is(err, lifecycle.ErrFrozen) {
+		return true, nil
+	} else {
+		return false, err
+	}
+}
+
+// waitJobs waits for each job and returns the errors of those that did
+// not end done.
+func (s *Server) waitJobs(ctx context.Context, js []*jobs.Job) []error {
+	var errs []error
+	for _, j := range js {
+		if _, err := s.jobs.Wait(ctx, j.ID); err != nil {
+			what := j.Kind
+			if j.DatasetID != "" {
+				what = "deletion of " + j.DatasetID
+			}
+			errs = append(errs, fmt.Errorf("%s (job %s): %w", what, j.ID, err))
+		}
+	}
+	return errs
+}
+
+// RunReaper runs the job runner (resuming jobs a previous dozod left
+// unfinished, taking over those of a dozod that died) and calls Reap every
+// interval, until ctx is done; then it stops the runner, putting its
+// unfinished jobs back in the queue for the next dozod.
 func (s *Server) RunReaper(ctx context.Context, interval time.Duration) {
+	s.jobs.Start(ctx)
+	defer s.jobs.Close()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -81,4 +105,10 @@ func (s *Server) RunReaper(ctx context.Context, interval time.Duration) {
 		case <-t.C:
 		}
 	}
+}
+
+// cleanUpload deletes the pieces of an ended upload now (an abort); the
+// expiry job repeats it once every URL presigned for it has expired.
+func (s *Server) cleanUpload(ctx context.Context, u *catalog.Upload) error {
+	return s.life.CleanUpload(ctx, u)
 }

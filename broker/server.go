@@ -26,6 +26,8 @@ import (
 	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/catalog"
 	"github.com/dozo-vault/dozo/crypto"
+	"github.com/dozo-vault/dozo/jobs"
+	"github.com/dozo-vault/dozo/lifecycle"
 	"github.com/dozo-vault/dozo/scrub"
 	"github.com/dozo-vault/dozo/storage"
 	"github.com/dozo-vault/dozo/vault"
@@ -122,10 +124,11 @@ type Server struct {
 	// routeList is every route registered, in order (access.go).
 	routeList []routeInfo
 
-	macMemo        macMemo // verified manifest MACs (macAuth)
-	manifests      manifestCache
-	lifecycleLocks sync.Map // dataset id -> *sync.Mutex (tryLockDataset)
-	deletionGrace  time.Duration
+	macMemo       macMemo // verified manifest MACs (macAuth)
+	manifests     manifestCache
+	life          *lifecycle.Service // rotation, deletion, upload expiry
+	jobs          *jobs.Runner       // runs them (lifecycle.go)
+	deletionGrace time.Duration
 
 	scrubs   *scrub.Scheduler // scrub.go
 	opsState                  // ops.go: target health, metrics
@@ -191,6 +194,7 @@ func New(o Options) (*Server, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.newLifecycle()
 	if err := s.initScrub(o); err != nil {
 		return nil, err
 	}

@@ -64,6 +64,8 @@ var postgresTests = []struct {
 	{"TestAuditGroupCommitFailureFailsBatch", TestAuditGroupCommitFailureFailsBatch},
 	{"TestAuditGroupCommitFailureConcurrent", TestAuditGroupCommitFailureConcurrent},
 	{"TestAuditGroupCommitCancelWhileQueued", TestAuditGroupCommitCancelWhileQueued},
+	{"TestJobClaimLeaseFinish", TestJobClaimLeaseFinish},
+	{"TestJobCancelReleaseList", TestJobCancelReleaseList},
 }
 
 // backendFree are tests of pure code or of the harness itself.

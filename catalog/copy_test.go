@@ -60,6 +60,7 @@ func populate(t *testing.T, c *Catalog) {
 	_, err = c.StartDeletion(ctx, "DS2", "sam", t0)
 	check(err)
 	check(c.RecordDeletedObject(ctx, "DS2", DeletedObject{Target: "s1-a", Key: "dozo/v1/DS2/x", VersionID: "v1", Size: 3, DeleteMarker: true, DeletedAt: t0}))
+	check(c.InsertJob(ctx, Job{ID: "j1", Kind: "rotate-key", DatasetID: "DS1", LockKey: "dataset/DS1", RequestedBy: "sam", CreatedAt: t0}))
 	for i := range 25 {
 		_, err := c.AppendAudit(ctx, audit.Record{Time: t0.Add(time.Duration(i) * time.Second), Actor: "sam", Action: "file.fetch",
 			Object: "file/f-u1", Result: audit.ResultOK, Status: 200, Detail: "seg \u00e9 'q' \"d\""})

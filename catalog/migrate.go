@@ -22,6 +22,7 @@ var migrations = []string{
 	migrationAuditAnchors,    // 6: migrate_audit.go
 	migrationPrincipals,      // 7: migrate_principals.go
 	migrationConsoleSessions, // 8: migrate_console.go
+	migrationJobs,            // 9: migrate_jobs.go
 }
 
 // migrationInitial is the first schema.

@@ -54,7 +54,7 @@ func newApp() *cli.App {
 			uploadCommand(), fetchCommand(), verifyCommand(),
 			completionCommand(), manCommand(), checksumsCommand(),
 			grantCommand(), revokeCommand(), grantsCommand(),
-			auditCommand(), adminCommand(), scrubCommand(), mountCommand(), umountCommand(),
+			auditCommand(), adminCommand(), scrubCommand(), jobsCommand(), mountCommand(), umountCommand(),
 		},
 		EnableBashCompletion: true,
 		HideHelpCommand:      true,

@@ -1,0 +1,168 @@
+package broker
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+
+	"github.com/dozo-vault/dozo/api"
+	"github.com/dozo-vault/dozo/catalog"
+)
+
+// jobRoutes show and cancel jobs (registered from lifecycleRoutes).
+func (s *Server) jobRoutes() {
+	s.route("GET /v1/jobs", "job.list", true, s.listJobs)
+	s.route("GET /v1/jobs/{id}", "job.show", true, s.showJob)
+	s.route("DELETE /v1/jobs/{id}", "job.cancel", true, s.cancelJob)
+}
+
+func apiJob(j *catalog.Job) api.Job {
+	out := api.Job{ID: j.ID, Kind: j.Kind, Dataset: j.DatasetID, State: j.State,
+		Progress: api.JobProgress{Done: j.ProgressDone, Total: j.ProgressTotal, Note: j.ProgressNote},
+		Owner:    j.Owner, LeaseUntil: j.LeaseUntil, Attempts: j.Attempts,
+		RequestedBy: j.RequestedBy, CreatedAt: j.CreatedAt, StartedAt: j.StartedAt, EndedAt: j.EndedAt,
+		CancelRequested: j.CancelRequested, Error: j.Error}
+	if len(j.Params) > 0 && string(j.Params) != "{}" && json.Valid(j.Params) {
+		out.Params = j.Params
+	}
+	if len(j.Result) > 0 && json.Valid(j.Result) {
+		out.Result = j.Result
+	}
+	return out
+}
+
+// isCustodianOf reports whether the caller is a custodian of dataset id,
+// also while a deletion hides it (they may follow their deletion's job).
+func (s *Server) isCustodianOf(q *request, id string) (bool, error) {
+	roles, err := s.cat.Roles(q.ctx, id, q.user.principal(), s.today())
+	if err != nil {
+		return false, internal("reading roles", err)
+	}
+	return slices.Contains(roles, catalog.RoleCustodian), nil
+}
+
+// listJobs lists jobs, newest first: every job to an admin, the jobs of
+// their datasets to a custodian, none to anyone else.
+func (s *Server) listJobs(q *request) error {
+	if err := s.checkUserFrozen(q); err != nil {
+		return err
+	}
+	q.object = "jobs"
+	v := q.r.URL.Query()
+	f := catalog.JobFilter{Kind: v.Get("kind"), State: v.Get("state")}
+	if ds := v.Get("dataset"); ds != "" {
+		if ValidateDatasetID(ds) != nil {
+			return errorf(http.StatusBadRequest, "dataset %q is not a dataset id", ds)
+		}
+		f.DatasetIDs = []string{ds}
+		q.object = "dataset/" + ds
+	}
+	switch f.State {
+	case "", api.JobQueued, api.JobRunning, api.JobDone, api.JobFailed, api.JobCancelled:
+	default:
+		return errorf(http.StatusBadRequest, "state %q: want queued, running, done, failed or cancelled", f.State)
+	}
+	if l := v.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 1000 {
+			return errorf(http.StatusBadRequest, "limit %q: want 1..1000", l)
+		}
+		f.Limit = n
+	}
+	js, err := s.cat.Jobs(q.ctx, f)
+	if err != nil {
+		return internal("listing jobs", err)
+	}
+	admin := s.isAdmin(q.user)
+	custodian := map[string]bool{}
+	out := []api.Job{}
+	for i := range js {
+		j := &js[i]
+		if !admin {
+			if j.DatasetID == "" {
+				continue
+			}
+			ok, seen := custodian[j.DatasetID]
+			if !seen {
+				if ok, err = s.isCustodianOf(q, j.DatasetID); err != nil {
+					return err
+				}
+				custodian[j.DatasetID] = ok
+			}
+			if !ok {
+				continue
+			}
+		}
+		out = append(out, apiJob(j))
+	}
+	return q.reply(http.StatusOK, out)
+}
+
+// jobAccess finds a job the caller may see: an admin any; a custodian
+// one of their dataset's (lifecycleAccess: also while a deletion hides
+// the dataset). Everyone else gets the same 404 as for a job that does
+// not exist, or the dataset's usual answer.
+func (s *Server) jobAccess(q *request) (*catalog.Job, error) {
+	if err := s.checkUserFrozen(q); err != nil {
+		return nil, err
+	}
+	id := q.r.PathValue("id")
+	q.object = "job/" + id
+	none := &httpError{status: http.StatusNotFound, msg: fmt.Sprintf("job %q not found", id),
+		hint: "`dozo jobs` lists the jobs you can see"}
+	j, err := s.cat.Job(q.ctx, id)
+	if errors.Is(err, catalog.ErrNotFound) {
+		return nil, none
+	}
+	if err != nil {
+		return nil, internal("reading the job", err)
+	}
+	if s.isAdmin(q.user) {
+		return j, nil
+	}
+	if j.DatasetID == "" {
+		return nil, none
+	}
+	if _, _, err := s.lifecycleAccess(q, j.DatasetID); err != nil {
+		// Not found is said of the job: its dataset is not named.
+		if he, ok := err.(*httpError); ok && he.status == http.StatusNotFound {
+			return nil, none
+		}
+		return nil, err
+	}
+	q.object = "job/" + id
+	return j, nil
+}
+
+func (s *Server) showJob(q *request) error {
+	j, err := s.jobAccess(q)
+	if err != nil {
+		return err
+	}
+	return q.reply(http.StatusOK, apiJob(j))
+}
+
+// cancelJob asks for a job to end. A queued job is cancelled at once; a
+// running one stops at its next step (at once if it runs on this dozod,
+// else at its runner's next lease renewal). Allowed on a frozen dataset:
+// stopping destroys nothing, and every job here is resumable.
+func (s *Server) cancelJob(q *request) error {
+	j, err := s.jobAccess(q)
+	if err != nil {
+		return err
+	}
+	if err := q.noBody(); err != nil {
+		return err
+	}
+	j, err = s.jobs.Cancel(q.ctx, j.ID)
+	switch {
+	case errors.Is(err, catalog.ErrState):
+		return errorf(http.StatusConflict, "job %s has already ended", q.r.PathValue("id"))
+	case err != nil:
+		return internal("cancelling the job", err)
+	}
+	return q.reply(http.StatusOK, apiJob(j))
+}
