@@ -1,6 +1,6 @@
 package catalog
 
-// migrationJobs (8) records long-running jobs (key rotation, dataset
+// migrationJobs (9) records long-running jobs (key rotation, dataset
 // deletion, upload expiry, scrubs): what to do, who runs it and until
 // when (owner, lease_until), how far it got and how it ended. A job is
 // claimed by one dozod at a time: only a queued job, or a running one
