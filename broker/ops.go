@@ -1,35 +1,23 @@
 package broker
 
 import (
-	"bytes"
-	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"fmt"
-	"math"
 	"net"
 	"net/http"
-	"runtime"
-	"slices"
-	"strconv"
-	"strings"
-	"sync"
 	"time"
 
+	"github.com/dozo-vault/dozo/health"
 	"github.com/dozo-vault/dozo/internal/loopback"
+	"github.com/dozo-vault/dozo/metrics"
 	"github.com/dozo-vault/dozo/storage"
 )
 
-// opsState is the Server's target-health and metrics state (issue 5).
-// Field names carry an ops prefix: the struct is embedded in Server next to
-// scrubState, and promoted names must not collide.
-type opsState struct {
-	opsCfg     MetricsConfig
-	opsHealth  *healthTracker
-	opsMetrics *metricsRegistry
-}
+// MetricsConfig and the probe defaults are dozod's [metrics] config; the
+// health and metrics packages do the work.
 
 // MetricsConfig is the [metrics] section of dozod's config: who may read
 // /metrics, and how often storage targets are probed.
@@ -94,10 +82,20 @@ func (s *Server) initOps(o Options) error {
 			return err
 		}
 	}
-	s.opsCfg = cfg
-	s.opsHealth = newHealthTracker(s.targetIDs, s.now())
-	s.opsMetrics = newMetricsRegistry(s.now())
+	s.metricsCfg = cfg
+	s.targetHealth = health.NewTargets(health.TargetsConfig{
+		Targets: s.allTargets(), Timeout: cfg.ProbeTimeout, Event: s.dozodEvent, Now: s.now, Log: s.log,
+	})
+	s.metricsReg = metrics.New(metrics.Sources{
+		Version: s.version, Started: s.now(), Targets: s.targetHealth.Status,
+		Catalog: s.cat.FileStats, Scrub: s.scrubMetrics, Log: s.log,
+	})
 	return nil
+}
+
+// dozodEvent records an audit event of dozod's own (health.EventFunc).
+func (s *Server) dozodEvent(ctx context.Context, action, object, result, detail string) {
+	s.recordEvent(ctx, "dozod", action, object, result, detail)
 }
 
 func (s *Server) opsRoutes() {
@@ -124,160 +122,17 @@ func (s *Server) health(q *request) error {
 
 // startOps starts target health probes; they stop when ctx ends.
 func (s *Server) startOps(ctx context.Context) {
-	go func() {
-		t := time.NewTicker(s.opsCfg.ProbeInterval)
-		defer t.Stop()
-		for {
-			s.probeTargets(ctx)
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-		}
-	}()
+	s.targetHealth.Run(ctx, s.metricsCfg.ProbeInterval)
 }
 
-// ---- target health ----
-
-// probeKey is a key no object is ever stored under: a Stat of it costs one
-// HEAD request and answers "not found" from a healthy target.
-const probeKey = "dozo/health-probe"
-
-// healthTracker is what dozod knows about each target: up or down, since
-// when, and the last error. A target is up until a probe or a request
-// shows otherwise.
-type healthTracker struct {
-	mu sync.Mutex
-	st map[string]*targetHealth
-}
-
-type targetHealth struct {
-	up        bool
-	since     time.Time // last change, or dozod's start
-	lastProbe time.Time
-	lastErr   string
-	failures  uint64 // failed probes and request-path failures, in total
-}
-
-func newHealthTracker(ids []string, now time.Time) *healthTracker {
-	h := &healthTracker{st: map[string]*targetHealth{}}
-	for _, id := range ids {
-		h.st[id] = &targetHealth{up: true, since: now}
-	}
-	return h
-}
-
-// targetUp reports whether a target was up at the last probe.
-func (s *Server) targetUp(id string) bool {
-	s.opsHealth.mu.Lock()
-	defer s.opsHealth.mu.Unlock()
-	th, ok := s.opsHealth.st[id]
-	return ok && th.up
-}
-
-// probeTargets probes every target at once, each with its own timeout, and
-// records the results.
-func (s *Server) probeTargets(ctx context.Context) { s.probe(ctx, s.targetIDs) }
-
-// probe probes the targets ids at once and records the results.
-func (s *Server) probe(ctx context.Context, ids []string) {
-	var wg sync.WaitGroup
-	for _, id := range ids {
-		t := s.targets[id]
-		wg.Go(func() {
-			pctx, cancel := context.WithTimeout(ctx, s.opsCfg.ProbeTimeout)
-			defer cancel()
-			_, err := t.Stat(pctx, probeKey)
-			if ctx.Err() != nil {
-				return // shutting down: no verdict
-			}
-			if errors.Is(err, storage.ErrNotFound) {
-				err = nil
-			}
-			s.setTargetHealth(ctx, id, err, true)
-		})
-	}
-	wg.Wait()
-}
-
-// noteTargetError records a failure seen on a request path (not "not
-// found", not the caller going away), so uploads stop choosing the target
-// before the next probe. Only a probe marks a target up again.
+// noteTargetError tells target health of a failure seen on a request path
+// (health.Targets.NoteError).
 func (s *Server) noteTargetError(ctx context.Context, id string, err error) {
-	if err == nil || errors.Is(err, storage.ErrNotFound) || ctx.Err() != nil {
-		return
-	}
-	s.setTargetHealth(context.WithoutCancel(ctx), id, err, false)
-}
-
-func (s *Server) setTargetHealth(ctx context.Context, id string, err error, probe bool) {
-	now := s.now()
-	s.opsHealth.mu.Lock()
-	th, ok := s.opsHealth.st[id]
-	if !ok {
-		s.opsHealth.mu.Unlock()
-		return
-	}
-	was := th.up
-	if probe {
-		th.lastProbe = now
-	}
-	if err != nil {
-		th.failures++
-		th.lastErr = oneLine(err.Error())
-		th.up = false
-	} else {
-		th.up = true
-	}
-	changed := was != th.up
-	if changed {
-		th.since = now
-	}
-	lastErr := th.lastErr
-	s.opsHealth.mu.Unlock()
-	if !changed {
-		return
-	}
-	if err != nil {
-		s.log.Warn("storage target down", "target", id, "error", lastErr)
-		s.recordEvent(ctx, "dozod", "target.down", "target/"+id, "error", lastErr)
-	} else {
-		s.log.Info("storage target up", "target", id)
-		s.recordEvent(ctx, "dozod", "target.up", "target/"+id, "ok", "")
-	}
-}
-
-func oneLine(s string) string {
-	s = strings.ReplaceAll(s, "\n", " ")
-	if len(s) > 300 {
-		s = s[:300] + "..."
-	}
-	return s
+	s.targetHealth.NoteError(ctx, id, err)
 }
 
 // TargetStatus is one row of GET /v1/targets.
-type TargetStatus struct {
-	ID        string    `json:"id"`
-	Domain    string    `json:"domain"`
-	Up        bool      `json:"up"`
-	Since     time.Time `json:"since"`
-	LastProbe time.Time `json:"last_probe,omitzero"`
-	LastError string    `json:"last_error,omitempty"`
-	Failures  uint64    `json:"failures"`
-}
-
-func (s *Server) targetStatus() []TargetStatus {
-	s.opsHealth.mu.Lock()
-	defer s.opsHealth.mu.Unlock()
-	out := make([]TargetStatus, 0, len(s.targetIDs))
-	for _, id := range s.targetIDs {
-		th := s.opsHealth.st[id]
-		out = append(out, TargetStatus{ID: id, Domain: s.targets[id].Domain(), Up: th.up, Since: th.since,
-			LastProbe: th.lastProbe, LastError: th.lastErr, Failures: th.failures})
-	}
-	return out
-}
+type TargetStatus = health.TargetStatus
 
 // listTargets shows operators every target's health. Endpoints and errors
 // describe the storage layout, so only admins see them.
@@ -286,164 +141,46 @@ func (s *Server) listTargets(q *request) error {
 	if err := s.requireAdmin(q); err != nil {
 		return err
 	}
-	return q.reply(http.StatusOK, s.targetStatus())
+	return q.reply(http.StatusOK, s.targetHealth.Status())
 }
 
-// uploadPlacement returns the targets a new upload places its pieces on:
-// all of them when all are up; the healthy ones when some are down and
-// those still hold K+M pieces with at most M per failure domain; otherwise
-// a 503 that says which targets are down and what the layout needs, so the
-// client neither hangs on a dead target nor weakens the failure-domain
-// rule.
+// uploadPlacement returns the targets a new upload places its pieces on
+// (health.Targets.Placement), or a 503 that says which targets are down
+// and what the layout needs.
 func (s *Server) uploadPlacement(ctx context.Context, l storage.Layout) ([]storage.Target, error) {
-	all := s.allTargets()
-	var healthy []storage.Target
-	var down []string
-	for attempt := 0; ; attempt++ {
-		healthy = storage.FilterTargets(all, s.targetUp)
-		if len(healthy) == len(all) {
-			if _, err := storage.Place(all, l, 0); err != nil {
-				return nil, internal("placing pieces", err)
-			}
-			return all, nil
-		}
-		if len(healthy) > 0 {
-			if _, err := storage.Place(healthy, l, 0); err == nil {
-				return healthy, nil
-			}
-		}
-		down = down[:0]
-		for _, t := range all {
-			if !s.targetUp(t.ID()) {
-				down = append(down, t.ID())
-			}
-		}
-		if attempt > 0 {
-			break
-		}
-		// Before refusing, ask the down targets again: one may have come
-		// back since the last probe, and a refusal should be current.
-		s.probe(ctx, down)
+	targets, err := s.targetHealth.Placement(ctx, l)
+	var pe *health.PlacementError
+	switch {
+	case errors.As(err, &pe):
+		return nil, &httpError{status: http.StatusServiceUnavailable, msg: pe.Error(),
+			hint: "retry when the storage targets are back (operators: GET /v1/targets shows their health)"}
+	case err != nil:
+		return nil, internal("placing pieces", err)
 	}
-	limit := l.M
-	if limit == 0 {
-		limit = l.Shards()
-	}
-	perDomain := map[string]int{}
-	for _, t := range healthy {
-		perDomain[t.Domain()]++
-	}
-	capacity := 0
-	for _, n := range perDomain {
-		capacity += min(n, limit)
-	}
-	return nil, &httpError{
-		status: http.StatusServiceUnavailable,
-		msg: fmt.Sprintf("only %d of %d storage targets are up (down: %s); a %d+%d upload needs %d targets with at most %d pieces per failure domain, "+
-			"and the healthy targets in %d domain(s) allow only %d — try again later",
-			len(healthy), len(all), strings.Join(down, ", "), l.K, l.M, l.Shards(), limit, len(perDomain), capacity),
-		hint: "retry when the storage targets are back (operators: GET /v1/targets shows their health)",
-	}
+	return targets, nil
 }
 
 // ---- metrics ----
 
-// durationBuckets are the request-duration histogram's upper bounds, in
-// seconds: dozod's calls take milliseconds unless Vault or storage is slow.
-var durationBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
-
-// maxSeries bounds the label sets of each request metric. Actions are
-// route constants and statuses dozod's own, so the bound is never reached
-// in practice; it is there so that no future route can let callers grow
-// dozod's memory with made-up label values.
-const maxSeries = 2000
-
-type reqKey struct {
-	action string
-	status int
-}
-
-type histogram struct {
-	counts []uint64 // per bucket, not cumulative; last is +Inf
-	sum    float64
-	n      uint64
-}
-
-// metricsRegistry holds the counters dozod exposes. Label values come only
-// from fixed sets (route actions, HTTP statuses dozod sets, target ids from
-// the config, PUT/GET): never from request input.
-type metricsRegistry struct {
-	started time.Time
-
-	mu        sync.Mutex
-	requests  map[reqKey]uint64
-	durations map[string]*histogram
-	presigns  map[string]uint64 // by method
-	presigned map[string]uint64 // bytes, by method
-	uploads   uint64            // begun (new sessions)
-	completed uint64
-	fetches   uint64
-}
-
-func newMetricsRegistry(now time.Time) *metricsRegistry {
-	return &metricsRegistry{
-		started: now, requests: map[reqKey]uint64{}, durations: map[string]*histogram{},
-		presigns: map[string]uint64{}, presigned: map[string]uint64{},
-	}
-}
-
 // observe records one finished request for the metrics.
 func (s *Server) observe(q *request, took time.Duration) {
-	m := s.opsMetrics
-	if m == nil {
-		return
-	}
-	action := q.action
-	if action == "" {
-		action = "health"
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	k := reqKey{action, q.status}
-	if _, ok := m.requests[k]; !ok && len(m.requests) >= maxSeries {
-		k = reqKey{"other", q.status}
-	}
-	m.requests[k]++
-	h := m.durations[k.action]
-	if h == nil {
-		if len(m.durations) >= maxSeries {
-			return
-		}
-		h = &histogram{counts: make([]uint64, len(durationBuckets)+1)}
-		m.durations[k.action] = h
-	}
-	sec := took.Seconds()
-	i, _ := slices.BinarySearch(durationBuckets, sec)
-	h.counts[i]++
-	h.sum += sec
-	h.n++
-	switch {
-	case action == "upload.begin" && q.status == http.StatusCreated:
-		m.uploads++
-	case action == "upload.complete" && q.status == http.StatusOK:
-		m.completed++
-	case action == "file.fetch" && q.status == http.StatusOK:
-		m.fetches++
+	if s.metricsReg != nil {
+		s.metricsReg.ObserveRequest(q.action, q.status, took)
 	}
 }
 
 // countPresign records one presigned URL for size bytes (a piece).
-func (s *Server) countPresign(method string, size int64) {
-	if method != http.MethodPut && method != http.MethodGet {
-		method = "other"
+func (s *Server) countPresign(method string, size int64) { s.metricsReg.CountPresign(method, size) }
+
+// scrubMetrics is the scrubber's state as the metrics show it.
+func (s *Server) scrubMetrics() metrics.Scrub {
+	sc := s.scrubSnapshot()
+	return metrics.Scrub{
+		Running: sc.Running, FilesTotal: sc.FilesTotal, FilesDone: sc.FilesDone,
+		RunsCompleted: sc.RunsCompleted, PiecesCheckedTotal: sc.PiecesCheckedTotal, BytesCheckedTotal: sc.BytesCheckedTotal,
+		FindingsTotal: sc.FindingsTotal, RepairedTotal: sc.RepairedTotal, UnrecoverableTotal: sc.UnrecoverableTotal,
+		LastRunEnd: sc.LastRunEnd,
 	}
-	m := s.opsMetrics
-	m.mu.Lock()
-	m.presigns[method]++
-	if size > 0 {
-		m.presigned[method] += uint64(size)
-	}
-	m.mu.Unlock()
 }
 
 // metricsAuth admits the [metrics] scrape token, an admin's token, or, when
@@ -451,14 +188,14 @@ func (s *Server) countPresign(method string, size int64) {
 // The scrape token is compared in constant time and never sent to Vault.
 func (s *Server) metricsAuth(q *request) error {
 	tok, ok := bearer(q.r)
-	if ok && s.opsCfg.token != "" {
-		a, b := sha256.Sum256([]byte(tok)), sha256.Sum256([]byte(s.opsCfg.token))
+	if ok && s.metricsCfg.token != "" {
+		a, b := sha256.Sum256([]byte(tok)), sha256.Sum256([]byte(s.metricsCfg.token))
 		if subtle.ConstantTimeCompare(a[:], b[:]) == 1 {
 			q.object = "metrics"
 			return nil
 		}
 	}
-	if !ok && s.opsCfg.AllowLoopback && onLoopback(q.r) {
+	if !ok && s.metricsCfg.AllowLoopback && onLoopback(q.r) {
 		return nil
 	}
 	if !ok {
@@ -484,218 +221,15 @@ func onLoopback(r *http.Request) bool {
 	return err == nil && loopback.Host(host)
 }
 
+// metrics is GET /metrics and /v1/metrics: every metric, for a scraper the
+// [metrics] config admits.
 func (s *Server) metrics(q *request) error {
 	q.object = "metrics"
 	if err := s.metricsAuth(q); err != nil {
 		return err
 	}
-	var w promWriter
-	s.writeMetrics(q.ctx, &w)
-	var b bytes.Buffer
-	w.write(&b)
 	q.status = http.StatusOK
-	q.w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	q.w.Header().Set("Cache-Control", "no-store")
-	q.w.WriteHeader(http.StatusOK)
-	_, err := q.w.Write(b.Bytes())
-	return err
-}
-
-// writeMetrics renders every metric in the Prometheus text format.
-func (s *Server) writeMetrics(ctx context.Context, w *promWriter) {
-	m := s.opsMetrics
-	w.family("dozo_build_info", "gauge", "dozod's version.")
-	w.sample("dozo_build_info", 1, "version", s.version)
-	w.family("dozo_start_time_seconds", "gauge", "When dozod started, Unix time.")
-	w.sample("dozo_start_time_seconds", unix(m.started))
-	w.family("dozo_goroutines", "gauge", "Goroutines in dozod.")
-	w.sample("dozo_goroutines", float64(runtime.NumGoroutine()))
-
-	m.mu.Lock()
-	reqs := make([]reqKey, 0, len(m.requests))
-	for k := range m.requests {
-		reqs = append(reqs, k)
-	}
-	slices.SortFunc(reqs, func(a, b reqKey) int {
-		return cmp.Or(cmp.Compare(a.action, b.action), cmp.Compare(a.status, b.status))
-	})
-	w.family("dozo_http_requests_total", "counter", "HTTP requests by route action and status.")
-	for _, k := range reqs {
-		w.sample("dozo_http_requests_total", float64(m.requests[k]), "action", k.action, "status", strconv.Itoa(k.status))
-	}
-	actions := make([]string, 0, len(m.durations))
-	for a := range m.durations {
-		actions = append(actions, a)
-	}
-	slices.Sort(actions)
-	w.family("dozo_http_request_duration_seconds", "histogram", "HTTP request durations by route action.")
-	for _, a := range actions {
-		h := m.durations[a]
-		var cum uint64
-		for i, ub := range durationBuckets {
-			cum += h.counts[i]
-			w.add("dozo_http_request_duration_seconds", "dozo_http_request_duration_seconds_bucket", float64(cum), "action", a, "le", strconv.FormatFloat(ub, 'g', -1, 64))
-		}
-		cum += h.counts[len(durationBuckets)]
-		w.add("dozo_http_request_duration_seconds", "dozo_http_request_duration_seconds_bucket", float64(cum), "action", a, "le", "+Inf")
-		w.add("dozo_http_request_duration_seconds", "dozo_http_request_duration_seconds_sum", h.sum, "action", a)
-		w.add("dozo_http_request_duration_seconds", "dozo_http_request_duration_seconds_count", float64(h.n), "action", a)
-	}
-	w.family("dozo_presigned_urls_total", "counter", "Presigned storage URLs issued, by HTTP method.")
-	w.family("dozo_presigned_bytes_total", "counter", "Bytes of the pieces presigned URLs were issued for, by HTTP method.")
-	for _, method := range []string{http.MethodGet, http.MethodPut} {
-		w.sample("dozo_presigned_urls_total", float64(m.presigns[method]), "method", method)
-		w.sample("dozo_presigned_bytes_total", float64(m.presigned[method]), "method", method)
-	}
-	w.family("dozo_uploads_started_total", "counter", "Upload sessions begun (resumes not counted).")
-	w.sample("dozo_uploads_started_total", float64(m.uploads))
-	w.family("dozo_uploads_completed_total", "counter", "Uploads completed (files made available).")
-	w.sample("dozo_uploads_completed_total", float64(m.completed))
-	w.family("dozo_fetches_total", "counter", "Fetches granted (manifest and header sent).")
-	w.sample("dozo_fetches_total", float64(m.fetches))
-	m.mu.Unlock()
-
-	w.family("dozo_target_up", "gauge", "1 if the storage target answered its last probe.")
-	w.family("dozo_target_last_change_seconds", "gauge", "When the target last went up or down (or dozod started), Unix time.")
-	w.family("dozo_target_failures_total", "counter", "Failed probes and request-path failures of the target.")
-	for _, ts := range s.targetStatus() {
-		up := 0.0
-		if ts.Up {
-			up = 1
-		}
-		w.sample("dozo_target_up", up, "target", ts.ID, "domain", ts.Domain)
-		w.sample("dozo_target_last_change_seconds", unix(ts.Since), "target", ts.ID, "domain", ts.Domain)
-		w.sample("dozo_target_failures_total", float64(ts.Failures), "target", ts.ID, "domain", ts.Domain)
-	}
-
-	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	stats, err := s.cat.FileStats(cctx)
-	w.family("dozo_catalog_up", "gauge", "1 if the catalog answered this scrape.")
-	if err != nil {
-		s.log.Warn("metrics: reading catalog statistics failed", "error", err)
-		w.sample("dozo_catalog_up", 0)
-	} else {
-		w.sample("dozo_catalog_up", 1)
-		w.family("dozo_catalog_datasets", "gauge", "Datasets in the catalog.")
-		w.sample("dozo_catalog_datasets", float64(stats.Datasets))
-		w.family("dozo_catalog_files", "gauge", "Files in the catalog by state.")
-		w.family("dozo_catalog_file_bytes", "gauge", "Plaintext bytes of the catalog's files by state.")
-		for _, st := range stats.States {
-			w.sample("dozo_catalog_files", float64(st.Files), "state", st.State)
-			w.sample("dozo_catalog_file_bytes", float64(st.Bytes), "state", st.State)
-		}
-	}
-
-	// Scrub progress and findings. Labels come from fixed sets only (finding
-	// kinds), never from dataset or file ids.
-	sc := s.scrubSnapshot()
-	running := 0.0
-	if sc.Running {
-		running = 1
-	}
-	w.family("dozo_scrub_running", "gauge", "1 while a scrub runs.")
-	w.sample("dozo_scrub_running", running)
-	w.family("dozo_scrub_files_total", "gauge", "Files the running scrub covers.")
-	w.sample("dozo_scrub_files_total", float64(sc.FilesTotal))
-	w.family("dozo_scrub_files_done", "gauge", "Files the running scrub has finished.")
-	w.sample("dozo_scrub_files_done", float64(sc.FilesDone))
-	w.family("dozo_scrub_runs_completed_total", "counter", "Scrub runs ended since dozod started.")
-	w.sample("dozo_scrub_runs_completed_total", float64(sc.RunsCompleted))
-	w.family("dozo_scrub_pieces_checked_total", "counter", "Pieces checked by scrubs since dozod started.")
-	w.sample("dozo_scrub_pieces_checked_total", float64(sc.PiecesCheckedTotal))
-	w.family("dozo_scrub_bytes_checked_total", "counter", "Piece bytes read by deep scrubs since dozod started.")
-	w.sample("dozo_scrub_bytes_checked_total", float64(sc.BytesCheckedTotal))
-	w.family("dozo_scrub_findings_total", "counter", "Bad pieces found by scrubs, by kind.")
-	for _, kind := range []storage.FindingKind{storage.FindingMissing, storage.FindingSize, storage.FindingHash, storage.FindingUnreachable} {
-		w.sample("dozo_scrub_findings_total", float64(sc.FindingsTotal[string(kind)]), "kind", string(kind))
-	}
-	w.family("dozo_scrub_repaired_total", "counter", "Pieces rebuilt and rewritten by repair scrubs.")
-	w.sample("dozo_scrub_repaired_total", float64(sc.RepairedTotal))
-	w.family("dozo_scrub_unrecoverable_total", "counter", "Segments found with more than m bad pieces.")
-	w.sample("dozo_scrub_unrecoverable_total", float64(sc.UnrecoverableTotal))
-	w.family("dozo_scrub_last_end_seconds", "gauge", "When the last scrub run ended, Unix time (0: none yet).")
-	w.sample("dozo_scrub_last_end_seconds", unix(sc.LastRunEnd))
-}
-
-func unix(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
-
-// promWriter writes the Prometheus text exposition format (version 0.0.4)
-// by hand. Families are declared first and their samples may be added in
-// any order; write emits each family's HELP and TYPE lines followed by all
-// of its samples, as the format requires.
-type promWriter struct {
-	order []string
-	fams  map[string]*promFamily
-}
-
-type promFamily struct {
-	header  string
-	samples []string
-}
-
-func (w *promWriter) family(name, typ, help string) {
-	if w.fams == nil {
-		w.fams = map[string]*promFamily{}
-	}
-	if _, ok := w.fams[name]; ok {
-		return
-	}
-	w.order = append(w.order, name)
-	w.fams[name] = &promFamily{header: fmt.Sprintf("# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)}
-}
-
-// sample adds a sample of the family of the same name.
-func (w *promWriter) sample(name string, v float64, labels ...string) {
-	w.add(name, name, v, labels...)
-}
-
-// add adds a sample named name (e.g. a histogram's _bucket) to family.
-func (w *promWriter) add(family, name string, v float64, labels ...string) {
-	f, ok := w.fams[family]
-	if !ok {
-		panic("metrics: sample of undeclared family " + family)
-	}
-	f.samples = append(f.samples, formatSample(name, v, labels))
-}
-
-func (w *promWriter) write(b *bytes.Buffer) {
-	for _, name := range w.order {
-		f := w.fams[name]
-		b.WriteString(f.header)
-		for _, s := range f.samples {
-			b.WriteString(s)
-		}
-	}
-}
-
-func formatSample(name string, v float64, labels []string) string {
-	var b strings.Builder
-	b.WriteString(name)
-	if len(labels) > 0 {
-		b.WriteByte('{')
-		for i := 0; i+1 < len(labels); i += 2 {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			b.WriteString(labels[i])
-			b.WriteString(`="`)
-			b.WriteString(escapeLabel(labels[i+1]))
-			b.WriteByte('"')
-		}
-		b.WriteByte('}')
-	}
-	b.WriteByte(' ')
-	if v == math.Trunc(v) && math.Abs(v) < 1e15 {
-		b.WriteString(strconv.FormatInt(int64(v), 10)) // counters read as integers
-	} else {
-		b.WriteString(strconv.FormatFloat(v, 'g', -1, 64))
-	}
-	b.WriteByte('\n')
-	return b.String()
-}
-
-// escapeLabel escapes a label value as the text format requires.
-func escapeLabel(s string) string {
-	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s)
+	s.metricsReg.ServeHTTP(q.w, q.r)
+	return nil
 }

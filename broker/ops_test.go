@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -90,7 +92,7 @@ func (e *opsEnv) setDown(ids ...string) {
 	for _, id := range ids {
 		e.down[id].Store(true)
 	}
-	e.srv.probeTargets(context.Background())
+	e.srv.targetHealth.ProbeAll(context.Background())
 }
 
 func (e *opsEnv) begin(ds, name string, want int) (api.Upload, []byte) {
@@ -160,11 +162,11 @@ func TestTargetHealthPlacement(t *testing.T) {
 	cctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	e.srv.noteTargetError(cctx, "s1-a", errDown)
-	if !e.srv.targetUp("s1-a") {
+	if !e.srv.targetHealth.Up("s1-a") {
 		t.Fatal("not-found or cancelled request marked the target down")
 	}
 	e.srv.noteTargetError(context.Background(), "s1-a", errDown)
-	if e.srv.targetUp("s1-a") {
+	if e.srv.targetHealth.Up("s1-a") {
 		t.Fatal("request-path failure did not mark the target down")
 	}
 
@@ -181,8 +183,8 @@ func TestTargetHealthPlacement(t *testing.T) {
 	}
 	// s1-a is in fact up: before refusing an upload dozod asks the down
 	// targets again, so a stale verdict does not refuse it.
-	if up, _ := e.begin("D42", "reprobed", 201); len(up.Targets) != 6 || !e.srv.targetUp("s1-a") {
-		t.Fatalf("after a re-probe: %d targets, s1-a up %v", len(up.Targets), e.srv.targetUp("s1-a"))
+	if up, _ := e.begin("D42", "reprobed", 201); len(up.Targets) != 6 || !e.srv.targetHealth.Up("s1-a") {
+		t.Fatalf("after a re-probe: %d targets, s1-a up %v", len(up.Targets), e.srv.targetHealth.Up("s1-a"))
 	}
 }
 
@@ -193,13 +195,13 @@ func TestProbesRun(t *testing.T) {
 	defer cancel()
 	e.srv.Start(ctx)
 	deadline := time.Now().Add(10 * time.Second)
-	for e.srv.targetUp("s2-b") || e.stats.Load() < 12 {
+	for e.srv.targetHealth.Up("s2-b") || e.stats.Load() < 12 {
 		if time.Now().After(deadline) {
 			t.Fatalf("probes did not run twice or mark s2-b down (stats %d)", e.stats.Load())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if !e.srv.targetUp("s2-a") {
+	if !e.srv.targetHealth.Up("s2-a") {
 		t.Fatal("healthy target marked down")
 	}
 }
@@ -238,6 +240,40 @@ func checkExposition(t *testing.T, body string) {
 			t.Errorf("sample %s before its TYPE", name)
 		}
 	}
+}
+
+var labelPair = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\.)*)"`)
+
+// canonicalSample is a sample line with its labels sorted and its value
+// in one spelling, so that two lines that say the same compare equal.
+func canonicalSample(line string) string {
+	i := strings.IndexAny(line, "{ ")
+	j := strings.LastIndexByte(line, ' ')
+	if i < 0 || j < i {
+		return line
+	}
+	var labels []string
+	for _, m := range labelPair.FindAllStringSubmatch(line[i:j], -1) {
+		labels = append(labels, m[1]+"="+strconv.Quote(m[2]))
+	}
+	slices.Sort(labels)
+	v, err := strconv.ParseFloat(line[j+1:], 64)
+	if err != nil {
+		return line
+	}
+	return line[:i] + "{" + strings.Join(labels, ",") + "} " + strconv.FormatFloat(v, 'g', -1, 64)
+}
+
+// hasSample reports whether the exposition body holds the sample want,
+// whatever the order of its labels and the spelling of its value.
+func hasSample(body, want string) bool {
+	w := canonicalSample(want)
+	for _, line := range strings.Split(body, "\n") {
+		if !strings.HasPrefix(line, "#") && canonicalSample(line) == w {
+			return true
+		}
+	}
+	return false
 }
 
 func TestMetrics(t *testing.T) {
@@ -285,7 +321,7 @@ func TestMetrics(t *testing.T) {
 		`dozo_catalog_datasets 1`,
 		`dozo_build_info{version="test"} 1`,
 	} {
-		if !strings.Contains(body, want+"\n") {
+		if !hasSample(body, want) {
 			t.Errorf("metrics lack %q", want)
 		}
 	}
@@ -310,7 +346,7 @@ func TestMetrics(t *testing.T) {
 	body = string(e.must(200, "scrape-token-0123456789", "GET", "/metrics", nil, nil))
 	for _, want := range []string{`dozo_fetches_total 1`, `dozo_presigned_urls_total{method="GET"} 1`,
 		`dozo_presigned_bytes_total{method="GET"} 262208`} {
-		if !strings.Contains(body, want+"\n") {
+		if !hasSample(body, want) {
 			t.Errorf("metrics lack %q", want)
 		}
 	}
@@ -389,13 +425,6 @@ func TestMetricsConfig(t *testing.T) {
 	}
 }
 
-func TestEscapeLabel(t *testing.T) {
-	got := formatSample("m", 1.5, []string{"a", "x\"y\\z\nw"})
-	if got != `m{a="x\"y\\z\nw"} 1.5`+"\n" {
-		t.Fatalf("got %q", got)
-	}
-}
-
 func TestMetricsConfigFile(t *testing.T) {
 	dir := t.TempDir()
 	tok := writeFile(t, dir, "token", "s.dozod\n", 0o600)
@@ -430,5 +459,22 @@ probe_timeout = "3s"
 	os.Chmod(mt, 0o640)
 	if _, err := LoadConfig(conf, func(k string) string { return env[k] }); err == nil || !strings.Contains(err.Error(), "chmod 600") {
 		t.Fatalf("group-readable metrics token: %v", err)
+	}
+}
+
+func TestHasSample(t *testing.T) {
+	body := "# TYPE m gauge\nm{domain=\"s3\",target=\"s3-a\"} 2.097157e+06\nn 0\n"
+	for want, ok := range map[string]bool{
+		`m{target="s3-a",domain="s3"} 2097157`: true,
+		`m{domain="s3",target="s3-a"} 2097157`: true,
+		`m{target="s3-a",domain="s3"} 2097158`: false,
+		`m{target="s3-b",domain="s3"} 2097157`: false,
+		`m{target="s3-a"} 2097157`:             false,
+		`n 0`:                                  true,
+		`n 1`:                                  false,
+	} {
+		if hasSample(body, want) != ok {
+			t.Errorf("hasSample(%q) = %v", want, !ok)
+		}
 	}
 }

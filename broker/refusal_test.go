@@ -206,7 +206,7 @@ func TestRefusalSourcesBounded(t *testing.T) {
 // audit record; refused scrapes are refusals like any other.
 func TestMetricsScrapeNotRecorded(t *testing.T) {
 	e := newEnv(t)
-	e.srv.opsCfg.token = "scrape-token-0123456789"
+	e.srv.metricsCfg.token = "scrape-token-0123456789"
 	before := e.auditCount()
 	for i := 0; i < 20; i++ {
 		e.must(200, "scrape-token-0123456789", "GET", "/metrics", nil, nil)

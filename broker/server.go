@@ -26,8 +26,10 @@ import (
 	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/catalog"
 	"github.com/dozo-vault/dozo/crypto"
+	"github.com/dozo-vault/dozo/health"
 	"github.com/dozo-vault/dozo/jobs"
 	"github.com/dozo-vault/dozo/lifecycle"
+	"github.com/dozo-vault/dozo/metrics"
 	"github.com/dozo-vault/dozo/scrub"
 	"github.com/dozo-vault/dozo/storage"
 	"github.com/dozo-vault/dozo/vault"
@@ -130,9 +132,12 @@ type Server struct {
 	jobs          *jobs.Runner       // runs them (lifecycle.go)
 	deletionGrace time.Duration
 
-	scrubs   *scrub.Scheduler // scrub.go
-	opsState                  // ops.go: target health, metrics
-	deps     depsState        // deps.go: Vault and catalog health
+	scrubs *scrub.Scheduler // scrub.go
+
+	metricsCfg   MetricsConfig     // ops.go: who may read the metrics, probe timing
+	targetHealth *health.Targets   // ops.go: storage targets up or down
+	metricsReg   *metrics.Registry // ops.go
+	deps         *health.Deps      // deps.go: Vault and catalog health
 
 	anchorState // anchor.go: the audit head anchored in Vault
 	// guard limits and aggregates refusals of unidentified requests

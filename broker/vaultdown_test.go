@@ -84,7 +84,7 @@ func TestVaultOutage(t *testing.T) {
 	ctx := context.Background()
 	keys := &outageKeys{fakeKeys: &fakeKeys{}}
 	e, _ := newEnvWith(t, keys)
-	e.srv.checkDependencies(ctx)
+	e.srv.deps.Check(ctx)
 	var h api.Health
 	e.must(200, "", "GET", "/v1/health?ready=1", nil, &h)
 	if h.Status != "ok" || !h.Ready || h.Vault == nil || h.Vault.State != "up" || h.Catalog == nil || h.Catalog.State != "up" ||
@@ -131,11 +131,11 @@ func TestVaultOutage(t *testing.T) {
 	refused(needVault)
 	// One failed check is not an outage (a slow answer under load): a
 	// request whose identity is known without asking Vault is served.
-	e.srv.checkDependencies(ctx)
+	e.srv.deps.Check(ctx)
 	e.must(200, "tok-sam", "GET", "/v1/whoami", nil, nil)
 	// Two in a row are: every authenticated request is refused, also one
 	// whose identity was known without asking Vault.
-	e.srv.checkDependencies(ctx)
+	e.srv.deps.Check(ctx)
 	refused(append(needVault, call{"tok-sam", "GET", "/v1/whoami", nil}, call{"tok-rita", "GET", "/v1/datasets", nil}))
 	// The outage's 503 carries Retry-After: the client's leave to retry,
 	// which a 503 dozod means as final (no storage for an upload) lacks.
@@ -156,7 +156,7 @@ func TestVaultOutage(t *testing.T) {
 	}
 
 	keys.down.Store(false)
-	e.srv.checkDependencies(ctx)
+	e.srv.deps.Check(ctx)
 	e.must(200, "tok-sam", "GET", "/v1/whoami", nil, nil)
 	e.must(200, "tok-sam", "POST", "/v1/uploads/"+up.ID+"/complete", complete, nil)
 	e.must(200, "tok-sam", "POST", "/v1/datasets/DS1/files/a.vcf/fetch", nil, nil)

@@ -93,7 +93,7 @@ func (s *stack) waitMetrics(t testing.TB, token, what string, ok func(body strin
 func serverUp(n int, up float64) func(string) bool {
 	return func(body string) bool {
 		for _, b := range []string{"a", "b"} {
-			if metric(body, fmt.Sprintf(`dozo_target_up{target="s%d-%s",domain="s%d"}`, n, b, n)) != up {
+			if metric(body, fmt.Sprintf(`dozo_target_up{domain="s%d",target="s%d-%s"}`, n, n, b)) != up {
 				return false
 			}
 		}

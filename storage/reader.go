@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 	"unsafe"
 
 	"github.com/klauspost/reedsolomon"
@@ -127,8 +126,7 @@ type Reader struct {
 	piecesFetched, pieceBytes           atomic.Int64
 	piecesBad, piecesRebuilt, cacheHits atomic.Int64
 
-	dmu  sync.Mutex
-	down map[string]time.Time // targets skipped until the given time
+	down DownTargets // targets skipped for a while after an unreachable error
 
 	// parity recycles the buffers of parity pieces: a degraded read (a
 	// server down) needs them for every segment, and fresh ones per segment
@@ -368,7 +366,7 @@ func (r *Reader) fetchPiece(ctx context.Context, seg *SegmentMeta, j int, buf []
 	if t == nil {
 		return fail(ReasonUnreachable, errors.New("target not configured"))
 	}
-	if r.isDown(p.Target) {
+	if r.down.IsDown(p.Target) {
 		// A target that just failed is not asked again for a while: with a
 		// server down, every segment would otherwise wait out the client's
 		// retries before falling back to parity.
@@ -390,7 +388,7 @@ func (r *Reader) fetchPiece(ctx context.Context, seg *SegmentMeta, j int, buf []
 			return fail(ReasonMissing, err)
 		case FindingUnreachable:
 			if ctx.Err() == nil {
-				r.markDown(p.Target)
+				r.down.Mark(p.Target)
 			}
 			return fail(ReasonUnreachable, err)
 		}
@@ -421,25 +419,6 @@ func (r *Reader) fetchPiece(ctx context.Context, seg *SegmentMeta, j int, buf []
 		return fail(ReasonCorrupt, errors.New("hash mismatch"))
 	}
 	return nil
-}
-
-// downFor is how long a target that failed with an unreachable error is
-// skipped by this Reader.
-const downFor = 30 * time.Second
-
-func (r *Reader) markDown(target string) {
-	r.dmu.Lock()
-	defer r.dmu.Unlock()
-	if r.down == nil {
-		r.down = map[string]time.Time{}
-	}
-	r.down[target] = time.Now().Add(downFor)
-}
-
-func (r *Reader) isDown(target string) bool {
-	r.dmu.Lock()
-	defer r.dmu.Unlock()
-	return time.Now().Before(r.down[target])
 }
 
 // ReadAt implements io.ReaderAt over the stored stream. It fetches only the

@@ -116,38 +116,6 @@ func (l *RateLimiter) Wait(ctx context.Context, n int64) error {
 	}
 }
 
-// DownTargets remembers targets that just failed with an unreachable error,
-// for a while. Safe for concurrent use; the zero value is ready.
-type DownTargets struct {
-	mu    sync.Mutex
-	until map[string]time.Time
-	// For is how long a target stays marked; 0 means 30s.
-	For time.Duration
-}
-
-// Mark records that target failed now.
-func (d *DownTargets) Mark(target string) {
-	if d == nil {
-		return
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.until == nil {
-		d.until = map[string]time.Time{}
-	}
-	d.until[target] = time.Now().Add(cmp.Or(d.For, downFor))
-}
-
-// IsDown reports whether target is marked.
-func (d *DownTargets) IsDown(target string) bool {
-	if d == nil {
-		return false
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return time.Now().Before(d.until[target])
-}
-
 // newPieceHash returns a streaming hash for alg (checked by checkHashAlg):
 // deep scrubs hash a piece as it arrives instead of buffering it.
 func newPieceHash(alg string) hash.Hash {

@@ -130,7 +130,7 @@ func TestScrubServerDetectedRot(t *testing.T) {
 	if _, err := r.WriteTo(&got); err != nil || !bytes.Equal(got.Bytes(), data["fa"]) {
 		t.Fatalf("read with rotten pieces: %v (identical: %v)", err, bytes.Equal(got.Bytes(), data["fa"]))
 	}
-	if r.isDown(victim) {
+	if r.down.IsDown(victim) {
 		t.Fatalf("reader took %s for down after object-level read errors", victim)
 	}
 	if st := r.Stats(); st.PiecesBad != 2 {
