@@ -21,15 +21,6 @@ import (
 	"github.com/dozo-vault/dozo/vault"
 )
 
-// lifecycleRoutes are key rotation and dataset deletion (registered from
-// auditRoutes: both are audited state changes of a whole dataset).
-func (s *Server) lifecycleRoutes() {
-	s.route("POST /v1/datasets/{ds}/rotate-key", "dataset.rotate-key", true, s.rotateKey)
-	s.route("POST /v1/datasets/{ds}/delete", "dataset.delete", true, s.deleteDataset)
-	s.route("POST /v1/datasets/{ds}/undelete", "dataset.undelete", true, s.undeleteDataset)
-	s.route("GET /v1/datasets/{ds}/deletion-report", "dataset.deletion-report", true, s.deletionReport)
-}
-
 // LifecycleConfig is the [lifecycle] section of dozod's config.
 type LifecycleConfig struct {
 	// DeletionGrace is how long a deletion waits, the dataset hidden from

@@ -202,13 +202,6 @@ func (s *Server) initScrub(o Options) error {
 	return nil
 }
 
-func (s *Server) scrubRoutes() {
-	s.route("POST /v1/scrubs", "scrub.start", true, s.postScrub)
-	s.route("GET /v1/scrubs", "scrub.list", true, s.listScrubs)
-	s.route("GET /v1/scrubs/{id}", "scrub.show", true, s.showScrub)
-	s.route("DELETE /v1/scrubs/{id}", "scrub.cancel", true, s.cancelScrub)
-}
-
 // startScrub continues a run a previous dozod left unfinished, then runs
 // the scheduler (if configured) until ctx ends.
 func (s *Server) startScrub(ctx context.Context) {
