@@ -26,6 +26,8 @@
 package api
 
 import (
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/dozo-vault/dozo/storage"
@@ -141,6 +143,21 @@ type Dataset struct {
 	// grantee asks for a grant or an extension (dataset show only). dozo
 	// keeps no contact details: the names are Vault user names.
 	Custodians []string `json:"custodians,omitempty"`
+}
+
+// MaxDatasetIDLen is the longest dataset id: its Vault Transit key,
+// "dozo-ds-" and the id, must fit Vault's 128-character key names.
+const MaxDatasetIDLen = 120
+
+// ValidateDatasetID is the one dataset id rule, checked by the client
+// before it asks and by dozod when it is asked: a storage id
+// (storage.ValidateID) of at most MaxDatasetIDLen characters without "..",
+// so that its Transit key name is a valid Vault key name.
+func ValidateDatasetID(id string) error {
+	if storage.ValidateID(id) != nil || len(id) > MaxDatasetIDLen || strings.Contains(id, "..") {
+		return fmt.Errorf(`bad dataset id %q: use 1-%d of A-Z a-z 0-9 . _ - (not starting with . or -, no "..")`, id, MaxDatasetIDLen)
+	}
+	return nil
 }
 
 // File states.

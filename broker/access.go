@@ -249,7 +249,7 @@ func (s *Server) freezeTarget(q *request, kind, name string) error {
 			return badRequest("%v", err)
 		}
 	case api.FreezeDataset:
-		if ValidateDatasetID(name) != nil {
+		if api.ValidateDatasetID(name) != nil {
 			return notFoundDataset(name)
 		}
 		if _, err := s.cat.Dataset(q.ctx, name); errors.Is(err, catalog.ErrNotFound) {

@@ -90,7 +90,7 @@ func pendingDeletion(del *catalog.Deletion) *httpError {
 // deletion is unfinished, and everyone else nil: the uniform 404, whatever
 // grant they held.
 func (s *Server) hiddenByDeletion(q *request, id string) (bool, error) {
-	if ValidateDatasetID(id) != nil {
+	if api.ValidateDatasetID(id) != nil {
 		return false, nil
 	}
 	_, deleted, err := s.cat.DatasetIncludingDeleted(q.ctx, id)
@@ -461,7 +461,7 @@ func (s *Server) lifecycleAccess(q *request, id string) (*catalog.Dataset, *time
 		return nil, nil, err
 	}
 	q.object = "dataset/" + id
-	if ValidateDatasetID(id) != nil {
+	if api.ValidateDatasetID(id) != nil {
 		return nil, nil, notFoundDataset(id)
 	}
 	ds, deleted, err := s.cat.DatasetIncludingDeleted(q.ctx, id)

@@ -776,7 +776,7 @@ func (s *Server) postScrub(q *request) error {
 	}
 	if req.Dataset != "" {
 		q.object = "dataset/" + req.Dataset
-		if ValidateDatasetID(req.Dataset) != nil {
+		if api.ValidateDatasetID(req.Dataset) != nil {
 			return notFoundDataset(req.Dataset)
 		}
 		if _, err := s.cat.Dataset(q.ctx, req.Dataset); errors.Is(err, catalog.ErrNotFound) {

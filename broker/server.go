@@ -290,7 +290,7 @@ func (s *Server) datasetAccess(q *request, id string) (*dsAccess, error) {
 	if err := s.checkUserFrozen(q); err != nil {
 		return nil, err
 	}
-	if ValidateDatasetID(id) != nil {
+	if api.ValidateDatasetID(id) != nil {
 		return nil, nil
 	}
 	ds, err := s.cat.Dataset(q.ctx, id)
