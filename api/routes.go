@@ -25,6 +25,11 @@ type Route struct {
 	// Login: the call needs a valid Vault token ("Authorization: Bearer").
 	Login bool
 	Rule  Rule
+	// Repeatable: the call has the same effect done once or twice, so a
+	// client may send it again when it cannot tell whether dozod acted
+	// on an earlier try. Every GET is; the others marked here are kept so
+	// by dozod (the client's retry rules list them).
+	Repeatable bool
 	// Request and Response are zero values of the JSON body types; nil
 	// when there is none (a 204, or a body Note describes).
 	Request, Response any
@@ -152,26 +157,26 @@ var (
 	ListFiles = &Route{Pattern: "GET /v1/datasets/{ds}/files", Action: "file.list", Login: true, Rule: RuleVisibleRead,
 		Response: []File(nil)}
 
-	BeginUpload = &Route{Pattern: "POST /v1/datasets/{ds}/uploads", Action: "upload.begin", Login: true, Rule: RuleSubmit,
+	BeginUpload = &Route{Pattern: "POST /v1/datasets/{ds}/uploads", Action: "upload.begin", Login: true, Rule: RuleSubmit, Repeatable: true,
 		Request: BeginUploadRequest{}, Response: Upload{}}
 	ShowUpload = &Route{Pattern: "GET /v1/uploads/{upload}", Action: "upload.show", Login: true, Rule: RuleOwnUpload,
 		Response: Upload{}, Note: "with its committed segments"}
-	PresignUpload = &Route{Pattern: "POST /v1/uploads/{upload}/presign", Action: "upload.presign", Login: true, Rule: RuleOwnUploadWrite,
+	PresignUpload = &Route{Pattern: "POST /v1/uploads/{upload}/presign", Action: "upload.presign", Login: true, Rule: RuleOwnUploadWrite, Repeatable: true,
 		Request: PresignRequest{}, Response: PresignResponse{}, Note: "a PUT URL for one piece"}
-	PresignUploadBatch = &Route{Pattern: "POST /v1/uploads/{upload}/presign-batch", Action: "upload.presign-batch", Login: true, Rule: RuleOwnUploadWrite,
+	PresignUploadBatch = &Route{Pattern: "POST /v1/uploads/{upload}/presign-batch", Action: "upload.presign-batch", Login: true, Rule: RuleOwnUploadWrite, Repeatable: true,
 		Request: PresignBatchRequest{}, Response: PresignBatchResponse{}, Note: "PUT URLs for up to MaxPresignBatch pieces"}
-	CommitSegment = &Route{Pattern: "PUT /v1/uploads/{upload}/segments/{n}", Action: "upload.commit", Login: true, Rule: RuleOwnUploadWrite,
+	CommitSegment = &Route{Pattern: "PUT /v1/uploads/{upload}/segments/{n}", Action: "upload.commit", Login: true, Rule: RuleOwnUploadWrite, Repeatable: true,
 		Request: storage.SegmentMeta{}, Response: Upload{}}
-	CompleteUpload = &Route{Pattern: "POST /v1/uploads/{upload}/complete", Action: "upload.complete", Login: true, Rule: RuleOwnUploadWrite,
+	CompleteUpload = &Route{Pattern: "POST /v1/uploads/{upload}/complete", Action: "upload.complete", Login: true, Rule: RuleOwnUploadWrite, Repeatable: true,
 		Request: CompleteUploadRequest{}, Response: File{}}
-	AbortUpload = &Route{Pattern: "DELETE /v1/uploads/{upload}", Action: "upload.abort", Login: true, Rule: RuleOwnUpload,
+	AbortUpload = &Route{Pattern: "DELETE /v1/uploads/{upload}", Action: "upload.abort", Login: true, Rule: RuleOwnUpload, Repeatable: true,
 		Note: "204; the session's pieces are deleted"}
 
-	FetchFile = &Route{Pattern: "POST /v1/datasets/{ds}/files/{name}/fetch", Action: "file.fetch", Login: true, Rule: RuleReadData,
+	FetchFile = &Route{Pattern: "POST /v1/datasets/{ds}/files/{name}/fetch", Action: "file.fetch", Login: true, Rule: RuleReadData, Repeatable: true,
 		Response: FetchResponse{}, Note: "the header for the caller's recipient, and the manifest head"}
-	PresignFetch = &Route{Pattern: "POST /v1/fetches/{file}/presign", Action: "fetch.presign", Login: true, Rule: RuleReadData,
+	PresignFetch = &Route{Pattern: "POST /v1/fetches/{file}/presign", Action: "fetch.presign", Login: true, Rule: RuleReadData, Repeatable: true,
 		Request: PresignRequest{}, Response: PresignResponse{}, Note: "a GET URL for one piece"}
-	PresignFetchBatch = &Route{Pattern: "POST /v1/fetches/{file}/presign-batch", Action: "fetch.presign-batch", Login: true, Rule: RuleReadData,
+	PresignFetchBatch = &Route{Pattern: "POST /v1/fetches/{file}/presign-batch", Action: "fetch.presign-batch", Login: true, Rule: RuleReadData, Repeatable: true,
 		Request: FetchBatchRequest{}, Response: FetchBatchResponse{}}
 	FetchDone = &Route{Pattern: "POST /v1/fetches/{file}/done", Action: ActionFetchDone, Login: true, Rule: RuleReadData,
 		Request: FetchDoneRequest{}, Note: "204; the client reports a finished fetch"}

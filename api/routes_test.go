@@ -208,22 +208,21 @@ Generated from the route table in api/routes.go by ` + "`go test ./api -run Test
 The package documentation of api (api/api.go) says what holds for every route:
 the token, error bodies, 404 for what the caller may not see, freezes.
 
-| Method | Path | Action | Login | Request | Response | Notes |
-|---|---|---|---|---|---|---|
+| Method | Path | Action | Login | Repeatable | Request | Response | Notes |
+|---|---|---|---|---|---|---|---|
 `)
 	for _, r := range Routes {
 		_, path, _ := strings.Cut(r.Pattern, " ")
-		login := "no"
-		if r.Login {
-			login = "yes"
-		}
-		fmt.Fprintf(&b, "| %s | `%s` | %s | %s | %s | %s | %s |\n", r.Method(), path, cell(r.Action), login,
-			typeName(r.RequestType()), typeName(r.ResponseType()), cell(r.Note))
+		login := yesNo(r.Login)
+		fmt.Fprintf(&b, "| %s | `%s` | %s | %s | %s | %s | %s | %s |\n", r.Method(), path, cell(r.Action), login,
+			yesNo(r.Repeatable || r.Method() == "GET"), typeName(r.RequestType()), typeName(r.ResponseType()), cell(r.Note))
 	}
 	b.WriteString(`
 ## Who may call what
 
 Each route's rule, as broker/matrix_test.go checks it cell by cell.
+"Repeatable" above: the call has the same effect done once or twice, so the
+client sends it again when it cannot tell whether dozod acted on a try.
 
 | Route | Action | Rule | Who |
 |---|---|---|---|
@@ -232,6 +231,13 @@ Each route's rule, as broker/matrix_test.go checks it cell by cell.
 		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", r.Pattern, cell(r.Action), r.Rule, r.Rule.Doc())
 	}
 	return b.Bytes()
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
 }
 
 func cell(s string) string {

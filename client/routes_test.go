@@ -122,3 +122,18 @@ func TestCallsMatchRouteTable(t *testing.T) {
 		}
 	}
 }
+
+// TestRepeatableIsTable: the calls the client sends again after a try of
+// unknown outcome (retry.go) are the routes the table marks repeatable.
+func TestRepeatableIsTable(t *testing.T) {
+	for _, rt := range api.Routes {
+		ps := make([]string, len(rt.Params()))
+		for i := range ps {
+			ps[i] = "x"
+		}
+		want := rt.Repeatable || rt.Method() == http.MethodGet
+		if got := idempotent(rt.Method(), rt.Path(ps...)+"?q=1"); got != want {
+			t.Errorf("%s: the client repeats it: %v; the table: %v", rt.Pattern, got, want)
+		}
+	}
+}
