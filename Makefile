@@ -55,6 +55,8 @@ FUZZ_TARGETS := \
 	./storage:FuzzParseManifest \
 	./storage:FuzzValidateKey \
 	./api:FuzzValidateFileName \
+	./api:FuzzBuildPath \
+	./broker:FuzzDatasetIDTransitKey \
 	./client:FuzzParseRange \
 	./client:FuzzParseSize \
 	./audit:FuzzParseRecord \
