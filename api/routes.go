@@ -48,11 +48,17 @@ func (r *Route) template() string { _, p, _ := strings.Cut(r.Pattern, " "); retu
 func (r *Route) Params() []string {
 	var ps []string
 	for _, seg := range strings.Split(r.template(), "/") {
-		if strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "}") {
-			ps = append(ps, strings.TrimSuffix(seg[1:len(seg)-1], "..."))
+		if isWildcard(seg) {
+			ps = append(ps, seg[1:len(seg)-1])
 		}
 	}
 	return ps
+}
+
+// isWildcard reports whether a pattern segment is a {name} wildcard; {$}
+// (the end of the path) is not one.
+func isWildcard(seg string) bool {
+	return strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "}") && seg != "{$}"
 }
 
 // BuildPath fills the route's wildcards with params, in order, each
@@ -63,7 +69,10 @@ func (r *Route) BuildPath(params ...string) (string, error) {
 	segs := strings.Split(r.template(), "/")
 	n := 0
 	for i, seg := range segs {
-		if strings.HasPrefix(seg, "{") {
+		if seg == "{$}" {
+			segs[i] = ""
+		}
+		if isWildcard(seg) {
 			if n < len(params) {
 				segs[i] = url.PathEscape(params[n])
 			}
