@@ -10,22 +10,6 @@ import (
 	"github.com/dozo-vault/dozo/audit"
 )
 
-// consoleMoreRoutes registers the console's audit, operators' and
-// researcher's pages.
-func (s *Server) consoleMoreRoutes() {
-	s.uiRoute("GET /ui/audit", "ui.audit", s.uiAudit)
-	s.uiRoute("GET /ui/audit/verify", "ui.audit.verify", s.uiAudit)
-	s.uiRoute("GET /ui/audit/export", "ui.audit.export", s.uiAuditExport)
-	s.uiRoute("GET /ui/ops", "ui.ops", s.uiOps)
-	s.uiRoute("POST /ui/ops/freezes", "ui.freeze", s.uiFreeze)
-	s.uiRoute("POST /ui/ops/freezes/{kind}/{name}/lift", "ui.unfreeze", s.uiUnfreeze)
-	s.uiRoute("POST /ui/ops/scrubs", "ui.scrub", s.uiScrub)
-	s.uiRoute("POST /ui/ops/scrubs/{id}/cancel", "ui.scrub.cancel", s.uiScrubCancel)
-	s.uiRoute("GET /ui/datasets/{ds}/deletion-report", "ui.deletion-report", s.uiDeletionReport)
-	s.uiRoute("GET /ui/deletion-report", "ui.deletion-report", s.uiDeletionReport) // ?dataset=ID, the operators' page's form
-	s.uiRoute("GET /ui/me", "ui.me", s.uiMe)
-}
-
 // auditFilters are the query parameters the audit page passes to GET
 // /v1/audit, which checks them.
 var auditFilters = []string{"dataset", "user", "action", "result", "since", "until", "limit"}

@@ -13,31 +13,6 @@ import (
 	"github.com/dozo-vault/dozo/api"
 )
 
-// consoleRoutes registers the console's pages and forms (server.go).
-func (s *Server) consoleRoutes() {
-	if err := s.initConsole(); err != nil {
-		panic("console: " + err.Error()) // the embedded files are part of the binary
-	}
-	// Assets, the login form and the language switch reveal nothing and
-	// change nothing: like health, they are not recorded one by one.
-	s.route("GET /ui/static/{file}", "", false, s.uiStatic)
-	s.route("GET /ui/login", "", false, s.uiLoginForm)
-	s.route("GET /ui/lang/{lang}", "", false, s.uiLang)
-	s.route("POST /ui/login", "ui.login", false, s.uiLogin)
-	s.route("GET /ui/login/oidc", "", false, s.uiOIDCStart)
-	s.route("GET "+oidcCallbackPath, "ui.login", false, s.uiOIDCCallback)
-	s.uiRoute("POST /ui/logout", "ui.logout", s.uiLogout)
-	s.uiRoute("GET /ui/{$}", "ui.datasets", s.uiDatasets)
-	s.uiRoute("GET /ui/datasets", "ui.datasets", s.uiDatasets)
-	s.uiRoute("GET /ui/datasets/{ds}", "ui.register", s.uiRegister)
-	s.uiRoute("GET /ui/datasets/{ds}/register.csv", "ui.register.export", s.uiRegister)
-	s.uiRoute("POST /ui/datasets/{ds}/grants", "ui.grant", s.uiGrant)
-	s.uiRoute("POST /ui/datasets/{ds}/grants/{user}/revoke", "ui.revoke", s.uiRevoke)
-	s.uiRoute("GET /ui/register", "ui.register.all", s.uiRegister)
-	s.uiRoute("GET /ui/register.csv", "ui.register.export", s.uiRegister)
-	s.consoleMoreRoutes() // console_more.go
-}
-
 var pageNames = []string{"login", "error", "datasets", "register", "audit", "ops", "me"}
 
 func parsePages() (map[string]*template.Template, error) {

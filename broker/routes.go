@@ -106,12 +106,6 @@ func bind(table []*api.Route, hs map[*api.Route]handlerFunc) ([]boundRoute, erro
 
 // routes registers everything dozod serves: the API from its table, the
 // web console, and a 404 for anything else.
-//
-// The console's pages (/ui/, console_pages.go) are not in the API table:
-// they are HTML forms for a browser, authenticated by a session cookie
-// and a CSRF token, built by templates rather than by the client, and
-// their rule is the rule of the API calls each page makes. The matrix
-// test gives each of them a row all the same.
 func (s *Server) routes() {
 	bound, err := bind(api.Routes, s.handlers())
 	if err != nil {
@@ -124,6 +118,47 @@ func (s *Server) routes() {
 	s.route("/", "unknown", false, func(q *request) error {
 		return errorf(http.StatusNotFound, "no such endpoint: %s %s", q.r.Method, q.r.URL.Path)
 	})
+}
+
+// consoleRoutes registers the web console's pages and forms (console*.go).
+// They are not in the API table: they are HTML pages and forms for a
+// browser, authenticated by a session cookie and a CSRF token (uiRoute),
+// linked by templates rather than called by the client, and each has the
+// rule of the API calls it makes with the session's token. The matrix
+// test gives each of them a row all the same.
+func (s *Server) consoleRoutes() {
+	if err := s.initConsole(); err != nil {
+		panic("console: " + err.Error()) // the embedded files are part of the binary
+	}
+	// Assets, the login form and the language switch reveal nothing and
+	// change nothing: like health, they are not recorded one by one.
+	s.route("GET /ui/static/{file}", "", false, s.uiStatic)
+	s.route("GET /ui/login", "", false, s.uiLoginForm)
+	s.route("GET /ui/lang/{lang}", "", false, s.uiLang)
+	s.route("POST /ui/login", "ui.login", false, s.uiLogin)
+	s.route("GET /ui/login/oidc", "", false, s.uiOIDCStart)
+	s.route("GET "+oidcCallbackPath, "ui.login", false, s.uiOIDCCallback)
+	s.uiRoute("POST /ui/logout", "ui.logout", s.uiLogout)
+	s.uiRoute("GET /ui/{$}", "ui.datasets", s.uiDatasets)
+	s.uiRoute("GET /ui/datasets", "ui.datasets", s.uiDatasets)
+	s.uiRoute("GET /ui/datasets/{ds}", "ui.register", s.uiRegister)
+	s.uiRoute("GET /ui/datasets/{ds}/register.csv", "ui.register.export", s.uiRegister)
+	s.uiRoute("POST /ui/datasets/{ds}/grants", "ui.grant", s.uiGrant)
+	s.uiRoute("POST /ui/datasets/{ds}/grants/{user}/revoke", "ui.revoke", s.uiRevoke)
+	s.uiRoute("GET /ui/register", "ui.register.all", s.uiRegister)
+	s.uiRoute("GET /ui/register.csv", "ui.register.export", s.uiRegister)
+	// The audit, operators' and researcher's pages (console_more.go).
+	s.uiRoute("GET /ui/audit", "ui.audit", s.uiAudit)
+	s.uiRoute("GET /ui/audit/verify", "ui.audit.verify", s.uiAudit)
+	s.uiRoute("GET /ui/audit/export", "ui.audit.export", s.uiAuditExport)
+	s.uiRoute("GET /ui/ops", "ui.ops", s.uiOps)
+	s.uiRoute("POST /ui/ops/freezes", "ui.freeze", s.uiFreeze)
+	s.uiRoute("POST /ui/ops/freezes/{kind}/{name}/lift", "ui.unfreeze", s.uiUnfreeze)
+	s.uiRoute("POST /ui/ops/scrubs", "ui.scrub", s.uiScrub)
+	s.uiRoute("POST /ui/ops/scrubs/{id}/cancel", "ui.scrub.cancel", s.uiScrubCancel)
+	s.uiRoute("GET /ui/datasets/{ds}/deletion-report", "ui.deletion-report", s.uiDeletionReport)
+	s.uiRoute("GET /ui/deletion-report", "ui.deletion-report", s.uiDeletionReport) // ?dataset=ID, the operators' page's form
+	s.uiRoute("GET /ui/me", "ui.me", s.uiMe)
 }
 
 // routeInfo is one registered route, recorded so that tests can walk every
