@@ -252,7 +252,7 @@ func (s *Server) uiLogout(q *request, sess *uiSession) error {
 func (s *Server) uiDatasets(q *request, sess *uiSession) error {
 	q.object = "datasets"
 	var ds []api.Dataset
-	if err := s.consoleAPI(q, sess, "GET", "/v1/datasets", nil, &ds); err != nil {
+	if err := s.consoleAPI(q, sess, "GET", api.ListDatasets.Path(), nil, &ds); err != nil {
 		return err
 	}
 	return s.render(q, sess, "datasets", "datasets", "datasets", http.StatusOK, ds)
@@ -282,20 +282,20 @@ func (s *Server) uiRegister(q *request, sess *uiSession) error {
 	if ds != "" {
 		q.object = "dataset/" + ds
 		v.Dataset = &api.Dataset{}
-		if err := s.consoleAPI(q, sess, "GET", "/v1/datasets/"+seg(ds), nil, v.Dataset); err != nil {
+		if err := s.consoleAPI(q, sess, "GET", api.ShowDataset.Path(ds), nil, v.Dataset); err != nil {
 			return err
 		}
-		if err := s.consoleAPI(q, sess, "GET", "/v1/datasets/"+seg(ds)+"/grants?history=true", nil, &gs); err != nil {
+		if err := s.consoleAPI(q, sess, "GET", api.ListGrants.Path(ds)+"?history=true", nil, &gs); err != nil {
 			return err
 		}
-		if err := s.consoleAPI(q, sess, "GET", "/v1/datasets/"+seg(ds)+"/members", nil, &v.Members); err != nil {
+		if err := s.consoleAPI(q, sess, "GET", api.ListMembers.Path(ds), nil, &v.Members); err != nil {
 			return err
 		}
 		v.CanChange = slices.Contains(v.Dataset.Access, "custodian") || slices.Contains(v.Dataset.Access, "admin")
 		v.CSV = "/ui/datasets/" + seg(ds) + "/register.csv"
 	} else {
 		q.object = "grants"
-		if err := s.consoleAPI(q, sess, "GET", "/v1/grants?history=true", nil, &gs); err != nil {
+		if err := s.consoleAPI(q, sess, "GET", api.GrantRegister.Path()+"?history=true", nil, &gs); err != nil {
 			return err
 		}
 		v.CSV = "/ui/register.csv"
@@ -366,7 +366,7 @@ func (s *Server) uiGrant(q *request, sess *uiSession) error {
 	req := api.GrantRequest{From: strings.TrimSpace(f.Get("from")), Until: strings.TrimSpace(f.Get("until")),
 		ApplicationID: strings.TrimSpace(f.Get("application")), Institution: strings.TrimSpace(f.Get("institution")),
 		Reason: strings.TrimSpace(f.Get("reason"))}
-	if err := s.consoleAPI(q, sess, "PUT", "/v1/datasets/"+seg(ds)+"/grants/"+seg(user), req, nil); err != nil {
+	if err := s.consoleAPI(q, sess, "PUT", api.PutGrant.Path(ds, user), req, nil); err != nil {
 		return err
 	}
 	return q.redirect("/ui/datasets/" + seg(ds) + "?done=granted")
@@ -377,7 +377,7 @@ func (s *Server) uiRevoke(q *request, sess *uiSession) error {
 	ds, user := q.r.PathValue("ds"), q.r.PathValue("user")
 	q.object = "dataset/" + ds
 	req := api.RevokeRequest{Reason: strings.TrimSpace(q.r.PostForm.Get("reason"))}
-	if err := s.consoleAPI(q, sess, "DELETE", "/v1/datasets/"+seg(ds)+"/grants/"+seg(user), req, nil); err != nil {
+	if err := s.consoleAPI(q, sess, "DELETE", api.RevokeGrant.Path(ds, user), req, nil); err != nil {
 		return err
 	}
 	return q.redirect("/ui/datasets/" + seg(ds) + "?done=revoked")
