@@ -1,7 +1,9 @@
-// Package api holds the JSON types of dozod's HTTP API (version 1), shared
-// by the broker and the client. Paths are under /v1.
+// Package api holds dozod's HTTP API (version 1), shared by the broker and
+// the client: the route table (Routes, in routes.go: each route's method,
+// path, audit action, login, authorisation rule and body types) and the
+// JSON types. docs/api.md is generated from the table.
 //
-// Every request carries the caller's Vault token as
+// Every request needing a login carries the caller's Vault token as
 // "Authorization: Bearer <token>". Errors are JSON Error bodies with a
 // non-2xx status. A caller without access to a dataset gets 404 for
 // everything in it, exactly as for a dataset that does not exist. For a
@@ -9,77 +11,23 @@
 // uploader of a session on it are told its state instead: 409 while the
 // deletion is scheduled or running, 410 once it ran. While Vault is
 // unavailable every request needing a login gets 503 "Vault is
-// unavailable; try again later".
+// unavailable; try again later". Any answer to a logged-in user may carry
+// WarningHeader lines (grants of theirs ending within 30 days with no
+// next period booked).
 //
-//	GET    /v1/health[?ready=1]                         -> Health (no auth; 503 with ready=1 unless ready)
-//	GET    /v1/whoami                                   -> User
-//	PUT    /v1/me/recipient        RecipientRequest     -> User
-//	POST   /v1/datasets            CreateDatasetRequest -> Dataset
-//	GET    /v1/datasets                                 -> []Dataset (those the caller may see)
-//	GET    /v1/datasets/{ds}                            -> Dataset
-//	GET    /v1/datasets/{ds}/files                      -> []File
-//	POST   /v1/datasets/{ds}/uploads  BeginUploadRequest -> Upload
-//	GET    /v1/uploads/{upload}                         -> Upload (with committed segments)
-//	POST   /v1/uploads/{upload}/presign  PresignRequest -> PresignResponse  (PUT URL for one piece)
-//	PUT    /v1/uploads/{upload}/segments/{n}  storage.SegmentMeta -> Upload
-//	POST   /v1/uploads/{upload}/complete CompleteUploadRequest -> File
-//	DELETE /v1/uploads/{upload}                         -> 204 (abort; pieces deleted)
-//	POST   /v1/datasets/{ds}/files/{name}/fetch         -> FetchResponse (header for the caller's recipient, manifest head)
-//	POST   /v1/fetches/{file}/presign  PresignRequest   -> PresignResponse  (GET URL for one piece)
-//	POST   /v1/fetches/{file}/done  FetchDoneRequest    -> 204 (the client reports a finished fetch; see audit.go)
-//	PUT    /v1/datasets/{ds}/grants/{user}  GrantRequest -> Grant
-//	DELETE /v1/datasets/{ds}/grants/{user}  RevokeRequest -> Grant (revoked)
-//	GET    /v1/datasets/{ds}/grants[?history=true]      -> []Grant
-//	GET    /v1/grants[?history=true]                    -> []Grant (the register the caller may review)
-//	       either with ?expiring_days=N                 -> running grants ending within N days that nothing follows
-//	GET    /v1/datasets/{ds}/members                    -> []Member
-//	PUT    /v1/datasets/{ds}/members/{user}/{role}  [MemberRequest] -> Member (role: custodian or submitter)
-//	DELETE /v1/datasets/{ds}/members/{user}/{role}      -> 204 (not the last custodian)
-//	POST   /v1/admin/freezes       FreezeRequest        -> Freeze
-//	DELETE /v1/admin/freezes/{kind}/{name}  UnfreezeRequest -> Freeze (lifted)
-//	GET    /v1/admin/freezes[?all=true]                 -> []Freeze
-//
-// Any answer to a logged-in user may carry WarningHeader lines (grants of
-// theirs ending within 30 days with no next period booked).
-//
-// Who may call what (the authorisation matrix, tested cell by cell in
-// broker/matrix_test.go). Roles: admin (dozod's `admins`), custodian and
+// Who may call what is each route's Rule, tested cell by cell in
+// broker/matrix_test.go. Roles: admin (dozod's `admins`), custodian and
 // submitter (per dataset; a dataset's creator holds both), grantee (an
 // active grant: not revoked, not superseded, from <= today <= until, UTC).
-// "Visible" means any of those four; everyone else gets 404 for the
-// dataset and everything in it, as if it did not exist. A former grantee
-// (expired, revoked, not yet started) gets 403 saying which. A frozen user
-// is refused everything but health and whoami; a frozen dataset refuses
-// file lists, fetches, presigns, uploads and new grants (revoke, show and
-// grant lists stay allowed: they reduce or review access).
-//
-//	health                       anyone, no token
-//	whoami                       any user (also when frozen)
-//	recipient.set                any user
-//	dataset.create               admin, or a user in dozod's `submitters`
-//	dataset.list                 any user; lists visible datasets only
-//	dataset.show                 visible
-//	file.list                    visible
-//	upload.begin                 submitter
-//	upload.show, upload.abort    the upload's creator, or admin
-//	upload.presign, .commit, .complete
-//	                             the upload's creator while still a submitter
-//	                             (or admin); not on a frozen dataset
-//	file.fetch, fetch.presign, file.fetch.done
-//	                             grantee, submitter or custodian (not admin
-//	                             alone: operators do not read data without a grant)
-//	grant.put, grant.revoke      custodian or admin
-//	grant.list                   custodian or admin
-//	member.list, member.remove   custodian or admin
-//	member.add                   custodian or admin; not on a frozen dataset
-//	                             or for a frozen user
-//	grant.register (/v1/grants)  any user: admins see all, custodians their
-//	                             datasets', everyone their own grants
-//	admin.freeze, admin.unfreeze, admin.freezes
-//	                             admin
+// A frozen user is refused everything but health and whoami; a frozen
+// dataset refuses file lists, fetches, presigns, uploads and new grants
+// (revoke, show and grant lists stay allowed: they reduce or review
+// access).
 package api
 
 import (
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/dozo-vault/dozo/storage"
@@ -195,6 +143,21 @@ type Dataset struct {
 	// grantee asks for a grant or an extension (dataset show only). dozo
 	// keeps no contact details: the names are Vault user names.
 	Custodians []string `json:"custodians,omitempty"`
+}
+
+// MaxDatasetIDLen is the longest dataset id: its Vault Transit key,
+// "dozo-ds-" and the id, must fit Vault's 128-character key names.
+const MaxDatasetIDLen = 120
+
+// ValidateDatasetID is the one dataset id rule, checked by the client
+// before it asks and by dozod when it is asked: a storage id
+// (storage.ValidateID) of at most MaxDatasetIDLen characters without "..",
+// so that its Transit key name is a valid Vault key name.
+func ValidateDatasetID(id string) error {
+	if storage.ValidateID(id) != nil || len(id) > MaxDatasetIDLen || strings.Contains(id, "..") {
+		return fmt.Errorf(`bad dataset id %q: use 1-%d of A-Z a-z 0-9 . _ - (not starting with . or -, no "..")`, id, MaxDatasetIDLen)
+	}
+	return nil
 }
 
 // File states.

@@ -37,24 +37,6 @@ import (
 	"github.com/dozo-vault/dozo/vault"
 )
 
-func (s *Server) accessRoutes() {
-	s.route("GET /v1/grants", "grant.register", true, s.grantRegister)
-	s.route("POST /v1/admin/freezes", "admin.freeze", true, s.freeze)
-	s.route("DELETE /v1/admin/freezes/{kind}/{name}", "admin.unfreeze", true, s.unfreeze)
-	s.route("GET /v1/admin/freezes", "admin.freezes", true, s.listFreezes)
-	s.route("GET /v1/datasets/{ds}/members", "member.list", true, s.listMembers)
-	s.route("PUT /v1/datasets/{ds}/members/{user}/{role}", "member.add", true, s.addMember)
-	s.route("DELETE /v1/datasets/{ds}/members/{user}/{role}", "member.remove", true, s.removeMember)
-}
-
-// routeInfo is one registered route, recorded so that tests can walk every
-// endpoint the server really serves.
-type routeInfo struct {
-	pattern string
-	action  string
-	auth    bool
-}
-
 const frozenHint = "an administrator froze access during an incident; contact the dozo operators"
 
 // frozen is the one refusal for anything an incident freeze blocks. It
@@ -267,7 +249,7 @@ func (s *Server) freezeTarget(q *request, kind, name string) error {
 			return badRequest("%v", err)
 		}
 	case api.FreezeDataset:
-		if ValidateDatasetID(name) != nil {
+		if api.ValidateDatasetID(name) != nil {
 			return notFoundDataset(name)
 		}
 		if _, err := s.cat.Dataset(q.ctx, name); errors.Is(err, catalog.ErrNotFound) {

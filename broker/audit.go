@@ -16,14 +16,6 @@ import (
 	"github.com/dozo-vault/dozo/catalog"
 )
 
-func (s *Server) auditRoutes() {
-	s.route("GET /v1/audit", "audit.list", true, s.auditList)
-	s.route("GET /v1/audit/verify", "audit.verify", true, s.auditVerify)
-	s.route("GET /v1/audit/export", "audit.export", true, s.auditExport)
-	s.route("POST /v1/fetches/{file}/done", api.ActionFetchDone, true, s.fetchDone)
-	s.lifecycleRoutes() // lifecycle.go
-}
-
 // appendAudit commits r to the chain. Over-long fields are cut (a record
 // must never fail to append because a caller sent a long path).
 func (s *Server) appendAudit(ctx context.Context, r audit.Record) (*audit.Record, error) {

@@ -7,17 +7,6 @@ import (
 	"github.com/dozo-vault/dozo/storage"
 )
 
-// batchRoutes presign many pieces per request: with per-piece presigning a
-// 200 GB fetch made ~20k broker round trips. Authorisation and every
-// per-piece check of an upload are the single presign's (checkPutPiece); a
-// fetch batch presigns the pieces its verified manifest names. Each batch
-// is all or nothing, so a client never holds URLs for a request
-// that was partly refused.
-func (s *Server) batchRoutes() {
-	s.route("POST /v1/uploads/{upload}/presign-batch", "upload.presign-batch", true, s.presignPutBatch)
-	s.route("POST /v1/fetches/{file}/presign-batch", "fetch.presign-batch", true, s.presignGetBatch)
-}
-
 func decodeBatch(q *request) (*api.PresignBatchRequest, error) {
 	var req api.PresignBatchRequest
 	if err := q.decode(&req); err != nil {

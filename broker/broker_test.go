@@ -37,19 +37,6 @@ func TestValidateName(t *testing.T) {
 	}
 }
 
-func TestValidateDatasetID(t *testing.T) {
-	for _, id := range []string{"JGAD000001", "ds-1", "a.b"} {
-		if err := ValidateDatasetID(id); err != nil {
-			t.Errorf("%q: %v", id, err)
-		}
-	}
-	for _, id := range []string{"", "-x", ".x", "a/b", "a..b", strings.Repeat("x", 125), "a b"} {
-		if ValidateDatasetID(id) == nil {
-			t.Errorf("%q accepted", id)
-		}
-	}
-}
-
 func TestParsePieceKey(t *testing.T) {
 	key := storage.PieceKey("D", "f1", 3, 5)
 	seg, piece, err := ParsePieceKey(key, "D", "f1", 4, 6)

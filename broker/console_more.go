@@ -10,22 +10,6 @@ import (
 	"github.com/dozo-vault/dozo/audit"
 )
 
-// consoleMoreRoutes registers the console's audit, operators' and
-// researcher's pages.
-func (s *Server) consoleMoreRoutes() {
-	s.uiRoute("GET /ui/audit", "ui.audit", s.uiAudit)
-	s.uiRoute("GET /ui/audit/verify", "ui.audit.verify", s.uiAudit)
-	s.uiRoute("GET /ui/audit/export", "ui.audit.export", s.uiAuditExport)
-	s.uiRoute("GET /ui/ops", "ui.ops", s.uiOps)
-	s.uiRoute("POST /ui/ops/freezes", "ui.freeze", s.uiFreeze)
-	s.uiRoute("POST /ui/ops/freezes/{kind}/{name}/lift", "ui.unfreeze", s.uiUnfreeze)
-	s.uiRoute("POST /ui/ops/scrubs", "ui.scrub", s.uiScrub)
-	s.uiRoute("POST /ui/ops/scrubs/{id}/cancel", "ui.scrub.cancel", s.uiScrubCancel)
-	s.uiRoute("GET /ui/datasets/{ds}/deletion-report", "ui.deletion-report", s.uiDeletionReport)
-	s.uiRoute("GET /ui/deletion-report", "ui.deletion-report", s.uiDeletionReport) // ?dataset=ID, the operators' page's form
-	s.uiRoute("GET /ui/me", "ui.me", s.uiMe)
-}
-
 // auditFilters are the query parameters the audit page passes to GET
 // /v1/audit, which checks them.
 var auditFilters = []string{"dataset", "user", "action", "result", "since", "until", "limit"}
@@ -60,11 +44,11 @@ func (s *Server) uiAudit(q *request, sess *uiSession) error {
 	v.Query = qs.Encode()
 	if strings.HasSuffix(q.r.URL.Path, "/verify") {
 		v.Verdict = &audit.Result{}
-		if err := s.consoleAPI(q, sess, "GET", "/v1/audit/verify", nil, v.Verdict); err != nil {
+		if err := s.consoleAPI(q, sess, "GET", api.VerifyAudit.Path(), nil, v.Verdict); err != nil {
 			return err
 		}
 	}
-	if err := s.consoleAPI(q, sess, "GET", "/v1/audit?"+qs.Encode(), nil, &v.Records); err != nil {
+	if err := s.consoleAPI(q, sess, "GET", api.ListAudit.Path()+"?"+qs.Encode(), nil, &v.Records); err != nil {
 		return err
 	}
 	if n := len(v.Records); n > 0 && n >= atoiOr(qs.Get("limit"), 100) {
@@ -97,7 +81,7 @@ func atoiOr(s string, def int) int {
 // whole chain as JSON lines for offline verification) as a download.
 func (s *Server) uiAuditExport(q *request, sess *uiSession) error {
 	q.object = "audit"
-	rec, err := s.consoleRaw(q, sess, "GET", "/v1/audit/export", nil)
+	rec, err := s.consoleRaw(q, sess, "GET", api.ExportAudit.Path(), nil)
 	if err != nil {
 		return err
 	}
@@ -114,7 +98,7 @@ func (s *Server) uiDeletionReport(q *request, sess *uiSession) error {
 		return badRequest("name the deleted dataset whose report you want")
 	}
 	q.object = "dataset/" + ds
-	rec, err := s.consoleRaw(q, sess, "GET", "/v1/datasets/"+seg(ds)+"/deletion-report", nil)
+	rec, err := s.consoleRaw(q, sess, "GET", api.GetDeletionReport.Path(ds), nil)
 	if err != nil {
 		return err
 	}
@@ -147,19 +131,19 @@ type opsView struct {
 func (s *Server) uiOps(q *request, sess *uiSession) error {
 	q.object = "ops"
 	v := &opsView{}
-	if err := s.consoleAPI(q, sess, "GET", "/v1/targets", nil, &v.Targets); err != nil {
+	if err := s.consoleAPI(q, sess, "GET", api.ListTargets.Path(), nil, &v.Targets); err != nil {
 		return err
 	}
-	if err := s.consoleAPI(q, sess, "GET", "/v1/scrubs", nil, &v.Scrubs); err != nil {
+	if err := s.consoleAPI(q, sess, "GET", api.ListScrubs.Path(), nil, &v.Scrubs); err != nil {
 		return err
 	}
 	if len(v.Scrubs) > 0 {
 		v.Latest = &api.ScrubRun{}
-		if err := s.consoleAPI(q, sess, "GET", "/v1/scrubs/"+seg(v.Scrubs[0].ID), nil, v.Latest); err != nil {
+		if err := s.consoleAPI(q, sess, "GET", api.ShowScrub.Path(v.Scrubs[0].ID), nil, v.Latest); err != nil {
 			return err
 		}
 	}
-	if err := s.consoleAPI(q, sess, "GET", "/v1/admin/freezes?all=true", nil, &v.Freezes); err != nil {
+	if err := s.consoleAPI(q, sess, "GET", api.ListFreezes.Path()+"?all=true", nil, &v.Freezes); err != nil {
 		return err
 	}
 	return s.render(q, sess, "ops", "ops", "ops", http.StatusOK, v)
@@ -169,7 +153,7 @@ func (s *Server) uiFreeze(q *request, sess *uiSession) error {
 	q.object = "freezes"
 	f := q.r.PostForm
 	req := api.FreezeRequest{Kind: f.Get("kind"), Name: strings.TrimSpace(f.Get("name")), Reason: strings.TrimSpace(f.Get("reason"))}
-	if err := s.consoleAPI(q, sess, "POST", "/v1/admin/freezes", req, nil); err != nil {
+	if err := s.consoleAPI(q, sess, "POST", api.FreezeAccess.Path(), req, nil); err != nil {
 		return err
 	}
 	return q.redirect("/ui/ops?done=frozen")
@@ -179,7 +163,7 @@ func (s *Server) uiUnfreeze(q *request, sess *uiSession) error {
 	kind, name := q.r.PathValue("kind"), q.r.PathValue("name")
 	q.object = "freezes"
 	req := api.UnfreezeRequest{Reason: strings.TrimSpace(q.r.PostForm.Get("reason"))}
-	if err := s.consoleAPI(q, sess, "DELETE", "/v1/admin/freezes/"+seg(kind)+"/"+seg(name), req, nil); err != nil {
+	if err := s.consoleAPI(q, sess, "DELETE", api.UnfreezeAccess.Path(kind, name), req, nil); err != nil {
 		return err
 	}
 	return q.redirect("/ui/ops?done=unfrozen")
@@ -189,7 +173,7 @@ func (s *Server) uiScrub(q *request, sess *uiSession) error {
 	q.object = "scrubs"
 	f := q.r.PostForm
 	req := api.ScrubRequest{Dataset: strings.TrimSpace(f.Get("dataset")), Deep: f.Get("deep") != "", Repair: f.Get("repair") != ""}
-	if err := s.consoleAPI(q, sess, "POST", "/v1/scrubs", req, nil); err != nil {
+	if err := s.consoleAPI(q, sess, "POST", api.StartScrub.Path(), req, nil); err != nil {
 		return err
 	}
 	return q.redirect("/ui/ops?done=scrub")
@@ -197,7 +181,7 @@ func (s *Server) uiScrub(q *request, sess *uiSession) error {
 
 func (s *Server) uiScrubCancel(q *request, sess *uiSession) error {
 	q.object = "scrubs"
-	if err := s.consoleAPI(q, sess, "DELETE", "/v1/scrubs/"+seg(q.r.PathValue("id")), nil, nil); err != nil {
+	if err := s.consoleAPI(q, sess, "DELETE", api.CancelScrub.Path(q.r.PathValue("id")), nil, nil); err != nil {
 		return err
 	}
 	return q.redirect("/ui/ops?done=cancelled")
@@ -224,7 +208,7 @@ const maxFetchHints = 20
 // refused (a frozen dataset, say) the command with a placeholder.
 func (s *Server) fetchHints(q *request, sess *uiSession, g api.Grant) []fetchHint {
 	var fs []api.File
-	if err := s.consoleAPI(q, sess, "GET", "/v1/datasets/"+seg(g.Dataset)+"/files", nil, &fs); err != nil {
+	if err := s.consoleAPI(q, sess, "GET", api.ListFiles.Path(g.Dataset), nil, &fs); err != nil {
 		return []fetchHint{{Dataset: g.Dataset, Until: g.Until, Command: "dozo fetch " + g.Dataset + "/FILE -o FILE"}}
 	}
 	var out []fetchHint
@@ -256,12 +240,12 @@ func shellQuote(s string) string {
 func (s *Server) uiMe(q *request, sess *uiSession) error {
 	q.object = "user/" + sess.user
 	v := &meView{}
-	if err := s.consoleAPI(q, sess, "GET", "/v1/whoami", nil, &v.Me); err != nil {
+	if err := s.consoleAPI(q, sess, "GET", api.Whoami.Path(), nil, &v.Me); err != nil {
 		return err
 	}
 	var gs []api.Grant
 	if !v.Me.Frozen {
-		if err := s.consoleAPI(q, sess, "GET", "/v1/grants?history=true", nil, &gs); err != nil {
+		if err := s.consoleAPI(q, sess, "GET", api.GrantRegister.Path()+"?history=true", nil, &gs); err != nil {
 			return err
 		}
 	}

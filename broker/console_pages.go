@@ -13,31 +13,6 @@ import (
 	"github.com/dozo-vault/dozo/api"
 )
 
-// consoleRoutes registers the console's pages and forms (server.go).
-func (s *Server) consoleRoutes() {
-	if err := s.initConsole(); err != nil {
-		panic("console: " + err.Error()) // the embedded files are part of the binary
-	}
-	// Assets, the login form and the language switch reveal nothing and
-	// change nothing: like health, they are not recorded one by one.
-	s.route("GET /ui/static/{file}", "", false, s.uiStatic)
-	s.route("GET /ui/login", "", false, s.uiLoginForm)
-	s.route("GET /ui/lang/{lang}", "", false, s.uiLang)
-	s.route("POST /ui/login", "ui.login", false, s.uiLogin)
-	s.route("GET /ui/login/oidc", "", false, s.uiOIDCStart)
-	s.route("GET "+oidcCallbackPath, "ui.login", false, s.uiOIDCCallback)
-	s.uiRoute("POST /ui/logout", "ui.logout", s.uiLogout)
-	s.uiRoute("GET /ui/{$}", "ui.datasets", s.uiDatasets)
-	s.uiRoute("GET /ui/datasets", "ui.datasets", s.uiDatasets)
-	s.uiRoute("GET /ui/datasets/{ds}", "ui.register", s.uiRegister)
-	s.uiRoute("GET /ui/datasets/{ds}/register.csv", "ui.register.export", s.uiRegister)
-	s.uiRoute("POST /ui/datasets/{ds}/grants", "ui.grant", s.uiGrant)
-	s.uiRoute("POST /ui/datasets/{ds}/grants/{user}/revoke", "ui.revoke", s.uiRevoke)
-	s.uiRoute("GET /ui/register", "ui.register.all", s.uiRegister)
-	s.uiRoute("GET /ui/register.csv", "ui.register.export", s.uiRegister)
-	s.consoleMoreRoutes() // console_more.go
-}
-
 var pageNames = []string{"login", "error", "datasets", "register", "audit", "ops", "me"}
 
 func parsePages() (map[string]*template.Template, error) {
@@ -285,7 +260,7 @@ func (s *Server) uiLogout(q *request, sess *uiSession) error {
 func (s *Server) uiDatasets(q *request, sess *uiSession) error {
 	q.object = "datasets"
 	var ds []api.Dataset
-	if err := s.consoleAPI(q, sess, "GET", "/v1/datasets", nil, &ds); err != nil {
+	if err := s.consoleAPI(q, sess, "GET", api.ListDatasets.Path(), nil, &ds); err != nil {
 		return err
 	}
 	return s.render(q, sess, "datasets", "datasets", "datasets", http.StatusOK, ds)
@@ -315,20 +290,20 @@ func (s *Server) uiRegister(q *request, sess *uiSession) error {
 	if ds != "" {
 		q.object = "dataset/" + ds
 		v.Dataset = &api.Dataset{}
-		if err := s.consoleAPI(q, sess, "GET", "/v1/datasets/"+seg(ds), nil, v.Dataset); err != nil {
+		if err := s.consoleAPI(q, sess, "GET", api.ShowDataset.Path(ds), nil, v.Dataset); err != nil {
 			return err
 		}
-		if err := s.consoleAPI(q, sess, "GET", "/v1/datasets/"+seg(ds)+"/grants?history=true", nil, &gs); err != nil {
+		if err := s.consoleAPI(q, sess, "GET", api.ListGrants.Path(ds)+"?history=true", nil, &gs); err != nil {
 			return err
 		}
-		if err := s.consoleAPI(q, sess, "GET", "/v1/datasets/"+seg(ds)+"/members", nil, &v.Members); err != nil {
+		if err := s.consoleAPI(q, sess, "GET", api.ListMembers.Path(ds), nil, &v.Members); err != nil {
 			return err
 		}
 		v.CanChange = slices.Contains(v.Dataset.Access, "custodian") || slices.Contains(v.Dataset.Access, "admin")
 		v.CSV = "/ui/datasets/" + seg(ds) + "/register.csv"
 	} else {
 		q.object = "grants"
-		if err := s.consoleAPI(q, sess, "GET", "/v1/grants?history=true", nil, &gs); err != nil {
+		if err := s.consoleAPI(q, sess, "GET", api.GrantRegister.Path()+"?history=true", nil, &gs); err != nil {
 			return err
 		}
 		v.CSV = "/ui/register.csv"
@@ -399,7 +374,7 @@ func (s *Server) uiGrant(q *request, sess *uiSession) error {
 	req := api.GrantRequest{From: strings.TrimSpace(f.Get("from")), Until: strings.TrimSpace(f.Get("until")),
 		ApplicationID: strings.TrimSpace(f.Get("application")), Institution: strings.TrimSpace(f.Get("institution")),
 		Reason: strings.TrimSpace(f.Get("reason"))}
-	if err := s.consoleAPI(q, sess, "PUT", "/v1/datasets/"+seg(ds)+"/grants/"+seg(user), req, nil); err != nil {
+	if err := s.consoleAPI(q, sess, "PUT", api.PutGrant.Path(ds, user), req, nil); err != nil {
 		return err
 	}
 	return q.redirect("/ui/datasets/" + seg(ds) + "?done=granted")
@@ -410,7 +385,7 @@ func (s *Server) uiRevoke(q *request, sess *uiSession) error {
 	ds, user := q.r.PathValue("ds"), q.r.PathValue("user")
 	q.object = "dataset/" + ds
 	req := api.RevokeRequest{Reason: strings.TrimSpace(q.r.PostForm.Get("reason"))}
-	if err := s.consoleAPI(q, sess, "DELETE", "/v1/datasets/"+seg(ds)+"/grants/"+seg(user), req, nil); err != nil {
+	if err := s.consoleAPI(q, sess, "DELETE", api.RevokeGrant.Path(ds, user), req, nil); err != nil {
 		return err
 	}
 	return q.redirect("/ui/datasets/" + seg(ds) + "?done=revoked")

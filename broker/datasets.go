@@ -96,8 +96,8 @@ func (s *Server) createDataset(q *request) error {
 		return &httpError{status: http.StatusForbidden, msg: "only submitters and admins may create datasets",
 			hint: "the dozo operators grant the submitter role (the submitters list in dozod's config, or a submitter group in Vault)"}
 	}
-	if err := ValidateDatasetID(req.ID); err != nil {
-		return badRequest("bad dataset id: %v", err)
+	if err := api.ValidateDatasetID(req.ID); err != nil {
+		return badRequest("%v", err)
 	}
 	if err := validateText("title", req.Title, maxTitleLen); err != nil {
 		return badRequest("%v", err)

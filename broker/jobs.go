@@ -12,13 +12,6 @@ import (
 	"github.com/dozo-vault/dozo/catalog"
 )
 
-// jobRoutes show and cancel jobs (registered from lifecycleRoutes).
-func (s *Server) jobRoutes() {
-	s.route("GET /v1/jobs", "job.list", true, s.listJobs)
-	s.route("GET /v1/jobs/{id}", "job.show", true, s.showJob)
-	s.route("DELETE /v1/jobs/{id}", "job.cancel", true, s.cancelJob)
-}
-
 func apiJob(j *catalog.Job) api.Job {
 	out := api.Job{ID: j.ID, Kind: j.Kind, Dataset: j.DatasetID, State: j.State,
 		Progress: api.JobProgress{Done: j.ProgressDone, Total: j.ProgressTotal, Note: j.ProgressNote},
@@ -54,7 +47,7 @@ func (s *Server) listJobs(q *request) error {
 	v := q.r.URL.Query()
 	f := catalog.JobFilter{Kind: v.Get("kind"), State: v.Get("state")}
 	if ds := v.Get("dataset"); ds != "" {
-		if ValidateDatasetID(ds) != nil {
+		if api.ValidateDatasetID(ds) != nil {
 			return errorf(http.StatusBadRequest, "dataset %q is not a dataset id", ds)
 		}
 		f.DatasetIDs = []string{ds}

@@ -17,16 +17,6 @@ import (
 	"github.com/dozo-vault/dozo/storage"
 )
 
-// lifecycleRoutes are key rotation and dataset deletion (registered from
-// auditRoutes: both are audited state changes of a whole dataset).
-func (s *Server) lifecycleRoutes() {
-	s.jobRoutes() // jobs.go
-	s.route("POST /v1/datasets/{ds}/rotate-key", "dataset.rotate-key", true, s.rotateKey)
-	s.route("POST /v1/datasets/{ds}/delete", "dataset.delete", true, s.deleteDataset)
-	s.route("POST /v1/datasets/{ds}/undelete", "dataset.undelete", true, s.undeleteDataset)
-	s.route("GET /v1/datasets/{ds}/deletion-report", "dataset.deletion-report", true, s.deletionReport)
-}
-
 // LifecycleConfig is the [lifecycle] section of dozod's config.
 type LifecycleConfig struct {
 	// DeletionGrace is how long a deletion waits, the dataset hidden from
@@ -80,7 +70,7 @@ func pendingDeletion(del *catalog.Deletion) *httpError {
 // deletion is unfinished, and everyone else nil: the uniform 404, whatever
 // grant they held.
 func (s *Server) hiddenByDeletion(q *request, id string) (bool, error) {
-	if ValidateDatasetID(id) != nil {
+	if api.ValidateDatasetID(id) != nil {
 		return false, nil
 	}
 	_, deleted, err := s.cat.DatasetIncludingDeleted(q.ctx, id)
@@ -257,7 +247,7 @@ func (s *Server) lifecycleAccess(q *request, id string) (*catalog.Dataset, *time
 		return nil, nil, err
 	}
 	q.object = "dataset/" + id
-	if ValidateDatasetID(id) != nil {
+	if api.ValidateDatasetID(id) != nil {
 		return nil, nil, notFoundDataset(id)
 	}
 	ds, deleted, err := s.cat.DatasetIncludingDeleted(q.ctx, id)

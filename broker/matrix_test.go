@@ -711,6 +711,48 @@ func TestAuthorizationMatrixTables(t *testing.T) {
 	}
 }
 
+// matrixVariants are expectation tables that are a route's rule (the
+// table of that name) seen through the fixture: the same callers allowed
+// and refused, with the answer the fixture's state gives an allowed one.
+var matrixVariants = map[string]api.Rule{
+	"ownUploadAbort":    api.RuleOwnUpload, // a deletion that ran ended the session already
+	"deleteDataset":     api.RuleLifecycle, // repeated after the deletion ran: the report
+	"deletionReport":    api.RuleCustodian, // 409 until the deletion ran
+	"custodianNoReport": api.RuleCustodian, // the fixture has no deletion to report or undo
+	"adminDataset":      api.RuleAdmin,     // on a dataset that exists
+}
+
+// TestMatrixCoversRouteTable: every route of the API table has a matrix
+// row with its action and its rule, so a route cannot exist without its
+// rule checked cell by cell.
+func TestMatrixCoversRouteTable(t *testing.T) {
+	for _, r := range api.Routes {
+		row, ok := matrixRoutes[r.Pattern]
+		if !ok {
+			t.Errorf("API route %s (action %q, rule %s) has no row in the authorisation matrix (matrixRoutes)", r.Pattern, r.Action, r.Rule)
+			continue
+		}
+		if row.action != r.Action {
+			t.Errorf("%s: the table's action is %q, the matrix row's %q", r.Pattern, r.Action, row.action)
+		}
+		rule, ok := matrixVariants[row.rule]
+		if !ok {
+			rule = api.Rule(row.rule)
+		}
+		if rule != r.Rule {
+			t.Errorf("%s: the table's rule is %s, the matrix row checks %s", r.Pattern, r.Rule, row.rule)
+		}
+		if method, _, _ := row.req(&fixture{ds: "D", file: "f", fileID: "F", upload: "U", complete: "C"}); method != r.Method() {
+			t.Errorf("%s: the matrix row calls %s", r.Pattern, method)
+		}
+	}
+	for v, rule := range matrixVariants {
+		if _, ok := matrixRules[v]; !ok || rule.Doc() == "" {
+			t.Errorf("variant %s: no such table, or no rule %s", v, rule)
+		}
+	}
+}
+
 // TestAuthorizationMatrix walks every registered route × role × state on a
 // fresh server per cell.
 func TestAuthorizationMatrix(t *testing.T) {

@@ -98,12 +98,6 @@ func (s *Server) dozodEvent(ctx context.Context, action, object, result, detail 
 	s.recordEvent(ctx, "dozod", action, object, result, detail)
 }
 
-func (s *Server) opsRoutes() {
-	s.route("GET /v1/metrics", "metrics", false, s.metrics)
-	s.route("GET /metrics", "metrics", false, s.metrics)
-	s.route("GET /v1/targets", "target.list", true, s.listTargets)
-}
-
 // health is GET /v1/health, which needs no token: liveness, and the state
 // of Vault, the catalog and the storage targets at their last check
 // (deps.go). With ?ready=1 it is a readiness check for a load balancer:

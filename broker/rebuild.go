@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/catalog"
 	"github.com/dozo-vault/dozo/crypto"
 	"github.com/dozo-vault/dozo/filestore"
@@ -78,7 +79,7 @@ type RebuildSkip struct {
 // being reported as bad files. Files already in the catalog are left
 // alone. Without Apply nothing is written.
 func Rebuild(ctx context.Context, o RebuildOptions) (*RebuildReport, error) {
-	if err := ValidateDatasetID(o.DatasetID); err != nil {
+	if err := api.ValidateDatasetID(o.DatasetID); err != nil {
 		return nil, err
 	}
 	if o.Now.IsZero() {

@@ -86,13 +86,6 @@ func (s *Server) initScrub(o Options) error {
 	return nil
 }
 
-func (s *Server) scrubRoutes() {
-	s.route("POST /v1/scrubs", "scrub.start", true, s.postScrub)
-	s.route("GET /v1/scrubs", "scrub.list", true, s.listScrubs)
-	s.route("GET /v1/scrubs/{id}", "scrub.show", true, s.showScrub)
-	s.route("DELETE /v1/scrubs/{id}", "scrub.cancel", true, s.cancelScrub)
-}
-
 // startScrub continues a run a previous dozod left unfinished, then runs
 // the scheduler (if configured) until ctx ends.
 func (s *Server) startScrub(ctx context.Context) { s.scrubs.Start(ctx) }
@@ -152,7 +145,7 @@ func (s *Server) postScrub(q *request) error {
 	}
 	if req.Dataset != "" {
 		q.object = "dataset/" + req.Dataset
-		if ValidateDatasetID(req.Dataset) != nil {
+		if api.ValidateDatasetID(req.Dataset) != nil {
 			return notFoundDataset(req.Dataset)
 		}
 		if _, err := s.cat.Dataset(q.ctx, req.Dataset); errors.Is(err, catalog.ErrNotFound) {

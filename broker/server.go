@@ -225,38 +225,6 @@ func set(xs []string) map[string]bool {
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
-func (s *Server) routes() {
-	s.route("GET /v1/health", "", false, s.health)
-	s.route("GET /v1/whoami", "whoami", true, s.whoami)
-	s.route("PUT /v1/me/recipient", "recipient.set", true, s.setRecipient)
-	s.route("POST /v1/datasets", "dataset.create", true, s.createDataset)
-	s.route("GET /v1/datasets", "dataset.list", true, s.listDatasets)
-	s.route("GET /v1/datasets/{ds}", "dataset.show", true, s.showDataset)
-	s.route("GET /v1/datasets/{ds}/files", "file.list", true, s.listFiles)
-	s.route("POST /v1/datasets/{ds}/uploads", "upload.begin", true, s.beginUpload)
-	s.route("GET /v1/uploads/{upload}", "upload.show", true, s.showUpload)
-	s.route("POST /v1/uploads/{upload}/presign", "upload.presign", true, s.presignPut)
-	s.route("PUT /v1/uploads/{upload}/segments/{n}", "upload.commit", true, s.commitSegment)
-	s.route("POST /v1/uploads/{upload}/complete", "upload.complete", true, s.completeUpload)
-	s.route("DELETE /v1/uploads/{upload}", "upload.abort", true, s.abortUpload)
-	s.route("POST /v1/datasets/{ds}/files/{name}/fetch", "file.fetch", true, s.fetch)
-	s.route("POST /v1/fetches/{file}/presign", "fetch.presign", true, s.presignGet)
-	s.route("PUT /v1/datasets/{ds}/grants/{user}", "grant.put", true, s.putGrant)
-	s.route("DELETE /v1/datasets/{ds}/grants/{user}", "grant.revoke", true, s.revokeGrant)
-	s.route("GET /v1/datasets/{ds}/grants", "grant.list", true, s.listGrants)
-	s.accessRoutes() // access.go
-	s.auditRoutes()  // audit.go
-	s.scrubRoutes()  // scrub.go
-	s.opsRoutes()    // ops.go
-	s.batchRoutes()  // batch.go
-
-	// The web console, /ui/ (console_pages.go).
-	s.consoleRoutes()
-	s.route("/", "unknown", false, func(q *request) error {
-		return errorf(http.StatusNotFound, "no such endpoint: %s %s", q.r.Method, q.r.URL.Path)
-	})
-}
-
 // today is the current UTC date, against which grants are checked.
 func (s *Server) today() string { return s.now().UTC().Format(catalog.DateLayout) }
 
@@ -332,7 +300,7 @@ func (s *Server) datasetAccess(q *request, id string) (*dsAccess, error) {
 	if err := s.checkUserFrozen(q); err != nil {
 		return nil, err
 	}
-	if ValidateDatasetID(id) != nil {
+	if api.ValidateDatasetID(id) != nil {
 		return nil, nil
 	}
 	ds, err := s.cat.Dataset(q.ctx, id)

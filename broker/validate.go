@@ -3,13 +3,12 @@ package broker
 import (
 	"encoding/base64"
 	"fmt"
-	"github.com/dozo-vault/dozo/api"
 	"strconv"
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/storage"
-	"github.com/dozo-vault/dozo/vault"
 )
 
 // ValidateName is the one file-name rule of the API, api.ValidateFileName.
@@ -33,18 +32,6 @@ func validateText(what, s string, max int) error {
 
 // TransitKeyName returns the Vault Transit key of a dataset.
 func TransitKeyName(datasetID string) string { return "dozo-ds-" + datasetID }
-
-// ValidateDatasetID accepts ids that are storage ids and whose Transit key
-// name is a valid Vault key name.
-func ValidateDatasetID(id string) error {
-	if err := storage.ValidateID(id); err != nil {
-		return err
-	}
-	if err := vault.ValidKeyName(TransitKeyName(id)); err != nil {
-		return fmt.Errorf("dataset id %q: too long or contains \"..\"", id)
-	}
-	return nil
-}
 
 // parseIndex parses a path segment index: decimal digits only, no sign, no
 // leading zeros (one spelling per number), below limit.

@@ -23,7 +23,7 @@ func historyQuery(history bool) string {
 // custodians: their datasets'; everyone: their own).
 func (c *Client) GrantRegister(ctx context.Context, history bool) ([]api.Grant, error) {
 	var gs []api.Grant
-	return gs, c.do(ctx, http.MethodGet, "/v1/grants"+historyQuery(history), nil, &gs)
+	return gs, c.do(ctx, http.MethodGet, api.GrantRegister.Path()+historyQuery(history), nil, &gs)
 }
 
 // Freeze puts an incident freeze on a user or dataset (admins only).
@@ -31,14 +31,14 @@ func (c *Client) GrantRegister(ctx context.Context, history bool) ([]api.Grant, 
 // refused, with the closest known names).
 func (c *Client) Freeze(ctx context.Context, kind, name, reason string, allowUnknown bool) (*api.Freeze, error) {
 	var f api.Freeze
-	return &f, c.do(ctx, http.MethodPost, "/v1/admin/freezes",
+	return &f, c.do(ctx, http.MethodPost, api.FreezeAccess.Path(),
 		api.FreezeRequest{Kind: kind, Name: name, Reason: reason, AllowUnknown: allowUnknown}, &f)
 }
 
 // Unfreeze lifts the freeze in force on a user or dataset (admins only).
 func (c *Client) Unfreeze(ctx context.Context, kind, name, reason string) (*api.Freeze, error) {
 	var f api.Freeze
-	return &f, c.do(ctx, http.MethodDelete, "/v1/admin/freezes/"+esc(kind)+"/"+esc(name), api.UnfreezeRequest{Reason: reason}, &f)
+	return &f, c.do(ctx, http.MethodDelete, api.UnfreezeAccess.Path(kind, name), api.UnfreezeRequest{Reason: reason}, &f)
 }
 
 // Freezes lists freezes in force, or all ever (admins only).
@@ -48,7 +48,7 @@ func (c *Client) Freezes(ctx context.Context, all bool) ([]api.Freeze, error) {
 	if all {
 		q = "?all=true"
 	}
-	return fs, c.do(ctx, http.MethodGet, "/v1/admin/freezes"+q, nil, &fs)
+	return fs, c.do(ctx, http.MethodGet, api.ListFreezes.Path()+q, nil, &fs)
 }
 
 // GrantCSVHeader is the column row of WriteGrantsCSV: one row per grant
@@ -90,7 +90,7 @@ func csvSafe(s string) string {
 // Members lists a dataset's custodians and submitters.
 func (c *Client) Members(ctx context.Context, dataset string) ([]api.Member, error) {
 	var ms []api.Member
-	return ms, c.do(ctx, http.MethodGet, "/v1/datasets/"+esc(dataset)+"/members", nil, &ms)
+	return ms, c.do(ctx, http.MethodGet, api.ListMembers.Path(dataset), nil, &ms)
 }
 
 // AddMember gives user a per-dataset role (custodian or submitter).
@@ -101,10 +101,10 @@ func (c *Client) AddMember(ctx context.Context, dataset, user, role string, allo
 	if allowUnknown {
 		body = api.MemberRequest{AllowUnknown: true}
 	}
-	return &m, c.do(ctx, http.MethodPut, "/v1/datasets/"+esc(dataset)+"/members/"+esc(user)+"/"+esc(role), body, &m)
+	return &m, c.do(ctx, http.MethodPut, api.AddMember.Path(dataset, user, role), body, &m)
 }
 
 // RemoveMember takes a per-dataset role away.
 func (c *Client) RemoveMember(ctx context.Context, dataset, user, role string) error {
-	return c.do(ctx, http.MethodDelete, "/v1/datasets/"+esc(dataset)+"/members/"+esc(user)+"/"+esc(role), nil, nil)
+	return c.do(ctx, http.MethodDelete, api.RemoveMember.Path(dataset, user, role), nil, nil)
 }

@@ -48,7 +48,7 @@ func (c *Client) AuditList(ctx context.Context, q AuditQuery) ([]api.AuditEntry,
 	if q.Limit > 0 {
 		v.Set("limit", strconv.Itoa(q.Limit))
 	}
-	path := "/v1/audit"
+	path := api.ListAudit.Path()
 	if len(v) > 0 {
 		path += "?" + v.Encode()
 	}
@@ -61,7 +61,7 @@ func (c *Client) AuditList(ctx context.Context, q AuditQuery) ([]api.AuditEntry,
 // as client-reported: dozod never sees the transfer itself).
 func (c *Client) FetchDone(ctx context.Context, fileID string, r *FetchResult) error {
 	req := api.FetchDoneRequest{Bytes: r.Bytes, Verified: r.Verified, ElapsedMS: r.Elapsed.Milliseconds()}
-	return c.do(ctx, http.MethodPost, "/v1/fetches/"+esc(fileID)+"/done", req, nil)
+	return c.do(ctx, http.MethodPost, api.FetchDone.Path(fileID), req, nil)
 }
 
 // AuditCSVHeader is the column row of WriteAuditCSV.
@@ -99,7 +99,7 @@ func WriteAuditCSV(w io.Writer, rs []api.AuditEntry, loc *time.Location) error {
 // export) it also checks that the log still holds that record unchanged.
 // Either catches a log cut short or rewritten wholesale since.
 func (c *Client) AuditVerify(ctx context.Context, anchor *audit.Anchor) (*api.AuditVerifyResponse, error) {
-	path := "/v1/audit/verify"
+	path := api.VerifyAudit.Path()
 	if anchor != nil {
 		path += "?" + url.Values{"anchor_seq": {strconv.FormatUint(anchor.Seq, 10)}, "anchor_hash": {anchor.Hash}}.Encode()
 	}
@@ -111,7 +111,7 @@ func (c *Client) AuditVerify(ctx context.Context, anchor *audit.Anchor) (*api.Au
 // returns the number of bytes written. It is bounded by ctx only, not by
 // the per-call timeout: a long log takes as long as it takes.
 func (c *Client) AuditExport(ctx context.Context, w io.Writer) (int64, error) {
-	const path = "/v1/audit/export"
+	path := api.ExportAudit.Path()
 	var n int64
 	// Getting the answer is retried while dozod is away; the stream, once
 	// it has begun to reach w, is not.

@@ -15,7 +15,7 @@ import (
 // PresignUploadBatch asks dozod for PUT URLs of many pieces of an upload.
 func (c *Client) PresignUploadBatch(ctx context.Context, upload string, pieces []api.PresignRequest) ([]api.PresignResponse, error) {
 	var r api.PresignBatchResponse
-	err := c.do(ctx, http.MethodPost, "/v1/uploads/"+esc(upload)+"/presign-batch", api.PresignBatchRequest{Pieces: pieces}, &r)
+	err := c.do(ctx, http.MethodPost, api.PresignUploadBatch.Path(upload), api.PresignBatchRequest{Pieces: pieces}, &r)
 	return checkBatch(r, len(pieces), err)
 }
 
@@ -209,7 +209,7 @@ func (c *Client) uploadPresigner(u *api.Upload, layout storage.Layout, ts func()
 // file's segments and GET URLs for their data (or parity) pieces.
 func (c *Client) PresignFetchBatch(ctx context.Context, file string, req api.FetchBatchRequest) (*api.FetchBatchResponse, error) {
 	var r api.FetchBatchResponse
-	if err := c.do(ctx, http.MethodPost, "/v1/fetches/"+esc(file)+"/presign-batch", req, &r); err != nil {
+	if err := c.do(ctx, http.MethodPost, api.PresignFetchBatch.Path(file), req, &r); err != nil {
 		return nil, err
 	}
 	return &r, nil

@@ -294,49 +294,47 @@ func unwrapURLError(err error) error {
 	return err
 }
 
-func esc(s string) string { return url.PathEscape(s) }
-
 // Health checks that dozod answers (no login needed).
 func (c *Client) Health(ctx context.Context) (*api.Health, error) {
 	var h api.Health
-	return &h, c.do(ctx, http.MethodGet, "/v1/health", nil, &h)
+	return &h, c.do(ctx, http.MethodGet, api.GetHealth.Path(), nil, &h)
 }
 
 // WhoAmI returns the caller as dozod sees them.
 func (c *Client) WhoAmI(ctx context.Context) (*api.User, error) {
 	var u api.User
-	return &u, c.do(ctx, http.MethodGet, "/v1/whoami", nil, &u)
+	return &u, c.do(ctx, http.MethodGet, api.Whoami.Path(), nil, &u)
 }
 
 // SetRecipient registers the caller's age recipient (public key). Headers
 // of files the caller fetches are wrapped to it.
 func (c *Client) SetRecipient(ctx context.Context, recipient string) (*api.User, error) {
 	var u api.User
-	return &u, c.do(ctx, http.MethodPut, "/v1/me/recipient", api.RecipientRequest{Recipient: recipient}, &u)
+	return &u, c.do(ctx, http.MethodPut, api.SetRecipient.Path(), api.RecipientRequest{Recipient: recipient}, &u)
 }
 
 // CreateDataset creates a dataset; the caller becomes its custodian.
 func (c *Client) CreateDataset(ctx context.Context, req api.CreateDatasetRequest) (*api.Dataset, error) {
 	var d api.Dataset
-	return &d, c.do(ctx, http.MethodPost, "/v1/datasets", req, &d)
+	return &d, c.do(ctx, http.MethodPost, api.CreateDataset.Path(), req, &d)
 }
 
 // ListDatasets lists the datasets the caller may see.
 func (c *Client) ListDatasets(ctx context.Context) ([]api.Dataset, error) {
 	var ds []api.Dataset
-	return ds, c.do(ctx, http.MethodGet, "/v1/datasets", nil, &ds)
+	return ds, c.do(ctx, http.MethodGet, api.ListDatasets.Path(), nil, &ds)
 }
 
 // Dataset describes one dataset.
 func (c *Client) Dataset(ctx context.Context, id string) (*api.Dataset, error) {
 	var d api.Dataset
-	return &d, c.do(ctx, http.MethodGet, "/v1/datasets/"+esc(id), nil, &d)
+	return &d, c.do(ctx, http.MethodGet, api.ShowDataset.Path(id), nil, &d)
 }
 
 // ListFiles lists a dataset's files.
 func (c *Client) ListFiles(ctx context.Context, dataset string) ([]api.File, error) {
 	var fs []api.File
-	return fs, c.do(ctx, http.MethodGet, "/v1/datasets/"+esc(dataset)+"/files", nil, &fs)
+	return fs, c.do(ctx, http.MethodGet, api.ListFiles.Path(dataset), nil, &fs)
 }
 
 // BeginUpload opens an upload session. req carries the file key and nonce
@@ -344,67 +342,67 @@ func (c *Client) ListFiles(ctx context.Context, dataset string) ([]api.File, err
 // keeps only the wrapped form.
 func (c *Client) BeginUpload(ctx context.Context, dataset string, req api.BeginUploadRequest) (*api.Upload, error) {
 	var u api.Upload
-	return &u, c.do(ctx, http.MethodPost, "/v1/datasets/"+esc(dataset)+"/uploads", req, &u)
+	return &u, c.do(ctx, http.MethodPost, api.BeginUpload.Path(dataset), req, &u)
 }
 
 // Upload returns an upload session with its committed segments.
 func (c *Client) Upload(ctx context.Context, id string) (*api.Upload, error) {
 	var u api.Upload
-	return &u, c.do(ctx, http.MethodGet, "/v1/uploads/"+esc(id), nil, &u)
+	return &u, c.do(ctx, http.MethodGet, api.ShowUpload.Path(id), nil, &u)
 }
 
 // PresignUpload asks for a PUT URL for one piece of an upload.
 func (c *Client) PresignUpload(ctx context.Context, upload, target, key string) (*api.PresignResponse, error) {
 	var p api.PresignResponse
-	return &p, c.do(ctx, http.MethodPost, "/v1/uploads/"+esc(upload)+"/presign", api.PresignRequest{Target: target, Key: key}, &p)
+	return &p, c.do(ctx, http.MethodPost, api.PresignUpload.Path(upload), api.PresignRequest{Target: target, Key: key}, &p)
 }
 
 // CommitSegment records that every piece of a segment is stored.
 func (c *Client) CommitSegment(ctx context.Context, upload string, seg storage.SegmentMeta) (*api.Upload, error) {
 	var u api.Upload
-	return &u, c.do(ctx, http.MethodPut, fmt.Sprintf("/v1/uploads/%s/segments/%d", esc(upload), seg.Index), seg, &u)
+	return &u, c.do(ctx, http.MethodPut, api.CommitSegment.Path(upload, fmt.Sprint(seg.Index)), seg, &u)
 }
 
 // CompleteUpload finishes an upload with the plaintext checksums; the file
 // becomes available.
 func (c *Client) CompleteUpload(ctx context.Context, upload string, req api.CompleteUploadRequest) (*api.File, error) {
 	var f api.File
-	return &f, c.do(ctx, http.MethodPost, "/v1/uploads/"+esc(upload)+"/complete", req, &f)
+	return &f, c.do(ctx, http.MethodPost, api.CompleteUpload.Path(upload), req, &f)
 }
 
 // AbortUpload abandons an upload; dozod deletes its pieces.
 func (c *Client) AbortUpload(ctx context.Context, upload string) error {
-	return c.do(ctx, http.MethodDelete, "/v1/uploads/"+esc(upload), nil, nil)
+	return c.do(ctx, http.MethodDelete, api.AbortUpload.Path(upload), nil, nil)
 }
 
 // Fetch asks for a file: its manifest, a header wrapped for the caller's
 // registered recipient, and the targets to read from.
 func (c *Client) Fetch(ctx context.Context, dataset, name string) (*api.FetchResponse, error) {
 	var f api.FetchResponse
-	return &f, c.do(ctx, http.MethodPost, "/v1/datasets/"+esc(dataset)+"/files/"+esc(name)+"/fetch", nil, &f)
+	return &f, c.do(ctx, http.MethodPost, api.FetchFile.Path(dataset, name), nil, &f)
 }
 
 // PresignFetch asks for a GET URL for one piece of a file being fetched.
 func (c *Client) PresignFetch(ctx context.Context, file, target, key string) (*api.PresignResponse, error) {
 	var p api.PresignResponse
-	return &p, c.do(ctx, http.MethodPost, "/v1/fetches/"+esc(file)+"/presign", api.PresignRequest{Target: target, Key: key}, &p)
+	return &p, c.do(ctx, http.MethodPost, api.PresignFetch.Path(file), api.PresignRequest{Target: target, Key: key}, &p)
 }
 
 // Grant records a use period for user on a dataset (req.Until inclusive,
 // UTC). A current grant of the user is superseded and kept in the history.
 func (c *Client) Grant(ctx context.Context, dataset, user string, req api.GrantRequest) (*api.Grant, error) {
 	var g api.Grant
-	return &g, c.do(ctx, http.MethodPut, "/v1/datasets/"+esc(dataset)+"/grants/"+esc(user), req, &g)
+	return &g, c.do(ctx, http.MethodPut, api.PutGrant.Path(dataset, user), req, &g)
 }
 
 // Revoke ends user's access to a dataset now; reason goes in the register.
 func (c *Client) Revoke(ctx context.Context, dataset, user, reason string) (*api.Grant, error) {
 	var g api.Grant
-	return &g, c.do(ctx, http.MethodDelete, "/v1/datasets/"+esc(dataset)+"/grants/"+esc(user), api.RevokeRequest{Reason: reason}, &g)
+	return &g, c.do(ctx, http.MethodDelete, api.RevokeGrant.Path(dataset, user), api.RevokeRequest{Reason: reason}, &g)
 }
 
 // Grants lists a dataset's register: current rows, or every row (history).
 func (c *Client) Grants(ctx context.Context, dataset string, history bool) ([]api.Grant, error) {
 	var gs []api.Grant
-	return gs, c.do(ctx, http.MethodGet, "/v1/datasets/"+esc(dataset)+"/grants"+historyQuery(history), nil, &gs)
+	return gs, c.do(ctx, http.MethodGet, api.ListGrants.Path(dataset)+historyQuery(history), nil, &gs)
 }

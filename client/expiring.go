@@ -13,9 +13,9 @@ import (
 // and that no scheduled grant follows: whom a custodian should book the
 // next period for.
 func (c *Client) ExpiringGrants(ctx context.Context, dataset string, days int) ([]api.Grant, error) {
-	path := "/v1/grants"
+	path := api.GrantRegister.Path()
 	if dataset != "" {
-		path = "/v1/datasets/" + esc(dataset) + "/grants"
+		path = api.ListGrants.Path(dataset)
 	}
 	var gs []api.Grant
 	return gs, c.do(ctx, http.MethodGet, path+"?expiring_days="+strconv.Itoa(days), nil, &gs)
@@ -26,7 +26,7 @@ func (c *Client) ExpiringGrants(ctx context.Context, dataset string, days int) (
 // whoami, which any logged-in user may make, once: it is no reason to
 // wait for a dozod that does not answer (the command that follows will).
 func (c *Client) Warnings(ctx context.Context) ([]string, error) {
-	const path = "/v1/whoami"
+	path := api.Whoami.Path()
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	_, base := c.brokers.current()

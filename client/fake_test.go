@@ -10,7 +10,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -89,7 +88,7 @@ func newFakeDozod(t *testing.T) *fakeDozod {
 		}
 	}
 	f.store = httptest.NewServer(http.HandlerFunc(f.serveStorage))
-	f.api = httptest.NewServer(http.HandlerFunc(f.serveAPI))
+	f.api = httptest.NewServer(f.apiMux())
 	t.Cleanup(func() { f.api.Close(); f.store.Close() })
 	return f
 }
@@ -162,35 +161,42 @@ func (f *fakeDozod) reply(w http.ResponseWriter, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
-func (f *fakeDozod) serveAPI(w http.ResponseWriter, r *http.Request) {
+// apiMux routes the fake's API as dozod does, from the route table.
+func (f *fakeDozod) apiMux() http.Handler {
+	mux := http.NewServeMux()
+	for _, rt := range api.Routes {
+		mux.HandleFunc(rt.Pattern, func(w http.ResponseWriter, r *http.Request) { f.serveAPI(w, r, rt) })
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { f.serveAPI(w, r, nil) })
+	return mux
+}
+
+func (f *fakeDozod) serveAPI(w http.ResponseWriter, r *http.Request, rt *api.Route) {
 	if r.Header.Get("Authorization") != "Bearer s.test-token" {
 		f.fail(w, 401, "bad token", "log in again")
 		return
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	p := strings.Split(strings.TrimPrefix(r.URL.EscapedPath(), "/v1/"), "/")
-	for i := range p {
-		p[i], _ = url.PathUnescape(p[i])
-	}
-	switch {
-	case r.Method == "PUT" && len(p) == 2 && p[0] == "me":
+	switch rt {
+	case api.SetRecipient:
 		var req api.RecipientRequest
 		json.NewDecoder(r.Body).Decode(&req)
 		f.recipient = req.Recipient
 		f.reply(w, api.User{Name: "alice", Recipient: req.Recipient})
-	case r.Method == "POST" && len(p) == 3 && p[2] == "uploads":
+	case api.BeginUpload:
+		ds := r.PathValue("ds")
 		var req api.BeginUploadRequest
 		json.NewDecoder(r.Body).Decode(&req)
 		key, _ := base64.StdEncoding.DecodeString(req.FileKey)
 		nonce, _ := base64.StdEncoding.DecodeString(req.Nonce)
-		if _, ok := f.files[p[1]+"/"+req.Name]; ok {
+		if _, ok := f.files[ds+"/"+req.Name]; ok {
 			f.fail(w, 409, "file exists", "")
 			return
 		}
 		// Like dozod's resumable: the open upload of the same name is
 		// returned only for the same size, file key and nonce.
-		if up := f.openUpload(p[1], req.Name); up != nil {
+		if up := f.openUpload(ds, req.Name); up != nil {
 			if up.Size != req.Size || !bytes.Equal(up.key, key) || !bytes.Equal(up.nonce, nonce) {
 				f.fail(w, 409, "an upload in progress has this name", "")
 				return
@@ -201,22 +207,22 @@ func (f *fakeDozod) serveAPI(w http.ResponseWriter, r *http.Request) {
 		f.nextID++
 		l, _ := filestore.Layout(4, 2, fakePlainSeg)
 		up := &fakeUpload{key: key, nonce: nonce}
-		up.Upload = api.Upload{ID: fmt.Sprintf("up%d", f.nextID), FileID: fmt.Sprintf("f%d", f.nextID), Dataset: p[1],
+		up.Upload = api.Upload{ID: fmt.Sprintf("up%d", f.nextID), FileID: fmt.Sprintf("f%d", f.nextID), Dataset: ds,
 			Name: req.Name, Size: req.Size, K: 4, M: 2, SegmentSize: l.SegmentSize, PlainSegmentSize: fakePlainSeg,
 			Segments: int((crypto.CiphertextSize(req.Size) + l.SegmentSize - 1) / l.SegmentSize),
 			Targets:  f.order, State: "open", ExpiresAt: time.Now().Add(time.Hour), HashAlg: req.HashAlg}
 		f.uploads[up.ID] = up
 		f.reply(w, up.Upload)
-	case len(p) >= 2 && p[0] == "uploads":
-		up := f.uploads[p[1]]
+	case api.ShowUpload, api.AbortUpload, api.PresignUploadBatch, api.PresignUpload, api.CommitSegment, api.CompleteUpload:
+		up := f.uploads[r.PathValue("upload")]
 		if up == nil {
 			f.fail(w, 404, "no such upload", "")
 			return
 		}
-		switch {
-		case r.Method == "GET" && len(p) == 2:
+		switch rt {
+		case api.ShowUpload:
 			f.reply(w, up.Upload)
-		case r.Method == "DELETE" && len(p) == 2:
+		case api.AbortUpload:
 			if up.State == "complete" {
 				f.fail(w, 409, "upload is complete", "")
 				return
@@ -235,22 +241,22 @@ func (f *fakeDozod) serveAPI(w http.ResponseWriter, r *http.Request) {
 				}
 			}
 			w.WriteHeader(204)
-		case r.Method == "POST" && len(p) == 3 && p[2] == "presign-batch":
+		case api.PresignUploadBatch:
 			f.presignBatch(w, r, "PUT")
-		case r.Method == "POST" && len(p) == 3 && p[2] == "presign":
+		case api.PresignUpload:
 			var req api.PresignRequest
 			json.NewDecoder(r.Body).Decode(&req)
 			f.presigns.Add(1)
 			f.reply(w, api.PresignResponse{URL: f.store.URL + "/" + req.Target + "/" + req.Key + "?sig=secret", Method: "PUT"})
-		case r.Method == "PUT" && len(p) == 4 && p[2] == "segments":
+		case api.CommitSegment:
 			var seg storage.SegmentMeta
 			json.NewDecoder(r.Body).Decode(&seg)
 			// Like dozod's checkSegment: the index and stored size must be
 			// the ones the session's size implies.
-			n, err := strconv.Atoi(p[3])
+			n, err := strconv.Atoi(r.PathValue("n"))
 			stored := crypto.CiphertextSize(up.Size)
 			if err != nil || n < 0 || n >= up.Segments || seg.Index != n {
-				f.fail(w, 400, fmt.Sprintf("segment: index %s out of range", p[3]), "")
+				f.fail(w, 400, fmt.Sprintf("segment: index %s out of range", r.PathValue("n")), "")
 				return
 			}
 			if want := min(up.SegmentSize, stored-int64(n)*up.SegmentSize); seg.Size != want {
@@ -259,7 +265,7 @@ func (f *fakeDozod) serveAPI(w http.ResponseWriter, r *http.Request) {
 			}
 			up.Committed = append(up.Committed, seg)
 			f.reply(w, up.Upload)
-		case r.Method == "POST" && len(p) == 3 && p[2] == "complete":
+		case api.CompleteUpload:
 			var req api.CompleteUploadRequest
 			json.NewDecoder(r.Body).Decode(&req)
 			l, _ := filestore.Layout(4, 2, fakePlainSeg)
@@ -282,16 +288,16 @@ func (f *fakeDozod) serveAPI(w http.ResponseWriter, r *http.Request) {
 			}
 			f.reply(w, ff.File)
 		}
-	case r.Method == "GET" && len(p) == 3 && p[2] == "files":
+	case api.ListFiles:
 		fs := []api.File{}
 		for _, ff := range f.files {
-			if ff.Dataset == p[1] {
+			if ff.Dataset == r.PathValue("ds") {
 				fs = append(fs, ff.File)
 			}
 		}
 		f.reply(w, fs)
-	case r.Method == "POST" && len(p) == 5 && p[2] == "files" && p[4] == "fetch":
-		ff := f.files[p[1]+"/"+p[3]]
+	case api.FetchFile:
+		ff := f.files[r.PathValue("ds")+"/"+r.PathValue("name")]
 		if ff == nil {
 			f.fail(w, 404, "no such file", "")
 			return
@@ -307,9 +313,9 @@ func (f *fakeDozod) serveAPI(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		f.reply(w, api.FetchResponse{File: ff.File, Manifest: ff.m.Head(), HeaderObject: base64.StdEncoding.EncodeToString(hdr), Targets: f.order})
-	case r.Method == "POST" && len(p) == 3 && p[0] == "fetches" && p[2] == "presign-batch":
-		f.fetchBatch(w, r, p[1])
-	case r.Method == "POST" && len(p) == 3 && p[0] == "fetches" && p[2] == "presign":
+	case api.PresignFetchBatch:
+		f.fetchBatch(w, r, r.PathValue("file"))
+	case api.PresignFetch:
 		var req api.PresignRequest
 		json.NewDecoder(r.Body).Decode(&req)
 		f.presigns.Add(1)

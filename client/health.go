@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 	"time"
+
+	"github.com/dozo-vault/dozo/api"
 )
 
 // TargetHealth is one storage target's health as dozod last probed it.
@@ -20,5 +22,5 @@ type TargetHealth struct {
 // Targets lists every storage target's health (admins only).
 func (c *Client) Targets(ctx context.Context) ([]TargetHealth, error) {
 	var ts []TargetHealth
-	return ts, c.do(ctx, http.MethodGet, "/v1/targets", nil, &ts)
+	return ts, c.do(ctx, http.MethodGet, api.ListTargets.Path(), nil, &ts)
 }

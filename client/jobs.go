@@ -28,7 +28,7 @@ func (c *Client) Jobs(ctx context.Context, f JobsFilter) ([]api.Job, error) {
 	if f.Limit > 0 {
 		q.Set("limit", strconv.Itoa(f.Limit))
 	}
-	path := "/v1/jobs"
+	path := api.ListJobs.Path()
 	if len(q) > 0 {
 		path += "?" + q.Encode()
 	}
@@ -39,7 +39,7 @@ func (c *Client) Jobs(ctx context.Context, f JobsFilter) ([]api.Job, error) {
 // Job returns one job: state, progress, owner and lease, result or error.
 func (c *Client) Job(ctx context.Context, id string) (*api.Job, error) {
 	var j api.Job
-	return &j, c.do(ctx, http.MethodGet, "/v1/jobs/"+esc(id), nil, &j)
+	return &j, c.do(ctx, http.MethodGet, api.ShowJob.Path(id), nil, &j)
 }
 
 // CancelJob asks for a job to end: a queued job ends at once, a running
@@ -47,7 +47,7 @@ func (c *Client) Job(ctx context.Context, id string) (*api.Job, error) {
 // done and a new job picks up from there.
 func (c *Client) CancelJob(ctx context.Context, id string) (*api.Job, error) {
 	var j api.Job
-	return &j, c.do(ctx, http.MethodDelete, "/v1/jobs/"+esc(id), nil, &j)
+	return &j, c.do(ctx, http.MethodDelete, api.CancelJob.Path(id), nil, &j)
 }
 
 // WaitJob polls a job every interval until it has ended, calling

@@ -30,7 +30,7 @@ func (c *Client) long(d time.Duration) *Client {
 // obtained keep working. Repeating it after an interruption resumes.
 func (c *Client) RotateKey(ctx context.Context, dataset string) (*api.RotateKeyResponse, error) {
 	var out api.RotateKeyResponse
-	return &out, c.long(lifecycleTimeout).do(ctx, http.MethodPost, "/v1/datasets/"+esc(dataset)+"/rotate-key", struct{}{}, &out)
+	return &out, c.long(lifecycleTimeout).do(ctx, http.MethodPost, api.RotateKey.Path(dataset), struct{}{}, &out)
 }
 
 // DeleteDataset asks for a dataset's deletion; confirm must repeat the
@@ -41,20 +41,20 @@ func (c *Client) RotateKey(ctx context.Context, dataset string) (*api.RotateKeyR
 // interruption resumes.
 func (c *Client) DeleteDataset(ctx context.Context, dataset, confirm string) (*api.DeletionStatus, error) {
 	var out api.DeletionStatus
-	return &out, c.long(lifecycleTimeout).do(ctx, http.MethodPost, "/v1/datasets/"+esc(dataset)+"/delete", api.DeleteDatasetRequest{Confirm: confirm}, &out)
+	return &out, c.long(lifecycleTimeout).do(ctx, http.MethodPost, api.DeleteDataset.Path(dataset), api.DeleteDatasetRequest{Confirm: confirm}, &out)
 }
 
 // UndeleteDataset cancels a scheduled deletion that has not begun to run:
 // the dataset is visible again, as it was.
 func (c *Client) UndeleteDataset(ctx context.Context, dataset string) (*api.DeletionStatus, error) {
 	var out api.DeletionStatus
-	return &out, c.do(ctx, http.MethodPost, "/v1/datasets/"+esc(dataset)+"/undelete", struct{}{}, &out)
+	return &out, c.do(ctx, http.MethodPost, api.UndeleteDataset.Path(dataset), struct{}{}, &out)
 }
 
 // DeletionReport fetches the stored report of a finished deletion.
 func (c *Client) DeletionReport(ctx context.Context, dataset string) (*api.DeletionReport, error) {
 	var out api.DeletionReport
-	return &out, c.do(ctx, http.MethodGet, "/v1/datasets/"+esc(dataset)+"/deletion-report", nil, &out)
+	return &out, c.do(ctx, http.MethodGet, api.GetDeletionReport.Path(dataset), nil, &out)
 }
 
 // FormatDeletionReport renders a deletion report as plain text for people

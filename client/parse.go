@@ -195,14 +195,6 @@ func ParseFileRef(s string) (dataset, name string, err error) {
 	return dataset, name, nil
 }
 
-// ValidateDatasetID checks a dataset id before sending it to dozod.
-func ValidateDatasetID(id string) error {
-	if err := storage.ValidateID(id); err != nil {
-		return fmt.Errorf("bad dataset id %q: use 1-%d of A-Z a-z 0-9 . _ - (not starting with . or -)", id, storage.MaxIDLen)
-	}
-	return nil
-}
-
 // ParseDate checks a YYYY-MM-DD date (as grants take it) and returns it.
 func ParseDate(s string) (time.Time, error) {
 	t, err := time.Parse(time.DateOnly, strings.TrimSpace(s))

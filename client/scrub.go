@@ -12,13 +12,13 @@ import (
 // with the running run; dozod does the work.
 func (c *Client) StartScrub(ctx context.Context, req api.ScrubRequest) (*api.ScrubRun, error) {
 	var r api.ScrubRun
-	return &r, c.do(ctx, http.MethodPost, "/v1/scrubs", req, &r)
+	return &r, c.do(ctx, http.MethodPost, api.StartScrub.Path(), req, &r)
 }
 
 // Scrub returns a run: progress, summary and, with findings, its findings.
 func (c *Client) Scrub(ctx context.Context, id string, findings bool) (*api.ScrubRun, error) {
 	var r api.ScrubRun
-	path := "/v1/scrubs/" + esc(id)
+	path := api.ShowScrub.Path(id)
 	if !findings {
 		path += "?findings=false"
 	}
@@ -28,14 +28,14 @@ func (c *Client) Scrub(ctx context.Context, id string, findings bool) (*api.Scru
 // Scrubs lists recent runs, newest first.
 func (c *Client) Scrubs(ctx context.Context) ([]api.ScrubRun, error) {
 	var rs []api.ScrubRun
-	return rs, c.do(ctx, http.MethodGet, "/v1/scrubs", nil, &rs)
+	return rs, c.do(ctx, http.MethodGet, api.ListScrubs.Path(), nil, &rs)
 }
 
 // CancelScrub stops a running scrub; files already checked keep their
 // results.
 func (c *Client) CancelScrub(ctx context.Context, id string) (*api.ScrubRun, error) {
 	var r api.ScrubRun
-	return &r, c.do(ctx, http.MethodDelete, "/v1/scrubs/"+esc(id), nil, &r)
+	return &r, c.do(ctx, http.MethodDelete, api.CancelScrub.Path(id), nil, &r)
 }
 
 // WaitScrub polls a run every interval until it is no longer running,

@@ -79,7 +79,7 @@ func (c *Client) UploadFile(ctx context.Context, o UploadOptions) (*UploadResult
 	if err := ValidateName(name); err != nil {
 		return nil, hintError(op, "pick another name with --name", err)
 	}
-	if err := ValidateDatasetID(o.Dataset); err != nil {
+	if err := api.ValidateDatasetID(o.Dataset); err != nil {
 		return nil, opError(op, err)
 	}
 	if o.Notice == nil {

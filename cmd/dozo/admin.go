@@ -143,7 +143,7 @@ func freezeTarget(c *cli.Context) (kind, name string, err error) {
 	case u != "":
 		return api.FreezeUser, u, nil
 	case d != "":
-		if err := client.ValidateDatasetID(d); err != nil {
+		if err := api.ValidateDatasetID(d); err != nil {
 			return "", "", err
 		}
 		return api.FreezeDataset, d, nil

@@ -76,7 +76,7 @@ func runUpload(c *cli.Context) error {
 		return badArg(c, errors.New("--name needs exactly one FILE"))
 	}
 	ds := c.String("dataset")
-	if err := client.ValidateDatasetID(ds); err != nil {
+	if err := api.ValidateDatasetID(ds); err != nil {
 		return badArg(c, err)
 	}
 	if err := checkConcurrency(c); err != nil {

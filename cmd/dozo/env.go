@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
+	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/client"
 	"github.com/dozo-vault/dozo/internal/suggest"
 )
@@ -162,7 +163,7 @@ func datasetIDArg(c *cli.Context) (string, error) {
 		return "", err
 	}
 	id := c.Args().First()
-	if err := client.ValidateDatasetID(id); err != nil {
+	if err := api.ValidateDatasetID(id); err != nil {
 		return "", badArg(c, err)
 	}
 	return id, nil

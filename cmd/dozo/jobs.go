@@ -71,7 +71,7 @@ func runJobsList(c *cli.Context) error {
 	}
 	f := client.JobsFilter{Dataset: c.String("dataset"), Kind: c.String("kind"), State: c.String("state"), Limit: c.Int("limit")}
 	if f.Dataset != "" {
-		if err := client.ValidateDatasetID(f.Dataset); err != nil {
+		if err := api.ValidateDatasetID(f.Dataset); err != nil {
 			return badArg(c, err)
 		}
 	}

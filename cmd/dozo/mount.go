@@ -19,6 +19,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/client"
 	"github.com/dozo-vault/dozo/mount"
 )
@@ -108,7 +109,7 @@ func runMount(c *cli.Context) error {
 		return badArg(c, fmt.Errorf("--cache-size %s is below the minimum of 8MiB", c.String("cache-size")))
 	}
 	if ds := c.String("dataset"); ds != "" {
-		if err := client.ValidateDatasetID(ds); err != nil {
+		if err := api.ValidateDatasetID(ds); err != nil {
 			return badArg(c, err)
 		}
 	}

@@ -96,7 +96,7 @@ func runScrub(c *cli.Context) error {
 		notice(c)("dry run: a deep scrub without repair; every bad piece it finds is one --repair would rebuild")
 	}
 	if req.Dataset != "" {
-		if err := client.ValidateDatasetID(req.Dataset); err != nil {
+		if err := api.ValidateDatasetID(req.Dataset); err != nil {
 			return badArg(c, err)
 		}
 	}

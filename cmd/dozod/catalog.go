@@ -11,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/broker"
 	"github.com/dozo-vault/dozo/catalog"
 	"github.com/dozo-vault/dozo/storage"
@@ -219,7 +220,7 @@ func catalogRebuild(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := broker.ValidateDatasetID(c.String("dataset")); err != nil {
+	if err := api.ValidateDatasetID(c.String("dataset")); err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
