@@ -59,6 +59,9 @@ type Options struct {
 	// answer (a restart, a failover): see Client.retry for which calls.
 	// Zero means DefaultBrokerRetry; a negative value turns retries off.
 	RetryFor time.Duration
+	// RetryBackoff is the first wait between two tries; it doubles up to
+	// 8 s. Zero means 250 ms.
+	RetryBackoff time.Duration
 	// Notice, if set, receives a line for the user when dozod stops
 	// answering and calls wait for it: once per outage, never per call.
 	Notice func(format string, args ...any)
@@ -79,7 +82,6 @@ type Client struct {
 	notice     func(string, ...any)
 	debug      func(string, ...any)
 	api        *http.Client // to dozod: pinned CA
-	data       *http.Client // to storage: presigned URLs, system roots
 }
 
 // New returns a Client. It does not contact dozod.
@@ -113,11 +115,6 @@ func New(o Options) (*Client, error) {
 		}
 		apiTLS.RootCAs = pool
 	}
-	// Storage is reached through the system roots only (SSL_CERT_FILE and
-	// SSL_CERT_DIR add a centre's private CA). The certificate pinned for
-	// dozod is not among them: it vouches for dozod alone, and trusting it
-	// here would let whoever holds dozod's key impersonate storage too.
-	dataTLS := &tls.Config{MinVersion: tls.VersionTLS12}
 	timeout := o.Timeout
 	if timeout == 0 {
 		timeout = 60 * time.Second
@@ -134,6 +131,10 @@ func New(o Options) (*Client, error) {
 	if retryFor == 0 {
 		retryFor = DefaultBrokerRetry
 	}
+	backoff := o.RetryBackoff
+	if backoff <= 0 {
+		backoff = retryFirst
+	}
 	notice := o.Notice
 	if notice == nil {
 		notice = func(string, ...any) {}
@@ -144,18 +145,17 @@ func New(o Options) (*Client, error) {
 		ua:         ua,
 		timeout:    timeout,
 		retryFor:   retryFor,
-		retryFirst: retryFirst,
+		retryFirst: backoff,
 		notice:     notice,
 		debug:      debug,
-		api:        &http.Client{Transport: newTransport(apiTLS, 8)},
-		// Piece transfers can take minutes on a slow link; they are bounded
-		// by the caller's context and the transport's idle timeouts instead
-		// of a total timeout.
-		data: &http.Client{Transport: newTransport(dataTLS, 64)},
+		api:        &http.Client{Transport: Transport(apiTLS, 8)},
 	}, nil
 }
 
-func newTransport(tc *tls.Config, conns int) *http.Transport {
+// Transport is the HTTP transport of every dozo connection, to dozod or
+// to storage: tc's TLS, conns idle connections per host, bounded dial,
+// handshake and header waits, and no bound on a whole body's transfer.
+func Transport(tc *tls.Config, conns int) *http.Transport {
 	return &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,

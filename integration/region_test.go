@@ -17,6 +17,7 @@ import (
 	"github.com/dozo-vault/dozo/client"
 	"github.com/dozo-vault/dozo/region"
 	"github.com/dozo-vault/dozo/region/regiontest"
+	"github.com/dozo-vault/dozo/transfer"
 )
 
 // shippedTests is where Debian's samtools-test package puts samtools'
@@ -266,7 +267,7 @@ func TestRegionFetch(t *testing.T) {
 		}
 		reg := region.Region{Ref: "chr2", Beg: 1_500_000, End: 1_510_000}
 		var out bytes.Buffer
-		res, err := c.FetchRegions(context.Background(), client.RegionOptions{Dataset: ds, Name: "x.bam",
+		res, err := transfer.FetchRegions(context.Background(), c, transfer.RegionOptions{Dataset: ds, Name: "x.bam",
 			Regions: []region.Region{reg}, Output: "-", Stdout: &out, Identity: id})
 		if err != nil {
 			t.Fatal(client.Format(err, true))

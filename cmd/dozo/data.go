@@ -16,6 +16,7 @@ import (
 	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/client"
 	"github.com/dozo-vault/dozo/storage"
+	"github.com/dozo-vault/dozo/transfer"
 )
 
 func uploadCommand() *cli.Command {
@@ -94,7 +95,7 @@ func runUpload(c *cli.Context) error {
 		if !fi.Mode().IsRegular() {
 			return &client.Error{Op: "uploading " + f, Err: errors.New("not a regular file")}
 		}
-		if err := client.CheckUploadSource(f); err != nil {
+		if err := transfer.CheckUploadSource(f); err != nil {
 			return err
 		}
 		name := api.NormalizeFileName(c.String("name"))
@@ -135,7 +136,7 @@ func runUpload(c *cli.Context) error {
 	for _, f := range files {
 		fi, _ := os.Stat(f)
 		p.file(client.DefaultName(f), fi.Size())
-		res, err := cl.UploadFile(c.Context, client.UploadOptions{
+		res, err := transfer.UploadFile(c.Context, cl, transfer.UploadOptions{
 			Dataset: ds, Path: f, Name: api.NormalizeFileName(c.String("name")),
 			Dir: d, Identity: id, Concurrency: c.Int("concurrency"),
 			Progress: p.update, Notice: say,
@@ -198,7 +199,7 @@ func uploadDryRun(c *cli.Context, cl *client.Client, d *client.Dir, ds string, f
 		}
 		pl := uploadPlan{Path: f, Name: name, Size: fi.Size(), Action: "upload"}
 		abs, _ := filepath.Abs(f)
-		j, jerr := client.LoadJournal(d.JournalPath(cl.Broker(), ds, name, abs))
+		j, jerr := transfer.LoadJournal(transfer.JournalPath(d, cl.Broker(), ds, name, abs))
 		switch ex, ok := have[name]; {
 		case ok && j == nil:
 			pl.Action, pl.Why = "skip", fmt.Sprintf("%s already has %s (%s, %s)", ds, name, client.FormatSize(ex.Size), ex.State)
@@ -374,7 +375,7 @@ func runFetch(c *cli.Context) error {
 		degradedMu   sync.Mutex
 		degradedTgts = map[string]bool{}
 	)
-	res, err := cl.FetchFile(c.Context, client.FetchOptions{
+	res, err := transfer.FetchFile(c.Context, cl, transfer.FetchOptions{
 		Dataset: ds, Name: name, Output: out, Stdout: stdout(c), Force: c.Bool("force"),
 		Identity: id, Range: rng, Raw: c.Bool("raw"), Concurrency: c.Int("concurrency"), MD5: c.Bool("md5"),
 		Progress: func(done, total int64) { p.update("fetch", done, total) },

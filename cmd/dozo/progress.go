@@ -11,6 +11,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/dozo-vault/dozo/client"
+	"github.com/dozo-vault/dozo/transfer"
 )
 
 // progress draws one status line on a terminal: the current file's bar and
@@ -168,7 +169,7 @@ func formatETA(d time.Duration) string {
 // uploadSummary is the parenthesis of an upload's result line. The rate
 // is of what this run sent; a resumed run says so and how much was already
 // stored (its time went to re-checking that part of the file).
-func uploadSummary(res *client.UploadResult) string {
+func uploadSummary(res *transfer.UploadResult) string {
 	took := res.Elapsed.Round(10 * time.Millisecond)
 	size := client.FormatSize(res.File.Size)
 	switch {

@@ -14,6 +14,7 @@ import (
 	"github.com/dozo-vault/dozo/client"
 	"github.com/dozo-vault/dozo/region"
 	"github.com/dozo-vault/dozo/storage"
+	"github.com/dozo-vault/dozo/transfer"
 )
 
 // regionFlags are fetch's flags for region fetches.
@@ -101,7 +102,7 @@ func runRegionFetch(c *cli.Context, ds, name string) error {
 		degradedMu   sync.Mutex
 		degradedTgts = map[string]bool{}
 	)
-	res, err := cl.FetchRegions(c.Context, client.RegionOptions{
+	res, err := transfer.FetchRegions(c.Context, cl, transfer.RegionOptions{
 		Dataset: ds, Name: name, Index: c.String("index"), Regions: regions,
 		Output: out, Stdout: stdout(c), Force: c.Bool("force"), Identity: id, Concurrency: c.Int("concurrency"),
 		OnDegraded: func(seg int, failures []storage.PieceFailure) {

@@ -1,8 +1,9 @@
-package client
+package transfer
 
 import (
 	"context"
 	"fmt"
+	"github.com/dozo-vault/dozo/client"
 	"net/http"
 	"strings"
 	"sync"
@@ -11,23 +12,6 @@ import (
 	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/storage"
 )
-
-// PresignUploadBatch asks dozod for PUT URLs of many pieces of an upload.
-func (c *Client) PresignUploadBatch(ctx context.Context, upload string, pieces []api.PresignRequest) ([]api.PresignResponse, error) {
-	var r api.PresignBatchResponse
-	err := c.do(ctx, http.MethodPost, "/v1/uploads/"+esc(upload)+"/presign-batch", api.PresignBatchRequest{Pieces: pieces}, &r)
-	return checkBatch(r, len(pieces), err)
-}
-
-func checkBatch(r api.PresignBatchResponse, n int, err error) ([]api.PresignResponse, error) {
-	if err != nil {
-		return nil, err
-	}
-	if len(r.URLs) != n {
-		return nil, fmt.Errorf("dozod presigned %d of %d pieces", len(r.URLs), n)
-	}
-	return r.URLs, nil
-}
 
 const (
 	// batchSegments is how many segments' pieces one batch presigns: with
@@ -137,7 +121,7 @@ func (b *batchPresigner) presign(ctx context.Context, target, key string) (*api.
 		return b.single(ctx, target, key)
 	}
 	resps, err := b.batch(ctx, reqs)
-	if IsStatus(err, http.StatusNotFound) {
+	if client.IsStatus(err, http.StatusNotFound) {
 		// An older dozod without the batch endpoint, or no access: the
 		// single presign tells which, with its own error.
 		p, serr := b.single(ctx, target, key)
@@ -179,7 +163,7 @@ func (b *batchPresigner) parse(key string) (seg, piece int, ok bool) {
 
 // uploadPresigner batches the PUT presigns of upload u over targets ts,
 // placing pieces as storage.Place does (dozod checks the same placement).
-func (c *Client) uploadPresigner(u *api.Upload, layout storage.Layout, ts func() []storage.Target) *batchPresigner {
+func uploadPresigner(c *client.Client, u *api.Upload, layout storage.Layout, ts func() []storage.Target) *batchPresigner {
 	return &batchPresigner{
 		prefix: storage.FilePrefix(u.Dataset, u.FileID),
 		nsegs:  u.Segments,
@@ -205,16 +189,6 @@ func (c *Client) uploadPresigner(u *api.Upload, layout storage.Layout, ts func()
 	}
 }
 
-// PresignFetchBatch asks dozod for the manifest entries of a run of a
-// file's segments and GET URLs for their data (or parity) pieces.
-func (c *Client) PresignFetchBatch(ctx context.Context, file string, req api.FetchBatchRequest) (*api.FetchBatchResponse, error) {
-	var r api.FetchBatchResponse
-	if err := c.do(ctx, http.MethodPost, "/v1/fetches/"+esc(file)+"/presign-batch", req, &r); err != nil {
-		return nil, err
-	}
-	return &r, nil
-}
-
 // fetchBatcher reads the file whose manifest head is m: it is the
 // storage.EntrySource of its Reader and the presigner of its targets. One
 // batch call gives the entries of batchSegments segments and the URLs of
@@ -236,7 +210,7 @@ type fetchBatcher struct {
 	batched map[[2]int]bool // (window, parity) presigned at least once
 }
 
-func (c *Client) fetchBatcher(m *storage.Manifest) *fetchBatcher {
+func newFetchBatcher(c *client.Client, m *storage.Manifest) *fetchBatcher {
 	return &fetchBatcher{
 		m:      m,
 		prefix: storage.FilePrefix(m.DatasetID, m.FileID),

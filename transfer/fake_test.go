@@ -1,4 +1,4 @@
-package client
+package transfer
 
 import (
 	"bytes"
@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"github.com/dozo-vault/dozo/client"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -94,8 +95,13 @@ func newFakeDozod(t *testing.T) *fakeDozod {
 	return f
 }
 
-func (f *fakeDozod) client(t *testing.T) *Client {
-	c, err := New(Options{Broker: f.api.URL, Token: "s.test-token"})
+// client returns a client of f; set, if given, changes its options.
+func (f *fakeDozod) client(t *testing.T, set ...func(*client.Options)) *client.Client {
+	o := client.Options{Broker: f.api.URL, Token: "s.test-token"}
+	for _, s := range set {
+		s(&o)
+	}
+	c, err := client.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +110,7 @@ func (f *fakeDozod) client(t *testing.T) *Client {
 
 func (f *fakeDozod) serveStorage(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Query().Get("sig") != "secret" {
-		http.Error(w, "<Error><Code>AccessDenied</Code></Error>", http.StatusForbidden)
+		http.Error(w, "<client.Error><Code>AccessDenied</Code></client.Error>", http.StatusForbidden)
 		return
 	}
 	tid, key, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
@@ -117,7 +123,7 @@ func (f *fakeDozod) serveStorage(w http.ResponseWriter, r *http.Request) {
 	case http.MethodPut:
 		n := f.puts.Add(1)
 		if lim := f.failPutAfter.Load(); lim > 0 && n > lim {
-			http.Error(w, "<Error><Code>SlowDown</Code></Error>", http.StatusServiceUnavailable)
+			http.Error(w, "<client.Error><Code>SlowDown</Code></client.Error>", http.StatusServiceUnavailable)
 			return
 		}
 		if f.onPut != nil {
@@ -142,7 +148,7 @@ func (f *fakeDozod) serveStorage(w http.ResponseWriter, r *http.Request) {
 		}
 		rc, err := t.Get(r.Context(), key, off, length)
 		if err != nil {
-			http.Error(w, "<Error><Code>NoSuchKey</Code></Error>", http.StatusNotFound)
+			http.Error(w, "<client.Error><Code>NoSuchKey</Code></client.Error>", http.StatusNotFound)
 			return
 		}
 		defer rc.Close()

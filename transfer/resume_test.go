@@ -1,10 +1,11 @@
-package client
+package transfer
 
 import (
 	"bytes"
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"github.com/dozo-vault/dozo/client"
 	"io"
 	"os"
 	"path/filepath"
@@ -93,7 +94,7 @@ func TestResumeNeverReusesKeystreamOnChangedSegment(t *testing.T) {
 	e.fk.failPutAfter.Store(0)
 	res, err := e.upload(t, path)
 	if err != nil {
-		t.Fatal(Format(err, true))
+		t.Fatal(client.Format(err, true))
 	}
 	after := e.fk.storedPieces(t, "DS1", first.FileID)
 	for k, sum := range before {
@@ -125,7 +126,7 @@ func TestResumeKeepsUnchangedRecordedSegment(t *testing.T) {
 	e.fk.failPutAfter.Store(0)
 	res, err := e.upload(t, path)
 	if err != nil {
-		t.Fatal(Format(err, true))
+		t.Fatal(client.Format(err, true))
 	}
 	if !res.Resumed || res.UploadID != first.ID || res.StartSegment != 3 {
 		t.Fatalf("not resumed at segment 3: %+v", res)
@@ -153,7 +154,7 @@ func TestResumeRefusesPlantedFileKey(t *testing.T) {
 		t.Fatal("upload did not fail")
 	}
 	abs, _ := filepath.Abs(path)
-	jp := e.dir.JournalPath(e.c.Broker(), "DS1", "reads.fq", abs)
+	jp := JournalPath(e.dir, e.c.Broker(), "DS1", "reads.fq", abs)
 	j, err := LoadJournal(jp)
 	if err != nil || j == nil {
 		t.Fatalf("journal: %v", err)
@@ -168,7 +169,7 @@ func TestResumeRefusesPlantedFileKey(t *testing.T) {
 	e.fk.failPutAfter.Store(0)
 	res, err := e.upload(t, path)
 	if err != nil {
-		t.Fatal(Format(err, true))
+		t.Fatal(client.Format(err, true))
 	}
 	if res.Resumed || res.UploadID == "up1" {
 		t.Fatalf("resumed with a file key dozod's session does not hold: %+v", res)
@@ -188,7 +189,7 @@ func TestResumeRefusesPlantedFileKey(t *testing.T) {
 func TestJournalRecordsSegmentBeforeItsPieces(t *testing.T) {
 	e := newEnv(t)
 	path, _ := writeRandom(t, 5*fakePlainSeg+3)
-	jp := e.dir.JournalPath(e.c.Broker(), "DS1", "reads.fq", path)
+	jp := JournalPath(e.dir, e.c.Broker(), "DS1", "reads.fq", path)
 	var mu sync.Mutex
 	var problems []string
 	puts := 0
@@ -215,7 +216,7 @@ func TestJournalRecordsSegmentBeforeItsPieces(t *testing.T) {
 		problems = append(problems, fmt.Sprintf("%s stored before segment %d's hash was recorded", key, seg))
 	}
 	if _, err := e.upload(t, path); err != nil {
-		t.Fatal(Format(err, true))
+		t.Fatal(client.Format(err, true))
 	}
 	if puts != 6*6 {
 		t.Errorf("%d PUTs, want 36", puts)
@@ -235,7 +236,7 @@ func TestOlderJournalStartsOver(t *testing.T) {
 	if _, err := e.upload(t, path); err == nil {
 		t.Fatal("upload did not fail")
 	}
-	jp := e.dir.JournalPath(e.c.Broker(), "DS1", "reads.fq", path)
+	jp := JournalPath(e.dir, e.c.Broker(), "DS1", "reads.fq", path)
 	j, err := LoadJournal(jp)
 	if err != nil || j == nil {
 		t.Fatalf("journal: %v", err)
@@ -247,7 +248,7 @@ func TestOlderJournalStartsOver(t *testing.T) {
 	e.fk.failPutAfter.Store(0)
 	res, err := e.upload(t, path)
 	if err != nil {
-		t.Fatal(Format(err, true))
+		t.Fatal(client.Format(err, true))
 	}
 	if res.Resumed || res.UploadID == "up1" || len(e.fk.aborted) != 1 || e.fk.aborted[0] != "up1" {
 		t.Fatalf("version 2 journal: %+v, aborted %v", res, e.fk.aborted)

@@ -1,7 +1,8 @@
-package client
+package transfer
 
 import (
 	"context"
+	"github.com/dozo-vault/dozo/client"
 	"os"
 	"path/filepath"
 	"strings"
@@ -52,7 +53,7 @@ func TestUploadSourceChangesDuringUpload(t *testing.T) {
 			if err == nil {
 				t.Fatal("the upload succeeded")
 			}
-			msg := Format(err, false)
+			msg := client.Format(err, false)
 			if !strings.Contains(msg, "the file changed while it was being uploaded") || strings.Contains(msg, "resume") {
 				t.Errorf("message: %s", msg)
 			}
@@ -63,7 +64,7 @@ func TestUploadSourceChangesDuringUpload(t *testing.T) {
 			if left := e.fk.storedPieces(t, "DS1", up.FileID); len(left) != 0 {
 				t.Errorf("%d pieces left on the targets", len(left))
 			}
-			if js, _ := filepath.Glob(filepath.Join(e.dir.Path, journalDir, "*.json")); len(js) != 0 {
+			if js, _ := filepath.Glob(filepath.Join(e.dir.JournalDir(), "*.json")); len(js) != 0 {
 				t.Errorf("journal left: %v", js)
 			}
 		})
@@ -77,8 +78,8 @@ func TestUploadRefusesPseudoFiles(t *testing.T) {
 		t.Skip("no /proc here")
 	}
 	e := newEnv(t)
-	_, err := e.c.UploadFile(context.Background(), UploadOptions{Dataset: "DS1", Path: "/proc/self/status", Dir: e.dir, Identity: e.id})
-	if err == nil || !strings.Contains(Format(err, false), "proc") {
+	_, err := UploadFile(context.Background(), e.c, UploadOptions{Dataset: "DS1", Path: "/proc/self/status", Dir: e.dir, Identity: e.id})
+	if err == nil || !strings.Contains(client.Format(err, false), "proc") {
 		t.Fatalf("upload of /proc/self/status: %v", err)
 	}
 	if len(e.fk.uploads) != 0 {
@@ -94,11 +95,11 @@ func TestUploadWithoutIdentityPromisesNoResume(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	e.fk.onPut = func(string) { cancel() }
-	_, err := e.c.UploadFile(ctx, UploadOptions{Dataset: "DS1", Path: path, Dir: e.dir})
+	_, err := UploadFile(ctx, e.c, UploadOptions{Dataset: "DS1", Path: path, Dir: e.dir})
 	if err == nil {
 		t.Fatal("not interrupted")
 	}
-	if msg := Format(err, false); strings.Contains(msg, "resume") || !strings.Contains(msg, "starts over") {
+	if msg := client.Format(err, false); strings.Contains(msg, "resume") || !strings.Contains(msg, "starts over") {
 		t.Errorf("message: %s", msg)
 	}
 }

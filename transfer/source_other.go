@@ -1,10 +1,11 @@
 //go:build !unix
 
-package client
+package transfer
 
 import (
 	"context"
 	"errors"
+	"github.com/dozo-vault/dozo/client"
 	"io/fs"
 	"os"
 )

@@ -1,4 +1,4 @@
-package client
+package transfer
 
 import (
 	"bytes"
@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
+	"github.com/dozo-vault/dozo/client"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -23,186 +24,33 @@ import (
 	"github.com/dozo-vault/dozo/storage"
 )
 
-func TestParseSize(t *testing.T) {
-	good := map[string]int64{
-		"65536": 65536, "64MiB": 64 << 20, "1GiB": 1 << 30, "1gib": 1 << 30, "64M": 64 << 20,
-		"512KiB": 512 << 10, "1.5GiB": 3 << 29, "500MB": 500e6, "2 TiB": 2 << 40, "0": 0, "10B": 10,
-	}
-	for in, want := range good {
-		got, err := ParseSize(in)
-		if err != nil || got != want {
-			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
-		}
-	}
-	for _, in := range []string{"", "MiB", "-1", "1.5", "abc", "1XB", "99999999999TiB", "NaN"} {
-		if _, err := ParseSize(in); err == nil {
-			t.Errorf("ParseSize(%q) succeeded", in)
-		}
-	}
-}
-
-func TestParseRange(t *testing.T) {
-	good := map[string]Range{
-		"0-0": {0, 1}, "0-65535": {0, 65536}, "100-": {100, -1}, " 5 - 9 ": {5, 5},
-	}
-	for in, want := range good {
-		got, err := ParseRange(in)
-		if err != nil || got != want {
-			t.Errorf("ParseRange(%q) = %+v, %v; want %+v", in, got, err, want)
-		}
-	}
-	for _, in := range []string{"", "5", "-5", "9-5", "a-b", "1-x", "-"} {
-		if _, err := ParseRange(in); err == nil {
-			t.Errorf("ParseRange(%q) succeeded", in)
-		}
-	}
-	off, n, err := Range{10, -1}.Clamp(100)
-	if err != nil || off != 10 || n != 90 {
-		t.Errorf("Clamp to end: %d %d %v", off, n, err)
-	}
-	off, n, err = Range{90, 50}.Clamp(100)
-	if err != nil || off != 90 || n != 10 {
-		t.Errorf("Clamp past end: %d %d %v", off, n, err)
-	}
-	if _, _, err := (Range{100, 1}).Clamp(100); err == nil {
-		t.Error("Clamp beyond the end succeeded")
-	}
-}
-
-func TestNames(t *testing.T) {
-	if got := DefaultName("/data/run1/sample 1.cram"); got != "sample 1.cram" {
-		t.Errorf("DefaultName = %q", got)
-	}
-	if got := DefaultName("reads.fq.gz/"); got != "reads.fq.gz" {
-		t.Errorf("DefaultName with slash = %q", got)
-	}
-	for _, ok := range []string{"a", "NA12878.final.cram", "sample 1.bam", "試料.vcf.gz"} {
-		if err := ValidateName(ok); err != nil {
-			t.Errorf("ValidateName(%q): %v", ok, err)
-		}
-	}
-	for _, bad := range []string{"", ".", "..", "a/b", "a\nb", "a\x00b", "\xff", strings.Repeat("x", 256), "a\u200bb"} {
-		if err := ValidateName(bad); err == nil {
-			t.Errorf("ValidateName(%q) succeeded", bad)
-		}
-	}
-	ds, name, err := ParseFileRef("JGAD000001/sample1.cram")
-	if err != nil || ds != "JGAD000001" || name != "sample1.cram" {
-		t.Errorf("ParseFileRef = %q %q %v", ds, name, err)
-	}
-	for _, bad := range []string{"JGAD000001", "/x", "JGAD/", "../x/y", "a b/c", "d/e/f"} {
-		if _, _, err := ParseFileRef(bad); err == nil {
-			t.Errorf("ParseFileRef(%q) succeeded", bad)
-		}
-	}
-	if _, err := ParseDate("2026-02-30"); err == nil {
-		t.Error("ParseDate accepted Feb 30")
-	}
-	if _, err := ParseDate("2026-12-31"); err != nil {
-		t.Error(err)
-	}
-}
-
-func perm(t *testing.T, path string) os.FileMode {
-	t.Helper()
-	fi, err := os.Stat(path)
+// Journals, which hold sealed file keys, are 0600 in a 0700 directory.
+func TestJournalPermissions(t *testing.T) {
+	d, err := client.OpenDir(filepath.Join(t.TempDir(), "new", "dozo"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return fi.Mode().Perm()
-}
-
-func TestConfigDirPermissions(t *testing.T) {
-	base := t.TempDir()
-	p := filepath.Join(base, "new", "dozo")
-	d, err := OpenDir(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if m := perm(t, p); m != 0o700 {
-		t.Errorf("new dir mode %v", m)
-	}
-	// An existing, too-open directory is tightened.
-	loose := filepath.Join(base, "loose")
-	os.Mkdir(loose, 0o755)
-	os.Chmod(loose, 0o755)
-	if _, err := OpenDir(loose); err != nil {
-		t.Fatal(err)
-	}
-	if m := perm(t, loose); m != 0o700 {
-		t.Errorf("tightened dir mode %v", m)
-	}
-
-	if err := d.SaveLogin("s.secret", Login{Username: "alice", VaultAddr: "http://v"}); err != nil {
-		t.Fatal(err)
-	}
-	id, err := d.Keygen(true, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	j := &Journal{Version: JournalVersion, path: d.JournalPath("b", "ds", "n", "/p")}
+	j := &Journal{Version: JournalVersion, path: JournalPath(d, "b", "ds", "n", "/p")}
 	if err := j.Save(); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{filepath.Join(p, tokenFile), filepath.Join(p, loginFile), d.IdentityPath(), j.path} {
-		if m := perm(t, f); m != 0o600 {
-			t.Errorf("%s mode %v, want 0600", f, m)
-		}
+	if m := perm(t, j.path); m != 0o600 {
+		t.Errorf("journal mode %v, want 0600", m)
 	}
 	if m := perm(t, filepath.Dir(j.path)); m != 0o700 {
 		t.Errorf("journal dir mode %v", m)
 	}
-	tok, err := d.Token()
-	if err != nil || tok != "s.secret" {
-		t.Errorf("Token = %q, %v", tok, err)
-	}
-	if l := d.Login(); l.Username != "alice" {
-		t.Errorf("Login = %+v", l)
-	}
-	// A secret others can read is refused, not used.
-	os.Chmod(filepath.Join(p, tokenFile), 0o644)
-	if _, err := d.Token(); err == nil || !strings.Contains(Format(err, false), "chmod 600") {
-		t.Errorf("too-open token accepted: %v", err)
-	}
-	got, err := d.Identity()
-	if err != nil || got.Public != id.Public {
-		t.Errorf("Identity = %v, %v", got, err)
-	}
-	if had, err := d.Logout(); err != nil || !had {
-		t.Errorf("Logout = %v %v", had, err)
-	}
-	if _, err := d.Token(); !errors.Is(err, ErrNotLoggedIn) {
-		t.Errorf("after logout: %v", err)
-	}
 }
 
-func TestKeygen(t *testing.T) {
-	d, _ := OpenDir(t.TempDir())
-	if _, err := d.Identity(); !errors.Is(err, ErrNoIdentity) {
-		t.Fatalf("no identity yet: %v", err)
-	}
-	id, err := d.Keygen(false, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.HasPrefix(id.Public, "age1pq1") {
-		t.Errorf("default key is not hybrid: %.20s", id.Public)
-	}
-	if _, err := d.Keygen(true, false); err == nil || Hint(err) == "" {
-		t.Errorf("keygen overwrote an identity: %v", err)
-	}
-	again, _ := d.Identity()
-	if again.Public != id.Public {
-		t.Error("identity changed after refused keygen")
-	}
-	c, err := d.Keygen(true, true)
-	if err != nil || !strings.HasPrefix(c.Public, "age1") || strings.HasPrefix(c.Public, "age1pq1") {
-		t.Fatalf("classic keygen --force: %v %.20s", err, c.Public)
+// A presigned URL in an error keeps its host only: the query is a credential.
+func TestRedactPresignedURL(t *testing.T) {
+	if got := redact("http://s3:9000/b/dozo/v1/x?X-Amz-Signature=abc&X-Amz-Credential=k"); got != "http://s3:9000" {
+		t.Errorf("redact = %q", got)
 	}
 }
 
 func TestJournalRoundTrip(t *testing.T) {
-	d, _ := OpenDir(t.TempDir())
+	d, _ := client.OpenDir(t.TempDir())
 	id, err := d.Keygen(false, false)
 	if err != nil {
 		t.Fatal(err)
@@ -215,8 +63,8 @@ func TestJournalRoundTrip(t *testing.T) {
 	if bytes.Contains([]byte(sealed), key) {
 		t.Fatal("key visible in sealed form")
 	}
-	jp := d.JournalPath("https://b", "DS1", "x.bam", "/data/x.bam")
-	if jp == d.JournalPath("https://b", "DS1", "y.bam", "/data/x.bam") {
+	jp := JournalPath(d, "https://b", "DS1", "x.bam", "/data/x.bam")
+	if jp == JournalPath(d, "https://b", "DS1", "y.bam", "/data/x.bam") {
 		t.Error("journal path ignores the name")
 	}
 	j := &Journal{Version: JournalVersion, Broker: "https://b", Dataset: "DS1", Name: "x.bam", Path: "/data/x.bam",
@@ -301,58 +149,18 @@ func TestResumeDecision(t *testing.T) {
 	}
 }
 
-func TestErrorFormat(t *testing.T) {
-	ae := &APIError{Method: "POST", Path: "/v1/datasets/X/files/a/fetch", Status: 403}
-	ae.Body.Error = "no active grant on X"
-	ae.Body.Hint = "ask the custodian for a grant"
-	ae.Body.RequestID = "r-123"
-	err := &Error{Op: "fetching X/a", Err: ae}
-	if got, want := Format(err, false), "fetching X/a: no active grant on X (ask the custodian for a grant)"; got != want {
-		t.Errorf("Format = %q\nwant     %q", got, want)
-	}
-	dbg := Format(err, true)
-	for _, s := range []string{"HTTP 403", "r-123", "/v1/datasets/X/files/a/fetch"} {
-		if !strings.Contains(dbg, s) {
-			t.Errorf("debug format %q lacks %q", dbg, s)
-		}
-	}
-	ae.Body.Hint = ""
-	ae.Status = 401
-	if h := Hint(err); !strings.Contains(h, "dozo login") {
-		t.Errorf("401 hint %q", h)
-	}
-	if h := Hint(&Error{Op: "x", Err: ErrNotLoggedIn}); !strings.Contains(h, "dozo login") {
-		t.Errorf("not logged in hint %q", h)
-	}
-	if h := Hint(&Error{Op: "x", Err: ErrNoIdentity}); !strings.Contains(h, "dozo keygen") {
-		t.Errorf("no identity hint %q", h)
-	}
-	if _, err := New(Options{}); err == nil || !strings.Contains(Format(err, false), "DOZO_BROKER") {
-		t.Errorf("no broker: %v", err)
-	}
-	// Refused connection to dozod.
-	c, _ := New(Options{Broker: "http://127.0.0.1:1", Token: "s.tok", RetryFor: -1})
-	_, werr := c.WhoAmI(context.Background())
-	if f := Format(werr, true); !strings.Contains(f, "dozod") || strings.Contains(f, "s.tok") {
-		t.Errorf("transport error: %q", f)
-	}
-	if got := redact("http://s3:9000/b/dozo/v1/x?X-Amz-Signature=abc&X-Amz-Credential=k"); got != "http://s3:9000" {
-		t.Errorf("redact = %q", got)
-	}
-}
-
 // --- upload and fetch against the in-process fake dozod ---
 
 type env struct {
 	fk  *fakeDozod
-	c   *Client
-	dir *Dir
-	id  *Identity
+	c   *client.Client
+	dir *client.Dir
+	id  *client.Identity
 }
 
 func newEnv(t *testing.T) *env {
 	fk := newFakeDozod(t)
-	d, err := OpenDir(t.TempDir())
+	d, err := client.OpenDir(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -378,7 +186,7 @@ func writeRandom(t *testing.T, n int) (string, []byte) {
 }
 
 func (e *env) upload(t *testing.T, path string) (*UploadResult, error) {
-	return e.c.UploadFile(context.Background(), UploadOptions{Dataset: "DS1", Path: path, Dir: e.dir, Identity: e.id})
+	return UploadFile(context.Background(), e.c, UploadOptions{Dataset: "DS1", Path: path, Dir: e.dir, Identity: e.id})
 }
 
 func (e *env) fetch(t *testing.T, o FetchOptions) (*FetchResult, error) {
@@ -386,7 +194,7 @@ func (e *env) fetch(t *testing.T, o FetchOptions) (*FetchResult, error) {
 	if o.Name == "" {
 		o.Name = "reads.fq"
 	}
-	return e.c.FetchFile(context.Background(), o)
+	return FetchFile(context.Background(), e.c, o)
 }
 
 func TestUploadFetch(t *testing.T) {
@@ -394,20 +202,20 @@ func TestUploadFetch(t *testing.T) {
 	path, data := writeRandom(t, 5*fakePlainSeg+12345)
 	res, err := e.upload(t, path)
 	if err != nil {
-		t.Fatal(Format(err, true))
+		t.Fatal(client.Format(err, true))
 	}
 	sum := sha256.Sum256(data)
 	if res.File.SHA256 != hex.EncodeToString(sum[:]) || res.Resumed || res.Segments != 6 {
 		t.Fatalf("upload result %+v", res)
 	}
-	matches, _ := filepath.Glob(filepath.Join(e.dir.Path, journalDir, "*.json"))
+	matches, _ := filepath.Glob(filepath.Join(e.dir.JournalDir(), "*.json"))
 	if len(matches) != 0 {
 		t.Errorf("journal left after completion: %v", matches)
 	}
 	out := filepath.Join(t.TempDir(), "out.fq")
 	fr, err := e.fetch(t, FetchOptions{Output: out})
 	if err != nil {
-		t.Fatal(Format(err, true))
+		t.Fatal(client.Format(err, true))
 	}
 	got, _ := os.ReadFile(out)
 	if !bytes.Equal(got, data) || !fr.Verified {
@@ -429,7 +237,7 @@ func TestUploadFetch(t *testing.T) {
 	// A range across a segment boundary fetches only its segments.
 	buf.Reset()
 	start := int64(2*fakePlainSeg - 100)
-	fr, err = e.fetch(t, FetchOptions{Output: "-", Stdout: &buf, Range: &Range{start, 300}})
+	fr, err = e.fetch(t, FetchOptions{Output: "-", Stdout: &buf, Range: &client.Range{start, 300}})
 	if err != nil || !bytes.Equal(buf.Bytes(), data[start:start+300]) {
 		t.Fatalf("range fetch: %v", err)
 	}
@@ -437,14 +245,14 @@ func TestUploadFetch(t *testing.T) {
 		t.Errorf("range read %d segments, want 2", fr.Stats.SegmentsRead)
 	}
 	buf.Reset()
-	if _, err := e.fetch(t, FetchOptions{Output: "-", Stdout: &buf, Range: &Range{int64(len(data)) - 10, -1}}); err != nil || !bytes.Equal(buf.Bytes(), data[len(data)-10:]) {
+	if _, err := e.fetch(t, FetchOptions{Output: "-", Stdout: &buf, Range: &client.Range{int64(len(data)) - 10, -1}}); err != nil || !bytes.Equal(buf.Bytes(), data[len(data)-10:]) {
 		t.Fatalf("tail range: %v", err)
 	}
 
 	// Raw: a standard age file for the user's identity.
 	rawPath := filepath.Join(t.TempDir(), "out.age")
 	if _, err := e.fetch(t, FetchOptions{Output: rawPath, Raw: true}); err != nil {
-		t.Fatal(Format(err, true))
+		t.Fatal(client.Format(err, true))
 	}
 	rf, _ := os.Open(rawPath)
 	defer rf.Close()
@@ -477,9 +285,9 @@ func TestUploadEmptyAndExactSegment(t *testing.T) {
 	for i, n := range []int{0, fakePlainSeg, 2 * fakePlainSeg} {
 		path, data := writeRandom(t, n)
 		name := []string{"empty", "one", "two"}[i]
-		res, err := e.c.UploadFile(context.Background(), UploadOptions{Dataset: "DS1", Path: path, Name: name, Dir: e.dir, Identity: e.id})
+		res, err := UploadFile(context.Background(), e.c, UploadOptions{Dataset: "DS1", Path: path, Name: name, Dir: e.dir, Identity: e.id})
 		if err != nil {
-			t.Fatalf("%d bytes: %s", n, Format(err, true))
+			t.Fatalf("%d bytes: %s", n, client.Format(err, true))
 		}
 		var buf bytes.Buffer
 		if _, err := e.fetch(t, FetchOptions{Name: name, Output: "-", Stdout: &buf}); err != nil || !bytes.Equal(buf.Bytes(), data) {
@@ -495,13 +303,13 @@ func TestUploadResume(t *testing.T) {
 	e.fk.failPutAfter.Store(6*3 + 2) // three segments, then failure
 	if _, err := e.upload(t, path); err == nil {
 		t.Fatal("upload did not fail")
-	} else if !strings.Contains(Format(err, false), "resume") {
-		t.Errorf("failure does not mention resuming: %s", Format(err, false))
+	} else if !strings.Contains(client.Format(err, false), "resume") {
+		t.Errorf("failure does not mention resuming: %s", client.Format(err, false))
 	}
 	e.fk.failPutAfter.Store(0)
 	res, err := e.upload(t, path)
 	if err != nil {
-		t.Fatal(Format(err, true))
+		t.Fatal(client.Format(err, true))
 	}
 	if !res.Resumed || res.StartSegment != 3 {
 		t.Fatalf("did not resume at segment 3: %+v", res)
@@ -533,7 +341,7 @@ func TestUploadChangedSourceStartsFresh(t *testing.T) {
 	e.fk.failPutAfter.Store(0)
 	res, err := e.upload(t, path)
 	if err != nil {
-		t.Fatal(Format(err, true))
+		t.Fatal(client.Format(err, true))
 	}
 	if res.Resumed || res.UploadID == "up1" {
 		t.Fatalf("resumed on changed content: %+v", res)
@@ -565,7 +373,7 @@ func TestFetchResume(t *testing.T) {
 	writeSidecar(out+".partial.dozo", sidecar{Version: 1, FileID: res.File.ID, SHA256: res.File.SHA256, Size: res.File.Size, Verified: verified})
 	fr, err := e.fetch(t, FetchOptions{Output: out})
 	if err != nil {
-		t.Fatal(Format(err, true))
+		t.Fatal(client.Format(err, true))
 	}
 	if !fr.Resumed || fr.From != 2*fakePlainSeg {
 		t.Errorf("resumed=%v from %d, want from %d", fr.Resumed, fr.From, 2*fakePlainSeg)
@@ -613,7 +421,7 @@ func TestPresignedURLsNotInErrors(t *testing.T) {
 	if err == nil {
 		t.Fatal("upload to closed storage succeeded")
 	}
-	if f := Format(err, true); strings.Contains(f, "sig=") || strings.Contains(f, "secret") || strings.Contains(f, "s.test-token") {
+	if f := client.Format(err, true); strings.Contains(f, "sig=") || strings.Contains(f, "secret") || strings.Contains(f, "s.test-token") {
 		t.Errorf("secret in error: %s", f)
 	}
 }
@@ -626,7 +434,7 @@ func TestCAPinning(t *testing.T) {
 	ca := filepath.Join(t.TempDir(), "ca.pem")
 	os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600)
 
-	pinned, err := New(Options{Broker: srv.URL, CACert: ca})
+	pinned, err := client.New(client.Options{Broker: srv.URL, CACert: ca})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -635,14 +443,14 @@ func TestCAPinning(t *testing.T) {
 	}
 	// Without the CA the broker's certificate is not trusted, and the user
 	// is told how to fix it.
-	plain, _ := New(Options{Broker: srv.URL})
+	plain, _ := client.New(client.Options{Broker: srv.URL})
 	_, err = plain.Health(context.Background())
-	if err == nil || !strings.Contains(Hint(err), "--ca-cert") {
-		t.Fatalf("unpinned: %v (hint %q)", err, Hint(err))
+	if err == nil || !strings.Contains(client.Hint(err), "--ca-cert") {
+		t.Fatalf("unpinned: %v (hint %q)", err, client.Hint(err))
 	}
 	bad := filepath.Join(t.TempDir(), "bad.pem")
 	os.WriteFile(bad, []byte("not a cert"), 0o600)
-	if _, err := New(Options{Broker: srv.URL, CACert: bad}); err == nil {
+	if _, err := client.New(client.Options{Broker: srv.URL, CACert: bad}); err == nil {
 		t.Fatal("accepted a CA file without certificates")
 	}
 }
@@ -670,32 +478,32 @@ func TestLocks(t *testing.T) {
 // fails, and the next one resumes and finds the upload complete.
 func TestUploadCompletedButAnswerLost(t *testing.T) {
 	e := newEnv(t)
-	e.c.retryFirst = time.Millisecond
+	e.c = e.fk.client(t, func(o *client.Options) { o.RetryBackoff = time.Millisecond })
 	path, data := writeRandom(t, 2*fakePlainSeg+5)
 	sum := sha256.Sum256(data)
 	e.fk.loseComplete.Store(true)
 	res, err := e.upload(t, path)
 	if err != nil {
-		t.Fatal(Format(err, true))
+		t.Fatal(client.Format(err, true))
 	}
 	if e.fk.loseComplete.Load() || res.File.SHA256 != hex.EncodeToString(sum[:]) {
 		t.Fatalf("with retries: %+v", res)
 	}
 
 	e = newEnv(t)
-	e.c.retryFor = -1
+	e.c = e.fk.client(t, func(o *client.Options) { o.RetryFor = -1 })
 	e.fk.loseComplete.Store(true)
 	if _, err := e.upload(t, path); err == nil {
 		t.Fatal("lost answer not reported")
 	}
 	res, err = e.upload(t, path)
 	if err != nil {
-		t.Fatal(Format(err, true))
+		t.Fatal(client.Format(err, true))
 	}
 	if !res.Resumed || res.UploadID != "up1" || res.File.SHA256 != hex.EncodeToString(sum[:]) {
 		t.Fatalf("second run: %+v", res)
 	}
-	if m, _ := filepath.Glob(filepath.Join(e.dir.Path, journalDir, "*.json")); len(m) != 0 {
+	if m, _ := filepath.Glob(filepath.Join(e.dir.JournalDir(), "*.json")); len(m) != 0 {
 		t.Errorf("journal left: %v", m)
 	}
 }
@@ -703,13 +511,22 @@ func TestUploadCompletedButAnswerLost(t *testing.T) {
 // The token goes with every call: plain http only to a loopback broker.
 func TestNewRefusesPlainHTTPToRemoteBroker(t *testing.T) {
 	for _, b := range []string{"http://dozo.example.org:8443", "http://10.0.0.5:8443"} {
-		if _, err := New(Options{Broker: b}); err == nil {
+		if _, err := client.New(client.Options{Broker: b}); err == nil {
 			t.Errorf("%s accepted", b)
 		}
 	}
 	for _, b := range []string{"http://127.0.0.1:8443", "http://localhost:8443", "http://[::1]:8443", "https://dozo.example.org:8443"} {
-		if _, err := New(Options{Broker: b}); err != nil {
+		if _, err := client.New(client.Options{Broker: b}); err != nil {
 			t.Errorf("%s: %v", b, err)
 		}
 	}
+}
+
+func perm(t *testing.T, path string) os.FileMode {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Mode().Perm()
 }

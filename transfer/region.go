@@ -1,9 +1,10 @@
-package client
+package transfer
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/dozo-vault/dozo/client"
 	"io"
 	"os"
 	"path/filepath"
@@ -30,7 +31,7 @@ type RegionOptions struct {
 	Stdout io.Writer
 	// Force replaces an existing Output file.
 	Force    bool
-	Identity *Identity
+	Identity *client.Identity
 	// Concurrency bounds parallel piece GETs; 0 for the storage default.
 	Concurrency int
 	// OnDegraded, if set, is told of every segment that needed parity.
@@ -71,11 +72,11 @@ const maxRegionIndex = 512 << 20
 // region fetch leaves nothing behind. Output is resolved as a fetch's is:
 // a directory receives the file under its name, a device or FIFO is
 // written through.
-func (c *Client) FetchRegions(ctx context.Context, o RegionOptions) (*RegionResult, error) {
+func FetchRegions(ctx context.Context, c *client.Client, o RegionOptions) (*RegionResult, error) {
 	began := time.Now()
 	op := "fetching regions of " + o.Dataset + "/" + o.Name
 	if o.Identity == nil {
-		return nil, opError(op, ErrNoIdentity)
+		return nil, opError(op, client.ErrNoIdentity)
 	}
 	format, err := region.FormatOf(o.Name)
 	if err != nil {
@@ -98,16 +99,16 @@ func (c *Client) FetchRegions(ctx context.Context, o RegionOptions) (*RegionResu
 		}
 		o.Output, kind = out, k
 	}
-	indexName, err := c.findIndex(ctx, op, o)
+	indexName, err := findIndex(ctx, c, op, o)
 	if err != nil {
 		return nil, err
 	}
 	res := &RegionResult{Format: format, Output: o.Output}
-	index, err := c.readIndex(ctx, o, indexName, res)
+	index, err := readIndex(ctx, c, o, indexName, res)
 	if err != nil {
 		return nil, err
 	}
-	f, err := c.Open(ctx, OpenOptions{Dataset: o.Dataset, Name: o.Name, Identity: o.Identity,
+	f, err := Open(ctx, c, OpenOptions{Dataset: o.Dataset, Name: o.Name, Identity: o.Identity,
 		Concurrency: o.Concurrency, OnDegraded: o.OnDegraded})
 	if err != nil {
 		return nil, err
@@ -166,7 +167,7 @@ func interrupted(op string, ctx context.Context) error {
 
 // findIndex returns o.Index, or the first of the usual index names that
 // the dataset holds.
-func (c *Client) findIndex(ctx context.Context, op string, o RegionOptions) (string, error) {
+func findIndex(ctx context.Context, c *client.Client, op string, o RegionOptions) (string, error) {
 	if o.Index != "" {
 		return o.Index, nil
 	}
@@ -185,9 +186,9 @@ func (c *Client) findIndex(ctx context.Context, op string, o RegionOptions) (str
 }
 
 // readIndex reads the whole index file through Open (it is small).
-func (c *Client) readIndex(ctx context.Context, o RegionOptions, name string, res *RegionResult) ([]byte, error) {
+func readIndex(ctx context.Context, c *client.Client, o RegionOptions, name string, res *RegionResult) ([]byte, error) {
 	op := "reading the index " + o.Dataset + "/" + name
-	f, err := c.Open(ctx, OpenOptions{Dataset: o.Dataset, Name: name, Identity: o.Identity,
+	f, err := Open(ctx, c, OpenOptions{Dataset: o.Dataset, Name: name, Identity: o.Identity,
 		Concurrency: o.Concurrency, OnDegraded: o.OnDegraded})
 	if err != nil {
 		return nil, err
@@ -195,7 +196,7 @@ func (c *Client) readIndex(ctx context.Context, o RegionOptions, name string, re
 	defer f.Close()
 	res.Index = f.Info
 	if f.Size() > maxRegionIndex {
-		return nil, opError(op, fmt.Errorf("%s bytes is too large for an index (at most %s)", FormatSize(f.Size()), FormatSize(maxRegionIndex)))
+		return nil, opError(op, fmt.Errorf("%s bytes is too large for an index (at most %s)", client.FormatSize(f.Size()), client.FormatSize(maxRegionIndex)))
 	}
 	b := make([]byte, f.Size())
 	if n, err := f.ReadAt(b, 0); n < len(b) {

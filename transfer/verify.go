@@ -1,4 +1,4 @@
-package client
+package transfer
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/dozo-vault/dozo/client"
 	"hash"
 	"io"
 	"io/fs"
@@ -45,7 +46,7 @@ var ErrNoChecksum = errors.New("the catalog records no checksum for this file")
 // reads only the file list from dozod: no fetch, no key. A mismatch is a
 // result with Match false, not an error; errors are for what could not be
 // compared (no such file here or in the dataset, unreadable copy).
-func (c *Client) VerifyLocal(ctx context.Context, dataset, name, path string, withMD5 bool) (*VerifyResult, error) {
+func VerifyLocal(ctx context.Context, c *client.Client, dataset, name, path string, withMD5 bool) (*VerifyResult, error) {
 	op := "verifying " + path + " against " + dataset + "/" + name
 	fp, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {

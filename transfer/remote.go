@@ -1,10 +1,11 @@
-package client
+package transfer
 
 import (
 	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"github.com/dozo-vault/dozo/client"
 
 	"filippo.io/age"
 
@@ -39,10 +40,10 @@ type RemoteFile struct {
 // Open opens dataset/name for random reads with the caller's identity. It
 // checks, as a fetch does, that the manifest belongs to the file and that
 // the header opens for the identity before any payload is read.
-func (c *Client) Open(ctx context.Context, o OpenOptions) (*RemoteFile, error) {
+func Open(ctx context.Context, c *client.Client, o OpenOptions) (*RemoteFile, error) {
 	op := "opening " + o.Dataset + "/" + o.Name
 	if o.Identity == nil {
-		return nil, opError(op, ErrNoIdentity)
+		return nil, opError(op, client.ErrNoIdentity)
 	}
 	fr, err := c.Fetch(ctx, o.Dataset, o.Name)
 	if err != nil {
@@ -57,7 +58,7 @@ func (c *Client) Open(ctx context.Context, o OpenOptions) (*RemoteFile, error) {
 	if ra <= 0 {
 		ra = readahead(m.SegmentSize)
 	}
-	targets, entries := c.FetchTargets(m, fr.Targets)
+	targets, entries := FetchTargets(c, m, fr.Targets)
 	ropts := filestore.ReadOptions{Targets: targets, Entries: entries, Concurrency: o.Concurrency,
 		OnDegraded: o.OnDegraded, Readahead: ra}
 	f, err := filestore.Open(ctx, m, hdr, ropts, o.Identity)

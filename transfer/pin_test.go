@@ -1,10 +1,11 @@
-package client
+package transfer
 
 import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"github.com/dozo-vault/dozo/client"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -47,7 +48,7 @@ func TestPinnedBrokerCertIsNotTrustedForStorage(t *testing.T) {
 	srv.StartTLS()
 	defer srv.Close()
 
-	c, err := New(Options{Broker: srv.URL, CACert: pin})
+	c, err := client.New(client.Options{Broker: srv.URL, CACert: pin})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +59,7 @@ func TestPinnedBrokerCertIsNotTrustedForStorage(t *testing.T) {
 	single := &batchPresigner{noBatch: true, single: func(context.Context, string, string) (*api.PresignResponse, error) {
 		return &api.PresignResponse{URL: srv.URL + "/dozo-a/piece?X-Amz-Signature=x", Method: http.MethodGet}, nil
 	}}
-	tg := c.targets([]api.Target{{ID: "s1-a", Domain: "s1"}}, single.presign, single.flush)[0]
+	tg := targets(storageHTTP, []api.Target{{ID: "s1-a", Domain: "s1"}}, single.presign, single.flush)[0]
 	rc, err := tg.Get(ctx, "dozo/v1/ds/f/seg-0/p0", 0, -1)
 	if err == nil {
 		rc.Close()
@@ -68,7 +69,7 @@ func TestPinnedBrokerCertIsNotTrustedForStorage(t *testing.T) {
 	if !errors.As(err, &ua) {
 		t.Fatalf("storage client refused for another reason: %v", err)
 	}
-	if h := Hint(err); !strings.Contains(h, "SSL_CERT_DIR") {
+	if h := client.Hint(err); !strings.Contains(h, "SSL_CERT_DIR") {
 		t.Errorf("hint for an untrusted storage certificate: %q", h)
 	}
 }

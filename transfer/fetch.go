@@ -1,4 +1,4 @@
-package client
+package transfer
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/dozo-vault/dozo/client"
 	"hash"
 	"io"
 	"io/fs"
@@ -33,10 +34,10 @@ type FetchOptions struct {
 	Stdout io.Writer
 	// Force replaces an existing Output file.
 	Force    bool
-	Identity *Identity
-	// Range, if set, fetches only these plaintext bytes (and only the
+	Identity *client.Identity
+	// client.Range, if set, fetches only these plaintext bytes (and only the
 	// segments covering them).
-	Range *Range
+	Range *client.Range
 	// Raw writes the age-encrypted file (header for the caller's
 	// recipient, then the payload) instead of the plaintext.
 	Raw bool
@@ -73,6 +74,11 @@ type FetchResult struct {
 	Elapsed   time.Duration
 }
 
+// Report is what r tells dozod for its audit log (client.FetchDone).
+func (r *FetchResult) Report() *client.FetchReport {
+	return &client.FetchReport{Bytes: r.Bytes, Verified: r.Verified, Elapsed: r.Elapsed}
+}
+
 // ErrChecksum means the fetched plaintext does not match the catalog.
 var ErrChecksum = errors.New("checksum mismatch")
 
@@ -86,14 +92,14 @@ var ErrChecksum = errors.New("checksum mismatch")
 // Output is resolved before a byte is fetched (resolveOutput): a directory
 // receives the file under its name, a character device or FIFO is written
 // through, and a target that cannot be written is refused up front.
-func (c *Client) FetchFile(ctx context.Context, o FetchOptions) (*FetchResult, error) {
+func FetchFile(ctx context.Context, c *client.Client, o FetchOptions) (*FetchResult, error) {
 	began := time.Now()
 	op := "fetching " + o.Dataset + "/" + o.Name
 	if o.Notice == nil {
 		o.Notice = func(string, ...any) {}
 	}
 	if o.Identity == nil {
-		return nil, opError(op, ErrNoIdentity)
+		return nil, opError(op, client.ErrNoIdentity)
 	}
 	if o.Output == "" {
 		return nil, hintError(op, "pass -o PATH, or -o - for standard output", errors.New("no output"))
@@ -138,7 +144,7 @@ func (f *fetcher) fetch(ctx context.Context) (*FetchResult, error) {
 	defer boundHeap(int64(readahead(seg)+1)*seg + seg/int64(max(m.K, 1))*int64(m.M) + pipeBlocks*pipeBlockSize)()
 	f.fr, f.hdr = fr, hdr
 	f.res = &FetchResult{File: fr.File, Output: o.Output}
-	f.targets, f.entries = c.FetchTargets(fr.Manifest, fr.Targets)
+	f.targets, f.entries = FetchTargets(c, fr.Manifest, fr.Targets)
 	if err := f.run(ctx); err != nil {
 		return nil, err
 	}
@@ -152,7 +158,7 @@ func (f *fetcher) fetch(ctx context.Context) (*FetchResult, error) {
 func (f *fetcher) explain(ctx context.Context, err error) error {
 	again := "run the same command again"
 	if f.kept > 0 {
-		again += fmt.Sprintf(" to resume (%s of it verified and kept)", FormatSize(f.kept))
+		again += fmt.Sprintf(" to resume (%s of it verified and kept)", client.FormatSize(f.kept))
 	} else if f.resumable() {
 		again += "; nothing verified was kept yet, so it starts from the beginning"
 	} else {
@@ -188,7 +194,7 @@ func (f *fetcher) why() string {
 }
 
 type fetcher struct {
-	c       *Client
+	c       *client.Client
 	o       FetchOptions
 	op      string
 	kind    outputKind
@@ -543,7 +549,7 @@ func (f *fetcher) toFile(ctx context.Context) error {
 	}
 	if from > 0 {
 		f.res.Resumed = true
-		f.o.Notice("%s: resuming at byte %d of %d (%s already verified)", out, from, f.fr.File.Size, FormatSize(from))
+		f.o.Notice("%s: resuming at byte %d of %d (%s already verified)", out, from, f.fr.File.Size, client.FormatSize(from))
 	}
 	f.kept = from
 	var w io.Writer = fp
@@ -731,7 +737,7 @@ func writeSidecar(path string, sc sidecar) error {
 	if err != nil {
 		return err
 	}
-	return writeSecret(path, b)
+	return client.WriteSecret(path, b)
 }
 
 func syncDir(dir string) { syncDirErr(dir) }

@@ -1,7 +1,8 @@
-package client
+package transfer
 
 import (
 	"bytes"
+	"github.com/dozo-vault/dozo/client"
 	"os"
 	"path/filepath"
 	"testing"
@@ -18,11 +19,11 @@ func TestPresignBatching(t *testing.T) {
 		e.fk.noBatch = old
 		path, data := writeRandom(t, 5*fakePlainSeg+12345)
 		if _, err := e.upload(t, path); err != nil {
-			t.Fatal(Format(err, true))
+			t.Fatal(client.Format(err, true))
 		}
 		out := filepath.Join(t.TempDir(), "out")
 		if _, err := e.fetch(t, FetchOptions{Output: out}); err != nil {
-			t.Fatal(Format(err, true))
+			t.Fatal(client.Format(err, true))
 		}
 		if got, _ := os.ReadFile(out); !bytes.Equal(got, data) {
 			t.Fatal("fetched file differs")

@@ -1,4 +1,4 @@
-package client
+package transfer
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/dozo-vault/dozo/client"
 	"hash"
 	"io"
 	"io/fs"
@@ -27,10 +28,10 @@ type UploadOptions struct {
 	Dataset string
 	Path    string // local file
 	Name    string // name in dozo; default: the base name of Path
-	// Dir holds the journal. Identity seals the file key in it; without an
+	// client.Dir holds the journal. client.Identity seals the file key in it; without an
 	// identity the upload still works but cannot be resumed.
-	Dir      *Dir
-	Identity *Identity
+	Dir      *client.Dir
+	Identity *client.Identity
 	// Concurrency bounds parallel piece PUTs; 0 means K+M.
 	Concurrency int
 	// Progress, if set, is told how many plaintext bytes of the file have
@@ -65,7 +66,7 @@ type UploadResult struct {
 // and starts over with a fresh key, since new plaintext under an old key
 // and nonce would reuse keystream. The journal and its lock are never
 // written through a link (localfile.go).
-func (c *Client) UploadFile(ctx context.Context, o UploadOptions) (*UploadResult, error) {
+func UploadFile(ctx context.Context, c *client.Client, o UploadOptions) (*UploadResult, error) {
 	began := time.Now()
 	abs, err := filepath.Abs(o.Path)
 	if err != nil {
@@ -73,13 +74,13 @@ func (c *Client) UploadFile(ctx context.Context, o UploadOptions) (*UploadResult
 	}
 	name := o.Name
 	if name == "" {
-		name = DefaultName(abs)
+		name = client.DefaultName(abs)
 	}
 	op := "uploading " + o.Path
-	if err := ValidateName(name); err != nil {
+	if err := client.ValidateName(name); err != nil {
 		return nil, hintError(op, "pick another name with --name", err)
 	}
-	if err := ValidateDatasetID(o.Dataset); err != nil {
+	if err := client.ValidateDatasetID(o.Dataset); err != nil {
 		return nil, opError(op, err)
 	}
 	if o.Notice == nil {
@@ -98,7 +99,7 @@ func (c *Client) UploadFile(ctx context.Context, o UploadOptions) (*UploadResult
 
 	u := &uploader{c: c, o: o, op: op, src: src, abs: abs, name: name, now: now}
 	if o.Dir != nil && o.Identity != nil {
-		jpath := o.Dir.JournalPath(c.Broker(), o.Dataset, name, abs)
+		jpath := JournalPath(o.Dir, c.Broker(), o.Dataset, name, abs)
 		if err := os.MkdirAll(filepath.Dir(jpath), 0o700); err != nil {
 			return nil, opError(op, err)
 		}
@@ -160,7 +161,7 @@ func checkSource(op string, src *os.File) (fs.FileInfo, error) {
 }
 
 type uploader struct {
-	c    *Client
+	c    *client.Client
 	o    UploadOptions
 	op   string
 	src  *os.File
@@ -231,7 +232,7 @@ func (u *uploader) tryResume(ctx context.Context, j *Journal) (bool, error) {
 		u.fileKey, u.nonce = nil, nil
 		if j.UploadID != "" {
 			// Best effort: dozod also expires abandoned sessions.
-			if err := u.c.AbortUpload(ctx, j.UploadID); err != nil && !IsStatus(err, 404) {
+			if err := u.c.AbortUpload(ctx, j.UploadID); err != nil && !client.IsStatus(err, 404) {
 				u.o.Notice("%s: could not abort the old upload session %s: %v", u.o.Path, j.UploadID, err)
 			}
 		}
@@ -241,7 +242,7 @@ func (u *uploader) tryResume(ctx context.Context, j *Journal) (bool, error) {
 		return startOver(fmt.Errorf("%w: the journal belongs to another upload", ErrSourceChanged))
 	}
 	up, err := u.c.Upload(ctx, j.UploadID)
-	if IsStatus(err, 404) {
+	if client.IsStatus(err, 404) {
 		return startOver(errors.New("the interrupted upload session no longer exists"))
 	}
 	if err != nil {
@@ -308,7 +309,7 @@ func (u *uploader) tryResume(ctx context.Context, j *Journal) (bool, error) {
 	u.start, u.prefix, u.resumed = start, ph, true
 	u.sentPrefix = min(int64(start)*u.plainSeg, u.now.Size)
 	if start > 0 {
-		u.o.Notice("%s: resuming upload at segment %d of %d (%s already sent and re-verified)", u.o.Path, start, u.nsegs, FormatSize(u.sentPrefix))
+		u.o.Notice("%s: resuming upload at segment %d of %d (%s already sent and re-verified)", u.o.Path, start, u.nsegs, client.FormatSize(u.sentPrefix))
 	} else {
 		u.o.Notice("%s: continuing the interrupted upload session (no segment was committed yet)", u.o.Path)
 	}
@@ -334,7 +335,7 @@ func (u *uploader) confirmKey(ctx context.Context, j *Journal, up *api.Upload) e
 		Nonce:   base64.StdEncoding.EncodeToString(u.nonce),
 		HashAlg: alg,
 	})
-	if IsStatus(err, 409) {
+	if client.IsStatus(err, 409) {
 		return fmt.Errorf("%w: dozod's upload session does not hold the journal's file key (the journal may have been tampered with)", ErrSourceChanged)
 	}
 	if err != nil {
@@ -429,7 +430,7 @@ func (u *uploader) setLayout() error {
 	if up.Segments != 0 && up.Segments != n {
 		return opError(u.op, fmt.Errorf("dozod expects %d segments, the client computes %d", up.Segments, n))
 	}
-	if _, err := storage.Place(u.c.UploadTargets(up, l), l, 0); err != nil {
+	if _, err := storage.Place(UploadTargets(u.c, up, l), l, 0); err != nil {
 		return opError(u.op, fmt.Errorf("dozod's targets: %w", err))
 	}
 	u.layout, u.plainSeg, u.nsegs = l, up.PlainSegmentSize, n
@@ -469,7 +470,7 @@ func (u *uploader) run(ctx context.Context) (*UploadResult, error) {
 			DatasetID:    u.up.Dataset,
 			FileID:       u.up.FileID,
 			Layout:       u.layout,
-			Targets:      u.c.UploadTargets(u.up, u.layout),
+			Targets:      UploadTargets(u.c, u.up, u.layout),
 			FileKey:      u.fileKey,
 			Nonce:        u.nonce,
 			HashAlg:      u.up.HashAlg, // dozod's manifest names it; "" is storage's default
@@ -556,7 +557,7 @@ func (u *uploader) fail(ctx context.Context, err error) error {
 		err = fmt.Errorf("interrupted (%w)", context.Canceled)
 	}
 	if u.j != nil {
-		return &Error{Op: u.op, Err: err, Hint: resumeHint(err)}
+		return &client.Error{Op: u.op, Err: err, Hint: resumeHint(err)}
 	}
 	if ctx.Err() != nil {
 		// Without a journal there is nothing to resume from.
@@ -566,7 +567,7 @@ func (u *uploader) fail(ctx context.Context, err error) error {
 }
 
 func resumeHint(err error) string {
-	if h := Hint(err); h != "" && !errors.Is(err, context.Canceled) {
+	if h := client.Hint(err); h != "" && !errors.Is(err, context.Canceled) {
 		return h + "; then run the same command again to resume"
 	}
 	return "run the same command again to resume"
@@ -577,7 +578,7 @@ func resumeHint(err error) string {
 // the key on new plaintext. dozod deletes the session's pieces as it
 // aborts it; the journal goes too, so nothing is left to resume.
 func (u *uploader) changedDuring(ctx context.Context, why error) error {
-	if err := u.c.AbortUpload(context.WithoutCancel(ctx), u.up.ID); err != nil && !IsStatus(err, 404) {
+	if err := u.c.AbortUpload(context.WithoutCancel(ctx), u.up.ID); err != nil && !client.IsStatus(err, 404) {
 		u.o.Notice("%s: could not abort upload session %s (%v); dozod deletes its pieces when it expires", u.o.Path, u.up.ID, err)
 	}
 	if u.j != nil {

@@ -1,10 +1,11 @@
-package client
+package transfer
 
 import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/dozo-vault/dozo/client"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -115,7 +116,7 @@ func resolveOutput(op, out, name string, force bool) (string, outputKind, error)
 			if name == "" {
 				return "", 0, hintError(op, "remove it or choose another output path", fmt.Errorf("%s is a directory", out))
 			}
-			if err := ValidateName(name); err != nil {
+			if err := client.ValidateName(name); err != nil {
 				return "", 0, opError(op, err)
 			}
 			// Into the directory, like cp; once only, so a directory
@@ -188,7 +189,7 @@ const (
 const nameMax = 255
 
 // sideRoomBytes is what side-file names add to the base: the sidecar's
-// temporary file (writeSecret) is "." + base + sidecarSuffix + "." +
+// temporary file (client.WriteSecret) is "." + base + sidecarSuffix + "." +
 // up to ten digits + ".tmp".
 const sideRoomBytes = 1 + len(sidecarSuffix) + 1 + 10 + len(".tmp")
 

@@ -1,4 +1,4 @@
-package client
+package transfer
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/dozo-vault/dozo/client"
 	"hash"
 	"io"
 	"io/fs"
@@ -94,13 +95,13 @@ type SegmentHash struct {
 // dataset/name through broker lives. The name is a hash of all four, so
 // it reveals none of them and the same file uploaded under two names or
 // to two datasets has two independent journals.
-func (d *Dir) JournalPath(broker, dataset, name, absPath string) string {
+func JournalPath(d *client.Dir, broker, dataset, name, absPath string) string {
 	h := sha256.New()
 	for _, s := range []string{broker, dataset, name, absPath} {
 		io.WriteString(h, s)
 		h.Write([]byte{0})
 	}
-	return filepath.Join(d.Path, journalDir, hex.EncodeToString(h.Sum(nil)[:16])+".json")
+	return filepath.Join(d.JournalDir(), hex.EncodeToString(h.Sum(nil)[:16])+".json")
 }
 
 // LoadJournal reads the journal at path; (nil, nil) if there is none. A
@@ -172,7 +173,7 @@ func (j *Journal) Save() error {
 	if err != nil {
 		return err
 	}
-	if err := writeSecret(j.path, append(b, '\n')); err != nil {
+	if err := client.WriteSecret(j.path, append(b, '\n')); err != nil {
 		return err
 	}
 	return syncDirErr(dir)

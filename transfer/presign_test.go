@@ -1,10 +1,11 @@
-package client
+package transfer
 
 import (
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"github.com/dozo-vault/dozo/client"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -59,7 +60,7 @@ func (s *expiringStore) serve(w http.ResponseWriter, r *http.Request) {
 	if err != nil || !s.clock.now().Add(s.skew).Before(time.Unix(0, exp)) {
 		s.rejected.Add(1)
 		w.WriteHeader(http.StatusForbidden)
-		io.WriteString(w, "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>")
+		io.WriteString(w, "<client.Error><Code>AccessDenied</Code><Message>Request has expired</Message></client.Error>")
 		return
 	}
 	s.served.Add(1)
@@ -93,7 +94,7 @@ func (s *expiringStore) serve(w http.ResponseWriter, r *http.Request) {
 
 // presigner returns dozod's side: URLs valid for life by the fake clock,
 // counting batches; refuse, when set, is its answer instead.
-func (s *expiringStore) presigner(life time.Duration, batches *atomic.Int64, refuse *atomic.Pointer[APIError]) (
+func (s *expiringStore) presigner(life time.Duration, batches *atomic.Int64, refuse *atomic.Pointer[client.APIError]) (
 	func(context.Context, []api.PresignRequest) ([]api.PresignResponse, error), presignFunc) {
 	one := func(r api.PresignRequest) api.PresignResponse {
 		exp := s.clock.now().Add(life)
@@ -138,24 +139,24 @@ func presignTargets() []api.Target {
 func presignedUpload(t *testing.T, s *expiringStore, data []byte, perSeg time.Duration, batches *atomic.Int64) *storage.Manifest {
 	t.Helper()
 	retryBase = time.Millisecond
-	c := &Client{data: s.srv.Client()}
+	c := &client.Client{}
 	nsegs := int((int64(len(data)) + presignLayout.SegmentSize - 1) / presignLayout.SegmentSize)
 	u := &api.Upload{ID: "up1", Dataset: "ds1", FileID: "f1", Segments: nsegs, Targets: presignTargets()}
 	var out []storage.Target
-	b := c.uploadPresigner(u, presignLayout, func() []storage.Target { return out })
-	b.batch, b.single = s.presigner(time.Minute, batches, new(atomic.Pointer[APIError]))
+	b := uploadPresigner(c, u, presignLayout, func() []storage.Target { return out })
+	b.batch, b.single = s.presigner(time.Minute, batches, new(atomic.Pointer[client.APIError]))
 	b.now = s.clock.now
-	out = c.targets(u.Targets, b.presign, b.flush)
+	out = targets(s.srv.Client(), u.Targets, b.presign, b.flush)
 	w, err := storage.NewWriter(context.Background(), storage.WriterOptions{DatasetID: "ds1", FileID: "f1", Layout: presignLayout,
 		Targets: out, OnSegment: func(storage.SegmentMeta) error { s.clock.add(perSeg); return nil }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := w.Write(data); err != nil {
-		t.Fatal(Format(err, true))
+		t.Fatal(client.Format(err, true))
 	}
 	if err := w.Close(); err != nil {
-		t.Fatal(Format(err, true))
+		t.Fatal(client.Format(err, true))
 	}
 	m, err := storage.NewManifest("ds1", "f1", presignLayout, w.HashAlg(), w.Segments())
 	if err != nil {
@@ -216,12 +217,12 @@ func TestUploadOutlivesURLs(t *testing.T) {
 // fetchTargetsFor returns presigned fetch targets for m against s, and
 // m's entries as a fetch gets them, batch by batch.
 func fetchTargetsFor(t *testing.T, s *expiringStore, m *storage.Manifest) ([]storage.Target, storage.EntrySource) {
-	c := &Client{data: s.srv.Client()}
-	b := c.fetchBatcher(m.Head())
-	batch, single := s.presigner(time.Minute, new(atomic.Int64), new(atomic.Pointer[APIError]))
+	c := &client.Client{}
+	b := newFetchBatcher(c, m.Head())
+	batch, single := s.presigner(time.Minute, new(atomic.Int64), new(atomic.Pointer[client.APIError]))
 	b.batch, b.single = fetchBatchOf(m, batch), single
 	b.now = s.clock.now
-	return c.targets(presignTargets(), b.presign, b.flush), b.Entry
+	return targets(s.srv.Client(), presignTargets(), b.presign, b.flush), b.Entry
 }
 
 // fetchBatchOf answers fetch batches as dozod does, from the whole
@@ -251,7 +252,7 @@ func fetchBatchOf(m *storage.Manifest, batch func(context.Context, []api.Presign
 // TestFetchOutlivesURLsAndStopsOnRefusal: a fetch slower than the URL
 // lifetime reads every piece once (no re-read of what was verified, no
 // piece counted bad); when dozod then refuses (grant revoked), the read
-// ends at once with dozod's reason, not as damage, and Format prints that
+// ends at once with dozod's reason, not as damage, and client.Format prints that
 // reason as the one cause.
 func TestFetchOutlivesURLsAndStopsOnRefusal(t *testing.T) {
 	clock := &fakeClock{t: time.Unix(1e9, 0)}
@@ -259,14 +260,14 @@ func TestFetchOutlivesURLsAndStopsOnRefusal(t *testing.T) {
 	data := randomData(12*int(presignLayout.SegmentSize) + 777)
 	m := presignedUpload(t, s, data, 0, new(atomic.Int64))
 
-	c := &Client{data: s.srv.Client()}
-	b := c.fetchBatcher(m.Head())
+	c := &client.Client{}
+	b := newFetchBatcher(c, m.Head())
 	var batches atomic.Int64
-	var refuse atomic.Pointer[APIError]
+	var refuse atomic.Pointer[client.APIError]
 	batch, single := s.presigner(time.Minute, &batches, &refuse)
 	b.batch, b.single = fetchBatchOf(m, batch), single
 	b.now = clock.now
-	r, err := storage.NewReader(context.Background(), m.Head(), storage.ReaderOptions{Targets: c.targets(presignTargets(), b.presign, b.flush), Entries: b.Entry, Readahead: -1})
+	r, err := storage.NewReader(context.Background(), m.Head(), storage.ReaderOptions{Targets: targets(s.srv.Client(), presignTargets(), b.presign, b.flush), Entries: b.Entry, Readahead: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,22 +291,22 @@ func TestFetchOutlivesURLsAndStopsOnRefusal(t *testing.T) {
 		t.Errorf("%d batches: URLs older than their lifetime were used", n)
 	}
 
-	revoked := &APIError{Status: http.StatusForbidden}
+	revoked := &client.APIError{Status: http.StatusForbidden}
 	revoked.Body.Error = `your access to dataset "ds1" was revoked on 2026-11-30`
 	revoked.Body.Hint = "ask the dataset's custodian for a new grant"
 	refuse.Store(revoked)
 	before := r.Stats().PiecesFetched
 	_, err = r.ReadSegment(context.Background(), 8, nil)
 	var se *storage.SegmentError
-	var rf *RefusedError
+	var rf *client.RefusedError
 	if !errors.As(err, &rf) || !errors.Is(err, storage.ErrRefused) || errors.As(err, &se) {
-		t.Fatalf("after the revoke: %v, want a RefusedError and no SegmentError", err)
+		t.Fatalf("after the revoke: %v, want a client.RefusedError and no SegmentError", err)
 	}
 	if n := r.Stats().PiecesFetched - before; n > int64(m.K) {
 		t.Errorf("%d piece GETs after the refusal: parity was tried", n)
 	}
 	want := `fetching ds1/x: dozod stopped the transfer: your access to dataset "ds1" was revoked on 2026-11-30 (ask the dataset's custodian for a new grant)`
-	if msg := Format(opError("fetching ds1/x", fmt.Errorf("file f1: %w", err)), false); msg != want {
+	if msg := client.Format(opError("fetching ds1/x", fmt.Errorf("file f1: %w", err)), false); msg != want {
 		t.Errorf("message\n%s\nwant\n%s", msg, want)
 	}
 }
@@ -348,14 +349,14 @@ func TestFetchStopsWhenDozodIsLost(t *testing.T) {
 	data := randomData(4 * int(presignLayout.SegmentSize))
 	m := presignedUpload(t, s, data, 0, new(atomic.Int64))
 
-	c := &Client{data: s.srv.Client()}
-	b := c.fetchBatcher(m.Head())
+	c := &client.Client{}
+	b := newFetchBatcher(c, m.Head())
 	var batches atomic.Int64
-	var refuse atomic.Pointer[APIError]
+	var refuse atomic.Pointer[client.APIError]
 	pieceBatch, single := s.presigner(time.Minute, &batches, &refuse)
 	batch := fetchBatchOf(m, pieceBatch)
 	var lost atomic.Bool
-	gone := &TransportError{Method: http.MethodPost, Path: "/v1/fetches/f1/presign-batch",
+	gone := &client.TransportError{Method: http.MethodPost, Path: "/v1/fetches/f1/presign-batch",
 		Err: errors.New("dial tcp 127.0.0.1:1: connect: connection refused")}
 	b.batch = func(ctx context.Context, req api.FetchBatchRequest) (*api.FetchBatchResponse, error) {
 		if lost.Load() {
@@ -370,7 +371,7 @@ func TestFetchStopsWhenDozodIsLost(t *testing.T) {
 		return single(ctx, target, key)
 	}
 	b.now = clock.now
-	r, err := storage.NewReader(context.Background(), m.Head(), storage.ReaderOptions{Targets: c.targets(presignTargets(), b.presign, b.flush), Entries: b.Entry, Readahead: -1})
+	r, err := storage.NewReader(context.Background(), m.Head(), storage.ReaderOptions{Targets: targets(s.srv.Client(), presignTargets(), b.presign, b.flush), Entries: b.Entry, Readahead: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -388,7 +389,7 @@ func TestFetchStopsWhenDozodIsLost(t *testing.T) {
 	if n := r.Stats().PiecesFetched - before; n > int64(m.K) {
 		t.Errorf("%d piece attempts after dozod was lost: parity was tried", n)
 	}
-	msg := Format(opError("fetching ds1/x", fmt.Errorf("file f1: %w", err)), false)
+	msg := client.Format(opError("fetching ds1/x", fmt.Errorf("file f1: %w", err)), false)
 	if !strings.HasPrefix(msg, "fetching ds1/x: lost dozod mid-transfer: cannot reach dozod: ") || strings.Count(msg, "cannot reach dozod") != 1 {
 		t.Errorf("message %q", msg)
 	}

@@ -1,8 +1,9 @@
-package client
+package transfer
 
 import (
 	"context"
 	"errors"
+	"github.com/dozo-vault/dozo/client"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,7 +18,7 @@ func TestFetchChecksMD5OnlyWhenAsked(t *testing.T) {
 	e := newEnv(t)
 	path, _ := writeRandom(t, 2*fakePlainSeg+99)
 	if _, err := e.upload(t, path); err != nil {
-		t.Fatal(Format(err, true))
+		t.Fatal(client.Format(err, true))
 	}
 	ff := e.fk.files["DS1/reads.fq"]
 	for _, c := range []struct {
@@ -26,7 +27,7 @@ func TestFetchChecksMD5OnlyWhenAsked(t *testing.T) {
 	}{{false, []string{"sha256"}}, {true, []string{"sha256", "md5"}}} {
 		res, err := e.fetch(t, FetchOptions{Output: filepath.Join(t.TempDir(), "out"), MD5: c.md5})
 		if err != nil {
-			t.Fatal(Format(err, true))
+			t.Fatal(client.Format(err, true))
 		}
 		if !res.Verified || !slices.Equal(res.Checksums, c.want) {
 			t.Errorf("md5=%v: verified %v, checked %v, want %v", c.md5, res.Verified, res.Checksums, c.want)
@@ -55,27 +56,27 @@ func TestVerifyLocal(t *testing.T) {
 	e := newEnv(t)
 	path, data := writeRandom(t, fakePlainSeg+5)
 	if _, err := e.upload(t, path); err != nil {
-		t.Fatal(Format(err, true))
+		t.Fatal(client.Format(err, true))
 	}
 	ctx := context.Background()
-	r, err := e.c.VerifyLocal(ctx, "DS1", "reads.fq", path, true)
+	r, err := VerifyLocal(ctx, e.c, "DS1", "reads.fq", path, true)
 	if err != nil || !r.Match || !slices.Equal(r.Checked, []string{"size", "sha256", "md5"}) {
 		t.Fatalf("same copy: %+v, %v", r, err)
 	}
 	data[100] ^= 1
 	bad := filepath.Join(t.TempDir(), "bad")
 	os.WriteFile(bad, data, 0o600)
-	if r, err = e.c.VerifyLocal(ctx, "DS1", "reads.fq", bad, false); err != nil || r.Match || !slices.Equal(r.Mismatches, []string{"sha256"}) || r.MD5 != "" {
+	if r, err = VerifyLocal(ctx, e.c, "DS1", "reads.fq", bad, false); err != nil || r.Match || !slices.Equal(r.Mismatches, []string{"sha256"}) || r.MD5 != "" {
 		t.Fatalf("changed byte: %+v, %v", r, err)
 	}
 	os.WriteFile(bad, data[:10], 0o600)
-	if r, err = e.c.VerifyLocal(ctx, "DS1", "reads.fq", bad, false); err != nil || r.Match || !slices.Equal(r.Mismatches, []string{"size"}) {
+	if r, err = VerifyLocal(ctx, e.c, "DS1", "reads.fq", bad, false); err != nil || r.Match || !slices.Equal(r.Mismatches, []string{"size"}) {
 		t.Fatalf("short copy: %+v, %v", r, err)
 	}
-	if _, err = e.c.VerifyLocal(ctx, "DS1", "reads.fq", filepath.Join(t.TempDir(), "gone"), false); err == nil || !strings.Contains(err.Error(), "does not exist") {
+	if _, err = VerifyLocal(ctx, e.c, "DS1", "reads.fq", filepath.Join(t.TempDir(), "gone"), false); err == nil || !strings.Contains(err.Error(), "does not exist") {
 		t.Fatalf("missing copy: %v", err)
 	}
-	if _, err = e.c.VerifyLocal(ctx, "DS1", "other.fq", path, false); err == nil || !strings.Contains(err.Error(), "has no file") {
+	if _, err = VerifyLocal(ctx, e.c, "DS1", "other.fq", path, false); err == nil || !strings.Contains(err.Error(), "has no file") {
 		t.Fatalf("unknown name: %v", err)
 	}
 }

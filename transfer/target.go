@@ -1,9 +1,11 @@
-package client
+package transfer
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/dozo-vault/dozo/client"
 	"io"
 	"net/http"
 	"net/url"
@@ -19,6 +21,15 @@ import (
 // Delete: dozod presigns piece PUTs and GETs only, so a client can neither
 // enumerate nor remove stored objects.
 var ErrNotThroughBroker = errors.New("not supported through the broker")
+
+// storageHTTP moves pieces through presigned URLs. Storage is reached
+// through the system roots only (SSL_CERT_FILE and SSL_CERT_DIR add a
+// centre's private CA). The certificate pinned for dozod is not among
+// them: it vouches for dozod alone, and trusting it here would let whoever
+// holds dozod's key impersonate storage too. Piece transfers can take
+// minutes on a slow link; they are bounded by the caller's context and the
+// transport's idle timeouts instead of a total timeout.
+var storageHTTP = &http.Client{Transport: client.Transport(&tls.Config{MinVersion: tls.VersionTLS12}, 64)}
 
 // presignFunc asks dozod for a URL for one piece key on one target.
 type presignFunc func(ctx context.Context, target, key string) (*api.PresignResponse, error)
@@ -40,36 +51,36 @@ type PresignedTarget struct {
 // UploadTargets returns presigned targets for an upload session, in the
 // order dozod listed them, so storage.Place derives dozod's placement. The
 // URLs are presigned in batches (see batchPresigner).
-func (c *Client) UploadTargets(u *api.Upload, layout storage.Layout) []storage.Target {
+func UploadTargets(c *client.Client, u *api.Upload, layout storage.Layout) []storage.Target {
 	var out []storage.Target
-	b := c.uploadPresigner(u, layout, func() []storage.Target { return out })
-	out = c.targets(u.Targets, b.presign, b.flush)
+	b := uploadPresigner(c, u, layout, func() []storage.Target { return out })
+	out = targets(storageHTTP, u.Targets, b.presign, b.flush)
 	return out
 }
 
 // FetchTargets returns presigned targets for reading the file whose
 // manifest head is m from targets ts, and the source of its manifest
 // entries: both come from dozod in the same batches (see fetchBatcher).
-func (c *Client) FetchTargets(m *storage.Manifest, ts []api.Target) ([]storage.Target, storage.EntrySource) {
-	b := c.fetchBatcher(m)
-	return c.targets(ts, b.presign, b.flush), b.Entry
+func FetchTargets(c *client.Client, m *storage.Manifest, ts []api.Target) ([]storage.Target, storage.EntrySource) {
+	b := newFetchBatcher(c, m)
+	return targets(storageHTTP, ts, b.presign, b.flush), b.Entry
 }
 
-func (c *Client) targets(ts []api.Target, presign presignFunc, stale func()) []storage.Target {
+func targets(hc *http.Client, ts []api.Target, presign presignFunc, stale func()) []storage.Target {
 	out := make([]storage.Target, len(ts))
 	for i, t := range ts {
-		out[i] = &PresignedTarget{id: t.ID, domain: t.Domain, presign: presign, stale: stale, http: c.data}
+		out[i] = &PresignedTarget{id: t.ID, domain: t.Domain, presign: presign, stale: stale, http: hc}
 	}
 	return out
 }
 
 // presignURL asks for a URL for key on this target. A refusal by dozod
 // (access withdrawn since the transfer began) comes back as a
-// *RefusedError, which ends the whole transfer.
+// *client.RefusedError, which ends the whole transfer.
 func (t *PresignedTarget) presignURL(ctx context.Context, method, key string) (*api.PresignResponse, error) {
 	p, err := t.presign(ctx, t.id, key)
 	if err != nil {
-		return nil, fmt.Errorf("presigning %s of %s on %s: %w", method, key, t.id, refusal(err))
+		return nil, fmt.Errorf("presigning %s of %s on %s: %w", method, key, t.id, client.Refusal(err))
 	}
 	return p, nil
 }
@@ -156,7 +167,7 @@ func (t *PresignedTarget) putOnce(ctx context.Context, key string, r io.Reader, 
 // 404 from storage wraps storage.ErrNotFound, so the reader falls back to
 // parity. A URL storage rejects (403: expired on the way, or clocks
 // disagree) is presigned afresh once; dozod re-checks access then, so a
-// withdrawn grant surfaces as a *RefusedError, never as a bad piece.
+// withdrawn grant surfaces as a *client.RefusedError, never as a bad piece.
 func (t *PresignedTarget) Get(ctx context.Context, key string, off, length int64) (io.ReadCloser, error) {
 	if err := storage.ValidateKey(key); err != nil {
 		return nil, err
@@ -268,11 +279,11 @@ func between(s, a, b string) string {
 }
 
 func retryableAPI(err error) bool {
-	var ae *APIError
+	var ae *client.APIError
 	if errors.As(err, &ae) {
 		return ae.Status >= 500 || ae.Status == http.StatusTooManyRequests
 	}
-	var te *TransportError
+	var te *client.TransportError
 	return errors.As(err, &te) && !errors.Is(err, context.Canceled)
 }
 

@@ -1,11 +1,12 @@
 //go:build unix
 
-package client
+package transfer
 
 import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/dozo-vault/dozo/client"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,7 +51,7 @@ func TestFetchRefusesPlantedLinks(t *testing.T) {
 	e := newEnv(t)
 	path, data := writeRandom(t, 2*fakePlainSeg+5)
 	if _, err := e.upload(t, path); err != nil {
-		t.Fatal(Format(err, true))
+		t.Fatal(client.Format(err, true))
 	}
 	type plant struct {
 		name  string
@@ -101,7 +102,7 @@ func TestFetchRefusesPlantedLinks(t *testing.T) {
 			_, err = e.fetch(t, FetchOptions{Output: out, Force: p.force, Raw: p.raw})
 			if err == nil {
 				t.Errorf("%s: fetch succeeded", name)
-			} else if msg := Format(err, false); !strings.Contains(msg, at) {
+			} else if msg := client.Format(err, false); !strings.Contains(msg, at) {
 				t.Errorf("%s: error does not name %s: %s", name, at, msg)
 			}
 			v.check(t, name)
@@ -123,7 +124,7 @@ func TestFetchRefusesPlantedLinks(t *testing.T) {
 	// The same directory, cleaned up, fetches fine.
 	out := filepath.Join(t.TempDir(), "out.fq")
 	if _, err := e.fetch(t, FetchOptions{Output: out}); err != nil {
-		t.Fatal(Format(err, true))
+		t.Fatal(client.Format(err, true))
 	}
 	if got, _ := os.ReadFile(out); !bytes.Equal(got, data) {
 		t.Fatal("fetched file differs")
@@ -137,7 +138,7 @@ func TestUploadRefusesPlantedJournalLinks(t *testing.T) {
 		for _, dangling := range []bool{false, true} {
 			e := newEnv(t)
 			path, _ := writeRandom(t, fakePlainSeg+5)
-			at := e.dir.JournalPath(e.c.Broker(), "DS1", "reads.fq", path)
+			at := JournalPath(e.dir, e.c.Broker(), "DS1", "reads.fq", path)
 			if lock {
 				at += ".lock"
 			}
@@ -155,7 +156,7 @@ func TestUploadRefusesPlantedJournalLinks(t *testing.T) {
 			_, err := e.upload(t, path)
 			if err == nil {
 				t.Errorf("symlink at %s: upload succeeded", filepath.Base(at))
-			} else if msg := Format(err, false); !strings.Contains(msg, at) {
+			} else if msg := client.Format(err, false); !strings.Contains(msg, at) {
 				t.Errorf("symlink at %s: error does not name it: %s", filepath.Base(at), msg)
 			}
 			v.check(t, "symlink at "+filepath.Base(at))
@@ -170,7 +171,7 @@ func TestUploadRefusesPlantedJournalLinks(t *testing.T) {
 				continue
 			}
 			if _, err := e.upload(t, path); err != nil {
-				t.Fatal(Format(err, true))
+				t.Fatal(client.Format(err, true))
 			}
 		}
 	}
@@ -216,13 +217,13 @@ func TestFetchLongName(t *testing.T) {
 	e := newEnv(t)
 	path, data := writeRandom(t, 2*fakePlainSeg+5)
 	name := strings.Repeat("n", 251) + ".bam"
-	if _, err := e.c.UploadFile(context.Background(), UploadOptions{Dataset: "DS1", Path: path, Name: name, Dir: e.dir, Identity: e.id}); err != nil {
-		t.Fatal(Format(err, true))
+	if _, err := UploadFile(context.Background(), e.c, UploadOptions{Dataset: "DS1", Path: path, Name: name, Dir: e.dir, Identity: e.id}); err != nil {
+		t.Fatal(client.Format(err, true))
 	}
 	dir := t.TempDir()
 	out := filepath.Join(dir, name)
 	if _, err := e.fetch(t, FetchOptions{Name: name, Output: out}); err != nil {
-		t.Fatal(Format(err, false))
+		t.Fatal(client.Format(err, false))
 	}
 	if got, err := os.ReadFile(out); err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("fetched file differs: %v", err)
@@ -236,7 +237,7 @@ func TestFetchLongName(t *testing.T) {
 	if err == nil {
 		t.Fatal("a 256-byte output name was accepted")
 	}
-	msg := Format(err, false)
+	msg := client.Format(err, false)
 	if !strings.Contains(msg, "too long") || strings.Contains(msg, ".partial") {
 		t.Errorf("unclear error for a 256-byte output name: %s", msg)
 	}
@@ -273,9 +274,9 @@ func TestFetchSidePaths(t *testing.T) {
 	e := newEnv(t)
 	path, data := writeRandom(t, 5*fakePlainSeg+99)
 	name := strings.Repeat("n", 251) + ".bam"
-	res, err := e.c.UploadFile(context.Background(), UploadOptions{Dataset: "DS1", Path: path, Name: name, Dir: e.dir, Identity: e.id})
+	res, err := UploadFile(context.Background(), e.c, UploadOptions{Dataset: "DS1", Path: path, Name: name, Dir: e.dir, Identity: e.id})
 	if err != nil {
-		t.Fatal(Format(err, true))
+		t.Fatal(client.Format(err, true))
 	}
 	dir := t.TempDir()
 	out := filepath.Join(dir, name)
@@ -285,7 +286,7 @@ func TestFetchSidePaths(t *testing.T) {
 	writeSidecar(side, sidecar{Version: 1, FileID: res.File.ID, SHA256: res.File.SHA256, Size: res.File.Size, Verified: verified})
 	fr, err := e.fetch(t, FetchOptions{Name: name, Output: out})
 	if err != nil {
-		t.Fatal(Format(err, false))
+		t.Fatal(client.Format(err, false))
 	}
 	if !fr.Resumed || fr.From != 2*fakePlainSeg {
 		t.Errorf("resumed=%v from %d", fr.Resumed, fr.From)
