@@ -161,21 +161,18 @@ func (b *batchPresigner) parse(key string) (seg, piece int, ok bool) {
 	return seg, piece, true
 }
 
-// uploadPresigner batches the PUT presigns of upload u over targets ts,
-// placing pieces as storage.Place does (dozod checks the same placement).
-func uploadPresigner(c *client.Client, u *api.Upload, layout storage.Layout, ts func() []storage.Target) *batchPresigner {
+// uploadPresigner batches the PUT presigns of upload u, each piece on
+// the target dozod placed it on (p).
+func uploadPresigner(c *client.Client, u *api.Upload, p placement) *batchPresigner {
 	return &batchPresigner{
 		prefix: storage.FilePrefix(u.Dataset, u.FileID),
 		nsegs:  u.Segments,
-		k:      layout.Shards(), // every piece is wanted: never "parity"
+		k:      len(p.row(0)), // every piece is wanted: never "parity"
 		pieces: func(seg int, _ bool) []api.PresignRequest {
-			placed, err := storage.Place(ts(), layout, seg)
-			if err != nil {
-				return nil
-			}
-			out := make([]api.PresignRequest, len(placed))
-			for i, t := range placed {
-				out[i] = api.PresignRequest{Target: t.ID(), Key: storage.PieceKey(u.Dataset, u.FileID, seg, i)}
+			row := p.row(seg)
+			out := make([]api.PresignRequest, len(row))
+			for i, t := range row {
+				out[i] = api.PresignRequest{Target: u.Targets[t].ID, Key: storage.PieceKey(u.Dataset, u.FileID, seg, i)}
 			}
 			return out
 		},

@@ -55,6 +55,10 @@ type fakeDozod struct {
 	batches      atomic.Int64 // batch presigns
 	noBatch      bool         // answer batch presigns 404, like an older dozod
 
+	// placement, if set, changes the placement upload sessions announce
+	// (dozod's, by default: placeRows).
+	placement func([][]string) [][]string
+
 	// onPut, if set, is called before each piece PUT is stored.
 	onPut func(key string)
 	// onGet, if set, is called before each piece GET is answered.
@@ -211,6 +215,10 @@ func (f *fakeDozod) serveAPI(w http.ResponseWriter, r *http.Request) {
 			Name: req.Name, Size: req.Size, K: 4, M: 2, SegmentSize: l.SegmentSize, PlainSegmentSize: fakePlainSeg,
 			Segments: int((crypto.CiphertextSize(req.Size) + l.SegmentSize - 1) / l.SegmentSize),
 			Targets:  f.order, State: "open", ExpiresAt: time.Now().Add(time.Hour), HashAlg: req.HashAlg}
+		up.Placement = placeRows(f.order, l)
+		if f.placement != nil {
+			up.Placement = f.placement(up.Placement)
+		}
 		f.uploads[up.ID] = up
 		f.reply(w, up.Upload)
 	case len(p) >= 2 && p[0] == "uploads":
@@ -378,4 +386,33 @@ func (f *fakeDozod) presignBatch(w http.ResponseWriter, r *http.Request, method 
 			Method: method, ExpiresAt: time.Now().Add(10 * time.Minute)})
 	}
 	f.reply(w, out)
+}
+
+// ref is a target known by ID and domain, all storage.Place looks at.
+type ref struct {
+	storage.Target
+	id, domain string
+}
+
+func (r ref) ID() string     { return r.id }
+func (r ref) Domain() string { return r.domain }
+
+// placeRows is the placement dozod announces for an upload over ts: one
+// row per target, row s listing the IDs storage.Place gives segment s.
+func placeRows(ts []api.Target, l storage.Layout) [][]string {
+	st := make([]storage.Target, len(ts))
+	for i, t := range ts {
+		st[i] = ref{id: t.ID, domain: t.Domain}
+	}
+	rows := make([][]string, len(ts))
+	for seg := range rows {
+		placed, err := storage.Place(st, l, seg)
+		if err != nil {
+			panic(err)
+		}
+		for _, t := range placed {
+			rows[seg] = append(rows[seg], t.ID())
+		}
+	}
+	return rows
 }

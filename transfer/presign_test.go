@@ -142,13 +142,17 @@ func presignedUpload(t *testing.T, s *expiringStore, data []byte, perSeg time.Du
 	c := &client.Client{}
 	nsegs := int((int64(len(data)) + presignLayout.SegmentSize - 1) / presignLayout.SegmentSize)
 	u := &api.Upload{ID: "up1", Dataset: "ds1", FileID: "f1", Segments: nsegs, Targets: presignTargets()}
-	var out []storage.Target
-	b := uploadPresigner(c, u, presignLayout, func() []storage.Target { return out })
+	u.Placement = placeRows(u.Targets, presignLayout)
+	p, err := checkPlacement(u, presignLayout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := uploadPresigner(c, u, p)
 	b.batch, b.single = s.presigner(time.Minute, batches, new(atomic.Pointer[client.APIError]))
 	b.now = s.clock.now
-	out = targets(s.srv.Client(), u.Targets, b.presign, b.flush)
+	out := targets(s.srv.Client(), u.Targets, b.presign, b.flush)
 	w, err := storage.NewWriter(context.Background(), storage.WriterOptions{DatasetID: "ds1", FileID: "f1", Layout: presignLayout,
-		Targets: out, OnSegment: func(storage.SegmentMeta) error { s.clock.add(perSeg); return nil }})
+		Targets: out, Placement: p.on(out), OnSegment: func(storage.SegmentMeta) error { s.clock.add(perSeg); return nil }})
 	if err != nil {
 		t.Fatal(err)
 	}

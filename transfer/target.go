@@ -48,14 +48,14 @@ type PresignedTarget struct {
 	http  *http.Client
 }
 
-// UploadTargets returns presigned targets for an upload session, in the
-// order dozod listed them, so storage.Place derives dozod's placement. The
-// URLs are presigned in batches (see batchPresigner).
-func UploadTargets(c *client.Client, u *api.Upload, layout storage.Layout) []storage.Target {
-	var out []storage.Target
-	b := uploadPresigner(c, u, layout, func() []storage.Target { return out })
-	out = targets(storageHTTP, u.Targets, b.presign, b.flush)
-	return out
+// uploadTargets returns presigned targets for an upload session, in the
+// order dozod listed them, and where each segment's pieces go among them,
+// as dozod placed them (p). The URLs are presigned in batches (see
+// batchPresigner).
+func uploadTargets(c *client.Client, u *api.Upload, p placement) ([]storage.Target, func(seg int) ([]storage.Target, error)) {
+	b := uploadPresigner(c, u, p)
+	ts := targets(storageHTTP, u.Targets, b.presign, b.flush)
+	return ts, p.on(ts)
 }
 
 // FetchTargets returns presigned targets for reading the file whose

@@ -181,6 +181,7 @@ type uploader struct {
 	plainSeg   int64
 	nsegs      int
 	layout     storage.Layout
+	place      placement // dozod's, checked by setLayout
 	sentPrefix int64
 	done       *api.File // set when an earlier run had completed the upload
 }
@@ -430,10 +431,11 @@ func (u *uploader) setLayout() error {
 	if up.Segments != 0 && up.Segments != n {
 		return opError(u.op, fmt.Errorf("dozod expects %d segments, the client computes %d", up.Segments, n))
 	}
-	if _, err := storage.Place(UploadTargets(u.c, up, l), l, 0); err != nil {
-		return opError(u.op, fmt.Errorf("dozod's targets: %w", err))
+	p, err := checkPlacement(up, l)
+	if err != nil {
+		return opError(u.op, err)
 	}
-	u.layout, u.plainSeg, u.nsegs = l, up.PlainSegmentSize, n
+	u.layout, u.place, u.plainSeg, u.nsegs = l, p, up.PlainSegmentSize, n
 	return nil
 }
 
@@ -466,11 +468,13 @@ func (u *uploader) run(ctx context.Context) (*UploadResult, error) {
 		if _, err := u.src.Seek(hr.off, io.SeekStart); err != nil {
 			return nil, opError(u.op, err)
 		}
+		ts, place := uploadTargets(u.c, u.up, u.place)
 		_, err := filestore.Write(ctx, hr, filestore.WriteOptions{
 			DatasetID:    u.up.Dataset,
 			FileID:       u.up.FileID,
 			Layout:       u.layout,
-			Targets:      UploadTargets(u.c, u.up, u.layout),
+			Targets:      ts,
+			Placement:    place,
 			FileKey:      u.fileKey,
 			Nonce:        u.nonce,
 			HashAlg:      u.up.HashAlg, // dozod's manifest names it; "" is storage's default
