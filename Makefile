@@ -55,8 +55,8 @@ FUZZ_TARGETS := \
 	./storage:FuzzParseManifest \
 	./storage:FuzzValidateKey \
 	./api:FuzzValidateFileName \
-	./client:FuzzParseRange \
-	./client:FuzzParseSize \
+	./transfer:FuzzParseRange \
+	./internal/units:FuzzParseSize \
 	./audit:FuzzParseRecord \
 	./region:FuzzParseIndex \
 	./region:FuzzParseCRAI \

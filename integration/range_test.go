@@ -60,7 +60,7 @@ func TestRangeFetchMovesOneSegment(t *testing.T) {
 	off := int64(5*seg + seg/3) // inside segment 5
 	var out bytes.Buffer
 	res, err := transfer.FetchFile(ctx, c, transfer.FetchOptions{Dataset: ds, Name: "big.bin", Output: "-", Stdout: &out,
-		Identity: id, Range: &client.Range{Start: off, Length: mib}})
+		Identity: id, Range: &transfer.Range{Start: off, Length: mib}})
 	if err != nil {
 		t.Fatal(client.Format(err, true))
 	}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/dozo-vault/dozo/client"
+	"github.com/dozo-vault/dozo/internal/units"
 	"hash"
 	"io"
 	"io/fs"
@@ -35,9 +36,9 @@ type FetchOptions struct {
 	// Force replaces an existing Output file.
 	Force    bool
 	Identity *client.Identity
-	// client.Range, if set, fetches only these plaintext bytes (and only the
+	// Range, if set, fetches only these plaintext bytes (and only the
 	// segments covering them).
-	Range *client.Range
+	Range *Range
 	// Raw writes the age-encrypted file (header for the caller's
 	// recipient, then the payload) instead of the plaintext.
 	Raw bool
@@ -158,7 +159,7 @@ func (f *fetcher) fetch(ctx context.Context) (*FetchResult, error) {
 func (f *fetcher) explain(ctx context.Context, err error) error {
 	again := "run the same command again"
 	if f.kept > 0 {
-		again += fmt.Sprintf(" to resume (%s of it verified and kept)", client.FormatSize(f.kept))
+		again += fmt.Sprintf(" to resume (%s of it verified and kept)", units.FormatSize(f.kept))
 	} else if f.resumable() {
 		again += "; nothing verified was kept yet, so it starts from the beginning"
 	} else {
@@ -549,7 +550,7 @@ func (f *fetcher) toFile(ctx context.Context) error {
 	}
 	if from > 0 {
 		f.res.Resumed = true
-		f.o.Notice("%s: resuming at byte %d of %d (%s already verified)", out, from, f.fr.File.Size, client.FormatSize(from))
+		f.o.Notice("%s: resuming at byte %d of %d (%s already verified)", out, from, f.fr.File.Size, units.FormatSize(from))
 	}
 	f.kept = from
 	var w io.Writer = fp

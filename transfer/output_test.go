@@ -300,7 +300,7 @@ func TestFetchInterruptionPromisesOnlyRealResume(t *testing.T) {
 	}{
 		{"stdout", FetchOptions{Output: "-", Stdout: io.Discard}},
 		{"raw", FetchOptions{Output: filepath.Join(dir, "raw.age"), Raw: true}},
-		{"range", FetchOptions{Output: filepath.Join(dir, "range"), Range: &client.Range{10, 40 * fakePlainSeg}}},
+		{"range", FetchOptions{Output: filepath.Join(dir, "range"), Range: &Range{10, 40 * fakePlainSeg}}},
 		{"device", FetchOptions{Output: os.DevNull}},
 	} {
 		for _, early := range []bool{false, true} {

@@ -15,16 +15,16 @@ import (
 // stops at the end (as in HTTP). An empty file has no byte to start at.
 func TestRangeFit(t *testing.T) {
 	for _, c := range []struct {
-		r    client.Range
+		r    Range
 		size int64
 		ok   bool
 	}{
-		{client.Range{0, 1}, 0, false}, // 0-0 of an empty file
-		{client.Range{0, -1}, 0, false},
-		{client.Range{5, 1}, 5, false},
-		{client.Range{0, 1}, 1, true},
-		{client.Range{4, 1}, 5, true},
-		{client.Range{0, 100}, 5, true},
+		{Range{0, 1}, 0, false}, // 0-0 of an empty file
+		{Range{0, -1}, 0, false},
+		{Range{5, 1}, 5, false},
+		{Range{0, 1}, 1, true},
+		{Range{4, 1}, 5, true},
+		{Range{0, 100}, 5, true},
 	} {
 		off, n, err := c.r.Clamp(c.size)
 		if (err == nil) != c.ok || (err == nil && (n < 1 || off+n > c.size)) {
@@ -32,12 +32,12 @@ func TestRangeFit(t *testing.T) {
 		}
 	}
 	for _, c := range []struct {
-		r    client.Range
+		r    Range
 		size int64
 		all  bool
 	}{
-		{client.Range{0, -1}, 10, true}, {client.Range{0, 10}, 10, true}, {client.Range{0, 11}, 10, true},
-		{client.Range{0, 9}, 10, false}, {client.Range{1, -1}, 10, false}, {client.Range{0, -1}, 0, false},
+		{Range{0, -1}, 10, true}, {Range{0, 10}, 10, true}, {Range{0, 11}, 10, true},
+		{Range{0, 9}, 10, false}, {Range{1, -1}, 10, false}, {Range{0, -1}, 0, false},
 	} {
 		if got := c.r.Covers(c.size); got != c.all {
 			t.Errorf("%+v covers %d bytes: %v", c.r, c.size, got)
@@ -54,7 +54,7 @@ func TestRangeOfWholeFileVerified(t *testing.T) {
 	if _, err := e.upload(t, path); err != nil {
 		t.Fatal(client.Format(err, true))
 	}
-	for _, r := range []client.Range{{0, -1}, {0, int64(len(data))}, {0, int64(len(data)) + 100}} {
+	for _, r := range []Range{{0, -1}, {0, int64(len(data))}, {0, int64(len(data)) + 100}} {
 		var buf bytes.Buffer
 		res, err := e.fetch(t, FetchOptions{Output: "-", Stdout: &buf, Range: &r})
 		if err != nil || !bytes.Equal(buf.Bytes(), data) || !res.Verified {
@@ -62,7 +62,7 @@ func TestRangeOfWholeFileVerified(t *testing.T) {
 		}
 	}
 	var buf bytes.Buffer
-	if res, err := e.fetch(t, FetchOptions{Output: "-", Stdout: &buf, Range: &client.Range{1, -1}}); err != nil || res.Verified || !bytes.Equal(buf.Bytes(), data[1:]) {
+	if res, err := e.fetch(t, FetchOptions{Output: "-", Stdout: &buf, Range: &Range{1, -1}}); err != nil || res.Verified || !bytes.Equal(buf.Bytes(), data[1:]) {
 		t.Errorf("a part of the file: %v", err)
 	}
 
@@ -72,7 +72,7 @@ func TestRangeOfWholeFileVerified(t *testing.T) {
 		t.Fatal(client.Format(err, true))
 	}
 	out := filepath.Join(t.TempDir(), "out")
-	for _, r := range []client.Range{{0, 1}, {0, -1}} {
+	for _, r := range []Range{{0, 1}, {0, -1}} {
 		_, err := e.fetch(t, FetchOptions{Name: "empty", Output: out, Range: &r})
 		if err == nil || !strings.Contains(client.Format(err, false), "empty") {
 			t.Errorf("range %+v of an empty file: %v", r, err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/dozo-vault/dozo/client"
+	"github.com/dozo-vault/dozo/internal/units"
 	"io"
 	"os"
 	"path/filepath"
@@ -196,7 +197,7 @@ func readIndex(ctx context.Context, c *client.Client, o RegionOptions, name stri
 	defer f.Close()
 	res.Index = f.Info
 	if f.Size() > maxRegionIndex {
-		return nil, opError(op, fmt.Errorf("%s bytes is too large for an index (at most %s)", client.FormatSize(f.Size()), client.FormatSize(maxRegionIndex)))
+		return nil, opError(op, fmt.Errorf("%s bytes is too large for an index (at most %s)", units.FormatSize(f.Size()), units.FormatSize(maxRegionIndex)))
 	}
 	b := make([]byte, f.Size())
 	if n, err := f.ReadAt(b, 0); n < len(b) {

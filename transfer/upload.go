@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/dozo-vault/dozo/client"
+	"github.com/dozo-vault/dozo/internal/units"
 	"hash"
 	"io"
 	"io/fs"
@@ -310,7 +311,7 @@ func (u *uploader) tryResume(ctx context.Context, j *Journal) (bool, error) {
 	u.start, u.prefix, u.resumed = start, ph, true
 	u.sentPrefix = min(int64(start)*u.plainSeg, u.now.Size)
 	if start > 0 {
-		u.o.Notice("%s: resuming upload at segment %d of %d (%s already sent and re-verified)", u.o.Path, start, u.nsegs, client.FormatSize(u.sentPrefix))
+		u.o.Notice("%s: resuming upload at segment %d of %d (%s already sent and re-verified)", u.o.Path, start, u.nsegs, units.FormatSize(u.sentPrefix))
 	} else {
 		u.o.Notice("%s: continuing the interrupted upload session (no segment was committed yet)", u.o.Path)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/client"
+	"github.com/dozo-vault/dozo/internal/units"
 	"github.com/dozo-vault/dozo/storage"
 	"github.com/dozo-vault/dozo/transfer"
 )
@@ -202,7 +203,7 @@ func uploadDryRun(c *cli.Context, cl *client.Client, d *client.Dir, ds string, f
 		j, jerr := transfer.LoadJournal(transfer.JournalPath(d, cl.Broker(), ds, name, abs))
 		switch ex, ok := have[name]; {
 		case ok && j == nil:
-			pl.Action, pl.Why = "skip", fmt.Sprintf("%s already has %s (%s, %s)", ds, name, client.FormatSize(ex.Size), ex.State)
+			pl.Action, pl.Why = "skip", fmt.Sprintf("%s already has %s (%s, %s)", ds, name, units.FormatSize(ex.Size), ex.State)
 		case jerr != nil:
 			pl.Why = "its journal cannot be read; upload starts over: " + jerr.Error()
 		case j != nil:
@@ -219,14 +220,14 @@ func uploadDryRun(c *cli.Context, cl *client.Client, d *client.Dir, ds string, f
 	}
 	w := stdout(c)
 	for _, pl := range plans {
-		line := fmt.Sprintf("would %-6s %s -> %s/%s (%s)", pl.Action, pl.Path, ds, pl.Name, client.FormatSize(pl.Size))
+		line := fmt.Sprintf("would %-6s %s -> %s/%s (%s)", pl.Action, pl.Path, ds, pl.Name, units.FormatSize(pl.Size))
 		if pl.Why != "" {
 			line += ": " + pl.Why
 		}
 		fmt.Fprintln(w, line)
 	}
 	fmt.Fprintf(w, "dry run: %s to upload, %d to resume, %d to skip; up to %s to send; nothing was sent\n",
-		plural(counts["upload"], "file", "files"), counts["resume"], counts["skip"], client.FormatSize(send))
+		plural(counts["upload"], "file", "files"), counts["resume"], counts["skip"], units.FormatSize(send))
 	return nil
 }
 
@@ -234,7 +235,7 @@ func rate(n int64, d time.Duration) string {
 	if d <= 0 {
 		return "-"
 	}
-	return client.FormatSize(int64(float64(n)/d.Seconds())) + "/s"
+	return units.FormatSize(int64(float64(n)/d.Seconds())) + "/s"
 }
 
 func fetchCommand() *cli.Command {
@@ -326,9 +327,9 @@ func runFetch(c *cli.Context) error {
 	if c.IsSet("region") || c.IsSet("index") {
 		return runRegionFetch(c, ds, name)
 	}
-	var rng *client.Range
+	var rng *transfer.Range
 	if s := c.String("range"); s != "" {
-		r, err := client.ParseRange(s)
+		r, err := transfer.ParseRange(s)
 		if err != nil {
 			return badArg(c, err)
 		}
@@ -442,9 +443,9 @@ func runFetch(c *cli.Context) error {
 		dest = "standard output"
 	}
 	if res.Resumed {
-		what = fmt.Sprintf("resumed at %s; %s", client.FormatSize(res.From), what)
+		what = fmt.Sprintf("resumed at %s; %s", units.FormatSize(res.From), what)
 	}
-	fmt.Fprintf(w, "fetched %s/%s -> %s (%s in %s, %s; %s)\n", ds, name, dest, client.FormatSize(res.Bytes), res.Elapsed.Round(10*time.Millisecond), rate(res.Bytes, res.Elapsed), what)
+	fmt.Fprintf(w, "fetched %s/%s -> %s (%s in %s, %s; %s)\n", ds, name, dest, units.FormatSize(res.Bytes), res.Elapsed.Round(10*time.Millisecond), rate(res.Bytes, res.Elapsed), what)
 	if res.Stats.SegmentsDegraded > 0 {
 		fmt.Fprintf(w, "  note: %s needed parity (%s); the data is intact\n",
 			plural(int(res.Stats.SegmentsDegraded), "segment", "segments"), plural(int(res.Stats.PiecesBad), "bad piece", "bad pieces"))
@@ -458,7 +459,7 @@ func checkConcurrency(c *cli.Context) error {
 	if !c.IsSet("concurrency") {
 		return nil
 	}
-	if err := client.ValidateConcurrency(c.Int("concurrency")); err != nil {
+	if err := validateConcurrency(c.Int("concurrency")); err != nil {
 		return badArg(c, err)
 	}
 	return nil

@@ -10,7 +10,7 @@ import (
 
 	"golang.org/x/term"
 
-	"github.com/dozo-vault/dozo/client"
+	"github.com/dozo-vault/dozo/internal/units"
 	"github.com/dozo-vault/dozo/transfer"
 )
 
@@ -104,7 +104,7 @@ func (p *progress) drawLocked() {
 	rate, eta := "", ""
 	if el := p.now().Sub(p.start).Seconds(); el > 0.5 {
 		bps := float64(p.done-p.startDone) / el
-		rate = client.FormatSize(int64(bps)) + "/s"
+		rate = units.FormatSize(int64(bps)) + "/s"
 		left := p.size - p.done
 		if p.files > 1 {
 			left = p.all - p.base - p.done
@@ -118,7 +118,7 @@ func (p *progress) drawLocked() {
 		phase = "verifying "
 	}
 	// Most important first: what is cut at a narrow terminal is the end.
-	tail := fmt.Sprintf(" %5.1f%% %s/%s", pct(p.done, p.size), client.FormatSize(p.done), client.FormatSize(p.size))
+	tail := fmt.Sprintf(" %5.1f%% %s/%s", pct(p.done, p.size), units.FormatSize(p.done), units.FormatSize(p.size))
 	if rate != "" {
 		tail += " " + rate + eta
 	}
@@ -171,7 +171,7 @@ func formatETA(d time.Duration) string {
 // stored (its time went to re-checking that part of the file).
 func uploadSummary(res *transfer.UploadResult) string {
 	took := res.Elapsed.Round(10 * time.Millisecond)
-	size := client.FormatSize(res.File.Size)
+	size := units.FormatSize(res.File.Size)
 	switch {
 	case !res.Resumed:
 		return fmt.Sprintf("%s in %s, %s", size, took, rate(res.Sent, res.Elapsed))
@@ -179,5 +179,5 @@ func uploadSummary(res *transfer.UploadResult) string {
 		return fmt.Sprintf("%s; resumed: %s already stored, nothing left to send; checked in %s", size, allOf(res.Segments, "segment", "segments"), took)
 	}
 	return fmt.Sprintf("%s; resumed: %d of %s already stored, sent %s in %s, %s",
-		size, res.StartSegment, plural(res.Segments, "segment", "segments"), client.FormatSize(res.Sent), took, rate(res.Sent, res.Elapsed))
+		size, res.StartSegment, plural(res.Segments, "segment", "segments"), units.FormatSize(res.Sent), took, rate(res.Sent, res.Elapsed))
 }

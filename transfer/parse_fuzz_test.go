@@ -1,4 +1,4 @@
-package client
+package transfer
 
 import (
 	"testing"
@@ -33,18 +33,6 @@ func FuzzParseRange(f *testing.F) {
 		}
 		if r.Covers(size) != (off == 0 && n == size) {
 			t.Fatalf("Covers(%+v, %d) = %v, but Clamp reads %d+%d", r, size, r.Covers(size), off, n)
-		}
-	})
-}
-
-// FuzzParseSize: never panics; accepted sizes are non-negative.
-func FuzzParseSize(f *testing.F) {
-	for _, s := range []string{"64MiB", "1.5GiB", "65536", "1e30", "-1", "NaN", "9223372036854775807"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		if n, err := ParseSize(s); err == nil && n < 0 {
-			t.Fatalf("ParseSize(%q) = %d", s, n)
 		}
 	})
 }
