@@ -1,14 +1,16 @@
-// Package client is dozo's client library: a Go client of the dozod HTTP
-// API (package api), a storage.Target that moves pieces through presigned
-// URLs, the upload and fetch logic of the dozo CLI, and its local state
-// (config directory, login token, age identity, upload journals).
+// Package client is a Go client of the dozod HTTP API (package api): one
+// Client, configured by Options, with a typed method per API call, each
+// taking a context first. It retries calls safe to repeat while dozod does
+// not answer and moves between several dozod URLs. It also keeps the CLI's
+// local state (config directory, login token, pinned CA, age identity) and
+// the Vault login that yields the token: how the client gets its
+// credentials. Moving data to and from storage is package transfer's job.
 //
 // Security properties kept throughout:
-//   - plaintext and file keys never leave this process unencrypted: dozod
-//     receives the file key once, at upload begin, over pinned TLS, and
-//     storage receives ciphertext pieces only;
-//   - the client never holds storage credentials: every piece moves through
-//     a short-lived presigned URL that dozod issues per piece;
+//   - the token goes to dozod only, over TLS (plain http to a loopback
+//     address only), and to nothing else; a pinned CA vouches for dozod
+//     alone;
+//   - the file key leaves this process once, at upload begin, to dozod;
 //   - tokens, keys, passwords and presigned URLs (which are bearer
 //     capabilities) never appear in errors or logs.
 package client
