@@ -208,9 +208,13 @@ type Upload struct {
 	SegmentSize      int64  `json:"segment_size"`       // stored bytes per full segment
 	PlainSegmentSize int64  `json:"plain_segment_size"` // plaintext bytes per full segment
 	Segments         int    `json:"segments"`           // total the file needs
-	// Targets in the order dozod places pieces with storage.Place; the
-	// client derives the same placement from them.
-	Targets   []Target              `json:"targets"`
+	// Targets are the storage targets of the upload, fixed at its begin.
+	Targets []Target `json:"targets"`
+	// Placement is where each segment's pieces go: row s % len(Placement)
+	// lists the IDs of the targets (among Targets) of segment s's pieces,
+	// in piece order, data then parity. dozod presigns and commits a piece
+	// only on its place.
+	Placement [][]string            `json:"placement"`
 	Committed []storage.SegmentMeta `json:"committed,omitempty"`
 	ExpiresAt time.Time             `json:"expires_at"`
 	State     string                `json:"state"`    // "open", "complete", "aborted", "expired"

@@ -84,6 +84,10 @@ func (s *Server) apiUpload(ctx context.Context, u *catalog.Upload, ds *catalog.D
 	for i, t := range u.Targets {
 		ts[i] = api.Target{ID: t.ID, Domain: t.Domain}
 	}
+	rows, err := placement(u.Targets, storage.Layout{K: ds.K, M: ds.M, SegmentSize: ds.SegmentSize})
+	if err != nil {
+		return api.Upload{}, internal("placing pieces", err)
+	}
 	state := u.State
 	if state == catalog.UploadOpen && s.now().After(u.ExpiresAt) {
 		state = catalog.UploadExpired
@@ -91,7 +95,7 @@ func (s *Server) apiUpload(ctx context.Context, u *catalog.Upload, ds *catalog.D
 	return api.Upload{
 		ID: u.ID, FileID: u.File.ID, Dataset: u.File.DatasetID, Name: u.File.Name, Size: u.File.Size,
 		K: ds.K, M: ds.M, SegmentSize: ds.SegmentSize, PlainSegmentSize: ds.PlainSegmentSize,
-		Segments: u.Segments, Targets: ts, Committed: segs, ExpiresAt: u.ExpiresAt, State: state,
+		Segments: u.Segments, Targets: ts, Placement: rows, Committed: segs, ExpiresAt: u.ExpiresAt, State: state,
 		HashAlg: u.File.HashAlg,
 	}, nil
 }
@@ -288,6 +292,42 @@ func (s *Server) showUpload(q *request) error {
 		return err
 	}
 	return q.reply(http.StatusOK, au)
+}
+
+// placedRef is a target known by its ID and failure domain only: all
+// storage.Place looks at. Its storage methods are never called.
+type placedRef struct {
+	storage.Target
+	id, domain string
+}
+
+func (r placedRef) ID() string     { return r.id }
+func (r placedRef) Domain() string { return r.domain }
+
+// placement is the upload's placement as api.Upload carries it: row r
+// lists the target IDs of the pieces of every segment s with
+// s % len(refs) == r, as storage.Place puts them over refs. Place starts
+// segment s at target s mod the number of targets and walks on from
+// there, so the rows repeat with that period; checkPlacement and
+// checkSegment place with the same Place over the same targets (their
+// IDs and domains are checked against refs).
+func placement(refs []catalog.TargetRef, l storage.Layout) ([][]string, error) {
+	ts := make([]storage.Target, len(refs))
+	for i, r := range refs {
+		ts[i] = placedRef{id: r.ID, domain: r.Domain}
+	}
+	rows := make([][]string, len(ts))
+	for seg := range rows {
+		placed, err := storage.Place(ts, l, seg)
+		if err != nil {
+			return nil, err
+		}
+		rows[seg] = make([]string, len(placed))
+		for i, t := range placed {
+			rows[seg][i] = t.ID()
+		}
+	}
+	return rows, nil
 }
 
 // checkPlacement verifies that target is where storage.Place puts piece

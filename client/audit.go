@@ -56,10 +56,17 @@ func (c *Client) AuditList(ctx context.Context, q AuditQuery) ([]api.AuditEntry,
 	return out, c.do(ctx, http.MethodGet, path, nil, &out)
 }
 
+// FetchReport is what a finished fetch reports to dozod.
+type FetchReport struct {
+	Bytes    int64
+	Verified bool
+	Elapsed  time.Duration
+}
+
 // FetchDone tells dozod that a fetch of file id finished, so the audit
 // log shows the transfer completed and how many bytes it wrote (recorded
 // as client-reported: dozod never sees the transfer itself).
-func (c *Client) FetchDone(ctx context.Context, fileID string, r *FetchResult) error {
+func (c *Client) FetchDone(ctx context.Context, fileID string, r *FetchReport) error {
 	req := api.FetchDoneRequest{Bytes: r.Bytes, Verified: r.Verified, ElapsedMS: r.Elapsed.Milliseconds()}
 	return c.do(ctx, http.MethodPost, api.FetchDone.Path(fileID), req, nil)
 }

@@ -1,14 +1,16 @@
-// Package client is dozo's client library: a Go client of the dozod HTTP
-// API (package api), a storage.Target that moves pieces through presigned
-// URLs, the upload and fetch logic of the dozo CLI, and its local state
-// (config directory, login token, age identity, upload journals).
+// Package client is a Go client of the dozod HTTP API (package api): one
+// Client, configured by Options, with a typed method per API call, each
+// taking a context first. It retries calls safe to repeat while dozod does
+// not answer and moves between several dozod URLs. It also keeps the CLI's
+// local state (config directory, login token, pinned CA, age identity) and
+// the Vault login that yields the token: how the client gets its
+// credentials. Moving data to and from storage is package transfer's job.
 //
 // Security properties kept throughout:
-//   - plaintext and file keys never leave this process unencrypted: dozod
-//     receives the file key once, at upload begin, over pinned TLS, and
-//     storage receives ciphertext pieces only;
-//   - the client never holds storage credentials: every piece moves through
-//     a short-lived presigned URL that dozod issues per piece;
+//   - the token goes to dozod only, over TLS (plain http to a loopback
+//     address only), and to nothing else; a pinned CA vouches for dozod
+//     alone;
+//   - the file key leaves this process once, at upload begin, to dozod;
 //   - tokens, keys, passwords and presigned URLs (which are bearer
 //     capabilities) never appear in errors or logs.
 package client
@@ -59,6 +61,9 @@ type Options struct {
 	// answer (a restart, a failover): see Client.retry for which calls.
 	// Zero means DefaultBrokerRetry; a negative value turns retries off.
 	RetryFor time.Duration
+	// RetryBackoff is the first wait between two tries; it doubles up to
+	// 8 s. Zero means 250 ms.
+	RetryBackoff time.Duration
 	// Notice, if set, receives a line for the user when dozod stops
 	// answering and calls wait for it: once per outage, never per call.
 	Notice func(format string, args ...any)
@@ -79,7 +84,6 @@ type Client struct {
 	notice     func(string, ...any)
 	debug      func(string, ...any)
 	api        *http.Client // to dozod: pinned CA
-	data       *http.Client // to storage: presigned URLs, system roots
 }
 
 // New returns a Client. It does not contact dozod.
@@ -113,11 +117,6 @@ func New(o Options) (*Client, error) {
 		}
 		apiTLS.RootCAs = pool
 	}
-	// Storage is reached through the system roots only (SSL_CERT_FILE and
-	// SSL_CERT_DIR add a centre's private CA). The certificate pinned for
-	// dozod is not among them: it vouches for dozod alone, and trusting it
-	// here would let whoever holds dozod's key impersonate storage too.
-	dataTLS := &tls.Config{MinVersion: tls.VersionTLS12}
 	timeout := o.Timeout
 	if timeout == 0 {
 		timeout = 60 * time.Second
@@ -134,6 +133,10 @@ func New(o Options) (*Client, error) {
 	if retryFor == 0 {
 		retryFor = DefaultBrokerRetry
 	}
+	backoff := o.RetryBackoff
+	if backoff <= 0 {
+		backoff = retryFirst
+	}
 	notice := o.Notice
 	if notice == nil {
 		notice = func(string, ...any) {}
@@ -144,18 +147,17 @@ func New(o Options) (*Client, error) {
 		ua:         ua,
 		timeout:    timeout,
 		retryFor:   retryFor,
-		retryFirst: retryFirst,
+		retryFirst: backoff,
 		notice:     notice,
 		debug:      debug,
-		api:        &http.Client{Transport: newTransport(apiTLS, 8)},
-		// Piece transfers can take minutes on a slow link; they are bounded
-		// by the caller's context and the transport's idle timeouts instead
-		// of a total timeout.
-		data: &http.Client{Transport: newTransport(dataTLS, 64)},
+		api:        &http.Client{Transport: Transport(apiTLS, 8)},
 	}, nil
 }
 
-func newTransport(tc *tls.Config, conns int) *http.Transport {
+// Transport is the HTTP transport of every dozo connection, to dozod or
+// to storage: tc's TLS, conns idle connections per host, bounded dial,
+// handshake and header waits, and no bound on a whole body's transfer.
+func Transport(tc *tls.Config, conns int) *http.Transport {
 	return &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,

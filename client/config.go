@@ -82,10 +82,13 @@ func OpenDir(path string) (*Dir, error) {
 
 func (d *Dir) file(name string) string { return filepath.Join(d.Path, name) }
 
-// writeSecret replaces name atomically with data, mode 0600: a crash leaves
+// JournalDir is the directory of upload journals inside d.
+func (d *Dir) JournalDir() string { return d.file(journalDir) }
+
+// WriteSecret replaces name atomically with data, mode 0600: a crash leaves
 // the old or the new content, never a torn file, and the bytes are never
 // readable by others, not even briefly.
-func writeSecret(path string, data []byte) error {
+func WriteSecret(path string, data []byte) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
 	if err != nil {
@@ -148,10 +151,10 @@ func (d *Dir) SaveLogin(token string, l Login) error {
 	if err != nil {
 		return err
 	}
-	if err := writeSecret(d.file(tokenFile), []byte(token+"\n")); err != nil {
+	if err := WriteSecret(d.file(tokenFile), []byte(token+"\n")); err != nil {
 		return opError("saving the login token", err)
 	}
-	return opError("saving the login details", writeSecret(d.file(loginFile), append(b, '\n')))
+	return opError("saving the login details", WriteSecret(d.file(loginFile), append(b, '\n')))
 }
 
 // Token returns the stored Vault token, or ErrNotLoggedIn.
@@ -209,7 +212,7 @@ func (d *Dir) SaveBrokerCA(pemFile string) error {
 	if err := checkCertPEM(b); err != nil {
 		return hintError(op, "pass dozod's certificate or its CA as a PEM file", fmt.Errorf("%s: %w", pemFile, err))
 	}
-	return opError(op, writeSecret(d.file(brokerCAFile), b))
+	return opError(op, WriteSecret(d.file(brokerCAFile), b))
 }
 
 // BrokerCA returns the path of the CA certificate kept at login, or "".
@@ -305,7 +308,7 @@ func (d *Dir) Keygen(classic, force bool) (*Identity, error) {
 		}
 		return &id, opError("creating an identity", f.Close())
 	}
-	return &id, opError("creating an identity", writeSecret(path, b.Bytes()))
+	return &id, opError("creating an identity", WriteSecret(path, b.Bytes()))
 }
 
 // Identity loads the user's age identity, or ErrNoIdentity.

@@ -94,7 +94,7 @@ const loginEndedMsg = "dozod no longer accepts your login (it expired or was rev
 
 func (e *RefusedError) Unwrap() []error { return []error{e.Err, storage.ErrRefused} }
 
-// refusal returns err as a *RefusedError if it is dozod refusing access
+// Refusal returns err as a *RefusedError if it is dozod refusing access
 // rather than failing: 401, 403, 404 (a file or dataset that is gone or no
 // longer visible), 409 (an upload no longer open) or 410.
 //
@@ -102,7 +102,7 @@ func (e *RefusedError) Unwrap() []error { return []error{e.Err, storage.ErrRefus
 // unavailable once the client's retries are spent (see retry.go): without
 // dozod no piece can be presigned, and reporting every piece as bad would
 // read as storage damage.
-func refusal(err error) error {
+func Refusal(err error) error {
 	var te *TransportError
 	if errors.As(err, &te) {
 		return &RefusedError{Err: err, Lost: true}

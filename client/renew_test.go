@@ -17,7 +17,7 @@ func unauthorized() *APIError {
 // A 401 that stops a transfer is reported as the login ending, in one
 // sentence with what to do, never as damage or a refusal of access.
 func TestFormatLoginEndedMidTransfer(t *testing.T) {
-	err := opError("fetching D/f", fmt.Errorf("presigning GET of x on s1: %w", refusal(unauthorized())))
+	err := opError("fetching D/f", fmt.Errorf("presigning GET of x on s1: %w", Refusal(unauthorized())))
 	got := Format(err, false)
 	if !strings.HasPrefix(got, "fetching D/f: dozod no longer accepts your login") || !strings.HasSuffix(got, "rerun the same command to resume") {
 		t.Fatalf("Format = %q", got)

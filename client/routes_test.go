@@ -77,7 +77,7 @@ func TestCallsMatchRouteTable(t *testing.T) {
 			_, err := c.PresignFetchBatch(ctx, "F", api.FetchBatchRequest{Count: 1})
 			return err
 		}},
-		{api.FetchDone, func() error { return c.FetchDone(ctx, "F", &FetchResult{}) }},
+		{api.FetchDone, func() error { return c.FetchDone(ctx, "F", &FetchReport{}) }},
 		{api.PutGrant, func() error { _, err := c.Grant(ctx, "D", "bob", api.GrantRequest{}); return err }},
 		{api.RevokeGrant, func() error { _, err := c.Revoke(ctx, "D", "bob", "done"); return err }},
 		{api.ListGrants, func() error { _, err := c.Grants(ctx, "D", true); return err }},

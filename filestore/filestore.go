@@ -45,7 +45,10 @@ type WriteOptions struct {
 	DatasetID, FileID string
 	Layout            storage.Layout // from Layout()
 	Targets           []storage.Target
-	HashAlg           string // piece hash; "" for storage's default
+	// Placement, if set, is where each segment's pieces go (see
+	// storage.WriterOptions).
+	Placement func(segment int) ([]storage.Target, error)
+	HashAlg   string // piece hash; "" for storage's default
 
 	// Recipients receive the file key in the header object. Ignored when
 	// resuming (FileKey set), as the header already exists.
@@ -112,6 +115,7 @@ func Write(ctx context.Context, src io.Reader, opts WriteOptions) (*WriteResult,
 		FileID:       opts.FileID,
 		Layout:       opts.Layout,
 		Targets:      opts.Targets,
+		Placement:    opts.Placement,
 		HashAlg:      opts.HashAlg,
 		StartSegment: opts.StartSegment,
 		Concurrency:  opts.Concurrency,

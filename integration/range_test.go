@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dozo-vault/dozo/client"
+	"github.com/dozo-vault/dozo/transfer"
 )
 
 // researcherClient is a client library handle on u's login and identity,
@@ -58,8 +59,8 @@ func TestRangeFetchMovesOneSegment(t *testing.T) {
 	c, id := researcherClient(t, s, rita)
 	off := int64(5*seg + seg/3) // inside segment 5
 	var out bytes.Buffer
-	res, err := c.FetchFile(ctx, client.FetchOptions{Dataset: ds, Name: "big.bin", Output: "-", Stdout: &out,
-		Identity: id, Range: &client.Range{Start: off, Length: mib}})
+	res, err := transfer.FetchFile(ctx, c, transfer.FetchOptions{Dataset: ds, Name: "big.bin", Output: "-", Stdout: &out,
+		Identity: id, Range: &transfer.Range{Start: off, Length: mib}})
 	if err != nil {
 		t.Fatal(client.Format(err, true))
 	}

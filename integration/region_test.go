@@ -15,8 +15,10 @@ import (
 	"time"
 
 	"github.com/dozo-vault/dozo/client"
+	"github.com/dozo-vault/dozo/internal/units"
 	"github.com/dozo-vault/dozo/region"
 	"github.com/dozo-vault/dozo/region/regiontest"
+	"github.com/dozo-vault/dozo/transfer"
 )
 
 // shippedTests is where Debian's samtools-test package puts samtools'
@@ -266,7 +268,7 @@ func TestRegionFetch(t *testing.T) {
 		}
 		reg := region.Region{Ref: "chr2", Beg: 1_500_000, End: 1_510_000}
 		var out bytes.Buffer
-		res, err := c.FetchRegions(context.Background(), client.RegionOptions{Dataset: ds, Name: "x.bam",
+		res, err := transfer.FetchRegions(context.Background(), c, transfer.RegionOptions{Dataset: ds, Name: "x.bam",
 			Regions: []region.Region{reg}, Output: "-", Stdout: &out, Identity: id})
 		if err != nil {
 			t.Fatal(client.Format(err, true))
@@ -287,8 +289,8 @@ func TestRegionFetch(t *testing.T) {
 		// chunk; a read fetches its K=4 data pieces.
 		stored := int64(mib + mib/(64<<10)*16)
 		t.Logf("region %v of a %s BAM (%d segments): plan reads %s in %d parts over %d segments; storage moved %s in %d segment reads (%d pieces); output %s",
-			reg, client.FormatSize(fi.Size()), segs, client.FormatSize(res.Planned), res.Parts, len(touched),
-			client.FormatSize(st.PieceBytes), st.SegmentsRead, st.PiecesFetched, client.FormatSize(res.Bytes))
+			reg, units.FormatSize(fi.Size()), segs, units.FormatSize(res.Planned), res.Parts, len(touched),
+			units.FormatSize(st.PieceBytes), st.SegmentsRead, st.PiecesFetched, units.FormatSize(res.Bytes))
 		if res.Planned != plan.SourceBytes() {
 			t.Errorf("dozo planned %d bytes, the local plan %d", res.Planned, plan.SourceBytes())
 		}

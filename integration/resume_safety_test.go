@@ -19,6 +19,7 @@ import (
 
 	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/client"
+	"github.com/dozo-vault/dozo/transfer"
 )
 
 // commitBlocker is a TLS proxy in front of dozod that refuses segment
@@ -167,7 +168,7 @@ func TestResumeSafety(t *testing.T) {
 		if len(journals) != 1 {
 			t.Fatalf("journals: %v", journals)
 		}
-		j, err := client.LoadJournal(journals[0])
+		j, err := transfer.LoadJournal(journals[0])
 		if err != nil || j == nil {
 			t.Fatalf("journal: %v", err)
 		}
@@ -179,7 +180,7 @@ func TestResumeSafety(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if j.SealedKey, err = client.SealKey(id.Recipient, bytes.Repeat([]byte{7}, 16), bytes.Repeat([]byte{8}, 16)); err != nil {
+		if j.SealedKey, err = transfer.SealKey(id.Recipient, bytes.Repeat([]byte{7}, 16), bytes.Repeat([]byte{8}, 16)); err != nil {
 			t.Fatal(err)
 		}
 		if err := j.Save(); err != nil {

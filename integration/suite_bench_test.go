@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/dozo-vault/dozo/client"
+	"github.com/dozo-vault/dozo/internal/units"
 	"github.com/dozo-vault/dozo/region/regiontest"
 	"github.com/dozo-vault/dozo/storage"
 )
@@ -73,7 +74,7 @@ func benchConfigFromEnv(b *testing.B) benchConfig {
 		sizes = "1GiB,4GiB"
 	}
 	for _, f := range strings.Split(sizes, ",") {
-		n, err := client.ParseSize(strings.TrimSpace(f))
+		n, err := units.ParseSize(strings.TrimSpace(f))
 		if err != nil || n < 2*mib {
 			b.Fatalf("DOZO_BENCH_SIZES: bad size %q (at least 2MiB)", f)
 		}
@@ -81,7 +82,7 @@ func benchConfigFromEnv(b *testing.B) benchConfig {
 	}
 	cfg.bam = 32 * mib
 	if v := os.Getenv("DOZO_BENCH_BAM"); v != "" {
-		n, err := client.ParseSize(v)
+		n, err := units.ParseSize(v)
 		if err != nil || n < 4*mib {
 			b.Fatalf("DOZO_BENCH_BAM: bad size %q (at least 4MiB)", v)
 		}
@@ -532,7 +533,7 @@ func (r *benchRun) headerFetch(small, large string, size int64, calls int) (benc
 	if err != nil {
 		r.b.Fatal(err)
 	}
-	rows := [2]benchRow{{Name: "header fetch, 1 MiB file"}, {Name: "header fetch, " + client.FormatSize(size) + " file"}}
+	rows := [2]benchRow{{Name: "header fetch, 1 MiB file"}, {Name: "header fetch, " + units.FormatSize(size) + " file"}}
 	names := [2]string{small, large}
 	for _, n := range names {
 		c.Fetch(r.ctx, r.ds, n) // warm the connection, token cache and dozod
@@ -583,7 +584,7 @@ func BenchmarkHeaderFetch(b *testing.B) {
 	cfg := benchConfigFromEnv(b)
 	size := int64(256 * mib)
 	if v := os.Getenv("DOZO_BENCH_HEADER_SIZE"); v != "" {
-		n, err := client.ParseSize(v)
+		n, err := units.ParseSize(v)
 		if err != nil || n < 2*mib {
 			b.Fatalf("DOZO_BENCH_HEADER_SIZE: bad size %q", v)
 		}
@@ -663,7 +664,7 @@ func (r *benchRun) report() {
 	for _, row := range r.rows {
 		size := ""
 		if row.Size > 0 {
-			size = client.FormatSize(row.Size)
+			size = units.FormatSize(row.Size)
 		}
 		if row.NA != "" {
 			fmt.Fprintf(w, "%s\t%s\t%s\t\t\t\t\t\t\n", row.Name, size, row.NA)
@@ -682,7 +683,7 @@ func (r *benchRun) report() {
 	fmt.Fprintf(w, "\t\t\t\t\t\t\t\t\n")
 	fmt.Fprintf(w, "ratio\tsize\tvalue\ttarget\t\t\t\t\t\n")
 	for _, q := range r.ratios {
-		fmt.Fprintf(w, "%s\t%s\t%.2f\t%s\t\t\t\t\t\n", q.Name, client.FormatSize(q.Size), q.Value, q.Want)
+		fmt.Fprintf(w, "%s\t%s\t%.2f\t%s\t\t\t\t\t\n", q.Name, units.FormatSize(q.Size), q.Value, q.Want)
 	}
 	w.Flush()
 	fmt.Printf("\ndozo benchmark (N=%d, medians; %d CPUs)\n%s", r.cfg.n, runtime.NumCPU(), buf.String())
@@ -747,7 +748,7 @@ func (r *benchRun) regionFetch(size int64) {
 	span := int64(3*refLen) * mib / fi.Size()
 	reg := fmt.Sprintf("chr2:%d-%d", refLen/2-span/2, refLen/2+span/2)
 	out := filepath.Join(dir, "out.bam")
-	r.measure("dozo fetch --region (~1 MiB of reads, "+client.FormatSize(fi.Size())+" BAM)", 0, func() []*exec.Cmd {
+	r.measure("dozo fetch --region (~1 MiB of reads, "+units.FormatSize(fi.Size())+" BAM)", 0, func() []*exec.Cmd {
 		return []*exec.Cmd{r.rita.command("fetch", ds+"/bench.bam", "--region", reg, "-o", out, "--force")}
 	}, r.cfg.n)
 	var res struct {

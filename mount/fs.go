@@ -8,7 +8,7 @@
 //     direct I/O, so the kernel's page cache does not hold them either and
 //     every read reaches this package.
 //   - Every open is an access check and an audited fetch at dozod
-//     (client.Open re-fetches the file's header).
+//     (transfer.Open re-fetches the file's header).
 //   - Reads of an open file fail with EACCES once dozod refuses the user
 //     (a revoked or expired grant, a freeze, a deleted file): each read
 //     checks that access was confirmed within MaxAge (a background check
@@ -295,7 +295,7 @@ func (f *FS) errno(err error) syscall.Errno {
 }
 
 // openFile is a stored file with open handles. All handles share the
-// newest client.Open of it: each open replaces it, after its own access
+// newest transfer.Open of it: each open replaces it, after its own access
 // check.
 type openFile struct {
 	id       string
@@ -517,7 +517,7 @@ func (n *file) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut)
 	return 0
 }
 
-// Open opens the file through client.Open: an access check and an audited
+// Open opens the file through transfer.Open: an access check and an audited
 // fetch at dozod, every time.
 func (n *file) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
 	if flags&syscall.O_ACCMODE != syscall.O_RDONLY || flags&syscall.O_TRUNC != 0 {

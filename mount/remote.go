@@ -11,6 +11,7 @@ import (
 	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/client"
 	"github.com/dozo-vault/dozo/storage"
+	"github.com/dozo-vault/dozo/transfer"
 )
 
 // Remote is what a mount reads through: dozod's catalog, and stored files
@@ -33,7 +34,7 @@ type File interface {
 }
 
 // NewRemote returns the Remote of a dozod client, opening files with
-// client.Open and identity.
+// transfer.Open and identity.
 func NewRemote(c *client.Client, identity age.Identity) Remote {
 	return &clientRemote{c: c, id: identity}
 }
@@ -52,14 +53,14 @@ func (r *clientRemote) Files(ctx context.Context, dataset string) ([]api.File, e
 }
 
 func (r *clientRemote) Open(ctx context.Context, dataset, name string) (File, error) {
-	f, err := r.c.Open(ctx, client.OpenOptions{Dataset: dataset, Name: name, Identity: r.id})
+	f, err := transfer.Open(ctx, r.c, transfer.OpenOptions{Dataset: dataset, Name: name, Identity: r.id})
 	if err != nil {
 		return nil, err
 	}
 	return remoteFile{f}, nil
 }
 
-type remoteFile struct{ *client.RemoteFile }
+type remoteFile struct{ *transfer.RemoteFile }
 
 func (f remoteFile) ID() string { return f.Info.ID }
 

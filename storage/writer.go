@@ -19,6 +19,11 @@ type WriterOptions struct {
 	// Targets to place pieces on (see Place); filter out unhealthy ones
 	// beforehand. Their IDs are what the manifest records.
 	Targets []Target
+	// Placement, if set, says where the pieces of a segment go, in piece
+	// order, instead of Place(Targets, Layout, segment): a client writes
+	// where the broker that presigns its pieces tells it to. It must return
+	// Layout.Shards() targets.
+	Placement func(segment int) ([]Target, error)
 	// HashAlg is HashSHA256 or HashBLAKE3; empty means DefaultHashAlg.
 	HashAlg string
 	// StartSegment is the index of the first segment this writer writes,
@@ -113,8 +118,10 @@ func NewWriter(ctx context.Context, opts WriterOptions) (*Writer, error) {
 			return nil, fmt.Errorf("storage: target id: %w", err)
 		}
 	}
-	if _, err := Place(opts.Targets, l, opts.StartSegment); err != nil {
-		return nil, err
+	if opts.Placement == nil {
+		if _, err := Place(opts.Targets, l, opts.StartSegment); err != nil {
+			return nil, err
+		}
 	}
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = l.Shards()
@@ -294,11 +301,18 @@ func (w *Writer) uploader() {
 // store hashes and uploads the pieces of b, then reports the segment.
 func (w *Writer) store(b *segBuf) error {
 	o := &w.opts
-	targets, err := Place(o.Targets, o.Layout, b.index)
+	place := o.Placement
+	if place == nil {
+		place = func(seg int) ([]Target, error) { return Place(o.Targets, o.Layout, seg) }
+	}
+	targets, err := place(b.index)
 	if err != nil {
 		return err
 	}
 	n := o.Layout.Shards()
+	if len(targets) != n {
+		return fmt.Errorf("storage: segment %d placed on %d targets, want %d", b.index, len(targets), n)
+	}
 	meta := SegmentMeta{Index: b.index, Size: int64(b.size), PieceSize: int64(b.ps), Pieces: make([]PieceMeta, n)}
 	sem := make(chan struct{}, o.Concurrency)
 	var wg sync.WaitGroup

@@ -18,6 +18,7 @@ import (
 	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/audit"
 	"github.com/dozo-vault/dozo/client"
+	"github.com/dozo-vault/dozo/transfer"
 )
 
 func auditCommand() *cli.Command {
@@ -315,8 +316,8 @@ func printable(s string) string {
 
 // reportFetchDone tells dozod that a fetch finished, for the audit log.
 // The data is already here: a failed report costs a notice, not the fetch.
-func reportFetchDone(c *cli.Context, cl *client.Client, res *client.FetchResult) {
-	if err := cl.FetchDone(c.Context, res.File.ID, res); err != nil {
+func reportFetchDone(c *cli.Context, cl *client.Client, res *transfer.FetchResult) {
+	if err := cl.FetchDone(c.Context, res.File.ID, res.Report()); err != nil {
 		notice(c)("the fetch finished, but telling dozod for its audit log failed: %v", err)
 	}
 }

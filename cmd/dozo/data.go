@@ -15,7 +15,9 @@ import (
 
 	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/client"
+	"github.com/dozo-vault/dozo/internal/units"
 	"github.com/dozo-vault/dozo/storage"
+	"github.com/dozo-vault/dozo/transfer"
 )
 
 func uploadCommand() *cli.Command {
@@ -94,7 +96,7 @@ func runUpload(c *cli.Context) error {
 		if !fi.Mode().IsRegular() {
 			return &client.Error{Op: "uploading " + f, Err: errors.New("not a regular file")}
 		}
-		if err := client.CheckUploadSource(f); err != nil {
+		if err := transfer.CheckUploadSource(f); err != nil {
 			return err
 		}
 		name := api.NormalizeFileName(c.String("name"))
@@ -135,7 +137,7 @@ func runUpload(c *cli.Context) error {
 	for _, f := range files {
 		fi, _ := os.Stat(f)
 		p.file(client.DefaultName(f), fi.Size())
-		res, err := cl.UploadFile(c.Context, client.UploadOptions{
+		res, err := transfer.UploadFile(c.Context, cl, transfer.UploadOptions{
 			Dataset: ds, Path: f, Name: api.NormalizeFileName(c.String("name")),
 			Dir: d, Identity: id, Concurrency: c.Int("concurrency"),
 			Progress: p.update, Notice: say,
@@ -198,10 +200,10 @@ func uploadDryRun(c *cli.Context, cl *client.Client, d *client.Dir, ds string, f
 		}
 		pl := uploadPlan{Path: f, Name: name, Size: fi.Size(), Action: "upload"}
 		abs, _ := filepath.Abs(f)
-		j, jerr := client.LoadJournal(d.JournalPath(cl.Broker(), ds, name, abs))
+		j, jerr := transfer.LoadJournal(transfer.JournalPath(d, cl.Broker(), ds, name, abs))
 		switch ex, ok := have[name]; {
 		case ok && j == nil:
-			pl.Action, pl.Why = "skip", fmt.Sprintf("%s already has %s (%s, %s)", ds, name, client.FormatSize(ex.Size), ex.State)
+			pl.Action, pl.Why = "skip", fmt.Sprintf("%s already has %s (%s, %s)", ds, name, units.FormatSize(ex.Size), ex.State)
 		case jerr != nil:
 			pl.Why = "its journal cannot be read; upload starts over: " + jerr.Error()
 		case j != nil:
@@ -218,14 +220,14 @@ func uploadDryRun(c *cli.Context, cl *client.Client, d *client.Dir, ds string, f
 	}
 	w := stdout(c)
 	for _, pl := range plans {
-		line := fmt.Sprintf("would %-6s %s -> %s/%s (%s)", pl.Action, pl.Path, ds, pl.Name, client.FormatSize(pl.Size))
+		line := fmt.Sprintf("would %-6s %s -> %s/%s (%s)", pl.Action, pl.Path, ds, pl.Name, units.FormatSize(pl.Size))
 		if pl.Why != "" {
 			line += ": " + pl.Why
 		}
 		fmt.Fprintln(w, line)
 	}
 	fmt.Fprintf(w, "dry run: %s to upload, %d to resume, %d to skip; up to %s to send; nothing was sent\n",
-		plural(counts["upload"], "file", "files"), counts["resume"], counts["skip"], client.FormatSize(send))
+		plural(counts["upload"], "file", "files"), counts["resume"], counts["skip"], units.FormatSize(send))
 	return nil
 }
 
@@ -233,7 +235,7 @@ func rate(n int64, d time.Duration) string {
 	if d <= 0 {
 		return "-"
 	}
-	return client.FormatSize(int64(float64(n)/d.Seconds())) + "/s"
+	return units.FormatSize(int64(float64(n)/d.Seconds())) + "/s"
 }
 
 func fetchCommand() *cli.Command {
@@ -325,9 +327,9 @@ func runFetch(c *cli.Context) error {
 	if c.IsSet("region") || c.IsSet("index") {
 		return runRegionFetch(c, ds, name)
 	}
-	var rng *client.Range
+	var rng *transfer.Range
 	if s := c.String("range"); s != "" {
-		r, err := client.ParseRange(s)
+		r, err := transfer.ParseRange(s)
 		if err != nil {
 			return badArg(c, err)
 		}
@@ -374,7 +376,7 @@ func runFetch(c *cli.Context) error {
 		degradedMu   sync.Mutex
 		degradedTgts = map[string]bool{}
 	)
-	res, err := cl.FetchFile(c.Context, client.FetchOptions{
+	res, err := transfer.FetchFile(c.Context, cl, transfer.FetchOptions{
 		Dataset: ds, Name: name, Output: out, Stdout: stdout(c), Force: c.Bool("force"),
 		Identity: id, Range: rng, Raw: c.Bool("raw"), Concurrency: c.Int("concurrency"), MD5: c.Bool("md5"),
 		Progress: func(done, total int64) { p.update("fetch", done, total) },
@@ -441,9 +443,9 @@ func runFetch(c *cli.Context) error {
 		dest = "standard output"
 	}
 	if res.Resumed {
-		what = fmt.Sprintf("resumed at %s; %s", client.FormatSize(res.From), what)
+		what = fmt.Sprintf("resumed at %s; %s", units.FormatSize(res.From), what)
 	}
-	fmt.Fprintf(w, "fetched %s/%s -> %s (%s in %s, %s; %s)\n", ds, name, dest, client.FormatSize(res.Bytes), res.Elapsed.Round(10*time.Millisecond), rate(res.Bytes, res.Elapsed), what)
+	fmt.Fprintf(w, "fetched %s/%s -> %s (%s in %s, %s; %s)\n", ds, name, dest, units.FormatSize(res.Bytes), res.Elapsed.Round(10*time.Millisecond), rate(res.Bytes, res.Elapsed), what)
 	if res.Stats.SegmentsDegraded > 0 {
 		fmt.Fprintf(w, "  note: %s needed parity (%s); the data is intact\n",
 			plural(int(res.Stats.SegmentsDegraded), "segment", "segments"), plural(int(res.Stats.PiecesBad), "bad piece", "bad pieces"))
@@ -457,7 +459,7 @@ func checkConcurrency(c *cli.Context) error {
 	if !c.IsSet("concurrency") {
 		return nil
 	}
-	if err := client.ValidateConcurrency(c.Int("concurrency")); err != nil {
+	if err := validateConcurrency(c.Int("concurrency")); err != nil {
 		return badArg(c, err)
 	}
 	return nil

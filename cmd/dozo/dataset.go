@@ -11,6 +11,7 @@ import (
 
 	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/client"
+	"github.com/dozo-vault/dozo/internal/units"
 	"github.com/dozo-vault/dozo/storage"
 )
 
@@ -94,7 +95,7 @@ func parseDatasetLayout(rs, seg string) (k, m int, plain int64, err error) {
 	if k, m, err = storage.ParseRS(rs); err != nil {
 		return 0, 0, 0, fmt.Errorf("bad --rs %q: want K+M, e.g. 4+2", rs)
 	}
-	if plain, err = client.ParseSize(seg); err != nil {
+	if plain, err = units.ParseSize(seg); err != nil {
 		return 0, 0, 0, fmt.Errorf("bad --segment-size: %w", err)
 	}
 	if err := api.ValidateSegmentSize(plain, k); err != nil {
@@ -129,7 +130,7 @@ func runDatasetCreate(c *cli.Context) error {
 		return printJSON(stdout(c), ds)
 	}
 	fmt.Fprintf(stdout(c), "Created dataset %s (%d+%d, %s segments; %s, grants of at most %d days).\n",
-		ds.ID, ds.K, ds.M, client.FormatSize(ds.PlainSegmentSize), ds.AccessLevel, ds.MaxUseDays)
+		ds.ID, ds.K, ds.M, units.FormatSize(ds.PlainSegmentSize), ds.AccessLevel, ds.MaxUseDays)
 	return nil
 }
 
@@ -158,7 +159,7 @@ func runDatasetList(c *cli.Context) error {
 		if d.Frozen {
 			access += " (FROZEN)"
 		}
-		fmt.Fprintf(w, "%s\t%d\t%s\t%d+%d\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Files, client.FormatSize(d.Bytes), d.K, d.M,
+		fmt.Fprintf(w, "%s\t%d\t%s\t%d+%d\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Files, units.FormatSize(d.Bytes), d.K, d.M,
 			d.AccessLevel, orNone(d.NBDCID), orNone(d.PolicyID), access, d.Title)
 	}
 	return w.Flush()
@@ -191,8 +192,8 @@ func runDatasetShow(c *cli.Context) error {
 		fmt.Fprintf(w, "FROZEN\tby an administrator: no reads, uploads or new grants\n")
 	}
 	fmt.Fprintf(w, "erasure code\t%d+%d (any %d of %d pieces may be lost)\n", d.K, d.M, d.M, d.K+d.M)
-	fmt.Fprintf(w, "segment size\t%s plaintext\n", client.FormatSize(d.PlainSegmentSize))
-	fmt.Fprintf(w, "files\t%d (%s)\n", d.Files, client.FormatSize(d.Bytes))
+	fmt.Fprintf(w, "segment size\t%s plaintext\n", units.FormatSize(d.PlainSegmentSize))
+	fmt.Fprintf(w, "files\t%d (%s)\n", d.Files, units.FormatSize(d.Bytes))
 	fmt.Fprintf(w, "created\t%s by %s\n", d.CreatedAt.UTC().Format(time.RFC3339), d.CreatedBy)
 	fmt.Fprintf(w, "your access\t%s\n", joinOr(d.Access, "-"))
 	// dozo keeps user names only, no e-mail or phone: say so, so nobody
@@ -250,7 +251,7 @@ func runLs(c *cli.Context) error {
 		if c.Bool("md5") {
 			s = f.MD5
 		}
-		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\n", f.Name, client.FormatSize(f.Size), f.Size, f.State, orNone(shortHash(s, c.Bool("wide"))), f.CreatedAt.UTC().Format("2006-01-02 15:04"))
+		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\n", f.Name, units.FormatSize(f.Size), f.Size, f.State, orNone(shortHash(s, c.Bool("wide"))), f.CreatedAt.UTC().Format("2006-01-02 15:04"))
 	}
 	return w.Flush()
 }
@@ -325,7 +326,7 @@ func grantCommand() *cli.Command {
 				return err
 			}
 			ds, user := c.Args().Get(0), c.Args().Get(1)
-			until, err := client.ParseDate(c.String("until"))
+			until, err := parseDate(c.String("until"))
 			if err != nil {
 				return badArg(c, err)
 			}
@@ -335,7 +336,7 @@ func grantCommand() *cli.Command {
 			req := api.GrantRequest{Until: until.Format(time.DateOnly), ApplicationID: c.String("application"),
 				Institution: c.String("institution"), Reason: c.String("reason"), AllowUnknown: c.Bool("allow-unknown")}
 			if f := c.String("from"); f != "" {
-				from, err := client.ParseDate(f)
+				from, err := parseDate(f)
 				if err != nil {
 					return badArg(c, fmt.Errorf("--from: %w", err))
 				}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/client"
+	"github.com/dozo-vault/dozo/internal/units"
 )
 
 // datasetLifecycleCommands are `dozo dataset rotate-key`, `delete`,
@@ -192,7 +193,7 @@ func deleteDryRun(c *cli.Context, id string) error {
 	}
 	w := stdout(c)
 	fmt.Fprintf(w, "dry run: `dozo dataset delete %s --confirm %s` would schedule the deletion of %s (%q):\n", id, id, id, d.Title)
-	fmt.Fprintf(w, "  %s, %s, hidden from everyone at once", plural(d.Files, "file", "files"), client.FormatSize(d.Bytes))
+	fmt.Fprintf(w, "  %s, %s, hidden from everyone at once", plural(d.Files, "file", "files"), units.FormatSize(d.Bytes))
 	if gerr == nil {
 		fmt.Fprintf(w, " (%s would end)", plural(len(grants), "current grant", "current grants"))
 	}

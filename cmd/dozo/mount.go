@@ -21,6 +21,7 @@ import (
 
 	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/client"
+	"github.com/dozo-vault/dozo/internal/units"
 	"github.com/dozo-vault/dozo/mount"
 )
 
@@ -101,7 +102,7 @@ func runMount(c *cli.Context) error {
 	} else if err != nil {
 		return &client.Error{Op: op, Err: err}
 	}
-	size, err := client.ParseSize(c.String("cache-size"))
+	size, err := units.ParseSize(c.String("cache-size"))
 	if err != nil {
 		return badArg(c, fmt.Errorf("bad --cache-size: %w", err))
 	}

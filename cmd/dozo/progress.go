@@ -10,7 +10,8 @@ import (
 
 	"golang.org/x/term"
 
-	"github.com/dozo-vault/dozo/client"
+	"github.com/dozo-vault/dozo/internal/units"
+	"github.com/dozo-vault/dozo/transfer"
 )
 
 // progress draws one status line on a terminal: the current file's bar and
@@ -103,7 +104,7 @@ func (p *progress) drawLocked() {
 	rate, eta := "", ""
 	if el := p.now().Sub(p.start).Seconds(); el > 0.5 {
 		bps := float64(p.done-p.startDone) / el
-		rate = client.FormatSize(int64(bps)) + "/s"
+		rate = units.FormatSize(int64(bps)) + "/s"
 		left := p.size - p.done
 		if p.files > 1 {
 			left = p.all - p.base - p.done
@@ -117,7 +118,7 @@ func (p *progress) drawLocked() {
 		phase = "verifying "
 	}
 	// Most important first: what is cut at a narrow terminal is the end.
-	tail := fmt.Sprintf(" %5.1f%% %s/%s", pct(p.done, p.size), client.FormatSize(p.done), client.FormatSize(p.size))
+	tail := fmt.Sprintf(" %5.1f%% %s/%s", pct(p.done, p.size), units.FormatSize(p.done), units.FormatSize(p.size))
 	if rate != "" {
 		tail += " " + rate + eta
 	}
@@ -168,9 +169,9 @@ func formatETA(d time.Duration) string {
 // uploadSummary is the parenthesis of an upload's result line. The rate
 // is of what this run sent; a resumed run says so and how much was already
 // stored (its time went to re-checking that part of the file).
-func uploadSummary(res *client.UploadResult) string {
+func uploadSummary(res *transfer.UploadResult) string {
 	took := res.Elapsed.Round(10 * time.Millisecond)
-	size := client.FormatSize(res.File.Size)
+	size := units.FormatSize(res.File.Size)
 	switch {
 	case !res.Resumed:
 		return fmt.Sprintf("%s in %s, %s", size, took, rate(res.Sent, res.Elapsed))
@@ -178,5 +179,5 @@ func uploadSummary(res *client.UploadResult) string {
 		return fmt.Sprintf("%s; resumed: %s already stored, nothing left to send; checked in %s", size, allOf(res.Segments, "segment", "segments"), took)
 	}
 	return fmt.Sprintf("%s; resumed: %d of %s already stored, sent %s in %s, %s",
-		size, res.StartSegment, plural(res.Segments, "segment", "segments"), client.FormatSize(res.Sent), took, rate(res.Sent, res.Elapsed))
+		size, res.StartSegment, plural(res.Segments, "segment", "segments"), units.FormatSize(res.Sent), took, rate(res.Sent, res.Elapsed))
 }

@@ -12,8 +12,10 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/dozo-vault/dozo/client"
+	"github.com/dozo-vault/dozo/internal/units"
 	"github.com/dozo-vault/dozo/region"
 	"github.com/dozo-vault/dozo/storage"
+	"github.com/dozo-vault/dozo/transfer"
 )
 
 // regionFlags are fetch's flags for region fetches.
@@ -101,7 +103,7 @@ func runRegionFetch(c *cli.Context, ds, name string) error {
 		degradedMu   sync.Mutex
 		degradedTgts = map[string]bool{}
 	)
-	res, err := cl.FetchRegions(c.Context, client.RegionOptions{
+	res, err := transfer.FetchRegions(c.Context, cl, transfer.RegionOptions{
 		Dataset: ds, Name: name, Index: c.String("index"), Regions: regions,
 		Output: out, Stdout: stdout(c), Force: c.Bool("force"), Identity: id, Concurrency: c.Int("concurrency"),
 		OnDegraded: func(seg int, failures []storage.PieceFailure) {
@@ -145,8 +147,8 @@ func runRegionFetch(c *cli.Context, ds, name string) error {
 		return printJSON(w, o)
 	}
 	fmt.Fprintf(w, "fetched %s of %s/%s -> %s (%s %s in %s; read %s of the file's %s through %s; verified: pieces and chunks)\n",
-		strings.Join(names, ", "), ds, name, dest, client.FormatSize(res.Bytes), res.Format, res.Elapsed.Round(10*time.Millisecond),
-		client.FormatSize(res.Planned), client.FormatSize(res.File.Size), res.Index.Name)
+		strings.Join(names, ", "), ds, name, dest, units.FormatSize(res.Bytes), res.Format, res.Elapsed.Round(10*time.Millisecond),
+		units.FormatSize(res.Planned), units.FormatSize(res.File.Size), res.Index.Name)
 	if res.Stats.SegmentsDegraded > 0 {
 		fmt.Fprintf(w, "  note: %d segment(s) needed parity (%d bad piece(s)); the data is intact\n", res.Stats.SegmentsDegraded, res.Stats.PiecesBad)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/client"
+	"github.com/dozo-vault/dozo/internal/units"
 )
 
 // exitUnrecoverable is dozo scrub's exit status when a segment has lost
@@ -262,7 +263,7 @@ func printScrub(w io.Writer, r *api.ScrubRun) {
 		what = "read and hashed"
 	}
 	fmt.Fprintf(t, "  segments\t%d\n", sm.Segments)
-	fmt.Fprintf(t, "  pieces\t%d, %s %s\n", sm.Pieces, client.FormatSize(sm.Bytes), what)
+	fmt.Fprintf(t, "  pieces\t%d, %s %s\n", sm.Pieces, units.FormatSize(sm.Bytes), what)
 	fmt.Fprintf(t, "  found\t%s (missing %d, wrong size %d, bad hash %d, unreachable %d)\n", plural(sm.Found, "bad piece", "bad pieces"), sm.Missing, sm.Size, sm.Hash, sm.Unreachable)
 	if r.Repair {
 		fmt.Fprintf(t, "  repaired\t%d\n", sm.Repaired)
@@ -272,7 +273,7 @@ func printScrub(w io.Writer, r *api.ScrubRun) {
 	}
 	fmt.Fprintf(t, "  unrecoverable\t%s, %s marked damaged\n", plural(sm.Unrecoverable, "segment", "segments"), plural(sm.DamagedFiles, "file", "files"))
 	if sm.Seconds > 0 {
-		fmt.Fprintf(t, "  throughput\t%s/s over %s\n", client.FormatSize(int64(sm.BytesPerSec)), (time.Duration(sm.Seconds * float64(time.Second))).Round(time.Millisecond))
+		fmt.Fprintf(t, "  throughput\t%s/s over %s\n", units.FormatSize(int64(sm.BytesPerSec)), (time.Duration(sm.Seconds * float64(time.Second))).Round(time.Millisecond))
 	}
 	if sm.FileErrors > 0 {
 		fmt.Fprintf(t, "  not checked\t%s (see below)\n", plural(sm.FileErrors, "file", "files"))

@@ -7,6 +7,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/dozo-vault/dozo/client"
+	"github.com/dozo-vault/dozo/transfer"
 )
 
 func verifyCommand() *cli.Command {
@@ -40,7 +41,7 @@ func runVerify(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	r, err := cl.VerifyLocal(c.Context, ds, name, c.Args().Get(1), c.Bool("md5"))
+	r, err := transfer.VerifyLocal(c.Context, cl, ds, name, c.Args().Get(1), c.Bool("md5"))
 	if err != nil {
 		return err
 	}
@@ -67,7 +68,7 @@ func runVerify(c *cli.Context) error {
 		}
 	}
 	return &client.Error{Op: "verifying " + r.Path + " against " + r.Dataset + "/" + r.Name,
-		Err:  fmt.Errorf("%w: %s", client.ErrChecksum, strings.Join(why, "; ")),
+		Err:  fmt.Errorf("%w: %s", transfer.ErrChecksum, strings.Join(why, "; ")),
 		Hint: "the copy differs from the stored file: fetch it again ('dozo fetch " + r.Dataset + "/" + r.Name + "')"}
 }
 

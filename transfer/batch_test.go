@@ -1,0 +1,44 @@
+package transfer
+
+import (
+	"bytes"
+	"github.com/dozo-vault/dozo/client"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestPresignBatching: an upload and a fetch of a 6-segment file presign
+// through a handful of batch calls, not one call per piece; against a
+// dozod without the upload batch endpoint the upload falls back to single
+// presigns and still round-trips (a fetch always batches: its batches
+// carry the manifest entries).
+func TestPresignBatching(t *testing.T) {
+	for _, old := range []bool{false, true} {
+		e := newEnv(t)
+		e.fk.noBatch = old
+		path, data := writeRandom(t, 5*fakePlainSeg+12345)
+		if _, err := e.upload(t, path); err != nil {
+			t.Fatal(client.Format(err, true))
+		}
+		out := filepath.Join(t.TempDir(), "out")
+		if _, err := e.fetch(t, FetchOptions{Output: out}); err != nil {
+			t.Fatal(client.Format(err, true))
+		}
+		if got, _ := os.ReadFile(out); !bytes.Equal(got, data) {
+			t.Fatal("fetched file differs")
+		}
+		single, batches := e.fk.presigns.Load(), e.fk.batches.Load()
+		if old {
+			// One batch attempt, then 36 PUTs singly; the fetch in one batch.
+			if single != 6*6 {
+				t.Errorf("older dozod: %d single presigns, want 36", single)
+			}
+			continue
+		}
+		// 6 segments fit one batch each way.
+		if single != 0 || batches != 2 {
+			t.Errorf("%d single presigns and %d batches, want 0 and 2", single, batches)
+		}
+	}
+}
