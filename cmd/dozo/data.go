@@ -15,6 +15,7 @@ import (
 
 	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/client"
+	"github.com/dozo-vault/dozo/internal/i18n"
 	"github.com/dozo-vault/dozo/storage"
 )
 
@@ -73,7 +74,7 @@ func runUpload(c *cli.Context) error {
 		return needArgs(c, 1, "at least one FILE")
 	}
 	if c.String("name") != "" && len(files) > 1 {
-		return badArg(c, errors.New("--name needs exactly one FILE"))
+		return badArg(c, i18n.New("--name needs exactly one FILE"))
 	}
 	ds := c.String("dataset")
 	if err := client.ValidateDatasetID(ds); err != nil {
@@ -89,10 +90,10 @@ func runUpload(c *cli.Context) error {
 	for _, f := range files {
 		fi, err := os.Stat(f)
 		if err != nil {
-			return &client.Error{Op: "uploading " + f, Err: err, Hint: "check the path"}
+			return &client.Error{Op: i18n.Sprintf("uploading %s", f), Err: err, Hint: i18n.T("check the path")}
 		}
 		if !fi.Mode().IsRegular() {
-			return &client.Error{Op: "uploading " + f, Err: errors.New("not a regular file")}
+			return &client.Error{Op: i18n.Sprintf("uploading %s", f), Err: i18n.New("not a regular file")}
 		}
 		if err := client.CheckUploadSource(f); err != nil {
 			return err
@@ -102,10 +103,10 @@ func runUpload(c *cli.Context) error {
 			name = client.DefaultName(f)
 		}
 		if err := client.ValidateName(name); err != nil {
-			return &client.Error{Op: "uploading " + f, Err: err, Hint: "rename the file or use --name"}
+			return &client.Error{Op: i18n.Sprintf("uploading %s", f), Err: err, Hint: i18n.T("rename the file or use --name")}
 		}
 		if prev, dup := names[name]; dup {
-			return &client.Error{Op: "uploading " + f, Err: fmt.Errorf("%s and %s would both be named %q", prev, f, name), Hint: "upload one of them separately with --name"}
+			return &client.Error{Op: i18n.Sprintf("uploading %s", f), Err: i18n.Errorf("%s and %s would both be named %q", prev, f, name), Hint: i18n.T("upload one of them separately with --name")}
 		}
 		names[name] = f
 		total += fi.Size()
@@ -119,7 +120,7 @@ func runUpload(c *cli.Context) error {
 	}
 	id, err := d.Identity()
 	if err != nil && !errors.Is(err, client.ErrNoIdentity) {
-		return &client.Error{Op: "loading your age identity", Err: err}
+		return &client.Error{Op: i18n.T("loading your age identity"), Err: err}
 	}
 	p := newProgress(stderr(c), total, len(files))
 	if c.Bool("quiet") {
@@ -153,10 +154,10 @@ func runUpload(c *cli.Context) error {
 		if !c.Bool("json") && !c.Bool("quiet") {
 			// One line per file; the whole hashes with --wide (and
 			// `dozo checksums` lists them for sha256sum -c).
-			fmt.Fprintf(stdout(c), "uploaded %s -> %s/%s (%s; sha256 %s)\n",
+			i18n.Fprintf(stdout(c), "uploaded %s -> %s/%s (%s; sha256 %s)\n",
 				f, o.Dataset, o.Name, uploadSummary(res), shortHash(o.SHA256, c.Bool("wide")))
 			if c.Bool("wide") {
-				fmt.Fprintf(stdout(c), "  md5 %s\n", o.MD5)
+				i18n.Fprintf(stdout(c), "  md5 %s\n", o.MD5)
 			}
 		}
 	}
@@ -181,7 +182,7 @@ type uploadPlan struct {
 func uploadDryRun(c *cli.Context, cl *client.Client, d *client.Dir, ds string, files []string) error {
 	existing, err := cl.ListFiles(c.Context, ds)
 	if err != nil {
-		return &client.Error{Op: "listing files of " + ds, Err: err}
+		return &client.Error{Op: i18n.Sprintf("listing files of %s", ds), Err: err}
 	}
 	have := map[string]api.File{}
 	for _, f := range existing {
@@ -224,7 +225,7 @@ func uploadDryRun(c *cli.Context, cl *client.Client, d *client.Dir, ds string, f
 		}
 		fmt.Fprintln(w, line)
 	}
-	fmt.Fprintf(w, "dry run: %s to upload, %d to resume, %d to skip; up to %s to send; nothing was sent\n",
+	i18n.Fprintf(w, "dry run: %s to upload, %d to resume, %d to skip; up to %s to send; nothing was sent\n",
 		plural(counts["upload"], "file", "files"), counts["resume"], counts["skip"], client.FormatSize(send))
 	return nil
 }
@@ -334,7 +335,7 @@ func runFetch(c *cli.Context) error {
 		rng = &r
 	}
 	if rng != nil && c.Bool("raw") {
-		return badArg(c, errors.New("--range and --raw do not combine (a range of an age file is not an age file)"))
+		return badArg(c, i18n.New("--range and --raw do not combine (a range of an age file is not an age file)"))
 	}
 	if err := checkConcurrency(c); err != nil {
 		return err
@@ -354,7 +355,7 @@ func runFetch(c *cli.Context) error {
 		out = "-"
 	}
 	if out == "-" && !c.Bool("force") && isTerminal(stdout(c)) {
-		return badArg(c, errors.New("standard output is a terminal; pipe it (e.g. | samtools view -) or write a file with -o PATH (--force sends it anyway)"))
+		return badArg(c, i18n.New("standard output is a terminal; pipe it (e.g. | samtools view -) or write a file with -o PATH (--force sends it anyway)"))
 	}
 	p := newProgress(stderr(c), 0, 1)
 	if c.Bool("quiet") {
@@ -443,9 +444,9 @@ func runFetch(c *cli.Context) error {
 	if res.Resumed {
 		what = fmt.Sprintf("resumed at %s; %s", client.FormatSize(res.From), what)
 	}
-	fmt.Fprintf(w, "fetched %s/%s -> %s (%s in %s, %s; %s)\n", ds, name, dest, client.FormatSize(res.Bytes), res.Elapsed.Round(10*time.Millisecond), rate(res.Bytes, res.Elapsed), what)
+	i18n.Fprintf(w, "fetched %s/%s -> %s (%s in %s, %s; %s)\n", ds, name, dest, client.FormatSize(res.Bytes), res.Elapsed.Round(10*time.Millisecond), rate(res.Bytes, res.Elapsed), what)
 	if res.Stats.SegmentsDegraded > 0 {
-		fmt.Fprintf(w, "  note: %s needed parity (%s); the data is intact\n",
+		i18n.Fprintf(w, "  note: %s needed parity (%s); the data is intact\n",
 			plural(int(res.Stats.SegmentsDegraded), "segment", "segments"), plural(int(res.Stats.PiecesBad), "bad piece", "bad pieces"))
 	}
 	return nil

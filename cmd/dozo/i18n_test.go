@@ -40,15 +40,17 @@ func TestHelpHasJapanese(t *testing.T) {
 }
 
 // Every message the command prints through the catalog (a constant text
-// passed to i18n.T, Sprintf, Fprintf, Fprintln, Errorf or New in this
-// package's source) has a Japanese entry.
+// passed to i18n.T, Sprintf, Fprintf, Fprintln, Errorf or New, to notice,
+// or as the words of plural, in this package's source) has a Japanese
+// entry, and so has each error text of the client and dozod that the
+// error line translates.
 func TestMessagesHaveJapanese(t *testing.T) {
 	keys := catalogCalls(t)
 	if len(keys) < 20 {
 		t.Fatalf("found only %d messages through the catalog; is the scan broken?", len(keys))
 	}
 	var missing []string
-	for _, k := range keys {
+	for _, k := range append(append(keys, errorTexts...), statusKeys()...) {
 		if !i18n.Has(i18n.Japanese, k) {
 			missing = append(missing, k)
 		}
@@ -83,38 +85,50 @@ func catalogCalls(t *testing.T) []string {
 		if err != nil {
 			t.Fatal(err)
 		}
+		add := func(call *ast.CallExpr, what string, arg int, mustConst bool) {
+			if len(call.Args) <= arg {
+				return
+			}
+			tv, err := types.Eval(fset, nil, call.Args[arg].Pos(), types.ExprString(call.Args[arg]))
+			if err != nil || tv.Value == nil || tv.Value.Kind() != constant.String {
+				if mustConst {
+					t.Errorf("%s: %s with a format that is not a constant text: %s", fset.Position(call.Pos()), what, types.ExprString(call.Args[arg]))
+				}
+				return
+			}
+			if k := constant.StringVal(tv.Value); !seen[k] {
+				seen[k] = true
+				keys = append(keys, k)
+			}
+		}
 		ast.Inspect(f, func(n ast.Node) bool {
 			call, ok := n.(*ast.CallExpr)
 			if !ok {
 				return true
 			}
-			sel, ok := call.Fun.(*ast.SelectorExpr)
-			if !ok {
-				return true
-			}
-			if x, ok := sel.X.(*ast.Ident); !ok || x.Name != "i18n" {
-				return true
-			}
-			arg := 0
-			switch sel.Sel.Name {
-			case "T", "Sprintf", "Errorf", "New":
-			case "Fprintf", "Fprintln":
-				arg = 1
-			default:
-				return true
-			}
-			if len(call.Args) <= arg {
-				return true
-			}
-			tv, err := types.Eval(fset, nil, call.Args[arg].Pos(), types.ExprString(call.Args[arg]))
-			if err != nil || tv.Value == nil || tv.Value.Kind() != constant.String {
-				t.Errorf("%s: i18n.%s with a key that is not a constant text: %s", fset.Position(call.Pos()), sel.Sel.Name, types.ExprString(call.Args[arg]))
-				return true
-			}
-			k := constant.StringVal(tv.Value)
-			if !seen[k] {
-				seen[k] = true
-				keys = append(keys, k)
+			switch fun := call.Fun.(type) {
+			case *ast.Ident: // plural(n, "file", "files") and its kin
+				switch fun.Name {
+				case "plural", "pluralWord", "allOf":
+					add(call, fun.Name, 1, false)
+					add(call, fun.Name, 2, false)
+				}
+			case *ast.CallExpr: // notice(c)("format", ...)
+				if id, ok := fun.Fun.(*ast.Ident); ok && id.Name == "notice" {
+					add(call, "notice", 0, false)
+				}
+			case *ast.SelectorExpr:
+				if x, ok := fun.X.(*ast.Ident); !ok || x.Name != "i18n" {
+					return true
+				}
+				switch fun.Sel.Name {
+				case "T", "New":
+					add(call, "i18n."+fun.Sel.Name, 0, false)
+				case "Sprintf", "Errorf":
+					add(call, "i18n."+fun.Sel.Name, 0, true)
+				case "Fprintf", "Fprintln":
+					add(call, "i18n."+fun.Sel.Name, 1, true)
+				}
 			}
 			return true
 		})
@@ -153,4 +167,12 @@ func TestJapaneseHelp(t *testing.T) {
 	if ja := help([]string{"LANG=C"}, "--lang", "ja", "fetch", "--help"); !strings.Contains(ja, "ダウンロード") {
 		t.Errorf("dozo --lang ja fetch --help: no Japanese:\n%s", ja)
 	}
+}
+
+func statusKeys() []string {
+	var ks []string
+	for _, k := range statusWords {
+		ks = append(ks, k)
+	}
+	return ks
 }

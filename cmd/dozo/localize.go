@@ -1,11 +1,14 @@
 package main
 
 import (
+	"errors"
+	"net/http"
 	"reflect"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/dozo-vault/dozo/client"
 	"github.com/dozo-vault/dozo/internal/i18n"
 )
 
@@ -96,4 +99,83 @@ func flagUsage(fl cli.Flag) *string {
 		return nil
 	}
 	return u.Addr().Interface().(*string)
+}
+
+// formatError is client.Format's error line in the chosen language. The
+// parts dozo words itself (operations, its own errors and hints) are
+// translated where they are made; here the client's and dozod's are: a
+// hint or error text the catalog knows is replaced by its translation, an
+// expired login is reworded, and a refusal from dozod the catalog does not
+// know is kept in English after a translated word for its HTTP status.
+func formatError(err error, debug bool) string {
+	line := client.Format(err, debug)
+	if i18n.Lang() == i18n.English {
+		return line
+	}
+	var xl *client.ExpiredLoginError
+	if errors.As(err, &xl) {
+		en := xl.Error()
+		return strings.Replace(line, en, i18n.Sprintf("your login expired at %s; run `dozo login` and rerun the same command to resume",
+			xl.At.UTC().Format("2006-01-02 15:04:05 UTC")), 1)
+	}
+	var ae *client.APIError
+	if errors.As(err, &ae) && ae.Body.Error != "" && !i18n.Has(i18n.Japanese, ae.Body.Error) {
+		if g, ok := statusWords[ae.Status]; ok {
+			line = strings.Replace(line, ae.Body.Error, i18n.T(g)+": "+ae.Body.Error, 1)
+		}
+	}
+	for _, t := range errorTexts {
+		line = strings.Replace(line, t, i18n.T(t), 1)
+	}
+	return line
+}
+
+// statusWords say in a word what dozod's answer means, before its English
+// text.
+var statusWords = map[int]string{
+	http.StatusBadRequest:          "dozod rejected the request",
+	http.StatusUnauthorized:        "dozod does not accept your login",
+	http.StatusForbidden:           "refused",
+	http.StatusNotFound:            "not found",
+	http.StatusConflict:            "conflict",
+	http.StatusGone:                "no longer available",
+	http.StatusTooManyRequests:     "too many requests",
+	http.StatusInternalServerError: "dozod failed",
+	http.StatusServiceUnavailable:  "dozod is unavailable",
+}
+
+// errorTexts are the English texts of the client's errors and hints, and
+// of dozod's most common answers, that the error line translates. The
+// longer come first where one contains another.
+var errorTexts = []string{
+	// dozod
+	"Vault is unavailable; try again later",
+	"dozod keeps no keys or identities of its own and refuses every request while Vault is unreachable; operators: GET /v1/health shows Vault's state",
+	// the client's hints
+	"log in again with 'dozo login'",
+	"ask the dataset's custodian or an admin for access",
+	"check the name; datasets you have no access to look like missing ones",
+	"dozod failed; retry later or tell its operators the request id (--debug shows it)",
+	"interrupted; run the same command again to resume",
+	"pass the broker's CA certificate with --ca-cert or DOZO_CA_CERT",
+	"a storage server's certificate is not trusted by this system; add the centre's CA with SSL_CERT_DIR or SSL_CERT_FILE",
+	"the broker's certificate does not match; check --broker and --ca-cert",
+	"is dozod running? check --broker / DOZO_BROKER",
+	"check the host name in --broker / DOZO_BROKER",
+	"check the network and --broker / DOZO_BROKER",
+	"a storage server is unreachable (tell the operators if it persists)",
+	"run 'dozo login --username NAME' first",
+	"run 'dozo keygen' and 'dozo key register' first",
+	"a piece is missing from storage; ask the operators to run a scrub",
+	"check the file's permissions",
+	"free some disk space, then run the same command again to resume",
+	// the client's errors
+	"dozod no longer accepts your login (it expired or was revoked); run `dozo login` and rerun the same command to resume",
+	"lost dozod mid-transfer: ",
+	"dozod stopped the transfer: ",
+	"cannot reach dozod: ",
+	"not logged in",
+	"no age identity",
+	"checksum mismatch",
+	"context canceled",
 }

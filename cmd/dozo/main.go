@@ -62,7 +62,7 @@ func newApp() *cli.App {
 		EnableBashCompletion: true,
 		HideHelpCommand:      true,
 		Before: func(c *cli.Context) error {
-			if c.IsSet("lang") {
+			if c.String("lang") != "" {
 				if _, err := i18n.Parse(c.String("lang")); err != nil {
 					return usageError(err)
 				}
@@ -142,7 +142,7 @@ func explain(app *cli.App, args []string, err error) error {
 // printError writes the one line a failure gets:
 // "dozo: <what failed>: <why> (<what to do>)".
 func printError(w io.Writer, err error, debug bool) {
-	fmt.Fprintln(w, "dozo: "+client.Format(err, debug))
+	fmt.Fprintln(w, "dozo: "+formatError(err, debug))
 	if debug {
 		for e := errors.Unwrap(err); e != nil; e = errors.Unwrap(e) {
 			fmt.Fprintf(w, "dozo: debug: caused by %T: %s\n", e, strings.ReplaceAll(e.Error(), "\n", " "))

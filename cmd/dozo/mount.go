@@ -20,6 +20,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/dozo-vault/dozo/client"
+	"github.com/dozo-vault/dozo/internal/i18n"
 	"github.com/dozo-vault/dozo/mount"
 )
 
@@ -73,10 +74,10 @@ func umountCommand() *cli.Command {
 			}
 			dir := c.Args().First()
 			if _, err := os.Lstat(dir); err != nil {
-				return &client.Error{Op: "unmounting " + dir, Err: err}
+				return &client.Error{Op: i18n.Sprintf("unmounting %s", dir), Err: err}
 			}
 			if err := mount.Unmount(dir, false); err != nil {
-				return &client.Error{Op: "unmounting " + dir, Err: err, Hint: "close the programs using it ('fuser -vm " + dir + "' lists them)"}
+				return &client.Error{Op: i18n.Sprintf("unmounting %s", dir), Err: err, Hint: "close the programs using it ('fuser -vm " + dir + "' lists them)"}
 			}
 			if c.Bool("json") {
 				return printJSON(stdout(c), mountOut{Dir: dir, Mounted: false})
@@ -96,16 +97,16 @@ func runMount(c *cli.Context) error {
 	dir := c.Args().First()
 	op := "mounting on " + dir
 	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
-		return &client.Error{Op: op, Err: err, Hint: "create the directory first (mkdir)"}
+		return &client.Error{Op: op, Err: err, Hint: i18n.T("create the directory first (mkdir)")}
 	} else if err != nil {
 		return &client.Error{Op: op, Err: err}
 	}
 	size, err := client.ParseSize(c.String("cache-size"))
 	if err != nil {
-		return badArg(c, fmt.Errorf("bad --cache-size: %w", err))
+		return badArg(c, i18n.Errorf("bad --cache-size: %w", err))
 	}
 	if size < minCacheSize {
-		return badArg(c, fmt.Errorf("--cache-size %s is below the minimum of 8MiB", c.String("cache-size")))
+		return badArg(c, i18n.Errorf("--cache-size %s is below the minimum of 8MiB", c.String("cache-size")))
 	}
 	if ds := c.String("dataset"); ds != "" {
 		if err := client.ValidateDatasetID(ds); err != nil {

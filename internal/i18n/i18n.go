@@ -65,7 +65,7 @@ func Parse(s string) (language.Tag, error) {
 	case l == "en", l == "c", l == "posix", strings.HasPrefix(l, "en_"), strings.HasPrefix(l, "en-"), strings.HasPrefix(l, "c."):
 		return English, nil
 	}
-	return English, fmt.Errorf("unknown language %q (dozo speaks en and ja)", s)
+	return English, Errorf("unknown language %q (dozo speaks en and ja)", s)
 }
 
 // FromEnv is the language the environment asks for: DOZO_LANG, else the
