@@ -65,6 +65,7 @@ func auditCommand() *cli.Command {
 					&cli.BoolFlag{Name: "wide", Usage: "print every column in full (no 120-column fit)"},
 					&cli.BoolFlag{Name: "utc", Usage: "print times in UTC instead of the local time zone"},
 					&cli.BoolFlag{Name: "csv", Usage: "print CSV on standard output (text cells defused for spreadsheets)"},
+					excelFlag,
 					jsonFlag,
 				},
 				Action: runAuditList,
@@ -120,6 +121,9 @@ func runAuditList(c *cli.Context) error {
 	if c.Bool("csv") && c.Bool("json") {
 		return badArg(c, i18n.New("--csv and --json: choose one"))
 	}
+	if err := checkExcel(c); err != nil {
+		return err
+	}
 	q := client.AuditQuery{Dataset: c.String("dataset"), User: c.String("user"), File: c.String("file"),
 		Result: c.String("result"), Limit: c.Int("limit")}
 	for _, name := range []string{"since", "until"} {
@@ -174,7 +178,11 @@ func runAuditList(c *cli.Context) error {
 		}
 		return printJSON(stdout(c), rs)
 	case c.Bool("csv"):
-		return client.WriteAuditCSV(stdout(c), rs, loc)
+		w, err := csvOut(c)
+		if err != nil {
+			return err
+		}
+		return client.WriteAuditCSV(w, rs, loc)
 	case c.Bool("wide"):
 		return writeAuditWide(stdout(c), rs, loc)
 	}

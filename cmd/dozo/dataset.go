@@ -431,6 +431,7 @@ func grantsCommand() *cli.Command {
 			&cli.BoolFlag{Name: "history", Usage: "include superseded periods (every change)"},
 			&cli.StringFlag{Name: "expiring", Usage: "only running grants ending within `DAYS` (e.g. 30d or 30; today is 0) that nothing follows"},
 			&cli.BoolFlag{Name: "csv", Usage: "print CSV (for the NBDC register) on standard output"},
+			excelFlag,
 			jsonFlag,
 		},
 		Action: func(c *cli.Context) error {
@@ -439,6 +440,9 @@ func grantsCommand() *cli.Command {
 			}
 			if c.Bool("csv") && c.Bool("json") {
 				return badArg(c, i18n.New("--csv and --json: choose one"))
+			}
+			if err := checkExcel(c); err != nil {
+				return err
 			}
 			ds := c.Args().First()
 			days := -1
@@ -475,7 +479,11 @@ func grantsCommand() *cli.Command {
 			case c.Bool("json"):
 				return printJSON(stdout(c), gs)
 			case c.Bool("csv"):
-				return client.WriteGrantsCSV(stdout(c), gs)
+				w, err := csvOut(c)
+				if err != nil {
+					return err
+				}
+				return client.WriteGrantsCSV(w, gs)
 			}
 			w := table(stdout(c))
 			fmt.Fprintln(w, "ID\tDATASET\tUSER\tFROM\tUNTIL\tSTATE\tAPPLICATION\tINSTITUTION\tGRANTED BY\tGRANTED AT")

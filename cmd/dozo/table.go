@@ -9,7 +9,10 @@ import (
 	"strings"
 
 	"github.com/mattn/go-runewidth"
+	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
+
+	"github.com/dozo-vault/dozo/internal/i18n"
 )
 
 // displayWidth is the number of terminal columns s takes: two for each
@@ -144,4 +147,32 @@ func shortHash(h string, wide bool) string {
 // oneLine keeps a message on one table row.
 func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
+}
+
+// excelFlag goes with --csv: the CSV starts with a UTF-8 byte order mark,
+// which Excel needs to read UTF-8 (without it, Excel on Japanese Windows
+// reads the file as Shift_JIS and garbles every Japanese name).
+var excelFlag = &cli.BoolFlag{Name: "excel", Usage: "with --csv: start with a UTF-8 byte order mark, so Excel (also on Japanese Windows) reads names correctly"}
+
+// utf8BOM is the byte order mark Excel looks for.
+const utf8BOM = "\uFEFF"
+
+// checkExcel refuses --excel without --csv.
+func checkExcel(c *cli.Context) error {
+	if c.Bool("excel") && !c.Bool("csv") {
+		return badArg(c, i18n.New("--excel goes with --csv"))
+	}
+	return nil
+}
+
+// csvOut is where --csv writes: standard output, after the byte order
+// mark when --excel asks for it.
+func csvOut(c *cli.Context) (io.Writer, error) {
+	w := stdout(c)
+	if c.Bool("excel") {
+		if _, err := io.WriteString(w, utf8BOM); err != nil {
+			return nil, err
+		}
+	}
+	return w, nil
 }

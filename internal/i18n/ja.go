@@ -206,7 +206,9 @@ var ja = map[string]string{
 	"write the whole log as JSON lines (admin)":                                                          "ログ全体を JSON Lines で書き出します (管理者)",
 	"write to `FILE` (- for standard output)":                                                            "`FILE` に書き出します (- で標準出力)",
 
+	"with --csv: start with a UTF-8 byte order mark, so Excel (also on Japanese Windows) reads names correctly": "--csv と併用: 先頭に UTF-8 の BOM を付け、Excel (日本語版 Windows を含む) で名前が正しく読めるようにします",
 	// Messages: results, errors, hints and notices.
+	"--excel goes with --csv":                                                               "--excel は --csv と組み合わせて使います",
 	"unknown language %q (dozo speaks en and ja)":                                           "不明な言語 %q です (dozo は en と ja に対応しています)",
 	"  %s, %s, hidden from everyone at once":                                                "  %s、%s。直ちに全員から見えなくなります",
 	"  It would be refused now: an administrator froze the dataset.":                        "  現在は拒否されます: 管理者がデータセットを凍結しています。",
