@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"go/ast"
 	"go/constant"
 	"go/parser"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dozo-vault/dozo/client"
 	"github.com/dozo-vault/dozo/internal/i18n"
 )
 
@@ -136,6 +138,30 @@ func catalogCalls(t *testing.T) []string {
 	return keys
 }
 
+// In Japanese, the error line translates the client's texts, urfave/cli's
+// complaints and, by status, dozod's refusals it has no entry for.
+func TestJapaneseErrorLine(t *testing.T) {
+	defer i18n.Set(i18n.English)
+	i18n.Set(i18n.Japanese)
+	forbidden := &client.APIError{Status: 403}
+	forbidden.Body.Error = "user bob holds no grant for dataset JGAD000001"
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{&client.Error{Op: "fetching JGAD000001/a.bam", Err: forbidden},
+			"fetching JGAD000001/a.bam: 拒否されました: user bob holds no grant for dataset JGAD000001 (データセットの管理責任者または管理者にアクセスを依頼してください)"},
+		{&client.Error{Op: "whoami", Err: client.ErrNotLoggedIn},
+			"whoami: ログインしていません (先に 'dozo login --username NAME' を実行してください)"},
+		{errors.New(`Required flag "output" not set`), `必須のフラグ "output" が指定されていません`},
+		{errors.New(`invalid value "x" for flag -concurrency: parse error`), `フラグ -concurrency の値 "x" が不正です: parse error`},
+	} {
+		if got := formatError(tc.err, false); got != tc.want {
+			t.Errorf("got  %s\nwant %s", got, tc.want)
+		}
+	}
+}
+
 // LANG=ja_JP.UTF-8 gives Japanese help; --lang en and LANG=C give English.
 func TestJapaneseHelp(t *testing.T) {
 	bin := buildDozo(t)
@@ -171,6 +197,9 @@ func TestJapaneseHelp(t *testing.T) {
 
 func statusKeys() []string {
 	var ks []string
+	for _, p := range errorPatterns {
+		ks = append(ks, p.format)
+	}
 	for _, k := range statusWords {
 		ks = append(ks, k)
 	}

@@ -2,8 +2,10 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"reflect"
+	"regexp"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -127,7 +129,29 @@ func formatError(err error, debug bool) string {
 	for _, t := range errorTexts {
 		line = strings.Replace(line, t, i18n.T(t), 1)
 	}
+	for _, p := range errorPatterns {
+		line = p.re.ReplaceAllStringFunc(line, func(m string) string {
+			args := []any{}
+			for _, a := range p.re.FindStringSubmatch(m)[1:] {
+				args = append(args, a)
+			}
+			return fmt.Sprintf(i18n.T(p.format), args...)
+		})
+	}
 	return line
+}
+
+// errorPatterns are urfave/cli's complaints about a command line, each
+// with the message (its English wording as a format of the parts the
+// pattern captures) that says it in the chosen language.
+var errorPatterns = []struct {
+	re     *regexp.Regexp
+	format string
+}{
+	{regexp.MustCompile(`Required flags? "([^"]*)" not set`), `Required flag "%s" not set`},
+	{regexp.MustCompile(`flag provided but not defined: (-\S+)`), `flag provided but not defined: %s`},
+	{regexp.MustCompile(`invalid value "([^"]*)" for flag (-\S+):`), `invalid value "%s" for flag %s:`},
+	{regexp.MustCompile(`flag needs an argument: (-\S+)`), `flag needs an argument: %s`},
 }
 
 // statusWords say in a word what dozod's answer means, before its English

@@ -208,6 +208,10 @@ var ja = map[string]string{
 
 	"with --csv: start with a UTF-8 byte order mark, so Excel (also on Japanese Windows) reads names correctly": "--csv と併用: 先頭に UTF-8 の BOM を付け、Excel (日本語版 Windows を含む) で名前が正しく読めるようにします",
 	// Messages: results, errors, hints and notices.
+	`Required flag "%s" not set`:                                                            `必須のフラグ "%s" が指定されていません`,
+	"flag provided but not defined: %s":                                                     "定義されていないフラグです: %s",
+	`invalid value "%s" for flag %s:`:                                                       `フラグ %[2]s の値 "%[1]s" が不正です:`,
+	"flag needs an argument: %s":                                                            "フラグに値が必要です: %s",
 	"--excel goes with --csv":                                                               "--excel は --csv と組み合わせて使います",
 	"unknown language %q (dozo speaks en and ja)":                                           "不明な言語 %q です (dozo は en と ja に対応しています)",
 	"  %s, %s, hidden from everyone at once":                                                "  %s、%s。直ちに全員から見えなくなります",
