@@ -268,30 +268,30 @@ func runWhoami(c *cli.Context) error {
 			u.Mount, u.EntityID, nonNil(u.Groups)})
 	}
 	w := table(stdout(c))
-	fmt.Fprintf(w, "user\t%s\n", u.Name)
+	i18n.Fprintf(w, "user\t%s\n", u.Name)
 	if u.Mount != "" {
-		fmt.Fprintf(w, "login\t%s (Vault auth mount), identity entity %s\n", u.Mount, u.EntityID)
+		i18n.Fprintf(w, "login\t%s (Vault auth mount), identity entity %s\n", u.Mount, u.EntityID)
 	}
-	fmt.Fprintf(w, "groups\t%s\n", joinOr(u.Groups, "(none that dozod maps to a role)"))
-	fmt.Fprintf(w, "roles\t%s\n", joinOr(u.Roles, "(none)"))
+	i18n.Fprintf(w, "groups\t%s\n", joinOr(u.Groups, i18n.T("(none that dozod maps to a role)")))
+	i18n.Fprintf(w, "roles\t%s\n", joinOr(u.Roles, i18n.T("(none)")))
 	if u.Frozen {
-		fmt.Fprintf(w, "FROZEN\tby an administrator: everything but whoami is refused\n")
+		i18n.Fprintf(w, "FROZEN\tby an administrator: everything but whoami is refused\n")
 	}
-	fmt.Fprintf(w, "broker\t%s\n", cl.Broker())
+	i18n.Fprintf(w, "broker\t%s\n", cl.Broker())
 	if u.TokenTTL > 0 {
-		fmt.Fprintf(w, "token expires in\t%s\n", time.Duration(u.TokenTTL)*time.Second)
+		i18n.Fprintf(w, "token expires in\t%s\n", time.Duration(u.TokenTTL)*time.Second)
 	}
 	switch {
 	case u.Recipient == "" && local == "":
-		fmt.Fprintf(w, "key\tnone (run 'dozo keygen' and 'dozo key register' to fetch files)\n")
+		i18n.Fprintf(w, "key\tnone (run 'dozo keygen' and 'dozo key register' to fetch files)\n")
 	case u.Recipient == "":
-		fmt.Fprintf(w, "key\tlocal identity not registered (run 'dozo key register')\n")
+		i18n.Fprintf(w, "key\tlocal identity not registered (run 'dozo key register')\n")
 	case local == "":
-		fmt.Fprintf(w, "key\t%s registered, but no local identity in %s\n", short(u.Recipient), d.Path)
+		i18n.Fprintf(w, "key\t%s registered, but no local identity in %s\n", short(u.Recipient), d.Path)
 	case local != u.Recipient:
-		fmt.Fprintf(w, "key\tMISMATCH: dozod has %s, your identity is %s (run 'dozo key register')\n", short(u.Recipient), short(local))
+		i18n.Fprintf(w, "key\tMISMATCH: dozod has %s, your identity is %s (run 'dozo key register')\n", short(u.Recipient), short(local))
 	default:
-		fmt.Fprintf(w, "key\t%s (registered, matches your identity)\n", short(local))
+		i18n.Fprintf(w, "key\t%s (registered, matches your identity)\n", short(local))
 	}
 	return w.Flush()
 }

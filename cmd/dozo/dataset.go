@@ -181,23 +181,23 @@ func runDatasetShow(c *cli.Context) error {
 		return printJSON(stdout(c), d)
 	}
 	w := table(stdout(c))
-	fmt.Fprintf(w, "id\t%s\n", d.ID)
-	fmt.Fprintf(w, "title\t%s\n", d.Title)
-	fmt.Fprintf(w, "access level\t%s\n", d.AccessLevel)
-	fmt.Fprintf(w, "NBDC dataset id\t%s\n", orNone(d.NBDCID))
-	fmt.Fprintf(w, "NBDC policy id\t%s\n", orNone(d.PolicyID))
-	fmt.Fprintf(w, "max use period\t%d days per grant\n", d.MaxUseDays)
+	i18n.Fprintf(w, "id\t%s\n", d.ID)
+	i18n.Fprintf(w, "title\t%s\n", d.Title)
+	i18n.Fprintf(w, "access level\t%s\n", d.AccessLevel)
+	i18n.Fprintf(w, "NBDC dataset id\t%s\n", orNone(d.NBDCID))
+	i18n.Fprintf(w, "NBDC policy id\t%s\n", orNone(d.PolicyID))
+	i18n.Fprintf(w, "max use period\t%d days per grant\n", d.MaxUseDays)
 	if d.Frozen {
-		fmt.Fprintf(w, "FROZEN\tby an administrator: no reads, uploads or new grants\n")
+		i18n.Fprintf(w, "FROZEN\tby an administrator: no reads, uploads or new grants\n")
 	}
-	fmt.Fprintf(w, "erasure code\t%d+%d (any %d of %d pieces may be lost)\n", d.K, d.M, d.M, d.K+d.M)
-	fmt.Fprintf(w, "segment size\t%s plaintext\n", client.FormatSize(d.PlainSegmentSize))
-	fmt.Fprintf(w, "files\t%d (%s)\n", d.Files, client.FormatSize(d.Bytes))
-	fmt.Fprintf(w, "created\t%s by %s\n", d.CreatedAt.UTC().Format(time.RFC3339), d.CreatedBy)
-	fmt.Fprintf(w, "your access\t%s\n", joinOr(d.Access, "-"))
+	i18n.Fprintf(w, "erasure code\t%d+%d (any %d of %d pieces may be lost)\n", d.K, d.M, d.M, d.K+d.M)
+	i18n.Fprintf(w, "segment size\t%s plaintext\n", client.FormatSize(d.PlainSegmentSize))
+	i18n.Fprintf(w, "files\t%d (%s)\n", d.Files, client.FormatSize(d.Bytes))
+	i18n.Fprintf(w, "created\t%s by %s\n", d.CreatedAt.UTC().Format(time.RFC3339), d.CreatedBy)
+	i18n.Fprintf(w, "your access\t%s\n", joinOr(d.Access, "-"))
 	// dozo keeps user names only, no e-mail or phone: say so, so nobody
 	// looks for contact details that are not there.
-	fmt.Fprintf(w, "custodians\t%s (Vault user names; dozo keeps no contact details: ask your centre)\n", joinOr(d.Custodians, "-"))
+	i18n.Fprintf(w, "custodians\t%s (Vault user names; dozo keeps no contact details: ask your centre)\n", joinOr(d.Custodians, "-"))
 	return w.Flush()
 }
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -121,9 +120,9 @@ func runRotateKey(c *cli.Context) error {
 	}
 	resumed := ""
 	if r.Resumed {
-		resumed = " (resumed)"
+		resumed = i18n.T(" (resumed)")
 	}
-	fmt.Fprintf(stdout(c), "Rotated the key of %s%s: version %d -> %d; %d of %d files' headers rewrapped; versions below %d retired.\n"+
+	i18n.Fprintf(stdout(c), "Rotated the key of %s%s: version %d -> %d; %d of %d files' headers rewrapped; versions below %d retired.\n"+
 		"Payloads were not re-encrypted: file keys grantees already obtained still decrypt their files.\n",
 		r.Dataset, resumed, r.FromVersion, r.ToVersion, r.Rewrapped, r.Files, r.ToVersion)
 	for _, name := range r.AbortedUploads {
@@ -167,7 +166,7 @@ func runDatasetDelete(c *cli.Context) error {
 	if c.Bool("json") {
 		return printJSON(stdout(c), st)
 	}
-	fmt.Fprintf(stdout(c), "Deletion of %s scheduled at %s by %s; it runs at %s.\n"+
+	i18n.Fprintf(stdout(c), "Deletion of %s scheduled at %s by %s; it runs at %s.\n"+
 		"The dataset is hidden from everyone now; nothing is destroyed before then.\n"+
 		"Cancel with `dozo dataset undelete %s`. After %s dozod runs it by itself\n"+
 		"(`dozo dataset deletion-report %s` then fetches the report), or run this command again.\n",
@@ -197,7 +196,7 @@ func deleteDryRun(c *cli.Context, id string) error {
 	if gerr == nil {
 		i18n.Fprintf(w, " (%s would end)", plural(len(grants), "current grant", "current grants"))
 	}
-	fmt.Fprintf(w, ";\n  every object and the Vault key destroyed after dozod's grace period (lifecycle.deletion_grace,\n"+
+	i18n.Fprintf(w, ";\n  every object and the Vault key destroyed after dozod's grace period (lifecycle.deletion_grace,\n"+
 		"  7 days by default), unless `dozo dataset undelete %s` cancels it first.\n", id)
 	switch {
 	case d.Frozen:
@@ -284,7 +283,7 @@ func writeReport(c *cli.Context, r *api.DeletionReport, base string, asJSON any)
 	if c.Bool("json") {
 		return printJSON(stdout(c), asJSON)
 	}
-	fmt.Fprintf(stdout(c), "Deleted dataset %s: %d files, %d stored objects on %d targets; key %s (versions 1-%d) destroyed %s.\n"+
+	i18n.Fprintf(stdout(c), "Deleted dataset %s: %d files, %d stored objects on %d targets; key %s (versions 1-%d) destroyed %s.\n"+
 		"Copies grantees fetched before (files, file keys) and earlier Vault backups are outside its reach.\nReport: %s, %s\n",
 		r.Dataset, len(r.Files), len(r.Objects), len(r.Targets), r.Key.Name, r.Key.Versions, utc(r.Key.DestroyedAt), jsonPath, txtPath)
 	return nil

@@ -74,7 +74,7 @@ func runLoginOIDC(c *cli.Context, d *client.Dir) error {
 				if !c.Bool("no-browser") && openBrowser(u) {
 					i18n.Fprintln(w, "(a browser was started for it)")
 				}
-				fmt.Fprintf(w, "Waiting up to %s. If the browser runs on another machine, either forward the\n"+
+				i18n.Fprintf(w, "Waiting up to %s. If the browser runs on another machine, either forward the\n"+
 					"port first (ssh -L %d:localhost:%d this-host), or, once the browser shows a\n"+
 					"page that cannot be reached at http://localhost:%d/oidc/callback?..., paste\n"+
 					"that page's address here and press Enter. Or use --device.\n", c.Duration("timeout"), port, port, port)

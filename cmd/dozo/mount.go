@@ -243,7 +243,7 @@ func startBackground(c *cli.Context, op string) error {
 		line := sc.Text()
 		switch {
 		case strings.Contains(line, backgroundReady):
-			fmt.Fprintln(stderr(c), line+"; unmount with 'dozo umount "+c.Args().First()+"'")
+			fmt.Fprintln(stderr(c), line+i18n.Sprintf("; unmount with 'dozo umount %s'", c.Args().First()))
 			cmd.Process.Release()
 			return nil
 		case strings.HasPrefix(line, "dozo: "):

@@ -257,26 +257,26 @@ func printScrub(w io.Writer, r *api.ScrubRun) {
 	sm := r.Summary
 	i18n.Fprintf(w, "Scrub %s: %s, %s of %s\n", r.ID, r.State, scrubMode(r), scrubScope(r))
 	t := table(w)
-	fmt.Fprintf(t, "  files\t%d of %d checked\n", sm.FilesDone, sm.Files)
-	what := "size-checked"
+	i18n.Fprintf(t, "  files\t%d of %d checked\n", sm.FilesDone, sm.Files)
+	what := i18n.T("size-checked")
 	if r.Deep {
-		what = "read and hashed"
+		what = i18n.T("read and hashed")
 	}
-	fmt.Fprintf(t, "  segments\t%d\n", sm.Segments)
-	fmt.Fprintf(t, "  pieces\t%d, %s %s\n", sm.Pieces, client.FormatSize(sm.Bytes), what)
-	fmt.Fprintf(t, "  found\t%s (missing %d, wrong size %d, bad hash %d, unreachable %d)\n", plural(sm.Found, "bad piece", "bad pieces"), sm.Missing, sm.Size, sm.Hash, sm.Unreachable)
+	i18n.Fprintf(t, "  segments\t%d\n", sm.Segments)
+	i18n.Fprintf(t, "  pieces\t%d, %s %s\n", sm.Pieces, client.FormatSize(sm.Bytes), what)
+	i18n.Fprintf(t, "  found\t%s (missing %d, wrong size %d, bad hash %d, unreachable %d)\n", plural(sm.Found, "bad piece", "bad pieces"), sm.Missing, sm.Size, sm.Hash, sm.Unreachable)
 	if r.Repair {
-		fmt.Fprintf(t, "  repaired\t%d\n", sm.Repaired)
+		i18n.Fprintf(t, "  repaired\t%d\n", sm.Repaired)
 		if sm.Deferred > 0 {
-			fmt.Fprintf(t, "  not repaired now\t%d (see findings)\n", sm.Deferred)
+			i18n.Fprintf(t, "  not repaired now\t%d (see findings)\n", sm.Deferred)
 		}
 	}
-	fmt.Fprintf(t, "  unrecoverable\t%s, %s marked damaged\n", plural(sm.Unrecoverable, "segment", "segments"), plural(sm.DamagedFiles, "file", "files"))
+	i18n.Fprintf(t, "  unrecoverable\t%s, %s marked damaged\n", plural(sm.Unrecoverable, "segment", "segments"), plural(sm.DamagedFiles, "file", "files"))
 	if sm.Seconds > 0 {
-		fmt.Fprintf(t, "  throughput\t%s/s over %s\n", client.FormatSize(int64(sm.BytesPerSec)), (time.Duration(sm.Seconds * float64(time.Second))).Round(time.Millisecond))
+		i18n.Fprintf(t, "  throughput\t%s/s over %s\n", client.FormatSize(int64(sm.BytesPerSec)), (time.Duration(sm.Seconds * float64(time.Second))).Round(time.Millisecond))
 	}
 	if sm.FileErrors > 0 {
-		fmt.Fprintf(t, "  not checked\t%s (see below)\n", plural(sm.FileErrors, "file", "files"))
+		i18n.Fprintf(t, "  not checked\t%s (see below)\n", plural(sm.FileErrors, "file", "files"))
 	}
 	t.Flush()
 	for _, u := range r.Unrecoverable {

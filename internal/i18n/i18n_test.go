@@ -70,19 +70,30 @@ func TestFormatting(t *testing.T) {
 	}
 }
 
-// Every entry keeps the formatting verbs of its key, so no argument is lost
-// or misprinted in Japanese.
+// Every entry uses each argument of its key once or more, with the
+// key's verb, so no argument is lost or misprinted in Japanese: argument
+// indexes ("%[2]s") reorder, they do not drop.
 func TestVerbsKept(t *testing.T) {
 	for k, v := range ja {
-		if kv, vv := verbs(k), verbs(v); kv != vv {
-			t.Errorf("%q: verbs %s, Japanese has %s", k, kv, vv)
+		kv, vv := verbs(k), verbs(v)
+		if len(kv) != len(vv) {
+			t.Errorf("%q: arguments %v, Japanese uses %v", k, kv, vv)
+			continue
+		}
+		for i, c := range kv {
+			if vv[i] != c {
+				t.Errorf("%q: argument %d is %%%c, Japanese prints it with %%%c", k, i+1, c, vv[i])
+			}
 		}
 	}
 }
 
-// verbs is a summary of the fmt verbs in s: each verb letter, counted.
-func verbs(s string) string {
-	n := map[byte]int{}
+// verbs maps each argument a format prints (1-based, in order) to its
+// verb letter, following fmt's rules for explicit indexes ("%[2]s" and the
+// verbs after it).
+func verbs(s string) map[int]byte {
+	out := map[int]byte{}
+	arg := 1
 	for i := 0; i < len(s); i++ {
 		if s[i] != '%' || i+1 >= len(s) {
 			continue
@@ -92,19 +103,29 @@ func verbs(s string) string {
 			i = j
 			continue
 		}
-		for j < len(s) && strings.IndexByte("[]0123456789+-# .", s[j]) >= 0 {
+		for j < len(s) && strings.IndexByte("+-# 0", s[j]) >= 0 {
+			j++
+		}
+		if j < len(s) && s[j] == '[' {
+			end := strings.IndexByte(s[j:], ']')
+			if end < 0 {
+				break
+			}
+			n := 0
+			for _, d := range s[j+1 : j+end] {
+				n = n*10 + int(d-'0')
+			}
+			arg = n
+			j += end + 1
+		}
+		for j < len(s) && strings.IndexByte("0123456789.", s[j]) >= 0 {
 			j++
 		}
 		if j < len(s) {
-			n[s[j]]++
+			out[arg] = s[j]
+			arg++
 		}
 		i = j
 	}
-	var b strings.Builder
-	for _, c := range "svdqwxXfgtTcpbeoU" {
-		if n[byte(c)] > 0 {
-			b.WriteString(strings.Repeat(string(c), n[byte(c)]))
-		}
-	}
-	return b.String()
+	return out
 }
