@@ -426,23 +426,23 @@ func runFetch(c *cli.Context) error {
 		return nil
 	}
 	sums := checksumNames(res.Checksums)
-	what := "verified: pieces, chunks, " + sums
+	what := i18n.Sprintf("verified: pieces, chunks, %s", sums)
 	switch {
 	case rng != nil && res.Verified: // the range was the whole file
-		what = fmt.Sprintf("bytes %d-%d, the whole file; verified: pieces, chunks, %s", res.From, res.From+res.Bytes-1, sums)
+		what = i18n.Sprintf("bytes %d-%d, the whole file; verified: pieces, chunks, %s", res.From, res.From+res.Bytes-1, sums)
 	case rng != nil:
-		what = fmt.Sprintf("bytes %d-%d; verified: pieces and chunks", res.From, res.From+res.Bytes-1)
+		what = i18n.Sprintf("bytes %d-%d; verified: pieces and chunks", res.From, res.From+res.Bytes-1)
 	case !res.Verified:
-		what = "verified: pieces and chunks (the catalog has no checksums)"
+		what = i18n.T("verified: pieces and chunks (the catalog has no checksums)")
 	case c.Bool("raw"):
-		what = "age file; verified: pieces, and it decrypts to the catalog's " + sums
+		what = i18n.Sprintf("age file; verified: pieces, and it decrypts to the catalog's %s", sums)
 	}
 	dest := res.Output // -o DIR: DIR/NAME
 	if out == "-" {
-		dest = "standard output"
+		dest = i18n.T("standard output")
 	}
 	if res.Resumed {
-		what = fmt.Sprintf("resumed at %s; %s", client.FormatSize(res.From), what)
+		what = i18n.Sprintf("resumed at %s; %s", client.FormatSize(res.From), what)
 	}
 	i18n.Fprintf(w, "fetched %s/%s -> %s (%s in %s, %s; %s)\n", ds, name, dest, client.FormatSize(res.Bytes), res.Elapsed.Round(10*time.Millisecond), rate(res.Bytes, res.Elapsed), what)
 	if res.Stats.SegmentsDegraded > 0 {

@@ -33,7 +33,7 @@ func TestHelpHasJapanese(t *testing.T) {
 			missing = append(missing, *s)
 		}
 	})
-	for _, h := range []string{"NAME:", "USAGE:", "VERSION:", "DESCRIPTION:", "CATEGORY:", "COMMANDS:", "GLOBAL OPTIONS:", "OPTIONS:", "[global options]", "command [command options]", "[command options]", "[arguments...]"} {
+	for _, h := range []string{"NAME:", "USAGE:", "VERSION:", "DESCRIPTION:", "CATEGORY:", "COMMANDS:", "GLOBAL OPTIONS:", "OPTIONS:", "[global options]", "command [command options]", "[command options]", "[arguments...]", "(default: "} {
 		if !i18n.Has(i18n.Japanese, h) {
 			missing = append(missing, h)
 		}

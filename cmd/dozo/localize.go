@@ -22,6 +22,10 @@ func localizeHelp(app *cli.App) {
 		return
 	}
 	walkHelp(app, func(s *string) { *s = i18n.T(*s) })
+	flagString := cli.FlagStringer
+	cli.FlagStringer = func(f cli.Flag) string {
+		return strings.Replace(flagString(f), "(default: ", i18n.T("(default: "), 1)
+	}
 	cli.AppHelpTemplate = helpHeadings.Replace(cli.AppHelpTemplate)
 	for _, t := range []*string{&cli.CommandHelpTemplate, &cli.SubcommandHelpTemplate} {
 		// urfave/cli's usage line of a command is a template of its own,
