@@ -11,6 +11,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/dozo-vault/dozo/client"
+	"github.com/dozo-vault/dozo/internal/i18n"
 )
 
 // progress draws one status line on a terminal: the current file's bar and
@@ -173,10 +174,10 @@ func uploadSummary(res *client.UploadResult) string {
 	size := client.FormatSize(res.File.Size)
 	switch {
 	case !res.Resumed:
-		return fmt.Sprintf("%s in %s, %s", size, took, rate(res.Sent, res.Elapsed))
+		return i18n.Sprintf("%s in %s, %s", size, took, rate(res.Sent, res.Elapsed))
 	case res.StartSegment >= res.Segments:
-		return fmt.Sprintf("%s; resumed: %s already stored, nothing left to send; checked in %s", size, allOf(res.Segments, "segment", "segments"), took)
+		return i18n.Sprintf("%s; resumed: %s already stored, nothing left to send; checked in %s", size, allOf(res.Segments, "segment", "segments"), took)
 	}
-	return fmt.Sprintf("%s; resumed: %d of %s already stored, sent %s in %s, %s",
+	return i18n.Sprintf("%s; resumed: %d of %s already stored, sent %s in %s, %s",
 		size, res.StartSegment, plural(res.Segments, "segment", "segments"), client.FormatSize(res.Sent), took, rate(res.Sent, res.Elapsed))
 }

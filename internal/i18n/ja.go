@@ -486,4 +486,7 @@ var ja = map[string]string{
 	"age file; verified: pieces, and it decrypts to the catalog's %s":              "age ファイル。検証済み: ピース、および復号結果がカタログの %s と一致",
 	"standard output":                                                              "標準出力",
 	"resumed at %s; %s":                                                            "%s から再開。%s",
+	"%s in %s, %s":                                                                 "%s、%s、%s",
+	"%s; resumed: %s already stored, nothing left to send; checked in %s":          "%s。再開: %s は保存済みで、送信するものはありません。確認 %s",
+	"%s; resumed: %d of %s already stored, sent %s in %s, %s":                      "%s。再開: %[3]s のうち %[2]d 個は保存済み。%[4]s を %[5]s で送信、%[6]s",
 }
