@@ -10,7 +10,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -52,7 +54,7 @@ func TestMessagesHaveJapanese(t *testing.T) {
 		t.Fatalf("found only %d messages through the catalog; is the scan broken?", len(keys))
 	}
 	var missing []string
-	for _, k := range append(append(keys, errorTexts...), statusKeys()...) {
+	for _, k := range append(append(append(keys, errorTexts...), statusKeys()...), clientNotices(t)...) {
 		if !i18n.Has(i18n.Japanese, k) {
 			missing = append(missing, k)
 		}
@@ -204,4 +206,40 @@ func statusKeys() []string {
 		ks = append(ks, k)
 	}
 	return ks
+}
+
+// clientNotices are the notice formats of the client library (the Notice
+// calls of packages client and transfer), which dozo prints through notice.
+func clientNotices(t *testing.T) []string {
+	t.Helper()
+	var files []string
+	for _, dir := range []string{"../../client", "../../transfer"} {
+		fs, err := filepath.Glob(dir + "/*.go")
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, fs...)
+	}
+	re := regexp.MustCompile(`\b(?:Notice|notice)\(("(?:[^"\\]|\\.)*")`)
+	var out []string
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range re.FindAllStringSubmatch(string(src), -1) {
+			k, err := strconv.Unquote(m[1])
+			if err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			out = append(out, k)
+		}
+	}
+	if len(out) < 10 {
+		t.Fatalf("found only %d client notices; is the scan broken?", len(out))
+	}
+	return out
 }

@@ -489,4 +489,22 @@ var ja = map[string]string{
 	"%s in %s, %s":                                                                 "%s、%s、%s",
 	"%s; resumed: %s already stored, nothing left to send; checked in %s":          "%s。再開: %s は保存済みで、送信するものはありません。確認 %s",
 	"%s; resumed: %d of %s already stored, sent %s in %s, %s":                      "%s。再開: %[3]s のうち %[2]d 個は保存済み。%[4]s を %[5]s で送信、%[6]s",
+
+	// Notices of package client (its Notice formats), printed through
+	// notice in cmd/dozo.
+	"%s: waiting for a reader of the FIFO": "%s: FIFO の読み手を待っています",
+	"%s/%s: the catalog has no checksums; pieces and chunks were verified, the whole file could not be":                                   "%s/%s: カタログにチェックサムがありません。ピースとチャンクは検証しましたが、ファイル全体は検証できませんでした",
+	"%s: resuming at byte %d of %d (%s already verified)":                                                                                 "%[1]s: %[3]d バイト中 %[2]d バイト目から再開します (%[4]s は検証済み)",
+	"your login expires at %s (in %s) and cannot be renewed; if it runs out first, run `dozo login` and rerun the same command to resume": "ログインの有効期限は %s (あと %s) で、更新できません。先に期限が切れた場合は `dozo login` を実行し、同じコマンドを再実行すると再開します",
+	"dozod unreachable, retrying for up to %s…":                                                                                           "dozod に接続できません。最大 %s 再試行します…",
+	"dozod unavailable (%s), retrying for up to %s…":                                                                                      "dozod を利用できません (%s)。最大 %s 再試行します…",
+	"%s: no age identity, so this upload cannot be resumed if interrupted (run 'dozo keygen' to enable resume)":                           "%s: age の秘密鍵がないため、中断した場合にこのアップロードは再開できません (再開できるようにするには 'dozo keygen' を実行してください)",
+	"%s: ignoring unreadable upload journal (%v); starting over":                                                                          "%s: 読めないアップロードジャーナルを無視し (%v)、最初からやり直します",
+	"%s: starting over with a new key: %v":                                                                                                "%s: 新しい鍵で最初からやり直します: %v",
+	"%s: could not abort the old upload session %s: %v":                                                                                   "%s: 古いアップロードセッション %s を中止できませんでした: %v",
+	"%s: resuming upload at segment %d of %d (%s already sent and re-verified)":                                                           "%[1]s: 全 %[3]d セグメント中 %[2]d 番目からアップロードを再開します (%[4]s は送信・再検証済み)",
+	"%s: continuing the interrupted upload session (no segment was committed yet)":                                                        "%s: 中断したアップロードセッションを続行します (コミット済みのセグメントはまだありません)",
+	"%s: already uploaded by an earlier run":                                                                                              "%s: 以前の実行でアップロード済みです",
+	"%s: could not remove the upload journal: %v":                                                                                         "%s: アップロードジャーナルを削除できませんでした: %v",
+	"%s: could not abort upload session %s (%v); dozod deletes its pieces when it expires":                                                "%s: アップロードセッション %s を中止できませんでした (%v)。期限切れ時に dozod がそのピースを削除します",
 }
