@@ -207,12 +207,12 @@ func runScrubCancel(c *cli.Context) error {
 }
 
 func scrubMode(r *api.ScrubRun) string {
-	m := "light scrub"
+	m := i18n.T("light scrub")
 	if r.Deep {
-		m = "deep scrub"
+		m = i18n.T("deep scrub")
 	}
 	if r.Repair {
-		m += " with repair"
+		m += i18n.T(" with repair")
 	}
 	return m
 }
@@ -224,7 +224,7 @@ func scrubScope(r *api.ScrubRun) string {
 	case r.Dataset != "":
 		return r.Dataset
 	}
-	return "all"
+	return i18n.T("all")
 }
 
 // maxFindingLines bounds the findings printed for people; --json has all.

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"text/tabwriter"
+	"time"
 )
 
 // Japanese titles and names line up: every cell after the first starts
@@ -107,5 +108,23 @@ func TestCutWidth(t *testing.T) {
 	}
 	if w := displayWidth("全ゲノム abc"); w != 12 {
 		t.Errorf("displayWidth = %d, want 12", w)
+	}
+}
+
+// A progress line with a Japanese file name fits 80 columns (the width
+// without a terminal): names are cut by display width, not by letters.
+func TestProgressFitsWideNames(t *testing.T) {
+	var b bytes.Buffer
+	now := time.Unix(1000, 0)
+	p := &progress{w: &b, enabled: true, all: 3 << 30, files: 3, now: func() time.Time { return now }}
+	p.file("全ゲノム解析_日本人集団_検体番号0001_高深度シーケンス_最終版.cram", 1<<30)
+	now = now.Add(2 * time.Second)
+	p.update("", 300<<20, 1<<30)
+	line := strings.TrimPrefix(b.String(), "\r\033[K")
+	if w := displayWidth(line); w > 79 || !strings.Contains(line, "%") {
+		t.Errorf("progress line %d columns wide (want at most 79):\n%s", w, line)
+	}
+	if !strings.Contains(line, "全ゲノム") {
+		t.Errorf("progress line lost the name: %s", line)
 	}
 }

@@ -490,6 +490,14 @@ var ja = map[string]string{
 	"%s; resumed: %s already stored, nothing left to send; checked in %s":          "%s。再開: %s は保存済みで、送信するものはありません。確認 %s",
 	"%s; resumed: %d of %s already stored, sent %s in %s, %s":                      "%s。再開: %[3]s のうち %[2]d 個は保存済み。%[4]s を %[5]s で送信、%[6]s",
 
+	"verifying ":                   "検証中 ",
+	" | file %d/%d, %.0f%% of all": " | ファイル %d/%d、全体の %.0f%%",
+	" Pending first login: nobody by that name has logged in yet.": " 初回ログイン待ち: その名前のユーザーはまだログインしていません。",
+	"light scrub":  "軽いスクラブ",
+	"deep scrub":   "詳細スクラブ",
+	" with repair": " (修復あり)",
+	"all":          "すべて",
+
 	// Notices of package client (its Notice formats), printed through
 	// notice in cmd/dozo.
 	"%s: waiting for a reader of the FIFO": "%s: FIFO の読み手を待っています",
