@@ -72,6 +72,7 @@ func (u *user) command(args ...string) *exec.Cmd {
 		"DOZO_BROKER="+u.s.env["DOZO_BROKER"],
 		"DOZO_CA_CERT="+u.s.env["DOZO_CA_CERT"],
 		"VAULT_ADDR="+u.s.vaultAddr,
+		"DOZO_LANG=en", // the tests read English, whatever the machine's locale
 	)
 	return cmd
 }

@@ -1,6 +1,10 @@
 package main
 
-import "github.com/urfave/cli/v2"
+import (
+	"github.com/urfave/cli/v2"
+
+	"github.com/dozo-vault/dozo/internal/i18n"
+)
 
 // allowUnknownFlag lets grant, dataset member add and admin freeze --user
 // name someone dozod has not seen log in. Without it such a name is
@@ -13,7 +17,7 @@ var allowUnknownFlag = &cli.BoolFlag{Name: "allow-unknown",
 // not logged in yet.
 func pendingNote(pending bool) string {
 	if pending {
-		return " Pending first login: nobody by that name has logged in yet."
+		return i18n.T(" Pending first login: nobody by that name has logged in yet.")
 	}
 	return ""
 }

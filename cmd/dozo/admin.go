@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/client"
+	"github.com/dozo-vault/dozo/internal/i18n"
 )
 
 func adminCommand() *cli.Command {
@@ -94,7 +94,7 @@ func runTargets(c *cli.Context) error {
 	}
 	ts, err := cl.Targets(c.Context)
 	if err != nil {
-		return &client.Error{Op: "listing storage targets", Err: err}
+		return &client.Error{Op: i18n.T("listing storage targets"), Err: err}
 	}
 	if ts == nil {
 		ts = []client.TargetHealth{}
@@ -128,8 +128,8 @@ func runTargets(c *cli.Context) error {
 		writeFitted(stdout(c), b.String(), c.Bool("wide"))
 	}
 	if len(down) > 0 {
-		return &client.Error{Op: "storage targets", Err: fmt.Errorf("%s down: %s", plural(len(down), "target", "targets"), strings.Join(down, ", ")),
-			Hint: "data stays readable from parity while few are down; check those servers"}
+		return &client.Error{Op: i18n.T("storage targets"), Err: i18n.Errorf("%s down: %s", plural(len(down), "target", "targets"), strings.Join(down, ", ")),
+			Hint: i18n.T("data stays readable from parity while few are down; check those servers")}
 	}
 	return nil
 }
@@ -139,7 +139,7 @@ func freezeTarget(c *cli.Context) (kind, name string, err error) {
 	u, d := c.String("user"), c.String("dataset")
 	switch {
 	case u != "" && d != "":
-		return "", "", errors.New("give --user or --dataset, not both")
+		return "", "", i18n.New("give --user or --dataset, not both")
 	case u != "":
 		return api.FreezeUser, u, nil
 	case d != "":
@@ -148,7 +148,7 @@ func freezeTarget(c *cli.Context) (kind, name string, err error) {
 		}
 		return api.FreezeDataset, d, nil
 	}
-	return "", "", errors.New("give --user NAME or --dataset ID")
+	return "", "", i18n.New("give --user NAME or --dataset ID")
 }
 
 func runFreeze(c *cli.Context) error {
@@ -161,7 +161,7 @@ func runFreeze(c *cli.Context) error {
 	}
 	reason := c.String("reason")
 	if strings.TrimSpace(reason) == "" {
-		return badArg(c, errors.New("--reason is required (it goes in the freeze record)"))
+		return badArg(c, i18n.New("--reason is required (it goes in the freeze record)"))
 	}
 	cl, _, err := newClient(c)
 	if err != nil {
@@ -181,9 +181,9 @@ func runFreeze(c *cli.Context) error {
 		return printJSON(stdout(c), f)
 	}
 	if lift {
-		fmt.Fprintf(stdout(c), "Unfroze %s %s.\n", f.Kind, f.Name)
+		i18n.Fprintf(stdout(c), "Unfroze %s %s.\n", f.Kind, f.Name)
 	} else {
-		fmt.Fprintf(stdout(c), "Froze %s %s: refused from the next request on.%s\n", f.Kind, f.Name, pendingNote(f.Pending))
+		i18n.Fprintf(stdout(c), "Froze %s %s: refused from the next request on.%s\n", f.Kind, f.Name, pendingNote(f.Pending))
 	}
 	return nil
 }
@@ -198,7 +198,7 @@ func runFrozen(c *cli.Context) error {
 	}
 	fs, err := cl.Freezes(c.Context, c.Bool("all"))
 	if err != nil {
-		return &client.Error{Op: "listing freezes", Err: err}
+		return &client.Error{Op: i18n.T("listing freezes"), Err: err}
 	}
 	if fs == nil {
 		fs = []api.Freeze{}

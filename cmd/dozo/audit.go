@@ -18,6 +18,7 @@ import (
 	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/audit"
 	"github.com/dozo-vault/dozo/client"
+	"github.com/dozo-vault/dozo/internal/i18n"
 	"github.com/dozo-vault/dozo/transfer"
 )
 
@@ -65,6 +66,7 @@ func auditCommand() *cli.Command {
 					&cli.BoolFlag{Name: "wide", Usage: "print every column in full (no 120-column fit)"},
 					&cli.BoolFlag{Name: "utc", Usage: "print times in UTC instead of the local time zone"},
 					&cli.BoolFlag{Name: "csv", Usage: "print CSV on standard output (text cells defused for spreadsheets)"},
+					excelFlag,
 					jsonFlag,
 				},
 				Action: runAuditList,
@@ -118,7 +120,10 @@ func runAuditList(c *cli.Context) error {
 		return err
 	}
 	if c.Bool("csv") && c.Bool("json") {
-		return badArg(c, errors.New("--csv and --json: choose one"))
+		return badArg(c, i18n.New("--csv and --json: choose one"))
+	}
+	if err := checkExcel(c); err != nil {
+		return err
 	}
 	q := client.AuditQuery{Dataset: c.String("dataset"), User: c.String("user"), File: c.String("file"),
 		Result: c.String("result"), Limit: c.Int("limit")}
@@ -129,7 +134,7 @@ func runAuditList(c *cli.Context) error {
 		}
 		if _, err := time.Parse(time.RFC3339Nano, s); err != nil {
 			if _, err := time.Parse(time.DateOnly, s); err != nil {
-				return badArg(c, fmt.Errorf("--%s %q: want YYYY-MM-DD or RFC 3339 (2026-01-02T15:04:05Z)", name, s))
+				return badArg(c, i18n.Errorf("--%s %q: want YYYY-MM-DD or RFC 3339 (2026-01-02T15:04:05Z)", name, s))
 			}
 		}
 	}
@@ -137,12 +142,12 @@ func runAuditList(c *cli.Context) error {
 	switch q.Result {
 	case "", audit.ResultOK, audit.ResultRefused, audit.ResultError, audit.ResultClientReported:
 	default:
-		return badArg(c, fmt.Errorf("--result %q: want ok, refused, error or client-reported", q.Result))
+		return badArg(c, i18n.Errorf("--result %q: want ok, refused, error or client-reported", q.Result))
 	}
 	if a := c.String("action"); a != "" {
 		for _, s := range strings.Split(a, ",") {
 			if s = strings.TrimSpace(s); s == "" {
-				return badArg(c, fmt.Errorf("--action %q: want action names separated by commas", a))
+				return badArg(c, i18n.Errorf("--action %q: want action names separated by commas", a))
 			}
 			q.Actions = append(q.Actions, s)
 		}
@@ -150,7 +155,7 @@ func runAuditList(c *cli.Context) error {
 		q.ExcludeActions = auditHidden()
 	}
 	if q.Limit < 1 || q.Limit > 10000 {
-		return badArg(c, fmt.Errorf("--limit %d: want 1..10000", q.Limit))
+		return badArg(c, i18n.Errorf("--limit %d: want 1..10000", q.Limit))
 	}
 	cl, _, err := newClient(c)
 	if err != nil {
@@ -158,7 +163,7 @@ func runAuditList(c *cli.Context) error {
 	}
 	rs, err := cl.AuditList(c.Context, q)
 	if err != nil {
-		return &client.Error{Op: "listing the audit log", Err: err}
+		return &client.Error{Op: i18n.T("listing the audit log"), Err: err}
 	}
 	if rs == nil {
 		rs = []api.AuditEntry{}
@@ -174,7 +179,11 @@ func runAuditList(c *cli.Context) error {
 		}
 		return printJSON(stdout(c), rs)
 	case c.Bool("csv"):
-		return client.WriteAuditCSV(stdout(c), rs, loc)
+		w, err := csvOut(c)
+		if err != nil {
+			return err
+		}
+		return client.WriteAuditCSV(w, rs, loc)
 	case c.Bool("wide"):
 		return writeAuditWide(stdout(c), rs, loc)
 	}
@@ -219,20 +228,6 @@ func shortObject(o string) string {
 	return strings.Join(parts, "/")
 }
 
-// cut shortens s to at most n runes, marking a cut with "…".
-func cut(s string, n int) string {
-	if n <= 0 {
-		return ""
-	}
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	if n == 1 {
-		return "…"
-	}
-	return string([]rune(s)[:n-1]) + "…"
-}
-
 // writeAuditTable prints records in at most width columns: each column
 // is as wide as its widest cell up to a cap, and the detail gets what is
 // left. Control characters in free text are shown escaped, so a record
@@ -254,7 +249,7 @@ func writeAuditTable(w io.Writer, rs []api.AuditEntry, loc *time.Location, width
 	used := 0
 	for i := range len(head) - 1 {
 		for _, row := range rows {
-			widths[i] = max(widths[i], min(utf8.RuneCountInString(row[i]), caps[i]))
+			widths[i] = max(widths[i], min(displayWidth(row[i]), caps[i]))
 		}
 		used += widths[i] + gap
 	}
@@ -279,10 +274,10 @@ func writeAuditTable(w io.Writer, rs []api.AuditEntry, loc *time.Location, width
 	for _, row := range rows {
 		b.Reset()
 		for i, cell := range row {
-			cell = cut(cell, widths[i])
+			cell = cutWidth(cell, widths[i])
 			b.WriteString(cell)
 			if i < len(row)-1 {
-				b.WriteString(strings.Repeat(" ", widths[i]-utf8.RuneCountInString(cell)+gap))
+				b.WriteString(strings.Repeat(" ", widths[i]-displayWidth(cell)+gap))
 			}
 		}
 		if _, err := fmt.Fprintln(w, strings.TrimRight(b.String(), " ")); err != nil {
@@ -330,7 +325,7 @@ func runAuditVerify(c *cli.Context) error {
 	where := "dozod's audit log"
 	if path := c.String("file"); path != "" {
 		if c.String("anchor") != "" {
-			return badArg(c, fmt.Errorf("--anchor checks dozod's log; use it without --file"))
+			return badArg(c, i18n.Errorf("--anchor checks dozod's log; use it without --file"))
 		}
 		f, err := os.Open(path)
 		if err != nil {
@@ -338,7 +333,7 @@ func runAuditVerify(c *cli.Context) error {
 		}
 		defer f.Close()
 		if res, err = client.VerifyAuditExport(f); err != nil {
-			return &client.Error{Op: "verifying " + path, Err: err}
+			return &client.Error{Op: i18n.Sprintf("verifying %s", path), Err: err}
 		}
 		where = path
 	} else {
@@ -351,7 +346,7 @@ func runAuditVerify(c *cli.Context) error {
 			last, err := audit.LastRecord(f)
 			f.Close()
 			if err != nil {
-				return badArg(c, fmt.Errorf("--anchor %s: %w", path, err))
+				return badArg(c, i18n.Errorf("--anchor %s: %w", path, err))
 			}
 			anchor = &audit.Anchor{Seq: last.Seq, Hash: last.Hash}
 		}
@@ -361,7 +356,7 @@ func runAuditVerify(c *cli.Context) error {
 		}
 		r, err := cl.AuditVerify(c.Context, anchor)
 		if err != nil {
-			return &client.Error{Op: "verifying the audit log", Err: err}
+			return &client.Error{Op: i18n.T("verifying the audit log"), Err: err}
 		}
 		res = *r
 	}
@@ -370,12 +365,12 @@ func runAuditVerify(c *cli.Context) error {
 			return err
 		}
 	} else if res.OK {
-		fmt.Fprintf(stdout(c), "Audit log OK: %d records, chain intact (head %s).\n", res.Records, res.Head)
+		i18n.Fprintf(stdout(c), "Audit log OK: %d records, chain intact (head %s).\n", res.Records, res.Head)
 		if res.Anchors > 0 {
-			fmt.Fprintf(stdout(c), "Anchored in Vault: %d anchors verified, the latest at record %d (%s).\n",
+			i18n.Fprintf(stdout(c), "Anchored in Vault: %d anchors verified, the latest at record %d (%s).\n",
 				res.Anchors, res.AnchoredSeq, res.AnchoredAt.UTC().Format(time.RFC3339))
 		} else if c.String("file") == "" {
-			fmt.Fprintln(stdout(c), "No Vault anchor yet: a log cut short would go unnoticed without --anchor (dozod anchors every few minutes and at every export).")
+			i18n.Fprintln(stdout(c), "No Vault anchor yet: a log cut short would go unnoticed without --anchor (dozod anchors every few minutes and at every export).")
 		}
 	}
 	if !res.OK {
@@ -383,7 +378,7 @@ func runAuditVerify(c *cli.Context) error {
 		if res.Kind == audit.ForgedAnchor {
 			hint = "an anchor was altered in the catalog; keep it as evidence and compare with the transit/hmac requests in Vault's audit log"
 		}
-		return &client.Error{Op: "verifying " + where, Err: fmt.Errorf("record %d: %s", res.BadSeq, res.Reason), Hint: hint}
+		return &client.Error{Op: i18n.Sprintf("verifying %s", where), Err: i18n.Errorf("record %d: %s", res.BadSeq, res.Reason), Hint: hint}
 	}
 	return nil
 }
@@ -400,7 +395,7 @@ func runAuditExport(c *cli.Context) error {
 	if out == "-" {
 		_, err := cl.AuditExport(c.Context, stdout(c))
 		if err != nil {
-			return &client.Error{Op: "exporting the audit log", Err: err}
+			return &client.Error{Op: i18n.T("exporting the audit log"), Err: err}
 		}
 		return nil
 	}
@@ -420,7 +415,7 @@ func runAuditExport(c *cli.Context) error {
 		err = cerr
 	}
 	if err != nil {
-		return &client.Error{Op: "exporting the audit log", Err: err}
+		return &client.Error{Op: i18n.T("exporting the audit log"), Err: err}
 	}
 	// Check what arrived before keeping it: a cut-off stream verifies as
 	// far as it goes, so also say how many records it holds.
@@ -431,18 +426,18 @@ func runAuditExport(c *cli.Context) error {
 	res, err := client.VerifyAuditExport(f)
 	f.Close()
 	if err != nil {
-		return &client.Error{Op: "checking the export", Err: err}
+		return &client.Error{Op: i18n.T("checking the export"), Err: err}
 	}
 	if err := os.Rename(tmp.Name(), out); err != nil {
-		return &client.Error{Op: "exporting the audit log", Err: err}
+		return &client.Error{Op: i18n.T("exporting the audit log"), Err: err}
 	}
 	if c.Bool("json") {
 		return printJSON(stdout(c), map[string]any{"file": out, "bytes": n, "records": res.Records, "ok": res.OK, "head": res.Head})
 	}
-	fmt.Fprintf(stdout(c), "Exported %d audit records (%d bytes) to %s.\n", res.Records, n, out)
+	i18n.Fprintf(stdout(c), "Exported %d audit records (%d bytes) to %s.\n", res.Records, n, out)
 	if !res.OK {
-		return &client.Error{Op: "exporting the audit log", Err: errors.New("the exported chain does not verify: record " + fmt.Sprint(res.BadSeq) + ": " + res.Reason),
-			Hint: "the file is kept as evidence; run dozo audit verify"}
+		return &client.Error{Op: i18n.T("exporting the audit log"), Err: errors.New("the exported chain does not verify: record " + fmt.Sprint(res.BadSeq) + ": " + res.Reason),
+			Hint: i18n.T("the file is kept as evidence; run dozo audit verify")}
 	}
 	return nil
 }

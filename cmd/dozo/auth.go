@@ -15,6 +15,7 @@ import (
 
 	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/client"
+	"github.com/dozo-vault/dozo/internal/i18n"
 	"github.com/dozo-vault/dozo/vault"
 )
 
@@ -65,7 +66,7 @@ func loginMethod(c *cli.Context, d *client.Dir) (string, error) {
 		m = client.MethodUserpass
 	}
 	if !slices.Contains(client.LoginMethods, m) {
-		return "", &client.Error{Op: "logging in", Err: fmt.Errorf("unknown login method %q", m), Hint: "use --method " + strings.Join(client.LoginMethods, ", ")}
+		return "", &client.Error{Op: i18n.T("logging in"), Err: i18n.Errorf("unknown login method %q", m), Hint: "use --method " + strings.Join(client.LoginMethods, ", ")}
 	}
 	return m, nil
 }
@@ -93,7 +94,7 @@ func runLogin(c *cli.Context) error {
 	} else {
 		if user == "" {
 			if user, err = prompt("User name: ", false); err != nil {
-				return &client.Error{Op: "reading the user name", Err: err, Hint: "pass --username"}
+				return &client.Error{Op: i18n.T("reading the user name"), Err: err, Hint: i18n.T("pass --username")}
 			}
 		}
 		pw, err := readPassword(c, user)
@@ -141,12 +142,12 @@ func runLogin(c *cli.Context) error {
 	if method == client.MethodToken {
 		switch {
 		case l.Broker == "":
-			return &client.Error{Op: "checking the token", Err: errors.New("no dozod to check it with"), Hint: "pass --broker or set DOZO_BROKER"}
+			return &client.Error{Op: i18n.T("checking the token"), Err: i18n.New("no dozod to check it with"), Hint: i18n.T("pass --broker or set DOZO_BROKER")}
 		case confirmErr != nil:
-			return &client.Error{Op: "checking the token with dozod", Err: confirmErr}
+			return &client.Error{Op: i18n.T("checking the token with dozod"), Err: confirmErr}
 		}
 	} else if confirmErr != nil {
-		fmt.Fprintf(stderr(c), "dozo: logged in to Vault, but dozod did not confirm: %s\n", client.Format(confirmErr, c.Bool("debug")))
+		i18n.Fprintf(stderr(c), "dozo: logged in to Vault, but dozod did not confirm: %s\n", client.Format(confirmErr, c.Bool("debug")))
 	}
 	if err := d.SaveLogin(tok, l); err != nil {
 		return err
@@ -159,14 +160,14 @@ func runLogin(c *cli.Context) error {
 	if c.Bool("json") {
 		return printJSON(stdout(c), out)
 	}
-	fmt.Fprintf(stdout(c), "Logged in as %s (%s)", out.Username, method)
+	i18n.Fprintf(stdout(c), "Logged in as %s (%s)", out.Username, method)
 	if len(out.Roles) > 0 {
-		fmt.Fprintf(stdout(c), "; roles: %s", strings.Join(out.Roles, ", "))
+		i18n.Fprintf(stdout(c), "; roles: %s", strings.Join(out.Roles, ", "))
 	}
 	if out.TokenTTL > 0 {
-		fmt.Fprintf(stdout(c), "; token valid for %s", time.Duration(out.TokenTTL)*time.Second)
+		i18n.Fprintf(stdout(c), "; token valid for %s", time.Duration(out.TokenTTL)*time.Second)
 	}
-	fmt.Fprintf(stdout(c), ".\nToken stored in %s (readable by you only).\n", d.Path)
+	i18n.Fprintf(stdout(c), ".\nToken stored in %s (readable by you only).\n", d.Path)
 	return nil
 }
 
@@ -174,7 +175,7 @@ func runLogin(c *cli.Context) error {
 func prompt(question string, secret bool) (string, error) {
 	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
 	if err != nil {
-		return "", errors.New("no terminal to prompt on")
+		return "", i18n.New("no terminal to prompt on")
 	}
 	defer tty.Close()
 	fmt.Fprint(tty, question)
@@ -188,7 +189,7 @@ func prompt(question string, secret bool) (string, error) {
 		return "", err
 	}
 	if line = strings.TrimSpace(line); line == "" {
-		return "", errors.New("nothing entered")
+		return "", i18n.New("nothing entered")
 	}
 	return line, nil
 }
@@ -197,10 +198,10 @@ func prompt(question string, secret bool) (string, error) {
 func readLine(c *cli.Context, op, hint string) (string, error) {
 	line, err := bufio.NewReader(c.App.Reader).ReadString('\n')
 	if err != nil && !(errors.Is(err, io.EOF) && line != "") {
-		return "", &client.Error{Op: op, Err: errors.New("nothing on standard input"), Hint: hint}
+		return "", &client.Error{Op: op, Err: i18n.New("nothing on standard input"), Hint: hint}
 	}
 	if line = strings.TrimRight(line, "\r\n"); line == "" {
-		return "", &client.Error{Op: op, Err: errors.New("empty first line on standard input"), Hint: hint}
+		return "", &client.Error{Op: op, Err: i18n.New("empty first line on standard input"), Hint: hint}
 	}
 	return line, nil
 }
@@ -214,7 +215,7 @@ func readPassword(c *cli.Context, user string) (string, error) {
 	}
 	pw, err := prompt(fmt.Sprintf("Vault password for %s: ", user), true)
 	if err != nil {
-		return "", &client.Error{Op: op, Err: err, Hint: "use --password-stdin"}
+		return "", &client.Error{Op: op, Err: err, Hint: i18n.T("use --password-stdin")}
 	}
 	return pw, nil
 }
@@ -243,7 +244,7 @@ func runWhoami(c *cli.Context) error {
 	}
 	u, err := cl.WhoAmI(c.Context)
 	if err != nil {
-		return &client.Error{Op: "asking dozod who you are", Err: err}
+		return &client.Error{Op: i18n.T("asking dozod who you are"), Err: err}
 	}
 	local := ""
 	if id, err := d.Identity(); err == nil {
@@ -267,30 +268,30 @@ func runWhoami(c *cli.Context) error {
 			u.Mount, u.EntityID, nonNil(u.Groups)})
 	}
 	w := table(stdout(c))
-	fmt.Fprintf(w, "user\t%s\n", u.Name)
+	i18n.Fprintf(w, "user\t%s\n", u.Name)
 	if u.Mount != "" {
-		fmt.Fprintf(w, "login\t%s (Vault auth mount), identity entity %s\n", u.Mount, u.EntityID)
+		i18n.Fprintf(w, "login\t%s (Vault auth mount), identity entity %s\n", u.Mount, u.EntityID)
 	}
-	fmt.Fprintf(w, "groups\t%s\n", joinOr(u.Groups, "(none that dozod maps to a role)"))
-	fmt.Fprintf(w, "roles\t%s\n", joinOr(u.Roles, "(none)"))
+	i18n.Fprintf(w, "groups\t%s\n", joinOr(u.Groups, i18n.T("(none that dozod maps to a role)")))
+	i18n.Fprintf(w, "roles\t%s\n", joinOr(u.Roles, i18n.T("(none)")))
 	if u.Frozen {
-		fmt.Fprintf(w, "FROZEN\tby an administrator: everything but whoami is refused\n")
+		i18n.Fprintf(w, "FROZEN\tby an administrator: everything but whoami is refused\n")
 	}
-	fmt.Fprintf(w, "broker\t%s\n", cl.Broker())
+	i18n.Fprintf(w, "broker\t%s\n", cl.Broker())
 	if u.TokenTTL > 0 {
-		fmt.Fprintf(w, "token expires in\t%s\n", time.Duration(u.TokenTTL)*time.Second)
+		i18n.Fprintf(w, "token expires in\t%s\n", time.Duration(u.TokenTTL)*time.Second)
 	}
 	switch {
 	case u.Recipient == "" && local == "":
-		fmt.Fprintf(w, "key\tnone (run 'dozo keygen' and 'dozo key register' to fetch files)\n")
+		i18n.Fprintf(w, "key\tnone (run 'dozo keygen' and 'dozo key register' to fetch files)\n")
 	case u.Recipient == "":
-		fmt.Fprintf(w, "key\tlocal identity not registered (run 'dozo key register')\n")
+		i18n.Fprintf(w, "key\tlocal identity not registered (run 'dozo key register')\n")
 	case local == "":
-		fmt.Fprintf(w, "key\t%s registered, but no local identity in %s\n", short(u.Recipient), d.Path)
+		i18n.Fprintf(w, "key\t%s registered, but no local identity in %s\n", short(u.Recipient), d.Path)
 	case local != u.Recipient:
-		fmt.Fprintf(w, "key\tMISMATCH: dozod has %s, your identity is %s (run 'dozo key register')\n", short(u.Recipient), short(local))
+		i18n.Fprintf(w, "key\tMISMATCH: dozod has %s, your identity is %s (run 'dozo key register')\n", short(u.Recipient), short(local))
 	default:
-		fmt.Fprintf(w, "key\t%s (registered, matches your identity)\n", short(local))
+		i18n.Fprintf(w, "key\t%s (registered, matches your identity)\n", short(local))
 	}
 	return w.Flush()
 }
@@ -342,22 +343,22 @@ func runLogout(c *cli.Context) error {
 			addr = c.String("vault-addr")
 		}
 		if err := client.RevokeToken(c.Context, addr, c.String("vault-ca-cert"), tok); err != nil {
-			fmt.Fprintf(stderr(c), "dozo: could not revoke the token at Vault (%v); forgetting it anyway\n", err)
+			i18n.Fprintf(stderr(c), "dozo: could not revoke the token at Vault (%v); forgetting it anyway\n", err)
 		} else {
 			revoked = addr != ""
 		}
 	}
 	had, err := d.Logout()
 	if err != nil {
-		return &client.Error{Op: "logging out", Err: err}
+		return &client.Error{Op: i18n.T("logging out"), Err: err}
 	}
 	if c.Bool("json") {
 		return printJSON(stdout(c), map[string]bool{"logged_out": had, "revoked": revoked})
 	}
 	if had {
-		fmt.Fprintln(stdout(c), "Logged out.")
+		i18n.Fprintln(stdout(c), "Logged out.")
 	} else {
-		fmt.Fprintln(stdout(c), "Not logged in.")
+		i18n.Fprintln(stdout(c), "Not logged in.")
 	}
 	return nil
 }
@@ -394,7 +395,7 @@ func keygenCommand() *cli.Command {
 			if c.Bool("json") {
 				return printJSON(stdout(c), map[string]string{"identity_file": d.IdentityPath(), "recipient": id.Public})
 			}
-			fmt.Fprintf(stdout(c), "Created %s\nPublic key: %s\nNext: dozo key register\n", d.IdentityPath(), id.Public)
+			i18n.Fprintf(stdout(c), "Created %s\nPublic key: %s\nNext: dozo key register\n", d.IdentityPath(), id.Public)
 			return nil
 		},
 	}
@@ -426,16 +427,16 @@ func keyCommand() *cli.Command {
 				}
 				id, err := d.Identity()
 				if err != nil {
-					return &client.Error{Op: "registering your key", Err: err}
+					return &client.Error{Op: i18n.T("registering your key"), Err: err}
 				}
 				u, err := cl.SetRecipient(c.Context, id.Public)
 				if err != nil {
-					return &client.Error{Op: "registering your key", Err: err}
+					return &client.Error{Op: i18n.T("registering your key"), Err: err}
 				}
 				if c.Bool("json") {
 					return printJSON(stdout(c), u)
 				}
-				fmt.Fprintf(stdout(c), "Registered %s for %s.\n", short(id.Public), u.Name)
+				i18n.Fprintf(stdout(c), "Registered %s for %s.\n", short(id.Public), u.Name)
 				return nil
 			},
 		}},

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -9,6 +8,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/dozo-vault/dozo/client"
+	"github.com/dozo-vault/dozo/internal/i18n"
 )
 
 func checksumsCommand() *cli.Command {
@@ -39,7 +39,7 @@ func runChecksums(c *cli.Context) error {
 		return err
 	}
 	if c.Bool("md5") && c.Bool("sha256") {
-		return badArg(c, errors.New("--md5 and --sha256 do not combine; run it twice"))
+		return badArg(c, i18n.New("--md5 and --sha256 do not combine; run it twice"))
 	}
 	id := c.Args().First()
 	cl, _, err := newClient(c)
@@ -48,7 +48,7 @@ func runChecksums(c *cli.Context) error {
 	}
 	fs, err := cl.ListFiles(c.Context, id)
 	if err != nil {
-		return &client.Error{Op: "listing files of " + id, Err: err}
+		return &client.Error{Op: i18n.Sprintf("listing files of %s", id), Err: err}
 	}
 	md5 := c.Bool("md5")
 	var missing []string

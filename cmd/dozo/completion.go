@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/dozo-vault/dozo/internal/i18n"
 )
 
 func completionCommand() *cli.Command {
@@ -39,7 +41,7 @@ func runCompletion(c *cli.Context) error {
 		}
 		script = s
 	default:
-		return badArg(c, fmt.Errorf("unknown shell %q", sh))
+		return badArg(c, i18n.Errorf("unknown shell %q", sh))
 	}
 	if c.Bool("json") {
 		return printJSON(stdout(c), map[string]string{"shell": c.Args().First(), "script": script})

@@ -15,6 +15,7 @@ import (
 
 	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/client"
+	"github.com/dozo-vault/dozo/internal/i18n"
 	"github.com/dozo-vault/dozo/internal/units"
 	"github.com/dozo-vault/dozo/storage"
 	"github.com/dozo-vault/dozo/transfer"
@@ -75,7 +76,7 @@ func runUpload(c *cli.Context) error {
 		return needArgs(c, 1, "at least one FILE")
 	}
 	if c.String("name") != "" && len(files) > 1 {
-		return badArg(c, errors.New("--name needs exactly one FILE"))
+		return badArg(c, i18n.New("--name needs exactly one FILE"))
 	}
 	ds := c.String("dataset")
 	if err := api.ValidateDatasetID(ds); err != nil {
@@ -91,10 +92,10 @@ func runUpload(c *cli.Context) error {
 	for _, f := range files {
 		fi, err := os.Stat(f)
 		if err != nil {
-			return &client.Error{Op: "uploading " + f, Err: err, Hint: "check the path"}
+			return &client.Error{Op: i18n.Sprintf("uploading %s", f), Err: err, Hint: i18n.T("check the path")}
 		}
 		if !fi.Mode().IsRegular() {
-			return &client.Error{Op: "uploading " + f, Err: errors.New("not a regular file")}
+			return &client.Error{Op: i18n.Sprintf("uploading %s", f), Err: i18n.New("not a regular file")}
 		}
 		if err := transfer.CheckUploadSource(f); err != nil {
 			return err
@@ -104,10 +105,10 @@ func runUpload(c *cli.Context) error {
 			name = client.DefaultName(f)
 		}
 		if err := client.ValidateName(name); err != nil {
-			return &client.Error{Op: "uploading " + f, Err: err, Hint: "rename the file or use --name"}
+			return &client.Error{Op: i18n.Sprintf("uploading %s", f), Err: err, Hint: i18n.T("rename the file or use --name")}
 		}
 		if prev, dup := names[name]; dup {
-			return &client.Error{Op: "uploading " + f, Err: fmt.Errorf("%s and %s would both be named %q", prev, f, name), Hint: "upload one of them separately with --name"}
+			return &client.Error{Op: i18n.Sprintf("uploading %s", f), Err: i18n.Errorf("%s and %s would both be named %q", prev, f, name), Hint: i18n.T("upload one of them separately with --name")}
 		}
 		names[name] = f
 		total += fi.Size()
@@ -121,7 +122,7 @@ func runUpload(c *cli.Context) error {
 	}
 	id, err := d.Identity()
 	if err != nil && !errors.Is(err, client.ErrNoIdentity) {
-		return &client.Error{Op: "loading your age identity", Err: err}
+		return &client.Error{Op: i18n.T("loading your age identity"), Err: err}
 	}
 	p := newProgress(stderr(c), total, len(files))
 	if c.Bool("quiet") {
@@ -155,10 +156,10 @@ func runUpload(c *cli.Context) error {
 		if !c.Bool("json") && !c.Bool("quiet") {
 			// One line per file; the whole hashes with --wide (and
 			// `dozo checksums` lists them for sha256sum -c).
-			fmt.Fprintf(stdout(c), "uploaded %s -> %s/%s (%s; sha256 %s)\n",
+			i18n.Fprintf(stdout(c), "uploaded %s -> %s/%s (%s; sha256 %s)\n",
 				f, o.Dataset, o.Name, uploadSummary(res), shortHash(o.SHA256, c.Bool("wide")))
 			if c.Bool("wide") {
-				fmt.Fprintf(stdout(c), "  md5 %s\n", o.MD5)
+				i18n.Fprintf(stdout(c), "  md5 %s\n", o.MD5)
 			}
 		}
 	}
@@ -183,7 +184,7 @@ type uploadPlan struct {
 func uploadDryRun(c *cli.Context, cl *client.Client, d *client.Dir, ds string, files []string) error {
 	existing, err := cl.ListFiles(c.Context, ds)
 	if err != nil {
-		return &client.Error{Op: "listing files of " + ds, Err: err}
+		return &client.Error{Op: i18n.Sprintf("listing files of %s", ds), Err: err}
 	}
 	have := map[string]api.File{}
 	for _, f := range existing {
@@ -226,7 +227,7 @@ func uploadDryRun(c *cli.Context, cl *client.Client, d *client.Dir, ds string, f
 		}
 		fmt.Fprintln(w, line)
 	}
-	fmt.Fprintf(w, "dry run: %s to upload, %d to resume, %d to skip; up to %s to send; nothing was sent\n",
+	i18n.Fprintf(w, "dry run: %s to upload, %d to resume, %d to skip; up to %s to send; nothing was sent\n",
 		plural(counts["upload"], "file", "files"), counts["resume"], counts["skip"], units.FormatSize(send))
 	return nil
 }
@@ -336,7 +337,7 @@ func runFetch(c *cli.Context) error {
 		rng = &r
 	}
 	if rng != nil && c.Bool("raw") {
-		return badArg(c, errors.New("--range and --raw do not combine (a range of an age file is not an age file)"))
+		return badArg(c, i18n.New("--range and --raw do not combine (a range of an age file is not an age file)"))
 	}
 	if err := checkConcurrency(c); err != nil {
 		return err
@@ -356,7 +357,7 @@ func runFetch(c *cli.Context) error {
 		out = "-"
 	}
 	if out == "-" && !c.Bool("force") && isTerminal(stdout(c)) {
-		return badArg(c, errors.New("standard output is a terminal; pipe it (e.g. | samtools view -) or write a file with -o PATH (--force sends it anyway)"))
+		return badArg(c, i18n.New("standard output is a terminal; pipe it (e.g. | samtools view -) or write a file with -o PATH (--force sends it anyway)"))
 	}
 	p := newProgress(stderr(c), 0, 1)
 	if c.Bool("quiet") {
@@ -427,27 +428,27 @@ func runFetch(c *cli.Context) error {
 		return nil
 	}
 	sums := checksumNames(res.Checksums)
-	what := "verified: pieces, chunks, " + sums
+	what := i18n.Sprintf("verified: pieces, chunks, %s", sums)
 	switch {
 	case rng != nil && res.Verified: // the range was the whole file
-		what = fmt.Sprintf("bytes %d-%d, the whole file; verified: pieces, chunks, %s", res.From, res.From+res.Bytes-1, sums)
+		what = i18n.Sprintf("bytes %d-%d, the whole file; verified: pieces, chunks, %s", res.From, res.From+res.Bytes-1, sums)
 	case rng != nil:
-		what = fmt.Sprintf("bytes %d-%d; verified: pieces and chunks", res.From, res.From+res.Bytes-1)
+		what = i18n.Sprintf("bytes %d-%d; verified: pieces and chunks", res.From, res.From+res.Bytes-1)
 	case !res.Verified:
-		what = "verified: pieces and chunks (the catalog has no checksums)"
+		what = i18n.T("verified: pieces and chunks (the catalog has no checksums)")
 	case c.Bool("raw"):
-		what = "age file; verified: pieces, and it decrypts to the catalog's " + sums
+		what = i18n.Sprintf("age file; verified: pieces, and it decrypts to the catalog's %s", sums)
 	}
 	dest := res.Output // -o DIR: DIR/NAME
 	if out == "-" {
-		dest = "standard output"
+		dest = i18n.T("standard output")
 	}
 	if res.Resumed {
-		what = fmt.Sprintf("resumed at %s; %s", units.FormatSize(res.From), what)
+		what = i18n.Sprintf("resumed at %s; %s", units.FormatSize(res.From), what)
 	}
-	fmt.Fprintf(w, "fetched %s/%s -> %s (%s in %s, %s; %s)\n", ds, name, dest, units.FormatSize(res.Bytes), res.Elapsed.Round(10*time.Millisecond), rate(res.Bytes, res.Elapsed), what)
+	i18n.Fprintf(w, "fetched %s/%s -> %s (%s in %s, %s; %s)\n", ds, name, dest, units.FormatSize(res.Bytes), res.Elapsed.Round(10*time.Millisecond), rate(res.Bytes, res.Elapsed), what)
 	if res.Stats.SegmentsDegraded > 0 {
-		fmt.Fprintf(w, "  note: %s needed parity (%s); the data is intact\n",
+		i18n.Fprintf(w, "  note: %s needed parity (%s); the data is intact\n",
 			plural(int(res.Stats.SegmentsDegraded), "segment", "segments"), plural(int(res.Stats.PiecesBad), "bad piece", "bad pieces"))
 	}
 	return nil

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/client"
+	"github.com/dozo-vault/dozo/internal/i18n"
 	"github.com/dozo-vault/dozo/internal/units"
 	"github.com/dozo-vault/dozo/storage"
 )
@@ -93,13 +93,13 @@ func datasetCommand() *cli.Command {
 // them, by dozod's own rule (api.ValidateSegmentSize).
 func parseDatasetLayout(rs, seg string) (k, m int, plain int64, err error) {
 	if k, m, err = storage.ParseRS(rs); err != nil {
-		return 0, 0, 0, fmt.Errorf("bad --rs %q: want K+M, e.g. 4+2", rs)
+		return 0, 0, 0, i18n.Errorf("bad --rs %q: want K+M, e.g. 4+2", rs)
 	}
 	if plain, err = units.ParseSize(seg); err != nil {
-		return 0, 0, 0, fmt.Errorf("bad --segment-size: %w", err)
+		return 0, 0, 0, i18n.Errorf("bad --segment-size: %w", err)
 	}
 	if err := api.ValidateSegmentSize(plain, k); err != nil {
-		return 0, 0, 0, fmt.Errorf("bad --segment-size %s for --rs %s: %w", seg, rs, err)
+		return 0, 0, 0, i18n.Errorf("bad --segment-size %s for --rs %s: %w", seg, rs, err)
 	}
 	return k, m, plain, nil
 }
@@ -124,12 +124,12 @@ func runDatasetCreate(c *cli.Context) error {
 	}
 	ds, err := cl.CreateDataset(c.Context, req)
 	if err != nil {
-		return &client.Error{Op: "creating dataset " + id, Err: err}
+		return &client.Error{Op: i18n.Sprintf("creating dataset %s", id), Err: err}
 	}
 	if c.Bool("json") {
 		return printJSON(stdout(c), ds)
 	}
-	fmt.Fprintf(stdout(c), "Created dataset %s (%d+%d, %s segments; %s, grants of at most %d days).\n",
+	i18n.Fprintf(stdout(c), "Created dataset %s (%d+%d, %s segments; %s, grants of at most %d days).\n",
 		ds.ID, ds.K, ds.M, units.FormatSize(ds.PlainSegmentSize), ds.AccessLevel, ds.MaxUseDays)
 	return nil
 }
@@ -144,7 +144,7 @@ func runDatasetList(c *cli.Context) error {
 	}
 	ds, err := cl.ListDatasets(c.Context)
 	if err != nil {
-		return &client.Error{Op: "listing datasets", Err: err}
+		return &client.Error{Op: i18n.T("listing datasets"), Err: err}
 	}
 	if c.Bool("json") {
 		if ds == nil {
@@ -176,29 +176,29 @@ func runDatasetShow(c *cli.Context) error {
 	}
 	d, err := cl.Dataset(c.Context, id)
 	if err != nil {
-		return &client.Error{Op: "showing dataset " + id, Err: err}
+		return &client.Error{Op: i18n.Sprintf("showing dataset %s", id), Err: err}
 	}
 	if c.Bool("json") {
 		return printJSON(stdout(c), d)
 	}
 	w := table(stdout(c))
-	fmt.Fprintf(w, "id\t%s\n", d.ID)
-	fmt.Fprintf(w, "title\t%s\n", d.Title)
-	fmt.Fprintf(w, "access level\t%s\n", d.AccessLevel)
-	fmt.Fprintf(w, "NBDC dataset id\t%s\n", orNone(d.NBDCID))
-	fmt.Fprintf(w, "NBDC policy id\t%s\n", orNone(d.PolicyID))
-	fmt.Fprintf(w, "max use period\t%d days per grant\n", d.MaxUseDays)
+	i18n.Fprintf(w, "id\t%s\n", d.ID)
+	i18n.Fprintf(w, "title\t%s\n", d.Title)
+	i18n.Fprintf(w, "access level\t%s\n", d.AccessLevel)
+	i18n.Fprintf(w, "NBDC dataset id\t%s\n", orNone(d.NBDCID))
+	i18n.Fprintf(w, "NBDC policy id\t%s\n", orNone(d.PolicyID))
+	i18n.Fprintf(w, "max use period\t%d days per grant\n", d.MaxUseDays)
 	if d.Frozen {
-		fmt.Fprintf(w, "FROZEN\tby an administrator: no reads, uploads or new grants\n")
+		i18n.Fprintf(w, "FROZEN\tby an administrator: no reads, uploads or new grants\n")
 	}
-	fmt.Fprintf(w, "erasure code\t%d+%d (any %d of %d pieces may be lost)\n", d.K, d.M, d.M, d.K+d.M)
-	fmt.Fprintf(w, "segment size\t%s plaintext\n", units.FormatSize(d.PlainSegmentSize))
-	fmt.Fprintf(w, "files\t%d (%s)\n", d.Files, units.FormatSize(d.Bytes))
-	fmt.Fprintf(w, "created\t%s by %s\n", d.CreatedAt.UTC().Format(time.RFC3339), d.CreatedBy)
-	fmt.Fprintf(w, "your access\t%s\n", joinOr(d.Access, "-"))
+	i18n.Fprintf(w, "erasure code\t%d+%d (any %d of %d pieces may be lost)\n", d.K, d.M, d.M, d.K+d.M)
+	i18n.Fprintf(w, "segment size\t%s plaintext\n", units.FormatSize(d.PlainSegmentSize))
+	i18n.Fprintf(w, "files\t%d (%s)\n", d.Files, units.FormatSize(d.Bytes))
+	i18n.Fprintf(w, "created\t%s by %s\n", d.CreatedAt.UTC().Format(time.RFC3339), d.CreatedBy)
+	i18n.Fprintf(w, "your access\t%s\n", joinOr(d.Access, "-"))
 	// dozo keeps user names only, no e-mail or phone: say so, so nobody
 	// looks for contact details that are not there.
-	fmt.Fprintf(w, "custodians\t%s (Vault user names; dozo keeps no contact details: ask your centre)\n", joinOr(d.Custodians, "-"))
+	i18n.Fprintf(w, "custodians\t%s (Vault user names; dozo keeps no contact details: ask your centre)\n", joinOr(d.Custodians, "-"))
 	return w.Flush()
 }
 
@@ -232,7 +232,7 @@ func runLs(c *cli.Context) error {
 	}
 	fs, err := cl.ListFiles(c.Context, id)
 	if err != nil {
-		return &client.Error{Op: "listing files of " + id, Err: err}
+		return &client.Error{Op: i18n.Sprintf("listing files of %s", id), Err: err}
 	}
 	if c.Bool("json") {
 		if fs == nil {
@@ -259,20 +259,20 @@ func runLs(c *cli.Context) error {
 // checkNBDC checks dataset create's NBDC flags before dozod sees them.
 func checkNBDC(req *api.CreateDatasetRequest) error {
 	if err := api.ValidateAccessLevel(req.AccessLevel); err != nil {
-		return fmt.Errorf("bad --access-level: %w", err)
+		return i18n.Errorf("bad --access-level: %w", err)
 	}
 	if req.NBDCID != "" {
 		if err := api.ValidateJGAD(req.NBDCID); err != nil {
-			return fmt.Errorf("bad --jgad: %w", err)
+			return i18n.Errorf("bad --jgad: %w", err)
 		}
 	}
 	if req.PolicyID != "" {
 		if err := api.ValidateJGAP(req.PolicyID); err != nil {
-			return fmt.Errorf("bad --jgap: %w", err)
+			return i18n.Errorf("bad --jgap: %w", err)
 		}
 	}
 	if err := api.ValidateMaxUseDays(req.MaxUseDays); err != nil {
-		return fmt.Errorf("bad --max-use-days: %w", err)
+		return i18n.Errorf("bad --max-use-days: %w", err)
 	}
 	return nil
 }
@@ -331,27 +331,27 @@ func grantCommand() *cli.Command {
 				return badArg(c, err)
 			}
 			if until.Before(today()) {
-				return badArg(c, fmt.Errorf("--until %s is in the past", c.String("until")))
+				return badArg(c, i18n.Errorf("--until %s is in the past", c.String("until")))
 			}
 			req := api.GrantRequest{Until: until.Format(time.DateOnly), ApplicationID: c.String("application"),
 				Institution: c.String("institution"), Reason: c.String("reason"), AllowUnknown: c.Bool("allow-unknown")}
 			if f := c.String("from"); f != "" {
 				from, err := parseDate(f)
 				if err != nil {
-					return badArg(c, fmt.Errorf("--from: %w", err))
+					return badArg(c, i18n.Errorf("--from: %w", err))
 				}
 				if until.Before(from) {
-					return badArg(c, fmt.Errorf("--until %s is before --from %s", req.Until, f))
+					return badArg(c, i18n.Errorf("--until %s is before --from %s", req.Until, f))
 				}
 				req.From = from.Format(time.DateOnly)
 			}
 			if req.ApplicationID != "" {
 				if err := api.ValidateApplicationID(req.ApplicationID); err != nil {
-					return badArg(c, fmt.Errorf("bad --application: %w", err))
+					return badArg(c, i18n.Errorf("bad --application: %w", err))
 				}
 			}
 			if strings.TrimSpace(req.Institution) == "" {
-				return badArg(c, errors.New("--institution is required (the user's institution as approved)"))
+				return badArg(c, i18n.New("--institution is required (the user's institution as approved)"))
 			}
 			cl, _, err := newClient(c)
 			if err != nil {
@@ -364,7 +364,7 @@ func grantCommand() *cli.Command {
 			if c.Bool("json") {
 				return printJSON(stdout(c), g)
 			}
-			fmt.Fprintf(stdout(c), "Granted %s access to %s from %s until %s (%s).%s\n", g.User, g.Dataset, g.From, g.Until.UTC().Format(time.DateOnly), g.State,
+			i18n.Fprintf(stdout(c), "Granted %s access to %s from %s until %s (%s).%s\n", g.User, g.Dataset, g.From, g.Until.UTC().Format(time.DateOnly), g.State,
 				pendingNote(g.Pending))
 			return nil
 		},
@@ -391,7 +391,7 @@ func revokeCommand() *cli.Command {
 			}
 			ds, user := c.Args().Get(0), c.Args().Get(1)
 			if strings.TrimSpace(c.String("reason")) == "" {
-				return badArg(c, errors.New("--reason is required (it goes in the register)"))
+				return badArg(c, i18n.New("--reason is required (it goes in the register)"))
 			}
 			cl, _, err := newClient(c)
 			if err != nil {
@@ -404,7 +404,7 @@ func revokeCommand() *cli.Command {
 			if c.Bool("json") {
 				return printJSON(stdout(c), g)
 			}
-			fmt.Fprintf(stdout(c), "Revoked %s's access to %s.\n", g.User, g.Dataset)
+			i18n.Fprintf(stdout(c), "Revoked %s's access to %s.\n", g.User, g.Dataset)
 			return nil
 		},
 	}
@@ -432,6 +432,7 @@ func grantsCommand() *cli.Command {
 			&cli.BoolFlag{Name: "history", Usage: "include superseded periods (every change)"},
 			&cli.StringFlag{Name: "expiring", Usage: "only running grants ending within `DAYS` (e.g. 30d or 30; today is 0) that nothing follows"},
 			&cli.BoolFlag{Name: "csv", Usage: "print CSV (for the NBDC register) on standard output"},
+			excelFlag,
 			jsonFlag,
 		},
 		Action: func(c *cli.Context) error {
@@ -439,17 +440,20 @@ func grantsCommand() *cli.Command {
 				return needArgs(c, 1, "at most one DATASET")
 			}
 			if c.Bool("csv") && c.Bool("json") {
-				return badArg(c, errors.New("--csv and --json: choose one"))
+				return badArg(c, i18n.New("--csv and --json: choose one"))
+			}
+			if err := checkExcel(c); err != nil {
+				return err
 			}
 			ds := c.Args().First()
 			days := -1
 			if e := c.String("expiring"); e != "" {
 				n, err := strconv.Atoi(strings.TrimSuffix(e, "d"))
 				if err != nil || n < 0 || n > 366 {
-					return badArg(c, fmt.Errorf("--expiring %q: want a number of days 0..366, e.g. 30d", e))
+					return badArg(c, i18n.Errorf("--expiring %q: want a number of days 0..366, e.g. 30d", e))
 				}
 				if c.Bool("history") {
-					return badArg(c, errors.New("--expiring lists running grants; it does not combine with --history"))
+					return badArg(c, i18n.New("--expiring lists running grants; it does not combine with --history"))
 				}
 				days = n
 			}
@@ -476,7 +480,11 @@ func grantsCommand() *cli.Command {
 			case c.Bool("json"):
 				return printJSON(stdout(c), gs)
 			case c.Bool("csv"):
-				return client.WriteGrantsCSV(stdout(c), gs)
+				w, err := csvOut(c)
+				if err != nil {
+					return err
+				}
+				return client.WriteGrantsCSV(w, gs)
 			}
 			w := table(stdout(c))
 			fmt.Fprintln(w, "ID\tDATASET\tUSER\tFROM\tUNTIL\tSTATE\tAPPLICATION\tINSTITUTION\tGRANTED BY\tGRANTED AT")
@@ -526,7 +534,7 @@ func membersCommand() *cli.Command {
 			}
 			ms, err := cl.Members(c.Context, ds)
 			if err != nil {
-				return &client.Error{Op: "listing members of " + ds, Err: err}
+				return &client.Error{Op: i18n.Sprintf("listing members of %s", ds), Err: err}
 			}
 			if ms == nil {
 				ms = []api.Member{}
@@ -595,7 +603,7 @@ func runMember(c *cli.Context) error {
 	}
 	ds, user, role := c.Args().Get(0), c.Args().Get(1), c.String("role")
 	if role != api.RoleCustodian && role != api.RoleSubmitter {
-		return badArg(c, fmt.Errorf("--role %q: want custodian or submitter", role))
+		return badArg(c, i18n.Errorf("--role %q: want custodian or submitter", role))
 	}
 	cl, _, err := newClient(c)
 	if err != nil {
@@ -614,9 +622,9 @@ func runMember(c *cli.Context) error {
 		return printJSON(stdout(c), m)
 	}
 	if c.Command.Name == "add" {
-		fmt.Fprintf(stdout(c), "%s is now %s of %s.%s\n", m.User, m.Role, m.Dataset, pendingNote(m.Pending))
+		i18n.Fprintf(stdout(c), "%s is now %s of %s.%s\n", m.User, m.Role, m.Dataset, pendingNote(m.Pending))
 	} else {
-		fmt.Fprintf(stdout(c), "%s is no longer %s of %s.\n", user, role, ds)
+		i18n.Fprintf(stdout(c), "%s is no longer %s of %s.\n", user, role, ds)
 	}
 	return nil
 }

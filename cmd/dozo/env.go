@@ -2,18 +2,17 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
 	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/client"
+	"github.com/dozo-vault/dozo/internal/i18n"
 	"github.com/dozo-vault/dozo/internal/suggest"
 )
 
@@ -123,7 +122,7 @@ func stdout(c *cli.Context) io.Writer {
 
 func notice(c *cli.Context) func(string, ...any) {
 	return func(format string, args ...any) {
-		fmt.Fprintf(stderr(c), "dozo: "+format+"\n", args...)
+		fmt.Fprintf(stderr(c), "dozo: "+i18n.T(format)+"\n", args...)
 	}
 }
 
@@ -143,10 +142,6 @@ func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
-}
-
-func table(w io.Writer) *tabwriter.Writer {
-	return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 }
 
 // isTerminal reports whether w is a terminal (for progress bars and
@@ -172,7 +167,7 @@ func datasetIDArg(c *cli.Context) (string, error) {
 // needArgs checks the number of positional arguments.
 func needArgs(c *cli.Context, n int, what string) error {
 	if c.NArg() != n {
-		return badArg(c, fmt.Errorf("want %s, got %s", what, plural(c.NArg(), "argument", "arguments")))
+		return badArg(c, i18n.Errorf("want %s, got %s", what, plural(c.NArg(), "argument", "arguments")))
 	}
 	return nil
 }
@@ -190,39 +185,40 @@ const exitUsage = 2
 // usageErr is a mistake on the command line of command name ("" for dozo
 // itself): it points to the help and exits with status 2.
 func usageErr(name string, err error) error {
-	hint := "see dozo --help"
+	hint := i18n.T("see dozo --help")
 	if name != "" {
-		hint = "see dozo " + name + " --help"
+		hint = i18n.Sprintf("see dozo %s --help", name)
 	}
 	op := name
 	if op == "" {
-		op = "reading the command line"
+		op = i18n.T("reading the command line")
 	}
 	return &exitError{code: exitUsage, err: &client.Error{Op: op, Err: err, Hint: hint}}
 }
 
-// plural is "1 file", "2 files".
+// plural is "1 file", "2 files" (in Japanese "1 ファイル", "2 ファイル":
+// both words go through the catalog).
 func plural(n int, one, many string) string {
 	if n == 1 {
-		return "1 " + one
+		return "1 " + i18n.T(one)
 	}
-	return fmt.Sprintf("%d %s", n, many)
+	return fmt.Sprintf("%d %s", n, i18n.T(many))
 }
 
 // pluralWord is one or many by n, without the number.
 func pluralWord(n int, one, many string) string {
 	if n == 1 {
-		return one
+		return i18n.T(one)
 	}
-	return many
+	return i18n.T(many)
 }
 
 // allOf is "the 1 segment", "all 3 segments".
 func allOf(n int, one, many string) string {
 	if n == 1 {
-		return "the 1 " + one
+		return i18n.Sprintf("the 1 %s", i18n.T(one))
 	}
-	return fmt.Sprintf("all %d %s", n, many)
+	return i18n.Sprintf("all %d %s", n, i18n.T(many))
 }
 
 // joinInts writes numbers as words do: "0, 3 and 5".
@@ -250,12 +246,12 @@ func unknownCommand(app *cli.App, args []string) error {
 			if path != "" {
 				return nil // urfave/cli's help of a command group
 			}
-			return usageErr("", errors.New(`unknown command "help"; did you mean "dozo --help" or "dozo COMMAND --help"?`))
+			return usageErr("", i18n.New(`unknown command "help"; did you mean "dozo --help" or "dozo COMMAND --help"?`))
 		}
 		if cmd == nil {
-			err := fmt.Errorf("unknown command %q", a)
+			err := i18n.Errorf("unknown command %q", a)
 			if s := suggestCommand(a, cmds); s != "" {
-				err = fmt.Errorf("unknown command %q; did you mean %q?", a, strings.TrimSpace(path+" "+s))
+				err = i18n.Errorf("unknown command %q; did you mean %q?", a, strings.TrimSpace(path+" "+s))
 			}
 			return usageErr(path, err)
 		}

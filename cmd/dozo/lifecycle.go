@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/client"
+	"github.com/dozo-vault/dozo/internal/i18n"
 	"github.com/dozo-vault/dozo/internal/units"
 )
 
@@ -114,20 +114,20 @@ func runRotateKey(c *cli.Context) error {
 	}
 	r, err := cl.RotateKey(c.Context, id)
 	if err != nil {
-		return &client.Error{Op: "rotating the key of " + id, Err: err}
+		return &client.Error{Op: i18n.Sprintf("rotating the key of %s", id), Err: err}
 	}
 	if c.Bool("json") {
 		return printJSON(stdout(c), r)
 	}
 	resumed := ""
 	if r.Resumed {
-		resumed = " (resumed)"
+		resumed = i18n.T(" (resumed)")
 	}
-	fmt.Fprintf(stdout(c), "Rotated the key of %s%s: version %d -> %d; %d of %d files' headers rewrapped; versions below %d retired.\n"+
+	i18n.Fprintf(stdout(c), "Rotated the key of %s%s: version %d -> %d; %d of %d files' headers rewrapped; versions below %d retired.\n"+
 		"Payloads were not re-encrypted: file keys grantees already obtained still decrypt their files.\n",
 		r.Dataset, resumed, r.FromVersion, r.ToVersion, r.Rewrapped, r.Files, r.ToVersion)
 	for _, name := range r.AbortedUploads {
-		fmt.Fprintf(stderr(c), "dozo: upload of %q began during the rotation and was ended; upload it again\n", name)
+		i18n.Fprintf(stderr(c), "dozo: upload of %q began during the rotation and was ended; upload it again\n", name)
 	}
 	return nil
 }
@@ -135,7 +135,7 @@ func runRotateKey(c *cli.Context) error {
 func runDatasetDelete(c *cli.Context) error {
 	if c.Bool("cancel") {
 		if c.IsSet("confirm") || c.IsSet("report") {
-			return badArg(c, fmt.Errorf("--cancel takes no --confirm or --report; nothing was changed"))
+			return badArg(c, i18n.Errorf("--cancel takes no --confirm or --report; nothing was changed"))
 		}
 		return runDatasetUndelete(c)
 	}
@@ -147,7 +147,7 @@ func runDatasetDelete(c *cli.Context) error {
 		return deleteDryRun(c, id)
 	}
 	if c.String("confirm") != id {
-		return badArg(c, fmt.Errorf("--confirm %q does not repeat the dataset id %q; nothing was deleted", c.String("confirm"), id))
+		return badArg(c, i18n.Errorf("--confirm %q does not repeat the dataset id %q; nothing was deleted", c.String("confirm"), id))
 	}
 	base, err := reportBase(c, id)
 	if err != nil {
@@ -159,7 +159,7 @@ func runDatasetDelete(c *cli.Context) error {
 	}
 	st, err := cl.DeleteDataset(c.Context, id, c.String("confirm"))
 	if err != nil {
-		return &client.Error{Op: "deleting dataset " + id, Err: err}
+		return &client.Error{Op: i18n.Sprintf("deleting dataset %s", id), Err: err}
 	}
 	if st.Report != nil {
 		return writeReport(c, st.Report, base, st)
@@ -167,7 +167,7 @@ func runDatasetDelete(c *cli.Context) error {
 	if c.Bool("json") {
 		return printJSON(stdout(c), st)
 	}
-	fmt.Fprintf(stdout(c), "Deletion of %s scheduled at %s by %s; it runs at %s.\n"+
+	i18n.Fprintf(stdout(c), "Deletion of %s scheduled at %s by %s; it runs at %s.\n"+
 		"The dataset is hidden from everyone now; nothing is destroyed before then.\n"+
 		"Cancel with `dozo dataset undelete %s`. After %s dozod runs it by itself\n"+
 		"(`dozo dataset deletion-report %s` then fetches the report), or run this command again.\n",
@@ -183,7 +183,7 @@ func deleteDryRun(c *cli.Context, id string) error {
 	}
 	d, err := cl.Dataset(c.Context, id)
 	if err != nil {
-		return &client.Error{Op: "looking up dataset " + id, Err: err}
+		return &client.Error{Op: i18n.Sprintf("looking up dataset %s", id), Err: err}
 	}
 	grants, gerr := cl.Grants(c.Context, id, false)
 	may := slices.Contains(d.Access, "custodian") || slices.Contains(d.Access, "admin")
@@ -192,20 +192,20 @@ func deleteDryRun(c *cli.Context, id string) error {
 			"current_grants": len(grants), "frozen": d.Frozen, "allowed": may && !d.Frozen, "dry_run": true})
 	}
 	w := stdout(c)
-	fmt.Fprintf(w, "dry run: `dozo dataset delete %s --confirm %s` would schedule the deletion of %s (%q):\n", id, id, id, d.Title)
-	fmt.Fprintf(w, "  %s, %s, hidden from everyone at once", plural(d.Files, "file", "files"), units.FormatSize(d.Bytes))
+	i18n.Fprintf(w, "dry run: `dozo dataset delete %s --confirm %s` would schedule the deletion of %s (%q):\n", id, id, id, d.Title)
+	i18n.Fprintf(w, "  %s, %s, hidden from everyone at once", plural(d.Files, "file", "files"), units.FormatSize(d.Bytes))
 	if gerr == nil {
-		fmt.Fprintf(w, " (%s would end)", plural(len(grants), "current grant", "current grants"))
+		i18n.Fprintf(w, " (%s would end)", plural(len(grants), "current grant", "current grants"))
 	}
-	fmt.Fprintf(w, ";\n  every object and the Vault key destroyed after dozod's grace period (lifecycle.deletion_grace,\n"+
+	i18n.Fprintf(w, ";\n  every object and the Vault key destroyed after dozod's grace period (lifecycle.deletion_grace,\n"+
 		"  7 days by default), unless `dozo dataset undelete %s` cancels it first.\n", id)
 	switch {
 	case d.Frozen:
-		fmt.Fprintln(w, "  It would be refused now: an administrator froze the dataset.")
+		i18n.Fprintln(w, "  It would be refused now: an administrator froze the dataset.")
 	case !may:
-		fmt.Fprintln(w, "  It would be refused: deleting needs a custodian of the dataset or an administrator.")
+		i18n.Fprintln(w, "  It would be refused: deleting needs a custodian of the dataset or an administrator.")
 	}
-	fmt.Fprintln(w, "Nothing was changed.")
+	i18n.Fprintln(w, "Nothing was changed.")
 	return nil
 }
 
@@ -222,12 +222,12 @@ func runDatasetUndelete(c *cli.Context) error {
 	}
 	st, err := cl.UndeleteDataset(c.Context, id)
 	if err != nil {
-		return &client.Error{Op: "cancelling the deletion of " + id, Err: err}
+		return &client.Error{Op: i18n.Sprintf("cancelling the deletion of %s", id), Err: err}
 	}
 	if c.Bool("json") {
 		return printJSON(stdout(c), st)
 	}
-	fmt.Fprintf(stdout(c), "Cancelled the deletion of %s (scheduled at %s by %s, due %s): the dataset is visible again, as it was.\n",
+	i18n.Fprintf(stdout(c), "Cancelled the deletion of %s (scheduled at %s by %s, due %s): the dataset is visible again, as it was.\n",
 		st.Dataset, utc(st.ScheduledAt), st.ScheduledBy, utc(st.RunsAt))
 	return nil
 }
@@ -247,7 +247,7 @@ func runDeletionReport(c *cli.Context) error {
 	}
 	r, err := cl.DeletionReport(c.Context, id)
 	if err != nil {
-		return &client.Error{Op: "fetching the deletion report of " + id, Err: err}
+		return &client.Error{Op: i18n.Sprintf("fetching the deletion report of %s", id), Err: err}
 	}
 	return writeReport(c, r, base, r)
 }
@@ -262,7 +262,7 @@ func reportBase(c *cli.Context, id string) (string, error) {
 	base = strings.TrimSuffix(strings.TrimSuffix(base, ".json"), ".txt")
 	dir := filepath.Dir(base)
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-		return "", badArg(c, fmt.Errorf("--report %s: directory %s does not exist", c.String("report"), dir))
+		return "", badArg(c, i18n.Errorf("--report %s: directory %s does not exist", c.String("report"), dir))
 	}
 	return base, nil
 }
@@ -276,15 +276,15 @@ func writeReport(c *cli.Context, r *api.DeletionReport, base string, asJSON any)
 	}
 	jsonPath, txtPath := base+".json", base+".txt"
 	if err := os.WriteFile(jsonPath, append(j, '\n'), 0o600); err != nil {
-		return &client.Error{Op: "writing the deletion report", Err: err, Hint: "fetch it again with dozo dataset deletion-report " + r.Dataset}
+		return &client.Error{Op: i18n.T("writing the deletion report"), Err: err, Hint: "fetch it again with dozo dataset deletion-report " + r.Dataset}
 	}
 	if err := os.WriteFile(txtPath, []byte(client.FormatDeletionReport(r)), 0o600); err != nil {
-		return &client.Error{Op: "writing the deletion report", Err: err, Hint: "fetch it again with dozo dataset deletion-report " + r.Dataset}
+		return &client.Error{Op: i18n.T("writing the deletion report"), Err: err, Hint: "fetch it again with dozo dataset deletion-report " + r.Dataset}
 	}
 	if c.Bool("json") {
 		return printJSON(stdout(c), asJSON)
 	}
-	fmt.Fprintf(stdout(c), "Deleted dataset %s: %d files, %d stored objects on %d targets; key %s (versions 1-%d) destroyed %s.\n"+
+	i18n.Fprintf(stdout(c), "Deleted dataset %s: %d files, %d stored objects on %d targets; key %s (versions 1-%d) destroyed %s.\n"+
 		"Copies grantees fetched before (files, file keys) and earlier Vault backups are outside its reach.\nReport: %s, %s\n",
 		r.Dataset, len(r.Files), len(r.Objects), len(r.Targets), r.Key.Name, r.Key.Versions, utc(r.Key.DestroyedAt), jsonPath, txtPath)
 	return nil

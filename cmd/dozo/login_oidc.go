@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/dozo-vault/dozo/client"
+	"github.com/dozo-vault/dozo/internal/i18n"
 )
 
 // oidcLoginFlags are the login command's flags for --method oidc.
@@ -43,7 +44,7 @@ func runLoginOIDC(c *cli.Context, d *client.Dir) error {
 		if f := c.String("oidc-client-secret-file"); f != "" {
 			b, err := os.ReadFile(f)
 			if err != nil {
-				return &client.Error{Op: "reading the OIDC client secret", Err: err}
+				return &client.Error{Op: i18n.T("reading the OIDC client secret"), Err: err}
 			}
 			secret = strings.TrimSpace(string(b))
 		}
@@ -54,11 +55,11 @@ func runLoginOIDC(c *cli.Context, d *client.Dir) error {
 			Timeout: durationIfSet(c, "timeout"),
 			Show: func(uri, code, complete string) {
 				w := stderr(c)
-				fmt.Fprintf(w, "To log in, open %s on any device and enter the code\n\n    %s\n\n", uri, code)
+				i18n.Fprintf(w, "To log in, open %s on any device and enter the code\n\n    %s\n\n", uri, code)
 				if complete != "" {
-					fmt.Fprintf(w, "(or open %s)\n", complete)
+					i18n.Fprintf(w, "(or open %s)\n", complete)
 				}
-				fmt.Fprintln(w, "Waiting for the login to be confirmed ...")
+				i18n.Fprintln(w, "Waiting for the login to be confirmed ...")
 			},
 		})
 	} else {
@@ -69,11 +70,11 @@ func runLoginOIDC(c *cli.Context, d *client.Dir) error {
 			Pasted: c.App.Reader, Timeout: c.Duration("timeout"),
 			Show: func(u string) {
 				w := stderr(c)
-				fmt.Fprintf(w, "Open this URL in a browser to log in:\n\n    %s\n\n", u)
+				i18n.Fprintf(w, "Open this URL in a browser to log in:\n\n    %s\n\n", u)
 				if !c.Bool("no-browser") && openBrowser(u) {
-					fmt.Fprintln(w, "(a browser was started for it)")
+					i18n.Fprintln(w, "(a browser was started for it)")
 				}
-				fmt.Fprintf(w, "Waiting up to %s. If the browser runs on another machine, either forward the\n"+
+				i18n.Fprintf(w, "Waiting up to %s. If the browser runs on another machine, either forward the\n"+
 					"port first (ssh -L %d:localhost:%d this-host), or, once the browser shows a\n"+
 					"page that cannot be reached at http://localhost:%d/oidc/callback?..., paste\n"+
 					"that page's address here and press Enter. Or use --device.\n", c.Duration("timeout"), port, port, port)
@@ -99,7 +100,7 @@ func runLoginOIDC(c *cli.Context, d *client.Dir) error {
 				out.Username, out.Roles, out.TokenTTL = u.Name, u.Roles, u.TokenTTL
 				l.Username = u.Name
 			} else {
-				fmt.Fprintf(stderr(c), "dozo: logged in to Vault, but dozod did not confirm: %s\n", client.Format(err, c.Bool("debug")))
+				i18n.Fprintf(stderr(c), "dozo: logged in to Vault, but dozod did not confirm: %s\n", client.Format(err, c.Bool("debug")))
 			}
 		}
 	}
@@ -115,17 +116,17 @@ func runLoginOIDC(c *cli.Context, d *client.Dir) error {
 		return printJSON(stdout(c), out)
 	}
 	if out.Username != "" {
-		fmt.Fprintf(stdout(c), "Logged in as %s", out.Username)
+		i18n.Fprintf(stdout(c), "Logged in as %s", out.Username)
 	} else {
 		fmt.Fprint(stdout(c), "Logged in to Vault")
 	}
 	if len(out.Roles) > 0 {
-		fmt.Fprintf(stdout(c), " (roles: %s)", strings.Join(out.Roles, ", "))
+		i18n.Fprintf(stdout(c), " (roles: %s)", strings.Join(out.Roles, ", "))
 	}
 	if out.TokenTTL > 0 {
-		fmt.Fprintf(stdout(c), "; token valid for %s", time.Duration(out.TokenTTL)*time.Second)
+		i18n.Fprintf(stdout(c), "; token valid for %s", time.Duration(out.TokenTTL)*time.Second)
 	}
-	fmt.Fprintf(stdout(c), ".\nToken stored in %s (readable by you only).\n", d.Path)
+	i18n.Fprintf(stdout(c), ".\nToken stored in %s (readable by you only).\n", d.Path)
 	return nil
 }
 

@@ -18,8 +18,10 @@ import (
 	"syscall"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/text/language"
 
 	"github.com/dozo-vault/dozo/client"
+	"github.com/dozo-vault/dozo/internal/i18n"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -46,6 +48,7 @@ func newApp() *cli.App {
 			&cli.StringFlag{Name: "ca-cert", EnvVars: []string{"DOZO_CA_CERT"}, Usage: "PEM `FILE`: dozod's certificate or the CA that signed it; only it is trusted for dozod, and never for storage (default: system roots)"},
 			&cli.StringFlag{Name: "config-dir", EnvVars: []string{"DOZO_CONFIG_DIR"}, Usage: "`DIR` for the login token, age identity and upload journals, kept 0700 (default: ~/.config/dozo)"},
 			&cli.BoolFlag{Name: "debug", Usage: "show more on errors: HTTP status, request path and request id (never tokens or keys)"},
+			&cli.StringFlag{Name: "lang", EnvVars: []string{"DOZO_LANG"}, Usage: "language of messages and help: en or ja (default: from LC_ALL, LC_MESSAGES or LANG; ja_JP.UTF-8 gives ja)"},
 		},
 		Commands: []*cli.Command{
 			loginCommand(), whoamiCommand(), logoutCommand(),
@@ -59,6 +62,11 @@ func newApp() *cli.App {
 		EnableBashCompletion: true,
 		HideHelpCommand:      true,
 		Before: func(c *cli.Context) error {
+			if c.String("lang") != "" {
+				if _, err := i18n.Parse(c.String("lang")); err != nil {
+					return usageError(err)
+				}
+			}
 			return unknownCommand(c.App, c.Args().Slice())
 		},
 		// Errors are printed once, by main, in dozo's format.
@@ -69,6 +77,7 @@ func newApp() *cli.App {
 	}
 	setUsageErrors(app.Commands, "")
 	rememberLoginCA(app.Commands)
+	localizeHelp(app)
 	return app
 }
 
@@ -88,6 +97,9 @@ func usageError(err error) error { return usageErr("", err) }
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if t, ok := langArg(os.Args); ok {
+		i18n.Set(t)
+	}
 	app := newApp()
 	stopProfiles := startProfiles()
 	err := app.RunContext(ctx, reorderArgs(app, os.Args))
@@ -130,12 +142,35 @@ func explain(app *cli.App, args []string, err error) error {
 // printError writes the one line a failure gets:
 // "dozo: <what failed>: <why> (<what to do>)".
 func printError(w io.Writer, err error, debug bool) {
-	fmt.Fprintln(w, "dozo: "+client.Format(err, debug))
+	fmt.Fprintln(w, "dozo: "+formatError(err, debug))
 	if debug {
 		for e := errors.Unwrap(err); e != nil; e = errors.Unwrap(e) {
 			fmt.Fprintf(w, "dozo: debug: caused by %T: %s\n", e, strings.ReplaceAll(e.Error(), "\n", " "))
 		}
 	}
+}
+
+// langArg is the language a valid --lang on the command line asks for;
+// it is read before the commands are built, as their help is translated
+// then. A bad value is reported when the flags are parsed.
+func langArg(args []string) (language.Tag, bool) {
+	for i, a := range args[1:] {
+		if a == "--" {
+			break
+		}
+		v, ok := strings.CutPrefix(a, "--lang=")
+		if !ok {
+			v, ok = strings.CutPrefix(a, "-lang=")
+		}
+		if !ok && (a == "--lang" || a == "-lang") && i+2 < len(args) {
+			v, ok = args[i+2], true
+		}
+		if ok {
+			t, err := i18n.Parse(v)
+			return t, err == nil
+		}
+	}
+	return language.Und, false
 }
 
 func hasDebug(args []string) bool {

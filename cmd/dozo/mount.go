@@ -21,6 +21,7 @@ import (
 
 	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/client"
+	"github.com/dozo-vault/dozo/internal/i18n"
 	"github.com/dozo-vault/dozo/internal/units"
 	"github.com/dozo-vault/dozo/mount"
 )
@@ -75,10 +76,10 @@ func umountCommand() *cli.Command {
 			}
 			dir := c.Args().First()
 			if _, err := os.Lstat(dir); err != nil {
-				return &client.Error{Op: "unmounting " + dir, Err: err}
+				return &client.Error{Op: i18n.Sprintf("unmounting %s", dir), Err: err}
 			}
 			if err := mount.Unmount(dir, false); err != nil {
-				return &client.Error{Op: "unmounting " + dir, Err: err, Hint: "close the programs using it ('fuser -vm " + dir + "' lists them)"}
+				return &client.Error{Op: i18n.Sprintf("unmounting %s", dir), Err: err, Hint: "close the programs using it ('fuser -vm " + dir + "' lists them)"}
 			}
 			if c.Bool("json") {
 				return printJSON(stdout(c), mountOut{Dir: dir, Mounted: false})
@@ -98,16 +99,16 @@ func runMount(c *cli.Context) error {
 	dir := c.Args().First()
 	op := "mounting on " + dir
 	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
-		return &client.Error{Op: op, Err: err, Hint: "create the directory first (mkdir)"}
+		return &client.Error{Op: op, Err: err, Hint: i18n.T("create the directory first (mkdir)")}
 	} else if err != nil {
 		return &client.Error{Op: op, Err: err}
 	}
 	size, err := units.ParseSize(c.String("cache-size"))
 	if err != nil {
-		return badArg(c, fmt.Errorf("bad --cache-size: %w", err))
+		return badArg(c, i18n.Errorf("bad --cache-size: %w", err))
 	}
 	if size < minCacheSize {
-		return badArg(c, fmt.Errorf("--cache-size %s is below the minimum of 8MiB", c.String("cache-size")))
+		return badArg(c, i18n.Errorf("--cache-size %s is below the minimum of 8MiB", c.String("cache-size")))
 	}
 	if ds := c.String("dataset"); ds != "" {
 		if err := api.ValidateDatasetID(ds); err != nil {
@@ -244,7 +245,7 @@ func startBackground(c *cli.Context, op string) error {
 		line := sc.Text()
 		switch {
 		case strings.Contains(line, backgroundReady):
-			fmt.Fprintln(stderr(c), line+"; unmount with 'dozo umount "+c.Args().First()+"'")
+			fmt.Fprintln(stderr(c), line+i18n.Sprintf("; unmount with 'dozo umount %s'", c.Args().First()))
 			cmd.Process.Release()
 			return nil
 		case strings.HasPrefix(line, "dozo: "):

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/dozo-vault/dozo/internal/i18n"
 	"github.com/dozo-vault/dozo/internal/units"
 	"github.com/dozo-vault/dozo/transfer"
 )
@@ -115,7 +116,7 @@ func (p *progress) drawLocked() {
 	}
 	phase := ""
 	if p.phase == "verify" {
-		phase = "verifying "
+		phase = i18n.T("verifying ")
 	}
 	// Most important first: what is cut at a narrow terminal is the end.
 	tail := fmt.Sprintf(" %5.1f%% %s/%s", pct(p.done, p.size), units.FormatSize(p.done), units.FormatSize(p.size))
@@ -123,16 +124,18 @@ func (p *progress) drawLocked() {
 		tail += " " + rate + eta
 	}
 	if p.files > 1 {
-		tail += fmt.Sprintf(" | file %d/%d, %.0f%% of all", p.index, p.files, pct(p.base+p.done, p.all))
+		tail += i18n.Sprintf(" | file %d/%d, %.0f%% of all", p.index, p.files, pct(p.base+p.done, p.all))
 	}
+	// Widths are display columns: a Japanese file name takes two a letter.
 	label := phase + p.label
-	if n := width - 1 - len(tail); n < len([]rune(label)) {
+	tailWidth := displayWidth(tail)
+	if n := width - 1 - tailWidth; n < displayWidth(label) {
 		// Cut the name before the figures, down to a few letters.
-		if r := []rune(label); max(n, 12) < len(r) {
-			label = string(r[:max(n, 12)-3]) + "..."
+		if m := max(n, 12); m < displayWidth(label) {
+			label = widthCond.Truncate(label, m, "...")
 		}
 	}
-	barWidth := width - len(tail) - 4 - min(len(label), 30)
+	barWidth := width - tailWidth - 4 - min(displayWidth(label), 30)
 	if barWidth > 40 {
 		barWidth = 40
 	}
@@ -142,13 +145,13 @@ func (p *progress) drawLocked() {
 		fill = min(max(fill, 0), barWidth)
 		bar = " [" + strings.Repeat("=", fill) + strings.Repeat(" ", barWidth-fill) + "]"
 	}
-	if r := []rune(label); len(r) > 30 {
-		label = string(r[:27]) + "..."
+	if displayWidth(label) > 30 {
+		label = widthCond.Truncate(label, 30, "...")
 	}
 	line := label + bar + tail
-	if r := []rune(line); len(r) > width-1 {
+	if displayWidth(line) > width-1 {
 		// Never wrap: a wrapped line cannot be redrawn in place.
-		line = string(r[:width-1])
+		line = widthCond.Truncate(line, width-1, "")
 	}
 	fmt.Fprint(p.w, "\r\033[K"+line)
 	p.drawn = true
@@ -174,10 +177,10 @@ func uploadSummary(res *transfer.UploadResult) string {
 	size := units.FormatSize(res.File.Size)
 	switch {
 	case !res.Resumed:
-		return fmt.Sprintf("%s in %s, %s", size, took, rate(res.Sent, res.Elapsed))
+		return i18n.Sprintf("%s in %s, %s", size, took, rate(res.Sent, res.Elapsed))
 	case res.StartSegment >= res.Segments:
-		return fmt.Sprintf("%s; resumed: %s already stored, nothing left to send; checked in %s", size, allOf(res.Segments, "segment", "segments"), took)
+		return i18n.Sprintf("%s; resumed: %s already stored, nothing left to send; checked in %s", size, allOf(res.Segments, "segment", "segments"), took)
 	}
-	return fmt.Sprintf("%s; resumed: %d of %s already stored, sent %s in %s, %s",
+	return i18n.Sprintf("%s; resumed: %d of %s already stored, sent %s in %s, %s",
 		size, res.StartSegment, plural(res.Segments, "segment", "segments"), units.FormatSize(res.Sent), took, rate(res.Sent, res.Elapsed))
 }

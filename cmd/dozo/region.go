@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -12,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/dozo-vault/dozo/client"
+	"github.com/dozo-vault/dozo/internal/i18n"
 	"github.com/dozo-vault/dozo/internal/units"
 	"github.com/dozo-vault/dozo/region"
 	"github.com/dozo-vault/dozo/storage"
@@ -63,7 +63,7 @@ type regionOut struct {
 // runRegionFetch is fetch with --region.
 func runRegionFetch(c *cli.Context, ds, name string) error {
 	if c.IsSet("range") || c.Bool("raw") {
-		return badArg(c, errors.New("--region does not combine with --range or --raw"))
+		return badArg(c, i18n.New("--region does not combine with --range or --raw"))
 	}
 	var regions []region.Region
 	list, _ := c.Generic("region").(*regionList)
@@ -78,7 +78,7 @@ func runRegionFetch(c *cli.Context, ds, name string) error {
 		regions = append(regions, r)
 	}
 	if len(regions) == 0 {
-		return badArg(c, errors.New("--index goes with --region"))
+		return badArg(c, i18n.New("--index goes with --region"))
 	}
 	if _, err := region.FormatOf(name); err != nil {
 		return badArg(c, err)
@@ -96,7 +96,7 @@ func runRegionFetch(c *cli.Context, ds, name string) error {
 	}
 	out := c.String("output")
 	if out == "-" && !c.Bool("force") && isTerminal(stdout(c)) {
-		return badArg(c, errors.New("standard output is a terminal; pipe it (e.g. | samtools view -) or write a file with -o PATH (--force sends it anyway)"))
+		return badArg(c, i18n.New("standard output is a terminal; pipe it (e.g. | samtools view -) or write a file with -o PATH (--force sends it anyway)"))
 	}
 	var (
 		once         sync.Once
@@ -146,11 +146,11 @@ func runRegionFetch(c *cli.Context, ds, name string) error {
 	if c.Bool("json") {
 		return printJSON(w, o)
 	}
-	fmt.Fprintf(w, "fetched %s of %s/%s -> %s (%s %s in %s; read %s of the file's %s through %s; verified: pieces and chunks)\n",
+	i18n.Fprintf(w, "fetched %s of %s/%s -> %s (%s %s in %s; read %s of the file's %s through %s; verified: pieces and chunks)\n",
 		strings.Join(names, ", "), ds, name, dest, units.FormatSize(res.Bytes), res.Format, res.Elapsed.Round(10*time.Millisecond),
 		units.FormatSize(res.Planned), units.FormatSize(res.File.Size), res.Index.Name)
 	if res.Stats.SegmentsDegraded > 0 {
-		fmt.Fprintf(w, "  note: %d segment(s) needed parity (%d bad piece(s)); the data is intact\n", res.Stats.SegmentsDegraded, res.Stats.PiecesBad)
+		i18n.Fprintf(w, "  note: %d segment(s) needed parity (%d bad piece(s)); the data is intact\n", res.Stats.SegmentsDegraded, res.Stats.PiecesBad)
 	}
 	return nil
 }

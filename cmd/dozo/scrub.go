@@ -12,6 +12,7 @@ import (
 
 	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/client"
+	"github.com/dozo-vault/dozo/internal/i18n"
 	"github.com/dozo-vault/dozo/internal/units"
 )
 
@@ -89,7 +90,7 @@ func runScrub(c *cli.Context) error {
 	req := api.ScrubRequest{Dataset: c.Args().First(), File: c.String("file"), Deep: c.Bool("deep"), Repair: c.Bool("repair")}
 	if c.Bool("dry-run") {
 		if !req.Repair {
-			return badArg(c, errors.New("--dry-run goes with --repair (a scrub without it writes nothing anyway)"))
+			return badArg(c, i18n.New("--dry-run goes with --repair (a scrub without it writes nothing anyway)"))
 		}
 		// What a repair would find is what a deep scrub finds; it
 		// writes nothing.
@@ -102,15 +103,15 @@ func runScrub(c *cli.Context) error {
 		}
 	}
 	if req.File != "" && req.Dataset == "" {
-		return badArg(c, errors.New("--file needs a DATASET"))
+		return badArg(c, i18n.New("--file needs a DATASET"))
 	}
 	if v := c.String("rate"); v != "" {
 		r, err := api.ParseRate(v)
 		if err != nil {
-			return badArg(c, fmt.Errorf("bad --rate: %w", err))
+			return badArg(c, i18n.Errorf("bad --rate: %w", err))
 		}
 		if r > 0 && !req.Deep && !req.Repair {
-			return badArg(c, errors.New("--rate paces piece reads; a light scrub reads none (add --deep)"))
+			return badArg(c, i18n.New("--rate paces piece reads; a light scrub reads none (add --deep)"))
 		}
 		req.RateBytesPerSec = r
 	}
@@ -120,13 +121,13 @@ func runScrub(c *cli.Context) error {
 	}
 	run, err := cl.StartScrub(c.Context, req)
 	if err != nil {
-		return &client.Error{Op: "starting a scrub", Err: err}
+		return &client.Error{Op: i18n.T("starting a scrub"), Err: err}
 	}
 	if c.Bool("detach") {
 		if c.Bool("json") {
 			return printJSON(stdout(c), run)
 		}
-		fmt.Fprintf(stdout(c), "Started %s %s.\nFollow it with: dozo scrub status %s\n", scrubMode(run), run.ID, run.ID)
+		i18n.Fprintf(stdout(c), "Started %s %s.\nFollow it with: dozo scrub status %s\n", scrubMode(run), run.ID, run.ID)
 		return nil
 	}
 	notice(c)("started %s %s (%s); follow it elsewhere with `dozo scrub status %s`", scrubMode(run), run.ID, plural(run.Summary.Files, "file", "files"), run.ID)
@@ -147,7 +148,7 @@ func runScrub(c *cli.Context) error {
 		if errors.Is(err, context.Canceled) {
 			notice(c)("stopped following; scrub %s continues in dozod (dozo scrub status %s, dozo scrub cancel %s)", run.ID, run.ID, run.ID)
 		}
-		return &client.Error{Op: "following scrub " + run.ID, Err: err}
+		return &client.Error{Op: i18n.Sprintf("following scrub %s", run.ID), Err: err}
 	}
 	return reportScrub(c, final)
 }
@@ -163,13 +164,13 @@ func runScrubStatus(c *cli.Context) error {
 	if id := c.Args().First(); id != "" {
 		r, err := cl.Scrub(c.Context, id, true)
 		if err != nil {
-			return &client.Error{Op: "reading scrub " + id, Err: err}
+			return &client.Error{Op: i18n.Sprintf("reading scrub %s", id), Err: err}
 		}
 		return reportScrub(c, r)
 	}
 	runs, err := cl.Scrubs(c.Context)
 	if err != nil {
-		return &client.Error{Op: "listing scrubs", Err: err}
+		return &client.Error{Op: i18n.T("listing scrubs"), Err: err}
 	}
 	if c.Bool("json") {
 		if runs == nil {
@@ -197,22 +198,22 @@ func runScrubCancel(c *cli.Context) error {
 	id := c.Args().First()
 	r, err := cl.CancelScrub(c.Context, id)
 	if err != nil {
-		return &client.Error{Op: "cancelling scrub " + id, Err: err}
+		return &client.Error{Op: i18n.Sprintf("cancelling scrub %s", id), Err: err}
 	}
 	if c.Bool("json") {
 		return printJSON(stdout(c), r)
 	}
-	fmt.Fprintf(stdout(c), "Scrub %s is %s (%d of %s checked).\n", r.ID, r.State, r.Summary.FilesDone, plural(r.Summary.Files, "file", "files"))
+	i18n.Fprintf(stdout(c), "Scrub %s is %s (%d of %s checked).\n", r.ID, r.State, r.Summary.FilesDone, plural(r.Summary.Files, "file", "files"))
 	return nil
 }
 
 func scrubMode(r *api.ScrubRun) string {
-	m := "light scrub"
+	m := i18n.T("light scrub")
 	if r.Deep {
-		m = "deep scrub"
+		m = i18n.T("deep scrub")
 	}
 	if r.Repair {
-		m += " with repair"
+		m += i18n.T(" with repair")
 	}
 	return m
 }
@@ -224,7 +225,7 @@ func scrubScope(r *api.ScrubRun) string {
 	case r.Dataset != "":
 		return r.Dataset
 	}
-	return "all"
+	return i18n.T("all")
 }
 
 // maxFindingLines bounds the findings printed for people; --json has all.
@@ -243,48 +244,48 @@ func reportScrub(c *cli.Context, r *api.ScrubRun) error {
 	sm := r.Summary
 	switch {
 	case sm.Unrecoverable > 0:
-		return &exitError{code: exitUnrecoverable, err: &client.Error{Op: "scrub " + r.ID,
-			Err: fmt.Errorf("%s lost more pieces than parity covers; %s marked damaged",
+		return &exitError{code: exitUnrecoverable, err: &client.Error{Op: i18n.Sprintf("scrub %s", r.ID),
+			Err: i18n.Errorf("%s lost more pieces than parity covers; %s marked damaged",
 				plural(sm.Unrecoverable, "segment", "segments"), plural(sm.DamagedFiles, "file", "files")),
-			Hint: "restore those files from another copy and upload them again"}}
+			Hint: i18n.T("restore those files from another copy and upload them again")}}
 	case r.State == api.ScrubFailed:
-		return &client.Error{Op: "scrub " + r.ID, Err: fmt.Errorf("failed: %s", r.Error), Hint: "see dozod's log; start a new scrub when fixed"}
+		return &client.Error{Op: i18n.Sprintf("scrub %s", r.ID), Err: i18n.Errorf("failed: %s", r.Error), Hint: i18n.T("see dozod's log; start a new scrub when fixed")}
 	}
 	return nil
 }
 
 func printScrub(w io.Writer, r *api.ScrubRun) {
 	sm := r.Summary
-	fmt.Fprintf(w, "Scrub %s: %s, %s of %s\n", r.ID, r.State, scrubMode(r), scrubScope(r))
+	i18n.Fprintf(w, "Scrub %s: %s, %s of %s\n", r.ID, r.State, scrubMode(r), scrubScope(r))
 	t := table(w)
-	fmt.Fprintf(t, "  files\t%d of %d checked\n", sm.FilesDone, sm.Files)
-	what := "size-checked"
+	i18n.Fprintf(t, "  files\t%d of %d checked\n", sm.FilesDone, sm.Files)
+	what := i18n.T("size-checked")
 	if r.Deep {
-		what = "read and hashed"
+		what = i18n.T("read and hashed")
 	}
-	fmt.Fprintf(t, "  segments\t%d\n", sm.Segments)
-	fmt.Fprintf(t, "  pieces\t%d, %s %s\n", sm.Pieces, units.FormatSize(sm.Bytes), what)
-	fmt.Fprintf(t, "  found\t%s (missing %d, wrong size %d, bad hash %d, unreachable %d)\n", plural(sm.Found, "bad piece", "bad pieces"), sm.Missing, sm.Size, sm.Hash, sm.Unreachable)
+	i18n.Fprintf(t, "  segments\t%d\n", sm.Segments)
+	i18n.Fprintf(t, "  pieces\t%d, %s %s\n", sm.Pieces, units.FormatSize(sm.Bytes), what)
+	i18n.Fprintf(t, "  found\t%s (missing %d, wrong size %d, bad hash %d, unreachable %d)\n", plural(sm.Found, "bad piece", "bad pieces"), sm.Missing, sm.Size, sm.Hash, sm.Unreachable)
 	if r.Repair {
-		fmt.Fprintf(t, "  repaired\t%d\n", sm.Repaired)
+		i18n.Fprintf(t, "  repaired\t%d\n", sm.Repaired)
 		if sm.Deferred > 0 {
-			fmt.Fprintf(t, "  not repaired now\t%d (see findings)\n", sm.Deferred)
+			i18n.Fprintf(t, "  not repaired now\t%d (see findings)\n", sm.Deferred)
 		}
 	}
-	fmt.Fprintf(t, "  unrecoverable\t%s, %s marked damaged\n", plural(sm.Unrecoverable, "segment", "segments"), plural(sm.DamagedFiles, "file", "files"))
+	i18n.Fprintf(t, "  unrecoverable\t%s, %s marked damaged\n", plural(sm.Unrecoverable, "segment", "segments"), plural(sm.DamagedFiles, "file", "files"))
 	if sm.Seconds > 0 {
-		fmt.Fprintf(t, "  throughput\t%s/s over %s\n", units.FormatSize(int64(sm.BytesPerSec)), (time.Duration(sm.Seconds * float64(time.Second))).Round(time.Millisecond))
+		i18n.Fprintf(t, "  throughput\t%s/s over %s\n", units.FormatSize(int64(sm.BytesPerSec)), (time.Duration(sm.Seconds * float64(time.Second))).Round(time.Millisecond))
 	}
 	if sm.FileErrors > 0 {
-		fmt.Fprintf(t, "  not checked\t%s (see below)\n", plural(sm.FileErrors, "file", "files"))
+		i18n.Fprintf(t, "  not checked\t%s (see below)\n", plural(sm.FileErrors, "file", "files"))
 	}
 	t.Flush()
 	for _, u := range r.Unrecoverable {
-		fmt.Fprintf(w, "UNRECOVERABLE %s/%s (%s) segment %d: %s %s lost\n", u.Dataset, u.File, u.FileID, u.Segment,
+		i18n.Fprintf(w, "UNRECOVERABLE %s/%s (%s) segment %d: %s %s lost\n", u.Dataset, u.File, u.FileID, u.Segment,
 			pluralWord(len(u.Pieces), "piece", "pieces"), joinInts(u.Pieces))
 	}
 	for _, e := range r.Errors {
-		fmt.Fprintf(w, "NOT CHECKED %s\n", e)
+		i18n.Fprintf(w, "NOT CHECKED %s\n", e)
 	}
 	if len(r.Findings) > 0 {
 		t := table(w)
@@ -301,11 +302,11 @@ func printScrub(w io.Writer, r *api.ScrubRun) {
 		}
 		t.Flush()
 		if n := len(r.Findings); n > maxFindingLines || r.FindingsTruncated {
-			fmt.Fprintf(w, "(%d more findings; see --json)\n", sm.Found-maxFindingLines)
+			i18n.Fprintf(w, "(%d more findings; see --json)\n", sm.Found-maxFindingLines)
 		}
 	}
 	if r.State == api.ScrubRunning {
-		fmt.Fprintf(w, "Still running%s.\n", strings.TrimSuffix(" at "+r.Current, " at "))
+		i18n.Fprintf(w, "Still running%s.\n", strings.TrimSuffix(" at "+r.Current, " at "))
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/dozo-vault/dozo/client"
+	"github.com/dozo-vault/dozo/internal/i18n"
 	"github.com/dozo-vault/dozo/transfer"
 )
 
@@ -51,7 +52,7 @@ func runVerify(c *cli.Context) error {
 			return err
 		}
 	} else if r.Match {
-		fmt.Fprintf(w, "OK %s matches %s/%s (%s)\n", r.Path, r.Dataset, r.Name, strings.Join(r.Checked, ", "))
+		i18n.Fprintf(w, "OK %s matches %s/%s (%s)\n", r.Path, r.Dataset, r.Name, strings.Join(r.Checked, ", "))
 	}
 	if r.Match {
 		return nil

@@ -1,0 +1,245 @@
+package main
+
+import (
+	"errors"
+	"go/ast"
+	"go/constant"
+	"go/parser"
+	"go/token"
+	"go/types"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/dozo-vault/dozo/client"
+	"github.com/dozo-vault/dozo/internal/i18n"
+)
+
+// The unit tests check English text, whatever the locale of the machine
+// running them.
+func TestMain(m *testing.M) {
+	i18n.Set(i18n.English)
+	os.Exit(m.Run())
+}
+
+// Every help text of every command, flag and heading has a Japanese entry.
+func TestHelpHasJapanese(t *testing.T) {
+	var missing []string
+	walkHelp(newApp(), func(s *string) {
+		if !i18n.Has(i18n.Japanese, *s) {
+			missing = append(missing, *s)
+		}
+	})
+	for _, h := range []string{"NAME:", "USAGE:", "VERSION:", "DESCRIPTION:", "CATEGORY:", "COMMANDS:", "GLOBAL OPTIONS:", "OPTIONS:", "[global options]", "command [command options]", "[command options]", "[arguments...]", "(default: "} {
+		if !i18n.Has(i18n.Japanese, h) {
+			missing = append(missing, h)
+		}
+	}
+	reportMissing(t, missing)
+}
+
+// Every message the command prints through the catalog (a constant text
+// passed to i18n.T, Sprintf, Fprintf, Fprintln, Errorf or New, to notice,
+// or as the words of plural, in this package's source) has a Japanese
+// entry, and so has each error text of the client and dozod that the
+// error line translates.
+func TestMessagesHaveJapanese(t *testing.T) {
+	keys := catalogCalls(t)
+	if len(keys) < 20 {
+		t.Fatalf("found only %d messages through the catalog; is the scan broken?", len(keys))
+	}
+	var missing []string
+	for _, k := range append(append(append(keys, errorTexts...), statusKeys()...), clientNotices(t)...) {
+		if !i18n.Has(i18n.Japanese, k) {
+			missing = append(missing, k)
+		}
+	}
+	reportMissing(t, missing)
+}
+
+func reportMissing(t *testing.T, missing []string) {
+	t.Helper()
+	sort.Strings(missing)
+	for _, m := range missing {
+		t.Errorf("no Japanese for %q (add it to internal/i18n/ja.go)", m)
+	}
+}
+
+// catalogCalls are the constant message keys given to package i18n in the
+// non-test Go files of this directory.
+func catalogCalls(t *testing.T) []string {
+	t.Helper()
+	fset := token.NewFileSet()
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	var keys []string
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		add := func(call *ast.CallExpr, what string, arg int, mustConst bool) {
+			if len(call.Args) <= arg {
+				return
+			}
+			tv, err := types.Eval(fset, nil, call.Args[arg].Pos(), types.ExprString(call.Args[arg]))
+			if err != nil || tv.Value == nil || tv.Value.Kind() != constant.String {
+				if mustConst {
+					t.Errorf("%s: %s with a format that is not a constant text: %s", fset.Position(call.Pos()), what, types.ExprString(call.Args[arg]))
+				}
+				return
+			}
+			if k := constant.StringVal(tv.Value); !seen[k] {
+				seen[k] = true
+				keys = append(keys, k)
+			}
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			call, ok := n.(*ast.CallExpr)
+			if !ok {
+				return true
+			}
+			switch fun := call.Fun.(type) {
+			case *ast.Ident: // plural(n, "file", "files") and its kin
+				switch fun.Name {
+				case "plural", "pluralWord", "allOf":
+					add(call, fun.Name, 1, false)
+					add(call, fun.Name, 2, false)
+				}
+			case *ast.CallExpr: // notice(c)("format", ...)
+				if id, ok := fun.Fun.(*ast.Ident); ok && id.Name == "notice" {
+					add(call, "notice", 0, false)
+				}
+			case *ast.SelectorExpr:
+				if x, ok := fun.X.(*ast.Ident); !ok || x.Name != "i18n" {
+					return true
+				}
+				switch fun.Sel.Name {
+				case "T", "New":
+					add(call, "i18n."+fun.Sel.Name, 0, false)
+				case "Sprintf", "Errorf":
+					add(call, "i18n."+fun.Sel.Name, 0, true)
+				case "Fprintf", "Fprintln":
+					add(call, "i18n."+fun.Sel.Name, 1, true)
+				}
+			}
+			return true
+		})
+	}
+	return keys
+}
+
+// In Japanese, the error line translates the client's texts, urfave/cli's
+// complaints and, by status, dozod's refusals it has no entry for.
+func TestJapaneseErrorLine(t *testing.T) {
+	defer i18n.Set(i18n.English)
+	i18n.Set(i18n.Japanese)
+	forbidden := &client.APIError{Status: 403}
+	forbidden.Body.Error = "user bob holds no grant for dataset JGAD000001"
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{&client.Error{Op: "fetching JGAD000001/a.bam", Err: forbidden},
+			"fetching JGAD000001/a.bam: 拒否されました: user bob holds no grant for dataset JGAD000001 (データセットの管理責任者または管理者にアクセスを依頼してください)"},
+		{&client.Error{Op: "whoami", Err: client.ErrNotLoggedIn},
+			"whoami: ログインしていません (先に 'dozo login --username NAME' を実行してください)"},
+		{errors.New(`Required flag "output" not set`), `必須のフラグ "output" が指定されていません`},
+		{errors.New(`invalid value "x" for flag -concurrency: parse error`), `フラグ -concurrency の値 "x" が不正です: parse error`},
+	} {
+		if got := formatError(tc.err, false); got != tc.want {
+			t.Errorf("got  %s\nwant %s", got, tc.want)
+		}
+	}
+}
+
+// LANG=ja_JP.UTF-8 gives Japanese help; --lang en and LANG=C give English.
+func TestJapaneseHelp(t *testing.T) {
+	bin := buildDozo(t)
+	help := func(env []string, args ...string) string {
+		t.Helper()
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(os.Environ(), "DOZO_LANG=", "LC_ALL=", "LC_MESSAGES=")
+		cmd.Env = append(cmd.Env, env...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("dozo %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	for _, args := range [][]string{{"--help"}, {"fetch", "--help"}, {"dataset", "--help"}, {"audit", "list", "--help"}} {
+		ja := help([]string{"LANG=ja_JP.UTF-8"}, args...)
+		for _, want := range []string{"使い方:", "オプション:"} {
+			if !strings.Contains(ja, want) {
+				t.Errorf("LANG=ja_JP.UTF-8 dozo %s: no %q in\n%s", strings.Join(args, " "), want, ja)
+			}
+		}
+		if en := help([]string{"LANG=ja_JP.UTF-8"}, append([]string{"--lang", "en"}, args...)...); !strings.Contains(en, "USAGE:") {
+			t.Errorf("dozo --lang en %s: not English:\n%s", strings.Join(args, " "), en)
+		}
+		if en := help([]string{"LANG=C"}, args...); !strings.Contains(en, "USAGE:") || strings.Contains(en, "使い方") {
+			t.Errorf("LANG=C dozo %s: not English:\n%s", strings.Join(args, " "), en)
+		}
+	}
+	if ja := help([]string{"LANG=C"}, "--lang", "ja", "fetch", "--help"); !strings.Contains(ja, "ダウンロード") {
+		t.Errorf("dozo --lang ja fetch --help: no Japanese:\n%s", ja)
+	}
+}
+
+func statusKeys() []string {
+	var ks []string
+	for _, p := range errorPatterns {
+		ks = append(ks, p.format)
+	}
+	for _, k := range statusWords {
+		ks = append(ks, k)
+	}
+	return ks
+}
+
+// clientNotices are the notice formats of the client library (the Notice
+// calls of packages client and transfer), which dozo prints through notice.
+func clientNotices(t *testing.T) []string {
+	t.Helper()
+	var files []string
+	for _, dir := range []string{"../../client", "../../transfer"} {
+		fs, err := filepath.Glob(dir + "/*.go")
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, fs...)
+	}
+	re := regexp.MustCompile(`\b(?:Notice|notice)\(("(?:[^"\\]|\\.)*")`)
+	var out []string
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range re.FindAllStringSubmatch(string(src), -1) {
+			k, err := strconv.Unquote(m[1])
+			if err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			out = append(out, k)
+		}
+	}
+	if len(out) < 10 {
+		t.Fatalf("found only %d client notices; is the scan broken?", len(out))
+	}
+	return out
+}
