@@ -31,7 +31,8 @@ import (
 func replicaMode() (int, error) {
 	n := os.Getenv("DOZO_TEST_REPLICAS")
 	switch c := os.Getenv("DOZO_TEST_CATALOG"); c {
-	case "", "sqlite":
+	case "":
+	case "sqlite":
 		if n == "2" {
 			return 0, errors.New("DOZO_TEST_REPLICAS=2 runs on PostgreSQL; unset DOZO_TEST_CATALOG or set it to postgres")
 		}
