@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	osuser "os/user"
 	"path/filepath"
 	"slices"
@@ -29,8 +30,10 @@ import (
 // one PostgreSQL catalog (requests round robin). It prints requests per
 // second, p50/p99/max latency, errors (any answer but 200), and the CPU
 // seconds dozod, Vault and PostgreSQL spent per 1000 requests. Each cell
-// runs DOZO_BENCH_HTTP_SECONDS (default 5) seconds. No assertion on the
-// figures: the machine decides them.
+// runs DOZO_BENCH_HTTP_SECONDS (default 5) seconds; with
+// DOZO_BENCH_HTTP_PERF=DIR, perf records the first dozod during each
+// 64-client cell into DIR. No assertion on the figures: the machine
+// decides them.
 func BenchmarkHTTPLoad(b *testing.B) {
 	s := needStack(b)
 	secs := 5
@@ -188,6 +191,15 @@ func (f *loadFixture) run(call loadCall, clients int, d time.Duration, dozods []
 			dz += treeCPU(p)
 		}
 		return dz, treeCPU(pidFile(filepath.Join(f.s.dir, "vault.pid"))), treeCPU(postmasterPid())
+	}
+	if dir := os.Getenv("DOZO_BENCH_HTTP_PERF"); dir != "" && clients == 64 && len(dozods) > 0 {
+		// Where dozod's time goes: a perf profile of the first dozod,
+		// read with `perf report -i FILE --no-children`.
+		name := strings.NewReplacer(" ", "-").Replace(fmt.Sprintf("%s-%s-%d.perf", f.urls[0][8:], call.name, len(dozods)))
+		perf := exec.Command("perf", "record", "-F", "499", "-g", "-p", strconv.Itoa(dozods[0]), "-o", filepath.Join(dir, name), "--", "sleep", strconv.Itoa(int(d.Seconds())))
+		if err := perf.Start(); err == nil {
+			defer perf.Wait()
+		}
 	}
 	dz0, vt0, pg0 := cpu()
 	var mu sync.Mutex
