@@ -66,9 +66,9 @@ func BenchmarkHTTPLoad(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	r0 := s.startReplica(b, conf, pgURL, 0)
+	r0 := s.startReplicaProc(b, conf, pgURL, 0)
 	run("postgres x1", []string{r0.URL}, []int{r0.Proc.Pid})
-	r1 := s.startReplica(b, conf, pgURL, 1)
+	r1 := s.startReplicaProc(b, conf, pgURL, 1)
 	run("postgres x2", []string{r0.URL, r1.URL}, []int{r0.Proc.Pid, r1.Proc.Pid})
 
 	fmt.Printf("\n%-12s %-14s %7s %9s %9s %9s %9s %6s %14s %14s %14s\n", "setup", "call", "clients", "req/s", "p50 ms", "p99 ms", "max ms", "errors", "dozod cpu-s/1k", "vault cpu-s/1k", "pg cpu-s/1k")

@@ -32,7 +32,7 @@ func TestReplicaKilledMidTransfer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r0, r1 := s.startReplica(t, conf, pgURL, 0), s.startReplica(t, conf, pgURL, 1)
+	r0, r1 := s.startReplicaProc(t, conf, pgURL, 0), s.startReplicaProc(t, conf, pgURL, 1)
 	on := func(rs ...*replica) *stack {
 		c := *s
 		c.env = maps.Clone(s.env)
@@ -88,7 +88,7 @@ func TestReplicaKilledMidTransfer(t *testing.T) {
 		"--application", "J-DU000001", "--institution", "NIG")
 
 	// Fetch through a new replica r2, killed halfway; r1 takes over.
-	r2 := s.startReplica(t, conf, pgURL, 2)
+	r2 := s.startReplicaProc(t, conf, pgURL, 2)
 	rc, rid := researcherClient(t, on(r2, r1), rita)
 	out := filepath.Join(t.TempDir(), "back.bin")
 	progress, killed = killAt(r2)

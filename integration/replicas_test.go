@@ -42,7 +42,7 @@ func TestReplicasShareOneChain(t *testing.T) {
 	}
 	var urls []string
 	for i := range 2 {
-		urls = append(urls, s.startReplica(t, conf, pgURL, i).URL)
+		urls = append(urls, s.startReplica(t, conf, pgURL, i))
 	}
 	hc := s.brokerHTTP(t)
 	tok := s.adminToken(t)
@@ -165,16 +165,21 @@ func privatePostgres(t testing.TB) string {
 	return u.String()
 }
 
-// replica is a dozod started by startReplica.
+// replica is a dozod started by startReplicaProc.
 type replica struct {
 	URL  string
 	Proc *os.Process
 }
 
 // startReplica starts a dozod with the stack's configuration but its own
-// port and catalog pgURL, and returns it once it is healthy (its base URL).
-// The PostgreSQL password goes in PGPASSWORD, not in the file.
-func (s *stack) startReplica(t testing.TB, conf []byte, pgURL string, i int) *replica {
+// port and catalog pgURL, and returns its base URL once it is healthy.
+func (s *stack) startReplica(t testing.TB, conf []byte, pgURL string, i int) string {
+	return s.startReplicaProc(t, conf, pgURL, i).URL
+}
+
+// startReplicaProc is startReplica returning the process too. The
+// PostgreSQL password goes in PGPASSWORD, not in the file.
+func (s *stack) startReplicaProc(t testing.TB, conf []byte, pgURL string, i int) *replica {
 	t.Helper()
 	u, err := url.Parse(pgURL)
 	if err != nil {
