@@ -68,7 +68,7 @@ func (s *Server) presignGetBatch(q *request) error {
 	if err != nil {
 		return err
 	}
-	v, err := s.verifiedManifest(q, f, a.ds.TransitKey)
+	v, err := s.verifiedManifest(q, f, a.ds)
 	if err != nil {
 		return err
 	}

@@ -49,7 +49,7 @@ func (s *Server) fetch(q *request) error {
 	if err != nil {
 		return internal("parsing the registered recipient", err)
 	}
-	v, err := s.verifiedManifest(q, f, a.ds.TransitKey)
+	v, err := s.verifiedManifest(q, f, a.ds)
 	if err != nil {
 		return err
 	}
@@ -65,11 +65,14 @@ func (s *Server) fetch(q *request) error {
 }
 
 // verifiedManifest returns file f's manifest once its MAC verified under
-// the dataset key and it names f: the catalog is not trusted blindly. A
-// manifest verified before, byte for byte the same under the same key, is
-// not parsed or verified again (see manifestCache).
-func (s *Server) verifiedManifest(q *request, f *catalog.File, transitKey string) (*verifiedManifest, error) {
-	if v := s.manifests.get(f.ID, transitKey, f.Manifest); v != nil {
+// the key of its dataset ds and it names f: the catalog is not trusted
+// blindly. A manifest verified before, byte for byte the same under the
+// same key and key generation, is not parsed or verified again (see
+// manifestCache).
+func (s *Server) verifiedManifest(q *request, f *catalog.File, ds *catalog.Dataset) (*verifiedManifest, error) {
+	transitKey, gen := ds.TransitKey, ds.KeyGeneration
+	newest := s.macMemo.observe(transitKey, gen)
+	if v := s.manifests.get(f.ID, transitKey, gen, f.Manifest); v != nil && newest {
 		return v, nil
 	}
 	m, err := storage.ParseManifest(f.Manifest)
@@ -79,15 +82,18 @@ func (s *Server) verifiedManifest(q *request, f *catalog.File, transitKey string
 	if err := m.Verify(q.ctx, s.manifestAuth(transitKey)); err != nil || m.DatasetID != f.DatasetID || m.FileID != f.ID {
 		return nil, internal("verifying the manifest", errors.Join(err, errors.New("manifest does not verify or names another file")))
 	}
-	v := &verifiedManifest{fileID: f.ID, key: transitKey, raw: bytes.Clone(f.Manifest), m: m, targets: s.manifestTargets(m)}
-	s.manifests.add(v)
+	v := &verifiedManifest{fileID: f.ID, key: transitKey, gen: gen, raw: bytes.Clone(f.Manifest), m: m, targets: s.manifestTargets(m)}
+	if newest {
+		s.manifests.add(v)
+	}
 	return v, nil
 }
 
 // verifiedManifest is a manifest whose MAC verified, with the bytes it was
-// parsed from.
+// parsed from and the dataset key and key generation it verified under.
 type verifiedManifest struct {
 	fileID, key string
+	gen         int64
 	raw         []byte
 	m           *storage.Manifest
 	targets     []api.Target
@@ -99,8 +105,12 @@ const manifestCacheBytes = 64 << 20
 // manifestCache remembers verified manifests, so the fetch call and every
 // presign batch of a large file do not parse and verify megabytes of
 // manifest again. A hit needs the catalog's bytes to equal the verified
-// ones exactly, so it proves what a fresh Verify would. Key rotation
-// resets it, as it resets the MAC memo. Safe for concurrent use.
+// ones exactly, so a manifest changed by any dozod sharing the catalog (a
+// scrub repair, a rotation's new MAC) is verified afresh. A hit also needs
+// the same key generation, read with the dataset: once a rotation by any
+// dozod has retired the old key versions, bytes verified before it are
+// verified again, as Vault would now refuse their MAC. Key rotation also
+// resets the cache of the dozod that runs it. Safe for concurrent use.
 type manifestCache struct {
 	mu    sync.Mutex
 	byID  map[string]*verifiedManifest
@@ -108,11 +118,11 @@ type manifestCache struct {
 	bytes int
 }
 
-func (c *manifestCache) get(fileID, key string, raw []byte) *verifiedManifest {
+func (c *manifestCache) get(fileID, key string, gen int64, raw []byte) *verifiedManifest {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	v := c.byID[fileID]
-	if v == nil || v.key != key || !bytes.Equal(v.raw, raw) {
+	if v == nil || v.key != key || v.gen != gen || !bytes.Equal(v.raw, raw) {
 		return nil
 	}
 	return v

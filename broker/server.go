@@ -12,6 +12,7 @@ package broker
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -310,6 +311,7 @@ func (s *Server) datasetAccess(q *request, id string) (*dsAccess, error) {
 	if err != nil {
 		return nil, internal("reading dataset", err)
 	}
+	s.macMemo.observe(ds.TransitKey, ds.KeyGeneration) // a rotation by another dozod
 	roles, err := s.cat.Roles(q.ctx, id, q.user.principal(), s.today())
 	if err != nil {
 		return nil, internal("reading roles", err)
@@ -381,7 +383,9 @@ func apiTargets(ts []storage.Target) []api.Target {
 // would otherwise send its whole manifest (hundreds of KB) to Vault on
 // every call. Any other bytes or MAC still go to Vault, so a tampered
 // catalog row is caught as before; rotate-key empties the memo when it
-// raises min_decryption_version, after which Vault would refuse old MACs.
+// raises min_decryption_version, after which Vault would refuse old MACs,
+// and a dozod that reads a newer key generation (a rotation by another
+// dozod on the same catalog) stops trusting what it memoised before.
 type macAuth struct {
 	keys KeyService
 	name string
@@ -405,28 +409,36 @@ func (m macAuth) Verify(ctx context.Context, data []byte, mac string) error {
 	if m.memo.has(m.name, data, mac) {
 		return nil
 	}
+	// The generation before asking Vault: an answer Vault gave before a
+	// rotation this dozod learns of meanwhile is not kept under the new one.
+	gen := m.memo.generation(m.name)
 	if err := m.keys.VerifyHMAC(ctx, m.name, data, mac); err != nil {
 		return err
 	}
-	m.memo.add(m.name, data, mac)
+	m.memo.addAt(m.name, gen, data, mac)
 	return nil
 }
 
 // macMemoSize bounds the memo; the oldest entries go first.
 const macMemoSize = 8192
 
-// macMemo is a bounded set of SHA-256 digests of verified (key, MAC,
-// bytes) triples. Its methods are safe on a nil memo (they do nothing).
+// macMemo is a bounded set of SHA-256 digests of verified (key, key
+// generation, MAC, bytes) tuples. An entry counts only under the newest
+// generation of its key this dozod has read from the catalog (observe), so
+// a rotation by any dozod sharing the catalog retires what was memoised
+// before it. Its methods are safe on a nil memo (they do nothing).
 type macMemo struct {
 	mu   sync.Mutex
 	seen map[[32]byte]bool
 	fifo [][32]byte
+	gens map[string]int64 // key name -> newest generation read
 }
 
-func macMemoKey(name string, data []byte, mac string) [32]byte {
+func macMemoKey(name string, gen int64, data []byte, mac string) [32]byte {
 	h := sha256.New()
 	h.Write([]byte(name))
 	h.Write([]byte{0})
+	h.Write(binary.BigEndian.AppendUint64(nil, uint64(gen)))
 	h.Write([]byte(mac))
 	h.Write([]byte{0})
 	h.Write(data)
@@ -435,21 +447,59 @@ func macMemoKey(name string, data []byte, mac string) [32]byte {
 	return k
 }
 
+// observe records that the catalog gave key name generation gen. It
+// reports whether gen is the newest this memo has seen of that key (false:
+// the reader's row predates a rotation another read already saw).
+func (c *macMemo) observe(name string, gen int64) bool {
+	if c == nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cur := c.gens[name]; gen < cur {
+		return false
+	} else if gen == cur {
+		return true
+	}
+	if c.gens == nil {
+		c.gens = map[string]int64{}
+	}
+	c.gens[name] = gen
+	return true
+}
+
+// generation is the newest generation of key name observed.
+func (c *macMemo) generation(name string) int64 {
+	if c == nil {
+		return 0
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gens[name]
+}
+
 func (c *macMemo) has(name string, data []byte, mac string) bool {
 	if c == nil {
 		return false
 	}
-	k := macMemoKey(name, data, mac)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.seen[k]
+	return c.seen[macMemoKey(name, c.gens[name], data, mac)]
 }
 
+// add records a MAC Transit has just produced: valid under the newest
+// generation.
 func (c *macMemo) add(name string, data []byte, mac string) {
+	c.addAt(name, c.generation(name), data, mac)
+}
+
+// addAt records a triple Transit accepted when key name was at generation
+// gen.
+func (c *macMemo) addAt(name string, gen int64, data []byte, mac string) {
 	if c == nil {
 		return
 	}
-	k := macMemoKey(name, data, mac)
+	k := macMemoKey(name, gen, data, mac)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.seen == nil {
@@ -473,7 +523,7 @@ func (c *macMemo) reset() {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.seen, c.fifo = nil, nil
+	c.seen, c.fifo = nil, nil // gens stay: they only grow
 }
 
 // Start runs dozod's background work (scheduled scrubs, target health

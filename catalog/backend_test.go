@@ -38,6 +38,7 @@ var postgresTests = []struct {
 	{"TestAuditVerifyTamperedTable", TestAuditVerifyTamperedTable},
 	{"TestDeletionHidesDataset", TestDeletionHidesDataset},
 	{"TestReplaceKeyMaterialCAS", TestReplaceKeyMaterialCAS},
+	{"TestFinishRotationCountsKeyGeneration", TestFinishRotationCountsKeyGeneration},
 	{"TestMigrations", TestMigrations},
 	{"TestDatasetExistsAndRoles", TestDatasetExistsAndRoles},
 	{"TestPing", TestPing},

@@ -106,8 +106,15 @@ func openSQLite(path string) (*sql.DB, error) {
 		// Every connection to ":memory:" is a new empty database.
 		db.SetMaxOpenConns(1)
 	}
+	// Keep the connections concurrent requests opened: a new SQLite
+	// connection opens the file, runs the pragmas and parses the schema,
+	// which cost more than the request itself under load.
+	db.SetMaxIdleConns(sqliteIdleConns)
 	return db, nil
 }
+
+// sqliteIdleConns is how many idle SQLite connections are kept.
+const sqliteIdleConns = 16
 
 // Backend names the catalog's backend: SQLite or Postgres.
 func (c *Catalog) Backend() string { return c.d.name }

@@ -34,6 +34,10 @@ type Dataset struct {
 	NBDCID      string
 	PolicyID    string
 	MaxUseDays  int
+	// KeyGeneration grows each time a rotation of TransitKey retires its
+	// older versions (FinishRotation); MACs verified under an older
+	// generation must be verified again.
+	KeyGeneration int64
 }
 
 // NBDC access levels.
@@ -83,7 +87,7 @@ func (c *Catalog) CreateDataset(ctx context.Context, d Dataset) error {
 }
 
 const datasetCols = `d.id, d.title, d.k, d.m, d.plain_segment_size, d.segment_size, d.transit_key, d.created_by, d.created_at,
-	d.access_level, d.nbdc_id, d.policy_id, d.max_use_days,
+	d.access_level, d.nbdc_id, d.policy_id, d.max_use_days, d.key_generation,
 	(SELECT count(*) FROM files f WHERE f.dataset_id = d.id AND f.state = 'available'),
 	(SELECT coalesce(sum(f.size), 0) FROM files f WHERE f.dataset_id = d.id AND f.state = 'available')`
 
@@ -91,7 +95,7 @@ func scanDataset(s rowScanner) (*Dataset, error) {
 	var d Dataset
 	var created int64
 	if err := s.Scan(&d.ID, &d.Title, &d.K, &d.M, &d.PlainSegmentSize, &d.SegmentSize, &d.TransitKey, &d.CreatedBy, &created,
-		&d.AccessLevel, &d.NBDCID, &d.PolicyID, &d.MaxUseDays, &d.Files, &d.Bytes); err != nil {
+		&d.AccessLevel, &d.NBDCID, &d.PolicyID, &d.MaxUseDays, &d.KeyGeneration, &d.Files, &d.Bytes); err != nil {
 		return nil, err
 	}
 	d.CreatedAt = fromTS(created)

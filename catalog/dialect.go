@@ -205,7 +205,9 @@ func openPostgres(rawURL string) (*sql.DB, error) {
 	}
 	db := sql.OpenDB(pgConnector{stdlib.GetConnector(*cfg)})
 	db.SetMaxOpenConns(pgMaxConns)
-	db.SetMaxIdleConns(4)
+	// Idle connections are kept up to the bound: a new one is a new
+	// server process and an authentication, costlier than most requests.
+	db.SetMaxIdleConns(pgMaxConns)
 	return db, nil
 }
 

@@ -154,9 +154,23 @@ func (c *Catalog) AddRewrapped(ctx context.Context, id int64, n int) error {
 	return err
 }
 
-// FinishRotation closes rotation id.
+// FinishRotation closes rotation id and, in the same transaction, counts
+// one more key generation for its dataset (once, however often it is
+// called): the older key versions are retired by then.
 func (c *Catalog) FinishRotation(ctx context.Context, id int64, now time.Time) (*Rotation, error) {
-	if _, err := c.db.ExecContext(ctx, `UPDATE key_rotations SET finished_at = ? WHERE id = ? AND finished_at IS NULL`, ts(now), id); err != nil {
+	err := c.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE key_rotations SET finished_at = ? WHERE id = ? AND finished_at IS NULL`, ts(now), id)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE datasets SET key_generation = key_generation + 1
+			WHERE id = (SELECT dataset_id FROM key_rotations WHERE id = ?)`, id)
+		return err
+	})
+	if err != nil {
 		return nil, fmt.Errorf("catalog: finish rotation: %w", err)
 	}
 	r, err := scanRotation(c.db.QueryRowContext(ctx, `SELECT `+rotationCols+` FROM key_rotations WHERE id = ?`, id))

@@ -23,6 +23,7 @@ var migrations = []string{
 	migrationPrincipals,      // 7: migrate_principals.go
 	migrationConsoleSessions, // 8: migrate_console.go
 	migrationJobs,            // 9: migrate_jobs.go
+	migrationKeyGeneration,   // 10: migrate_keygen.go
 }
 
 // migrationInitial is the first schema.

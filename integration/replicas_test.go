@@ -126,7 +126,7 @@ func TestReplicasShareOneChain(t *testing.T) {
 // privatePostgres starts the private PostgreSQL cluster (the catalog
 // tests' one) and returns the URL of a new empty database, dropped at the
 // end. It skips the test when PostgreSQL is not installed.
-func privatePostgres(t *testing.T) string {
+func privatePostgres(t testing.TB) string {
 	t.Helper()
 	script := filepath.Join(repoRoot(), "scripts", "postgres.sh")
 	if out, err := exec.Command(script, "up").CombinedOutput(); err != nil {
@@ -165,10 +165,21 @@ func privatePostgres(t *testing.T) string {
 	return u.String()
 }
 
+// replica is a dozod started by startReplicaProc.
+type replica struct {
+	URL  string
+	Proc *os.Process
+}
+
 // startReplica starts a dozod with the stack's configuration but its own
 // port and catalog pgURL, and returns its base URL once it is healthy.
-// The PostgreSQL password goes in PGPASSWORD, not in the file.
-func (s *stack) startReplica(t *testing.T, conf []byte, pgURL string, i int) string {
+func (s *stack) startReplica(t testing.TB, conf []byte, pgURL string, i int) string {
+	return s.startReplicaProc(t, conf, pgURL, i).URL
+}
+
+// startReplicaProc is startReplica returning the process too. The
+// PostgreSQL password goes in PGPASSWORD, not in the file.
+func (s *stack) startReplicaProc(t testing.TB, conf []byte, pgURL string, i int) *replica {
 	t.Helper()
 	u, err := url.Parse(pgURL)
 	if err != nil {
@@ -217,11 +228,11 @@ func (s *stack) startReplica(t *testing.T, conf []byte, pgURL string, i int) str
 		if resp, err := hc.Do(req); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return base
+				return &replica{URL: base, Proc: cmd.Process}
 			}
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("replica %d did not become healthy at %s", i, base)
-	return ""
+	return nil
 }

@@ -54,14 +54,25 @@ func repoRoot() string {
 func TestMain(m *testing.M) {
 	flag.Parse()
 	if !testing.Short() {
+		replicas, err := replicaMode() // replicamode_test.go
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "integration:", err)
+			os.Exit(2)
+		}
 		theStack, stackError = startStack()
 		if stackError != nil {
 			fmt.Fprintln(os.Stderr, "integration: stack unavailable:", stackError)
+		} else if replicas > 1 {
+			fmt.Fprintf(os.Stderr, "integration: %d dozods on PostgreSQL behind %s, round robin\n", replicas, theStack.env["DOZO_BROKER"])
 		}
 	} else {
 		stackError = fmt.Errorf("-short: integration stack not started")
 	}
 	code := m.Run()
+	if theProxy != nil {
+		fmt.Fprintf(os.Stderr, "integration: requests served by each replica: %v\n", theProxy.Served())
+		theProxy.Close()
+	}
 	if theStack != nil && theStack.owned && os.Getenv("DOZO_KEEP_STACK") == "" {
 		_ = theStack.dev("down")
 		os.RemoveAll(theStack.devDir)
@@ -105,7 +116,10 @@ func startStack() (*stack, error) {
 		}
 	}
 	s.dir = filepath.Join(s.devDir, "stack")
-	return s, s.loadEnv()
+	if err := s.loadEnv(); err != nil {
+		return s, err
+	}
+	return s, s.spreadBrokers()
 }
 
 // dev runs scripts/dev.sh; its output goes to a file, not a pipe, so the

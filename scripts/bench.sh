@@ -12,6 +12,12 @@
 #                                instead of a private one
 #   DOZO_BENCH_MICRO=1           also run the crypto/storage micro-benchmarks
 #                                and the library end-to-end benchmark
+#   DOZO_BENCH_HTTP=1            also run dozod's HTTP load test (dataset
+#                                list, header fetch, presign batch at 1/16/64
+#                                clients; SQLite, PostgreSQL x1 and x2;
+#                                BenchmarkHTTPLoad); DOZO_BENCH_HTTP=only runs
+#                                it alone. DOZO_BENCH_HTTP_SECONDS per cell
+#                                (default 5), DOZO_BENCH_HTTP_JSON for JSON.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -28,5 +34,9 @@ echo "bench: sizes ${DOZO_BENCH_SIZES:-1GiB,4GiB}, N=${DOZO_BENCH_N:-3}; ${avail
 if [ -n "${DOZO_BENCH_MICRO:-}" ]; then
   $GO test -run '^$' -bench . -benchmem -benchtime 3x -timeout 60m ./crypto/ ./storage/
   $GO test -run '^$' -bench 'BenchmarkEndToEnd' -benchtime 1x -timeout 60m ./integration/
+fi
+if [ -n "${DOZO_BENCH_HTTP:-}" ]; then
+  $GO test -run '^$' -bench '^BenchmarkHTTPLoad$' -benchtime 1x -timeout 60m ./integration/
+  [ "$DOZO_BENCH_HTTP" != only ] || exit 0
 fi
 exec $GO test -run '^$' -bench '^BenchmarkSuite$' -benchtime 1x -timeout 300m ./integration/
