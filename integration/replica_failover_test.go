@@ -15,6 +15,7 @@ import (
 
 	"github.com/dozo-vault/dozo/audit"
 	"github.com/dozo-vault/dozo/client"
+	"github.com/dozo-vault/dozo/transfer"
 )
 
 // TestReplicaKilledMidTransfer: two dozods on one PostgreSQL catalog, the
@@ -76,7 +77,7 @@ func TestReplicaKilledMidTransfer(t *testing.T) {
 		t.Fatal(err)
 	}
 	progress, killed := killAt(r0)
-	up, err := c.UploadFile(ctx, client.UploadOptions{Dataset: ds, Path: src, Dir: dir, Identity: id,
+	up, err := transfer.UploadFile(ctx, c, transfer.UploadOptions{Dataset: ds, Path: src, Dir: dir, Identity: id,
 		Progress: func(phase string, done, total int64) { progress(done, total) }})
 	if err != nil {
 		t.Fatalf("upload with its replica killed halfway: %v", client.Format(err, true))
@@ -92,7 +93,7 @@ func TestReplicaKilledMidTransfer(t *testing.T) {
 	rc, rid := researcherClient(t, on(r2, r1), rita)
 	out := filepath.Join(t.TempDir(), "back.bin")
 	progress, killed = killAt(r2)
-	if _, err := rc.FetchFile(ctx, client.FetchOptions{Dataset: ds, Name: "reads.bin", Output: out, Identity: rid, Progress: progress}); err != nil {
+	if _, err := transfer.FetchFile(ctx, rc, transfer.FetchOptions{Dataset: ds, Name: "reads.bin", Output: out, Identity: rid, Progress: progress}); err != nil {
 		t.Fatalf("fetch with its replica killed halfway: %v", client.Format(err, true))
 	}
 	if !killed() {
