@@ -28,7 +28,7 @@ type Route struct {
 	// Repeatable: the call has the same effect done once or twice, so a
 	// client may send it again when it cannot tell whether dozod acted
 	// on an earlier try. Every GET is; the others marked here are kept so
-	// by dozod (the client's retry rules list them).
+	// by dozod (the client's retries read this field).
 	Repeatable bool
 	// Request and Response are zero values of the JSON body types; nil
 	// when there is none (a 204, or a body Note describes).

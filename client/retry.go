@@ -9,11 +9,14 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/dozo-vault/dozo/api"
 )
 
 // DefaultBrokerRetry is how long a call safe to repeat is retried while
@@ -26,61 +29,44 @@ const (
 	retryMax   = 8 * time.Second        // backoff ceiling
 )
 
-// repeatable lists the calls besides GET (always safe) that may be sent
-// again when dozod may or may not have acted on an earlier try. Each has
-// the same effect done once or twice:
-//   - beginning an upload: a second begin with the same name, size, file
-//     key and nonce by the same user resumes the session the first one
-//     opened (broker resumable) rather than opening another;
-//   - presigning, singly or in a batch: no state changes besides pushing
-//     the upload's expiry further out;
-//   - committing a segment: an upsert of the same segment record;
-//   - completing an upload: a completed upload completed again with the
-//     same checksums returns the same file;
-//   - aborting an upload: an aborted upload aborts again as a no-op;
-//   - asking to fetch a file: reads only (it is audited once per try).
-//
-// Every other call (grants, revokes, members, freezes, datasets, scrubs,
-// key rotation, deletion, registering a recipient) is sent again only when
-// it certainly never reached dozod: its connection was refused.
-var repeatable = []string{
-	"POST /v1/datasets/*/uploads",
-	"POST /v1/uploads/*/presign",
-	"POST /v1/uploads/*/presign-batch",
-	"PUT /v1/uploads/*/segments/*",
-	"POST /v1/uploads/*/complete",
-	"DELETE /v1/uploads/*",
-	"POST /v1/datasets/*/files/*/fetch",
-	"POST /v1/fetches/*/presign",
-	"POST /v1/fetches/*/presign-batch",
-}
-
 // idempotent reports whether the call method path may be repeated after a
-// try whose outcome is unknown.
+// try whose outcome is unknown: a GET, or a route the table marks
+// Repeatable (api.Route.Repeatable says why each is). Every other call
+// (grants, revokes, members, freezes, datasets, scrubs, key rotation,
+// deletion, registering a recipient) is sent again only when it certainly
+// never reached dozod: its connection was refused.
 func idempotent(method, path string) bool {
 	if method == http.MethodGet || method == http.MethodHead {
 		return true
 	}
-	path, _, _ = strings.Cut(path, "?")
-	got := strings.Split(path, "/")
-	for _, r := range repeatable {
-		m, p, _ := strings.Cut(r, " ")
-		want := strings.Split(p, "/")
-		if m != method || len(want) != len(got) {
-			continue
-		}
-		match := true
-		for i := range want {
-			if want[i] != "*" && want[i] != got[i] || want[i] == "*" && got[i] == "" {
-				match = false
-				break
-			}
-		}
-		if match {
-			return true
+	rt := routeOf(method, path)
+	return rt != nil && rt.Repeatable
+}
+
+// routeMux matches a call to its route of the table as dozod's ServeMux
+// does, so the client and dozod never disagree on which route a path is.
+var routeMux = sync.OnceValue(func() *http.ServeMux {
+	mux := http.NewServeMux()
+	for _, rt := range api.Routes {
+		mux.Handle(rt.Pattern, http.NotFoundHandler())
+	}
+	return mux
+})
+
+// routeOf is the route of the table that serves method path (path as the
+// client sends it: escaped, with any query), or nil for none.
+func routeOf(method, path string) *api.Route {
+	u, err := url.Parse(path)
+	if err != nil {
+		return nil
+	}
+	_, pattern := routeMux().Handler(&http.Request{Method: method, URL: u, Host: "dozod"})
+	for _, rt := range api.Routes {
+		if rt.Pattern == pattern {
+			return rt
 		}
 	}
-	return false
+	return nil
 }
 
 // brokers is the set of dozod URLs a Client uses and what it has learnt

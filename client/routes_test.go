@@ -127,15 +127,21 @@ func TestCallsMatchRouteTable(t *testing.T) {
 }
 
 // TestRepeatableIsTable: the calls the client sends again after a try of
-// unknown outcome (retry.go) are the routes the table marks repeatable.
+// unknown outcome (retry.go) are the routes the table marks repeatable:
+// each route's path, as the client builds it, is matched to that route,
+// and the retry decision is the table's.
 func TestRepeatableIsTable(t *testing.T) {
 	for _, rt := range api.Routes {
 		ps := make([]string, len(rt.Params()))
 		for i := range ps {
-			ps[i] = "x"
+			ps[i] = "x/y z" // escaped into one segment, as a file name would be
+		}
+		path := rt.Path(ps...) + "?q=1"
+		if got := routeOf(rt.Method(), path); got != rt {
+			t.Errorf("%s: %s matched to %v", rt.Pattern, path, got)
 		}
 		want := rt.Repeatable || rt.Method() == http.MethodGet
-		if got := idempotent(rt.Method(), rt.Path(ps...)+"?q=1"); got != want {
+		if got := idempotent(rt.Method(), path); got != want {
 			t.Errorf("%s: the client repeats it: %v; the table: %v", rt.Pattern, got, want)
 		}
 	}
