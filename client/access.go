@@ -2,12 +2,7 @@ package client
 
 import (
 	"context"
-	"encoding/csv"
-	"io"
 	"net/http"
-	"strconv"
-	"strings"
-	"time"
 
 	"github.com/dozo-vault/dozo/api"
 )
@@ -49,42 +44,6 @@ func (c *Client) Freezes(ctx context.Context, all bool) ([]api.Freeze, error) {
 		q = "?all=true"
 	}
 	return fs, c.do(ctx, http.MethodGet, api.ListFreezes.Path()+q, nil, &fs)
-}
-
-// GrantCSVHeader is the column row of WriteGrantsCSV: one row per grant
-// period, as the NBDC user register wants it.
-var GrantCSVHeader = []string{"id", "dataset", "user", "application_id", "institution", "from", "until", "state",
-	"granted_by", "granted_at", "reason", "revoked_by", "revoked_at", "revoke_reason", "superseded_by", "pending_first_login", "login_name"}
-
-// WriteGrantsCSV writes grants as RFC 4180 CSV with GrantCSVHeader.
-// Times are RFC 3339 UTC; empty cells mean "none".
-func WriteGrantsCSV(w io.Writer, gs []api.Grant) error {
-	cw := csv.NewWriter(w)
-	cw.Write(GrantCSVHeader)
-	for _, g := range gs {
-		revokedAt, superseded := "", ""
-		if g.RevokedAt != nil {
-			revokedAt = g.RevokedAt.UTC().Format(time.RFC3339)
-		}
-		if g.SupersededBy != 0 {
-			superseded = strconv.FormatInt(g.SupersededBy, 10)
-		}
-		cw.Write([]string{strconv.FormatInt(g.ID, 10), g.Dataset, g.User, g.ApplicationID, csvSafe(g.Institution),
-			g.From, g.Until.UTC().Format(time.DateOnly), g.State, g.GrantedBy, g.GrantedAt.UTC().Format(time.RFC3339),
-			csvSafe(g.Reason), g.RevokedBy, revokedAt, csvSafe(g.RevokeReason), superseded, strconv.FormatBool(g.Pending), g.LoginName})
-	}
-	cw.Flush()
-	return cw.Error()
-}
-
-// csvSafe defuses spreadsheet formula injection: free text (a reason, an
-// institution) starting with = + - @, a tab or a carriage return is prefixed
-// with a quote, so a register opened in a spreadsheet never runs it.
-func csvSafe(s string) string {
-	if s != "" && strings.IndexByte("=+-@\t\r", s[0]) >= 0 {
-		return "'" + s
-	}
-	return s
 }
 
 // Members lists a dataset's custodians and submitters.

@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -69,34 +68,6 @@ type FetchReport struct {
 func (c *Client) FetchDone(ctx context.Context, fileID string, r *FetchReport) error {
 	req := api.FetchDoneRequest{Bytes: r.Bytes, Verified: r.Verified, ElapsedMS: r.Elapsed.Milliseconds()}
 	return c.do(ctx, http.MethodPost, api.FetchDone.Path(fileID), req, nil)
-}
-
-// AuditCSVHeader is the column row of WriteAuditCSV.
-var AuditCSVHeader = []string{"seq", "time", "user", "action", "dataset", "file", "file_size", "object", "result", "status",
-	"source", "request_id", "detail", "hash"}
-
-// WriteAuditCSV writes audit records as RFC 4180 CSV with AuditCSVHeader,
-// times in RFC 3339 in loc; file_size is the file's size in the catalog. Every text cell is defused like the grant
-// register's (csvSafe), so a file name or detail that looks like a formula
-// is never run by a spreadsheet.
-func WriteAuditCSV(w io.Writer, rs []api.AuditEntry, loc *time.Location) error {
-	cw := csv.NewWriter(w)
-	cw.Write(AuditCSVHeader)
-	for _, r := range rs {
-		status := ""
-		if r.Status != 0 {
-			status = strconv.Itoa(r.Status)
-		}
-		size := ""
-		if r.FileSize != 0 {
-			size = strconv.FormatInt(r.FileSize, 10)
-		}
-		cw.Write([]string{strconv.FormatUint(r.Seq, 10), r.Time.In(loc).Format(time.RFC3339), csvSafe(r.Actor), csvSafe(r.Action),
-			csvSafe(r.Dataset), csvSafe(r.File), size, csvSafe(r.Object), csvSafe(r.Result), status, csvSafe(r.Source),
-			csvSafe(r.RequestID), csvSafe(r.Detail), r.Hash})
-	}
-	cw.Flush()
-	return cw.Error()
 }
 
 // AuditVerify asks dozod to verify the whole stored chain (admin),

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -88,7 +89,7 @@ func TestConfigDirPermissions(t *testing.T) {
 	}
 	// A secret others can read is refused, not used.
 	os.Chmod(filepath.Join(p, tokenFile), 0o644)
-	if _, err := d.Token(); err == nil || !strings.Contains(Format(err, false), "chmod 600") {
+	if _, err := d.Token(); err == nil || !strings.Contains(whatAndHint(err), "chmod 600") {
 		t.Errorf("too-open token accepted: %v", err)
 	}
 	got, err := d.Identity()
@@ -128,20 +129,14 @@ func TestKeygen(t *testing.T) {
 	}
 }
 
-func TestErrorFormat(t *testing.T) {
+func TestDescribe(t *testing.T) {
 	ae := &APIError{Method: "POST", Path: "/v1/datasets/X/files/a/fetch", Status: 403}
 	ae.Body.Error = "no active grant on X"
 	ae.Body.Hint = "ask the custodian for a grant"
 	ae.Body.RequestID = "r-123"
 	err := &Error{Op: "fetching X/a", Err: ae}
-	if got, want := Format(err, false), "fetching X/a: no active grant on X (ask the custodian for a grant)"; got != want {
-		t.Errorf("Format = %q\nwant     %q", got, want)
-	}
-	dbg := Format(err, true)
-	for _, s := range []string{"HTTP 403", "r-123", "/v1/datasets/X/files/a/fetch"} {
-		if !strings.Contains(dbg, s) {
-			t.Errorf("debug format %q lacks %q", dbg, s)
-		}
+	if got, want := Describe(err), (Failure{What: "fetching X/a: no active grant on X", Hint: "ask the custodian for a grant", API: ae}); got != want {
+		t.Errorf("Describe = %+v\nwant       %+v", got, want)
 	}
 	ae.Body.Hint = ""
 	ae.Status = 401
@@ -154,13 +149,20 @@ func TestErrorFormat(t *testing.T) {
 	if h := Hint(&Error{Op: "x", Err: ErrNoIdentity}); !strings.Contains(h, "dozo keygen") {
 		t.Errorf("no identity hint %q", h)
 	}
-	if _, err := New(Options{}); err == nil || !strings.Contains(Format(err, false), "DOZO_BROKER") {
+	if _, err := New(Options{}); err == nil || !strings.Contains(whatAndHint(err), "DOZO_BROKER") {
 		t.Errorf("no broker: %v", err)
 	}
 	// Refused connection to dozod.
 	c, _ := New(Options{Broker: "http://127.0.0.1:1", Token: "s.tok", RetryFor: -1})
 	_, werr := c.WhoAmI(context.Background())
-	if f := Format(werr, true); !strings.Contains(f, "dozod") || strings.Contains(f, "s.tok") {
-		t.Errorf("transport error: %q", f)
+	f := Describe(werr)
+	if f.Transport == nil || !strings.Contains(f.What, "dozod") || strings.Contains(fmt.Sprintf("%v %v", f, *f.Transport), "s.tok") {
+		t.Errorf("transport error: %+v", f)
 	}
+}
+
+// whatAndHint is all a failure says in words.
+func whatAndHint(err error) string {
+	f := Describe(err)
+	return f.What + " (" + f.Hint + ")"
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -202,49 +201,48 @@ func Hint(err error) string {
 	return ""
 }
 
-// Format renders err for a terminal: "<what failed>: <why> (<what to do>)".
-// With debug it adds the HTTP status, request path and request id of a
-// dozod error. It never includes tokens or presigned URLs: none of this
-// package's errors carry them.
-func Format(err error, debug bool) string {
-	msg := err.Error()
-	var rf *RefusedError
+// Failure is what an error comes to for the person who ran the command:
+// what failed and why, what to do, and where a request to dozod went. The
+// command renders it (in its language); this package only says it.
+type Failure struct {
+	What string // "<what failed>: <why>", on one line
+	Hint string // what to do; may be empty
+	// API is dozod's answer, when the failure is one; Transport is the
+	// request to dozod that got no answer, when it is one.
+	API       *APIError
+	Transport *TransportError
+}
+
+// Describe is err as a Failure. A transfer stopped by dozod is described by
+// dozod's reason alone (which piece was being presigned when access ended
+// is noise), and an expired login by one sentence that says what to do. No
+// field carries tokens or presigned URLs: none of this package's errors
+// carry them.
+func Describe(err error) Failure {
 	var xl *ExpiredLoginError
 	if errors.As(err, &xl) {
 		// The whole story, and what to do, in one sentence.
-		msg = xl.Error()
-		var e *Error
-		if errors.As(err, &e) {
-			msg = e.Op + ": " + msg
-		}
-		return msg
+		return Failure{What: withOp(err, xl.Error())}
 	}
+	f := Failure{What: err.Error()}
+	var rf *RefusedError
 	if errors.As(err, &rf) {
-		// Which piece was being presigned when access ended is noise: say
-		// what failed and dozod's reason.
-		msg = rf.Error()
-		var e *Error
-		if errors.As(err, &e) {
-			msg = e.Op + ": " + msg
-		}
+		f.What = withOp(err, rf.Error())
 	}
-	msg = strings.ReplaceAll(msg, "\n", " ")
-	if h := Hint(err); h != "" && !(rf != nil && msg != "" && strings.HasSuffix(msg, loginEndedMsg)) {
-		msg += " (" + h + ")"
+	f.What = strings.ReplaceAll(f.What, "\n", " ")
+	if rf == nil || !strings.HasSuffix(f.What, loginEndedMsg) { // that one says what to do itself
+		f.Hint = Hint(err)
 	}
-	var ae *APIError
-	if errors.As(err, &ae) {
-		if debug {
-			msg += fmt.Sprintf(" [HTTP %d %s %s, request id %s]", ae.Status, ae.Method, ae.Path, orDash(ae.Body.RequestID))
-		} else if ae.Status >= 500 && ae.Body.RequestID != "" {
-			msg += " [request id " + ae.Body.RequestID + "]"
-		}
-	}
-	if debug {
-		var te *TransportError
-		if errors.As(err, &te) {
-			msg += fmt.Sprintf(" [%s %s]", te.Method, te.Path)
-		}
+	errors.As(err, &f.API)
+	errors.As(err, &f.Transport)
+	return f
+}
+
+// withOp is msg after the operation err failed in, if it names one.
+func withOp(err error, msg string) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Op + ": " + msg
 	}
 	return msg
 }

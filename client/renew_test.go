@@ -16,18 +16,18 @@ func unauthorized() *APIError {
 
 // A 401 that stops a transfer is reported as the login ending, in one
 // sentence with what to do, never as damage or a refusal of access.
-func TestFormatLoginEndedMidTransfer(t *testing.T) {
+func TestDescribeLoginEndedMidTransfer(t *testing.T) {
 	err := opError("fetching D/f", fmt.Errorf("presigning GET of x on s1: %w", Refusal(unauthorized())))
-	got := Format(err, false)
-	if !strings.HasPrefix(got, "fetching D/f: dozod no longer accepts your login") || !strings.HasSuffix(got, "rerun the same command to resume") {
-		t.Fatalf("Format = %q", got)
+	f := Describe(err)
+	if !strings.HasPrefix(f.What, "fetching D/f: dozod no longer accepts your login") || !strings.HasSuffix(f.What, "rerun the same command to resume") || f.Hint != "" {
+		t.Fatalf("Describe = %+v", f)
 	}
 
 	k := &LoginKeeper{expiry: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-	got = Format(k.Explain(err), false)
-	want := "fetching D/f: your login expired at 2026-01-02 03:04:05 UTC; run `dozo login` and rerun the same command to resume"
+	got := Describe(k.Explain(err))
+	want := Failure{What: "fetching D/f: your login expired at 2026-01-02 03:04:05 UTC; run `dozo login` and rerun the same command to resume"}
 	if got != want {
-		t.Fatalf("Format = %q, want %q", got, want)
+		t.Fatalf("Describe = %+v, want %+v", got, want)
 	}
 	// Before the expiry, or for another status, Explain changes nothing.
 	k.expiry = time.Now().Add(time.Hour)

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/dozo-vault/dozo/api"
-	"github.com/dozo-vault/dozo/client"
 )
 
 func day(offset int) string { return time.Now().UTC().AddDate(0, 0, offset).Format(time.DateOnly) }
@@ -221,7 +220,7 @@ func TestAccessLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatalf("CSV export does not parse: %v", err)
 	}
-	if len(rows) != len(hist)+1 || !slices.Equal(rows[0], client.GrantCSVHeader) {
+	if len(rows) != len(hist)+1 || !slices.Equal(rows[0], api.GrantCSVHeader) {
 		t.Fatalf("CSV has %d rows for %d grants; header %v", len(rows), len(hist), rows[0])
 	}
 	for i, g := range hist {

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/dozo-vault/dozo/api"
-	"github.com/dozo-vault/dozo/client"
 )
 
 // TestAuditFetchByName: after an upload and a fetch, the custodian's
@@ -44,7 +43,7 @@ func TestAuditFetchByName(t *testing.T) {
 	for i, h := range rows[0] {
 		col[h] = i
 	}
-	if strings.Join(rows[0], ",") != strings.Join(client.AuditCSVHeader, ",") {
+	if strings.Join(rows[0], ",") != strings.Join(api.AuditCSVHeader, ",") {
 		t.Fatalf("header %q", rows[0])
 	}
 	var fetch, done []string

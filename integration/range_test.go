@@ -62,7 +62,7 @@ func TestRangeFetchMovesOneSegment(t *testing.T) {
 	res, err := transfer.FetchFile(ctx, c, transfer.FetchOptions{Dataset: ds, Name: "big.bin", Output: "-", Stdout: &out,
 		Identity: id, Range: &transfer.Range{Start: off, Length: mib}})
 	if err != nil {
-		t.Fatal(client.Format(err, true))
+		t.Fatal(err)
 	}
 	if !bytes.Equal(out.Bytes(), want[off:off+mib]) {
 		t.Fatal("range bytes differ")

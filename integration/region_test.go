@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dozo-vault/dozo/client"
 	"github.com/dozo-vault/dozo/internal/units"
 	"github.com/dozo-vault/dozo/region"
 	"github.com/dozo-vault/dozo/region/regiontest"
@@ -271,7 +270,7 @@ func TestRegionFetch(t *testing.T) {
 		res, err := transfer.FetchRegions(context.Background(), c, transfer.RegionOptions{Dataset: ds, Name: "x.bam",
 			Regions: []region.Region{reg}, Output: "-", Stdout: &out, Identity: id})
 		if err != nil {
-			t.Fatal(client.Format(err, true))
+			t.Fatal(err)
 		}
 		// The segments the plan's byte ranges touch (1 MiB each).
 		plan := localPlan(t, filepath.Join(dir, "x.bam"), filepath.Join(dir, "x.bam.bai"), reg)

@@ -2,7 +2,6 @@ package transfer
 
 import (
 	"bytes"
-	"github.com/dozo-vault/dozo/client"
 	"os"
 	"path/filepath"
 	"testing"
@@ -19,11 +18,11 @@ func TestPresignBatching(t *testing.T) {
 		e.fk.noBatch = old
 		path, data := writeRandom(t, 5*fakePlainSeg+12345)
 		if _, err := e.upload(t, path); err != nil {
-			t.Fatal(client.Format(err, true))
+			t.Fatal(err)
 		}
 		out := filepath.Join(t.TempDir(), "out")
 		if _, err := e.fetch(t, FetchOptions{Output: out}); err != nil {
-			t.Fatal(client.Format(err, true))
+			t.Fatal(err)
 		}
 		if got, _ := os.ReadFile(out); !bytes.Equal(got, data) {
 			t.Fatal("fetched file differs")

@@ -2,7 +2,6 @@ package transfer
 
 import (
 	"context"
-	"github.com/dozo-vault/dozo/client"
 	"os"
 	"path/filepath"
 	"strings"
@@ -53,7 +52,7 @@ func TestUploadSourceChangesDuringUpload(t *testing.T) {
 			if err == nil {
 				t.Fatal("the upload succeeded")
 			}
-			msg := client.Format(err, false)
+			msg := message(err)
 			if !strings.Contains(msg, "the file changed while it was being uploaded") || strings.Contains(msg, "resume") {
 				t.Errorf("message: %s", msg)
 			}
@@ -79,7 +78,7 @@ func TestUploadRefusesPseudoFiles(t *testing.T) {
 	}
 	e := newEnv(t)
 	_, err := UploadFile(context.Background(), e.c, UploadOptions{Dataset: "DS1", Path: "/proc/self/status", Dir: e.dir, Identity: e.id})
-	if err == nil || !strings.Contains(client.Format(err, false), "proc") {
+	if err == nil || !strings.Contains(message(err), "proc") {
 		t.Fatalf("upload of /proc/self/status: %v", err)
 	}
 	if len(e.fk.uploads) != 0 {
@@ -99,7 +98,7 @@ func TestUploadWithoutIdentityPromisesNoResume(t *testing.T) {
 	if err == nil {
 		t.Fatal("not interrupted")
 	}
-	if msg := client.Format(err, false); strings.Contains(msg, "resume") || !strings.Contains(msg, "starts over") {
+	if msg := message(err); strings.Contains(msg, "resume") || !strings.Contains(msg, "starts over") {
 		t.Errorf("message: %s", msg)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"github.com/dozo-vault/dozo/client"
 	"os"
 	"path/filepath"
 	"strings"
@@ -51,7 +50,7 @@ func TestFetchRefusesPlantedLinks(t *testing.T) {
 	e := newEnv(t)
 	path, data := writeRandom(t, 2*fakePlainSeg+5)
 	if _, err := e.upload(t, path); err != nil {
-		t.Fatal(client.Format(err, true))
+		t.Fatal(err)
 	}
 	type plant struct {
 		name  string
@@ -102,7 +101,7 @@ func TestFetchRefusesPlantedLinks(t *testing.T) {
 			_, err = e.fetch(t, FetchOptions{Output: out, Force: p.force, Raw: p.raw})
 			if err == nil {
 				t.Errorf("%s: fetch succeeded", name)
-			} else if msg := client.Format(err, false); !strings.Contains(msg, at) {
+			} else if msg := message(err); !strings.Contains(msg, at) {
 				t.Errorf("%s: error does not name %s: %s", name, at, msg)
 			}
 			v.check(t, name)
@@ -124,7 +123,7 @@ func TestFetchRefusesPlantedLinks(t *testing.T) {
 	// The same directory, cleaned up, fetches fine.
 	out := filepath.Join(t.TempDir(), "out.fq")
 	if _, err := e.fetch(t, FetchOptions{Output: out}); err != nil {
-		t.Fatal(client.Format(err, true))
+		t.Fatal(err)
 	}
 	if got, _ := os.ReadFile(out); !bytes.Equal(got, data) {
 		t.Fatal("fetched file differs")
@@ -156,7 +155,7 @@ func TestUploadRefusesPlantedJournalLinks(t *testing.T) {
 			_, err := e.upload(t, path)
 			if err == nil {
 				t.Errorf("symlink at %s: upload succeeded", filepath.Base(at))
-			} else if msg := client.Format(err, false); !strings.Contains(msg, at) {
+			} else if msg := message(err); !strings.Contains(msg, at) {
 				t.Errorf("symlink at %s: error does not name it: %s", filepath.Base(at), msg)
 			}
 			v.check(t, "symlink at "+filepath.Base(at))
@@ -171,7 +170,7 @@ func TestUploadRefusesPlantedJournalLinks(t *testing.T) {
 				continue
 			}
 			if _, err := e.upload(t, path); err != nil {
-				t.Fatal(client.Format(err, true))
+				t.Fatal(err)
 			}
 		}
 	}
@@ -218,12 +217,12 @@ func TestFetchLongName(t *testing.T) {
 	path, data := writeRandom(t, 2*fakePlainSeg+5)
 	name := strings.Repeat("n", 251) + ".bam"
 	if _, err := UploadFile(context.Background(), e.c, UploadOptions{Dataset: "DS1", Path: path, Name: name, Dir: e.dir, Identity: e.id}); err != nil {
-		t.Fatal(client.Format(err, true))
+		t.Fatal(err)
 	}
 	dir := t.TempDir()
 	out := filepath.Join(dir, name)
 	if _, err := e.fetch(t, FetchOptions{Name: name, Output: out}); err != nil {
-		t.Fatal(client.Format(err, false))
+		t.Fatal(err)
 	}
 	if got, err := os.ReadFile(out); err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("fetched file differs: %v", err)
@@ -237,7 +236,7 @@ func TestFetchLongName(t *testing.T) {
 	if err == nil {
 		t.Fatal("a 256-byte output name was accepted")
 	}
-	msg := client.Format(err, false)
+	msg := message(err)
 	if !strings.Contains(msg, "too long") || strings.Contains(msg, ".partial") {
 		t.Errorf("unclear error for a 256-byte output name: %s", msg)
 	}
@@ -276,7 +275,7 @@ func TestFetchSidePaths(t *testing.T) {
 	name := strings.Repeat("n", 251) + ".bam"
 	res, err := UploadFile(context.Background(), e.c, UploadOptions{Dataset: "DS1", Path: path, Name: name, Dir: e.dir, Identity: e.id})
 	if err != nil {
-		t.Fatal(client.Format(err, true))
+		t.Fatal(err)
 	}
 	dir := t.TempDir()
 	out := filepath.Join(dir, name)
@@ -286,7 +285,7 @@ func TestFetchSidePaths(t *testing.T) {
 	writeSidecar(side, sidecar{Version: 1, FileID: res.File.ID, SHA256: res.File.SHA256, Size: res.File.Size, Verified: verified})
 	fr, err := e.fetch(t, FetchOptions{Name: name, Output: out})
 	if err != nil {
-		t.Fatal(client.Format(err, false))
+		t.Fatal(err)
 	}
 	if !fr.Resumed || fr.From != 2*fakePlainSeg {
 		t.Errorf("resumed=%v from %d", fr.Resumed, fr.From)

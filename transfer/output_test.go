@@ -5,7 +5,6 @@ package transfer
 import (
 	"bytes"
 	"context"
-	"github.com/dozo-vault/dozo/client"
 	"io"
 	"io/fs"
 	"net"
@@ -22,7 +21,7 @@ func uploadForFetch(t *testing.T, e *env, n int) []byte {
 	t.Helper()
 	path, data := writeRandom(t, n)
 	if _, err := e.upload(t, path); err != nil {
-		t.Fatal(client.Format(err, true))
+		t.Fatal(err)
 	}
 	return data
 }
@@ -65,7 +64,7 @@ func TestFetchToFIFO(t *testing.T) {
 	for _, force := range []bool{false} {
 		res, err := e.fetch(t, FetchOptions{Output: fifo, Force: force})
 		if err != nil {
-			t.Fatal(client.Format(err, true))
+			t.Fatal(err)
 		}
 		if !res.Verified || res.Resumed {
 			t.Errorf("verified=%v resumed=%v", res.Verified, res.Resumed)
@@ -91,7 +90,7 @@ func TestFetchToDevNull(t *testing.T) {
 	for _, force := range []bool{false, true} {
 		res, err := e.fetch(t, FetchOptions{Output: os.DevNull, Force: force})
 		if err != nil {
-			t.Fatalf("force=%v: %s", force, client.Format(err, true))
+			t.Fatalf("force=%v: %s", force, err)
 		}
 		if !res.Verified {
 			t.Error("not verified")
@@ -121,7 +120,7 @@ func TestFetchToCharDevice(t *testing.T) {
 		t.Fatalf("mknod: %v", err)
 	}
 	if _, err := e.fetch(t, FetchOptions{Output: dev, Force: true}); err != nil {
-		t.Fatal(client.Format(err, true))
+		t.Fatal(err)
 	}
 	fi, err := os.Lstat(dev)
 	if err != nil || fi.Mode().Type() != fs.ModeDevice|fs.ModeCharDevice {
@@ -157,7 +156,7 @@ func TestFetchRefusesUnwritableTargets(t *testing.T) {
 	} {
 		before := e.fk.gets.Load()
 		_, err := e.fetch(t, FetchOptions{Output: c.out, Force: true})
-		if err == nil || !strings.Contains(client.Format(err, false), c.want) {
+		if err == nil || !strings.Contains(message(err), c.want) {
 			t.Errorf("-o %s: %v, want an error saying %q", c.out, err, c.want)
 		}
 		if n := e.fk.gets.Load() - before; n != 0 {
@@ -181,7 +180,7 @@ func TestFetchIntoDirectory(t *testing.T) {
 	for _, force := range []bool{false, true} {
 		res, err := e.fetch(t, FetchOptions{Output: dir, Force: force})
 		if err != nil {
-			t.Fatalf("force=%v: %s", force, client.Format(err, true))
+			t.Fatalf("force=%v: %s", force, err)
 		}
 		want := filepath.Join(dir, "reads.fq")
 		if res.Output != want {
@@ -201,7 +200,7 @@ func TestFetchIntoDirectory(t *testing.T) {
 			// a piece is fetched.
 			before := e.fk.gets.Load()
 			_, err := e.fetch(t, FetchOptions{Output: dir})
-			if err == nil || !strings.Contains(client.Format(err, false), "already exists") {
+			if err == nil || !strings.Contains(message(err), "already exists") {
 				t.Errorf("existing DIR/name without --force: %v", err)
 			}
 			if e.fk.gets.Load() != before {
@@ -213,11 +212,11 @@ func TestFetchIntoDirectory(t *testing.T) {
 	linkDir := t.TempDir()
 	link := filepath.Join(t.TempDir(), "data")
 	os.Symlink(linkDir, link)
-	if _, err := e.fetch(t, FetchOptions{Output: link}); err == nil || !strings.Contains(client.Format(err, false), "symbolic link") {
+	if _, err := e.fetch(t, FetchOptions{Output: link}); err == nil || !strings.Contains(message(err), "symbolic link") {
 		t.Errorf("-o LINK-TO-DIR: %v", err)
 	}
 	if _, err := e.fetch(t, FetchOptions{Output: link + "/"}); err != nil {
-		t.Fatalf("-o LINK-TO-DIR/: %s", client.Format(err, true))
+		t.Fatalf("-o LINK-TO-DIR/: %s", err)
 	}
 	if got, _ := os.ReadFile(filepath.Join(linkDir, "reads.fq")); !bytes.Equal(got, data) {
 		t.Error("-o LINK-TO-DIR/ did not write into the linked directory")
@@ -266,13 +265,13 @@ func TestFetchResumesFromLastSegment(t *testing.T) {
 	if err == nil {
 		t.Fatal("the fetch was not interrupted")
 	}
-	if msg := client.Format(err, false); !strings.Contains(msg, "to resume") {
+	if msg := message(err); !strings.Contains(msg, "to resume") {
 		t.Errorf("the interruption does not promise the resume that will happen: %s", msg)
 	}
 	before := e.fk.gets.Load()
 	res, err := e.fetch(t, FetchOptions{Output: out})
 	if err != nil {
-		t.Fatal(client.Format(err, true))
+		t.Fatal(err)
 	}
 	if !res.Resumed || res.From < 2*fakePlainSeg || res.From%fakePlainSeg != 0 {
 		t.Fatalf("rerun resumed=%v from byte %d; want a resume from a segment boundary past the first two", res.Resumed, res.From)
@@ -322,7 +321,7 @@ func TestFetchInterruptionPromisesOnlyRealResume(t *testing.T) {
 			if err == nil {
 				t.Fatalf("%s: not interrupted", c.name)
 			}
-			if msg := client.Format(err, false); strings.Contains(msg, "resume") || !strings.Contains(msg, "interrupted") {
+			if msg := message(err); strings.Contains(msg, "resume") || !strings.Contains(msg, "interrupted") {
 				t.Errorf("%s (early=%v): %s", c.name, early, msg)
 			}
 		}

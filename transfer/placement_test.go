@@ -2,14 +2,12 @@ package transfer
 
 import (
 	"slices"
+	"strings"
+	"testing"
 
 	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/filestore"
 	"github.com/dozo-vault/dozo/storage"
-	"strings"
-	"testing"
-
-	"github.com/dozo-vault/dozo/client"
 )
 
 // The pieces go where dozod's upload session places them, even where
@@ -26,7 +24,7 @@ func TestUploadWritesWhereDozodPlaces(t *testing.T) {
 	path, _ := writeRandom(t, 3*fakePlainSeg+7)
 	res, err := e.upload(t, path)
 	if err != nil {
-		t.Fatal(client.Format(err, true))
+		t.Fatal(err)
 	}
 	e.fk.mu.Lock()
 	defer e.fk.mu.Unlock()

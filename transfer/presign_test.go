@@ -157,10 +157,10 @@ func presignedUpload(t *testing.T, s *expiringStore, data []byte, perSeg time.Du
 		t.Fatal(err)
 	}
 	if _, err := w.Write(data); err != nil {
-		t.Fatal(client.Format(err, true))
+		t.Fatal(err)
 	}
 	if err := w.Close(); err != nil {
-		t.Fatal(client.Format(err, true))
+		t.Fatal(err)
 	}
 	m, err := storage.NewManifest("ds1", "f1", presignLayout, w.HashAlg(), w.Segments())
 	if err != nil {
@@ -256,7 +256,7 @@ func fetchBatchOf(m *storage.Manifest, batch func(context.Context, []api.Presign
 // TestFetchOutlivesURLsAndStopsOnRefusal: a fetch slower than the URL
 // lifetime reads every piece once (no re-read of what was verified, no
 // piece counted bad); when dozod then refuses (grant revoked), the read
-// ends at once with dozod's reason, not as damage, and client.Format prints that
+// ends at once with dozod's reason, not as damage, and client.Describe gives that
 // reason as the one cause.
 func TestFetchOutlivesURLsAndStopsOnRefusal(t *testing.T) {
 	clock := &fakeClock{t: time.Unix(1e9, 0)}
@@ -310,7 +310,7 @@ func TestFetchOutlivesURLsAndStopsOnRefusal(t *testing.T) {
 		t.Errorf("%d piece GETs after the refusal: parity was tried", n)
 	}
 	want := `fetching ds1/x: dozod stopped the transfer: your access to dataset "ds1" was revoked on 2026-11-30 (ask the dataset's custodian for a new grant)`
-	if msg := client.Format(opError("fetching ds1/x", fmt.Errorf("file f1: %w", err)), false); msg != want {
+	if msg := message(opError("fetching ds1/x", fmt.Errorf("file f1: %w", err))); msg != want {
 		t.Errorf("message\n%s\nwant\n%s", msg, want)
 	}
 }
@@ -393,7 +393,7 @@ func TestFetchStopsWhenDozodIsLost(t *testing.T) {
 	if n := r.Stats().PiecesFetched - before; n > int64(m.K) {
 		t.Errorf("%d piece attempts after dozod was lost: parity was tried", n)
 	}
-	msg := client.Format(opError("fetching ds1/x", fmt.Errorf("file f1: %w", err)), false)
+	msg := message(opError("fetching ds1/x", fmt.Errorf("file f1: %w", err)))
 	if !strings.HasPrefix(msg, "fetching ds1/x: lost dozod mid-transfer: cannot reach dozod: ") || strings.Count(msg, "cannot reach dozod") != 1 {
 		t.Errorf("message %q", msg)
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"github.com/dozo-vault/dozo/client"
 	"os"
 	"path/filepath"
 	"strings"
@@ -52,7 +51,7 @@ func TestRangeOfWholeFileVerified(t *testing.T) {
 	e := newEnv(t)
 	path, data := writeRandom(t, 3*fakePlainSeg+77)
 	if _, err := e.upload(t, path); err != nil {
-		t.Fatal(client.Format(err, true))
+		t.Fatal(err)
 	}
 	for _, r := range []Range{{0, -1}, {0, int64(len(data))}, {0, int64(len(data)) + 100}} {
 		var buf bytes.Buffer
@@ -69,12 +68,12 @@ func TestRangeOfWholeFileVerified(t *testing.T) {
 	empty := filepath.Join(t.TempDir(), "empty")
 	os.WriteFile(empty, nil, 0o600)
 	if _, err := UploadFile(context.Background(), e.c, UploadOptions{Dataset: "DS1", Path: empty, Dir: e.dir, Identity: e.id}); err != nil {
-		t.Fatal(client.Format(err, true))
+		t.Fatal(err)
 	}
 	out := filepath.Join(t.TempDir(), "out")
 	for _, r := range []Range{{0, 1}, {0, -1}} {
 		_, err := e.fetch(t, FetchOptions{Name: "empty", Output: out, Range: &r})
-		if err == nil || !strings.Contains(client.Format(err, false), "empty") {
+		if err == nil || !strings.Contains(message(err), "empty") {
 			t.Errorf("range %+v of an empty file: %v", r, err)
 		}
 		if _, serr := os.Lstat(out); !errors.Is(serr, os.ErrNotExist) {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
-	"github.com/dozo-vault/dozo/client"
 	"io"
 	"os"
 	"path/filepath"
@@ -94,7 +93,7 @@ func TestResumeNeverReusesKeystreamOnChangedSegment(t *testing.T) {
 	e.fk.failPutAfter.Store(0)
 	res, err := e.upload(t, path)
 	if err != nil {
-		t.Fatal(client.Format(err, true))
+		t.Fatal(err)
 	}
 	after := e.fk.storedPieces(t, "DS1", first.FileID)
 	for k, sum := range before {
@@ -126,7 +125,7 @@ func TestResumeKeepsUnchangedRecordedSegment(t *testing.T) {
 	e.fk.failPutAfter.Store(0)
 	res, err := e.upload(t, path)
 	if err != nil {
-		t.Fatal(client.Format(err, true))
+		t.Fatal(err)
 	}
 	if !res.Resumed || res.UploadID != first.ID || res.StartSegment != 3 {
 		t.Fatalf("not resumed at segment 3: %+v", res)
@@ -169,7 +168,7 @@ func TestResumeRefusesPlantedFileKey(t *testing.T) {
 	e.fk.failPutAfter.Store(0)
 	res, err := e.upload(t, path)
 	if err != nil {
-		t.Fatal(client.Format(err, true))
+		t.Fatal(err)
 	}
 	if res.Resumed || res.UploadID == "up1" {
 		t.Fatalf("resumed with a file key dozod's session does not hold: %+v", res)
@@ -216,7 +215,7 @@ func TestJournalRecordsSegmentBeforeItsPieces(t *testing.T) {
 		problems = append(problems, fmt.Sprintf("%s stored before segment %d's hash was recorded", key, seg))
 	}
 	if _, err := e.upload(t, path); err != nil {
-		t.Fatal(client.Format(err, true))
+		t.Fatal(err)
 	}
 	if puts != 6*6 {
 		t.Errorf("%d PUTs, want 36", puts)
@@ -248,7 +247,7 @@ func TestOlderJournalStartsOver(t *testing.T) {
 	e.fk.failPutAfter.Store(0)
 	res, err := e.upload(t, path)
 	if err != nil {
-		t.Fatal(client.Format(err, true))
+		t.Fatal(err)
 	}
 	if res.Resumed || res.UploadID == "up1" || len(e.fk.aborted) != 1 || e.fk.aborted[0] != "up1" {
 		t.Fatalf("version 2 journal: %+v, aborted %v", res, e.fk.aborted)

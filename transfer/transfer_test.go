@@ -199,7 +199,7 @@ func TestUploadFetch(t *testing.T) {
 	path, data := writeRandom(t, 5*fakePlainSeg+12345)
 	res, err := e.upload(t, path)
 	if err != nil {
-		t.Fatal(client.Format(err, true))
+		t.Fatal(err)
 	}
 	sum := sha256.Sum256(data)
 	if res.File.SHA256 != hex.EncodeToString(sum[:]) || res.Resumed || res.Segments != 6 {
@@ -212,7 +212,7 @@ func TestUploadFetch(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "out.fq")
 	fr, err := e.fetch(t, FetchOptions{Output: out})
 	if err != nil {
-		t.Fatal(client.Format(err, true))
+		t.Fatal(err)
 	}
 	got, _ := os.ReadFile(out)
 	if !bytes.Equal(got, data) || !fr.Verified {
@@ -249,7 +249,7 @@ func TestUploadFetch(t *testing.T) {
 	// Raw: a standard age file for the user's identity.
 	rawPath := filepath.Join(t.TempDir(), "out.age")
 	if _, err := e.fetch(t, FetchOptions{Output: rawPath, Raw: true}); err != nil {
-		t.Fatal(client.Format(err, true))
+		t.Fatal(err)
 	}
 	rf, _ := os.Open(rawPath)
 	defer rf.Close()
@@ -284,7 +284,7 @@ func TestUploadEmptyAndExactSegment(t *testing.T) {
 		name := []string{"empty", "one", "two"}[i]
 		res, err := UploadFile(context.Background(), e.c, UploadOptions{Dataset: "DS1", Path: path, Name: name, Dir: e.dir, Identity: e.id})
 		if err != nil {
-			t.Fatalf("%d bytes: %s", n, client.Format(err, true))
+			t.Fatalf("%d bytes: %s", n, err)
 		}
 		var buf bytes.Buffer
 		if _, err := e.fetch(t, FetchOptions{Name: name, Output: "-", Stdout: &buf}); err != nil || !bytes.Equal(buf.Bytes(), data) {
@@ -300,13 +300,13 @@ func TestUploadResume(t *testing.T) {
 	e.fk.failPutAfter.Store(6*3 + 2) // three segments, then failure
 	if _, err := e.upload(t, path); err == nil {
 		t.Fatal("upload did not fail")
-	} else if !strings.Contains(client.Format(err, false), "resume") {
-		t.Errorf("failure does not mention resuming: %s", client.Format(err, false))
+	} else if !strings.Contains(message(err), "resume") {
+		t.Errorf("failure does not mention resuming: %s", message(err))
 	}
 	e.fk.failPutAfter.Store(0)
 	res, err := e.upload(t, path)
 	if err != nil {
-		t.Fatal(client.Format(err, true))
+		t.Fatal(err)
 	}
 	if !res.Resumed || res.StartSegment != 3 {
 		t.Fatalf("did not resume at segment 3: %+v", res)
@@ -338,7 +338,7 @@ func TestUploadChangedSourceStartsFresh(t *testing.T) {
 	e.fk.failPutAfter.Store(0)
 	res, err := e.upload(t, path)
 	if err != nil {
-		t.Fatal(client.Format(err, true))
+		t.Fatal(err)
 	}
 	if res.Resumed || res.UploadID == "up1" {
 		t.Fatalf("resumed on changed content: %+v", res)
@@ -370,7 +370,7 @@ func TestFetchResume(t *testing.T) {
 	writeSidecar(out+".partial.dozo", sidecar{Version: 1, FileID: res.File.ID, SHA256: res.File.SHA256, Size: res.File.Size, Verified: verified})
 	fr, err := e.fetch(t, FetchOptions{Output: out})
 	if err != nil {
-		t.Fatal(client.Format(err, true))
+		t.Fatal(err)
 	}
 	if !fr.Resumed || fr.From != 2*fakePlainSeg {
 		t.Errorf("resumed=%v from %d, want from %d", fr.Resumed, fr.From, 2*fakePlainSeg)
@@ -418,8 +418,16 @@ func TestPresignedURLsNotInErrors(t *testing.T) {
 	if err == nil {
 		t.Fatal("upload to closed storage succeeded")
 	}
-	if f := client.Format(err, true); strings.Contains(f, "sig=") || strings.Contains(f, "secret") || strings.Contains(f, "s.test-token") {
-		t.Errorf("secret in error: %s", f)
+	f := client.Describe(err)
+	said := f.What + f.Hint
+	if f.API != nil {
+		said += f.API.Path + f.API.Body.Error + f.API.Body.Hint
+	}
+	if f.Transport != nil {
+		said += f.Transport.Path + f.Transport.Err.Error()
+	}
+	if strings.Contains(said, "sig=") || strings.Contains(said, "secret") || strings.Contains(said, "s.test-token") {
+		t.Errorf("secret in error: %s", said)
 	}
 }
 
@@ -452,7 +460,7 @@ func TestUploadCompletedButAnswerLost(t *testing.T) {
 	e.fk.loseComplete.Store(true)
 	res, err := e.upload(t, path)
 	if err != nil {
-		t.Fatal(client.Format(err, true))
+		t.Fatal(err)
 	}
 	if e.fk.loseComplete.Load() || res.File.SHA256 != hex.EncodeToString(sum[:]) {
 		t.Fatalf("with retries: %+v", res)
@@ -466,7 +474,7 @@ func TestUploadCompletedButAnswerLost(t *testing.T) {
 	}
 	res, err = e.upload(t, path)
 	if err != nil {
-		t.Fatal(client.Format(err, true))
+		t.Fatal(err)
 	}
 	if !res.Resumed || res.UploadID != "up1" || res.File.SHA256 != hex.EncodeToString(sum[:]) {
 		t.Fatalf("second run: %+v", res)

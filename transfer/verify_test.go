@@ -3,7 +3,6 @@ package transfer
 import (
 	"context"
 	"errors"
-	"github.com/dozo-vault/dozo/client"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,7 +17,7 @@ func TestFetchChecksMD5OnlyWhenAsked(t *testing.T) {
 	e := newEnv(t)
 	path, _ := writeRandom(t, 2*fakePlainSeg+99)
 	if _, err := e.upload(t, path); err != nil {
-		t.Fatal(client.Format(err, true))
+		t.Fatal(err)
 	}
 	ff := e.fk.files["DS1/reads.fq"]
 	for _, c := range []struct {
@@ -27,7 +26,7 @@ func TestFetchChecksMD5OnlyWhenAsked(t *testing.T) {
 	}{{false, []string{"sha256"}}, {true, []string{"sha256", "md5"}}} {
 		res, err := e.fetch(t, FetchOptions{Output: filepath.Join(t.TempDir(), "out"), MD5: c.md5})
 		if err != nil {
-			t.Fatal(client.Format(err, true))
+			t.Fatal(err)
 		}
 		if !res.Verified || !slices.Equal(res.Checksums, c.want) {
 			t.Errorf("md5=%v: verified %v, checked %v, want %v", c.md5, res.Verified, res.Checksums, c.want)
@@ -56,7 +55,7 @@ func TestVerifyLocal(t *testing.T) {
 	e := newEnv(t)
 	path, data := writeRandom(t, fakePlainSeg+5)
 	if _, err := e.upload(t, path); err != nil {
-		t.Fatal(client.Format(err, true))
+		t.Fatal(err)
 	}
 	ctx := context.Background()
 	r, err := VerifyLocal(ctx, e.c, "DS1", "reads.fq", path, true)

@@ -183,7 +183,7 @@ func runAuditList(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		return client.WriteAuditCSV(w, rs, loc)
+		return writeAuditCSV(w, rs, loc)
 	case c.Bool("wide"):
 		return writeAuditWide(stdout(c), rs, loc)
 	}

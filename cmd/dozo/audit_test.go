@@ -154,7 +154,7 @@ func TestAuditCSV(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rows) != 6 || strings.Join(rows[0], ",") != strings.Join(client.AuditCSVHeader, ",") {
+	if len(rows) != 6 || strings.Join(rows[0], ",") != strings.Join(api.AuditCSVHeader, ",") {
 		t.Fatalf("csv:\n%s", out)
 	}
 	if rows[1][1] != "2026-11-30T20:33:06+09:00" || rows[1][5] != "NA12878.final.cram" || rows[2][8] != "client-reported" {
@@ -183,7 +183,7 @@ func TestAuditListUsage(t *testing.T) {
 		"--limit 20000": {"--limit", "20000"},
 	} {
 		_, _, err := run(t, append(append(withFake(t, f), "audit", "list"), args...)...)
-		if err == nil || !strings.Contains(client.Format(err, false), want) {
+		if err == nil || !strings.Contains(errorLine(err, false), want) {
 			t.Errorf("%v: %v", args, err)
 		}
 	}

@@ -147,7 +147,7 @@ func runLogin(c *cli.Context) error {
 			return &client.Error{Op: i18n.T("checking the token with dozod"), Err: confirmErr}
 		}
 	} else if confirmErr != nil {
-		i18n.Fprintf(stderr(c), "dozo: logged in to Vault, but dozod did not confirm: %s\n", client.Format(confirmErr, c.Bool("debug")))
+		i18n.Fprintf(stderr(c), "dozo: logged in to Vault, but dozod did not confirm: %s\n", errorLine(confirmErr, c.Bool("debug")))
 	}
 	if err := d.SaveLogin(tok, l); err != nil {
 		return err

@@ -5,8 +5,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/dozo-vault/dozo/client"
 )
 
 // TestConcurrencyFlag: upload and fetch refuse a --concurrency that is not
@@ -23,7 +21,7 @@ func TestConcurrencyFlag(t *testing.T) {
 			{"fetch", "D/a.bam", "-o", filepath.Join(dir, "out"), "--concurrency", n},
 		} {
 			_, _, err := run(t, append([]string{"--config-dir", dir, "--broker", "http://127.0.0.1:1"}, args...)...)
-			if msg := client.Format(err, false); err == nil || !strings.Contains(msg, "--concurrency "+n) || !strings.Contains(msg, "1..") {
+			if msg := errorLine(err, false); err == nil || !strings.Contains(msg, "--concurrency "+n) || !strings.Contains(msg, "1..") {
 				t.Errorf("%v: %v", args, msg)
 			}
 		}

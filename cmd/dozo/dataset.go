@@ -484,7 +484,7 @@ func grantsCommand() *cli.Command {
 				if err != nil {
 					return err
 				}
-				return client.WriteGrantsCSV(w, gs)
+				return writeGrantsCSV(w, gs)
 			}
 			w := table(stdout(c))
 			fmt.Fprintln(w, "ID\tDATASET\tUSER\tFROM\tUNTIL\tSTATE\tAPPLICATION\tINSTITUTION\tGRANTED BY\tGRANTED AT")

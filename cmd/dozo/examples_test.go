@@ -226,7 +226,7 @@ func TestHelpExamplesRun(t *testing.T) {
 		case errors.Is(err, fs.ErrNotExist):
 			t.Logf("%s: %q stops at a missing local input: %v", ex.where, ex.line, err)
 		default:
-			t.Errorf("%s --help shows %q, which fails before reaching a server: %s", ex.where, ex.line, client.Format(err, true))
+			t.Errorf("%s --help shows %q, which fails before reaching a server: %s", ex.where, ex.line, errorLine(err, true))
 		}
 	}
 }

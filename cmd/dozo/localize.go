@@ -107,14 +107,14 @@ func flagUsage(fl cli.Flag) *string {
 	return u.Addr().Interface().(*string)
 }
 
-// formatError is client.Format's error line in the chosen language. The
+// formatError is errorLine in the chosen language. The
 // parts dozo words itself (operations, its own errors and hints) are
 // translated where they are made; here the client's and dozod's are: a
 // hint or error text the catalog knows is replaced by its translation, an
 // expired login is reworded, and a refusal from dozod the catalog does not
 // know is kept in English after a translated word for its HTTP status.
 func formatError(err error, debug bool) string {
-	line := client.Format(err, debug)
+	line := errorLine(err, debug)
 	if i18n.Lang() == i18n.English {
 		return line
 	}

@@ -100,7 +100,7 @@ func runLoginOIDC(c *cli.Context, d *client.Dir) error {
 				out.Username, out.Roles, out.TokenTTL = u.Name, u.Roles, u.TokenTTL
 				l.Username = u.Name
 			} else {
-				i18n.Fprintf(stderr(c), "dozo: logged in to Vault, but dozod did not confirm: %s\n", client.Format(err, c.Bool("debug")))
+				i18n.Fprintf(stderr(c), "dozo: logged in to Vault, but dozod did not confirm: %s\n", errorLine(err, c.Bool("debug")))
 			}
 		}
 	}

@@ -168,7 +168,7 @@ func TestKeygenCommand(t *testing.T) {
 	if fi.Mode().Perm() != 0o600 {
 		t.Errorf("identity mode %v", fi.Mode().Perm())
 	}
-	if _, _, err := run(t, "--config-dir", dir, "keygen"); err == nil || !strings.Contains(client.Format(err, false), "--force") {
+	if _, _, err := run(t, "--config-dir", dir, "keygen"); err == nil || !strings.Contains(errorLine(err, false), "--force") {
 		t.Errorf("second keygen: %v", err)
 	}
 	if _, _, err := run(t, "--config-dir", dir, "keygen", "--classic", "--force"); err != nil {
@@ -178,7 +178,7 @@ func TestKeygenCommand(t *testing.T) {
 
 func TestLoginNeedsPassword(t *testing.T) {
 	_, _, err := run(t, "--config-dir", t.TempDir(), "login", "-u", "alice", "--password-stdin", "--vault-addr", "http://127.0.0.1:1")
-	if err == nil || !errors.As(err, new(*client.Error)) || !strings.Contains(client.Format(err, false), "password") {
+	if err == nil || !errors.As(err, new(*client.Error)) || !strings.Contains(errorLine(err, false), "password") {
 		t.Errorf("login with empty stdin: %v", err)
 	}
 }

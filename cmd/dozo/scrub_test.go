@@ -60,7 +60,7 @@ func TestScrubRefusesBadFlags(t *testing.T) {
 		"at most one DATASET":    {"scrub", "A", "B"},
 	} {
 		_, _, err := run(t, args...)
-		if err == nil || !strings.Contains(client.Format(err, false), want) {
+		if err == nil || !strings.Contains(errorLine(err, false), want) {
 			t.Errorf("dozo %v: %v, want an error about %q", args, err, want)
 		}
 	}

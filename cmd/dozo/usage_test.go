@@ -6,8 +6,6 @@ import (
 	"testing"
 
 	"github.com/urfave/cli/v2"
-
-	"github.com/dozo-vault/dozo/client"
 )
 
 // exitStatus is what main would exit with for the command line args.
@@ -20,9 +18,9 @@ func exitStatus(t *testing.T, args ...string) (int, string) {
 	err = explain(newApp(), append([]string{"dozo"}, args...), err)
 	var ec cli.ExitCoder
 	if errors.As(err, &ec) && ec.ExitCode() != 0 {
-		return ec.ExitCode(), client.Format(err, false)
+		return ec.ExitCode(), errorLine(err, false)
 	}
-	return 1, client.Format(err, false)
+	return 1, errorLine(err, false)
 }
 
 // Mistakes on the command line exit 2 (never 3, a scrub's findings) and

@@ -1,4 +1,4 @@
-package client
+package main
 
 import (
 	"bytes"
@@ -21,14 +21,14 @@ func TestWriteGrantsCSV(t *testing.T) {
 			RevokeReason: "@cmd", State: api.GrantRevoked, Pending: true},
 	}
 	var b bytes.Buffer
-	if err := WriteGrantsCSV(&b, gs); err != nil {
+	if err := writeGrantsCSV(&b, gs); err != nil {
 		t.Fatal(err)
 	}
 	rows, err := csv.NewReader(&b).ReadAll()
 	if err != nil {
 		t.Fatalf("CSV does not parse: %v\n%s", err, b.String())
 	}
-	if len(rows) != 3 || !slices.Equal(rows[0], GrantCSVHeader) {
+	if len(rows) != 3 || !slices.Equal(rows[0], api.GrantCSVHeader) {
 		t.Fatalf("rows %q", rows)
 	}
 	want := []string{"1", "JGAD000001", "rita", "J-DU000001", "Univ. of \"Tokyo\", Dept. A", "2026-03-01", "2026-03-31", "superseded",

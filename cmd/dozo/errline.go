@@ -1,0 +1,31 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/dozo-vault/dozo/client"
+)
+
+// errorLine renders err for a terminal, in English: "<what failed>: <why>
+// (<what to do>)". With debug it adds the HTTP status, request path and
+// request id of dozod's answer, or the request that got none; without, the
+// request id of dozod's own failures (5xx), which its operators ask for.
+// formatError translates it.
+func errorLine(err error, debug bool) string {
+	f := client.Describe(err)
+	line := f.What
+	if f.Hint != "" {
+		line += " (" + f.Hint + ")"
+	}
+	if ae := f.API; ae != nil {
+		if debug {
+			line += fmt.Sprintf(" [HTTP %d %s %s, request id %s]", ae.Status, ae.Method, ae.Path, orNone(ae.Body.RequestID))
+		} else if ae.Status >= 500 && ae.Body.RequestID != "" {
+			line += " [request id " + ae.Body.RequestID + "]"
+		}
+	}
+	if te := f.Transport; te != nil && debug {
+		line += fmt.Sprintf(" [%s %s]", te.Method, te.Path)
+	}
+	return line
+}
