@@ -51,6 +51,9 @@ type OIDCOptions struct {
 	Show func(authURL string)
 	// Timeout bounds the wait for the browser; 0 means 5 minutes.
 	Timeout time.Duration
+	// Page is the sentence the browser shows once the login has ended,
+	// err nil if it succeeded; nil means CallbackPage.
+	Page func(err error) string
 }
 
 // callbackResult is the query of one callback, and where to say how the
@@ -149,7 +152,7 @@ func OIDCLogin(ctx context.Context, o OIDCOptions) (string, error) {
 			done := make(chan error, 1)
 			select {
 			case results <- callbackResult{query: q, done: done}:
-				writeCallbackPage(w, <-done)
+				writeCallbackPage(w, <-done, o.Page)
 			case <-finished:
 				http.Error(w, "This login is already over.", http.StatusGone)
 			case <-r.Context().Done():
@@ -240,15 +243,26 @@ func readPasted(ctx context.Context, r io.Reader, state string, results chan<- c
 	}
 }
 
-func writeCallbackPage(w http.ResponseWriter, err error) {
+// CallbackPage is the sentence the browser shows once an OIDC login has
+// ended, in English: done, or why not.
+func CallbackPage(err error) string {
+	if err != nil {
+		return "The dozo login failed: " + err.Error()
+	}
+	return "Logged in to dozo. You can close this window."
+}
+
+// writeCallbackPage answers the browser with page(err), escaped.
+func writeCallbackPage(w http.ResponseWriter, err error, page func(error) string) {
+	if page == nil {
+		page = CallbackPage
+	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	msg := "Logged in to dozo. You can close this window."
 	if err != nil {
 		w.WriteHeader(http.StatusUnauthorized)
-		msg = "The dozo login failed: " + err.Error()
 	}
-	fmt.Fprintf(w, "<!DOCTYPE html><html><head><title>dozo login</title></head><body><p>%s</p></body></html>\n", html.EscapeString(msg))
+	fmt.Fprintf(w, "<!DOCTYPE html><html><head><title>dozo login</title></head><body><p>%s</p></body></html>\n", html.EscapeString(page(err)))
 }
 
 // OIDCDeviceOptions say how to log in with the OAuth 2.0 device

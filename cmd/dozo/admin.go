@@ -112,11 +112,11 @@ func runTargets(c *cli.Context) error {
 	} else {
 		var b strings.Builder
 		w := table(&b)
-		fmt.Fprintf(w, "TARGET\tDOMAIN\tSTATE\tSINCE\tFAILURES\tLAST ERROR\n")
+		columns(w, "TARGET", "DOMAIN", "STATE", "SINCE", "FAILURES", "LAST ERROR")
 		for _, t := range ts {
-			state := "up"
+			state := stateWord("up")
 			if !t.Up {
-				state = "DOWN"
+				state = stateWord("DOWN")
 			}
 			since := "-"
 			if !t.Since.IsZero() {
@@ -207,11 +207,11 @@ func runFrozen(c *cli.Context) error {
 		return printJSON(stdout(c), fs)
 	}
 	w := table(stdout(c))
-	fmt.Fprintln(w, "KIND\tNAME\tSINCE\tBY\tREASON\tLIFTED")
+	columns(w, "KIND", "NAME", "SINCE", "BY", "REASON", "LIFTED")
 	for _, f := range fs {
 		lifted := "-"
 		if f.LiftedAt != nil {
-			lifted = f.LiftedAt.UTC().Format("2006-01-02 15:04") + " by " + f.LiftedBy + ": " + f.LiftReason
+			lifted = i18n.Sprintf("%s by %s: %s", f.LiftedAt.UTC().Format("2006-01-02 15:04"), f.LiftedBy, f.LiftReason)
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", f.Kind, f.Name, f.FrozenAt.UTC().Format(time.RFC3339), f.FrozenBy, f.Reason, lifted)
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -202,16 +201,16 @@ func auditTime(t time.Time, loc *time.Location) string {
 // success.
 func auditResult(r api.AuditEntry) string {
 	if r.Status >= 400 {
-		return fmt.Sprintf("%s %d", r.Result, r.Status)
+		return fmt.Sprintf("%s %d", stateWord(r.Result), r.Status)
 	}
-	return r.Result
+	return stateWord(r.Result)
 }
 
 // auditDetail is the record's detail; a finished upload, whose record
 // dozod writes with no detail, shows the size of the file it stored.
 func auditDetail(r api.AuditEntry) string {
 	if r.Action == "upload.complete" && r.Result == audit.ResultOK && r.Detail == "" && r.FileSize > 0 {
-		return fmt.Sprintf("%d bytes (the file's size)", r.FileSize)
+		return i18n.Sprintf("%d bytes (the file's size)", r.FileSize)
 	}
 	return r.Detail
 }
@@ -233,7 +232,7 @@ func shortObject(o string) string {
 // left. Control characters in free text are shown escaped, so a record
 // cannot redraw the terminal.
 func writeAuditTable(w io.Writer, rs []api.AuditEntry, loc *time.Location, width int) error {
-	head := []string{"SEQ", "TIME", "USER", "ACTION", "FILE/OBJECT", "RESULT", "DETAIL"}
+	head := headings("SEQ", "TIME", "USER", "ACTION", "FILE/OBJECT", "RESULT", "DETAIL")
 	caps := []int{10, 25, 10, 19, 24, 15, 0}
 	rows := [][]string{head}
 	for _, r := range rs {
@@ -290,10 +289,10 @@ func writeAuditTable(w io.Writer, rs []api.AuditEntry, loc *time.Location, width
 // writeAuditWide prints every column in full.
 func writeAuditWide(w io.Writer, rs []api.AuditEntry, loc *time.Location) error {
 	t := table(w)
-	fmt.Fprintln(t, "SEQ\tTIME\tUSER\tACTION\tDATASET\tFILE\tOBJECT\tRESULT\tSTATUS\tSOURCE\tREQUEST ID\tDETAIL")
+	columns(t, "SEQ", "TIME", "USER", "ACTION", "DATASET", "FILE", "OBJECT", "RESULT", "STATUS", "SOURCE", "REQUEST ID", "DETAIL")
 	for _, r := range rs {
 		fmt.Fprintf(t, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.Seq, auditTime(r.Time, loc), orNone(printable(r.Actor)),
-			printable(r.Action), orNone(r.Dataset), orNone(printable(r.File)), orNone(printable(r.Object)), r.Result, r.Status,
+			printable(r.Action), orNone(r.Dataset), orNone(printable(r.File)), orNone(printable(r.Object)), stateWord(r.Result), r.Status,
 			orNone(r.Source), orNone(r.RequestID), printable(auditDetail(r)))
 	}
 	return t.Flush()
@@ -436,7 +435,7 @@ func runAuditExport(c *cli.Context) error {
 	}
 	i18n.Fprintf(stdout(c), "Exported %d audit records (%d bytes) to %s.\n", res.Records, n, out)
 	if !res.OK {
-		return &client.Error{Op: i18n.T("exporting the audit log"), Err: errors.New("the exported chain does not verify: record " + fmt.Sprint(res.BadSeq) + ": " + res.Reason),
+		return &client.Error{Op: i18n.T("exporting the audit log"), Err: i18n.Errorf("the exported chain does not verify: record %d: %s", res.BadSeq, res.Reason),
 			Hint: i18n.T("the file is kept as evidence; run dozo audit verify")}
 	}
 	return nil

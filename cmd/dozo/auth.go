@@ -66,7 +66,7 @@ func loginMethod(c *cli.Context, d *client.Dir) (string, error) {
 		m = client.MethodUserpass
 	}
 	if !slices.Contains(client.LoginMethods, m) {
-		return "", &client.Error{Op: i18n.T("logging in"), Err: i18n.Errorf("unknown login method %q", m), Hint: "use --method " + strings.Join(client.LoginMethods, ", ")}
+		return "", &client.Error{Op: i18n.T("logging in"), Err: i18n.Errorf("unknown login method %q", m), Hint: i18n.Sprintf("use --method %s", strings.Join(client.LoginMethods, ", "))}
 	}
 	return m, nil
 }
@@ -93,7 +93,7 @@ func runLogin(c *cli.Context) error {
 		}
 	} else {
 		if user == "" {
-			if user, err = prompt("User name: ", false); err != nil {
+			if user, err = prompt(i18n.T("User name: "), false); err != nil {
 				return &client.Error{Op: i18n.T("reading the user name"), Err: err, Hint: i18n.T("pass --username")}
 			}
 		}
@@ -106,7 +106,7 @@ func runLogin(c *cli.Context) error {
 			Method: method, Mount: c.String("mount"), Username: user, Password: pw,
 			MFACode: c.String("mfa-code"),
 			PromptMFA: func(m vault.MFAMethod) (string, error) {
-				return prompt(fmt.Sprintf("One-time code (%s %s): ", m.Type, m.Name), false)
+				return prompt(i18n.Sprintf("One-time code (%s %s): ", m.Type, m.Name), false)
 			},
 		})
 		pw = ""
@@ -209,11 +209,11 @@ func readLine(c *cli.Context, op, hint string) (string, error) {
 // readPassword gets the password from stdin (--password-stdin) or a
 // no-echo prompt on the terminal. It never falls back to echoing input.
 func readPassword(c *cli.Context, user string) (string, error) {
-	const op = "reading the password"
+	op := i18n.T("reading the password")
 	if c.Bool("password-stdin") {
 		return readLine(c, op, "pipe the password in, e.g. printf '%s\\n' \"$PW\" | dozo login ...")
 	}
-	pw, err := prompt(fmt.Sprintf("Vault password for %s: ", user), true)
+	pw, err := prompt(i18n.Sprintf("Vault password for %s: ", user), true)
 	if err != nil {
 		return "", &client.Error{Op: op, Err: err, Hint: i18n.T("use --password-stdin")}
 	}

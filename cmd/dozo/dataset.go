@@ -153,11 +153,11 @@ func runDatasetList(c *cli.Context) error {
 		return printJSON(stdout(c), ds)
 	}
 	w := table(stdout(c))
-	fmt.Fprintln(w, "ID\tFILES\tSIZE\tCODE\tLEVEL\tJGAD\tJGAP\tACCESS\tTITLE")
+	columns(w, "ID", "FILES", "SIZE", "CODE", "LEVEL", "JGAD", "JGAP", "ACCESS", "TITLE")
 	for _, d := range ds {
 		access := joinOr(d.Access, "-")
 		if d.Frozen {
-			access += " (FROZEN)"
+			access += i18n.T(" (FROZEN)")
 		}
 		fmt.Fprintf(w, "%s\t%d\t%s\t%d+%d\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Files, units.FormatSize(d.Bytes), d.K, d.M,
 			d.AccessLevel, orNone(d.NBDCID), orNone(d.PolicyID), access, d.Title)
@@ -245,13 +245,13 @@ func runLs(c *cli.Context) error {
 	if c.Bool("md5") {
 		sum = "MD5"
 	}
-	fmt.Fprintf(w, "NAME\tSIZE\tBYTES\tSTATE\t%s\tCREATED\n", sum)
+	columns(w, "NAME", "SIZE", "BYTES", "STATE", sum, "CREATED")
 	for _, f := range fs {
 		s := f.SHA256
 		if c.Bool("md5") {
 			s = f.MD5
 		}
-		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\n", f.Name, units.FormatSize(f.Size), f.Size, f.State, orNone(shortHash(s, c.Bool("wide"))), f.CreatedAt.UTC().Format("2006-01-02 15:04"))
+		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\n", f.Name, units.FormatSize(f.Size), f.Size, stateWord(f.State), orNone(shortHash(s, c.Bool("wide"))), f.CreatedAt.UTC().Format("2006-01-02 15:04"))
 	}
 	return w.Flush()
 }
@@ -359,7 +359,7 @@ func grantCommand() *cli.Command {
 			}
 			g, err := cl.Grant(c.Context, ds, user, req)
 			if err != nil {
-				return &client.Error{Op: "granting " + user + " access to " + ds, Err: err}
+				return &client.Error{Op: i18n.Sprintf("granting %s access to %s", user, ds), Err: err}
 			}
 			if c.Bool("json") {
 				return printJSON(stdout(c), g)
@@ -399,7 +399,7 @@ func revokeCommand() *cli.Command {
 			}
 			g, err := cl.Revoke(c.Context, ds, user, c.String("reason"))
 			if err != nil {
-				return &client.Error{Op: "revoking " + user + "'s access to " + ds, Err: err}
+				return &client.Error{Op: i18n.Sprintf("revoking %s's access to %s", user, ds), Err: err}
 			}
 			if c.Bool("json") {
 				return printJSON(stdout(c), g)
@@ -471,7 +471,11 @@ func grantsCommand() *cli.Command {
 				gs, err = cl.Grants(c.Context, ds, c.Bool("history"))
 			}
 			if err != nil {
-				return &client.Error{Op: "listing grants" + strings.TrimSuffix(" of "+ds, " of "), Err: err}
+				op := i18n.T("listing grants")
+				if ds != "" {
+					op = i18n.Sprintf("listing grants of %s", ds)
+				}
+				return &client.Error{Op: op, Err: err}
 			}
 			if gs == nil {
 				gs = []api.Grant{}
@@ -487,23 +491,23 @@ func grantsCommand() *cli.Command {
 				return writeGrantsCSV(w, gs)
 			}
 			w := table(stdout(c))
-			fmt.Fprintln(w, "ID\tDATASET\tUSER\tFROM\tUNTIL\tSTATE\tAPPLICATION\tINSTITUTION\tGRANTED BY\tGRANTED AT")
+			columns(w, "ID", "DATASET", "USER", "FROM", "UNTIL", "STATE", "APPLICATION", "INSTITUTION", "GRANTED BY", "GRANTED AT")
 			for _, g := range gs {
-				state := g.State
+				state := stateWord(g.State)
 				switch {
 				case g.RevokedAt != nil:
-					state = "revoked " + g.RevokedAt.UTC().Format(time.DateOnly) + " by " + g.RevokedBy
+					state = i18n.Sprintf("revoked %s by %s", g.RevokedAt.UTC().Format(time.DateOnly), g.RevokedBy)
 				case g.SupersededBy != 0:
-					state = fmt.Sprintf("superseded by #%d", g.SupersededBy)
+					state = i18n.Sprintf("superseded by #%d", g.SupersededBy)
 				case g.State == api.GrantScheduled:
-					state = fmt.Sprintf("scheduled after #%d", g.Follows)
+					state = i18n.Sprintf("scheduled after #%d", g.Follows)
 				}
 				if g.Pending {
-					state += " (pending first login)"
+					state += i18n.T(" (pending first login)")
 				}
 				who := g.User
 				if g.LoginName != "" {
-					who += " (now " + g.LoginName + ")"
+					who += i18n.Sprintf(" (now %s)", g.LoginName)
 				}
 				fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", g.ID, g.Dataset, who, g.From, g.Until.UTC().Format(time.DateOnly),
 					state, orNone(g.ApplicationID), orNone(g.Institution), g.GrantedBy, g.GrantedAt.UTC().Format("2006-01-02 15:04"))
@@ -543,14 +547,14 @@ func membersCommand() *cli.Command {
 				return printJSON(stdout(c), ms)
 			}
 			w := table(stdout(c))
-			fmt.Fprintln(w, "USER\tROLE\tADDED BY\tADDED AT")
+			columns(w, "USER", "ROLE", "ADDED BY", "ADDED AT")
 			for _, m := range ms {
 				who := m.User
 				switch {
 				case m.Pending:
-					who += " (pending first login)"
+					who += i18n.T(" (pending first login)")
 				case m.LoginName != "":
-					who += " (now " + m.LoginName + ")"
+					who += i18n.Sprintf(" (now %s)", m.LoginName)
 				}
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", who, m.Role, m.AddedBy, m.AddedAt.UTC().Format("2006-01-02 15:04"))
 			}
@@ -616,7 +620,7 @@ func runMember(c *cli.Context) error {
 		err = cl.RemoveMember(c.Context, ds, user, role)
 	}
 	if err != nil {
-		return &client.Error{Op: c.Command.Name + " " + role + " " + user + " on " + ds, Err: err}
+		return &client.Error{Op: i18n.Sprintf("%s %s %s on %s", c.Command.Name, role, user, ds), Err: err}
 	}
 	if c.Bool("json") {
 		return printJSON(stdout(c), m)

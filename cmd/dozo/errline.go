@@ -4,13 +4,14 @@ import (
 	"fmt"
 
 	"github.com/dozo-vault/dozo/client"
+	"github.com/dozo-vault/dozo/internal/i18n"
 )
 
-// errorLine renders err for a terminal, in English: "<what failed>: <why>
-// (<what to do>)". With debug it adds the HTTP status, request path and
+// errorLine renders err for a terminal: "<what failed>: <why> (<what to
+// do>)". With debug it adds the HTTP status, request path and
 // request id of dozod's answer, or the request that got none; without, the
 // request id of dozod's own failures (5xx), which its operators ask for.
-// formatError translates it.
+// formatError translates the parts the client and dozod worded.
 func errorLine(err error, debug bool) string {
 	f := client.Describe(err)
 	line := f.What
@@ -19,9 +20,9 @@ func errorLine(err error, debug bool) string {
 	}
 	if ae := f.API; ae != nil {
 		if debug {
-			line += fmt.Sprintf(" [HTTP %d %s %s, request id %s]", ae.Status, ae.Method, ae.Path, orNone(ae.Body.RequestID))
+			line += i18n.Sprintf(" [HTTP %d %s %s, request id %s]", ae.Status, ae.Method, ae.Path, orNone(ae.Body.RequestID))
 		} else if ae.Status >= 500 && ae.Body.RequestID != "" {
-			line += " [request id " + ae.Body.RequestID + "]"
+			line += i18n.Sprintf(" [request id %s]", ae.Body.RequestID)
 		}
 	}
 	if te := f.Transport; te != nil && debug {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -276,10 +278,10 @@ func writeReport(c *cli.Context, r *api.DeletionReport, base string, asJSON any)
 	}
 	jsonPath, txtPath := base+".json", base+".txt"
 	if err := os.WriteFile(jsonPath, append(j, '\n'), 0o600); err != nil {
-		return &client.Error{Op: i18n.T("writing the deletion report"), Err: err, Hint: "fetch it again with dozo dataset deletion-report " + r.Dataset}
+		return &client.Error{Op: i18n.T("writing the deletion report"), Err: err, Hint: i18n.Sprintf("fetch it again with dozo dataset deletion-report %s", r.Dataset)}
 	}
-	if err := os.WriteFile(txtPath, []byte(client.FormatDeletionReport(r)), 0o600); err != nil {
-		return &client.Error{Op: i18n.T("writing the deletion report"), Err: err, Hint: "fetch it again with dozo dataset deletion-report " + r.Dataset}
+	if err := os.WriteFile(txtPath, []byte(deletionReportText(r)), 0o600); err != nil {
+		return &client.Error{Op: i18n.T("writing the deletion report"), Err: err, Hint: i18n.Sprintf("fetch it again with dozo dataset deletion-report %s", r.Dataset)}
 	}
 	if c.Bool("json") {
 		return printJSON(stdout(c), asJSON)
@@ -288,4 +290,67 @@ func writeReport(c *cli.Context, r *api.DeletionReport, base string, asJSON any)
 		"Copies grantees fetched before (files, file keys) and earlier Vault backups are outside its reach.\nReport: %s, %s\n",
 		r.Dataset, len(r.Files), len(r.Objects), len(r.Targets), r.Key.Name, r.Key.Versions, utc(r.Key.DestroyedAt), jsonPath, txtPath)
 	return nil
+}
+
+// deletionReportText renders a deletion report as plain text for people
+// (the NBDC data-use termination report), in the chosen language: summary
+// first, then every file and every deleted object. dozod's statement is
+// quoted as it wrote it.
+func deletionReportText(r *api.DeletionReport) string {
+	var b strings.Builder
+	ts := func(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+	title := i18n.Sprintf("dozo deletion report: dataset %s", r.Dataset)
+	fmt.Fprintf(&b, "%s\n%s\n\n", title, strings.Repeat("=", displayWidth(title)))
+	w := table(&b)
+	i18n.Fprintf(w, "Dataset\t%s (%s)\n", r.Dataset, r.Title)
+	i18n.Fprintf(w, "Status\t%s\n", stateWord(r.Status))
+	i18n.Fprintf(w, "Asked for\t%s by %s (dataset hidden from then on)\n", ts(r.StartedAt), r.StartedBy)
+	if !r.RunStartedAt.IsZero() {
+		i18n.Fprintf(w, "Ran from\t%s (after the grace period)\n", ts(r.RunStartedAt))
+	}
+	i18n.Fprintf(w, "Finished\t%s by %s\n", ts(r.FinishedAt), r.FinishedBy)
+	i18n.Fprintf(w, "Storage targets\t%s\n", strings.Join(r.Targets, ", "))
+	i18n.Fprintf(w, "Objects deleted\t%d (every version)\n", len(r.Objects))
+	i18n.Fprintf(w, "Key destroyed\t%s, versions 1-%d, at %s (HashiCorp Vault Transit)\n", r.Key.Name, r.Key.Versions, ts(r.Key.DestroyedAt))
+	w.Flush()
+	fmt.Fprintf(&b, "\n%s\n\n", wrapWords(r.Statement, 76))
+	i18n.Fprintf(&b, "Files (%d)\n", len(r.Files))
+	io.WriteString(w, "  ")
+	columns(w, "NAME", "ID", "SIZE", "SHA-256", "STATE")
+	for _, f := range r.Files {
+		fmt.Fprintf(w, "  %s\t%s\t%d\t%s\t%s\n", f.Name, f.ID, f.Size, orNone(f.SHA256), stateWord(f.State))
+	}
+	w.Flush()
+	b.WriteString("\n")
+	i18n.Fprintf(&b, "Deleted objects (%d)\n", len(r.Objects))
+	io.WriteString(w, "  ")
+	columns(w, "TARGET", "KEY", "VERSION", "SIZE", "DELETED AT")
+	for _, o := range r.Objects {
+		v := orNone(o.VersionID)
+		if o.DeleteMarker {
+			v += i18n.T(" (delete marker)")
+		}
+		fmt.Fprintf(w, "  %s\t%s\t%s\t%d\t%s\n", o.Target, o.Key, v, o.Size, ts(o.DeletedAt))
+	}
+	w.Flush()
+	return b.String()
+}
+
+// wrapWords breaks s into lines of at most width columns at spaces.
+func wrapWords(s string, width int) string {
+	var b strings.Builder
+	n := 0
+	for i, word := range strings.Fields(s) {
+		ww := displayWidth(word)
+		if i > 0 && n+1+ww > width {
+			b.WriteByte('\n')
+			n = 0
+		} else if i > 0 {
+			b.WriteByte(' ')
+			n++
+		}
+		b.WriteString(word)
+		n += ww
+	}
+	return b.String()
 }

@@ -163,7 +163,7 @@ var errorPatterns = []struct {
 var statusWords = map[int]string{
 	http.StatusBadRequest:          "dozod rejected the request",
 	http.StatusUnauthorized:        "dozod does not accept your login",
-	http.StatusForbidden:           "refused",
+	http.StatusForbidden:           "access refused",
 	http.StatusNotFound:            "not found",
 	http.StatusConflict:            "conflict",
 	http.StatusGone:                "no longer available",

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"os/exec"
 	"runtime"
@@ -67,7 +66,7 @@ func runLoginOIDC(c *cli.Context, d *client.Dir) error {
 		tok, err = client.OIDCLogin(c.Context, client.OIDCOptions{
 			VaultAddr: c.String("vault-addr"), VaultCACert: c.String("vault-ca-cert"),
 			Mount: mount, Role: c.String("role"), CallbackPort: port,
-			Pasted: c.App.Reader, Timeout: c.Duration("timeout"),
+			Pasted: c.App.Reader, Timeout: c.Duration("timeout"), Page: oidcPage,
 			Show: func(u string) {
 				w := stderr(c)
 				i18n.Fprintf(w, "Open this URL in a browser to log in:\n\n    %s\n\n", u)
@@ -118,7 +117,7 @@ func runLoginOIDC(c *cli.Context, d *client.Dir) error {
 	if out.Username != "" {
 		i18n.Fprintf(stdout(c), "Logged in as %s", out.Username)
 	} else {
-		fmt.Fprint(stdout(c), "Logged in to Vault")
+		i18n.Fprintf(stdout(c), "Logged in to Vault")
 	}
 	if len(out.Roles) > 0 {
 		i18n.Fprintf(stdout(c), " (roles: %s)", strings.Join(out.Roles, ", "))
@@ -158,4 +157,13 @@ func openBrowser(u string) bool {
 	}
 	go cmd.Wait()
 	return true
+}
+
+// oidcPage is what the browser shows once an OIDC login has ended, in the
+// chosen language.
+func oidcPage(err error) string {
+	if err != nil {
+		return i18n.Sprintf("The dozo login failed: %v", err)
+	}
+	return i18n.T("Logged in to dozo. You can close this window.")
 }

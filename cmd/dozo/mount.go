@@ -79,7 +79,7 @@ func umountCommand() *cli.Command {
 				return &client.Error{Op: i18n.Sprintf("unmounting %s", dir), Err: err}
 			}
 			if err := mount.Unmount(dir, false); err != nil {
-				return &client.Error{Op: i18n.Sprintf("unmounting %s", dir), Err: err, Hint: "close the programs using it ('fuser -vm " + dir + "' lists them)"}
+				return &client.Error{Op: i18n.Sprintf("unmounting %s", dir), Err: err, Hint: i18n.Sprintf("close the programs using it ('fuser -vm %s' lists them)", dir)}
 			}
 			if c.Bool("json") {
 				return printJSON(stdout(c), mountOut{Dir: dir, Mounted: false})
@@ -97,7 +97,7 @@ func runMount(c *cli.Context) error {
 		return err
 	}
 	dir := c.Args().First()
-	op := "mounting on " + dir
+	op := i18n.Sprintf("mounting on %s", dir)
 	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
 		return &client.Error{Op: op, Err: err, Hint: i18n.T("create the directory first (mkdir)")}
 	} else if err != nil {
@@ -154,7 +154,7 @@ func runMount(c *cli.Context) error {
 	sets := m.FS.Datasets()
 	var list []string
 	for _, id := range slices.Sorted(maps.Keys(sets)) {
-		list = append(list, fmt.Sprintf("%s (%d files)", id, sets[id]))
+		list = append(list, fmt.Sprintf("%s (%s)", id, plural(sets[id], "file", "files")))
 	}
 	say("mounted %s read-only at %s", strings.Join(list, ", "), dir)
 	if c.Bool("json") {
@@ -261,7 +261,7 @@ func startBackground(c *cli.Context, op string) error {
 	// The last line is the mount's error: report it as this command's.
 	msg := strings.TrimPrefix(strings.TrimPrefix(last, "dozo: "), op+": ")
 	if msg == "" {
-		msg = "the background mount ended before it was up"
+		msg = i18n.T("the background mount ended before it was up")
 	}
 	return &client.Error{Op: op, Err: errors.New(msg)}
 }

@@ -1,10 +1,10 @@
 package main
 
 import (
-	"fmt"
 	"strings"
 	"time"
 
+	"github.com/dozo-vault/dozo/internal/i18n"
 	"github.com/dozo-vault/dozo/storage"
 )
 
@@ -17,7 +17,7 @@ const maxConcurrency = storage.MaxShards
 // transfers: 1..maxConcurrency (0, "not set", is the caller's business).
 func validateConcurrency(n int) error {
 	if n < 1 || n > maxConcurrency {
-		return fmt.Errorf("--concurrency %d: want 1..%d parallel piece transfers", n, maxConcurrency)
+		return i18n.Errorf("--concurrency %d: want 1..%d parallel piece transfers", n, maxConcurrency)
 	}
 	return nil
 }
@@ -26,7 +26,7 @@ func validateConcurrency(n int) error {
 func parseDate(s string) (time.Time, error) {
 	t, err := time.Parse(time.DateOnly, strings.TrimSpace(s))
 	if err != nil {
-		return time.Time{}, fmt.Errorf("bad date %q: want YYYY-MM-DD, e.g. %s", s, time.Now().UTC().AddDate(0, 0, 30).Format(time.DateOnly))
+		return time.Time{}, i18n.Errorf("bad date %q: want YYYY-MM-DD, e.g. %s", s, time.Now().UTC().AddDate(0, 0, 30).Format(time.DateOnly))
 	}
 	return t, nil
 }

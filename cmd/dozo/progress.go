@@ -111,7 +111,7 @@ func (p *progress) drawLocked() {
 			left = p.all - p.base - p.done
 		}
 		if bps > 0 && left > 0 {
-			eta = " ETA " + formatETA(time.Duration(float64(left)/bps*float64(time.Second)))
+			eta = i18n.Sprintf(" ETA %s", formatETA(time.Duration(float64(left)/bps*float64(time.Second))))
 		}
 	}
 	phase := ""

@@ -92,7 +92,7 @@ func runRegionFetch(c *cli.Context, ds, name string) error {
 	}
 	id, err := d.Identity()
 	if err != nil {
-		return &client.Error{Op: "fetching " + ds + "/" + name, Err: err}
+		return &client.Error{Op: i18n.Sprintf("fetching %s/%s", ds, name), Err: err}
 	}
 	out := c.String("output")
 	if out == "-" && !c.Bool("force") && isTerminal(stdout(c)) {

@@ -12,6 +12,9 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
+	"github.com/dozo-vault/dozo/api"
+	"github.com/dozo-vault/dozo/audit"
+	"github.com/dozo-vault/dozo/catalog"
 	"github.com/dozo-vault/dozo/internal/i18n"
 )
 
@@ -175,4 +178,34 @@ func csvOut(c *cli.Context) (io.Writer, error) {
 		}
 	}
 	return w, nil
+}
+
+// columns writes the heading row of a table, each name in the chosen
+// language. (--json and --csv keep their English names: scripts read
+// those.)
+func columns(w io.Writer, names ...string) {
+	io.WriteString(w, strings.Join(headings(names...), "\t")+"\n")
+}
+
+// headings are the names of a table's columns in the chosen language.
+func headings(names ...string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = i18n.T(n)
+	}
+	return out
+}
+
+// stateWord is a state (of a grant, a file, a target, a deletion) or an
+// audit result as a table shows it: a word in the chosen language. --json
+// and --csv keep the value dozod sent.
+func stateWord(s string) string { return i18n.T(s) }
+
+// stateWords are the states and results tables show through stateWord.
+var stateWords = []string{
+	api.GrantActive, api.GrantFuture, api.GrantScheduled, api.GrantExpired, api.GrantRevoked, api.GrantSuperseded,
+	api.FileUploading, api.FileAvailable, api.FileDamaged, catalog.FileAborted,
+	api.DeletionScheduled, api.DeletionRunning, api.DeletionComplete, api.DeletionCancelled,
+	audit.ResultOK, audit.ResultRefused, audit.ResultError, audit.ResultClientReported,
+	"up", "DOWN",
 }

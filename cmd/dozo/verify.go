@@ -61,16 +61,16 @@ func runVerify(c *cli.Context) error {
 	for _, m := range r.Mismatches {
 		switch m {
 		case "size":
-			why = append(why, fmt.Sprintf("size is %d bytes, the catalog says %d", r.Size, r.Want))
+			why = append(why, i18n.Sprintf("size is %d bytes, the catalog says %d", r.Size, r.Want))
 		case "sha256":
-			why = append(why, fmt.Sprintf("SHA-256 is %s, the catalog says %s", r.SHA256, r.CatalogSHA256))
+			why = append(why, i18n.Sprintf("SHA-256 is %s, the catalog says %s", r.SHA256, r.CatalogSHA256))
 		case "md5":
-			why = append(why, fmt.Sprintf("MD5 is %s, the catalog says %s", r.MD5, r.CatalogMD5))
+			why = append(why, i18n.Sprintf("MD5 is %s, the catalog says %s", r.MD5, r.CatalogMD5))
 		}
 	}
-	return &client.Error{Op: "verifying " + r.Path + " against " + r.Dataset + "/" + r.Name,
+	return &client.Error{Op: i18n.Sprintf("verifying %s against %s/%s", r.Path, r.Dataset, r.Name),
 		Err:  fmt.Errorf("%w: %s", transfer.ErrChecksum, strings.Join(why, "; ")),
-		Hint: "the copy differs from the stored file: fetch it again ('dozo fetch " + r.Dataset + "/" + r.Name + "')"}
+		Hint: i18n.Sprintf("the copy differs from the stored file: fetch it again ('dozo fetch %s/%s')", r.Dataset, r.Name)}
 }
 
 // checksumNames spells the whole-file checksums a fetch checked for its
