@@ -135,7 +135,7 @@ func TestDescribe(t *testing.T) {
 	ae.Body.Hint = "ask the custodian for a grant"
 	ae.Body.RequestID = "r-123"
 	err := &Error{Op: "fetching X/a", Err: ae}
-	if got, want := Describe(err), (Failure{What: "fetching X/a: no active grant on X", Hint: "ask the custodian for a grant", API: ae}); got != want {
+	if got, want := Describe(err), (Failure{What: "fetching X/a: no active grant on X", Op: "fetching X/a", Hint: "ask the custodian for a grant", API: ae}); got != want {
 		t.Errorf("Describe = %+v\nwant       %+v", got, want)
 	}
 	ae.Body.Hint = ""

@@ -206,6 +206,7 @@ func Hint(err error) string {
 // command renders it (in its language); this package only says it.
 type Failure struct {
 	What string // "<what failed>: <why>", on one line
+	Op   string // what failed, the start of What; empty if it names none
 	Hint string // what to do; may be empty
 	// API is dozod's answer, when the failure is one; Transport is the
 	// request to dozod that got no answer, when it is one.
@@ -230,6 +231,10 @@ func Describe(err error) Failure {
 		f.What = withOp(err, rf.Error())
 	}
 	f.What = strings.ReplaceAll(f.What, "\n", " ")
+	var e *Error
+	if errors.As(err, &e) && strings.HasPrefix(f.What, e.Op+": ") {
+		f.Op = e.Op
+	}
 	if rf == nil || !strings.HasSuffix(f.What, loginEndedMsg) { // that one says what to do itself
 		f.Hint = Hint(err)
 	}

@@ -56,4 +56,19 @@ func TestCLIJapanese(t *testing.T) {
 	if jsonEN := rita.must(t, "dataset", "show", ds, "--json"); jsonJA != jsonEN {
 		t.Errorf("--json differs by language:\n%s\n%s", jsonJA, jsonEN)
 	}
+
+	// The register's table is in Japanese; its CSV and the audit CSV are
+	// the same bytes in both languages.
+	if out := mustJA(sam, "状態", "grants", ds); !strings.Contains(out, "有効") || strings.Contains(out, "active") {
+		t.Errorf("grants table in Japanese:\n%s", out)
+	}
+	for _, args := range [][]string{{"grants", ds, "--history", "--csv"}, {"audit", "list", "--dataset", ds, "--csv"}} {
+		csvJA, _, err := ja(sam, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if csvEN := sam.must(t, args...); csvJA != csvEN || !strings.HasPrefix(csvEN, "id,") && !strings.HasPrefix(csvEN, "seq,") {
+			t.Errorf("dozo %s differs by language:\n%s\n%s", strings.Join(args, " "), csvJA, csvEN)
+		}
+	}
 }

@@ -12,8 +12,10 @@ import (
 // request id of dozod's answer, or the request that got none; without, the
 // request id of dozod's own failures (5xx), which its operators ask for.
 // formatError translates the parts the client and dozod worded.
-func errorLine(err error, debug bool) string {
-	f := client.Describe(err)
+func errorLine(err error, debug bool) string { return renderFailure(client.Describe(err), debug) }
+
+// renderFailure is the error line of f.
+func renderFailure(f client.Failure, debug bool) string {
 	line := f.What
 	if f.Hint != "" {
 		line += " (" + f.Hint + ")"

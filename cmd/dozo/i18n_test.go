@@ -47,15 +47,17 @@ func TestHelpHasJapanese(t *testing.T) {
 // passed to i18n.T, Sprintf, Fprintf, Fprintln, Errorf or New, to notice
 // or say, as the words of plural, or as a column heading, in this
 // package's source) has a Japanese entry, and so has each state word a
-// table shows and each error text of the client and dozod that the error
-// line translates.
+// table shows, each error text of the client and dozod that the error
+// line translates, and each constant operation and hint of the client's
+// and transfer's errors.
 func TestMessagesHaveJapanese(t *testing.T) {
 	keys := catalogCalls(t)
 	if len(keys) < 20 {
 		t.Fatalf("found only %d messages through the catalog; is the scan broken?", len(keys))
 	}
 	var missing []string
-	for _, k := range append(append(append(append(keys, errorTexts...), statusKeys()...), clientNotices(t)...), stateWords...) {
+	keys = append(append(append(append(keys, errorTexts...), statusKeys()...), clientNotices(t)...), stateWords...)
+	for _, k := range append(keys, clientOpsAndHints(t)...) {
 		if !i18n.Has(i18n.Japanese, k) {
 			missing = append(missing, k)
 		}
@@ -166,6 +168,8 @@ func TestJapaneseErrorLine(t *testing.T) {
 			"fetching JGAD000001/a.bam: 拒否されました: user bob holds no grant for dataset JGAD000001 (データセットの管理責任者または管理者にアクセスを依頼してください)"},
 		{&client.Error{Op: "whoami", Err: client.ErrNotLoggedIn},
 			"whoami: ログインしていません (先に 'dozo login --username NAME' を実行してください)"},
+		{&client.Error{Op: "connecting to dozod", Err: errors.New("no broker address"), Hint: "pass --broker URL or set DOZO_BROKER"},
+			"dozod への接続: no broker address (--broker URL を指定するか DOZO_BROKER を設定してください)"},
 		{errors.New(`Required flag "output" not set`), `必須のフラグ "output" が指定されていません`},
 		{errors.New(`invalid value "x" for flag -concurrency: parse error`), `フラグ -concurrency の値 "x" が不正です: parse error`},
 	} {
@@ -363,4 +367,60 @@ func TestNoTextBypassesCatalog(t *testing.T) {
 	if checked < 50 {
 		t.Fatalf("checked only %d calls; is the scan broken?", checked)
 	}
+}
+
+// clientOpsAndHints are the constant operations and hints packages client
+// and transfer give their errors (hintError, opError, an Error literal's
+// Op and Hint), which the error line translates whole.
+func clientOpsAndHints(t *testing.T) []string {
+	t.Helper()
+	fset := token.NewFileSet()
+	var files []string
+	for _, dir := range []string{"../../client", "../../transfer"} {
+		fs, err := filepath.Glob(dir + "/*.go")
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, fs...)
+	}
+	var out []string
+	add := func(e ast.Expr) {
+		if l, ok := e.(*ast.BasicLit); ok && l.Kind == token.STRING {
+			if v, err := strconv.Unquote(l.Value); err == nil {
+				out = append(out, v)
+			}
+		}
+	}
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			switch n := n.(type) {
+			case *ast.CallExpr:
+				if id, ok := n.Fun.(*ast.Ident); ok && len(n.Args) >= 2 {
+					switch id.Name {
+					case "hintError":
+						add(n.Args[0])
+						add(n.Args[1])
+					case "opError":
+						add(n.Args[0])
+					}
+				}
+			case *ast.KeyValueExpr:
+				if k, ok := n.Key.(*ast.Ident); ok && (k.Name == "Op" || k.Name == "Hint") {
+					add(n.Value)
+				}
+			}
+			return true
+		})
+	}
+	if len(out) < 30 {
+		t.Fatalf("found only %d operations and hints; is the scan broken?", len(out))
+	}
+	return out
 }

@@ -109,15 +109,25 @@ func flagUsage(fl cli.Flag) *string {
 
 // formatError is errorLine in the chosen language. The
 // parts dozo words itself (operations, its own errors and hints) are
-// translated where they are made; here the client's and dozod's are: a
-// hint or error text the catalog knows is replaced by its translation, an
+// translated where they are made; here the client's, transfer's and
+// dozod's are: an operation or hint the catalog knows is translated
+// whole, an error text it knows is replaced by its translation, an
 // expired login is reworded, and a refusal from dozod the catalog does not
 // know is kept in English after a translated word for its HTTP status.
 func formatError(err error, debug bool) string {
-	line := errorLine(err, debug)
 	if i18n.Lang() == i18n.English {
-		return line
+		return errorLine(err, debug)
 	}
+	// The operation and the hint the client or transfer set, when the
+	// catalog knows them.
+	f := client.Describe(err)
+	if f.Op != "" && i18n.Has(i18n.Japanese, f.Op) {
+		f.What = i18n.T(f.Op) + strings.TrimPrefix(f.What, f.Op)
+	}
+	if i18n.Has(i18n.Japanese, f.Hint) {
+		f.Hint = i18n.T(f.Hint)
+	}
+	line := renderFailure(f, debug)
 	var xl *client.ExpiredLoginError
 	if errors.As(err, &xl) {
 		en := xl.Error()
