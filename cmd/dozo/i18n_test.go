@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"go/ast"
 	"go/constant"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/dozo-vault/dozo/client"
 	"github.com/dozo-vault/dozo/internal/i18n"
+	"github.com/dozo-vault/dozo/transfer"
 )
 
 // The unit tests check English text, whatever the locale of the machine
@@ -165,7 +167,7 @@ func TestJapaneseErrorLine(t *testing.T) {
 		want string
 	}{
 		{&client.Error{Op: "fetching JGAD000001/a.bam", Err: forbidden},
-			"fetching JGAD000001/a.bam: 拒否されました: user bob holds no grant for dataset JGAD000001 (データセットの管理責任者または管理者にアクセスを依頼してください)"},
+			"JGAD000001/a.bam のダウンロード: 拒否されました: user bob holds no grant for dataset JGAD000001 (データセットの管理責任者または管理者にアクセスを依頼してください)"},
 		{&client.Error{Op: "whoami", Err: client.ErrNotLoggedIn},
 			"whoami: ログインしていません (先に 'dozo login --username NAME' を実行してください)"},
 		{&client.Error{Op: "connecting to dozod", Err: errors.New("no broker address"), Hint: "pass --broker URL or set DOZO_BROKER"},
@@ -219,6 +221,9 @@ func statusKeys() []string {
 	}
 	for _, k := range statusWords {
 		ks = append(ks, k)
+	}
+	for _, p := range clientPhrases {
+		ks = append(ks, p.format)
 	}
 	return ks
 }
@@ -386,7 +391,7 @@ func clientOpsAndHints(t *testing.T) []string {
 	var out []string
 	add := func(e ast.Expr) {
 		if l, ok := e.(*ast.BasicLit); ok && l.Kind == token.STRING {
-			if v, err := strconv.Unquote(l.Value); err == nil {
+			if v, err := strconv.Unquote(l.Value); err == nil && v != "" {
 				out = append(out, v)
 			}
 		}
@@ -415,12 +420,51 @@ func clientOpsAndHints(t *testing.T) []string {
 				if k, ok := n.Key.(*ast.Ident); ok && (k.Name == "Op" || k.Name == "Hint") {
 					add(n.Value)
 				}
+			case *ast.AssignStmt: // op := "...", hint = "..."
+				for i, l := range n.Lhs {
+					if id, ok := l.(*ast.Ident); ok && (id.Name == "op" || id.Name == "hint") && i < len(n.Rhs) {
+						add(n.Rhs[i])
+					}
+				}
+			case *ast.ValueSpec: // const op = "..."
+				for i, id := range n.Names {
+					if (id.Name == "op" || id.Name == "hint") && i < len(n.Values) {
+						add(n.Values[i])
+					}
+				}
 			}
 			return true
 		})
 	}
+	// The phrases a fetch's hint is made of (transfer's fetcher.explain).
+	out = append(out, "run the same command again; nothing verified was kept yet, so it starts from the beginning",
+		"a fetch to standard output", "a fetch to a device or FIFO", "a --raw fetch", "a --range fetch",
+		"run the same command again to resume")
 	if len(out) < 30 {
 		t.Fatalf("found only %d operations and hints; is the scan broken?", len(out))
 	}
 	return out
+}
+
+// The operations and hints the client and transfer compose from a wording
+// and a name are said in Japanese, the names kept as they are.
+func TestJapaneseClientPhrases(t *testing.T) {
+	defer i18n.Set(i18n.English)
+	i18n.Set(i18n.Japanese)
+	for en, want := range map[string]string{
+		"fetching JGAD000001/open": "JGAD000001/open のダウンロード",
+		"run the same command again; a fetch to standard output starts from the beginning":                   "同じコマンドをもう一度実行してください。標準出力へのダウンロードは最初からやり直しになります",
+		"free some disk space, then run the same command again to resume (12.0 MiB of it verified and kept)": "ディスクの空きを確保してください。その後、同じコマンドをもう一度実行すると再開します (検証済みの 12.0 MiB は保持しています)",
+		"is dozod running? check --broker / DOZO_BROKER; then run the same command again to resume":          "dozod は動作していますか? --broker / DOZO_BROKER を確認してください。その後、同じコマンドをもう一度実行すると再開します",
+		"a name of no phrase": "a name of no phrase",
+	} {
+		if got := clientPhrase(en); got != want {
+			t.Errorf("%q:\n got  %q\n want %q", en, got, want)
+		}
+	}
+	// As transfer words a fetch that cannot start.
+	_, err := transfer.FetchFile(context.Background(), nil, transfer.FetchOptions{Dataset: "JGAD000001", Name: "a.bam"})
+	if line := formatError(err, false); !strings.HasPrefix(line, "JGAD000001/a.bam のダウンロード: ") || strings.Contains(line, "fetching") || strings.Contains(line, "no age identity") {
+		t.Errorf("transfer's error in Japanese: %q", line)
+	}
 }

@@ -110,8 +110,8 @@ func flagUsage(fl cli.Flag) *string {
 // formatError is errorLine in the chosen language. The
 // parts dozo words itself (operations, its own errors and hints) are
 // translated where they are made; here the client's, transfer's and
-// dozod's are: an operation or hint the catalog knows is translated
-// whole, an error text it knows is replaced by its translation, an
+// dozod's are: an operation or hint is translated whole (clientPhrase),
+// an error text the catalog knows is replaced by its translation, an
 // expired login is reworded, and a refusal from dozod the catalog does not
 // know is kept in English after a translated word for its HTTP status.
 func formatError(err error, debug bool) string {
@@ -121,12 +121,10 @@ func formatError(err error, debug bool) string {
 	// The operation and the hint the client or transfer set, when the
 	// catalog knows them.
 	f := client.Describe(err)
-	if f.Op != "" && i18n.Has(i18n.Japanese, f.Op) {
-		f.What = i18n.T(f.Op) + strings.TrimPrefix(f.What, f.Op)
+	if f.Op != "" {
+		f.What = clientPhrase(f.Op) + strings.TrimPrefix(f.What, f.Op)
 	}
-	if i18n.Has(i18n.Japanese, f.Hint) {
-		f.Hint = i18n.T(f.Hint)
-	}
+	f.Hint = clientPhrase(f.Hint)
 	line := renderFailure(f, debug)
 	var xl *client.ExpiredLoginError
 	if errors.As(err, &xl) {
@@ -217,3 +215,67 @@ var errorTexts = []string{
 	"checksum mismatch",
 	"context canceled",
 }
+
+// clientPhrase is an operation or hint of package client or transfer in
+// the chosen language: its translation if the catalog has the phrase,
+// else the message of the clientPhrases pattern it matches, else the
+// phrase as it is.
+func clientPhrase(s string) string {
+	if s == "" || i18n.Has(i18n.Japanese, s) {
+		return i18n.T(s)
+	}
+	for _, p := range clientPhrases {
+		m := p.re.FindStringSubmatch(s)
+		if m == nil {
+			continue
+		}
+		args := make([]any, len(m)-1)
+		for i, a := range m[1:] {
+			if p.nested {
+				a = clientPhrase(a)
+			}
+			args[i] = a
+		}
+		return fmt.Sprintf(i18n.T(p.format), args...)
+	}
+	return s
+}
+
+// clientPhrases are the operations and hints packages client and transfer
+// compose from a fixed wording and a name: each a pattern matching the
+// whole phrase, and the message (the wording as a format of what the
+// pattern captures) that says it. nested: what the pattern captures is a
+// phrase of theirs too, not a name. The more specific come first.
+var clientPhrases = []struct {
+	re     *regexp.Regexp
+	format string
+	nested bool
+}{
+	// operations
+	{phrase(`fetching regions of (.+)`), "fetching regions of %s", false},
+	{phrase(`fetching (.+)`), "fetching %s", false},
+	{phrase(`uploading (.+)`), "uploading %s", false},
+	{phrase(`opening (.+)`), "opening %s", false},
+	{phrase(`locking (.+)`), "locking %s", false},
+	{phrase(`verifying (.+) against (.+)`), "verifying %s against %s", false},
+	{phrase(`reading the index (.+)`), "reading the index %s", false},
+	{phrase(`reading (.+)`), "reading %s", false},
+	// hints
+	{phrase(`run the same command again to resume \((.+) of it verified and kept\)`), "run the same command again to resume (%s of it verified and kept)", false},
+	{phrase(`run the same command again; (.+) starts from the beginning`), "run the same command again; %s starts from the beginning", true},
+	{phrase(`free some disk space, then (.+)`), "free some disk space, then %s", true},
+	{phrase(`(.+); then run the same command again to resume`), "%s; then run the same command again to resume", true},
+	{phrase(`the part kept from an interrupted fetch may have been damaged \(e\.g\. by a crash\); it is removed, so run the same command again to fetch the whole file; if that fails too, report it to the operators with the file id (\S+)`),
+		"the part kept from an interrupted fetch may have been damaged (e.g. by a crash); it is removed, so run the same command again to fetch the whole file; if that fails too, report it to the operators with the file id %s", false},
+	{phrase(`report it to the operators with the file id (\S+)`), "report it to the operators with the file id %s", false},
+	{phrase(`wait for the other 'dozo fetch' to (.+) to finish`), "wait for the other 'dozo fetch' to %s to finish", false},
+	{phrase(`remove it or pass --force; the fetched file is kept as (.+)`), "remove it or pass --force; the fetched file is kept as %s", false},
+	{phrase(`it must be readable by you only: chmod 600 (.+) \(and consider it exposed\)`), "it must be readable by you only: chmod 600 %s (and consider it exposed)", false},
+	{phrase(`make it 0700: chmod 700 (.+)`), "make it 0700: chmod 700 %s", false},
+	{phrase(`check the regions against the file's references, and that (.+) is this file's index`), "check the regions against the file's references, and that %s is this file's index", false},
+	{phrase(`see it with 'dozo ls (.+)'`), "see it with 'dozo ls %s'", false},
+	{phrase(`see 'dozo ls (.+)'`), "see 'dozo ls %s'", false},
+}
+
+// phrase is a pattern matching the whole of a phrase.
+func phrase(re string) *regexp.Regexp { return regexp.MustCompile(`^(?s:` + re + `)$`) }
