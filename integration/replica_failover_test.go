@@ -80,7 +80,7 @@ func TestReplicaKilledMidTransfer(t *testing.T) {
 	up, err := transfer.UploadFile(ctx, c, transfer.UploadOptions{Dataset: ds, Path: src, Dir: dir, Identity: id,
 		Progress: func(phase string, done, total int64) { progress(done, total) }})
 	if err != nil {
-		t.Fatalf("upload with its replica killed halfway: %v", client.Format(err, true))
+		t.Fatalf("upload with its replica killed halfway: %v", err)
 	}
 	if !killed() || up.Resumed || up.File.SHA256 != want {
 		t.Fatalf("upload: replica killed %v, resumed %v, sha %s (want %s)", killed(), up.Resumed, up.File.SHA256, want)
@@ -94,7 +94,7 @@ func TestReplicaKilledMidTransfer(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "back.bin")
 	progress, killed = killAt(r2)
 	if _, err := transfer.FetchFile(ctx, rc, transfer.FetchOptions{Dataset: ds, Name: "reads.bin", Output: out, Identity: rid, Progress: progress}); err != nil {
-		t.Fatalf("fetch with its replica killed halfway: %v", client.Format(err, true))
+		t.Fatalf("fetch with its replica killed halfway: %v", err)
 	}
 	if !killed() {
 		t.Fatal("the fetch finished before its replica was killed")
