@@ -80,20 +80,9 @@ func reportMissing(t *testing.T, missing []string) {
 func catalogCalls(t *testing.T) []string {
 	t.Helper()
 	fset := token.NewFileSet()
-	files, err := filepath.Glob("*.go")
-	if err != nil {
-		t.Fatal(err)
-	}
 	seen := map[string]bool{}
 	var keys []string
-	for _, name := range files {
-		if strings.HasSuffix(name, "_test.go") {
-			continue
-		}
-		f, err := parser.ParseFile(fset, name, nil, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, f := range sourceFiles(t, fset, ".") {
 		add := func(call *ast.CallExpr, what string, arg int, mustConst bool) {
 			if len(call.Args) <= arg {
 				return
@@ -278,23 +267,15 @@ var notYetChecked = map[string]bool{"data.go": true, "jobs.go": true, "scrub.go"
 // developers and operators) stay English.
 func TestNoTextBypassesCatalog(t *testing.T) {
 	fset := token.NewFileSet()
-	files, err := filepath.Glob("*.go")
-	if err != nil {
-		t.Fatal(err)
-	}
 	verbs := regexp.MustCompile(`%[-+# 0-9.*\[\]]*[a-zA-Z%]`)
 	words := regexp.MustCompile(`[A-Za-z]{2,}`)
 	sinks := map[string]bool{"fmt.Fprintf": true, "fmt.Printf": true, "fmt.Sprintf": true, "fmt.Errorf": true, "fmt.Fprintln": true,
 		"fmt.Println": true, "fmt.Fprint": true, "fmt.Print": true, "fmt.Sprint": true, "fmt.Sprintln": true, "errors.New": true,
 		"io.WriteString": true, "prompt": true}
 	checked := 0
-	for _, name := range files {
-		if strings.HasSuffix(name, "_test.go") || notYetChecked[name] {
+	for _, f := range sourceFiles(t, fset, ".") {
+		if notYetChecked[filepath.Base(fset.Position(f.Pos()).Filename)] {
 			continue
-		}
-		f, err := parser.ParseFile(fset, name, nil, 0)
-		if err != nil {
-			t.Fatal(err)
 		}
 		// check reports the constant texts with words in e, looking
 		// through + and parentheses but not into calls (whose arguments
@@ -316,7 +297,7 @@ func TestNoTextBypassesCatalog(t *testing.T) {
 				v, err := strconv.Unquote(e.Value)
 				// A text of one token (a file suffix, a flag name) is
 				// no sentence.
-				if err != nil || strings.HasPrefix(v, "dozo: debug: ") || !strings.Contains(strings.TrimSpace(v), " ") {
+				if err != nil || strings.HasPrefix(v, "dozo: debug: ") || !strings.ContainsAny(strings.TrimSpace(v), " \t\n") {
 					return
 				}
 				if words.MatchString(verbs.ReplaceAllString(v, " ")) {
@@ -380,14 +361,6 @@ func TestNoTextBypassesCatalog(t *testing.T) {
 func clientOpsAndHints(t *testing.T) []string {
 	t.Helper()
 	fset := token.NewFileSet()
-	var files []string
-	for _, dir := range []string{"../../client", "../../transfer"} {
-		fs, err := filepath.Glob(dir + "/*.go")
-		if err != nil {
-			t.Fatal(err)
-		}
-		files = append(files, fs...)
-	}
 	var out []string
 	add := func(e ast.Expr) {
 		if l, ok := e.(*ast.BasicLit); ok && l.Kind == token.STRING {
@@ -396,14 +369,7 @@ func clientOpsAndHints(t *testing.T) []string {
 			}
 		}
 	}
-	for _, name := range files {
-		if strings.HasSuffix(name, "_test.go") {
-			continue
-		}
-		f, err := parser.ParseFile(fset, name, nil, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, f := range sourceFiles(t, fset, "../../client", "../../transfer") {
 		ast.Inspect(f, func(n ast.Node) bool {
 			switch n := n.(type) {
 			case *ast.CallExpr:
@@ -467,4 +433,27 @@ func TestJapaneseClientPhrases(t *testing.T) {
 	if line := formatError(err, false); !strings.HasPrefix(line, "JGAD000001/a.bam のダウンロード: ") || strings.Contains(line, "fetching") || strings.Contains(line, "no age identity") {
 		t.Errorf("transfer's error in Japanese: %q", line)
 	}
+}
+
+// sourceFiles parses the non-test Go files of dirs.
+func sourceFiles(t *testing.T, fset *token.FileSet, dirs ...string) []*ast.File {
+	t.Helper()
+	var out []*ast.File
+	for _, dir := range dirs {
+		names, err := filepath.Glob(filepath.Join(dir, "*.go"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range names {
+			if strings.HasSuffix(name, "_test.go") {
+				continue
+			}
+			f, err := parser.ParseFile(fset, name, nil, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, f)
+		}
+	}
+	return out
 }
