@@ -170,6 +170,11 @@ func (c *Client) retry(ctx context.Context, method, path string, try func(ctx co
 		i, base := c.brokers.current()
 		sent := time.Now()
 		r := try(ctx, base)
+		if ctx.Err() != nil && !r.final && c.transient(context.WithoutCancel(ctx), r.err) {
+			// Cancelled while dozod was away: the cancel is the outcome,
+			// as when it comes during the wait below.
+			return &TransportError{Method: method, Path: path, Err: ctx.Err()}
+		}
 		if r.final || !c.transient(ctx, r.err) {
 			if answeredBy(r.err) {
 				c.brokers.answered()

@@ -196,6 +196,21 @@ func TestRetryStopsOnCancel(t *testing.T) {
 	}
 }
 
+// TestRetryCancelledDuringTry: a call cancelled while its try was under
+// way and dozod away ends as cancelled, as a cancel during the wait does,
+// not with the 503 that happened to come back first.
+func TestRetryCancelledDuringTry(t *testing.T) {
+	c := newRetryClient(t, "http://127.0.0.1:1", time.Hour, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	err := c.retry(ctx, http.MethodGet, api.ShowUpload.Path("u1"), func(context.Context, string) tryResult {
+		cancel()
+		return tryResult{err: &APIError{Status: http.StatusServiceUnavailable}}
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", err)
+	}
+}
+
 func TestRetryMovesToNextBroker(t *testing.T) {
 	f := newFlakyDozod(t)
 	var ns notices
