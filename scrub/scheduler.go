@@ -169,13 +169,34 @@ func (s *Scheduler) Create(ctx context.Context, rec catalog.ScrubRun) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.submit(ctx, rec, func(ctx context.Context, j jobs.Job) error {
-		return s.o.Catalog.CreateScrubRunJob(ctx, rec, files, j)
-	})
-	if errors.Is(err, jobs.ErrBusy) {
-		return fmt.Errorf("a scrub is running: %w: %w", catalog.ErrState, err)
+	for try := 0; ; try++ {
+		_, err = s.submit(ctx, rec, func(ctx context.Context, j jobs.Job) error {
+			return s.o.Catalog.CreateScrubRunJob(ctx, rec, files, j)
+		})
+		if !errors.Is(err, jobs.ErrBusy) {
+			return err
+		}
+		if try > 0 || !s.endingJob(ctx) {
+			return fmt.Errorf("a scrub is running: %w: %w", catalog.ErrState, err)
+		}
 	}
-	return err
+}
+
+// endingJob reports whether the unfinished scrub job has ended its run and
+// is ending itself, after waiting (briefly) for it to have done so: a
+// client that saw a run end may start the next at once.
+func (s *Scheduler) endingJob(ctx context.Context) bool {
+	j, err := s.o.Catalog.UnfinishedJob(ctx, LockKey)
+	if err != nil {
+		return errors.Is(err, catalog.ErrNotFound)
+	}
+	if rec, err := s.o.Catalog.ScrubRun(ctx, j.ID); err != nil || rec.State == catalog.ScrubRunning {
+		return false
+	}
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	s.jobs.Wait(wctx, j.ID)
+	return wctx.Err() == nil
 }
 
 // submit submits the job of run rec (insert: how it is recorded; nil for

@@ -37,6 +37,7 @@ type Catalog interface {
 	ScrubRun(ctx context.Context, id string) (*catalog.ScrubRun, error)
 	RunningScrub(ctx context.Context) (*catalog.ScrubRun, error)
 	Job(ctx context.Context, id string) (*catalog.Job, error)
+	UnfinishedJob(ctx context.Context, lockKey string) (*catalog.Job, error)
 	LastScrubStart(ctx context.Context, trigger string, deepOnly bool) (time.Time, error)
 	ScrubFiles(ctx context.Context, runID string) ([]catalog.ScrubFile, error)
 	FinishScrubFile(ctx context.Context, runID string, seq int, result []byte, now time.Time) error
