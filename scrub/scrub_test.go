@@ -291,7 +291,9 @@ type staleLast struct {
 	last time.Time
 }
 
-func (c staleLast) LastScrubStart(context.Context, string, bool) (time.Time, error) { return c.last, nil }
+func (c staleLast) LastScrubStart(context.Context, string, bool) (time.Time, error) {
+	return c.last, nil
+}
 
 // TestScheduledOnceAcrossDozods: two schedulers (each with its own job
 // runner, as two dozods) on one catalog find the same scheduled run due;
