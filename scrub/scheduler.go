@@ -236,7 +236,7 @@ func (s *Scheduler) execute(ctx context.Context, t *jobs.Task) (any, error) {
 			fmt.Sprintf("continuing after a restart or a take-over (attempt %d)", t.Attempts))
 	}
 	res, err := s.runner.Run(ctx, *rec, func(done, total int) {
-		t.Progress(int64(done), int64(total), fmt.Sprintf("%d of %d files", done, total))
+		t.Progress(int64(done), int64(total), "files scrubbed")
 	})
 	bg := context.WithoutCancel(ctx)
 	switch {
