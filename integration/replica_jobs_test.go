@@ -64,12 +64,18 @@ func (p *replicaPair) kill(t *testing.T, i int) {
 		t.Fatalf("replica %d not found among the processes", i)
 	}
 	syscall.Kill(pid, syscall.SIGKILL)
-	for n := 0; n < 100 && syscall.Kill(pid, 0) == nil; n++ {
+	// Gone, or a zombie until the replica's cleanup reaps it.
+	for n := 0; n < 100; n++ {
+		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if f := strings.Fields(string(st)); err != nil || len(f) > 2 && f[2] == "Z" {
+			return
+		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	t.Fatalf("replica %d (pid %d) still running after SIGKILL", i, pid)
 }
 
-// jobOwner returns a job's state and owner as the catalog has them.
+// job returns a job's state, owner and progress as the catalog has them.
 func (p *replicaPair) job(t *testing.T, id string) (state, owner string, done int64) {
 	t.Helper()
 	if err := p.db.QueryRow(`SELECT state, "owner", progress_done FROM jobs WHERE id = $1`, id).Scan(&state, &owner, &done); err != nil {
@@ -78,7 +84,7 @@ func (p *replicaPair) job(t *testing.T, id string) (state, owner string, done in
 	return state, owner, done
 }
 
-// showJob follows a job through replica i to its end.
+// watchJob follows a job through replica i to its end.
 func (p *replicaPair) watchJob(t *testing.T, u *user, i int, id string) api.Job {
 	t.Helper()
 	var j api.Job
