@@ -202,7 +202,7 @@ func (s *Server) uiJobCancel(q *request, sess *uiSession) error {
 	if err := s.consoleAPI(q, sess, "DELETE", api.CancelJob.Path(q.r.PathValue("id")), nil, nil); err != nil {
 		return err
 	}
-	return q.redirect("/ui/ops?done=job.cancelled")
+	return q.redirect("/ui/ops?done=job")
 }
 
 type meView struct {
