@@ -78,7 +78,6 @@ func (s *Server) initScrub(o Options) error {
 		},
 		Now:           s.now,
 		Logger:        s.log,
-		NewID:         func() string { return newID("scrub-") },
 		LightInterval: o.Scrub.LightInterval,
 		DeepInterval:  o.Scrub.DeepInterval,
 		Repair:        o.Scrub.Repair,

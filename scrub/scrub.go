@@ -19,8 +19,6 @@ package scrub
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"log/slog"
 	"time"
 
@@ -75,9 +73,6 @@ type Options struct {
 	Record func(ctx context.Context, e Event) error
 	Now    func() time.Time // default time.Now
 	Logger *slog.Logger     // default slog.Default()
-	// NewID names a scheduled run; default "scrub-" and 32 random hex
-	// digits.
-	NewID func() string
 
 	// Scheduled runs: a light run every LightInterval, a deep one every
 	// DeepInterval (0: never), with Repair and a read Rate in bytes/s
@@ -85,8 +80,9 @@ type Options struct {
 	LightInterval, DeepInterval time.Duration
 	Repair                      bool
 	Rate                        int64
-	// Tick is how often the scheduler looks for due runs (default a
-	// minute).
+	// Tick is how often the scheduler looks for due runs, and for a
+	// running run to settle with its job (default a minute). A scheduled
+	// run's id is its slot's (SlotID).
 	Tick time.Duration
 }
 
@@ -96,13 +92,6 @@ func (o *Options) defaults() {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
-	}
-	if o.NewID == nil {
-		o.NewID = func() string {
-			var b [16]byte
-			rand.Read(b[:])
-			return "scrub-" + hex.EncodeToString(b[:])
-		}
 	}
 	if o.Record == nil {
 		o.Record = func(context.Context, Event) error { return nil }
