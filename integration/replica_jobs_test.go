@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bytes"
 	"database/sql"
 	"encoding/json"
 	"fmt"
@@ -18,10 +17,10 @@ import (
 // replicaPair is two dozods on one private PostgreSQL catalog with a
 // short job lease, for take-over tests.
 type replicaPair struct {
-	s    *stack
-	urls []string
-	db   *sql.DB
-	tmp  string // the test's temporary directory, under which the replicas' configs are
+	s     *stack
+	urls  []string
+	procs []*os.Process
+	db    *sql.DB
 }
 
 // newReplicaPair starts two replicas with a 3 s job lease (renewed every
@@ -35,9 +34,10 @@ func newReplicaPair(t *testing.T) *replicaPair {
 		t.Fatal(err)
 	}
 	t.Setenv("DOZOD_JOBS_LEASE", "3s")
-	p := &replicaPair{s: s, tmp: filepath.Dir(t.TempDir())}
+	p := &replicaPair{s: s}
 	for i := range 2 {
-		p.urls = append(p.urls, s.startReplica(t, conf, pgURL, i))
+		r := s.startReplicaProc(t, conf, pgURL, i)
+		p.urls, p.procs = append(p.urls, r.URL), append(p.procs, r.Proc)
 	}
 	if p.db, err = sql.Open("pgx", pgURL); err != nil {
 		t.Fatal(err)
@@ -46,25 +46,14 @@ func newReplicaPair(t *testing.T) *replicaPair {
 	return p
 }
 
-// kill SIGKILLs replica i (found by its config file among this test's
-// processes) and waits for it to be gone.
+// kill SIGKILLs replica i and waits for it to be gone (a zombie until the
+// replica's cleanup reaps it).
 func (p *replicaPair) kill(t *testing.T, i int) {
 	t.Helper()
-	conf := []byte(fmt.Sprintf("dozod%d.toml", i))
-	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	pid := 0
-	for _, f := range procs {
-		b, err := os.ReadFile(f)
-		if err != nil || !bytes.Contains(b, []byte(p.tmp)) || !bytes.Contains(b, conf) || !bytes.Contains(b, []byte("serve")) {
-			continue
-		}
-		fmt.Sscanf(strings.TrimPrefix(f, "/proc/"), "%d/", &pid)
+	pid := p.procs[i].Pid
+	if err := p.procs[i].Signal(syscall.SIGKILL); err != nil {
+		t.Fatalf("killing replica %d: %v", i, err)
 	}
-	if pid == 0 {
-		t.Fatalf("replica %d not found among the processes", i)
-	}
-	syscall.Kill(pid, syscall.SIGKILL)
-	// Gone, or a zombie until the replica's cleanup reaps it.
 	for n := 0; n < 100; n++ {
 		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 		if f := strings.Fields(string(st)); err != nil || len(f) > 2 && f[2] == "Z" {
