@@ -47,6 +47,7 @@ type Config struct {
 	Metrics MetricsConfig  `toml:"metrics" help:"(GET /metrics and /v1/metrics; storage target health)"` // ops.go
 	// Lifecycle is the [lifecycle] section: the deletion grace period.
 	Lifecycle LifecycleConfig `toml:"lifecycle"`                                                                           // lifecycle.go
+	Jobs      JobsConfig      `toml:"jobs" help:"(the job runner: rotations, deletions, upload expiry, scrubs)"`           // jobs.go
 	Limits    LimitsConfig    `toml:"limits" help:"(refused requests that carry no valid identity, per client address)"`   // limits.go
 	Audit     AuditConfig     `toml:"audit" help:"(the chain head, MACed with a Transit key: lands in Vault's audit log)"` // anchor.go
 	Console   ConsoleConfig   `toml:"console"`
@@ -344,6 +345,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.Lifecycle.validate(); err != nil {
+		return err
+	}
+	if err := c.Jobs.validate(); err != nil {
 		return err
 	}
 	if err := c.Limits.validate(); err != nil {

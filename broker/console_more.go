@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -121,17 +122,25 @@ func download(q *request, rec *recorder, ct, name string) error {
 
 type opsView struct {
 	Targets []TargetStatus
+	Jobs    []api.Job
 	Scrubs  []api.ScrubRun
 	Latest  *api.ScrubRun
 	Freezes []api.Freeze
 }
 
-// uiOps is the operators' page: target health, scrubs with their progress
-// and findings, and freezes, each from its operators-only API.
+// opsJobs is how many of the newest jobs the operators' page lists.
+const opsJobs = 50
+
+// uiOps is the operators' page: target health, jobs of every kind with
+// their progress, owner and times, scrubs with their findings, and
+// freezes, each from its API.
 func (s *Server) uiOps(q *request, sess *uiSession) error {
 	q.object = "ops"
 	v := &opsView{}
 	if err := s.consoleAPI(q, sess, "GET", api.ListTargets.Path(), nil, &v.Targets); err != nil {
+		return err
+	}
+	if err := s.consoleAPI(q, sess, "GET", fmt.Sprintf("%s?limit=%d", api.ListJobs.Path(), opsJobs), nil, &v.Jobs); err != nil {
 		return err
 	}
 	if err := s.consoleAPI(q, sess, "GET", api.ListScrubs.Path(), nil, &v.Scrubs); err != nil {
@@ -185,6 +194,15 @@ func (s *Server) uiScrubCancel(q *request, sess *uiSession) error {
 		return err
 	}
 	return q.redirect("/ui/ops?done=cancelled")
+}
+
+// uiJobCancel cancels a job of any kind through DELETE /v1/jobs/{id}.
+func (s *Server) uiJobCancel(q *request, sess *uiSession) error {
+	q.object = "jobs"
+	if err := s.consoleAPI(q, sess, "DELETE", api.CancelJob.Path(q.r.PathValue("id")), nil, nil); err != nil {
+		return err
+	}
+	return q.redirect("/ui/ops?done=job")
 }
 
 type meView struct {

@@ -7,10 +7,46 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/catalog"
+	"github.com/dozo-vault/dozo/jobs"
+	"github.com/dozo-vault/dozo/scrub"
 )
+
+// JobsConfig is the [jobs] section of dozod's config: the job runner's
+// lease and how long finished jobs' records are kept.
+type JobsConfig struct {
+	// Lease is how long a dozod's claim on a job lasts unless renewed
+	// (every third of it); a job of a dozod that died is taken over by
+	// another once it has run out.
+	Lease time.Duration `toml:"lease" env:"DOZOD_JOBS_LEASE" help:"30s (1s..10m): a dead dozod's jobs are taken over after this; renewed every third of it"`
+	// Retention is how long the record of a finished job is kept. What
+	// jobs did stays in the audit chain, and a scrub's findings in its run.
+	Retention time.Duration `toml:"retention" env:"DOZOD_JOBS_RETENTION" help:"2160h (90 days, 1h..87600h): finished jobs' records are deleted after this; the audit chain keeps what they did"`
+}
+
+// DefaultJobRetention keeps a quarter of job records for operators to
+// look back on; the audit chain keeps the actions for good.
+const DefaultJobRetention = 90 * 24 * time.Hour
+
+// validate runs after defaults (0 becomes the default).
+func (c *JobsConfig) validate() error {
+	if c.Lease == 0 {
+		c.Lease = jobs.DefaultLease
+	}
+	if c.Retention == 0 {
+		c.Retention = DefaultJobRetention
+	}
+	if c.Lease < jobs.MinLease || c.Lease > jobs.MaxLease {
+		return fmt.Errorf("jobs.lease %v: must be %v..%v", c.Lease, jobs.MinLease, jobs.MaxLease)
+	}
+	if c.Retention < time.Hour || c.Retention > 10*365*24*time.Hour {
+		return fmt.Errorf("jobs.retention %v: must be 1h..87600h", c.Retention)
+	}
+	return nil
+}
 
 func apiJob(j *catalog.Job) api.Job {
 	out := api.Job{ID: j.ID, Kind: j.Kind, Dataset: j.DatasetID, State: j.State,
@@ -149,6 +185,19 @@ func (s *Server) cancelJob(q *request) error {
 	}
 	if err := q.noBody(); err != nil {
 		return err
+	}
+	if j.Kind == scrub.Kind {
+		// As DELETE /v1/scrubs/{id}: the run ends with its job.
+		if err := s.scrubs.Cancel(q.ctx, j.ID); err != nil {
+			if err == q.ctx.Err() {
+				return err
+			}
+			return internal("cancelling the scrub", err)
+		}
+		if j, err = s.cat.Job(q.ctx, j.ID); err != nil {
+			return internal("reading the job", err)
+		}
+		return q.reply(http.StatusOK, apiJob(j))
 	}
 	j, err = s.jobs.Cancel(q.ctx, j.ID)
 	switch {

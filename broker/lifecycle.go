@@ -196,8 +196,13 @@ type deleteParams struct {
 }
 
 // newLifecycle makes the rotation and deletion service and the job runner
-// with its handlers: rotation, deletion and upload expiry.
-func (s *Server) newLifecycle() {
+// ([jobs] config o.Jobs) with its handlers: rotation, deletion and upload
+// expiry.
+func (s *Server) newLifecycle(o Options) error {
+	if err := o.Jobs.validate(); err != nil {
+		return err
+	}
+	s.jobRetention = o.Jobs.Retention
 	s.life = &lifecycle.Service{
 		Catalog: s.cat, Keys: s.keys, Targets: targetsView{s}, Event: s.event,
 		ManifestAuth: func(key string) storage.Authenticator { return s.manifestAuth(key) },
@@ -209,6 +214,9 @@ func (s *Server) newLifecycle() {
 	}
 	s.jobs = jobs.New(s.cat, jobs.NewOwner())
 	s.jobs.Log = s.log
+	if err := s.jobs.SetLease(o.Jobs.Lease); err != nil {
+		return err
+	}
 	s.jobs.Register(lifecycle.KindRotateKey, func(ctx context.Context, t *jobs.Task) (any, error) {
 		return s.life.RotateKey(ctx, t.DatasetID, t.RequestedBy, t.Progress)
 	})
@@ -222,6 +230,7 @@ func (s *Server) newLifecycle() {
 	s.jobs.Register(lifecycle.KindExpireUploads, func(ctx context.Context, t *jobs.Task) (any, error) {
 		return s.life.ExpireUploads(ctx, t.Progress)
 	})
+	return nil
 }
 
 // targetsView is the configured targets as lifecycle sees them.

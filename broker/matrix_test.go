@@ -410,6 +410,9 @@ var matrixRoutes = map[string]matrixRoute{
 		return "POST", "/ui/ops/scrubs", url.Values{"dataset": {fx.ds}}
 	}},
 	"POST /ui/ops/scrubs/{id}/cancel": {"ui.scrub.cancel", "admin", uiPost("/ui/ops/scrubs/"+matrixScrubRun+"/cancel", nil)},
+	"POST /ui/ops/jobs/{id}/cancel": {"ui.job.cancel", "jobDataset", func(fx *fixture) (string, string, any) {
+		return "POST", "/ui/ops/jobs/" + fx.job + "/cancel", nil
+	}},
 	"GET /ui/datasets/{ds}/deletion-report": {"ui.deletion-report", "deletionReport", func(fx *fixture) (string, string, any) {
 		return "GET", "/ui/datasets/" + fx.ds + "/deletion-report", nil
 	}},
@@ -903,7 +906,7 @@ func checkUICell(t *testing.T, e *env, fx *fixture, row matrixRoute, token, wher
 		m := fx.missing()
 		mm, mp, mb := row.req(&m)
 		mcode, mmsg, mhint := uiMatrixCall(e, token, mm, mp, mb)
-		r := strings.NewReplacer(m.ds, fx.ds, m.file, fx.file, m.fileID, fx.fileID, m.upload, fx.upload, m.complete, fx.complete)
+		r := strings.NewReplacer(m.ds, fx.ds, m.file, fx.file, m.fileID, fx.fileID, m.upload, fx.upload, m.complete, fx.complete, m.job, fx.job)
 		if mcode != 404 || r.Replace(mmsg) != msg || mhint != hint {
 			t.Errorf("%s: 404 differs from a missing object's:\n  %q\n  %q", where, msg, mmsg)
 		}

@@ -159,6 +159,7 @@ func (s *Server) consoleRoutes() {
 	s.uiRoute("POST /ui/ops/freezes/{kind}/{name}/lift", "ui.unfreeze", s.uiUnfreeze)
 	s.uiRoute("POST /ui/ops/scrubs", "ui.scrub", s.uiScrub)
 	s.uiRoute("POST /ui/ops/scrubs/{id}/cancel", "ui.scrub.cancel", s.uiScrubCancel)
+	s.uiRoute("POST /ui/ops/jobs/{id}/cancel", "ui.job.cancel", s.uiJobCancel)
 	s.uiRoute("GET /ui/datasets/{ds}/deletion-report", "ui.deletion-report", s.uiDeletionReport)
 	s.uiRoute("GET /ui/deletion-report", "ui.deletion-report", s.uiDeletionReport) // ?dataset=ID, the operators' page's form
 	s.uiRoute("GET /ui/me", "ui.me", s.uiMe)

@@ -2,7 +2,8 @@ package broker
 
 // Scrubs: the [scrub] config section and the /v1/scrubs handlers. Runs
 // execute inside dozod, which alone holds storage credentials, in package
-// scrub (scheduler, runner, per-file check and repair); this file maps
+// scrub (scheduler, runner, per-file check and repair), each as a job of
+// the job runner (kind "scrub", the job's id is the run's); this file maps
 // requests to it and its records to API answers.
 
 import (
@@ -63,7 +64,7 @@ type ScrubSnapshot = scrub.Snapshot
 func (s *Server) scrubSnapshot() ScrubSnapshot { return s.scrubs.Snapshot() }
 
 // initScrub makes the scrub scheduler over the Server's catalog, key
-// service, targets and audit log.
+// service, targets and audit log; its runs execute as jobs of s.jobs.
 func (s *Server) initScrub(o Options) error {
 	if err := o.Scrub.validate(); err != nil {
 		return err
@@ -77,17 +78,17 @@ func (s *Server) initScrub(o Options) error {
 		},
 		Now:           s.now,
 		Logger:        s.log,
-		NewID:         func() string { return newID("scrub-") },
 		LightInterval: o.Scrub.LightInterval,
 		DeepInterval:  o.Scrub.DeepInterval,
 		Repair:        o.Scrub.Repair,
 		Rate:          o.Scrub.rate,
-	})
+	}, s.jobs)
 	return nil
 }
 
-// startScrub continues a run a previous dozod left unfinished, then runs
-// the scheduler (if configured) until ctx ends.
+// startScrub runs the scrub scheduler until ctx ends: scheduled runs (if
+// configured) and runs to settle with their jobs. Runs themselves execute
+// on the job runner (RunReaper starts it).
 func (s *Server) startScrub(ctx context.Context) { s.scrubs.Start(ctx) }
 
 // scrubRunAPI assembles a run's view from the catalog (and, for the run

@@ -80,8 +80,10 @@ type Options struct {
 	// Scrub and Metrics are the [scrub] and [metrics] config sections.
 	Scrub   ScrubConfig
 	Metrics MetricsConfig
-	// Lifecycle is the [lifecycle] config section (lifecycle.go).
+	// Lifecycle and Jobs are the [lifecycle] and [jobs] config sections
+	// (lifecycle.go, jobs.go).
 	Lifecycle LifecycleConfig
+	Jobs      JobsConfig
 	Now       func() time.Time // for tests; default time.Now
 
 	// Limits and Audit are the [limits] and [audit] config sections
@@ -132,6 +134,7 @@ type Server struct {
 	life          *lifecycle.Service // rotation, deletion, upload expiry
 	jobs          *jobs.Runner       // runs them (lifecycle.go)
 	deletionGrace time.Duration
+	jobRetention  time.Duration // finished jobs' records are deleted after this (reaper.go)
 
 	scrubs *scrub.Scheduler // scrub.go
 
@@ -200,7 +203,9 @@ func New(o Options) (*Server, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	s.newLifecycle()
+	if err := s.newLifecycle(o); err != nil {
+		return nil, err
+	}
 	if err := s.initScrub(o); err != nil {
 		return nil, err
 	}

@@ -67,6 +67,7 @@ var postgresTests = []struct {
 	{"TestAuditGroupCommitCancelWhileQueued", TestAuditGroupCommitCancelWhileQueued},
 	{"TestJobClaimLeaseFinish", TestJobClaimLeaseFinish},
 	{"TestJobCancelReleaseList", TestJobCancelReleaseList},
+	{"TestScrubRunJobAtomicAndPrune", TestScrubRunJobAtomicAndPrune},
 }
 
 // backendFree are tests of pure code or of the harness itself.

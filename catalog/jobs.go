@@ -76,8 +76,15 @@ func scanJob(s rowScanner) (*Job, error) {
 }
 
 // InsertJob records a new queued job. A job whose lock key an unfinished
-// job holds is refused with ErrExists, and nothing is recorded.
+// job holds, or whose id is taken, is refused with ErrExists, and nothing
+// is recorded.
 func (c *Catalog) InsertJob(ctx context.Context, j Job) error {
+	return c.tx(ctx, func(tx *sql.Tx) error { return insertJob(ctx, tx, j) })
+}
+
+// insertJob is InsertJob inside tx, for records made together with their
+// job (a scrub run and its files).
+func insertJob(ctx context.Context, tx *sql.Tx, j Job) error {
 	if j.ID == "" || j.Kind == "" || j.RequestedBy == "" {
 		return errors.New("catalog: a job needs an id, a kind and who asked for it")
 	}
@@ -85,15 +92,27 @@ func (c *Catalog) InsertJob(ctx context.Context, j Job) error {
 	if params == "" {
 		params = "{}"
 	}
-	_, err := c.db.ExecContext(ctx, `INSERT INTO jobs(id, kind, dataset_id, lock_key, params, state, requested_by, created_at)
+	_, err := tx.ExecContext(ctx, `INSERT INTO jobs(id, kind, dataset_id, lock_key, params, state, requested_by, created_at)
 		VALUES (?, ?, ?, ?, ?, 'queued', ?, ?)`, j.ID, j.Kind, j.DatasetID, j.LockKey, params, j.RequestedBy, ts(j.CreatedAt))
 	if isConstraint(err) {
-		return fmt.Errorf("job %s: an unfinished job holds %q: %w", j.Kind, j.LockKey, ErrExists)
+		return fmt.Errorf("job %s %s: the id is taken or an unfinished job holds %q: %w", j.Kind, j.ID, j.LockKey, ErrExists)
 	}
 	if err != nil {
 		return fmt.Errorf("catalog: insert job: %w", err)
 	}
 	return nil
+}
+
+// PruneJobs deletes the jobs that ended before before and returns how
+// many. Unfinished jobs are never deleted. What a job did stays in the
+// audit chain (and a scrub's findings in its run record).
+func (c *Catalog) PruneJobs(ctx context.Context, before time.Time) (int64, error) {
+	res, err := c.db.ExecContext(ctx, `DELETE FROM jobs WHERE state IN ('done', 'failed', 'cancelled') AND ended_at < ?`, ts(before))
+	if err != nil {
+		return 0, fmt.Errorf("catalog: prune jobs: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n, nil
 }
 
 // claimable is the condition under which a job may be claimed: queued, or

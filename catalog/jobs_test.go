@@ -157,3 +157,65 @@ func TestJobCancelReleaseList(t *testing.T) {
 		}
 	}
 }
+
+// TestScrubRunJobAtomicAndPrune: a scrub run is recorded with its job or
+// not at all (a taken job id or lock key, or another running run, leaves
+// nothing); PruneJobs deletes finished jobs ended before the cut only.
+func TestScrubRunJobAtomicAndPrune(t *testing.T) {
+	ctx := context.Background()
+	c := open(t)
+	job := func(id string) Job {
+		return Job{ID: id, Kind: "scrub", LockKey: "scrub", Params: []byte(`{"run":"` + id + `"}`), RequestedBy: "admin", CreatedAt: t0}
+	}
+	run := func(id string) ScrubRun {
+		return ScrubRun{ID: id, Trigger: ScrubManual, StartedBy: "admin", StartedAt: t0}
+	}
+	if err := c.CreateScrubRunJob(ctx, run("scrub-1"), nil, job("scrub-1")); err != nil {
+		t.Fatal(err)
+	}
+	// The lock key is held: neither run nor job is recorded.
+	if err := c.CreateScrubRunJob(ctx, run("scrub-2"), nil, job("scrub-2")); !errors.Is(err, ErrExists) {
+		t.Fatalf("second scrub job: %v", err)
+	}
+	if _, err := c.ScrubRun(ctx, "scrub-2"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("run of a refused job recorded: %v", err)
+	}
+	// A running run (of no job) refuses a new one: its job is not kept.
+	j := job("scrub-3")
+	j.LockKey = ""
+	if err := c.CreateScrubRunJob(ctx, run("scrub-3"), nil, j); !errors.Is(err, ErrState) {
+		t.Fatalf("scrub while one runs: %v", err)
+	}
+	if _, err := c.Job(ctx, "scrub-3"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("job of a refused run recorded: %v", err)
+	}
+	// The same id again (a schedule slot another dozod took): refused.
+	if err := c.EndScrubRun(ctx, "scrub-1", ScrubDone, "", t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ClaimJob(ctx, "a", []string{"scrub"}, "scrub-1", t0, t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.FinishJob(ctx, "scrub-1", "a", JobDone, "", nil, t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CreateScrubRunJob(ctx, run("scrub-1"), nil, job("scrub-1")); !errors.Is(err, ErrExists) {
+		t.Fatalf("a run id taken: %v", err)
+	}
+
+	if err := c.InsertJob(ctx, Job{ID: "queued", Kind: "rotate-key", RequestedBy: "sam", CreatedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := c.PruneJobs(ctx, t0.Add(time.Hour)); err != nil || n != 0 {
+		t.Fatalf("pruned %d ending at the cut: %v", n, err)
+	}
+	if n, err := c.PruneJobs(ctx, t0.Add(time.Hour+time.Second)); err != nil || n != 1 {
+		t.Fatalf("pruned %d: %v", n, err)
+	}
+	if js, err := c.Jobs(ctx, JobFilter{}); err != nil || len(js) != 1 || js[0].ID != "queued" {
+		t.Fatalf("jobs left %+v %v", js, err)
+	}
+	if r, err := c.ScrubRun(ctx, "scrub-1"); err != nil || r.State != ScrubDone {
+		t.Fatalf("the run outlives its job: %+v %v", r, err)
+	}
+}

@@ -91,24 +91,39 @@ func (c *Catalog) ScrubCandidates(ctx context.Context, datasetID, name string) (
 // CreateScrubRun records a new running run and its files, in order. While
 // another run is running it returns ErrState and records nothing.
 func (c *Catalog) CreateScrubRun(ctx context.Context, r ScrubRun, files []ScrubCandidate) error {
+	return c.tx(ctx, func(tx *sql.Tx) error { return createScrubRun(ctx, tx, r, files) })
+}
+
+// CreateScrubRunJob records a new running run, its files and the job that
+// executes it, in one transaction: either all exist or nothing does. A
+// job id already taken, or a lock key an unfinished job holds, is
+// ErrExists; another running run is ErrState.
+func (c *Catalog) CreateScrubRunJob(ctx context.Context, r ScrubRun, files []ScrubCandidate, j Job) error {
 	return c.tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO scrub_runs(id, trigger, started_by, dataset_id, file_name, deep, repair, rate, state, started_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?)`,
-			r.ID, r.Trigger, r.StartedBy, r.DatasetID, r.FileName, b2i(r.Deep), b2i(r.Repair), r.Rate, ts(r.StartedAt))
-		if isConstraint(err) {
-			return fmt.Errorf("another scrub is running: %w", ErrState)
+		if err := insertJob(ctx, tx, j); err != nil {
+			return err
 		}
-		if err != nil {
+		return createScrubRun(ctx, tx, r, files)
+	})
+}
+
+func createScrubRun(ctx context.Context, tx *sql.Tx, r ScrubRun, files []ScrubCandidate) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO scrub_runs(id, trigger, started_by, dataset_id, file_name, deep, repair, rate, state, started_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?)`,
+		r.ID, r.Trigger, r.StartedBy, r.DatasetID, r.FileName, b2i(r.Deep), b2i(r.Repair), r.Rate, ts(r.StartedAt))
+	if isConstraint(err) {
+		return fmt.Errorf("another scrub is running: %w", ErrState)
+	}
+	if err != nil {
+		return fmt.Errorf("catalog: create scrub run: %w", err)
+	}
+	for i, f := range files {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO scrub_files(run_id, seq, file_id, pieces, bytes) VALUES (?, ?, ?, ?, ?)`,
+			r.ID, i, f.FileID, f.Pieces, f.Bytes); err != nil {
 			return fmt.Errorf("catalog: create scrub run: %w", err)
 		}
-		for i, f := range files {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO scrub_files(run_id, seq, file_id, pieces, bytes) VALUES (?, ?, ?, ?, ?)`,
-				r.ID, i, f.FileID, f.Pieces, f.Bytes); err != nil {
-				return fmt.Errorf("catalog: create scrub run: %w", err)
-			}
-		}
-		return nil
-	})
+	}
+	return nil
 }
 
 const scrubRunCols = `id, trigger, started_by, dataset_id, file_name, deep, repair, rate, state, started_at, ended_at, error`

@@ -326,7 +326,35 @@ func TestConsole(t *testing.T) {
 	if tg := b.text("#targets"); !strings.Contains(tg, "up") {
 		t.Fatalf("targets: %q", tg)
 	}
+	// A scrub held in its rate limiter is a running job: the page shows
+	// it with its owner, and its cancel form ends the job and the run.
+	admin := s.login(t, s.env["DOZO_DEV_ADMIN"], s.env["DOZO_DEV_ADMIN_PASSWORD"])
+	var run api.ScrubRun
+	if err := json.Unmarshal([]byte(admin.must(t, "scrub", ds, "--deep", "--rate", "1", "--detach", "--json")), &run); err != nil {
+		t.Fatal(err)
+	}
+	b.open("/ui/ops")
+	jobsText := b.text("#jobs")
+	for _, want := range []string{run.ID, "scrub", "running"} {
+		if !strings.Contains(jobsText, want) {
+			t.Errorf("jobs table lacks %q:\n%s", want, jobsText)
+		}
+	}
+	var j api.Job
+	if err := json.Unmarshal([]byte(admin.must(t, "jobs", "show", run.ID, "--json")), &j); err != nil {
+		t.Fatal(err)
+	}
+	if j.Owner == "" || !strings.Contains(jobsText, j.Owner) {
+		t.Errorf("jobs table lacks the owner %q:\n%s", j.Owner, jobsText)
+	}
 	b.screenshot("ops")
+	b.run(chromedp.Click(chromedp.ID("cancel-"+run.ID)), chromedp.WaitVisible(chromedp.ID("flash")))
+	if jobsText := b.text("#jobs"); !strings.Contains(jobsText, "cancelled") {
+		t.Errorf("jobs table after cancel:\n%s", jobsText)
+	}
+	if err := json.Unmarshal([]byte(admin.must(t, "scrub", "status", run.ID, "--json")), &run); err != nil || run.State != api.ScrubCancelled {
+		t.Errorf("scrub after its job was cancelled in the console: %s %v", run.State, err)
+	}
 	b.logout()
 
 	// The researcher: their own view; another dataset's register is the

@@ -119,6 +119,29 @@ const (
 	DefaultProgressEvery = time.Second
 )
 
+// Bounds of a configured lease: long enough for a renewal every third of
+// it to get through a busy catalog, short enough that a dead dozod's job
+// is taken over within minutes.
+const (
+	MinLease = time.Second
+	MaxLease = 10 * time.Minute
+)
+
+// SetLease sets the lease (0: DefaultLease) and polls for claimable jobs
+// at least every third of it, so a dead runner's job is taken over within
+// about 1.3 leases. A lease outside MinLease..MaxLease is an error and
+// changes nothing.
+func (r *Runner) SetLease(d time.Duration) error {
+	if d == 0 {
+		d = DefaultLease
+	}
+	if d < MinLease || d > MaxLease {
+		return fmt.Errorf("jobs: lease %v: must be %v..%v", d, MinLease, MaxLease)
+	}
+	r.Lease, r.Poll = d, min(DefaultPoll, d/3)
+	return nil
+}
+
 // maxEnded bounds the handler errors kept for Wait.
 const maxEnded = 256
 
@@ -198,15 +221,25 @@ func (r *Runner) kinds() []string {
 
 // Spec is what Submit records.
 type Spec struct {
+	// ID names the job; "" for a random "job-" id. Work that must be done
+	// once whichever dozod decides it (a schedule slot) uses an id made
+	// from what it is, so that a second Submit of it is ErrBusy.
+	ID          string
 	Kind        string
 	DatasetID   string
 	LockKey     string // at most one unfinished job per non-empty key
 	Params      any    // encoded as JSON; nil for none
 	RequestedBy string
+	// Insert records the job, with whatever else must exist exactly when
+	// it does, in one catalog transaction; nil: the store's InsertJob. It
+	// must return an error wrapping catalog.ErrExists if the id or the
+	// lock key is taken.
+	Insert func(ctx context.Context, j Job) error
 }
 
 // Submit records a new job and, if this runner has its kind, starts it
-// here at once. ErrBusy: an unfinished job holds spec.LockKey.
+// here at once. ErrBusy: the job's id is taken, or an unfinished job
+// holds spec.LockKey; nothing is recorded then.
 func (r *Runner) Submit(ctx context.Context, spec Spec) (*Job, error) {
 	params := []byte("{}")
 	if spec.Params != nil {
@@ -215,13 +248,21 @@ func (r *Runner) Submit(ctx context.Context, spec Spec) (*Job, error) {
 			return nil, fmt.Errorf("jobs: encoding params: %w", err)
 		}
 	}
-	b := make([]byte, 8)
-	rand.Read(b)
-	j := catalog.Job{ID: "job-" + hex.EncodeToString(b), Kind: spec.Kind, DatasetID: spec.DatasetID, LockKey: spec.LockKey,
+	id := spec.ID
+	if id == "" {
+		b := make([]byte, 8)
+		rand.Read(b)
+		id = "job-" + hex.EncodeToString(b)
+	}
+	insert := spec.Insert
+	if insert == nil {
+		insert = r.store.InsertJob
+	}
+	j := catalog.Job{ID: id, Kind: spec.Kind, DatasetID: spec.DatasetID, LockKey: spec.LockKey,
 		Params: params, RequestedBy: spec.RequestedBy, CreatedAt: r.now()}
-	if err := r.store.InsertJob(ctx, j); err != nil {
+	if err := insert(ctx, j); err != nil {
 		if errors.Is(err, catalog.ErrExists) {
-			return nil, fmt.Errorf("%w (%s)", ErrBusy, spec.LockKey)
+			return nil, fmt.Errorf("%w (%s)", ErrBusy, err)
 		}
 		return nil, err
 	}

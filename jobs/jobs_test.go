@@ -299,3 +299,64 @@ func TestCancelledThenOrphaned(t *testing.T) {
 		t.Fatalf("orphan: %+v (ran %v)", got, ran)
 	}
 }
+
+// TestSubmitOnceByID: two runners (two dozods) submitting the same work
+// under one id record and run it once, even when the second submits after
+// the first job has ended; the second is ErrBusy and records nothing. An
+// Insert hook records the job with what belongs to it, or nothing.
+func TestSubmitOnceByID(t *testing.T) {
+	ctx := context.Background()
+	c := openCatalog(t)
+	ran := 0
+	var mu sync.Mutex
+	h := func(context.Context, *Task) (any, error) { mu.Lock(); ran++; mu.Unlock(); return nil, nil }
+	a, b := newRunner(t, c, "a"), newRunner(t, c, "b")
+	a.Register("tick", h)
+	b.Register("tick", h)
+	j, err := a.Submit(ctx, Spec{ID: "job-tick-1", Kind: "tick", RequestedBy: "dozod"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Wait(ctx, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Submit(ctx, Spec{ID: "job-tick-1", Kind: "tick", RequestedBy: "dozod"}); !errors.Is(err, ErrBusy) {
+		t.Fatalf("second submit of one id: %v", err)
+	}
+	if js, err := c.Jobs(ctx, catalog.JobFilter{Kind: "tick"}); err != nil || len(js) != 1 || ran != 1 {
+		t.Fatalf("%d jobs, ran %d times (%v)", len(js), ran, err)
+	}
+	var inserted []string
+	insert := func(ctx context.Context, j Job) error {
+		inserted = append(inserted, j.ID)
+		if j.ID == "job-refused" {
+			return fmt.Errorf("the run exists: %w", catalog.ErrExists)
+		}
+		return c.InsertJob(ctx, j)
+	}
+	if _, err := a.Submit(ctx, Spec{ID: "job-refused", Kind: "tick", RequestedBy: "dozod", Insert: insert}); !errors.Is(err, ErrBusy) {
+		t.Fatalf("insert refused: %v", err)
+	}
+	if _, err := c.Job(ctx, "job-refused"); !errors.Is(err, catalog.ErrNotFound) {
+		t.Fatalf("refused job recorded: %v", err)
+	}
+	if _, err := a.Submit(ctx, Spec{ID: "job-hooked", Kind: "tick", RequestedBy: "dozod", Insert: insert}); err != nil || len(inserted) != 2 {
+		t.Fatalf("hooked insert: %v %v", inserted, err)
+	}
+}
+
+// TestSetLease: a lease is bounded; the poll follows a short one.
+func TestSetLease(t *testing.T) {
+	r := newRunner(t, openCatalog(t), "a")
+	if err := r.SetLease(3 * time.Second); err != nil || r.Lease != 3*time.Second || r.Poll != time.Second {
+		t.Fatalf("3s lease: %v %v %v", r.Lease, r.Poll, err)
+	}
+	if err := r.SetLease(0); err != nil || r.Lease != DefaultLease || r.Poll != DefaultPoll {
+		t.Fatalf("default lease: %v %v %v", r.Lease, r.Poll, err)
+	}
+	for _, bad := range []time.Duration{time.Millisecond, -time.Second, time.Hour} {
+		if err := r.SetLease(bad); err == nil || r.Lease != DefaultLease {
+			t.Errorf("lease %v: %v (lease now %v)", bad, err, r.Lease)
+		}
+	}
+}

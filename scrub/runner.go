@@ -16,12 +16,22 @@ import (
 )
 
 // Runner executes scrub runs recorded in the catalog. It keeps counters
-// of the work done since it was made (Counters); it does not decide how a
-// run ends: that is its caller's (Scheduler, or a job runner).
+// of the work done since it was made (Snapshot); it does not decide how a
+// run ends: that is its caller's (the Scheduler's job handler), which
+// records it with End.
 type Runner struct {
 	o       Options
 	targets map[string]storage.Target
 	totals  counters
+
+	mu  sync.Mutex
+	cur *current // the run executing in this process, if any
+}
+
+// current is a run executing in this process.
+type current struct {
+	rec  catalog.ScrubRun
+	live *live
 }
 
 // NewRunner returns a Runner over o's catalog, keys and targets.
@@ -81,10 +91,20 @@ func (l *live) setCurrent(s string) {
 // findings left out.
 //
 // Run does not check that no other run executes: the catalog allows one
-// running run, and the caller (Scheduler, or a job runner) starts one at
-// a time.
+// running run, and the job runner one unfinished scrub job.
 func (r *Runner) Run(ctx context.Context, run catalog.ScrubRun, progress func(done, total int)) (Result, error) {
-	stopped, err := r.run(ctx, run, &live{report: progress})
+	c := &current{rec: run, live: &live{report: progress}}
+	r.mu.Lock()
+	r.cur = c
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		if r.cur == c {
+			r.cur = nil
+		}
+		r.mu.Unlock()
+	}()
+	stopped, err := r.run(ctx, run, c.live)
 	if err != nil {
 		return Result{}, err
 	}
@@ -96,6 +116,80 @@ func (r *Runner) Run(ctx context.Context, run catalog.ScrubRun, progress func(do
 		return Result{}, fmt.Errorf("reading the run's files: %w", err)
 	}
 	return Tally(files, false)
+}
+
+// End records how run ended (catalog.ScrubDone, ScrubFailed or
+// ScrubCancelled, with msg) in the catalog, the counters and the audit
+// log. Ending a run that is no longer running changes nothing.
+func (r *Runner) End(ctx context.Context, run catalog.ScrubRun, state, msg string) {
+	now := r.o.Now()
+	if err := r.o.Catalog.EndScrubRun(ctx, run.ID, state, msg, now); errors.Is(err, catalog.ErrState) {
+		return
+	} else if err != nil {
+		r.o.Logger.Error("scrub: recording the end of a run", "run", run.ID, "error", err.Error())
+	}
+	r.totals.countEnd(state, now)
+	result, detail := "ok", Describe(run)+": "+state
+	if files, err := r.o.Catalog.ScrubFiles(ctx, run.ID); err == nil {
+		if t, err := Tally(files, false); err == nil {
+			sm := t.Summary
+			detail += fmt.Sprintf(": %d files, %d pieces, %d bytes checked; %d found, %d repaired, %d unrecoverable segments, %d damaged files",
+				sm.FilesDone, sm.Pieces, sm.Bytes, sm.Found, sm.Repaired, sm.Unrecoverable, sm.DamagedFiles)
+			if sm.Unrecoverable > 0 || sm.FileErrors > 0 {
+				result = "error"
+			}
+		}
+	}
+	if state == catalog.ScrubFailed {
+		result, detail = "error", detail+": "+msg
+	}
+	r.o.record(ctx, run.StartedBy, "scrub.run", "scrub/"+run.ID, result, detail)
+	r.o.Logger.Info("scrub finished", "run", run.ID, "state", state, "detail", detail)
+}
+
+// Progress is the live progress of run id if it executes here: the file
+// being checked, and the pieces and bytes of it checked so far (not yet
+// in the catalog).
+func (r *Runner) Progress(id string) (current string, pieces, bytes int64, ok bool) {
+	r.mu.Lock()
+	c := r.cur
+	r.mu.Unlock()
+	if c == nil || c.rec.ID != id {
+		return "", 0, 0, false
+	}
+	c.live.mu.Lock()
+	current = c.live.current
+	c.live.mu.Unlock()
+	return current, c.live.pieces.Load(), c.live.bytes.Load(), true
+}
+
+// Snapshot returns the progress of the run executing here and the
+// counters since the Runner was made; safe to call from any goroutine.
+func (r *Runner) Snapshot() Snapshot {
+	var snap Snapshot
+	t := &r.totals
+	t.mu.Lock()
+	snap.RunsCompleted, snap.PiecesCheckedTotal, snap.BytesCheckedTotal = t.runs, t.pieces, t.bytes
+	snap.FindingsTotal = map[string]int64{}
+	for k, v := range t.found {
+		snap.FindingsTotal[k] = v
+	}
+	snap.RepairedTotal, snap.UnrecoverableTotal = t.repaired, t.unrecoverable
+	snap.LastRunEnd, snap.LastRunState = t.lastEnd, t.lastState
+	t.mu.Unlock()
+	r.mu.Lock()
+	c := r.cur
+	r.mu.Unlock()
+	if c != nil {
+		snap.Running, snap.RunID, snap.Deep, snap.Repair = true, c.rec.ID, c.rec.Deep, c.rec.Repair
+		c.live.mu.Lock()
+		snap.FilesTotal, snap.FilesDone = c.live.files, c.live.done
+		c.live.mu.Unlock()
+		snap.PiecesChecked, snap.BytesChecked = c.live.pieces.Load(), c.live.bytes.Load()
+		snap.PiecesCheckedTotal += snap.PiecesChecked
+		snap.BytesCheckedTotal += snap.BytesChecked
+	}
+	return snap
 }
 
 // run is Run reporting to l; stopped says ctx ended it before every file

@@ -2,68 +2,67 @@ package scrub
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
-	"sync"
-	"sync/atomic"
 	"time"
 
+	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/catalog"
+	"github.com/dozo-vault/dozo/jobs"
 )
 
-// Scheduler runs at most one scrub at a time in this process (the catalog
-// also allows only one running run), in the background: runs started by
-// Create, scheduled ones, and one a previous process left unfinished. It
-// records in the catalog and the audit log how each run ends.
+// Kind is the job kind of a scrub run.
+const Kind = "scrub"
+
+// LockKey is the lock key every scrub job holds: the catalog keeps at
+// most one unfinished scrub job, whatever any dozod believes.
+const LockKey = "scrub"
+
+// Params are a scrub job's params: the run it executes. The job has the
+// run's id as its own, so `dozo jobs show` and `dozo scrub status` take
+// the same id.
+type Params struct {
+	Run string `json:"run"`
+}
+
+// JobResult is a finished scrub job's result: the run's summary (its
+// findings stay in the run's record).
+type JobResult struct {
+	Run     string           `json:"run"`
+	Summary api.ScrubSummary `json:"summary"`
+}
+
+// Scheduler starts scrubs as jobs of a job runner (kind Kind, lock key
+// LockKey): runs asked for (Create) and scheduled ones. The job runner
+// decides where and when a run executes, resumes it after a restart and
+// hands it to another dozod when its runner dies; the Scheduler's handler
+// executes it with its Runner and records how it ended.
 type Scheduler struct {
 	o      Options
 	runner *Runner
-
-	mu   sync.Mutex
-	base context.Context // Start's context; runs stop with it
-	cur  *current        // the run executing in this process
-	wg   sync.WaitGroup
+	jobs   *jobs.Runner
 }
 
-// current is a run executing in this process.
-type current struct {
-	rec       catalog.ScrubRun
-	cancel    context.CancelFunc
-	cancelled atomic.Bool // by Cancel: end as cancelled, not resume
-	done      chan struct{}
-	live      live
-}
-
-// NewScheduler returns a Scheduler with its own Runner; nothing runs
-// before Create or Start.
-func NewScheduler(o Options) *Scheduler {
+// NewScheduler returns a Scheduler with its own Runner and registers its
+// handler for Kind with jr; nothing runs before Create, Start or jr's own
+// Start.
+func NewScheduler(o Options, jr *jobs.Runner) *Scheduler {
 	o.defaults()
-	return &Scheduler{o: o, runner: NewRunner(o)}
+	s := &Scheduler{o: o, runner: NewRunner(o), jobs: jr}
+	jr.Register(Kind, s.execute)
+	return s
 }
 
 // Runner is the Runner executing the scheduler's runs.
 func (s *Scheduler) Runner() *Runner { return s.runner }
 
-// Start continues a run a previous process left unfinished, then looks
-// for due scheduled runs every Tick (if an interval is set) until ctx
-// ends. Runs stop with ctx, and a run stopped so stays running in the
-// catalog, to continue at the next Start. It returns at once.
+// Start looks every Tick, until ctx ends, for due scheduled runs (if an
+// interval is set) and for a running run no job executes (reconcile). It
+// returns at once.
 func (s *Scheduler) Start(ctx context.Context) {
-	s.mu.Lock()
-	s.base = ctx
-	s.mu.Unlock()
-	if r, err := s.o.Catalog.RunningScrub(ctx); err == nil {
-		s.o.Logger.Info("scrub: continuing an unfinished run", "run", r.ID)
-		s.o.record(ctx, "dozod", "scrub.resume", "scrub/"+r.ID, "ok", "continuing after a restart")
-		if err := s.start(*r); err != nil {
-			s.o.Logger.Error("scrub: cannot continue run", "run", r.ID, "error", err.Error())
-		}
-	} else if !errors.Is(err, catalog.ErrNotFound) {
-		s.o.Logger.Error("scrub: looking for an unfinished run", "error", err.Error())
-	}
-	if s.o.LightInterval == 0 && s.o.DeepInterval == 0 {
-		return
-	}
+	s.reconcile(ctx)
 	go func() {
 		t := time.NewTicker(s.o.Tick)
 		defer t.Stop()
@@ -73,40 +72,83 @@ func (s *Scheduler) Start(ctx context.Context) {
 				return
 			case <-t.C:
 			}
+			s.reconcile(ctx)
 			s.schedule(ctx)
 		}
 	}()
 }
 
-// schedule starts a scheduled run when one is due and none runs. A deep
-// run is due after DeepInterval since the last scheduled deep run; a light
-// one after LightInterval since the last scheduled run of any kind (a
-// deep run checks everything a light one does).
+// reconcile settles a running run whose job is not unfinished: a run with
+// no job at all (left by a dozod from before scrubs were jobs) gets one,
+// and continues; a run whose job ended without ending it (cancelled while
+// queued, or before it could resume) is ended as its job was.
+func (s *Scheduler) reconcile(ctx context.Context) {
+	rec, err := s.o.Catalog.RunningScrub(ctx)
+	if errors.Is(err, catalog.ErrNotFound) {
+		return
+	}
+	if err != nil {
+		s.o.Logger.Error("scrub: looking for an unfinished run", "error", err.Error())
+		return
+	}
+	j, err := s.o.Catalog.Job(ctx, rec.ID)
+	switch {
+	case errors.Is(err, catalog.ErrNotFound):
+		s.o.Logger.Info("scrub: continuing an unfinished run", "run", rec.ID)
+		if _, err := s.submit(ctx, *rec, nil); err != nil && !errors.Is(err, jobs.ErrBusy) {
+			s.o.Logger.Error("scrub: cannot continue run", "run", rec.ID, "error", err.Error())
+			return
+		}
+		s.o.record(ctx, "dozod", "scrub.resume", "scrub/"+rec.ID, "ok", "continuing after a restart")
+	case err != nil:
+		s.o.Logger.Error("scrub: reading the job of a run", "run", rec.ID, "error", err.Error())
+	case j.Finished():
+		state, msg := catalog.ScrubFailed, "its job ended as "+j.State+" before the run did"
+		if j.State == catalog.JobCancelled {
+			state, msg = catalog.ScrubCancelled, "cancelled"
+		}
+		s.runner.End(ctx, *rec, state, msg)
+	}
+}
+
+// SlotID is the id of the scheduled run due after last (the start of the
+// previous scheduled run of the same kind, deep or any): every dozod that
+// finds the run due computes the same id, so the catalog records it once.
+func SlotID(deep bool, last time.Time) string {
+	h := sha256.Sum256(fmt.Appendf(nil, "scheduled scrub deep=%t after %d", deep, last.UnixNano()))
+	return "scrub-s" + hex.EncodeToString(h[:15])
+}
+
+// schedule starts a scheduled run when one is due. A deep run is due
+// after DeepInterval since the last scheduled deep run; a light one after
+// LightInterval since the last scheduled run of any kind (a deep run
+// checks everything a light one does). The run's id is its slot's
+// (SlotID): of several dozods deciding at once, one records it.
 func (s *Scheduler) schedule(ctx context.Context) {
-	if s.running() {
+	if s.o.LightInterval == 0 && s.o.DeepInterval == 0 {
 		return
 	}
 	now := s.o.Now()
-	due := func(interval time.Duration, deepOnly bool) bool {
+	due := func(interval time.Duration, deepOnly bool) (bool, time.Time) {
 		if interval <= 0 {
-			return false
+			return false, time.Time{}
 		}
 		last, err := s.o.Catalog.LastScrubStart(ctx, catalog.ScrubScheduled, deepOnly)
 		if err != nil {
 			s.o.Logger.Error("scrub scheduler: reading the catalog", "error", err.Error())
-			return false
+			return false, time.Time{}
 		}
-		return !now.Before(last.Add(interval))
+		return !now.Before(last.Add(interval)), last
 	}
-	var deep bool
-	switch {
-	case due(s.o.DeepInterval, true):
-		deep = true
-	case due(s.o.LightInterval, false):
-	default:
-		return
+	deep := true
+	ok, last := due(s.o.DeepInterval, true)
+	if !ok {
+		deep = false
+		if ok, last = due(s.o.LightInterval, false); !ok {
+			return
+		}
 	}
-	rec := catalog.ScrubRun{ID: s.o.NewID(), Trigger: catalog.ScrubScheduled, StartedBy: "dozod",
+	rec := catalog.ScrubRun{ID: SlotID(deep, last), Trigger: catalog.ScrubScheduled, StartedBy: "dozod",
 		Deep: deep, Repair: s.o.Repair, Rate: s.o.Rate, StartedAt: now}
 	if err := s.Create(ctx, rec); err != nil {
 		if !errors.Is(err, catalog.ErrState) {
@@ -117,174 +159,132 @@ func (s *Scheduler) schedule(ctx context.Context) {
 	s.o.record(ctx, "dozod", "scrub.start", "scrub/"+rec.ID, "ok", Describe(rec))
 }
 
-func (s *Scheduler) running() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.cur != nil
-}
-
-// Create records a new run with the files of its scope and starts it in
-// the background. While another run executes it is catalog.ErrState, and
-// nothing is recorded.
+// Create records a new run with the files of its scope, and the job that
+// executes it, in one catalog transaction, and starts the job (here, if
+// this dozod runs scrub jobs). While another scrub job is unfinished, or
+// a run of the same id exists, it is catalog.ErrState, and nothing is
+// recorded.
 func (s *Scheduler) Create(ctx context.Context, rec catalog.ScrubRun) error {
-	if s.running() {
-		return fmt.Errorf("a scrub is running: %w", catalog.ErrState)
-	}
 	files, err := s.o.Catalog.ScrubCandidates(ctx, rec.DatasetID, rec.FileName)
 	if err != nil {
 		return err
 	}
-	if err := s.o.Catalog.CreateScrubRun(ctx, rec, files); err != nil {
-		return err
+	for try := 0; ; try++ {
+		_, err = s.submit(ctx, rec, func(ctx context.Context, j jobs.Job) error {
+			return s.o.Catalog.CreateScrubRunJob(ctx, rec, files, j)
+		})
+		if !errors.Is(err, jobs.ErrBusy) {
+			return err
+		}
+		if try > 0 || !s.endingJob(ctx) {
+			return fmt.Errorf("a scrub is running: %w: %w", catalog.ErrState, err)
+		}
 	}
-	return s.start(rec)
 }
 
-// start executes rec (new or resumed) in the background.
-func (s *Scheduler) start(rec catalog.ScrubRun) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cur != nil {
-		return fmt.Errorf("a scrub is running: %w", catalog.ErrState)
+// endingJob reports whether the unfinished scrub job has ended its run and
+// is ending itself, after waiting (briefly) for it to have done so: a
+// client that saw a run end may start the next at once.
+func (s *Scheduler) endingJob(ctx context.Context) bool {
+	j, err := s.o.Catalog.UnfinishedJob(ctx, LockKey)
+	if err != nil {
+		return errors.Is(err, catalog.ErrNotFound)
 	}
-	base := s.base
-	if base == nil {
-		base = context.Background()
+	if rec, err := s.o.Catalog.ScrubRun(ctx, j.ID); err != nil || rec.State == catalog.ScrubRunning {
+		return false
 	}
-	ctx, cancel := context.WithCancel(base)
-	c := &current{rec: rec, cancel: cancel, done: make(chan struct{})}
-	s.cur = c
-	s.wg.Go(func() {
-		defer close(c.done)
-		defer cancel()
-		s.execute(ctx, c)
-		s.mu.Lock()
-		if s.cur == c {
-			s.cur = nil
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	s.jobs.Wait(wctx, j.ID)
+	return wctx.Err() == nil
+}
+
+// submit submits the job of run rec (insert: how it is recorded; nil for
+// a job alone).
+func (s *Scheduler) submit(ctx context.Context, rec catalog.ScrubRun, insert func(context.Context, jobs.Job) error) (*jobs.Job, error) {
+	return s.jobs.Submit(ctx, jobs.Spec{ID: rec.ID, Kind: Kind, LockKey: LockKey, Params: Params{Run: rec.ID},
+		RequestedBy: rec.StartedBy, Insert: insert})
+}
+
+// execute is the job handler: it runs the job's run to its end, or until
+// the job is cancelled (the run ends cancelled) or the runner lets go of
+// it (dozod stopping, or the job taken over: the run stays running, to be
+// resumed by the job's next runner).
+func (s *Scheduler) execute(ctx context.Context, t *jobs.Task) (any, error) {
+	var p Params
+	if err := t.Decode(&p); err != nil {
+		return nil, err
+	}
+	rec, err := s.o.Catalog.ScrubRun(ctx, p.Run)
+	if err != nil {
+		return nil, fmt.Errorf("scrub run %s: %w", p.Run, err)
+	}
+	if rec.State != catalog.ScrubRunning {
+		// The run ended, but its runner died before its job did.
+		files, err := s.o.Catalog.ScrubFiles(ctx, rec.ID)
+		if err != nil {
+			return nil, err
 		}
-		s.mu.Unlock()
+		res, err := Tally(files, false)
+		if err != nil {
+			return nil, err
+		}
+		return JobResult{Run: rec.ID, Summary: res.Summary}, nil
+	}
+	if t.Attempts > 1 {
+		s.o.record(ctx, "dozod", "scrub.resume", "scrub/"+rec.ID, "ok",
+			fmt.Sprintf("continuing after a restart or a take-over (attempt %d)", t.Attempts))
+	}
+	res, err := s.runner.Run(ctx, *rec, func(done, total int) {
+		t.Progress(int64(done), int64(total), "files scrubbed")
 	})
-	return nil
-}
-
-// execute runs c and records how it ended: failed, cancelled, done, or
-// (when the process is stopping) not at all, so it resumes at next Start.
-func (s *Scheduler) execute(ctx context.Context, c *current) {
 	bg := context.WithoutCancel(ctx)
-	stopped, err := s.runner.run(ctx, c.rec, &c.live)
 	switch {
-	case err != nil:
-		s.end(bg, c, catalog.ScrubFailed, err.Error())
-	case c.cancelled.Load():
-		s.end(bg, c, catalog.ScrubCancelled, "cancelled")
-	case stopped:
-		s.o.Logger.Info("scrub: paused by shutdown; it continues at the next start", "run", c.rec.ID)
+	case err == nil:
+		s.runner.End(bg, *rec, catalog.ScrubDone, "")
+		return JobResult{Run: rec.ID, Summary: res.Summary}, nil
+	case ctx.Err() != nil && errors.Is(context.Cause(ctx), jobs.ErrCancelled):
+		s.runner.End(bg, *rec, catalog.ScrubCancelled, "cancelled")
+		return nil, err
+	case ctx.Err() != nil:
+		s.o.Logger.Info("scrub: paused; it continues when its job is resumed", "run", rec.ID, "cause", context.Cause(ctx).Error())
+		return nil, err
 	default:
-		s.end(bg, c, catalog.ScrubDone, "")
+		s.runner.End(bg, *rec, catalog.ScrubFailed, err.Error())
+		return nil, err
 	}
 }
 
-// end records c's end in the catalog, the counters and the audit log.
-func (s *Scheduler) end(ctx context.Context, c *current, state, msg string) {
-	now := s.o.Now()
-	// The run stops counting as ours and as running in the catalog at the
-	// same moment, so a client that sees it ended can start the next one.
-	s.mu.Lock()
-	if err := s.o.Catalog.EndScrubRun(ctx, c.rec.ID, state, msg, now); err != nil {
-		s.o.Logger.Error("scrub: recording the end of a run", "run", c.rec.ID, "error", err.Error())
-	}
-	if s.cur == c {
-		s.cur = nil
-	}
-	s.mu.Unlock()
-	s.runner.totals.countEnd(state, now)
-	result, detail := "ok", Describe(c.rec)+": "+state
-	if files, err := s.o.Catalog.ScrubFiles(ctx, c.rec.ID); err == nil {
-		if t, err := Tally(files, false); err == nil {
-			sm := t.Summary
-			detail += fmt.Sprintf(": %d files, %d pieces, %d bytes checked; %d found, %d repaired, %d unrecoverable segments, %d damaged files",
-				sm.FilesDone, sm.Pieces, sm.Bytes, sm.Found, sm.Repaired, sm.Unrecoverable, sm.DamagedFiles)
-			if sm.Unrecoverable > 0 || sm.FileErrors > 0 {
-				result = "error"
-			}
-		}
-	}
-	if state == catalog.ScrubFailed {
-		result, detail = "error", detail+": "+msg
-	}
-	s.o.record(ctx, c.rec.StartedBy, "scrub.run", "scrub/"+c.rec.ID, result, detail)
-	s.o.Logger.Info("scrub finished", "run", c.rec.ID, "state", state, "detail", detail)
-}
-
-// Cancel ends run id as cancelled. A run executing here is stopped after
-// its current file and Cancel waits for it (or for ctx); any other is
-// ended in the catalog, where ending a run no longer running changes
-// nothing and is no error.
+// Cancel ends run id as cancelled: its job is cancelled and Cancel waits
+// for it to stop (or for ctx): at once when it runs here, at its runner's
+// next lease renewal elsewhere. A run that is not running is left as it
+// is, and that is no error.
 func (s *Scheduler) Cancel(ctx context.Context, id string) error {
-	s.mu.Lock()
-	c := s.cur
-	s.mu.Unlock()
-	if c != nil && c.rec.ID == id {
-		c.cancelled.Store(true)
-		c.cancel()
-		select {
-		case <-c.done:
-			return nil
-		case <-ctx.Done():
+	j, err := s.jobs.Cancel(ctx, id)
+	switch {
+	case errors.Is(err, catalog.ErrNotFound), errors.Is(err, catalog.ErrState):
+		// No job (a run from before scrubs were jobs), or it has ended.
+	case err != nil:
+		return err
+	case !j.Finished():
+		if _, err := s.jobs.Wait(ctx, id); err != nil && ctx.Err() != nil {
 			return ctx.Err()
 		}
 	}
+	// A run whose job ended without it (cancelled while queued, or before
+	// it could resume) is ended here.
 	if err := s.o.Catalog.EndScrubRun(ctx, id, catalog.ScrubCancelled, "cancelled", s.o.Now()); err != nil && !errors.Is(err, catalog.ErrState) {
 		return err
 	}
 	return nil
 }
 
-// Progress is the live progress of run id if it executes here: the file
-// being checked, and the pieces and bytes of it checked so far (not yet
-// in the catalog).
+// Progress is the live progress of run id if it executes here (see
+// Runner.Progress).
 func (s *Scheduler) Progress(id string) (current string, pieces, bytes int64, ok bool) {
-	s.mu.Lock()
-	c := s.cur
-	s.mu.Unlock()
-	if c == nil || c.rec.ID != id {
-		return "", 0, 0, false
-	}
-	c.live.mu.Lock()
-	current = c.live.current
-	c.live.mu.Unlock()
-	return current, c.live.pieces.Load(), c.live.bytes.Load(), true
+	return s.runner.Progress(id)
 }
 
 // Snapshot returns the current progress and the counters since the
-// scheduler was made; safe to call from any goroutine.
-func (s *Scheduler) Snapshot() Snapshot {
-	var snap Snapshot
-	t := &s.runner.totals
-	t.mu.Lock()
-	snap.RunsCompleted, snap.PiecesCheckedTotal, snap.BytesCheckedTotal = t.runs, t.pieces, t.bytes
-	snap.FindingsTotal = map[string]int64{}
-	for k, v := range t.found {
-		snap.FindingsTotal[k] = v
-	}
-	snap.RepairedTotal, snap.UnrecoverableTotal = t.repaired, t.unrecoverable
-	snap.LastRunEnd, snap.LastRunState = t.lastEnd, t.lastState
-	t.mu.Unlock()
-	s.mu.Lock()
-	c := s.cur
-	s.mu.Unlock()
-	if c != nil {
-		snap.Running, snap.RunID, snap.Deep, snap.Repair = true, c.rec.ID, c.rec.Deep, c.rec.Repair
-		c.live.mu.Lock()
-		snap.FilesTotal, snap.FilesDone = c.live.files, c.live.done
-		c.live.mu.Unlock()
-		snap.PiecesChecked, snap.BytesChecked = c.live.pieces.Load(), c.live.bytes.Load()
-		snap.PiecesCheckedTotal += snap.PiecesChecked
-		snap.BytesCheckedTotal += snap.BytesChecked
-	}
-	return snap
-}
-
-// Wait waits for the run executing here, if any, to stop (after the
-// context given to Start ends, or a Cancel).
-func (s *Scheduler) Wait() { s.wg.Wait() }
+// scheduler was made (see Runner.Snapshot).
+func (s *Scheduler) Snapshot() Snapshot { return s.runner.Snapshot() }

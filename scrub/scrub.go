@@ -4,9 +4,12 @@
 //
 // A run is recorded in the catalog with its files; each finished file is
 // recorded as it ends, so a run interrupted by a restart continues where
-// it stopped. A Runner executes one run and nothing else; a Scheduler
-// keeps one run at a time in this process, starts scheduled runs, resumes
-// an unfinished one at start, and records how runs end.
+// it stopped. Every run executes as a job of package jobs (kind "scrub",
+// one unfinished at a time by its lock key), which leases it to one dozod,
+// resumes it after a restart and hands it over when its dozod dies. A
+// Runner executes one run and nothing else; a Scheduler records runs with
+// their jobs, starts scheduled ones (once across dozods), and its job
+// handler records how runs end.
 //
 // The package depends on narrow views only: the catalog calls it makes
 // (Catalog), the storage targets, the MAC calls of the key service (Keys),
@@ -16,8 +19,6 @@ package scrub
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"log/slog"
 	"time"
 
@@ -30,8 +31,11 @@ import (
 type Catalog interface {
 	// Runs and their files.
 	ScrubCandidates(ctx context.Context, datasetID, name string) ([]catalog.ScrubCandidate, error)
-	CreateScrubRun(ctx context.Context, r catalog.ScrubRun, files []catalog.ScrubCandidate) error
+	CreateScrubRunJob(ctx context.Context, r catalog.ScrubRun, files []catalog.ScrubCandidate, j catalog.Job) error
+	ScrubRun(ctx context.Context, id string) (*catalog.ScrubRun, error)
 	RunningScrub(ctx context.Context) (*catalog.ScrubRun, error)
+	Job(ctx context.Context, id string) (*catalog.Job, error)
+	UnfinishedJob(ctx context.Context, lockKey string) (*catalog.Job, error)
 	LastScrubStart(ctx context.Context, trigger string, deepOnly bool) (time.Time, error)
 	ScrubFiles(ctx context.Context, runID string) ([]catalog.ScrubFile, error)
 	FinishScrubFile(ctx context.Context, runID string, seq int, result []byte, now time.Time) error
@@ -69,9 +73,6 @@ type Options struct {
 	Record func(ctx context.Context, e Event) error
 	Now    func() time.Time // default time.Now
 	Logger *slog.Logger     // default slog.Default()
-	// NewID names a scheduled run; default "scrub-" and 32 random hex
-	// digits.
-	NewID func() string
 
 	// Scheduled runs: a light run every LightInterval, a deep one every
 	// DeepInterval (0: never), with Repair and a read Rate in bytes/s
@@ -79,8 +80,9 @@ type Options struct {
 	LightInterval, DeepInterval time.Duration
 	Repair                      bool
 	Rate                        int64
-	// Tick is how often the scheduler looks for due runs (default a
-	// minute).
+	// Tick is how often the scheduler looks for due runs, and for a
+	// running run to settle with its job (default a minute). A scheduled
+	// run's id is its slot's (SlotID).
 	Tick time.Duration
 }
 
@@ -90,13 +92,6 @@ func (o *Options) defaults() {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
-	}
-	if o.NewID == nil {
-		o.NewID = func() string {
-			var b [16]byte
-			rand.Read(b[:])
-			return "scrub-" + hex.EncodeToString(b[:])
-		}
 	}
 	if o.Record == nil {
 		o.Record = func(context.Context, Event) error { return nil }

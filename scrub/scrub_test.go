@@ -13,6 +13,7 @@ import (
 
 	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/catalog"
+	"github.com/dozo-vault/dozo/jobs"
 	"github.com/dozo-vault/dozo/storage"
 )
 
@@ -115,9 +116,10 @@ func TestScrubResumesAfterRestart(t *testing.T) {
 	}
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	s := NewScheduler(fx.options())
+	jr := jobs.New(fx.cat, "restarted")
+	defer jr.Close()
+	s := NewScheduler(fx.options(), jr)
 	s.Start(sctx)
-	defer s.Wait()
 	r, res := fx.wait(rec.ID)
 	if r.State != api.ScrubDone || res.Summary.FilesDone != 2 || res.Summary.Found != 1 || res.Findings[0].FileID != b {
 		t.Fatalf("resumed run %+v findings %+v", res.Summary, res.Findings)
@@ -136,9 +138,10 @@ func TestScrubScheduled(t *testing.T) {
 	fx.removePiece(f, 1, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	s := NewScheduler(o)
+	jr := jobs.New(fx.cat, "one")
+	defer jr.Close()
+	s := NewScheduler(o, jr)
 	s.Start(ctx)
-	defer s.Wait()
 	deadline := time.Now().Add(30 * time.Second)
 	var runs []catalog.ScrubRun
 	for {
@@ -175,12 +178,13 @@ func TestScrubFailsClosedWithoutVault(t *testing.T) {
 		fx.removePiece(f, 0, j)
 	}
 	fx.keys.down.Store(true)
-	s := NewScheduler(fx.options())
+	jr := jobs.New(fx.cat, "one")
+	defer jr.Close()
+	s := NewScheduler(fx.options(), jr)
 	rec := catalog.ScrubRun{ID: "scrub-1", Trigger: catalog.ScrubManual, StartedBy: "admin", Deep: true, Repair: true, StartedAt: fx.now}
 	if err := s.Create(context.Background(), rec); err != nil {
 		t.Fatal(err)
 	}
-	defer s.Wait()
 	r, res := fx.wait(rec.ID)
 	if r.State != api.ScrubFailed || !strings.Contains(r.Error, "vault unavailable") || res.Summary.FilesDone != 0 {
 		t.Fatalf("run without vault: %s %q %+v", r.State, r.Error, res.Summary)
@@ -276,5 +280,111 @@ func TestScrubRepairMovesOffADownTarget(t *testing.T) {
 	fx.create(again)
 	if res, err := NewRunner(fx.options()).Run(ctx, again, nil); err != nil || res.Summary.Found != 0 {
 		t.Fatalf("after moving: %+v %v", res.Summary, err)
+	}
+}
+
+// staleLast is a catalog whose LastScrubStart answers as it did before
+// another dozod recorded its scheduled run: the race of two dozods that
+// both found the same run due.
+type staleLast struct {
+	*catalog.Catalog
+	last time.Time
+}
+
+func (c staleLast) LastScrubStart(context.Context, string, bool) (time.Time, error) {
+	return c.last, nil
+}
+
+// TestScheduledOnceAcrossDozods: two schedulers (each with its own job
+// runner, as two dozods) on one catalog find the same scheduled run due;
+// it is recorded and run once, even when the second decides after the
+// first run has ended (so the one-scrub lock is free again).
+func TestScheduledOnceAcrossDozods(t *testing.T) {
+	fx := newFixture(t)
+	ctx := context.Background()
+	fx.dataset("JGAD7", 4, 2)
+	fx.file("JGAD7", "a", 2<<20)
+	o := fx.options()
+	o.LightInterval = time.Hour
+	last, err := fx.cat.LastScrubStart(ctx, catalog.ScrubScheduled, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ja, jb := jobs.New(fx.cat, "replica-a"), jobs.New(fx.cat, "replica-b")
+	defer ja.Close()
+	defer jb.Close()
+	a := NewScheduler(o, ja)
+	ob := o
+	ob.Catalog = staleLast{fx.cat, last}
+	b := NewScheduler(ob, jb)
+
+	a.schedule(ctx)
+	runs, err := fx.cat.ScrubRuns(ctx, 20)
+	if err != nil || len(runs) != 1 {
+		t.Fatalf("runs after the first dozod: %+v %v", runs, err)
+	}
+	if r, _ := fx.wait(runs[0].ID); r.State != catalog.ScrubDone {
+		t.Fatalf("scheduled run %+v", r)
+	}
+	b.schedule(ctx)
+	runs, err = fx.cat.ScrubRuns(ctx, 20)
+	if err != nil || len(runs) != 1 {
+		t.Fatalf("%d scheduled runs for one slot (%v)", len(runs), err)
+	}
+	js, err := fx.cat.Jobs(ctx, catalog.JobFilter{Kind: Kind})
+	if err != nil || len(js) != 1 || js[0].ID != runs[0].ID || js[0].Owner != "" || js[0].State != catalog.JobDone {
+		t.Fatalf("scrub jobs %+v %v", js, err)
+	}
+}
+
+// TestScrubJobTakenOver: a scrub job whose dozod died mid-run (its lease
+// expired, one of two files done) is taken over by another runner, which
+// checks only the file left and ends the run; the job records two
+// attempts and the take-over is in the audit log.
+func TestScrubJobTakenOver(t *testing.T) {
+	fx := newFixture(t)
+	ctx := context.Background()
+	fx.dataset("JGAD8", 4, 2)
+	a := fx.file("JGAD8", "a", 2<<20)
+	b := fx.file("JGAD8", "b", 2<<20)
+	fx.removePiece(a, 0, 0) // found only if a were checked again
+	fx.removePiece(b, 0, 1)
+	dead := jobs.New(fx.cat, "dead")
+	dead.Close() // records and claims, runs nothing
+	s := NewScheduler(fx.options(), dead)
+	rec := catalog.ScrubRun{ID: "scrub-taken", Trigger: catalog.ScrubManual, StartedBy: "admin", DatasetID: "JGAD8", StartedAt: fx.now}
+	if err := s.Create(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	past := time.Now().Add(-time.Minute)
+	if _, err := fx.cat.ClaimJob(ctx, "dead", []string{Kind}, rec.ID, past.Add(-time.Minute), past); err != nil {
+		t.Fatal(err)
+	}
+	if err := fx.cat.FinishScrubFile(ctx, rec.ID, 0, []byte(`{"file_id":"`+a+`","dataset":"JGAD8","name":"a","segments":3,"pieces":18,"bytes":1}`), fx.now); err != nil {
+		t.Fatal(err)
+	}
+	// Asking again while the dead dozod's job is unfinished is refused.
+	if err := s.Create(ctx, catalog.ScrubRun{ID: "scrub-other", Trigger: catalog.ScrubManual, StartedBy: "admin", StartedAt: fx.now}); !errors.Is(err, catalog.ErrState) {
+		t.Fatalf("second scrub while one is unfinished: %v", err)
+	}
+	live := jobs.New(fx.cat, "live")
+	defer live.Close()
+	NewScheduler(fx.options(), live)
+	if n, err := live.RunPending(ctx); err != nil || n != 1 {
+		t.Fatalf("taken over %d jobs: %v", n, err)
+	}
+	j, err := live.Wait(ctx, rec.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, res := fx.wait(rec.ID)
+	if r.State != catalog.ScrubDone || res.Summary.FilesDone != 2 || res.Summary.Found != 1 || res.Findings[0].FileID != b {
+		t.Fatalf("taken-over run %s %+v %+v", r.State, res.Summary, res.Findings)
+	}
+	if j.Attempts != 2 || j.ProgressDone != 2 || j.ProgressTotal != 2 {
+		t.Fatalf("job %+v", j)
+	}
+	if e := <-fx.events; e.Action != "scrub.resume" || e.Object != "scrub/"+rec.ID {
+		t.Fatalf("first event %+v", e)
 	}
 }

@@ -32,7 +32,7 @@ func jobsCommand() *cli.Command {
 			"   dozo jobs cancel job-1f2e3d4c5b6a7988",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "dataset", Usage: "only the jobs of `DATASET`"},
-			&cli.StringFlag{Name: "kind", Usage: "only jobs of `KIND` (rotate-key, delete-dataset, expire-uploads)"},
+			&cli.StringFlag{Name: "kind", Usage: "only jobs of `KIND` (rotate-key, delete-dataset, expire-uploads, scrub)"},
 			&cli.StringFlag{Name: "state", Usage: "only jobs in `STATE` (queued, running, done, failed, cancelled)"},
 			&cli.IntFlag{Name: "limit", Usage: "at most `N` jobs (default 100)"},
 			jsonFlag,
@@ -55,7 +55,8 @@ func jobsCommand() *cli.Command {
 				Usage:     "stop a job (a queued one at once, a running one at its next step; what it did stays done)",
 				ArgsUsage: "ID",
 				Description: "Every job is resumable: a cancelled rotation or deletion is finished by\n" +
-					"asking for it again (dozo dataset rotate-key, dozo dataset delete).\n\n" +
+					"asking for it again (dozo dataset rotate-key, dozo dataset delete).\n" +
+					"Cancelling a scrub's job ends the run as cancelled (as dozo scrub cancel).\n\n" +
 					"EXAMPLES:\n" +
 					"   dozo jobs cancel job-1f2e3d4c5b6a7988",
 				Flags:  []cli.Flag{jsonFlag},

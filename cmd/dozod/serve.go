@@ -96,7 +96,7 @@ func serve(c *cli.Context) error {
 	srv, err := broker.New(broker.Options{
 		Catalog: cat, Identifier: ident, Keys: vc, Targets: targets,
 		Admins: cfg.Admins, Submitters: cfg.Submitters, Groups: cfg.Auth.GroupRoles, PresignExpiry: cfg.PresignExpiry, UploadExpiry: cfg.UploadExpiry,
-		Logger: log, Version: version, Scrub: cfg.Scrub, Metrics: cfg.Metrics, Lifecycle: cfg.Lifecycle,
+		Logger: log, Version: version, Scrub: cfg.Scrub, Metrics: cfg.Metrics, Lifecycle: cfg.Lifecycle, Jobs: cfg.Jobs,
 		Limits: cfg.Limits, Audit: cfg.Audit,
 		HealthInterval: cfg.Vault.HealthInterval,
 	})

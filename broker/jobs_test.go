@@ -1,0 +1,159 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/dozo-vault/dozo/catalog"
+	"github.com/dozo-vault/dozo/internal/envconfig"
+	"github.com/dozo-vault/dozo/lifecycle"
+	"github.com/dozo-vault/dozo/storage"
+)
+
+// TestReapOnceAndBackOff: two dozods on one catalog reap in the same
+// minute while a due deletion fails (a target is broken): one job is
+// recorded, not one per dozod; later rounds retry only after a wait that
+// doubles with each failure, not every minute; once the target is back
+// the deletion completes, and finished jobs are pruned after the
+// retention.
+func TestReapOnceAndBackOff(t *testing.T) {
+	ctx := context.Background()
+	l := newLifecycleEnv(t)
+	// Two dozods on the catalog with their own view of the targets, one
+	// of which breaks: every listing fails, as with a server down.
+	broken := &atomic.Bool{}
+	var targets []Target
+	for i, tg := range l.targets {
+		var t Target = dirTarget{tg.(*storage.DirTarget)}
+		if i == 0 {
+			t = breakableTarget{dirTarget{tg.(*storage.DirTarget)}, broken}
+		}
+		targets = append(targets, t)
+	}
+	var servers []*Server
+	for range 2 {
+		s, err := New(Options{Catalog: l.cat, Identifier: tokens, Keys: l.keys, Targets: targets,
+			Admins: []string{"admin"}, Submitters: []string{"sam"}, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)),
+			Now: func() time.Time { return l.now }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		servers = append(servers, s)
+	}
+	a, b := servers[0], servers[1]
+	st := l.schedule("tok-sam")
+	l.now = st.RunsAt
+	broken.Store(true)
+	deletions := func() []catalog.Job {
+		t.Helper()
+		js, err := l.cat.Jobs(ctx, catalog.JobFilter{Kind: lifecycle.KindDeleteDataset})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return js
+	}
+	clock := time.Now()
+	for _, s := range servers {
+		s.jobs.Now = func() time.Time { return clock }
+	}
+	if err := a.Reap(ctx); err == nil {
+		t.Fatal("a deletion with a broken target did not fail")
+	}
+	b.Reap(ctx)
+	if js := deletions(); len(js) != 1 || js[0].State != catalog.JobFailed {
+		t.Fatalf("deletion jobs after two dozods reaped: %+v", js)
+	}
+	// Retried after 1, 2, 4 minutes, not every minute.
+	wantJobs := 1
+	for _, wait := range []time.Duration{time.Minute, 2 * time.Minute, 4 * time.Minute} {
+		for _, d := range []time.Duration{wait / 2, wait} {
+			last := deletions()[0].EndedAt
+			clock = last.Add(d - time.Second)
+			l.now = l.now.Add(time.Minute)
+			a.Reap(ctx)
+			if n := len(deletions()); n != wantJobs {
+				t.Fatalf("%d deletion jobs %v after a failure (retry due after %v)", n, d-time.Second, wait)
+			}
+		}
+		clock = deletions()[0].EndedAt.Add(wait)
+		l.now = l.now.Add(time.Minute)
+		b.Reap(ctx)
+		a.Reap(ctx)
+		wantJobs++
+		if js := deletions(); len(js) != wantJobs || js[0].State != catalog.JobFailed {
+			t.Fatalf("retry after %v: %+v", wait, js)
+		}
+	}
+	// The target is back: the next retry completes the deletion.
+	broken.Store(false)
+	clock = deletions()[0].EndedAt.Add(8 * time.Minute)
+	l.now = l.now.Add(time.Minute)
+	if err := a.Reap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if js := deletions(); len(js) != wantJobs+1 || js[0].State != catalog.JobDone {
+		t.Fatalf("after the target came back: %+v", js)
+	}
+	// Pruned once older than the retention; nothing unfinished is.
+	if err := l.cat.InsertJob(ctx, catalog.Job{ID: "job-queued", Kind: "rotate-key", DatasetID: "DSX", RequestedBy: "sam", CreatedAt: clock}); err != nil {
+		t.Fatal(err)
+	}
+	clock = clock.Add(DefaultJobRetention - time.Hour)
+	a.Reap(ctx)
+	if n := len(deletions()); n != wantJobs+1 {
+		t.Fatalf("%d deletion jobs before the retention ran out", n)
+	}
+	clock = clock.Add(2 * time.Hour)
+	a.Reap(ctx)
+	if js, _ := l.cat.Jobs(ctx, catalog.JobFilter{}); len(js) != 1 || js[0].ID != "job-queued" {
+		t.Fatalf("jobs after the retention: %+v", js)
+	}
+}
+
+func TestJobsConfig(t *testing.T) {
+	var c JobsConfig
+	env := map[string]string{"DOZOD_JOBS_LEASE": "3s", "DOZOD_JOBS_RETENTION": "720h"}
+	if err := envconfig.Apply(&c, func(k string) string { return env[k] }); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.validate(); err != nil || c.Lease != 3*time.Second || c.Retention != 720*time.Hour {
+		t.Fatalf("config %+v %v", c, err)
+	}
+	var d JobsConfig
+	if err := d.validate(); err != nil || d.Lease != 30*time.Second || d.Retention != DefaultJobRetention {
+		t.Fatalf("defaults %+v %v", d, err)
+	}
+	for _, bad := range []JobsConfig{{Lease: 100 * time.Millisecond}, {Lease: time.Hour}, {Retention: time.Minute}, {Lease: -time.Second}} {
+		if err := bad.validate(); err == nil {
+			t.Errorf("%+v accepted", bad)
+		}
+	}
+	e := newEnv(t)
+	if _, err := New(Options{Catalog: e.cat, Identifier: tokens, Keys: &fakeKeys{}, Targets: []Target{dirTarget{e.targets[0].(*storage.DirTarget)}}, Jobs: JobsConfig{Lease: time.Hour}}); err == nil || !strings.Contains(err.Error(), "lease") {
+		t.Errorf("New with a 1h lease: %v", err)
+	}
+	for _, k := range []string{"DOZOD_JOBS_LEASE", "DOZOD_JOBS_RETENTION", "retention"} {
+		if !strings.Contains(ConfigHelp, k) {
+			t.Errorf("ConfigHelp does not document %s", k)
+		}
+	}
+}
+
+// breakableTarget fails every listing while broken.
+type breakableTarget struct {
+	dirTarget
+	broken *atomic.Bool
+}
+
+func (b breakableTarget) List(ctx context.Context, prefix string, fn func(storage.ObjectInfo) error) error {
+	if b.broken.Load() {
+		return errors.New("connection refused")
+	}
+	return b.dirTarget.List(ctx, prefix, fn)
+}
