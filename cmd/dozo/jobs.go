@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/dozo-vault/dozo/internal/i18n"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -77,7 +78,7 @@ func runJobsList(c *cli.Context) error {
 		}
 	}
 	if f.Limit < 0 {
-		return badArg(c, errors.New("--limit must be positive"))
+		return badArg(c, i18n.Errorf("--limit must be positive"))
 	}
 	cl, _, err := newClient(c)
 	if err != nil {
@@ -85,7 +86,7 @@ func runJobsList(c *cli.Context) error {
 	}
 	js, err := cl.Jobs(c.Context, f)
 	if err != nil {
-		return &client.Error{Op: "listing jobs", Err: err}
+		return &client.Error{Op: i18n.T("listing jobs"), Err: err}
 	}
 	if c.Bool("json") {
 		if js == nil {
@@ -94,10 +95,10 @@ func runJobsList(c *cli.Context) error {
 		return printJSON(stdout(c), js)
 	}
 	w := table(stdout(c))
-	fmt.Fprintln(w, "JOB\tKIND\tDATASET\tSTATE\tPROGRESS\tBY\tCREATED")
+	columns(w, "JOB", "KIND", "DATASET", "STATE", "PROGRESS", "BY", "CREATED")
 	for i := range js {
 		j := &js[i]
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.ID, j.Kind, orDashJob(j.Dataset), j.State, jobProgress(j), j.RequestedBy,
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.ID, j.Kind, orDashJob(j.Dataset), stateWord(j.State), jobProgress(j), j.RequestedBy,
 			j.CreatedAt.UTC().Format(time.RFC3339))
 	}
 	return w.Flush()
@@ -128,7 +129,7 @@ func runJobsShow(c *cli.Context) error {
 		j, err = cl.Job(c.Context, id)
 	}
 	if err != nil {
-		return &client.Error{Op: "reading job " + id, Err: err}
+		return &client.Error{Op: i18n.Sprintf("reading job %s", id), Err: err}
 	}
 	return printJob(c, j)
 }
@@ -144,15 +145,15 @@ func runJobsCancel(c *cli.Context) error {
 	id := c.Args().First()
 	j, err := cl.CancelJob(c.Context, id)
 	if err != nil {
-		return &client.Error{Op: "cancelling job " + id, Err: err}
+		return &client.Error{Op: i18n.Sprintf("cancelling job %s", id), Err: err}
 	}
 	if c.Bool("json") {
 		return printJSON(stdout(c), j)
 	}
 	if j.State == api.JobCancelled {
-		fmt.Fprintf(stdout(c), "Job %s cancelled.\n", j.ID)
+		i18n.Fprintf(stdout(c), "Job %s cancelled.\n", j.ID)
 	} else {
-		fmt.Fprintf(stdout(c), "Job %s: cancel requested; it stops at its next step.\n", j.ID)
+		i18n.Fprintf(stdout(c), "Job %s: cancel requested; it stops at its next step.\n", j.ID)
 	}
 	return nil
 }
@@ -169,25 +170,25 @@ func printJob(c *cli.Context, j *api.Job) error {
 		return t.UTC().Format(time.RFC3339)
 	}
 	w := table(stdout(c))
-	fmt.Fprintf(w, "Job\t%s\n", j.ID)
-	fmt.Fprintf(w, "Kind\t%s\n", j.Kind)
-	fmt.Fprintf(w, "Dataset\t%s\n", orDashJob(j.Dataset))
-	fmt.Fprintf(w, "State\t%s\n", j.State)
-	fmt.Fprintf(w, "Progress\t%s\n", jobProgress(j))
-	fmt.Fprintf(w, "Requested by\t%s at %s\n", j.RequestedBy, ts(&j.CreatedAt))
-	fmt.Fprintf(w, "Started\t%s (attempt %d)\n", ts(j.StartedAt), j.Attempts)
+	i18n.Fprintf(w, "Job\t%s\n", j.ID)
+	i18n.Fprintf(w, "Kind\t%s\n", j.Kind)
+	i18n.Fprintf(w, "Dataset\t%s\n", orDashJob(j.Dataset))
+	i18n.Fprintf(w, "State\t%s\n", stateWord(j.State))
+	i18n.Fprintf(w, "Progress\t%s\n", jobProgress(j))
+	i18n.Fprintf(w, "Requested by\t%s at %s\n", j.RequestedBy, ts(&j.CreatedAt))
+	i18n.Fprintf(w, "Started\t%s (attempt %d)\n", ts(j.StartedAt), j.Attempts)
 	if j.Owner != "" {
-		fmt.Fprintf(w, "Running on\t%s (lease until %s)\n", j.Owner, ts(j.LeaseUntil))
+		i18n.Fprintf(w, "Running on\t%s (lease until %s)\n", j.Owner, ts(j.LeaseUntil))
 	}
-	fmt.Fprintf(w, "Ended\t%s\n", ts(j.EndedAt))
+	i18n.Fprintf(w, "Ended\t%s\n", ts(j.EndedAt))
 	if j.CancelRequested {
-		fmt.Fprintf(w, "Cancel\trequested\n")
+		i18n.Fprintf(w, "Cancel\trequested\n")
 	}
 	if j.Error != "" {
-		fmt.Fprintf(w, "Error\t%s\n", j.Error)
+		i18n.Fprintf(w, "Error\t%s\n", j.Error)
 	}
 	if len(j.Result) > 0 {
-		fmt.Fprintf(w, "Result\t%s\n", j.Result)
+		i18n.Fprintf(w, "Result\t%s\n", j.Result)
 	}
 	return w.Flush()
 }

@@ -179,7 +179,7 @@ func runScrubStatus(c *cli.Context) error {
 		return printJSON(stdout(c), runs)
 	}
 	w := table(stdout(c))
-	fmt.Fprintln(w, "RUN\tSTATE\tMODE\tSCOPE\tSTARTED\tFILES\tFOUND\tREPAIRED\tUNRECOVERABLE")
+	columns(w, "RUN", "STATE", "MODE", "SCOPE", "STARTED", "FILES", "FOUND", "REPAIRED", "UNRECOVERABLE")
 	for _, r := range runs {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d/%d\t%d\t%d\t%d\n", r.ID, r.State, scrubMode(&r), scrubScope(&r),
 			r.StartedAt.UTC().Format(time.RFC3339), r.Summary.FilesDone, r.Summary.Files, r.Summary.Found, r.Summary.Repaired, r.Summary.Unrecoverable)
@@ -289,7 +289,7 @@ func printScrub(w io.Writer, r *api.ScrubRun) {
 	}
 	if len(r.Findings) > 0 {
 		t := table(w)
-		fmt.Fprintln(t, "FILE\tSEGMENT\tPIECE\tTARGET\tKIND\tACTION")
+		columns(t, "FILE", "SEGMENT", "PIECE", "TARGET", "KIND", "ACTION")
 		for i, f := range r.Findings {
 			if i == maxFindingLines {
 				break

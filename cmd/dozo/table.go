@@ -208,4 +208,5 @@ var stateWords = []string{
 	api.DeletionScheduled, api.DeletionRunning, api.DeletionComplete, api.DeletionCancelled,
 	audit.ResultOK, audit.ResultRefused, audit.ResultError, audit.ResultClientReported,
 	"up", "DOWN",
+	api.JobQueued, api.JobRunning, api.JobDone, api.JobFailed, api.JobCancelled,
 }
