@@ -109,6 +109,12 @@ func UploadName(path string) string {
 	return api.NormalizeFileName(filepath.ToSlash(p))
 }
 
+// errNoMatch: a glob matched no file. It is a missing file (fs.ErrNotExist).
+type errNoMatch struct{}
+
+func (errNoMatch) Error() string        { return "matches no file" }
+func (errNoMatch) Is(target error) bool { return target == fs.ErrNotExist }
+
 // hasGlob reports whether s has the characters of a glob pattern.
 func hasGlob(s string) bool { return strings.ContainsAny(s, "*?[") }
 
@@ -143,7 +149,7 @@ func ExpandUploads(args []string, recursive bool, skip func(path, why string)) (
 				return hintError(op, "check the pattern", gerr)
 			}
 			if len(matches) == 0 {
-				return hintError(op, "check the pattern", errors.New("matches no file"))
+				return hintError(op, "check the pattern", errNoMatch{})
 			}
 			for _, m := range matches {
 				if err := add(m, true); err != nil {
