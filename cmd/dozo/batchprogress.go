@@ -138,6 +138,9 @@ func (p *batchProgress) drawLocked() {
 			lines[i] = widthCond.Truncate(l, width-1, "")
 		}
 	}
+	if p.lines == 0 {
+		fmt.Fprint(p.w, "\r\033[K")
+	}
 	p.clearLocked()
 	fmt.Fprint(p.w, strings.Join(lines, "\n"))
 	p.lines = len(lines)

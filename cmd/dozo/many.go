@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -383,12 +385,21 @@ func fetchItem(ctx context.Context, c *cli.Context, cl *client.Client, id *clien
 	if err := transfer.MakeParents(c.String("output"), f.Name); err != nil {
 		return nil, err
 	}
-	var once sync.Once
+	var (
+		once     sync.Once
+		mu       sync.Mutex
+		degraded = map[string]bool{}
+	)
 	res, err := transfer.FetchFile(ctx, cl, transfer.FetchOptions{
 		Dataset: f.Dataset, Name: f.Name, Output: pl.Path, Force: pl.Replace,
 		Identity: id, Concurrency: c.Int("concurrency"), MD5: c.Bool("md5"),
 		Progress: progress,
 		OnDegraded: func(seg int, failures []storage.PieceFailure) {
+			mu.Lock()
+			for _, pf := range failures {
+				degraded[pf.Target] = true
+			}
+			mu.Unlock()
 			once.Do(func() {
 				var fs []string
 				for _, pf := range failures {
@@ -411,7 +422,8 @@ func fetchItem(ctx context.Context, c *cli.Context, cl *client.Client, id *clien
 	return &fetchOut{
 		Dataset: f.Dataset, Name: f.Name, FileID: res.File.ID, Output: res.Output, Size: res.File.Size, Written: res.Bytes,
 		From: res.From, Resumed: res.Resumed, Verified: res.Verified, Checksums: res.Checksums, SHA256: res.File.SHA256, MD5: res.File.MD5,
-		Degraded: res.Stats.SegmentsDegraded, PiecesBad: res.Stats.PiecesBad, Seconds: res.Elapsed.Seconds(), DegradedTargets: []string{},
+		Degraded: res.Stats.SegmentsDegraded, PiecesBad: res.Stats.PiecesBad, Seconds: res.Elapsed.Seconds(),
+		DegradedTargets: append([]string{}, slices.Sorted(maps.Keys(degraded))...),
 	}, nil
 }
 
