@@ -558,4 +558,10 @@ var ja = map[string]string{
 	"fetch":                         "ダウンロード",
 	"%s/%s: storage is degraded (segment %d: %s); the data is rebuilt from parity and intact, but tell the operators so they can repair it": "%s/%s: ストレージが縮退しています (セグメント %d: %s)。データはパリティから復元され無事ですが、修復のため運用者に知らせてください",
 	"%s/%s was uploaded again since it was listed; fetched the new file":                                                                    "%s/%s は一覧取得後に再アップロードされました。新しいファイルをダウンロードしました",
+	"pass --recursive (-r) to upload the files below it":                                                                                    "その下のファイルをアップロードするには --recursive (-r) を指定してください",
+	"the dataset already has a different file of that name":                                                                                 "データセットにはその名前の別のファイルがすでにあります",
+	"delete the stored file first, or upload this one under another name with --name":                                                       "保存済みのファイルを先に削除するか、--name で別の名前を付けてアップロードしてください",
+	"nothing was fetched; move those paths away, or pass --force to replace files that differ":                                              "何もダウンロードしていません。それらのパスを移動するか、内容の異なるファイルを置き換えるには --force を指定してください",
+	"matches no available file": "一致する利用可能なファイルがありません",
+	"wait for that upload to finish, or upload this file under another name with --name": "そのアップロードの完了を待つか、--name で別の名前を付けてアップロードしてください",
 }
