@@ -65,6 +65,17 @@ func BenchmarkSuite(b *testing.B) {
 	r.report()
 }
 
+// BenchmarkManyFiles runs the many-files rows of BenchmarkSuite alone
+// (DOZO_BENCH_MANY, DOZO_BENCH_N, DOZO_BENCH_JSON as there).
+func BenchmarkManyFiles(b *testing.B) {
+	cfg := benchConfigFromEnv(b)
+	r := newBenchRun(b, needStack(b), cfg)
+	for i := 0; i < b.N; i++ {
+		r.manyFiles(cfg.manyN, cfg.manySize)
+	}
+	r.report()
+}
+
 type benchConfig struct {
 	sizes []int64
 	bam   int64 // the region fetch's BAM size
