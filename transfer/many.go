@@ -187,7 +187,13 @@ func walkUploads(dir string, items *[]UploadItem, skip func(path, why string)) e
 	if filepath.Clean(dir) == "." {
 		prefix = ""
 	}
-	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	root := dir
+	if fi, err := os.Lstat(dir); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+		// A link given by name is followed, as cp -r does; links below
+		// it are not.
+		root = filepath.Clean(dir) + string(filepath.Separator)
+	}
+	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return hintError("uploading "+p, "check the path and its permissions", err)
 		}
@@ -205,7 +211,7 @@ func walkUploads(dir string, items *[]UploadItem, skip func(path, why string)) e
 		if err != nil {
 			return hintError("uploading "+p, "check the path", err)
 		}
-		rel, err := filepath.Rel(dir, p)
+		rel, err := filepath.Rel(root, p)
 		if err != nil {
 			return err
 		}

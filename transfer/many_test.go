@@ -90,6 +90,11 @@ func TestExpandUploads(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(names(items), []string{"bam/a.bam", "bam/b.bam"}) {
 		t.Errorf("an absolute directory gives %q, %v", names(items), err)
 	}
+	os.Symlink(filepath.Join(dir, "bam"), filepath.Join(dir, "linked"))
+	items, err = ExpandUploads([]string{filepath.Join(dir, "linked")}, true, skip)
+	if err != nil || !reflect.DeepEqual(names(items), []string{"linked/a.bam", "linked/b.bam"}) {
+		t.Errorf("a link to a directory, given by name, gives %q, %v", names(items), err)
+	}
 	t.Chdir(dir)
 
 	for _, c := range []struct {
@@ -253,6 +258,11 @@ func TestPlanOutputs(t *testing.T) {
 	}
 	if _, err := PlanOutputs(ctx, out, []api.File{file("x", "1"), file("x/y", "2")}, false, 2); err == nil {
 		t.Error("a name that is another's directory accepted")
+	}
+	other := file("a.cram", "BBB")
+	other.Dataset, other.ID = "D2", "other"
+	if _, err := PlanOutputs(ctx, t.TempDir(), []api.File{file("a.cram", "AAA"), other}, false, 2); err == nil || !strings.Contains(err.Error(), "D1/a.cram and D2/a.cram would both be written to") {
+		t.Errorf("two datasets' files of one name into one directory: %v", err)
 	}
 }
 

@@ -187,8 +187,14 @@ func PlanOutputs(ctx context.Context, dir string, files []api.File, force bool, 
 		return nil, hintError(op, "give a directory with -o when fetching several files", fmt.Errorf("%s is not a directory", dir))
 	}
 	names := make([]string, len(files))
+	from := map[string]string{}
 	for i, f := range files {
 		names[i] = f.Name
+		if prev, dup := from[f.Name]; dup {
+			return nil, hintError(op, "fetch them into different directories",
+				fmt.Errorf("%s and %s/%s would both be written to %s", prev, f.Dataset, f.Name, filepath.Join(dir, filepath.FromSlash(f.Name))))
+		}
+		from[f.Name] = f.Dataset + "/" + f.Name
 	}
 	if err := CheckNameDirs(names); err != nil {
 		return nil, hintError(op, "fetch them into different directories", err)

@@ -69,6 +69,7 @@ func (r *batchResult) finish(c *cli.Context, w io.Writer, verb string, n int, be
 	if len(r.failed) == 0 {
 		return nil
 	}
+	slices.Sort(r.failed)
 	if c.Context.Err() != nil {
 		return &client.Error{Op: i18n.T(verb), Err: fmt.Errorf("interrupted (%w)", context.Canceled),
 			Hint: i18n.T("run the same command again: files already there are skipped, an interrupted one resumes")}
