@@ -28,7 +28,8 @@ func TestValidateFileName(t *testing.T) {
 // to a local directory: a clean relative path that stays below it, each
 // of whose parts is a plain path element.
 func FuzzValidateFileName(f *testing.F) {
-	for _, s := range []string{"a.bam", "..", "a/b", "x\x00", "é", "\u202e", "e\u0301", " a", "a ", "\u1100\u1161", "\u212b"} {
+	for _, s := range []string{"a.bam", "..", "a/b", "x\x00", "é", "\u202e", "e\u0301", " a", "a ", "\u1100\u1161", "\u212b",
+		"lane2/S1_R1.fastq.gz", "a//b", "/a", "a/", "a/./b", "a/../b", "a/ b", "a/\u212b"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
