@@ -217,7 +217,7 @@ func uploadDryRun(c *cli.Context, cl *client.Client, d *client.Dir, ds string, i
 		action, err := transfer.DecideUpload(d, cl.Broker(), ds, it, stored)
 		switch {
 		case err != nil:
-			pl.Action, pl.Why = "refuse", client.Format(err, false)
+			pl.Action, pl.Why = "refuse", err.Error()
 		case action == transfer.UploadSkip:
 			pl.Action, pl.Why = "skip", fmt.Sprintf("%s already has %s (%s, same SHA-256)", ds, it.Name, units.FormatSize(it.Size))
 		case action == transfer.UploadResume:

@@ -110,7 +110,7 @@ func uploadMany(c *cli.Context, cl *client.Client, d *client.Dir, id *client.Ide
 		o, line, err := uploadItem(ctx, c, cl, d, id, ds, it, stored, func(phase string, done, size int64) { p.update(bar, phase, done, size) }, say)
 		if err != nil {
 			err = keeper.Explain(err)
-			outs[i] = uploadOut{Path: it.Path, Dataset: ds, Name: it.Name, Size: it.Size, Error: client.Format(err, false)}
+			outs[i] = uploadOut{Path: it.Path, Dataset: ds, Name: it.Name, Size: it.Size, Error: err.Error()}
 			res.fail(it.Name)
 			p.print(stderr(c), "dozo: "+formatError(err, c.Bool("debug"))+"\n")
 			return err
@@ -131,7 +131,7 @@ func uploadMany(c *cli.Context, cl *client.Client, d *client.Dir, id *client.Ide
 	})
 	for i, err := range errs {
 		if err != nil && outs[i].Error == "" { // not started: interrupted
-			outs[i] = uploadOut{Path: items[i].Path, Dataset: ds, Name: items[i].Name, Size: items[i].Size, Error: client.Format(err, false)}
+			outs[i] = uploadOut{Path: items[i].Path, Dataset: ds, Name: items[i].Name, Size: items[i].Size, Error: err.Error()}
 			res.fail(items[i].Name)
 		}
 	}
@@ -274,7 +274,7 @@ func fetchMany(c *cli.Context) error {
 	}
 	files, misses := transfer.MatchFetch(patterns, func(ds string) ([]api.File, error) { return cl.ListFiles(c.Context, ds) })
 	for _, m := range misses {
-		printError(stderr(c), &client.Error{Op: i18n.Sprintf("fetching %s", m.Ref), Err: m.Err}, c.Bool("debug"))
+		printError(stderr(c), &client.Error{Op: i18n.Sprintf("looking up %s", m.Ref), Err: m.Err}, c.Bool("debug"))
 	}
 	if len(files) == 0 {
 		return &client.Error{Op: i18n.T("fetching"), Err: i18n.New("no file to fetch"), Hint: i18n.T("check the names with 'dozo ls DATASET'")}
@@ -330,7 +330,7 @@ func fetchMany(c *cli.Context) error {
 		o, err := fetchItem(ctx, c, cl, id, pl, func(done, size int64) { p.update(bar, "fetch", done, size) }, say)
 		if err != nil {
 			err = keeper.Explain(err)
-			outs[i] = fetchOut{Dataset: f.Dataset, Name: f.Name, FileID: f.ID, Output: pl.Path, Size: f.Size, DegradedTargets: []string{}, Error: client.Format(err, false)}
+			outs[i] = fetchOut{Dataset: f.Dataset, Name: f.Name, FileID: f.ID, Output: pl.Path, Size: f.Size, DegradedTargets: []string{}, Error: err.Error()}
 			res.fail(f.Dataset + "/" + f.Name)
 			p.print(stderr(c), "dozo: "+formatError(err, c.Bool("debug"))+"\n")
 			return err
@@ -353,7 +353,7 @@ func fetchMany(c *cli.Context) error {
 	for i, err := range errs {
 		if err != nil && outs[i].Error == "" { // not started: interrupted
 			f := plans[i].File
-			outs[i] = fetchOut{Dataset: f.Dataset, Name: f.Name, FileID: f.ID, Output: plans[i].Path, Size: f.Size, DegradedTargets: []string{}, Error: client.Format(err, false)}
+			outs[i] = fetchOut{Dataset: f.Dataset, Name: f.Name, FileID: f.ID, Output: plans[i].Path, Size: f.Size, DegradedTargets: []string{}, Error: err.Error()}
 			res.fail(f.Dataset + "/" + f.Name)
 		}
 	}
