@@ -40,14 +40,14 @@ func MakeParents(dir, name string) error {
 	op := "fetching " + name
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return opError(op, &fs.PathError{Op: "open", Path: dir, Err: err})
+		return opError(op, fmt.Errorf("%s: %w", dir, err))
 	}
 	defer func() { unix.Close(fd) }()
 	p := dir
 	for _, part := range parts {
 		p = filepath.Join(p, part)
 		if err := unix.Mkdirat(fd, part, 0o777); err != nil && !errors.Is(err, unix.EEXIST) {
-			return opError(op, &fs.PathError{Op: "mkdir", Path: p, Err: err})
+			return opError(op, fmt.Errorf("making %s: %w", p, err))
 		}
 		next, err := unix.Openat(fd, part, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		if errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP) {
@@ -63,7 +63,7 @@ func MakeParents(dir, name string) error {
 		case errors.Is(err, unix.ENOTDIR):
 			return hintError(op, "remove it or fetch into another directory", fmt.Errorf("%s is not a directory", p))
 		case err != nil:
-			return opError(op, &fs.PathError{Op: "open", Path: p, Err: err})
+			return opError(op, fmt.Errorf("%s: %w", p, err))
 		}
 		unix.Close(fd)
 		fd = next

@@ -71,7 +71,7 @@ func (r *batchResult) finish(c *cli.Context, w io.Writer, verb string, n int, be
 	}
 	slices.Sort(r.failed)
 	if c.Context.Err() != nil {
-		return &client.Error{Op: i18n.T(verb), Err: fmt.Errorf("interrupted (%w)", context.Canceled),
+		return &client.Error{Op: i18n.T(verb), Err: i18n.Errorf("interrupted (%w)", context.Canceled),
 			Hint: i18n.T("run the same command again: files already there are skipped, an interrupted one resumes")}
 	}
 	return &client.Error{Op: i18n.T(verb), Err: i18n.Errorf("%d of %s failed: %s", len(r.failed), plural(n, "file", "files"), strings.Join(r.failed, ", ")),

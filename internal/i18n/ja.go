@@ -7,6 +7,7 @@ package i18n
 // ダウンロード (fetch), 管理者 (administrator), 監査ログ (audit log).
 var ja = map[string]string{
 	// Many files at once.
+	"interrupted (%w)": "中断されました (%w)",
 	"looking up %s": "%s の検索",
 	"download, verify and decrypt files (resumable)":                                                    "ファイルをダウンロードし、検証・復号します (再開可能)",
 	"`PATH` to write, or - for standard output; DIR for several files":                                  "書き出す `PATH`。標準出力には -。複数のファイルでは DIR",
