@@ -8,7 +8,7 @@ package i18n
 var ja = map[string]string{
 	// Many files at once.
 	"interrupted (%w)": "中断されました (%w)",
-	"looking up %s": "%s の検索",
+	"looking up %s":    "%s の検索",
 	"download, verify and decrypt files (resumable)":                                                    "ファイルをダウンロードし、検証・復号します (再開可能)",
 	"`PATH` to write, or - for standard output; DIR for several files":                                  "書き出す `PATH`。標準出力には -。複数のファイルでは DIR",
 	"fetch the references listed in `LIST`, one a line (- for standard input)":                          "`LIST` に一行に一つずつ書かれた参照をダウンロードします (- は標準入力)",
