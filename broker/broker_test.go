@@ -23,8 +23,8 @@ import (
 )
 
 func TestValidateName(t *testing.T) {
-	good := []string{"a", "sample 1.vcf.gz", "日本語.bam", strings.Repeat("x", 255), "..a", ".hidden"}
-	bad := []string{"", ".", "..", "a/b", "/", "a\x00b", "a\nb", "a\x7fb", "\u0085x", strings.Repeat("x", 256), "\xff"}
+	good := []string{"a", "sample 1.vcf.gz", "日本語.bam", strings.Repeat("x", 255), "..a", ".hidden", "lane2/S1_R1.fastq.gz"}
+	bad := []string{"", ".", "..", "a//b", "a/../b", "/a", "a/", "/", "a\x00b", "a\nb", "a\x7fb", "\u0085x", strings.Repeat("x", 256), "\xff"}
 	for _, n := range good {
 		if err := ValidateName(n); err != nil {
 			t.Errorf("ValidateName(%q) = %v", n, err)

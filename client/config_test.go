@@ -22,7 +22,7 @@ func TestNames(t *testing.T) {
 			t.Errorf("ValidateName(%q): %v", ok, err)
 		}
 	}
-	for _, bad := range []string{"", ".", "..", "a/b", "a\nb", "a\x00b", "\xff", strings.Repeat("x", 256), "a\u200bb"} {
+	for _, bad := range []string{"", ".", "..", "a//b", "a/../b", "a/", "a\nb", "a\x00b", "\xff", strings.Repeat("x", 256), "a\u200bb"} {
 		if err := ValidateName(bad); err == nil {
 			t.Errorf("ValidateName(%q) succeeded", bad)
 		}
@@ -31,7 +31,10 @@ func TestNames(t *testing.T) {
 	if err != nil || ds != "JGAD000001" || name != "sample1.cram" {
 		t.Errorf("ParseFileRef = %q %q %v", ds, name, err)
 	}
-	for _, bad := range []string{"JGAD000001", "/x", "JGAD/", "../x/y", "a b/c", "d/e/f"} {
+	if ds, name, err := ParseFileRef("JGAD000001/lane2/S1_R1.fastq.gz"); err != nil || ds != "JGAD000001" || name != "lane2/S1_R1.fastq.gz" {
+		t.Errorf("ParseFileRef of a name with a directory = %q %q %v", ds, name, err)
+	}
+	for _, bad := range []string{"JGAD000001", "/x", "JGAD/", "../x/y", "a b/c", "d/e/", "d/e/../f", "d//e"} {
 		if _, _, err := ParseFileRef(bad); err == nil {
 			t.Errorf("ParseFileRef(%q) succeeded", bad)
 		}

@@ -38,7 +38,11 @@ import (
 //     where that command exists;
 //   - a region fetch of about 1 MiB of reads from the middle of a BAM of
 //     DOZO_BENCH_BAM bytes (default 32MiB, in 2 MiB segments), with the
-//     bytes it moved from storage against the BAM's size.
+//     bytes it moved from storage against the BAM's size;
+//   - many small files (DOZO_BENCH_MANY, default 200x1MiB): files/s of
+//     `dozo upload -r DIR` and `dozo fetch DS -o DIR` with --parallel 1 and
+//     the default, against a loop of single minio-go PutObjects and
+//     GetObjects of the same files in one process.
 //
 // Every tool runs as its own process, so wall time, CPU seconds and peak
 // RSS (VmHWM) are measured alike; the MinIO servers' CPU during each run
@@ -56,6 +60,18 @@ func BenchmarkSuite(b *testing.B) {
 			r.size(size)
 		}
 		r.regionFetch(cfg.bam)
+		r.manyFiles(cfg.manyN, cfg.manySize)
+	}
+	r.report()
+}
+
+// BenchmarkManyFiles runs the many-files rows of BenchmarkSuite alone
+// (DOZO_BENCH_MANY, DOZO_BENCH_N, DOZO_BENCH_JSON as there).
+func BenchmarkManyFiles(b *testing.B) {
+	cfg := benchConfigFromEnv(b)
+	r := newBenchRun(b, needStack(b), cfg)
+	for i := 0; i < b.N; i++ {
+		r.manyFiles(cfg.manyN, cfg.manySize)
 	}
 	r.report()
 }
@@ -63,12 +79,24 @@ func BenchmarkSuite(b *testing.B) {
 type benchConfig struct {
 	sizes []int64
 	bam   int64 // the region fetch's BAM size
-	n     int
-	json  string
+	// manyN files of manySize bytes for the many-files rows.
+	manyN    int
+	manySize int64
+	n        int
+	json     string
 }
 
 func benchConfigFromEnv(b *testing.B) benchConfig {
-	cfg := benchConfig{n: 3, json: filepath.Join(repoRoot(), "bench-results.json")}
+	cfg := benchConfig{n: 3, json: filepath.Join(repoRoot(), "bench-results.json"), manyN: 200, manySize: mib}
+	if s := os.Getenv("DOZO_BENCH_MANY"); s != "" {
+		n, size, ok := strings.Cut(s, "x")
+		cnt, err := strconv.Atoi(n)
+		sz, serr := units.ParseSize(size)
+		if !ok || err != nil || serr != nil || cnt < 1 || sz < 1 {
+			b.Fatalf("DOZO_BENCH_MANY: want COUNTxSIZE such as 200x1MiB, got %q", s)
+		}
+		cfg.manyN, cfg.manySize = cnt, sz
+	}
 	sizes := os.Getenv("DOZO_BENCH_SIZES")
 	if sizes == "" {
 		sizes = "1GiB,4GiB"
@@ -126,6 +154,8 @@ type benchRow struct {
 	RSSMiB    float64    `json:"peak_rss_mib"` // max over samples and processes
 	ServerCPU float64    `json:"median_minio_cpu_seconds"`
 	NA        string     `json:"n_a,omitempty"`
+	Files     int        `json:"files,omitempty"` // files moved per run, for files/s
+	FilesPerS float64    `json:"files_per_s,omitempty"`
 	Samples   []sample   `json:"samples,omitempty"`
 	Procs     []procStat `json:"-"`
 }
@@ -410,6 +440,9 @@ func (row *benchRow) summarize() {
 	if row.Size > 0 && row.Seconds > 0 {
 		row.MiBps = float64(row.Size) / mib / row.Seconds
 	}
+	if row.Files > 0 && row.Seconds > 0 {
+		row.FilesPerS = float64(row.Files) / row.Seconds
+	}
 }
 
 // runMeasured starts the commands (a pipeline shares fds set up by pipe),
@@ -660,7 +693,7 @@ func (r *benchRun) dropFile(name string) {
 func (r *benchRun) report() {
 	var buf bytes.Buffer
 	w := tabwriter.NewWriter(&buf, 2, 8, 2, ' ', 0)
-	fmt.Fprintf(w, "measurement\tsize\tmedian s\tp99 s\tMiB/s\tCPU s\tpeak RSS MiB\tMinIO CPU s\t\n")
+	fmt.Fprintf(w, "measurement\tsize\tmedian s\tp99 s\tMiB/s\tCPU s\tpeak RSS MiB\tMinIO CPU s\tfiles/s\t\n")
 	for _, row := range r.rows {
 		size := ""
 		if row.Size > 0 {
@@ -678,7 +711,11 @@ func (r *benchRun) report() {
 		if row.P99 > 0 {
 			p99 = fmt.Sprintf("%.4f", row.P99)
 		}
-		fmt.Fprintf(w, "%s\t%s\t%.4f\t%s\t%s\t%.2f\t%.0f\t%.2f\t\n", row.Name, size, row.Seconds, p99, mbps, row.CPU, row.RSSMiB, row.ServerCPU)
+		fps := ""
+		if row.FilesPerS > 0 {
+			fps = fmt.Sprintf("%.1f", row.FilesPerS)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%.4f\t%s\t%s\t%.2f\t%.0f\t%.2f\t%s\t\n", row.Name, size, row.Seconds, p99, mbps, row.CPU, row.RSSMiB, row.ServerCPU, fps)
 	}
 	fmt.Fprintf(w, "\t\t\t\t\t\t\t\t\n")
 	fmt.Fprintf(w, "ratio\tsize\tvalue\ttarget\t\t\t\t\t\n")
@@ -761,4 +798,95 @@ func (r *benchRun) regionFetch(size int64) {
 	r.ratios = append(r.ratios,
 		benchRatio{"region fetch: bytes moved / BAM size", fi.Size(), float64(res.Read) / float64(fi.Size()), ""},
 		benchRatio{"region fetch: bytes moved / region file", fi.Size(), float64(res.Read) / float64(max(res.Written, 1)), ""})
+}
+
+// manyFiles measures files/s for n files of size bytes: a loop of single
+// minio-go PutObjects (GetObjects) in one process, against `dozo upload -r`
+// (`dozo fetch DS -o DIR`) with --parallel 1 and the default. Each dozo
+// upload goes to a new dataset (a rerun would find every file already
+// stored), each fetch to a new empty directory.
+func (r *benchRun) manyFiles(n int, size int64) {
+	b, bucket := r.b, r.s.buckets[0]
+	src := filepath.Join(r.dir, "many")
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	defer os.RemoveAll(src)
+	for i := range n {
+		writeRandomFile(b, filepath.Join(src, fmt.Sprintf("f%04d.bin", i)), uint64(1000+i), size, nil)
+	}
+	total := int64(n) * size
+	label := fmt.Sprintf("%d x %s", n, units.FormatSize(size))
+	row := func(name string, mk func() []*exec.Cmd) benchRow {
+		row := benchRow{Name: name + ", " + label, Size: total, Files: n}
+		for range r.cfg.n {
+			smp, err := runMeasured(r.s, mk())
+			if err != nil {
+				b.Fatalf("%s: %v", name, err)
+			}
+			row.Samples = append(row.Samples, smp)
+		}
+		row.summarize()
+		r.rows = append(r.rows, row)
+		return row
+	}
+	fresh := func() string {
+		d, err := os.MkdirTemp(r.dir, "many-out")
+		if err != nil {
+			b.Fatal(err)
+		}
+		return d
+	}
+	var outs []string
+	defer func() {
+		for _, d := range outs {
+			os.RemoveAll(d)
+		}
+	}()
+	clean := func() {
+		for _, d := range outs {
+			os.RemoveAll(d)
+		}
+		outs = nil
+	}
+
+	aPut := row("A: PutObject loop", func() []*exec.Cmd { return []*exec.Cmd{r.s3put("putdir", bucket, "bench-many", src)} })
+	aGet := row("A: GetObject loop", func() []*exec.Cmd {
+		d := fresh()
+		outs = append(outs, d)
+		return []*exec.Cmd{r.s3put("getdir", bucket, "bench-many", d)}
+	})
+	clean()
+	if out, err := r.s3put("rmdir", bucket, "bench-many", "-").CombinedOutput(); err != nil {
+		b.Fatalf("removing bench-many: %v: %s", err, out)
+	}
+	until := time.Now().AddDate(0, 1, 0).UTC().Format("2006-01-02")
+	for _, par := range []int{1, 0} {
+		flag := []string{"--parallel", strconv.Itoa(par)}
+		name := "--parallel 1"
+		if par == 0 {
+			flag, name = nil, "--parallel default"
+		}
+		var ds string
+		up := row("dozo upload -r "+name, func() []*exec.Cmd {
+			ds = newDatasetID()
+			r.sam.must(b, "dataset", "create", ds, "--title", "bench many")
+			return []*exec.Cmd{r.sam.command(append([]string{"upload", "-d", ds, "-r", src, "-q"}, flag...)...)}
+		})
+		r.sam.must(b, "grant", ds, r.rita.name, "--until", until, "--application", "J-DU000001", "--institution", "NIG")
+		fetch := row("dozo fetch DS -o DIR "+name, func() []*exec.Cmd {
+			d := fresh()
+			outs = append(outs, d)
+			return []*exec.Cmd{r.rita.command(append([]string{"fetch", ds, "-o", d, "-q"}, flag...)...)}
+		})
+		clean()
+		for _, rw := range []struct {
+			what      string
+			num, base benchRow
+		}{{"upload " + name + " / PutObject loop (files/s)", up, aPut}, {"fetch " + name + " / GetObject loop (files/s)", fetch, aGet}} {
+			if rw.num.Seconds > 0 && rw.base.Seconds > 0 {
+				r.ratios = append(r.ratios, benchRatio{rw.what, total, rw.base.Seconds / rw.num.Seconds, ""})
+			}
+		}
+	}
 }

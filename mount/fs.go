@@ -1,5 +1,6 @@
 // Package mount presents the stored files a user may read as a read-only
-// FUSE file system, DIR/DATASET/FILE, decrypted on demand.
+// FUSE file system, DIR/DATASET/FILE, decrypted on demand. A file whose
+// name has directories (lane2/S1_R1.fastq.gz) is DIR/DATASET/lane2/S1_R1.fastq.gz.
 //
 // It keeps these properties:
 //
@@ -24,6 +25,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -429,11 +431,49 @@ func (r *root) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs
 	return r.NewInode(ctx, n, fs.StableAttr{Mode: fuse.S_IFDIR, Ino: ino("dataset", name)}), 0
 }
 
-// dir is DIR/DATASET: the dataset's available files.
+// dir is DIR/DATASET, or a directory below it (DIR/DATASET/PATH): the
+// dataset's available files whose names start with PATH/, as files and
+// the directories of their names.
 type dir struct {
 	fs.Inode
 	fsys *FS
 	id   string
+	path string // "" for the dataset's own directory
+}
+
+// entries splits the dataset's files into what this directory shows:
+// files by base name, and subdirectories. A name that is both a file and
+// another file's directory ("a" and "a/b", which dozo refuses in one
+// upload but two uploads could make) shows as the directory.
+func (d *dir) entries(files map[string]api.File) (subdirs map[string]bool, here map[string]api.File) {
+	subdirs, here = map[string]bool{}, map[string]api.File{}
+	prefix := ""
+	if d.path != "" {
+		prefix = d.path + "/"
+	}
+	for name, fl := range files {
+		rest, ok := strings.CutPrefix(name, prefix)
+		if !ok {
+			continue
+		}
+		if sub, _, isDir := strings.Cut(rest, "/"); isDir {
+			subdirs[sub] = true
+		} else {
+			here[rest] = fl
+		}
+	}
+	for s := range subdirs {
+		delete(here, s)
+	}
+	return subdirs, here
+}
+
+// child is the dataset path of an entry of d.
+func (d *dir) child(name string) string {
+	if d.path == "" {
+		return name
+	}
+	return d.path + "/" + name
 }
 
 var (
@@ -468,8 +508,12 @@ func (d *dir) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 	if errno != 0 {
 		return nil, errno
 	}
-	es := make([]fuse.DirEntry, 0, len(files))
-	for name, fl := range files {
+	subdirs, here := d.entries(files)
+	es := make([]fuse.DirEntry, 0, len(subdirs)+len(here))
+	for name := range subdirs {
+		es = append(es, fuse.DirEntry{Name: name, Mode: fuse.S_IFDIR, Ino: ino("dir", d.id+"/"+d.child(name))})
+	}
+	for name, fl := range here {
 		es = append(es, fuse.DirEntry{Name: name, Mode: fuse.S_IFREG, Ino: ino("file", fl.ID)})
 	}
 	return fs.NewListDirStream(es), 0
@@ -480,7 +524,19 @@ func (d *dir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.
 	if errno != 0 {
 		return nil, errno
 	}
-	fl, ok := files[name]
+	subdirs, here := d.entries(files)
+	if subdirs[name] {
+		var mtime time.Time
+		d.fsys.mu.Lock()
+		if ds := d.fsys.datasets[d.id]; ds != nil {
+			mtime = ds.info.CreatedAt
+		}
+		d.fsys.mu.Unlock()
+		d.fsys.dirAttr(&out.Attr, mtime)
+		n := &dir{fsys: d.fsys, id: d.id, path: d.child(name)}
+		return d.NewInode(ctx, n, fs.StableAttr{Mode: fuse.S_IFDIR, Ino: ino("dir", d.id+"/"+n.path)}), 0
+	}
+	fl, ok := here[name]
 	if !ok {
 		return nil, syscall.ENOENT
 	}

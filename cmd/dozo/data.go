@@ -25,7 +25,7 @@ func uploadCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "upload",
 		Usage:     "encrypt and upload files to a dataset (resumable)",
-		ArgsUsage: "FILE...",
+		ArgsUsage: "FILE|DIR|GLOB...",
 		Description: "Each file is encrypted here (age, with a fresh random key), cut into segments,\n" +
 			"erasure-coded and sent piece by piece straight to storage through URLs dozod\n" +
 			"signs; memory stays bounded whatever the file size. SHA-256 and MD5 of the\n" +
@@ -36,15 +36,26 @@ func uploadCommand() *cli.Command {
 			"sent, committed or not) and that dozod's session holds the journal's key.\n" +
 			"A changed file starts over with a new key. Resuming needs your age identity\n" +
 			"('dozo keygen'), to which the journal's copy of the file key is sealed.\n\n" +
-			"A file is named by its base name in dozo unless --name says otherwise.\n\n" +
+			"A file keeps the relative path it was given by as its name in dozo\n" +
+			"(lane2/S1_R1.fastq.gz); an absolute path or one with .. gives its base\n" +
+			"name, and --name (one file) any name. --recursive uploads a directory's\n" +
+			"files under the directory's name; links below it are not followed.\n\n" +
+			"Several files go up --parallel at a time, with one progress display and\n" +
+			"a summary; a failed file is named and the others go on (exit status 1).\n" +
+			"Run the same command again after a failure or interruption: files the\n" +
+			"dataset already has with the same size and SHA-256 are skipped (\"already\n" +
+			"stored\"), an interrupted one resumes, the rest are sent.\n\n" +
 			"EXAMPLES:\n" +
 			"   dozo upload --dataset JGAD000001 sample1.cram sample1.cram.crai\n" +
 			"   dozo upload -d JGAD000001 --name NA12878.bam /scratch/tmp/out.bam\n" +
+			"   dozo upload -d JGAD000001 -r run1/ --parallel 8\n" +
 			"   dozo upload -d JGAD000001 *.fastq.gz --json > uploaded.json\n" +
 			"   dozo upload -d JGAD000001 --dry-run sample1.cram sample1.cram.crai",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "dataset", Aliases: []string{"d"}, Usage: "dataset `ID` to upload into", Required: true},
 			&cli.StringFlag{Name: "name", Usage: "`NAME` in dozo (single file only; default: the file's base name)"},
+			&cli.BoolFlag{Name: "recursive", Aliases: []string{"r"}, Usage: "upload the files below each DIR given, named DIR/PATH"},
+			parallelFlag(),
 			&cli.IntFlag{Name: "concurrency", Usage: "`N` parallel piece uploads, 1..256", DefaultText: "K+M of the dataset"},
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "list what would be uploaded, resumed or skipped, and send nothing"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar and no result lines (errors and --json still print)"},
@@ -68,14 +79,19 @@ type uploadOut struct {
 	Sent     int64   `json:"sent_bytes"`
 	Segments int     `json:"segments"`
 	Seconds  float64 `json:"seconds"`
+	// AlreadyStored: the dataset had the file (same size and SHA-256);
+	// nothing was sent.
+	AlreadyStored bool `json:"already_stored,omitempty"`
+	// Error says why this file of a batch failed.
+	Error string `json:"error,omitempty"`
 }
 
 func runUpload(c *cli.Context) error {
-	files := c.Args().Slice()
-	if len(files) == 0 {
+	args := c.Args().Slice()
+	if len(args) == 0 {
 		return needArgs(c, 1, "at least one FILE")
 	}
-	if c.String("name") != "" && len(files) > 1 {
+	if c.String("name") != "" && (len(args) > 1 || c.Bool("recursive")) {
 		return badArg(c, i18n.New("--name needs exactly one FILE"))
 	}
 	ds := c.String("dataset")
@@ -85,46 +101,32 @@ func runUpload(c *cli.Context) error {
 	if err := checkConcurrency(c); err != nil {
 		return err
 	}
+	if _, err := parallelism(c); err != nil {
+		return err
+	}
 	// Check every file and name first, so a typo in the last argument does
 	// not surface after hours of uploading the first.
-	var total int64
-	names := map[string]string{}
-	for _, f := range files {
-		fi, err := os.Stat(f)
-		if err != nil {
-			return &client.Error{Op: i18n.Sprintf("uploading %s", f), Err: err, Hint: i18n.T("check the path")}
-		}
-		if !fi.Mode().IsRegular() {
-			return &client.Error{Op: i18n.Sprintf("uploading %s", f), Err: i18n.New("not a regular file")}
-		}
-		if err := transfer.CheckUploadSource(f); err != nil {
-			return err
-		}
-		name := api.NormalizeFileName(c.String("name"))
-		if name == "" {
-			name = client.DefaultName(f)
-		}
-		if err := client.ValidateName(name); err != nil {
-			return &client.Error{Op: i18n.Sprintf("uploading %s", f), Err: err, Hint: i18n.T("rename the file or use --name")}
-		}
-		if prev, dup := names[name]; dup {
-			return &client.Error{Op: i18n.Sprintf("uploading %s", f), Err: i18n.Errorf("%s and %s would both be named %q", prev, f, name), Hint: i18n.T("upload one of them separately with --name")}
-		}
-		names[name] = f
-		total += fi.Size()
+	items, err := uploadItems(c, args)
+	if err != nil {
+		return err
 	}
 	cl, d, err := newClient(c)
 	if err != nil {
 		return err
 	}
+	stored := storedFiles(c.Context, cl, ds)
 	if c.Bool("dry-run") {
-		return uploadDryRun(c, cl, d, ds, files)
+		return uploadDryRun(c, cl, d, ds, items, stored)
 	}
 	id, err := d.Identity()
 	if err != nil && !errors.Is(err, client.ErrNoIdentity) {
 		return &client.Error{Op: i18n.T("loading your age identity"), Err: err}
 	}
-	p := newProgress(stderr(c), total, len(files))
+	if len(items) > 1 {
+		return uploadMany(c, cl, d, id, ds, items, stored)
+	}
+	it := items[0]
+	p := newProgress(stderr(c), it.Size, 1)
 	if c.Bool("quiet") {
 		p.enabled = false
 	}
@@ -134,39 +136,58 @@ func runUpload(c *cli.Context) error {
 	}
 	keeper := keepLogin(c, d, say)
 	defer keeper.Stop()
-	var outs []uploadOut
-	for _, f := range files {
-		fi, _ := os.Stat(f)
-		p.file(client.DefaultName(f), fi.Size())
-		res, err := transfer.UploadFile(c.Context, cl, transfer.UploadOptions{
-			Dataset: ds, Path: f, Name: api.NormalizeFileName(c.String("name")),
-			Dir: d, Identity: id, Concurrency: c.Int("concurrency"),
-			Progress: p.update, Notice: say,
-		})
-		p.finish()
-		if err != nil {
-			return keeper.Explain(err)
-		}
-		o := uploadOut{
-			Path: f, Dataset: res.File.Dataset, Name: res.File.Name, FileID: res.File.ID, Size: res.File.Size,
-			SHA256: res.File.SHA256, MD5: res.File.MD5, State: res.File.State, Resumed: res.Resumed,
-			Sent: res.Sent, Segments: res.Segments, Seconds: res.Elapsed.Seconds(),
-		}
-		outs = append(outs, o)
-		if !c.Bool("json") && !c.Bool("quiet") {
-			// One line per file; the whole hashes with --wide (and
-			// `dozo checksums` lists them for sha256sum -c).
-			i18n.Fprintf(stdout(c), "uploaded %s -> %s/%s (%s; sha256 %s)\n",
-				f, o.Dataset, o.Name, uploadSummary(res), shortHash(o.SHA256, c.Bool("wide")))
-			if c.Bool("wide") {
-				i18n.Fprintf(stdout(c), "  md5 %s\n", o.MD5)
-			}
-		}
+	p.file(it.Name, it.Size)
+	o, line, err := uploadItem(c.Context, c, cl, d, id, ds, it, stored, p.update, say)
+	p.finish()
+	if err != nil {
+		return keeper.Explain(err)
 	}
 	if c.Bool("json") {
-		return printJSON(stdout(c), outs)
+		return printJSON(stdout(c), []uploadOut{*o})
+	}
+	if !c.Bool("quiet") {
+		// One line per file; the whole hashes with --wide (and
+		// `dozo checksums` lists them for sha256sum -c).
+		fmt.Fprint(stdout(c), line)
 	}
 	return nil
+}
+
+// uploadItems are the files the arguments name, each with its name in
+// dozo, all checked before anything is sent.
+func uploadItems(c *cli.Context, args []string) ([]transfer.UploadItem, error) {
+	var items []transfer.UploadItem
+	if name := api.NormalizeFileName(c.String("name")); name != "" {
+		f := args[0]
+		fi, err := os.Stat(f)
+		if err != nil {
+			return nil, &client.Error{Op: i18n.Sprintf("uploading %s", f), Err: err, Hint: i18n.T("check the path")}
+		}
+		if fi.IsDir() {
+			return nil, &client.Error{Op: i18n.Sprintf("uploading %s", f), Err: i18n.New("not a regular file")}
+		}
+		if err := client.ValidateName(name); err != nil {
+			return nil, &client.Error{Op: i18n.Sprintf("uploading %s", f), Err: err, Hint: i18n.T("rename the file or use --name")}
+		}
+		items = []transfer.UploadItem{{Path: f, Name: name, Size: fi.Size()}}
+	} else {
+		var err error
+		items, err = transfer.ExpandUploads(args, c.Bool("recursive"), func(path, why string) {
+			notice(c)("skipping %s: %s", path, i18n.T(why))
+		})
+		if err != nil {
+			return nil, err
+		}
+		if len(items) == 0 {
+			return nil, badArg(c, i18n.New("no files to upload"))
+		}
+	}
+	for _, it := range items {
+		if err := transfer.CheckUploadSource(it.Path); err != nil {
+			return nil, err
+		}
+	}
+	return items, nil
 }
 
 // uploadPlan is what upload --dry-run says of one file.
@@ -174,43 +195,39 @@ type uploadPlan struct {
 	Path   string `json:"path"`
 	Name   string `json:"name"`
 	Size   int64  `json:"size"`
-	Action string `json:"action"` // "upload", "resume" or "skip"
+	Action string `json:"action"` // "upload", "resume", "skip" or "refuse"
 	Why    string `json:"why,omitempty"`
 }
 
 // uploadDryRun says, for each file, whether upload would send it, resume
-// it (an interrupted upload's journal is here) or skip it (the dataset
-// has a file of that name: dozod would refuse it), and sends nothing.
-func uploadDryRun(c *cli.Context, cl *client.Client, d *client.Dir, ds string, files []string) error {
-	existing, err := cl.ListFiles(c.Context, ds)
-	if err != nil {
-		return &client.Error{Op: i18n.Sprintf("listing files of %s", ds), Err: err}
-	}
-	have := map[string]api.File{}
-	for _, f := range existing {
-		have[f.Name] = f
+// it (an interrupted upload's journal is here), skip it (the dataset has
+// it: same size and SHA-256, hashed here) or refuse it (the dataset has
+// another file of that name), and sends nothing.
+func uploadDryRun(c *cli.Context, cl *client.Client, d *client.Dir, ds string, items []transfer.UploadItem, stored map[string]api.File) error {
+	if stored == nil {
+		if _, err := cl.ListFiles(c.Context, ds); err != nil {
+			return &client.Error{Op: i18n.Sprintf("listing files of %s", ds), Err: err}
+		}
 	}
 	var plans []uploadPlan
 	var send int64
 	counts := map[string]int{}
-	for _, f := range files {
-		fi, _ := os.Stat(f)
-		name := api.NormalizeFileName(c.String("name"))
-		if name == "" {
-			name = client.DefaultName(f)
-		}
-		pl := uploadPlan{Path: f, Name: name, Size: fi.Size(), Action: "upload"}
-		abs, _ := filepath.Abs(f)
-		j, jerr := transfer.LoadJournal(transfer.JournalPath(d, cl.Broker(), ds, name, abs))
-		switch ex, ok := have[name]; {
-		case ok && j == nil:
-			pl.Action, pl.Why = "skip", fmt.Sprintf("%s already has %s (%s, %s)", ds, name, units.FormatSize(ex.Size), ex.State)
-		case jerr != nil:
-			pl.Why = "its journal cannot be read; upload starts over: " + jerr.Error()
-		case j != nil:
+	for _, it := range items {
+		pl := uploadPlan{Path: it.Path, Name: it.Name, Size: it.Size, Action: "upload"}
+		action, err := transfer.DecideUpload(d, cl.Broker(), ds, it, stored)
+		switch {
+		case err != nil:
+			pl.Action, pl.Why = "refuse", err.Error()
+		case action == transfer.UploadSkip:
+			pl.Action, pl.Why = "skip", fmt.Sprintf("%s already has %s (%s, same SHA-256)", ds, it.Name, units.FormatSize(it.Size))
+		case action == transfer.UploadResume:
 			pl.Action, pl.Why = "resume", "an interrupted upload of it is recorded here"
+			abs, _ := filepath.Abs(it.Path)
+			if _, jerr := transfer.LoadJournal(transfer.JournalPath(d, cl.Broker(), ds, it.Name, abs)); jerr != nil {
+				pl.Action, pl.Why = "upload", "its journal cannot be read; upload starts over: "+jerr.Error()
+			}
 		}
-		if pl.Action != "skip" {
+		if pl.Action == "upload" || pl.Action == "resume" {
 			send += pl.Size
 		}
 		counts[pl.Action]++
@@ -227,8 +244,8 @@ func uploadDryRun(c *cli.Context, cl *client.Client, d *client.Dir, ds string, f
 		}
 		fmt.Fprintln(w, line)
 	}
-	i18n.Fprintf(w, "dry run: %s to upload, %d to resume, %d to skip; up to %s to send; nothing was sent\n",
-		plural(counts["upload"], "file", "files"), counts["resume"], counts["skip"], units.FormatSize(send))
+	i18n.Fprintf(w, "dry run: %s to upload, %d to resume, %d to skip, %d refused; up to %s to send; nothing was sent\n",
+		plural(counts["upload"], "file", "files"), counts["resume"], counts["skip"], counts["refuse"], units.FormatSize(send))
 	return nil
 }
 
@@ -242,8 +259,8 @@ func rate(n int64, d time.Duration) string {
 func fetchCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "fetch",
-		Usage:     "download, verify and decrypt a file (resumable)",
-		ArgsUsage: "DATASET/NAME",
+		Usage:     "download, verify and decrypt files (resumable)",
+		ArgsUsage: "DATASET/NAME|DATASET/PATTERN|DATASET...",
 		Description: "dozod checks your grant and wraps the file's key for your registered key;\n" +
 			"pieces come straight from storage and are checked against the manifest's\n" +
 			"hashes (parity repairs missing or corrupt ones; you are told once if storage\n" +
@@ -254,6 +271,15 @@ func fetchCommand() *cli.Command {
 			"dozo never writes through a link: a symbolic or hard link, or another user's\n" +
 			"file, at PATH.partial, its .lock or .dozo, or a symbolic link at PATH, is\n" +
 			"refused, and nothing is changed.\n\n" +
+			"Several files — more than one argument, a PATTERN (DATASET/*.cram; '*'\n" +
+			"does not cross '/'), a whole DATASET or --from-file LIST (one reference a\n" +
+			"line, # comments) — go to -o DIR as DIR/NAME, the name's directories made\n" +
+			"below DIR as cp does, --parallel at a time. Before anything is fetched,\n" +
+			"every target is checked: a missing DIR, a link or file in the way, or a\n" +
+			"target that exists with other contents (without --force) refuses the\n" +
+			"whole batch. A target that already holds the file (same size and SHA-256)\n" +
+			"is skipped, so a rerun fetches only what failed or is missing; a failed\n" +
+			"file is named and the others go on (exit status 1).\n\n" +
 			"-o DIR writes DIR/NAME. -o - (or /dev/stdout), a FIFO or a character device\n" +
 			"such as /dev/null is written through, with no partial file and no resume; a\n" +
 			"checksum failure then makes dozo exit non-zero after the data was written,\n" +
@@ -266,13 +292,18 @@ func fetchCommand() *cli.Command {
 			regionHelp + "\n" +
 			"EXAMPLES:\n" +
 			"   dozo fetch JGAD000001/sample1.cram -o sample1.cram\n" +
+			"   dozo fetch JGAD000001/'*.cram' JGAD000001/'*.crai' -o cram/ --parallel 8\n" +
+			"   dozo fetch JGAD000001 -o JGAD000001/\n" +
+			"   dozo fetch --from-file samples.txt -o data/\n" +
 			"   dozo fetch JGAD000001/sample1.bam -o - | samtools view - | head\n" +
 			"   dozo fetch JGAD000001/sample1.bam --range 0-65535 -o head.bin\n" +
 			"   dozo fetch JGAD000001/NA12878.cram --region chr20:1000000-2000000 -o chr20.cram\n" +
 			"   dozo fetch JGAD000001/sample1.bam --raw -o sample1.bam.age\n" +
 			"   age -d -i ~/.config/dozo/identity.age sample1.bam.age > sample1.bam",
 		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "`PATH` to write, or - for standard output", Required: true},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "`PATH` to write, or - for standard output; DIR for several files", Required: true},
+			&cli.StringFlag{Name: "from-file", Usage: "fetch the references listed in `LIST`, one a line (- for standard input)"},
+			parallelFlag(),
 			&cli.StringFlag{Name: "range", Usage: "only bytes `START-END` (inclusive offsets; START- for the rest; START+LENGTH; units like 1M allowed)"},
 			&cli.BoolFlag{Name: "raw", Usage: "write the age-encrypted file instead of the plaintext"},
 			&cli.BoolFlag{Name: "md5", Usage: "also check the whole file's MD5 (SHA-256 is always checked)"},
@@ -306,6 +337,11 @@ type fetchOut struct {
 	DegradedTargets []string `json:"degraded_targets"`
 	// Checksums names the whole-file checksums that matched.
 	Checksums []string `json:"checksums_checked"`
+	// AlreadyFetched: the output already held the file (same size and
+	// SHA-256); nothing was fetched.
+	AlreadyFetched bool `json:"already_fetched,omitempty"`
+	// Error says why this file of a batch failed.
+	Error string `json:"error,omitempty"`
 }
 
 // isStdoutPath reports whether path names this process's standard output.
@@ -318,8 +354,11 @@ func isStdoutPath(path string) bool {
 }
 
 func runFetch(c *cli.Context) error {
-	if err := needArgs(c, 1, "DATASET/NAME"); err != nil {
+	if _, err := parallelism(c); err != nil {
 		return err
+	}
+	if isBatchFetch(c) {
+		return fetchMany(c)
 	}
 	ds, name, err := client.ParseFileRef(c.Args().First())
 	if err != nil {
@@ -358,6 +397,12 @@ func runFetch(c *cli.Context) error {
 	}
 	if out == "-" && !c.Bool("force") && isTerminal(stdout(c)) {
 		return badArg(c, i18n.New("standard output is a terminal; pipe it (e.g. | samtools view -) or write a file with -o PATH (--force sends it anyway)"))
+	}
+	if fi, err := os.Lstat(out); err == nil && fi.IsDir() && strings.Contains(name, "/") {
+		// -o DIR for a name with directories: DIR/lane2/S1.fq, as cp.
+		if err := transfer.MakeParents(out, name); err != nil {
+			return err
+		}
 	}
 	p := newProgress(stderr(c), 0, 1)
 	if c.Bool("quiet") {

@@ -205,6 +205,13 @@ var errorTexts = []string{
 	"a piece is missing from storage; ask the operators to run a scrub",
 	"check the file's permissions",
 	"free some disk space, then run the same command again to resume",
+	// many files at once
+	"pass --recursive (-r) to upload the files below it",
+	"the dataset already has a different file of that name",
+	"delete the stored file first, or upload this one under another name with --name",
+	"nothing was fetched; move those paths away, or pass --force to replace files that differ",
+	"matches no available file",
+	"wait for that upload to finish, or upload this file under another name with --name",
 	// the client's errors
 	"dozod no longer accepts your login (it expired or was revoked); run `dozo login` and rerun the same command to resume",
 	"lost dozod mid-transfer: ",

@@ -131,7 +131,8 @@ func TestUsageErrors(t *testing.T) {
 	dir := t.TempDir()
 	cases := map[string][]string{
 		"want DATASET/NAME":  {"fetch", "-o", "x"},
-		"bad file reference": {"fetch", "nonsense", "-o", "x"},
+		"bad file reference": {"fetch", "/nonsense", "-o", "x"},
+		"not a directory":    {"fetch", "nonsense", "-o", "x"},
 		"bad range":          {"fetch", "D/a", "-o", "x", "--range", "9-1"},
 		"--name needs":       {"upload", "-d", "D", "--name", "n", "a", "b"},
 		"bad --rs":           {"dataset", "create", "D", "--title", "t", "--rs", "4"},

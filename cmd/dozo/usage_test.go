@@ -39,7 +39,10 @@ func TestUsageExitStatus(t *testing.T) {
 		{[]string{"fetch", "D/x"}, `Required flag "output" not set`},
 		{[]string{"fetch", "--bogus", "D/x", "-o", "x"}, "flag provided but not defined"},
 		{[]string{"fetch", "-o", "x"}, "want DATASET/NAME, got 0 arguments"},
-		{[]string{"fetch", "-o", "x", "a/b", "c/d"}, "got 2 arguments"},
+		{[]string{"fetch", "-o", "x", "a/b", "c/d"}, "several files go to a directory: -o DIR (x is not a directory"},
+		{[]string{"fetch", "-o", "x", "a/*.cram"}, "several files go to a directory"},
+		{[]string{"fetch", "-o", ".", "a/b", "c/d", "--range", "1-2"}, "--range fetches one file"},
+		{[]string{"fetch", "-o", ".", "a/b", "--parallel", "0"}, "--parallel must be 1..64"},
 		{[]string{"whoami", "extra"}, "got 1 argument ("},
 		{[]string{"fetch", "D/x", "-o", "x", "--range", "z-1"}, "bad range"},
 	} {

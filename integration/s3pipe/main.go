@@ -7,6 +7,9 @@
 //	s3pipe put BUCKET KEY -      upload standard input (unknown size)
 //	s3pipe get BUCKET KEY FILE   download to FILE ("-" for standard output)
 //	s3pipe rm BUCKET KEY -       remove the object
+//	s3pipe putdir BUCKET PREFIX DIR  upload each file of DIR, one PutObject after another
+//	s3pipe getdir BUCKET PREFIX DIR  download each object under PREFIX/ into DIR, one after another
+//	s3pipe rmdir BUCKET PREFIX -     remove every object under PREFIX/
 //
 // The endpoint and keys come from S3PIPE_ENDPOINT, S3PIPE_ACCESS_KEY and
 // S3PIPE_SECRET_KEY (plain HTTP, as on the local stack).
@@ -17,6 +20,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
+	"path/filepath"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
@@ -35,9 +40,9 @@ func main() {
 
 func run(args []string) error {
 	if len(args) != 4 {
-		return fmt.Errorf("usage: s3pipe put|get|rm BUCKET KEY FILE|-")
+		return fmt.Errorf("usage: s3pipe put|get|rm BUCKET KEY FILE|-, or putdir|getdir|rmdir BUCKET PREFIX DIR|-")
 	}
-	op, bucket, key, path := args[0], args[1], args[2], args[3]
+	op, bucket, key, file := args[0], args[1], args[2], args[3]
 	mc, err := minio.New(os.Getenv("S3PIPE_ENDPOINT"), &minio.Options{
 		Creds: credentials.NewStaticV4(os.Getenv("S3PIPE_ACCESS_KEY"), os.Getenv("S3PIPE_SECRET_KEY"), ""),
 	})
@@ -47,11 +52,11 @@ func run(args []string) error {
 	ctx := context.Background()
 	switch op {
 	case "put":
-		if path == "-" {
+		if file == "-" {
 			_, err = mc.PutObject(ctx, bucket, key, os.Stdin, -1, minio.PutObjectOptions{PartSize: partSize})
 			return err
 		}
-		_, err = mc.FPutObject(ctx, bucket, key, path, minio.PutObjectOptions{PartSize: partSize})
+		_, err = mc.FPutObject(ctx, bucket, key, file, minio.PutObjectOptions{PartSize: partSize})
 		return err
 	case "get":
 		obj, err := mc.GetObject(ctx, bucket, key, minio.GetObjectOptions{})
@@ -60,8 +65,8 @@ func run(args []string) error {
 		}
 		defer obj.Close()
 		out := os.Stdout
-		if path != "-" {
-			if out, err = os.Create(path); err != nil {
+		if file != "-" {
+			if out, err = os.Create(file); err != nil {
 				return err
 			}
 		}
@@ -71,6 +76,36 @@ func run(args []string) error {
 		return out.Close()
 	case "rm":
 		return mc.RemoveObject(ctx, bucket, key, minio.RemoveObjectOptions{})
+	case "putdir":
+		ents, err := os.ReadDir(file)
+		if err != nil {
+			return err
+		}
+		for _, e := range ents {
+			if !e.Type().IsRegular() {
+				continue
+			}
+			if _, err := mc.FPutObject(ctx, bucket, key+"/"+e.Name(), filepath.Join(file, e.Name()), minio.PutObjectOptions{PartSize: partSize}); err != nil {
+				return err
+			}
+		}
+		return nil
+	case "getdir", "rmdir":
+		for oi := range mc.ListObjects(ctx, bucket, minio.ListObjectsOptions{Prefix: key + "/", Recursive: true}) {
+			if oi.Err != nil {
+				return oi.Err
+			}
+			if op == "rmdir" {
+				if err := mc.RemoveObject(ctx, bucket, oi.Key, minio.RemoveObjectOptions{}); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := mc.FGetObject(ctx, bucket, oi.Key, filepath.Join(file, path.Base(oi.Key)), minio.GetObjectOptions{}); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 	return fmt.Errorf("unknown operation %q", op)
 }
