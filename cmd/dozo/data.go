@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"golang.org/x/text/language"
 	"maps"
 	"os"
 	"path/filepath"
@@ -197,6 +198,9 @@ type uploadPlan struct {
 	Size   int64  `json:"size"`
 	Action string `json:"action"` // "upload", "resume", "skip" or "refuse"
 	Why    string `json:"why,omitempty"`
+	// why is Why in the chosen language, for the table; --json keeps
+	// the English.
+	why string
 }
 
 // uploadDryRun says, for each file, whether upload would send it, resume
@@ -218,13 +222,18 @@ func uploadDryRun(c *cli.Context, cl *client.Client, d *client.Dir, ds string, i
 		switch {
 		case err != nil:
 			pl.Action, pl.Why = "refuse", err.Error()
+			pl.why = formatError(err, false)
 		case action == transfer.UploadSkip:
-			pl.Action, pl.Why = "skip", fmt.Sprintf("%s already has %s (%s, same SHA-256)", ds, it.Name, units.FormatSize(it.Size))
+			pl.Action = "skip"
+			pl.Why = fmt.Sprintf(i18n.In(language.English, "%s already has %s (%s, same SHA-256)"), ds, it.Name, units.FormatSize(it.Size))
+			pl.why = i18n.Sprintf("%s already has %s (%s, same SHA-256)", ds, it.Name, units.FormatSize(it.Size))
 		case action == transfer.UploadResume:
-			pl.Action, pl.Why = "resume", "an interrupted upload of it is recorded here"
+			pl.Action, pl.Why, pl.why = "resume", "an interrupted upload of it is recorded here", i18n.T("an interrupted upload of it is recorded here")
 			abs, _ := filepath.Abs(it.Path)
 			if _, jerr := transfer.LoadJournal(transfer.JournalPath(d, cl.Broker(), ds, it.Name, abs)); jerr != nil {
-				pl.Action, pl.Why = "upload", "its journal cannot be read; upload starts over: "+jerr.Error()
+				pl.Action = "upload"
+				pl.Why = fmt.Sprintf(i18n.In(language.English, "its journal cannot be read; upload starts over: %v"), jerr)
+				pl.why = i18n.Sprintf("its journal cannot be read; upload starts over: %v", jerr)
 			}
 		}
 		if pl.Action == "upload" || pl.Action == "resume" {
@@ -238,9 +247,9 @@ func uploadDryRun(c *cli.Context, cl *client.Client, d *client.Dir, ds string, i
 	}
 	w := stdout(c)
 	for _, pl := range plans {
-		line := fmt.Sprintf("would %-6s %s -> %s/%s (%s)", pl.Action, pl.Path, ds, pl.Name, units.FormatSize(pl.Size))
-		if pl.Why != "" {
-			line += ": " + pl.Why
+		line := i18n.Sprintf("would %-6s %s -> %s/%s (%s)", i18n.T(pl.Action), pl.Path, ds, pl.Name, units.FormatSize(pl.Size))
+		if pl.why != "" {
+			line += ": " + pl.why
 		}
 		fmt.Fprintln(w, line)
 	}

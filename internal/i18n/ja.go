@@ -829,4 +829,13 @@ var ja = map[string]string{
 	"done":                              "完了",
 	"failed":                            "失敗",
 	"queued":                            "待機中",
+
+	// upload --dry-run
+	"%s already has %s (%s, same SHA-256)":               "%s には %s がすでにあります (%s、SHA-256 が同一)",
+	"an interrupted upload of it is recorded here":       "中断したアップロードがこのマシンに記録されています",
+	"its journal cannot be read; upload starts over: %v": "ジャーナルを読めないため、最初からアップロードします: %v",
+	"would %-6s %s -> %s/%s (%s)":                        "%[1]s 予定: %[2]s -> %[3]s/%[4]s (%[5]s)",
+	"resume":                                             "再開",
+	"skip":                                               "スキップ",
+	"refuse":                                             "拒否",
 }
