@@ -11,6 +11,7 @@ import (
 	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/catalog"
 	"github.com/dozo-vault/dozo/filestore"
+	"github.com/dozo-vault/dozo/rebuild"
 	"github.com/dozo-vault/dozo/storage"
 )
 
@@ -73,12 +74,12 @@ func TestRebuild(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer fresh.Close()
-	o := RebuildOptions{Catalog: fresh, Keys: e.srv.keys, Targets: e.targets, DatasetID: "JGAD7", Now: e.now.Add(time.Hour)}
-	if _, err := Rebuild(ctx, o); err == nil || !strings.Contains(err.Error(), "--owner") {
+	o := rebuild.Options{Catalog: fresh, Keys: e.srv.keys, Targets: e.targets, DatasetID: "JGAD7", Now: e.now.Add(time.Hour)}
+	if _, err := rebuild.Run(ctx, o); err == nil || !strings.Contains(err.Error(), "--owner") {
 		t.Fatalf("missing owner: %v", err)
 	}
 	o.Owner = "sam"
-	rep, err := Rebuild(ctx, o)
+	rep, err := rebuild.Run(ctx, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +91,7 @@ func TestRebuild(t *testing.T) {
 		t.Fatal("dry run wrote the dataset")
 	}
 	o.Apply = true
-	if rep, err = Rebuild(ctx, o); err != nil {
+	if rep, err = rebuild.Run(ctx, o); err != nil {
 		t.Fatal(err)
 	}
 	if rep.DatasetRow != "created" || len(rep.Files) != 3 || rep.Files[0].Action != "restored" {
@@ -146,12 +147,12 @@ func TestRebuild(t *testing.T) {
 	}
 
 	// Running it again changes nothing.
-	if rep, err = Rebuild(ctx, o); err != nil || rep.DatasetRow != "exists" || rep.Files[0].Action != "already in the catalog" {
+	if rep, err = rebuild.Run(ctx, o); err != nil || rep.DatasetRow != "exists" || rep.Files[0].Action != "already in the catalog" {
 		t.Fatalf("second run %+v %v", rep, err)
 	}
 	// A wrong transit key for an existing dataset is refused.
 	o.TransitKey = "dozo-ds-other"
-	if _, err := Rebuild(ctx, o); err == nil {
+	if _, err := rebuild.Run(ctx, o); err == nil {
 		t.Fatal("mismatched transit key accepted")
 	}
 }
