@@ -149,6 +149,9 @@ type Dataset struct {
 // "dozo-ds-" and the id, must fit Vault's 128-character key names.
 const MaxDatasetIDLen = 120
 
+// TransitKeyName returns the Vault Transit key a dataset is created with.
+func TransitKeyName(datasetID string) string { return "dozo-ds-" + datasetID }
+
 // ValidateDatasetID is the one dataset id rule, checked by the client
 // before it asks and by dozod when it is asked: a storage id
 // (storage.ValidateID) of at most MaxDatasetIDLen characters without "..",

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/audit"
 	"github.com/dozo-vault/dozo/catalog"
 	"github.com/dozo-vault/dozo/vault"
@@ -44,8 +45,8 @@ func (c *AuditConfig) validate() error {
 	if err := vault.ValidKeyName(c.AnchorKey); err != nil {
 		return fmt.Errorf("audit.anchor_key: %w", err)
 	}
-	if strings.HasPrefix(c.AnchorKey, TransitKeyName("")) {
-		return fmt.Errorf("audit.anchor_key %q: the %s prefix is for dataset keys", c.AnchorKey, TransitKeyName(""))
+	if strings.HasPrefix(c.AnchorKey, api.TransitKeyName("")) {
+		return fmt.Errorf("audit.anchor_key %q: the %s prefix is for dataset keys", c.AnchorKey, api.TransitKeyName(""))
 	}
 	return nil
 }
@@ -120,7 +121,7 @@ func (s *Server) anchorAudit(ctx context.Context) (*audit.StoredAnchor, error) {
 // verified once are remembered (macMemo), so a verify asks Vault only
 // about anchors it has not seen.
 func (s *Server) anchorAuth() macAuth {
-	return macAuth{s.keys, s.anchorCfg.AnchorKey, &s.macMemo}
+	return macAuth{vault.TransitHMAC{Keys: s.keys, Key: s.anchorCfg.AnchorKey}, &s.macMemo}
 }
 
 // anchorAndLog is anchorAudit for background callers: a failure is
@@ -185,7 +186,7 @@ func (s *Server) forgedAnchors(ctx context.Context, as []audit.StoredAnchor) ([]
 	forged := make([]bool, len(as))
 	var todo []int
 	for i := range as {
-		if !auth.memo.has(auth.name, as[i].Input(), as[i].MAC) {
+		if !auth.memo.has(auth.Key, as[i].Input(), as[i].MAC) {
 			todo = append(todo, i)
 		}
 	}
@@ -194,13 +195,13 @@ func (s *Server) forgedAnchors(ctx context.Context, as []audit.StoredAnchor) ([]
 		for j, i := range todo {
 			data[j], macs[j] = as[i].Input(), as[i].MAC
 		}
-		valid, err := bv.VerifyHMACs(ctx, auth.name, data, macs)
+		valid, err := bv.VerifyHMACs(ctx, auth.Key, data, macs)
 		if err != nil {
 			return nil, err
 		}
 		for j, i := range todo {
 			if valid[j] {
-				auth.memo.add(auth.name, data[j], macs[j])
+				auth.memo.add(auth.Key, data[j], macs[j])
 			} else {
 				forged[i] = true
 			}

@@ -145,7 +145,7 @@ func TestAuditConfig(t *testing.T) {
 	}
 	for name, bad := range map[string]AuditConfig{
 		"short interval":  {AnchorInterval: time.Second},
-		"dataset key":     {AnchorKey: TransitKeyName("JGAD000001")},
+		"dataset key":     {AnchorKey: api.TransitKeyName("JGAD000001")},
 		"bad key name":    {AnchorKey: "../keys"},
 		"interval > 24 h": {AnchorInterval: 48 * time.Hour},
 	} {

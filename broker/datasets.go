@@ -112,7 +112,7 @@ func (s *Server) createDataset(q *request) error {
 	if err := s.refuseTakenID(q, req.ID); err != nil {
 		return err
 	}
-	key := TransitKeyName(req.ID)
+	key := api.TransitKeyName(req.ID)
 	// The key is made first: a catalog row must never point at a key that
 	// does not exist.
 	if err := s.createDatasetKey(q, req.ID, key); err != nil {

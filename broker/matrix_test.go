@@ -560,10 +560,10 @@ func newMatrixWorld(t *testing.T) *matrixWorld {
 	e := w.server(t, cat, w.keys)
 	fx := &w.fx
 	*fx = fixture{ds: "JGAD000001", file: "a.vcf", recipient: id.Recipient().String()}
-	must(w.keys.CreateKey(ctx, TransitKeyName(fx.ds)))
+	must(w.keys.CreateKey(ctx, api.TransitKeyName(fx.ds)))
 	l, _ := filestore.Layout(4, 2, 1<<20)
 	must(cat.CreateDataset(ctx, catalog.Dataset{ID: fx.ds, Title: "t", K: 4, M: 2, PlainSegmentSize: 1 << 20, SegmentSize: l.SegmentSize,
-		TransitKey: TransitKeyName(fx.ds), CreatedBy: "cara", CreatedAt: e.now}))
+		TransitKey: api.TransitKeyName(fx.ds), CreatedBy: "cara", CreatedAt: e.now}))
 	must(cat.RemoveMember(ctx, fx.ds, catalog.ByName("cara"), catalog.RoleSubmitter))
 	must(cat.AddMember(ctx, fx.ds, "sam", "", catalog.RoleSubmitter, "cara", e.now))
 	must(cat.AddMember(ctx, fx.ds, "dora", "", catalog.RoleSubmitter, "cara", e.now))

@@ -382,45 +382,44 @@ func apiTargets(ts []storage.Target) []api.Target {
 	return out
 }
 
-// macAuth signs and verifies manifests with the dataset's Transit key.
-// With a memo, a (key, bytes, MAC) triple Transit has produced or accepted
-// once is accepted again without asking Vault: a fetch of a 200 GB file
-// would otherwise send its whole manifest (hundreds of KB) to Vault on
-// every call. Any other bytes or MAC still go to Vault, so a tampered
-// catalog row is caught as before; rotate-key empties the memo when it
-// raises min_decryption_version, after which Vault would refuse old MACs,
-// and a dozod that reads a newer key generation (a rotation by another
-// dozod on the same catalog) stops trusting what it memoised before.
+// macAuth is vault.TransitHMAC with the broker's memo of verified MACs.
+// A (key, bytes, MAC) triple Transit has produced or accepted once is
+// accepted again without asking Vault: a fetch of a 200 GB file would
+// otherwise send its whole manifest (hundreds of KB) to Vault on every
+// call. Any other bytes or MAC still go to Vault, so a tampered catalog
+// row is caught as before; rotate-key empties the memo when it raises
+// min_decryption_version, after which Vault would refuse old MACs, and a
+// dozod that reads a newer key generation (a rotation by another dozod on
+// the same catalog) stops trusting what it memoised before.
 type macAuth struct {
-	keys KeyService
-	name string
+	vault.TransitHMAC
 	memo *macMemo // nil: no memo
 }
 
 // manifestAuth is the dataset key's manifest authenticator, memoised.
 func (s *Server) manifestAuth(transitKey string) macAuth {
-	return macAuth{s.keys, transitKey, &s.macMemo}
+	return macAuth{vault.TransitHMAC{Keys: s.keys, Key: transitKey}, &s.macMemo}
 }
 
 func (m macAuth) MAC(ctx context.Context, data []byte) (string, error) {
-	mac, err := m.keys.HMAC(ctx, m.name, data)
+	mac, err := m.TransitHMAC.MAC(ctx, data)
 	if err == nil {
-		m.memo.add(m.name, data, mac)
+		m.memo.add(m.Key, data, mac)
 	}
 	return mac, err
 }
 
 func (m macAuth) Verify(ctx context.Context, data []byte, mac string) error {
-	if m.memo.has(m.name, data, mac) {
+	if m.memo.has(m.Key, data, mac) {
 		return nil
 	}
 	// The generation before asking Vault: an answer Vault gave before a
 	// rotation this dozod learns of meanwhile is not kept under the new one.
-	gen := m.memo.generation(m.name)
-	if err := m.keys.VerifyHMAC(ctx, m.name, data, mac); err != nil {
+	gen := m.memo.generation(m.Key)
+	if err := m.TransitHMAC.Verify(ctx, data, mac); err != nil {
 		return err
 	}
-	m.memo.addAt(m.name, gen, data, mac)
+	m.memo.addAt(m.Key, gen, data, mac)
 	return nil
 }
 

@@ -229,7 +229,7 @@ func TestStackEndToEnd(t *testing.T) {
 	}
 	rf.Close()
 	// The stored metadata verifies under the dataset key.
-	if _, _, err := filestore.GetMetadata(ctx, []storage.Target{targets[0]}, macAuth{keys: keys, name: TransitKeyName(ds)}, ds, f.ID); err != nil {
+	if _, _, err := filestore.GetMetadata(ctx, []storage.Target{targets[0]}, vault.TransitHMAC{Keys: keys, Key: api.TransitKeyName(ds)}, ds, f.ID); err != nil {
 		t.Fatal(err)
 	}
 	e.must(200, sam, "DELETE", "/v1/datasets/"+ds+"/grants/rita"+suffix, api.RevokeRequest{Reason: "test"}, nil)

@@ -30,9 +30,6 @@ func validateText(what, s string, max int) error {
 	return nil
 }
 
-// TransitKeyName returns the Vault Transit key of a dataset.
-func TransitKeyName(datasetID string) string { return "dozo-ds-" + datasetID }
-
 // parseIndex parses a path segment index: decimal digits only, no sign, no
 // leading zeros (one spelling per number), below limit.
 func parseIndex(s string, limit int) (int, error) {

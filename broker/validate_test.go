@@ -17,7 +17,7 @@ func FuzzDatasetIDTransitKey(f *testing.F) {
 		f.Add(id)
 	}
 	f.Fuzz(func(t *testing.T, id string) {
-		want := storage.ValidateID(id) == nil && vault.ValidKeyName(TransitKeyName(id)) == nil
+		want := storage.ValidateID(id) == nil && vault.ValidKeyName(api.TransitKeyName(id)) == nil
 		if got := api.ValidateDatasetID(id) == nil; got != want {
 			t.Fatalf("%q: accepted %v, want %v", id, got, want)
 		}

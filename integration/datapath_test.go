@@ -58,7 +58,7 @@ func newDataset(t testing.TB, s *stack) *dataset {
 	return d
 }
 
-func (d *dataset) auth() storage.Authenticator { return vault.TransitHMAC{Client: d.vc, Key: d.key} }
+func (d *dataset) auth() storage.Authenticator { return vault.TransitHMAC{Keys: d.vc, Key: d.key} }
 
 // storedFile is what writeFile leaves behind.
 type storedFile struct {

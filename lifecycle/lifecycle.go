@@ -41,8 +41,7 @@ type Keys interface {
 	Rotate(ctx context.Context, name string) error
 	ConfigureKey(ctx context.Context, name string, cfg vault.KeyConfig) error
 	DeleteKey(ctx context.Context, name string) error
-	HMAC(ctx context.Context, name string, data []byte) (string, error)
-	VerifyHMAC(ctx context.Context, name string, data []byte, mac string) error
+	vault.MACKeys
 }
 
 // Targets is a view of the configured storage targets.
@@ -65,7 +64,9 @@ type Service struct {
 	Keys    Keys
 	Targets Targets
 	Event   EventFunc
-	// ManifestAuth is the manifest authenticator of a Transit key.
+	// ManifestAuth is the manifest authenticator of a Transit key; nil
+	// for vault.TransitHMAC over Keys (a caller that remembers verified
+	// MACs passes its own, and forgets them in Retired).
 	ManifestAuth func(transitKey string) storage.Authenticator
 	// Retired is called once a rotation retired the old key versions:
 	// anything that remembers a MAC or manifest verified under them must
@@ -115,6 +116,15 @@ func (s *Service) record(ctx context.Context, actor, action, object, result, det
 	if err := s.Event(ctx, actor, action, object, result, detail); err != nil {
 		s.Log.Error("audit event not recorded", "actor", actor, "action", action, "object", object, "result", result, "detail", detail, "error", err)
 	}
+}
+
+// manifestAuth is ManifestAuth of transitKey, else Transit asked every
+// time.
+func (s *Service) manifestAuth(transitKey string) storage.Authenticator {
+	if s.ManifestAuth != nil {
+		return s.ManifestAuth(transitKey)
+	}
+	return vault.TransitHMAC{Keys: s.Keys, Key: transitKey}
 }
 
 // Frozen returns ErrFrozen if an administrator froze the dataset.

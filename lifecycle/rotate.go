@@ -266,7 +266,7 @@ func (s *Service) rotateFile(ctx context.Context, ds *catalog.Dataset, fid strin
 	}
 	var newMan []byte
 	if m != nil {
-		auth := s.ManifestAuth(key)
+		auth := s.manifestAuth(key)
 		if needManifest {
 			// Never re-sign what does not verify now.
 			if err := m.Verify(ctx, auth); err != nil || m.DatasetID != ds.ID || m.FileID != fid {
@@ -301,7 +301,7 @@ func (s *Service) refreshStoredMetadata(ctx context.Context, ds *catalog.Dataset
 	if err != nil {
 		return err
 	}
-	if err := m.Verify(ctx, s.ManifestAuth(ds.TransitKey)); err != nil {
+	if err := m.Verify(ctx, s.manifestAuth(ds.TransitKey)); err != nil {
 		return err
 	}
 	targets, err := s.fileTargets(ctx, fid)

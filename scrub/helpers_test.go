@@ -3,17 +3,13 @@ package scrub
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,51 +20,8 @@ import (
 	"github.com/dozo-vault/dozo/filestore"
 	"github.com/dozo-vault/dozo/storage"
 	"github.com/dozo-vault/dozo/vault"
+	"github.com/dozo-vault/dozo/vault/vaulttest"
 )
-
-// macKeys computes MACs as Transit's HMAC does, one local key per name;
-// down makes every call fail as with Vault unreachable.
-type macKeys struct {
-	mu   sync.Mutex
-	keys map[string][]byte
-	down atomic.Bool
-}
-
-func (k *macKeys) key(name string) []byte {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.keys == nil {
-		k.keys = map[string][]byte{}
-	}
-	if k.keys[name] == nil {
-		b := make([]byte, 32)
-		for i := range b {
-			b[i] = byte(rand.IntN(256))
-		}
-		k.keys[name] = b
-	}
-	return k.keys[name]
-}
-
-func (k *macKeys) HMAC(_ context.Context, name string, data []byte) (string, error) {
-	if k.down.Load() {
-		return "", fmt.Errorf("vault: %w", vault.ErrUnavailable)
-	}
-	h := hmac.New(sha256.New, k.key(name))
-	h.Write(data)
-	return "vault:v1:" + hex.EncodeToString(h.Sum(nil)), nil
-}
-
-func (k *macKeys) VerifyHMAC(ctx context.Context, name string, data []byte, mac string) error {
-	if k.down.Load() {
-		return fmt.Errorf("vault: %w", vault.ErrUnavailable)
-	}
-	want, _ := k.HMAC(ctx, name, data)
-	if !hmac.Equal([]byte(want), []byte(mac)) {
-		return errors.New("mac does not verify")
-	}
-	return nil
-}
 
 // flakyTarget is a target that can be switched off, as a stopped S3
 // server would be: every call fails as unreachable.
@@ -105,7 +58,7 @@ func (f flakyTarget) Put(ctx context.Context, key string, r io.Reader, size int6
 type fixture struct {
 	t       *testing.T
 	cat     *catalog.Catalog
-	keys    *macKeys
+	keys    *vaulttest.Keys
 	dirs    []*storage.DirTarget
 	targets []storage.Target
 	off     map[string]*atomic.Bool
@@ -122,7 +75,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cat.Close() })
-	fx := &fixture{t: t, cat: cat, keys: &macKeys{}, off: map[string]*atomic.Bool{},
+	fx := &fixture{t: t, cat: cat, keys: &vaulttest.Keys{}, off: map[string]*atomic.Bool{},
 		now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), logs: &bytes.Buffer{}, events: make(chan Event, 100)}
 	for _, srv := range []string{"s1", "s2", "s3"} {
 		for _, b := range []string{"a", "b"} {
@@ -159,6 +112,9 @@ func (fx *fixture) dataset(id string, k, m int) {
 	fx.t.Helper()
 	l, err := filestore.Layout(k, m, 1<<20)
 	if err != nil {
+		fx.t.Fatal(err)
+	}
+	if err := fx.keys.CreateKey(context.Background(), "dozo-"+id); err != nil {
 		fx.t.Fatal(err)
 	}
 	err = fx.cat.CreateDataset(context.Background(), catalog.Dataset{ID: id, Title: "t", K: k, M: m, PlainSegmentSize: 1 << 20,
@@ -200,7 +156,7 @@ func (fx *fixture) file(ds, name string, size int) string {
 	if err != nil {
 		fx.t.Fatal(err)
 	}
-	if err := m.Sign(ctx, transitMAC{fx.keys, d.TransitKey}); err != nil {
+	if err := m.Sign(ctx, vault.TransitHMAC{Keys: fx.keys, Key: d.TransitKey}); err != nil {
 		fx.t.Fatal(err)
 	}
 	mb, err := m.Marshal()

@@ -271,7 +271,9 @@ func (r *Runner) scrubFile(ctx context.Context, run catalog.ScrubRun, l *live, f
 	if err != nil {
 		return nil, fmt.Errorf("reading dataset %s: %w", f.DatasetID, err)
 	}
-	auth := transitMAC{keys: r.o.Keys, name: ds.TransitKey}
+	// No memo: a scrub proves integrity afresh, Transit included, and
+	// stops when Vault cannot answer.
+	auth := vault.TransitHMAC{Keys: r.o.Keys, Key: ds.TransitKey}
 	m, err := storage.ParseManifest(f.Manifest)
 	if err == nil {
 		err = m.Verify(ctx, auth)

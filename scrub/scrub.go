@@ -107,19 +107,3 @@ func (o *Options) record(ctx context.Context, actor, action, object, result, det
 		o.Logger.Error("audit event not recorded", "actor", actor, "action", action, "object", object, "result", result, "detail", detail, "error", err)
 	}
 }
-
-// transitMAC signs and verifies manifests with a dataset's Transit key,
-// asking Vault every time: a scrub proves integrity afresh, Transit
-// included, and stops when Vault cannot answer.
-type transitMAC struct {
-	keys Keys
-	name string
-}
-
-func (m transitMAC) MAC(ctx context.Context, data []byte) (string, error) {
-	return m.keys.HMAC(ctx, m.name, data)
-}
-
-func (m transitMAC) Verify(ctx context.Context, data []byte, mac string) error {
-	return m.keys.VerifyHMAC(ctx, m.name, data, mac)
-}

@@ -15,6 +15,7 @@ import (
 	"github.com/dozo-vault/dozo/catalog"
 	"github.com/dozo-vault/dozo/jobs"
 	"github.com/dozo-vault/dozo/storage"
+	"github.com/dozo-vault/dozo/vault"
 )
 
 // TestRunnerRun: Run checks every file of a run, records each, reports
@@ -177,7 +178,7 @@ func TestScrubFailsClosedWithoutVault(t *testing.T) {
 	for _, j := range []int{0, 1, 2} { // more than m: would be damaged
 		fx.removePiece(f, 0, j)
 	}
-	fx.keys.down.Store(true)
+	fx.keys.SetUnavailable(true)
 	jr := jobs.New(fx.cat, "one")
 	defer jr.Close()
 	s := NewScheduler(fx.options(), jr)
@@ -225,7 +226,7 @@ func TestScrubRepairMovesOffADownTarget(t *testing.T) {
 		t.Fatalf("summary %+v", r.Summary)
 	}
 	after := fx.manifest(f)
-	if err := after.Verify(ctx, transitMAC{fx.keys, "dozo-JGAD2"}); err != nil {
+	if err := after.Verify(ctx, vault.TransitHMAC{Keys: fx.keys, Key: "dozo-JGAD2"}); err != nil {
 		t.Fatalf("repaired manifest does not verify: %v", err)
 	}
 	if after.MAC == before.MAC {

@@ -330,19 +330,28 @@ func (c *Client) VerifyHMAC(ctx context.Context, name string, data []byte, mac s
 	return nil
 }
 
-// TransitHMAC authenticates manifests with a Transit key; it satisfies
+// MACKeys is the part of the key service that computes and checks MACs
+// under a named key; *Client implements it.
+type MACKeys interface {
+	HMAC(ctx context.Context, name string, data []byte) (string, error)
+	VerifyHMAC(ctx context.Context, name string, data []byte, mac string) error
+}
+
+// TransitHMAC authenticates manifests with the Transit key named Key: it
+// asks the key service on every call, so a verification is fresh and a
+// key service outage is an error, never a pass. It satisfies
 // storage.Authenticator without this package importing storage.
 type TransitHMAC struct {
-	Client *Client
-	Key    string
+	Keys MACKeys
+	Key  string
 }
 
 // MAC implements storage.Authenticator.
 func (t TransitHMAC) MAC(ctx context.Context, data []byte) (string, error) {
-	return t.Client.HMAC(ctx, t.Key, data)
+	return t.Keys.HMAC(ctx, t.Key, data)
 }
 
 // Verify implements storage.Authenticator.
 func (t TransitHMAC) Verify(ctx context.Context, data []byte, mac string) error {
-	return t.Client.VerifyHMAC(ctx, t.Key, data, mac)
+	return t.Keys.VerifyHMAC(ctx, t.Key, data, mac)
 }

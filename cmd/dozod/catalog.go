@@ -14,6 +14,7 @@ import (
 	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/broker"
 	"github.com/dozo-vault/dozo/catalog"
+	"github.com/dozo-vault/dozo/rebuild"
 	"github.com/dozo-vault/dozo/storage"
 	"github.com/dozo-vault/dozo/vault"
 )
@@ -251,7 +252,7 @@ func catalogRebuild(c *cli.Context) error {
 		return err
 	}
 	defer cat.Close()
-	rep, err := broker.Rebuild(ctx, broker.RebuildOptions{
+	rep, err := rebuild.Run(ctx, rebuild.Options{
 		Catalog: cat, Keys: vc, Targets: targets, DatasetID: c.String("dataset"),
 		TransitKey: c.String("transit-key"), Owner: c.String("owner"), Title: c.String("title"), Apply: c.Bool("apply"),
 	})
@@ -293,7 +294,7 @@ func catalogRebuild(c *cli.Context) error {
 
 // skippedExit makes a rebuild that left files out exit non-zero, so a
 // script notices.
-func skippedExit(rep *broker.RebuildReport) error {
+func skippedExit(rep *rebuild.Report) error {
 	if len(rep.Skipped) == 0 {
 		return nil
 	}

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/dozo-vault/dozo/vault"
 )
@@ -23,12 +24,14 @@ import (
 // name, wrapping with AES-256-GCM that binds the associated data (as Transit
 // does for aes256-gcm96 keys) and MACs with HMAC-SHA256. Ciphertexts and
 // MACs mimic Transit's "vault:v1:<base64>" shape. Every call fails once its
-// context is done, and on a key that was never created. Rewrap, Rotate,
-// ConfigureKey and DeleteKey are refused. The zero value has no keys; it is
-// safe for concurrent use.
+// context is done, on a key that was never created, and while
+// SetUnavailable(true) is in force. Rewrap, Rotate, ConfigureKey and
+// DeleteKey are refused. The zero value has no keys; it is safe for
+// concurrent use.
 type Keys struct {
 	mu   sync.Mutex
 	keys map[string][]byte
+	down atomic.Bool
 }
 
 // NewKeys returns Keys holding a fresh key for each of names.
@@ -40,11 +43,21 @@ func NewKeys(names ...string) *Keys {
 	return k
 }
 
+// SetUnavailable makes every later call fail as with Vault unreachable
+// (an error wrapping vault.ErrUnavailable) while down is true.
+func (f *Keys) SetUnavailable(down bool) { f.down.Store(down) }
+
+// errUnavailable is what every call returns while the fake is down.
+var errUnavailable = fmt.Errorf("fake transit: connection refused: %w", vault.ErrUnavailable)
+
 const prefix = "vault:v1:"
 
 func (f *Keys) key(ctx context.Context, name string) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	if f.down.Load() {
+		return nil, errUnavailable
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -59,6 +72,9 @@ func (f *Keys) key(ctx context.Context, name string) ([]byte, error) {
 func (f *Keys) CreateKey(ctx context.Context, name string) error {
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if f.down.Load() {
+		return errUnavailable
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -144,7 +160,7 @@ func (f *Keys) VerifyHMAC(ctx context.Context, name string, data []byte, mac str
 // a missing key as vault.ErrNotFound.
 func (f *Keys) ReadKey(ctx context.Context, name string) (*vault.KeyInfo, error) {
 	if _, err := f.key(ctx, name); err != nil {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || errors.Is(err, vault.ErrUnavailable) {
 			return nil, err
 		}
 		return nil, fmt.Errorf("%v: %w", err, vault.ErrNotFound)

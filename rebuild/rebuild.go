@@ -1,4 +1,12 @@
-package broker
+// Package rebuild restores a dataset's catalog rows from what storage
+// holds: the signed manifests, the headers beside them and the sealed file
+// info. It trusts nothing it has not verified with the dataset's key
+// service, and writes nothing unless asked to.
+//
+// The package depends on the catalog calls it makes (Catalog), the storage
+// targets and the key service's unwrap and MAC calls (Keys), never on the
+// HTTP layer; it returns plain errors.
+package rebuild
 
 import (
 	"context"
@@ -15,14 +23,31 @@ import (
 	"github.com/dozo-vault/dozo/vault"
 )
 
-// RebuildOptions describe one catalog rebuild of a dataset from storage.
-type RebuildOptions struct {
-	Catalog   *catalog.Catalog
-	Keys      KeyService
+// Catalog is the catalog a rebuild reads and restores rows into;
+// *catalog.Catalog implements it.
+type Catalog interface {
+	Dataset(ctx context.Context, id string) (*catalog.Dataset, error)
+	File(ctx context.Context, id string) (*catalog.File, error)
+	CreateDataset(ctx context.Context, d catalog.Dataset) error
+	SetDatasetTitle(ctx context.Context, id, title string) error
+	RestoreFile(ctx context.Context, f catalog.File, segs []storage.SegmentMeta, now time.Time) error
+}
+
+// Keys is the part of the key service a rebuild uses: unwrapping headers
+// and verifying manifest MACs under the dataset's Transit key.
+type Keys interface {
+	crypto.KeyWrapper
+	vault.MACKeys
+}
+
+// Options describe one catalog rebuild of a dataset from storage.
+type Options struct {
+	Catalog   Catalog
+	Keys      Keys
 	Targets   []storage.Target
 	DatasetID string
 	// TransitKey is the dataset's key; "" for the catalog row's, else the
-	// broker's naming rule (TransitKeyName).
+	// name a dataset is created with (api.TransitKeyName).
 	TransitKey string
 	// Owner becomes custodian and submitter of a dataset row that has to
 	// be recreated; required then.
@@ -34,21 +59,21 @@ type RebuildOptions struct {
 	Now   time.Time
 }
 
-// RebuildReport says what a rebuild found and did.
-type RebuildReport struct {
+// Report says what a rebuild found and did.
+type Report struct {
 	Dataset        string            `json:"dataset"`
 	TransitKey     string            `json:"transit_key"`
 	Applied        bool              `json:"applied"`
 	DatasetRow     string            `json:"dataset_row"` // "exists", "created", "would be created"
 	Layout         string            `json:"layout,omitempty"`
 	Manifests      int               `json:"manifests_found"`
-	Files          []RebuildFile     `json:"files"`
-	Skipped        []RebuildSkip     `json:"skipped"`
+	Files          []File            `json:"files"`
+	Skipped        []Skip            `json:"skipped"`
 	TargetsMissing map[string]string `json:"targets_unlisted,omitempty"`
 }
 
-// RebuildFile is one file found on storage.
-type RebuildFile struct {
+// File is one file found on storage.
+type File struct {
 	FileID string `json:"file_id"`
 	Name   string `json:"name"`
 	Size   int64  `json:"size"`
@@ -61,13 +86,13 @@ type RebuildFile struct {
 	Note       string `json:"note,omitempty"`
 }
 
-// RebuildSkip is a file on storage that was not restored, and why.
-type RebuildSkip struct {
+// Skip is a file on storage that was not restored, and why.
+type Skip struct {
 	FileID string `json:"file_id"`
 	Reason string `json:"reason"`
 }
 
-// Rebuild restores the catalog rows of a dataset's files from the
+// Run restores the catalog rows of a dataset's files from the
 // manifests, headers and sealed file info stored on the targets.
 //
 // Nothing from storage is trusted unverified: a manifest is used only if
@@ -78,14 +103,14 @@ type RebuildSkip struct {
 // reported. A Vault outage stops the rebuild (fail closed) instead of
 // being reported as bad files. Files already in the catalog are left
 // alone. Without Apply nothing is written.
-func Rebuild(ctx context.Context, o RebuildOptions) (*RebuildReport, error) {
+func Run(ctx context.Context, o Options) (*Report, error) {
 	if err := api.ValidateDatasetID(o.DatasetID); err != nil {
 		return nil, err
 	}
 	if o.Now.IsZero() {
 		o.Now = time.Now()
 	}
-	rep := &RebuildReport{Dataset: o.DatasetID, Applied: o.Apply, Files: []RebuildFile{}, Skipped: []RebuildSkip{}}
+	rep := &Report{Dataset: o.DatasetID, Applied: o.Apply, Files: []File{}, Skipped: []Skip{}}
 	ds, err := o.Catalog.Dataset(ctx, o.DatasetID)
 	switch {
 	case err == nil:
@@ -97,7 +122,7 @@ func Rebuild(ctx context.Context, o RebuildOptions) (*RebuildReport, error) {
 	case errors.Is(err, catalog.ErrNotFound):
 		ds = nil
 		if o.TransitKey == "" {
-			o.TransitKey = TransitKeyName(o.DatasetID)
+			o.TransitKey = api.TransitKeyName(o.DatasetID)
 		}
 		if o.Owner == "" {
 			return nil, fmt.Errorf("dataset %s is not in the catalog: pass --owner USER (made custodian and submitter of the recreated dataset)", o.DatasetID)
@@ -133,14 +158,15 @@ func Rebuild(ctx context.Context, o RebuildOptions) (*RebuildReport, error) {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
-	auth := macAuth{keys: o.Keys, name: o.TransitKey}
+	// No memo: every manifest is verified by Transit itself.
+	auth := vault.TransitHMAC{Keys: o.Keys, Key: o.TransitKey}
 	for _, id := range ids {
 		rf, skip, err := rebuildOne(ctx, o, auth, byID, found[id], id, &ds, rep)
 		if err != nil {
 			return nil, err
 		}
 		if skip != "" {
-			rep.Skipped = append(rep.Skipped, RebuildSkip{FileID: id, Reason: skip})
+			rep.Skipped = append(rep.Skipped, Skip{FileID: id, Reason: skip})
 			continue
 		}
 		rep.Files = append(rep.Files, *rf)
@@ -159,9 +185,9 @@ func mapValues(m map[string]error) []error {
 	return out
 }
 
-// defaultRebuildTitle names a recreated dataset until a file's stored info
+// defaultTitle names a recreated dataset until a file's stored info
 // gives its real title.
-const defaultRebuildTitle = "rebuilt from storage by dozod catalog rebuild"
+const defaultTitle = "rebuilt from storage by dozod catalog rebuild"
 
 // recovered is one file's verified metadata from one target.
 type recovered struct {
@@ -175,13 +201,13 @@ type recovered struct {
 // rebuildOne verifies one file's metadata and restores it. It returns a
 // skip reason for a file that cannot be restored, and an error only when
 // the rebuild must stop (Vault or the catalog failing).
-func rebuildOne(ctx context.Context, o RebuildOptions, auth macAuth, byID map[string]storage.Target, holders []string,
-	id string, ds **catalog.Dataset, rep *RebuildReport) (*RebuildFile, string, error) {
+func rebuildOne(ctx context.Context, o Options, auth storage.Authenticator, byID map[string]storage.Target, holders []string,
+	id string, ds **catalog.Dataset, rep *Report) (*File, string, error) {
 	if f, err := o.Catalog.File(ctx, id); err == nil {
 		if f.DatasetID != o.DatasetID {
 			return nil, fmt.Sprintf("file id already in the catalog under dataset %s", f.DatasetID), nil
 		}
-		return &RebuildFile{FileID: id, Name: f.Name, Size: f.Size, Action: "already in the catalog"}, "", nil
+		return &File{FileID: id, Name: f.Name, Size: f.Size, Action: "already in the catalog"}, "", nil
 	} else if !errors.Is(err, catalog.ErrNotFound) {
 		return nil, "", err
 	}
@@ -214,7 +240,7 @@ func rebuildOne(ctx context.Context, o RebuildOptions, auth macAuth, byID map[st
 	}
 	f := catalog.File{ID: id, DatasetID: o.DatasetID, Name: id, Size: plainSize, StoredSize: m.Size, HashAlg: m.HashAlg,
 		HeaderObject: rec.hdr, Manifest: rec.mb, CreatedBy: "dozod-rebuild", CreatedAt: o.Now}
-	rf := &RebuildFile{FileID: id}
+	rf := &File{FileID: id}
 	info, infoErr := readFileInfo(ctx, o, byID, holders, rec, id)
 	switch {
 	case infoErr != nil:
@@ -240,7 +266,7 @@ func rebuildOne(ctx context.Context, o RebuildOptions, auth macAuth, byID map[st
 			title = info.DatasetTitle
 		}
 		if title == "" {
-			title = defaultRebuildTitle
+			title = defaultTitle
 		}
 		d := catalog.Dataset{ID: o.DatasetID, Title: title, K: m.K, M: m.M, PlainSegmentSize: plainSeg, SegmentSize: m.SegmentSize,
 			TransitKey: o.TransitKey, CreatedBy: o.Owner, CreatedAt: o.Now}
@@ -253,7 +279,7 @@ func rebuildOne(ctx context.Context, o RebuildOptions, auth macAuth, byID map[st
 			rep.DatasetRow = "created"
 		}
 		*ds = &d
-	} else if (*ds).Title == defaultRebuildTitle && o.Title == "" && info != nil && info.DatasetTitle != "" {
+	} else if (*ds).Title == defaultTitle && o.Title == "" && info != nil && info.DatasetTitle != "" {
 		// The file that recreated the row had no stored title; this one does.
 		if o.Apply {
 			if err := o.Catalog.SetDatasetTitle(ctx, o.DatasetID, info.DatasetTitle); err != nil {
@@ -289,7 +315,7 @@ func joinProblems(ps []string) string {
 }
 
 // readVerified reads and verifies the manifest and header copy on t.
-func readVerified(ctx context.Context, o RebuildOptions, auth macAuth, t storage.Target, id string) (*recovered, error) {
+func readVerified(ctx context.Context, o Options, auth storage.Authenticator, t storage.Target, id string) (*recovered, error) {
 	if t == nil {
 		return nil, errors.New("target not configured")
 	}
@@ -319,7 +345,7 @@ func readVerified(ctx context.Context, o RebuildOptions, auth macAuth, t storage
 }
 
 // readFileInfo opens the first sealed info copy that opens.
-func readFileInfo(ctx context.Context, o RebuildOptions, byID map[string]storage.Target, holders []string, rec *recovered, id string) (*filestore.FileInfo, error) {
+func readFileInfo(ctx context.Context, o Options, byID map[string]storage.Target, holders []string, rec *recovered, id string) (*filestore.FileInfo, error) {
 	order := append([]string{rec.src.ID()}, holders...)
 	var last error = errors.New("not stored")
 	for _, tid := range order {
