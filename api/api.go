@@ -168,6 +168,7 @@ const (
 	FileUploading = "uploading"
 	FileAvailable = "available"
 	FileDamaged   = "damaged"
+	FileAborted   = "aborted" // an upload given up: never listed, shown in upload sessions
 )
 
 type File struct {

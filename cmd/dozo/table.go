@@ -14,7 +14,6 @@ import (
 
 	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/audit"
-	"github.com/dozo-vault/dozo/catalog"
 	"github.com/dozo-vault/dozo/internal/i18n"
 )
 
@@ -204,7 +203,7 @@ func stateWord(s string) string { return i18n.T(s) }
 // stateWords are the states and results tables show through stateWord.
 var stateWords = []string{
 	api.GrantActive, api.GrantFuture, api.GrantScheduled, api.GrantExpired, api.GrantRevoked, api.GrantSuperseded,
-	api.FileUploading, api.FileAvailable, api.FileDamaged, catalog.FileAborted,
+	api.FileUploading, api.FileAvailable, api.FileDamaged, api.FileAborted,
 	api.DeletionScheduled, api.DeletionRunning, api.DeletionComplete, api.DeletionCancelled,
 	audit.ResultOK, audit.ResultRefused, audit.ResultError, audit.ResultClientReported,
 	"up", "DOWN",
