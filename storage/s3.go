@@ -171,10 +171,15 @@ func (s *S3Target) errorf(op, key string, err error) error {
 	return fmt.Errorf("%s %s on %s: %w", op, key, s.cfg.ID, err)
 }
 
-// EnsureBucket creates the bucket if it does not exist.
+// EnsureBucket creates the bucket if it does not exist. An error wrapping
+// ErrUnreachable means the server did not answer (down, or not there yet);
+// any other error is an answer: wrong credentials, a bad bucket name.
 func (s *S3Target) EnsureBucket(ctx context.Context) error {
 	ok, err := s.client.BucketExists(ctx, s.cfg.Bucket)
 	if err != nil {
+		if minio.ToErrorResponse(err).StatusCode == 0 && minio.IsNetworkOrHostDown(err, false) {
+			return fmt.Errorf("storage: s3 target %s: bucket %s: %w: %w", s.cfg.ID, s.cfg.Bucket, ErrUnreachable, err)
+		}
 		return fmt.Errorf("storage: s3 target %s: bucket %s: %w", s.cfg.ID, s.cfg.Bucket, err)
 	}
 	if ok {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -223,5 +224,26 @@ func BenchmarkReaderS3(b *testing.B) {
 		if _, err := r.WriteTo(io.Discard); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestEnsureBucketUnreachable: a server that does not answer is told
+// apart from one that answers with an error, so dozod can start with the
+// target down instead of not at all.
+func TestEnsureBucketUnreachable(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now
+	tg, err := NewS3Target(S3Config{ID: "gone", Domain: "d", Endpoint: "http://" + addr, Bucket: "dozo", AccessKey: "k", SecretKey: "secretsecret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := tg.EnsureBucket(ctx); !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("EnsureBucket on a closed port: %v, want ErrUnreachable", err)
 	}
 }

@@ -76,7 +76,7 @@ func serve(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("checking dozod's vault token: %w", err)
 	}
-	targets, err := s3Targets(ctx, cfg)
+	targets, err := s3Targets(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -147,7 +147,13 @@ func reloadRolesOnHUP(ctx context.Context, hup <-chan os.Signal, path string, ru
 	}
 }
 
-func s3Targets(ctx context.Context, cfg *broker.Config) ([]broker.Target, error) {
+// s3Targets connects to the configured targets and makes sure their
+// buckets exist. A server that does not answer does not stop dozod: its
+// targets start as down (the health probe finds them back, and placement
+// and reads avoid them meanwhile), so restarting dozod during a storage
+// outage does not add a broker outage. Any answer that is an error (wrong
+// credentials, a refused bucket) is a configuration error and stops it.
+func s3Targets(ctx context.Context, cfg *broker.Config, log *slog.Logger) ([]broker.Target, error) {
 	var out []broker.Target
 	for _, tc := range cfg.Targets {
 		t, err := storage.NewS3Target(storage.S3Config{
@@ -160,7 +166,9 @@ func s3Targets(ctx context.Context, cfg *broker.Config) ([]broker.Target, error)
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err = t.EnsureBucket(cctx)
 		cancel()
-		if err != nil {
+		if errors.Is(err, storage.ErrUnreachable) {
+			log.Warn("storage target does not answer; starting with it down", "target", tc.ID, "err", err)
+		} else if err != nil {
 			return nil, err
 		}
 		out = append(out, t)
