@@ -81,7 +81,8 @@ wait_http() { # url seconds name
     alive "$3" || break # it exited: no point waiting
     sleep 0.1
   done
-  log "$3 did not become healthy at $1; last log lines:"
+  if alive "$3"; then log "$3 did not become healthy at $1 within $2 s; last log lines:"
+  else log "$3 exited before it became healthy at $1; last log lines:"; fi
   tail -20 "$STACK/$3.log" >&2 || true
   return 1
 }
@@ -95,7 +96,8 @@ wait_answer() {
     alive "$3" || break
     sleep 0.1
   done
-  log "$3 did not answer at $1; last log lines:"
+  if alive "$3"; then log "$3 did not answer at $1 within $2 s; last log lines:"
+  else log "$3 exited before it answered at $1; last log lines:"; fi
   tail -20 "$STACK/$3.log" >&2 || true
   return 1
 }
@@ -142,7 +144,7 @@ start_s3() {
         setsid nohup minio server --quiet --address "127.0.0.1:$port" "$STACK/$name/data" \
         >"$STACK/$name.log" 2>&1 </dev/null &
       echo $! >"$STACK/$name.pid"
-      wait_http "http://127.0.0.1:$port/minio/health/live" 60 "$name" || die "$name failed to start"
+      wait_http "http://127.0.0.1:$port/minio/health/live" 120 "$name" || die "$name failed to start"
       ;;
     versitygw)
       # Old versions live in a directory of their own (versioning is off
@@ -153,7 +155,7 @@ start_s3() {
         posix --versioning-dir "$STACK/$name/versions" "$STACK/$name/data" \
         >"$STACK/$name.log" 2>&1 </dev/null &
       echo $! >"$STACK/$name.pid"
-      wait_answer "http://127.0.0.1:$port/" 60 "$name" || die "$name failed to start"
+      wait_answer "http://127.0.0.1:$port/" 120 "$name" || die "$name failed to start"
       ;;
   esac
   create_buckets "$port" "$name"
