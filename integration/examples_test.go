@@ -106,7 +106,11 @@ func TestHelpExamplesOnStack(t *testing.T) {
 
 	// The files the upload examples name, and the BAM the fetch examples read.
 	os.MkdirAll(filepath.Join(samDir, "scratch", "tmp"), 0o755)
-	for i, f := range []string{"sample1.cram", "sample1.cram.crai", "scratch/tmp/out.bam", "a.fastq.gz", "b.fastq.gz"} {
+	// run1/ is the recursive example's tree: one base name in two lanes.
+	os.MkdirAll(filepath.Join(samDir, "run1", "lane1"), 0o755)
+	os.MkdirAll(filepath.Join(samDir, "run1", "lane2"), 0o755)
+	for i, f := range []string{"sample1.cram", "sample1.cram.crai", "scratch/tmp/out.bam", "a.fastq.gz", "b.fastq.gz",
+		"run1/lane1/S1_R1.fastq.gz", "run1/lane2/S1_R1.fastq.gz"} {
 		writeRandomFile(t, filepath.Join(samDir, f), uint64(100+i), int64(70000+i*1000), nil)
 	}
 	samText := filepath.Join(samDir, "sample1.sam")
@@ -116,7 +120,7 @@ func TestHelpExamplesOnStack(t *testing.T) {
 	}
 	sam.must(t, "upload", "-d", ds1, filepath.Join(samDir, "sample1.bam"))
 	run(sam, samDir, "upload")
-	if fs := lsFiles(t, sam, ds1); len(fs) != 6 || fs["NA12878.bam"].Size != 72000 {
+	if fs := lsFiles(t, sam, ds1); len(fs) != 8 || fs["NA12878.bam"].Size != 72000 || fs["run1/lane2/S1_R1.fastq.gz"].Size != 76000 {
 		t.Fatalf("after the upload examples: %+v", fs)
 	}
 	run(sam, samDir, "ls")
@@ -153,7 +157,15 @@ func TestHelpExamplesOnStack(t *testing.T) {
 	}
 	sam.must(t, "upload", "-d", ds1, cram, cram+".crai")
 
+	// The directories and the list the batch fetch examples name.
+	for _, d := range []string{"cram", ds1, "data"} {
+		os.MkdirAll(filepath.Join(ritaDir, d), 0o755)
+	}
+	os.WriteFile(filepath.Join(ritaDir, "samples.txt"), []byte(ds1+"/sample1.cram\n"+ds1+"/sample1.cram.crai\n"), 0o644)
 	run(rita, ritaDir, "fetch")
+	if fileSHA(t, filepath.Join(ritaDir, ds1, "run1", "lane2", "S1_R1.fastq.gz")) != fileSHA(t, filepath.Join(samDir, "run1", "lane2", "S1_R1.fastq.gz")) {
+		t.Error("the whole-dataset fetch example did not write the nested file as uploaded")
+	}
 	if out, err := exec.Command("samtools", "quickcheck", filepath.Join(ritaDir, "chr20.cram")).CombinedOutput(); err != nil {
 		t.Errorf("the region example's output fails samtools quickcheck: %v %s", err, out)
 	}
