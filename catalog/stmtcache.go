@@ -30,6 +30,12 @@ import (
 // one-shot. The catalog has fewer distinct statements than this.
 const maxCachedStmts = 512
 
+// maxCachedStmtLen: longer texts run one-shot. They are the multi-row
+// statements (an audit batch of many records, a copy), one text per row
+// count, whose parse is small beside their work; kept, they would fill
+// the cache.
+const maxCachedStmtLen = 4096
+
 // sqliteConnector opens SQLite connections that keep their statements
 // and count what they run.
 type sqliteConnector struct {
@@ -94,7 +100,7 @@ func (c *stmtConn) stmt(ctx context.Context, q string) (*cachedStmt, error) {
 		}
 		return s, nil
 	}
-	if len(c.stmts) >= maxCachedStmts {
+	if len(c.stmts) >= maxCachedStmts || len(q) > maxCachedStmtLen {
 		return nil, nil
 	}
 	st, err := c.inner.PrepareContext(ctx, q)

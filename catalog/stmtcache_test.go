@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"context"
+	"strings"
 	"testing"
 )
 
@@ -93,6 +94,16 @@ func TestStatementCache(t *testing.T) {
 		cs, _ := rows.Columns()
 		return len(cs)
 	}
+	long := `SELECT count(*) FROM t WHERE x > ?` + strings.Repeat(" ", maxCachedStmtLen)
+	if err := conn.QueryRowContext(ctx, long, 0).Scan(new(int)); err != nil {
+		t.Fatal(err)
+	}
+	conn.Raw(func(dc any) error {
+		if dc.(*stmtConn).stmts[long] != nil {
+			t.Errorf("a statement longer than %d bytes was kept", maxCachedStmtLen)
+		}
+		return nil
+	})
 	if n := cols(); n != 1 {
 		t.Fatalf("%d columns", n)
 	}
