@@ -6,10 +6,10 @@ import (
 	"testing"
 )
 
-// TestStatementCache: on one connection a statement runs again from the
-// cache (SQLite: the same prepared statement), runs while its own rows
-// are still open, and runs again after it failed; on SQLite a schema
-// change under a cached statement is seen.
+// TestStatementCache: on one connection a statement runs again after it
+// failed; on SQLite it runs from the cache (the same prepared statement),
+// runs while its own rows are still open, and sees a schema change made
+// under it.
 func TestStatementCache(t *testing.T) {
 	ctx := context.Background()
 	c := open(t)
@@ -46,6 +46,9 @@ func TestStatementCache(t *testing.T) {
 		t.Fatalf("%d rows", n)
 	}
 
+	if c.Backend() != SQLite {
+		return // pgx runs one query at a time on a connection
+	}
 	// The same text while its rows are open.
 	rows, err := conn.QueryContext(ctx, `SELECT x FROM t WHERE x > ? ORDER BY x`, 0)
 	if err != nil {
@@ -69,9 +72,6 @@ func TestStatementCache(t *testing.T) {
 		t.Fatalf("%d rows after the nested queries", n)
 	}
 
-	if c.Backend() != SQLite {
-		return
-	}
 	var cached *cachedStmt
 	conn.Raw(func(dc any) error {
 		cached = dc.(*stmtConn).stmts[`SELECT count(*) FROM t WHERE x > ?`]
