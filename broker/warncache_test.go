@@ -181,8 +181,8 @@ func queryCounts(t *testing.T) map[string]int64 {
 // caller's freeze, then the dataset with the caller's roles and its
 // freeze in one statement (catalog.Access); the file and the recipient
 // for a header fetch, the file for a presign batch. Before these were
-// folded the counts were 10, 11 and 10 (the dataset list 5 more per
-// dataset: 25 for four).
+// folded the counts were 10, 11 and 10 (the dataset list 4 or 5 more per
+// dataset: 22 for four).
 func TestQueriesPerRequest(t *testing.T) {
 	got := queryCounts(t)
 	for k, max := range map[string]int64{
