@@ -36,7 +36,7 @@ func (s *Server) fetch(q *request) error {
 	if err != nil {
 		return internal("reading the file", err)
 	}
-	q.object = "file/" + f.ID
+	q.object, q.dataset = "file/"+f.ID, f.DatasetID
 	rcpt, err := s.cat.Recipient(q.ctx, q.user.Name)
 	if err != nil {
 		return internal("reading recipient", err)
@@ -223,6 +223,7 @@ func (s *Server) openFetch(q *request, id string) (*catalog.File, *dsAccess, err
 	if err != nil {
 		return nil, nil, internal("reading the file", err)
 	}
+	q.dataset = f.DatasetID                          // the object is "file/<id>"
 	a, err := s.readAccess(q, f.DatasetID, notFound) // access.go
 	if err != nil {
 		return nil, nil, err

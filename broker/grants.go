@@ -176,6 +176,7 @@ func (s *Server) putGrant(q *request) error {
 	g, err := s.cat.PutGrant(q.ctx, catalog.Grant{DatasetID: a.ds.ID, User: user, From: from, Until: req.Until,
 		ApplicationID: req.ApplicationID, Institution: req.Institution, Reason: req.Reason,
 		GrantedBy: q.user.Name, GrantedAt: s.now(), EntityID: entity})
+	s.warnings.forget(catalog.Principal{Name: user, EntityID: entity}) // even on error: it may have committed
 	if err != nil {
 		return internal("recording the grant", err)
 	}
@@ -201,6 +202,7 @@ func (s *Server) revokeGrant(q *request) error {
 		return err
 	}
 	g, err := s.cat.RevokeGrant(q.ctx, a.ds.ID, p, q.user.Name, req.Reason, s.now())
+	s.warnings.forget(p)
 	if errors.Is(err, catalog.ErrNotFound) {
 		return errorf(http.StatusNotFound, "user %q has no current grant on dataset %q", user, a.ds.ID)
 	}
@@ -271,20 +273,33 @@ const grantWarnDays = 30
 
 // warnExpiring adds an api.WarningHeader line for each of the caller's running
 // grants that ends within grantWarnDays and that no scheduled grant
-// follows. It costs one catalog query per request; a failed query only
-// loses the warning (logged), never the request.
+// follows. The lines are advice, so they come from s.warnings: computed
+// at most once per user per grantWarnInterval on this dozod
+// (warncache.go); access itself is checked afresh on every request. A
+// failed query only loses the warning (logged), never the request.
 func (s *Server) warnExpiring(q *request) {
 	if q.user == nil {
 		return
 	}
-	today, _ := time.Parse(catalog.DateLayout, s.today())
-	gs, err := s.cat.ExpiringGrants(q.ctx, q.user.principal(), s.today(), today.AddDate(0, 0, grantWarnDays).Format(catalog.DateLayout))
+	p, day := q.user.principal(), s.today()
+	lines, err := s.warnings.get(p, day, s.now(), func() ([]string, error) {
+		today, _ := time.Parse(catalog.DateLayout, day)
+		gs, err := s.cat.ExpiringGrants(q.ctx, p, day, today.AddDate(0, 0, grantWarnDays).Format(catalog.DateLayout))
+		if err != nil {
+			return nil, err
+		}
+		lines := make([]string, 0, len(gs))
+		for _, g := range gs {
+			lines = append(lines, grantWarning(&g, today))
+		}
+		return lines, nil
+	})
 	if err != nil {
 		s.log.Warn("checking expiring grants", "user", q.user.Name, "error", err)
 		return
 	}
-	for _, g := range gs {
-		q.w.Header().Add(api.WarningHeader, grantWarning(&g, today))
+	for _, l := range lines {
+		q.w.Header().Add(api.WarningHeader, l)
 	}
 }
 

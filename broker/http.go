@@ -67,7 +67,10 @@ type request struct {
 	source string    // the client address refusals are counted against (clientSource)
 	action string
 	object string
-	status int
+	// dataset is the dataset of object when the handler knows it, so the
+	// audit record need not look it up (audit.Record.Dataset).
+	dataset string
+	status  int
 	// audited: the request's audit record is already committed (stream).
 	audited bool
 	// page, when set, renders a refusal for a browser instead of the JSON
@@ -305,7 +308,7 @@ func (s *Server) audit(q *request, err error, took time.Duration) {
 	}
 	if record {
 		rec := audit.Record{
-			Time: s.now(), Actor: q.userName(), Action: q.action, Object: q.object, Result: result,
+			Time: s.now(), Actor: q.userName(), Action: q.action, Object: q.object, Dataset: q.dataset, Result: result,
 			Status: q.status, Source: q.r.RemoteAddr, RequestID: q.id, Detail: detail,
 		}
 		sealed, aerr := s.appendAudit(q.ctx, rec)

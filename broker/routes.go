@@ -61,8 +61,8 @@ func (s *Server) handlers() map[*api.Route]handlerFunc {
 		// Key rotation and dataset deletion (lifecycle.go): audited state
 		// changes of a whole dataset.
 		api.RotateKey:         s.rotateKey,
-		api.DeleteDataset:     s.deleteDataset,
-		api.UndeleteDataset:   s.undeleteDataset,
+		api.DeleteDataset:     s.hidesGrants(s.deleteDataset), // grants.go
+		api.UndeleteDataset:   s.hidesGrants(s.undeleteDataset),
 		api.GetDeletionReport: s.deletionReport,
 		api.ListJobs:          s.listJobs,
 		api.ShowJob:           s.showJob,

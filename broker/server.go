@@ -152,8 +152,9 @@ type Server struct {
 	// (roles.go).
 	adminGroups, submitGroups map[string]bool
 
-	seen    seenUsers    // principals.go: users recorded as seen
-	console consoleState // console.go: the web console's sessions and pages
+	seen     seenUsers    // principals.go: users recorded as seen
+	warnings warnCache    // warncache.go: grant-ending warnings, per user
+	console  consoleState // console.go: the web console's sessions and pages
 }
 
 // New returns a Server.
@@ -309,29 +310,29 @@ func (s *Server) datasetAccess(q *request, id string) (*dsAccess, error) {
 	if api.ValidateDatasetID(id) != nil {
 		return nil, nil
 	}
-	ds, err := s.cat.Dataset(q.ctx, id)
-	if errors.Is(err, catalog.ErrNotFound) {
+	// The dataset, the caller's roles on it and its freeze, in one read.
+	as, err := s.cat.Access(q.ctx, id, q.user.principal(), s.today())
+	if err != nil {
+		return nil, internal("reading dataset access", err)
+	}
+	if len(as) == 0 {
 		return nil, s.deletedState(q, id, false, http.StatusGone) // datasets.go
 	}
-	if err != nil {
-		return nil, internal("reading dataset", err)
-	}
-	s.macMemo.observe(ds.TransitKey, ds.KeyGeneration) // a rotation by another dozod
-	roles, err := s.cat.Roles(q.ctx, id, q.user.principal(), s.today())
-	if err != nil {
-		return nil, internal("reading roles", err)
-	}
+	return s.accessOf(q, &as[0]), nil
+}
+
+// accessOf is the caller's relation to a dataset as the catalog gave it,
+// with the admin role added for an admin: nil when the caller has none.
+func (s *Server) accessOf(q *request, a *catalog.DatasetAccess) *dsAccess {
+	s.macMemo.observe(a.TransitKey, a.KeyGeneration) // a rotation by another dozod
+	roles := a.Roles
 	if s.isAdmin(q.user) {
 		roles = append([]string{"admin"}, roles...)
 	}
 	if len(roles) == 0 {
-		return nil, nil
+		return nil
 	}
-	fr, err := s.isFrozen(q, catalog.FreezeDataset, id)
-	if err != nil {
-		return nil, err
-	}
-	return &dsAccess{ds: ds, access: roles, frozen: fr}, nil
+	return &dsAccess{ds: &a.Dataset, access: roles, frozen: a.Frozen}
 }
 
 // requireDataset is datasetAccess with the 404 for "none" and a 403 when

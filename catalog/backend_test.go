@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -41,6 +42,8 @@ var postgresTests = []struct {
 	{"TestFinishRotationCountsKeyGeneration", TestFinishRotationCountsKeyGeneration},
 	{"TestMigrations", TestMigrations},
 	{"TestDatasetExistsAndRoles", TestDatasetExistsAndRoles},
+	{"TestAccessIsTheSeparateReads", TestAccessIsTheSeparateReads},
+	{"TestStatementCache", TestStatementCache},
 	{"TestPing", TestPing},
 	{"TestGrantLifecycle", TestGrantLifecycle},
 	{"TestUploadStateMachine", TestUploadStateMachine},
@@ -138,7 +141,7 @@ func store(t testing.TB) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	admin, err := openPostgres(base)
+	admin, err := openPostgres(base, new(atomic.Int64))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,9 +21,8 @@ import (
 	"net/url"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
-
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
 // Errors callers branch on (test with errors.Is).
@@ -47,7 +46,15 @@ type Catalog struct {
 	// nil while none is running (AppendAudit).
 	auditMu sync.Mutex
 	auditQ  *auditQueue
+
+	// queries counts the statements sent to the database (Queries).
+	queries *atomic.Int64
 }
+
+// Queries is how many SQL statements this catalog has sent to its
+// database since it was opened, on either backend (tests and benchmarks
+// count what a request costs with it).
+func (c *Catalog) Queries() int64 { return c.queries.Load() }
 
 // Open opens the catalog at location (see ParseLocation: a SQLite file,
 // created with mode 0600 if missing, or a PostgreSQL URL) and applies
@@ -63,19 +70,20 @@ func Open(ctx context.Context, location string) (*Catalog, error) {
 		return nil, err
 	}
 	var c *Catalog
+	queries := new(atomic.Int64)
 	switch loc.Backend {
 	case Postgres:
-		db, err := openPostgres(loc.URL)
+		db, err := openPostgres(loc.URL, queries)
 		if err != nil {
 			return nil, err
 		}
-		c = &Catalog{db: db, d: postgresDialect}
+		c = &Catalog{db: db, d: postgresDialect, queries: queries}
 	default:
-		db, err := openSQLite(loc.Path)
+		db, err := openSQLite(loc.Path, queries)
 		if err != nil {
 			return nil, err
 		}
-		c = &Catalog{db: db, d: sqliteDialect}
+		c = &Catalog{db: db, d: sqliteDialect, queries: queries}
 	}
 	if err := c.migrate(ctx); err != nil {
 		c.db.Close()
@@ -84,7 +92,7 @@ func Open(ctx context.Context, location string) (*Catalog, error) {
 	return c, nil
 }
 
-func openSQLite(path string) (*sql.DB, error) {
+func openSQLite(path string, queries *atomic.Int64) (*sql.DB, error) {
 	if path != ":memory:" {
 		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 		if err != nil {
@@ -98,10 +106,12 @@ func openSQLite(path string) (*sql.DB, error) {
 	q.Add("_pragma", "busy_timeout(10000)")
 	q.Add("_pragma", "synchronous(FULL)")
 	q.Set("_txlock", "immediate")
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	// Each connection keeps its prepared statements (stmtcache.go).
+	conn, err := newSQLiteConnector("file:"+path+"?"+q.Encode(), queries)
 	if err != nil {
 		return nil, fmt.Errorf("catalog: %w", err)
 	}
+	db := sql.OpenDB(conn)
 	if path == ":memory:" {
 		// Every connection to ":memory:" is a new empty database.
 		db.SetMaxOpenConns(1)

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -198,12 +199,15 @@ const pgMaxConns = 20
 
 // openPostgres opens a pool of connections that take the catalog's SQL
 // as written (? placeholders).
-func openPostgres(rawURL string) (*sql.DB, error) {
+func openPostgres(rawURL string, queries *atomic.Int64) (*sql.DB, error) {
 	cfg, err := pgx.ParseConfig(rawURL)
 	if err != nil {
 		return nil, badURL(rawURL, err)
 	}
-	db := sql.OpenDB(pgConnector{stdlib.GetConnector(*cfg)})
+	// pgx prepares each statement once per connection and keeps it (its
+	// default query mode, QueryExecModeCacheStatement), so the catalog's
+	// statements are parsed once per connection, not once per request.
+	db := sql.OpenDB(pgConnector{stdlib.GetConnector(*cfg), queries})
 	db.SetMaxOpenConns(pgMaxConns)
 	// Idle connections are kept up to the bound: a new one is a new
 	// server process and an authentication, costlier than most requests.
@@ -212,7 +216,10 @@ func openPostgres(rawURL string) (*sql.DB, error) {
 }
 
 // pgConnector hands out pgConns.
-type pgConnector struct{ driver.Connector }
+type pgConnector struct {
+	driver.Connector
+	queries *atomic.Int64
+}
 
 func (c pgConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	conn, err := c.Connector.Connect(ctx)
@@ -224,12 +231,15 @@ func (c pgConnector) Connect(ctx context.Context) (driver.Conn, error) {
 		conn.Close()
 		return nil, fmt.Errorf("catalog: unexpected pgx connection type %T", conn)
 	}
-	return pgConn{sc}, nil
+	return pgConn{sc, c.queries}, nil
 }
 
 // pgConn is a pgx connection that numbers ? placeholders: every way a
 // query enters it is rebound, the rest is pgx's.
-type pgConn struct{ *stdlib.Conn }
+type pgConn struct {
+	*stdlib.Conn
+	queries *atomic.Int64
+}
 
 func (c pgConn) Prepare(q string) (driver.Stmt, error) { return c.Conn.Prepare(rebind(q)) }
 
@@ -238,10 +248,12 @@ func (c pgConn) PrepareContext(ctx context.Context, q string) (driver.Stmt, erro
 }
 
 func (c pgConn) ExecContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Result, error) {
+	c.queries.Add(1)
 	return c.Conn.ExecContext(ctx, rebind(q), args)
 }
 
 func (c pgConn) QueryContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Rows, error) {
+	c.queries.Add(1)
 	return c.Conn.QueryContext(ctx, rebind(q), args)
 }
 

@@ -1,0 +1,202 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"testing"
+	"time"
+
+	"filippo.io/age"
+
+	"github.com/dozo-vault/dozo/api"
+	"github.com/dozo-vault/dozo/catalog"
+	"github.com/dozo-vault/dozo/storage"
+)
+
+// TestWarnCache: a user's warnings are reused for less than
+// grantWarnInterval on the same day, computed afresh after it, on another
+// day, after forget (by login name or entity) and reset; a failed
+// computation is not kept; the cache stays bounded.
+func TestWarnCache(t *testing.T) {
+	var c warnCache
+	fills := 0
+	fill := func(lines ...string) func() ([]string, error) {
+		return func() ([]string, error) { fills++; return lines, nil }
+	}
+	rita := catalog.Principal{Name: "rita", EntityID: "ent-rita"}
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	get := func(p catalog.Principal, day string, at time.Time, lines ...string) []string {
+		t.Helper()
+		got, err := c.get(p, day, at, fill(lines...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	step := func(what string, wantFills int, got []string, want string) {
+		t.Helper()
+		if fills != wantFills || fmt.Sprint(got) != want {
+			t.Errorf("%s: %d computations, lines %q; want %d, %s", what, fills, got, wantFills, want)
+		}
+	}
+	step("first", 1, get(rita, "2026-03-01", t0, "a"), "[a]")
+	step("within the interval", 1, get(rita, "2026-03-01", t0.Add(grantWarnInterval-time.Nanosecond), "b"), "[a]")
+	step("interval over", 2, get(rita, "2026-03-01", t0.Add(grantWarnInterval), "b"), "[b]")
+	step("another day", 3, get(rita, "2026-03-02", t0.Add(grantWarnInterval), "c"), "[c]")
+	step("clock set back", 4, get(rita, "2026-03-02", t0, "d"), "[d]")
+	step("another user", 5, get(catalog.Principal{Name: "eve"}, "2026-03-02", t0, "e"), "[e]")
+	step("cached again", 5, get(rita, "2026-03-02", t0, "x"), "[d]")
+
+	c.forget(catalog.Principal{Name: "rita"})
+	step("forgotten by name", 6, get(rita, "2026-03-02", t0, "f"), "[f]")
+	c.forget(catalog.Principal{Name: "rita-renamed", EntityID: "ent-rita"})
+	step("forgotten by entity", 7, get(rita, "2026-03-02", t0, "g"), "[g]")
+	step("eve untouched", 7, get(catalog.Principal{Name: "eve"}, "2026-03-02", t0, "x"), "[e]")
+	c.reset()
+	step("reset", 8, get(rita, "2026-03-02", t0, "h"), "[h]")
+
+	boom := errors.New("catalog down")
+	if _, err := c.get(rita, "2026-03-03", t0, func() ([]string, error) { return nil, boom }); !errors.Is(err, boom) {
+		t.Fatalf("error: %v", err)
+	}
+	step("error not kept", 9, get(rita, "2026-03-03", t0, "i"), "[i]")
+
+	for i := range maxWarnUsers + 10 {
+		get(catalog.Principal{Name: fmt.Sprint("u", i)}, "2026-03-03", t0, "z")
+	}
+	if n := len(c.entries); n > maxWarnUsers {
+		t.Errorf("%d entries, bound %d", n, maxWarnUsers)
+	}
+}
+
+// replicaOf is a second Server on e's catalog, clock and targets (a
+// second dozod).
+func replicaOf(t *testing.T, e *env) *env {
+	t.Helper()
+	var targets []Target
+	for _, tg := range e.targets {
+		targets = append(targets, dirTarget{tg.(*storage.DirTarget)})
+	}
+	b := *e
+	var err error
+	b.srv, err = New(Options{
+		Catalog: e.cat, Identifier: tokens, Keys: e.srv.keys, Targets: targets,
+		Admins: []string{"admin"}, Submitters: []string{"sam"},
+		Logger: slog.New(slog.DiscardHandler), Version: "test",
+		Now: func() time.Time { return e.now },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &b
+}
+
+// TestGrantWarningAcrossReplicas: a dozod's warnings lag a grant change
+// made on another dozod by less than grantWarnInterval, while access
+// follows a revoke or a freeze made there at the very next request.
+func TestGrantWarningAcrossReplicas(t *testing.T) {
+	a := newEnv(t)
+	a.day("2026-12-19")
+	b := replicaOf(t, a)
+	a.must(201, "tok-sam", "POST", "/v1/datasets", api.CreateDatasetRequest{ID: "JGAD000001", Title: "t"}, nil)
+	a.must(200, "tok-sam", "PUT", "/v1/datasets/JGAD000001/grants/rita", grantReq("", "2026-12-31"), nil)
+	if ws := a.warnings("tok-rita"); len(ws) != 1 {
+		t.Fatalf("warnings %q", ws)
+	}
+	// b books the next period: a still warns until its interval is over.
+	b.must(200, "tok-sam", "PUT", "/v1/datasets/JGAD000001/grants/rita", grantReq("2027-01-01", "2027-12-31"), nil)
+	if ws := b.warnings("tok-rita"); len(ws) != 0 {
+		t.Errorf("b warns after booking: %q", ws)
+	}
+	if ws := a.warnings("tok-rita"); len(ws) != 1 {
+		t.Errorf("a within its interval: %q (the cached line expected)", ws)
+	}
+	a.now = a.now.Add(grantWarnInterval)
+	if ws := a.warnings("tok-rita"); len(ws) != 0 {
+		t.Errorf("a after the interval: %q", ws)
+	}
+
+	// Access is never cached: b revokes, a refuses at once.
+	a.must(200, "tok-rita", "GET", "/v1/datasets/JGAD000001", nil, nil)
+	b.must(200, "tok-sam", "DELETE", "/v1/datasets/JGAD000001/grants/rita", api.RevokeRequest{Reason: "ended"}, nil)
+	if code, raw := a.call("tok-rita", "GET", "/v1/datasets/JGAD000001", nil, nil); code == 200 {
+		t.Errorf("a after b's revoke: %d %s", code, raw)
+	}
+	// A freeze on b likewise.
+	a.must(200, "tok-sam", "GET", "/v1/datasets/JGAD000001", nil, nil)
+	b.must(201, "tok-admin", "POST", "/v1/admin/freezes", api.FreezeRequest{Kind: "user", Name: "sam", Reason: "incident"}, nil)
+	if code, raw := a.call("tok-sam", "GET", "/v1/datasets/JGAD000001", nil, nil); code != 403 {
+		t.Errorf("a after b's freeze: %d %s", code, raw)
+	}
+}
+
+// queryCounts are the catalog statements one request of each hot route
+// costs, by the caller's relation to the dataset (the figures
+// docs/scale-out.md quotes).
+func queryCounts(t *testing.T) map[string]int64 {
+	e := newEnv(t)
+	e.day("2026-03-01")
+	e.must(201, "tok-sam", "POST", "/v1/datasets", api.CreateDatasetRequest{ID: "DS1", Title: "t", PlainSegmentSize: 1 << 20}, nil)
+	data := randBytes(3<<20 + 99)
+	f := e.upload("tok-sam", "DS1", "a.vcf", data, randBytes(16), randBytes(16))
+	e.must(200, "tok-sam", "PUT", "/v1/datasets/DS1/grants/rita", grantReq("", "2026-06-30"), nil)
+	for _, tok := range []string{"tok-sam", "tok-rita"} {
+		id, _ := age.GenerateX25519Identity()
+		e.must(200, tok, "PUT", "/v1/me/recipient", api.RecipientRequest{Recipient: id.Recipient().String()}, nil)
+	}
+	calls := []struct {
+		name, method, path string
+		body               any
+	}{
+		{"dataset list", "GET", "/v1/datasets", nil},
+		{"header fetch", "POST", "/v1/datasets/DS1/files/a.vcf/fetch", nil},
+		{"batch presign", "POST", "/v1/fetches/" + f.ID + "/presign-batch", api.FetchBatchRequest{First: 0, Count: 4}},
+	}
+	out := map[string]int64{}
+	for _, who := range []struct{ name, tok string }{{"submitter", "tok-sam"}, {"grantee", "tok-rita"}} {
+		for _, c := range calls {
+			e.must(200, who.tok, c.method, c.path, c.body, nil) // warm: warnings, memo, seen user
+			n := e.cat.Queries()
+			e.must(200, who.tok, c.method, c.path, c.body, nil)
+			out[c.name+", "+who.name] = e.cat.Queries() - n
+		}
+	}
+	// The dataset list reads every dataset at once: more datasets, no
+	// more statements.
+	for _, id := range []string{"DS2", "DS3", "DS4"} {
+		e.must(201, "tok-sam", "POST", "/v1/datasets", api.CreateDatasetRequest{ID: id, Title: "t"}, nil)
+	}
+	e.must(200, "tok-rita", "GET", "/v1/datasets", nil, nil)
+	n := e.cat.Queries()
+	e.must(200, "tok-rita", "GET", "/v1/datasets", nil, nil)
+	out["dataset list of 4, grantee"] = e.cat.Queries() - n
+	return out
+}
+
+// TestQueriesPerRequest bounds the catalog statements of the hot routes,
+// so that a change adding one to every request shows here. Each count
+// includes the audit append's two (the chain head and the insert), which
+// group commit shares among the requests of a batch under load. The
+// caller's freeze, then the dataset with the caller's roles and its
+// freeze in one statement (catalog.Access); the file and the recipient
+// for a header fetch, the file for a presign batch. Before these were
+// folded the counts were 10, 11 and 10 (the dataset list 4 or 5 more per
+// dataset: 22 for four).
+func TestQueriesPerRequest(t *testing.T) {
+	got := queryCounts(t)
+	for k, max := range map[string]int64{
+		"dataset list, submitter":    4,
+		"dataset list, grantee":      4,
+		"dataset list of 4, grantee": 4,
+		"header fetch, submitter":    6,
+		"header fetch, grantee":      6,
+		"batch presign, submitter":   5,
+		"batch presign, grantee":     5,
+	} {
+		t.Logf("%s: %d statements", k, got[k])
+		if got[k] > max {
+			t.Errorf("%s: %d statements, want at most %d", k, got[k], max)
+		}
+	}
+}
