@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -21,28 +20,13 @@ import (
 
 const brokerOutage = "dozod unreachable, retrying"
 
-// killDozod SIGKILLs the dev stack's dozod, as a crash or an OOM kill
-// would, and waits until it is gone. dozod is started again (scripts/dev.sh
-// up) at the latest when the test ends, so later tests find it running.
+// killDozod SIGKILLs every dozod of the dev stack, as a crash or an OOM
+// kill would, and waits until they are gone. They are started again
+// (scripts/dev.sh up) at the latest when the test ends, so later tests
+// find them running.
 func (s *stack) killDozod(t testing.TB) (restart func()) {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(s.devDir, "dozod.pid"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 100 && syscall.Kill(pid, 0) == nil; i++ {
-		time.Sleep(50 * time.Millisecond)
-	}
-	if syscall.Kill(pid, 0) == nil {
-		t.Fatalf("dozod (pid %d) survived SIGKILL", pid)
-	}
+	s.endDozods(t, syscall.SIGKILL)
 	done := false
 	restart = func() {
 		if done {

@@ -347,27 +347,6 @@ func (s *stack) dozod(t testing.TB, args ...string) (string, string, error) {
 	return out.String(), errb.String(), err
 }
 
-// stopDozod stops the dev stack's dozod (started by this test binary's
-// stack) and waits until it is gone.
-func (s *stack) stopDozod(t testing.TB) {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(s.devDir, "dozod.pid"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	syscall.Kill(pid, syscall.SIGTERM)
-	for i := 0; i < 100 && syscall.Kill(pid, 0) == nil; i++ {
-		time.Sleep(100 * time.Millisecond)
-	}
-	if syscall.Kill(pid, 0) == nil {
-		t.Fatalf("dozod (pid %d) did not stop", pid)
-	}
-}
-
 // TestFaultCatalogRebuild: the catalog file is lost while dozod is
 // stopped. `dozod catalog rebuild` restores the dataset and its files from
 // the manifests, headers and sealed file info on storage (dry run first,
@@ -389,25 +368,9 @@ func TestFaultCatalogRebuild(t *testing.T) {
 	}
 	before := lsFiles(t, sam, ds)
 
-	s.stopDozod(t)
-	db := filepath.Join(s.devDir, "dozo.db")
-	aside := t.TempDir()
-	for _, suf := range []string{"", "-wal", "-shm"} {
-		if err := os.Rename(db+suf, filepath.Join(aside, "dozo.db"+suf)); err != nil && !os.IsNotExist(err) {
-			t.Fatal(err)
-		}
-	}
-	// Put the old catalog back at the end, for the tests that follow.
-	t.Cleanup(func() {
-		s.stopDozod(t)
-		for _, suf := range []string{"", "-wal", "-shm"} {
-			os.Remove(db + suf)
-			os.Rename(filepath.Join(aside, "dozo.db"+suf), db+suf)
-		}
-		if err := s.dev("up"); err != nil {
-			t.Error(err)
-		}
-	})
+	// The old catalog is put back when the test ends, for the tests that
+	// follow.
+	s.loseCatalog(t)
 	conf := filepath.Join(s.devDir, "dozod.toml")
 
 	type report struct {

@@ -119,6 +119,9 @@ func startStack() (*stack, error) {
 	if err := s.loadEnv(); err != nil {
 		return s, err
 	}
+	if err := s.usePGPassFile(); err != nil { // replicamode_test.go
+		return s, err
+	}
 	return s, s.spreadBrokers()
 }
 
