@@ -159,7 +159,7 @@ func TestAuditChain(t *testing.T) {
 
 	swap := func() {
 		exec(`UPDATE audit SET seq = -seq WHERE seq IN (?, ?)`, x, x+1)
-		exec(`UPDATE audit SET seq = CASE seq WHEN ? THEN ? ELSE ? END WHERE seq IN (?, ?)`, -x, x+1, x, -x, -(x + 1))
+		exec(`UPDATE audit SET seq = CASE seq WHEN ? THEN CAST(? AS BIGINT) ELSE CAST(? AS BIGINT) END WHERE seq IN (?, ?)`, -x, x+1, x, -x, -(x + 1))
 	}
 	swap()
 	check("reordered", x)

@@ -278,6 +278,20 @@ func (s *stack) usePGPassFile() error {
 	return os.Setenv("PGPASSFILE", f)
 }
 
+// pgPassword is the PostgreSQL password in the stack's password file.
+func (s *stack) pgPassword(t testing.TB) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(s.devDir, "pgpass"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.SplitN(strings.TrimSpace(string(b)), ":", 5) // host:port:db:user:password
+	if len(f) != 5 {
+		t.Fatal("pgpass: not host:port:database:user:password")
+	}
+	return f[4]
+}
+
 // catalogDB is the live catalog of the stack's dozods, opened for a test
 // to read or tamper with, whichever backend it is. Queries are written
 // as the catalog package writes them: ? placeholders (numbered for
@@ -366,47 +380,59 @@ func (s *stack) openCatalogAPI(t testing.TB) *catalog.Catalog {
 func (s *stack) loseCatalog(t testing.TB) (restore func()) {
 	t.Helper()
 	s.endDozods(t, syscall.SIGTERM)
-	loc := s.catalogLocation(t)
+	// Made before restore is registered: cleanups run last first, and the
+	// directory must outlive restore.
+	aside := t.TempDir()
 	var putBack func() error
-	if loc.Backend == catalog.Postgres {
-		putBack = s.losePostgresCatalog(t, loc.URL)
-	} else {
-		aside := t.TempDir()
-		for _, suf := range []string{"", "-wal", "-shm"} {
-			if err := os.Rename(loc.Path+suf, filepath.Join(aside, "dozo.db"+suf)); err != nil && !os.IsNotExist(err) {
-				t.Fatal(err)
-			}
-		}
-		putBack = func() error {
-			for _, suf := range []string{"", "-wal", "-shm"} {
-				os.Remove(loc.Path + suf)
-				if err := os.Rename(filepath.Join(aside, "dozo.db"+suf), loc.Path+suf); err != nil && !os.IsNotExist(err) {
-					return err
-				}
-			}
-			return nil
-		}
-	}
 	var once sync.Once
 	restore = func() {
 		once.Do(func() {
 			s.endDozods(t, syscall.SIGTERM)
-			if err := putBack(); err != nil {
-				t.Errorf("putting the catalog back: %v", err)
+			if putBack != nil {
+				if err := putBack(); err != nil {
+					t.Errorf("putting the catalog back: %v", err)
+				}
 			}
 			if err := s.dev("up"); err != nil {
 				t.Error(err)
 			}
 		})
 	}
+	// Registered first: the dozods come back even if taking the catalog
+	// away fails half way.
 	t.Cleanup(restore)
+	loc := s.catalogLocation(t)
+	if loc.Backend == catalog.Postgres {
+		s.losePostgresCatalog(t, loc.URL, &putBack)
+	} else {
+		putBack = func() error {
+			if _, err := os.Stat(filepath.Join(aside, "dozo.db")); err != nil {
+				return nil // not moved aside
+			}
+			for _, suf := range []string{"", "-wal", "-shm"} {
+				os.Remove(loc.Path + suf) // the new catalog's, all of it
+			}
+			for _, suf := range []string{"", "-wal", "-shm"} {
+				if err := os.Rename(filepath.Join(aside, "dozo.db"+suf), loc.Path+suf); err != nil && !os.IsNotExist(err) {
+					return err
+				}
+			}
+			return nil
+		}
+		for _, suf := range []string{"", "-wal", "-shm"} {
+			if err := os.Rename(loc.Path+suf, filepath.Join(aside, "dozo.db"+suf)); err != nil && !os.IsNotExist(err) {
+				t.Fatal(err)
+			}
+		}
+	}
 	return restore
 }
 
 // losePostgresCatalog renames the database of catalog URL u aside and
-// creates an empty one under its name; the returned func drops that one
-// and renames the old one back. The dozods must be stopped.
-func (s *stack) losePostgresCatalog(t testing.TB, u string) func() error {
+// creates an empty one under its name; putBack drops that one and renames
+// the old one back (as far as they were done, should this fail half way).
+// The dozods must be stopped.
+func (s *stack) losePostgresCatalog(t testing.TB, u string, putBack *func() error) {
 	t.Helper()
 	pu, err := url.Parse(u)
 	if err != nil {
@@ -417,38 +443,47 @@ func (s *stack) losePostgresCatalog(t testing.TB, u string) func() error {
 		t.Fatalf("catalog database name %q", name)
 	}
 	aside := fmt.Sprintf("%s_aside_%d", name, time.Now().UnixNano())
+	// The stack's password file names the catalog's database only.
 	pu.Path = "/postgres"
+	pu.User = url.UserPassword(pu.User.Username(), s.pgPassword(t))
 	admin, err := sql.Open("pgx", pu.String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The test's own connections to the catalog (catalogDB) are ended,
-	// so the database can be renamed.
 	exec := func(q string) error {
 		_, err := admin.Exec(q)
-		return err
-	}
-	for _, q := range []string{
-		`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '` + name + `' AND pid <> pg_backend_pid()`,
-		`ALTER DATABASE ` + name + ` RENAME TO ` + aside,
-		`CREATE DATABASE ` + name,
-	} {
-		if err := exec(q); err != nil {
-			admin.Close()
-			t.Fatalf("%s: %v", q, err)
+		if err != nil {
+			return fmt.Errorf("%s: %w", q, err)
 		}
+		return nil
 	}
-	return func() error {
+	renamed := false
+	*putBack = func() error {
 		defer admin.Close()
+		if !renamed {
+			return nil
+		}
 		for _, q := range []string{
-			`DROP DATABASE ` + name + ` WITH (FORCE)`,
+			`DROP DATABASE IF EXISTS ` + name + ` WITH (FORCE)`,
 			`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '` + aside + `' AND pid <> pg_backend_pid()`,
 			`ALTER DATABASE ` + aside + ` RENAME TO ` + name,
 		} {
 			if err := exec(q); err != nil {
-				return fmt.Errorf("%s: %w", q, err)
+				return err
 			}
 		}
 		return nil
+	}
+	// The test's own connections to the catalog (catalogDB) are ended,
+	// so the database can be renamed.
+	if err := exec(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '` + name + `' AND pid <> pg_backend_pid()`); err != nil {
+		t.Fatal(err)
+	}
+	if err := exec(`ALTER DATABASE ` + name + ` RENAME TO ` + aside); err != nil {
+		t.Fatal(err)
+	}
+	renamed = true
+	if err := exec(`CREATE DATABASE ` + name); err != nil {
+		t.Fatal(err)
 	}
 }
