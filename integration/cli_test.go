@@ -366,19 +366,7 @@ func TestCLIUploadResume(t *testing.T) {
 	seg0 := s.pieceStates(t, ds)
 
 	// dozod dies and comes back; its state is in the catalog.
-	pid, err := os.ReadFile(filepath.Join(s.devDir, "dozod.pid"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var p int
-	fmt.Sscan(string(pid), &p)
-	syscall.Kill(p, syscall.SIGKILL)
-	for i := 0; i < 50 && syscall.Kill(p, 0) == nil; i++ {
-		time.Sleep(100 * time.Millisecond)
-	}
-	if err := s.dev("up"); err != nil {
-		t.Fatal(err)
-	}
+	s.killDozod(t)() // every dozod, started again
 
 	var up []struct {
 		SHA256, State string

@@ -41,7 +41,13 @@ func (s *stack) vaultLogin(t testing.TB, name, password string) string {
 // brokerGet GETs a dozod path with an optional bearer token.
 func (s *stack) brokerGet(t testing.TB, path, token string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest("GET", s.env["DOZO_BROKER"]+path, nil)
+	return s.brokerGetFrom(t, s.env["DOZO_BROKER"], path, token)
+}
+
+// brokerGetFrom is brokerGet from the dozod (or proxy) at base.
+func (s *stack) brokerGetFrom(t testing.TB, base, path, token string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest("GET", base+path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,36 +64,48 @@ func (s *stack) brokerGet(t testing.TB, path, token string) (int, string) {
 }
 
 // metric returns the value of one series (name with labels, exactly as
-// dozod writes it), or -1 if absent.
+// dozod writes it), or -1 if absent. In the metrics of several dozods one
+// after the other (waitMetrics) it is the sum: a counter of the whole
+// stack.
 func metric(body, series string) float64 {
+	sum, found := 0.0, false
 	for _, line := range strings.Split(body, "\n") {
 		if v, ok := strings.CutPrefix(line, series+" "); ok {
 			f, err := strconv.ParseFloat(v, 64)
 			if err == nil {
-				return f
+				sum, found = sum+f, true
 			}
 		}
 	}
-	return -1
+	if !found {
+		return -1
+	}
+	return sum
 }
 
-// waitMetrics polls /metrics until ok holds (a probe interval is 5 s).
+// waitMetrics polls /metrics of every dozod until ok holds on each (a
+// probe interval is 5 s), and returns their metrics one after the other.
 func (s *stack) waitMetrics(t testing.TB, token, what string, ok func(body string) bool) string {
 	t.Helper()
 	deadline := time.Now().Add(45 * time.Second)
-	for {
-		code, body := s.brokerGet(t, "/metrics", token)
-		if code != 200 {
-			t.Fatalf("/metrics: %d %s", code, body)
+	var all strings.Builder
+	for _, base := range s.brokerURLs() { // each dozod has its own view and counters
+		for {
+			code, body := s.brokerGetFrom(t, base, "/metrics", token)
+			if code != 200 {
+				t.Fatalf("%s/metrics: %d %s", base, code, body)
+			}
+			if ok(body) {
+				all.WriteString(strings.TrimSuffix(body, "\n") + "\n")
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s; metrics of %s:\n%s", what, base, body)
+			}
+			time.Sleep(250 * time.Millisecond)
 		}
-		if ok(body) {
-			return body
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s; metrics:\n%s", what, body)
-		}
-		time.Sleep(250 * time.Millisecond)
 	}
+	return all.String()
 }
 
 func serverUp(n int, up float64) func(string) bool {
