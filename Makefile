@@ -8,7 +8,7 @@ PKGS    := ./...
 # -count=1: a cached "ok" must never stand in for a run against the servers.
 TESTFLAGS ?= -count=1 -timeout 40m
 
-.PHONY: all build man test unit bench fuzz vet tools up down status clean
+.PHONY: all build man test test-replicas unit bench fuzz vet tools up down status clean
 
 all: build
 
@@ -34,6 +34,13 @@ vet:
 # DOZO_TEST_POSTGRES_URL names a server, and stops it at the end.
 test: tools vet
 	$(GO) test $(TESTFLAGS) $(PKGS)
+
+# The integration suite again, on two dozods sharing one PostgreSQL catalog
+# behind a round-robin proxy, so every transfer's calls land on both
+# (docs/scale-out.md). Not part of `make test`: it takes about twice as long
+# as the SQLite run, which would push CI on a fresh machine past its hour.
+test-replicas: tools
+	DOZO_TEST_REPLICAS=2 $(GO) test -count=1 -timeout 60m ./integration/
 
 # Pure-code tests only; no servers.
 unit:

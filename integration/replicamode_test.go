@@ -136,10 +136,26 @@ var theProxy *roundRobin
 // spreadBrokers puts a round-robin proxy in front of the stack's dozods
 // when DOZO_BROKER names several, and makes it the tests' DOZO_BROKER
 // (the replicas stay in DOZO_DEV_BROKERS).
+//
+// It runs again whenever the env file is read again (a test restarting
+// the stack): the same proxy stays in front unless the dozods moved.
 func (s *stack) spreadBrokers() error {
 	brokers := strings.Split(s.env["DOZO_BROKER"], ",")
 	if len(brokers) < 2 {
 		return nil
+	}
+	if theProxy != nil {
+		same := len(brokers) == len(theProxy.backends)
+		for i := 0; same && i < len(brokers); i++ {
+			same = strings.TrimSpace(brokers[i]) == theProxy.backends[i].String()
+		}
+		if same {
+			s.env["DOZO_DEV_BROKERS"] = s.env["DOZO_BROKER"]
+			s.env["DOZO_BROKER"] = theProxy.URL
+			return nil
+		}
+		theProxy.Close()
+		theProxy = nil
 	}
 	rr, err := startRoundRobin(brokers, s.env["DOZO_CA_CERT"], filepath.Join(s.devDir, "tls", "key.pem"))
 	if err != nil {
