@@ -37,8 +37,9 @@ test: tools vet
 
 # The integration suite again, on two dozods sharing one PostgreSQL catalog
 # behind a round-robin proxy, so every transfer's calls land on both
-# (docs/scale-out.md). Not part of `make test`: it takes about twice as long
-# as the SQLite run, which would push CI on a fresh machine past its hour.
+# (docs/scale-out.md). Not part of `make test`: it takes ~13 min here on top
+# of the SQLite run's 8-10, which would push CI on a fresh machine (Vault
+# built first) past its hour.
 test-replicas: tools
 	DOZO_TEST_REPLICAS=2 $(GO) test -count=1 -timeout 60m ./integration/
 
