@@ -18,10 +18,10 @@ package broker
 // On the callback the cookie must name a pending sign-in whose state is
 // the callback's; only then is the pending sign-in used up and the code
 // given to Vault with the nonce, which never leaves dozod except to
-// Vault (the catalog holds it sealed). So a code and state seen by anyone else (the URL is in the
-// provider's logs and the browser's history) cannot be turned into a
-// session anywhere, and a callback forged into another browser finds no
-// pending sign-in of its own.
+// Vault (the catalog holds it sealed). So a code and state seen by anyone
+// else (the URL is in the provider's logs and the browser's history)
+// cannot be turned into a session anywhere, and a callback forged into
+// another browser finds no pending sign-in of its own.
 
 import (
 	"context"
