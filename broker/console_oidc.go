@@ -11,28 +11,37 @@ package broker
 // guarded. dozod asks Vault for the
 // provider's authorization URL with its own callback,
 // <public_url>/ui/login/oidc/callback, and a random client nonce, keeps
-// the nonce and Vault's state in memory under the SHA-256 of a fresh
-// random id, and sends that id to the browser in a short-lived cookie.
+// the nonce and Vault's state in the catalog under the SHA-256 of a fresh
+// random id, sealed with a key derived from that id (so any replica can
+// take the callback), and sends that id to the browser in a short-lived
+// cookie.
 // On the callback the cookie must name a pending sign-in whose state is
 // the callback's; only then is the pending sign-in used up and the code
 // given to Vault with the nonce, which never leaves dozod except to
-// Vault. So a code and state seen by anyone else (the URL is in the
-// provider's logs and the browser's history) cannot be turned into a
-// session anywhere, and a callback forged into another browser finds no
-// pending sign-in of its own.
+// Vault (the catalog holds it sealed). So a code and state seen by anyone
+// else (the URL is in the provider's logs and the browser's history)
+// cannot be turned into a session anywhere, and a callback forged into
+// another browser finds no pending sign-in of its own.
 
 import (
 	"context"
+	"crypto/cipher"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/dozo-vault/dozo/catalog"
+	"golang.org/x/crypto/chacha20poly1305"
+	"golang.org/x/crypto/hkdf"
 )
 
 const (
@@ -42,8 +51,8 @@ const (
 	oidcCookie = "__Host-dozo-oidc"
 	// oidcPendingTTL bounds the time between the button and the callback.
 	oidcPendingTTL = 10 * time.Minute
-	// maxPendingOIDC bounds the pending sign-ins kept; beyond it the
-	// oldest go.
+	// maxPendingOIDC bounds the pending sign-ins kept (catalog rows); beyond
+	// it the oldest go.
 	maxPendingOIDC = 10000
 	// oidcCallbackPath is dozod's redirect URI, under the public URL.
 	oidcCallbackPath = "/ui/login/oidc/callback"
@@ -55,32 +64,67 @@ type pendingOIDC struct {
 	created            time.Time
 }
 
-// oidcLogins keeps pending sign-ins keyed by the SHA-256 of the cookie's
-// id, so the store's keys do not let anyone complete someone else's.
+// sealedSignIn is what a pending sign-in's sealed column opens to.
+type sealedSignIn struct {
+	State string `json:"state"`
+	Nonce string `json:"nonce"`
+	Next  string `json:"next"`
+}
+
+// oidcLogins keeps pending sign-ins in the catalog, so the provider's
+// callback may reach any dozod replica, not only the one that began the
+// sign-in. A row is keyed by the SHA-256 of the cookie's id, so the
+// store's keys do not let anyone complete someone else's sign-in, and
+// holds the state, nonce and next page sealed (XChaCha20-Poly1305) under
+// a key derived from the id: the catalog, a copy or a backup of it yields
+// no nonce and names no cookie.
 type oidcLogins struct {
-	mu  sync.Mutex
-	m   map[[32]byte]*pendingOIDC
+	cat *catalog.Catalog
 	now func() time.Time
 }
 
+// signInAEAD derives the sealing key of the pending sign-in with cookie id.
+func signInAEAD(id string) cipher.AEAD {
+	key := make([]byte, chacha20poly1305.KeySize)
+	if _, err := io.ReadFull(hkdf.New(sha256.New, []byte(id), nil, []byte(signInLabel)), key); err != nil {
+		panic(err) // HKDF-SHA256 gives far more than 32 bytes
+	}
+	aead, err := chacha20poly1305.NewX(key)
+	if err != nil {
+		panic(err)
+	}
+	return aead
+}
+
+// signInLabel separates the keys and sealed rows of pending sign-ins from
+// those of sessions.
+const signInLabel = "dozo/v1 console sign-in"
+
+// signInAD binds a sealed sign-in to its row: a sealed column copied to
+// another row does not open.
+func signInAD(idHash []byte) []byte {
+	return append([]byte(signInLabel+"\x00"), idHash...)
+}
+
 // start stores a pending sign-in and returns its cookie id.
-func (o *oidcLogins) start(state, nonce, next string) string {
+func (o *oidcLogins) start(ctx context.Context, state, nonce, next string) (string, error) {
 	id := randomHex(32)
 	now := o.now()
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if len(o.m) >= maxPendingOIDC {
-		for k, p := range o.m {
-			if now.Sub(p.created) >= oidcPendingTTL {
-				delete(o.m, k)
-			}
-		}
-		if len(o.m) >= maxPendingOIDC {
-			clear(o.m)
-		}
+	idHash := sha256.Sum256([]byte(id))
+	plain, err := json.Marshal(sealedSignIn{State: state, Nonce: nonce, Next: next})
+	if err != nil {
+		return "", err
 	}
-	o.m[sha256.Sum256([]byte(id))] = &pendingOIDC{state: state, nonce: nonce, next: next, created: now}
-	return id
+	aead := signInAEAD(id)
+	n := make([]byte, aead.NonceSize())
+	rand.Read(n)
+	sealed := aead.Seal(n, n, plain, signInAD(idHash[:]))
+	err = o.cat.CreatePendingSignIn(ctx, catalog.PendingSignIn{IDHash: idHash[:], Sealed: sealed, CreatedAt: now},
+		now.Add(-oidcPendingTTL), maxPendingOIDC)
+	if err != nil {
+		return "", err
+	}
+	return id, nil
 }
 
 // errNoPendingOIDC, errOIDCState: why a callback is refused.
@@ -90,28 +134,52 @@ var (
 )
 
 // take returns the pending sign-in with cookie id if its state is state,
-// and removes it: each is used at most once. A wrong state changes
-// nothing, so a forged callback cannot cancel a person's sign-in.
-func (o *oidcLogins) take(id, state string) (*pendingOIDC, error) {
-	if id == "" || len(id) > 128 {
+// and removes it: each is used at most once, whichever dozods its
+// callbacks reach (the catalog's delete decides). A wrong state changes
+// nothing, so a forged callback cannot cancel a person's sign-in. Any
+// other error means the catalog could not answer: the caller fails
+// closed.
+func (o *oidcLogins) take(ctx context.Context, id, state string) (*pendingOIDC, error) {
+	if !validSessionID(id) {
 		return nil, errNoPendingOIDC
 	}
-	key := sha256.Sum256([]byte(id))
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	p := o.m[key]
-	if p == nil {
+	idHash := sha256.Sum256([]byte(id))
+	row, err := o.cat.PendingSignIn(ctx, idHash[:])
+	if errors.Is(err, catalog.ErrNotFound) {
 		return nil, errNoPendingOIDC
 	}
-	if o.now().Sub(p.created) >= oidcPendingTTL {
-		delete(o.m, key)
+	if err != nil {
+		return nil, err
+	}
+	if o.now().Sub(row.CreatedAt) >= oidcPendingTTL {
+		if _, err := o.cat.TakePendingSignIn(ctx, idHash[:]); err != nil {
+			return nil, err
+		}
 		return nil, errNoPendingOIDC
 	}
-	if state == "" || subtle.ConstantTimeCompare([]byte(state), []byte(p.state)) != 1 {
+	aead := signInAEAD(id)
+	if len(row.Sealed) < aead.NonceSize() {
+		return nil, errNoPendingOIDC
+	}
+	plain, err := aead.Open(nil, row.Sealed[:aead.NonceSize()], row.Sealed[aead.NonceSize():], signInAD(idHash[:]))
+	if err != nil {
+		return nil, errNoPendingOIDC // not sealed for this id
+	}
+	var in sealedSignIn
+	if err := json.Unmarshal(plain, &in); err != nil {
+		return nil, errNoPendingOIDC
+	}
+	if state == "" || subtle.ConstantTimeCompare([]byte(state), []byte(in.State)) != 1 {
 		return nil, errOIDCState
 	}
-	delete(o.m, key)
-	return p, nil
+	taken, err := o.cat.TakePendingSignIn(ctx, idHash[:])
+	if err != nil {
+		return nil, err
+	}
+	if !taken { // another callback with this cookie came first
+		return nil, errNoPendingOIDC
+	}
+	return &pendingOIDC{state: in.State, nonce: in.Nonce, next: in.Next, created: row.CreatedAt}, nil
 }
 
 // consoleOIDC is how the console reaches Vault's OIDC auth method; tests
@@ -141,7 +209,7 @@ func (s *Server) ConfigureConsole(c ConsoleConfig) {
 // when dozod accepts its logins, through dozod's Vault identifier.
 func (s *Server) initConsoleOIDC() {
 	o := &s.console.oidc
-	o.logins = &oidcLogins{m: map[[32]byte]*pendingOIDC{}, now: s.now}
+	o.logins = &oidcLogins{cat: s.cat, now: s.now}
 	o.authURL = func(context.Context, string, string, string, string) (string, error) {
 		return "", errors.New("single sign-on needs dozod's Vault identifier")
 	}
@@ -227,7 +295,10 @@ func (s *Server) uiOIDCStart(q *request) error {
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Query().Get("state") == "" {
 		return &httpError{status: http.StatusBadGateway, msg: "Vault's sign-on address is not usable"}
 	}
-	id := o.logins.start(u.Query().Get("state"), nonce, localPath(next))
+	id, err := o.logins.start(q.ctx, u.Query().Get("state"), nonce, localPath(next))
+	if err != nil {
+		return catalogUnavailable(err)
+	}
 	http.SetCookie(q.w, &http.Cookie{Name: oidcCookie, Value: id, Path: "/", MaxAge: int(oidcPendingTTL / time.Second),
 		HttpOnly: true, Secure: true, SameSite: http.SameSiteLaxMode})
 	q.status = http.StatusSeeOther
@@ -248,7 +319,10 @@ func (s *Server) uiOIDCCallback(q *request) error {
 	if c, _ := q.r.Cookie(oidcCookie); c != nil {
 		id = c.Value
 	}
-	p, err := s.console.oidc.logins.take(id, qs.Get("state"))
+	p, err := s.console.oidc.logins.take(q.ctx, id, qs.Get("state"))
+	if err != nil && !errors.Is(err, errNoPendingOIDC) && !errors.Is(err, errOIDCState) {
+		return catalogUnavailable(err)
+	}
 	if err != nil {
 		return &httpError{status: http.StatusBadRequest, msg: "single sign-on refused: " + err.Error(), hint: "sign in again from the login page"}
 	}

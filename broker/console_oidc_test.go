@@ -1,7 +1,9 @@
 package broker
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -199,5 +201,61 @@ func TestConsoleConfigValidate(t *testing.T) {
 		if err := c.cfg.validate(auth); (err == nil) != c.ok {
 			t.Errorf("%+v: %v, want ok=%v", c.cfg, err, c.ok)
 		}
+	}
+}
+
+// TestConsoleOIDCAcrossReplicas: two dozods on one catalog. A sign-in
+// begun on one completes on the other; its callback is used once
+// whichever dozod a replay reaches; a callback with a wrong state on one
+// leaves the sign-in usable on the other; and the catalog holds neither
+// the nonce nor the state in the clear.
+func TestConsoleOIDCAcrossReplicas(t *testing.T) {
+	w := newMatrixWorld(t)
+	a, _, done := w.cell(t, 1, "custodian", "none")
+	t.Cleanup(done)
+	b := w.server(t, a.cat, w.keys.clone())
+	f := &fakeOIDC{}
+	f.install(a.srv)
+	b.srv.console.oidc.mount = a.srv.console.oidc.mount
+	b.srv.console.oidc.authURL, b.srv.console.oidc.callback = a.srv.console.oidc.authURL, a.srv.console.oidc.callback
+
+	state, cookie := oidcStart(t, a)
+	idHash := sha256.Sum256([]byte(cookie.Value))
+	row, err := a.cat.PendingSignIn(context.Background(), idHash[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nonce := f.nonces[state]; nonce == "" || bytes.Contains(row.Sealed, []byte(nonce)) || bytes.Contains(row.Sealed, []byte(state)) {
+		t.Fatalf("the catalog row shows the nonce or state: %q", row.Sealed)
+	}
+	if rec := oidcCallback(b, "state=st-forged&code=cara", cookie); rec.Code != http.StatusBadRequest || sessionFrom(rec) != "" {
+		t.Fatalf("wrong state on the other dozod: %d", rec.Code)
+	}
+	rec := oidcCallback(b, "state="+state+"&code=cara", cookie)
+	sid := sessionFrom(rec)
+	if rec.Code != http.StatusOK || sid == "" || !strings.Contains(rec.Body.String(), `url=/ui/datasets`) {
+		t.Fatalf("callback on the other dozod: %d, session %q, %s", rec.Code, sid, rec.Body)
+	}
+	if sess, err := a.srv.console.sessions.get(context.Background(), sid); err != nil || sess == nil || sess.user != "cara" {
+		t.Fatalf("the session on the first dozod: %+v %v", sess, err)
+	}
+	for _, e := range []*env{a, b} {
+		if rec := oidcCallback(e, "state="+state+"&code=cara", cookie); rec.Code != http.StatusBadRequest || sessionFrom(rec) != "" {
+			t.Fatalf("replayed callback: %d", rec.Code)
+		}
+	}
+	if n, err := a.cat.CountPendingSignIns(context.Background()); err != nil || n != 0 {
+		t.Fatalf("%d pending sign-ins left after the callback (%v)", n, err)
+	}
+
+	// Too late: a sign-in older than the limit is refused on any dozod
+	// and removed.
+	state, cookie = oidcStart(t, a)
+	b.now = b.now.Add(oidcPendingTTL)
+	if rec := oidcCallback(b, "state="+state+"&code=cara", cookie); rec.Code != http.StatusBadRequest || sessionFrom(rec) != "" {
+		t.Fatalf("callback after %v: %d", oidcPendingTTL, rec.Code)
+	}
+	if n, err := a.cat.CountPendingSignIns(context.Background()); err != nil || n != 0 {
+		t.Fatalf("%d pending sign-ins left after a late callback (%v)", n, err)
 	}
 }

@@ -52,6 +52,7 @@ var postgresTests = []struct {
 	{"TestDatasetNBDCMetadataAndMembers", TestDatasetNBDCMetadataAndMembers},
 	{"TestFreezes", TestFreezes},
 	{"TestConsoleSessions", TestConsoleSessions},
+	{"TestPendingSignIns", TestPendingSignIns},
 	{"TestScheduleAndCancelDeletion", TestScheduleAndCancelDeletion},
 	{"TestRestoreFileAndStats", TestRestoreFileAndStats},
 	{"TestScrubRunsAndRepairSwap", TestScrubRunsAndRepairSwap},

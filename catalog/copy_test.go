@@ -68,6 +68,7 @@ func populate(t *testing.T, c *Catalog) {
 	}
 	check(c.CreateConsoleSession(ctx, ConsoleSession{IDHash: make([]byte, 32), User: "sam", Sealed: []byte("sealed"), CreatedAt: t0, SeenAt: t0},
 		t0.Add(-time.Hour), t0.Add(-8*time.Hour), 10))
+	check(c.CreatePendingSignIn(ctx, PendingSignIn{IDHash: make([]byte, 32), Sealed: []byte("sealed"), CreatedAt: t0}, t0.Add(-time.Hour), 10))
 	seq, hash, err := c.AuditHead(ctx)
 	check(err)
 	check(c.AddAuditAnchor(ctx, audit.StoredAnchor{Seq: seq, Hash: hash, MAC: "vault:v1:bWFj", Time: t0}))

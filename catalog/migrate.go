@@ -24,6 +24,7 @@ var migrations = []string{
 	migrationConsoleSessions, // 8: migrate_console.go
 	migrationJobs,            // 9: migrate_jobs.go
 	migrationKeyGeneration,   // 10: migrate_keygen.go
+	migrationPendingSignIns,  // 11: migrate_signin.go
 }
 
 // migrationInitial is the first schema.

@@ -2,7 +2,6 @@ package integration
 
 import (
 	"bytes"
-	"database/sql"
 	"encoding/csv"
 	"encoding/json"
 	"net/http"
@@ -32,11 +31,7 @@ func grantsJSON(t *testing.T, u *user, args ...string) []api.Grant {
 // of the given JSON fragments, e.g. `"action":"file.fetch"`.
 func dozodLogHas(t *testing.T, s *stack, frags ...string) bool {
 	t.Helper()
-	b, err := os.ReadFile(s.env["DOZO_DEV_DOZOD_LOG"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
+	for _, line := range strings.Split(s.dozodLog(t), "\n") {
 		ok := true
 		for _, f := range frags {
 			ok = ok && strings.Contains(line, f)
@@ -143,15 +138,13 @@ func TestAccessLifecycle(t *testing.T) {
 	// Expiry denies at once: the test ages the grant in the catalog.
 	sam.must(t, append([]string{"grant", ds, res.name, "--until", day(5)}, appl...)...)
 	fetchOK()
-	db, err := sql.Open("sqlite", filepath.Join(s.devDir, "dozo.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	r, err := db.Exec(`UPDATE grants SET valid_from = ?, until = ? WHERE dataset_id = ? AND user = ? AND revoked_at IS NULL AND superseded_by IS NULL`,
+	r, err := s.catalogDB(t).Exec(`UPDATE grants SET valid_from = ?, until = ? WHERE dataset_id = ? AND "user" = ? AND revoked_at IS NULL AND superseded_by IS NULL`,
 		day(-10), day(-1), ds, res.name)
-	if n, _ := r.RowsAffected(); err != nil || n != 1 {
-		t.Fatalf("ageing the grant: %v (%d rows)", err, n)
+	if err != nil {
+		t.Fatalf("ageing the grant: %v", err)
+	}
+	if n, _ := r.RowsAffected(); n != 1 {
+		t.Fatalf("ageing the grant: %d rows", n)
 	}
 	fetchRefused(res, "expired", day(-1))
 	if !dozodLogHas(t, s, `"user":"`+res.name+`"`, `"action":"file.fetch"`, `"result":"refused"`) {

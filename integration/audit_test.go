@@ -2,7 +2,6 @@ package integration
 
 import (
 	"bytes"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,18 +16,6 @@ import (
 	"github.com/dozo-vault/dozo/broker"
 	"github.com/dozo-vault/dozo/vault"
 )
-
-// openCatalog opens dozod's live catalog for a test to read or tamper
-// with, waiting for dozod's writes rather than failing on a busy database.
-func (s *stack) openCatalog(t testing.TB) *sql.DB {
-	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(s.devDir, "dozo.db")+"?_pragma=busy_timeout(10000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
-}
 
 func (s *stack) admin(t testing.TB) *user {
 	t.Helper()
@@ -136,7 +123,7 @@ func TestAuditChain(t *testing.T) {
 
 	// Tampering with the catalog itself, one kind at a time, each undone
 	// before the next.
-	db := s.openCatalog(t)
+	db := s.catalogDB(t)
 	var head int64
 	if err := db.QueryRow(`SELECT max(seq) FROM audit`).Scan(&head); err != nil || head < 10 {
 		t.Fatalf("audit head %d: %v", head, err)
@@ -163,7 +150,7 @@ func TestAuditChain(t *testing.T) {
 	exec(`UPDATE audit SET actor = ? WHERE seq = ?`, actor, x)
 	admin.must(t, "audit", "verify")
 
-	exec(`CREATE TABLE audit_saved AS SELECT * FROM audit WHERE seq = ?`, x)
+	exec(fmt.Sprintf(`CREATE TABLE audit_saved AS SELECT * FROM audit WHERE seq = %d`, x)) // no parameters in CREATE TABLE AS on PostgreSQL
 	exec(`DELETE FROM audit WHERE seq = ?`, x)
 	check("deleted", x+1)
 	exec(`INSERT INTO audit SELECT * FROM audit_saved`)
@@ -172,7 +159,7 @@ func TestAuditChain(t *testing.T) {
 
 	swap := func() {
 		exec(`UPDATE audit SET seq = -seq WHERE seq IN (?, ?)`, x, x+1)
-		exec(`UPDATE audit SET seq = CASE seq WHEN ? THEN ? ELSE ? END WHERE seq IN (?, ?)`, -x, x+1, x, -x, -(x + 1))
+		exec(`UPDATE audit SET seq = CASE seq WHEN ? THEN CAST(? AS BIGINT) ELSE CAST(? AS BIGINT) END WHERE seq IN (?, ?)`, -x, x+1, x, -x, -(x + 1))
 	}
 	swap()
 	check("reordered", x)
@@ -187,7 +174,7 @@ func TestAuditChain(t *testing.T) {
 	last := lines[len(lines)-1]
 	var anchor api.AuditRecord
 	json.Unmarshal([]byte(last), &anchor)
-	exec(`CREATE TABLE audit_tail AS SELECT * FROM audit WHERE seq >= ?`, anchor.Seq)
+	exec(fmt.Sprintf(`CREATE TABLE audit_tail AS SELECT * FROM audit WHERE seq >= %d`, anchor.Seq))
 	exec(`DELETE FROM audit WHERE seq >= ?`, anchor.Seq)
 	// dozod anchored the export's last record in Vault: the cut shows
 	// without the export at hand.
@@ -229,7 +216,7 @@ func TestAuditAnchorVault(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	db := s.openCatalog(t)
+	db := s.catalogDB(t)
 	var a audit.StoredAnchor
 	var seq, ts int64
 	if err := db.QueryRow(`SELECT seq, hash, mac, time FROM audit_anchors ORDER BY seq DESC LIMIT 1`).Scan(&seq, &a.Hash, &a.MAC, &ts); err != nil {

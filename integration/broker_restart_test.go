@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -21,28 +20,23 @@ import (
 
 const brokerOutage = "dozod unreachable, retrying"
 
-// killDozod SIGKILLs the dev stack's dozod, as a crash or an OOM kill
-// would, and waits until it is gone. dozod is started again (scripts/dev.sh
-// up) at the latest when the test ends, so later tests find it running.
+// outageNotice is the client's notice while every dozod is down: with one
+// dozod it is unreachable; with several behind the suite's round-robin
+// proxy, the proxy answers 502, as a load balancer would.
+func (s *stack) outageNotice() string {
+	if s.dozods() > 1 {
+		return "dozod unavailable (Bad Gateway), retrying"
+	}
+	return brokerOutage
+}
+
+// killDozod SIGKILLs every dozod of the dev stack, as a crash or an OOM
+// kill would, and waits until they are gone. They are started again
+// (scripts/dev.sh up) at the latest when the test ends, so later tests
+// find them running.
 func (s *stack) killDozod(t testing.TB) (restart func()) {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(s.devDir, "dozod.pid"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 100 && syscall.Kill(pid, 0) == nil; i++ {
-		time.Sleep(50 * time.Millisecond)
-	}
-	if syscall.Kill(pid, 0) == nil {
-		t.Fatalf("dozod (pid %d) survived SIGKILL", pid)
-	}
+	s.endDozods(t, syscall.SIGKILL)
 	done := false
 	restart = func() {
 		if done {
@@ -133,7 +127,7 @@ func TestFaultBrokerRestartDuringFetch(t *testing.T) {
 	if fileSHA(t, out) != want {
 		t.Fatal("fetched bytes differ")
 	}
-	if n := strings.Count(stderr, brokerOutage); n != 1 {
+	if n := strings.Count(stderr, s.outageNotice()); n != 1 {
 		t.Fatalf("outage notice printed %d times, want once (0: the fetch never needed dozod while it was down):\n%s", n, stderr)
 	}
 	if lines := strings.Count(strings.TrimSpace(stderr), "\n") + 1; lines != 1 {
@@ -172,7 +166,7 @@ func TestFaultBrokerRestartDuringUpload(t *testing.T) {
 	if err != nil {
 		t.Fatalf("upload across a broker restart: %v\n%s", err, stderr)
 	}
-	if n := strings.Count(stderr, brokerOutage); n != 1 {
+	if n := strings.Count(stderr, s.outageNotice()); n != 1 {
 		t.Fatalf("outage notice printed %d times, want once:\n%s", n, stderr)
 	}
 	if lines := strings.Count(strings.TrimSpace(stderr), "\n") + 1; lines != 1 {

@@ -41,7 +41,13 @@ func (s *stack) vaultLogin(t testing.TB, name, password string) string {
 // brokerGet GETs a dozod path with an optional bearer token.
 func (s *stack) brokerGet(t testing.TB, path, token string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest("GET", s.env["DOZO_BROKER"]+path, nil)
+	return s.brokerGetFrom(t, s.env["DOZO_BROKER"], path, token)
+}
+
+// brokerGetFrom is brokerGet from the dozod (or proxy) at base.
+func (s *stack) brokerGetFrom(t testing.TB, base, path, token string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest("GET", base+path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,36 +64,48 @@ func (s *stack) brokerGet(t testing.TB, path, token string) (int, string) {
 }
 
 // metric returns the value of one series (name with labels, exactly as
-// dozod writes it), or -1 if absent.
+// dozod writes it), or -1 if absent. In the metrics of several dozods one
+// after the other (waitMetrics) it is the sum: a counter of the whole
+// stack.
 func metric(body, series string) float64 {
+	sum, found := 0.0, false
 	for _, line := range strings.Split(body, "\n") {
 		if v, ok := strings.CutPrefix(line, series+" "); ok {
 			f, err := strconv.ParseFloat(v, 64)
 			if err == nil {
-				return f
+				sum, found = sum+f, true
 			}
 		}
 	}
-	return -1
+	if !found {
+		return -1
+	}
+	return sum
 }
 
-// waitMetrics polls /metrics until ok holds (a probe interval is 5 s).
+// waitMetrics polls /metrics of every dozod until ok holds on each (a
+// probe interval is 5 s), and returns their metrics one after the other.
 func (s *stack) waitMetrics(t testing.TB, token, what string, ok func(body string) bool) string {
 	t.Helper()
 	deadline := time.Now().Add(45 * time.Second)
-	for {
-		code, body := s.brokerGet(t, "/metrics", token)
-		if code != 200 {
-			t.Fatalf("/metrics: %d %s", code, body)
+	var all strings.Builder
+	for _, base := range s.brokerURLs() { // each dozod has its own view and counters
+		for {
+			code, body := s.brokerGetFrom(t, base, "/metrics", token)
+			if code != 200 {
+				t.Fatalf("%s/metrics: %d %s", base, code, body)
+			}
+			if ok(body) {
+				all.WriteString(strings.TrimSuffix(body, "\n") + "\n")
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s; metrics of %s:\n%s", what, base, body)
+			}
+			time.Sleep(250 * time.Millisecond)
 		}
-		if ok(body) {
-			return body
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s; metrics:\n%s", what, body)
-		}
-		time.Sleep(250 * time.Millisecond)
 	}
+	return all.String()
 }
 
 func serverUp(n int, up float64) func(string) bool {
@@ -347,27 +365,6 @@ func (s *stack) dozod(t testing.TB, args ...string) (string, string, error) {
 	return out.String(), errb.String(), err
 }
 
-// stopDozod stops the dev stack's dozod (started by this test binary's
-// stack) and waits until it is gone.
-func (s *stack) stopDozod(t testing.TB) {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(s.devDir, "dozod.pid"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	syscall.Kill(pid, syscall.SIGTERM)
-	for i := 0; i < 100 && syscall.Kill(pid, 0) == nil; i++ {
-		time.Sleep(100 * time.Millisecond)
-	}
-	if syscall.Kill(pid, 0) == nil {
-		t.Fatalf("dozod (pid %d) did not stop", pid)
-	}
-}
-
 // TestFaultCatalogRebuild: the catalog file is lost while dozod is
 // stopped. `dozod catalog rebuild` restores the dataset and its files from
 // the manifests, headers and sealed file info on storage (dry run first,
@@ -389,25 +386,9 @@ func TestFaultCatalogRebuild(t *testing.T) {
 	}
 	before := lsFiles(t, sam, ds)
 
-	s.stopDozod(t)
-	db := filepath.Join(s.devDir, "dozo.db")
-	aside := t.TempDir()
-	for _, suf := range []string{"", "-wal", "-shm"} {
-		if err := os.Rename(db+suf, filepath.Join(aside, "dozo.db"+suf)); err != nil && !os.IsNotExist(err) {
-			t.Fatal(err)
-		}
-	}
-	// Put the old catalog back at the end, for the tests that follow.
-	t.Cleanup(func() {
-		s.stopDozod(t)
-		for _, suf := range []string{"", "-wal", "-shm"} {
-			os.Remove(db + suf)
-			os.Rename(filepath.Join(aside, "dozo.db"+suf), db+suf)
-		}
-		if err := s.dev("up"); err != nil {
-			t.Error(err)
-		}
-	})
+	// The old catalog is put back when the test ends, for the tests that
+	// follow.
+	s.loseCatalog(t)
 	conf := filepath.Join(s.devDir, "dozod.toml")
 
 	type report struct {

@@ -78,11 +78,7 @@ func TestLifecycleJobTakenOver(t *testing.T) {
 	sam.must(t, "upload", "--dataset", ds, p)
 
 	ctx := testContext(t)
-	cat, err := catalog.Open(ctx, filepath.Join(s.devDir, "dozo.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cat.Close()
+	cat := s.openCatalogAPI(t)
 	id := "job-takeover" + ds
 	now := time.Now()
 	if err := cat.InsertJob(ctx, catalog.Job{ID: id, Kind: "rotate-key", DatasetID: ds, LockKey: "dataset/" + ds,

@@ -30,7 +30,7 @@ type catalogFile struct {
 // available file of a dataset, by name.
 func (s *stack) catalogFiles(t testing.TB, ds string) map[string]catalogFile {
 	t.Helper()
-	rows, err := s.openCatalog(t).Query(`SELECT name, id, header_object, coalesce(manifest, x'') FROM files WHERE dataset_id = ? AND state = 'available'`, ds)
+	rows, err := s.catalogDB(t).Query(`SELECT name, id, header_object, manifest FROM files WHERE dataset_id = ? AND state = 'available'`, ds)
 	if err != nil {
 		t.Fatal(err)
 	}

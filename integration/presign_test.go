@@ -20,7 +20,7 @@ import (
 // well under a minute.
 const presignExpiry = 10 * time.Second
 
-// restartDozod stops the stack's dozod and starts it again with extra
+// restartDozod stops the stack's dozods and starts them again with extra
 // DOZOD_* environment overrides; when the test ends dozod is restarted
 // as it was. Integration tests do not run in parallel, so no other test
 // sees the changed dozod.
@@ -43,18 +43,7 @@ func (s *stack) restartDozod(t *testing.T, env ...string) {
 		}
 		return nil
 	}
-	stop := func() {
-		pid, err := os.ReadFile(filepath.Join(s.devDir, "dozod.pid"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var p int
-		fmt.Sscan(string(pid), &p)
-		syscall.Kill(p, syscall.SIGTERM)
-		for i := 0; i < 100 && syscall.Kill(p, 0) == nil; i++ {
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
+	stop := func() { s.endDozods(t, syscall.SIGTERM) }
 	stop()
 	if err := up(env); err != nil {
 		t.Fatal(err)
@@ -134,12 +123,8 @@ func (f *slowFetch) wait() (time.Time, error) {
 // id that succeeded.
 func presignBatches(t *testing.T, s *stack, id string) int {
 	t.Helper()
-	b, err := os.ReadFile(s.env["DOZO_DEV_DOZOD_LOG"])
-	if err != nil {
-		t.Fatal(err)
-	}
 	n := 0
-	for _, line := range strings.Split(string(b), "\n") {
+	for _, line := range strings.Split(s.dozodLog(t), "\n") {
 		if strings.Contains(line, `"action":"fetch.presign-batch"`) && strings.Contains(line, `"object":"file/`+id+`"`) &&
 			strings.Contains(line, `"status":200`) {
 			n++

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha512"
-	"database/sql"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -20,7 +19,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -60,12 +58,7 @@ func newScrubFixture(t *testing.T, n int) *scrubFixture {
 // manifests reads the dataset's manifests from dozod's catalog, by name.
 func (f *scrubFixture) manifests(t *testing.T) map[string]*storage.Manifest {
 	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(f.s.devDir, "dozo.db")+"?mode=ro")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	rows, err := db.Query(`SELECT name, manifest FROM files WHERE dataset_id = ? AND state IN ('available', 'damaged')`, f.ds)
+	rows, err := f.s.catalogDB(t).Query(`SELECT name, manifest FROM files WHERE dataset_id = ? AND state IN ('available', 'damaged')`, f.ds)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -512,12 +505,8 @@ func TestScrubResumesAfterDozodRestart(t *testing.T) {
 	if err := json.Unmarshal([]byte(f.admin.must(t, "scrub", f.ds, "--deep", "--rate", "3MiB/s", "--detach", "--json")), &started); err != nil {
 		t.Fatal(err)
 	}
+	db := f.s.catalogDB(t)
 	doneAt := func() map[int]int64 {
-		db, err := sql.Open("sqlite", "file:"+filepath.Join(f.s.devDir, "dozo.db")+"?mode=ro")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
 		rows, err := db.Query(`SELECT seq, done_at FROM scrub_files WHERE run_id = ? AND done_at IS NOT NULL`, started.ID)
 		if err != nil {
 			t.Fatal(err)
@@ -539,23 +528,12 @@ func TestScrubResumesAfterDozodRestart(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	pid, err := os.ReadFile(filepath.Join(f.s.devDir, "dozod.pid"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var p int
-	fmt.Sscan(string(pid), &p)
-	syscall.Kill(p, syscall.SIGKILL)
-	for i := 0; i < 50 && syscall.Kill(p, 0) == nil; i++ {
-		time.Sleep(100 * time.Millisecond)
-	}
+	restart := f.s.killDozod(t) // every dozod, wherever the scrub runs
 	before := doneAt()
 	if len(before) >= 4 {
 		t.Skip("the scrub finished before dozod could be killed")
 	}
-	if err := f.s.dev("up"); err != nil {
-		t.Fatal(err)
-	}
+	restart()
 	r := f.waitScrub(t, started.ID)
 	if r.State != api.ScrubDone || r.Summary.FilesDone != 4 || r.Summary.Found != 0 || r.Summary.Pieces != r.Summary.PiecesTotal {
 		t.Fatalf("resumed run: %s %+v", r.State, r.Summary)

@@ -38,7 +38,8 @@ type stack struct {
 	secretKey string
 	vaultAddr string
 	rootToken string
-	owned     bool // started by this process, so stopped by it too
+	owned     bool   // started by this process, so stopped by it too
+	pgDir     string // its PostgreSQL cluster (with replicas), removed with it
 }
 
 var (
@@ -76,6 +77,7 @@ func TestMain(m *testing.M) {
 	if theStack != nil && theStack.owned && os.Getenv("DOZO_KEEP_STACK") == "" {
 		_ = theStack.dev("down")
 		os.RemoveAll(theStack.devDir)
+		os.RemoveAll(theStack.pgDir)
 	}
 	if theStack != nil {
 		os.RemoveAll(theStack.bin)
@@ -110,6 +112,15 @@ func startStack() (*stack, error) {
 			return nil, err
 		}
 		s.owned = true
+		// scripts/dev.sh keeps the replicas' PostgreSQL cluster outside
+		// the (private) state directory, where the postgres user can
+		// reach it; named here so it goes with the stack.
+		if os.Getenv("DOZO_DEV_POSTGRES_DIR") == "" {
+			s.pgDir = filepath.Join("/var/tmp", "dozo-it-postgres-"+filepath.Base(s.devDir))
+			if err := os.Setenv("DOZO_DEV_POSTGRES_DIR", s.pgDir); err != nil {
+				return nil, err
+			}
+		}
 		if err := s.dev("up"); err != nil {
 			s.dev("down")
 			return nil, fmt.Errorf("scripts/dev.sh up: %w", err)
@@ -117,6 +128,9 @@ func startStack() (*stack, error) {
 	}
 	s.dir = filepath.Join(s.devDir, "stack")
 	if err := s.loadEnv(); err != nil {
+		return s, err
+	}
+	if err := s.usePGPassFile(); err != nil { // replicamode_test.go
 		return s, err
 	}
 	return s, s.spreadBrokers()
@@ -181,7 +195,13 @@ func (s *stack) loadEnv() error {
 	if len(s.endpoints) != 3 || s.accessKey == "" || s.vaultAddr == "" || s.rootToken == "" || env["DOZO_BROKER"] == "" {
 		return fmt.Errorf("incomplete env file %s", f.Name())
 	}
-	return sc.Err()
+	if err := sc.Err(); err != nil {
+		return err
+	}
+	if theProxy != nil { // read again: the tests keep talking to the proxy
+		return s.spreadBrokers()
+	}
+	return nil
 }
 
 // needStack returns the stack or ends the test: under CI=true a missing

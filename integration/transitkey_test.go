@@ -20,7 +20,7 @@ func TestDatasetCreateRefusesPlantedTransitKey(t *testing.T) {
 	root := s.vault(t)
 	logical := root.API().Logical()
 	sam := s.login(t, s.env["DOZO_DEV_SUBMITTER"], s.env["DOZO_DEV_SUBMITTER_PASSWORD"])
-	db := s.openCatalog(t)
+	db := s.catalogDB(t)
 
 	// readRaw is Transit's whole answer for the key, creation times of
 	// every version included, so any change to it shows.

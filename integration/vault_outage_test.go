@@ -121,33 +121,47 @@ func (s *stack) brokerTimed(t testing.TB, method, path, token string, body []byt
 // health reads /v1/health (with ?ready=1 when ready).
 func (s *stack) health(t testing.TB, ready bool) (int, api.Health) {
 	t.Helper()
+	return s.healthOf(t, s.env["DOZO_BROKER"], ready)
+}
+
+// healthOf reads /v1/health of the dozod (or proxy) at base.
+func (s *stack) healthOf(t testing.TB, base string, ready bool) (int, api.Health) {
+	t.Helper()
 	path := "/v1/health"
 	if ready {
 		path += "?ready=1"
 	}
-	code, body := s.brokerGet(t, path, "")
-	var h api.Health
-	if err := json.Unmarshal([]byte(body), &h); err != nil {
-		t.Fatalf("GET %s: %d %s", path, code, body)
+	resp, err := s.brokerHTTP(t).Get(base + path)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return code, h
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var h api.Health
+	if err := json.Unmarshal(body, &h); err != nil {
+		t.Fatalf("GET %s%s: %d %s", base, path, resp.StatusCode, body)
+	}
+	return resp.StatusCode, h
 }
 
-// waitHealth polls /v1/health until ok(h) or the bound passes, and returns
-// how long it took.
+// waitHealth polls /v1/health of every dozod until ok(h) holds on each or
+// the bound passes, and returns how long it took.
 func (s *stack) waitHealth(t testing.TB, what string, bound time.Duration, ok func(api.Health) bool) time.Duration {
 	t.Helper()
 	start := time.Now()
-	for {
-		_, h := s.health(t, false)
-		if ok(h) {
-			return time.Since(start)
+	for _, base := range s.brokerURLs() {
+		for {
+			_, h := s.healthOf(t, base, false)
+			if ok(h) {
+				break
+			}
+			if time.Since(start) > bound {
+				t.Fatalf("%s: not within %v; %s/v1/health: %+v vault %+v catalog %+v", what, bound, base, h, h.Vault, h.Catalog)
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
-		if time.Since(start) > bound {
-			t.Fatalf("%s: not within %v; /v1/health: %+v vault %+v catalog %+v", what, bound, h, h.Vault, h.Catalog)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
+	return time.Since(start)
 }
 
 // stopVaultProcess pauses (SIGSTOP) the stack's Vault, which then accepts

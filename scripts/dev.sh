@@ -243,7 +243,9 @@ password() { awk -v u="$1" '$1 == u { print $2 }' "$DEV/users"; }
 write_config() {
   local port=$2 CONF tmp n=0 ep srv b
   CONF=$(conf "$1"); tmp=$CONF.tmp
-  printf '%s\n' "$DOZO_DEV_S3_SECRET_KEY" >"$DEV/s3-secret"; chmod 600 "$DEV/s3-secret"
+  # Replaced whole, never truncated in place: a dozod started for the
+  # previous replica may be reading it.
+  (umask 077 && printf '%s\n' "$DOZO_DEV_S3_SECRET_KEY" >"$DEV/s3-secret.tmp") && mv -f "$DEV/s3-secret.tmp" "$DEV/s3-secret"
   {
     echo "# written by scripts/dev.sh"
     echo "listen = \"127.0.0.1:$port\""
