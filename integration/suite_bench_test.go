@@ -51,6 +51,7 @@ func BenchmarkSuite(b *testing.B) {
 	cfg := benchConfigFromEnv(b)
 	s := needStack(b)
 	r := newBenchRun(b, s, cfg)
+	r.floor = r.measureFloor()
 	for i := 0; i < b.N; i++ {
 		for _, size := range cfg.sizes {
 			r.size(size)
@@ -154,6 +155,7 @@ type benchRun struct {
 	rows   []benchRow
 	ratios []benchRatio
 	small  string // the 1 MiB file for the header comparison
+	floor  cpuFloor
 }
 
 func newBenchRun(b *testing.B, s *stack, cfg benchConfig) *benchRun {
@@ -242,11 +244,10 @@ func (r *benchRun) size(size int64) {
 		rep++
 		return []*exec.Cmd{r.sam.command("upload", "--dataset", r.ds, "--name", name(), src)}
 	}, n)
-	os.Remove(src)
 	fetch := r.measure("dozo fetch", size, func() []*exec.Cmd {
 		return []*exec.Cmd{r.rita.command("fetch", r.ds+"/"+name(), "-o", out, "--force")}
 	}, n)
-	os.Remove(out)
+	dd := r.ddRow(out, size)
 	r.fetchMD5(name(), size)
 	// The same to standard output: no partial file, no fsync before the
 	// rename (the baselines do not sync their output either).
@@ -259,6 +260,9 @@ func (r *benchRun) size(size int64) {
 		c.Stdout = null
 		return []*exec.Cmd{c}
 	}, n)
+	r.beforeRows(src, out, size, up, fetch, toStdout)
+	r.segmentRows(src, size, aPut)
+	os.Remove(src)
 	mounted := r.mountRead(name(), size)
 	restart := s.stopMinio(b, 1)
 	degraded := r.measure("dozo fetch, 1 server down", size, func() []*exec.Cmd {
@@ -287,6 +291,9 @@ func (r *benchRun) size(size int64) {
 	ratio("fetch -o - / A get (throughput)", toStdout, aGet, "")
 	ratio("cat via mount / fetch -o - (throughput)", mounted, toStdout, "")
 	ratio("fetch 1 down / fetch (throughput)", degraded, fetch, ">= 0.8")
+	ratio("fetch to file / dd conv=fsync (throughput)", fetch, dd, ">= 0.9")
+	r.cpuRatios(size, r.floor, up, fetch, toStdout)
+	r.serverCPURatios(size, "upload (default segments)", up, aPut, 1.5)
 	if scrub.Seconds > 0 && aGet.Seconds > 0 {
 		// Bytes read per second: the scrub reads 1.5x the plaintext.
 		r.ratios = append(r.ratios, benchRatio{"deep scrub / A get (read throughput)", size, 1.5 * aGet.Seconds / scrub.Seconds, ""})
@@ -642,12 +649,15 @@ func (r *benchRun) scrub(name string, bytes int64) benchRow {
 
 // dropFile deletes a benchmark file's pieces straight from storage, so a
 // run with several large files fits the disk (dozo has no delete yet).
-func (r *benchRun) dropFile(name string) {
-	f, ok := lsFiles(r.b, r.sam, r.ds)[name]
+func (r *benchRun) dropFile(name string) { r.dropFileIn(r.ds, name) }
+
+// dropFileIn is dropFile for a file of dataset ds.
+func (r *benchRun) dropFileIn(ds, name string) {
+	f, ok := lsFiles(r.b, r.sam, ds)[name]
 	if !ok {
 		return
 	}
-	prefix := storage.FilePrefix(r.ds, f.ID)
+	prefix := storage.FilePrefix(ds, f.ID)
 	for _, t := range r.s.targets(r.b) {
 		var keys []string
 		t.List(r.ctx, prefix, func(o storage.ObjectInfo) error { keys = append(keys, o.Key); return nil })
