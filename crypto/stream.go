@@ -184,7 +184,15 @@ func (w *StreamWriter) seal(plaintext []byte, last bool) error {
 	} else {
 		w.nonce[11] = 0
 	}
-	ct := w.aead.Seal(w.buf[:0], w.nonce[:], plaintext, nil)
+	// Seal straight into the destination's buffer when it offers one (the
+	// storage writer's segment), saving a copy of every byte.
+	out := w.buf[:0]
+	if ab, ok := w.dst.(interface{ AvailableBuffer() []byte }); ok {
+		if b := ab.AvailableBuffer(); cap(b) >= len(plaintext)+ChunkOverhead {
+			out = b
+		}
+	}
+	ct := w.aead.Seal(out, w.nonce[:], plaintext, nil)
 	w.n = 0
 	w.counter++
 	if _, err := w.dst.Write(ct); err != nil {
