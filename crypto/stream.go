@@ -302,6 +302,14 @@ func (r *StreamReader) WriteTo(w io.Writer) (int64, error) {
 			encLen = r.size - int64(idx)*encChunkSize
 		}
 		ct := r.buf[:encLen]
+		if ab, ok := w.(interface{ AvailableBuffer() []byte }); ok {
+			// Read and open the chunk in the destination's buffer, so the
+			// plaintext needs no copy there. w sees it only by the Write
+			// below, after it authenticated.
+			if b := ab.AvailableBuffer(); int64(cap(b)) >= encLen {
+				ct = b[:encLen]
+			}
+		}
 		if _, err := io.ReadFull(r.src, ct); err != nil {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
