@@ -178,6 +178,11 @@ func (r *benchRun) cpuRatios(size int64, f cpuFloor, up, fetchFile, fetchNull be
 			add("fetch to file CPU/GiB / floor", per(fetchFile)/f.fetch(), "")
 		}
 	}
+	if fetchFile.Seconds > 0 && fetchNull.Seconds > 0 {
+		// What writing and syncing the file costs the fetch: 1 when the
+		// disk keeps up with the rest of the pipeline.
+		add("fetch to file / fetch -o - (throughput)", fetchNull.Seconds/fetchFile.Seconds, "")
+	}
 }
 
 // ddRow measures dd writing size bytes of zeros to out and syncing them,
