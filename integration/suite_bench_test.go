@@ -248,6 +248,9 @@ func (r *benchRun) size(size int64) {
 		rep++
 		return []*exec.Cmd{r.sam.command("upload", "--dataset", r.ds, "--name", name(), src)}
 	}, n)
+	if beforeBinary() == "" && len(segmentSizes(b)) == 0 {
+		os.Remove(src) // not uploaded again: room for the fetch's output
+	}
 	fetch := r.measure("dozo fetch", size, func() []*exec.Cmd {
 		return []*exec.Cmd{r.rita.command("fetch", r.ds+"/"+name(), "-o", out, "--force")}
 	}, n)
