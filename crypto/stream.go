@@ -184,7 +184,15 @@ func (w *StreamWriter) seal(plaintext []byte, last bool) error {
 	} else {
 		w.nonce[11] = 0
 	}
-	ct := w.aead.Seal(w.buf[:0], w.nonce[:], plaintext, nil)
+	// Seal straight into the destination's buffer when it offers one (the
+	// storage writer's segment), saving a copy of every byte.
+	out := w.buf[:0]
+	if ab, ok := w.dst.(interface{ AvailableBuffer() []byte }); ok {
+		if b := ab.AvailableBuffer(); cap(b) >= len(plaintext)+ChunkOverhead {
+			out = b
+		}
+	}
+	ct := w.aead.Seal(out, w.nonce[:], plaintext, nil)
 	w.n = 0
 	w.counter++
 	if _, err := w.dst.Write(ct); err != nil {
@@ -294,6 +302,14 @@ func (r *StreamReader) WriteTo(w io.Writer) (int64, error) {
 			encLen = r.size - int64(idx)*encChunkSize
 		}
 		ct := r.buf[:encLen]
+		if ab, ok := w.(interface{ AvailableBuffer() []byte }); ok {
+			// Read and open the chunk in the destination's buffer, so the
+			// plaintext needs no copy there. w sees it only by the Write
+			// below, after it authenticated.
+			if b := ab.AvailableBuffer(); int64(cap(b)) >= encLen {
+				ct = b[:encLen]
+			}
+		}
 		if _, err := io.ReadFull(r.src, ct); err != nil {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF

@@ -96,6 +96,57 @@ func TestWriterReadFrom(t *testing.T) {
 	}
 }
 
+// TestWriterAvailableBuffer writes a stream the way the encryption does,
+// building pieces of it in the slice AvailableBuffer returns, mixed with
+// plain writes and pieces that do not fit, and checks that it stores the
+// same stream and the same pieces as plain writes.
+func TestWriterAvailableBuffer(t *testing.T) {
+	l := Layout{4, 2, 8192}
+	data := randBytes(9, 10*8192+77)
+	plain := localStack(t, t.TempDir(), 3, 2)
+	want := writeStream(t, plain, l, "f", data)
+
+	targets := localStack(t, t.TempDir(), 3, 2)
+	w, err := NewWriter(context.Background(), WriterOptions{DatasetID: "d", FileID: "f", Layout: l, Targets: targets})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inPlace := 0
+	for p, i := data, 0; len(p) > 0; i++ {
+		n := min(len(p), 1000+i%3*700)
+		if buf := w.AvailableBuffer(); i%5 != 0 && cap(buf) >= n {
+			buf = append(buf, p[:n]...)
+			if _, err := w.Write(buf); err != nil {
+				t.Fatal(err)
+			}
+			inPlace++
+		} else if _, err := w.Write(p[:n]); err != nil {
+			t.Fatal(err)
+		}
+		p = p[n:]
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if inPlace == 0 {
+		t.Fatal("no write went through AvailableBuffer")
+	}
+	m, err := NewManifest("d", "f", l, w.HashAlg(), w.Segments())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := readAll(t, m, targets); !bytes.Equal(got, data) {
+		t.Fatal("stream differs")
+	}
+	for i := range m.Segments {
+		for j := range m.Segments[i].Pieces {
+			if m.Segments[i].Pieces[j].Hash != want.Segments[i].Pieces[j].Hash {
+				t.Fatalf("segment %d piece %d differs from plain writes", i, j)
+			}
+		}
+	}
+}
+
 func TestDegradedRead(t *testing.T) {
 	targets := localStack(t, t.TempDir(), 3, 2)
 	l := Layout{4, 2, 4096}

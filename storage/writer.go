@@ -178,7 +178,12 @@ func (w *Writer) Write(p []byte) (int, error) {
 			need = w.segSize
 		}
 		b.data = grow(b.data, need, w.segSize)
-		b.data = append(b.data, p[:c]...)
+		if aliasesSpare(b.data, p[:c]) {
+			// Written in place through AvailableBuffer.
+			b.data = b.data[:len(b.data)+c]
+		} else {
+			b.data = append(b.data, p[:c]...)
+		}
 		n += c
 		p = p[c:]
 		if len(b.data) == w.segSize {
@@ -188,6 +193,29 @@ func (w *Writer) Write(p []byte) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// AvailableBuffer returns an empty slice whose capacity is the unfilled
+// rest of the segment being filled (possibly none), for a producer to build
+// its next bytes in place and pass them to Write, which then keeps them
+// without a copy (the bufio.Writer convention). The slice is valid until
+// the next Write; it never reaches past the segment's end.
+func (w *Writer) AvailableBuffer() []byte {
+	if w.closed || w.ensureBuf(0) != nil {
+		return nil
+	}
+	b := w.cur
+	if w.next > w.opts.StartSegment {
+		// As in Write: after the first segment, buffers are full-sized.
+		b.data = grow(b.data, w.segSize, w.segSize)
+	}
+	return b.data[len(b.data):len(b.data):min(cap(b.data), w.segSize)]
+}
+
+// aliasesSpare reports whether p starts exactly where buf's length ends,
+// inside buf's capacity: bytes written there through AvailableBuffer.
+func aliasesSpare(buf, p []byte) bool {
+	return len(p) > 0 && len(p) <= cap(buf)-len(buf) && &buf[len(buf):cap(buf)][0] == &p[0]
 }
 
 // ReadFrom implements io.ReaderFrom, reading straight into segment buffers

@@ -526,7 +526,13 @@ func (f *fetcher) toFile(ctx context.Context) error {
 		f.o.Notice("%s: resuming at byte %d of %d (%s already verified)", out, from, f.fr.File.Size, units.FormatSize(from))
 	}
 	f.kept = from
-	var w io.Writer = fp
+	if full {
+		// The whole file's size is known: a disk too small fails now.
+		if err := reserveSpace(fp, from, f.fr.File.Size-from); err != nil {
+			return hintError(f.op, "free some space or choose another output path", err)
+		}
+	}
+	var w io.Writer = newWriteBehind(fp, from)
 	if full {
 		sc := sidecar{Version: 1, FileID: f.fr.File.ID, SHA256: f.fr.File.SHA256, Size: f.fr.File.Size, Verified: from}
 		if err := writeSidecar(side, sc); err != nil {
@@ -538,7 +544,7 @@ func (f *fetcher) toFile(ctx context.Context) error {
 			return err
 		}
 		defer sf.Close()
-		w = &checkpointWriter{f: fp, side: sf, sc: sc, seg: planSegment(f.fr.Manifest), kept: &f.kept}
+		w = &checkpointWriter{f: w, side: sf, sc: sc, seg: planSegment(f.fr.Manifest), kept: &f.kept}
 	} else {
 		os.Remove(side)
 	}
@@ -676,7 +682,7 @@ func (f *fetcher) resumePoint(fp *os.File, side string) (int64, *filestore.Check
 // catch on the resumed run (see resumePoint). The finished file is synced
 // once, before it is renamed into place.
 type checkpointWriter struct {
-	f    *os.File
+	f    io.Writer // the partial file
 	side *os.File
 	sc   sidecar
 	seg  int64

@@ -2,6 +2,9 @@ package transfer
 
 import (
 	"io"
+
+	"github.com/dozo-vault/dozo/crypto"
+
 	"math"
 	"os"
 	"runtime/debug"
@@ -30,6 +33,11 @@ type block struct {
 }
 
 func (b *block) bytes() []byte { return b.buf[:b.n] }
+
+// newBlockBuf returns a block's buffer: pipeBlockSize bytes, and room
+// past them for a chunk's authentication tag, so a decryptor can read a
+// whole chunk into a block's last 64 KiB (asyncSink.AvailableBuffer).
+func newBlockBuf() []byte { return make([]byte, pipeBlockSize, pipeBlockSize+crypto.ChunkOverhead) }
 
 // fanout sends blocks to consumers, each running in its own goroutine and
 // seeing every block in order. A block returns to the pool once every
@@ -67,7 +75,7 @@ func newFanout(consumers ...func(*block)) *fanout {
 func (f *fanout) get() *block {
 	b := <-f.pool
 	if b.buf == nil {
-		b.buf = make([]byte, pipeBlockSize)
+		b.buf = newBlockBuf()
 	}
 	b.n, b.seg, b.last = 0, 0, false
 	return b
@@ -149,7 +157,12 @@ func (s *asyncSink) Write(p []byte) (int, error) {
 		if s.cur == nil {
 			s.cur = s.fan.get()
 		}
-		c := copy(s.cur.buf[s.cur.n:], p)
+		var c int
+		if s.cur.n+len(p) <= len(s.cur.buf) && cap(s.cur.buf) > s.cur.n && &s.cur.buf[s.cur.n:cap(s.cur.buf)][0] == &p[0] {
+			c = len(p) // built in place through AvailableBuffer
+		} else {
+			c = copy(s.cur.buf[s.cur.n:], p)
+		}
 		s.cur.n += c
 		p = p[c:]
 		n += c
@@ -158,6 +171,21 @@ func (s *asyncSink) Write(p []byte) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// AvailableBuffer returns an empty slice whose capacity is the free rest
+// of the block being filled (plus room for a chunk's tag), for a producer
+// to build its next bytes in place and pass them to Write, which then
+// keeps them without a copy (the bufio.Writer convention). It is valid
+// until the next Write.
+func (s *asyncSink) AvailableBuffer() []byte {
+	if s.failed() != nil {
+		return nil
+	}
+	if s.cur == nil {
+		s.cur = s.fan.get()
+	}
+	return s.cur.buf[s.cur.n:s.cur.n:cap(s.cur.buf)]
 }
 
 func (s *asyncSink) flush() {

@@ -682,7 +682,7 @@ func (s *segmentHasher) produce() {
 			return
 		}
 		if b.buf == nil {
-			b.buf = make([]byte, pipeBlockSize)
+			b.buf = newBlockBuf()
 		}
 		// Never past the size the file had when the upload began: dozod
 		// sized the session, and the layout of every segment, by it. (Only
