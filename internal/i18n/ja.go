@@ -838,4 +838,5 @@ var ja = map[string]string{
 	"resume":                                             "再開",
 	"skip":                                               "スキップ",
 	"refuse":                                             "拒否",
+	"free some space or choose another output path":      "空き容量を確保するか、別の出力先を指定してください",
 }
