@@ -27,7 +27,10 @@ type versionPurger interface {
 // Purge removes every object under prefix on t, including every stored
 // version and delete marker where the target keeps versions, so nothing
 // under prefix can be restored from the target afterwards. fn is called
-// after each removal (to record it); an error from fn stops the purge.
+// before each removal (to record it), so a process killed between the two
+// leaves a record of an object still there, which the next purge finds
+// and removes, never a removed object without a record; an error from fn
+// stops the purge before that object is touched.
 // Purging an empty prefix is refused: it would empty the whole target.
 //
 // A target that wraps another (say, a health-checking wrapper) should
@@ -56,10 +59,10 @@ func Purge(ctx context.Context, t Target, prefix string, fn func(PurgedObject) e
 		return err
 	}
 	for _, oi := range objs {
-		if err := t.Delete(ctx, oi.Key); err != nil {
+		if err := fn(PurgedObject{Key: oi.Key, Size: oi.Size}); err != nil {
 			return err
 		}
-		if err := fn(PurgedObject{Key: oi.Key, Size: oi.Size}); err != nil {
+		if err := t.Delete(ctx, oi.Key); err != nil {
 			return err
 		}
 	}
@@ -87,12 +90,12 @@ func (s *S3Target) PurgeVersions(ctx context.Context, prefix string, fn func(Pur
 		if err := ValidateKey(oi.Key); err != nil {
 			return fmt.Errorf("purge on %s: %w", s.cfg.ID, err)
 		}
+		if err := fn(PurgedObject{Key: oi.Key, VersionID: oi.VersionID, Size: oi.Size, DeleteMarker: oi.IsDeleteMarker}); err != nil {
+			return err
+		}
 		err := s.client.RemoveObject(ctx, s.cfg.Bucket, oi.Key, minio.RemoveObjectOptions{VersionID: oi.VersionID})
 		if err != nil && !errors.Is(s.errorf("delete", oi.Key, err), ErrNotFound) {
 			return s.errorf("delete", oi.Key, err)
-		}
-		if err := fn(PurgedObject{Key: oi.Key, VersionID: oi.VersionID, Size: oi.Size, DeleteMarker: oi.IsDeleteMarker}); err != nil {
-			return err
 		}
 	}
 	return ctx.Err()
