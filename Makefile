@@ -27,6 +27,9 @@ tools:
 vet:
 	$(GO) vet $(PKGS)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
+	@# Researchers also run dozo on macOS laptops and Linux on ARM.
+	GOOS=darwin GOARCH=arm64 $(GO) build -o /dev/null ./cmd/dozo
+	GOOS=linux GOARCH=arm64 $(GO) build -o /dev/null ./cmd/dozo
 
 # The full suite: unit tests, then integration tests on real MinIO + Vault.
 # The catalog tests run on SQLite and again on PostgreSQL: their TestMain

@@ -169,8 +169,8 @@ func runMount(c *cli.Context) error {
 		// Its starter stops reading: a later write (a library's log line)
 		// to the pipe would kill the mount with SIGPIPE.
 		if null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0); err == nil {
-			syscall.Dup3(int(null.Fd()), 1, 0)
-			syscall.Dup3(int(null.Fd()), 2, 0)
+			replaceFD(int(null.Fd()), 1)
+			replaceFD(int(null.Fd()), 2)
 			null.Close()
 		}
 	} else {
