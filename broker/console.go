@@ -103,10 +103,21 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// sessionAEAD derives the sealing key of the session with cookie id.
-func sessionAEAD(id string) cipher.AEAD {
+// cookieSeal seals a console row (a session, a pending sign-in) under a
+// key derived (HKDF-SHA256, with the row kind's label) from the browser's
+// cookie id, which the catalog never holds. The associated data binds the
+// sealed column to its row (the id's hash) and to bound, so a column
+// copied to another row, or under another user, does not open.
+type cookieSeal string
+
+const (
+	sessionSeal cookieSeal = "dozo/v1 console session"
+	signInSeal  cookieSeal = "dozo/v1 console sign-in"
+)
+
+func (c cookieSeal) aead(id string) cipher.AEAD {
 	key := make([]byte, chacha20poly1305.KeySize)
-	if _, err := io.ReadFull(hkdf.New(sha256.New, []byte(id), nil, []byte("dozo/v1 console session")), key); err != nil {
+	if _, err := io.ReadFull(hkdf.New(sha256.New, []byte(id), nil, []byte(c)), key); err != nil {
 		panic(err) // HKDF-SHA256 gives far more than 32 bytes
 	}
 	aead, err := chacha20poly1305.NewX(key)
@@ -116,10 +127,31 @@ func sessionAEAD(id string) cipher.AEAD {
 	return aead
 }
 
-// sessionAD binds a sealed session to its row: a sealed column copied to
-// another row, or under another user, does not open.
-func sessionAD(idHash []byte, user string) []byte {
-	return append(append([]byte("dozo/v1 console session\x00"), idHash...), user...)
+func (c cookieSeal) ad(idHash []byte, bound string) []byte {
+	return append(append([]byte(string(c)+"\x00"), idHash...), bound...)
+}
+
+// seal encodes v as JSON and seals it for the row of cookie id.
+func (c cookieSeal) seal(id string, idHash []byte, bound string, v any) ([]byte, error) {
+	plain, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	aead := c.aead(id)
+	nonce := make([]byte, aead.NonceSize())
+	rand.Read(nonce)
+	return aead.Seal(nonce, nonce, plain, c.ad(idHash, bound)), nil
+}
+
+// open opens a column seal made and decodes it into v; false if it was
+// not sealed for this id, row and bound, or does not decode.
+func (c cookieSeal) open(id string, idHash []byte, bound string, sealed []byte, v any) bool {
+	aead := c.aead(id)
+	if len(sealed) < aead.NonceSize() {
+		return false
+	}
+	plain, err := aead.Open(nil, sealed[:aead.NonceSize()], sealed[aead.NonceSize():], c.ad(idHash, bound))
+	return err == nil && json.Unmarshal(plain, v) == nil
 }
 
 // validSessionID reports whether id has the shape create makes: a cookie
@@ -138,14 +170,10 @@ func (st *sessionStore) create(ctx context.Context, token, user string) (string,
 	now := st.now()
 	sess := &uiSession{token: token, user: user, csrf: randomHex(32), created: now, seen: now}
 	idHash := sha256.Sum256([]byte(id))
-	plain, err := json.Marshal(sealedSession{Token: token, CSRF: sess.csrf})
+	sealed, err := sessionSeal.seal(id, idHash[:], user, sealedSession{Token: token, CSRF: sess.csrf})
 	if err != nil {
 		return "", nil, err
 	}
-	aead := sessionAEAD(id)
-	nonce := make([]byte, aead.NonceSize())
-	rand.Read(nonce)
-	sealed := aead.Seal(nonce, nonce, plain, sessionAD(idHash[:], user))
 	err = st.cat.CreateConsoleSession(ctx, catalog.ConsoleSession{IDHash: idHash[:], User: user, Sealed: sealed, CreatedAt: now, SeenAt: now},
 		now.Add(-SessionIdle), now.Add(-SessionMax), maxSessions)
 	if err != nil {
@@ -175,18 +203,9 @@ func (st *sessionStore) get(ctx context.Context, id string) (*uiSession, error) 
 	if !sess.live(now) {
 		return nil, st.cat.DeleteConsoleSession(ctx, idHash[:])
 	}
-	aead := sessionAEAD(id)
-	if len(row.Sealed) < aead.NonceSize() {
-		return nil, nil
-	}
-	nonce, box := row.Sealed[:aead.NonceSize()], row.Sealed[aead.NonceSize():]
-	plain, err := aead.Open(nil, nonce, box, sessionAD(idHash[:], row.User))
-	if err != nil {
-		return nil, nil // not sealed for this id and user: no session
-	}
 	var in sealedSession
-	if err := json.Unmarshal(plain, &in); err != nil {
-		return nil, nil
+	if !sessionSeal.open(id, idHash[:], row.User, row.Sealed, &in) {
+		return nil, nil // not sealed for this id and user: no session
 	}
 	sess.token, sess.csrf = in.Token, in.CSRF
 	if now.Sub(row.SeenAt) >= sessionTouchEvery {
@@ -286,6 +305,29 @@ func vaultPasswordLogin(ctx context.Context, vi *VaultIdentifier, method, user, 
 		return "", errNeedCode
 	}
 	return vc.ValidateMFA(ctx, r.MFA.RequestID, m.ID, code)
+}
+
+// startSession ends a console login: the new Vault token is authenticated
+// exactly as an API bearer token, a session is stored for it and its
+// cookie set. A token dozod does not accept (another mount, say), or one
+// no session could be stored for, is of no use to anyone: it is revoked
+// rather than left lying in Vault.
+func (s *Server) startSession(q *request, tok string) error {
+	r := q.r.Clone(q.ctx)
+	r.Header.Set("Authorization", "Bearer "+tok)
+	u, err := s.authenticate(r)
+	if err != nil {
+		s.console.revoke(q.ctx, tok)
+		return err
+	}
+	q.user = u
+	id, _, err := s.console.sessions.create(q.ctx, tok, u.Name)
+	if err != nil {
+		s.console.revoke(q.ctx, tok)
+		return catalogUnavailable(err)
+	}
+	setCookie(q.w, sessionCookie, id, int(SessionMax/time.Second))
+	return nil
 }
 
 // consoleHeaders are set on every console response.

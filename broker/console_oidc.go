@@ -25,23 +25,17 @@ package broker
 
 import (
 	"context"
-	"crypto/cipher"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
 
 	"github.com/dozo-vault/dozo/catalog"
-	"golang.org/x/crypto/chacha20poly1305"
-	"golang.org/x/crypto/hkdf"
 )
 
 const (
@@ -83,42 +77,15 @@ type oidcLogins struct {
 	now func() time.Time
 }
 
-// signInAEAD derives the sealing key of the pending sign-in with cookie id.
-func signInAEAD(id string) cipher.AEAD {
-	key := make([]byte, chacha20poly1305.KeySize)
-	if _, err := io.ReadFull(hkdf.New(sha256.New, []byte(id), nil, []byte(signInLabel)), key); err != nil {
-		panic(err) // HKDF-SHA256 gives far more than 32 bytes
-	}
-	aead, err := chacha20poly1305.NewX(key)
-	if err != nil {
-		panic(err)
-	}
-	return aead
-}
-
-// signInLabel separates the keys and sealed rows of pending sign-ins from
-// those of sessions.
-const signInLabel = "dozo/v1 console sign-in"
-
-// signInAD binds a sealed sign-in to its row: a sealed column copied to
-// another row does not open.
-func signInAD(idHash []byte) []byte {
-	return append([]byte(signInLabel+"\x00"), idHash...)
-}
-
 // start stores a pending sign-in and returns its cookie id.
 func (o *oidcLogins) start(ctx context.Context, state, nonce, next string) (string, error) {
 	id := randomHex(32)
 	now := o.now()
 	idHash := sha256.Sum256([]byte(id))
-	plain, err := json.Marshal(sealedSignIn{State: state, Nonce: nonce, Next: next})
+	sealed, err := signInSeal.seal(id, idHash[:], "", sealedSignIn{State: state, Nonce: nonce, Next: next})
 	if err != nil {
 		return "", err
 	}
-	aead := signInAEAD(id)
-	n := make([]byte, aead.NonceSize())
-	rand.Read(n)
-	sealed := aead.Seal(n, n, plain, signInAD(idHash[:]))
 	err = o.cat.CreatePendingSignIn(ctx, catalog.PendingSignIn{IDHash: idHash[:], Sealed: sealed, CreatedAt: now},
 		now.Add(-oidcPendingTTL), maxPendingOIDC)
 	if err != nil {
@@ -157,17 +124,9 @@ func (o *oidcLogins) take(ctx context.Context, id, state string) (*pendingOIDC, 
 		}
 		return nil, errNoPendingOIDC
 	}
-	aead := signInAEAD(id)
-	if len(row.Sealed) < aead.NonceSize() {
-		return nil, errNoPendingOIDC
-	}
-	plain, err := aead.Open(nil, row.Sealed[:aead.NonceSize()], row.Sealed[aead.NonceSize():], signInAD(idHash[:]))
-	if err != nil {
-		return nil, errNoPendingOIDC // not sealed for this id
-	}
 	var in sealedSignIn
-	if err := json.Unmarshal(plain, &in); err != nil {
-		return nil, errNoPendingOIDC
+	if !signInSeal.open(id, idHash[:], "", row.Sealed, &in) {
+		return nil, errNoPendingOIDC // not sealed for this id
 	}
 	if state == "" || subtle.ConstantTimeCompare([]byte(state), []byte(in.State)) != 1 {
 		return nil, errOIDCState
@@ -339,20 +298,9 @@ func (s *Server) uiOIDCCallback(q *request) error {
 	if err != nil {
 		return vaultLoginError(err)
 	}
-	r := q.r.Clone(q.ctx)
-	r.Header.Set("Authorization", "Bearer "+tok)
-	u, err := s.authenticate(r)
-	if err != nil {
-		s.console.revoke(q.ctx, tok)
+	if err := s.startSession(q, tok); err != nil {
 		return err
 	}
-	q.user = u
-	sid, _, err := s.console.sessions.create(q.ctx, tok, u.Name)
-	if err != nil {
-		s.console.revoke(q.ctx, tok)
-		return catalogUnavailable(err)
-	}
-	setCookie(q.w, sessionCookie, sid, int(SessionMax/time.Second))
 	// The browser came here from the provider's site, so it would not
 	// send the new SameSite=Strict session cookie on a redirect; a page
 	// of dozod's own that moves on is a navigation from dozod.

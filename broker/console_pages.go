@@ -220,22 +220,9 @@ func (s *Server) uiLogin(q *request) error {
 	if err != nil {
 		return vaultLoginError(err)
 	}
-	r := q.r.Clone(q.ctx)
-	r.Header.Set("Authorization", "Bearer "+tok)
-	u, err := s.authenticate(r)
-	if err != nil {
-		// A login dozod does not accept (another mount, say) is of no
-		// use to anyone: revoke it rather than leave it lying in Vault.
-		s.console.revoke(q.ctx, tok)
+	if err := s.startSession(q, tok); err != nil {
 		return err
 	}
-	q.user = u
-	id, _, err := s.console.sessions.create(q.ctx, tok, u.Name)
-	if err != nil {
-		s.console.revoke(q.ctx, tok)
-		return catalogUnavailable(err)
-	}
-	setCookie(q.w, sessionCookie, id, int(SessionMax/time.Second))
 	setCookie(q.w, loginCookie, "", -1)
 	return q.redirect(localPath(f.Get("next")))
 }
