@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/catalog"
 	"github.com/dozo-vault/dozo/internal/envconfig"
 	"github.com/dozo-vault/dozo/lifecycle"
@@ -156,4 +157,46 @@ func (b breakableTarget) List(ctx context.Context, prefix string, fn func(storag
 		return errors.New("connection refused")
 	}
 	return b.dirTarget.List(ctx, prefix, fn)
+}
+
+// TestJobListLimitAfterVisibility: the limit counts the jobs the caller
+// may see, so a custodian asking for two gets their dataset's two newest
+// even when newer jobs of other datasets and dataset-less jobs exist.
+func TestJobListLimitAfterVisibility(t *testing.T) {
+	ctx := context.Background()
+	l := newLifecycleEnv(t)
+	for i, j := range []catalog.Job{
+		{ID: "job-ds1-old", Kind: "rotate-key", DatasetID: "DS1"},
+		{ID: "job-ds1-new", Kind: "rotate-key", DatasetID: "DS1"},
+		{ID: "job-other-1", Kind: "rotate-key", DatasetID: "DSX"},
+		{ID: "job-other-2", Kind: "rotate-key", DatasetID: "DSY"},
+		{ID: "job-periodic", Kind: "expire-uploads"},
+	} {
+		j.RequestedBy, j.CreatedAt = "dozod", l.now.Add(time.Duration(i)*time.Second)
+		if err := l.cat.InsertJob(ctx, j); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids := func(token, query string) string {
+		t.Helper()
+		var js []api.Job
+		l.must(200, token, "GET", "/v1/jobs"+query, nil, &js)
+		var out []string
+		for _, j := range js {
+			out = append(out, j.ID)
+		}
+		return strings.Join(out, " ")
+	}
+	for _, tc := range []struct{ token, query, want string }{
+		{"tok-sam", "?limit=2", "job-ds1-new job-ds1-old"},
+		{"tok-sam", "?limit=1", "job-ds1-new"},
+		{"tok-sam", "", "job-ds1-new job-ds1-old"},
+		{"tok-sam", "?dataset=DSX", ""},
+		{"tok-rita", "?limit=2", ""},
+		{"tok-admin", "?limit=2", "job-periodic job-other-2"},
+	} {
+		if got := ids(tc.token, tc.query); got != tc.want {
+			t.Errorf("%s GET /v1/jobs%s: %q, want %q", tc.token, tc.query, got, tc.want)
+		}
+	}
 }

@@ -300,12 +300,16 @@ func (c *Catalog) UnfinishedJob(ctx context.Context, lockKey string) (*Job, erro
 // JobFilter selects jobs; empty fields select all.
 type JobFilter struct {
 	DatasetIDs []string // only jobs of these datasets (nil: any, also none)
-	Kind       string
-	State      string
-	Limit      int // newest first; 0: 100
+	// CustodianOf, if set, keeps only the jobs of datasets this principal
+	// is a custodian of (also while a deletion hides the dataset).
+	CustodianOf *Principal
+	Kind        string
+	State       string
+	Limit       int // newest first; 0: 100
 }
 
-// Jobs lists jobs, newest first.
+// Jobs lists jobs, newest first. Every filter applies before the limit,
+// so a caller gets up to Limit of the jobs it selects.
 func (c *Catalog) Jobs(ctx context.Context, f JobFilter) ([]Job, error) {
 	q := `SELECT ` + jobCols + ` FROM jobs WHERE 1 = 1`
 	var args []any
@@ -317,6 +321,11 @@ func (c *Catalog) Jobs(ctx context.Context, f JobFilter) ([]Job, error) {
 		for _, id := range f.DatasetIDs {
 			args = append(args, id)
 		}
+	}
+	if f.CustodianOf != nil {
+		who, whoArgs := f.CustodianOf.holds("m", `"user"`)
+		q += ` AND dataset_id IN (SELECT m.dataset_id FROM members m WHERE m.role = ? AND ` + who + `)`
+		args = append(append(args, RoleCustodian), whoArgs...)
 	}
 	if f.Kind != "" {
 		q += ` AND kind = ?`

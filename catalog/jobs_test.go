@@ -130,6 +130,15 @@ func TestJobCancelReleaseList(t *testing.T) {
 	if e, err := c.ClaimJob(ctx, "b", kinds, "", t0, t0.Add(time.Minute)); err != nil || e.ID != "e" || e.Attempts != 2 {
 		t.Fatalf("released job not claimable at once: %+v %v", e, err)
 	}
+	// sam made both datasets; ana is DS1's custodian by name, cleo
+	// DS2's by entity; rita only submits to DS2.
+	mkDataset(t, c, "DS1")
+	mkDataset(t, c, "DS2")
+	for _, m := range [][4]string{{"DS1", "ana", "", RoleCustodian}, {"DS2", "cleo", "ent-cleo", RoleCustodian}, {"DS2", "rita", "", RoleSubmitter}} {
+		if err := c.AddMember(ctx, m[0], m[1], m[2], m[3], "admin", t0); err != nil {
+			t.Fatal(err)
+		}
+	}
 	ids := func(f JobFilter) string {
 		js, err := c.Jobs(ctx, f)
 		if err != nil {
@@ -151,6 +160,12 @@ func TestJobCancelReleaseList(t *testing.T) {
 		{JobFilter{Kind: "expire-uploads"}, "e"},
 		{JobFilter{State: JobCancelled}, "rq"},
 		{JobFilter{Limit: 1}, "e"},
+		{JobFilter{CustodianOf: &Principal{Name: "sam"}, Limit: 1}, "r"},
+		{JobFilter{CustodianOf: &Principal{Name: "ana"}}, "q"},
+		{JobFilter{CustodianOf: &Principal{Name: "ana"}, Limit: 1}, "q"},
+		{JobFilter{CustodianOf: &Principal{Name: "cleo", EntityID: "ent-cleo"}, Limit: 1}, "r"},
+		{JobFilter{CustodianOf: &Principal{Name: "cleo", EntityID: "ent-other"}}, ""},
+		{JobFilter{CustodianOf: &Principal{Name: "rita"}}, ""},
 	} {
 		if got := ids(tc.f); got != tc.want {
 			t.Errorf("%+v: %q, want %q", tc.f, got, tc.want)
