@@ -62,6 +62,8 @@ func TestReapOnceAndBackOff(t *testing.T) {
 	clock := time.Now()
 	for _, s := range servers {
 		s.jobs.Now = func() time.Time { return clock }
+		// The catalog's minute advances with l.now: a new round each.
+		s.roundClock = func(context.Context) (time.Time, error) { return l.now, nil }
 	}
 	if err := a.Reap(ctx); err == nil {
 		t.Fatal("a deletion with a broken target did not fail")
@@ -198,5 +200,65 @@ func TestJobListLimitAfterVisibility(t *testing.T) {
 		if got := ids(tc.token, tc.query); got != tc.want {
 			t.Errorf("%s GET /v1/jobs%s: %q, want %q", tc.token, tc.query, got, tc.want)
 		}
+	}
+}
+
+// TestReapSlotFromOneClock: two dozods whose clocks straddle a minute
+// boundary reap one after the other while work stays due (an expired
+// upload's pieces are cleaned again until every presigned URL has
+// expired): one round is recorded, because the round's slot is the
+// catalog's minute, not each dozod's. The catalog's next minute brings
+// the next round.
+func TestReapSlotFromOneClock(t *testing.T) {
+	ctx := context.Background()
+	l := newLifecycleEnv(t)
+	boundary := l.now.Add(DefaultUploadExpiry + time.Hour).Truncate(time.Minute)
+	catalogNow := boundary.Add(-20 * time.Second)
+	var targets []Target
+	for _, tg := range l.targets {
+		targets = append(targets, dirTarget{tg.(*storage.DirTarget)})
+	}
+	var servers []*Server
+	for _, skew := range []time.Duration{-500 * time.Millisecond, 500 * time.Millisecond} {
+		clock := boundary.Add(skew)
+		s, err := New(Options{Catalog: l.cat, Identifier: tokens, Keys: l.keys, Targets: targets,
+			Admins: []string{"admin"}, Submitters: []string{"sam"}, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)),
+			Now: func() time.Time { return clock }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.jobs.Now = s.now
+		s.roundClock = func(context.Context) (time.Time, error) { return catalogNow, nil }
+		servers = append(servers, s)
+	}
+	rounds := func() []string {
+		t.Helper()
+		js, err := l.cat.Jobs(ctx, catalog.JobFilter{Kind: lifecycle.KindExpireUploads})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, j := range js {
+			ids = append(ids, j.ID+" "+j.State)
+		}
+		return ids
+	}
+	for _, s := range servers {
+		if err := s.Reap(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if js := rounds(); len(js) != 1 || !strings.HasSuffix(js[0], " done") {
+		t.Fatalf("expiry rounds after two dozods reaped in one catalog minute: %+v", js)
+	}
+	if due, err := servers[1].life.UploadWorkDue(ctx); err != nil || !due {
+		t.Fatalf("no upload work left to show a second round: %v %v", due, err)
+	}
+	catalogNow = catalogNow.Add(time.Minute)
+	if err := servers[0].Reap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if js := rounds(); len(js) != 2 {
+		t.Fatalf("expiry rounds after the catalog's next minute: %+v", js)
 	}
 }

@@ -26,15 +26,24 @@ const MaxRetryWait = 6 * time.Hour
 // the retention ([jobs] retention). A round with nothing to do records no
 // job. Work another dozod (or a custodian) is already doing is left to
 // it: the job's lock key is taken. Each job of a round has an id made of
-// its work and the round's minute, so of several dozods sharing a catalog
-// one records it. Work whose jobs failed in a row is retried after a wait
+// its work and the round's minute on the catalog's clock (one clock for
+// every dozod, however theirs differ), so of several dozods sharing a
+// catalog one records it. Work whose jobs failed in a row is retried after a wait
 // that doubles each time (retryWait). A due deletion of a frozen dataset
 // waits for the freeze to be lifted; Reap reports it. It is safe to run
 // at any time, on any number of dozods.
 func (s *Server) Reap(ctx context.Context) error {
 	var errs []error
 	var started []*jobs.Job
-	slot := s.now().Truncate(ReapInterval).Unix()
+	clock := s.roundClock
+	if clock == nil {
+		clock = s.cat.Now
+	}
+	now, err := clock(ctx)
+	if err != nil {
+		return err
+	}
+	slot := now.Truncate(ReapInterval).Unix()
 	submit := func(spec jobs.Spec) {
 		if wait, err := s.retryWait(ctx, spec.Kind, spec.DatasetID); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", spec.Kind, err))

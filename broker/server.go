@@ -135,6 +135,9 @@ type Server struct {
 	jobs          *jobs.Runner       // runs them (lifecycle.go)
 	deletionGrace time.Duration
 	jobRetention  time.Duration // finished jobs' records are deleted after this (reaper.go)
+	// roundClock gives a reaper round its slot (reaper.go); nil: the
+	// catalog's clock.
+	roundClock func(context.Context) (time.Time, error)
 
 	scrubs *scrub.Scheduler // scrub.go
 

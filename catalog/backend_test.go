@@ -45,6 +45,7 @@ var postgresTests = []struct {
 	{"TestAccessIsTheSeparateReads", TestAccessIsTheSeparateReads},
 	{"TestStatementCache", TestStatementCache},
 	{"TestPing", TestPing},
+	{"TestClock", TestClock},
 	{"TestGrantLifecycle", TestGrantLifecycle},
 	{"TestUploadStateMachine", TestUploadStateMachine},
 	{"TestAbortExpireAndClean", TestAbortExpireAndClean},

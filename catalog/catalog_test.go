@@ -412,3 +412,23 @@ func TestPing(t *testing.T) {
 		t.Fatal("Ping of a closed catalog succeeded")
 	}
 }
+
+// TestClock: the catalog's clock reads the database's time on PostgreSQL
+// (here on this machine, so it agrees with time.Now) and this machine's
+// on SQLite, and does not run backwards between two reads.
+func TestClock(t *testing.T) {
+	ctx := context.Background()
+	c := open(t)
+	before := time.Now()
+	a, err := c.Now(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.Now(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Location() != time.UTC || b.Before(a) || a.Before(before.Add(-time.Minute)) || a.After(time.Now().Add(time.Minute)) {
+		t.Fatalf("catalog clock read %v then %v around %v", a, b, before)
+	}
+}
