@@ -85,3 +85,37 @@ func TestRebuild(t *testing.T) {
 		t.Fatalf("fetch after rebuild: %+v", fr.File)
 	}
 }
+
+// TestRebuildKeepsKeyGeneration: a dataset row recreated by a rebuild
+// after its key was rotated twice gets a key generation no lower than the
+// one a running dozod saw before, so that dozod keeps using its verified
+// manifests and MACs for the key instead of treating every read as stale.
+func TestRebuildKeepsKeyGeneration(t *testing.T) {
+	ctx := context.Background()
+	l := newLifecycleEnv(t)
+	for range 2 {
+		l.must(200, "tok-sam", "POST", "/v1/datasets/DS1/rotate-key", nil, nil)
+	}
+	l.fetchKey()
+	key := api.TransitKeyName("DS1")
+	seen := l.srv.macMemo.generation(key)
+	if seen != 2 {
+		t.Fatalf("the running dozod saw key generation %d after two rotations", seen)
+	}
+	fresh, err := catalog.Open(ctx, filepath.Join(t.TempDir(), "new.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	rep, err := rebuild.Run(ctx, rebuild.Options{Catalog: fresh, Keys: l.keys, Targets: l.targets, DatasetID: "DS1", Owner: "sam", Apply: true, Now: l.now})
+	if err != nil || rep.DatasetRow != "created" || len(rep.Files) != 1 {
+		t.Fatalf("rebuild: %+v %v", rep, err)
+	}
+	ds, err := fresh.Dataset(ctx, "DS1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ds.KeyGeneration < seen || !l.srv.macMemo.observe(key, ds.KeyGeneration) {
+		t.Fatalf("rebuilt key generation %d, below the %d a running dozod saw", ds.KeyGeneration, seen)
+	}
+}

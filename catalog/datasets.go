@@ -37,7 +37,9 @@ type Dataset struct {
 	MaxUseDays  int
 	// KeyGeneration grows each time a rotation of TransitKey retires its
 	// older versions (FinishRotation); MACs verified under an older
-	// generation must be verified again.
+	// generation must be verified again. CreateDataset records it as
+	// given: 0 for a new key, the key's count of retirements for a row a
+	// rebuild recreates (so it never goes back for a key).
 	KeyGeneration int64
 }
 
@@ -64,10 +66,10 @@ func (c *Catalog) CreateDataset(ctx context.Context, d Dataset) error {
 			d.MaxUseDays = DefaultMaxUseDays
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO datasets(id, title, k, m, plain_segment_size, segment_size, transit_key, created_by, created_at,
-				access_level, nbdc_id, policy_id, max_use_days)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				access_level, nbdc_id, policy_id, max_use_days, key_generation)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			d.ID, d.Title, d.K, d.M, d.PlainSegmentSize, d.SegmentSize, d.TransitKey, d.CreatedBy, ts(d.CreatedAt),
-			d.AccessLevel, d.NBDCID, d.PolicyID, d.MaxUseDays)
+			d.AccessLevel, d.NBDCID, d.PolicyID, d.MaxUseDays, max(d.KeyGeneration, 0))
 		if isCheck(err) {
 			return fmt.Errorf("catalog: create dataset %s: bad access level or maximum use period: %w", d.ID, err)
 		}

@@ -48,4 +48,12 @@ func TestFinishRotationCountsKeyGeneration(t *testing.T) {
 	if err != nil || len(ds) != 2 || ds[0].KeyGeneration != 2 {
 		t.Fatalf("datasets list: %+v %v", ds, err)
 	}
+	// A row created with a generation (a rebuild's) starts there.
+	if err := c.CreateDataset(ctx, Dataset{ID: "DS3", Title: "t", K: 4, M: 2, PlainSegmentSize: 1 << 20, SegmentSize: 1<<20 + 16*16,
+		TransitKey: "dozo-ds-DS3", CreatedBy: "sam", CreatedAt: t0, KeyGeneration: 7}); err != nil {
+		t.Fatal(err)
+	}
+	if g := gen("DS3"); g != 7 {
+		t.Fatalf("dataset created at key generation 7 reads %d", g)
+	}
 }

@@ -34,10 +34,12 @@ type Catalog interface {
 }
 
 // Keys is the part of the key service a rebuild uses: unwrapping headers
-// and verifying manifest MACs under the dataset's Transit key.
+// and verifying manifest MACs under the dataset's Transit key, and reading
+// the key's versions (a recreated row's key generation).
 type Keys interface {
 	crypto.KeyWrapper
 	vault.MACKeys
+	ReadKey(ctx context.Context, name string) (*vault.KeyInfo, error)
 }
 
 // Options describe one catalog rebuild of a dataset from storage.
@@ -268,8 +270,12 @@ func rebuildOne(ctx context.Context, o Options, auth storage.Authenticator, byID
 		if title == "" {
 			title = defaultTitle
 		}
+		gen, err := keyGeneration(ctx, o.Keys, o.TransitKey)
+		if err != nil {
+			return nil, "", err
+		}
 		d := catalog.Dataset{ID: o.DatasetID, Title: title, K: m.K, M: m.M, PlainSegmentSize: plainSeg, SegmentSize: m.SegmentSize,
-			TransitKey: o.TransitKey, CreatedBy: o.Owner, CreatedAt: o.Now}
+			TransitKey: o.TransitKey, CreatedBy: o.Owner, CreatedAt: o.Now, KeyGeneration: gen}
 		rep.Layout = fmt.Sprintf("%d+%d, %d-byte plaintext segments", m.K, m.M, plainSeg)
 		rep.DatasetRow = "would be created"
 		if o.Apply {
@@ -301,6 +307,21 @@ func rebuildOne(ctx context.Context, o Options, auth storage.Authenticator, byID
 	}
 	rf.Action = "restored"
 	return rf, "", nil
+}
+
+// keyGeneration is the key generation a recreated dataset row starts at:
+// one less than the key's min_decryption_version. Every rotation that
+// counted a generation first raised min_decryption_version above its
+// previous value (and a key starts at 1 with generation 0), so this is at
+// least the generation the lost row had, which any running dozod may have
+// seen: the generation never goes back, and dozods keep their verified
+// manifests and MACs instead of treating the key as rolled back.
+func keyGeneration(ctx context.Context, keys Keys, name string) (int64, error) {
+	ki, err := keys.ReadKey(ctx, name)
+	if err != nil {
+		return 0, fmt.Errorf("reading transit key %s: %w", name, err)
+	}
+	return max(int64(ki.MinDecryptionVersion)-1, 0), nil
 }
 
 func joinProblems(ps []string) string {

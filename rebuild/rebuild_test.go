@@ -299,6 +299,49 @@ func TestRunLayoutAndTitle(t *testing.T) {
 	}
 }
 
+// rotatedKeys reports its keys as rotated: min_decryption_version min.
+type rotatedKeys struct {
+	*vaulttest.Keys
+	min int
+}
+
+func (k rotatedKeys) ReadKey(ctx context.Context, name string) (*vault.KeyInfo, error) {
+	ki, err := k.Keys.ReadKey(ctx, name)
+	if ki != nil {
+		ki.LatestVersion, ki.MinDecryptionVersion = k.min, k.min
+	}
+	return ki, err
+}
+
+// TestRunKeyGeneration: a recreated dataset row's key generation is one
+// less than its key's min_decryption_version (a fresh key's 1 gives 0),
+// never 0 for a key whose old versions rotations retired; the dry run
+// writes nothing either way.
+func TestRunKeyGeneration(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		min  int
+		want int64
+	}{{1, 0}, {4, 3}} {
+		fx := newFixture(t)
+		fx.file("JGAD5", "dozo-ds-JGAD5", "five", "a.vcf", 2, 1, randBytes(1000), true)
+		fresh := fx.emptyCatalog()
+		keys := rotatedKeys{fx.keys, tc.min}
+		o := Options{Catalog: fresh, Keys: keys, Targets: fx.targets, DatasetID: "JGAD5", Owner: "sam"}
+		if rep, err := Run(ctx, o); err != nil || rep.DatasetRow != "would be created" {
+			t.Fatalf("dry run: %+v %v", rep, err)
+		}
+		o.Apply = true
+		if _, err := Run(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+		ds, err := fresh.Dataset(ctx, "JGAD5")
+		if err != nil || ds.KeyGeneration != tc.want {
+			t.Fatalf("min_decryption_version %d: dataset %+v %v, want key generation %d", tc.min, ds, err, tc.want)
+		}
+	}
+}
+
 // TestRunRefusesBadInput: a bad dataset id, owner or transit key is an
 // error before anything is read or written.
 func TestRunRefusesBadInput(t *testing.T) {
