@@ -35,13 +35,13 @@ func checksumsCommand() *cli.Command {
 }
 
 func runChecksums(c *cli.Context) error {
-	if err := needArgs(c, 1, "the dataset ID"); err != nil {
+	id, err := datasetArg(c)
+	if err != nil {
 		return err
 	}
 	if c.Bool("md5") && c.Bool("sha256") {
 		return badArg(c, i18n.New("--md5 and --sha256 do not combine; run it twice"))
 	}
-	id := c.Args().First()
 	cl, _, err := newClient(c)
 	if err != nil {
 		return err

@@ -166,11 +166,7 @@ func runDatasetList(c *cli.Context) error {
 }
 
 func runDatasetShow(c *cli.Context) error {
-	if err := needArgs(c, 1, "the dataset ID"); err != nil {
-		return err
-	}
-	id := c.Args().First()
-	cl, _, err := newClient(c)
+	id, cl, err := datasetClient(c)
 	if err != nil {
 		return err
 	}
@@ -222,11 +218,7 @@ func lsCommand() *cli.Command {
 }
 
 func runLs(c *cli.Context) error {
-	if err := needArgs(c, 1, "the dataset ID"); err != nil {
-		return err
-	}
-	id := c.Args().First()
-	cl, _, err := newClient(c)
+	id, cl, err := datasetClient(c)
 	if err != nil {
 		return err
 	}
@@ -528,11 +520,7 @@ func membersCommand() *cli.Command {
 			"   dozo dataset members JGAD000001",
 		Flags: []cli.Flag{jsonFlag},
 		Action: func(c *cli.Context) error {
-			if err := needArgs(c, 1, "the dataset ID"); err != nil {
-				return err
-			}
-			ds := c.Args().First()
-			cl, _, err := newClient(c)
+			ds, cl, err := datasetClient(c)
 			if err != nil {
 				return err
 			}

@@ -154,14 +154,34 @@ func isTerminal(w any) bool {
 // datasetIDArg is the command's one argument, a dataset id, checked
 // locally so a malformed one is a usage error that never reaches dozod.
 func datasetIDArg(c *cli.Context) (string, error) {
-	if err := needArgs(c, 1, "the dataset ID"); err != nil {
+	id, err := datasetArg(c)
+	if err != nil {
 		return "", err
 	}
-	id := c.Args().First()
 	if err := api.ValidateDatasetID(id); err != nil {
 		return "", badArg(c, err)
 	}
 	return id, nil
+}
+
+// datasetArg is the command's one argument, a dataset ID, as typed:
+// dozod judges an ID it is asked about (datasetIDArg checks it here first).
+func datasetArg(c *cli.Context) (string, error) {
+	if err := needArgs(c, 1, "the dataset ID"); err != nil {
+		return "", err
+	}
+	return c.Args().First(), nil
+}
+
+// datasetClient is datasetArg and the client to ask dozod with: the
+// opening of a command that reads one dataset.
+func datasetClient(c *cli.Context) (string, *client.Client, error) {
+	id, err := datasetArg(c)
+	if err != nil {
+		return "", nil, err
+	}
+	cl, _, err := newClient(c)
+	return id, cl, err
 }
 
 // needArgs checks the number of positional arguments.

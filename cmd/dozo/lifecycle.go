@@ -235,10 +235,10 @@ func runDatasetUndelete(c *cli.Context) error {
 }
 
 func runDeletionReport(c *cli.Context) error {
-	if err := needArgs(c, 1, "the dataset ID"); err != nil {
+	id, err := datasetArg(c)
+	if err != nil {
 		return err
 	}
-	id := c.Args().First()
 	base, err := reportBase(c, id)
 	if err != nil {
 		return err
