@@ -3,12 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
 	"strings"
-	"sync"
 	"time"
-
-	"golang.org/x/term"
 
 	"github.com/dozo-vault/dozo/internal/i18n"
 	"github.com/dozo-vault/dozo/internal/units"
@@ -20,11 +16,8 @@ import (
 // pipes get the result lines and the summary only). Lines printed through
 // it appear above the bars. Safe for concurrent use.
 type batchProgress struct {
-	w       io.Writer
-	fd      int
-	enabled bool
+	liveLines
 
-	mu       sync.Mutex
 	verb     string
 	bars     []*fileBar // in the order the files started
 	files    int
@@ -33,7 +26,6 @@ type batchProgress struct {
 	base     int64 // bytes of finished files
 	start    time.Time
 	last     time.Time
-	lines    int // lines on screen now
 	now      func() time.Time
 }
 
@@ -45,11 +37,9 @@ type fileBar struct {
 }
 
 func newBatchProgress(w io.Writer, verb string, totalBytes int64, files int) *batchProgress {
-	p := &batchProgress{w: w, verb: verb, all: totalBytes, files: files, now: time.Now}
+	p := &batchProgress{verb: verb, all: totalBytes, files: files, now: time.Now}
+	p.init(w)
 	p.start = p.now()
-	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		p.enabled, p.fd = true, int(f.Fd())
-	}
 	return p
 }
 
@@ -102,48 +92,14 @@ func (p *batchProgress) print(w io.Writer, line string) {
 	}
 }
 
-// clear removes the bars (at the end, or before printing something else).
-func (p *batchProgress) clear() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.clearLocked()
-}
-
-func (p *batchProgress) clearLocked() {
-	if !p.enabled || p.lines == 0 {
-		return
-	}
-	s := "\r\033[K"
-	for range p.lines - 1 {
-		s += "\033[A\033[K"
-	}
-	fmt.Fprint(p.w, s)
-	p.lines = 0
-}
-
 func (p *batchProgress) drawLocked() {
 	p.last = p.now()
-	width := 80
-	if w, _, err := term.GetSize(p.fd); err == nil && w > 20 {
-		width = w
-	}
+	width := p.width()
 	var lines []string
 	for _, b := range p.bars {
 		lines = append(lines, barLine(b, width))
 	}
-	lines = append(lines, p.totalLine())
-	for i, l := range lines {
-		if displayWidth(l) > width-1 {
-			// Never wrap: a wrapped line cannot be redrawn in place.
-			lines[i] = widthCond.Truncate(l, width-1, "")
-		}
-	}
-	if p.lines == 0 {
-		fmt.Fprint(p.w, "\r\033[K")
-	}
-	p.clearLocked()
-	fmt.Fprint(p.w, strings.Join(lines, "\n"))
-	p.lines = len(lines)
+	p.showLocked(append(lines, p.totalLine()), width)
 }
 
 // barLine is one file's line: name, bar, percent and bytes.

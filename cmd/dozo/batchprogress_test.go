@@ -64,3 +64,70 @@ func TestBatchProgress(t *testing.T) {
 		t.Errorf("off a terminal: %q", quiet.String())
 	}
 }
+
+// TestProgressEscapes pins what both progress displays write to a
+// terminal: each redraw starts with a return and an erase and draws over
+// the lines it drew before; clearing erases each drawn line once (going
+// up over a batch's), and clearing again, or off a terminal, writes
+// nothing.
+func TestProgressEscapes(t *testing.T) {
+	const erase, up = "\r\x1b[K", "\x1b[A\x1b[K"
+	clock := time.Unix(1000, 0)
+	now := func() time.Time { return clock }
+
+	var one bytes.Buffer
+	p := newProgress(&one, 100, 1)
+	p.enabled, p.fd, p.now = true, -1, now
+	p.file("a.vcf", 100)
+	p.update("upload", 10, 100)
+	first := one.String()
+	clock = clock.Add(time.Second)
+	p.update("upload", 50, 100)
+	second := strings.TrimPrefix(one.String(), first)
+	p.clear()
+	cleared := strings.TrimPrefix(one.String(), first+second)
+	p.clear()
+	if !strings.HasPrefix(first, erase) || strings.Contains(first[len(erase):], "\x1b") || !strings.Contains(first, "10.0%") ||
+		!strings.HasPrefix(second, erase) || strings.Contains(second[len(erase):], "\x1b") || !strings.Contains(second, "50.0%") ||
+		cleared != erase || one.String() != first+second+erase {
+		t.Errorf("one file: %q", one.String())
+	}
+	one.Reset()
+	p.file("b.vcf", 100)
+	p.update("upload", 100, 100)
+	drawn := one.String()
+	p.finish()
+	if one.String() != drawn+erase {
+		t.Errorf("finish after a draw: %q", one.String())
+	}
+
+	var batch bytes.Buffer
+	b := newBatchProgress(&batch, "upload", 200, 2)
+	b.enabled, b.fd, b.now, b.start = true, -1, now, clock
+	x := b.begin("x.vcf", 100)
+	b.begin("y.vcf", 100)
+	clock = clock.Add(time.Second)
+	b.update(x, "upload", 50, 100)
+	first = batch.String()
+	clock = clock.Add(time.Second)
+	b.update(x, "upload", 60, 100)
+	second = strings.TrimPrefix(batch.String(), first)
+	b.clear()
+	cleared = strings.TrimPrefix(batch.String(), first+second)
+	b.clear()
+	if strings.Count(first, "\n") != 2 || !strings.HasPrefix(first, erase) || strings.Contains(first[len(erase):], "\x1b") ||
+		!strings.HasPrefix(second, erase+up+up) || strings.Contains(second[len(erase+up+up):], "\x1b") ||
+		cleared != erase+up+up || batch.String() != first+second+cleared {
+		t.Errorf("batch: %q", batch.String())
+	}
+
+	var quiet bytes.Buffer
+	q := newProgress(&quiet, 10, 1)
+	q.file("q", 10)
+	q.update("fetch", 10, 10)
+	q.finish()
+	q.clear()
+	if quiet.Len() != 0 {
+		t.Errorf("off a terminal: %q", quiet.String())
+	}
+}

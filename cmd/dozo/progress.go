@@ -3,12 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
 	"strings"
-	"sync"
 	"time"
-
-	"golang.org/x/term"
 
 	"github.com/dozo-vault/dozo/internal/i18n"
 	"github.com/dozo-vault/dozo/internal/units"
@@ -19,11 +15,8 @@ import (
 // the overall total. It is silent when its writer is not a terminal (logs
 // and pipes get the final summaries only). Safe for concurrent use.
 type progress struct {
-	w       io.Writer
-	fd      int
-	enabled bool
+	liveLines
 
-	mu         sync.Mutex
 	label      string
 	phase      string
 	done, size int64 // current file
@@ -33,15 +26,12 @@ type progress struct {
 	start      time.Time
 	startDone  int64
 	last       time.Time
-	drawn      bool
 	now        func() time.Time // time.Now; tests set it
 }
 
 func newProgress(w io.Writer, totalBytes int64, files int) *progress {
-	p := &progress{w: w, all: totalBytes, files: files, now: time.Now}
-	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		p.enabled, p.fd = true, int(f.Fd())
-	}
+	p := &progress{all: totalBytes, files: files, now: time.Now}
+	p.init(w)
 	return p
 }
 
@@ -77,31 +67,8 @@ func (p *progress) finish() {
 	p.clearLocked()
 }
 
-// clear removes the line (before printing something else).
-func (p *progress) clear() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.clearLocked()
-}
-
-func (p *progress) clearLocked() {
-	if p.enabled && p.drawn {
-		fmt.Fprint(p.w, "\r\033[K")
-		p.drawn = false
-	}
-}
-
 func (p *progress) drawLocked() {
-	width := 80
-	if w, _, err := term.GetSize(p.fd); err == nil && w > 20 {
-		width = w
-	}
-	pct := func(a, b int64) float64 {
-		if b <= 0 {
-			return 100
-		}
-		return 100 * float64(a) / float64(b)
-	}
+	width := p.width()
 	rate, eta := "", ""
 	if el := p.now().Sub(p.start).Seconds(); el > 0.5 {
 		bps := float64(p.done-p.startDone) / el
@@ -119,12 +86,12 @@ func (p *progress) drawLocked() {
 		phase = i18n.T("verifying ")
 	}
 	// Most important first: what is cut at a narrow terminal is the end.
-	tail := fmt.Sprintf(" %5.1f%% %s/%s", pct(p.done, p.size), units.FormatSize(p.done), units.FormatSize(p.size))
+	tail := fmt.Sprintf(" %5.1f%% %s/%s", percent(p.done, p.size), units.FormatSize(p.done), units.FormatSize(p.size))
 	if rate != "" {
 		tail += " " + rate + eta
 	}
 	if p.files > 1 {
-		tail += i18n.Sprintf(" | file %d/%d, %.0f%% of all", p.index, p.files, pct(p.base+p.done, p.all))
+		tail += i18n.Sprintf(" | file %d/%d, %.0f%% of all", p.index, p.files, percent(p.base+p.done, p.all))
 	}
 	// Widths are display columns: a Japanese file name takes two a letter.
 	label := phase + p.label
@@ -141,20 +108,14 @@ func (p *progress) drawLocked() {
 	}
 	bar := ""
 	if barWidth >= 10 {
-		fill := int(float64(barWidth) * pct(p.done, p.size) / 100)
+		fill := int(float64(barWidth) * percent(p.done, p.size) / 100)
 		fill = min(max(fill, 0), barWidth)
 		bar = " [" + strings.Repeat("=", fill) + strings.Repeat(" ", barWidth-fill) + "]"
 	}
 	if displayWidth(label) > 30 {
 		label = widthCond.Truncate(label, 30, "...")
 	}
-	line := label + bar + tail
-	if displayWidth(line) > width-1 {
-		// Never wrap: a wrapped line cannot be redrawn in place.
-		line = widthCond.Truncate(line, width-1, "")
-	}
-	fmt.Fprint(p.w, "\r\033[K"+line)
-	p.drawn = true
+	p.showLocked([]string{label + bar + tail}, width)
 }
 
 // formatETA is a time left as people read it: "45s", "12m05s", "3h20m".

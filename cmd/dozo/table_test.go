@@ -116,7 +116,7 @@ func TestCutWidth(t *testing.T) {
 func TestProgressFitsWideNames(t *testing.T) {
 	var b bytes.Buffer
 	now := time.Unix(1000, 0)
-	p := &progress{w: &b, enabled: true, all: 3 << 30, files: 3, now: func() time.Time { return now }}
+	p := &progress{liveLines: liveLines{w: &b, enabled: true}, all: 3 << 30, files: 3, now: func() time.Time { return now }}
 	p.file("全ゲノム解析_日本人集団_検体番号0001_高深度シーケンス_最終版.cram", 1<<30)
 	now = now.Add(2 * time.Second)
 	p.update("", 300<<20, 1<<30)
