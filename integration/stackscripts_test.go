@@ -2,6 +2,7 @@ package integration
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // The local stack's scripts (scripts/stack.sh, scripts/dev.sh) under the
@@ -106,6 +108,73 @@ func TestStackPortFileNotBindable(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("MinIO on port %d: %s", port, resp.Status)
+	}
+}
+
+// TestStackServerSlowToStart: a server whose process is slow to start
+// after stack.sh forked it (here held before it runs: its log is a FIFO
+// nobody reads yet, so the forked shell blocks opening it, as a child the
+// scheduler has not run yet on a loaded machine) is waited for, not taken
+// for one that exited; once it runs, start-s3 succeeds.
+func TestStackServerSlowToStart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: starts a versitygw server")
+	}
+	dir := filepath.Join(t.TempDir(), "stack")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	logFIFO := filepath.Join(dir, "versitygw3.log")
+	if err := syscall.Mkfifo(logFIFO, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	script := filepath.Join(repoRoot(), "scripts", "stack.sh")
+	env := append(os.Environ(), "DOZO_STACK_DIR="+dir)
+	t.Cleanup(func() {
+		cmd := exec.Command(script, "stop-s3", "3")
+		cmd.Env = env
+		cmd.Run()
+	})
+	cmd := exec.Command(script, "start-s3", "3")
+	cmd.Env = env
+	// Its own process group, so that a stack.sh left waiting is ended
+	// with everything it started in the foreground.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var out safeBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-exited
+	})
+	// Long enough for stack.sh to look at the server a few times.
+	select {
+	case err := <-exited:
+		t.Fatalf("stack.sh ended while versitygw3 had not run yet: %v: %s", err, out.String())
+	case <-time.After(3 * time.Second):
+	}
+	if strings.Contains(out.String(), "exited") {
+		t.Fatalf("stack.sh took versitygw3 for exited while it had not run yet: %s", out.String())
+	}
+	// Let it run: open the log for reading, and keep reading it.
+	r, err := os.Open(logFIFO)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		io.Copy(io.Discard, r)
+		r.Close()
+	}()
+	if err := <-exited; err != nil {
+		t.Fatalf("start-s3 3: %v: %s", err, out.String())
+	}
+	exited <- nil // for the cleanup
+	if !strings.Contains(out.String(), "versitygw3 up") {
+		t.Fatalf("start-s3 3 said: %s", out.String())
 	}
 }
 

@@ -62,6 +62,21 @@ alive() {
   return 1
 }
 
+# spawn NAME CMD...: run CMD in the background in a session of its own,
+# its output to $STACK/NAME.log and its pid to $STACK/NAME.pid. It is
+# forked from a subshell already in $STACK/NAME, so alive NAME knows it by
+# its working directory from its first instant: forked from here, until it
+# has exec'd CMD (which a loaded machine can delay for a long while) it
+# would look like this script, and the wait for it would stop at once as
+# if it had exited, with an empty log. Only CMD goes to the background (so
+# $! is its pid and nothing holds our caller's stdout open).
+spawn() {
+  local name=$1; shift
+  (cd "$STACK/$name" || exit 1
+    setsid nohup "$@" >"$STACK/$name.log" 2>&1 </dev/null &
+    echo $! >"$STACK/$name.pid")
+}
+
 stop() {
   local name=$1 pid
   if alive "$name"; then
@@ -141,9 +156,7 @@ start_s3() {
     minio)
       MINIO_ROOT_USER=$S3_ACCESS_KEY MINIO_ROOT_PASSWORD=$S3_SECRET_KEY MINIO_BROWSER=off \
         MINIO_UPDATE=off MINIO_CI_CD=1 \
-        setsid nohup minio server --quiet --address "127.0.0.1:$port" "$STACK/$name/data" \
-        >"$STACK/$name.log" 2>&1 </dev/null &
-      echo $! >"$STACK/$name.pid"
+        spawn "$name" minio server --quiet --address "127.0.0.1:$port" "$STACK/$name/data"
       wait_http "http://127.0.0.1:$port/minio/health/live" 120 "$name" || die "$name failed to start"
       ;;
     versitygw)
@@ -151,10 +164,8 @@ start_s3() {
       # without one; tests turn it on for a bucket).
       mkdir -p "$STACK/$name/versions"
       ROOT_ACCESS_KEY=$S3_ACCESS_KEY ROOT_SECRET_KEY=$S3_SECRET_KEY \
-        setsid nohup versitygw --port "127.0.0.1:$port" --quiet \
-        posix --versioning-dir "$STACK/$name/versions" "$STACK/$name/data" \
-        >"$STACK/$name.log" 2>&1 </dev/null &
-      echo $! >"$STACK/$name.pid"
+        spawn "$name" versitygw --port "127.0.0.1:$port" --quiet \
+        posix --versioning-dir "$STACK/$name/versions" "$STACK/$name/data"
       wait_answer "http://127.0.0.1:$port/" 120 "$name" || die "$name failed to start"
       ;;
   esac
@@ -237,11 +248,7 @@ disable_mlock = true
 ui            = false
 log_level     = "warn"
 HCL
-  # Only the vault command goes to the background (so $! is Vault's pid
-  # and nothing holds our caller's stdout open).
-  (cd "$v" || exit 1
-    setsid nohup vault server -config="$v/config.hcl" >"$STACK/vault.log" 2>&1 </dev/null &
-    echo $! >"$STACK/vault.pid")
+  spawn vault vault server -config="$v/config.hcl"
   wait_http "http://127.0.0.1:$port/v1/sys/health?uninitcode=200&sealedcode=200&standbyok=true" 60 vault ||
     die "vault failed to start"
   vault_unseal
