@@ -48,9 +48,9 @@ func (f *fakeDozod) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// withFake starts a fake dozod and a logged-in config dir; it returns
+// withFake starts a fake dozod (f) and a logged-in config dir; it returns
 // the arguments that point dozo at them.
-func withFake(t *testing.T, f *fakeDozod) []string {
+func withFake(t *testing.T, f http.Handler) []string {
 	t.Helper()
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)

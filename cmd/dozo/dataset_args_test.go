@@ -3,14 +3,12 @@ package main
 import (
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/dozo-vault/dozo/api"
-	"github.com/dozo-vault/dozo/client"
 )
 
 // TestOneDatasetArgument: the commands that read one dataset take exactly
@@ -20,7 +18,7 @@ import (
 func TestOneDatasetArgument(t *testing.T) {
 	var mu sync.Mutex
 	var paths []string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	args := withFake(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		if r.URL.Path == "/v1/whoami" {
 			json.NewEncoder(w).Encode(api.User{Name: "rita"})
@@ -32,15 +30,6 @@ func TestOneDatasetArgument(t *testing.T) {
 		w.WriteHeader(http.StatusNotFound)
 		json.NewEncoder(w).Encode(api.Error{Error: "stand-in: no such dataset"})
 	}))
-	defer srv.Close()
-	cfg := filepath.Join(t.TempDir(), "cfg")
-	d, err := client.OpenDir(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.SaveLogin("hvs.test-token", client.Login{Username: "rita", Broker: srv.URL}); err != nil {
-		t.Fatal(err)
-	}
 	sent := func() []string {
 		mu.Lock()
 		defer mu.Unlock()
@@ -69,7 +58,7 @@ func TestOneDatasetArgument(t *testing.T) {
 		{[]string{"dataset", "deletion-report"}, "", "want the dataset ID, got 0 arguments", exitUsage},
 		{[]string{"dataset", "deletion-report", "not-an-id"}, "/v1/datasets/not-an-id/deletion-report", "fetching the deletion report of not-an-id", 1},
 	} {
-		code, msg := exitStatus(t, append([]string{"--config-dir", cfg, "--broker", srv.URL}, tc.cmd...)...)
+		code, msg := exitStatus(t, append(slices.Clone(args), tc.cmd...)...)
 		got := sent()
 		if code != tc.code || !strings.Contains(msg, tc.want) {
 			t.Errorf("dozo %s: exit %d %q; want exit %d and %q", strings.Join(tc.cmd, " "), code, msg, tc.code, tc.want)
