@@ -28,10 +28,10 @@ const MaxRetryWait = 6 * time.Hour
 // it: the job's lock key is taken. Each job of a round has an id made of
 // its work and the round's minute on the catalog's clock (one clock for
 // every dozod, however theirs differ), so of several dozods sharing a
-// catalog one records it. Work whose jobs failed in a row is retried after a wait
-// that doubles each time (retryWait). A due deletion of a frozen dataset
-// waits for the freeze to be lifted; Reap reports it. It is safe to run
-// at any time, on any number of dozods.
+// catalog one records it. Work whose jobs failed in a row is retried
+// after a wait that doubles each time (retryWait). A due deletion of a
+// frozen dataset waits for the freeze to be lifted; Reap reports it. It
+// is safe to run at any time, on any number of dozods.
 func (s *Server) Reap(ctx context.Context) error {
 	var errs []error
 	var started []*jobs.Job

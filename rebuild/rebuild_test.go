@@ -331,6 +331,9 @@ func TestRunKeyGeneration(t *testing.T) {
 		if rep, err := Run(ctx, o); err != nil || rep.DatasetRow != "would be created" {
 			t.Fatalf("dry run: %+v %v", rep, err)
 		}
+		if _, err := fresh.Dataset(ctx, "JGAD5"); !errors.Is(err, catalog.ErrNotFound) {
+			t.Fatalf("the dry run wrote the dataset: %v", err)
+		}
 		o.Apply = true
 		if _, err := Run(ctx, o); err != nil {
 			t.Fatal(err)
