@@ -38,7 +38,7 @@ type fileBar struct {
 
 func newBatchProgress(w io.Writer, verb string, totalBytes int64, files int) *batchProgress {
 	p := &batchProgress{verb: verb, all: totalBytes, files: files, now: time.Now}
-	p.init(w)
+	p.attach(w)
 	p.start = p.now()
 	return p
 }

@@ -22,8 +22,8 @@ type liveLines struct {
 	lines int // lines on screen now
 }
 
-// init sets the writer, and draws on it only if it is a terminal.
-func (l *liveLines) init(w io.Writer) {
+// attach sets the writer, which is drawn on only if it is a terminal.
+func (l *liveLines) attach(w io.Writer) {
 	l.w = w
 	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		l.enabled, l.fd = true, int(f.Fd())

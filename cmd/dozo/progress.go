@@ -31,7 +31,7 @@ type progress struct {
 
 func newProgress(w io.Writer, totalBytes int64, files int) *progress {
 	p := &progress{all: totalBytes, files: files, now: time.Now}
-	p.init(w)
+	p.attach(w)
 	return p
 }
 
