@@ -50,14 +50,30 @@ secret() { head -c 32 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c "${1:
 sfx() { [ "$1" = 1 ] || echo "$1"; }
 conf() { echo "$DEV/dozod$(sfx "$1").toml"; }
 
-# dozod_alive [i]: replica i's recorded pid runs dozod with its config.
+# dozod_alive [i]: replica i's recorded pid runs dozod with its config,
+# or is the process start_dozod forked for it and has not exec'd dozod
+# yet (its working directory is the replica's run directory).
 dozod_alive() {
   local i=${1:-1} pid f
   f=$DEV/dozod$(sfx "$i").pid
   [ -f "$f" ] || return 1
   pid=$(cat "$f")
   [ -d "/proc/$pid" ] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$(conf "$i")"
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$(conf "$i")" && return 0
+  [ "$(readlink "/proc/$pid/cwd" 2>/dev/null)" = "$DEV/run$(sfx "$i")" ]
+}
+
+# start_dozod i: start replica i in a session of its own. It is forked
+# from a subshell already in its run directory, so dozod_alive knows it
+# from its first instant: until it has exec'd dozod (which a loaded
+# machine can delay for a long while) it would look like this script, and
+# wait_health would give up on a dozod that was only slow to start.
+start_dozod() {
+  local i=$1 f=$DEV/dozod$(sfx "$1")
+  mkdir -p "$DEV/run$(sfx "$i")"
+  (cd "$DEV/run$(sfx "$i")" || exit 1
+    PGPASSFILE=$DEV/pgpass setsid nohup "$DOZOD" serve --config "$(conf "$i")" >>"$f.log" 2>&1 </dev/null &
+    echo $! >"$f.pid")
 }
 
 # stop_dozod [i]: stop replica i, or every replica.
@@ -381,8 +397,7 @@ up() {
     fi
     if write_config "$i" "$port"; then stop_dozod "$i"; fi
     if ! dozod_alive "$i"; then
-      PGPASSFILE=$DEV/pgpass setsid nohup "$DOZOD" serve --config "$(conf "$i")" >>"$f.log" 2>&1 </dev/null &
-      echo $! >"$f.pid"
+      start_dozod "$i"
       log "started dozod$(sfx "$i") (pid $(cat "$f.pid")) on https://127.0.0.1:$port"
     fi
     urls+=("https://127.0.0.1:$port")
