@@ -26,7 +26,8 @@ type ScrubRequest struct {
 	Deep bool `json:"deep,omitempty"`
 	// Repair rebuilds bad pieces from parity and updates the manifest.
 	Repair bool `json:"repair,omitempty"`
-	// RateBytesPerSec bounds the read rate of a deep scrub; 0 = no limit.
+	// RateBytesPerSec bounds the read rate of a deep scrub (of each dozod
+	// checking one of its shards); 0 = no limit.
 	RateBytesPerSec int64 `json:"rate_bytes_per_sec,omitempty"`
 }
 

@@ -26,7 +26,7 @@ import (
 type ScrubConfig struct {
 	LightInterval time.Duration `toml:"light_interval" env:"DOZOD_SCRUB_LIGHT_INTERVAL" help:"0 (off); e.g. 24h: every piece exists, right size"`
 	DeepInterval  time.Duration `toml:"deep_interval" env:"DOZOD_SCRUB_DEEP_INTERVAL" help:"0 (off); e.g. 720h: every piece read and hashed"`
-	Rate          string        `toml:"rate" env:"DOZOD_SCRUB_RATE" help:"0 (no limit); deep read rate, e.g. 200MiB/s"`
+	Rate          string        `toml:"rate" env:"DOZOD_SCRUB_RATE" help:"0 (no limit); deep read rate, e.g. 200MiB/s (of each dozod checking a shard)"`
 	Repair        bool          `toml:"repair" env:"DOZOD_SCRUB_REPAIR" help:"false; rebuild bad pieces from parity"`
 	// Shards is how many parts a run of several files is cut into, each
 	// a job any dozod takes, one at a time per dozod: replicas on one
