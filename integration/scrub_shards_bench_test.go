@@ -19,7 +19,7 @@ import (
 // second) of a light and a deep scrub of one
 // dataset, cut into four shards, on one dozod and then on two dozods on
 // one PostgreSQL catalog, with the CPU seconds per 1000 files that the
-// dozods, the S3 servers and PostgreSQL spent. DOZO_BENCH_SCRUB_FILES
+// dozods, the S3 servers, PostgreSQL and Vault spent. DOZO_BENCH_SCRUB_FILES
 // files (default 64) of 1 MiB, one segment each. Run it alone:
 //
 //	CI=true go test -run '^$' -bench '^BenchmarkScrubReplicas$' -benchtime 1x ./integration/
@@ -65,7 +65,7 @@ func BenchmarkScrubReplicas(b *testing.B) {
 		files           int
 		seconds, perSec float64
 		dozodCPU, s3CPU float64 // per 1000 files
-		pgCPU           float64
+		pgCPU, vaultCPU float64
 	}
 	var rows []row
 	measure := func(setup string, pids []int) {
@@ -74,18 +74,18 @@ func BenchmarkScrubReplicas(b *testing.B) {
 			if deep {
 				mode, args = "deep", append(args, "--deep")
 			}
-			cpu := func() (dz, s3, pg float64) {
+			cpu := func() (dz, s3, pg, vt float64) {
 				for _, p := range pids {
 					dz += treeCPU(p)
 				}
-				return dz, s.serverCPU(), treeCPU(postmasterPid())
+				return dz, s.serverCPU(), treeCPU(postmasterPid()), treeCPU(pidFile(filepath.Join(s.dir, "vault.pid")))
 			}
-			dz0, s30, pg0 := cpu()
+			dz0, s30, pg0, vt0 := cpu()
 			var r api.ScrubRun
 			if err := json.Unmarshal([]byte(admin.must(b, args...)), &r); err != nil {
 				b.Fatal(err)
 			}
-			dz1, s31, pg1 := cpu()
+			dz1, s31, pg1, vt1 := cpu()
 			if r.State != api.ScrubDone || r.Summary.FilesDone != n || r.Summary.Found != 0 {
 				b.Fatalf("%s %s scrub: %s %+v", setup, mode, r.State, r.Summary)
 			}
@@ -96,7 +96,7 @@ func BenchmarkScrubReplicas(b *testing.B) {
 			secs := time.Unix(0, last).Sub(r.StartedAt).Seconds()
 			per1k := func(v float64) float64 { return v / float64(n) * 1000 }
 			rw := row{setup: setup, mode: mode, files: n, seconds: secs, perSec: float64(n) / secs,
-				dozodCPU: per1k(dz1 - dz0), s3CPU: per1k(s31 - s30), pgCPU: per1k(pg1 - pg0)}
+				dozodCPU: per1k(dz1 - dz0), s3CPU: per1k(s31 - s30), pgCPU: per1k(pg1 - pg0), vaultCPU: per1k(vt1 - vt0)}
 			rows = append(rows, rw)
 			fmt.Fprintf(os.Stderr, "%s %s: %d files in %.2f s, %.1f files/s\n", setup, mode, n, rw.seconds, rw.perSec)
 		}
@@ -105,8 +105,8 @@ func BenchmarkScrubReplicas(b *testing.B) {
 	r1 := s.startReplicaProc(b, conf, pgURL, 1)
 	measure("postgres x2", []int{r0.Proc.Pid, r1.Proc.Pid})
 
-	fmt.Printf("\n%-12s %-6s %6s %9s %8s %16s %16s %16s\n", "setup", "mode", "files", "seconds", "files/s", "dozod cpu-s/1k", "s3 cpu-s/1k", "pg cpu-s/1k")
+	fmt.Printf("\n%-12s %-6s %6s %9s %8s %16s %16s %16s %16s\n", "setup", "mode", "files", "seconds", "files/s", "dozod cpu-s/1k", "s3 cpu-s/1k", "pg cpu-s/1k", "vault cpu-s/1k")
 	for _, r := range rows {
-		fmt.Printf("%-12s %-6s %6d %9.2f %8.1f %16.2f %16.2f %16.2f\n", r.setup, r.mode, r.files, r.seconds, r.perSec, r.dozodCPU, r.s3CPU, r.pgCPU)
+		fmt.Printf("%-12s %-6s %6d %9.2f %8.1f %16.2f %16.2f %16.2f %16.2f\n", r.setup, r.mode, r.files, r.seconds, r.perSec, r.dozodCPU, r.s3CPU, r.pgCPU, r.vaultCPU)
 	}
 }
