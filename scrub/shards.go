@@ -60,7 +60,7 @@ func shardJobs(rec catalog.ScrubRun, files []catalog.ScrubCandidate, n int) ([]c
 			costs[i] = f.Bytes
 		}
 	}
-	ranges := Split(costs, n)
+	ranges := Split(costs, min(n, MaxShards))
 	if len(ranges) < 2 {
 		return nil, nil
 	}
