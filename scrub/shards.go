@@ -200,8 +200,12 @@ func (s *Scheduler) shardStates(ctx context.Context, ids []string) (shardState, 
 		if err != nil {
 			return st, err
 		}
+		var p ShardParams
+		if err := json.Unmarshal(j.Params, &p); err != nil {
+			return st, fmt.Errorf("job %s: params: %w", id, err)
+		}
 		st.done += j.ProgressDone
-		st.total += j.ProgressTotal
+		st.total += int64(p.To - p.From) // known before the shard starts
 		if !j.Finished() {
 			continue
 		}
