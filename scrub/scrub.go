@@ -6,10 +6,12 @@
 // recorded as it ends, so a run interrupted by a restart continues where
 // it stopped. Every run executes as a job of package jobs (kind "scrub",
 // one unfinished at a time by its lock key), which leases it to one dozod,
-// resumes it after a restart and hands it over when its dozod dies. A
-// Runner executes one run and nothing else; a Scheduler records runs with
-// their jobs, starts scheduled ones (once across dozods), and its job
-// handler records how runs end.
+// resumes it after a restart and hands it over when its dozod dies. A run
+// of several files may be cut into shards (shards.go), each a job any
+// dozod takes, so several dozods check one run at once. A Runner executes
+// one run (or shard) and nothing else; a Scheduler records runs with their
+// jobs, starts scheduled ones (once across dozods), and its job handlers
+// record how runs end.
 //
 // The package depends on narrow views only: the catalog calls it makes
 // (Catalog), the storage targets, the MAC calls of the key service (Keys),
