@@ -129,6 +129,7 @@ func (s *Scheduler) coordinate(ctx context.Context, t *jobs.Task, rec *catalog.S
 	defer tick.Stop()
 	bg := context.WithoutCancel(ctx)
 	cancelling := false
+	stop := ctx.Done() // nil once a cancel is being carried out
 	for {
 		st, err := s.shardStates(bg, ids)
 		if err != nil {
@@ -170,7 +171,8 @@ func (s *Scheduler) coordinate(ctx context.Context, t *jobs.Task, rec *catalog.S
 			}
 		}
 		select {
-		case <-ctx.Done():
+		case <-stop:
+			stop = nil // from now on, wait for the shards at each tick
 			if !errors.Is(context.Cause(ctx), jobs.ErrCancelled) {
 				s.o.Logger.Info("scrub: paused; its shards go on, and its job's next runner follows them", "run", rec.ID,
 					"cause", context.Cause(ctx).Error())
