@@ -299,3 +299,44 @@ func TestShardTakenOver(t *testing.T) {
 		}
 	}
 }
+
+// TestShardsOfAnEndedJobCancelled: a sharded run whose own job ended
+// without running (cancelled while queued) is ended by the scheduler's
+// reconcile, and its shards with it; so is one cancelled through Cancel.
+func TestShardsOfAnEndedJobCancelled(t *testing.T) {
+	for _, how := range []string{"reconcile", "Cancel"} {
+		t.Run(how, func(t *testing.T) {
+			fx := newFixture(t)
+			ctx := context.Background()
+			fx.dataset("JGAD13", 4, 2)
+			for i := range 3 {
+				fx.file("JGAD13", fmt.Sprintf("f%d", i), 1<<20)
+			}
+			o := fx.options()
+			o.Shards = 3
+			idle := jobs.New(fx.cat, "idle")
+			idle.Close() // records, runs nothing
+			s := NewScheduler(o, idle)
+			rec := catalog.ScrubRun{ID: "scrub-e", Trigger: catalog.ScrubManual, StartedBy: "admin", StartedAt: fx.now}
+			if err := s.Create(ctx, rec); err != nil {
+				t.Fatal(err)
+			}
+			if how == "reconcile" {
+				if _, err := fx.cat.CancelJob(ctx, rec.ID, time.Now()); err != nil {
+					t.Fatal(err)
+				}
+				s.reconcile(ctx)
+			} else if err := s.Cancel(ctx, rec.ID); err != nil {
+				t.Fatal(err)
+			}
+			if r, _ := fx.cat.ScrubRun(ctx, rec.ID); r.State != catalog.ScrubCancelled {
+				t.Fatalf("run %+v", r)
+			}
+			for _, id := range append(shardIDs(rec.ID, 3), rec.ID) {
+				if j, err := fx.cat.Job(ctx, id); err != nil || j.State != catalog.JobCancelled {
+					t.Fatalf("job %s: %+v %v", id, j, err)
+				}
+			}
+		})
+	}
+}
