@@ -26,7 +26,8 @@ type ScrubRequest struct {
 	Deep bool `json:"deep,omitempty"`
 	// Repair rebuilds bad pieces from parity and updates the manifest.
 	Repair bool `json:"repair,omitempty"`
-	// RateBytesPerSec bounds the read rate of a deep scrub; 0 = no limit.
+	// RateBytesPerSec bounds the read rate of a deep scrub (of each dozod
+	// checking one of its shards); 0 = no limit.
 	RateBytesPerSec int64 `json:"rate_bytes_per_sec,omitempty"`
 }
 
@@ -125,6 +126,23 @@ type ScrubRun struct {
 	Unrecoverable     []ScrubUnrecoverable `json:"unrecoverable,omitempty"`
 	// Errors are files that could not be scrubbed, one line each.
 	Errors []string `json:"errors,omitempty"`
+	// Shards are the parts of a run cut into shards, each a job any dozod
+	// takes (none for a run in one job).
+	Shards []ScrubShard `json:"shards,omitempty"`
+}
+
+// ScrubShard is one part of a run's files, checked by one job.
+type ScrubShard struct {
+	Shard     int    `json:"shard"` // from 1
+	Of        int    `json:"of"`
+	Job       string `json:"job,omitempty"`   // its job's id ("" if its record is gone)
+	State     string `json:"state,omitempty"` // its job's state (JobQueued, ...)
+	Files     int    `json:"files"`
+	FilesDone int    `json:"files_done"`
+	// Owner is the dozod running it, or the one that finished it.
+	Owner    string `json:"owner,omitempty"`
+	Attempts int    `json:"attempts,omitempty"`
+	Error    string `json:"error,omitempty"`
 }
 
 // MaxScrubFindings bounds the findings one ScrubRun carries.

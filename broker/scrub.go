@@ -8,6 +8,7 @@ package broker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -25,8 +26,13 @@ import (
 type ScrubConfig struct {
 	LightInterval time.Duration `toml:"light_interval" env:"DOZOD_SCRUB_LIGHT_INTERVAL" help:"0 (off); e.g. 24h: every piece exists, right size"`
 	DeepInterval  time.Duration `toml:"deep_interval" env:"DOZOD_SCRUB_DEEP_INTERVAL" help:"0 (off); e.g. 720h: every piece read and hashed"`
-	Rate          string        `toml:"rate" env:"DOZOD_SCRUB_RATE" help:"0 (no limit); deep read rate, e.g. 200MiB/s"`
+	Rate          string        `toml:"rate" env:"DOZOD_SCRUB_RATE" help:"0 (no limit); deep read rate, e.g. 200MiB/s (of each dozod checking a shard)"`
 	Repair        bool          `toml:"repair" env:"DOZOD_SCRUB_REPAIR" help:"false; rebuild bad pieces from parity"`
+	// Shards is how many parts a run of several files is cut into, each
+	// a job any dozod takes, one at a time per dozod: replicas on one
+	// PostgreSQL catalog share a run's work. 0: DefaultScrubShards on
+	// PostgreSQL, 1 (one job, one dozod) on SQLite.
+	Shards int `toml:"shards" env:"DOZOD_SCRUB_SHARDS" help:"0 (4 on PostgreSQL, 1 on SQLite; 1..256): a run's files are cut into this many parts, checked by the replicas at once"`
 
 	rate int64 // Rate parsed by validate
 }
@@ -44,6 +50,9 @@ func (c *ScrubConfig) validate() error {
 			return fmt.Errorf("%s %v: must be 0 (off) or at least %v", d.name, d.v, minScrubInterval)
 		}
 	}
+	if c.Shards < 0 || c.Shards > scrub.MaxShards {
+		return fmt.Errorf("scrub.shards %d: must be 0 (default) or 1..%d", c.Shards, scrub.MaxShards)
+	}
 	c.rate = 0
 	if c.Rate != "" {
 		r, err := api.ParseRate(c.Rate)
@@ -53,6 +62,23 @@ func (c *ScrubConfig) validate() error {
 		c.rate = r
 	}
 	return nil
+}
+
+// DefaultScrubShards is how many shards a run is cut into on PostgreSQL,
+// where several dozods may share it: enough for four replicas to take
+// one each, few enough that a run stays a handful of job records.
+const DefaultScrubShards = 4
+
+// scrubShards is the shard count for runs over catalog backend.
+func (c *ScrubConfig) scrubShards(backend string) int {
+	switch {
+	case c.Shards > 0:
+		return c.Shards
+	case backend == catalog.Postgres:
+		return DefaultScrubShards
+	default:
+		return 1
+	}
 }
 
 // ScrubSnapshot is a read-only view of scrub progress and findings for
@@ -82,6 +108,7 @@ func (s *Server) initScrub(o Options) error {
 		DeepInterval:  o.Scrub.DeepInterval,
 		Repair:        o.Scrub.Repair,
 		Rate:          o.Scrub.rate,
+		Shards:        o.Scrub.scrubShards(s.cat.Backend()),
 	}, s.jobs)
 	return nil
 }
@@ -111,6 +138,9 @@ func (s *Server) scrubRunAPI(ctx context.Context, id string, withFindings bool) 
 		StartedAt: rec.StartedAt, EndedAt: rec.EndedAt, Error: rec.Error,
 		Summary: t.Summary, Findings: t.Findings, FindingsTruncated: t.FindingsTruncated,
 		Unrecoverable: t.Unrecoverable, Errors: t.Errors}
+	if out.Shards, err = s.scrubShardsAPI(ctx, id, files); err != nil {
+		return nil, err
+	}
 	sm := &out.Summary
 	if rec.State == catalog.ScrubRunning {
 		if cur, pieces, bytes, ok := s.scrubs.Progress(id); ok {
@@ -125,6 +155,34 @@ func (s *Server) scrubRunAPI(ctx context.Context, id string, withFindings bool) 
 	}
 	if sm.Seconds = end.Sub(rec.StartedAt).Seconds(); sm.Seconds > 0 {
 		sm.BytesPerSec = float64(sm.Bytes) / sm.Seconds
+	}
+	return out, nil
+}
+
+// scrubShardsAPI are the shards of run id, with the files of each done
+// (files are the run's).
+func (s *Server) scrubShardsAPI(ctx context.Context, id string, files []catalog.ScrubFile) ([]api.ScrubShard, error) {
+	shards, err := s.scrubs.Shards(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("scrub run %s shards: %w", id, err)
+	}
+	var out []api.ScrubShard
+	for _, sh := range shards {
+		a := api.ScrubShard{Shard: sh.Shard, Of: sh.Of}
+		if j := sh.Job; j != nil {
+			a.Job, a.State, a.Owner, a.Attempts, a.Error = j.ID, j.State, j.Owner, j.Attempts, j.Error
+			var res scrub.ShardResult
+			if len(j.Result) > 0 && json.Unmarshal(j.Result, &res) == nil && a.Owner == "" {
+				a.Owner = res.By
+			}
+			a.Files = sh.To - sh.From
+			for _, f := range files {
+				if f.Seq >= sh.From && f.Seq < sh.To && f.DoneAt != nil {
+					a.FilesDone++
+				}
+			}
+		}
+		out = append(out, a)
 	}
 	return out, nil
 }

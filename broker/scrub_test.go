@@ -17,6 +17,7 @@ import (
 	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/catalog"
 	"github.com/dozo-vault/dozo/internal/envconfig"
+	"github.com/dozo-vault/dozo/scrub"
 	"github.com/dozo-vault/dozo/storage"
 )
 
@@ -309,7 +310,16 @@ func TestScrubConfig(t *testing.T) {
 	if c.LightInterval != 24*time.Hour || c.DeepInterval != 720*time.Hour || c.rate != 200<<20 || !c.Repair {
 		t.Fatalf("config %+v", c)
 	}
-	for _, bad := range []ScrubConfig{{LightInterval: time.Second}, {DeepInterval: -time.Hour}, {Rate: "fast"}} {
+	for backend, want := range map[string]int{catalog.SQLite: 1, catalog.Postgres: DefaultScrubShards} {
+		if n := c.scrubShards(backend); n != want {
+			t.Errorf("default shards on %s: %d, want %d", backend, n, want)
+		}
+	}
+	c.Shards = 7
+	if n := c.scrubShards(catalog.SQLite); n != 7 {
+		t.Errorf("shards = 7 on SQLite: %d", n)
+	}
+	for _, bad := range []ScrubConfig{{LightInterval: time.Second}, {DeepInterval: -time.Hour}, {Rate: "fast"}, {Shards: -1}, {Shards: 257}} {
 		if err := bad.validate(); err == nil {
 			t.Errorf("%+v accepted", bad)
 		}
@@ -317,9 +327,46 @@ func TestScrubConfig(t *testing.T) {
 	if err := envconfig.Apply(&ScrubConfig{}, func(k string) string { return map[string]string{"DOZOD_SCRUB_REPAIR": "maybe"}[k] }); err == nil {
 		t.Error("DOZOD_SCRUB_REPAIR=maybe accepted")
 	}
-	for _, k := range []string{"light_interval", "deep_interval", "rate", "repair", "DOZOD_SCRUB_RATE"} {
+	for _, k := range []string{"light_interval", "deep_interval", "rate", "repair", "shards", "DOZOD_SCRUB_RATE", "DOZOD_SCRUB_SHARDS"} {
 		if !strings.Contains(ConfigHelp, k) {
 			t.Errorf("ConfigHelp does not document %s", k)
 		}
+	}
+}
+
+// TestScrubShardsShown: a run cut into shards shows each shard (its job,
+// state, files done, who ran it) and the same summary as a run in one
+// job.
+func TestScrubShardsShown(t *testing.T) {
+	e := newScrubEnv(t, ScrubConfig{Shards: 3})
+	e.srv.jobs.Start(context.Background())
+	e.must(201, "tok-sam", "POST", "/v1/datasets", api.CreateDatasetRequest{ID: "JGAD1", Title: "t", PlainSegmentSize: 1 << 20}, nil)
+	for i := range 4 {
+		e.upload("tok-sam", "JGAD1", fmt.Sprintf("f%d.bam", i), randBytes(1<<20+1000*(i+1)), randBytes(16), randBytes(16))
+	}
+	r := e.scrub(api.ScrubRequest{Deep: true})
+	if r.State != api.ScrubDone || r.Summary.FilesDone != 4 || r.Summary.Pieces != r.Summary.PiecesTotal || len(r.Shards) != 3 {
+		t.Fatalf("sharded scrub %+v", r)
+	}
+	files := 0
+	for i, sh := range r.Shards {
+		if sh.Shard != i+1 || sh.Of != 3 || sh.Job != scrub.ShardID(r.ID, i+1) || sh.State != api.JobDone ||
+			sh.Files < 1 || sh.FilesDone != sh.Files || sh.Owner != e.srv.jobs.Owner() || sh.Attempts != 1 {
+			t.Fatalf("shard %d: %+v", i+1, sh)
+		}
+		files += sh.Files
+	}
+	if files != 4 {
+		t.Fatalf("shards cover %d files, want 4", files)
+	}
+	var j api.Job
+	e.must(200, "tok-admin", "GET", "/v1/jobs/"+r.ID, nil, &j)
+	if j.Kind != scrub.Kind || j.State != api.JobDone || j.Progress.Done != 4 || j.Progress.Total != 4 {
+		t.Fatalf("run job %+v", j)
+	}
+	// One file: one job, no shards.
+	one := e.scrub(api.ScrubRequest{Dataset: "JGAD1", File: "f0.bam"})
+	if one.State != api.ScrubDone || len(one.Shards) != 0 {
+		t.Fatalf("one-file scrub %+v", one)
 	}
 }

@@ -73,6 +73,7 @@ var postgresTests = []struct {
 	{"TestJobClaimLeaseFinish", TestJobClaimLeaseFinish},
 	{"TestJobCancelReleaseList", TestJobCancelReleaseList},
 	{"TestScrubRunJobAtomicAndPrune", TestScrubRunJobAtomicAndPrune},
+	{"TestScrubRunShardJobs", TestScrubRunShardJobs},
 }
 
 // backendFree are tests of pure code or of the harness itself.

@@ -3,6 +3,7 @@ package catalog
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -232,5 +233,52 @@ func TestScrubRunJobAtomicAndPrune(t *testing.T) {
 	}
 	if r, err := c.ScrubRun(ctx, "scrub-1"); err != nil || r.State != ScrubDone {
 		t.Fatalf("the run outlives its job: %+v %v", r, err)
+	}
+}
+
+// TestScrubRunShardJobs: a run's shard jobs are recorded with it or not
+// at all, and ScrubFileRange reads one shard's part of the run.
+func TestScrubRunShardJobs(t *testing.T) {
+	ctx := context.Background()
+	c := open(t)
+	run := ScrubRun{ID: "scrub-1", Trigger: ScrubManual, StartedBy: "admin", StartedAt: t0}
+	var files []ScrubCandidate
+	for i := range 5 {
+		files = append(files, ScrubCandidate{FileID: fmt.Sprintf("f%d", i), Pieces: 6, Bytes: 42})
+	}
+	job := Job{ID: "scrub-1", Kind: "scrub", LockKey: "scrub", RequestedBy: "admin", CreatedAt: t0}
+	shard := func(id string) Job { return Job{ID: id, Kind: "scrub-shard", RequestedBy: "admin", CreatedAt: t0} }
+	// A shard id taken: nothing is recorded, not the run, not its job.
+	if err := c.InsertJob(ctx, shard("scrub-1.2")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CreateScrubRunJob(ctx, run, files, job, shard("scrub-1.1"), shard("scrub-1.2")); !errors.Is(err, ErrExists) {
+		t.Fatalf("shard id taken: %v", err)
+	}
+	for _, id := range []string{"scrub-1", "scrub-1.1"} {
+		if _, err := c.Job(ctx, id); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("job %s of a refused run recorded: %v", id, err)
+		}
+	}
+	if _, err := c.ScrubRun(ctx, "scrub-1"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("refused run recorded: %v", err)
+	}
+	if err := c.CreateScrubRunJob(ctx, run, files, job, shard("scrub-1.1"), shard("scrub-1.3")); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"scrub-1", "scrub-1.1", "scrub-1.3"} {
+		if j, err := c.Job(ctx, id); err != nil || j.State != JobQueued {
+			t.Fatalf("job %s: %+v %v", id, j, err)
+		}
+	}
+	if err := c.FinishScrubFile(ctx, "scrub-1", 3, []byte(`{}`), t0); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.ScrubFileRange(ctx, "scrub-1", 2, 4)
+	if err != nil || len(got) != 2 || got[0].Seq != 2 || got[0].FileID != "f2" || got[1].Seq != 3 || got[1].DoneAt == nil {
+		t.Fatalf("files 2..3: %+v %v", got, err)
+	}
+	if got, err := c.ScrubFileRange(ctx, "scrub-1", 5, 9); err != nil || len(got) != 0 {
+		t.Fatalf("files past the end: %+v %v", got, err)
 	}
 }

@@ -95,13 +95,16 @@ func (c *Catalog) CreateScrubRun(ctx context.Context, r ScrubRun, files []ScrubC
 }
 
 // CreateScrubRunJob records a new running run, its files and the job that
-// executes it, in one transaction: either all exist or nothing does. A
-// job id already taken, or a lock key an unfinished job holds, is
-// ErrExists; another running run is ErrState.
-func (c *Catalog) CreateScrubRunJob(ctx context.Context, r ScrubRun, files []ScrubCandidate, j Job) error {
+// executes it (with the jobs of its shards, if it has more than one), in
+// one transaction: either all exist or nothing does. A job id already
+// taken, or a lock key an unfinished job holds, is ErrExists; another
+// running run is ErrState.
+func (c *Catalog) CreateScrubRunJob(ctx context.Context, r ScrubRun, files []ScrubCandidate, j Job, shards ...Job) error {
 	return c.tx(ctx, func(tx *sql.Tx) error {
-		if err := insertJob(ctx, tx, j); err != nil {
-			return err
+		for _, j := range append([]Job{j}, shards...) {
+			if err := insertJob(ctx, tx, j); err != nil {
+				return err
+			}
 		}
 		return createScrubRun(ctx, tx, r, files)
 	})
@@ -180,6 +183,16 @@ func (c *Catalog) LastScrubStart(ctx context.Context, trigger string, deepOnly b
 
 // ScrubFiles returns a run's files in order.
 func (c *Catalog) ScrubFiles(ctx context.Context, runID string) ([]ScrubFile, error) {
+	return c.scrubFiles(ctx, `WHERE run_id = ?`, runID)
+}
+
+// ScrubFileRange returns a run's files from..to-1 (by Seq) in order: the
+// part of the run one shard checks.
+func (c *Catalog) ScrubFileRange(ctx context.Context, runID string, from, to int) ([]ScrubFile, error) {
+	return c.scrubFiles(ctx, `WHERE run_id = ? AND seq >= ? AND seq < ?`, runID, from, to)
+}
+
+func (c *Catalog) scrubFiles(ctx context.Context, where string, args ...any) ([]ScrubFile, error) {
 	return queryAll(ctx, c, "scrub files", func(r rowScanner) (*ScrubFile, error) {
 		var f ScrubFile
 		var done sql.NullInt64
@@ -192,7 +205,7 @@ func (c *Catalog) ScrubFiles(ctx context.Context, runID string) ([]ScrubFile, er
 			f.Result = []byte(result)
 		}
 		return &f, nil
-	}, `SELECT seq, file_id, pieces, bytes, done_at, result FROM scrub_files WHERE run_id = ? ORDER BY seq`, runID)
+	}, `SELECT seq, file_id, pieces, bytes, done_at, result FROM scrub_files `+where+` ORDER BY seq`, args...)
 }
 
 // FinishScrubFile stores the result of one file of a running run.

@@ -90,6 +90,7 @@ func (p *replicaPair) watchJob(t *testing.T, u *user, i int, id string) api.Job 
 // (those finished before the kill keep their record), nothing is found,
 // and the job shows two attempts.
 func TestScrubJobTakenOverByReplica(t *testing.T) {
+	t.Setenv("DOZOD_SCRUB_SHARDS", "1") // a run in one job; TestShardedScrubAcrossReplicas cuts one
 	p := newReplicaPair(t)
 	s := p.s
 	sam, _ := s.users(t)
@@ -111,21 +112,8 @@ func TestScrubJobTakenOverByReplica(t *testing.T) {
 	if err := json.Unmarshal([]byte(admin.must(t, "--broker", a, "scrub", ds, "--deep", "--rate", "3MiB/s", "--detach", "--json")), &started); err != nil {
 		t.Fatal(err)
 	}
-	doneAt := func() map[int]int64 {
-		rows, err := p.db.Query(`SELECT seq, done_at FROM scrub_files WHERE run_id = $1 AND done_at IS NOT NULL`, started.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rows.Close()
-		out := map[int]int64{}
-		for rows.Next() {
-			var seq int
-			var at int64
-			rows.Scan(&seq, &at)
-			out[seq] = at
-		}
-		return out
-	}
+	db := &catalogDB{DB: p.db, postgres: true}
+	doneAt := func() map[int]int64 { return db.scrubFilesDone(t, started.ID) }
 	deadline := time.Now().Add(2 * time.Minute)
 	for len(doneAt()) < 1 {
 		if time.Now().After(deadline) {

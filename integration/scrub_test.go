@@ -506,21 +506,7 @@ func TestScrubResumesAfterDozodRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	db := f.s.catalogDB(t)
-	doneAt := func() map[int]int64 {
-		rows, err := db.Query(`SELECT seq, done_at FROM scrub_files WHERE run_id = ? AND done_at IS NOT NULL`, started.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rows.Close()
-		out := map[int]int64{}
-		for rows.Next() {
-			var seq int
-			var at int64
-			rows.Scan(&seq, &at)
-			out[seq] = at
-		}
-		return out
-	}
+	doneAt := func() map[int]int64 { return db.scrubFilesDone(t, started.ID) }
 	deadline := time.Now().Add(2 * time.Minute)
 	for len(doneAt()) < 1 {
 		if time.Now().After(deadline) {

@@ -164,13 +164,19 @@ type Runner struct {
 	closeB context.CancelCauseFunc
 	wg     sync.WaitGroup
 
+	// claimMu makes a claim and its count of running jobs one step, so
+	// a kind's limit holds however many goroutines claim.
+	claimMu  sync.Mutex
 	mu       sync.Mutex
 	handlers map[string]Handler
+	limits   map[string]int // kinds with at most this many running here
 	running  map[string]*run
 	ended    map[string]error // handler errors of jobs run here, for Wait
+	kick     chan struct{}    // wakes Start's loop to claim now
 }
 
 type run struct {
+	kind   string
 	cancel context.CancelCauseFunc
 	done   chan struct{}
 }
@@ -192,7 +198,8 @@ func New(store Store, owner string) *Runner {
 		Lease: DefaultLease, Poll: DefaultPoll, ProgressEvery: DefaultProgressEvery,
 		Now: time.Now, Log: slog.Default(),
 		base: base, closeB: cancel,
-		handlers: map[string]Handler{}, running: map[string]*run{}, ended: map[string]error{},
+		handlers: map[string]Handler{}, limits: map[string]int{}, running: map[string]*run{}, ended: map[string]error{},
+		kick: make(chan struct{}, 1),
 	}
 }
 
@@ -209,14 +216,40 @@ func (r *Runner) Register(kind string, h Handler) {
 	r.handlers[kind] = h
 }
 
+// RegisterLimit is Register for a kind of which this runner runs at most
+// n jobs at a time (n >= 1), leaving the others to other runners: work
+// cut into many jobs of one kind is spread over the dozods.
+func (r *Runner) RegisterLimit(kind string, h Handler, n int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.handlers[kind] = h
+	r.limits[kind] = max(n, 1)
+}
+
+// kinds are the kinds this runner may claim now: those it has, but for
+// those at their limit.
 func (r *Runner) kinds() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	busy := map[string]int{}
+	for _, rn := range r.running {
+		busy[rn.kind]++
+	}
 	out := make([]string, 0, len(r.handlers))
 	for k := range r.handlers {
-		out = append(out, k)
+		if n, ok := r.limits[k]; !ok || busy[k] < n {
+			out = append(out, k)
+		}
 	}
 	return out
+}
+
+// wake makes Start's loop look for jobs at once, not at its next Poll.
+func (r *Runner) wake() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
 }
 
 // Spec is what Submit records.
@@ -269,6 +302,7 @@ func (r *Runner) Submit(ctx context.Context, spec Spec) (*Job, error) {
 	r.mu.Lock()
 	_, ours := r.handlers[spec.Kind]
 	r.mu.Unlock()
+	r.wake() // for jobs Insert recorded with this one
 	if ours {
 		if _, err := r.claim(ctx, j.ID); err != nil && !errors.Is(err, catalog.ErrNotFound) {
 			r.Log.Warn("claiming a new job", "job", j.ID, "error", err)
@@ -314,6 +348,7 @@ func (r *Runner) Start(ctx context.Context) {
 			case <-r.base.Done():
 				return
 			case <-t.C:
+			case <-r.kick:
 			}
 		}
 	}()
@@ -321,6 +356,8 @@ func (r *Runner) Start(ctx context.Context) {
 
 // claim claims one job (id, or any) and starts it in its own goroutine.
 func (r *Runner) claim(ctx context.Context, id string) (bool, error) {
+	r.claimMu.Lock()
+	defer r.claimMu.Unlock()
 	kinds := r.kinds()
 	if len(kinds) == 0 || r.base.Err() != nil {
 		return false, catalog.ErrNotFound
@@ -340,7 +377,7 @@ func (r *Runner) claim(ctx context.Context, id string) (bool, error) {
 	r.mu.Lock()
 	h := r.handlers[j.Kind]
 	jctx, cancel := context.WithCancelCause(r.base)
-	rn := &run{cancel: cancel, done: make(chan struct{})}
+	rn := &run{kind: j.Kind, cancel: cancel, done: make(chan struct{})}
 	r.running[j.ID] = rn
 	r.mu.Unlock()
 	r.wg.Add(1)
@@ -413,6 +450,7 @@ func (r *Runner) execute(ctx context.Context, rn *run, h Handler, t *Task) {
 	}
 	r.ended[t.ID] = err
 	r.mu.Unlock()
+	r.wake() // a kind at its limit may take its next job
 }
 
 // call runs the handler, turning a panic into an error: one bad job must

@@ -360,3 +360,69 @@ func TestSetLease(t *testing.T) {
 		}
 	}
 }
+
+// TestRegisterLimit: a runner runs at most its limit of a kind at a time
+// and leaves the rest queued for other runners; when one ends it takes
+// the next at once (not at its next poll).
+func TestRegisterLimit(t *testing.T) {
+	ctx := context.Background()
+	c := openCatalog(t)
+	a, b := newRunner(t, c, "a"), newRunner(t, c, "b")
+	a.Poll, b.Poll = time.Hour, time.Hour // only wake-ups claim after the first round
+	release := make(chan struct{})
+	var mu sync.Mutex
+	running := map[string]int{}
+	most := map[string]int{}
+	hold := func(owner string) Handler {
+		return func(ctx context.Context, _ *Task) (any, error) {
+			mu.Lock()
+			running[owner]++
+			most[owner] = max(most[owner], running[owner])
+			mu.Unlock()
+			defer func() { mu.Lock(); running[owner]--; mu.Unlock() }()
+			select {
+			case <-release:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			return nil, nil
+		}
+	}
+	a.RegisterLimit("part", hold("a"), 1)
+	b.RegisterLimit("part", hold("b"), 1)
+	var ids []string
+	for i := range 4 {
+		id := fmt.Sprintf("part-%d", i)
+		if err := c.InsertJob(ctx, catalog.Job{ID: id, Kind: "part", RequestedBy: "sam", CreatedAt: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	for _, r := range []*Runner{a, b} {
+		if n, err := r.RunPending(ctx); err != nil || n != 1 {
+			t.Fatalf("runner %s started %d jobs: %v", r.Owner(), n, err)
+		}
+		r.Start(ctx)
+	}
+	close(release)
+	owners := map[string]bool{}
+	for _, id := range ids {
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		j, err := a.Wait(wctx, id)
+		cancel()
+		if err != nil || j.State != catalog.JobDone {
+			t.Fatalf("job %s: %+v %v", id, j, err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for owner, n := range most {
+		owners[owner] = true
+		if n > 1 {
+			t.Fatalf("runner %s ran %d jobs at once", owner, n)
+		}
+	}
+	if !owners["a"] || !owners["b"] {
+		t.Fatalf("jobs ran on %v, want both runners", owners)
+	}
+}

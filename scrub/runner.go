@@ -93,6 +93,21 @@ func (l *live) setCurrent(s string) {
 // Run does not check that no other run executes: the catalog allows one
 // running run, and the job runner one unfinished scrub job.
 func (r *Runner) Run(ctx context.Context, run catalog.ScrubRun, progress func(done, total int)) (Result, error) {
+	return r.runFiles(ctx, run, func(ctx context.Context) ([]catalog.ScrubFile, error) {
+		return r.o.Catalog.ScrubFiles(ctx, run.ID)
+	}, progress)
+}
+
+// RunShard is Run for one shard of run: the files in rg only. Its Result
+// tallies the shard's files; progress counts them.
+func (r *Runner) RunShard(ctx context.Context, run catalog.ScrubRun, rg Range, progress func(done, total int)) (Result, error) {
+	return r.runFiles(ctx, run, func(ctx context.Context) ([]catalog.ScrubFile, error) {
+		return r.o.Catalog.ScrubFileRange(ctx, run.ID, rg.From, rg.To)
+	}, progress)
+}
+
+// runFiles is Run over the files load returns.
+func (r *Runner) runFiles(ctx context.Context, run catalog.ScrubRun, load func(context.Context) ([]catalog.ScrubFile, error), progress func(done, total int)) (Result, error) {
 	c := &current{rec: run, live: &live{report: progress}}
 	r.mu.Lock()
 	r.cur = c
@@ -104,14 +119,14 @@ func (r *Runner) Run(ctx context.Context, run catalog.ScrubRun, progress func(do
 		}
 		r.mu.Unlock()
 	}()
-	stopped, err := r.run(ctx, run, c.live)
+	stopped, err := r.run(ctx, run, load, c.live)
 	if err != nil {
 		return Result{}, err
 	}
 	if stopped {
 		return Result{}, ctx.Err()
 	}
-	files, err := r.o.Catalog.ScrubFiles(ctx, run.ID)
+	files, err := load(ctx)
 	if err != nil {
 		return Result{}, fmt.Errorf("reading the run's files: %w", err)
 	}
@@ -194,8 +209,8 @@ func (r *Runner) Snapshot() Snapshot {
 
 // run is Run reporting to l; stopped says ctx ended it before every file
 // was checked (err is nil then).
-func (r *Runner) run(ctx context.Context, run catalog.ScrubRun, l *live) (stopped bool, err error) {
-	files, err := r.o.Catalog.ScrubFiles(ctx, run.ID)
+func (r *Runner) run(ctx context.Context, run catalog.ScrubRun, load func(context.Context) ([]catalog.ScrubFile, error), l *live) (stopped bool, err error) {
+	files, err := load(ctx)
 	if err != nil {
 		return false, fmt.Errorf("reading the run's files: %w", err)
 	}

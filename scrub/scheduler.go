@@ -25,6 +25,9 @@ const LockKey = "scrub"
 // the same id.
 type Params struct {
 	Run string `json:"run"`
+	// Shards is how many shard jobs (ShardID) check the run's files; 0:
+	// none, this job checks them.
+	Shards int `json:"shards,omitempty"`
 }
 
 // JobResult is a finished scrub job's result: the run's summary (its
@@ -52,6 +55,7 @@ func NewScheduler(o Options, jr *jobs.Runner) *Scheduler {
 	o.defaults()
 	s := &Scheduler{o: o, runner: NewRunner(o), jobs: jr}
 	jr.Register(Kind, s.execute)
+	jr.RegisterLimit(ShardKind, s.executeShard, 1)
 	return s
 }
 
@@ -107,6 +111,9 @@ func (s *Scheduler) reconcile(ctx context.Context) {
 		if j.State == catalog.JobCancelled {
 			state, msg = catalog.ScrubCancelled, "cancelled"
 		}
+		if n, err := s.runShards(ctx, rec.ID); err == nil && n > 1 {
+			s.cancelShards(ctx, rec.ID, n)
+		}
 		s.runner.End(ctx, *rec, state, msg)
 	}
 }
@@ -160,18 +167,22 @@ func (s *Scheduler) schedule(ctx context.Context) {
 }
 
 // Create records a new run with the files of its scope, and the job that
-// executes it, in one catalog transaction, and starts the job (here, if
-// this dozod runs scrub jobs). While another scrub job is unfinished, or
-// a run of the same id exists, it is catalog.ErrState, and nothing is
-// recorded.
+// executes it (with its shards' jobs, when Options.Shards cuts it), in
+// one catalog transaction, and starts the job (here, if this dozod runs
+// scrub jobs). While another scrub job is unfinished, or a run of the
+// same id exists, it is catalog.ErrState, and nothing is recorded.
 func (s *Scheduler) Create(ctx context.Context, rec catalog.ScrubRun) error {
 	files, err := s.o.Catalog.ScrubCandidates(ctx, rec.DatasetID, rec.FileName)
 	if err != nil {
 		return err
 	}
+	shards, err := shardJobs(rec, files, s.o.Shards)
+	if err != nil {
+		return err
+	}
 	for try := 0; ; try++ {
-		_, err = s.submit(ctx, rec, func(ctx context.Context, j jobs.Job) error {
-			return s.o.Catalog.CreateScrubRunJob(ctx, rec, files, j)
+		_, err = s.submitShards(ctx, rec, len(shards), func(ctx context.Context, j jobs.Job) error {
+			return s.o.Catalog.CreateScrubRunJob(ctx, rec, files, j, shards...)
 		})
 		if !errors.Is(err, jobs.ErrBusy) {
 			return err
@@ -202,7 +213,12 @@ func (s *Scheduler) endingJob(ctx context.Context) bool {
 // submit submits the job of run rec (insert: how it is recorded; nil for
 // a job alone).
 func (s *Scheduler) submit(ctx context.Context, rec catalog.ScrubRun, insert func(context.Context, jobs.Job) error) (*jobs.Job, error) {
-	return s.jobs.Submit(ctx, jobs.Spec{ID: rec.ID, Kind: Kind, LockKey: LockKey, Params: Params{Run: rec.ID},
+	return s.submitShards(ctx, rec, 0, insert)
+}
+
+// submitShards is submit for a run cut into shards shards (0: none).
+func (s *Scheduler) submitShards(ctx context.Context, rec catalog.ScrubRun, shards int, insert func(context.Context, jobs.Job) error) (*jobs.Job, error) {
+	return s.jobs.Submit(ctx, jobs.Spec{ID: rec.ID, Kind: Kind, LockKey: LockKey, Params: Params{Run: rec.ID, Shards: shards},
 		RequestedBy: rec.StartedBy, Insert: insert})
 }
 
@@ -230,6 +246,9 @@ func (s *Scheduler) execute(ctx context.Context, t *jobs.Task) (any, error) {
 			return nil, err
 		}
 		return JobResult{Run: rec.ID, Summary: res.Summary}, nil
+	}
+	if p.Shards > 1 {
+		return s.coordinate(ctx, t, rec, p.Shards)
 	}
 	if t.Attempts > 1 {
 		s.o.record(ctx, "dozod", "scrub.resume", "scrub/"+rec.ID, "ok",
@@ -270,6 +289,13 @@ func (s *Scheduler) Cancel(ctx context.Context, id string) error {
 		if _, err := s.jobs.Wait(ctx, id); err != nil && ctx.Err() != nil {
 			return ctx.Err()
 		}
+	}
+	// The run's job ends its shards before itself; not when it ended
+	// without running (cancelled while queued, or before it could resume).
+	if n, err := s.runShards(ctx, id); err != nil {
+		return err
+	} else if n > 1 {
+		s.cancelShards(ctx, id, n)
 	}
 	// A run whose job ended without it (cancelled while queued, or before
 	// it could resume) is ended here.

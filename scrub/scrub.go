@@ -6,10 +6,12 @@
 // recorded as it ends, so a run interrupted by a restart continues where
 // it stopped. Every run executes as a job of package jobs (kind "scrub",
 // one unfinished at a time by its lock key), which leases it to one dozod,
-// resumes it after a restart and hands it over when its dozod dies. A
-// Runner executes one run and nothing else; a Scheduler records runs with
-// their jobs, starts scheduled ones (once across dozods), and its job
-// handler records how runs end.
+// resumes it after a restart and hands it over when its dozod dies. A run
+// of several files may be cut into shards (shards.go), each a job any
+// dozod takes, so several dozods check one run at once. A Runner executes
+// one run (or shard) and nothing else; a Scheduler records runs with their
+// jobs, starts scheduled ones (once across dozods), and its job handlers
+// record how runs end.
 //
 // The package depends on narrow views only: the catalog calls it makes
 // (Catalog), the storage targets, the MAC calls of the key service (Keys),
@@ -31,13 +33,14 @@ import (
 type Catalog interface {
 	// Runs and their files.
 	ScrubCandidates(ctx context.Context, datasetID, name string) ([]catalog.ScrubCandidate, error)
-	CreateScrubRunJob(ctx context.Context, r catalog.ScrubRun, files []catalog.ScrubCandidate, j catalog.Job) error
+	CreateScrubRunJob(ctx context.Context, r catalog.ScrubRun, files []catalog.ScrubCandidate, j catalog.Job, shards ...catalog.Job) error
 	ScrubRun(ctx context.Context, id string) (*catalog.ScrubRun, error)
 	RunningScrub(ctx context.Context) (*catalog.ScrubRun, error)
 	Job(ctx context.Context, id string) (*catalog.Job, error)
 	UnfinishedJob(ctx context.Context, lockKey string) (*catalog.Job, error)
 	LastScrubStart(ctx context.Context, trigger string, deepOnly bool) (time.Time, error)
 	ScrubFiles(ctx context.Context, runID string) ([]catalog.ScrubFile, error)
+	ScrubFileRange(ctx context.Context, runID string, from, to int) ([]catalog.ScrubFile, error)
 	FinishScrubFile(ctx context.Context, runID string, seq int, result []byte, now time.Time) error
 	EndScrubRun(ctx context.Context, id, state, errMsg string, now time.Time) error
 
@@ -80,6 +83,10 @@ type Options struct {
 	LightInterval, DeepInterval time.Duration
 	Repair                      bool
 	Rate                        int64
+	// Shards is how many shards a run of several files is cut into, each
+	// a job any dozod takes (one at a time per dozod); 0 or 1: a run is
+	// one job. At most MaxShards.
+	Shards int
 	// Tick is how often the scheduler looks for due runs, and for a
 	// running run to settle with its job (default a minute). A scheduled
 	// run's id is its slot's (SlotID).

@@ -280,6 +280,7 @@ func printScrub(w io.Writer, r *api.ScrubRun) {
 		i18n.Fprintf(t, "  not checked\t%s (see below)\n", plural(sm.FileErrors, "file", "files"))
 	}
 	t.Flush()
+	printScrubShards(w, r.Shards)
 	for _, u := range r.Unrecoverable {
 		i18n.Fprintf(w, "UNRECOVERABLE %s/%s (%s) segment %d: %s %s lost\n", u.Dataset, u.File, u.FileID, u.Segment,
 			pluralWord(len(u.Pieces), "piece", "pieces"), joinInts(u.Pieces))
@@ -307,6 +308,30 @@ func printScrub(w io.Writer, r *api.ScrubRun) {
 	}
 	if r.State == api.ScrubRunning {
 		i18n.Fprintf(w, "Still running%s.\n", strings.TrimSuffix(" at "+r.Current, " at "))
+	}
+}
+
+// printScrubShards lists the shards of a run cut into shards: each a job
+// any dozod takes, with the dozod that runs or ran it.
+func printScrubShards(w io.Writer, shards []api.ScrubShard) {
+	if len(shards) == 0 {
+		return
+	}
+	i18n.Fprintf(w, "Checked in %d shards, each a job any dozod takes:\n", len(shards))
+	t := table(w)
+	columns(t, "SHARD", "JOB", "STATE", "FILES", "DOZOD", "ATTEMPTS")
+	for _, sh := range shards {
+		state := "-"
+		if sh.State != "" {
+			state = stateWord(sh.State)
+		}
+		fmt.Fprintf(t, "%d/%d\t%s\t%s\t%d/%d\t%s\t%d\n", sh.Shard, sh.Of, orDashJob(sh.Job), state, sh.FilesDone, sh.Files, orDashJob(sh.Owner), sh.Attempts)
+	}
+	t.Flush()
+	for _, sh := range shards {
+		if sh.Error != "" {
+			i18n.Fprintf(w, "shard %d: %s\n", sh.Shard, sh.Error)
+		}
 	}
 }
 

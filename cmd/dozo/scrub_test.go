@@ -31,6 +31,18 @@ func TestScrubReportAndExitStatus(t *testing.T) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}
 	}
+	r.Shards = []api.ScrubShard{
+		{Shard: 1, Of: 2, Job: "scrub-1.shard1", State: api.JobDone, Files: 1, FilesDone: 1, Owner: "host-a:12:ab", Attempts: 2},
+		{Shard: 2, Of: 2, Job: "scrub-1.shard2", State: api.JobFailed, Files: 1, Error: "vault unavailable"},
+	}
+	out.Reset()
+	printScrub(&out, r)
+	for _, want := range []string{"Checked in 2 shards", "1/2    scrub-1.shard1  done    1/1    host-a:12:ab  2", "2/2    scrub-1.shard2  failed  0/1    -", "shard 2: vault unavailable"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+	r.Shards = nil
 	app := newApp()
 	app.Writer = &bytes.Buffer{}
 	c := cli.NewContext(app, flag.NewFlagSet("x", flag.ContinueOnError), nil)

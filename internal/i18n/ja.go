@@ -830,6 +830,13 @@ var ja = map[string]string{
 	"failed":                            "失敗",
 	"queued":                            "待機中",
 
+	// Scrub shards.
+	"Checked in %d shards, each a job any dozod takes:\n": "%d 個のシャードに分けて確認 (各シャードはどの dozod でも実行できるジョブ):\n",
+	"shard %d: %s\n": "シャード %d: %s\n",
+	"SHARD":          "シャード",
+	"DOZOD":          "dozod",
+	"ATTEMPTS":       "試行回数",
+
 	// upload --dry-run
 	"%s already has %s (%s, same SHA-256)":               "%s には %s がすでにあります (%s、SHA-256 が同一)",
 	"an interrupted upload of it is recorded here":       "中断したアップロードがこのマシンに記録されています",
