@@ -33,7 +33,7 @@ func jobsCommand() *cli.Command {
 			"   dozo jobs cancel job-1f2e3d4c5b6a7988",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "dataset", Usage: "only the jobs of `DATASET`"},
-			&cli.StringFlag{Name: "kind", Usage: "only jobs of `KIND` (rotate-key, delete-dataset, expire-uploads, scrub)"},
+			&cli.StringFlag{Name: "kind", Usage: "only jobs of `KIND` (rotate-key, delete-dataset, expire-uploads, scrub, scrub-shard)"},
 			&cli.StringFlag{Name: "state", Usage: "only jobs in `STATE` (queued, running, done, failed, cancelled)"},
 			&cli.IntFlag{Name: "limit", Usage: "at most `N` jobs (default 100)"},
 			jsonFlag,

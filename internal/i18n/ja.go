@@ -568,7 +568,7 @@ var ja = map[string]string{
 	"follow the job until it ends":   "ジョブを終了まで追跡する",
 	"list dozod's long-running jobs: key rotations, deletions, upload expiry (admins all, custodians their datasets')": "dozod の長時間ジョブ (鍵の更新、削除、アップロードの期限切れ処理) を一覧表示 (管理者はすべて、管理責任者は自分のデータセットの分)",
 	"only jobs in `STATE` (queued, running, done, failed, cancelled)":                                                  "状態が `STATE` のジョブのみ (queued、running、done、failed、cancelled)",
-	"only jobs of `KIND` (rotate-key, delete-dataset, expire-uploads, scrub)":                                          "種類が `KIND` のジョブのみ (rotate-key、delete-dataset、expire-uploads、scrub)",
+	"only jobs of `KIND` (rotate-key, delete-dataset, expire-uploads, scrub, scrub-shard)":                             "種類が `KIND` のジョブのみ (rotate-key、delete-dataset、expire-uploads、scrub、scrub-shard)",
 	"only the jobs of `DATASET`":                                                                "データセット `DATASET` のジョブのみ",
 	"show one job: state, progress, owner and lease, result or error":                           "ジョブを一つ表示: 状態、進捗、実行者とリース、結果またはエラー",
 	"stop a job (a queued one at once, a running one at its next step; what it did stays done)": "ジョブを停止 (待機中のものは即座に、実行中のものは次の段階で。実行済みの処理はそのまま残ります)",
