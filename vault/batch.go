@@ -90,6 +90,16 @@ func (d *decryptCall) leave() bool {
 	return true
 }
 
+// take returns the delivered result and drops the call's hold on it, so
+// the caller alone has the plaintext.
+func (d *decryptCall) take() ([]byte, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	pt := d.plaintext
+	d.plaintext = nil
+	return pt, d.err
+}
+
 func (d *decryptCall) waitingStill() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -126,10 +136,10 @@ func (b *Batcher) Decrypt(ctx context.Context, name, ciphertext string, associat
 	b.mu.Unlock()
 	select {
 	case <-d.ready:
-		return d.plaintext, d.err
+		return d.take()
 	case <-ctx.Done():
 		if !d.leave() {
-			return d.plaintext, d.err
+			return d.take()
 		}
 		b.mu.Lock()
 		if i := slices.Index(q.waiting, d); i >= 0 {
@@ -174,13 +184,13 @@ func (b *Batcher) next(name string, q *decryptQueue, err error) {
 		q.waiting = nil
 	}
 	var batch []*decryptCall
-	for len(q.waiting) > 0 && len(batch) < maxDecryptBatch {
-		d := q.waiting[0]
-		q.waiting = q.waiting[1:]
+	n := min(len(q.waiting), maxDecryptBatch)
+	for _, d := range q.waiting[:n] {
 		if d.waitingStill() {
 			batch = append(batch, d)
 		}
 	}
+	q.waiting = slices.Delete(q.waiting, 0, n)
 	if len(batch) == 0 {
 		q.busy = false
 		q.waiting = nil

@@ -395,6 +395,49 @@ func TestBatcherAnswersEachCaller(t *testing.T) {
 	}
 }
 
+// TestBatcherRetiredVersion: a ciphertext under a key version Transit no
+// longer decrypts fails alone, with Client.Decrypt's error, beside one
+// under the current version.
+func TestBatcherRetiredVersion(t *testing.T) {
+	f := newBatchFixture(t, 2)
+	ctx := context.Background()
+	if err := f.plain.Rotate(ctx, f.key); err != nil {
+		t.Fatal(err)
+	}
+	ad := []byte("file-v2")
+	pt := []byte("0123456789abcdef")
+	ct2, err := f.plain.Encrypt(ctx, f.key, pt, ad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := 2
+	if err := f.plain.ConfigureKey(ctx, f.key, KeyConfig{MinDecryptionVersion: &v}); err != nil {
+		t.Fatal(err)
+	}
+	_, want := f.plain.Decrypt(ctx, f.key, f.cts[1], f.ads[1])
+	if want == nil {
+		t.Fatal("a retired version decrypts")
+	}
+	f.g.holdNext(f.key)
+	leader := start(ctx, f.b, f.key, ct2, ad)
+	release := <-f.g.held
+	old := start(ctx, f.b, f.key, f.cts[1], f.ads[1])
+	cur := start(ctx, f.b, f.key, ct2, ad)
+	waitFor(t, "two queued", func() bool { return f.b.queued(f.key) == 2 })
+	close(release)
+	for _, ch := range []<-chan decryptResult{leader, cur} {
+		if r := <-ch; r.err != nil || !bytes.Equal(r.pt, pt) {
+			t.Errorf("current version: %v", r.err)
+		}
+	}
+	if r := <-old; r.err == nil || r.err.Error() != want.Error() {
+		t.Errorf("retired version: %v, want %v", r.err, want)
+	}
+	if s := f.g.seen(); len(s) != 2 || s[1] != 2 {
+		t.Errorf("decrypt requests carried %v ciphertexts, want [1 2]", s)
+	}
+}
+
 // TestBatcherCallerLeaves: a caller whose context ends returns at once
 // with the caller's error (not Vault's), whether it was still queued or
 // already sent; it is not sent once it left, and the others are answered.
