@@ -184,13 +184,15 @@ func (b *Batcher) next(name string, q *decryptQueue, err error) {
 		q.waiting = nil
 	}
 	var batch []*decryptCall
-	n := min(len(q.waiting), maxDecryptBatch)
-	for _, d := range q.waiting[:n] {
-		if d.waitingStill() {
-			batch = append(batch, d)
+	for len(batch) == 0 && len(q.waiting) > 0 {
+		n := min(len(q.waiting), maxDecryptBatch)
+		for _, d := range q.waiting[:n] {
+			if d.waitingStill() {
+				batch = append(batch, d)
+			}
 		}
+		q.waiting = slices.Delete(q.waiting, 0, n)
 	}
-	q.waiting = slices.Delete(q.waiting, 0, n)
 	if len(batch) == 0 {
 		q.busy = false
 		q.waiting = nil

@@ -483,6 +483,39 @@ func TestBatcherCallerLeaves(t *testing.T) {
 	}
 }
 
+// TestBatcherSkipsGoneCallers: callers that left are never sent, even a
+// whole batch's worth of them (caught between leaving and taking
+// themselves off the queue); those after them are.
+func TestBatcherSkipsGoneCallers(t *testing.T) {
+	f := newBatchFixture(t, 2)
+	ctx := context.Background()
+	leader, release := f.holdLeader(t)
+	f.b.mu.Lock()
+	q := f.b.queues[f.key]
+	for range maxDecryptBatch + 1 {
+		d := &decryptCall{ciphertext: f.cts[1], ad: f.ads[1], ready: make(chan struct{})}
+		d.leave()
+		q.waiting = append(q.waiting, d)
+	}
+	f.b.mu.Unlock()
+	// A caller left behind would wait for ever: its deadline makes that
+	// a failure.
+	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	live := start(lctx, f.b, f.key, f.cts[1], f.ads[1])
+	waitFor(t, "the live caller queued", func() bool { return f.b.queued(f.key) == maxDecryptBatch+2 })
+	close(release)
+	if r := <-leader; r.err != nil {
+		t.Fatal(r.err)
+	}
+	if r := <-live; r.err != nil || !bytes.Equal(r.pt, f.pts[1]) {
+		t.Fatalf("the caller after those that left: %v", r.err)
+	}
+	if s := f.g.seen(); len(s) != 2 || s[1] != 1 {
+		t.Errorf("decrypt requests carried %v ciphertexts, want [1 1]", s)
+	}
+}
+
 // TestBatcherVaultSealed: when Vault is sealed under a request in flight,
 // that request's caller and every caller queued behind it fail with the
 // error a plain decrypt gets from a sealed Vault (ErrUnavailable), at
