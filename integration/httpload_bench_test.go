@@ -32,8 +32,10 @@ import (
 // seconds dozod, Vault and PostgreSQL spent per 1000 requests. Each cell
 // runs DOZO_BENCH_HTTP_SECONDS (default 5) seconds; with
 // DOZO_BENCH_HTTP_PERF=DIR, perf records the first dozod during each
-// 64-client cell into DIR. No assertion on the figures: the machine
-// decides them.
+// 64-client cell into DIR. DOZO_BENCH_HTTP_CALLS and
+// DOZO_BENCH_HTTP_SETUPS (comma-separated names as in the table, e.g.
+// "header fetch" and "sqlite x1") keep a run to those cells. No assertion
+// on the figures: the machine decides them.
 func BenchmarkHTTPLoad(b *testing.B) {
 	s := needStack(b)
 	secs := 5
@@ -46,9 +48,19 @@ func BenchmarkHTTPLoad(b *testing.B) {
 	}
 	dur := time.Duration(secs) * time.Second
 	var rows []loadRow
+	wanted := func(env, name string) bool {
+		v := os.Getenv(env)
+		return v == "" || slices.Contains(strings.Split(v, ","), name)
+	}
 	run := func(setup string, urls []string, dozods []int) {
+		if !wanted("DOZO_BENCH_HTTP_SETUPS", setup) {
+			return
+		}
 		f := newLoadFixture(b, s, urls)
 		for _, call := range f.calls() {
+			if !wanted("DOZO_BENCH_HTTP_CALLS", call.name) {
+				continue
+			}
 			for _, c := range []int{1, 16, 64} {
 				row := f.run(call, c, dur, dozods)
 				row.Setup = setup
@@ -61,15 +73,17 @@ func BenchmarkHTTPLoad(b *testing.B) {
 	if theProxy == nil {
 		run("sqlite x1", []string{s.env["DOZO_BROKER"]}, []int{stackPid})
 	}
-	pgURL := privatePostgres(b)
-	conf, err := os.ReadFile(filepath.Join(s.devDir, "dozod.toml"))
-	if err != nil {
-		b.Fatal(err)
+	if wanted("DOZO_BENCH_HTTP_SETUPS", "postgres x1") || wanted("DOZO_BENCH_HTTP_SETUPS", "postgres x2") {
+		pgURL := privatePostgres(b)
+		conf, err := os.ReadFile(filepath.Join(s.devDir, "dozod.toml"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		r0 := s.startReplicaProc(b, conf, pgURL, 0)
+		run("postgres x1", []string{r0.URL}, []int{r0.Proc.Pid})
+		r1 := s.startReplicaProc(b, conf, pgURL, 1)
+		run("postgres x2", []string{r0.URL, r1.URL}, []int{r0.Proc.Pid, r1.Proc.Pid})
 	}
-	r0 := s.startReplicaProc(b, conf, pgURL, 0)
-	run("postgres x1", []string{r0.URL}, []int{r0.Proc.Pid})
-	r1 := s.startReplicaProc(b, conf, pgURL, 1)
-	run("postgres x2", []string{r0.URL, r1.URL}, []int{r0.Proc.Pid, r1.Proc.Pid})
 
 	fmt.Printf("\n%-12s %-14s %7s %9s %9s %9s %9s %6s %14s %14s %14s\n", "setup", "call", "clients", "req/s", "p50 ms", "p99 ms", "max ms", "errors", "dozod cpu-s/1k", "vault cpu-s/1k", "pg cpu-s/1k")
 	for _, r := range rows {

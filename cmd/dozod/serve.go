@@ -94,7 +94,7 @@ func serve(c *cli.Context) error {
 		log.Warn("identity groups not in Vault (yet): nobody has their roles", "groups", missing)
 	}
 	srv, err := broker.New(broker.Options{
-		Catalog: cat, Identifier: ident, Keys: vc, Targets: targets,
+		Catalog: cat, Identifier: ident, Keys: vault.NewBatcher(vc), Targets: targets,
 		Admins: cfg.Admins, Submitters: cfg.Submitters, Groups: cfg.Auth.GroupRoles, PresignExpiry: cfg.PresignExpiry, UploadExpiry: cfg.UploadExpiry,
 		Logger: log, Version: version, Scrub: cfg.Scrub, Metrics: cfg.Metrics, Lifecycle: cfg.Lifecycle, Jobs: cfg.Jobs,
 		Limits: cfg.Limits, Audit: cfg.Audit,
