@@ -16,16 +16,17 @@ import (
 	"github.com/dozo-vault/dozo/vault/vaulttest"
 )
 
-// tool finds a stock age binary: first in $DOZO_TOOLS_DIR (default
-// ~/.cache/dozo/tools/bin, where scripts install pinned versions), then on
-// PATH. Without it the test is skipped, except in CI where it must exist.
+// tool finds a stock age binary: first in $DOZO_TOOLS_DIR/bin (default
+// ~/.cache/dozo/tools/bin, where scripts/tools.sh installs pinned
+// versions), then on PATH. Without it the test is skipped, except in CI
+// where it must exist.
 func tool(t *testing.T, name string) string {
 	t.Helper()
-	dir := os.Getenv("DOZO_TOOLS_DIR")
-	if dir == "" {
-		if home, err := os.UserHomeDir(); err == nil {
-			dir = filepath.Join(home, ".cache", "dozo", "tools", "bin")
-		}
+	var dir string
+	if d := os.Getenv("DOZO_TOOLS_DIR"); d != "" {
+		dir = filepath.Join(d, "bin")
+	} else if home, err := os.UserHomeDir(); err == nil {
+		dir = filepath.Join(home, ".cache", "dozo", "tools", "bin")
 	}
 	if dir != "" {
 		p := filepath.Join(dir, name)
