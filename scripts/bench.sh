@@ -21,10 +21,10 @@
 #   DOZO_BENCH_CLIENT=1          run only the client's data-path rows
 #                                (upload, fetch to a file, fetch -o -, dd)
 #                                against the CPU floor (BenchmarkClientCPU);
-#                                DOZO_BENCH_BEFORE=BINARY adds an older
-#                                dozo's rows, run alternately with this
-#                                build's; DOZO_BENCH_PROFILE=DIR keeps a CPU
-#                                profile of every dozo run
+#                                DOZO_BENCH_BEFORE=[LABEL=]BINARY,... adds
+#                                other dozo builds' rows, run alternately
+#                                with this build's; DOZO_BENCH_PROFILE=DIR
+#                                keeps a CPU profile of every dozo run
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
