@@ -17,7 +17,9 @@ import (
 // dozo binaries (PATH or LABEL=PATH, comma-separated) whose rows run
 // alternately with this build's, repetition by repetition, so all see
 // the same load on a shared machine. DOZO_BENCH_PROFILE=DIR writes a CPU
-// profile of every dozo run there (DIR/<row>-<MiB>-<rep>.pprof).
+// profile of every dozo run there (DIR/<row>-<MiB>-<rep>.pprof), and
+// DOZO_BENCH_PERF=DIR runs each under `perf record -g`, kernel included
+// (DIR/<row>-<MiB>-<rep>.perf; the rows' CPU then counts perf's too).
 func BenchmarkClientCPU(b *testing.B) {
 	cfg := benchConfigFromEnv(b)
 	s := needStack(b)
@@ -71,9 +73,19 @@ func (r *benchRun) clientRows(size int64) {
 		if bd.bin != "" {
 			withBinary(c, bd.bin)
 		}
+		slug := strings.NewReplacer(" ", "_", ":", "", "-", "", "(", "", ")", "", "/", "").Replace(bd.name(what))
 		if dir := os.Getenv("DOZO_BENCH_PROFILE"); dir != "" {
-			slug := strings.NewReplacer(" ", "_", ":", "", "-", "", "(", "", ")", "", "/", "").Replace(bd.name(what))
 			c.Env = append(c.Env, "DOZO_CPUPROFILE="+filepath.Join(dir, fmt.Sprintf("%s-%d-%d.pprof", slug, size>>20, rep)))
+		}
+		if dir := os.Getenv("DOZO_BENCH_PERF"); dir != "" {
+			// Kernel and user stacks; the row's CPU then includes perf's.
+			perf, err := exec.LookPath("perf")
+			if err != nil {
+				b.Fatal(err)
+			}
+			out := filepath.Join(dir, fmt.Sprintf("%s-%d-%d.perf", slug, size>>20, rep))
+			c.Args = append([]string{"perf", "record", "-q", "-F", "999", "-g", "-o", out, "--", c.Path}, c.Args[1:]...)
+			c.Path = perf
 		}
 		smp, err := runMeasured(r.s, []*exec.Cmd{c})
 		if err != nil {
