@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"syscall"
-	"unsafe"
 )
 
 // writebackWindow is how many bytes a writeBehind lets accumulate before it
@@ -23,65 +22,20 @@ const writebackWindow = 16 << 20
 // cost a fetch of 1 GiB 1 to 1.5 CPU seconds of kernel time. Durability is
 // unchanged: only the final fsync promises anything. A file read again
 // right after its fetch is read from disk.
-//
-// Where the file system allows, it writes directly instead (O_DIRECT): the
-// bytes go from the caller's buffer to the disk, with no copy into the
-// page cache and no page cache to manage, which is most of what writing
-// costs the CPU. That needs buffers, lengths and offsets aligned to
-// directAlign; the first write that is not (the file's short tail, or a
-// caller's odd buffer) turns direct I/O off and continues as above.
 type writeBehind struct {
 	f            *os.File
 	off, started int64 // file offset written up to, and written back from
 	dropped      int64
-	direct       bool // f is in direct I/O mode
 }
-
-// directAlign is the alignment direct I/O needs: a page, which covers the
-// logical block size of common disks (512 or 4096 bytes).
-const directAlign = 4096
 
 // newWriteBehind writes to f from offset off on.
 func newWriteBehind(f *os.File, off int64) *writeBehind {
-	w := &writeBehind{f: f, off: off, started: off, dropped: off}
-	w.direct = off%directAlign == 0 && setDirect(f, true) == nil
-	return w
-}
-
-// aligned says whether p can be written directly at w.off.
-func (w *writeBehind) aligned(p []byte) bool {
-	return len(p) > 0 && w.off%directAlign == 0 && len(p)%directAlign == 0 &&
-		uintptr(unsafe.Pointer(unsafe.SliceData(p)))%directAlign == 0
-}
-
-// buffered leaves direct I/O for good.
-func (w *writeBehind) buffered() error {
-	if err := setDirect(w.f, false); err != nil {
-		return err
-	}
-	w.direct = false
-	w.started, w.dropped = w.off, w.off
-	return nil
+	return &writeBehind{f: f, off: off, started: off, dropped: off}
 }
 
 func (w *writeBehind) Write(p []byte) (int, error) {
-	if w.direct && !w.aligned(p) {
-		if err := w.buffered(); err != nil {
-			return 0, err
-		}
-	}
 	n, err := w.f.Write(p)
-	if w.direct && n == 0 && errors.Is(err, syscall.EINVAL) {
-		// The file system refuses this direct write after all.
-		if err := w.buffered(); err != nil {
-			return 0, err
-		}
-		n, err = w.f.Write(p)
-	}
 	w.off += int64(n)
-	if w.direct {
-		return n, err
-	}
 	if w.off-w.started >= writebackWindow {
 		startWriteback(w.f, w.started, w.off-w.started)
 		if w.started-w.dropped >= writebackWindow {

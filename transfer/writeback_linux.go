@@ -40,21 +40,3 @@ func dropWritten(f *os.File, off, n int64) {
 		return unix.Fadvise(fd, off, n, unix.FADV_DONTNEED)
 	})
 }
-
-// setDirect turns direct I/O (O_DIRECT) on f on or off; turning it on
-// fails on file systems without it.
-func setDirect(f *os.File, on bool) error {
-	return withFd(f, func(fd int) error {
-		fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
-		if err != nil {
-			return err
-		}
-		if on {
-			fl |= unix.O_DIRECT
-		} else {
-			fl &^= unix.O_DIRECT
-		}
-		_, err = unix.FcntlInt(uintptr(fd), unix.F_SETFL, fl)
-		return err
-	})
-}
