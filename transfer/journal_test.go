@@ -38,24 +38,40 @@ func rewriteInPlace(t *testing.T, path string, data []byte, off int) {
 	}
 }
 
+// interruptedUpload writes a random file of size bytes and uploads it
+// until storage refuses the third piece of segment 3: segments 0-2 are
+// committed, some pieces of segment 3 stored.
+func (e *env) interruptedUpload(t *testing.T, size int) (path string, data []byte, first *fakeUpload) {
+	t.Helper()
+	path, data = writeRandom(t, size)
+	e.fk.failPutAfter.Store(6*3 + 2)
+	if _, err := e.upload(t, path); err == nil {
+		t.Fatal("upload did not fail")
+	}
+	e.fk.failPutAfter.Store(0)
+	return path, data, e.fk.uploads["up1"]
+}
+
+// fetchIs checks that the stored file reads back as data.
+func (e *env) fetchIs(t *testing.T, data []byte) {
+	t.Helper()
+	var buf bytes.Buffer
+	if _, err := e.fetch(t, FetchOptions{Output: "-", Stdout: &buf}); err != nil || !bytes.Equal(buf.Bytes(), data) {
+		t.Fatalf("fetch: %v", err)
+	}
+}
+
 // A byte of a segment the first run committed changes between runs (size,
 // mtime and inode as before): the rerun must start over under a new key,
 // and the first run's pieces are never rewritten with other ciphertext.
 func TestResumeStartsOverOnChangedCommittedSegment(t *testing.T) {
 	e := newEnv(t)
-	path, data := writeRandom(t, 6*fakePlainSeg+777)
-	e.fk.failPutAfter.Store(6*3 + 2)
-	if _, err := e.upload(t, path); err == nil {
-		t.Fatal("upload did not fail")
-	}
-	first := e.fk.uploads["up1"]
+	path, data, first := e.interruptedUpload(t, 6*fakePlainSeg+777)
 	if len(first.Committed) != 3 {
 		t.Fatalf("first run committed %d segments, want 3", len(first.Committed))
 	}
 	before := e.fk.storedPieces(t, "DS1", first.FileID)
 	rewriteInPlace(t, path, data, fakePlainSeg+12345) // in segment 1
-
-	e.fk.failPutAfter.Store(0)
 	res, err := e.upload(t, path)
 	if err != nil {
 		t.Fatal(err)
@@ -76,10 +92,7 @@ func TestResumeStartsOverOnChangedCommittedSegment(t *testing.T) {
 	if res.File.SHA256 != hex.EncodeToString(want[:]) {
 		t.Errorf("SHA-256 %s, want the changed file's", res.File.SHA256)
 	}
-	var buf bytes.Buffer
-	if _, err := e.fetch(t, FetchOptions{Output: "-", Stdout: &buf}); err != nil || !bytes.Equal(buf.Bytes(), data) {
-		t.Fatalf("fetch: %v", err)
-	}
+	e.fetchIs(t, data)
 }
 
 // A byte changes in the part of the file the first run never read (no
@@ -88,12 +101,7 @@ func TestResumeStartsOverOnChangedCommittedSegment(t *testing.T) {
 func TestResumeTakesChangedUnsentPart(t *testing.T) {
 	e := newEnv(t)
 	const segs = 40
-	path, data := writeRandom(t, segs*fakePlainSeg+99)
-	e.fk.failPutAfter.Store(6*3 + 2)
-	if _, err := e.upload(t, path); err == nil {
-		t.Fatal("upload did not fail")
-	}
-	first := e.fk.uploads["up1"]
+	path, data, first := e.interruptedUpload(t, segs*fakePlainSeg+99)
 	j, err := LoadJournal(JournalPath(e.dir, e.c.Broker(), "DS1", "reads.fq", path))
 	if err != nil || j == nil {
 		t.Fatalf("journal: %v", err)
@@ -103,8 +111,6 @@ func TestResumeTakesChangedUnsentPart(t *testing.T) {
 		t.Fatalf("the first run recorded segment %d: the whole file was read", last)
 	}
 	rewriteInPlace(t, path, data, len(data)-1) // in the last segment
-
-	e.fk.failPutAfter.Store(0)
 	res, err := e.upload(t, path)
 	if err != nil {
 		t.Fatal(err)
@@ -116,10 +122,7 @@ func TestResumeTakesChangedUnsentPart(t *testing.T) {
 	if res.File.SHA256 != hex.EncodeToString(want[:]) {
 		t.Errorf("SHA-256 %s, want the changed file's", res.File.SHA256)
 	}
-	var buf bytes.Buffer
-	if _, err := e.fetch(t, FetchOptions{Output: "-", Stdout: &buf}); err != nil || !bytes.Equal(buf.Bytes(), data) {
-		t.Fatalf("fetch: %v", err)
-	}
+	e.fetchIs(t, data)
 }
 
 // A journal written by the previous version (per-segment BLAKE3 hashes)
@@ -127,11 +130,7 @@ func TestResumeTakesChangedUnsentPart(t *testing.T) {
 // with a new key after aborting the old session, which holds the name.
 func TestVersion3JournalStartsOver(t *testing.T) {
 	e := newEnv(t)
-	path, data := writeRandom(t, 6*fakePlainSeg+777)
-	e.fk.failPutAfter.Store(6*3 + 2)
-	if _, err := e.upload(t, path); err == nil {
-		t.Fatal("upload did not fail")
-	}
+	path, data, _ := e.interruptedUpload(t, 6*fakePlainSeg+777)
 	jp := JournalPath(e.dir, e.c.Broker(), "DS1", "reads.fq", path)
 	j, err := LoadJournal(jp)
 	if err != nil || j == nil {
@@ -160,7 +159,6 @@ func TestVersion3JournalStartsOver(t *testing.T) {
 	}
 
 	var notices []string
-	e.fk.failPutAfter.Store(0)
 	res, err := UploadFile(t.Context(), e.c, UploadOptions{Dataset: "DS1", Path: path, Dir: e.dir, Identity: e.id,
 		Notice: func(f string, a ...any) { notices = append(notices, f) }})
 	if err != nil {
@@ -172,10 +170,7 @@ func TestVersion3JournalStartsOver(t *testing.T) {
 	if len(notices) == 0 || !strings.Contains(notices[0], "starting over") {
 		t.Errorf("notices %q, want one saying the upload starts over", notices)
 	}
-	var buf bytes.Buffer
-	if _, err := e.fetch(t, FetchOptions{Output: "-", Stdout: &buf}); err != nil || !bytes.Equal(buf.Bytes(), data) {
-		t.Fatalf("fetch: %v", err)
-	}
+	e.fetchIs(t, data)
 }
 
 // The journal a real upload leaves records, per segment, the SHA-256 of
@@ -183,11 +178,7 @@ func TestVersion3JournalStartsOver(t *testing.T) {
 // plaintext.
 func TestJournalRecordsPrefixSHA256(t *testing.T) {
 	e := newEnv(t)
-	path, data := writeRandom(t, 6*fakePlainSeg+777)
-	e.fk.failPutAfter.Store(6*3 + 2)
-	if _, err := e.upload(t, path); err == nil {
-		t.Fatal("upload did not fail")
-	}
+	path, data, _ := e.interruptedUpload(t, 6*fakePlainSeg+777)
 	j, err := LoadJournal(JournalPath(e.dir, e.c.Broker(), "DS1", "reads.fq", path))
 	if err != nil || j == nil || len(j.Segments) < 4 {
 		t.Fatalf("journal: %+v, %v", j, err)
