@@ -292,25 +292,52 @@ func NewStreamReader(src io.Reader, fileKey, nonce []byte, ciphertextSize int64)
 		lastChunk: uint64((ciphertextSize - 1) / encChunkSize), buf: make([]byte, encChunkSize)}, nil
 }
 
+// ChunkLender is a source that can lend its next bytes where they lie
+// instead of copying them out, as a storage stream holding whole
+// segments can. Next returns the next n bytes, or fewer with an error at
+// the end (io.EOF when there were none); the slice is valid until the
+// next call of any of the source's methods, and its holder must not
+// write to it.
+type ChunkLender interface {
+	io.Reader
+	Next(n int) ([]byte, error)
+}
+
 // WriteTo decrypts the whole payload into w, one authenticated chunk at a
 // time, and checks that src ends exactly at the stated size.
+//
+// Bytes are copied once at most: the ciphertext is opened from where src
+// lends it (ChunkLender) or read into the destination's spare buffer
+// (AvailableBuffer), and the plaintext lands in that buffer where there
+// is one. w sees a chunk's plaintext only by Write, after it
+// authenticated.
 func (r *StreamReader) WriteTo(w io.Writer) (int64, error) {
 	var total int64
+	lender, lends := r.src.(ChunkLender)
+	ab, spare := w.(interface{ AvailableBuffer() []byte })
 	for idx := uint64(0); idx <= r.lastChunk; idx++ {
 		encLen := int64(encChunkSize)
 		if idx == r.lastChunk {
 			encLen = r.size - int64(idx)*encChunkSize
 		}
-		ct := r.buf[:encLen]
-		if ab, ok := w.(interface{ AvailableBuffer() []byte }); ok {
-			// Read and open the chunk in the destination's buffer, so the
-			// plaintext needs no copy there. w sees it only by the Write
-			// below, after it authenticated.
+		dst := r.buf[:encLen]
+		if spare {
 			if b := ab.AvailableBuffer(); int64(cap(b)) >= encLen {
-				ct = b[:encLen]
+				dst = b[:encLen]
 			}
 		}
-		if _, err := io.ReadFull(r.src, ct); err != nil {
+		var ct []byte
+		var err error
+		if lends {
+			ct, err = lender.Next(int(encLen))
+			if err == nil && int64(len(ct)) != encLen {
+				err = io.ErrUnexpectedEOF
+			}
+		} else {
+			ct = dst
+			_, err = io.ReadFull(r.src, ct)
+		}
+		if err != nil {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
@@ -321,7 +348,7 @@ func (r *StreamReader) WriteTo(w io.Writer) (int64, error) {
 		if idx == r.lastChunk {
 			r.nonce[11] = 1
 		}
-		pt, err := r.aead.Open(ct[:0], r.nonce[:], ct, nil)
+		pt, err := r.aead.Open(dst[:0], r.nonce[:], ct, nil)
 		if err != nil {
 			return total, fmt.Errorf("crypto: chunk %d failed authentication", idx)
 		}

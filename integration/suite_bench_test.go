@@ -134,6 +134,7 @@ func benchConfigFromEnv(b *testing.B) benchConfig {
 type procStat struct {
 	Name   string  `json:"name"`
 	CPU    float64 `json:"cpu_seconds"`
+	SysCPU float64 `json:"sys_cpu_seconds,omitempty"` // the kernel's part of CPU
 	RSSMiB float64 `json:"peak_rss_mib"`
 }
 
@@ -152,6 +153,7 @@ type benchRow struct {
 	P99       float64    `json:"p99_seconds,omitempty"`
 	MiBps     float64    `json:"mib_per_s,omitempty"`
 	CPU       float64    `json:"median_cpu_seconds"`
+	SysCPU    float64    `json:"median_sys_cpu_seconds,omitempty"`
 	RSSMiB    float64    `json:"peak_rss_mib"` // max over samples and processes
 	ServerCPU float64    `json:"median_minio_cpu_seconds"`
 	NA        string     `json:"n_a,omitempty"`
@@ -445,6 +447,13 @@ func (row *benchRow) summarize() {
 		}
 		return c
 	})
+	row.SysCPU = med(func(s sample) float64 {
+		var c float64
+		for _, p := range s.Procs {
+			c += p.SysCPU
+		}
+		return c
+	})
 	row.ServerCPU = med(func(s sample) float64 { return s.ServerCPU })
 	for _, s := range row.Samples {
 		for _, p := range s.Procs {
@@ -516,6 +525,7 @@ func runMeasured(s *stack, cmds []*exec.Cmd) (sample, error) {
 		smp.Procs = append(smp.Procs, procStat{
 			Name:   filepath.Base(c.Path),
 			CPU:    (c.ProcessState.UserTime() + c.ProcessState.SystemTime()).Seconds(),
+			SysCPU: c.ProcessState.SystemTime().Seconds(),
 			RSSMiB: peaks[i],
 		})
 	}

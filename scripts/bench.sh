@@ -18,6 +18,13 @@
 #                                BenchmarkHTTPLoad); DOZO_BENCH_HTTP=only runs
 #                                it alone. DOZO_BENCH_HTTP_SECONDS per cell
 #                                (default 5), DOZO_BENCH_HTTP_JSON for JSON.
+#   DOZO_BENCH_CLIENT=1          run only the client's data-path rows
+#                                (upload, fetch to a file, fetch -o -, dd)
+#                                against the CPU floor (BenchmarkClientCPU);
+#                                DOZO_BENCH_BEFORE=[LABEL=]BINARY,... adds
+#                                other dozo builds' rows, run alternately
+#                                with this build's; DOZO_BENCH_PROFILE=DIR
+#                                keeps a CPU profile of every dozo run
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -38,5 +45,8 @@ fi
 if [ -n "${DOZO_BENCH_HTTP:-}" ]; then
   $GO test -run '^$' -bench '^BenchmarkHTTPLoad$' -benchtime 1x -timeout 60m ./integration/
   [ "$DOZO_BENCH_HTTP" != only ] || exit 0
+fi
+if [ -n "${DOZO_BENCH_CLIENT:-}" ]; then
+  exec $GO test -run '^$' -bench '^BenchmarkClientCPU$' -benchtime 1x -timeout 120m ./integration/
 fi
 exec $GO test -run '^$' -bench '^BenchmarkSuite$' -benchtime 1x -timeout 300m ./integration/

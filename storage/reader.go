@@ -600,7 +600,8 @@ type Stream struct {
 
 	cur    *segJob
 	pos    int
-	skip   int // bytes to skip in the first segment
+	skip   int    // bytes to skip in the first segment
+	spill  []byte // Next's bytes that span two segments
 	err    error
 	closed bool
 }
@@ -676,6 +677,28 @@ func (s *Stream) Read(p []byte) (int, error) {
 	n := copy(p, s.cur.data[s.pos:])
 	s.pos += n
 	return n, nil
+}
+
+// Next returns the next n bytes: in place, a slice of the segment buffer,
+// when they lie within one segment, else copied across the boundary into
+// a buffer of the stream's own. Fewer than n come only with an error (at
+// the end, io.ErrUnexpectedEOF, or io.EOF when none was left). The slice
+// is valid until the next call of a method of s, and must not be written
+// to (crypto.ChunkLender).
+func (s *Stream) Next(n int) ([]byte, error) {
+	if err := s.fill(); err != nil {
+		return nil, err
+	}
+	if n <= len(s.cur.data)-s.pos {
+		b := s.cur.data[s.pos : s.pos+n : s.pos+n]
+		s.pos += n
+		return b, nil
+	}
+	if cap(s.spill) < n {
+		s.spill = make([]byte, n)
+	}
+	got, err := io.ReadFull(s, s.spill[:n])
+	return s.spill[:got], err
 }
 
 // WriteTo implements io.WriterTo, handing w whole segments without copying.

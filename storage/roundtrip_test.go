@@ -66,6 +66,30 @@ func TestRoundTrip(t *testing.T) {
 			if err != nil || !bytes.Equal(got, data) {
 				t.Fatalf("Stream: %v", err)
 			}
+			// Next, in steps that do not divide a segment: in place within
+			// one, copied across two, short with an error at the end.
+			s, err = r.Stream(context.Background(), 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = got[:0]
+			for {
+				p, err := s.Next(1000)
+				got = append(got, p...)
+				if err == io.EOF || err == io.ErrUnexpectedEOF {
+					if want := c.size % 1000; err == io.ErrUnexpectedEOF && len(p) != want || err == io.EOF && want != 0 {
+						t.Fatalf("Next at the end: %d bytes, %v", len(p), err)
+					}
+					break
+				}
+				if err != nil || len(p) != 1000 {
+					t.Fatalf("Next: %d bytes, %v", len(p), err)
+				}
+			}
+			s.Close()
+			if !bytes.Equal(got, data) {
+				t.Fatal("Next: the bytes differ")
+			}
 		})
 	}
 }

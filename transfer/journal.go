@@ -3,12 +3,14 @@ package transfer
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"github.com/dozo-vault/dozo/client"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -17,7 +19,6 @@ import (
 	"time"
 
 	"filippo.io/age"
-	"github.com/zeebo/blake3"
 
 	"github.com/dozo-vault/dozo/crypto"
 	"github.com/dozo-vault/dozo/filestore"
@@ -26,12 +27,15 @@ import (
 
 // JournalVersion is the journal format this package writes and reads.
 //
-// Version 3 records a segment's plaintext hash before any of its pieces
-// is stored (version 2 recorded it only before the commit, so pieces of a
-// segment could be on storage with no hash in the journal); version 2
-// records hashes as BLAKE3 (version 1: SHA-256). An older journal is
-// unreadable to this version, so such an upload starts over.
-const JournalVersion = 3
+// Version 4 records, per segment, the SHA-256 of the plaintext from the
+// file's start to the segment's end (the upload computes that running
+// hash anyway), where version 3 recorded each segment's own BLAKE3 hash,
+// an extra pass over every byte. Version 3 recorded a segment's hash
+// before any of its pieces was stored (version 2 only before the commit);
+// version 2 hashed with BLAKE3 (version 1: SHA-256). A journal of
+// another version is not read: its upload starts over with a new key
+// (see JournalVersionError).
+const JournalVersion = 4
 
 // Journal is the local record of one upload in progress, kept in
 // <config>/uploads/<id>.json (0600) while the upload runs and removed when
@@ -46,10 +50,20 @@ const JournalVersion = 3
 //
 // Reusing the key and nonce is safe only for the same plaintext: the same
 // chunk counter sealing other bytes would reuse keystream. So the journal
-// records what identifies the source (size, mtime, inode) and the BLAKE3
-// hash of the plaintext of every segment whose ciphertext may be on
-// storage — recorded and synced before the first of its pieces is stored,
-// committed or not — and a resume re-hashes every recorded segment.
+// records what identifies the source (size, mtime, inode) and, for every
+// segment whose ciphertext may be on storage, the SHA-256 of the
+// plaintext from byte 0 to that segment's end. The invariant: a segment's
+// prefix hash is recorded, and synced, before the first of its pieces is
+// stored, committed or not; and a resume re-reads the source from byte 0
+// and reuses the key only if the SHA-256 at every recorded segment's end
+// equals the recorded one. Equal hashes of equal-length prefixes mean
+// equal prefixes (else SHA-256 has a collision), so every byte whose
+// ciphertext may be on storage is proven unchanged before any new
+// ciphertext is made.
+//
+// The journal holds digests only, never a hash's internal state: that
+// keeps up to 63 bytes of unhashed input, plaintext at a boundary that
+// is not a multiple of 64 bytes (the file's end).
 type Journal struct {
 	Version int    `json:"version"`
 	Broker  string `json:"broker"`
@@ -66,7 +80,7 @@ type Journal struct {
 
 	Source           SourceInfo    `json:"source"`
 	PlainSegmentSize int64         `json:"plain_segment_size"`
-	Segments         []SegmentHash `json:"segments"` // in index order
+	Segments         []SegmentHash `json:"segments"` // in index order, each index once
 	CreatedAt        time.Time     `json:"created_at"`
 	UpdatedAt        time.Time     `json:"updated_at"`
 
@@ -81,13 +95,13 @@ type SourceInfo struct {
 	Device  uint64 `json:"device"`
 }
 
-// SegmentHash is the BLAKE3 hash (hex) of one segment's plaintext,
-// recorded before any piece of the segment is stored. BLAKE3, being a
-// collision-resistant hash like SHA-256, proves the plaintext unchanged
-// as well, at twice the speed.
+// SegmentHash is the SHA-256 (hex) of the plaintext from the file's
+// start to the end of segment Index, recorded before any piece of the
+// segment is stored. A value of another form never equals a computed
+// hash, so it can only make a resume start over.
 type SegmentHash struct {
-	Index  int    `json:"index"`
-	BLAKE3 string `json:"blake3"`
+	Index        int    `json:"index"`
+	PrefixSHA256 string `json:"prefix_sha256"`
 }
 
 // JournalPath returns where the journal of an upload of absPath as
@@ -129,15 +143,50 @@ func LoadJournal(path string) (*Journal, error) {
 	if err != nil {
 		return nil, opError(op, err)
 	}
-	var j Journal
-	if err := json.Unmarshal(b, &j); err != nil {
+	j, err := parseJournal(b)
+	if ve := (*JournalVersionError)(nil); errors.As(err, &ve) {
+		ve.Path = path
+		return nil, ve
+	}
+	if err != nil {
 		return nil, fmt.Errorf("upload journal %s: %w", path, err)
 	}
-	if j.Version != JournalVersion {
-		return nil, &JournalVersionError{Path: path, Version: j.Version, UploadID: j.UploadID}
-	}
 	j.path = path
+	return j, nil
+}
+
+// parseJournal decodes a journal of this version. Besides the JSON it
+// checks what the resume logic relies on: a positive segment size, a
+// size that is not negative, and segment indices that exist in a file of
+// that size, each once and in order.
+func parseJournal(b []byte) (*Journal, error) {
+	var j Journal
+	if err := json.Unmarshal(b, &j); err != nil {
+		return nil, err
+	}
+	if j.Version != JournalVersion {
+		return nil, &JournalVersionError{Version: j.Version, UploadID: j.UploadID}
+	}
+	if j.PlainSegmentSize <= 0 || j.Source.Size < 0 {
+		return nil, fmt.Errorf("segment size %d, file size %d", j.PlainSegmentSize, j.Source.Size)
+	}
+	n := plainSegments(j.Source.Size, j.PlainSegmentSize)
+	for k, s := range j.Segments {
+		if s.Index < 0 || int64(s.Index) >= n || (k > 0 && s.Index <= j.Segments[k-1].Index) {
+			return nil, fmt.Errorf("segment index %d out of order or outside the file's %d segments", s.Index, n)
+		}
+	}
 	return &j, nil
+}
+
+// plainSegments is how many segments a file of size bytes has: an empty
+// file has one, empty.
+func plainSegments(size, plainSegmentSize int64) int64 {
+	n := size / plainSegmentSize
+	if size%plainSegmentSize != 0 {
+		n++
+	}
+	return max(1, n)
 }
 
 // maxJournalBytes bounds what LoadJournal reads (a journal of the largest
@@ -154,7 +203,10 @@ type JournalVersionError struct {
 }
 
 func (e *JournalVersionError) Error() string {
-	return fmt.Sprintf("upload journal %s: version %d, want %d", e.Path, e.Version, JournalVersion)
+	if e.Version < JournalVersion {
+		return fmt.Sprintf("upload journal %s was written by an older dozo (format %d; this one reads format %d only)", e.Path, e.Version, JournalVersion)
+	}
+	return fmt.Sprintf("upload journal %s has format %d; this dozo reads format %d only", e.Path, e.Version, JournalVersion)
 }
 
 // Save writes the journal atomically and durably (0600 in a 0700
@@ -178,22 +230,23 @@ func (j *Journal) Save() error {
 	return syncDirErr(dir)
 }
 
-// Record notes the plaintext hash of segment i, which must come before
-// any of the segment's pieces is stored (see the Journal doc). Recording
-// a segment again with another hash is an error wrapping ErrSourceChanged:
-// its first plaintext may already be on storage under this key. changed
-// is false when the segment was already recorded with this hash.
-func (j *Journal) Record(i int, blake3Hex string) (changed bool, err error) {
+// Record notes the SHA-256 of the plaintext up to the end of segment i,
+// which must come before any of the segment's pieces is stored (see the
+// Journal doc). Recording a segment again with another hash is an error
+// wrapping ErrSourceChanged: its first plaintext may already be on
+// storage under this key. changed is false when the segment was already
+// recorded with this hash.
+func (j *Journal) Record(i int, prefixSHA256 string) (changed bool, err error) {
 	for _, s := range j.Segments {
 		if s.Index != i {
 			continue
 		}
-		if s.BLAKE3 != blake3Hex {
+		if s.PrefixSHA256 != prefixSHA256 {
 			return false, fmt.Errorf("%w: the content of segment %d changed while it was being uploaded", ErrSourceChanged, i)
 		}
 		return false, nil
 	}
-	j.Segments = append(j.Segments, SegmentHash{Index: i, BLAKE3: blake3Hex})
+	j.Segments = append(j.Segments, SegmentHash{Index: i, PrefixSHA256: prefixSHA256})
 	slices.SortFunc(j.Segments, func(a, b SegmentHash) int { return a.Index - b.Index })
 	return true, nil
 }
@@ -257,7 +310,7 @@ var ErrSourceChanged = errors.New("cannot resume")
 // why a fresh start (new key and nonce) is needed.
 //
 // It is the cheap half of the check; VerifyPrefix must then re-hash the
-// committed segments' plaintext before any new ciphertext is made.
+// recorded segments' plaintext before any new ciphertext is made.
 func ResumePoint(j *Journal, now SourceInfo, plainSegmentSize int64, committed []storage.SegmentMeta) (int, error) {
 	changed := func(format string, args ...any) (int, error) {
 		return 0, fmt.Errorf("%w: %s", ErrSourceChanged, fmt.Sprintf(format, args...))
@@ -286,7 +339,7 @@ func ResumePoint(j *Journal, now SourceInfo, plainSegmentSize int64, committed [
 			break
 		}
 	}
-	// Every committed segment needs a recorded plaintext hash: the journal
+	// Every committed segment needs a recorded prefix hash: the journal
 	// is written before each commit, so a gap means the journal is not the
 	// one that went with this session.
 	hashes := map[int]bool{}
@@ -308,29 +361,36 @@ func newPrefixHashes() *filestore.Checksums { return filestore.NewChecksums(true
 // VerifyPrefix re-reads src from its start: segments [0, start), whose
 // whole-file SHA-256 and MD5 it returns so the upload can carry them on,
 // and then every further segment the journal records (sent but not
-// committed: their pieces may be on storage). Each segment's plaintext
-// must match its recorded BLAKE3 hash; a mismatch, a missing hash or a
-// file ending early wraps ErrSourceChanged: the content changed although
-// size and mtime did not, and the key must not be used again. progress,
-// if set, is told of the bytes read.
+// committed: their pieces may be on storage). At the end of every
+// recorded segment the SHA-256 of everything read so far must equal the
+// recorded one; a mismatch, a missing hash or a file ending early wraps
+// ErrSourceChanged: the content changed although size and mtime did not,
+// and the key must not be used again. progress, if set, is told of the
+// bytes read.
 func VerifyPrefix(src io.Reader, j *Journal, start int, progress func(int64)) (*filestore.Checksums, error) {
 	want := map[int]string{}
 	end := start
 	for _, s := range j.Segments {
-		want[s.Index] = s.BLAKE3
+		want[s.Index] = s.PrefixSHA256
 		end = max(end, s.Index+1)
 	}
 	ph := newPrefixHashes()
+	// The prefix hashes stop at start; past it only a copy of the running
+	// SHA-256 goes on, to check the recorded segments there.
+	var w io.Writer = ph
+	running := ph.SHA256
 	buf := make([]byte, 1<<20)
 	for i := range end {
 		sum, ok := want[i]
 		if !ok {
 			return nil, fmt.Errorf("%w: the journal has no plaintext hash of segment %d", ErrSourceChanged, i)
 		}
-		seg := blake3.New()
-		var w io.Writer = seg
-		if i < start {
-			w = io.MultiWriter(seg, ph)
+		if i == start {
+			c, err := cloneSHA256(ph.SHA256)
+			if err != nil {
+				return nil, err
+			}
+			w, running = c, c
 		}
 		size := min(j.PlainSegmentSize, j.Source.Size-int64(i)*j.PlainSegmentSize)
 		n, err := io.CopyBuffer(w, io.LimitReader(src, max(size, 0)), buf)
@@ -343,9 +403,23 @@ func VerifyPrefix(src io.Reader, j *Journal, start int, progress func(int64)) (*
 		if n != size || size < 0 {
 			return nil, fmt.Errorf("%w: the file ends inside segment %d, which was sent", ErrSourceChanged, i)
 		}
-		if hex.EncodeToString(seg.Sum(nil)) != sum {
-			return nil, fmt.Errorf("%w: the content of segment %d changed since it was sent", ErrSourceChanged, i)
+		if hex.EncodeToString(running.Sum(nil)) != sum {
+			return nil, fmt.Errorf("%w: the content of segment %d (or before it) changed since it was sent", ErrSourceChanged, i)
 		}
 	}
 	return ph, nil
+}
+
+// cloneSHA256 returns an independent copy of SHA-256 h's state (through
+// its binary form, which crypto/sha256 has in every mode).
+func cloneSHA256(h hash.Hash) (hash.Hash, error) {
+	st, err := h.(encoding.BinaryMarshaler).MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	c := sha256.New()
+	if err := c.(encoding.BinaryUnmarshaler).UnmarshalBinary(st); err != nil {
+		return nil, err
+	}
+	return c, nil
 }

@@ -8,15 +8,12 @@ import (
 	"fmt"
 	"github.com/dozo-vault/dozo/client"
 	"github.com/dozo-vault/dozo/internal/units"
-	"hash"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
 	"time"
-
-	"github.com/zeebo/blake3"
 
 	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/crypto"
@@ -60,9 +57,10 @@ type UploadResult struct {
 //
 // Security properties: the plaintext is encrypted here and only ciphertext
 // pieces leave the host; a file key and nonce are reused only for
-// plaintext proven unchanged (same size, mtime and inode, and every
-// segment whose pieces may be on storage re-hashed equal to the hash the
-// journal recorded before they were sent) and only once dozod confirmed
+// plaintext proven unchanged (same size, mtime and inode, and the SHA-256
+// of the plaintext up to the end of every segment whose pieces may be on
+// storage re-computed equal to the one the journal recorded before they
+// were sent) and only once dozod confirmed
 // that its session holds that key — anything else aborts the old session
 // and starts over with a fresh key, since new plaintext under an old key
 // and nonce would reuse keystream. The journal and its lock are never
@@ -286,8 +284,8 @@ func (u *uploader) tryResume(ctx context.Context, j *Journal) (bool, error) {
 	if err := u.setLayout(); err != nil {
 		return false, err
 	}
-	// The expensive half of the check: re-hash every segment that was sent,
-	// committed or not. This also rebuilds the whole-file SHA-256 and MD5
+	// The expensive half of the check: re-hash the source up to the end of
+	// every segment that was sent, committed or not. This also rebuilds the whole-file SHA-256 and MD5
 	// of the committed prefix.
 	if _, err := u.src.Seek(0, io.SeekStart); err != nil {
 		return false, opError(u.op, err)
@@ -520,7 +518,8 @@ func (u *uploader) run(ctx context.Context) (*UploadResult, error) {
 	return &UploadResult{File: f, UploadID: u.up.ID, Resumed: u.resumed, StartSegment: u.start, Segments: u.nsegs, Sent: sent}, nil
 }
 
-// record writes segment i's plaintext hash to the journal, durably. The
+// record writes the SHA-256 of the plaintext up to the end of segment i
+// to the journal, durably. The
 // hasher calls it once the segment is read and before the encryption sees
 // the segment's last bytes, so before any of its pieces can be stored:
 // the journal then covers every segment whose ciphertext may be on
@@ -598,8 +597,9 @@ func (u *uploader) changedDuring(ctx context.Context, why error) error {
 }
 
 // segmentHasher reads the source for filestore.Write, hashing as it goes:
-// the whole-file SHA-256 and MD5 (continuing a verified prefix) and the
-// BLAKE3 hash of each segment's plaintext for the journal.
+// the whole-file SHA-256 and MD5 (continuing a verified prefix), and at
+// each segment's end the SHA-256 so far, for the journal: no hash pass
+// beyond the two the catalog keeps.
 //
 // A producer goroutine reads the source in blocks that never cross a
 // segment boundary, so each segment's hash closes exactly at its end; a
@@ -607,7 +607,7 @@ func (u *uploader) changedDuring(ctx context.Context, why error) error {
 // the encryption (WriteTo), which then run side by side instead of one
 // after another on the hot path.
 //
-// record, if set, is given each segment's hash before the segment's last
+// record, if set, is given each segment's prefix hash before its last
 // block goes to the encryption: no ciphertext of a segment is complete,
 // so none of its pieces can be stored, before record returned. An error
 // from it ends the stream with that error.
@@ -619,7 +619,7 @@ type segmentHasher struct {
 	seg      int   // first segment to read
 	progress func(string, int64, int64)
 	total    int64
-	record   func(seg int, blake3Hex string) error
+	record   func(seg int, prefixSHA256 string) error
 	// stat, if set, is the source now; it must still match want.
 	stat func() (SourceInfo, error)
 	want SourceInfo
@@ -636,9 +636,8 @@ type segmentHasher struct {
 
 	mu       sync.Mutex
 	cond     *sync.Cond
-	hashed   bool // the hash goroutines have ended
-	segHash  hash.Hash
-	sums     map[int]string
+	hashed   bool           // the hash goroutines have ended
+	sums     map[int]string // segment -> SHA-256 (hex) up to its end
 	stopOnce sync.Once
 }
 
@@ -648,18 +647,17 @@ func (s *segmentHasher) begin() {
 	}
 	s.started = true
 	s.cond = sync.NewCond(&s.mu)
-	s.segHash = blake3.New()
 	s.fan = newFanout(
 		func(b *block) { s.ph.MD5.Write(b.bytes()) },
 		func(b *block) {
 			s.ph.SHA256.Write(b.bytes())
-			s.segHash.Write(b.bytes())
 			if b.last {
+				// Sum leaves the running state as it is.
+				sum := hex.EncodeToString(s.ph.SHA256.Sum(nil))
 				s.mu.Lock()
-				s.sums[b.seg] = hex.EncodeToString(s.segHash.Sum(nil))
+				s.sums[b.seg] = sum
 				s.cond.Broadcast()
 				s.mu.Unlock()
-				s.segHash.Reset()
 			}
 		})
 	s.out = make(chan *block, pipeBlocks)
@@ -852,7 +850,7 @@ func (s *segmentHasher) finish() {
 	s.mu.Unlock()
 }
 
-// sum returns segment i's plaintext hash once it has been read entirely,
+// sum returns the SHA-256 up to segment i's end once it has been read,
 // waiting for the hash goroutine to get there.
 func (s *segmentHasher) sum(i int) (string, bool) {
 	s.mu.Lock()
