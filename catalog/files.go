@@ -66,15 +66,25 @@ const fileCols = `f.id, f.dataset_id, f.name, f.size, f.stored_size, f.hash_alg,
 func scanFile(s rowScanner, extra ...any) (*File, error) {
 	var f File
 	var created int64
-	dst := append([]any{&f.ID, &f.DatasetID, &f.Name, &f.Size, &f.StoredSize, &f.HashAlg, &f.State, &f.HeaderObject, &f.Manifest, &f.SHA256, &f.MD5, &f.CreatedBy, &created}, extra...)
-	if err := s.Scan(dst...); err != nil {
+	if err := s.Scan(append(fileDest(&f, &created), extra...)...); err != nil {
 		return nil, err
 	}
+	f.fromRow(created)
+	return &f, nil
+}
+
+// fileDest are the destinations of fileCols; created receives CreatedAt
+// as stored, for fromRow.
+func fileDest(f *File, created *int64) []any {
+	return []any{&f.ID, &f.DatasetID, &f.Name, &f.Size, &f.StoredSize, &f.HashAlg, &f.State, &f.HeaderObject, &f.Manifest, &f.SHA256, &f.MD5, &f.CreatedBy, created}
+}
+
+// fromRow finishes a file scanned with fileDest.
+func (f *File) fromRow(created int64) {
 	f.CreatedAt = fromTS(created)
 	if len(f.Manifest) == 0 {
 		f.Manifest = nil
 	}
-	return &f, nil
 }
 
 // BeginUpload inserts an uploading file and its open session. If the name
