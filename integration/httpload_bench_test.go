@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	osuser "os/user"
@@ -49,8 +50,10 @@ func BenchmarkHTTPLoad(b *testing.B) {
 	}
 	dur := time.Duration(secs) * time.Second
 	var rows []loadRow
+	pgDB := "" // the benchmark's PostgreSQL database, once there is one
 	run := func(setup string, urls []string, dozods []int) {
 		f := newLoadFixture(b, s, urls)
+		f.pgDB = pgDB
 		for _, call := range f.calls() {
 			for _, c := range []int{1, 16, 64} {
 				row := f.run(call, c, dur, dozods)
@@ -65,6 +68,9 @@ func BenchmarkHTTPLoad(b *testing.B) {
 		run("sqlite x1", []string{s.env["DOZO_BROKER"]}, []int{stackPid})
 	}
 	pgURL := privatePostgres(b)
+	if u, err := url.Parse(pgURL); err == nil {
+		pgDB = strings.TrimPrefix(u.Path, "/")
+	}
 	conf, err := os.ReadFile(filepath.Join(s.devDir, "dozod.toml"))
 	if err != nil {
 		b.Fatal(err)
@@ -120,6 +126,7 @@ type loadFixture struct {
 	fileID string
 	segs   int
 	hc     *http.Client
+	pgDB   string // PostgreSQL database of the dozods, "" for SQLite
 }
 
 func newLoadFixture(b *testing.B, s *stack, urls []string) *loadFixture {
@@ -251,7 +258,7 @@ func (f *loadFixture) run(call loadCall, clients int, d time.Duration, dozods []
 		for _, p := range dozods {
 			dz += treeCPU(p)
 		}
-		return dz, treeCPU(pidFile(filepath.Join(f.s.dir, "vault.pid"))), treeCPU(postmasterPid()), selfCPU(), machineCPU()
+		return dz, treeCPU(pidFile(filepath.Join(f.s.dir, "vault.pid"))), pgBackendCPU(f.pgDB), selfCPU(), machineCPU()
 	}
 	if dir := os.Getenv("DOZO_BENCH_HTTP_PERF"); dir != "" && clients == 64 && len(dozods) > 0 {
 		// Where the time goes: a perf profile of the whole machine
@@ -393,6 +400,31 @@ func postmasterPid() int {
 		}
 	}
 	return 0
+}
+
+// pgBackendCPU is the CPU seconds the private PostgreSQL cluster's
+// server processes for database db have used (the connections of the
+// dozods under load; other benchmarks may use other databases of the same
+// cluster at the same time); 0 for "".
+func pgBackendCPU(db string) float64 {
+	pm := postmasterPid()
+	if db == "" || pm == 0 {
+		return 0
+	}
+	var total float64
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		// A backend's title: "postgres: USER DB HOST(PORT) STATE".
+		cmd, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if f := strings.Fields(string(cmd)); len(f) >= 3 && f[0] == "postgres:" && f[2] == db {
+			total += procCPU(pid)
+		}
+	}
+	return total
 }
 
 // treeCPU is the CPU seconds process pid and its descendants have used,
