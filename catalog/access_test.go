@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -193,5 +194,46 @@ func TestAccessIsTheSeparateReads(t *testing.T) {
 	}
 	if v := access(AccessQuery{Dataset: "NOPE", User: Principal{Name: "nobody"}}); !v.UserFrozen {
 		t.Error("a freeze pending first login is not seen when no dataset is found")
+	}
+}
+
+// TestAccessUsesIndexes: the statements every request runs find the
+// dataset's files by index, never by reading every file of the catalog
+// (SQLite uses the partial index on a file's name only when the query
+// states its condition). The plan is SQLite's; PostgreSQL plans by its
+// statistics.
+func TestAccessUsesIndexes(t *testing.T) {
+	c := open(t)
+	if c.Backend() != SQLite {
+		t.Skip("query plans are checked on SQLite")
+	}
+	ctx := context.Background()
+	p := Principal{Name: "rita", EntityID: "ent-rita"}
+	plans := map[string]string{"dataset": `SELECT ` + datasetCols + ` FROM datasets d WHERE d.id = ? AND d.deleted_at IS NULL`}
+	for name, q := range map[string]AccessQuery{
+		"list":          {User: p, Counts: true},
+		"one dataset":   {Dataset: "D", User: p, Counts: true},
+		"header fetch":  {Dataset: "D", FileName: "a.vcf", User: p, Recipient: true},
+		"presign batch": {FileID: "f-1", User: p},
+	} {
+		query, _, _, _ := q.sql()
+		plans[name] = query
+	}
+	for name, query := range plans {
+		rows, err := c.db.QueryContext(ctx, `EXPLAIN QUERY PLAN `+query, make([]any, strings.Count(query, "?"))...)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		for rows.Next() {
+			var id, parent, notused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			if strings.HasPrefix(detail, "SCAN f") {
+				t.Errorf("%s: %s", name, detail)
+			}
+		}
+		rows.Close()
 	}
 }

@@ -88,8 +88,8 @@ func (c *Catalog) CreateDataset(ctx context.Context, d Dataset) error {
 }
 
 const datasetCols = datasetOwnCols + `,
-	(SELECT count(*) FROM files f WHERE f.dataset_id = d.id AND f.state = 'available'),
-	(SELECT coalesce(sum(f.size), 0) FROM files f WHERE f.dataset_id = d.id AND f.state = 'available')`
+	(SELECT count(*) FROM files f WHERE f.dataset_id = d.id AND f.state = 'available' AND ` + liveFile + `),
+	(SELECT coalesce(sum(f.size), 0) FROM files f WHERE f.dataset_id = d.id AND f.state = 'available' AND ` + liveFile + `)`
 
 func scanDataset(s rowScanner) (*Dataset, error) {
 	var d Dataset
@@ -233,6 +233,42 @@ const (
 	datasetNoCounts = datasetOwnCols + `, 0, 0`
 )
 
+// sql is Access's statement and its arguments, and the columns about
+// the caller alone (read by themselves when no dataset is found).
+func (q *AccessQuery) sql() (query string, args []any, caller string, callerArgs []any) {
+	member, memberArgs := q.User.holds("m", `"user"`)
+	grant, grantArgs := q.User.holds("g", `"user"`)
+	cols := datasetNoCounts
+	if q.Counts {
+		cols = datasetCols
+	}
+	caller, callerArgs = q.callerCols()
+	args = slices.Concat([]any{RoleCustodian}, memberArgs, []any{RoleSubmitter}, memberArgs, grantArgs, []any{q.Today, q.Today, FreezeDataset}, callerArgs)
+	query = `SELECT ` + cols + `,
+		EXISTS (SELECT 1 FROM members m WHERE m.dataset_id = d.id AND m.role = ? AND ` + member + `),
+		EXISTS (SELECT 1 FROM members m WHERE m.dataset_id = d.id AND m.role = ? AND ` + member + `),
+		EXISTS (SELECT 1 FROM grants g WHERE g.dataset_id = d.id AND ` + grant + `
+			AND g.revoked_at IS NULL AND g.superseded_by IS NULL AND g.valid_from <= ? AND g.until >= ?),
+		EXISTS (SELECT 1 FROM freezes z WHERE z.kind = ? AND z.name = d.id AND z.lifted_at IS NULL),
+		` + caller
+	switch {
+	case q.FileID != "":
+		query += `, ` + fileCols + ` FROM datasets d JOIN files f ON f.dataset_id = d.id AND f.id = ?`
+		args = append(args, q.FileID)
+	case q.FileName != "":
+		query += `, ` + fileCols + ` FROM datasets d JOIN files f ON f.dataset_id = d.id AND f.name = ? AND f.state = 'available' AND ` + liveFile
+		args = append(args, q.FileName)
+	default:
+		query += ` FROM datasets d`
+	}
+	query += ` WHERE d.deleted_at IS NULL`
+	if q.Dataset != "" {
+		query, args = query+` AND d.id = ?`, append(args, q.Dataset)
+	}
+	query += ` ORDER BY d.id`
+	return query, args, caller, callerArgs
+}
+
 // Access reads, in one statement, what every request checks: whether a
 // freeze of user is in force, the dataset asked for (or every dataset)
 // that is not deleted, each with user's roles on day Today and whether a
@@ -243,37 +279,8 @@ const (
 // deleted dataset, a missing file) the user's freeze and recipient are
 // read by a second statement, so the view is complete either way.
 func (c *Catalog) Access(ctx context.Context, q AccessQuery) (*AccessView, error) {
-	member, memberArgs := q.User.holds("m", `"user"`)
-	grant, grantArgs := q.User.holds("g", `"user"`)
-	cols := datasetNoCounts
-	if q.Counts {
-		cols = datasetCols
-	}
-	caller, callerArgs := q.callerCols()
-	args := slices.Concat([]any{RoleCustodian}, memberArgs, []any{RoleSubmitter}, memberArgs, grantArgs, []any{q.Today, q.Today, FreezeDataset}, callerArgs)
-	query := `SELECT ` + cols + `,
-		EXISTS (SELECT 1 FROM members m WHERE m.dataset_id = d.id AND m.role = ? AND ` + member + `),
-		EXISTS (SELECT 1 FROM members m WHERE m.dataset_id = d.id AND m.role = ? AND ` + member + `),
-		EXISTS (SELECT 1 FROM grants g WHERE g.dataset_id = d.id AND ` + grant + `
-			AND g.revoked_at IS NULL AND g.superseded_by IS NULL AND g.valid_from <= ? AND g.until >= ?),
-		EXISTS (SELECT 1 FROM freezes z WHERE z.kind = ? AND z.name = d.id AND z.lifted_at IS NULL),
-		` + caller
+	query, args, caller, callerArgs := q.sql()
 	file := q.FileID != "" || q.FileName != ""
-	switch {
-	case q.FileID != "":
-		query += `, ` + fileCols + ` FROM datasets d JOIN files f ON f.dataset_id = d.id AND f.id = ?`
-		args = append(args, q.FileID)
-	case q.FileName != "":
-		query += `, ` + fileCols + ` FROM datasets d JOIN files f ON f.dataset_id = d.id AND f.name = ? AND f.state = 'available'`
-		args = append(args, q.FileName)
-	default:
-		query += ` FROM datasets d`
-	}
-	query += ` WHERE d.deleted_at IS NULL`
-	if q.Dataset != "" {
-		query, args = query+` AND d.id = ?`, append(args, q.Dataset)
-	}
-	query += ` ORDER BY d.id`
 	v := &AccessView{}
 	rows, err := c.db.QueryContext(ctx, query, args...)
 	if err != nil {
