@@ -84,9 +84,22 @@ func (s *Server) checkUserFrozen(q *request) error {
 		return err
 	}
 	if f {
-		return frozen(fmt.Sprintf("your account %q is frozen", q.user.Name))
+		return frozenCaller(q)
 	}
 	return nil
+}
+
+// callerFrozen is checkUserFrozen for the caller's freeze read with the
+// access check (catalog.AccessView.UserFrozen).
+func callerFrozen(q *request, v *catalog.AccessView) error {
+	if v.UserFrozen {
+		return frozenCaller(q)
+	}
+	return nil
+}
+
+func frozenCaller(q *request) *httpError {
+	return frozen(fmt.Sprintf("your account %q is frozen", q.user.Name))
 }
 
 // checkDatasetFrozen refuses a data read, upload or new grant on a frozen
@@ -166,10 +179,16 @@ func (s *Server) formerGrantee(q *request, id string) error {
 // their own. A frozen user or dataset is refused. Strangers get notFound,
 // the same answer as for a missing dataset or file.
 func (s *Server) readAccess(q *request, id string, notFound *httpError) (*dsAccess, error) {
-	a, err := s.datasetAccess(q, id)
+	a, err := s.datasetAccess(q, id, catalog.AccessQuery{})
 	if err != nil {
 		return nil, err
 	}
+	return s.readRule(q, id, a, notFound)
+}
+
+// readRule is readAccess's rule applied to the caller's access a to
+// dataset id (nil: none), read already.
+func (s *Server) readRule(q *request, id string, a *dsAccess, notFound *httpError) (*dsAccess, error) {
 	if a == nil {
 		if err := s.formerGrantee(q, id); err != nil {
 			return nil, err

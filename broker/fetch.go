@@ -25,22 +25,30 @@ func (s *Server) fetch(q *request) error {
 	if ValidateName(name) != nil {
 		return notFoundFile(dsID, name)
 	}
-	a, err := s.readAccess(q, dsID, notFoundFile(dsID, name)) // access.go: grant, freezes
+	// The caller's freeze, the dataset with the caller's roles and its
+	// freeze, the file and the caller's recipient, in one read.
+	c, err := s.checks(q, catalog.AccessQuery{Dataset: dsID, FileName: name, Recipient: true})
 	if err != nil {
 		return err
 	}
-	f, err := s.cat.AvailableFile(q.ctx, dsID, name)
-	if errors.Is(err, catalog.ErrNotFound) {
+	if len(c.Datasets) == 0 {
+		// No such file, or no such dataset: the dataset's own check
+		// gives the answer a caller who may not read it gets.
+		if _, err := s.readAccess(q, dsID, notFoundFile(dsID, name)); err != nil { // access.go: grant, freezes
+			return err
+		}
 		return notFoundFile(dsID, name)
 	}
-	if err != nil {
-		return internal("reading the file", err)
+	if err := callerFrozen(q, c); err != nil {
+		return err
 	}
+	a, err := s.readRule(q, dsID, s.accessOf(q, &c.Datasets[0]), notFoundFile(dsID, name)) // access.go: grant, freezes
+	if err != nil {
+		return err
+	}
+	f := c.Datasets[0].File
 	q.object, q.dataset = "file/"+f.ID, f.DatasetID
-	rcpt, err := s.cat.Recipient(q.ctx, q.user.Name)
-	if err != nil {
-		return internal("reading recipient", err)
-	}
+	rcpt := c.Recipient
 	if rcpt == "" {
 		return &httpError{status: http.StatusConflict, msg: "you have no registered age recipient to wrap the file key for",
 			hint: "run `dozo keygen && dozo key register`, then fetch again"}
@@ -216,6 +224,35 @@ func (s *Server) openFetch(q *request, id string) (*catalog.File, *dsAccess, err
 	if storage.ValidateID(id) != nil {
 		return nil, nil, notFound
 	}
+	// The file, its dataset with the caller's roles and its freeze, and
+	// the caller's freeze, in one read.
+	v, err := s.checks(q, catalog.AccessQuery{FileID: id})
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(v.Datasets) == 0 {
+		// No such file, or its dataset is deleted.
+		return s.openFetchApart(q, id, notFound)
+	}
+	f := v.Datasets[0].File
+	q.dataset = f.DatasetID // the object is "file/<id>"
+	if err := callerFrozen(q, v); err != nil {
+		return nil, nil, err
+	}
+	a, err := s.readRule(q, f.DatasetID, s.accessOf(q, &v.Datasets[0]), notFound) // access.go
+	if err != nil {
+		return nil, nil, err
+	}
+	if f.State != catalog.FileAvailable {
+		return nil, nil, notFound
+	}
+	return f, a, nil
+}
+
+// openFetchApart is openFetch with the file and the access check read
+// one after the other: the answers for a file that is not there, or whose
+// dataset is deleted.
+func (s *Server) openFetchApart(q *request, id string, notFound *httpError) (*catalog.File, *dsAccess, error) {
 	f, err := s.cat.File(q.ctx, id)
 	if errors.Is(err, catalog.ErrNotFound) {
 		return nil, nil, notFound

@@ -300,28 +300,42 @@ func (a *dsAccess) has(roles ...string) bool {
 	return false
 }
 
-// datasetAccess loads a dataset the caller may see. Unknown dataset and no
-// access both return nil access and no error: the caller answers both the
-// same way. A dataset hidden by a deletion is the same, except to those
+// datasetAccess loads a dataset the caller may see (with what else aq
+// asks for; its Dataset is set here). Unknown dataset and no access both
+// return nil access and no error: the caller answers both the same way.
+// A dataset hidden by a deletion is the same, except to those
 // deletedState tells what became of it. A frozen caller is refused first,
-// before the dataset is looked up, so that refusal says nothing about the
+// whatever the read found, so that refusal says nothing about the
 // dataset either.
-func (s *Server) datasetAccess(q *request, id string) (*dsAccess, error) {
-	if err := s.checkUserFrozen(q); err != nil {
+func (s *Server) datasetAccess(q *request, id string, aq catalog.AccessQuery) (*dsAccess, error) {
+	if api.ValidateDatasetID(id) != nil {
+		return nil, s.checkUserFrozen(q)
+	}
+	// The caller's freeze, the dataset, the caller's roles on it and its
+	// freeze, in one read.
+	aq.Dataset = id
+	v, err := s.checks(q, aq)
+	if err != nil {
 		return nil, err
 	}
-	if api.ValidateDatasetID(id) != nil {
-		return nil, nil
+	if err := callerFrozen(q, v); err != nil {
+		return nil, err
 	}
-	// The dataset, the caller's roles on it and its freeze, in one read.
-	as, err := s.cat.Access(q.ctx, id, q.user.principal(), s.today())
+	if len(v.Datasets) == 0 {
+		return nil, s.deletedState(q, id, false, http.StatusGone) // datasets.go
+	}
+	return s.accessOf(q, &v.Datasets[0]), nil
+}
+
+// checks reads what aq asks for the caller, on today's date, in one
+// statement when it exists (catalog.Access).
+func (s *Server) checks(q *request, aq catalog.AccessQuery) (*catalog.AccessView, error) {
+	aq.User, aq.Today = q.user.principal(), s.today()
+	v, err := s.cat.Access(q.ctx, aq)
 	if err != nil {
 		return nil, internal("reading dataset access", err)
 	}
-	if len(as) == 0 {
-		return nil, s.deletedState(q, id, false, http.StatusGone) // datasets.go
-	}
-	return s.accessOf(q, &as[0]), nil
+	return v, nil
 }
 
 // accessOf is the caller's relation to a dataset as the catalog gave it,
@@ -345,7 +359,7 @@ func (s *Server) accessOf(q *request, a *catalog.DatasetAccess) *dsAccess {
 // handler (a.refuseFrozen), since revoking and reviewing stay allowed.
 func (s *Server) requireDataset(q *request, id string, roles ...string) (*dsAccess, error) {
 	q.object = "dataset/" + id
-	a, err := s.datasetAccess(q, id)
+	a, err := s.datasetAccess(q, id, catalog.AccessQuery{Counts: true})
 	if err != nil {
 		return nil, err
 	}

@@ -43,6 +43,7 @@ var postgresTests = []struct {
 	{"TestMigrations", TestMigrations},
 	{"TestDatasetExistsAndRoles", TestDatasetExistsAndRoles},
 	{"TestAccessIsTheSeparateReads", TestAccessIsTheSeparateReads},
+	{"TestAccessUsesIndexes", TestAccessUsesIndexes},
 	{"TestStatementCache", TestStatementCache},
 	{"TestPing", TestPing},
 	{"TestClock", TestClock},

@@ -89,10 +89,9 @@ func (c *Catalog) CreateDataset(ctx context.Context, d Dataset) error {
 	})
 }
 
-const datasetCols = `d.id, d.title, d.k, d.m, d.plain_segment_size, d.segment_size, d.transit_key, d.created_by, d.created_at,
-	d.access_level, d.nbdc_id, d.policy_id, d.max_use_days, d.key_generation,
-	(SELECT count(*) FROM files f WHERE f.dataset_id = d.id AND f.state = 'available'),
-	(SELECT coalesce(sum(f.size), 0) FROM files f WHERE f.dataset_id = d.id AND f.state = 'available')`
+const datasetCols = datasetOwnCols + `,
+	(SELECT count(*) FROM files f WHERE f.dataset_id = d.id AND f.state = 'available' AND ` + liveFile + `),
+	(SELECT coalesce(sum(f.size), 0) FROM files f WHERE f.dataset_id = d.id AND f.state = 'available' AND ` + liveFile + `)`
 
 func scanDataset(s rowScanner) (*Dataset, error) {
 	var d Dataset
@@ -106,12 +105,18 @@ func scanDataset(s rowScanner) (*Dataset, error) {
 // into extra.
 func scanDatasetInto(s rowScanner, d *Dataset, extra ...any) error {
 	var created int64
-	if err := s.Scan(append([]any{&d.ID, &d.Title, &d.K, &d.M, &d.PlainSegmentSize, &d.SegmentSize, &d.TransitKey, &d.CreatedBy, &created,
-		&d.AccessLevel, &d.NBDCID, &d.PolicyID, &d.MaxUseDays, &d.KeyGeneration, &d.Files, &d.Bytes}, extra...)...); err != nil {
+	if err := s.Scan(append(datasetDest(d, &created), extra...)...); err != nil {
 		return err
 	}
 	d.CreatedAt = fromTS(created)
 	return nil
+}
+
+// datasetDest are the destinations of datasetCols; created receives
+// CreatedAt as stored.
+func datasetDest(d *Dataset, created *int64) []any {
+	return []any{&d.ID, &d.Title, &d.K, &d.M, &d.PlainSegmentSize, &d.SegmentSize, &d.TransitKey, &d.CreatedBy, created,
+		&d.AccessLevel, &d.NBDCID, &d.PolicyID, &d.MaxUseDays, &d.KeyGeneration, &d.Files, &d.Bytes}
 }
 
 // Dataset returns one dataset or ErrNotFound.
@@ -171,46 +176,162 @@ type DatasetAccess struct {
 	// Frozen: an incident freeze of the dataset is in force
 	// (ActiveFreeze(FreezeDataset, ID) finds one).
 	Frozen bool
+	// File is the file AccessQuery asked for (FileID or FileName).
+	File *File
 }
 
-// Access returns the dataset id that is not deleted (every such dataset,
-// ordered by id, when id is ""), each with user's roles on day today and
-// whether a freeze of it is in force: what Dataset, Roles and ActiveFreeze
-// answer, read in one statement, so the check every request makes costs
-// one round trip and one consistent view. An unknown or deleted id gives
-// none.
-func (c *Catalog) Access(ctx context.Context, id string, user Principal, today string) ([]DatasetAccess, error) {
-	member, memberArgs := user.holds("m", `"user"`)
-	grant, grantArgs := user.holds("g", `"user"`)
-	args := slices.Concat([]any{RoleCustodian}, memberArgs, []any{RoleSubmitter}, memberArgs, grantArgs, []any{today, today, FreezeDataset})
-	where := ""
-	if id != "" {
-		where, args = ` AND d.id = ?`, append(args, id)
+// AccessQuery is what one request's checks read (Access).
+type AccessQuery struct {
+	// Dataset is the dataset to read; "" reads every dataset, or with
+	// FileID the file's.
+	Dataset string
+	User    Principal
+	Today   string // YYYY-MM-DD (UTC), the day grants are judged on
+	// Counts fills in Dataset.Files and Bytes, a count over the
+	// dataset's files that only a listing shows; otherwise both are 0.
+	Counts bool
+	// Recipient reads User's registered age recipient (Recipient).
+	Recipient bool
+	// FileID reads that file (File) with its dataset, whatever its state;
+	// FileName reads the available file of that name in Dataset
+	// (AvailableFile). A dataset read with a file is left out when the
+	// file is not found.
+	FileID, FileName string
+}
+
+// AccessView is what Access read for one request.
+type AccessView struct {
+	// UserFrozen: a freeze of the user is in force (UserFreeze finds
+	// one).
+	UserFrozen bool
+	// Recipient is the user's registered recipient, "" if none (when
+	// AccessQuery.Recipient).
+	Recipient string
+	// Datasets are the datasets asked for that exist and are not
+	// deleted, ordered by id, each with the user's roles on it and
+	// whether it is frozen (and its file, when asked for).
+	Datasets []DatasetAccess
+}
+
+// callerCols are the columns of AccessView about the user: the freeze
+// (UserFreeze) and, when asked, the recipient (Recipient).
+func (q *AccessQuery) callerCols() (string, []any) {
+	who, args := q.User.holds("u", "name")
+	cols := `EXISTS (SELECT 1 FROM freezes u WHERE u.kind = ? AND ` + who + ` AND u.lifted_at IS NULL)`
+	args = append([]any{FreezeUser}, args...)
+	if q.Recipient {
+		cols += `, coalesce((SELECT r.recipient FROM users r WHERE r.name = ?), '')`
+		args = append(args, q.User.Name)
 	}
-	return queryAll(ctx, c, "dataset access", scanDatasetAccess, `SELECT `+datasetCols+`,
-		EXISTS (SELECT 1 FROM members m WHERE m.dataset_id = d.id AND m.role = ? AND `+member+`),
-		EXISTS (SELECT 1 FROM members m WHERE m.dataset_id = d.id AND m.role = ? AND `+member+`),
-		EXISTS (SELECT 1 FROM grants g WHERE g.dataset_id = d.id AND `+grant+`
+	return cols, args
+}
+
+// datasetOwnCols are the dataset's own columns, datasetNoCounts the
+// same as datasetCols without the count over the dataset's files (0 for
+// both).
+const (
+	datasetOwnCols = `d.id, d.title, d.k, d.m, d.plain_segment_size, d.segment_size, d.transit_key, d.created_by, d.created_at,
+	d.access_level, d.nbdc_id, d.policy_id, d.max_use_days, d.key_generation`
+	datasetNoCounts = datasetOwnCols + `, 0, 0`
+)
+
+// sql is Access's statement and its arguments, and the columns about
+// the caller alone (read by themselves when no dataset is found).
+func (q *AccessQuery) sql() (query string, args []any, caller string, callerArgs []any) {
+	member, memberArgs := q.User.holds("m", `"user"`)
+	grant, grantArgs := q.User.holds("g", `"user"`)
+	cols := datasetNoCounts
+	if q.Counts {
+		cols = datasetCols
+	}
+	caller, callerArgs = q.callerCols()
+	args = slices.Concat([]any{RoleCustodian}, memberArgs, []any{RoleSubmitter}, memberArgs, grantArgs, []any{q.Today, q.Today, FreezeDataset}, callerArgs)
+	query = `SELECT ` + cols + `,
+		EXISTS (SELECT 1 FROM members m WHERE m.dataset_id = d.id AND m.role = ? AND ` + member + `),
+		EXISTS (SELECT 1 FROM members m WHERE m.dataset_id = d.id AND m.role = ? AND ` + member + `),
+		EXISTS (SELECT 1 FROM grants g WHERE g.dataset_id = d.id AND ` + grant + `
 			AND g.revoked_at IS NULL AND g.superseded_by IS NULL AND g.valid_from <= ? AND g.until >= ?),
-		EXISTS (SELECT 1 FROM freezes z WHERE z.kind = ? AND z.name = d.id AND z.lifted_at IS NULL)
-		FROM datasets d WHERE d.deleted_at IS NULL`+where+` ORDER BY d.id`, args...)
+		EXISTS (SELECT 1 FROM freezes z WHERE z.kind = ? AND z.name = d.id AND z.lifted_at IS NULL),
+		` + caller
+	switch {
+	case q.FileID != "":
+		query += `, ` + fileCols + ` FROM datasets d JOIN files f ON f.dataset_id = d.id AND f.id = ?`
+		args = append(args, q.FileID)
+	case q.FileName != "":
+		query += `, ` + fileCols + ` FROM datasets d JOIN files f ON f.dataset_id = d.id AND f.name = ? AND f.state = 'available' AND ` + liveFile
+		args = append(args, q.FileName)
+	default:
+		query += ` FROM datasets d`
+	}
+	query += ` WHERE d.deleted_at IS NULL`
+	if q.Dataset != "" {
+		query, args = query+` AND d.id = ?`, append(args, q.Dataset)
+	}
+	query += ` ORDER BY d.id`
+	return query, args, caller, callerArgs
 }
 
-func scanDatasetAccess(s rowScanner) (*DatasetAccess, error) {
-	var a DatasetAccess
-	var custodian, submitter, grantee bool
-	if err := scanDatasetInto(s, &a.Dataset, &custodian, &submitter, &grantee, &a.Frozen); err != nil {
-		return nil, err
+// Access reads, in one statement, what every request checks: whether a
+// freeze of user is in force, the dataset asked for (or every dataset)
+// that is not deleted, each with user's roles on day Today and whether a
+// freeze of it is in force, and with them the user's recipient and a file
+// when asked. It answers what UserFreeze, Dataset, Roles, ActiveFreeze,
+// Recipient, File and AvailableFile answer one by one, in one round trip
+// and one consistent view. When no dataset row is found (an unknown or
+// deleted dataset, a missing file) the user's freeze and recipient are
+// read by a second statement, so the view is complete either way.
+func (c *Catalog) Access(ctx context.Context, q AccessQuery) (*AccessView, error) {
+	query, args, caller, callerArgs := q.sql()
+	file := q.FileID != "" || q.FileName != ""
+	v := &AccessView{}
+	rows, err := c.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("catalog: dataset access: %w", err)
 	}
-	for _, r := range []struct {
-		has  bool
-		role string
-	}{{custodian, RoleCustodian}, {submitter, RoleSubmitter}, {grantee, RoleGrantee}} {
-		if r.has {
-			a.Roles = append(a.Roles, r.role)
+	defer rows.Close()
+	for rows.Next() {
+		var a DatasetAccess
+		var custodian, submitter, grantee bool
+		var dsCreated, fileCreated int64
+		dst := append(datasetDest(&a.Dataset, &dsCreated), &custodian, &submitter, &grantee, &a.Frozen, &v.UserFrozen)
+		if q.Recipient {
+			dst = append(dst, &v.Recipient)
+		}
+		if file {
+			a.File = &File{}
+			dst = append(dst, fileDest(a.File, &fileCreated)...)
+		}
+		if err := rows.Scan(dst...); err != nil {
+			return nil, fmt.Errorf("catalog: dataset access: %w", err)
+		}
+		a.CreatedAt = fromTS(dsCreated)
+		if file {
+			a.File.fromRow(fileCreated)
+		}
+		for _, r := range []struct {
+			has  bool
+			role string
+		}{{custodian, RoleCustodian}, {submitter, RoleSubmitter}, {grantee, RoleGrantee}} {
+			if r.has {
+				a.Roles = append(a.Roles, r.role)
+			}
+		}
+		v.Datasets = append(v.Datasets, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("catalog: dataset access: %w", err)
+	}
+	rows.Close()
+	if len(v.Datasets) == 0 {
+		dst := []any{&v.UserFrozen}
+		if q.Recipient {
+			dst = append(dst, &v.Recipient)
+		}
+		if err := c.db.QueryRowContext(ctx, `SELECT `+caller, callerArgs...).Scan(dst...); err != nil {
+			return nil, fmt.Errorf("catalog: caller freeze: %w", err)
 		}
 	}
-	return &a, nil
+	return v, nil
 }
 
 // AddMember gives user a per-dataset role (custodian or submitter), bound

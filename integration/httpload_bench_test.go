@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	osuser "os/user"
@@ -14,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -29,9 +31,11 @@ import (
 // against one dozod on SQLite (the stack's), one on PostgreSQL and two on
 // one PostgreSQL catalog (requests round robin). It prints requests per
 // second, p50/p99/max latency, errors (any answer but 200), and the CPU
-// seconds dozod, Vault and PostgreSQL spent per 1000 requests. Each cell
+// seconds dozod, Vault, PostgreSQL, the load generator itself (this
+// process, on the same cores) and the whole machine spent per 1000
+// requests, with the cores busy on average. Each cell
 // runs DOZO_BENCH_HTTP_SECONDS (default 5) seconds; with
-// DOZO_BENCH_HTTP_PERF=DIR, perf records the first dozod during each
+// DOZO_BENCH_HTTP_PERF=DIR, perf records the whole machine during each
 // 64-client cell into DIR. DOZO_BENCH_HTTP_CALLS and
 // DOZO_BENCH_HTTP_SETUPS (comma-separated names as in the table, e.g.
 // "header fetch" and "sqlite x1") keep a run to those cells. No assertion
@@ -52,11 +56,13 @@ func BenchmarkHTTPLoad(b *testing.B) {
 		v := os.Getenv(env)
 		return v == "" || slices.Contains(strings.Split(v, ","), name)
 	}
+	pgDB := "" // the benchmark's PostgreSQL database, once there is one
 	run := func(setup string, urls []string, dozods []int) {
 		if !wanted("DOZO_BENCH_HTTP_SETUPS", setup) {
 			return
 		}
 		f := newLoadFixture(b, s, urls)
+		f.pgDB = pgDB
 		for _, call := range f.calls() {
 			if !wanted("DOZO_BENCH_HTTP_CALLS", call.name) {
 				continue
@@ -75,6 +81,9 @@ func BenchmarkHTTPLoad(b *testing.B) {
 	}
 	if wanted("DOZO_BENCH_HTTP_SETUPS", "postgres x1") || wanted("DOZO_BENCH_HTTP_SETUPS", "postgres x2") {
 		pgURL := privatePostgres(b)
+		if u, err := url.Parse(pgURL); err == nil {
+			pgDB = strings.TrimPrefix(u.Path, "/")
+		}
 		conf, err := os.ReadFile(filepath.Join(s.devDir, "dozod.toml"))
 		if err != nil {
 			b.Fatal(err)
@@ -85,9 +94,11 @@ func BenchmarkHTTPLoad(b *testing.B) {
 		run("postgres x2", []string{r0.URL, r1.URL}, []int{r0.Proc.Pid, r1.Proc.Pid})
 	}
 
-	fmt.Printf("\n%-12s %-14s %7s %9s %9s %9s %9s %6s %14s %14s %14s\n", "setup", "call", "clients", "req/s", "p50 ms", "p99 ms", "max ms", "errors", "dozod cpu-s/1k", "vault cpu-s/1k", "pg cpu-s/1k")
+	fmt.Printf("\n%-12s %-14s %7s %9s %9s %9s %9s %6s %14s %14s %14s %14s %14s %6s\n", "setup", "call", "clients", "req/s", "p50 ms", "p99 ms", "max ms", "errors",
+		"dozod cpu-s/1k", "vault cpu-s/1k", "pg cpu-s/1k", "gen cpu-s/1k", "all cpu-s/1k", "busy")
 	for _, r := range rows {
-		fmt.Printf("%-12s %-14s %7d %9.0f %9.1f %9.1f %9.1f %6d %14.2f %14.2f %14.2f\n", r.Setup, r.Call, r.Clients, r.RPS, r.P50, r.P99, r.Max, r.Errors, r.DozodCPU, r.VaultCPU, r.PgCPU)
+		fmt.Printf("%-12s %-14s %7d %9.0f %9.1f %9.1f %9.1f %6d %14.2f %14.2f %14.2f %14.2f %14.2f %6.2f\n", r.Setup, r.Call, r.Clients, r.RPS, r.P50, r.P99, r.Max, r.Errors,
+			r.DozodCPU, r.VaultCPU, r.PgCPU, r.GenCPU, r.MachineCPU, r.Busy)
 	}
 	if p := os.Getenv("DOZO_BENCH_HTTP_JSON"); p != "" {
 		j, _ := json.MarshalIndent(rows, "", "  ")
@@ -106,11 +117,16 @@ type loadRow struct {
 	P50, P99, Max      float64 // milliseconds
 	DozodCPU, VaultCPU float64 // CPU seconds per 1000 requests
 	PgCPU              float64
+	// GenCPU is the load generator's (this process's), MachineCPU the
+	// whole machine's, other work on it included.
+	GenCPU, MachineCPU float64
+	Busy               float64 // cores busy on the whole machine, on average
+	Load               float64 // load average when the cell began
 }
 
 func (r loadRow) String() string {
-	return fmt.Sprintf("%s %s c=%d: %.0f req/s, p50 %.1f ms, p99 %.1f ms, max %.1f ms, %d errors, dozod %.2f cpu-s/1k",
-		r.Setup, r.Call, r.Clients, r.RPS, r.P50, r.P99, r.Max, r.Errors, r.DozodCPU)
+	return fmt.Sprintf("%s %s c=%d: %.0f req/s, p50 %.1f ms, p99 %.1f ms, max %.1f ms, %d errors, cpu-s/1k: dozod %.2f, pg %.2f, vault %.2f, generator %.2f, machine %.2f (%.1f cores busy, load %.1f)",
+		r.Setup, r.Call, r.Clients, r.RPS, r.P50, r.P99, r.Max, r.Errors, r.DozodCPU, r.PgCPU, r.VaultCPU, r.GenCPU, r.MachineCPU, r.Busy, r.Load)
 }
 
 // loadFixture is a dataset with one small file, readable by its
@@ -124,6 +140,7 @@ type loadFixture struct {
 	fileID string
 	segs   int
 	hc     *http.Client
+	pgDB   string // PostgreSQL database of the dozods, "" for SQLite
 }
 
 func newLoadFixture(b *testing.B, s *stack, urls []string) *loadFixture {
@@ -197,42 +214,102 @@ func (f *loadFixture) do(base, method, path string, body []byte, out any) (int, 
 	return resp.StatusCode, raw
 }
 
+// loadClient is one closed-loop worker's requests: built once, one per
+// dozod, and sent again and again, so the generator spends its CPU on
+// the requests and not on building them (it shares the cores with
+// dozod).
+type loadClient struct {
+	f    *loadFixture
+	call loadCall
+	reqs []*http.Request
+}
+
+func (f *loadFixture) client(call loadCall) *loadClient {
+	c := &loadClient{f: f, call: call}
+	for _, u := range f.urls {
+		req, err := http.NewRequest(call.method, u+call.path, nil)
+		if err != nil {
+			f.b.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+f.token)
+		if call.body != nil {
+			req.Header.Set("Content-Type", "application/json")
+			req.ContentLength = int64(len(call.body))
+		}
+		c.reqs = append(c.reqs, req)
+	}
+	return c
+}
+
+// send sends request k (to dozod k mod n) and reads the whole answer, so
+// the connection is kept for the next; it returns the status, and for
+// anything but 200 the start of the body.
+func (c *loadClient) send(k int) (int, string) {
+	req := c.reqs[k%len(c.reqs)]
+	if c.call.body != nil {
+		// A request may be sent again once its last response body is
+		// closed; only the body is new (the transport may still hold
+		// the last one).
+		req.Body = io.NopCloser(bytes.NewReader(c.call.body))
+	}
+	resp, err := c.f.hc.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		head, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
+		return resp.StatusCode, string(head)
+	}
+	io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, ""
+}
+
 // run sends call from clients closed-loop workers for d, each request to
 // the next of the fixture's dozods.
 func (f *loadFixture) run(call loadCall, clients int, d time.Duration, dozods []int) loadRow {
-	cpu := func() (dz, vt, pg float64) {
+	cpu := func() (dz, vt, pg, gen, all float64) {
 		for _, p := range dozods {
 			dz += treeCPU(p)
 		}
-		return dz, treeCPU(pidFile(filepath.Join(f.s.dir, "vault.pid"))), treeCPU(postmasterPid())
+		return dz, treeCPU(pidFile(filepath.Join(f.s.dir, "vault.pid"))), pgBackendCPU(f.pgDB), selfCPU(), machineCPU()
 	}
 	if dir := os.Getenv("DOZO_BENCH_HTTP_PERF"); dir != "" && clients == 64 && len(dozods) > 0 {
-		// Where dozod's time goes: a perf profile of the first dozod,
-		// read with `perf report -i FILE --no-children`.
+		// Where the time goes: a perf profile of the whole machine
+		// (dozod, PostgreSQL, Vault, this generator, the kernel), read
+		// with `perf report -i FILE --no-children --sort comm,dso` and
+		// `--comm dozod`.
 		name := strings.NewReplacer(" ", "-").Replace(fmt.Sprintf("%s-%s-%d.perf", f.urls[0][8:], call.name, len(dozods)))
-		perf := exec.Command("perf", "record", "-F", "499", "-g", "-p", strconv.Itoa(dozods[0]), "-o", filepath.Join(dir, name), "--", "sleep", strconv.Itoa(int(d.Seconds())))
+		perf := exec.Command("perf", "record", "-F", "499", "-g", "-a", "-o", filepath.Join(dir, name), "--", "sleep", strconv.Itoa(int(d.Seconds())))
 		if err := perf.Start(); err == nil {
 			defer perf.Wait()
 		}
 	}
-	dz0, vt0, pg0 := cpu()
+	workers := make([]*loadClient, clients)
+	lats := make([][]time.Duration, clients)
+	bad := make([]int, clients)
+	for w := range workers {
+		workers[w] = f.client(call)
+		lats[w] = make([]time.Duration, 0, 1<<14)
+	}
 	var mu sync.Mutex
-	var lat []time.Duration
-	errs := 0
 	var firstErr string
+	load := loadAvg()
+	dz0, vt0, pg0, gen0, all0 := cpu()
 	start := time.Now()
 	deadline := start.Add(d)
 	var wg sync.WaitGroup
-	for w := range clients {
+	for w, c := range workers {
 		wg.Go(func() {
-			var mine []time.Duration
-			bad := 0
-			for k := w; time.Now().Before(deadline); k++ {
+			for k := w; ; k++ {
 				t0 := time.Now()
-				code, body := f.do(f.urls[k%len(f.urls)], call.method, call.path, call.body, nil)
-				mine = append(mine, time.Since(t0))
-				if code != 200 {
-					bad++
+				if !t0.Before(deadline) {
+					return
+				}
+				code, body := c.send(k)
+				lats[w] = append(lats[w], time.Since(t0))
+				if code != http.StatusOK {
+					bad[w]++
 					mu.Lock()
 					if firstErr == "" {
 						firstErr = fmt.Sprintf("%d %.200s", code, body)
@@ -240,17 +317,18 @@ func (f *loadFixture) run(call loadCall, clients int, d time.Duration, dozods []
 					mu.Unlock()
 				}
 			}
-			mu.Lock()
-			lat = append(lat, mine...)
-			errs += bad
-			mu.Unlock()
 		})
 	}
 	wg.Wait()
 	el := time.Since(start)
-	dz1, vt1, pg1 := cpu()
+	dz1, vt1, pg1, gen1, all1 := cpu()
 	if firstErr != "" {
 		fmt.Fprintf(os.Stderr, "load %s: first error: %s\n", call.name, firstErr)
+	}
+	lat := slices.Concat(lats...)
+	errs := 0
+	for _, n := range bad {
+		errs += n
 	}
 	slices.Sort(lat)
 	ms := func(q float64) float64 {
@@ -262,7 +340,48 @@ func (f *loadFixture) run(call loadCall, clients int, d time.Duration, dozods []
 	n := float64(len(lat))
 	per1k := func(c float64) float64 { return c / max(n, 1) * 1000 }
 	return loadRow{Call: call.name, Clients: clients, Requests: len(lat), Errors: errs, RPS: n / el.Seconds(),
-		P50: ms(0.5), P99: ms(0.99), Max: ms(1), DozodCPU: per1k(dz1 - dz0), VaultCPU: per1k(vt1 - vt0), PgCPU: per1k(pg1 - pg0)}
+		P50: ms(0.5), P99: ms(0.99), Max: ms(1), DozodCPU: per1k(dz1 - dz0), VaultCPU: per1k(vt1 - vt0), PgCPU: per1k(pg1 - pg0),
+		GenCPU: per1k(gen1 - gen0), MachineCPU: per1k(all1 - all0), Busy: (all1 - all0) / el.Seconds(), Load: load}
+}
+
+// selfCPU is the CPU seconds this process (the load generator) has used.
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// machineCPU is the CPU seconds all processes on the machine have used
+// since boot (/proc/stat: every state but idle and iowait).
+func machineCPU() float64 {
+	st, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := bytes.Cut(st, []byte("\n"))
+	f := strings.Fields(string(line))
+	var busy float64
+	for i, v := range f[1:] {
+		if i == 3 || i == 4 { // idle, iowait
+			continue
+		}
+		n, _ := strconv.ParseFloat(v, 64)
+		busy += n / 100
+	}
+	return busy
+}
+
+// loadAvg is the machine's load average over the last minute.
+func loadAvg() float64 {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
 }
 
 // pidFile reads a pid file; 0 if there is none.
@@ -295,6 +414,31 @@ func postmasterPid() int {
 		}
 	}
 	return 0
+}
+
+// pgBackendCPU is the CPU seconds the private PostgreSQL cluster's
+// server processes for database db have used (the connections of the
+// dozods under load; other benchmarks may use other databases of the same
+// cluster at the same time); 0 for "".
+func pgBackendCPU(db string) float64 {
+	pm := postmasterPid()
+	if db == "" || pm == 0 {
+		return 0
+	}
+	var total float64
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		// A backend's title: "postgres: USER DB HOST(PORT) STATE".
+		cmd, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if f := strings.Fields(string(cmd)); len(f) >= 3 && f[0] == "postgres:" && f[2] == db {
+			total += procCPU(pid)
+		}
+	}
+	return total
 }
 
 // treeCPU is the CPU seconds process pid and its descendants have used,
