@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+
+	"github.com/dozo-vault/dozo/client"
 
 	"github.com/dozo-vault/dozo/storage"
 )
@@ -256,4 +259,13 @@ func TestOlderJournalStartsOver(t *testing.T) {
 	if _, err := e.fetch(t, FetchOptions{Output: "-", Stdout: &buf}); err != nil || !bytes.Equal(buf.Bytes(), data) {
 		t.Fatalf("fetch: %v", err)
 	}
+}
+
+// writeSidecar writes a fetch's sidecar as an interrupted fetch leaves it.
+func writeSidecar(path string, sc sidecar) error {
+	b, err := json.Marshal(sc)
+	if err != nil {
+		return err
+	}
+	return client.WriteSecret(path, b)
 }
