@@ -81,7 +81,8 @@ func BenchmarkFetchManyParallel(b *testing.B) {
 // CPU milliseconds per file of the client, dozod and Vault. The builds of
 // DOZO_BENCH_BEFORE ([LABEL=]BINARY,...) run alternately with this one,
 // repetition by repetition; DOZO_BENCH_PROFILE=DIR keeps a CPU profile of
-// every dozo run there. DOZO_BENCH_N repetitions (default 3), medians.
+// every dozo run there, and DOZO_BENCH_PERF_DOZOD=DIR a `perf record -g`
+// of dozod during each. DOZO_BENCH_N repetitions (default 3), medians.
 func BenchmarkSmallFiles(b *testing.B) {
 	cfg := benchConfigFromEnv(b)
 	s := needStack(b)
@@ -115,10 +116,24 @@ func BenchmarkSmallFiles(b *testing.B) {
 			slug := strings.NewReplacer(" ", "_", ":", "", "-", "", "/", "").Replace(name)
 			c.Env = append(c.Env, "DOZO_CPUPROFILE="+filepath.Join(dir, fmt.Sprintf("%s-%d.pprof", slug, len(cellOf(cells, &order, name).secs))))
 		}
+		var perf *exec.Cmd
+		if dir := os.Getenv("DOZO_BENCH_PERF_DOZOD"); dir != "" && !strings.HasPrefix(name, "A:") {
+			slug := strings.NewReplacer(" ", "_", ":", "", "-", "", "/", "").Replace(name)
+			perf = exec.Command("perf", "record", "-q", "-F", "499", "-g", "-p", strconv.Itoa(dozod),
+				"-o", filepath.Join(dir, fmt.Sprintf("dozod-%s-%d.perf", slug, len(cellOf(cells, &order, name).secs))))
+			if err := perf.Start(); err != nil {
+				b.Fatal(err)
+			}
+			time.Sleep(500 * time.Millisecond) // perf attaches
+		}
 		d0, v0 := treeCPU(dozod), treeCPU(vlt)
 		smp, err := runMeasured(s, []*exec.Cmd{c})
 		if err != nil {
 			b.Fatalf("%s: %v", name, err)
+		}
+		if perf != nil {
+			perf.Process.Signal(os.Interrupt)
+			perf.Wait()
 		}
 		cl := 0.0
 		for _, p := range smp.Procs {
