@@ -78,7 +78,7 @@ func BenchmarkFetchManyParallel(b *testing.B) {
 // each --parallel of DOZO_BENCH_PARALLELS (default 1,4,8), against a loop
 // of single PutObjects and GetObjects of the same files in one process,
 // all in one run. Each row gives files/s, its ratio to the loop, and the
-// CPU milliseconds per file of the client, dozod and Vault. The builds of
+// CPU milliseconds per file of the client, dozod, Vault and the S3 servers. The builds of
 // DOZO_BENCH_BEFORE ([LABEL=]BINARY,...) run alternately with this one,
 // repetition by repetition; DOZO_BENCH_PROFILE=DIR keeps a CPU profile of
 // every dozo run there, and DOZO_BENCH_PERF_DOZOD=DIR a `perf record -g`
@@ -108,7 +108,7 @@ func BenchmarkSmallFiles(b *testing.B) {
 	}
 	dozod := pidFile(filepath.Join(s.devDir, "dozod.pid"))
 	vlt := pidFile(filepath.Join(s.dir, "vault.pid"))
-	type cell struct{ secs, client, dozod, vault []float64 }
+	type cell struct{ secs, client, dozod, vault, s3 []float64 }
 	cells := map[string]*cell{}
 	var order []string
 	measure := func(name string, c *exec.Cmd) {
@@ -144,6 +144,7 @@ func BenchmarkSmallFiles(b *testing.B) {
 		ce.client = append(ce.client, cl)
 		ce.dozod = append(ce.dozod, treeCPU(dozod)-d0)
 		ce.vault = append(ce.vault, treeCPU(vlt)-v0)
+		ce.s3 = append(ce.s3, smp.ServerCPU)
 	}
 	bucket := s.buckets[0]
 	until := time.Now().AddDate(0, 1, 0).UTC().Format("2006-01-02")
@@ -190,13 +191,13 @@ func BenchmarkSmallFiles(b *testing.B) {
 	}
 	loop := map[bool]float64{true: med(cells["A: PutObject loop"].secs), false: med(cells["A: GetObject loop"].secs)}
 	fmt.Printf("%d x %d B, N=%d; load %s\n", n, size, cfg.n, loadAvg())
-	fmt.Printf("%-34s %9s %8s %14s %13s %13s\n", "row", "files/s", "x loop", "client ms/file", "dozod ms/file", "vault ms/file")
+	fmt.Printf("%-34s %9s %8s %14s %13s %13s %10s\n", "row", "files/s", "x loop", "client ms/file", "dozod ms/file", "vault ms/file", "S3 ms/file")
 	for _, name := range order {
 		ce := cells[name]
 		secs := med(ce.secs)
 		up := strings.Contains(name, "upload") || strings.Contains(name, "Put")
 		per := func(xs []float64) float64 { return med(xs) / float64(n) * 1000 }
-		fmt.Printf("%-34s %9.1f %8.2f %14.2f %13.2f %13.2f\n", name, float64(n)/secs, loop[up]/secs, per(ce.client), per(ce.dozod), per(ce.vault))
+		fmt.Printf("%-34s %9.1f %8.2f %14.2f %13.2f %13.2f %10.2f\n", name, float64(n)/secs, loop[up]/secs, per(ce.client), per(ce.dozod), per(ce.vault), per(ce.s3))
 	}
 }
 
