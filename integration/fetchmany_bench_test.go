@@ -78,11 +78,12 @@ func BenchmarkFetchManyParallel(b *testing.B) {
 // each --parallel of DOZO_BENCH_PARALLELS (default 1,4,8), against a loop
 // of single PutObjects and GetObjects of the same files in one process,
 // all in one run. Each row gives files/s, its ratio to the loop, and the
-// CPU milliseconds per file of the client, dozod, Vault and the S3 servers. The builds of
-// DOZO_BENCH_BEFORE ([LABEL=]BINARY,...) run alternately with this one,
-// repetition by repetition; DOZO_BENCH_PROFILE=DIR keeps a CPU profile of
-// every dozo run there, and DOZO_BENCH_PERF_DOZOD=DIR a `perf record -g`
-// of dozod during each. DOZO_BENCH_N repetitions (default 3), medians.
+// CPU milliseconds per file of the client, dozod, Vault and the S3
+// servers. The builds of DOZO_BENCH_BEFORE ([LABEL=]BINARY,...) run
+// alternately with this one, repetition by repetition;
+// DOZO_BENCH_PROFILE=DIR keeps a CPU profile of every dozo run there, and
+// DOZO_BENCH_PERF_DOZOD=DIR a `perf record -g` of dozod during each.
+// DOZO_BENCH_N repetitions (default 3), medians.
 func BenchmarkSmallFiles(b *testing.B) {
 	cfg := benchConfigFromEnv(b)
 	s := needStack(b)
