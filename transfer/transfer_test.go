@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"github.com/dozo-vault/dozo/client"
 	"io"
 	"net/http"
@@ -535,5 +536,29 @@ func TestSmallFileCalls(t *testing.T) {
 	}
 	if c := taken(); len(c) != 2 || e.fk.gets.Load() != 4 {
 		t.Errorf("fetch of one segment: %d GETs and %d calls to dozod, want 4 and 2: %q", e.fk.gets.Load(), len(c), c)
+	}
+}
+
+// TestFetchReusesStorageConnections fetches ten one-segment files one
+// after another from storage that answers ranged GETs without a
+// Content-Length (chunked, as the fake does): each piece's connection
+// goes back to the pool, so the fetches open at most the K a segment
+// reads at once, not one per piece.
+func TestFetchReusesStorageConnections(t *testing.T) {
+	e := newEnv(t)
+	path, _ := writeRandom(t, fakePlainSeg/2)
+	for i := range 10 {
+		if _, err := UploadFile(context.Background(), e.c, UploadOptions{Dataset: "DS1", Path: path, Name: fmt.Sprintf("f%d.fq", i), Dir: e.dir, Identity: e.id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := e.fk.storeConns.Load()
+	for i := range 10 {
+		if _, err := e.fetch(t, FetchOptions{Output: filepath.Join(t.TempDir(), "out.fq"), Name: fmt.Sprintf("f%d.fq", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := e.fk.storeConns.Load() - before; n > 4 {
+		t.Errorf("ten fetches of 4 pieces opened %d connections to storage; want the pooled ones reused", n)
 	}
 }
