@@ -25,6 +25,16 @@
 #                                other dozo builds' rows, run alternately
 #                                with this build's; DOZO_BENCH_PROFILE=DIR
 #                                keeps a CPU profile of every dozo run
+#   DOZO_BENCH_SMALL=1           run only the many-small-files rows
+#                                (BenchmarkSmallFiles): DOZO_BENCH_MANY
+#                                (default 200x1MiB) uploaded with -r and
+#                                fetched with -o DIR at each --parallel of
+#                                DOZO_BENCH_PARALLELS (default 1,4,8),
+#                                against PutObject/GetObject loops, with
+#                                files/s and client, dozod and Vault CPU
+#                                per file; DOZO_BENCH_BEFORE and
+#                                DOZO_BENCH_PROFILE as above,
+#                                DOZO_BENCH_PERF_DOZOD=DIR perf-records dozod
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -45,6 +55,9 @@ fi
 if [ -n "${DOZO_BENCH_HTTP:-}" ]; then
   $GO test -run '^$' -bench '^BenchmarkHTTPLoad$' -benchtime 1x -timeout 60m ./integration/
   [ "$DOZO_BENCH_HTTP" != only ] || exit 0
+fi
+if [ -n "${DOZO_BENCH_SMALL:-}" ]; then
+  exec $GO test -run '^$' -bench '^BenchmarkSmallFiles$' -benchtime 1x -timeout 60m ./integration/
 fi
 if [ -n "${DOZO_BENCH_CLIENT:-}" ]; then
   exec $GO test -run '^$' -bench '^BenchmarkClientCPU$' -benchtime 1x -timeout 120m ./integration/

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"github.com/dozo-vault/dozo/client"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -51,6 +52,7 @@ type fakeDozod struct {
 	gets         atomic.Int64 // piece GETs (fetch traffic)
 	loseComplete atomic.Bool  // the next complete succeeds but its answer is lost
 	presigns     atomic.Int64 // single presigns
+	storeConns   atomic.Int64 // connections opened to storage
 	batches      atomic.Int64 // batch presigns
 	noBatch      bool         // answer batch presigns 404, like an older dozod
 
@@ -92,7 +94,13 @@ func newFakeDozod(t *testing.T) *fakeDozod {
 			f.order = append(f.order, api.Target{ID: id, Domain: s})
 		}
 	}
-	f.store = httptest.NewServer(http.HandlerFunc(f.serveStorage))
+	f.store = httptest.NewUnstartedServer(http.HandlerFunc(f.serveStorage))
+	f.store.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			f.storeConns.Add(1)
+		}
+	}
+	f.store.Start()
 	f.api = httptest.NewServer(f.apiMux())
 	t.Cleanup(func() { f.api.Close(); f.store.Close() })
 	return f

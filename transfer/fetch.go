@@ -534,17 +534,21 @@ func (f *fetcher) toFile(ctx context.Context) error {
 	}
 	var w io.Writer = newWriteBehind(fp, from)
 	if full {
-		sc := sidecar{Version: 1, FileID: f.fr.File.ID, SHA256: f.fr.File.SHA256, Size: f.fr.File.Size, Verified: from}
-		if err := writeSidecar(side, sc); err != nil {
-			return opError(f.op, err)
-		}
-		// Kept open: per-segment records are plain writes to this file.
-		sf, err := openOwnFile(f.op, side, false)
+		// Kept open: the first record and the per-segment ones are plain
+		// writes to this file. None is synced: resumePoint trusts a record
+		// only as far as the whole-file checksums confirm it, and starts
+		// afresh from one it cannot read.
+		sf, err := openOwnFile(f.op, side, true)
 		if err != nil {
 			return err
 		}
 		defer sf.Close()
-		w = &checkpointWriter{f: w, side: sf, sc: sc, seg: planSegment(f.fr.Manifest), kept: &f.kept}
+		cw := &checkpointWriter{f: w, side: sf, seg: planSegment(f.fr.Manifest), kept: &f.kept,
+			sc: sidecar{Version: 1, FileID: f.fr.File.ID, SHA256: f.fr.File.SHA256, Size: f.fr.File.Size, Verified: from}}
+		if err := cw.start(); err != nil {
+			return opError(f.op, err)
+		}
+		w = cw
 	} else {
 		os.Remove(side)
 	}
@@ -699,6 +703,17 @@ func (c *checkpointWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// start replaces the sidecar's contents with its first record.
+func (c *checkpointWriter) start() error {
+	if err := c.side.Chmod(0o600); err != nil {
+		return err
+	}
+	if err := c.side.Truncate(0); err != nil {
+		return err
+	}
+	return c.record()
+}
+
 // record writes the sidecar in place.
 func (c *checkpointWriter) record() error {
 	b, err := json.Marshal(c.sc)
@@ -710,14 +725,6 @@ func (c *checkpointWriter) record() error {
 	}
 	*c.kept = c.sc.Verified / c.seg * c.seg
 	return nil
-}
-
-func writeSidecar(path string, sc sidecar) error {
-	b, err := json.Marshal(sc)
-	if err != nil {
-		return err
-	}
-	return client.WriteSecret(path, b)
 }
 
 func syncDir(dir string) { syncDirErr(dir) }

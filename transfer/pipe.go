@@ -37,7 +37,17 @@ func (b *block) bytes() []byte { return b.buf[:b.n] }
 // newBlockBuf returns a block's buffer: pipeBlockSize bytes, and room
 // past them for a chunk's authentication tag, so a decryptor can read a
 // whole chunk into a block's last 64 KiB (asyncSink.AvailableBuffer).
-func newBlockBuf() []byte { return make([]byte, pipeBlockSize, pipeBlockSize+crypto.ChunkOverhead) }
+// Buffers come from blockBufs, where each fanout leaves its own when it
+// closes: a batch of small files then reuses a few buffers instead of
+// allocating (and clearing, and collecting) fresh megabytes per file. The
+// pool holds no more than the fanouts last had at once, and the GC
+// empties it.
+func newBlockBuf() []byte { return *blockBufs.Get().(*[]byte) }
+
+var blockBufs = sync.Pool{New: func() any {
+	b := make([]byte, pipeBlockSize, pipeBlockSize+crypto.ChunkOverhead)
+	return &b
+}}
 
 // fanout sends blocks to consumers, each running in its own goroutine and
 // seeing every block in order. A block returns to the pool once every
@@ -100,7 +110,10 @@ func (f *fanout) release(b *block) {
 	}
 }
 
-// close ends the consumers and waits until they have seen every block.
+// close ends the consumers and waits until they have seen every block,
+// then gives the buffers of the blocks back in the pool to blockBufs (a
+// block still held elsewhere keeps its buffer; a get after close
+// allocates anew).
 func (f *fanout) close() {
 	f.once.Do(func() {
 		for _, ch := range f.subs {
@@ -108,6 +121,19 @@ func (f *fanout) close() {
 		}
 	})
 	f.wg.Wait()
+	for range len(f.pool) {
+		select {
+		case b := <-f.pool:
+			if b.buf != nil {
+				buf := b.buf[:pipeBlockSize]
+				b.buf = nil
+				blockBufs.Put(&buf)
+			}
+			f.pool <- b
+		default:
+			return
+		}
+	}
 }
 
 // asyncSink is an io.Writer (and io.ReaderFrom) that passes bytes to

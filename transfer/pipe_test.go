@@ -3,7 +3,9 @@ package transfer
 import (
 	"bytes"
 	"crypto/sha256"
+	"io"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 
 	"github.com/dozo-vault/dozo/crypto"
@@ -78,5 +80,32 @@ func TestAsyncSinkNoUnauthenticatedBytes(t *testing.T) {
 	s.Close()
 	if !bytes.Equal(out.Bytes(), pt[:2*crypto.ChunkSize]) {
 		t.Fatalf("output has %d bytes, want the %d of the two good chunks", out.Len(), 2*crypto.ChunkSize)
+	}
+}
+
+// TestPipeBuffersReused passes 1 MiB through 16 sinks one after another,
+// as a batch of small files does: the sinks take their blocks' buffers
+// from the ones earlier sinks gave back, so far less than 16 MiB is
+// allocated (the pool may lose buffers to a GC, hence the margin).
+func TestPipeBuffersReused(t *testing.T) {
+	data := bytes.Repeat([]byte{7}, pipeBlockSize)
+	run := func() {
+		s := newAsyncSink(io.Discard, sha256.New())
+		if _, err := s.Write(data); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range 16 {
+		run()
+	}
+	runtime.ReadMemStats(&after)
+	if got := after.TotalAlloc - before.TotalAlloc; got > 8*pipeBlockSize {
+		t.Fatalf("16 sinks of 1 MiB allocated %d MiB; want their buffers reused", got>>20)
 	}
 }

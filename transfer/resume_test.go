@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+
+	"github.com/dozo-vault/dozo/client"
 
 	"github.com/dozo-vault/dozo/storage"
 )
@@ -255,5 +258,65 @@ func TestOlderJournalStartsOver(t *testing.T) {
 	var buf bytes.Buffer
 	if _, err := e.fetch(t, FetchOptions{Output: "-", Stdout: &buf}); err != nil || !bytes.Equal(buf.Bytes(), data) {
 		t.Fatalf("fetch: %v", err)
+	}
+}
+
+// writeSidecar writes a fetch's sidecar as an interrupted fetch leaves it.
+func writeSidecar(path string, sc sidecar) error {
+	b, err := json.Marshal(sc)
+	if err != nil {
+		return err
+	}
+	return client.WriteSecret(path, b)
+}
+
+// TestFetchSidecarRewritten leaves a longer sidecar of another file
+// version, readable by others, beside the output: the fetch starts over,
+// and while it runs its sidecar is this file's record alone (nothing of
+// the old one after it) and private; at the end it is gone.
+func TestFetchSidecarRewritten(t *testing.T) {
+	e := newEnv(t)
+	path, data := writeRandom(t, 3*fakePlainSeg+5)
+	res, err := e.upload(t, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "out.fq")
+	side := out + ".partial.dozo"
+	os.WriteFile(out+".partial", data[:fakePlainSeg], 0o600)
+	stale := sidecar{Version: 1, FileID: "f-" + strings.Repeat("x", 200), SHA256: res.File.SHA256, Size: res.File.Size, Verified: fakePlainSeg}
+	if err := writeSidecar(side, stale); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(side, 0o644)
+	var seen []string
+	calls := 0
+	fr, err := e.fetch(t, FetchOptions{Output: out, Progress: func(done, size int64) {
+		calls++
+		b, err := os.ReadFile(side)
+		fi, serr := os.Stat(side)
+		if err != nil || serr != nil {
+			seen = append(seen, fmt.Sprintf("at %d: %v %v", done, err, serr))
+			return
+		}
+		var sc sidecar
+		if err := json.Unmarshal(bytes.TrimRight(b, "\x00 \n"), &sc); err != nil || sc.FileID != res.File.ID || fi.Mode().Perm() != 0o600 {
+			seen = append(seen, fmt.Sprintf("at %d: %q (mode %v)", done, b, fi.Mode().Perm()))
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fr.Resumed {
+		t.Error("resumed from another file version's sidecar")
+	}
+	if len(seen) > 0 || calls == 0 {
+		t.Fatalf("sidecar during the fetch (%d looks): %v", calls, seen)
+	}
+	if got, _ := os.ReadFile(out); !bytes.Equal(got, data) {
+		t.Fatal("fetched file differs")
+	}
+	if _, err := os.Stat(side); err == nil {
+		t.Error("sidecar left behind")
 	}
 }

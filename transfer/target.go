@@ -296,12 +296,30 @@ func (t *PresignedTarget) getOnce(ctx context.Context, key string, off, length i
 		return nil, t.rejected(resp.StatusCode), fmt.Errorf("get %s on %s (%s): %s", key, t.id, redact(p.URL), s3Status(resp))
 	}
 	if length > 0 {
-		return struct {
-			io.Reader
-			io.Closer
-		}{io.LimitReader(resp.Body, length), resp.Body}, false, nil
+		return &rangeBody{lr: io.LimitedReader{R: resp.Body, N: length}, body: resp.Body}, false, nil
 	}
 	return resp.Body, false, nil
+}
+
+// rangeBody is a ranged GET's body, read up to the range's length. Once
+// all of it is read, Close first reads on to the body's end (at most a
+// few bytes: a chunked answer's last chunk) so that net/http keeps the
+// connection for the next piece: it drops one closed before the end of
+// its answer, and a body of the exact length has not yet seen the end of
+// an answer that came without a Content-Length. Closed early, nothing is
+// read.
+type rangeBody struct {
+	lr   io.LimitedReader
+	body io.ReadCloser
+}
+
+func (b *rangeBody) Read(p []byte) (int, error) { return b.lr.Read(p) }
+
+func (b *rangeBody) Close() error {
+	if b.lr.N == 0 {
+		io.CopyN(io.Discard, b.body, 4<<10)
+	}
+	return b.body.Close()
 }
 
 func (t *PresignedTarget) Stat(context.Context, string) (storage.ObjectInfo, error) {

@@ -7,11 +7,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"github.com/dozo-vault/dozo/client"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -490,4 +493,72 @@ func perm(t *testing.T, path string) os.FileMode {
 		t.Fatal(err)
 	}
 	return fi.Mode().Perm()
+}
+
+// TestSmallFileCalls pins the requests a one-segment file costs, which
+// bound a batch of small files: to dozod, for an upload, begin, one presign
+// batch, the segment's commit and complete; for a fetch, the header and one
+// presign batch (dozo then reports the fetch for the audit log, a third);
+// to storage, one PUT per piece and a GET for each of the K pieces a
+// healthy read needs.
+func TestSmallFileCalls(t *testing.T) {
+	e := newEnv(t)
+	var mu sync.Mutex
+	var calls []string
+	h := e.fk.api.Config.Handler
+	e.fk.api.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		calls = append(calls, r.Method+" "+r.URL.Path)
+		mu.Unlock()
+		h.ServeHTTP(w, r)
+	})
+	taken := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		c := calls
+		calls = nil
+		return c
+	}
+	path, data := writeRandom(t, fakePlainSeg/2)
+	res, err := e.upload(t, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := taken(); len(c) != 4 || e.fk.puts.Load() != 6 {
+		t.Errorf("upload of one segment: %d PUTs and %d calls to dozod, want 6 and 4: %q", e.fk.puts.Load(), len(c), c)
+	}
+	out := filepath.Join(t.TempDir(), "out.fq")
+	if _, err := e.fetch(t, FetchOptions{Output: out, Dataset: "DS1", Name: res.File.Name}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(out); !bytes.Equal(got, data) {
+		t.Fatal("fetched file differs")
+	}
+	if c := taken(); len(c) != 2 || e.fk.gets.Load() != 4 {
+		t.Errorf("fetch of one segment: %d GETs and %d calls to dozod, want 4 and 2: %q", e.fk.gets.Load(), len(c), c)
+	}
+}
+
+// TestFetchReusesStorageConnections fetches ten one-segment files one
+// after another from storage that answers ranged GETs without a
+// Content-Length (chunked, as the fake does): each piece's connection
+// goes back to the pool, so the fetches open at most the K a segment
+// reads at once, not one per piece.
+func TestFetchReusesStorageConnections(t *testing.T) {
+	e := newEnv(t)
+	path, _ := writeRandom(t, fakePlainSeg/2)
+	for i := range 10 {
+		if _, err := UploadFile(context.Background(), e.c, UploadOptions{Dataset: "DS1", Path: path, Name: fmt.Sprintf("f%d.fq", i), Dir: e.dir, Identity: e.id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := e.fk.storeConns.Load()
+	for i := range 10 {
+		if _, err := e.fetch(t, FetchOptions{Output: filepath.Join(t.TempDir(), "out.fq"), Name: fmt.Sprintf("f%d.fq", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := e.fk.storeConns.Load() - before; n > 4 {
+		t.Errorf("ten fetches of 4 pieces opened %d connections to storage; want the pooled ones reused", n)
+	}
 }
