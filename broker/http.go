@@ -76,6 +76,10 @@ type request struct {
 	// page, when set, renders a refusal for a browser instead of the JSON
 	// api.Error (the console, console.go).
 	page func(*httpError)
+	// grantsGen is the grants generation the request's access read saw,
+	// when haveGen; warned: its grant warnings are added (warnExpiring).
+	grantsGen       int64
+	haveGen, warned bool
 }
 
 func (q *request) userName() string {
@@ -212,7 +216,6 @@ func (s *Server) route(pattern, action string, auth bool, h handlerFunc) {
 		}
 		if err == nil && auth {
 			q.user, err = s.authenticate(r)
-			s.warnExpiring(q) // grants.go
 		}
 		if err == nil {
 			err = h(q)
@@ -222,6 +225,10 @@ func (s *Server) route(pattern, action string, auth bool, h handlerFunc) {
 				s.guard.authenticated(r, start)
 			}
 		}
+		// After the handler, whose access read gave the grants
+		// generation; the reply is still held (or streamed, and
+		// warned then).
+		s.warnExpiring(q) // grants.go
 		if err != nil {
 			var he *httpError
 			if !errors.As(err, &he) {
@@ -409,6 +416,7 @@ func (q *request) stream(s *Server, status int) error {
 	}
 	q.audited = true
 	q.status = status
+	s.warnExpiring(q) // before the header goes
 	if h, ok := q.w.(*heldResponse); ok {
 		h.WriteHeader(status)
 		h.release()
