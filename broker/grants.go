@@ -277,7 +277,7 @@ const grantWarnDays = 30
 // from s.warnings (warncache.go): reused while the catalog's grants
 // generation is the one they were computed at, which the request's
 // access read gives at no cost (a request that read none reads it
-// alone, and only when there is something to reuse); access itself is
+// alone, a single-row read); access itself is
 // checked afresh on every request. A failed query only loses the
 // warning (logged), never the request.
 func (s *Server) warnExpiring(q *request) {

@@ -18,9 +18,10 @@ import (
 // (a grant put, booked or revoked, a dataset deleted or restored, a
 // pending grant bound at its user's first login), whichever dozod makes
 // it. A request compares the generation its access read saw with the
-// kept one (a request that reads no dataset reads the generation alone,
-// and only when a kept entry could be used), so a change made on any
-// dozod shows at the user's very next request on every dozod. The
+// kept one (a request that reads no dataset, such as whoami, reads the
+// generation alone: one single-row read where the register query was),
+// so a change made on any dozod shows at the user's very next request on
+// every dozod. The
 // dozod that makes a change also forgets the entries it touched at once
 // (putGrant and revokeGrant the grantee's, a deletion or restore
 // everyone's). An entry is still recomputed after grantWarnInterval,
