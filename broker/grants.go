@@ -281,10 +281,10 @@ const grantWarnDays = 30
 // checked afresh on every request. A failed query only loses the
 // warning (logged), never the request.
 func (s *Server) warnExpiring(q *request) {
-	if q.user == nil || q.warned {
+	if q.user == nil || !q.warn {
 		return
 	}
-	q.warned = true
+	q.warn = false
 	p, day := q.user.principal(), s.today()
 	gen := func() (int64, error) {
 		if q.haveGen {

@@ -77,9 +77,10 @@ type request struct {
 	// api.Error (the console, console.go).
 	page func(*httpError)
 	// grantsGen is the grants generation the request's access read saw,
-	// when haveGen; warned: its grant warnings are added (warnExpiring).
-	grantsGen       int64
-	haveGen, warned bool
+	// when haveGen; warn: the caller's grant warnings are still to be
+	// added (an API call with a login, warnExpiring).
+	grantsGen     int64
+	haveGen, warn bool
 }
 
 func (q *request) userName() string {
@@ -200,7 +201,7 @@ func (s *Server) route(pattern, action string, auth bool, h handlerFunc) {
 			// audit), so no answer leaves without its record.
 			w = &heldResponse{w: w}
 		}
-		q := &request{w: w, r: r, ctx: r.Context(), id: newRequestID(), action: action, source: clientSource(r)}
+		q := &request{w: w, r: r, ctx: r.Context(), id: newRequestID(), action: action, source: clientSource(r), warn: auth}
 		w.Header().Set("X-Request-Id", q.id)
 		start := s.now()
 		var err error
