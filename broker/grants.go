@@ -271,18 +271,28 @@ func (s *Server) replyGrants(q *request, gs []catalog.Grant) error {
 // warned on every request.
 const grantWarnDays = 30
 
-// warnExpiring adds an api.WarningHeader line for each of the caller's running
-// grants that ends within grantWarnDays and that no scheduled grant
-// follows. The lines are advice, so they come from s.warnings: computed
-// at most once per user per grantWarnInterval on this dozod
-// (warncache.go); access itself is checked afresh on every request. A
-// failed query only loses the warning (logged), never the request.
+// warnExpiring adds, once per request, an api.WarningHeader line for
+// each of the caller's running grants that ends within grantWarnDays and
+// that no scheduled grant follows. The lines are advice, so they come
+// from s.warnings (warncache.go): reused while the catalog's grants
+// generation is the one they were computed at, which the request's
+// access read gives at no cost (a request that read none reads it
+// alone, a single-row read); access itself is
+// checked afresh on every request. A failed query only loses the
+// warning (logged), never the request.
 func (s *Server) warnExpiring(q *request) {
-	if q.user == nil {
+	if q.user == nil || !q.warn {
 		return
 	}
+	q.warn = false
 	p, day := q.user.principal(), s.today()
-	lines, err := s.warnings.get(p, day, s.now(), func() ([]string, error) {
+	gen := func() (int64, error) {
+		if q.haveGen {
+			return q.grantsGen, nil
+		}
+		return s.cat.GrantsGeneration(q.ctx)
+	}
+	lines, err := s.warnings.get(p, day, s.now(), gen, func() ([]string, error) {
 		today, _ := time.Parse(catalog.DateLayout, day)
 		gs, err := s.cat.ExpiringGrants(q.ctx, p, day, today.AddDate(0, 0, grantWarnDays).Format(catalog.DateLayout))
 		if err != nil {

@@ -76,6 +76,11 @@ type request struct {
 	// page, when set, renders a refusal for a browser instead of the JSON
 	// api.Error (the console, console.go).
 	page func(*httpError)
+	// grantsGen is the grants generation the request's access read saw,
+	// when haveGen; warn: the caller's grant warnings are still to be
+	// added (an API call with a login, warnExpiring).
+	grantsGen     int64
+	haveGen, warn bool
 }
 
 func (q *request) userName() string {
@@ -196,7 +201,7 @@ func (s *Server) route(pattern, action string, auth bool, h handlerFunc) {
 			// audit), so no answer leaves without its record.
 			w = &heldResponse{w: w}
 		}
-		q := &request{w: w, r: r, ctx: r.Context(), id: newRequestID(), action: action, source: clientSource(r)}
+		q := &request{w: w, r: r, ctx: r.Context(), id: newRequestID(), action: action, source: clientSource(r), warn: auth}
 		w.Header().Set("X-Request-Id", q.id)
 		start := s.now()
 		var err error
@@ -212,7 +217,6 @@ func (s *Server) route(pattern, action string, auth bool, h handlerFunc) {
 		}
 		if err == nil && auth {
 			q.user, err = s.authenticate(r)
-			s.warnExpiring(q) // grants.go
 		}
 		if err == nil {
 			err = h(q)
@@ -222,6 +226,10 @@ func (s *Server) route(pattern, action string, auth bool, h handlerFunc) {
 				s.guard.authenticated(r, start)
 			}
 		}
+		// After the handler, whose access read gave the grants
+		// generation; the reply is still held (or streamed, and
+		// warned then).
+		s.warnExpiring(q) // grants.go
 		if err != nil {
 			var he *httpError
 			if !errors.As(err, &he) {
@@ -409,6 +417,7 @@ func (q *request) stream(s *Server, status int) error {
 	}
 	q.audited = true
 	q.status = status
+	s.warnExpiring(q) // before the header goes
 	if h, ok := q.w.(*heldResponse); ok {
 		h.WriteHeader(status)
 		h.release()

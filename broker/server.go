@@ -328,13 +328,15 @@ func (s *Server) datasetAccess(q *request, id string, aq catalog.AccessQuery) (*
 }
 
 // checks reads what aq asks for the caller, on today's date, in one
-// statement when it exists (catalog.Access).
+// statement when it exists (catalog.Access), and notes the grants
+// generation it saw for the request's warnings.
 func (s *Server) checks(q *request, aq catalog.AccessQuery) (*catalog.AccessView, error) {
 	aq.User, aq.Today = q.user.principal(), s.today()
 	v, err := s.cat.Access(q.ctx, aq)
 	if err != nil {
 		return nil, internal("reading dataset access", err)
 	}
+	q.grantsGen, q.haveGen = v.GrantsGeneration, true // for warnExpiring
 	return v, nil
 }
 

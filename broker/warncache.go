@@ -12,11 +12,21 @@ import (
 // (datasetAccess), so a revoke, a freeze or an expiry takes effect at the
 // next request whatever this cache holds. Reading the register for the
 // warnings on every request cost more than the rest of a light request,
-// so each dozod computes a user's warnings at most once per
-// grantWarnInterval and per day, and forgets them at once when it changes
-// one of that user's grants itself (putGrant, revokeGrant), or deletes or
-// restores a dataset (everyone's). A change made on another dozod shows
-// in this one's warnings within grantWarnInterval.
+// so each dozod keeps a user's warnings, keyed by the day and by the
+// catalog's grants generation (catalog.GrantsGeneration), which every
+// change that can change anyone's warnings raises in its own transaction
+// (a grant put, booked or revoked, a dataset deleted or restored, a
+// pending grant bound at its user's first login), whichever dozod makes
+// it. A request compares the generation its access read saw with the
+// kept one (a request that reads no dataset, such as whoami, reads the
+// generation alone: one single-row read where the register query was),
+// so a change made on any dozod shows at the user's very next request on
+// every dozod. The
+// dozod that makes a change also forgets the entries it touched at once
+// (putGrant and revokeGrant the grantee's, a deletion or restore
+// everyone's). An entry is still recomputed after grantWarnInterval,
+// which bounds what a change made outside dozod (by hand in the catalog)
+// can leave behind.
 
 // hidesGrants wraps a handler that can hide or show a dataset's grants
 // (deleting or restoring the dataset): this dozod's warnings are computed
@@ -28,7 +38,8 @@ func (s *Server) hidesGrants(h handlerFunc) handlerFunc {
 	}
 }
 
-// grantWarnInterval is how long a user's computed warnings are reused.
+// grantWarnInterval is the longest a user's computed warnings are reused
+// while the grants generation stays the same.
 const grantWarnInterval = time.Minute
 
 // maxWarnUsers bounds the users whose warnings are kept; past it the
@@ -36,7 +47,7 @@ const grantWarnInterval = time.Minute
 const maxWarnUsers = 10000
 
 // warnCache holds each user's grant warnings, as computed at a time on a
-// day. It is safe for concurrent use.
+// day at a grants generation. It is safe for concurrent use.
 type warnCache struct {
 	mu      sync.Mutex
 	entries map[catalog.Principal]warnEntry
@@ -45,19 +56,27 @@ type warnCache struct {
 type warnEntry struct {
 	at    time.Time
 	day   string
+	gen   int64 // the grants generation, read before the lines were
 	lines []string
 }
 
 // get returns p's warnings for day at now: the ones computed on the same
-// day less than grantWarnInterval before now, or else fill's answer, kept
-// for later calls. An error of fill is returned and nothing is kept.
-// Concurrent misses for one user may each call fill; the last answer
-// stays.
-func (c *warnCache) get(p catalog.Principal, day string, now time.Time, fill func() ([]string, error)) ([]string, error) {
+// day at the grants generation gen returns, less than grantWarnInterval
+// before now, or else fill's answer, kept for later calls under that
+// generation. gen is asked before fill, so an answer is never kept under
+// a generation newer than what it saw. An error of gen or fill is
+// returned and nothing is kept. Concurrent misses for one user may each
+// call fill; the last answer stays.
+func (c *warnCache) get(p catalog.Principal, day string, now time.Time, gen func() (int64, error), fill func() ([]string, error)) ([]string, error) {
 	c.mu.Lock()
 	e, ok := c.entries[p]
 	c.mu.Unlock()
-	if ok && e.day == day && now.Sub(e.at) < grantWarnInterval && !now.Before(e.at) {
+	ok = ok && e.day == day && now.Sub(e.at) < grantWarnInterval && !now.Before(e.at)
+	g, err := gen()
+	if err != nil {
+		return nil, err
+	}
+	if ok && e.gen == g {
 		return e.lines, nil
 	}
 	lines, err := fill()
@@ -71,7 +90,7 @@ func (c *warnCache) get(p catalog.Principal, day string, now time.Time, fill fun
 	}
 	if _, ok := c.entries[p]; !ok && len(c.entries) >= maxWarnUsers {
 		for k, e := range c.entries {
-			if now.Sub(e.at) >= grantWarnInterval || e.day != day {
+			if now.Sub(e.at) >= grantWarnInterval || e.day != day || e.gen != g {
 				delete(c.entries, k)
 			}
 		}
@@ -79,7 +98,7 @@ func (c *warnCache) get(p catalog.Principal, day string, now time.Time, fill fun
 			clear(c.entries)
 		}
 	}
-	c.entries[p] = warnEntry{at: now, day: day, lines: lines}
+	c.entries[p] = warnEntry{at: now, day: day, gen: g, lines: lines}
 	return lines, nil
 }
 

@@ -1,9 +1,13 @@
 package broker
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,21 +18,24 @@ import (
 	"github.com/dozo-vault/dozo/storage"
 )
 
-// TestWarnCache: a user's warnings are reused for less than
-// grantWarnInterval on the same day, computed afresh after it, on another
-// day, after forget (by login name or entity) and reset; a failed
-// computation is not kept; the cache stays bounded.
+// TestWarnCache: a user's warnings are reused at the same grants
+// generation for less than grantWarnInterval on the same day, computed
+// afresh at another generation, after the interval, on another day,
+// after forget (by login name or entity) and reset; a failed computation
+// or generation read is not kept; the cache stays bounded.
 func TestWarnCache(t *testing.T) {
 	var c warnCache
 	fills := 0
 	fill := func(lines ...string) func() ([]string, error) {
 		return func() ([]string, error) { fills++; return lines, nil }
 	}
+	gen := int64(7)
+	atGen := func() (int64, error) { return gen, nil }
 	rita := catalog.Principal{Name: "rita", EntityID: "ent-rita"}
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	get := func(p catalog.Principal, day string, at time.Time, lines ...string) []string {
 		t.Helper()
-		got, err := c.get(p, day, at, fill(lines...))
+		got, err := c.get(p, day, at, atGen, fill(lines...))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -42,25 +49,33 @@ func TestWarnCache(t *testing.T) {
 	}
 	step("first", 1, get(rita, "2026-03-01", t0, "a"), "[a]")
 	step("within the interval", 1, get(rita, "2026-03-01", t0.Add(grantWarnInterval-time.Nanosecond), "b"), "[a]")
-	step("interval over", 2, get(rita, "2026-03-01", t0.Add(grantWarnInterval), "b"), "[b]")
-	step("another day", 3, get(rita, "2026-03-02", t0.Add(grantWarnInterval), "c"), "[c]")
-	step("clock set back", 4, get(rita, "2026-03-02", t0, "d"), "[d]")
-	step("another user", 5, get(catalog.Principal{Name: "eve"}, "2026-03-02", t0, "e"), "[e]")
-	step("cached again", 5, get(rita, "2026-03-02", t0, "x"), "[d]")
+	gen++
+	step("another generation", 2, get(rita, "2026-03-01", t0, "b"), "[b]")
+	step("same generation again", 2, get(rita, "2026-03-01", t0, "x"), "[b]")
+	step("interval over", 3, get(rita, "2026-03-01", t0.Add(grantWarnInterval), "b"), "[b]")
+	step("another day", 4, get(rita, "2026-03-02", t0.Add(grantWarnInterval), "c"), "[c]")
+	step("clock set back", 5, get(rita, "2026-03-02", t0, "d"), "[d]")
+	step("another user", 6, get(catalog.Principal{Name: "eve"}, "2026-03-02", t0, "e"), "[e]")
+	step("cached again", 6, get(rita, "2026-03-02", t0, "x"), "[d]")
 
 	c.forget(catalog.Principal{Name: "rita"})
-	step("forgotten by name", 6, get(rita, "2026-03-02", t0, "f"), "[f]")
+	step("forgotten by name", 7, get(rita, "2026-03-02", t0, "f"), "[f]")
 	c.forget(catalog.Principal{Name: "rita-renamed", EntityID: "ent-rita"})
-	step("forgotten by entity", 7, get(rita, "2026-03-02", t0, "g"), "[g]")
-	step("eve untouched", 7, get(catalog.Principal{Name: "eve"}, "2026-03-02", t0, "x"), "[e]")
+	step("forgotten by entity", 8, get(rita, "2026-03-02", t0, "g"), "[g]")
+	step("eve untouched", 8, get(catalog.Principal{Name: "eve"}, "2026-03-02", t0, "x"), "[e]")
 	c.reset()
-	step("reset", 8, get(rita, "2026-03-02", t0, "h"), "[h]")
+	step("reset", 9, get(rita, "2026-03-02", t0, "h"), "[h]")
 
 	boom := errors.New("catalog down")
-	if _, err := c.get(rita, "2026-03-03", t0, func() ([]string, error) { return nil, boom }); !errors.Is(err, boom) {
+	if _, err := c.get(rita, "2026-03-03", t0, atGen, func() ([]string, error) { return nil, boom }); !errors.Is(err, boom) {
 		t.Fatalf("error: %v", err)
 	}
-	step("error not kept", 9, get(rita, "2026-03-03", t0, "i"), "[i]")
+	step("error not kept", 10, get(rita, "2026-03-03", t0, "i"), "[i]")
+	gen++
+	if _, err := c.get(rita, "2026-03-03", t0, func() (int64, error) { return 0, boom }, fill("x")); !errors.Is(err, boom) || fills != 10 {
+		t.Fatalf("generation read failing: %v, %d computations", err, fills)
+	}
+	step("after a failed generation read", 11, get(rita, "2026-03-03", t0, "j"), "[j]")
 
 	for i := range maxWarnUsers + 10 {
 		get(catalog.Principal{Name: fmt.Sprint("u", i)}, "2026-03-03", t0, "z")
@@ -92,41 +107,71 @@ func replicaOf(t *testing.T, e *env) *env {
 	return &b
 }
 
-// TestGrantWarningAcrossReplicas: a dozod's warnings lag a grant change
-// made on another dozod by less than grantWarnInterval, while access
-// follows a revoke or a freeze made there at the very next request.
+// warningsOf makes an authenticated GET of path and returns its
+// Dozo-Warning lines (warnings asks whoami, which reads no dataset).
+func (e *env) warningsOf(token, path string) []string {
+	e.t.Helper()
+	req := httptest.NewRequest("GET", path, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	rec := httptest.NewRecorder()
+	e.srv.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		e.t.Fatalf("GET %s: %d %s", path, rec.Code, rec.Body)
+	}
+	return rec.Header().Values(api.WarningHeader)
+}
+
+// TestGrantWarningAcrossReplicas: a change of a grant or of a dataset's
+// deletion made on one dozod shows in another's warnings at the grantee's
+// very next request, on a route that reads the dataset (the generation
+// comes with the access read) and on one that reads none (the generation
+// read alone), with no clock moving; access follows a revoke or a freeze
+// made there at the very next request too.
 func TestGrantWarningAcrossReplicas(t *testing.T) {
 	a := newEnv(t)
 	a.day("2026-12-19")
 	b := replicaOf(t, a)
+	const show = "/v1/datasets/JGAD000001"
 	a.must(201, "tok-sam", "POST", "/v1/datasets", api.CreateDatasetRequest{ID: "JGAD000001", Title: "t"}, nil)
-	a.must(200, "tok-sam", "PUT", "/v1/datasets/JGAD000001/grants/rita", grantReq("", "2026-12-31"), nil)
-	if ws := a.warnings("tok-rita"); len(ws) != 1 {
-		t.Fatalf("warnings %q", ws)
+	a.must(200, "tok-sam", "PUT", show+"/grants/rita", grantReq("", "2026-12-31"), nil)
+	for _, e := range []*env{a, b} {
+		if ws, ws2 := e.warnings("tok-rita"), e.warningsOf("tok-rita", show); len(ws) != 1 || len(ws2) != 1 {
+			t.Fatalf("warnings before the changes: %q, %q", ws, ws2)
+		}
 	}
-	// b books the next period: a still warns until its interval is over.
-	b.must(200, "tok-sam", "PUT", "/v1/datasets/JGAD000001/grants/rita", grantReq("2027-01-01", "2027-12-31"), nil)
-	if ws := b.warnings("tok-rita"); len(ws) != 0 {
-		t.Errorf("b warns after booking: %q", ws)
+	// step checks a's lines: none, or one about a grant ending on until.
+	step := func(what string, got []string, until string) {
+		t.Helper()
+		if until == "" && len(got) != 0 || until != "" && (len(got) != 1 || !strings.Contains(got[0], "ends on "+until)) {
+			t.Errorf("%s: warnings %q, want %s", what, got, cmp.Or(until, "none"))
+		}
 	}
-	if ws := a.warnings("tok-rita"); len(ws) != 1 {
-		t.Errorf("a within its interval: %q (the cached line expected)", ws)
-	}
-	a.now = a.now.Add(grantWarnInterval)
-	if ws := a.warnings("tok-rita"); len(ws) != 0 {
-		t.Errorf("a after the interval: %q", ws)
-	}
+	// b books the next period: a warns no more.
+	b.must(200, "tok-sam", "PUT", show+"/grants/rita", grantReq("2027-01-01", "2027-12-31"), nil)
+	step("b after its booking", b.warnings("tok-rita"), "")
+	step("a after b's booking (whoami)", a.warnings("tok-rita"), "")
+	// b revokes and grants again, to a day before: a warns of that one.
+	b.must(200, "tok-sam", "DELETE", show+"/grants/rita", api.RevokeRequest{Reason: "redo"}, nil)
+	b.must(200, "tok-sam", "PUT", show+"/grants/rita", grantReq("", "2026-12-30"), nil)
+	step("a after b's new grant (dataset read)", a.warningsOf("tok-rita", show), "2026-12-30")
+	// b deletes the dataset: its grant is hidden, and a says nothing of it.
+	b.must(202, "tok-sam", "POST", show+"/delete", api.DeleteDatasetRequest{Confirm: "JGAD000001"}, nil)
+	step("a after b's deletion (whoami)", a.warnings("tok-rita"), "")
+	// b restores it: a warns again.
+	b.must(200, "tok-sam", "POST", show+"/undelete", nil, nil)
+	step("a after b's restore (dataset read)", a.warningsOf("tok-rita", show), "2026-12-30")
+	step("a after b's restore (whoami)", a.warnings("tok-rita"), "2026-12-30")
 
 	// Access is never cached: b revokes, a refuses at once.
-	a.must(200, "tok-rita", "GET", "/v1/datasets/JGAD000001", nil, nil)
-	b.must(200, "tok-sam", "DELETE", "/v1/datasets/JGAD000001/grants/rita", api.RevokeRequest{Reason: "ended"}, nil)
-	if code, raw := a.call("tok-rita", "GET", "/v1/datasets/JGAD000001", nil, nil); code == 200 {
+	a.must(200, "tok-rita", "GET", show, nil, nil)
+	b.must(200, "tok-sam", "DELETE", show+"/grants/rita", api.RevokeRequest{Reason: "ended"}, nil)
+	if code, raw := a.call("tok-rita", "GET", show, nil, nil); code == 200 {
 		t.Errorf("a after b's revoke: %d %s", code, raw)
 	}
 	// A freeze on b likewise.
-	a.must(200, "tok-sam", "GET", "/v1/datasets/JGAD000001", nil, nil)
+	a.must(200, "tok-sam", "GET", show, nil, nil)
 	b.must(201, "tok-admin", "POST", "/v1/admin/freezes", api.FreezeRequest{Kind: "user", Name: "sam", Reason: "incident"}, nil)
-	if code, raw := a.call("tok-sam", "GET", "/v1/datasets/JGAD000001", nil, nil); code != 403 {
+	if code, raw := a.call("tok-sam", "GET", show, nil, nil); code != 403 {
 		t.Errorf("a after b's freeze: %d %s", code, raw)
 	}
 }

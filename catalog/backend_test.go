@@ -75,6 +75,7 @@ var postgresTests = []struct {
 	{"TestJobCancelReleaseList", TestJobCancelReleaseList},
 	{"TestScrubRunJobAtomicAndPrune", TestScrubRunJobAtomicAndPrune},
 	{"TestScrubRunShardJobs", TestScrubRunShardJobs},
+	{"TestGrantsGeneration", TestGrantsGeneration},
 }
 
 // backendFree are tests of pure code or of the harness itself.

@@ -207,6 +207,9 @@ type AccessView struct {
 	// Recipient is the user's registered recipient, "" if none (when
 	// AccessQuery.Recipient).
 	Recipient string
+	// GrantsGeneration is the grants generation (GrantsGeneration) as of
+	// this read.
+	GrantsGeneration int64
 	// Datasets are the datasets asked for that exist and are not
 	// deleted, ordered by id, each with the user's roles on it and
 	// whether it is frozen (and its file, when asked for).
@@ -214,10 +217,11 @@ type AccessView struct {
 }
 
 // callerCols are the columns of AccessView about the user: the freeze
-// (UserFreeze) and, when asked, the recipient (Recipient).
+// (UserFreeze), the grants generation and, when asked, the recipient
+// (Recipient).
 func (q *AccessQuery) callerCols() (string, []any) {
 	who, args := q.User.holds("u", "name")
-	cols := `EXISTS (SELECT 1 FROM freezes u WHERE u.kind = ? AND ` + who + ` AND u.lifted_at IS NULL)`
+	cols := `EXISTS (SELECT 1 FROM freezes u WHERE u.kind = ? AND ` + who + ` AND u.lifted_at IS NULL), ` + generationCol
 	args = append([]any{FreezeUser}, args...)
 	if q.Recipient {
 		cols += `, coalesce((SELECT r.recipient FROM users r WHERE r.name = ?), '')`
@@ -277,7 +281,7 @@ func (q *AccessQuery) sql() (query string, args []any, caller string, callerArgs
 // freeze of it is in force, and with them the user's recipient and a file
 // when asked. It answers what UserFreeze, Dataset, Roles, ActiveFreeze,
 // Recipient, File and AvailableFile answer one by one, in one round trip
-// and one consistent view. When no dataset row is found (an unknown or
+// and one consistent view, and the grants generation with them. When no dataset row is found (an unknown or
 // deleted dataset, a missing file) the user's freeze and recipient are
 // read by a second statement, so the view is complete either way.
 func (c *Catalog) Access(ctx context.Context, q AccessQuery) (*AccessView, error) {
@@ -293,7 +297,7 @@ func (c *Catalog) Access(ctx context.Context, q AccessQuery) (*AccessView, error
 		var a DatasetAccess
 		var custodian, submitter, grantee bool
 		var dsCreated, fileCreated int64
-		dst := append(datasetDest(&a.Dataset, &dsCreated), &custodian, &submitter, &grantee, &a.Frozen, &v.UserFrozen)
+		dst := append(datasetDest(&a.Dataset, &dsCreated), &custodian, &submitter, &grantee, &a.Frozen, &v.UserFrozen, &v.GrantsGeneration)
 		if q.Recipient {
 			dst = append(dst, &v.Recipient)
 		}
@@ -323,7 +327,7 @@ func (c *Catalog) Access(ctx context.Context, q AccessQuery) (*AccessView, error
 	}
 	rows.Close()
 	if len(v.Datasets) == 0 {
-		dst := []any{&v.UserFrozen}
+		dst := []any{&v.UserFrozen, &v.GrantsGeneration}
 		if q.Recipient {
 			dst = append(dst, &v.Recipient)
 		}

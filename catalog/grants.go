@@ -150,7 +150,10 @@ func (c *Catalog) PutGrant(ctx context.Context, g Grant) (*Grant, error) {
 			return fmt.Errorf("catalog: supersede grant: %w", err)
 		}
 		out, err = scanGrant(tx.QueryRowContext(ctx, `SELECT `+grantCols+` FROM grants WHERE id = ?`, id))
-		return err
+		if err != nil {
+			return err
+		}
+		return bumpGrantsGeneration(ctx, tx)
 	})
 	return out, err
 }
@@ -198,7 +201,7 @@ func (c *Catalog) RevokeGrant(ctx context.Context, datasetID string, user Princi
 		}
 		t := now.UTC()
 		out.RevokedAt, out.RevokedBy, out.RevokeReason = &t, by, reason
-		return nil
+		return bumpGrantsGeneration(ctx, tx)
 	})
 	return out, err
 }

@@ -225,8 +225,7 @@ func (c *Catalog) ScheduleDeletion(ctx context.Context, datasetID, by string, no
 		if n, _ := res.RowsAffected(); n == 0 {
 			return nil // already recorded: keep its times
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE datasets SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL`, ts(now), datasetID)
-		return err
+		return hideDataset(ctx, tx, datasetID, now)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("catalog: schedule deletion of %s: %w", datasetID, err)
@@ -255,9 +254,25 @@ func (c *Catalog) CancelDeletion(ctx context.Context, datasetID string) error {
 			}
 			return fmt.Errorf("deletion of %s: %w", datasetID, ErrNotFound)
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE datasets SET deleted_at = NULL WHERE id = ?`, datasetID)
-		return err
+		if _, err := tx.ExecContext(ctx, `UPDATE datasets SET deleted_at = NULL WHERE id = ?`, datasetID); err != nil {
+			return err
+		}
+		return bumpGrantsGeneration(ctx, tx) // its grants show again
 	})
+}
+
+// hideDataset hides the dataset (sets deleted_at) unless it is hidden
+// already, inside tx; hiding it hides its grants too, so it raises the
+// grants generation.
+func hideDataset(ctx context.Context, tx *sql.Tx, datasetID string, now time.Time) error {
+	res, err := tx.ExecContext(ctx, `UPDATE datasets SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL`, ts(now), datasetID)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return nil
+	}
+	return bumpGrantsGeneration(ctx, tx)
 }
 
 // DueDeletions returns the datasets whose deletion is unfinished and due
@@ -273,7 +288,7 @@ func (c *Catalog) DueDeletions(ctx context.Context, now time.Time) ([]string, er
 // Running it again returns the existing record.
 func (c *Catalog) StartDeletion(ctx context.Context, datasetID, by string, now time.Time) (*Deletion, error) {
 	err := c.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `UPDATE datasets SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL`, ts(now), datasetID); err != nil {
+		if err := hideDataset(ctx, tx, datasetID, now); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO deletions(dataset_id, started_by, started_at, runs_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`,

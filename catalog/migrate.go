@@ -15,16 +15,17 @@ import (
 // a reserved word in PostgreSQL, is quoted (for SQLite the same column).
 var migrations = []string{
 	migrationInitial,
-	migrationAccess,          // 2: migrate_access.go
-	migrationAudit,           // 3: migrate_audit.go
-	migrationScrub,           // 4: migrate_scrub.go
-	migrationLifecycle,       // 5: migrate_lifecycle.go
-	migrationAuditAnchors,    // 6: migrate_audit.go
-	migrationPrincipals,      // 7: migrate_principals.go
-	migrationConsoleSessions, // 8: migrate_console.go
-	migrationJobs,            // 9: migrate_jobs.go
-	migrationKeyGeneration,   // 10: migrate_keygen.go
-	migrationPendingSignIns,  // 11: migrate_signin.go
+	migrationAccess,           // 2: migrate_access.go
+	migrationAudit,            // 3: migrate_audit.go
+	migrationScrub,            // 4: migrate_scrub.go
+	migrationLifecycle,        // 5: migrate_lifecycle.go
+	migrationAuditAnchors,     // 6: migrate_audit.go
+	migrationPrincipals,       // 7: migrate_principals.go
+	migrationConsoleSessions,  // 8: migrate_console.go
+	migrationJobs,             // 9: migrate_jobs.go
+	migrationKeyGeneration,    // 10: migrate_keygen.go
+	migrationPendingSignIns,   // 11: migrate_signin.go
+	migrationGrantsGeneration, // 12: migrate_grantgen.go
 }
 
 // migrationInitial is the first schema.

@@ -65,14 +65,22 @@ func (c *Catalog) SeenUser(ctx context.Context, name, mount, entityID string, no
 			name, ts(now), mount, entityID, ts(now), ts(now)); err != nil {
 			return fmt.Errorf("catalog: seen user: %w", err)
 		}
+		grants, err := tx.ExecContext(ctx, `UPDATE grants SET entity_id = ? WHERE "user" = ? AND entity_id = ''`, entityID, name)
+		if err != nil {
+			return fmt.Errorf("catalog: bind pending rows: %w", err)
+		}
 		for _, q := range []string{
-			`UPDATE grants SET entity_id = ? WHERE "user" = ? AND entity_id = ''`,
 			`UPDATE members SET entity_id = ? WHERE "user" = ? AND entity_id = ''`,
 			`UPDATE freezes SET entity_id = ? WHERE kind = 'user' AND name = ? AND entity_id = ''`,
 		} {
 			if _, err := tx.ExecContext(ctx, q, entityID, name); err != nil {
 				return fmt.Errorf("catalog: bind pending rows: %w", err)
 			}
+		}
+		if n, _ := grants.RowsAffected(); n > 0 {
+			// A bound grant is no longer held by another entity logging
+			// in with the name: their warnings change.
+			return bumpGrantsGeneration(ctx, tx)
 		}
 		return nil
 	})
