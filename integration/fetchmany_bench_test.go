@@ -191,7 +191,7 @@ func BenchmarkSmallFiles(b *testing.B) {
 		return ys[len(ys)/2]
 	}
 	loop := map[bool]float64{true: med(cells["A: PutObject loop"].secs), false: med(cells["A: GetObject loop"].secs)}
-	fmt.Printf("%d x %d B, N=%d; load %s\n", n, size, cfg.n, loadAvg())
+	fmt.Printf("%d x %d B, N=%d; load %.2f\n", n, size, cfg.n, loadAvg())
 	fmt.Printf("%-34s %9s %8s %14s %13s %13s %10s\n", "row", "files/s", "x loop", "client ms/file", "dozod ms/file", "vault ms/file", "S3 ms/file")
 	for _, name := range order {
 		ce := cells[name]
@@ -210,13 +210,4 @@ func cellOf[C any](m map[string]*C, order *[]string, name string) *C {
 		*order = append(*order, name)
 	}
 	return c
-}
-
-// loadAvg is the machine's load average, as uptime shows it.
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	return strings.Join(strings.Fields(string(b))[:3], " ")
 }
