@@ -72,6 +72,25 @@ func (e *env) waitScrub(id string) api.ScrubRun {
 	}
 }
 
+// waitJob polls a job until it has ended. A scrub run's record ends
+// inside its job's handler, so the job itself is marked done a moment
+// after the run reads done.
+func (e *env) waitJob(id string) api.Job {
+	e.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var j api.Job
+		e.must(200, "tok-admin", "GET", "/v1/jobs/"+id, nil, &j)
+		if j.State != api.JobQueued && j.State != api.JobRunning {
+			return j
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("job %s has not ended: %+v", id, j)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func (e *env) scrub(req api.ScrubRequest) api.ScrubRun {
 	e.t.Helper()
 	var r api.ScrubRun
@@ -359,8 +378,7 @@ func TestScrubShardsShown(t *testing.T) {
 	if files != 4 {
 		t.Fatalf("shards cover %d files, want 4", files)
 	}
-	var j api.Job
-	e.must(200, "tok-admin", "GET", "/v1/jobs/"+r.ID, nil, &j)
+	j := e.waitJob(r.ID)
 	if j.Kind != scrub.Kind || j.State != api.JobDone || j.Progress.Done != 4 || j.Progress.Total != 4 {
 		t.Fatalf("run job %+v", j)
 	}
