@@ -14,6 +14,7 @@ import (
 	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/audit"
 	"github.com/dozo-vault/dozo/catalog"
+	"github.com/dozo-vault/dozo/crypto"
 )
 
 // appendAudit commits r to the chain. Over-long fields are cut (a record
@@ -236,10 +237,12 @@ func (s *Server) fetchDone(q *request) error {
 	if err != nil {
 		return err
 	}
-	// A raw fetch writes the age file, which is larger than the plaintext.
-	most := max(f.Size, f.StoredSize)
+	// A raw fetch writes the age file: the caller's header (at most
+	// crypto.MaxHeaderSize) and then the stored chunk stream, so it is
+	// larger than the plaintext and than the chunk stream alone.
+	most := max(f.Size, f.StoredSize+crypto.MaxHeaderSize)
 	if req.Bytes < 0 || req.Bytes > most || req.ElapsedMS < 0 || req.ElapsedMS > int64(30*24*time.Hour/time.Millisecond) {
-		return badRequest("bytes %d and elapsed_ms %d: want 0..%d bytes (the file's size) and a duration of at most 30 days", req.Bytes, req.ElapsedMS, most)
+		return badRequest("bytes %d and elapsed_ms %d: want 0..%d bytes (the file's size, or its age file's) and a duration of at most 30 days", req.Bytes, req.ElapsedMS, most)
 	}
 	detail := fmt.Sprintf("%d bytes in %s", req.Bytes, (time.Duration(req.ElapsedMS) * time.Millisecond).String())
 	if req.Verified {

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/audit"
+	"github.com/dozo-vault/dozo/crypto"
 )
 
 // day sets the env's clock to noon UTC of d (YYYY-MM-DD).
@@ -297,4 +299,22 @@ func TestAuditListEveryday(t *testing.T) {
 		t.Fatalf("chain with a client-reported record: %+v", v)
 	}
 	_ = audit.ResultClientReported
+
+}
+
+// TestFetchDoneCountsRawAgeFile: the report of a raw fetch counts the age
+// file it wrote, the caller's header and then the stored chunk stream,
+// which is more than the plaintext; beyond any header it is refused.
+func TestFetchDoneCountsRawAgeFile(t *testing.T) {
+	e, _ := newEnvAt(t)
+	e.must(201, "tok-sam", "POST", "/v1/datasets", api.CreateDatasetRequest{ID: "DS1", Title: "t", PlainSegmentSize: 1 << 20}, nil)
+	f := e.upload("tok-sam", "DS1", "a.vcf", randBytes(5000), randBytes(16), randBytes(16))
+	e.must(200, "tok-sam", "PUT", "/v1/datasets/DS1/grants/rita", api.GrantRequest{Until: "2026-03-31", ApplicationID: "J-DU000001", Institution: "NIG"}, nil)
+	stored, err := e.srv.cat.AvailableFile(context.Background(), "DS1", "a.vcf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := "/v1/fetches/" + f.ID + "/done"
+	e.must(204, "tok-rita", "POST", done, api.FetchDoneRequest{Bytes: stored.StoredSize + 1643, ElapsedMS: 5}, nil)
+	e.must(400, "tok-rita", "POST", done, api.FetchDoneRequest{Bytes: stored.StoredSize + crypto.MaxHeaderSize + 1, ElapsedMS: 5}, nil)
 }
