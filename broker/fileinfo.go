@@ -1,9 +1,8 @@
 package broker
 
 import (
-	"bytes"
 	"context"
-	"fmt"
+	"errors"
 
 	"github.com/dozo-vault/dozo/catalog"
 	"github.com/dozo-vault/dozo/crypto"
@@ -27,16 +26,10 @@ func (s *Server) putFileInfo(ctx context.Context, targets []storage.Target, ds *
 	if err != nil {
 		return internal("sealing the file info", err)
 	}
-	seen := map[string]bool{}
-	for _, t := range targets {
-		if seen[t.Domain()] {
-			continue
-		}
-		seen[t.Domain()] = true
-		if err := t.Put(ctx, filestore.FileInfoKey(ds.ID, f.ID), bytes.NewReader(obj), int64(len(obj))); err != nil {
-			s.noteTargetError(ctx, t.ID(), err)
-			return fmt.Errorf("storing the file info of %s on %s: %w", f.ID, t.ID(), err)
-		}
+	err = filestore.PutFileInfo(ctx, targets, ds.ID, f.ID, obj)
+	var te *filestore.TargetError
+	if errors.As(err, &te) {
+		s.noteTargetError(ctx, te.Target, te.Err)
 	}
-	return nil
+	return err
 }

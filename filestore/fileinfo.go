@@ -37,6 +37,18 @@ func FileInfoKey(datasetID, fileID string) string {
 	return storage.FilePrefix(datasetID, fileID) + "info.sealed"
 }
 
+// PutFileInfo stores a file's sealed info object (SealFileInfo) once per
+// failure domain, like the manifest, the domains at once. A failed write
+// is a *TargetError.
+func PutFileInfo(ctx context.Context, targets []storage.Target, datasetID, fileID string, obj []byte) error {
+	return eachDomain(targets, func(t storage.Target) error {
+		if err := t.Put(ctx, FileInfoKey(datasetID, fileID), bytes.NewReader(obj), int64(len(obj))); err != nil {
+			return &TargetError{Target: t.ID(), Op: "storing the file info of " + fileID, Err: err}
+		}
+		return nil
+	})
+}
+
 // fileInfoMagic starts every sealed info object; the version lets a later
 // format coexist.
 const fileInfoMagic = "dozo-file-info-v1\n"

@@ -9,7 +9,10 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"filippo.io/age"
 
@@ -202,5 +205,103 @@ func TestMetadataCopiesPerDomain(t *testing.T) {
 	}
 	if _, _, err := filestore.GetMetadata(ctx, targets, storage.NewHMACAuthenticator([]byte("another key, another key, 32 by")), "ds", "f"); err == nil {
 		t.Fatal("manifest verified under another key")
+	}
+}
+
+// gatedTarget holds every Put until want Puts are in flight at once (or
+// a deadlock guard gives up), and records the keys put, in order.
+type gatedTarget struct {
+	storage.Target
+	g    *gate
+	fail error
+}
+
+type gate struct {
+	mu       sync.Mutex
+	inFlight int
+	want     int
+	met      bool
+	open     chan struct{}
+	keys     map[string][]string // target id -> keys in order
+}
+
+func (t *gatedTarget) Put(ctx context.Context, key string, r io.Reader, size int64) error {
+	g := t.g
+	g.mu.Lock()
+	g.inFlight++
+	if g.inFlight >= g.want && !g.met {
+		g.met = true
+		close(g.open)
+	}
+	g.mu.Unlock()
+	select {
+	case <-g.open:
+	case <-time.After(10 * time.Second): // deadlock guard: the writes were not concurrent
+	}
+	g.mu.Lock()
+	g.inFlight--
+	g.keys[t.ID()] = append(g.keys[t.ID()], key)
+	g.mu.Unlock()
+	if t.fail != nil {
+		return t.fail
+	}
+	return t.Target.Put(ctx, key, r, size)
+}
+
+// TestMetadataDomainsAtOnce: the metadata of a file is written to the
+// failure domains at once, the header before the manifest on each, and a
+// failed domain is named while the others get their copies.
+func TestMetadataDomainsAtOnce(t *testing.T) {
+	ctx := context.Background()
+	g := &gate{want: 3, open: make(chan struct{}), keys: map[string][]string{}}
+	broken := errors.New("disk on fire")
+	var targets []storage.Target
+	for i, tg := range dirTargets(t) {
+		gt := &gatedTarget{Target: tg, g: g}
+		if i == 2 { // s2-a, the second domain's copy
+			gt.fail = broken
+		}
+		targets = append(targets, gt)
+	}
+	layout, _ := filestore.Layout(4, 2, seg)
+	m, err := storage.NewManifest("ds", "f", layout, storage.DefaultHashAlg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Sign(ctx, storage.NewHMACAuthenticator([]byte("0123456789abcdef0123456789abcdef"))); err != nil {
+		t.Fatal(err)
+	}
+	err = filestore.PutMetadata(ctx, targets, m, []byte("header"))
+	var te *filestore.TargetError
+	if !errors.As(err, &te) || te.Target != "s2-a" || !errors.Is(err, broken) {
+		t.Fatalf("PutMetadata with s2-a failing: %v, want a TargetError naming s2-a", err)
+	}
+	if !g.met {
+		t.Fatal("the three domains were not written at once")
+	}
+	for _, id := range []string{"s1-a", "s3-a"} {
+		if k := g.keys[id]; len(k) != 2 || k[0] != storage.HeaderKey("ds", "f") || k[1] != storage.ManifestKey("ds", "f") {
+			t.Errorf("%s got %q, want the header then the manifest", id, k)
+		}
+	}
+	if k := g.keys["s2-a"]; len(k) != 1 {
+		t.Errorf("s2-a got %q, want the header only (its write failed)", k)
+	}
+	for _, id := range []string{"s1-b", "s2-b", "s3-b"} {
+		if k := g.keys[id]; len(k) != 0 {
+			t.Errorf("%s got %q: one copy per domain only", id, k)
+		}
+	}
+
+	g2 := &gate{want: 3, open: make(chan struct{}), keys: map[string][]string{}}
+	for _, tg := range targets {
+		tg.(*gatedTarget).g = g2
+	}
+	err = filestore.PutFileInfo(ctx, targets, "ds", "f", []byte("sealed"))
+	if !errors.As(err, &te) || te.Target != "s2-a" || !strings.Contains(err.Error(), "file info of f on s2-a") {
+		t.Fatalf("PutFileInfo with s2-a failing: %v", err)
+	}
+	if !g2.met || len(g2.keys["s1-a"]) != 1 || len(g2.keys["s3-a"]) != 1 {
+		t.Fatalf("file info not written to the domains at once: %v", g2.keys)
 	}
 }

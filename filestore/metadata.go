@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/dozo-vault/dozo/storage"
 )
@@ -33,7 +34,9 @@ func metadataTargets(targets []storage.Target) []storage.Target {
 
 // PutMetadata stores the header object and the signed manifest next to
 // the pieces, one copy per failure domain, so that storage alone is enough
-// to scrub a file or rebuild the catalog.
+// to scrub a file or rebuild the catalog. The domains are written at once;
+// within each the header goes first, so a manifest copy on storage always
+// has its header beside it.
 func PutMetadata(ctx context.Context, targets []storage.Target, m *storage.Manifest, headerObject []byte) error {
 	if m.MAC == "" {
 		return errors.New("filestore: refusing to store an unsigned manifest")
@@ -42,12 +45,48 @@ func PutMetadata(ctx context.Context, targets []storage.Target, m *storage.Manif
 	if err != nil {
 		return err
 	}
-	for _, t := range metadataTargets(targets) {
+	return eachDomain(targets, func(t storage.Target) error {
 		if err := t.Put(ctx, storage.HeaderKey(m.DatasetID, m.FileID), bytes.NewReader(headerObject), int64(len(headerObject))); err != nil {
-			return fmt.Errorf("storing header of %s on %s: %w", m.FileID, t.ID(), err)
+			return &TargetError{Target: t.ID(), Op: "storing header of " + m.FileID, Err: err}
 		}
 		if err := t.Put(ctx, storage.ManifestKey(m.DatasetID, m.FileID), bytes.NewReader(mb), int64(len(mb))); err != nil {
-			return fmt.Errorf("storing manifest of %s on %s: %w", m.FileID, t.ID(), err)
+			return &TargetError{Target: t.ID(), Op: "storing manifest of " + m.FileID, Err: err}
+		}
+		return nil
+	})
+}
+
+// TargetError is a write that failed on one target, so that a caller can
+// note the target's health.
+type TargetError struct {
+	Target string
+	Op     string // what failed: "storing manifest of FILE"
+	Err    error  // the target's own error
+}
+
+func (e *TargetError) Error() string { return e.Op + " on " + e.Target + ": " + e.Err.Error() }
+func (e *TargetError) Unwrap() error { return e.Err }
+
+// eachDomain runs write on one target per failure domain (metadataTargets),
+// all at once, and waits for every one. It returns nil when all succeeded,
+// else the error of the first failed target in that order: the same error
+// a write one domain after the other would have stopped at, while the
+// others' writes are done or failed too.
+func eachDomain(targets []storage.Target, write func(storage.Target) error) error {
+	ts := metadataTargets(targets)
+	errs := make([]error, len(ts))
+	var wg sync.WaitGroup
+	for i, t := range ts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = write(t)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
 		}
 	}
 	return nil
