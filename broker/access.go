@@ -28,7 +28,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -111,33 +110,24 @@ func (s *Server) checkDatasetFrozen(q *request, id string) error {
 		return err
 	}
 	if f {
-		return frozen(fmt.Sprintf("dataset %q is frozen", id))
+		return datasetFrozen(id)
 	}
 	return nil
 }
 
-// checkUploader re-checks, on every call that adds to an upload, that the
-// caller may still upload to the dataset: a submitter (or admin) whose role
-// was not taken away since the upload began, and the dataset not frozen.
-func (s *Server) checkUploader(q *request, id string) error {
-	if s.isAdmin(q.user) {
-		return s.checkDatasetFrozen(q, id)
-	}
-	roles, err := s.cat.Roles(q.ctx, id, q.user.principal(), s.today())
-	if err != nil {
-		return internal("reading roles", err)
-	}
-	if !slices.Contains(roles, catalog.RoleSubmitter) {
-		return &httpError{status: http.StatusForbidden, msg: fmt.Sprintf("dataset %q: you are no longer a submitter of it", id),
-			hint: "ask the dataset's custodian; the upload can be aborted"}
-	}
-	return s.checkDatasetFrozen(q, id)
+func datasetFrozen(id string) *httpError { return frozen(fmt.Sprintf("dataset %q is frozen", id)) }
+
+// notSubmitter refuses a change to an upload whose creator is no longer a
+// submitter of its dataset.
+func notSubmitter(id string) *httpError {
+	return &httpError{status: http.StatusForbidden, msg: fmt.Sprintf("dataset %q: you are no longer a submitter of it", id),
+		hint: "ask the dataset's custodian; the upload can be aborted"}
 }
 
 // refuseFrozen is checkDatasetFrozen for a dsAccess already loaded.
 func (a *dsAccess) refuseFrozen() error {
 	if a.frozen {
-		return frozen(fmt.Sprintf("dataset %q is frozen", a.ds.ID))
+		return datasetFrozen(a.ds.ID)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 
 	"github.com/dozo-vault/dozo/api"
@@ -105,6 +106,7 @@ func (s *Server) beginUpload(q *request) error {
 	if err != nil {
 		return err
 	}
+	q.dataset = a.ds.ID // the audit record's: its object becomes the upload
 	if err := a.refuseFrozen(); err != nil { // access.go
 		return err
 	}
@@ -228,58 +230,100 @@ func (s *Server) resumable(q *request, ds *catalog.Dataset, req *api.BeginUpload
 // ownUpload loads an upload the caller started (admins may see any). Any
 // other caller gets the same 404 as for an unknown id.
 func (s *Server) ownUpload(q *request) (*catalog.Upload, *catalog.Dataset, error) {
+	u, a, err := s.uploadAccess(q)
+	if err != nil {
+		return nil, nil, err
+	}
+	return u, &a.Dataset, nil
+}
+
+// uploadAccess is ownUpload with the caller's roles on the upload's
+// dataset and its freeze, read with the dataset in one statement
+// (catalog.Access). Its refusals, and their order, are those of the
+// separate reads: a frozen caller first, then an unknown upload or one of
+// another user (the same 404), then a dataset gone since the upload began.
+func (s *Server) uploadAccess(q *request) (*catalog.Upload, *catalog.DatasetAccess, error) {
 	id := q.r.PathValue("upload")
 	q.object = "upload/" + id
 	notFound := errorf(http.StatusNotFound, "upload %q not found", id)
-	if err := s.checkUserFrozen(q); err != nil { // access.go
-		return nil, nil, err
-	}
 	if storage.ValidateID(id) != nil {
+		if err := s.checkUserFrozen(q); err != nil { // access.go
+			return nil, nil, err
+		}
 		return nil, nil, notFound
 	}
 	u, err := s.cat.Upload(q.ctx, id)
 	if errors.Is(err, catalog.ErrNotFound) {
-		return nil, nil, notFound
-	}
-	if err != nil {
-		return nil, nil, internal("reading the upload", err)
-	}
-	if u.CreatedBy != q.user.Name && !s.isAdmin(q.user) {
-		return nil, nil, notFound
-	}
-	ds, err := s.cat.Dataset(q.ctx, u.File.DatasetID)
-	if errors.Is(err, catalog.ErrNotFound) {
-		// Hidden by a deletion since the upload began: its uploader (or
-		// an admin) is told what became of the dataset.
-		if err := s.deletedState(q, u.File.DatasetID, true, http.StatusGone); err != nil {
+		if err := s.checkUserFrozen(q); err != nil {
 			return nil, nil, err
 		}
 		return nil, nil, notFound
 	}
 	if err != nil {
-		return nil, nil, internal("reading the dataset", err)
+		return nil, nil, internal("reading the upload", err)
 	}
-	return u, ds, nil
-}
-
-// openUpload is ownUpload for calls that change an upload: it must be open
-// and not past its expiry.
-func (s *Server) openUpload(q *request) (*catalog.Upload, *catalog.Dataset, error) {
-	u, ds, err := s.ownUpload(q)
+	q.dataset = u.File.DatasetID // the audit record's, so it need not look it up
+	v, err := s.checks(q, catalog.AccessQuery{Dataset: u.File.DatasetID})
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := callerFrozen(q, v); err != nil {
+		return nil, nil, err
+	}
+	if u.CreatedBy != q.user.Name && !s.isAdmin(q.user) {
+		return nil, nil, notFound
+	}
+	if len(v.Datasets) == 0 {
+		// Hidden by a deletion since the upload began: its uploader (or
+		// an admin) is told what became of the dataset.
+		_, err := s.cat.Dataset(q.ctx, u.File.DatasetID)
+		if errors.Is(err, catalog.ErrNotFound) {
+			if err := s.deletedState(q, u.File.DatasetID, true, http.StatusGone); err != nil {
+				return nil, nil, err
+			}
+			return nil, nil, notFound
+		}
+		if err != nil {
+			return nil, nil, internal("reading the dataset", err)
+		}
+		// Undeleted between the two reads.
+		return nil, nil, &httpError{status: http.StatusServiceUnavailable, msg: "the dataset changed while reading it; retry"}
+	}
+	a := &v.Datasets[0]
+	s.macMemo.observe(a.TransitKey, a.KeyGeneration) // a rotation by another dozod
+	return u, a, nil
+}
+
+// openUpload is ownUpload for calls that change an upload (stillOpen).
+func (s *Server) openUpload(q *request) (*catalog.Upload, *catalog.Dataset, error) {
+	u, a, err := s.uploadAccess(q)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := s.stillOpen(q, u, a); err != nil {
+		return nil, nil, err
+	}
+	return u, &a.Dataset, nil
+}
+
+// stillOpen refuses a change to an upload that is no longer open or is
+// past its expiry, or whose caller is no longer a submitter of its
+// dataset (an admin needs no role), or whose dataset is frozen.
+func (s *Server) stillOpen(q *request, u *catalog.Upload, a *catalog.DatasetAccess) error {
 	if u.State == catalog.UploadOpen && !s.now().Before(u.ExpiresAt) {
 		u.State = catalog.UploadExpired
 	}
 	if u.State != catalog.UploadOpen {
-		return nil, nil, &httpError{status: http.StatusConflict, msg: fmt.Sprintf("upload %s is %s", u.ID, u.State),
+		return &httpError{status: http.StatusConflict, msg: fmt.Sprintf("upload %s is %s", u.ID, u.State),
 			hint: "start a new upload"}
 	}
-	if err := s.checkUploader(q, ds.ID); err != nil { // access.go: role and freeze, now
-		return nil, nil, err
+	if !s.isAdmin(q.user) && !slices.Contains(a.Roles, catalog.RoleSubmitter) {
+		return notSubmitter(a.ID)
 	}
-	return u, ds, nil
+	if a.Frozen {
+		return datasetFrozen(a.ID)
+	}
+	return nil
 }
 
 func (s *Server) showUpload(q *request) error {
@@ -496,10 +540,11 @@ func (s *Server) commitSegment(q *request) error {
 }
 
 func (s *Server) completeUpload(q *request) error {
-	u, ds, err := s.ownUpload(q)
+	u, a, err := s.uploadAccess(q)
 	if err != nil {
 		return err
 	}
+	ds := &a.Dataset
 	var req api.CompleteUploadRequest
 	if err := q.decode(&req); err != nil {
 		return err
@@ -519,7 +564,7 @@ func (s *Server) completeUpload(q *request) error {
 		}
 		return q.reply(http.StatusOK, apiFile(f))
 	}
-	if u, ds, err = s.openUpload(q); err != nil {
+	if err := s.stillOpen(q, u, a); err != nil {
 		return err
 	}
 	segs, err := s.cat.Segments(q.ctx, u.File.ID)

@@ -1,0 +1,84 @@
+package broker
+
+import (
+	"crypto/md5"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"strings"
+	"testing"
+
+	"github.com/dozo-vault/dozo/api"
+)
+
+// TestUploadQueries bounds the catalog statements of an upload's calls,
+// as TestQueriesPerRequest does for the reads. A call on an upload reads
+// the upload, then the caller's freeze, the dataset with the caller's
+// roles and its freeze in one statement (catalog.Access), and names the
+// dataset for its audit record, so the record needs no lookup. Before,
+// the checks were read one by one and complete read them twice: begin 9,
+// commit 15, complete 19.
+func TestUploadQueries(t *testing.T) {
+	e := newEnv(t)
+	e.day("2026-03-01")
+	e.must(201, "tok-sam", "POST", "/v1/datasets", api.CreateDatasetRequest{ID: "DS1", Title: "t", PlainSegmentSize: 1 << 20}, nil)
+	e.upload("tok-sam", "DS1", "warm.vcf", randBytes(1000), randBytes(16), randBytes(16)) // warm: warnings, memo, seen user
+	data := randBytes(1000)
+	key, nonce := randBytes(16), randBytes(16)
+	var up api.Upload
+	n := e.cat.Queries()
+	e.must(201, "tok-sam", "POST", "/v1/datasets/DS1/uploads", api.BeginUploadRequest{Name: "a.vcf", Size: int64(len(data)),
+		FileKey: base64.StdEncoding.EncodeToString(key), Nonce: base64.StdEncoding.EncodeToString(nonce)}, &up)
+	begin := e.cat.Queries() - n
+	n = e.cat.Queries()
+	e.writeAndCommit("tok-sam", &up, data, key, nonce) // one segment
+	commit := e.cat.Queries() - n
+	sha, md := sha256.Sum256(data), md5.Sum(data)
+	n = e.cat.Queries()
+	e.must(200, "tok-sam", "POST", "/v1/uploads/"+up.ID+"/complete",
+		api.CompleteUploadRequest{SHA256: hex.EncodeToString(sha[:]), MD5: hex.EncodeToString(md[:])}, nil)
+	complete := e.cat.Queries() - n
+	for _, c := range []struct {
+		name     string
+		got, max int64
+	}{{"begin", begin, 8}, {"commit", commit, 9}, {"complete", complete, 10}} {
+		t.Logf("%s: %d statements", c.name, c.got)
+		if c.got > c.max {
+			t.Errorf("%s: %d statements, want at most %d", c.name, c.got, c.max)
+		}
+	}
+	// Each record names its dataset all the same.
+	var recs []api.AuditRecord
+	e.must(200, "tok-admin", "GET", "/v1/audit?actor=sam", nil, &recs)
+	seen := 0
+	for _, r := range recs {
+		if strings.HasPrefix(r.Action, "upload.") && strings.Contains(r.Object, up.ID) || r.Object == "file/"+up.FileID {
+			seen++
+			if r.Dataset != "DS1" {
+				t.Errorf("audit record %s %s names dataset %q, want DS1", r.Action, r.Object, r.Dataset)
+			}
+		}
+	}
+	if seen < 3 {
+		t.Errorf("found %d audit records of the upload, want its begin, commit and complete", seen)
+	}
+}
+
+// TestUploadRefusalOrder: a frozen caller is told so before anything is
+// said of an upload, also of one that does not exist or is another's.
+func TestUploadRefusalOrder(t *testing.T) {
+	e := newEnv(t)
+	e.day("2026-03-01")
+	e.must(201, "tok-sam", "POST", "/v1/datasets", api.CreateDatasetRequest{ID: "DS1", Title: "t", PlainSegmentSize: 1 << 20}, nil)
+	var up api.Upload
+	e.must(201, "tok-sam", "POST", "/v1/datasets/DS1/uploads", api.BeginUploadRequest{Name: "a.vcf", Size: 10,
+		FileKey: base64.StdEncoding.EncodeToString(randBytes(16)), Nonce: base64.StdEncoding.EncodeToString(randBytes(16))}, &up)
+	e.must(404, "tok-rita", "GET", "/v1/uploads/"+up.ID, nil, nil)
+	e.must(201, "tok-admin", "POST", "/v1/admin/freezes", api.FreezeRequest{Kind: "user", Name: "rita", Reason: "laptop stolen"}, nil)
+	for _, id := range []string{up.ID, "u-00000000000000000000000000", "not an id"} {
+		code, body := e.call("tok-rita", "GET", "/v1/uploads/"+strings.ReplaceAll(id, " ", "%20"), nil, nil)
+		if code != 403 || !strings.Contains(string(body), "frozen") {
+			t.Errorf("frozen caller, upload %q: %d %s, want 403 saying the account is frozen", id, code, body)
+		}
+	}
+}
