@@ -63,6 +63,16 @@ dozod_alive() {
   [ "$(readlink "/proc/$pid/cwd" 2>/dev/null)" = "$DEV/run$(sfx "$i")" ]
 }
 
+# dozod_stale [i]: replica i runs (has exec'd) a dozod binary other than
+# the one now at $DOZOD: it was rebuilt or replaced since, so the running
+# process serves old code until it is restarted.
+dozod_stale() {
+  local i=${1:-1} pid
+  pid=$(cat "$DEV/dozod$(sfx "$i").pid" 2>/dev/null) || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$(conf "$i")" || return 1 # not exec'd yet
+  [ "$(stat -L -c %d:%i "/proc/$pid/exe" 2>/dev/null)" != "$(stat -L -c %d:%i "$DOZOD" 2>/dev/null)" ]
+}
+
 # start_dozod i: start replica i in a session of its own. It is forked
 # from a subshell already in its run directory, so dozod_alive knows it
 # from its first instant: until it has exec'd dozod (which a loaded
@@ -380,7 +390,19 @@ up() {
   oidc_setup
   CATALOG=$DEV/dozo.db
   [ "$REPLICAS" = 1 ] || postgres_setup
-  if ! dozod_alive || [ ! -x "$DOZOD" ]; then
+  # Without DOZOD_BIN, dozod is built from this tree on every `up` (the
+  # build cache makes that quick when nothing changed) and only a changed
+  # binary replaces the old one, so a dozod running an older build is
+  # restarted below: `make demo` never runs stale code.
+  if [ -z "${DOZOD_BIN:-}" ]; then
+    (cd "$root" && go build -o "$DOZOD.new" ./cmd/dozod) || { rm -f "$DOZOD.new"; die "building dozod failed"; }
+    if [ -x "$DOZOD" ] && cmp -s "$DOZOD.new" "$DOZOD"; then
+      rm -f "$DOZOD.new"
+    else
+      mv -f "$DOZOD.new" "$DOZOD"
+      log "built $DOZOD"
+    fi
+  elif [ ! -x "$DOZOD" ]; then
     log "building $DOZOD"
     (cd "$root" && go build -o "$DOZOD" ./cmd/dozod)
   fi
@@ -396,6 +418,10 @@ up() {
       port=$(reuse_port "$f.port") || die "dozod$(sfx "$i"): no free port"
     fi
     if write_config "$i" "$port"; then stop_dozod "$i"; fi
+    if dozod_alive "$i" && dozod_stale "$i"; then
+      log "dozod$(sfx "$i") runs an older build of $DOZOD: restarting it"
+      stop_dozod "$i"
+    fi
     if ! dozod_alive "$i"; then
       start_dozod "$i"
       log "started dozod$(sfx "$i") (pid $(cat "$f.pid")) on https://127.0.0.1:$port"
