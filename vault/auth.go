@@ -71,38 +71,6 @@ type EntityAlias struct {
 
 var entityIDRE = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
 
-// EntityAliases reads the aliases of the identity entity id with the
-// client's token; Vault's default policy lets a token read its own entity
-// (identity/entity/id/{{identity.entity.id}}). An entity the token may not
-// read is ErrPermissionDenied, one that does not exist ErrNotFound.
-func (c *Client) EntityAliases(ctx context.Context, id string) ([]EntityAlias, error) {
-	if !entityIDRE.MatchString(id) {
-		return nil, fmt.Errorf("vault: invalid entity id %q", id)
-	}
-	p := "identity/entity/id/" + id
-	s, err := c.api.Logical().ReadWithContext(ctx, p)
-	if err != nil {
-		return nil, classify(p, err)
-	}
-	if s == nil || s.Data == nil {
-		return nil, fmt.Errorf("vault %s: %w", p, ErrNotFound)
-	}
-	raw, _ := s.Data["aliases"].([]any)
-	out := make([]EntityAlias, 0, len(raw))
-	for _, r := range raw {
-		m, ok := r.(map[string]any)
-		if !ok {
-			continue
-		}
-		var a EntityAlias
-		a.Name, _ = m["name"].(string)
-		a.MountPath, _ = m["mount_path"].(string)
-		a.MountAccessor, _ = m["mount_accessor"].(string)
-		out = append(out, a)
-	}
-	return out, nil
-}
-
 var usernameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
 
 // ValidUsername reports whether u is an acceptable dozo/Vault user name.
