@@ -101,20 +101,9 @@ func frozenCaller(q *request) *httpError {
 	return frozen(fmt.Sprintf("your account %q is frozen", q.user.Name))
 }
 
-// checkDatasetFrozen refuses a data read, upload or new grant on a frozen
-// dataset. Callers must have established that the caller may see the
-// dataset: strangers get the uniform 404 before this.
-func (s *Server) checkDatasetFrozen(q *request, id string) error {
-	f, err := s.isFrozen(q, catalog.FreezeDataset, id)
-	if err != nil {
-		return err
-	}
-	if f {
-		return datasetFrozen(id)
-	}
-	return nil
-}
-
+// datasetFrozen refuses a data read, upload or new grant on a frozen
+// dataset, to a caller already shown to see it (strangers get the uniform
+// 404 first).
 func datasetFrozen(id string) *httpError { return frozen(fmt.Sprintf("dataset %q is frozen", id)) }
 
 // notSubmitter refuses a change to an upload whose creator is no longer a

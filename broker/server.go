@@ -394,14 +394,6 @@ func (s *Server) allTargets() []storage.Target {
 	return out
 }
 
-func apiTargets(ts []storage.Target) []api.Target {
-	out := make([]api.Target, len(ts))
-	for i, t := range ts {
-		out[i] = api.Target{ID: t.ID(), Domain: t.Domain()}
-	}
-	return out
-}
-
 // macAuth is vault.TransitHMAC with the broker's memo of verified MACs.
 // A (key, bytes, MAC) triple Transit has produced or accepted once is
 // accepted again without asking Vault: a fetch of a 200 GB file would

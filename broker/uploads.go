@@ -106,7 +106,9 @@ func (s *Server) beginUpload(q *request) error {
 	if err != nil {
 		return err
 	}
-	q.dataset = a.ds.ID // the audit record's: its object becomes the upload
+	// The audit record's dataset: its object becomes the upload.
+	q.dataset = a.ds.ID
+
 	if err := a.refuseFrozen(); err != nil { // access.go
 		return err
 	}

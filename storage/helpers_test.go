@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -103,10 +102,3 @@ func pieceFile(tb testing.TB, m *Manifest, targets []Target, i, j int) string {
 	tb.Fatalf("no target %s", id)
 	return ""
 }
-
-// countingWriter hashes nothing and keeps nothing: a sink for big streams.
-type countingWriter struct{ n int64 }
-
-func (c *countingWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
-
-var _ io.Writer = (*countingWriter)(nil)

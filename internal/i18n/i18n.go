@@ -120,15 +120,6 @@ func Has(t language.Tag, key string) bool {
 	return cat.Context(t, &c).Execute(key) == nil
 }
 
-// Keys are the messages translated into Japanese.
-func Keys() []string {
-	ks := make([]string, 0, len(ja))
-	for k := range ja {
-		ks = append(ks, k)
-	}
-	return ks
-}
-
 // Sprintf is fmt.Sprintf with format translated.
 func Sprintf(format string, a ...any) string { return fmt.Sprintf(T(format), a...) }
 
