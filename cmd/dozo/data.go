@@ -123,14 +123,7 @@ func runUpload(c *cli.Context) error {
 		return uploadMany(c, cl, d, id, ds, items, stored)
 	}
 	it := items[0]
-	p := newProgress(stderr(c), it.Size, 1)
-	if c.Bool("quiet") {
-		p.enabled = false
-	}
-	say := func(format string, args ...any) {
-		p.clear()
-		notice(c)(format, args...)
-	}
+	p, say := fileDisplay(c, it.Size)
 	keeper := keepLogin(c, d, say)
 	defer keeper.Stop()
 	p.file(it.Name, it.Size)
@@ -358,6 +351,20 @@ func isStdoutPath(path string) bool {
 	return false
 }
 
+// fileDisplay is the progress of one file of size bytes on stderr (none
+// with --quiet), and its say: a notice on a line of its own, the bar
+// cleared first.
+func fileDisplay(c *cli.Context, size int64) (*progress, func(string, ...any)) {
+	p := newProgress(stderr(c), size, 1)
+	if c.Bool("quiet") {
+		p.enabled = false
+	}
+	return p, func(format string, args ...any) {
+		p.clear()
+		notice(c)(format, args...)
+	}
+}
+
 func runFetch(c *cli.Context) error {
 	if _, err := parallelism(c); err != nil {
 		return err
@@ -409,15 +416,8 @@ func runFetch(c *cli.Context) error {
 			return err
 		}
 	}
-	p := newProgress(stderr(c), 0, 1)
-	if c.Bool("quiet") {
-		p.enabled = false
-	}
+	p, say := fileDisplay(c, 0)
 	p.file(name, 0)
-	say := func(format string, args ...any) {
-		p.clear()
-		notice(c)(format, args...)
-	}
 	keeper := keepLogin(c, d, say)
 	defer keeper.Stop()
 	degraded := &degradedStorage{say: say, debug: c.Bool("debug")}

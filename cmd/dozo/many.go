@@ -76,6 +76,18 @@ func (r *batchResult) finish(c *cli.Context, w io.Writer, verb string, n int, be
 		Hint: i18n.T("each failure is shown above; run the same command again: files already there are skipped, an interrupted one resumes")}
 }
 
+// batchDisplay is the progress of a batch of files on stderr (none with
+// --quiet), and its say: a notice printed above the bars.
+func batchDisplay(c *cli.Context, verb string, total int64, files int) (*batchProgress, func(string, ...any)) {
+	p := newBatchProgress(stderr(c), verb, total, files)
+	if c.Bool("quiet") {
+		p.enabled = false
+	}
+	return p, func(format string, args ...any) {
+		p.print(stderr(c), fmt.Sprintf("dozo: "+i18n.T(format)+"\n", args...))
+	}
+}
+
 // uploadMany uploads items to dataset ds, parallel at a time.
 func uploadMany(c *cli.Context, cl *client.Client, d *client.Dir, id *client.Identity, ds string, items []transfer.UploadItem, stored map[string]api.File) error {
 	parallel, err := parallelism(c)
@@ -89,13 +101,7 @@ func uploadMany(c *cli.Context, cl *client.Client, d *client.Dir, id *client.Ide
 	for _, it := range items {
 		total += it.Size
 	}
-	p := newBatchProgress(stderr(c), "upload", total, len(items))
-	if c.Bool("quiet") {
-		p.enabled = false
-	}
-	say := func(format string, args ...any) {
-		p.print(stderr(c), fmt.Sprintf("dozo: "+i18n.T(format)+"\n", args...))
-	}
+	p, say := batchDisplay(c, "upload", total, len(items))
 	keeper := keepLogin(c, d, say)
 	defer keeper.Stop()
 	var res batchResult
@@ -294,13 +300,7 @@ func fetchMany(c *cli.Context) error {
 	for _, pl := range plans {
 		total += pl.File.Size
 	}
-	p := newBatchProgress(stderr(c), "fetch", total, len(plans))
-	if c.Bool("quiet") {
-		p.enabled = false
-	}
-	say := func(format string, args ...any) {
-		p.print(stderr(c), fmt.Sprintf("dozo: "+i18n.T(format)+"\n", args...))
-	}
+	p, say := batchDisplay(c, "fetch", total, len(plans))
 	keeper := keepLogin(c, d, say)
 	defer keeper.Stop()
 	res := batchResult{}
