@@ -107,13 +107,7 @@ func TestScrubJobTakenOverByReplica(t *testing.T) {
 	}
 	db := &catalogDB{DB: p.db, postgres: true}
 	doneAt := func() map[int]int64 { return db.scrubFilesDone(t, started.ID) }
-	deadline := time.Now().Add(2 * time.Minute)
-	for len(doneAt()) < 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("no file finished")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	db.waitScrubFileDone(t, started.ID)
 	state, ownerA, _ := p.job(t, started.ID)
 	if state != api.JobRunning || ownerA == "" {
 		t.Fatalf("scrub job on A: %s owner %q", state, ownerA)

@@ -35,6 +35,19 @@ func (db *catalogDB) scrubFilesDone(t testing.TB, run string) map[int]int64 {
 	return out
 }
 
+// waitScrubFileDone waits, two minutes at most, for a file of a scrub run
+// to be done.
+func (db *catalogDB) waitScrubFileDone(t testing.TB, run string) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for len(db.scrubFilesDone(t, run)) < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("no file finished")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // TestShardedScrubAcrossReplicas: a paced deep scrub cut into four shards
 // runs on two replicas on PostgreSQL, one shard on each at once (the jobs
 // table names both as owners). Replica A is SIGKILLed in the middle of

@@ -500,13 +500,7 @@ func TestScrubResumesAfterDozodRestart(t *testing.T) {
 	}
 	db := f.s.catalogDB(t)
 	doneAt := func() map[int]int64 { return db.scrubFilesDone(t, started.ID) }
-	deadline := time.Now().Add(2 * time.Minute)
-	for len(doneAt()) < 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("no file finished")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	db.waitScrubFileDone(t, started.ID)
 	restart := f.s.killDozod(t) // every dozod, wherever the scrub runs
 	before := doneAt()
 	if len(before) >= 4 {
