@@ -52,7 +52,7 @@ func (d *degradedStorage) segment(seg int, failures []storage.PieceFailure) {
 				fs = append(fs, fmt.Sprintf("%s %s", f.Target, f.Reason))
 			}
 		}
-		say := d.say // by this name the catalog scan finds its texts
+		say := d.say // under this name TestMessagesHaveJapanese finds the texts
 		if d.name != "" {
 			say("%s/%s: storage is degraded (segment %d: %s); the data is rebuilt from parity and intact, but tell the operators so they can repair it", d.dataset, d.name, seg, strings.Join(fs, ", "))
 			return
