@@ -2,19 +2,13 @@ package broker
 
 import (
 	"bytes"
-	"context"
 	"database/sql"
 	"encoding/json"
-	"log/slog"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/dozo-vault/dozo/api"
 	"github.com/dozo-vault/dozo/audit"
-	"github.com/dozo-vault/dozo/catalog"
-	"github.com/dozo-vault/dozo/storage"
 )
 
 // newEnvAt is newEnv with the catalog path known, so a test can tamper
@@ -27,35 +21,10 @@ func newEnvAt(t *testing.T) (*env, string) {
 // newEnvWith is newEnvAt with a chosen key service.
 func newEnvWith(t *testing.T, keys KeyService) (*env, string) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "dozo.db")
-	cat, err := catalog.Open(context.Background(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cat.Close() })
-	e := &env{t: t, cat: cat, now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), logs: &bytes.Buffer{}}
-	seeAll(t, cat, tokens, e.now)
-	var targets []Target
-	for _, srv := range []string{"s1", "s2", "s3"} {
-		for _, b := range []string{"a", "b"} {
-			d, err := storage.NewDirTarget(srv+"-"+b, srv, t.TempDir())
-			if err != nil {
-				t.Fatal(err)
-			}
-			targets = append(targets, dirTarget{d})
-			e.targets = append(e.targets, d)
-		}
-	}
-	e.srv, err = New(Options{
-		Catalog: cat, Identifier: tokens, Keys: keys, Targets: targets,
-		Admins: []string{"admin"}, Submitters: []string{"sam"},
-		Logger: slog.New(slog.NewJSONHandler(e.logs, nil)), Version: "test",
-		Now: func() time.Time { return e.now },
+	return newEnvOn(t, asDirTarget, func(e *env, o *Options) {
+		seeAll(t, e.cat, tokens, e.now)
+		o.Keys = keys
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e, path
 }
 
 func TestAuditEveryRequest(t *testing.T) {

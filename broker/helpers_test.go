@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
@@ -75,6 +76,50 @@ func newEnv(t *testing.T) *env {
 	e, _ := newEnvWith(t, &fakeKeys{})
 	return e
 }
+
+// newEnvOn builds an env on a new catalog, whose path it returns: six
+// directory targets, two on each of three servers (s1-a to s3-b), each
+// served to the broker through target, and a server with the fake
+// Transit, tokens, admin as the administrator, sam as the submitter and
+// the JSON log in e.logs. prepare, if not nil, runs before the server is
+// made: it may set up the catalog and change the options.
+func newEnvOn(t *testing.T, target func(*storage.DirTarget) Target, prepare func(e *env, o *Options)) (*env, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "dozo.db")
+	cat, err := catalog.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cat.Close() })
+	e := &env{t: t, cat: cat, now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), logs: &bytes.Buffer{}}
+	var targets []Target
+	for _, srv := range []string{"s1", "s2", "s3"} {
+		for _, b := range []string{"a", "b"} {
+			d, err := storage.NewDirTarget(srv+"-"+b, srv, t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			targets = append(targets, target(d))
+			e.targets = append(e.targets, d)
+		}
+	}
+	o := Options{
+		Catalog: cat, Identifier: tokens, Keys: &fakeKeys{}, Targets: targets,
+		Admins: []string{"admin"}, Submitters: []string{"sam"},
+		Logger: slog.New(slog.NewJSONHandler(e.logs, nil)), Version: "test",
+		Now: func() time.Time { return e.now },
+	}
+	if prepare != nil {
+		prepare(e, &o)
+	}
+	if e.srv, err = New(o); err != nil {
+		t.Fatal(err)
+	}
+	return e, path
+}
+
+// asDirTarget serves a directory target to the broker with fake presigning.
+func asDirTarget(d *storage.DirTarget) Target { return dirTarget{d} }
 
 // call makes one request and decodes a 2xx body into out (if not nil). It
 // returns the status and the raw body.

@@ -1,11 +1,9 @@
 package broker
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -54,35 +52,13 @@ type opsEnv struct {
 // newOpsEnv is newEnv with switchable targets and a metrics config.
 func newOpsEnv(t *testing.T, mc MetricsConfig) *opsEnv {
 	t.Helper()
-	cat, err := catalog.Open(context.Background(), filepath.Join(t.TempDir(), "dozo.db"))
-	if err != nil {
-		t.Fatal(err)
+	down, stats := map[string]*atomic.Bool{}, &atomic.Int64{}
+	switchable := func(d *storage.DirTarget) Target {
+		down[d.ID()] = &atomic.Bool{}
+		return downTarget{dirTarget{d}, down[d.ID()], stats}
 	}
-	t.Cleanup(func() { cat.Close() })
-	e := &opsEnv{env: &env{t: t, cat: cat, now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), logs: &bytes.Buffer{}},
-		down: map[string]*atomic.Bool{}, stats: &atomic.Int64{}}
-	var targets []Target
-	for _, srv := range []string{"s1", "s2", "s3"} {
-		for _, b := range []string{"a", "b"} {
-			d, err := storage.NewDirTarget(srv+"-"+b, srv, t.TempDir())
-			if err != nil {
-				t.Fatal(err)
-			}
-			e.down[d.ID()] = &atomic.Bool{}
-			targets = append(targets, downTarget{dirTarget{d}, e.down[d.ID()], e.stats})
-			e.targets = append(e.targets, d)
-		}
-	}
-	e.srv, err = New(Options{
-		Catalog: cat, Identifier: tokens, Keys: &fakeKeys{}, Targets: targets,
-		Admins: []string{"admin"}, Submitters: []string{"sam"},
-		Logger: slog.New(slog.NewJSONHandler(e.logs, nil)), Version: "test",
-		Now: func() time.Time { return e.now }, Metrics: mc,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e
+	e, _ := newEnvOn(t, switchable, func(_ *env, o *Options) { o.Metrics = mc })
+	return &opsEnv{env: e, down: down, stats: stats}
 }
 
 func (e *opsEnv) setDown(ids ...string) {

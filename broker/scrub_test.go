@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -21,37 +20,13 @@ import (
 	"github.com/dozo-vault/dozo/storage"
 )
 
-// newScrubEnv is newEnv with six targets on three servers and cfg as the
-// [scrub] section.
+// newScrubEnv is newEnv with cfg as the [scrub] section and no log kept.
 func newScrubEnv(t *testing.T, cfg ScrubConfig) *env {
 	t.Helper()
-	ctx := context.Background()
-	cat, err := catalog.Open(ctx, filepath.Join(t.TempDir(), "dozo.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cat.Close() })
-	e := &env{t: t, cat: cat, now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), logs: &bytes.Buffer{}}
-	var targets []Target
-	for _, srv := range []string{"s1", "s2", "s3"} {
-		for _, b := range []string{"a", "b"} {
-			d, err := storage.NewDirTarget(srv+"-"+b, srv, t.TempDir())
-			if err != nil {
-				t.Fatal(err)
-			}
-			targets = append(targets, dirTarget{d})
-			e.targets = append(e.targets, d)
-		}
-	}
-	e.srv, err = New(Options{
-		Catalog: cat, Identifier: tokens, Keys: &fakeKeys{}, Targets: targets,
-		Admins: []string{"admin"}, Submitters: []string{"sam"},
-		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Version: "test",
-		Now: func() time.Time { return e.now }, Scrub: cfg,
+	e, _ := newEnvOn(t, asDirTarget, func(_ *env, o *Options) {
+		o.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
+		o.Scrub = cfg
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	return e
 }
 

@@ -149,6 +149,33 @@ func writeRandomFile(t testing.TB, path string, seed uint64, size int64, marker 
 	return hex.EncodeToString(h.Sum(nil))
 }
 
+// writeRandomFiles writes n files of random bytes into dir: the i-th is
+// named fmt.Sprintf(pattern, i), seeded seed+i and size(i) bytes long. It
+// returns their paths, in order, and their SHA-256 by name.
+func writeRandomFiles(t testing.TB, dir, pattern string, n int, seed uint64, size func(i int) int64) (paths []string, sha map[string]string) {
+	t.Helper()
+	sha = map[string]string{}
+	for i := range n {
+		name := fmt.Sprintf(pattern, i)
+		p := filepath.Join(dir, name)
+		sha[name] = writeRandomFile(t, p, seed+uint64(i), size(i), nil)
+		paths = append(paths, p)
+	}
+	return paths, sha
+}
+
+// uploadRandomFiles writes n files of random bytes into dir as
+// writeRandomFiles does and uploads them to dataset ds in one dozo upload,
+// with args (such as --broker URL) before the command. It returns their
+// SHA-256 by name.
+func (u *user) uploadRandomFiles(t testing.TB, ds, dir, pattern string, n int, seed uint64, size func(i int) int64, args ...string) map[string]string {
+	t.Helper()
+	paths, sha := writeRandomFiles(t, dir, pattern, n, seed, size)
+	cmd := append(append([]string{}, args...), "upload", "--dataset", ds)
+	u.must(t, append(cmd, paths...)...)
+	return sha
+}
+
 func fileSHA(t testing.TB, path string) string {
 	t.Helper()
 	f, err := os.Open(path)

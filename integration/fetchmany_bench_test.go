@@ -35,9 +35,7 @@ func BenchmarkFetchManyParallel(b *testing.B) {
 	if err := os.MkdirAll(src, 0o755); err != nil {
 		b.Fatal(err)
 	}
-	for i := range cfg.manyN {
-		writeRandomFile(b, filepath.Join(src, fmt.Sprintf("f%04d.bin", i)), uint64(1000+i), cfg.manySize, nil)
-	}
+	writeRandomFiles(b, src, "f%04d.bin", cfg.manyN, 1000, func(int) int64 { return cfg.manySize })
 	ds := newDatasetID()
 	sam.must(b, "dataset", "create", ds, "--title", "bench fetch many")
 	sam.must(b, "upload", "-d", ds, "-r", src, "-q")
@@ -104,9 +102,7 @@ func BenchmarkSmallFiles(b *testing.B) {
 	if err := os.MkdirAll(src, 0o755); err != nil {
 		b.Fatal(err)
 	}
-	for i := range n {
-		writeRandomFile(b, filepath.Join(src, fmt.Sprintf("f%04d.bin", i)), uint64(1000+i), size, nil)
-	}
+	writeRandomFiles(b, src, "f%04d.bin", n, 1000, func(int) int64 { return size })
 	dozod := pidFile(filepath.Join(s.devDir, "dozod.pid"))
 	vlt := pidFile(filepath.Join(s.dir, "vault.pid"))
 	type cell struct{ secs, client, dozod, vault, s3 []float64 }

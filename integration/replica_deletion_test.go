@@ -31,14 +31,8 @@ func TestDeletionJobTakenOverByReplica(t *testing.T) {
 	key := "dozo-ds-" + ds
 	sam.must(t, "--broker", a, "dataset", "create", ds, "--title", "replica deletion test")
 	dir := t.TempDir()
-	var paths []string
 	const n = 120
-	for i := range n {
-		path := filepath.Join(dir, fmt.Sprintf("s%03d.vcf", i))
-		writeRandomFile(t, path, uint64(500+i), 200, nil)
-		paths = append(paths, path)
-	}
-	sam.must(t, append([]string{"--broker", a, "upload", "--dataset", ds}, paths...)...)
+	sam.uploadRandomFiles(t, ds, dir, "s%03d.vcf", n, 500, func(int) int64 { return 200 }, "--broker", a)
 	stored := s.allVersions(t, ds)
 	if len(stored) < n {
 		t.Fatalf("%d object versions stored for %d files", len(stored), n)

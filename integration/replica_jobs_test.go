@@ -98,15 +98,8 @@ func TestScrubJobTakenOverByReplica(t *testing.T) {
 	a, b := p.urls[0], p.urls[1]
 	ds := newDatasetID()
 	sam.must(t, "--broker", a, "dataset", "create", ds, "--title", "replica scrub test", "--segment-size", "1MiB")
-	dir := t.TempDir()
-	var paths []string
 	const n = 6
-	for i := range n {
-		path := filepath.Join(dir, fmt.Sprintf("sample%02d.cram", i))
-		writeRandomFile(t, path, uint64(200+i), 3*mib+int64(1000*(i+1)), nil)
-		paths = append(paths, path)
-	}
-	sam.must(t, append([]string{"--broker", a, "upload", "--dataset", ds}, paths...)...)
+	sam.uploadRandomFiles(t, ds, t.TempDir(), "sample%02d.cram", n, 200, func(i int) int64 { return 3*mib + int64(1000*(i+1)) }, "--broker", a)
 
 	var started api.ScrubRun
 	if err := json.Unmarshal([]byte(admin.must(t, "--broker", a, "scrub", ds, "--deep", "--rate", "3MiB/s", "--detach", "--json")), &started); err != nil {
@@ -114,13 +107,7 @@ func TestScrubJobTakenOverByReplica(t *testing.T) {
 	}
 	db := &catalogDB{DB: p.db, postgres: true}
 	doneAt := func() map[int]int64 { return db.scrubFilesDone(t, started.ID) }
-	deadline := time.Now().Add(2 * time.Minute)
-	for len(doneAt()) < 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("no file finished")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	db.waitScrubFileDone(t, started.ID)
 	state, ownerA, _ := p.job(t, started.ID)
 	if state != api.JobRunning || ownerA == "" {
 		t.Fatalf("scrub job on A: %s owner %q", state, ownerA)
@@ -165,15 +152,8 @@ func TestRotationJobTakenOverByReplica(t *testing.T) {
 	a := p.urls[0]
 	ds := newDatasetID()
 	sam.must(t, "--broker", a, "dataset", "create", ds, "--title", "replica rotation test")
-	dir := t.TempDir()
-	var paths []string
 	const n = 120
-	for i := range n {
-		path := filepath.Join(dir, fmt.Sprintf("s%03d.vcf", i))
-		writeRandomFile(t, path, uint64(300+i), 200, nil)
-		paths = append(paths, path)
-	}
-	sam.must(t, append([]string{"--broker", a, "upload", "--dataset", ds}, paths...)...)
+	sam.uploadRandomFiles(t, ds, t.TempDir(), "s%03d.vcf", n, 300, func(int) int64 { return 200 }, "--broker", a)
 
 	rot := make(chan error, 1)
 	go func() {

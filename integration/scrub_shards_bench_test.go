@@ -51,14 +51,7 @@ func BenchmarkScrubReplicas(b *testing.B) {
 	admin := s.login(b, s.env["DOZO_DEV_ADMIN"], s.env["DOZO_DEV_ADMIN_PASSWORD"])
 	ds := newDatasetID()
 	sam.must(b, "--broker", r0.URL, "dataset", "create", ds, "--title", "scrub benchmark")
-	dir := b.TempDir()
-	var paths []string
-	for i := range n {
-		path := filepath.Join(dir, fmt.Sprintf("f%04d.vcf", i))
-		writeRandomFile(b, path, uint64(900+i), mib, nil)
-		paths = append(paths, path)
-	}
-	sam.must(b, append([]string{"--broker", r0.URL, "upload", "--dataset", ds}, paths...)...)
+	sam.uploadRandomFiles(b, ds, b.TempDir(), "f%04d.vcf", n, 900, func(int) int64 { return mib }, "--broker", r0.URL)
 
 	type row struct {
 		setup, mode     string

@@ -3,7 +3,6 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -36,6 +35,19 @@ func (db *catalogDB) scrubFilesDone(t testing.TB, run string) map[int]int64 {
 	return out
 }
 
+// waitScrubFileDone waits, two minutes at most, for a file of a scrub run
+// to be done.
+func (db *catalogDB) waitScrubFileDone(t testing.TB, run string) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for len(db.scrubFilesDone(t, run)) < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("no file finished")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // TestShardedScrubAcrossReplicas: a paced deep scrub cut into four shards
 // runs on two replicas on PostgreSQL, one shard on each at once (the jobs
 // table names both as owners). Replica A is SIGKILLed in the middle of
@@ -54,15 +66,8 @@ func TestShardedScrubAcrossReplicas(t *testing.T) {
 	db := &catalogDB{DB: p.db, postgres: true}
 	ds := newDatasetID()
 	sam.must(t, "--broker", a, "dataset", "create", ds, "--title", "sharded scrub test", "--segment-size", "1MiB")
-	dir := t.TempDir()
-	var paths []string
 	const n = 8
-	for i := range n {
-		path := filepath.Join(dir, fmt.Sprintf("sample%02d.cram", i))
-		writeRandomFile(t, path, uint64(400+i), 2*mib+int64(1000*(i+1)), nil)
-		paths = append(paths, path)
-	}
-	sam.must(t, append([]string{"--broker", a, "upload", "--dataset", ds}, paths...)...)
+	sam.uploadRandomFiles(t, ds, t.TempDir(), "sample%02d.cram", n, 400, func(i int) int64 { return 2*mib + int64(1000*(i+1)) }, "--broker", a)
 
 	// 3 MiB of pieces per file at 2 MiB/s: about 1.5 s a file, 3 s a shard.
 	var started api.ScrubRun

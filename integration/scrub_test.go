@@ -41,17 +41,10 @@ func newScrubFixture(t *testing.T, n int) *scrubFixture {
 	t.Helper()
 	s := needStack(t)
 	sam, _ := s.users(t)
-	f := &scrubFixture{s: s, sam: sam, ds: newDatasetID(), dir: t.TempDir(), sha: map[string]string{},
+	f := &scrubFixture{s: s, sam: sam, ds: newDatasetID(), dir: t.TempDir(),
 		admin: s.login(t, s.env["DOZO_DEV_ADMIN"], s.env["DOZO_DEV_ADMIN_PASSWORD"])}
 	sam.must(t, "dataset", "create", f.ds, "--title", "scrub test", "--segment-size", "1MiB")
-	var paths []string
-	for i := range n {
-		name := fmt.Sprintf("sample%02d.cram", i)
-		p := filepath.Join(f.dir, name)
-		f.sha[name] = writeRandomFile(t, p, uint64(100+i), 3*mib+int64(1000*(i+1)), nil)
-		paths = append(paths, p)
-	}
-	sam.must(t, append([]string{"upload", "--dataset", f.ds}, paths...)...)
+	f.sha = sam.uploadRandomFiles(t, f.ds, f.dir, "sample%02d.cram", n, 100, func(i int) int64 { return 3*mib + int64(1000*(i+1)) })
 	return f
 }
 
@@ -507,13 +500,7 @@ func TestScrubResumesAfterDozodRestart(t *testing.T) {
 	}
 	db := f.s.catalogDB(t)
 	doneAt := func() map[int]int64 { return db.scrubFilesDone(t, started.ID) }
-	deadline := time.Now().Add(2 * time.Minute)
-	for len(doneAt()) < 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("no file finished")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	db.waitScrubFileDone(t, started.ID)
 	restart := f.s.killDozod(t) // every dozod, wherever the scrub runs
 	before := doneAt()
 	if len(before) >= 4 {

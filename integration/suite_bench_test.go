@@ -839,9 +839,7 @@ func (r *benchRun) manyFiles(n int, size int64) {
 		b.Fatal(err)
 	}
 	defer os.RemoveAll(src)
-	for i := range n {
-		writeRandomFile(b, filepath.Join(src, fmt.Sprintf("f%04d.bin", i)), uint64(1000+i), size, nil)
-	}
+	writeRandomFiles(b, src, "f%04d.bin", n, 1000, func(int) int64 { return size })
 	total := int64(n) * size
 	label := fmt.Sprintf("%d x %s", n, units.FormatSize(size))
 	row := func(name string, mk func() []*exec.Cmd) benchRow {

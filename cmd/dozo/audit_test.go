@@ -48,9 +48,15 @@ func (f *fakeDozod) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// withFake starts a fake dozod (f) and a logged-in config dir; it returns
-// the arguments that point dozo at them.
+// withFake starts a fake dozod (f) and a config dir logged in as rita; it
+// returns the arguments that point dozo at them.
 func withFake(t *testing.T, f http.Handler) []string {
+	t.Helper()
+	return withFakeAs(t, "rita", f)
+}
+
+// withFakeAs is withFake with the config dir logged in as user.
+func withFakeAs(t *testing.T, user string, f http.Handler) []string {
 	t.Helper()
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
@@ -59,7 +65,7 @@ func withFake(t *testing.T, f http.Handler) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := d.SaveLogin("hvs.test-token", client.Login{Username: "rita", Broker: srv.URL}); err != nil {
+	if err := d.SaveLogin("hvs.test-token", client.Login{Username: user, Broker: srv.URL}); err != nil {
 		t.Fatal(err)
 	}
 	return []string{"--config-dir", cfg, "--broker", srv.URL}

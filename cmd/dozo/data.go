@@ -4,12 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"golang.org/x/text/language"
-	"maps"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -18,7 +15,6 @@ import (
 	"github.com/dozo-vault/dozo/client"
 	"github.com/dozo-vault/dozo/internal/i18n"
 	"github.com/dozo-vault/dozo/internal/units"
-	"github.com/dozo-vault/dozo/storage"
 	"github.com/dozo-vault/dozo/transfer"
 )
 
@@ -127,14 +123,7 @@ func runUpload(c *cli.Context) error {
 		return uploadMany(c, cl, d, id, ds, items, stored)
 	}
 	it := items[0]
-	p := newProgress(stderr(c), it.Size, 1)
-	if c.Bool("quiet") {
-		p.enabled = false
-	}
-	say := func(format string, args ...any) {
-		p.clear()
-		notice(c)(format, args...)
-	}
+	p, say := fileDisplay(c, it.Size)
 	keeper := keepLogin(c, d, say)
 	defer keeper.Stop()
 	p.file(it.Name, it.Size)
@@ -362,6 +351,20 @@ func isStdoutPath(path string) bool {
 	return false
 }
 
+// fileDisplay is the progress of one file of size bytes on stderr (none
+// with --quiet), and its say: a notice on a line of its own, the bar
+// cleared first.
+func fileDisplay(c *cli.Context, size int64) (*progress, func(string, ...any)) {
+	p := newProgress(stderr(c), size, 1)
+	if c.Bool("quiet") {
+		p.enabled = false
+	}
+	return p, func(format string, args ...any) {
+		p.clear()
+		notice(c)(format, args...)
+	}
+}
+
 func runFetch(c *cli.Context) error {
 	if _, err := parallelism(c); err != nil {
 		return err
@@ -413,48 +416,17 @@ func runFetch(c *cli.Context) error {
 			return err
 		}
 	}
-	p := newProgress(stderr(c), 0, 1)
-	if c.Bool("quiet") {
-		p.enabled = false
-	}
+	p, say := fileDisplay(c, 0)
 	p.file(name, 0)
-	say := func(format string, args ...any) {
-		p.clear()
-		notice(c)(format, args...)
-	}
 	keeper := keepLogin(c, d, say)
 	defer keeper.Stop()
-	// Parity may cover for different targets in different segments: the
-	// notice names those of the first degraded segment, the report all.
-	var (
-		once         sync.Once
-		degradedMu   sync.Mutex
-		degradedTgts = map[string]bool{}
-	)
+	degraded := &degradedStorage{say: say, debug: c.Bool("debug")}
 	res, err := transfer.FetchFile(c.Context, cl, transfer.FetchOptions{
 		Dataset: ds, Name: name, Output: out, Stdout: stdout(c), Force: c.Bool("force"),
 		Identity: id, Range: rng, Raw: c.Bool("raw"), Concurrency: c.Int("concurrency"), MD5: c.Bool("md5"),
-		Progress: func(done, total int64) { p.update("fetch", done, total) },
-		OnDegraded: func(seg int, failures []storage.PieceFailure) {
-			degradedMu.Lock()
-			for _, f := range failures {
-				degradedTgts[f.Target] = true
-			}
-			degradedMu.Unlock()
-			once.Do(func() {
-				// One line, once: which targets failed and how. The full
-				// errors are for --debug.
-				var fs []string
-				for _, f := range failures {
-					fs = append(fs, fmt.Sprintf("%s %s", f.Target, f.Reason))
-					if c.Bool("debug") {
-						fs[len(fs)-1] = f.String()
-					}
-				}
-				say("storage is degraded (segment %d: %s); the data is rebuilt from parity and intact, but tell the operators so they can repair it", seg, strings.Join(fs, ", "))
-			})
-		},
-		Notice: say,
+		Progress:   func(done, total int64) { p.update("fetch", done, total) },
+		OnDegraded: degraded.segment,
+		Notice:     say,
 	})
 	p.finish()
 	if err != nil {
@@ -465,10 +437,7 @@ func runFetch(c *cli.Context) error {
 		Dataset: ds, Name: name, FileID: res.File.ID, Output: res.Output, Size: res.File.Size, Written: res.Bytes,
 		From: res.From, Resumed: res.Resumed, Verified: res.Verified, Checksums: res.Checksums, SHA256: res.File.SHA256, MD5: res.File.MD5,
 		Degraded: res.Stats.SegmentsDegraded, PiecesBad: res.Stats.PiecesBad, Seconds: res.Elapsed.Seconds(),
-		DegradedTargets: slices.Sorted(maps.Keys(degradedTgts)),
-	}
-	if o.DegradedTargets == nil {
-		o.DegradedTargets = []string{}
+		DegradedTargets: degraded.targets(),
 	}
 	// With -o - standard output carries the data: the summary goes to stderr.
 	w := stdout(c)

@@ -4,14 +4,11 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/dozo-vault/dozo/api"
-	"github.com/dozo-vault/dozo/client"
 )
 
 // --csv --excel starts with a UTF-8 byte order mark and is otherwise the
@@ -21,7 +18,7 @@ func TestCSVForExcel(t *testing.T) {
 		Until: time.Date(2027, 3, 31, 0, 0, 0, 0, time.UTC), State: api.GrantActive,
 		ApplicationID: "J-DU000123", Institution: "東京大学医科学研究所", GrantedBy: "carol",
 		GrantedAt: time.Date(2026, 3, 30, 9, 0, 0, 0, time.UTC)}}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	base := withFakeAs(t, "carol", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		switch r.URL.Path {
 		case "/v1/datasets/JGAD000001/grants":
@@ -32,16 +29,6 @@ func TestCSVForExcel(t *testing.T) {
 			json.NewEncoder(w).Encode(api.User{Name: "carol"})
 		}
 	}))
-	defer srv.Close()
-	cfg := filepath.Join(t.TempDir(), "cfg")
-	d, err := client.OpenDir(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.SaveLogin("hvs.test-token", client.Login{Username: "carol", Broker: srv.URL}); err != nil {
-		t.Fatal(err)
-	}
-	base := []string{"--config-dir", cfg, "--broker", srv.URL}
 	for _, cmd := range [][]string{{"grants", "JGAD000001", "--csv"}, {"audit", "list", "--csv"}} {
 		plain, _, err := run(t, append(base, cmd...)...)
 		if err != nil {

@@ -3,8 +3,6 @@ package main
 import (
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -31,7 +29,7 @@ func fakeRegister(t *testing.T) []string {
 	}
 	files := []api.File{{ID: "f1", Name: "NA12878.cram", Size: 1 << 20, State: api.FileAvailable, SHA256: strings.Repeat("ab", 32), CreatedAt: at}}
 	targets := []client.TargetHealth{{ID: "s1", Domain: "d1", Up: true}, {ID: "s2", Domain: "d2", Up: false, Since: at, Failures: 3, LastError: "connection refused"}}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return withFakeAs(t, "carol", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		switch r.URL.Path {
 		case api.ListGrants.Path("JGAD000001"):
@@ -46,16 +44,6 @@ func fakeRegister(t *testing.T) []string {
 			json.NewEncoder(w).Encode(api.User{Name: "carol"})
 		}
 	}))
-	t.Cleanup(srv.Close)
-	cfg := filepath.Join(t.TempDir(), "cfg")
-	d, err := client.OpenDir(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.SaveLogin("hvs.test-token", client.Login{Username: "carol", Broker: srv.URL}); err != nil {
-		t.Fatal(err)
-	}
-	return []string{"--config-dir", cfg, "--broker", srv.URL}
 }
 
 // runIn runs dozo with messages in language l.

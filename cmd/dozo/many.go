@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -17,7 +16,6 @@ import (
 	"github.com/dozo-vault/dozo/client"
 	"github.com/dozo-vault/dozo/internal/i18n"
 	"github.com/dozo-vault/dozo/internal/units"
-	"github.com/dozo-vault/dozo/storage"
 	"github.com/dozo-vault/dozo/transfer"
 )
 
@@ -78,6 +76,18 @@ func (r *batchResult) finish(c *cli.Context, w io.Writer, verb string, n int, be
 		Hint: i18n.T("each failure is shown above; run the same command again: files already there are skipped, an interrupted one resumes")}
 }
 
+// batchDisplay is the progress of a batch of files on stderr (none with
+// --quiet), and its say: a notice printed above the bars.
+func batchDisplay(c *cli.Context, verb string, total int64, files int) (*batchProgress, func(string, ...any)) {
+	p := newBatchProgress(stderr(c), verb, total, files)
+	if c.Bool("quiet") {
+		p.enabled = false
+	}
+	return p, func(format string, args ...any) {
+		p.print(stderr(c), fmt.Sprintf("dozo: "+i18n.T(format)+"\n", args...))
+	}
+}
+
 // uploadMany uploads items to dataset ds, parallel at a time.
 func uploadMany(c *cli.Context, cl *client.Client, d *client.Dir, id *client.Identity, ds string, items []transfer.UploadItem, stored map[string]api.File) error {
 	parallel, err := parallelism(c)
@@ -91,13 +101,7 @@ func uploadMany(c *cli.Context, cl *client.Client, d *client.Dir, id *client.Ide
 	for _, it := range items {
 		total += it.Size
 	}
-	p := newBatchProgress(stderr(c), "upload", total, len(items))
-	if c.Bool("quiet") {
-		p.enabled = false
-	}
-	say := func(format string, args ...any) {
-		p.print(stderr(c), fmt.Sprintf("dozo: "+i18n.T(format)+"\n", args...))
-	}
+	p, say := batchDisplay(c, "upload", total, len(items))
 	keeper := keepLogin(c, d, say)
 	defer keeper.Stop()
 	var res batchResult
@@ -296,13 +300,7 @@ func fetchMany(c *cli.Context) error {
 	for _, pl := range plans {
 		total += pl.File.Size
 	}
-	p := newBatchProgress(stderr(c), "fetch", total, len(plans))
-	if c.Bool("quiet") {
-		p.enabled = false
-	}
-	say := func(format string, args ...any) {
-		p.print(stderr(c), fmt.Sprintf("dozo: "+i18n.T(format)+"\n", args...))
-	}
+	p, say := batchDisplay(c, "fetch", total, len(plans))
 	keeper := keepLogin(c, d, say)
 	defer keeper.Stop()
 	res := batchResult{}
@@ -386,30 +384,13 @@ func fetchItem(ctx context.Context, c *cli.Context, cl *client.Client, id *clien
 	if err := transfer.MakeParents(c.String("output"), f.Name); err != nil {
 		return nil, err
 	}
-	var (
-		once     sync.Once
-		mu       sync.Mutex
-		degraded = map[string]bool{}
-	)
+	degraded := &degradedStorage{say: say, dataset: f.Dataset, name: f.Name}
 	res, err := transfer.FetchFile(ctx, cl, transfer.FetchOptions{
 		Dataset: f.Dataset, Name: f.Name, Output: pl.Path, Force: pl.Replace,
 		Identity: id, Concurrency: c.Int("concurrency"), MD5: c.Bool("md5"),
-		Progress: progress,
-		OnDegraded: func(seg int, failures []storage.PieceFailure) {
-			mu.Lock()
-			for _, pf := range failures {
-				degraded[pf.Target] = true
-			}
-			mu.Unlock()
-			once.Do(func() {
-				var fs []string
-				for _, pf := range failures {
-					fs = append(fs, fmt.Sprintf("%s %s", pf.Target, pf.Reason))
-				}
-				say("%s/%s: storage is degraded (segment %d: %s); the data is rebuilt from parity and intact, but tell the operators so they can repair it", f.Dataset, f.Name, seg, strings.Join(fs, ", "))
-			})
-		},
-		Notice: say,
+		Progress:   progress,
+		OnDegraded: degraded.segment,
+		Notice:     say,
 	})
 	if err != nil {
 		return nil, err
@@ -424,7 +405,7 @@ func fetchItem(ctx context.Context, c *cli.Context, cl *client.Client, id *clien
 		Dataset: f.Dataset, Name: f.Name, FileID: res.File.ID, Output: res.Output, Size: res.File.Size, Written: res.Bytes,
 		From: res.From, Resumed: res.Resumed, Verified: res.Verified, Checksums: res.Checksums, SHA256: res.File.SHA256, MD5: res.File.MD5,
 		Degraded: res.Stats.SegmentsDegraded, PiecesBad: res.Stats.PiecesBad, Seconds: res.Elapsed.Seconds(),
-		DegradedTargets: append([]string{}, slices.Sorted(maps.Keys(degraded))...),
+		DegradedTargets: degraded.targets(),
 	}, nil
 }
 

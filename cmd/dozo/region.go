@@ -1,11 +1,7 @@
 package main
 
 import (
-	"fmt"
-	"maps"
-	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -14,7 +10,6 @@ import (
 	"github.com/dozo-vault/dozo/internal/i18n"
 	"github.com/dozo-vault/dozo/internal/units"
 	"github.com/dozo-vault/dozo/region"
-	"github.com/dozo-vault/dozo/storage"
 	"github.com/dozo-vault/dozo/transfer"
 )
 
@@ -98,28 +93,11 @@ func runRegionFetch(c *cli.Context, ds, name string) error {
 	if out == "-" && !c.Bool("force") && isTerminal(stdout(c)) {
 		return badArg(c, i18n.New("standard output is a terminal; pipe it (e.g. | samtools view -) or write a file with -o PATH (--force sends it anyway)"))
 	}
-	var (
-		once         sync.Once
-		degradedMu   sync.Mutex
-		degradedTgts = map[string]bool{}
-	)
+	degraded := &degradedStorage{say: notice(c)}
 	res, err := transfer.FetchRegions(c.Context, cl, transfer.RegionOptions{
 		Dataset: ds, Name: name, Index: c.String("index"), Regions: regions,
 		Output: out, Stdout: stdout(c), Force: c.Bool("force"), Identity: id, Concurrency: c.Int("concurrency"),
-		OnDegraded: func(seg int, failures []storage.PieceFailure) {
-			degradedMu.Lock()
-			for _, f := range failures {
-				degradedTgts[f.Target] = true
-			}
-			degradedMu.Unlock()
-			once.Do(func() {
-				var fs []string
-				for _, f := range failures {
-					fs = append(fs, fmt.Sprintf("%s %s", f.Target, f.Reason))
-				}
-				notice(c)("storage is degraded (segment %d: %s); the data is rebuilt from parity and intact, but tell the operators so they can repair it", seg, strings.Join(fs, ", "))
-			})
-		},
+		OnDegraded: degraded.segment,
 	})
 	if err != nil {
 		return err
@@ -132,10 +110,7 @@ func runRegionFetch(c *cli.Context, ds, name string) error {
 		Dataset: ds, Name: name, FileID: res.File.ID, Index: res.Index.Name, Format: res.Format.String(),
 		Regions: names, Output: out, Size: res.File.Size, Written: res.Bytes, Planned: res.Planned,
 		Read: res.Stats.PieceBytes, Segments: res.Stats.SegmentsRead, Degraded: res.Stats.SegmentsDegraded,
-		Seconds: res.Elapsed.Seconds(), DegradedTargets: slices.Sorted(maps.Keys(degradedTgts)),
-	}
-	if o.DegradedTargets == nil {
-		o.DegradedTargets = []string{}
+		Seconds: res.Elapsed.Seconds(), DegradedTargets: degraded.targets(),
 	}
 	o.Output = res.Output // a directory's file, as resolved
 	w := stdout(c)
