@@ -317,6 +317,15 @@ func TestRegionFetch(t *testing.T) {
 		if !strings.Contains(errOut, "storage is degraded") {
 			t.Errorf("no degraded notice: %q", errOut)
 		}
+		// --debug gives each failure's whole error, as a whole-file
+		// fetch does (before, the region fetch ignored it).
+		_, dbgOut, err := rita.dozo("--debug", "fetch", ds+"/x.cram", "--region", "chr1:2000000-2100000", "-o", out+".debug")
+		if err != nil {
+			t.Fatalf("region fetch --debug with a server down: %v: %s", err, dbgOut)
+		}
+		if !strings.Contains(dbgOut, "storage is degraded (segment") || !strings.Contains(dbgOut, ": piece ") {
+			t.Errorf("--debug degraded notice lacks the failures' errors: %q", dbgOut)
+		}
 		runTool(t, "samtools", "index", out)
 		if want, got := countRegion(t, filepath.Join(dir, "x.cram"), d.fa, "chr1:2000000-2100000"), countRegion(t, out, d.fa, "chr1:2000000-2100000"); got != want {
 			t.Fatalf("degraded region fetch: %d records, want %d", got, want)

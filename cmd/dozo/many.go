@@ -384,7 +384,7 @@ func fetchItem(ctx context.Context, c *cli.Context, cl *client.Client, id *clien
 	if err := transfer.MakeParents(c.String("output"), f.Name); err != nil {
 		return nil, err
 	}
-	degraded := &degradedStorage{say: say, dataset: f.Dataset, name: f.Name}
+	degraded := &degradedStorage{say: say, dataset: f.Dataset, name: f.Name, debug: c.Bool("debug")}
 	res, err := transfer.FetchFile(ctx, cl, transfer.FetchOptions{
 		Dataset: f.Dataset, Name: f.Name, Output: pl.Path, Force: pl.Replace,
 		Identity: id, Concurrency: c.Int("concurrency"), MD5: c.Bool("md5"),

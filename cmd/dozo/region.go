@@ -93,7 +93,7 @@ func runRegionFetch(c *cli.Context, ds, name string) error {
 	if out == "-" && !c.Bool("force") && isTerminal(stdout(c)) {
 		return badArg(c, i18n.New("standard output is a terminal; pipe it (e.g. | samtools view -) or write a file with -o PATH (--force sends it anyway)"))
 	}
-	degraded := &degradedStorage{say: notice(c)}
+	degraded := &degradedStorage{say: notice(c), debug: c.Bool("debug")}
 	res, err := transfer.FetchRegions(c.Context, cl, transfer.RegionOptions{
 		Dataset: ds, Name: name, Index: c.String("index"), Regions: regions,
 		Output: out, Stdout: stdout(c), Force: c.Bool("force"), Identity: id, Concurrency: c.Int("concurrency"),
