@@ -44,6 +44,8 @@ var postgresTests = []struct {
 	{"TestDatasetExistsAndRoles", TestDatasetExistsAndRoles},
 	{"TestAccessIsTheSeparateReads", TestAccessIsTheSeparateReads},
 	{"TestAccessUsesIndexes", TestAccessUsesIndexes},
+	{"TestLookupsUseIndexes", TestLookupsUseIndexes},
+	{"TestLookupIndexesMigration", TestLookupIndexesMigration},
 	{"TestStatementCache", TestStatementCache},
 	{"TestPing", TestPing},
 	{"TestClock", TestClock},

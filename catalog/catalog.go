@@ -100,14 +100,8 @@ func openSQLite(path string, queries *atomic.Int64) (*sql.DB, error) {
 		}
 		f.Close()
 	}
-	q := url.Values{}
-	q.Add("_pragma", "foreign_keys(1)")
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "busy_timeout(10000)")
-	q.Add("_pragma", "synchronous(FULL)")
-	q.Set("_txlock", "immediate")
 	// Each connection keeps its prepared statements (stmtcache.go).
-	conn, err := newSQLiteConnector("file:"+path+"?"+q.Encode(), queries)
+	conn, err := newSQLiteConnector(sqliteDSN(path), queries)
 	if err != nil {
 		return nil, fmt.Errorf("catalog: %w", err)
 	}
@@ -121,6 +115,18 @@ func openSQLite(path string, queries *atomic.Int64) (*sql.DB, error) {
 	// which cost more than the request itself under load.
 	db.SetMaxIdleConns(sqliteIdleConns)
 	return db, nil
+}
+
+// sqliteDSN names the SQLite file at path with the settings Open
+// documents.
+func sqliteDSN(path string) string {
+	q := url.Values{}
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "synchronous(FULL)")
+	q.Set("_txlock", "immediate")
+	return "file:" + path + "?" + q.Encode()
 }
 
 // sqliteIdleConns is how many idle SQLite connections are kept: as many

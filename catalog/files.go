@@ -61,12 +61,15 @@ type Upload struct {
 	CleanedAt *time.Time
 }
 
-// liveFile is the condition of the files_live_name index (dataset, name)
+// liveState is the condition of the files_live_name index (dataset, name)
 // written out: SQLite uses a partial index only for a query that states
 // its condition, and "state = 'available'" alone does not, so without it
 // a lookup by name or a count of a dataset's files reads every file of
-// the catalog.
-const liveFile = `f.state IN ('uploading', 'available', 'damaged')`
+// the catalog. liveFile is the same for a query that names files f.
+const (
+	liveState = `state IN ('uploading', 'available', 'damaged')`
+	liveFile  = `f.` + liveState
+)
 
 const fileCols = `f.id, f.dataset_id, f.name, f.size, f.stored_size, f.hash_alg, f.state, f.header_object, f.manifest, f.sha256, f.md5, f.created_by, f.created_at`
 
@@ -360,7 +363,7 @@ func (c *Catalog) Files(ctx context.Context, datasetID string) ([]File, error) {
 		return f, err
 	}
 	return queryAll(ctx, c, "files", scan, `SELECT f.id, f.dataset_id, f.name, f.size, f.stored_size, f.hash_alg, f.state, NULL, NULL, f.sha256, f.md5, f.created_by, f.created_at
-		FROM files f WHERE f.dataset_id = ? AND f.state IN ('available', 'damaged') ORDER BY f.name`, datasetID)
+		FROM files f WHERE f.dataset_id = ? AND f.state IN ('available', 'damaged') AND `+liveFile+` ORDER BY f.name`, datasetID)
 }
 
 func (c *Catalog) ids(ctx context.Context, q string, args ...any) ([]string, error) {

@@ -130,7 +130,11 @@ func (c *Catalog) ClaimJob(ctx context.Context, owner string, kinds []string, id
 	if owner == "" || len(kinds) == 0 {
 		return nil, errors.New("catalog: claiming a job needs an owner and kinds")
 	}
-	q := `SELECT id FROM jobs WHERE ` + claimable + ` AND kind IN (?` + strings.Repeat(", ?", len(kinds)-1) + `)`
+	// The kind is compared as an expression (kind || ''), which no index
+	// serves: SQLite then finds the candidates by their state (jobs_state,
+	// the few unfinished jobs) rather than by kind (jobs_kind, every job
+	// of the kind kept).
+	q := `SELECT id FROM jobs WHERE ` + claimable + ` AND kind || '' IN (?` + strings.Repeat(", ?", len(kinds)-1) + `)`
 	args := []any{ts(now)}
 	for _, k := range kinds {
 		args = append(args, k)

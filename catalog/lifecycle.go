@@ -36,13 +36,13 @@ func (c *Catalog) DatasetIncludingDeleted(ctx context.Context, id string) (*Data
 // FileKeyIDs returns the ids of a dataset's files whose stored header (and
 // manifest) are still in use: uploading, available or damaged.
 func (c *Catalog) FileKeyIDs(ctx context.Context, datasetID string) ([]string, error) {
-	return c.ids(ctx, `SELECT id FROM files WHERE dataset_id = ? AND state IN ('uploading', 'available', 'damaged') ORDER BY id`, datasetID)
+	return c.ids(ctx, `SELECT id FROM files WHERE dataset_id = ? AND `+liveState+` ORDER BY id`, datasetID)
 }
 
 // FilesCompletedSince returns the ids of a dataset's available files that
 // became available at or after t.
 func (c *Catalog) FilesCompletedSince(ctx context.Context, datasetID string, t time.Time) ([]string, error) {
-	return c.ids(ctx, `SELECT id FROM files WHERE dataset_id = ? AND state = 'available' AND available_at >= ? ORDER BY id`, datasetID, ts(t))
+	return c.ids(ctx, `SELECT id FROM files WHERE dataset_id = ? AND state = 'available' AND `+liveState+` AND available_at >= ? ORDER BY id`, datasetID, ts(t))
 }
 
 // ReplaceKeyMaterial swaps a file's stored header object, and its manifest
@@ -303,7 +303,7 @@ func (c *Catalog) StartDeletion(ctx context.Context, datasetID, by string, now t
 			WHERE state = 'open' AND file_id IN (SELECT id FROM files WHERE dataset_id = ?)`, ts(now), datasetID); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE files SET state = 'aborted' WHERE dataset_id = ? AND state = 'uploading'`, datasetID); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE files SET state = 'aborted' WHERE dataset_id = ? AND state = 'uploading' AND `+liveState, datasetID); err != nil {
 			return err
 		}
 		// The deletion's purge is these uploads' clean-up: keep the reaper

@@ -26,6 +26,7 @@ var migrations = []string{
 	migrationKeyGeneration,    // 10: migrate_keygen.go
 	migrationPendingSignIns,   // 11: migrate_signin.go
 	migrationGrantsGeneration, // 12: migrate_grantgen.go
+	migrationLookupIndexes,    // 13: migrate_lookup.go
 }
 
 // migrationInitial is the first schema.

@@ -59,7 +59,7 @@ type ScrubCandidate struct {
 // stored piece bytes as the dataset's layout gives them.
 func (c *Catalog) ScrubCandidates(ctx context.Context, datasetID, name string) ([]ScrubCandidate, error) {
 	q := `SELECT f.id, f.dataset_id, f.name, f.stored_size, d.k, d.m, d.segment_size
-		FROM files f JOIN datasets d ON d.id = f.dataset_id WHERE f.state = 'available' AND d.deleted_at IS NULL`
+		FROM files f JOIN datasets d ON d.id = f.dataset_id WHERE f.state = 'available' AND ` + liveFile + ` AND d.deleted_at IS NULL`
 	var args []any
 	if datasetID != "" {
 		q += ` AND f.dataset_id = ?`
