@@ -384,6 +384,14 @@ func (c *Client) Fetch(ctx context.Context, dataset, name string) (*api.FetchRes
 	return &f, c.do(ctx, http.MethodPost, api.FetchFile.Path(dataset, name), nil, &f)
 }
 
+// FetchWithBatch is Fetch whose answer also carries the first presign
+// batch (FetchResponse.Batch): batch's segments, cut to those the file has
+// and one batch holds. A small file then needs no batch call of its own.
+func (c *Client) FetchWithBatch(ctx context.Context, dataset, name string, batch api.FetchBatchRequest) (*api.FetchResponse, error) {
+	var f api.FetchResponse
+	return &f, c.do(ctx, http.MethodPost, api.FetchFile.Path(dataset, name), batch, &f)
+}
+
 // PresignFetch asks for a GET URL for one piece of a file being fetched.
 func (c *Client) PresignFetch(ctx context.Context, file, target, key string) (*api.PresignResponse, error) {
 	var p api.PresignResponse
