@@ -254,6 +254,13 @@ func TestCompleteWithCommit(t *testing.T) {
 	if !strings.Contains(eb.Error, "has 2 of 3 segments committed") || e.committed(up.ID) != 1 {
 		t.Fatalf("complete missing a segment: %q, %d committed", eb.Error, e.committed(up.ID))
 	}
+	// A bad segment there: the commit route's refusal comes first.
+	early := last
+	early.PieceSize++
+	got := errBody(t, e.must(400, "tok-sam", "POST", complete, sums(&early), nil))
+	if want := errBody(t, e.must(400, "tok-sam", "PUT", commitPath(2), early, nil)); got != want || e.committed(up.ID) != 1 {
+		t.Fatalf("bad segment, another missing: complete says %+v, the commit route %+v", got, want)
+	}
 	e.must(200, "tok-sam", "PUT", commitPath(1), segs[1], nil)
 
 	// Bad segments: the commit route's refusal, word for word, and
@@ -296,7 +303,7 @@ func TestCompleteWithCommit(t *testing.T) {
 	if err := os.Rename(moved, moved+".away"); err != nil {
 		t.Fatal(err)
 	}
-	got := errBody(t, e.must(409, "tok-sam", "POST", complete, sums(&last), nil))
+	got = errBody(t, e.must(409, "tok-sam", "POST", complete, sums(&last), nil))
 	want := errBody(t, e.must(409, "tok-sam", "PUT", commitPath(2), last, nil))
 	if got != want || e.committed(up.ID) != 2 {
 		t.Errorf("missing piece: complete says %+v, the commit route %+v", got, want)

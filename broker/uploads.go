@@ -506,7 +506,10 @@ func (s *Server) commitSegment(q *request) error {
 	if err := q.decode(&meta); err != nil {
 		return err
 	}
-	if err := s.commitChecked(q, u, ds, &meta, n); err != nil {
+	if err := s.checkCommit(q, u, ds, &meta, n); err != nil {
+		return err
+	}
+	if err := s.commitChecked(q, u, &meta); err != nil {
 		return err
 	}
 	u, err = s.cat.Upload(q.ctx, u.ID)
@@ -520,10 +523,11 @@ func (s *Server) commitSegment(q *request) error {
 	return q.reply(http.StatusOK, au)
 }
 
-// commitChecked commits segment n of open upload u once meta passed
-// checkSegment and every piece is stored, whole (statPieces). The commit
-// route and a complete carrying the last segment's commit both come here.
-func (s *Server) commitChecked(q *request, u *catalog.Upload, ds *catalog.Dataset, meta *storage.SegmentMeta, n int) error {
+// checkCommit checks that segment n of upload u may be committed as meta:
+// it passes checkSegment and every piece is stored, whole (statPieces).
+// The commit route and a complete carrying a segment's commit both check
+// with it, then commit with commitChecked.
+func (s *Server) checkCommit(q *request, u *catalog.Upload, ds *catalog.Dataset, meta *storage.SegmentMeta, n int) error {
 	plan, targets, err := s.plannedTargets(u, ds)
 	if err != nil {
 		return err
@@ -531,9 +535,12 @@ func (s *Server) commitChecked(q *request, u *catalog.Upload, ds *catalog.Datase
 	if err := checkSegment(meta, plan, targets, n); err != nil {
 		return badRequest("%v", err)
 	}
-	if err := s.statPieces(q.ctx, ds.ID, u.File.ID, meta); err != nil {
-		return err
-	}
+	return s.statPieces(q.ctx, ds.ID, u.File.ID, meta)
+}
+
+// commitChecked records segment meta of upload u, which checkCommit
+// passed, and extends the session's life.
+func (s *Server) commitChecked(q *request, u *catalog.Upload, meta *storage.SegmentMeta) error {
 	now := s.now()
 	if err := s.cat.CommitSegment(q.ctx, u.ID, *meta, now, now.Add(s.uploadTTL)); errors.Is(err, catalog.ErrState) {
 		return errorf(http.StatusConflict, "upload %s is no longer open", u.ID)
@@ -583,10 +590,13 @@ func (s *Server) completeUpload(q *request) error {
 			return badRequest("segment: %v", err)
 		}
 		q.detail = fmt.Sprintf("with the commit of upload/%s/segment/%d", u.ID, n)
+		if err := s.checkCommit(q, u, ds, c, n); err != nil {
+			return err
+		}
 		if have := committedWith(segs, n); have != u.Segments {
 			return incomplete(u, have)
 		}
-		if err := s.commitChecked(q, u, ds, c, n); err != nil {
+		if err := s.commitChecked(q, u, c); err != nil {
 			return err
 		}
 		if segs, err = s.cat.Segments(q.ctx, u.File.ID); err != nil {
