@@ -194,6 +194,13 @@ type BeginUploadRequest struct {
 	// HashAlg is the piece hash the client computes: "blake3" (default,
 	// storage.DefaultHashAlg) or "sha256". It goes into the manifest.
 	HashAlg string `json:"hash_alg,omitempty"`
+	// PresignSegments, when above 0, asks for PUT URLs of every piece of
+	// the first PresignSegments segments with the answer (Upload.Presigned),
+	// so a small file needs no presign batch of its own. It is cut to the
+	// segments the file has and to the whole segments MaxPresignBatch
+	// pieces hold, since the caller learns the layout only from the
+	// answer; each piece passes the checks of the presign batch.
+	PresignSegments int `json:"presign_segments,omitempty"`
 }
 
 type Target struct {
@@ -223,6 +230,11 @@ type Upload struct {
 	ExpiresAt time.Time             `json:"expires_at"`
 	State     string                `json:"state"`    // "open", "complete", "aborted", "expired"
 	HashAlg   string                `json:"hash_alg"` // piece hash algorithm, as in the manifest
+	// Presigned, when the begin asked for it (PresignSegments), holds PUT
+	// URLs of every piece of segments 0..len(Presigned)/(K+M)-1: segment
+	// by segment, piece by piece, each for the target Placement puts it
+	// on, as a presign batch of those pieces in that order would answer.
+	Presigned []PresignResponse `json:"presigned,omitempty"`
 }
 
 type PresignRequest struct {
@@ -239,6 +251,12 @@ type PresignResponse struct {
 type CompleteUploadRequest struct {
 	SHA256 string `json:"sha256"` // hex, of the plaintext
 	MD5    string `json:"md5"`    // hex, of the plaintext
+	// Commit, if set, commits one segment (typically the last) before the
+	// upload completes, exactly as PUT /v1/uploads/{upload}/segments/{n}
+	// with n = Commit.Index would: a segment that call refuses is refused
+	// with the same error, and nothing completes. A repeat of a complete
+	// that succeeded returns the file, as without it.
+	Commit *storage.SegmentMeta `json:"commit,omitempty"`
 }
 
 type FetchResponse struct {
@@ -253,6 +271,13 @@ type FetchResponse struct {
 	// registered recipient, followed by the payload nonce.
 	HeaderObject string   `json:"header_object"`
 	Targets      []Target `json:"targets"`
+	// Batch answers the fetch's optional body (a FetchBatchRequest): the
+	// first presign batch, as POST /v1/fetches/{file}/presign-batch gives
+	// it, so a small file needs no batch call of its own. Its Count is cut
+	// to the segments from First on the file has and to the whole
+	// segments MaxPresignBatch pieces hold, since the caller learns the
+	// layout only from this answer.
+	Batch *FetchBatchResponse `json:"batch,omitempty"`
 }
 
 // GrantRequest records one use period of the NBDC user register. A user

@@ -46,3 +46,13 @@ type FetchBatchResponse struct {
 	Segments []storage.SegmentMeta `json:"segments"`
 	URLs     []PresignResponse     `json:"urls"`
 }
+
+// FoldedCount is how many segments a presign folded into the call that
+// opens a transfer covers (BeginUploadRequest.PresignSegments, the fetch's
+// FetchBatchRequest): want, cut to the segments a file of n segments has
+// from first on and to the whole segments of per pieces each that one
+// batch of MaxPresignBatch holds. The caller of those calls cannot know n
+// or per before the answer, so a longer ask is cut rather than refused.
+func FoldedCount(want, first, n, per int) int {
+	return max(0, min(want, n-first, MaxPresignBatch/max(per, 1)))
+}

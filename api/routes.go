@@ -169,7 +169,7 @@ var (
 		Response: []File(nil)}
 
 	BeginUpload = &Route{Pattern: "POST /v1/datasets/{ds}/uploads", Action: "upload.begin", Login: true, Rule: RuleSubmit, Repeatable: true,
-		Request: BeginUploadRequest{}, Response: Upload{}}
+		Request: BeginUploadRequest{}, Response: Upload{}, Note: "presign_segments: the first PUT URLs come with the answer"}
 	ShowUpload = &Route{Pattern: "GET /v1/uploads/{upload}", Action: "upload.show", Login: true, Rule: RuleOwnUpload,
 		Response: Upload{}, Note: "with its committed segments"}
 	PresignUpload = &Route{Pattern: "POST /v1/uploads/{upload}/presign", Action: "upload.presign", Login: true, Rule: RuleOwnUploadWrite, Repeatable: true,
@@ -179,12 +179,12 @@ var (
 	CommitSegment = &Route{Pattern: "PUT /v1/uploads/{upload}/segments/{n}", Action: "upload.commit", Login: true, Rule: RuleOwnUploadWrite, Repeatable: true,
 		Request: storage.SegmentMeta{}, Response: Upload{}}
 	CompleteUpload = &Route{Pattern: "POST /v1/uploads/{upload}/complete", Action: "upload.complete", Login: true, Rule: RuleOwnUploadWrite, Repeatable: true,
-		Request: CompleteUploadRequest{}, Response: File{}}
+		Request: CompleteUploadRequest{}, Response: File{}, Note: "commit: the last segment's commit may come with it"}
 	AbortUpload = &Route{Pattern: "DELETE /v1/uploads/{upload}", Action: "upload.abort", Login: true, Rule: RuleOwnUpload, Repeatable: true,
 		Note: "204; the session's pieces are deleted"}
 
 	FetchFile = &Route{Pattern: "POST /v1/datasets/{ds}/files/{name}/fetch", Action: "file.fetch", Login: true, Rule: RuleReadData, Repeatable: true,
-		Response: FetchResponse{}, Note: "the header for the caller's recipient, and the manifest head"}
+		Request: FetchBatchRequest{}, Response: FetchResponse{}, Note: "the header for the caller's recipient, and the manifest head; the body is optional and asks for the first presign batch"}
 	PresignFetch = &Route{Pattern: "POST /v1/fetches/{file}/presign", Action: "fetch.presign", Login: true, Rule: RuleReadData, Repeatable: true,
 		Request: PresignRequest{}, Response: PresignResponse{}, Note: "a GET URL for one piece"}
 	PresignFetchBatch = &Route{Pattern: "POST /v1/fetches/{file}/presign-batch", Action: "fetch.presign-batch", Login: true, Rule: RuleReadData, Repeatable: true,

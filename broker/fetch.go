@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/http"
 	"sync"
 
@@ -19,8 +20,13 @@ import (
 func (s *Server) fetch(q *request) error {
 	dsID, name := q.r.PathValue("ds"), q.r.PathValue("name")
 	q.object = "dataset/" + dsID + "/file/" + name
-	if err := q.noBody(); err != nil {
+	// An optional body asks for the first presign batch with the answer.
+	var batch *api.FetchBatchRequest
+	if err := q.optionalBody(&batch); err != nil {
 		return err
+	}
+	if batch != nil && *batch == (api.FetchBatchRequest{}) {
+		batch = nil // {}: no options, as before the body was read
 	}
 	if ValidateName(name) != nil {
 		return notFoundFile(dsID, name)
@@ -67,9 +73,32 @@ func (s *Server) fetch(q *request) error {
 	}
 	// The head only: the entries come with the presign batches, so this
 	// answer is the same size for a 1 MiB file and a 200 GB one.
-	return q.reply(http.StatusOK, api.FetchResponse{
+	out := api.FetchResponse{
 		File: apiFile(f), Manifest: v.m.Head(), HeaderObject: base64.StdEncoding.EncodeToString(hdr), Targets: v.targets,
-	})
+	}
+	if batch != nil {
+		if out.Batch, err = s.firstBatch(q, v.m, *batch); err != nil {
+			return err
+		}
+	}
+	return q.reply(http.StatusOK, out)
+}
+
+// firstBatch is the presign batch a fetch asked for with it: the batch
+// route's answer for req with its Count cut by api.FoldedCount, whose
+// rule (RuleReadData) the fetch's own checks have just applied. The audit
+// record's detail says which URLs were made.
+func (s *Server) firstBatch(q *request, m *storage.Manifest, req api.FetchBatchRequest) (*api.FetchBatchResponse, error) {
+	lo, hi := batchPieces(m, req.Parity)
+	if req.Count > 0 {
+		req.Count = max(1, api.FoldedCount(req.Count, req.First, m.SegmentCount(), hi-lo))
+	}
+	kind := "data"
+	if req.Parity {
+		kind = "parity"
+	}
+	q.detail = fmt.Sprintf("with GET URLs of the %s pieces of segments %d..%d", kind, req.First, req.First+req.Count-1)
+	return s.fetchBatch(q, m, req)
 }
 
 // verifiedManifest returns file f's manifest once its MAC verified under

@@ -70,7 +70,11 @@ type request struct {
 	// dataset is the dataset of object when the handler knows it, so the
 	// audit record need not look it up (audit.Record.Dataset).
 	dataset string
-	status  int
+	// detail, when set, goes into the audit record's detail: what else
+	// the call did (a presign or a commit carried by the call that opens
+	// or closes a transfer). A refusal's message follows it.
+	detail string
+	status int
 	// audited: the request's audit record is already committed (stream).
 	audited bool
 	// page, when set, renders a refusal for a browser instead of the JSON
@@ -280,7 +284,7 @@ func (s *Server) audit(q *request, err error, took time.Duration) {
 		slog.String("remote", q.r.RemoteAddr),
 		slog.Duration("took", took),
 	}
-	detail := ""
+	detail := q.detail
 	if err != nil {
 		result = audit.ResultRefused
 		if q.status >= 500 {
@@ -290,7 +294,13 @@ func (s *Server) audit(q *request, err error, took time.Duration) {
 		var he *httpError
 		if errors.As(err, &he) {
 			detail = he.msg
+			if q.detail != "" {
+				detail = q.detail + ": " + he.msg
+			}
 		}
+	}
+	if q.detail != "" {
+		attrs = append(attrs, slog.String("detail", q.detail))
 	}
 	if q.action == "unknown" {
 		detail = q.r.Method + " " + q.r.URL.Path

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"sync"
 
 	"github.com/dozo-vault/dozo/api"
@@ -142,15 +143,21 @@ func (s *Server) beginUpload(q *request) error {
 	if err != nil {
 		return badRequest("%v", err)
 	}
+	if req.PresignSegments < 0 || req.PresignSegments > api.MaxPresignBatch {
+		return badRequest("presign_segments %d out of range 0..%d", req.PresignSegments, api.MaxPresignBatch)
+	}
 	if u, err := s.resumable(q, a.ds, &req, fileKey, nonce); u != nil || err != nil {
 		if err != nil {
 			return err
 		}
+		q.object = "upload/" + u.ID
 		au, err := s.apiUpload(q.ctx, u, a.ds)
 		if err != nil {
 			return err
 		}
-		q.object = "upload/" + u.ID
+		if err := s.presignFirst(q, u, a.ds, req.PresignSegments, &au); err != nil {
+			return err
+		}
 		return q.reply(http.StatusOK, au)
 	}
 	// Pieces go only to targets that are up (ops.go); the session keeps
@@ -189,7 +196,38 @@ func (s *Server) beginUpload(q *request) error {
 	if err != nil {
 		return err
 	}
+	if err := s.presignFirst(q, stored, a.ds, req.PresignSegments, &au); err != nil {
+		return err
+	}
 	return q.reply(http.StatusCreated, au)
+}
+
+// presignFirst gives au the PUT URLs a begin asked for with it (want
+// segments, cut by api.FoldedCount): every piece of the first segments,
+// checked and presigned as a presign batch of those pieces, in the same
+// order, would be. The caller is the session's creator and passed the
+// submitter and freeze checks of the begin, which are the batch's
+// (openUpload). The audit record's detail says which URLs were made.
+func (s *Server) presignFirst(q *request, u *catalog.Upload, ds *catalog.Dataset, want int, au *api.Upload) error {
+	if want == 0 {
+		return nil
+	}
+	plan, targets, err := s.plannedTargets(u, ds)
+	if err != nil {
+		return err
+	}
+	n := api.FoldedCount(want, 0, u.Segments, plan.layout.Shards())
+	q.detail = fmt.Sprintf("with PUT URLs of the %d pieces of segments 0..%d", n*plan.layout.Shards(), n-1)
+	pieces, err := firstPieces(u, plan, targets, n)
+	if err != nil {
+		return err
+	}
+	urls, err := s.presignPuts(q, u, ds, plan, targets, pieces)
+	if err != nil {
+		return err
+	}
+	au.Presigned = urls
+	return nil
 }
 
 func nameTaken(ds, name string) *httpError {
@@ -514,21 +552,11 @@ func (s *Server) commitSegment(q *request) error {
 	if err := q.decode(&meta); err != nil {
 		return err
 	}
-	plan, targets, err := s.plannedTargets(u, ds)
-	if err != nil {
+	if err := s.checkCommit(q, u, ds, &meta, n); err != nil {
 		return err
 	}
-	if err := checkSegment(&meta, plan, targets, n); err != nil {
-		return badRequest("%v", err)
-	}
-	if err := s.statPieces(q.ctx, ds.ID, u.File.ID, &meta); err != nil {
+	if err := s.commitChecked(q, u, &meta); err != nil {
 		return err
-	}
-	now := s.now()
-	if err := s.cat.CommitSegment(q.ctx, u.ID, meta, now, now.Add(s.uploadTTL)); errors.Is(err, catalog.ErrState) {
-		return errorf(http.StatusConflict, "upload %s is no longer open", u.ID)
-	} else if err != nil {
-		return internal("committing the segment", err)
 	}
 	u, err = s.cat.Upload(q.ctx, u.ID)
 	if err != nil {
@@ -539,6 +567,33 @@ func (s *Server) commitSegment(q *request) error {
 		return err
 	}
 	return q.reply(http.StatusOK, au)
+}
+
+// checkCommit checks that segment n of upload u may be committed as meta:
+// it passes checkSegment and every piece is stored, whole (statPieces).
+// The commit route and a complete carrying a segment's commit both check
+// with it, then commit with commitChecked.
+func (s *Server) checkCommit(q *request, u *catalog.Upload, ds *catalog.Dataset, meta *storage.SegmentMeta, n int) error {
+	plan, targets, err := s.plannedTargets(u, ds)
+	if err != nil {
+		return err
+	}
+	if err := checkSegment(meta, plan, targets, n); err != nil {
+		return badRequest("%v", err)
+	}
+	return s.statPieces(q.ctx, ds.ID, u.File.ID, meta)
+}
+
+// commitChecked records segment meta of upload u, which checkCommit
+// passed, and extends the session's life.
+func (s *Server) commitChecked(q *request, u *catalog.Upload, meta *storage.SegmentMeta) error {
+	now := s.now()
+	if err := s.cat.CommitSegment(q.ctx, u.ID, *meta, now, now.Add(s.uploadTTL)); errors.Is(err, catalog.ErrState) {
+		return errorf(http.StatusConflict, "upload %s is no longer open", u.ID)
+	} else if err != nil {
+		return internal("committing the segment", err)
+	}
+	return nil
 }
 
 func (s *Server) completeUpload(q *request) error {
@@ -573,9 +628,30 @@ func (s *Server) completeUpload(q *request) error {
 	if err != nil {
 		return internal("reading segments", err)
 	}
+	if c := req.Commit; c != nil {
+		// The commit route's checks, in its words; the audit record names
+		// the segment as the commit's would. A complete that would be
+		// refused for a missing segment commits nothing.
+		n, err := parseIndex(strconv.Itoa(c.Index), u.Segments)
+		if err != nil {
+			return badRequest("segment: %v", err)
+		}
+		q.detail = fmt.Sprintf("with the commit of upload/%s/segment/%d", u.ID, n)
+		if err := s.checkCommit(q, u, ds, c, n); err != nil {
+			return err
+		}
+		if have := committedWith(segs, n); have != u.Segments {
+			return incomplete(u, have)
+		}
+		if err := s.commitChecked(q, u, c); err != nil {
+			return err
+		}
+		if segs, err = s.cat.Segments(q.ctx, u.File.ID); err != nil {
+			return internal("reading segments", err)
+		}
+	}
 	if len(segs) != u.Segments {
-		return &httpError{status: http.StatusConflict, msg: fmt.Sprintf("upload %s has %d of %d segments committed", u.ID, len(segs), u.Segments),
-			hint: "commit every segment, then complete"}
+		return incomplete(u, len(segs))
 	}
 	plan, err := planUpload(ds, u.File.Size)
 	if err != nil {
@@ -613,6 +689,22 @@ func (s *Server) completeUpload(q *request) error {
 	}
 	q.object = "file/" + f.ID
 	return q.reply(http.StatusOK, apiFile(f))
+}
+
+// committedWith is how many segments are committed once segment n is,
+// given the committed segments segs.
+func committedWith(segs []storage.SegmentMeta, n int) int {
+	for _, m := range segs {
+		if m.Index == n {
+			return len(segs)
+		}
+	}
+	return len(segs) + 1
+}
+
+func incomplete(u *catalog.Upload, have int) *httpError {
+	return &httpError{status: http.StatusConflict, msg: fmt.Sprintf("upload %s has %d of %d segments committed", u.ID, have, u.Segments),
+		hint: "commit every segment, then complete"}
 }
 
 func (s *Server) abortUpload(q *request) error {

@@ -72,6 +72,10 @@ func TestCallsMatchRouteTable(t *testing.T) {
 		{api.CompleteUpload, func() error { _, err := c.CompleteUpload(ctx, "U", api.CompleteUploadRequest{}); return err }},
 		{api.AbortUpload, func() error { return c.AbortUpload(ctx, "U") }},
 		{api.FetchFile, func() error { _, err := c.Fetch(ctx, "D", "dir/a b?.vcf"); return err }},
+		{api.FetchFile, func() error {
+			_, err := c.FetchWithBatch(ctx, "D", "dir/a b?.vcf", api.FetchBatchRequest{Count: 1})
+			return err
+		}},
 		{api.PresignFetch, func() error { _, err := c.PresignFetch(ctx, "F", "t", "k"); return err }},
 		{api.PresignFetchBatch, func() error {
 			_, err := c.PresignFetchBatch(ctx, "F", api.FetchBatchRequest{Count: 1})

@@ -54,14 +54,19 @@ func TestAuditChain(t *testing.T) {
 	seen := map[string]bool{}
 	for _, r := range rs {
 		seen[r.Actor+" "+r.Action+" "+r.Result] = true
+		if d, _, ok := strings.Cut(r.Detail, " of "); ok && strings.HasPrefix(d, "with ") {
+			// A presign or commit carried by the call that opens or
+			// closes the transfer.
+			seen[r.Actor+" "+r.Action+" "+r.Result+" "+d] = true
+		}
 		if r.Dataset != ds || r.RequestID == "" || r.Source == "" {
 			t.Errorf("record %d lacks dataset, request id or source: %+v", r.Seq, r)
 		}
 	}
 	for _, w := range []string{
-		sam.name + " dataset.create ok", sam.name + " upload.begin ok", sam.name + " upload.presign-batch ok", sam.name + " upload.commit ok",
-		sam.name + " upload.complete ok", rita.name + " file.fetch refused", sam.name + " grant.put ok",
-		rita.name + " file.fetch ok", rita.name + " fetch.presign-batch ok",
+		sam.name + " dataset.create ok", sam.name + " upload.begin ok with PUT URLs",
+		sam.name + " upload.complete ok with the commit", rita.name + " file.fetch refused", sam.name + " grant.put ok",
+		rita.name + " file.fetch ok with GET URLs",
 	} {
 		if !seen[w] {
 			t.Errorf("no audit record %q among %d records of %s", w, len(rs), ds)

@@ -82,6 +82,9 @@ func TestAuditFetchByName(t *testing.T) {
 	if !strings.Contains(table, "NA12878.chr20.vcf") || strings.Contains(table, "presign") || strings.Contains(table, "audit.list") {
 		t.Errorf("default table:\n%s", table)
 	}
+	// A range fetch presigns in a batch call of its own (a whole fetch
+	// of this one-window file gets its URLs with the fetch call).
+	rita.must(t, "fetch", ds+"/NA12878.chr20.vcf", "-o", filepath.Join(t.TempDir(), "part"), "--range", "0-99")
 	if all := sam.must(t, "audit", "list", "--dataset", ds, "--all"); !strings.Contains(all, "fetch.presign-batch") || !strings.Contains(all, "audit.list") {
 		t.Errorf("--all lacks presign or audit-list rows:\n%s", all)
 	}

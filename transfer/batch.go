@@ -186,6 +186,30 @@ func uploadPresigner(c *client.Client, u *api.Upload, p placement) *batchPresign
 	}
 }
 
+// seed caches the URLs that came with the begin of the upload
+// (api.Upload.Presigned): every piece of its first segments, segment by
+// segment and piece by piece, as the batch of window 0 would have brought
+// them. An answer of another shape is left unused: the pieces are then
+// presigned as if it had not come.
+func (b *batchPresigner) seed(presigned []api.PresignResponse) {
+	shards := b.k
+	if len(presigned) == 0 || shards == 0 || len(presigned)%shards != 0 || len(presigned)/shards > b.nsegs {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.clock()
+	for seg := range len(presigned) / shards {
+		for i, r := range b.pieces(seg, false) {
+			b.cache[r.Target+"\n"+r.Key] = cachedURL{presigned[seg*shards+i], now}
+		}
+	}
+	if b.batched == nil {
+		b.batched = map[int]bool{}
+	}
+	b.batched[0] = true
+}
+
 // fetchBatcher reads the file whose manifest head is m: it is the
 // storage.EntrySource of its Reader and the presigner of its targets. One
 // batch call gives the entries of batchSegments segments and the URLs of
@@ -271,7 +295,35 @@ func (b *fetchBatcher) fetchLocked(ctx context.Context, seg int, parity bool) er
 	if err != nil {
 		return err
 	}
-	if len(r.Segments) != count || len(r.URLs) != count*per {
+	return b.takeLocked(seg, first, count, parity, r)
+}
+
+// firstBatch is what a fetch asks dozod to send with its answer: the
+// window of data pieces fetchLocked would ask for first, whatever the
+// file's layout (dozod cuts it to the file and to one batch).
+var firstBatch = api.FetchBatchRequest{First: 0, Count: batchSegments}
+
+// seed takes the batch that came with the fetch's answer (firstBatch, cut
+// by dozod to the file's segments and one batch), as if fetchLocked had
+// asked for it.
+func (b *fetchBatcher) seed(r *api.FetchBatchResponse) error {
+	if r == nil {
+		return nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.takeLocked(0, 0, len(r.Segments), false, r)
+}
+
+// takeLocked checks batch r of count segments from first on, asked for
+// segment seg, and keeps its entries and URLs.
+func (b *fetchBatcher) takeLocked(seg, first, count int, parity bool, r *api.FetchBatchResponse) error {
+	per := b.m.K
+	if parity {
+		per = b.m.M
+	}
+	size := max(1, min(batchSegments, api.MaxPresignBatch/max(per, 1)))
+	if count < 1 || first+count > b.m.SegmentCount() || len(r.Segments) != count || len(r.URLs) != count*per {
 		return fmt.Errorf("dozod sent %d entries and %d URLs for %d segments", len(r.Segments), len(r.URLs), count)
 	}
 	for i := range r.Segments {

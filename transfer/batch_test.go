@@ -35,9 +35,31 @@ func TestPresignBatching(t *testing.T) {
 			}
 			continue
 		}
-		// 6 segments fit one batch each way.
-		if single != 0 || batches != 2 {
-			t.Errorf("%d single presigns and %d batches, want 0 and 2", single, batches)
+		// 6 segments fit the first batch each way, which comes with the
+		// begin and with the fetch: no batch call of its own.
+		if single != 0 || batches != 0 {
+			t.Errorf("%d single presigns and %d batches, want 0 and 0", single, batches)
 		}
+	}
+}
+
+// TestPresignBatchingPastFirstWindow: a file longer than the window that
+// comes with the begin and the fetch presigns the rest in one batch each
+// way, and a segment of the first window is not presigned again.
+func TestPresignBatchingPastFirstWindow(t *testing.T) {
+	e := newEnv(t)
+	path, data := writeRandom(t, (batchSegments+3)*fakePlainSeg)
+	if _, err := e.upload(t, path); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	if _, err := e.fetch(t, FetchOptions{Output: out}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(out); !bytes.Equal(got, data) {
+		t.Fatal("fetched file differs")
+	}
+	if single, batches, puts := e.fk.presigns.Load(), e.fk.batches.Load(), e.fk.puts.Load(); single != 0 || batches != 2 || puts != int64(6*(batchSegments+3)) {
+		t.Errorf("%d single presigns, %d batches and %d PUTs, want 0, 2 and %d", single, batches, puts, 6*(batchSegments+3))
 	}
 }

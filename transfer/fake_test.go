@@ -54,6 +54,7 @@ type fakeDozod struct {
 	presigns     atomic.Int64 // single presigns
 	storeConns   atomic.Int64 // connections opened to storage
 	batches      atomic.Int64 // batch presigns
+	commits      atomic.Int64 // segment commits carried by a complete
 	noBatch      bool         // answer batch presigns 404, like an older dozod
 
 	// placement, if set, changes the placement upload sessions announce
@@ -219,7 +220,7 @@ func (f *fakeDozod) serveAPI(w http.ResponseWriter, r *http.Request, rt *api.Rou
 				f.fail(w, 409, "an upload in progress has this name", "")
 				return
 			}
-			f.reply(w, up.Upload)
+			f.reply(w, f.presignFirst(up.Upload, req.PresignSegments))
 			return
 		}
 		f.nextID++
@@ -234,7 +235,7 @@ func (f *fakeDozod) serveAPI(w http.ResponseWriter, r *http.Request, rt *api.Rou
 			up.Placement = f.placement(up.Placement)
 		}
 		f.uploads[up.ID] = up
-		f.reply(w, up.Upload)
+		f.reply(w, f.presignFirst(up.Upload, req.PresignSegments))
 	case api.ShowUpload, api.AbortUpload, api.PresignUploadBatch, api.PresignUpload, api.CommitSegment, api.CompleteUpload:
 		up := f.uploads[r.PathValue("upload")]
 		if up == nil {
@@ -273,23 +274,29 @@ func (f *fakeDozod) serveAPI(w http.ResponseWriter, r *http.Request, rt *api.Rou
 		case api.CommitSegment:
 			var seg storage.SegmentMeta
 			json.NewDecoder(r.Body).Decode(&seg)
-			// Like dozod's checkSegment: the index and stored size must be
-			// the ones the session's size implies.
 			n, err := strconv.Atoi(r.PathValue("n"))
-			stored := crypto.CiphertextSize(up.Size)
-			if err != nil || n < 0 || n >= up.Segments || seg.Index != n {
-				f.fail(w, 400, fmt.Sprintf("segment: index %s out of range", r.PathValue("n")), "")
+			if err != nil {
+				n = -1
+			}
+			if msg := up.commit(n, seg); msg != "" {
+				f.fail(w, 400, msg, "")
 				return
 			}
-			if want := min(up.SegmentSize, stored-int64(n)*up.SegmentSize); seg.Size != want {
-				f.fail(w, 400, fmt.Sprintf("segment %d: size %d, want %d", n, seg.Size, want), "")
-				return
-			}
-			up.Committed = append(up.Committed, seg)
 			f.reply(w, up.Upload)
 		case api.CompleteUpload:
 			var req api.CompleteUploadRequest
 			json.NewDecoder(r.Body).Decode(&req)
+			if up.State == "complete" {
+				f.reply(w, f.files[up.Dataset+"/"+up.Name].File)
+				return
+			}
+			if req.Commit != nil {
+				f.commits.Add(1)
+				if msg := up.commit(req.Commit.Index, *req.Commit); msg != "" {
+					f.fail(w, 400, msg, "")
+					return
+				}
+			}
 			l, _ := filestore.Layout(4, 2, fakePlainSeg)
 			m, err := storage.NewManifest(up.Dataset, up.FileID, l, cmp.Or(up.HashAlg, storage.DefaultHashAlg), up.Committed)
 			if err == nil && m.Size != crypto.CiphertextSize(up.Size) {
@@ -334,7 +341,18 @@ func (f *fakeDozod) serveAPI(w http.ResponseWriter, r *http.Request, rt *api.Rou
 			f.fail(w, 500, err.Error(), "")
 			return
 		}
-		f.reply(w, api.FetchResponse{File: ff.File, Manifest: ff.m.Head(), HeaderObject: base64.StdEncoding.EncodeToString(hdr), Targets: f.order})
+		fr := api.FetchResponse{File: ff.File, Manifest: ff.m.Head(), HeaderObject: base64.StdEncoding.EncodeToString(hdr), Targets: f.order}
+		var req *api.FetchBatchRequest
+		json.NewDecoder(r.Body).Decode(&req)
+		if req != nil {
+			// Like dozod: the first batch, cut to the file and one batch.
+			req.Count = max(1, api.FoldedCount(req.Count, req.First, len(ff.m.Segments), ff.m.K))
+			if fr.Batch = f.batchOf(ff.m, *req); fr.Batch == nil {
+				f.fail(w, 400, "bad fetch batch", "")
+				return
+			}
+		}
+		f.reply(w, fr)
 	case api.PresignFetchBatch:
 		f.fetchBatch(w, r, r.PathValue("file"))
 	case api.PresignFetch:
@@ -367,23 +385,67 @@ func (f *fakeDozod) fetchBatch(w http.ResponseWriter, r *http.Request, fileID st
 			m = ff.m
 		}
 	}
-	if m == nil || req.First < 0 || req.Count < 1 || req.First+req.Count > len(m.Segments) {
+	if m == nil {
+		f.fail(w, 400, "bad fetch batch", "")
+		return
+	}
+	out := f.batchOf(m, req)
+	if out == nil {
 		f.fail(w, 400, "bad fetch batch", "")
 		return
 	}
 	f.batches.Add(1)
+	f.reply(w, out)
+}
+
+// batchOf is a fetch batch's answer for req on m, nil for a bad request.
+func (f *fakeDozod) batchOf(m *storage.Manifest, req api.FetchBatchRequest) *api.FetchBatchResponse {
+	if req.First < 0 || req.Count < 1 || req.First+req.Count > len(m.Segments) {
+		return nil
+	}
 	lo, hi := 0, m.K
 	if req.Parity {
 		lo, hi = m.K, m.K+m.M
 	}
-	out := api.FetchBatchResponse{Segments: m.Segments[req.First : req.First+req.Count]}
+	out := &api.FetchBatchResponse{Segments: m.Segments[req.First : req.First+req.Count]}
 	for _, seg := range out.Segments {
 		for j := lo; j < hi; j++ {
 			out.URLs = append(out.URLs, api.PresignResponse{URL: f.store.URL + "/" + seg.Pieces[j].Target + "/" + storage.PieceKey(m.DatasetID, m.FileID, seg.Index, j) + "?sig=secret",
 				Method: "GET", ExpiresAt: time.Now().Add(10 * time.Minute)})
 		}
 	}
-	f.reply(w, out)
+	return out
+}
+
+// presignFirst is a begin's answer u with the PUT URLs of its first want
+// segments, as dozod gives them.
+func (f *fakeDozod) presignFirst(u api.Upload, want int) api.Upload {
+	if f.noBatch || want == 0 || len(u.Placement) == 0 {
+		return u // (a malformed placement is the client's to refuse)
+	}
+	per := u.K + u.M
+	for seg := range api.FoldedCount(want, 0, u.Segments, per) {
+		for _, t := range u.Placement[seg%len(u.Placement)] {
+			key := storage.PieceKey(u.Dataset, u.FileID, seg, len(u.Presigned)%per)
+			u.Presigned = append(u.Presigned, api.PresignResponse{URL: f.store.URL + "/" + t + "/" + key + "?sig=secret",
+				Method: "PUT", ExpiresAt: time.Now().Add(10 * time.Minute)})
+		}
+	}
+	return u
+}
+
+// commit records segment seg as number n of the upload, with dozod's
+// checks of its index and stored size; it returns dozod's refusal, or "".
+func (up *fakeUpload) commit(n int, seg storage.SegmentMeta) string {
+	stored := crypto.CiphertextSize(up.Size)
+	if n < 0 || n >= up.Segments || seg.Index != n {
+		return fmt.Sprintf("segment: index %d out of range", n)
+	}
+	if want := min(up.SegmentSize, stored-int64(n)*up.SegmentSize); seg.Size != want {
+		return fmt.Sprintf("segment %d: size %d, want %d", n, seg.Size, want)
+	}
+	up.Committed = append(up.Committed, seg)
+	return ""
 }
 
 func (f *fakeDozod) presignBatch(w http.ResponseWriter, r *http.Request, method string) {

@@ -123,7 +123,13 @@ func FetchFile(ctx context.Context, c *client.Client, o FetchOptions) (*FetchRes
 // fetch gets the manifest and header and writes the file.
 func (f *fetcher) fetch(ctx context.Context) (*FetchResult, error) {
 	c, o, op := f.c, f.o, f.op
-	fr, err := c.Fetch(ctx, o.Dataset, o.Name)
+	// The first presign batch comes with the answer, unless only a
+	// range is wanted (which may start anywhere).
+	fetch := func() (*api.FetchResponse, error) { return c.FetchWithBatch(ctx, o.Dataset, o.Name, firstBatch) }
+	if o.Range != nil {
+		fetch = func() (*api.FetchResponse, error) { return c.Fetch(ctx, o.Dataset, o.Name) }
+	}
+	fr, err := fetch()
 	if err != nil {
 		return nil, opError(op, err)
 	}
@@ -142,7 +148,9 @@ func (f *fetcher) fetch(ctx context.Context) (*FetchResult, error) {
 	defer boundHeap(int64(readahead(seg)+1)*seg + seg/int64(max(m.K, 1))*int64(m.M) + pipeBlocks*pipeBlockSize)()
 	f.fr, f.hdr = fr, hdr
 	f.res = &FetchResult{File: fr.File, Output: o.Output}
-	f.targets, f.entries = FetchTargets(c, fr.Manifest, fr.Targets)
+	if f.targets, f.entries, err = fetchTargets(c, fr); err != nil {
+		return nil, opError(op, err)
+	}
 	if err := f.run(ctx); err != nil {
 		return nil, err
 	}

@@ -122,6 +122,7 @@ type PresignedTarget struct {
 // batchPresigner).
 func uploadTargets(c *client.Client, u *api.Upload, p placement) ([]storage.Target, func(seg int) ([]storage.Target, error)) {
 	b := uploadPresigner(c, u, p)
+	b.seed(u.Presigned) // the URLs that came with the begin, if any
 	ts := targets(storageHTTP, u.Targets, b.presign, b.flush)
 	return ts, p.on(ts)
 }
@@ -132,6 +133,16 @@ func uploadTargets(c *client.Client, u *api.Upload, p placement) ([]storage.Targ
 func FetchTargets(c *client.Client, m *storage.Manifest, ts []api.Target) ([]storage.Target, storage.EntrySource) {
 	b := newFetchBatcher(c, m)
 	return targets(storageHTTP, ts, b.presign, b.flush), b.Entry
+}
+
+// fetchTargets is FetchTargets for the answer of a fetch, starting with
+// the presign batch that came with it (fr.Batch), if any.
+func fetchTargets(c *client.Client, fr *api.FetchResponse) ([]storage.Target, storage.EntrySource, error) {
+	b := newFetchBatcher(c, fr.Manifest)
+	if err := b.seed(fr.Batch); err != nil {
+		return nil, nil, err
+	}
+	return targets(storageHTTP, fr.Targets, b.presign, b.flush), b.Entry, nil
 }
 
 func targets(hc *http.Client, ts []api.Target, presign presignFunc, stale func()) []storage.Target {

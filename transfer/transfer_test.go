@@ -496,11 +496,11 @@ func perm(t *testing.T, path string) os.FileMode {
 }
 
 // TestSmallFileCalls pins the requests a one-segment file costs, which
-// bound a batch of small files: to dozod, for an upload, begin, one presign
-// batch, the segment's commit and complete; for a fetch, the header and one
-// presign batch (dozo then reports the fetch for the audit log, a third);
-// to storage, one PUT per piece and a GET for each of the K pieces a
-// healthy read needs.
+// bound a batch of small files: to dozod, for an upload, the begin (which
+// brings the PUT URLs) and the complete (which carries the segment's
+// commit); for a fetch, the header with the first presign batch (dozo
+// then reports the fetch for the audit log, a second); to storage, one
+// PUT per piece and a GET for each of the K pieces a healthy read needs.
 func TestSmallFileCalls(t *testing.T) {
 	e := newEnv(t)
 	var mu sync.Mutex
@@ -524,8 +524,9 @@ func TestSmallFileCalls(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := taken(); len(c) != 4 || e.fk.puts.Load() != 6 {
-		t.Errorf("upload of one segment: %d PUTs and %d calls to dozod, want 6 and 4: %q", e.fk.puts.Load(), len(c), c)
+	if c := taken(); len(c) != 2 || e.fk.puts.Load() != 6 || e.fk.commits.Load() != 1 {
+		t.Errorf("upload of one segment: %d PUTs and %d calls to dozod (%d commits with the complete), want 6, 2 and 1: %q",
+			e.fk.puts.Load(), len(c), e.fk.commits.Load(), c)
 	}
 	out := filepath.Join(t.TempDir(), "out.fq")
 	if _, err := e.fetch(t, FetchOptions{Output: out, Dataset: "DS1", Name: res.File.Name}); err != nil {
@@ -534,8 +535,8 @@ func TestSmallFileCalls(t *testing.T) {
 	if got, _ := os.ReadFile(out); !bytes.Equal(got, data) {
 		t.Fatal("fetched file differs")
 	}
-	if c := taken(); len(c) != 2 || e.fk.gets.Load() != 4 {
-		t.Errorf("fetch of one segment: %d GETs and %d calls to dozod, want 4 and 2: %q", e.fk.gets.Load(), len(c), c)
+	if c := taken(); len(c) != 1 || e.fk.gets.Load() != 4 {
+		t.Errorf("fetch of one segment: %d GETs and %d calls to dozod, want 4 and 1: %q", e.fk.gets.Load(), len(c), c)
 	}
 }
 

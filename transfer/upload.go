@@ -183,6 +183,9 @@ type uploader struct {
 	place      placement // dozod's, checked by setLayout
 	sentPrefix int64
 	done       *api.File // set when an earlier run had completed the upload
+	// last is the file's last segment once all its pieces are stored: it
+	// is committed by the complete call, not a commit of its own.
+	last *storage.SegmentMeta
 }
 
 // forget clears the file key from memory.
@@ -384,6 +387,8 @@ func (u *uploader) begin(ctx context.Context) error {
 		FileKey: base64.StdEncoding.EncodeToString(u.fileKey),
 		Nonce:   base64.StdEncoding.EncodeToString(u.nonce),
 		HashAlg: storage.DefaultHashAlg,
+		// The first window's PUT URLs come with the session (uploadTargets).
+		PresignSegments: batchSegments,
 	})
 	if err != nil {
 		return opError(u.op, err)
@@ -506,8 +511,12 @@ func (u *uploader) run(ctx context.Context) (*UploadResult, error) {
 	f, err := u.c.CompleteUpload(ctx, u.up.ID, api.CompleteUploadRequest{
 		SHA256: hex.EncodeToString(u.prefix.SHA256.Sum(nil)),
 		MD5:    hex.EncodeToString(u.prefix.MD5.Sum(nil)),
+		Commit: u.last,
 	})
 	if err != nil {
+		if u.last != nil {
+			err = fmt.Errorf("committing segment %d and completing: %w", u.last.Index, err)
+		}
 		return nil, u.fail(ctx, err)
 	}
 	if u.j != nil {
@@ -537,8 +546,14 @@ func (u *uploader) record(i int, sum string) error {
 }
 
 // commit tells dozod that every piece of segment m is stored (its hash is
-// in the journal already, see record).
+// in the journal already, see record); the last segment's commit is kept
+// for the complete call.
 func (u *uploader) commit(ctx context.Context, m storage.SegmentMeta) error {
+	if m.Index == u.nsegs-1 {
+		// The last one rides with the complete (run), one call fewer.
+		u.last = &m
+		return nil
+	}
 	// Once every piece is stored, the commit is worth finishing even if
 	// the user pressed Ctrl-C meanwhile: the next run then resumes after
 	// this segment instead of sending it again.
