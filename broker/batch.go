@@ -32,7 +32,7 @@ func (s *Server) presignPutBatch(q *request) error {
 	if err != nil {
 		return err
 	}
-	urls, err := s.presignPuts(q, u, ds, plan, targets, req.Pieces)
+	urls, err := s.presignPuts(q, u, ds, plan, targets, req.Pieces, false)
 	if err != nil {
 		return err
 	}
@@ -40,10 +40,11 @@ func (s *Server) presignPutBatch(q *request) error {
 }
 
 // presignPuts presigns PUTs of pieces of open upload u, in order, once
-// every one passed checkPutPiece: all or nothing. It extends the
-// session's life, as any presign does. The presign batch and a begin that
-// asks for its first URLs both come here.
-func (s *Server) presignPuts(q *request, u *catalog.Upload, ds *catalog.Dataset, plan uploadPlan, targets []storage.Target, pieces []api.PresignRequest) ([]api.PresignResponse, error) {
+// every one passed checkPutPiece: all or nothing. Unless u was created by
+// this request (fresh), it extends the session's life, as any presign
+// does; a fresh session's life starts now already. The presign batch and
+// a begin that asks for its first URLs both come here.
+func (s *Server) presignPuts(q *request, u *catalog.Upload, ds *catalog.Dataset, plan uploadPlan, targets []storage.Target, pieces []api.PresignRequest, fresh bool) ([]api.PresignResponse, error) {
 	checked := make([]Target, len(pieces))
 	sizes := make([]int64, len(pieces))
 	for i, p := range pieces {
@@ -52,8 +53,10 @@ func (s *Server) presignPuts(q *request, u *catalog.Upload, ds *catalog.Dataset,
 			return nil, err
 		}
 	}
-	if err := s.cat.TouchUpload(q.ctx, u.ID, s.now().Add(s.uploadTTL)); err != nil {
-		return nil, errorf(http.StatusConflict, "upload %s is no longer open", u.ID)
+	if !fresh {
+		if err := s.cat.TouchUpload(q.ctx, u.ID, s.now().Add(s.uploadTTL)); err != nil {
+			return nil, errorf(http.StatusConflict, "upload %s is no longer open", u.ID)
+		}
 	}
 	out := make([]api.PresignResponse, len(pieces))
 	for i, p := range pieces {

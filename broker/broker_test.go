@@ -130,6 +130,15 @@ func (e *env) upload(token, ds, name string, data []byte, fileKey, nonce []byte)
 
 func (e *env) writeAndCommit(token string, up *api.Upload, data, fileKey, nonce []byte) {
 	e.t.Helper()
+	for _, s := range e.writeSegments(up, data, fileKey, nonce) {
+		e.must(200, token, "PUT", fmt.Sprintf("/v1/uploads/%s/segments/%d", up.ID, s.Index), s, nil)
+	}
+}
+
+// writeSegments stores the upload's pieces on the env's targets and
+// returns the segments' metadata, committing nothing.
+func (e *env) writeSegments(up *api.Upload, data, fileKey, nonce []byte) []storage.SegmentMeta {
+	e.t.Helper()
 	l, err := filestore.Layout(up.K, up.M, up.PlainSegmentSize)
 	if err != nil {
 		e.t.Fatal(err)
@@ -146,9 +155,7 @@ func (e *env) writeAndCommit(token string, up *api.Upload, data, fileKey, nonce 
 	if len(segs) != up.Segments {
 		e.t.Fatalf("wrote %d segments, upload wants %d", len(segs), up.Segments)
 	}
-	for _, s := range segs {
-		e.must(200, token, "PUT", fmt.Sprintf("/v1/uploads/%s/segments/%d", up.ID, s.Index), s, nil)
-	}
+	return segs
 }
 
 func randBytes(n int) []byte {

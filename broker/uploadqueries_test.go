@@ -82,3 +82,41 @@ func TestUploadRefusalOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestFoldedUploadQueries: a one-segment upload in two calls, its URLs
+// with the begin and its commit with the complete. The begin does not
+// touch the session it has just made, and the complete records the
+// segment in its own transaction (catalog.CommitAndComplete) instead of
+// committing it first and reading the segments again: 9 and 14
+// statements before, the complete in two transactions.
+func TestFoldedUploadQueries(t *testing.T) {
+	e := newEnv(t)
+	e.day("2026-03-01")
+	e.must(201, "tok-sam", "POST", "/v1/datasets", api.CreateDatasetRequest{ID: "DS1", Title: "t", PlainSegmentSize: 1 << 20}, nil)
+	e.upload("tok-sam", "DS1", "warm.vcf", randBytes(1000), randBytes(16), randBytes(16)) // warm: warnings, memo, seen user
+	data := randBytes(1000)
+	key, nonce := randBytes(16), randBytes(16)
+	var up api.Upload
+	n := e.cat.Queries()
+	e.must(201, "tok-sam", "POST", "/v1/datasets/DS1/uploads", api.BeginUploadRequest{Name: "a.vcf", Size: int64(len(data)),
+		FileKey: base64.StdEncoding.EncodeToString(key), Nonce: base64.StdEncoding.EncodeToString(nonce), PresignSegments: 1}, &up)
+	begin := e.cat.Queries() - n
+	if len(up.Presigned) != up.K+up.M {
+		t.Fatalf("begin presigned %d URLs, want %d", len(up.Presigned), up.K+up.M)
+	}
+	segs := e.writeSegments(&up, data, key, nonce)
+	sha, md := sha256.Sum256(data), md5.Sum(data)
+	n = e.cat.Queries()
+	e.must(200, "tok-sam", "POST", "/v1/uploads/"+up.ID+"/complete",
+		api.CompleteUploadRequest{SHA256: hex.EncodeToString(sha[:]), MD5: hex.EncodeToString(md[:]), Commit: &segs[0]}, nil)
+	complete := e.cat.Queries() - n
+	for _, c := range []struct {
+		name     string
+		got, max int64
+	}{{"begin with URLs", begin, 8}, {"complete with the commit", complete, 11}} {
+		t.Logf("%s: %d statements", c.name, c.got)
+		if c.got > c.max {
+			t.Errorf("%s: %d statements, want at most %d", c.name, c.got, c.max)
+		}
+	}
+}

@@ -155,7 +155,7 @@ func (s *Server) beginUpload(q *request) error {
 		if err != nil {
 			return err
 		}
-		if err := s.presignFirst(q, u, a.ds, req.PresignSegments, &au); err != nil {
+		if err := s.presignFirst(q, u, a.ds, req.PresignSegments, &au, false); err != nil {
 			return err
 		}
 		return q.reply(http.StatusOK, au)
@@ -196,7 +196,7 @@ func (s *Server) beginUpload(q *request) error {
 	if err != nil {
 		return err
 	}
-	if err := s.presignFirst(q, stored, a.ds, req.PresignSegments, &au); err != nil {
+	if err := s.presignFirst(q, stored, a.ds, req.PresignSegments, &au, true); err != nil {
 		return err
 	}
 	return q.reply(http.StatusCreated, au)
@@ -208,7 +208,8 @@ func (s *Server) beginUpload(q *request) error {
 // order, would be. The caller is the session's creator and passed the
 // submitter and freeze checks of the begin, which are the batch's
 // (openUpload). The audit record's detail says which URLs were made.
-func (s *Server) presignFirst(q *request, u *catalog.Upload, ds *catalog.Dataset, want int, au *api.Upload) error {
+// fresh: this begin created the session (presignPuts).
+func (s *Server) presignFirst(q *request, u *catalog.Upload, ds *catalog.Dataset, want int, au *api.Upload, fresh bool) error {
 	if want == 0 {
 		return nil
 	}
@@ -222,7 +223,7 @@ func (s *Server) presignFirst(q *request, u *catalog.Upload, ds *catalog.Dataset
 	if err != nil {
 		return err
 	}
-	urls, err := s.presignPuts(q, u, ds, plan, targets, pieces)
+	urls, err := s.presignPuts(q, u, ds, plan, targets, pieces, fresh)
 	if err != nil {
 		return err
 	}
@@ -640,14 +641,10 @@ func (s *Server) completeUpload(q *request) error {
 		if err := s.checkCommit(q, u, ds, c, n); err != nil {
 			return err
 		}
-		if have := committedWith(segs, n); have != u.Segments {
-			return incomplete(u, have)
-		}
-		if err := s.commitChecked(q, u, c); err != nil {
-			return err
-		}
-		if segs, err = s.cat.Segments(q.ctx, u.File.ID); err != nil {
-			return internal("reading segments", err)
+		// The segment is recorded with the completion, in its transaction
+		// (catalog.CommitAndComplete); the manifest is built with it.
+		if segs = withSegment(segs, *c); len(segs) != u.Segments {
+			return incomplete(u, len(segs))
 		}
 	}
 	if len(segs) != u.Segments {
@@ -681,7 +678,12 @@ func (s *Server) completeUpload(q *request) error {
 	if err := s.putFileInfo(q.ctx, targets, ds, &u.File, req.SHA256, req.MD5); err != nil {
 		return &httpError{status: http.StatusServiceUnavailable, msg: "storing the file info failed; retry complete", cause: err}
 	}
-	f, err := s.cat.CompleteUpload(q.ctx, u.ID, req.SHA256, req.MD5, mb, s.now())
+	var f *catalog.File
+	if req.Commit != nil {
+		f, err = s.cat.CommitAndComplete(q.ctx, u.ID, *req.Commit, req.SHA256, req.MD5, mb, s.now())
+	} else {
+		f, err = s.cat.CompleteUpload(q.ctx, u.ID, req.SHA256, req.MD5, mb, s.now())
+	}
 	if errors.Is(err, catalog.ErrState) {
 		return errorf(http.StatusConflict, "upload %s cannot complete: %v", u.ID, err)
 	} else if err != nil {
@@ -691,15 +693,17 @@ func (s *Server) completeUpload(q *request) error {
 	return q.reply(http.StatusOK, apiFile(f))
 }
 
-// committedWith is how many segments are committed once segment n is,
-// given the committed segments segs.
-func committedWith(segs []storage.SegmentMeta, n int) int {
+// withSegment is the committed segments segs, in index order, once seg is
+// committed too (replacing a commit of the same index).
+func withSegment(segs []storage.SegmentMeta, seg storage.SegmentMeta) []storage.SegmentMeta {
+	out := make([]storage.SegmentMeta, 0, len(segs)+1)
 	for _, m := range segs {
-		if m.Index == n {
-			return len(segs)
+		if m.Index != seg.Index {
+			out = append(out, m)
 		}
 	}
-	return len(segs) + 1
+	i, _ := slices.BinarySearchFunc(out, seg.Index, func(m storage.SegmentMeta, idx int) int { return m.Index - idx })
+	return slices.Insert(out, i, seg)
 }
 
 func incomplete(u *catalog.Upload, have int) *httpError {

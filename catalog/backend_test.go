@@ -51,6 +51,7 @@ var postgresTests = []struct {
 	{"TestClock", TestClock},
 	{"TestGrantLifecycle", TestGrantLifecycle},
 	{"TestUploadStateMachine", TestUploadStateMachine},
+	{"TestCommitAndComplete", TestCommitAndComplete},
 	{"TestAbortExpireAndClean", TestAbortExpireAndClean},
 	{"TestGrantPeriodAndRegister", TestGrantPeriodAndRegister},
 	{"TestDatasetNBDCMetadataAndMembers", TestDatasetNBDCMetadataAndMembers},

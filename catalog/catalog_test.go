@@ -432,3 +432,42 @@ func TestClock(t *testing.T) {
 		t.Fatalf("catalog clock read %v then %v around %v", a, b, before)
 	}
 }
+
+// TestCommitAndComplete: the last segment's commit and the completion
+// happen together or not at all.
+func TestCommitAndComplete(t *testing.T) {
+	ctx := context.Background()
+	c := open(t)
+	mkDataset(t, c, "D")
+	if err := mkUpload(t, c, "D", "u1", "a.vcf", 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CommitSegment(ctx, "u1", seg(0), t0, t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	// Segment 1 is still missing: committing 2 with the completion fails
+	// and records nothing.
+	if _, err := c.CommitAndComplete(ctx, "u1", seg(2), "s", "m", []byte("{}"), t0); !errors.Is(err, ErrState) {
+		t.Fatalf("commit and complete with a segment missing: %v", err)
+	}
+	u, _ := c.Upload(ctx, "u1")
+	if segs, _ := c.Segments(ctx, u.File.ID); len(segs) != 1 {
+		t.Fatalf("a failed commit and complete left %d segments, want 1", len(segs))
+	}
+	if _, err := c.CommitAndComplete(ctx, "u1", seg(3), "s", "m", []byte("{}"), t0); !errors.Is(err, ErrState) {
+		t.Fatalf("out-of-range segment: %v", err)
+	}
+	if err := c.CommitSegment(ctx, "u1", seg(1), t0, t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	f, err := c.CommitAndComplete(ctx, "u1", seg(2), "s", "m", []byte("{}"), t0)
+	if err != nil || f.State != FileAvailable {
+		t.Fatalf("commit and complete: %+v %v", f, err)
+	}
+	if segs, _ := c.Segments(ctx, u.File.ID); len(segs) != 3 || segs[2].Index != 2 {
+		t.Fatalf("segments after commit and complete: %+v", segs)
+	}
+	if _, err := c.CommitAndComplete(ctx, "u1", seg(2), "s", "m", []byte("{}"), t0); !errors.Is(err, ErrState) {
+		t.Fatalf("second commit and complete: %v", err)
+	}
+}

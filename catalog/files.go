@@ -205,15 +205,24 @@ func (c *Catalog) CommitSegment(ctx context.Context, uploadID string, seg storag
 		if seg.Index < 0 || seg.Index >= segments {
 			return fmt.Errorf("segment %d out of range 0..%d: %w", seg.Index, segments-1, ErrState)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO segments(file_id, idx, meta, committed_at) VALUES (?, ?, ?, ?)
-			ON CONFLICT(file_id, idx) DO UPDATE SET meta = excluded.meta, committed_at = excluded.committed_at`,
-			fileID, seg.Index, string(meta), ts(now)); err != nil {
-			return fmt.Errorf("catalog: commit segment: %w", err)
+		if err := upsertSegment(ctx, tx, fileID, seg.Index, meta, now); err != nil {
+			return err
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE uploads SET expires_at = CASE WHEN expires_at > ? THEN expires_at ELSE ? END WHERE id = ?`,
 			ts(expires), ts(expires), uploadID)
 		return err
 	})
+}
+
+// upsertSegment records segment idx of a file, replacing an earlier
+// commit of the same index.
+func upsertSegment(ctx context.Context, tx *sql.Tx, fileID string, idx int, meta []byte, now time.Time) error {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO segments(file_id, idx, meta, committed_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT(file_id, idx) DO UPDATE SET meta = excluded.meta, committed_at = excluded.committed_at`,
+		fileID, idx, string(meta), ts(now)); err != nil {
+		return fmt.Errorf("catalog: commit segment: %w", err)
+	}
+	return nil
 }
 
 // Segments returns a file's committed segments in index order.
@@ -258,6 +267,24 @@ func (c *Catalog) Segment(ctx context.Context, fileID string, idx int) (*storage
 // else is ErrState and changes nothing: a file with a missing segment can
 // never become available.
 func (c *Catalog) CompleteUpload(ctx context.Context, uploadID, sha256, md5 string, manifest []byte, now time.Time) (*File, error) {
+	return c.completeUpload(ctx, uploadID, nil, sha256, md5, manifest, now)
+}
+
+// CommitAndComplete is CommitSegment of seg and then CompleteUpload, in
+// one transaction: both happen, or neither (a segment out of range is
+// ErrState too).
+func (c *Catalog) CommitAndComplete(ctx context.Context, uploadID string, seg storage.SegmentMeta, sha256, md5 string, manifest []byte, now time.Time) (*File, error) {
+	return c.completeUpload(ctx, uploadID, &seg, sha256, md5, manifest, now)
+}
+
+func (c *Catalog) completeUpload(ctx context.Context, uploadID string, seg *storage.SegmentMeta, sha256, md5 string, manifest []byte, now time.Time) (*File, error) {
+	var segMeta []byte
+	if seg != nil {
+		var err error
+		if segMeta, err = json.Marshal(seg); err != nil {
+			return nil, err
+		}
+	}
 	var out *File
 	err := c.tx(ctx, func(tx *sql.Tx) error {
 		var fileID, state string
@@ -268,6 +295,14 @@ func (c *Catalog) CompleteUpload(ctx context.Context, uploadID, sha256, md5 stri
 		}
 		if state != UploadOpen {
 			return fmt.Errorf("upload %s is %s: %w", uploadID, state, ErrState)
+		}
+		if seg != nil {
+			if seg.Index < 0 || seg.Index >= segments {
+				return fmt.Errorf("segment %d out of range 0..%d: %w", seg.Index, segments-1, ErrState)
+			}
+			if err := upsertSegment(ctx, tx, fileID, seg.Index, segMeta, now); err != nil {
+				return err
+			}
 		}
 		var n, maxIdx int
 		if err := tx.QueryRowContext(ctx, `SELECT count(*), coalesce(max(idx), -1) FROM segments WHERE file_id = ?`, fileID).Scan(&n, &maxIdx); err != nil {
