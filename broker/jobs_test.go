@@ -262,3 +262,35 @@ func TestReapSlotFromOneClock(t *testing.T) {
 		t.Fatalf("expiry rounds after the catalog's next minute: %+v", js)
 	}
 }
+
+// TestExpiredUploadCleanedThenDone: the reaper ends an idle upload and
+// deletes its pieces; since a URL presigned for it may still put a piece
+// for one presign lifetime, the next round after that lifetime deletes
+// again, and from then on the session is done: no round finds work in it.
+func TestExpiredUploadCleanedThenDone(t *testing.T) {
+	ctx := context.Background()
+	l := newLifecycleEnv(t)
+	s := l.srv
+	l.now = l.now.Add(DefaultUploadExpiry + time.Hour)
+	noProgress := func(int64, int64, string) {}
+	if _, err := s.life.ExpireUploads(ctx, noProgress); err != nil {
+		t.Fatal(err)
+	}
+	if u, err := l.cat.Upload(ctx, l.open.ID); err != nil || u.State != catalog.UploadExpired {
+		t.Fatalf("upload after the round: %+v %v", u, err)
+	}
+	if due, err := s.life.UploadWorkDue(ctx); err != nil || !due {
+		t.Fatalf("cleaned inside the presign lifetime, yet no work is due: %v %v", due, err)
+	}
+	l.now = l.now.Add(s.presign + time.Second)
+	if _, err := s.life.ExpireUploads(ctx, noProgress); err != nil {
+		t.Fatal(err)
+	}
+	if due, err := s.life.UploadWorkDue(ctx); err != nil || due {
+		t.Fatalf("cleaned after the presign lifetime, yet work is due: %v %v", due, err)
+	}
+	l.now = l.now.Add(24 * time.Hour)
+	if todo, err := l.cat.UploadsToClean(ctx, s.presign); err != nil || len(todo) != 0 {
+		t.Fatalf("a session done for good is read again: %+v %v", todo, err)
+	}
+}

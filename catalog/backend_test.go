@@ -53,6 +53,7 @@ var postgresTests = []struct {
 	{"TestUploadStateMachine", TestUploadStateMachine},
 	{"TestCommitAndComplete", TestCommitAndComplete},
 	{"TestAbortExpireAndClean", TestAbortExpireAndClean},
+	{"TestCleanFinal", TestCleanFinal},
 	{"TestGrantPeriodAndRegister", TestGrantPeriodAndRegister},
 	{"TestDatasetNBDCMetadataAndMembers", TestDatasetNBDCMetadataAndMembers},
 	{"TestFreezes", TestFreezes},

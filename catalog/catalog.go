@@ -49,6 +49,10 @@ type Catalog struct {
 
 	// queries counts the statements sent to the database (Queries).
 	queries *atomic.Int64
+
+	// cleanFinalSwept: UploadsToClean has marked the sessions cleaned for
+	// good before MarkCleaned marked them itself.
+	cleanFinalSwept atomic.Bool
 }
 
 // Queries is how many SQL statements this catalog has sent to its

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -250,13 +251,13 @@ func TestAbortExpireAndClean(t *testing.T) {
 		t.Fatalf("to clean %d", len(todo))
 	}
 	// A clean-up inside the presign window must be repeated later.
-	c.MarkCleaned(ctx, "u1", t0.Add(time.Minute))
-	c.MarkCleaned(ctx, "u2", t0.Add(3*time.Hour))
+	c.MarkCleaned(ctx, "u1", t0.Add(time.Minute), 10*time.Minute)
+	c.MarkCleaned(ctx, "u2", t0.Add(3*time.Hour), 10*time.Minute)
 	todo, _ = c.UploadsToClean(ctx, 10*time.Minute)
 	if len(todo) != 1 || todo[0].ID != "u1" {
 		t.Fatalf("to clean after first pass: %+v", todo)
 	}
-	c.MarkCleaned(ctx, "u1", t0.Add(11*time.Minute))
+	c.MarkCleaned(ctx, "u1", t0.Add(11*time.Minute), 10*time.Minute)
 	if todo, _ = c.UploadsToClean(ctx, 10*time.Minute); len(todo) != 0 {
 		t.Fatalf("still to clean: %+v", todo)
 	}
@@ -469,5 +470,79 @@ func TestCommitAndComplete(t *testing.T) {
 	}
 	if _, err := c.CommitAndComplete(ctx, "u1", seg(2), "s", "m", []byte("{}"), t0); !errors.Is(err, ErrState) {
 		t.Fatalf("second commit and complete: %v", err)
+	}
+}
+
+// TestCleanFinal: a session cleaned after every presigned URL had expired
+// is marked done for good and left out of later reads; one cleaned inside
+// the window is not, until a later clean-up comes after it. Sessions
+// cleaned before the mark existed are marked by the first read.
+func TestCleanFinal(t *testing.T) {
+	ctx := context.Background()
+	c := open(t)
+	mkDataset(t, c, "D")
+	for _, id := range []string{"u1", "u2", "u3"} {
+		if err := mkUpload(t, c, "D", id, id+".vcf", 1); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.EndUpload(ctx, id, UploadAborted, t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	final := func() []string {
+		ids, err := c.ids(ctx, `SELECT id FROM uploads WHERE clean_final = 1 ORDER BY id`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ids
+	}
+	c.MarkCleaned(ctx, "u1", t0.Add(time.Minute), 10*time.Minute)    // inside the 10-minute window
+	c.MarkCleaned(ctx, "u2", t0.Add(11*time.Minute), 10*time.Minute) // after it
+	if got := final(); !slices.Equal(got, []string{"u2"}) {
+		t.Fatalf("final after the clean-ups: %v, want [u2]", got)
+	}
+	todo, err := c.UploadsToClean(ctx, 10*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(todo) != 2 || todo[0].ID != "u1" || todo[1].ID != "u3" {
+		t.Fatalf("to clean: %+v, want u1 (cleaned too early) and u3 (never)", todo)
+	}
+	if got := final(); !slices.Equal(got, []string{"u2"}) {
+		t.Fatalf("final: %v, want [u2]", got)
+	}
+	c.MarkCleaned(ctx, "u1", t0.Add(20*time.Minute), 10*time.Minute)
+	c.MarkCleaned(ctx, "u3", t0.Add(20*time.Minute), 10*time.Minute)
+	if todo, _ = c.UploadsToClean(ctx, 10*time.Minute); len(todo) != 0 {
+		t.Fatalf("still to clean: %+v", todo)
+	}
+	if got := final(); !slices.Equal(got, []string{"u1", "u2", "u3"}) {
+		t.Fatalf("final: %v, want all three", got)
+	}
+	// A session cleaned for good before the column existed: the first
+	// read of a new process marks it.
+	if err := mkUpload(t, c, "D", "u5", "u5.vcf", 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.EndUpload(ctx, "u5", UploadAborted, t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.db.ExecContext(ctx, `UPDATE uploads SET cleaned_at = ?, clean_final = 0 WHERE id = 'u5'`, ts(t0.Add(time.Hour))); err != nil {
+		t.Fatal(err)
+	}
+	c.cleanFinalSwept.Store(false)
+	if todo, _ = c.UploadsToClean(ctx, 10*time.Minute); len(todo) != 0 {
+		t.Fatalf("to clean: %+v", todo)
+	}
+	if got := final(); !slices.Contains(got, "u5") {
+		t.Fatalf("a session cleaned for good before the mark is not marked: %v", got)
+	}
+	// An open session is never final, whatever its columns say.
+	if err := mkUpload(t, c, "D", "u4", "u4.vcf", 1); err != nil {
+		t.Fatal(err)
+	}
+	c.UploadsToClean(ctx, 10*time.Minute)
+	if got := final(); slices.Contains(got, "u4") {
+		t.Fatalf("an open session marked final: %v", got)
 	}
 }

@@ -357,14 +357,32 @@ func (c *Catalog) ExpiredUploads(ctx context.Context, now time.Time) ([]string, 
 // still need deleting: never cleaned, or cleaned before every presigned URL
 // issued for them had expired (a late PUT may have landed after the
 // previous clean-up). grace is the presigned-URL lifetime.
+//
+// It reads only the sessions not done for good (clean_final, through
+// uploads_to_clean), so its cost follows the sessions still to clean, not
+// every session ever ended: MarkCleaned marks a session done once its
+// clean-up came after the grace, and the first call in a process marks
+// the sessions cleaned so before that column existed.
 func (c *Catalog) UploadsToClean(ctx context.Context, grace time.Duration) ([]Upload, error) {
-	return queryAll(ctx, c, "uploads to clean", scanUpload, uploadQuery+`WHERE u.state IN ('aborted', 'expired')
+	if !c.cleanFinalSwept.Load() {
+		if _, err := c.db.ExecContext(ctx, `UPDATE uploads SET clean_final = 1
+			WHERE clean_final = 0 AND state IN ('aborted', 'expired') AND cleaned_at IS NOT NULL AND cleaned_at >= ended_at + ?`, int64(grace)); err != nil {
+			return nil, fmt.Errorf("catalog: uploads to clean: %w", err)
+		}
+		c.cleanFinalSwept.Store(true)
+	}
+	return queryAll(ctx, c, "uploads to clean", scanUpload, uploadQuery+`WHERE u.clean_final = 0 AND u.state IN ('aborted', 'expired')
 		AND (u.cleaned_at IS NULL OR u.cleaned_at < u.ended_at + ?) ORDER BY u.ended_at`, int64(grace))
 }
 
-// MarkCleaned records that an ended session's objects were deleted at now.
-func (c *Catalog) MarkCleaned(ctx context.Context, uploadID string, now time.Time) error {
-	_, err := c.db.ExecContext(ctx, `UPDATE uploads SET cleaned_at = ? WHERE id = ? AND state IN ('aborted', 'expired')`, ts(now), uploadID)
+// MarkCleaned records that an ended session's objects were deleted at
+// now. A clean-up at or after the session's end plus grace (the
+// presigned-URL lifetime) is its last: no URL issued for it can still
+// put a piece, so UploadsToClean never returns it again.
+func (c *Catalog) MarkCleaned(ctx context.Context, uploadID string, now time.Time, grace time.Duration) error {
+	_, err := c.db.ExecContext(ctx, `UPDATE uploads SET cleaned_at = ?,
+		clean_final = CASE WHEN clean_final = 1 OR ? >= ended_at + ? THEN 1 ELSE 0 END
+		WHERE id = ? AND state IN ('aborted', 'expired')`, ts(now), ts(now), int64(grace), uploadID)
 	return err
 }
 

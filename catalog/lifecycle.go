@@ -309,7 +309,7 @@ func (c *Catalog) StartDeletion(ctx context.Context, datasetID, by string, now t
 		// The deletion's purge is these uploads' clean-up: keep the reaper
 		// away, so it never races the purge (on a versioned bucket a late
 		// reaper delete would leave a delete marker behind).
-		_, err := tx.ExecContext(ctx, `UPDATE uploads SET cleaned_at = ended_at + ?
+		_, err := tx.ExecContext(ctx, `UPDATE uploads SET cleaned_at = ended_at + ?, clean_final = 1
 			WHERE state IN ('aborted', 'expired') AND file_id IN (SELECT id FROM files WHERE dataset_id = ?)`, reaperNever, datasetID)
 		return err
 	})

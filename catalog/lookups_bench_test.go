@@ -34,7 +34,7 @@ func benchmarkLookups(b *testing.B) {
 		b.Fatal(err)
 	}
 	const ds, name = "DS007", "s-0007-0031.vcf"
-	deleted := 0
+	deleted, swept := 0, false
 	for _, bc := range []struct {
 		name string
 		run  func() error
@@ -50,6 +50,25 @@ func benchmarkLookups(b *testing.B) {
 			return err
 		}},
 		{"AuditRecords/file", func() error { _, err := c.AuditRecords(ctx, AuditFilter{File: name}); return err }},
+		{"UploadsToClean", func() error {
+			if !swept {
+				// The steady state: a reaper pass has run and the
+				// database has caught up (PostgreSQL's autovacuum).
+				b.StopTimer()
+				swept = true
+				if _, err := c.UploadsToClean(ctx, time.Hour); err != nil {
+					return err
+				}
+				if c.Backend() == Postgres {
+					if _, err := c.db.ExecContext(ctx, `VACUUM ANALYZE uploads`); err != nil {
+						return err
+					}
+				}
+				b.StartTimer()
+			}
+			_, err := c.UploadsToClean(ctx, time.Hour)
+			return err
+		}},
 		{"Jobs/kind", func() error { _, err := c.Jobs(ctx, JobFilter{Kind: "scrub", Limit: 16}); return err }},
 		{"Jobs/newest", func() error { _, err := c.Jobs(ctx, JobFilter{}); return err }},
 		{"ClaimJob/none-due", func() error {
@@ -102,7 +121,11 @@ func fillLookupCatalog(ctx context.Context, c *Catalog) error {
 			state, ustate, name = FileAborted, UploadAborted, name+".part"
 		}
 		files = append(files, []any{id, ds, name, 1 << 30, 1<<30 + 1<<14, "blake3", state, []byte("hdr"), []byte("{}"), "sha", "md5", "sam", at, at})
-		uploads = append(uploads, []any{"u-" + id, id, 2, `[{"id":"s1-a","domain":"s1"}]`, ustate, "sam", at, at, at, at})
+		cleaned := at
+		if ustate == UploadAborted { // its pieces deleted a day later: done for good
+			cleaned = ts(t0.Add(24 * time.Hour))
+		}
+		uploads = append(uploads, []any{"u-" + id, id, 2, `[{"id":"s1-a","domain":"s1"}]`, ustate, "sam", at, at, at, cleaned})
 		for i := range 2 {
 			segments = append(segments, []any{id, i, `{"index":0}`, at})
 		}

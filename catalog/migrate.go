@@ -27,6 +27,7 @@ var migrations = []string{
 	migrationPendingSignIns,   // 11: migrate_signin.go
 	migrationGrantsGeneration, // 12: migrate_grantgen.go
 	migrationLookupIndexes,    // 13: migrate_lookup.go
+	migrationCleanFinal,       // 14: migrate_clean.go
 }
 
 // migrationInitial is the first schema.

@@ -80,5 +80,5 @@ func (s *Service) CleanUpload(ctx context.Context, u *catalog.Upload) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	return s.Catalog.MarkCleaned(ctx, u.ID, s.Now())
+	return s.Catalog.MarkCleaned(ctx, u.ID, s.Now(), s.PresignExpiry)
 }
