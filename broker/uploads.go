@@ -556,8 +556,11 @@ func (s *Server) commitSegment(q *request) error {
 	if err := s.checkCommit(q, u, ds, &meta, n); err != nil {
 		return err
 	}
-	if err := s.commitChecked(q, u, &meta); err != nil {
-		return err
+	now := s.now()
+	if err := s.cat.CommitSegment(q.ctx, u.ID, meta, now, now.Add(s.uploadTTL)); errors.Is(err, catalog.ErrState) {
+		return errorf(http.StatusConflict, "upload %s is no longer open", u.ID)
+	} else if err != nil {
+		return internal("committing the segment", err)
 	}
 	u, err = s.cat.Upload(q.ctx, u.ID)
 	if err != nil {
@@ -573,7 +576,8 @@ func (s *Server) commitSegment(q *request) error {
 // checkCommit checks that segment n of upload u may be committed as meta:
 // it passes checkSegment and every piece is stored, whole (statPieces).
 // The commit route and a complete carrying a segment's commit both check
-// with it, then commit with commitChecked.
+// with it; the complete then records the segment in its own transaction
+// (catalog.CommitAndComplete).
 func (s *Server) checkCommit(q *request, u *catalog.Upload, ds *catalog.Dataset, meta *storage.SegmentMeta, n int) error {
 	plan, targets, err := s.plannedTargets(u, ds)
 	if err != nil {
@@ -583,18 +587,6 @@ func (s *Server) checkCommit(q *request, u *catalog.Upload, ds *catalog.Dataset,
 		return badRequest("%v", err)
 	}
 	return s.statPieces(q.ctx, ds.ID, u.File.ID, meta)
-}
-
-// commitChecked records segment meta of upload u, which checkCommit
-// passed, and extends the session's life.
-func (s *Server) commitChecked(q *request, u *catalog.Upload, meta *storage.SegmentMeta) error {
-	now := s.now()
-	if err := s.cat.CommitSegment(q.ctx, u.ID, *meta, now, now.Add(s.uploadTTL)); errors.Is(err, catalog.ErrState) {
-		return errorf(http.StatusConflict, "upload %s is no longer open", u.ID)
-	} else if err != nil {
-		return internal("committing the segment", err)
-	}
-	return nil
 }
 
 func (s *Server) completeUpload(q *request) error {
@@ -643,9 +635,7 @@ func (s *Server) completeUpload(q *request) error {
 		}
 		// The segment is recorded with the completion, in its transaction
 		// (catalog.CommitAndComplete); the manifest is built with it.
-		if segs = withSegment(segs, *c); len(segs) != u.Segments {
-			return incomplete(u, len(segs))
-		}
+		segs = withSegment(segs, *c)
 	}
 	if len(segs) != u.Segments {
 		return incomplete(u, len(segs))
