@@ -17,9 +17,11 @@ package broker
 //	s.readAccess(q, id, notFound)          reading data (fetch, presign, batch
 //	                                       presign): grantee, submitter or
 //	                                       custodian; refuses a frozen dataset
-//	a.refuseFrozen() / s.checkDatasetFrozen(q, id)
-//	                                       for handlers that read or add data
+//	a.refuseFrozen()                       for handlers that read or add data
 //	                                       or grants on a dataset
+//	s.openUpload(q)                        a change to an upload: its creator,
+//	                                       still a submitter (or admin), the
+//	                                       session open, the dataset not frozen
 //
 // matrix_test.go names the same rules ("admin", "custodian", "readData",
 // ...); a new route needs a row there.
@@ -113,7 +115,8 @@ func notSubmitter(id string) *httpError {
 		hint: "ask the dataset's custodian; the upload can be aborted"}
 }
 
-// refuseFrozen is checkDatasetFrozen for a dsAccess already loaded.
+// refuseFrozen refuses a frozen dataset (datasetFrozen) for a dsAccess
+// already loaded.
 func (a *dsAccess) refuseFrozen() error {
 	if a.frozen {
 		return datasetFrozen(a.ds.ID)
