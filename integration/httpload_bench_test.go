@@ -402,13 +402,8 @@ func postmasterPid() int {
 		return 0
 	}
 	data := "/var/tmp/dozo-postgres-" + u.Username + "/data"
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		cmd, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+	for _, pid := range pids() {
+		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 		if bytes.Contains(cmd, []byte(data)) && bytes.Contains(cmd, []byte("postgres")) {
 			return pid
 		}
@@ -426,19 +421,26 @@ func pgBackendCPU(db string) float64 {
 		return 0
 	}
 	var total float64
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
+	for _, pid := range pids() {
 		// A backend's title: "postgres: USER DB HOST(PORT) STATE".
-		cmd, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 		if f := strings.Fields(string(cmd)); len(f) >= 3 && f[0] == "postgres:" && f[2] == db {
 			total += procCPU(pid)
 		}
 	}
 	return total
+}
+
+// pids are the processes running now.
+func pids() []int {
+	ents, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range ents {
+		if p, err := strconv.Atoi(e.Name()); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // treeCPU is the CPU seconds process pid and its descendants have used,
@@ -465,12 +467,7 @@ func treeCPU(pid int) float64 {
 	}
 	children := map[int][]int{}
 	own := map[int]float64{}
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
+	for _, p := range pids() {
 		if pp, c, ok := stat(p); ok {
 			children[pp] = append(children[pp], p)
 			own[p] = c
