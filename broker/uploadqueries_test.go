@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/dozo-vault/dozo/api"
+	"github.com/dozo-vault/dozo/storage"
 )
 
 // TestUploadQueries bounds the catalog statements of an upload's calls,
@@ -19,34 +20,17 @@ import (
 // the checks were read one by one and complete read them twice: begin 9,
 // commit 15, complete 19.
 func TestUploadQueries(t *testing.T) {
-	e := newEnv(t)
-	e.day("2026-03-01")
-	e.must(201, "tok-sam", "POST", "/v1/datasets", api.CreateDatasetRequest{ID: "DS1", Title: "t", PlainSegmentSize: 1 << 20}, nil)
-	e.upload("tok-sam", "DS1", "warm.vcf", randBytes(1000), randBytes(16), randBytes(16)) // warm: warnings, memo, seen user
-	data := randBytes(1000)
-	key, nonce := randBytes(16), randBytes(16)
+	e, data, key, nonce := newUploadQueriesEnv(t)
 	var up api.Upload
-	n := e.cat.Queries()
-	e.must(201, "tok-sam", "POST", "/v1/datasets/DS1/uploads", api.BeginUploadRequest{Name: "a.vcf", Size: int64(len(data)),
-		FileKey: base64.StdEncoding.EncodeToString(key), Nonce: base64.StdEncoding.EncodeToString(nonce)}, &up)
-	begin := e.cat.Queries() - n
-	n = e.cat.Queries()
-	e.writeAndCommit("tok-sam", &up, data, key, nonce) // one segment
-	commit := e.cat.Queries() - n
-	sha, md := sha256.Sum256(data), md5.Sum(data)
-	n = e.cat.Queries()
-	e.must(200, "tok-sam", "POST", "/v1/uploads/"+up.ID+"/complete",
-		api.CompleteUploadRequest{SHA256: hex.EncodeToString(sha[:]), MD5: hex.EncodeToString(md[:])}, nil)
-	complete := e.cat.Queries() - n
-	for _, c := range []struct {
-		name     string
-		got, max int64
-	}{{"begin", begin, 8}, {"commit", commit, 9}, {"complete", complete, 10}} {
-		t.Logf("%s: %d statements", c.name, c.got)
-		if c.got > c.max {
-			t.Errorf("%s: %d statements, want at most %d", c.name, c.got, c.max)
-		}
-	}
+	begin := e.statements(func() {
+		e.must(201, "tok-sam", "POST", "/v1/datasets/DS1/uploads", api.BeginUploadRequest{Name: "a.vcf", Size: int64(len(data)),
+			FileKey: base64.StdEncoding.EncodeToString(key), Nonce: base64.StdEncoding.EncodeToString(nonce)}, &up)
+	})
+	commit := e.statements(func() { e.writeAndCommit("tok-sam", &up, data, key, nonce) }) // one segment
+	complete := e.statements(func() {
+		e.must(200, "tok-sam", "POST", "/v1/uploads/"+up.ID+"/complete", completeReq(data, nil), nil)
+	})
+	atMost(t, statementBound{"begin", begin, 8}, statementBound{"commit", commit, 9}, statementBound{"complete", complete, 10})
 	// Each record names its dataset all the same.
 	var recs []api.AuditRecord
 	e.must(200, "tok-admin", "GET", "/v1/audit?actor=sam", nil, &recs)
@@ -90,30 +74,55 @@ func TestUploadRefusalOrder(t *testing.T) {
 // committing it first and reading the segments again: 9 and 14
 // statements before, the complete in two transactions.
 func TestFoldedUploadQueries(t *testing.T) {
-	e := newEnv(t)
-	e.day("2026-03-01")
-	e.must(201, "tok-sam", "POST", "/v1/datasets", api.CreateDatasetRequest{ID: "DS1", Title: "t", PlainSegmentSize: 1 << 20}, nil)
-	e.upload("tok-sam", "DS1", "warm.vcf", randBytes(1000), randBytes(16), randBytes(16)) // warm: warnings, memo, seen user
-	data := randBytes(1000)
-	key, nonce := randBytes(16), randBytes(16)
+	e, data, key, nonce := newUploadQueriesEnv(t)
 	var up api.Upload
-	n := e.cat.Queries()
-	e.must(201, "tok-sam", "POST", "/v1/datasets/DS1/uploads", api.BeginUploadRequest{Name: "a.vcf", Size: int64(len(data)),
-		FileKey: base64.StdEncoding.EncodeToString(key), Nonce: base64.StdEncoding.EncodeToString(nonce), PresignSegments: 1}, &up)
-	begin := e.cat.Queries() - n
+	begin := e.statements(func() {
+		e.must(201, "tok-sam", "POST", "/v1/datasets/DS1/uploads", api.BeginUploadRequest{Name: "a.vcf", Size: int64(len(data)),
+			FileKey: base64.StdEncoding.EncodeToString(key), Nonce: base64.StdEncoding.EncodeToString(nonce), PresignSegments: 1}, &up)
+	})
 	if len(up.Presigned) != up.K+up.M {
 		t.Fatalf("begin presigned %d URLs, want %d", len(up.Presigned), up.K+up.M)
 	}
 	segs := e.writeSegments(&up, data, key, nonce)
+	complete := e.statements(func() {
+		e.must(200, "tok-sam", "POST", "/v1/uploads/"+up.ID+"/complete", completeReq(data, &segs[0]), nil)
+	})
+	atMost(t, statementBound{"begin with URLs", begin, 8}, statementBound{"complete with the commit", complete, 11})
+}
+
+// newUploadQueriesEnv is an env with dataset DS1 of sam's, warmed by one
+// upload (grant warnings, MAC memo, the user seen), and the plaintext,
+// file key and nonce of a one-segment file to upload next.
+func newUploadQueriesEnv(t *testing.T) (e *env, data, key, nonce []byte) {
+	e = newEnv(t)
+	e.day("2026-03-01")
+	e.must(201, "tok-sam", "POST", "/v1/datasets", api.CreateDatasetRequest{ID: "DS1", Title: "t", PlainSegmentSize: 1 << 20}, nil)
+	e.upload("tok-sam", "DS1", "warm.vcf", randBytes(1000), randBytes(16), randBytes(16))
+	return e, randBytes(1000), randBytes(16), randBytes(16)
+}
+
+// statements is how many catalog statements call sends.
+func (e *env) statements(call func()) int64 {
+	n := e.cat.Queries()
+	call()
+	return e.cat.Queries() - n
+}
+
+// completeReq completes an upload of data, carrying commit if set.
+func completeReq(data []byte, commit *storage.SegmentMeta) api.CompleteUploadRequest {
 	sha, md := sha256.Sum256(data), md5.Sum(data)
-	n = e.cat.Queries()
-	e.must(200, "tok-sam", "POST", "/v1/uploads/"+up.ID+"/complete",
-		api.CompleteUploadRequest{SHA256: hex.EncodeToString(sha[:]), MD5: hex.EncodeToString(md[:]), Commit: &segs[0]}, nil)
-	complete := e.cat.Queries() - n
-	for _, c := range []struct {
-		name     string
-		got, max int64
-	}{{"begin with URLs", begin, 8}, {"complete with the commit", complete, 11}} {
+	return api.CompleteUploadRequest{SHA256: hex.EncodeToString(sha[:]), MD5: hex.EncodeToString(md[:]), Commit: commit}
+}
+
+type statementBound struct {
+	name     string
+	got, max int64
+}
+
+// atMost fails t for each call that sent more statements than its bound.
+func atMost(t *testing.T, bounds ...statementBound) {
+	t.Helper()
+	for _, c := range bounds {
 		t.Logf("%s: %d statements", c.name, c.got)
 		if c.got > c.max {
 			t.Errorf("%s: %d statements, want at most %d", c.name, c.got, c.max)
